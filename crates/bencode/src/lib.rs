@@ -1,0 +1,24 @@
+//! Bencode, the serialisation of BitTorrent (BEP 3), written by hand because it is the core of
+//! everything Estudely parses from the network.
+//!
+//! * [`decode`] is zero-copy: byte strings borrow from the input, and every [`Value`] keeps the
+//!   exact bytes it was decoded from ([`Value::raw`]), so an `info` dict can be hashed exactly
+//!   as a peer sent it, even when the peer's encoding is not canonical.
+//! * Decoding is bounded by [`Limits`]: nesting depth, input size and number of values, so
+//!   hostile input can neither overflow the stack nor make us allocate without bound.
+//!   Every [`Error`] names the byte offset where decoding stopped.
+//! * [`OwnedValue`] and [`Encoder`] produce canonical bencode (dict keys sorted).
+//!
+//! This crate depends on nothing but `std` and `thiserror`; every other unit builds on it.
+#![cfg_attr(not(test), deny(clippy::unwrap_used))]
+#![warn(missing_docs)]
+
+mod decode;
+mod encode;
+mod error;
+mod value;
+
+pub use decode::{decode, decode_prefix, decode_with, Limits};
+pub use encode::{Encoder, OwnedValue};
+pub use error::Error;
+pub use value::{Kind, Value};
