@@ -100,7 +100,12 @@ impl<'a> Decoder<'a> {
                 }
                 self.container(depth + 1)?
             }
-            byte => return Err(Error::UnexpectedByte { offset: start, byte }),
+            byte => {
+                return Err(Error::UnexpectedByte {
+                    offset: start,
+                    byte,
+                })
+            }
         };
         Ok(Value {
             raw: &self.input[start..self.pos],
@@ -145,7 +150,10 @@ impl<'a> Decoder<'a> {
         let rest = &self.input[self.pos..];
         let Some(len) = rest.iter().position(|&b| b == end) else {
             // Report the first non-digit if there is one, else the end of input.
-            return match rest.iter().position(|&b| !(b.is_ascii_digit() || b == b'-')) {
+            return match rest
+                .iter()
+                .position(|&b| !(b.is_ascii_digit() || b == b'-'))
+            {
                 Some(i) => Err(Error::UnexpectedByte {
                     offset: self.pos + i,
                     byte: rest[i],
@@ -227,8 +235,19 @@ mod tests {
 
     #[test]
     fn rejects_bad_integers_with_offsets() {
-        for bad in [&b"i-0e"[..], b"i03e", b"ie", b"i-e", b"i1-2e", b"i9223372036854775808e"] {
-            assert_eq!(decode(bad), Err(Error::InvalidInteger { offset: 0 }), "{bad:?}");
+        for bad in [
+            &b"i-0e"[..],
+            b"i03e",
+            b"ie",
+            b"i-e",
+            b"i1-2e",
+            b"i9223372036854775808e",
+        ] {
+            assert_eq!(
+                decode(bad),
+                Err(Error::InvalidInteger { offset: 0 }),
+                "{bad:?}"
+            );
         }
         assert_eq!(decode(b"i12"), Err(Error::UnexpectedEof { offset: 3 }));
         assert_eq!(decode(b"li1xe"), Err(Error::InvalidInteger { offset: 1 }));
@@ -260,7 +279,10 @@ mod tests {
             decode_with(unsorted, strict),
             Err(Error::KeyOrder { offset: 7 })
         );
-        assert_eq!(decode(b"d1:ai1e1:ai2ee"), Err(Error::KeyOrder { offset: 7 }));
+        assert_eq!(
+            decode(b"d1:ai1e1:ai2ee"),
+            Err(Error::KeyOrder { offset: 7 })
+        );
         assert_eq!(decode(b"di1ei2ee"), Err(Error::KeyNotString { offset: 1 }));
     }
 
@@ -283,7 +305,13 @@ mod tests {
     #[test]
     fn limits_depth_size_and_count() {
         let deep = [b"l".repeat(100), b"e".repeat(100)].concat();
-        assert_eq!(decode(&deep), Err(Error::TooDeep { offset: 64, max: 64 }));
+        assert_eq!(
+            decode(&deep),
+            Err(Error::TooDeep {
+                offset: 64,
+                max: 64
+            })
+        );
         let small = Limits {
             max_size: 3,
             ..Limits::default()
@@ -313,7 +341,13 @@ mod tests {
     #[test]
     fn empty_and_garbage() {
         assert_eq!(decode(b""), Err(Error::UnexpectedEof { offset: 0 }));
-        assert_eq!(decode(b"x"), Err(Error::UnexpectedByte { offset: 0, byte: b'x' }));
+        assert_eq!(
+            decode(b"x"),
+            Err(Error::UnexpectedByte {
+                offset: 0,
+                byte: b'x'
+            })
+        );
         assert_eq!(decode(b"l"), Err(Error::UnexpectedEof { offset: 1 }));
         assert_eq!(decode(b"d1:a"), Err(Error::UnexpectedEof { offset: 4 }));
     }
