@@ -1,0 +1,80 @@
+//! Node configuration: a plain struct with conservative defaults.
+
+use std::time::Duration;
+
+use estudely_krpc::NodeId;
+
+/// How a [`crate::Node`] behaves. Every field documents its default.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Our node id. Default `None`: drawn from the seeded RNG.
+    pub id: Option<NodeId>,
+    /// Seed of the node's RNG (node id, transaction ids, token secrets, samples). Default 0;
+    /// drivers pass a random seed, simulations a fixed one.
+    pub seed: u64,
+    /// Bucket size and lookup result size, `k` in BEP 5. Default 8.
+    pub k: usize,
+    /// Parallel requests per iterative lookup. Default 3.
+    pub alpha: usize,
+    /// How long to wait for a reply before a query counts as failed. Default 3 s.
+    pub query_timeout: Duration,
+    /// Failed queries after which a node is bad and may be evicted. Default 2.
+    pub max_failures: u8,
+    /// BEP 43 read-only: we send `ro=1`, answer no queries and are not put in routing tables.
+    /// Default `false`: a full node that gives as much as it takes.
+    pub read_only: bool,
+    /// Client version sent as `v`. Default `ES` + version 0.1.
+    pub version: [u8; 4],
+    /// BEP 51 `interval` we advertise, in seconds; our sample set changes at most this often.
+    /// Default 21,600 (6 h, the BEP's maximum and libtorrent's default).
+    pub sample_interval: u32,
+    /// Most infohashes in one `sample_infohashes` reply. Default 20.
+    pub max_samples: usize,
+    /// Most torrents in the peer store. Default 2,000.
+    pub max_torrents: usize,
+    /// Most peers stored per torrent. Default 100.
+    pub max_peers_per_torrent: usize,
+    /// Most peers returned in one `get_peers` reply (they must fit in a datagram). Default 50.
+    pub max_values_per_reply: usize,
+    /// How long an announced peer is kept. Default 30 min.
+    pub peer_ttl: Duration,
+    /// How often the token secret rotates; tokens stay valid for two periods. Default 5 min.
+    pub token_rotation: Duration,
+    /// A bucket untouched this long is refreshed with a lookup. Default 15 min.
+    pub bucket_refresh: Duration,
+    /// Keep at most one routing-table entry per IP address (loopback exempt). Default `true`.
+    pub one_node_per_ip: bool,
+    /// Most transactions in flight at once; further queries are refused. Default 1,024.
+    pub max_in_flight: usize,
+    /// The driver can send to IPv4 addresses. Default `true`.
+    pub ipv4: bool,
+    /// The driver can send to IPv6 addresses (BEP 32). Default `false`.
+    pub ipv6: bool,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            id: None,
+            seed: 0,
+            k: 8,
+            alpha: 3,
+            query_timeout: Duration::from_secs(3),
+            max_failures: 2,
+            read_only: false,
+            version: *b"ES\x00\x01",
+            sample_interval: 21_600,
+            max_samples: 20,
+            max_torrents: 2_000,
+            max_peers_per_torrent: 100,
+            max_values_per_reply: 50,
+            peer_ttl: Duration::from_secs(30 * 60),
+            token_rotation: Duration::from_secs(5 * 60),
+            bucket_refresh: Duration::from_secs(15 * 60),
+            one_node_per_ip: true,
+            max_in_flight: 1_024,
+            ipv4: true,
+            ipv6: false,
+        }
+    }
+}

@@ -1,0 +1,31 @@
+//! A Mainline DHT node without I/O (sans-IO, in the style of `quinn-proto`).
+//!
+//! [`Node`] never touches a socket, a clock or a global RNG: the driver feeds it datagrams
+//! ([`Node::handle_datagram`]) and the time ([`Node::handle_timeout`]), and drains what it
+//! wants sent ([`Node::poll_transmit`]) and what the caller should know ([`Node::poll_event`]).
+//! Randomness comes from a seeded RNG in [`Config`], so a simulated run replays exactly.
+//!
+//! Inside: a k-bucket [`routing`] table per address family with BEP 5's good / questionable /
+//! bad rules and bucket refresh, [`transactions`] with timeouts, secret-rotated [`tokens`],
+//! a bounded [`peer_store`] with expiry that also serves BEP 51 samples, and iterative
+//! [`lookup`]s (alpha parallel requests converging on the k closest nodes). The node answers
+//! every query a full node must answer, unless configured read-only (BEP 43).
+//!
+//! Layered on `krpc`; the tokio driver and the crawler sit above it.
+#![cfg_attr(not(test), deny(clippy::unwrap_used))]
+#![warn(missing_docs)]
+
+mod config;
+mod events;
+pub mod lookup;
+mod node;
+pub mod peer_store;
+pub mod routing;
+mod server;
+pub mod tokens;
+pub mod transactions;
+
+pub use config::Config;
+pub use estudely_krpc as krpc;
+pub use events::{Event, LookupId, LookupKind, LookupOutcome, QueryError, QueryId, Transmit};
+pub use node::{Node, Stats};

@@ -1,0 +1,620 @@
+//! [`Node`]: the sans-IO DHT node that ties routing, transactions, tokens, the peer store and
+//! lookups together behind the `handle_*` / `poll_*` interface.
+
+use std::collections::{HashMap, VecDeque};
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use rand::rngs::SmallRng;
+use rand::{Rng, SeedableRng};
+
+use estudely_krpc::{
+    Body, CompactNode, InfoHash, Message, NodeId, Query, Response, TransactionId, Want,
+};
+
+use crate::lookup::{Lookup, Next};
+use crate::peer_store::PeerStore;
+use crate::routing::{Insert, RoutingTable};
+use crate::tokens::Tokens;
+use crate::transactions::Transactions;
+use crate::{Config, Event, LookupId, LookupKind, LookupOutcome, QueryError, QueryId, Transmit};
+
+/// How often routine maintenance (bucket refresh, peer expiry) runs.
+const MAINTENANCE: Duration = Duration::from_secs(60);
+
+/// Why a transaction was started.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Purpose {
+    /// A caller's single query.
+    Query(QueryId),
+    /// A liveness check for the routing table.
+    Ping,
+    /// A step of a lookup.
+    Lookup(LookupId),
+    /// An `announce_peer` at the end of an announce lookup.
+    Announce(LookupId),
+}
+
+/// Counters, for progress lines and tests.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Stats {
+    /// IPv4 routing-table entries.
+    pub nodes_v4: usize,
+    /// IPv6 routing-table entries.
+    pub nodes_v6: usize,
+    /// Infohashes in the peer store.
+    pub torrents: usize,
+    /// Peers in the peer store.
+    pub peers: usize,
+    /// Transactions in flight.
+    pub in_flight: usize,
+    /// Queries received.
+    pub queries_received: u64,
+    /// Replies (responses and errors) sent.
+    pub replies_sent: u64,
+    /// Queries sent.
+    pub queries_sent: u64,
+    /// Datagrams that failed to decode.
+    pub malformed: u64,
+}
+
+/// A Mainline DHT node without I/O.
+#[derive(Debug)]
+pub struct Node {
+    pub(crate) config: Config,
+    pub(crate) id: NodeId,
+    pub(crate) rng: SmallRng,
+    pub(crate) table4: RoutingTable,
+    pub(crate) table6: RoutingTable,
+    pub(crate) tx: Transactions<Purpose>,
+    pub(crate) tokens: Tokens,
+    pub(crate) store: PeerStore,
+    lookups: HashMap<LookupId, Lookup>,
+    next_handle: u64,
+    pub(crate) out: VecDeque<Transmit>,
+    events: VecDeque<Event>,
+    next_maintenance: Instant,
+    pub(crate) stats: Stats,
+}
+
+impl Node {
+    /// A node with `config`, started at `now`.
+    pub fn new(config: Config, now: Instant) -> Node {
+        let mut rng = SmallRng::seed_from_u64(config.seed);
+        let id = config.id.unwrap_or_else(|| NodeId(rng.gen()));
+        let table = |c: &Config| RoutingTable::new(id, c.k, c.max_failures, c.one_node_per_ip);
+        Node {
+            table4: table(&config),
+            table6: table(&config),
+            tx: Transactions::new(config.max_in_flight, rng.gen()),
+            tokens: Tokens::new(&mut rng, now, config.token_rotation),
+            store: PeerStore::new(
+                config.max_torrents,
+                config.max_peers_per_torrent,
+                config.peer_ttl,
+            ),
+            lookups: HashMap::new(),
+            next_handle: 0,
+            out: VecDeque::new(),
+            events: VecDeque::new(),
+            next_maintenance: now + MAINTENANCE,
+            stats: Stats::default(),
+            id,
+            rng,
+            config,
+        }
+    }
+
+    /// Our node id.
+    pub fn id(&self) -> NodeId {
+        self.id
+    }
+
+    /// Counters and sizes.
+    pub fn stats(&self) -> Stats {
+        Stats {
+            nodes_v4: self.table4.len(),
+            nodes_v6: self.table6.len(),
+            torrents: self.store.torrents(),
+            peers: self.store.peers(),
+            in_flight: self.tx.len(),
+            ..self.stats.clone()
+        }
+    }
+
+    /// Every routing-table entry, both families.
+    pub fn routing_nodes(&self) -> Vec<CompactNode> {
+        self.table4
+            .entries()
+            .chain(self.table6.entries())
+            .map(|e| e.node)
+            .collect()
+    }
+
+    /// The `n` closest good or questionable nodes to `target` of one family.
+    pub fn closest_nodes(
+        &self,
+        target: &[u8; 20],
+        n: usize,
+        v6: bool,
+        now: Instant,
+    ) -> Vec<CompactNode> {
+        self.table(v6).closest(target, n, now)
+    }
+
+    pub(crate) fn table(&self, v6: bool) -> &RoutingTable {
+        if v6 {
+            &self.table6
+        } else {
+            &self.table4
+        }
+    }
+
+    fn table_mut(&mut self, v6: bool) -> &mut RoutingTable {
+        if v6 {
+            &mut self.table6
+        } else {
+            &mut self.table4
+        }
+    }
+
+    /// Store a peer as if it had announced itself (testnets and local seeders use this).
+    pub fn insert_peer(&mut self, now: Instant, info_hash: InfoHash, peer: SocketAddr, seed: bool) {
+        self.store.announce(now, info_hash, peer, seed);
+    }
+
+    /// Next datagram to send.
+    #[must_use]
+    pub fn poll_transmit(&mut self) -> Option<Transmit> {
+        self.out.pop_front()
+    }
+
+    /// Next event for the caller.
+    #[must_use]
+    pub fn poll_event(&mut self) -> Option<Event> {
+        self.events.pop_front()
+    }
+
+    /// When [`Node::handle_timeout`] must next be called.
+    #[must_use]
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        let mut t = self.next_maintenance.min(self.tokens.next_rotation());
+        if let Some(d) = self.tx.next_deadline() {
+            t = t.min(d);
+        }
+        Some(t)
+    }
+
+    /// Send one query to `to`; the sender id inside `query` is replaced by ours. The outcome
+    /// arrives as [`Event::QueryDone`].
+    pub fn query(&mut self, now: Instant, to: SocketAddr, query: Query) -> QueryId {
+        let id = QueryId(self.handle());
+        if !self.send_query(now, to, query, Purpose::Query(id)) {
+            self.events.push_back(Event::QueryDone {
+                id,
+                to,
+                result: Err(QueryError::Busy),
+            });
+        }
+        id
+    }
+
+    /// Ping `addr`; if it answers, it enters the routing table.
+    pub fn add_node(&mut self, now: Instant, addr: SocketAddr) {
+        let ping = Query::Ping { id: self.id };
+        self.send_query(now, addr, ping, Purpose::Ping);
+    }
+
+    /// A `find_node` lookup of our own id from the table and `seeds`: fills the table.
+    pub fn bootstrap(&mut self, now: Instant, seeds: &[SocketAddr]) -> LookupId {
+        self.lookup(now, LookupKind::FindNode, self.id, seeds)
+    }
+
+    /// Start an iterative lookup toward `target`, from the routing table and `seeds`.
+    pub fn lookup(
+        &mut self,
+        now: Instant,
+        kind: LookupKind,
+        target: NodeId,
+        seeds: &[SocketAddr],
+    ) -> LookupId {
+        let id = LookupId(self.handle());
+        let k = self.config.k;
+        let mut known = Vec::new();
+        if self.config.ipv4 {
+            known.extend(self.table4.closest(&target.0, k, now));
+        }
+        if self.config.ipv6 {
+            known.extend(self.table6.closest(&target.0, k, now));
+        }
+        let seeds: Vec<SocketAddr> = seeds
+            .iter()
+            .copied()
+            .filter(|a| self.family_ok(a))
+            .collect();
+        let lookup = Lookup::new(id, kind, target, k, self.config.alpha, &known, &seeds);
+        self.lookups.insert(id, lookup);
+        self.drive_lookup(now, id);
+        id
+    }
+
+    fn handle(&mut self) -> u64 {
+        self.next_handle += 1;
+        self.next_handle
+    }
+
+    fn family_ok(&self, a: &SocketAddr) -> bool {
+        if a.is_ipv6() {
+            self.config.ipv6
+        } else {
+            self.config.ipv4
+        }
+    }
+
+    /// The BEP 32 `want` we put in our queries: only when we speak both families.
+    pub(crate) fn our_want(&self) -> Want {
+        if self.config.ipv4 && self.config.ipv6 {
+            Want { v4: true, v6: true }
+        } else {
+            Want::default()
+        }
+    }
+
+    /// Encode and queue a query; false if the transaction table is full.
+    pub(crate) fn send_query(
+        &mut self,
+        now: Instant,
+        to: SocketAddr,
+        query: Query,
+        purpose: Purpose,
+    ) -> bool {
+        let query = with_sender(query, self.id);
+        let Some(tid) = self.tx.start(to, now + self.config.query_timeout, purpose) else {
+            return false;
+        };
+        let msg = Message {
+            tid,
+            version: Some(self.config.version.to_vec()),
+            ip: None,
+            read_only: self.config.read_only,
+            body: Body::Query(query),
+        };
+        self.out.push_back(Transmit {
+            to,
+            bytes: msg.encode(),
+        });
+        self.stats.queries_sent += 1;
+        true
+    }
+
+    /// Queue a reply (response or error) to `to`.
+    pub(crate) fn send_reply(&mut self, to: SocketAddr, tid: TransactionId, body: Body) {
+        let msg = Message {
+            tid,
+            version: Some(self.config.version.to_vec()),
+            ip: Some(to),
+            read_only: false,
+            body,
+        };
+        self.out.push_back(Transmit {
+            to,
+            bytes: msg.encode(),
+        });
+        self.stats.replies_sent += 1;
+    }
+
+    /// Feed one datagram that arrived from `from` at `now`.
+    pub fn handle_datagram(&mut self, now: Instant, from: SocketAddr, bytes: &[u8]) {
+        let msg = match Message::decode(bytes) {
+            Ok(m) => m,
+            Err(_) => {
+                self.stats.malformed += 1;
+                self.reply_protocol_error(from, bytes);
+                return;
+            }
+        };
+        match msg.body {
+            Body::Query(q) => {
+                self.stats.queries_received += 1;
+                if !msg.read_only && !self.config.read_only {
+                    self.heard(
+                        now,
+                        CompactNode {
+                            id: q.sender_id(),
+                            addr: from,
+                        },
+                        false,
+                    );
+                }
+                self.serve(now, from, msg.tid, q);
+            }
+            Body::Response(r) => {
+                if let Some(p) = self.tx.take(&msg.tid, from) {
+                    self.heard(
+                        now,
+                        CompactNode {
+                            id: r.id,
+                            addr: from,
+                        },
+                        true,
+                    );
+                    self.on_response(now, from, p.purpose, msg.tid, msg.version, msg.ip, r);
+                }
+            }
+            Body::Error(e) => {
+                if let Some(p) = self.tx.take(&msg.tid, from) {
+                    self.on_failure(now, from, p.purpose, QueryError::Remote(e));
+                }
+            }
+        }
+    }
+
+    /// A node was heard from: update its table; ping where the table asks to.
+    fn heard(&mut self, now: Instant, node: CompactNode, replied: bool) {
+        match self
+            .table_mut(node.addr.is_ipv6())
+            .heard_from(node, now, replied)
+        {
+            Insert::PingFirst(stale) => self.add_node(now, stale.addr),
+            Insert::Verify => self.add_node(now, node.addr),
+            Insert::Added | Insert::Cached | Insert::Rejected => {}
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn on_response(
+        &mut self,
+        now: Instant,
+        from: SocketAddr,
+        purpose: Purpose,
+        tid: TransactionId,
+        version: Option<Vec<u8>>,
+        ip: Option<SocketAddr>,
+        r: Response,
+    ) {
+        match purpose {
+            Purpose::Ping => {}
+            Purpose::Query(id) => {
+                let msg = Message {
+                    tid,
+                    version,
+                    ip,
+                    read_only: false,
+                    body: Body::Response(r),
+                };
+                self.events.push_back(Event::QueryDone {
+                    id,
+                    to: from,
+                    result: Ok(Box::new(msg)),
+                });
+            }
+            Purpose::Lookup(lid) => {
+                let Some(l) = self.lookups.get_mut(&lid) else {
+                    return;
+                };
+                let nodes = r.nodes.iter().chain(r.nodes6.iter()).copied();
+                let families = (self.config.ipv4, self.config.ipv6);
+                let nodes = nodes.filter(|n| {
+                    if n.addr.is_ipv6() {
+                        families.1
+                    } else {
+                        families.0
+                    }
+                });
+                l.on_reply(from, r.id, nodes, &r.values, r.token.clone());
+                if !r.values.is_empty() {
+                    self.events.push_back(Event::Peers {
+                        id: lid,
+                        info_hash: InfoHash(l.target.0),
+                        from,
+                        peers: r.values,
+                    });
+                }
+                self.drive_lookup(now, lid);
+            }
+            Purpose::Announce(lid) => self.announce_done(lid, true),
+        }
+    }
+
+    fn on_failure(&mut self, now: Instant, from: SocketAddr, purpose: Purpose, err: QueryError) {
+        if err == QueryError::Timeout {
+            self.table_mut(from.is_ipv6()).failed(&from, now);
+        }
+        match purpose {
+            Purpose::Ping => {}
+            Purpose::Query(id) => self.events.push_back(Event::QueryDone {
+                id,
+                to: from,
+                result: Err(err),
+            }),
+            Purpose::Lookup(lid) => {
+                if let Some(l) = self.lookups.get_mut(&lid) {
+                    l.on_failure(from);
+                    self.drive_lookup(now, lid);
+                }
+            }
+            Purpose::Announce(lid) => self.announce_done(lid, false),
+        }
+    }
+
+    /// Send what a lookup wants sent; when it has converged, finish it (or start announcing).
+    fn drive_lookup(&mut self, now: Instant, lid: LookupId) {
+        loop {
+            let Some(l) = self.lookups.get_mut(&lid) else {
+                return;
+            };
+            if l.announcing.is_some() {
+                return;
+            }
+            match l.next() {
+                Next::Query(to) => {
+                    let (kind, target) = (l.kind, l.target);
+                    let q = lookup_query(kind, target, self.our_want());
+                    if !self.send_query(now, to, q, Purpose::Lookup(lid)) {
+                        if let Some(l) = self.lookups.get_mut(&lid) {
+                            l.on_failure(to);
+                        }
+                    }
+                }
+                Next::Wait => return,
+                Next::Done => {
+                    if let LookupKind::Announce { port, implied_port } = l.kind {
+                        let info_hash = InfoHash(l.target.0);
+                        let targets = l.closest_answered();
+                        let mut sent = 0;
+                        for (node, token) in targets {
+                            let Some(token) = token else { continue };
+                            let q = Query::AnnouncePeer {
+                                id: self.id,
+                                info_hash,
+                                port,
+                                implied_port,
+                                token,
+                                seed: false,
+                            };
+                            if self.send_query(now, node.addr, q, Purpose::Announce(lid)) {
+                                sent += 1;
+                            }
+                        }
+                        if let Some(l) = self.lookups.get_mut(&lid) {
+                            l.announcing = Some((sent, 0));
+                        }
+                        if sent == 0 {
+                            self.finish_lookup(lid);
+                        }
+                    } else {
+                        self.finish_lookup(lid);
+                    }
+                    return;
+                }
+            }
+        }
+    }
+
+    fn announce_done(&mut self, lid: LookupId, ok: bool) {
+        let Some(l) = self.lookups.get_mut(&lid) else {
+            return;
+        };
+        if let Some((pending, done)) = &mut l.announcing {
+            *pending = pending.saturating_sub(1);
+            *done += usize::from(ok);
+            if *pending == 0 {
+                self.finish_lookup(lid);
+            }
+        }
+    }
+
+    fn finish_lookup(&mut self, lid: LookupId) {
+        let Some(l) = self.lookups.remove(&lid) else {
+            return;
+        };
+        self.events.push_back(Event::LookupDone(LookupOutcome {
+            id: lid,
+            kind: l.kind,
+            target: l.target,
+            closest: l.closest_answered().into_iter().map(|(n, _)| n).collect(),
+            peers: l.peers().to_vec(),
+            queried: l.queried(),
+            announced_to: l.announcing.map_or(0, |(_, done)| done),
+        }));
+    }
+
+    /// Feed the passage of time.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        for p in self.tx.expire(now) {
+            self.on_failure(now, p.to, p.purpose, QueryError::Timeout);
+        }
+        self.tokens.maybe_rotate(&mut self.rng, now);
+        if now >= self.next_maintenance {
+            self.next_maintenance = now + MAINTENANCE;
+            self.store.expire(now);
+            self.refresh_buckets(now);
+        }
+    }
+
+    /// Refresh stale buckets with a lookup of a random id inside each (BEP 5).
+    fn refresh_buckets(&mut self, now: Instant) {
+        for v6 in [false, true] {
+            if !(if v6 {
+                self.config.ipv6
+            } else {
+                self.config.ipv4
+            }) || self.table(v6).is_empty()
+            {
+                continue;
+            }
+            let stale = self
+                .table(v6)
+                .stale_buckets(now, self.config.bucket_refresh);
+            // A few per round: refreshing is background work, not a burst.
+            for i in stale.into_iter().take(4) {
+                let random: [u8; 20] = self.rng.gen();
+                let target = self.table(v6).random_id_in_bucket(i, random);
+                self.table_mut(v6).touch_bucket(i, now);
+                self.lookup(now, LookupKind::FindNode, target, &[]);
+            }
+        }
+    }
+}
+
+fn with_sender(q: Query, me: NodeId) -> Query {
+    match q {
+        Query::Ping { .. } => Query::Ping { id: me },
+        Query::FindNode { target, want, .. } => Query::FindNode {
+            id: me,
+            target,
+            want,
+        },
+        Query::GetPeers {
+            info_hash,
+            want,
+            noseed,
+            scrape,
+            ..
+        } => Query::GetPeers {
+            id: me,
+            info_hash,
+            want,
+            noseed,
+            scrape,
+        },
+        Query::AnnouncePeer {
+            info_hash,
+            port,
+            implied_port,
+            token,
+            seed,
+            ..
+        } => Query::AnnouncePeer {
+            id: me,
+            info_hash,
+            port,
+            implied_port,
+            token,
+            seed,
+        },
+        Query::SampleInfohashes { target, want, .. } => Query::SampleInfohashes {
+            id: me,
+            target,
+            want,
+        },
+        Query::Unknown { method, .. } => Query::Unknown { id: me, method },
+    }
+}
+
+fn lookup_query(kind: LookupKind, target: NodeId, want: Want) -> Query {
+    match kind {
+        LookupKind::FindNode => Query::FindNode {
+            id: target,
+            target,
+            want,
+        },
+        LookupKind::GetPeers | LookupKind::Announce { .. } => Query::GetPeers {
+            id: target,
+            info_hash: InfoHash(target.0),
+            want,
+            noseed: false,
+            scrape: false,
+        },
+    }
+}
