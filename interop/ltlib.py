@@ -115,12 +115,16 @@ def loopback_settings(listen, extra=None):
     return pack
 
 
-def session_node_id(ses):
-    """The session's (first) DHT node id as 40-hex, or None if not started yet."""
+def session_node_ids(ses):
+    """{"v4": 40-hex, "v6": 40-hex} DHT node ids (one per listen socket family)."""
     st = lt.write_session_params(ses.session_state()).get(b"dht state") or {}
-    ids = st.get(b"node-id") or []
     # entries are node-id(20) + the local IP the id belongs to (4 or 16 bytes)
-    return ids[0][:20].hex() if ids else None
+    return {("v6" if len(e) == 36 else "v4"): e[:20].hex() for e in st.get(b"node-id") or []}
+
+
+def session_node_id(ses):
+    """The session's IPv4 DHT node id as 40-hex, or None if not started yet."""
+    return session_node_ids(ses).get("v4")
 
 
 def routing_table_size(ses):

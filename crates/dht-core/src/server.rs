@@ -100,6 +100,8 @@ impl Node {
         let body = Body::Error(ErrorMsg {
             code,
             message: message.to_owned(),
+            id: Some(self.id),
+            reflected_port: None,
         });
         self.send_reply(to, tid, body);
     }

@@ -153,6 +153,7 @@ fn response(r: &Value<'_>) -> Result<Response, Error> {
     resp.num = opt_u32(r, "num")?;
     resp.bf_seeds = opt_bloom(r, "BFsd")?;
     resp.bf_peers = opt_bloom(r, "BFpe")?;
+    resp.reflected_port = opt_port(r, "p")?;
     Ok(resp)
 }
 
@@ -171,7 +172,21 @@ fn error(root: &Value<'_>) -> Result<ErrorMsg, Error> {
         .and_then(Value::as_bytes)
         .map(|m| String::from_utf8_lossy(&m[..m.len().min(256)]).into_owned())
         .unwrap_or_default();
-    Ok(ErrorMsg { code, message })
+    // libtorrent's extra `r` on errors: tolerated, kept when well-formed, never required.
+    let r = root.get(b"r").filter(|r| r.as_dict().is_some());
+    let id = r
+        .and_then(|r| r.get_bytes(b"id"))
+        .and_then(|b| NodeId::from_slice("id", b).ok());
+    let reflected_port = match (r, id) {
+        (Some(r), Some(_)) => opt_port(r, "p").ok().flatten(),
+        _ => None,
+    };
+    Ok(ErrorMsg {
+        code,
+        message,
+        id,
+        reflected_port,
+    })
 }
 
 fn want(a: &Value<'_>) -> Result<Want, Error> {
@@ -238,6 +253,18 @@ fn port(i: i64) -> Result<u16, Error> {
         key: "port",
         value: i,
     })
+}
+
+fn opt_port(v: &Value<'_>, key: &'static str) -> Result<Option<u16>, Error> {
+    match v.get(key.as_bytes()) {
+        None => Ok(None),
+        Some(x) => {
+            let i = x.as_int().ok_or(Error::WrongType { key })?;
+            u16::try_from(i)
+                .map(Some)
+                .map_err(|_| Error::OutOfRange { key, value: i })
+        }
+    }
 }
 
 fn opt_bloom(v: &Value<'_>, key: &'static str) -> Result<Option<Box<[u8; 256]>>, Error> {

@@ -33,6 +33,14 @@ impl Message {
                     b"e",
                     vec![OwnedValue::Int(e.code), e.message.as_str().into()],
                 );
+                if let Some(id) = &e.id {
+                    let mut r = OwnedValue::dict();
+                    r.insert(b"id", &id.0[..]);
+                    if let Some(p) = e.reflected_port {
+                        r.insert(b"p", i64::from(p));
+                    }
+                    root.insert(b"r", r);
+                }
             }
         }
         root.to_bytes()
@@ -109,6 +117,9 @@ fn response(r: &Response) -> OwnedValue {
     }
     if let Some(b) = &r.bf_peers {
         d.insert(b"BFpe", &b[..]);
+    }
+    if let Some(p) = r.reflected_port {
+        d.insert(b"p", i64::from(p));
     }
     d
 }

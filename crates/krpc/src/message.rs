@@ -159,6 +159,8 @@ pub struct Response {
     pub bf_seeds: Option<Box<[u8; 256]>>,
     /// BEP 33 bloom filter of peers (`BFpe`, 256 bytes).
     pub bf_peers: Option<Box<[u8; 256]>>,
+    /// libtorrent's `p`: the UDP port the responder saw our query come from.
+    pub reflected_port: Option<u16>,
 }
 
 /// An error reply: `e = [code, message]`.
@@ -168,4 +170,8 @@ pub struct ErrorMsg {
     pub code: i64,
     /// The message, lossily decoded as UTF-8, at most 256 bytes kept.
     pub message: String,
+    /// libtorrent adds an `r` dict with its id to errors when it could read ours.
+    pub id: Option<NodeId>,
+    /// ... and the port it saw our query come from (`r.p`).
+    pub reflected_port: Option<u16>,
 }

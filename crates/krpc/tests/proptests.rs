@@ -102,6 +102,7 @@ fn response() -> impl Strategy<Value = Response> {
                 num,
                 bf_seeds: None,
                 bf_peers: None,
+                reflected_port: num.map(|n| n as u16),
             }
         })
 }
@@ -110,8 +111,18 @@ fn message() -> impl Strategy<Value = Message> {
     let body = prop_oneof![
         query().prop_map(Body::Query),
         response().prop_map(Body::Response),
-        (200i64..300, "[a-zA-Z ]{0,30}")
-            .prop_map(|(code, message)| Body::Error(ErrorMsg { code, message })),
+        (
+            200i64..300,
+            "[a-zA-Z ]{0,30}",
+            proptest::option::of(any::<[u8; 20]>()),
+            proptest::option::of(any::<u16>())
+        )
+            .prop_map(|(code, message, id, p)| Body::Error(ErrorMsg {
+                code,
+                message,
+                id: id.map(NodeId),
+                reflected_port: id.and(p),
+            })),
     ];
     (
         proptest::collection::vec(any::<u8>(), 0..8),
