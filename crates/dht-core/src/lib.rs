@@ -22,6 +22,7 @@ mod node;
 pub mod peer_store;
 pub mod routing;
 mod server;
+pub mod sim;
 pub mod tokens;
 pub mod transactions;
 

@@ -19,6 +19,8 @@ const MAX_CANDIDATES: usize = 128;
 const MAX_PEERS: usize = 2_000;
 /// Most address-only seeds per lookup.
 const MAX_SEEDS: usize = 64;
+/// Times a candidate is asked before it counts as failed: one retry absorbs a lost datagram.
+const MAX_ATTEMPTS: u8 = 2;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum State {
@@ -33,6 +35,7 @@ struct Candidate {
     node: CompactNode,
     distance: [u8; 20],
     state: State,
+    attempts: u8,
     token: Option<Token>,
 }
 
@@ -126,13 +129,14 @@ impl Lookup {
                 node,
                 distance,
                 state: State::Waiting,
+                attempts: 0,
                 token: None,
             },
         );
     }
 
     /// The next address to query, if the lookup wants one now.
-    pub fn next(&mut self) -> Next {
+    pub fn next_step(&mut self) -> Next {
         if self.in_flight >= self.alpha {
             return Next::Wait;
         }
@@ -153,6 +157,7 @@ impl Lookup {
             live += 1;
             if c.state == State::Waiting {
                 c.state = State::InFlight;
+                c.attempts += 1;
                 self.in_flight += 1;
                 self.queried += 1;
                 return Next::Query(c.node.addr);
@@ -200,11 +205,15 @@ impl Lookup {
         }
     }
 
-    /// `from` did not answer.
+    /// `from` did not answer (it is asked again, up to [`MAX_ATTEMPTS`] times in all).
     pub fn on_failure(&mut self, from: SocketAddr) {
         self.in_flight = self.in_flight.saturating_sub(1);
         if let Some(c) = self.candidates.iter_mut().find(|c| c.node.addr == from) {
-            c.state = State::Failed;
+            c.state = if c.attempts < MAX_ATTEMPTS {
+                State::Waiting
+            } else {
+                State::Failed
+            };
         }
     }
 
@@ -251,16 +260,47 @@ mod tests {
             &[n(0x40), n(0x80)],
             &[],
         );
-        assert_eq!(l.next(), Next::Query(n(0x40).addr));
-        assert_eq!(l.next(), Next::Query(n(0x80).addr));
-        assert_eq!(l.next(), Next::Wait, "alpha = 2");
+        assert_eq!(l.next_step(), Next::Query(n(0x40).addr));
+        assert_eq!(l.next_step(), Next::Query(n(0x80).addr));
+        assert_eq!(l.next_step(), Next::Wait, "alpha = 2");
         l.on_reply(n(0x40).addr, n(0x40).id, [n(0x01), n(0x02)], &[], None);
-        assert_eq!(l.next(), Next::Query(n(0x01).addr));
+        assert_eq!(l.next_step(), Next::Query(n(0x01).addr));
         l.on_failure(n(0x80).addr);
-        assert_eq!(l.next(), Next::Query(n(0x02).addr));
+        assert_eq!(l.next_step(), Next::Query(n(0x02).addr));
+        assert_eq!(l.next_step(), Next::Wait);
+        l.on_failure(n(0x02).addr);
+        assert_eq!(l.next_step(), Next::Query(n(0x02).addr), "one retry");
+        l.on_failure(n(0x02).addr);
+        // 0x02 failed twice; 0x01 (in flight) and 0x40 (answered) are now the closest two.
+        assert_eq!(l.next_step(), Next::Wait);
+        l.on_reply(n(0x01).addr, n(0x01).id, [], &[], None);
+        assert_eq!(l.next_step(), Next::Done);
+        let ids: Vec<u8> = l
+            .closest_answered()
+            .iter()
+            .map(|(c, _)| c.id.0[0])
+            .collect();
+        assert_eq!(ids, [0x01, 0x40]);
+    }
+
+    #[test]
+    fn retried_node_that_answers_counts() {
+        let mut l = Lookup::new(
+            LookupId(1),
+            LookupKind::FindNode,
+            NodeId([0; 20]),
+            2,
+            2,
+            &[n(0x01), n(0x02)],
+            &[],
+        );
+        assert_eq!(l.next_step(), Next::Query(n(0x01).addr));
+        assert_eq!(l.next_step(), Next::Query(n(0x02).addr));
+        l.on_failure(n(0x02).addr);
+        assert_eq!(l.next_step(), Next::Query(n(0x02).addr));
         l.on_reply(n(0x01).addr, n(0x01).id, [], &[], None);
         l.on_reply(n(0x02).addr, n(0x02).id, [], &[], None);
-        assert_eq!(l.next(), Next::Done);
+        assert_eq!(l.next_step(), Next::Done);
         let ids: Vec<u8> = l
             .closest_answered()
             .iter()
@@ -281,7 +321,7 @@ mod tests {
             &[],
             &[seed],
         );
-        assert_eq!(l.next(), Next::Query(seed));
+        assert_eq!(l.next_step(), Next::Query(seed));
         let flood: Vec<CompactNode> = (0..1000u32)
             .map(|i| CompactNode {
                 id: NodeId([(i % 251) as u8; 20]),

@@ -74,6 +74,7 @@ pub struct Node {
     pub(crate) out: VecDeque<Transmit>,
     events: VecDeque<Event>,
     next_maintenance: Instant,
+    next_self_refresh: Instant,
     pub(crate) stats: Stats,
 }
 
@@ -98,6 +99,7 @@ impl Node {
             out: VecDeque::new(),
             events: VecDeque::new(),
             next_maintenance: now + MAINTENANCE,
+            next_self_refresh: now + MAINTENANCE,
             stats: Stats::default(),
             id,
             rng,
@@ -393,14 +395,9 @@ impl Node {
                     return;
                 };
                 let nodes = r.nodes.iter().chain(r.nodes6.iter()).copied();
-                let families = (self.config.ipv4, self.config.ipv6);
-                let nodes = nodes.filter(|n| {
-                    if n.addr.is_ipv6() {
-                        families.1
-                    } else {
-                        families.0
-                    }
-                });
+                let (v4, v6, me) = (self.config.ipv4, self.config.ipv6, self.id);
+                // Never ask ourselves, nor a family we cannot reach.
+                let nodes = nodes.filter(|n| n.id != me && if n.addr.is_ipv6() { v6 } else { v4 });
                 l.on_reply(from, r.id, nodes, &r.values, r.token.clone());
                 if !r.values.is_empty() {
                     self.events.push_back(Event::Peers {
@@ -446,7 +443,7 @@ impl Node {
             if l.announcing.is_some() {
                 return;
             }
-            match l.next() {
+            match l.next_step() {
                 Next::Query(to) => {
                     let (kind, target) = (l.kind, l.target);
                     let q = lookup_query(kind, target, self.our_want());
@@ -532,8 +529,14 @@ impl Node {
         }
     }
 
-    /// Refresh stale buckets with a lookup of a random id inside each (BEP 5).
+    /// Refresh stale buckets with a lookup of a random id inside each (BEP 5), and our own
+    /// neighbourhood with a lookup of our id: a node that joined a small network early
+    /// otherwise never learns the neighbours that joined after it.
     fn refresh_buckets(&mut self, now: Instant) {
+        if now >= self.next_self_refresh && !(self.table4.is_empty() && self.table6.is_empty()) {
+            self.next_self_refresh = now + self.config.bucket_refresh;
+            self.lookup(now, LookupKind::FindNode, self.id, &[]);
+        }
         for v6 in [false, true] {
             if !(if v6 {
                 self.config.ipv6

@@ -241,7 +241,7 @@ impl RoutingTable {
             .filter(|&i| {
                 self.buckets[i]
                     .last_changed
-                    .map_or(true, |t| now.saturating_duration_since(t) >= refresh)
+                    .is_none_or(|t| now.saturating_duration_since(t) >= refresh)
             })
             .collect()
     }

@@ -49,7 +49,7 @@ fn decode_nodes(
     key: &'static str,
     expected: &'static str,
 ) -> Result<Vec<CompactNode>, Error> {
-    if b.len() % size != 0 {
+    if !b.len().is_multiple_of(size) {
         return Err(Error::BadLength {
             key,
             len: b.len(),

@@ -137,7 +137,7 @@ fn response(r: &Value<'_>) -> Result<Response, Error> {
         resp.token = Some(Token::new(b)?);
     }
     if let Some(b) = opt_bytes(r, "samples")? {
-        if b.len() % 20 != 0 {
+        if !b.len().is_multiple_of(20) {
             return Err(Error::BadLength {
                 key: "samples",
                 len: b.len(),
