@@ -46,6 +46,19 @@ pub struct Config {
     pub one_node_per_ip: bool,
     /// Most transactions in flight at once; further queries are refused. Default 1,024.
     pub max_in_flight: usize,
+    /// Global limit on queries sent, per second (every query: lookups, pings, the crawler's).
+    /// Queries over the limit wait in a bounded queue. 0 = unlimited. Default 50.
+    pub query_rate: f64,
+    /// Queries that may be sent back to back before `query_rate` applies. Default 10.
+    pub query_burst: f64,
+    /// Most queries sent to one IP within `per_ip_window`. Default 20 (libtorrent blocks an
+    /// IP at 50 in 10 s; this stays well under half of that).
+    pub per_ip_queries: usize,
+    /// The window of `per_ip_queries`. Default 10 s.
+    pub per_ip_window: Duration,
+    /// Most queries waiting for the rate limit; beyond this a query fails as busy.
+    /// Default 4,096.
+    pub max_queued: usize,
     /// The driver can send to IPv4 addresses. Default `true`.
     pub ipv4: bool,
     /// The driver can send to IPv6 addresses (BEP 32). Default `false`.
@@ -73,6 +86,11 @@ impl Default for Config {
             bucket_refresh: Duration::from_secs(15 * 60),
             one_node_per_ip: true,
             max_in_flight: 1_024,
+            query_rate: 50.0,
+            query_burst: 10.0,
+            per_ip_queries: 20,
+            per_ip_window: Duration::from_secs(10),
+            max_queued: 4_096,
             ipv4: true,
             ipv6: false,
         }

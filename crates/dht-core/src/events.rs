@@ -46,8 +46,9 @@ pub enum QueryError {
     /// The remote answered with a KRPC error.
     #[error("remote error {}: {}", .0.code, .0.message)]
     Remote(ErrorMsg),
-    /// Too many transactions in flight; nothing was sent.
-    #[error("too many queries in flight")]
+    /// Not sent: the destination IP is over its budget, or too many queries are queued or
+    /// in flight.
+    #[error("not sent: over the per-IP budget or too many queries in flight")]
     Busy,
 }
 

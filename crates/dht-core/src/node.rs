@@ -14,6 +14,7 @@ use estudely_krpc::{
 
 use crate::lookup::{Lookup, Next};
 use crate::peer_store::PeerStore;
+use crate::politeness::{IpBudget, RateLimiter};
 use crate::routing::{Insert, RoutingTable};
 use crate::tokens::Tokens;
 use crate::transactions::Transactions;
@@ -33,6 +34,14 @@ pub(crate) enum Purpose {
     Lookup(LookupId),
     /// An `announce_peer` at the end of an announce lookup.
     Announce(LookupId),
+}
+
+/// The parts of a reply besides its body, passed on to whoever asked.
+struct Envelope {
+    tid: TransactionId,
+    version: Option<Vec<u8>>,
+    ip: Option<SocketAddr>,
+    read_only: bool,
 }
 
 /// Counters, for progress lines and tests.
@@ -56,6 +65,8 @@ pub struct Stats {
     pub queries_sent: u64,
     /// Datagrams that failed to decode.
     pub malformed: u64,
+    /// Queries not sent because an IP was over its budget or the queue was full.
+    pub refused_by_budget: u64,
 }
 
 /// A Mainline DHT node without I/O.
@@ -75,6 +86,10 @@ pub struct Node {
     events: VecDeque<Event>,
     next_maintenance: Instant,
     next_self_refresh: Instant,
+    pub(crate) rate: RateLimiter,
+    pub(crate) ip_budget: IpBudget,
+    pub(crate) queued: VecDeque<(SocketAddr, Query, Purpose)>,
+    pub(crate) flushing: bool,
     pub(crate) stats: Stats,
 }
 
@@ -100,6 +115,10 @@ impl Node {
             events: VecDeque::new(),
             next_maintenance: now + MAINTENANCE,
             next_self_refresh: now + MAINTENANCE,
+            rate: RateLimiter::new(config.query_rate, config.query_burst, now),
+            ip_budget: IpBudget::new(config.per_ip_queries, config.per_ip_window, 65_536),
+            queued: VecDeque::new(),
+            flushing: false,
             stats: Stats::default(),
             id,
             rng,
@@ -184,6 +203,9 @@ impl Node {
         if let Some(d) = self.tx.next_deadline() {
             t = t.min(d);
         }
+        if !self.queued.is_empty() {
+            t = t.min(self.rate.ready_at());
+        }
         Some(t)
     }
 
@@ -262,49 +284,6 @@ impl Node {
         }
     }
 
-    /// Encode and queue a query; false if the transaction table is full.
-    pub(crate) fn send_query(
-        &mut self,
-        now: Instant,
-        to: SocketAddr,
-        query: Query,
-        purpose: Purpose,
-    ) -> bool {
-        let query = with_sender(query, self.id);
-        let Some(tid) = self.tx.start(to, now + self.config.query_timeout, purpose) else {
-            return false;
-        };
-        let msg = Message {
-            tid,
-            version: Some(self.config.version.to_vec()),
-            ip: None,
-            read_only: self.config.read_only,
-            body: Body::Query(query),
-        };
-        self.out.push_back(Transmit {
-            to,
-            bytes: msg.encode(),
-        });
-        self.stats.queries_sent += 1;
-        true
-    }
-
-    /// Queue a reply (response or error) to `to`.
-    pub(crate) fn send_reply(&mut self, to: SocketAddr, tid: TransactionId, body: Body) {
-        let msg = Message {
-            tid,
-            version: Some(self.config.version.to_vec()),
-            ip: Some(to),
-            read_only: false,
-            body,
-        };
-        self.out.push_back(Transmit {
-            to,
-            bytes: msg.encode(),
-        });
-        self.stats.replies_sent += 1;
-    }
-
     /// Feed one datagram that arrived from `from` at `now`.
     pub fn handle_datagram(&mut self, now: Instant, from: SocketAddr, bytes: &[u8]) {
         let msg = match Message::decode(bytes) {
@@ -340,7 +319,13 @@ impl Node {
                         },
                         true,
                     );
-                    self.on_response(now, from, p.purpose, msg.tid, msg.version, msg.ip, r);
+                    let envelope = Envelope {
+                        tid: msg.tid,
+                        version: msg.version,
+                        ip: msg.ip,
+                        read_only: msg.read_only,
+                    };
+                    self.on_response(now, from, p.purpose, envelope, r);
                 }
             }
             Body::Error(e) => {
@@ -363,25 +348,22 @@ impl Node {
         }
     }
 
-    #[allow(clippy::too_many_arguments)]
     fn on_response(
         &mut self,
         now: Instant,
         from: SocketAddr,
         purpose: Purpose,
-        tid: TransactionId,
-        version: Option<Vec<u8>>,
-        ip: Option<SocketAddr>,
+        envelope: Envelope,
         r: Response,
     ) {
         match purpose {
             Purpose::Ping => {}
             Purpose::Query(id) => {
                 let msg = Message {
-                    tid,
-                    version,
-                    ip,
-                    read_only: false,
+                    tid: envelope.tid,
+                    version: envelope.version,
+                    ip: envelope.ip,
+                    read_only: envelope.read_only,
                     body: Body::Response(r),
                 };
                 self.events.push_back(Event::QueryDone {
@@ -413,7 +395,13 @@ impl Node {
         }
     }
 
-    fn on_failure(&mut self, now: Instant, from: SocketAddr, purpose: Purpose, err: QueryError) {
+    pub(crate) fn on_failure(
+        &mut self,
+        now: Instant,
+        from: SocketAddr,
+        purpose: Purpose,
+        err: QueryError,
+    ) {
         if err == QueryError::Timeout {
             self.table_mut(from.is_ipv6()).failed(&from, now);
         }
@@ -518,6 +506,7 @@ impl Node {
 
     /// Feed the passage of time.
     pub fn handle_timeout(&mut self, now: Instant) {
+        self.flush_queued(now);
         for p in self.tx.expire(now) {
             self.on_failure(now, p.to, p.purpose, QueryError::Timeout);
         }
@@ -560,7 +549,7 @@ impl Node {
     }
 }
 
-fn with_sender(q: Query, me: NodeId) -> Query {
+pub(crate) fn with_sender(q: Query, me: NodeId) -> Query {
     match q {
         Query::Ping { .. } => Query::Ping { id: me },
         Query::FindNode { target, want, .. } => Query::FindNode {

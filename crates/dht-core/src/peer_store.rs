@@ -125,7 +125,10 @@ impl PeerStore {
         max: usize,
         rng: &mut impl Rng,
     ) -> &[InfoHash] {
-        if self.sample_due.is_none_or(|due| now >= due) {
+        // An empty sample is redrawn as soon as there is something to show: a node asked
+        // before anyone announced must not answer `samples: []` for a whole interval.
+        let empty_but_stocked = self.sample.is_empty() && !self.swarms.is_empty();
+        if empty_but_stocked || self.sample_due.is_none_or(|due| now >= due) {
             let mut s: Vec<InfoHash> = self.swarms.keys().copied().choose_multiple(rng, max);
             s.shuffle(rng);
             self.sample = s;
@@ -180,6 +183,10 @@ mod tests {
             s.announce(t0, InfoHash([i; 20]), addr(1), false);
         }
         let iv = Duration::from_secs(30);
+        let mut empty = PeerStore::new(100, 10, Duration::from_secs(600));
+        assert!(empty.sample(t0, iv, 20, &mut rng).is_empty());
+        empty.announce(t0, InfoHash([9; 20]), addr(1), false);
+        assert_eq!(empty.sample(t0, iv, 20, &mut rng), &[InfoHash([9; 20])]);
         let first = s.sample(t0, iv, 20, &mut rng).to_vec();
         assert_eq!(first.len(), 20);
         assert_eq!(

@@ -1,0 +1,228 @@
+//! Politeness: a global query-rate limit (token bucket) and a per-IP budget (sliding window).
+//!
+//! libtorrent blocks an IP that sends it more than `dht_block_ratelimit` (5/s, i.e. 50 in
+//! 10 s) messages; our default per-IP budget is 20 queries in 10 s, well under half of that.
+//! The per-IP table is bounded: the least recently used IPs are forgotten first, and an IP
+//! is only forgotten once its window has passed, so forgetting never grants extra budget
+//! while the table holds fewer than `max_ips` busy IPs.
+
+use std::collections::{HashMap, VecDeque};
+use std::net::IpAddr;
+use std::time::{Duration, Instant};
+
+/// A token bucket: `rate` tokens per second, at most `burst` saved up.
+#[derive(Debug, Clone)]
+pub struct RateLimiter {
+    rate: f64,
+    burst: f64,
+    tokens: f64,
+    last: Instant,
+}
+
+impl RateLimiter {
+    /// A full bucket. A `rate` of 0 or less means unlimited.
+    pub fn new(rate: f64, burst: f64, now: Instant) -> Self {
+        RateLimiter {
+            rate,
+            burst: burst.max(1.0),
+            tokens: burst.max(1.0),
+            last: now,
+        }
+    }
+
+    fn refill(&mut self, now: Instant) {
+        let dt = now.saturating_duration_since(self.last).as_secs_f64();
+        self.tokens = (self.tokens + dt * self.rate).min(self.burst);
+        self.last = now;
+    }
+
+    /// Take one token if there is one.
+    pub fn try_take(&mut self, now: Instant) -> bool {
+        if self.rate <= 0.0 {
+            return true;
+        }
+        self.refill(now);
+        // A hair of tolerance: float rounding must not leave us a nanosecond short forever.
+        if self.tokens >= 1.0 - 1e-6 {
+            self.tokens = (self.tokens - 1.0).max(0.0);
+            true
+        } else {
+            false
+        }
+    }
+
+    /// When a token will next be available, judged at the last refill (no clock needed).
+    pub fn ready_at(&self) -> Instant {
+        if self.rate <= 0.0 || self.tokens >= 1.0 - 1e-6 {
+            self.last
+        } else {
+            self.last + wait_for(1.0 - self.tokens, self.rate)
+        }
+    }
+
+    /// When the next token will be available (now, if one is).
+    pub fn next_token(&self, now: Instant) -> Instant {
+        if self.rate <= 0.0 {
+            return now;
+        }
+        let dt = now.saturating_duration_since(self.last).as_secs_f64();
+        let tokens = (self.tokens + dt * self.rate).min(self.burst);
+        if tokens >= 1.0 - 1e-6 {
+            now
+        } else {
+            now + wait_for(1.0 - tokens, self.rate)
+        }
+    }
+}
+
+/// Time to accumulate `missing` tokens at `rate`, rounded up to a whole microsecond.
+fn wait_for(missing: f64, rate: f64) -> Duration {
+    Duration::from_micros((missing / rate * 1e6).ceil().max(1.0) as u64)
+}
+
+/// At most `max` sends per IP within any `window`.
+#[derive(Debug, Clone)]
+pub struct IpBudget {
+    max: usize,
+    window: Duration,
+    max_ips: usize,
+    sent: HashMap<IpAddr, VecDeque<Instant>>,
+    order: VecDeque<IpAddr>,
+}
+
+impl IpBudget {
+    /// A budget of `max` per `window`, tracking at most `max_ips` addresses.
+    pub fn new(max: usize, window: Duration, max_ips: usize) -> Self {
+        IpBudget {
+            max,
+            window,
+            max_ips: max_ips.max(1),
+            sent: HashMap::new(),
+            order: VecDeque::new(),
+        }
+    }
+
+    /// Whether a send to `ip` at `now` is within budget (does not record it).
+    pub fn allows(&self, ip: IpAddr, now: Instant) -> bool {
+        self.sent.get(&ip).is_none_or(|times| {
+            times
+                .iter()
+                .filter(|t| now.saturating_duration_since(**t) < self.window)
+                .count()
+                < self.max
+        })
+    }
+
+    /// When a send to `ip` will next be within budget.
+    pub fn next_allowed(&self, ip: IpAddr, now: Instant) -> Instant {
+        match self.sent.get(&ip) {
+            Some(times) if !self.allows(ip, now) => times
+                .iter()
+                .rev()
+                .nth(self.max - 1)
+                .map_or(now, |t| *t + self.window),
+            _ => now,
+        }
+    }
+
+    /// Record a send to `ip` if within budget; false (and nothing recorded) otherwise.
+    pub fn try_record(&mut self, ip: IpAddr, now: Instant) -> bool {
+        if !self.allows(ip, now) {
+            return false;
+        }
+        if !self.sent.contains_key(&ip) {
+            self.make_room(now);
+            self.order.push_back(ip);
+        }
+        let window = self.window;
+        let times = self.sent.entry(ip).or_default();
+        while times
+            .front()
+            .is_some_and(|t| now.saturating_duration_since(*t) >= window)
+        {
+            times.pop_front();
+        }
+        times.push_back(now);
+        true
+    }
+
+    /// Forget IPs whose window has passed, oldest first, until there is room for one more.
+    fn make_room(&mut self, now: Instant) {
+        let mut checked = 0;
+        while self.sent.len() >= self.max_ips && checked < self.order.len() {
+            let Some(ip) = self.order.pop_front() else {
+                break;
+            };
+            let idle = self.sent.get(&ip).is_none_or(|times| {
+                times
+                    .back()
+                    .is_none_or(|t| now.saturating_duration_since(*t) >= self.window)
+            });
+            if idle {
+                self.sent.remove(&ip);
+            } else {
+                self.order.push_back(ip);
+                checked += 1;
+            }
+        }
+    }
+
+    /// IPs tracked now.
+    pub fn tracked(&self) -> usize {
+        self.sent.len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn token_bucket_paces() {
+        let t0 = Instant::now();
+        let mut r = RateLimiter::new(10.0, 2.0, t0);
+        assert!(r.try_take(t0));
+        assert!(r.try_take(t0));
+        assert!(!r.try_take(t0));
+        assert_eq!(r.next_token(t0), t0 + Duration::from_millis(100));
+        assert!(r.try_take(t0 + Duration::from_millis(100)));
+        let mut unlimited = RateLimiter::new(0.0, 1.0, t0);
+        assert!((0..1000).all(|_| unlimited.try_take(t0)));
+    }
+
+    #[test]
+    fn per_ip_sliding_window() {
+        let t0 = Instant::now();
+        let ip: IpAddr = "127.0.1.1".parse().unwrap();
+        let other: IpAddr = "127.0.1.2".parse().unwrap();
+        let w = Duration::from_secs(10);
+        let mut b = IpBudget::new(3, w, 100);
+        for i in 0..3 {
+            assert!(b.try_record(ip, t0 + Duration::from_secs(i)));
+        }
+        assert!(!b.try_record(ip, t0 + Duration::from_secs(5)));
+        assert!(b.try_record(other, t0 + Duration::from_secs(5)));
+        assert_eq!(b.next_allowed(ip, t0 + Duration::from_secs(5)), t0 + w);
+        assert!(b.try_record(ip, t0 + w));
+        assert!(!b.try_record(ip, t0 + w));
+    }
+
+    #[test]
+    fn bounded_without_granting_budget_to_busy_ips() {
+        let t0 = Instant::now();
+        let w = Duration::from_secs(10);
+        let mut b = IpBudget::new(1, w, 2);
+        let ip = |i: u8| IpAddr::from([10, 0, 0, i]);
+        assert!(b.try_record(ip(1), t0));
+        assert!(b.try_record(ip(2), t0));
+        // Table full of busy IPs: a third is still tracked (table may exceed the bound only
+        // while every tracked IP is inside its window), and ip(1) stays refused.
+        assert!(b.try_record(ip(3), t0));
+        assert!(!b.try_record(ip(1), t0));
+        // Once windows pass, old IPs are forgotten to make room.
+        for i in 4..50 {
+            assert!(b.try_record(ip(i), t0 + w * u32::from(i)));
+        }
+        assert!(b.tracked() <= 3);
+    }
+}

@@ -1,0 +1,67 @@
+//! `estudely`, the command-line face of the Estudely DHT toolkit.
+//!
+//! The binary is a thin `main` over [`main_with`]; the pieces are public so that tests and
+//! benches reuse them: [`dht`] runs a `dht-core` node on tokio sockets, [`cli`] is the clap
+//! surface, [`cmd`] holds one module per subcommand, [`output`] renders replies, and
+//! [`resolve`] turns typed addresses into socket addresses.
+#![cfg_attr(not(test), deny(clippy::unwrap_used))]
+#![warn(missing_docs)]
+
+pub mod cli;
+pub mod cmd;
+pub mod dht;
+pub mod output;
+pub mod resolve;
+
+use std::io::IsTerminal as _;
+use std::process::ExitCode;
+
+use tracing_subscriber::EnvFilter;
+
+use crate::cli::Cli;
+use crate::resolve::UsageError;
+
+/// Run a parsed command line: set up logging and a single-threaded runtime, run the
+/// subcommand, and print any error as one line. Returns the process exit code: 0 on
+/// success, 2 for a usage error (bad address, unknown name), 1 for any other failure.
+pub fn main_with(cli: Cli) -> ExitCode {
+    init_logging(cli.command.default_log_filter());
+    let result = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(anyhow::Error::from)
+        .and_then(|rt| {
+            let r = rt.block_on(cmd::run(cli.command));
+            // Do not wait for a resolver thread stuck on an unreachable DNS server.
+            rt.shutdown_background();
+            r
+        });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            exit_code(&e)
+        }
+    }
+}
+
+/// 2 if a [`UsageError`] is anywhere in the error's chain, else 1.
+pub fn exit_code(e: &anyhow::Error) -> ExitCode {
+    if e.chain().any(|c| c.is::<UsageError>()) {
+        ExitCode::from(2)
+    } else {
+        ExitCode::FAILURE
+    }
+}
+
+/// Log to stderr, filtered by `RUST_LOG` or else `default_filter`.
+fn init_logging(default_filter: &str) {
+    let filter =
+        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_filter));
+    // `try_init`: a second call (in tests) keeps the first subscriber.
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .try_init();
+}

@@ -1,0 +1,229 @@
+//! The `estudely` binary against real libtorrent nodes (interop/lt_swarm.py) on loopback.
+//!
+//! Needs python3 with libtorrent's bindings (`scripts/test` installs them). The swarm runs on
+//! 127.0.7.x without any bootstrap router; every wait is bounded.
+
+use std::io::{BufRead, BufReader, Write};
+use std::process::{Child, ChildStdin, Command, Output, Stdio};
+use std::sync::mpsc;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+const BIN: &str = env!("CARGO_BIN_EXE_estudely");
+const SWARM: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../interop/lt_swarm.py");
+const LIMIT: Duration = Duration::from_secs(40);
+
+/// A running lt_swarm.py, told to quit (then killed) when dropped.
+struct Swarm {
+    child: Child,
+    stdin: Option<ChildStdin>,
+    ready: Value,
+}
+
+impl Swarm {
+    fn start() -> Swarm {
+        let mut child = Command::new("python3")
+            .arg(SWARM)
+            .args(["--nodes", "2", "--base-ip", "127.0.7", "--kinds", "v1"])
+            .args(["--torrents-per-node", "1", "--sample-interval", "0"])
+            .args(["--seconds", "120"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("python3 must be installed");
+        let stdout = child.stdout.take().unwrap();
+        let (tx, rx) = mpsc::channel();
+        thread::spawn(move || {
+            let mut lines = BufReader::new(stdout).lines();
+            let _ = tx.send(lines.next());
+            for _ in lines {}
+        });
+        let line = match rx.recv_timeout(LIMIT) {
+            Ok(Some(Ok(line))) => line,
+            other => {
+                let _ = child.kill();
+                panic!(
+                    "lt_swarm.py gave no ready line ({other:?}): is libtorrent installed? \
+                     `pip install libtorrent` (scripts/test does it)"
+                );
+            }
+        };
+        let ready: Value = serde_json::from_str(&line).expect("ready line is JSON");
+        assert_eq!(ready["ready"], true, "{ready}");
+        let stdin = child.stdin.take();
+        Swarm {
+            child,
+            stdin,
+            ready,
+        }
+    }
+
+    fn node(&self, i: usize) -> &Value {
+        &self.ready["nodes"][i]
+    }
+
+    fn addr(&self, i: usize) -> String {
+        let n = self.node(i);
+        format!("{}:{}", n["ip"].as_str().unwrap(), n["dht_port"])
+    }
+
+    fn key(&self, i: usize) -> String {
+        self.node(i)["torrents"][0]["dht_key"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    }
+}
+
+impl Drop for Swarm {
+    fn drop(&mut self) {
+        if let Some(mut stdin) = self.stdin.take() {
+            let _ = stdin.write_all(b"quit\n");
+        }
+        let deadline = Instant::now() + Duration::from_secs(15);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            thread::sleep(Duration::from_millis(50));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn run(args: &[&str]) -> Output {
+    let child = Command::new(BIN)
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pid = child.id();
+    let (tx, rx) = mpsc::channel();
+    thread::spawn(move || {
+        let _ = tx.send(child.wait_with_output());
+    });
+    match rx.recv_timeout(LIMIT) {
+        Ok(out) => out.unwrap(),
+        Err(_) => {
+            let _ = Command::new("kill").args(["-9", &pid.to_string()]).status();
+            panic!("estudely {args:?} did not finish within {LIMIT:?}");
+        }
+    }
+}
+
+/// Run with `--format jsonl`, expect success, parse every line.
+fn json(args: &[&str]) -> Vec<Value> {
+    let mut all = args.to_vec();
+    all.extend(["--format", "jsonl"]);
+    let out = run(&all);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{args:?}: {stderr}");
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+fn strings(v: &Value) -> Vec<String> {
+    v.as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s.as_str().unwrap().to_owned())
+        .collect()
+}
+
+#[test]
+fn queries_and_a_node_against_libtorrent() {
+    let swarm = Swarm::start();
+    let (lt0, lt1) = (swarm.addr(0), swarm.addr(1));
+
+    // ping: libtorrent's id and its version, "LT" + major + (minor << 4 | tiny).
+    let ping = &json(&["query", "ping", &lt0])[0];
+    assert_eq!(ping["id"], swarm.node(0)["node_id"]);
+    assert!(
+        ping["version"].as_str().unwrap().starts_with("LT 2."),
+        "{ping}"
+    );
+    assert!(ping["ip"].as_str().unwrap().starts_with("127."), "{ping}");
+
+    // sample_infohashes: node 1 stores what node 0 announced to it.
+    let sample = &json(&["query", "sample", &lt1])[0];
+    assert!(
+        strings(&sample["samples"]).contains(&swarm.key(0)),
+        "{sample}"
+    );
+    assert!(sample["num"].as_u64().unwrap() >= 1, "{sample}");
+    assert_eq!(sample["interval"], 0);
+
+    // get_peers: node 1 knows node 0 as a peer of node 0's torrent.
+    let peers = &json(&["query", "get-peers", &lt1, &swarm.key(0)])[0];
+    assert!(!strings(&peers["values"]).is_empty(), "{peers}");
+    assert!(peers["token"].as_str().is_some(), "{peers}");
+    // BEP 33 scrape: bloom filters of seeds and peers instead, counting that one peer.
+    let scrape = &json(&["query", "get-peers", &lt1, &swarm.key(0), "--scrape"])[0];
+    let seeds = scrape["bf_seeds"]["estimate"].as_u64().unwrap();
+    let others = scrape["bf_peers"]["estimate"].as_u64().unwrap();
+    assert_eq!(seeds + others, 1, "{scrape}");
+
+    // announce, then get_peers shows us.
+    let key = swarm.key(1);
+    let replies = json(&[
+        "query",
+        "announce",
+        &lt0,
+        &key,
+        "--port",
+        "4444",
+        "--bind",
+        "127.0.7.9:0",
+    ]);
+    assert_eq!(replies.len(), 2);
+    assert_eq!(replies[1]["method"], "announce_peer");
+    assert_eq!(replies[1]["error"], Value::Null);
+    let peers = &json(&["query", "get-peers", &lt0, &key])[0];
+    assert!(
+        strings(&peers["values"]).contains(&"127.0.7.9:4444".to_owned()),
+        "{peers}"
+    );
+
+    // An estudely node bootstraps from libtorrent and learns both of its nodes.
+    let mut node = Command::new(BIN)
+        .args(["node", "--bind", "127.0.7.10:0", "--bootstrap", &lt0])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut first = String::new();
+    BufReader::new(node.stdout.take().unwrap())
+        .read_line(&mut first)
+        .unwrap();
+    let ours = first.split_whitespace().nth(1).unwrap().to_owned();
+    let wanted = [
+        swarm.node(0)["node_id"].clone(),
+        swarm.node(1)["node_id"].clone(),
+    ];
+    let deadline = Instant::now() + LIMIT;
+    let learned = loop {
+        let reply = &json(&["query", "find-node", &ours])[0];
+        let ids: Vec<Value> = reply["nodes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|n| n["id"].clone())
+            .collect();
+        if wanted.iter().all(|w| ids.contains(w)) || Instant::now() > deadline {
+            break ids;
+        }
+        thread::sleep(Duration::from_millis(200));
+    };
+    let _ = node.kill();
+    let _ = node.wait();
+    assert!(wanted.iter().all(|w| learned.contains(w)), "{learned:?}");
+}
