@@ -15,7 +15,9 @@
 #![cfg_attr(not(test), deny(clippy::unwrap_used))]
 #![warn(missing_docs)]
 
+pub mod bounded;
 mod config;
+pub mod crawl;
 mod events;
 pub mod lookup;
 mod node;

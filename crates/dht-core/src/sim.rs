@@ -13,7 +13,57 @@ use std::time::{Duration, Instant};
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 
-use crate::{Config, Event, Node};
+use crate::crawl::{CrawlConfig, CrawlEvent, Crawler};
+use crate::{Config, Event, Node, Transmit};
+
+/// A participant of the simulated network: a plain node or a crawler (which wraps one).
+/// Nodes are the common case and stored inline; the rarer, larger crawler is boxed.
+#[derive(Debug)]
+#[allow(clippy::large_enum_variant)]
+pub enum Endpoint {
+    /// A DHT node.
+    Node(Node),
+    /// A crawler.
+    Crawler(Box<Crawler>),
+}
+
+impl Endpoint {
+    /// The DHT node (a crawler's own node).
+    pub fn node(&self) -> &Node {
+        match self {
+            Endpoint::Node(n) => n,
+            Endpoint::Crawler(c) => c.node(),
+        }
+    }
+
+    fn handle_datagram(&mut self, now: Instant, from: SocketAddr, bytes: &[u8]) {
+        match self {
+            Endpoint::Node(n) => n.handle_datagram(now, from, bytes),
+            Endpoint::Crawler(c) => c.handle_datagram(now, from, bytes),
+        }
+    }
+
+    fn handle_timeout(&mut self, now: Instant) {
+        match self {
+            Endpoint::Node(n) => n.handle_timeout(now),
+            Endpoint::Crawler(c) => c.handle_timeout(now),
+        }
+    }
+
+    fn poll_transmit(&mut self) -> Option<Transmit> {
+        match self {
+            Endpoint::Node(n) => n.poll_transmit(),
+            Endpoint::Crawler(c) => c.poll_transmit(),
+        }
+    }
+
+    fn poll_timeout(&self) -> Option<Instant> {
+        match self {
+            Endpoint::Node(n) => n.poll_timeout(),
+            Endpoint::Crawler(c) => c.poll_timeout(),
+        }
+    }
+}
 
 /// Link behaviour between any two nodes.
 #[derive(Debug, Clone, Copy)]
@@ -46,10 +96,13 @@ struct InFlight {
     bytes: Vec<u8>,
 }
 
+/// A callback that sees every delivered datagram: (time, from, to, bytes).
+pub type Tap = Box<dyn FnMut(Instant, SocketAddr, SocketAddr, &[u8])>;
+
 /// The simulated network.
 pub struct Sim {
-    /// The nodes, by index.
-    pub nodes: Vec<Node>,
+    tap: Option<Tap>,
+    endpoints: Vec<Endpoint>,
     addrs: Vec<SocketAddr>,
     by_addr: HashMap<SocketAddr, usize>,
     up: Vec<bool>,
@@ -62,6 +115,7 @@ pub struct Sim {
     scheduled: Vec<Option<Instant>>,
     seq: u64,
     events: Vec<(usize, Event)>,
+    crawl_events: Vec<(usize, CrawlEvent)>,
     /// Datagrams delivered so far.
     pub delivered: u64,
     /// Datagrams dropped (loss, node down, unknown address).
@@ -74,7 +128,8 @@ impl Sim {
     /// An empty network; `seed` drives the link model (each node has its own seed).
     pub fn new(seed: u64, link: LinkModel) -> Sim {
         Sim {
-            nodes: Vec::new(),
+            tap: None,
+            endpoints: Vec::new(),
             addrs: Vec::new(),
             by_addr: HashMap::new(),
             up: Vec::new(),
@@ -87,10 +142,16 @@ impl Sim {
             scheduled: Vec::new(),
             seq: 0,
             events: Vec::new(),
+            crawl_events: Vec::new(),
             delivered: 0,
             dropped: 0,
             received_by: Vec::new(),
         }
+    }
+
+    /// Watch every delivered datagram (for assertions on what nodes receive).
+    pub fn set_tap(&mut self, tap: Tap) {
+        self.tap = Some(tap);
     }
 
     /// The virtual time now.
@@ -113,14 +174,53 @@ impl Sim {
         self.by_addr.get(addr).copied()
     }
 
+    /// Number of endpoints.
+    pub fn len(&self) -> usize {
+        self.endpoints.len()
+    }
+
+    /// Whether the network is empty.
+    pub fn is_empty(&self) -> bool {
+        self.endpoints.is_empty()
+    }
+
+    /// The DHT node of endpoint `i`.
+    pub fn node(&self, i: usize) -> &Node {
+        self.endpoints[i].node()
+    }
+
+    /// The crawler at endpoint `i`, if it is one.
+    pub fn crawler(&self, i: usize) -> Option<&Crawler> {
+        match &self.endpoints[i] {
+            Endpoint::Crawler(c) => Some(c),
+            Endpoint::Node(_) => None,
+        }
+    }
+
     /// Add a node with `config` (its `seed` should differ per node); returns its index.
     pub fn add_node(&mut self, config: Config) -> usize {
-        let i = self.nodes.len();
+        let now = self.now();
+        self.add(Endpoint::Node(Node::new(config, now)))
+    }
+
+    /// Add a crawler; returns its index. It starts at once from `crawl.bootstrap`.
+    pub fn add_crawler(&mut self, config: Config, crawl: CrawlConfig) -> usize {
+        let now = self.now();
+        let i = self.add(Endpoint::Crawler(Box::new(Crawler::new(
+            config, crawl, now,
+        ))));
+        let now = self.now();
+        self.endpoints[i].handle_timeout(now);
+        self.flush(i);
+        i
+    }
+
+    fn add(&mut self, e: Endpoint) -> usize {
+        let i = self.endpoints.len();
         let n = u32::try_from(i + 1).unwrap_or(u32::MAX);
         let ip = Ipv4Addr::from(0x0a00_0000 | (n & 0x00ff_ffff));
         let addr = SocketAddr::new(IpAddr::V4(ip), 6881);
-        let now = self.now();
-        self.nodes.push(Node::new(config, now));
+        self.endpoints.push(e);
         self.addrs.push(addr);
         self.by_addr.insert(addr, i);
         self.up.push(true);
@@ -145,10 +245,13 @@ impl Sim {
     }
 
     /// Run a closure on node `i` at the current virtual time, then collect what it produced.
-    /// Use this to start lookups or queries.
+    /// Use this to start lookups or queries. Panics if `i` is a crawler.
     pub fn with_node<R>(&mut self, i: usize, f: impl FnOnce(&mut Node, Instant) -> R) -> R {
         let now = self.now();
-        let r = f(&mut self.nodes[i], now);
+        let Endpoint::Node(node) = &mut self.endpoints[i] else {
+            panic!("endpoint {i} is a crawler");
+        };
+        let r = f(node, now);
         self.flush(i);
         r
     }
@@ -156,7 +259,7 @@ impl Sim {
     /// Drain node `i`'s transmits into the network and its events into the log.
     fn flush(&mut self, i: usize) {
         let from = self.addrs[i];
-        while let Some(t) = self.nodes[i].poll_transmit() {
+        while let Some(t) = self.endpoints[i].poll_transmit() {
             let Some(&to) = self.by_addr.get(&t.to) else {
                 self.dropped += 1;
                 continue;
@@ -183,10 +286,19 @@ impl Sim {
                 bytes: t.bytes,
             }));
         }
-        while let Some(e) = self.nodes[i].poll_event() {
-            self.events.push((i, e));
+        match &mut self.endpoints[i] {
+            Endpoint::Node(n) => {
+                while let Some(e) = n.poll_event() {
+                    self.events.push((i, e));
+                }
+            }
+            Endpoint::Crawler(c) => {
+                while let Some(e) = c.poll_event() {
+                    self.crawl_events.push((i, e));
+                }
+            }
         }
-        let t = self.nodes[i].poll_timeout();
+        let t = self.endpoints[i].poll_timeout();
         if t != self.scheduled[i] {
             self.scheduled[i] = t;
             if let Some(t) = t {
@@ -198,6 +310,11 @@ impl Sim {
     /// Take the events produced so far, with the index of the node that produced each.
     pub fn take_events(&mut self) -> Vec<(usize, Event)> {
         std::mem::take(&mut self.events)
+    }
+
+    /// Take the crawlers' findings so far, with the crawler's index.
+    pub fn take_crawl_events(&mut self) -> Vec<(usize, CrawlEvent)> {
+        std::mem::take(&mut self.crawl_events)
     }
 
     /// Advance virtual time by `d`, delivering datagrams and firing timers in order.
@@ -227,7 +344,10 @@ impl Sim {
                 self.delivered += 1;
                 self.received_by[p.to] += 1;
                 let now = self.now();
-                self.nodes[p.to].handle_datagram(now, p.from, &p.bytes);
+                if let Some(tap) = &mut self.tap {
+                    tap(now, p.from, self.addrs[p.to], &p.bytes);
+                }
+                self.endpoints[p.to].handle_datagram(now, p.from, &p.bytes);
                 self.flush(p.to);
             } else {
                 let Some(Reverse((t, i))) = self.timers.pop() else {
@@ -240,7 +360,7 @@ impl Sim {
                 }
                 self.scheduled[i] = None;
                 let now = self.now();
-                self.nodes[i].handle_timeout(now);
+                self.endpoints[i].handle_timeout(now);
                 self.flush(i);
             }
         }

@@ -43,9 +43,9 @@ fn build(n: usize, seed: u64, link: LinkModel) -> Sim {
 }
 
 fn true_closest(sim: &Sim, target: &NodeId, k: usize, except: usize) -> Vec<NodeId> {
-    let mut ids: Vec<NodeId> = (0..sim.nodes.len())
+    let mut ids: Vec<NodeId> = (0..sim.len())
         .filter(|&i| i != except && sim.is_up(i))
-        .map(|i| sim.nodes[i].id())
+        .map(|i| sim.node(i).id())
         .collect();
     ids.sort_by_key(|id| id.distance(&target.0));
     ids.truncate(k);
@@ -72,14 +72,16 @@ fn lookups_find_the_true_k_closest_among_500_nodes() {
     let seed = seed();
     let mut sim = build(500, seed, LinkModel::default());
     let mut rng = SmallRng::seed_from_u64(seed);
-    let tables: Vec<usize> = sim.nodes.iter().map(|n| n.stats().nodes_v4).collect();
+    let tables: Vec<usize> = (0..sim.len())
+        .map(|i| sim.node(i).stats().nodes_v4)
+        .collect();
     let avg = tables.iter().sum::<usize>() as f64 / tables.len() as f64;
     assert!(
         avg >= 20.0,
         "routing tables filled (avg {avg}, seed {seed})"
     );
     for round in 0..25 {
-        let from = rng.gen_range(0..sim.nodes.len());
+        let from = rng.gen_range(0..sim.len());
         let target = NodeId(rng.gen());
         let got = lookup(&mut sim, from, LookupKind::FindNode, target);
         let got: Vec<NodeId> = got.closest.iter().map(|n| n.id).collect();
@@ -101,7 +103,7 @@ fn lookups_converge_with_loss_and_churn() {
     let mut sim = build(500, seed, link);
     let mut rng = SmallRng::seed_from_u64(seed);
     // 10% of the nodes leave.
-    for i in 1..sim.nodes.len() {
+    for i in 1..sim.len() {
         if rng.gen_bool(0.1) {
             sim.set_up(i, false);
         }
@@ -110,7 +112,7 @@ fn lookups_converge_with_loss_and_churn() {
     let rounds = 20;
     for _ in 0..rounds {
         let from = loop {
-            let f = rng.gen_range(0..sim.nodes.len());
+            let f = rng.gen_range(0..sim.len());
             if sim.is_up(f) {
                 break f;
             }

@@ -1,0 +1,215 @@
+//! Peer discovery for one infohash: `get_peers` to the node that sampled it, then to the
+//! closest nodes the replies point to, until enough distinct peers are known, the query
+//! budget is spent, or nothing new turns up.
+
+use std::collections::HashSet;
+use std::net::SocketAddr;
+
+use estudely_krpc::{CompactNode, InfoHash};
+
+/// Most candidate nodes remembered per search.
+const MAX_CANDIDATES: usize = 32;
+/// `get_peers` in flight at once per search.
+const PARALLEL: usize = 2;
+/// Replies in a row that bring nothing new (no peer, no closer node) before giving up.
+const MAX_DRY: usize = 2;
+
+/// One infohash's peer search.
+#[derive(Debug, Clone)]
+pub struct Search {
+    /// The torrent.
+    pub info_hash: InfoHash,
+    /// Candidate nodes, closest first, not yet asked.
+    candidates: Vec<([u8; 20], SocketAddr)>,
+    asked: HashSet<SocketAddr>,
+    peers: Vec<SocketAddr>,
+    in_flight: usize,
+    queries: usize,
+    max_queries: usize,
+    wanted: usize,
+    dry: usize,
+}
+
+impl Search {
+    /// A search starting at `first` (the node that sampled the infohash), then `known`
+    /// nodes (from our routing table) and whatever closer nodes the replies name.
+    pub fn new(
+        info_hash: InfoHash,
+        first: SocketAddr,
+        known: &[CompactNode],
+        wanted: usize,
+        max_queries: usize,
+    ) -> Self {
+        let mut s = Search {
+            info_hash,
+            // The sampling node stores the infohash: ask it first whatever its distance.
+            candidates: vec![([0; 20], first)],
+            asked: HashSet::new(),
+            peers: Vec::new(),
+            in_flight: 0,
+            queries: 0,
+            max_queries,
+            wanted,
+            dry: 0,
+        };
+        s.add_candidates(known);
+        s
+    }
+
+    /// Add nodes to ask, closest first; returns how many were new.
+    fn add_candidates(&mut self, nodes: &[CompactNode]) -> usize {
+        let mut added = 0;
+        for n in nodes {
+            if self.asked.contains(&n.addr) || self.candidates.iter().any(|(_, a)| *a == n.addr) {
+                continue;
+            }
+            let d = n.id.distance(&self.info_hash.0);
+            let at = self.candidates.partition_point(|(c, _)| *c <= d);
+            if at < MAX_CANDIDATES {
+                self.candidates.insert(at, (d, n.addr));
+                self.candidates.truncate(MAX_CANDIDATES);
+                added += 1;
+            }
+        }
+        added
+    }
+
+    /// The next node to ask, if the search wants one now.
+    pub fn next_query(&mut self) -> Option<SocketAddr> {
+        if self.satisfied()
+            || self.in_flight >= PARALLEL
+            || self.queries >= self.max_queries
+            || self.dry >= MAX_DRY
+        {
+            return None;
+        }
+        let (_, addr) = self.candidates.first().copied()?;
+        self.candidates.remove(0);
+        self.asked.insert(addr);
+        self.in_flight += 1;
+        self.queries += 1;
+        Some(addr)
+    }
+
+    /// A node answered: new peers (returned, at most up to `wanted` in all) and closer nodes.
+    pub fn on_reply(&mut self, values: &[SocketAddr], nodes: &[CompactNode]) -> Vec<SocketAddr> {
+        self.in_flight = self.in_flight.saturating_sub(1);
+        let mut new = Vec::new();
+        for p in values {
+            if self.peers.len() >= self.wanted {
+                break;
+            }
+            if !self.peers.contains(p) {
+                self.peers.push(*p);
+                new.push(*p);
+            }
+        }
+        let closer = self.add_candidates(nodes);
+        if new.is_empty() && closer == 0 {
+            self.dry += 1;
+        } else {
+            self.dry = 0;
+        }
+        new
+    }
+
+    /// A node did not answer (or refused).
+    pub fn on_failure(&mut self) {
+        self.in_flight = self.in_flight.saturating_sub(1);
+    }
+
+    /// Enough peers found.
+    pub fn satisfied(&self) -> bool {
+        self.peers.len() >= self.wanted
+    }
+
+    /// Nothing more will happen: satisfied, out of queries or candidates, or replies have
+    /// stopped bringing anything new; and idle.
+    pub fn is_done(&self) -> bool {
+        self.in_flight == 0
+            && (self.satisfied()
+                || self.queries >= self.max_queries
+                || self.candidates.is_empty()
+                || self.dry >= MAX_DRY)
+    }
+
+    /// Distinct peers found.
+    pub fn peers(&self) -> &[SocketAddr] {
+        &self.peers
+    }
+
+    /// Queries sent.
+    pub fn queries(&self) -> usize {
+        self.queries
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use estudely_krpc::NodeId;
+
+    fn addr(i: u8) -> SocketAddr {
+        SocketAddr::from(([10, 0, 0, i], 6881))
+    }
+
+    #[test]
+    fn asks_source_then_closest_until_enough_peers() {
+        let ih = InfoHash([0; 20]);
+        let mut s = Search::new(ih, addr(1), &[], 3, 8);
+        assert_eq!(s.next_query(), Some(addr(1)));
+        assert_eq!(s.next_query(), None, "no candidates yet");
+        let far = CompactNode {
+            id: NodeId([0xF0; 20]),
+            addr: addr(2),
+        };
+        let near = CompactNode {
+            id: NodeId([0x01; 20]),
+            addr: addr(3),
+        };
+        let new = s.on_reply(&[addr(9), addr(9)], &[far, near]);
+        assert_eq!(new, vec![addr(9)]);
+        assert_eq!(s.next_query(), Some(addr(3)), "closest first");
+        assert_eq!(s.next_query(), Some(addr(2)));
+        let new = s.on_reply(&[addr(9), addr(10), addr(11), addr(12)], &[near]);
+        assert_eq!(new, vec![addr(10), addr(11)], "capped at wanted");
+        assert!(s.satisfied());
+        s.on_failure();
+        assert!(s.is_done());
+    }
+
+    #[test]
+    fn gives_up_when_nothing_new_comes() {
+        let far = |i: u8| CompactNode {
+            id: NodeId([0x80 | i; 20]),
+            addr: addr(i),
+        };
+        let known: Vec<CompactNode> = (2..10).map(far).collect();
+        let mut s = Search::new(InfoHash([0; 20]), addr(1), &known, 20, 100);
+        for _ in 0..3 {
+            assert!(s.next_query().is_some());
+            s.on_reply(&[addr(99)], &[]);
+        }
+        assert_eq!(s.peers(), &[addr(99)]);
+        assert!(s.is_done(), "two dry replies after the first peer: {s:?}");
+        assert_eq!(s.queries(), 3);
+    }
+
+    #[test]
+    fn bounded_queries() {
+        let mut s = Search::new(InfoHash([0; 20]), addr(1), &[], 100, 2);
+        assert!(s.next_query().is_some());
+        let nodes: Vec<CompactNode> = (2..60)
+            .map(|i| CompactNode {
+                id: NodeId([i; 20]),
+                addr: addr(i),
+            })
+            .collect();
+        s.on_reply(&[], &nodes);
+        assert!(s.candidates.len() <= MAX_CANDIDATES);
+        assert!(s.next_query().is_some());
+        assert!(s.next_query().is_none(), "max 2 queries");
+        s.on_failure();
+        assert!(s.is_done());
+    }
+}

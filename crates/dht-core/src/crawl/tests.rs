@@ -1,0 +1,236 @@
+//! The crawler against hand-written replies: the BEP 51 path, the find_node fallback, the
+//! interval bookkeeping and lie detection, one datagram at a time.
+
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use estudely_krpc::{
+    codes, Body, CompactNode, ErrorMsg, InfoHash, Message, NodeId, Query, Response,
+};
+
+use super::{CrawlConfig, CrawlEvent, Crawler};
+use crate::Config;
+
+fn addr(i: u8) -> SocketAddr {
+    SocketAddr::from(([127, 0, 9, i], 6881))
+}
+
+struct Rig {
+    c: Crawler,
+    now: Instant,
+}
+
+impl Rig {
+    fn new() -> Rig {
+        let now = Instant::now();
+        let cfg = CrawlConfig {
+            max_infohashes: 0,
+            bootstrap: vec![addr(1)],
+            ..CrawlConfig::default()
+        };
+        let mut c = Crawler::new(Config::default(), cfg, now);
+        c.handle_timeout(now);
+        Rig { c, now }
+    }
+
+    /// Every query sent since the last call, decoded.
+    fn sent(&mut self) -> Vec<(SocketAddr, Message)> {
+        std::iter::from_fn(|| self.c.poll_transmit())
+            .map(|t| (t.to, Message::decode(&t.bytes).unwrap()))
+            .collect()
+    }
+
+    fn reply(&mut self, to: &(SocketAddr, Message), r: Response) {
+        let m = Message {
+            tid: to.1.tid.clone(),
+            version: None,
+            ip: None,
+            read_only: false,
+            body: Body::Response(r),
+        };
+        self.c.handle_datagram(self.now, to.0, &m.encode());
+    }
+
+    fn events(&mut self) -> Vec<CrawlEvent> {
+        std::iter::from_fn(|| self.c.poll_event()).collect()
+    }
+}
+
+fn node(i: u8) -> CompactNode {
+    CompactNode {
+        id: NodeId([i; 20]),
+        addr: addr(i),
+    }
+}
+
+#[test]
+fn bootstrap_walk_then_sample_then_search() {
+    let mut r = Rig::new();
+    let sent = r.sent();
+    assert_eq!(sent.len(), 1);
+    assert!(
+        matches!(sent[0].1.body, Body::Query(Query::FindNode { .. })),
+        "bootstrap walks"
+    );
+    r.reply(
+        &sent[0],
+        Response {
+            id: NodeId([1; 20]),
+            nodes: vec![node(2)],
+            ..Response::default()
+        },
+    );
+    let sent = r.sent();
+    let to2 = sent
+        .iter()
+        .find(|(a, _)| *a == addr(2))
+        .expect("samples the new node")
+        .clone();
+    assert!(matches!(
+        to2.1.body,
+        Body::Query(Query::SampleInfohashes { .. })
+    ));
+    let ih = InfoHash([7; 20]);
+    r.reply(
+        &to2,
+        Response {
+            id: NodeId([2; 20]),
+            samples: vec![ih],
+            interval: Some(300),
+            num: Some(1),
+            ..Response::default()
+        },
+    );
+    assert_eq!(
+        r.events(),
+        vec![CrawlEvent::InfoHash {
+            info_hash: ih,
+            from: addr(2)
+        }]
+    );
+    // Peer discovery starts at the node that sampled it.
+    let sent = r.sent();
+    let gp = sent
+        .iter()
+        .find(|(a, m)| *a == addr(2) && matches!(m.body, Body::Query(Query::GetPeers { info_hash, .. }) if info_hash == ih))
+        .expect("get_peers to the sampling node")
+        .clone();
+    let peer = SocketAddr::from(([127, 0, 9, 50], 51413));
+    r.reply(
+        &gp,
+        Response {
+            id: NodeId([2; 20]),
+            values: vec![peer],
+            ..Response::default()
+        },
+    );
+    let ev = r.events();
+    assert!(
+        ev.contains(&CrawlEvent::Peer {
+            info_hash: ih,
+            peer
+        }),
+        "{ev:?}"
+    );
+}
+
+#[test]
+fn interval_is_honoured_and_lies_dropped() {
+    let mut r = Rig::new();
+    let sent = r.sent();
+    r.reply(
+        &sent[0],
+        Response {
+            id: NodeId([1; 20]),
+            nodes: vec![node(2), node(3)],
+            ..Response::default()
+        },
+    );
+    let sent = r.sent();
+    let to2 = sent.iter().find(|(a, _)| *a == addr(2)).unwrap().clone();
+    let to3 = sent.iter().find(|(a, _)| *a == addr(3)).unwrap().clone();
+    // Node 3 lies: `num` says 1 but it sends 3 samples.
+    let lies: Vec<InfoHash> = (10..13).map(|b| InfoHash([b; 20])).collect();
+    r.reply(
+        &to3,
+        Response {
+            id: NodeId([3; 20]),
+            samples: lies,
+            interval: Some(60),
+            num: Some(1),
+            ..Response::default()
+        },
+    );
+    // Node 2 repeats a sample: also a lie.
+    let dup = InfoHash([20; 20]);
+    r.reply(
+        &to2,
+        Response {
+            id: NodeId([2; 20]),
+            samples: vec![dup, dup],
+            interval: Some(600),
+            num: Some(5),
+            ..Response::default()
+        },
+    );
+    assert!(r.events().is_empty(), "nothing from liars is reported");
+    assert_eq!(r.c.stats().lies, 2);
+    // Node 2 asked for 600 s: nothing is sent to it before then, even as time passes.
+    for step in 1..=59 {
+        r.now += Duration::from_secs(10);
+        let now = r.now;
+        r.c.handle_timeout(now);
+        let sent = r.sent();
+        let again = sent.iter().any(|(a, m)| {
+            *a == addr(2) && matches!(m.body, Body::Query(Query::SampleInfohashes { .. }))
+        });
+        assert!(!again, "re-sampled node 2 after {} s", step * 10);
+    }
+    r.now += Duration::from_secs(20);
+    let now = r.now;
+    r.c.handle_timeout(now);
+    let sent = r.sent();
+    assert!(
+        sent.iter()
+            .any(|(a, m)| *a == addr(2)
+                && matches!(m.body, Body::Query(Query::SampleInfohashes { .. }))),
+        "asked again once its interval passed"
+    );
+}
+
+#[test]
+fn nodes_without_bep51_are_walked_with_find_node() {
+    let mut r = Rig::new();
+    let sent = r.sent();
+    r.reply(
+        &sent[0],
+        Response {
+            id: NodeId([1; 20]),
+            nodes: vec![node(4)],
+            ..Response::default()
+        },
+    );
+    let sent = r.sent();
+    let to4 = sent.iter().find(|(a, _)| *a == addr(4)).unwrap().clone();
+    let err = Message {
+        tid: to4.1.tid.clone(),
+        version: None,
+        ip: None,
+        read_only: false,
+        body: Body::Error(ErrorMsg {
+            code: codes::METHOD_UNKNOWN,
+            message: "Method Unknown".into(),
+            id: None,
+            reflected_port: None,
+        }),
+    };
+    let now = r.now;
+    r.c.handle_datagram(now, addr(4), &err.encode());
+    let sent = r.sent();
+    assert!(
+        sent.iter()
+            .any(|(a, m)| *a == addr(4) && matches!(m.body, Body::Query(Query::FindNode { .. }))),
+        "falls back to find_node: {sent:?}"
+    );
+    assert_eq!(r.c.known.peek(&addr(4)).unwrap().bep51, Some(false));
+}
