@@ -152,6 +152,21 @@ fn queries_and_a_node_against_libtorrent() {
     );
     assert!(ping["ip"].as_str().unwrap().starts_with("127."), "{ping}");
 
+    // find_node: each libtorrent node returns the other one, id and address as in the ready
+    // line (and any libtorrent address it returns carries that node's id).
+    for (asked, other) in [(0, 1), (1, 0)] {
+        let reply = &json(&["query", "find-node", &swarm.addr(asked)])[0];
+        let nodes = reply["nodes"].as_array().unwrap();
+        let want =
+            serde_json::json!({"id": swarm.node(other)["node_id"], "addr": swarm.addr(other)});
+        assert!(nodes.contains(&want), "{reply}");
+        for (n, i) in nodes.iter().flat_map(|n| [(n, 0), (n, 1)]) {
+            if n["addr"] == swarm.addr(i).as_str() {
+                assert_eq!(n["id"], swarm.node(i)["node_id"], "{reply}");
+            }
+        }
+    }
+
     // sample_infohashes: node 1 stores what node 0 announced to it.
     let sample = &json(&["query", "sample", &lt1])[0];
     assert!(
@@ -164,6 +179,14 @@ fn queries_and_a_node_against_libtorrent() {
     // get_peers: node 1 knows node 0 as a peer of node 0's torrent.
     let peers = &json(&["query", "get-peers", &lt1, &swarm.key(0)])[0];
     assert!(!strings(&peers["values"]).is_empty(), "{peers}");
+    // Exactly node 0's seeder address: 127.0.7.1 on its listen port (or its DHT port, the
+    // same port in libtorrent 2.1).
+    let n0 = swarm.node(0);
+    let seeder =
+        ["listen_port", "dht_port"].map(|p| format!("{}:{}", n0["ip"].as_str().unwrap(), n0[p]));
+    let values = strings(&peers["values"]);
+    assert!(values.contains(&seeder[0]), "{peers}");
+    assert!(values.iter().all(|v| seeder.contains(v)), "{peers}");
     assert!(peers["token"].as_str().is_some(), "{peers}");
     // BEP 33 scrape: bloom filters of seeds and peers instead, counting that one peer.
     let scrape = &json(&["query", "get-peers", &lt1, &swarm.key(0), "--scrape"])[0];
