@@ -549,51 +549,6 @@ impl Node {
     }
 }
 
-pub(crate) fn with_sender(q: Query, me: NodeId) -> Query {
-    match q {
-        Query::Ping { .. } => Query::Ping { id: me },
-        Query::FindNode { target, want, .. } => Query::FindNode {
-            id: me,
-            target,
-            want,
-        },
-        Query::GetPeers {
-            info_hash,
-            want,
-            noseed,
-            scrape,
-            ..
-        } => Query::GetPeers {
-            id: me,
-            info_hash,
-            want,
-            noseed,
-            scrape,
-        },
-        Query::AnnouncePeer {
-            info_hash,
-            port,
-            implied_port,
-            token,
-            seed,
-            ..
-        } => Query::AnnouncePeer {
-            id: me,
-            info_hash,
-            port,
-            implied_port,
-            token,
-            seed,
-        },
-        Query::SampleInfohashes { target, want, .. } => Query::SampleInfohashes {
-            id: me,
-            target,
-            want,
-        },
-        Query::Unknown { method, .. } => Query::Unknown { id: me, method },
-    }
-}
-
 fn lookup_query(kind: LookupKind, target: NodeId, want: Want) -> Query {
     match kind {
         LookupKind::FindNode => Query::FindNode {

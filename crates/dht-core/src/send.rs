@@ -6,7 +6,7 @@ use std::time::Instant;
 
 use estudely_krpc::{Body, Message, Query, TransactionId};
 
-use crate::node::{with_sender, Purpose};
+use crate::node::Purpose;
 use crate::{Node, QueryError, Transmit};
 
 impl Node {
@@ -56,7 +56,8 @@ impl Node {
                 self.on_failure(now, to, purpose, QueryError::Busy);
                 continue;
             }
-            let query = with_sender(query, self.id);
+            let mut query = query;
+            query.set_sender_id(self.id);
             let Some(tid) = self.tx.start(to, now + self.config.query_timeout, purpose) else {
                 self.on_failure(now, to, purpose, QueryError::Busy);
                 continue;

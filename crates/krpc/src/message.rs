@@ -122,6 +122,18 @@ impl Query {
         }
     }
 
+    /// Set the sender's id (a node stamps its own id on queries built by callers).
+    pub fn set_sender_id(&mut self, me: NodeId) {
+        match self {
+            Query::Ping { id }
+            | Query::FindNode { id, .. }
+            | Query::GetPeers { id, .. }
+            | Query::AnnouncePeer { id, .. }
+            | Query::SampleInfohashes { id, .. }
+            | Query::Unknown { id, .. } => *id = me,
+        }
+    }
+
     /// The method name as sent on the wire.
     pub fn method(&self) -> &[u8] {
         match self {
