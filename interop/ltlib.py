@@ -103,6 +103,8 @@ def loopback_settings(listen, extra=None):
         # loopback has no real bandwidth limit; don't rate-limit DHT replies.
         "dht_upload_rate_limit": 1000000,
         "dht_block_ratelimit": 1000,
+        # tests open many metadata connections at once; the default backlog of 5 drops SYNs
+        "listen_queue_size": 64,
     }
     wanted.update(extra or {})
     known = lt.default_settings()

@@ -104,13 +104,22 @@ impl IpBudget {
 
     /// Whether a send to `ip` at `now` is within budget (does not record it).
     pub fn allows(&self, ip: IpAddr, now: Instant) -> bool {
-        self.sent.get(&ip).is_none_or(|times| {
+        self.used(ip, now) < self.max
+    }
+
+    /// Sends to `ip` inside the window ending at `now`.
+    pub fn used(&self, ip: IpAddr, now: Instant) -> usize {
+        self.sent.get(&ip).map_or(0, |times| {
             times
                 .iter()
                 .filter(|t| now.saturating_duration_since(**t) < self.window)
                 .count()
-                < self.max
         })
+    }
+
+    /// The budget: sends allowed per window.
+    pub fn max(&self) -> usize {
+        self.max
     }
 
     /// When a send to `ip` will next be within budget.

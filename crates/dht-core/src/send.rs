@@ -19,7 +19,7 @@ impl Node {
         query: Query,
         purpose: Purpose,
     ) -> bool {
-        if !self.ip_budget.allows(to.ip(), now) || self.queued.len() >= self.config.max_queued {
+        if !self.within_budget(&to, now) || self.queued.len() >= self.config.max_queued {
             self.stats.refused_by_budget += 1;
             return false;
         }
@@ -28,9 +28,12 @@ impl Node {
         true
     }
 
-    /// Whether a query to `to` would be within its per-IP budget now.
+    /// Whether one more query to `to` would be within its per-IP budget now, counting the
+    /// queries already waiting for the rate limit.
     pub fn within_budget(&self, to: &SocketAddr, now: Instant) -> bool {
-        self.ip_budget.allows(to.ip(), now)
+        let ip = to.ip();
+        let waiting = self.queued.iter().filter(|(a, _, _)| a.ip() == ip).count();
+        self.ip_budget.used(ip, now) + waiting < self.ip_budget.max()
     }
 
     /// Queries waiting for the global rate limit.

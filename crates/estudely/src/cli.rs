@@ -30,6 +30,21 @@ pub enum Command {
     /// Run a full DHT node until Ctrl-C.
     #[command(after_help = NODE_EXAMPLES)]
     Node(NodeArgs),
+    /// Fetch torrent metadata (BEP 9) from the peers in a peers CSV.
+    #[command(after_help = crate::cmd::metadata::EXAMPLES)]
+    Metadata(crate::cmd::metadata::MetadataArgs),
+    /// Crawl the DHT: sample infohashes (BEP 51), find their peers, print and save them.
+    #[command(after_help = crate::cmd::crawl::EXAMPLES)]
+    Crawl(crate::cmd::crawl::CrawlArgs),
+    /// Run a DHT of our own nodes on loopback, with synthetic torrents, to crawl.
+    #[command(after_help = crate::cmd::testnet::EXAMPLES)]
+    Testnet(crate::cmd::testnet::TestnetArgs),
+    /// Crawl, find peers and fetch metadata in one run: the seed's one-shot CSV.
+    #[command(after_help = crate::cmd::collect::EXAMPLES)]
+    Collect(crate::cmd::collect::CollectArgs),
+    /// Everything at once with no network: a loopback testnet with seeders, crawled by `collect`.
+    #[command(after_help = crate::cmd::demo::EXAMPLES)]
+    Demo(crate::cmd::demo::DemoArgs),
 }
 
 const QUERY_EXAMPLES: &str = "Examples:
@@ -54,6 +69,10 @@ impl Command {
         match self {
             Command::Query(_) => "warn",
             Command::Node(_) => "info",
+            Command::Metadata(_) => "warn",
+            Command::Crawl(_) | Command::Testnet(_) | Command::Collect(_) | Command::Demo(_) => {
+                "warn"
+            }
         }
     }
 }

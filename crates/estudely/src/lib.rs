@@ -9,9 +9,13 @@
 
 pub mod cli;
 pub mod cmd;
+pub mod crawl;
 pub mod dht;
+pub mod fetch;
 pub mod output;
 pub mod resolve;
+pub mod seeder;
+pub mod testnet;
 
 use std::io::IsTerminal as _;
 use std::process::ExitCode;

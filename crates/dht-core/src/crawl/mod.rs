@@ -156,6 +156,9 @@ pub struct Crawler {
     found: usize,
     searches: HashMap<InfoHash, Search>,
     search_queue: VecDeque<(InfoHash, SocketAddr)>,
+    search_cursor: usize,
+    retried: BoundedMap<InfoHash, ()>,
+    next_walk: Instant,
     events: VecDeque<CrawlEvent>,
     next_bootstrap: Instant,
     stats: CrawlStats,
@@ -175,6 +178,9 @@ impl Crawler {
             found: 0,
             searches: HashMap::new(),
             search_queue: VecDeque::new(),
+            search_cursor: 0,
+            retried: BoundedMap::new(4_096),
+            next_walk: now,
             events: VecDeque::new(),
             next_bootstrap: now,
             stats: CrawlStats::default(),
@@ -244,6 +250,8 @@ impl Crawler {
             }
             if self.known.is_empty() && self.frontier.is_empty() {
                 wake(self.next_bootstrap);
+            } else if self.frontier.is_empty() {
+                wake(self.next_walk);
             }
         }
         t
@@ -320,16 +328,19 @@ impl Crawler {
         self.pending.len() < self.cfg.max_in_flight && self.node.queued_queries() < 8
     }
 
+    /// The next `get_peers` to send, taking the searches in turn (round robin) so that none
+    /// waits behind the others; a node over its per-IP budget is left for later.
     fn next_search_query(&mut self, now: Instant) -> Option<(InfoHash, SocketAddr)> {
         let mut ihs: Vec<InfoHash> = self.searches.keys().copied().collect();
         ihs.sort_unstable();
-        for ih in ihs {
+        let n = ihs.len();
+        for k in 0..n {
+            let ih = ihs[(self.search_cursor + k) % n];
+            let node = &self.node;
             let s = self.searches.get_mut(&ih)?;
-            while let Some(to) = s.next_query() {
-                if self.node.within_budget(&to, now) {
-                    return Some((ih, to));
-                }
-                s.on_failure();
+            if let Some(to) = s.next_query_if(|a| node.within_budget(a, now)) {
+                self.search_cursor = (self.search_cursor + k + 1) % n;
+                return Some((ih, to));
             }
         }
         None
@@ -344,6 +355,13 @@ impl Crawler {
             .collect();
         for ih in done {
             if let Some(s) = self.searches.remove(&ih) {
+                // A search that found nobody (often: our routing table was still nearly
+                // empty when it started) gets one more try from the table as it is now.
+                if s.peers().is_empty() && !self.retried.contains(&ih) {
+                    self.retried.insert(ih, ());
+                    self.search_queue.push_back((ih, s.first()));
+                    continue;
+                }
                 self.events.push_back(CrawlEvent::SearchDone {
                     info_hash: ih,
                     peers: s.peers().len(),
@@ -360,6 +378,19 @@ impl Crawler {
             None => self.known.pop_due(now),
         };
         let Some(addr) = next else {
+            // Nothing queued: keep discovering, one find_node a second toward a random
+            // target, sent to the closest node of our routing table.
+            if !self.known.is_empty() && now >= self.next_walk {
+                self.next_walk = now + Duration::from_secs(1);
+                let target: [u8; 20] = self.rng.gen();
+                let v6 = !self.node.config.ipv4;
+                if let Some(n) = self.node.closest_nodes(&target, 1, v6, now).first() {
+                    if self.node.within_budget(&n.addr, now) {
+                        self.walk(now, n.addr);
+                        return true;
+                    }
+                }
+            }
             if self.known.is_empty() && now >= self.next_bootstrap {
                 self.next_bootstrap = now + self.cfg.bootstrap_retry;
                 for b in self.cfg.bootstrap.clone() {
@@ -451,6 +482,15 @@ impl Crawler {
                         });
                     }
                 }
+            }
+            (Purpose::GetPeers(ih), Err(QueryError::Busy)) => {
+                // Our own throttle, not the node's fault: ask it again later.
+                if let Some(s) = self.searches.get_mut(&ih) {
+                    s.unsent(to);
+                }
+            }
+            (Purpose::Sample(addr) | Purpose::Walk(addr), Err(QueryError::Busy)) => {
+                self.known.schedule(addr, now + Duration::from_secs(5));
             }
             (Purpose::GetPeers(ih), Err(_)) => {
                 self.stats.failures += 1;

@@ -28,6 +28,7 @@ pub struct Search {
     max_queries: usize,
     wanted: usize,
     dry: usize,
+    origin: SocketAddr,
 }
 
 impl Search {
@@ -51,6 +52,7 @@ impl Search {
             max_queries,
             wanted,
             dry: 0,
+            origin: first,
         };
         s.add_candidates(known);
         s
@@ -72,6 +74,25 @@ impl Search {
             }
         }
         added
+    }
+
+    /// The next node to ask, if the search wants one now and `allowed` accepts it (a node
+    /// refused now, e.g. over its per-IP budget, stays first in line for later).
+    pub fn next_query_if(&mut self, allowed: impl Fn(&SocketAddr) -> bool) -> Option<SocketAddr> {
+        let (_, first) = self.candidates.first()?;
+        if allowed(first) {
+            self.next_query()
+        } else {
+            None
+        }
+    }
+
+    /// Put back a node whose query could not be sent (it will be asked again).
+    pub fn unsent(&mut self, addr: SocketAddr) {
+        self.in_flight = self.in_flight.saturating_sub(1);
+        self.queries = self.queries.saturating_sub(1);
+        self.asked.remove(&addr);
+        self.candidates.insert(0, ([0; 20], addr));
     }
 
     /// The next node to ask, if the search wants one now.
@@ -116,6 +137,11 @@ impl Search {
     /// A node did not answer (or refused).
     pub fn on_failure(&mut self) {
         self.in_flight = self.in_flight.saturating_sub(1);
+    }
+
+    /// The node the search started from (the one that sampled the infohash).
+    pub fn first(&self) -> SocketAddr {
+        self.origin
     }
 
     /// Enough peers found.

@@ -185,6 +185,28 @@ fn interval_is_honoured_and_lies_dropped() {
             *a == addr(2) && matches!(m.body, Body::Query(Query::SampleInfohashes { .. }))
         });
         assert!(!again, "re-sampled node 2 after {} s", step * 10);
+        // The nodes answer the crawler's idle find_node walks, so they stay known.
+        for q in sent
+            .iter()
+            .filter(|(_, m)| matches!(m.body, Body::Query(Query::FindNode { .. })))
+        {
+            let id = NodeId(
+                [q.0.ip()
+                    .to_string()
+                    .rsplit('.')
+                    .next()
+                    .unwrap()
+                    .parse()
+                    .unwrap(); 20],
+            );
+            r.reply(
+                q,
+                Response {
+                    id,
+                    ..Response::default()
+                },
+            );
+        }
     }
     r.now += Duration::from_secs(20);
     let now = r.now;

@@ -1,7 +1,12 @@
 //! One module per subcommand; [`run`] dispatches.
 
+pub mod collect;
+pub mod crawl;
+pub mod demo;
+pub mod metadata;
 pub mod node;
 pub mod query;
+pub mod testnet;
 
 use crate::cli::Command;
 
@@ -10,5 +15,10 @@ pub async fn run(command: Command) -> anyhow::Result<()> {
     match command {
         Command::Query(args) => query::run(args).await,
         Command::Node(args) => node::run(args).await,
+        Command::Metadata(args) => metadata::run(args).await,
+        Command::Crawl(args) => crawl::run(args).await,
+        Command::Testnet(args) => testnet::run(args).await,
+        Command::Collect(args) => collect::run(args).await,
+        Command::Demo(args) => demo::run(args).await,
     }
 }

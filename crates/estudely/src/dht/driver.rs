@@ -273,7 +273,7 @@ impl DhtHandle {
 
 /// Create a non-blocking UDP socket; IPv6 sockets are IPv6-only so that an IPv4 and an IPv6
 /// socket can share a port.
-fn bind_udp(addr: SocketAddr) -> io::Result<UdpSocket> {
+pub(crate) fn bind_udp(addr: SocketAddr) -> io::Result<UdpSocket> {
     use socket2::{Domain, Protocol, Socket, Type};
     let socket = Socket::new(Domain::for_address(addr), Type::DGRAM, Some(Protocol::UDP))?;
     if addr.is_ipv6() {
@@ -307,7 +307,10 @@ impl Sockets {
 }
 
 /// Receive on `socket`, or never if there is none.
-async fn recv(socket: Option<&UdpSocket>, buf: &mut [u8]) -> io::Result<(usize, SocketAddr)> {
+pub(crate) async fn recv(
+    socket: Option<&UdpSocket>,
+    buf: &mut [u8],
+) -> io::Result<(usize, SocketAddr)> {
     match socket {
         Some(s) => s.recv_from(buf).await,
         None => std::future::pending().await,
@@ -315,7 +318,7 @@ async fn recv(socket: Option<&UdpSocket>, buf: &mut [u8]) -> io::Result<(usize, 
 }
 
 /// Sleep until `deadline`, or forever if there is none.
-async fn sleep_until(deadline: Option<Instant>) {
+pub(crate) async fn sleep_until(deadline: Option<Instant>) {
     match deadline {
         Some(d) => tokio::time::sleep_until(d.into()).await,
         None => std::future::pending().await,

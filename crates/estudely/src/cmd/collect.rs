@@ -1,0 +1,339 @@
+//! `estudely collect`: crawl, find peers and fetch metadata in one run, streaming the seed's
+//! `dht_collect_and_metadata.py` CSV: one row per (infohash, peer considered),
+//! `infohash,name,file_count,total_bytes,piece_length,peer_ip,peer_port,metadata_ok`.
+//!
+//! The crawl and the metadata fetches run at the same time on one task: as soon as an
+//! infohash's peer search ends, its peers go to the fetcher; as soon as its fetch ends, its
+//! rows are written and flushed. At the overall timeout, everything still pending is
+//! written with what is known (`metadata_ok` False) and the command exits 0.
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::io::{self, Write as _};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use anyhow::Context as _;
+use clap::{Args, ValueEnum};
+use estudely_dht_core::crawl::{CrawlConfig, CrawlEvent};
+use estudely_dht_core::Config;
+use estudely_krpc::InfoHash;
+use estudely_peer_wire::InfoSummary;
+use serde::Serialize;
+use tokio::sync::mpsc;
+
+use crate::cli::parse_secs;
+use crate::cmd::crawl::{interrupted, parse_rate};
+use crate::cmd::metadata::save_torrent;
+use crate::crawl::{CrawlDriver, CrawlDriverConfig, CrawlSink};
+use crate::fetch::{fetch_stream, FetchConfig, Job};
+use crate::resolve::{self, UsageError, DEFAULT_ROUTERS};
+
+/// The seed's column order.
+pub const HEADER: &str =
+    "infohash,name,file_count,total_bytes,piece_length,peer_ip,peer_port,metadata_ok";
+
+/// `estudely collect --help` epilogue.
+pub const EXAMPLES: &str =
+    "stdout: the CSV above, one row per (infohash, peer considered), written as each
+infohash's metadata fetch ends; name empty and numbers 0 when unknown; metadata_ok is True
+when at least one peer gave the full, verified metadata. stderr: a summary at the end.
+
+Examples:
+  estudely collect > metadata_peers.csv
+  estudely collect --max-infohashes 30 --peers-per-infohash 25 --metadata-peer-attempts 6 \\
+      --overall-timeout 120 > crawl_out.csv
+  estudely collect --bootstrap 127.0.10.1:40000 --bind 127.0.0.1:0 --save-torrents torrents/";
+
+/// `estudely collect ...`
+#[derive(Debug, Args)]
+pub struct CollectArgs {
+    /// Stop sampling after this many distinct infohashes (0 = no limit).
+    #[arg(long, value_name = "N", default_value_t = 20)]
+    pub max_infohashes: usize,
+    /// Distinct peers kept per infohash.
+    #[arg(long, value_name = "N", default_value_t = 20,
+          value_parser = clap::value_parser!(u32).range(1..=10_000))]
+    pub peers_per_infohash: u32,
+    /// Peers tried for an infohash's metadata, in turn, until one succeeds.
+    #[arg(long, value_name = "N", default_value_t = 5,
+          value_parser = clap::value_parser!(u32).range(1..=1_000))]
+    pub metadata_peer_attempts: u32,
+    /// Stop after this many seconds and write what is known.
+    #[arg(long, value_name = "SECS", default_value = "60", value_parser = parse_secs)]
+    pub overall_timeout: Duration,
+    /// Global limit on DHT queries sent, per second.
+    #[arg(long, value_name = "Q", default_value_t = 25.0, value_parser = parse_rate)]
+    pub rate: f64,
+    /// Metadata fetches (TCP connections) at once.
+    #[arg(long, value_name = "N", default_value_t = 32,
+          value_parser = clap::value_parser!(u32).range(1..=4_096))]
+    pub concurrency: u32,
+    /// A node to start from (repeatable), resolved at start-up.
+    #[arg(long, value_name = "HOST:PORT", default_values_t = DEFAULT_ROUTERS.map(String::from))]
+    pub bootstrap: Vec<String>,
+    /// Local address to crawl from; give it twice for IPv4 and IPv6 [default: 0.0.0.0:0].
+    #[arg(long, value_name = "ADDR")]
+    pub bind: Vec<SocketAddr>,
+    /// Write each verified torrent as DIR/<infohash>.torrent.
+    #[arg(long, value_name = "DIR")]
+    pub save_torrents: Option<PathBuf>,
+    /// How to print rows.
+    #[arg(long, value_enum, default_value_t = CollectFormat::Csv)]
+    pub format: CollectFormat,
+}
+
+/// Row formats of `estudely collect`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum CollectFormat {
+    /// The seed's CSV, with a header line.
+    Csv,
+    /// One JSON object per row, the same fields plus `name_hex` and `version`.
+    Jsonl,
+}
+
+#[derive(Serialize)]
+struct JsonRow<'a> {
+    infohash: String,
+    name: String,
+    name_hex: String,
+    version: Option<&'a str>,
+    file_count: u64,
+    total_bytes: u64,
+    piece_length: u64,
+    peer_ip: Option<String>,
+    peer_port: Option<u16>,
+    metadata_ok: bool,
+}
+
+/// What is known of each infohash so far, in the order they were found.
+#[derive(Default)]
+struct Found {
+    order: Vec<InfoHash>,
+    peers: HashMap<InfoHash, Vec<SocketAddr>>,
+    written: HashMap<InfoHash, bool>,
+}
+
+struct Sink<'a> {
+    found: &'a RefCell<Found>,
+    jobs: Option<mpsc::Sender<Job>>,
+}
+
+impl CrawlSink for Sink<'_> {
+    fn event(&mut self, event: &CrawlEvent) -> anyhow::Result<bool> {
+        let mut found = self.found.borrow_mut();
+        match *event {
+            CrawlEvent::InfoHash { info_hash, .. } => {
+                found.order.push(info_hash);
+                found.peers.insert(info_hash, Vec::new());
+            }
+            CrawlEvent::Peer { info_hash, peer } => {
+                found.peers.entry(info_hash).or_default().push(peer);
+            }
+            CrawlEvent::SearchDone { info_hash, .. } => {
+                let peers = found.peers.get(&info_hash).cloned().unwrap_or_default();
+                if let (Some(tx), false) = (&self.jobs, peers.is_empty()) {
+                    // The channel holds every job of a crawl; a full one only delays rows
+                    // to the final flush, where they are written with metadata_ok False.
+                    let _ = tx.try_send(Job { info_hash, peers });
+                }
+            }
+        }
+        Ok(true)
+    }
+}
+
+struct Out {
+    format: CollectFormat,
+    csv: csv::Writer<io::Stdout>,
+    rows: u64,
+    with_metadata: usize,
+}
+
+impl Out {
+    /// Write the rows of one infohash: one per peer considered (one with empty peer fields
+    /// when none was found).
+    fn infohash(
+        &mut self,
+        ih: InfoHash,
+        peers: &[SocketAddr],
+        meta: Option<&InfoSummary>,
+    ) -> io::Result<()> {
+        self.with_metadata += usize::from(meta.is_some());
+        let none: [Option<SocketAddr>; 1] = [None];
+        let some: Vec<Option<SocketAddr>> = peers.iter().copied().map(Some).collect();
+        let peers = if some.is_empty() {
+            &none[..]
+        } else {
+            &some[..]
+        };
+        for peer in peers {
+            self.rows += 1;
+            let name = meta.map(InfoSummary::name_lossy).unwrap_or_default();
+            let (files, total, piece) =
+                meta.map_or((0, 0, 0), |m| (m.file_count, m.total_bytes, m.piece_length));
+            let (ip, port) = (peer.map(|p| p.ip().to_string()), peer.map(|p| p.port()));
+            match self.format {
+                CollectFormat::Csv => {
+                    let ok = if meta.is_some() { "True" } else { "False" };
+                    self.csv
+                        .write_record([
+                            ih.to_hex(),
+                            name,
+                            files.to_string(),
+                            total.to_string(),
+                            piece.to_string(),
+                            ip.unwrap_or_default(),
+                            port.map(|p| p.to_string()).unwrap_or_default(),
+                            ok.to_owned(),
+                        ])
+                        .map_err(io::Error::other)?;
+                    self.csv.flush()?;
+                }
+                CollectFormat::Jsonl => {
+                    let row = JsonRow {
+                        infohash: ih.to_hex(),
+                        name,
+                        name_hex: meta.map(|m| hex::encode(&m.name)).unwrap_or_default(),
+                        version: meta.map(|m| version_name(m.version)),
+                        file_count: files,
+                        total_bytes: total,
+                        piece_length: piece,
+                        peer_ip: ip,
+                        peer_port: port,
+                        metadata_ok: meta.is_some(),
+                    };
+                    let mut out = io::stdout().lock();
+                    serde_json::to_writer(&mut out, &row)?;
+                    out.write_all(b"\n")?;
+                    out.flush()?;
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+fn version_name(v: estudely_peer_wire::Version) -> &'static str {
+    match v {
+        estudely_peer_wire::Version::V1 => "v1",
+        estudely_peer_wire::Version::V2 => "v2",
+        estudely_peer_wire::Version::Hybrid => "hybrid",
+    }
+}
+
+/// Run `estudely collect ...`.
+pub async fn run(args: CollectArgs) -> anyhow::Result<()> {
+    let bind = if args.bind.is_empty() {
+        vec![SocketAddr::from(([0, 0, 0, 0], 0))]
+    } else {
+        args.bind.clone()
+    };
+    let v4 = bind.iter().filter(|a| a.is_ipv4()).count();
+    if let Some(dir) = &args.save_torrents {
+        std::fs::create_dir_all(dir).map_err(|e| {
+            UsageError(format!(
+                "cannot create --save-torrents directory `{}`: {e}",
+                dir.display()
+            ))
+        })?;
+    }
+    let seeds = resolve::resolve_bootstrap(&args.bootstrap, v4 >= 1, bind.len() > v4).await?;
+    let crawl = CrawlConfig {
+        max_infohashes: args.max_infohashes,
+        peers_per_infohash: args.peers_per_infohash as usize,
+        bootstrap: seeds,
+        ..CrawlConfig::default()
+    };
+    let node = Config {
+        query_rate: args.rate,
+        ..Config::default()
+    };
+    let mut driver = CrawlDriver::bind(CrawlDriverConfig {
+        bind,
+        node,
+        crawl,
+        seed: None,
+    })?;
+    collect(&mut driver, &args).await
+}
+
+/// The collect pipeline on an already bound crawl driver (also used by `estudely demo`).
+pub async fn collect(driver: &mut CrawlDriver, args: &CollectArgs) -> anyhow::Result<()> {
+    let start = Instant::now();
+    let mut out = Out {
+        format: args.format,
+        csv: csv::WriterBuilder::new()
+            .has_headers(false)
+            .from_writer(io::stdout()),
+        rows: 0,
+        with_metadata: 0,
+    };
+    if args.format == CollectFormat::Csv {
+        let mut stdout = io::stdout().lock();
+        writeln!(stdout, "{HEADER}")
+            .and_then(|()| stdout.flush())
+            .context("cannot write to stdout")?;
+    }
+    let found = RefCell::new(Found::default());
+    let (tx, rx) = mpsc::channel(1 << 16);
+    let fetch_cfg = FetchConfig {
+        peer_attempts: args.metadata_peer_attempts as usize,
+        concurrency: args.concurrency as usize,
+        overall_timeout: Some(args.overall_timeout),
+        ..FetchConfig::default()
+    };
+    let mut batch = fetch_stream(rx, fetch_cfg);
+    let mut sink = Sink {
+        found: &found,
+        jobs: Some(tx),
+    };
+    let crawl = async {
+        let report = driver
+            .run(args.overall_timeout, interrupted(), None, &mut sink)
+            .await;
+        sink.jobs = None; // no more jobs: the fetcher ends when the last one does
+        report
+    };
+    let fetch = async {
+        while let Some(r) = batch.next().await {
+            let peers = found
+                .borrow()
+                .peers
+                .get(&r.info_hash)
+                .cloned()
+                .unwrap_or_default();
+            if let (Some(dir), Some(m)) = (&args.save_torrents, &r.metadata) {
+                save_torrent(dir, &r.info_hash.to_hex(), &m.info)?;
+            }
+            let meta = r.metadata.as_ref().map(|m| &m.summary);
+            out.infohash(r.info_hash, &peers, meta)
+                .context("cannot write to stdout")?;
+            found.borrow_mut().written.insert(r.info_hash, true);
+        }
+        anyhow::Ok(())
+    };
+    let (report, fetched) = tokio::join!(crawl, fetch);
+    let report = report?;
+    fetched?;
+    // Whatever had no fetch result (no peers, search unfinished, deadline): write it now.
+    let found = found.into_inner();
+    for ih in &found.order {
+        if !found.written.contains_key(ih) {
+            let peers = found.peers.get(ih).cloned().unwrap_or_default();
+            out.infohash(*ih, &peers, None)
+                .context("cannot write to stdout")?;
+        }
+    }
+    eprintln!(
+        "collect: {} infohashes, {} with metadata, {} rows; {} DHT queries; metadata {}; {:.1} s",
+        found.order.len(),
+        out.with_metadata,
+        out.rows,
+        report.queries_sent,
+        batch.stats(),
+        start.elapsed().as_secs_f64()
+    );
+    Ok(())
+}

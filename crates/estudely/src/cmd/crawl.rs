@@ -1,0 +1,256 @@
+//! `estudely crawl`: sample infohashes with BEP 51 and find their peers, printing one row per
+//! (infohash, peer) to stdout and appending it to a peers file, as the seed's
+//! `dht_crawler_min.py` did.
+//!
+//! stdout carries nothing but rows (CSV with its header, or JSON lines); stderr gets a
+//! progress line when it is a terminal and always a one-line summary at the end. Inputs are
+//! checked before any packet is sent: a bad address or an unwritable peers file exits 2.
+
+use std::collections::HashMap;
+use std::io::{self, IsTerminal as _, Write as _};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use clap::{Args, ValueEnum};
+use estudely_dht_core::crawl::{CrawlConfig, CrawlEvent};
+use estudely_dht_core::Config;
+use estudely_krpc::InfoHash;
+
+use crate::cli::parse_secs;
+use crate::crawl::{
+    CrawlDriver, CrawlDriverConfig, CrawlReport, CrawlSink, PeerRow, PeersFile, Progress,
+    CSV_HEADER,
+};
+use crate::resolve::{self, UsageError, DEFAULT_ROUTERS};
+
+/// `estudely crawl --help` epilogue.
+pub const EXAMPLES: &str =
+    "stdout: `infohash,peer_ip,peer_port` and one row per (infohash, peer), each flushed as
+soon as found; the same rows are appended to --peers-file. stderr: a progress line on a
+terminal, and a summary at the end.
+
+Examples:
+  estudely crawl > peers_stream.csv
+  estudely crawl --max-infohashes 0 --overall-timeout 300 --rate 50
+  estudely crawl --bootstrap 127.0.10.1:40000 --bind 127.0.0.1:0 --format jsonl
+  estudely crawl --bind 0.0.0.0:0 --bind [::]:0";
+
+/// How often the progress line is redrawn.
+const PROGRESS_EVERY: Duration = Duration::from_millis(250);
+
+/// `estudely crawl ...`
+#[derive(Debug, Args)]
+pub struct CrawlArgs {
+    /// Stop after this many distinct infohashes (0 = no limit).
+    #[arg(long, value_name = "N", default_value_t = 20)]
+    pub max_infohashes: usize,
+    /// Distinct peers kept per infohash.
+    #[arg(long, value_name = "N", default_value_t = 20,
+          value_parser = clap::value_parser!(u32).range(1..=10_000))]
+    pub peers_per_infohash: u32,
+    /// Stop after this many seconds whatever was found.
+    #[arg(long, value_name = "SECS", default_value = "60", value_parser = parse_secs)]
+    pub overall_timeout: Duration,
+    /// Global limit on queries sent, per second.
+    #[arg(long, value_name = "Q", default_value_t = 25.0, value_parser = parse_rate)]
+    pub rate: f64,
+    /// A node to start from (repeatable), resolved at start-up.
+    #[arg(long, value_name = "HOST:PORT", default_values_t = DEFAULT_ROUTERS.map(String::from))]
+    pub bootstrap: Vec<String>,
+    /// Local address to crawl from; give it twice for IPv4 and IPv6 [default: 0.0.0.0:0].
+    #[arg(long, value_name = "ADDR")]
+    pub bind: Vec<SocketAddr>,
+    /// Where rows are appended (CSV, header only when the file is new or empty).
+    #[arg(long, value_name = "PATH", default_value = "peers.csv")]
+    pub peers_file: PathBuf,
+    /// How to print rows on stdout (the peers file is always CSV).
+    #[arg(long, value_enum, default_value_t = CrawlFormat::Csv)]
+    pub format: CrawlFormat,
+}
+
+/// Row formats of `estudely crawl` on stdout.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum CrawlFormat {
+    /// `infohash,peer_ip,peer_port`, with a header line.
+    Csv,
+    /// One JSON object per row: `infohash`, `peer_ip`, `peer_port`, `source`.
+    Jsonl,
+}
+
+/// Queries per second: more than 0, at most 10,000.
+pub fn parse_rate(s: &str) -> Result<f64, String> {
+    let q: f64 = s
+        .parse()
+        .map_err(|_| format!("`{s}` is not a number of queries per second"))?;
+    if !(q > 0.0 && q <= 10_000.0) {
+        return Err(format!("`{s}` must be more than 0 and at most 10000"));
+    }
+    Ok(q)
+}
+
+/// Run `estudely crawl ...`.
+pub async fn run(args: CrawlArgs) -> anyhow::Result<()> {
+    let bind = if args.bind.is_empty() {
+        vec![SocketAddr::from(([0, 0, 0, 0], 0))]
+    } else {
+        args.bind.clone()
+    };
+    let v4 = bind.iter().filter(|a| a.is_ipv4()).count();
+    if v4 > 1 || bind.len() - v4 > 1 {
+        let all: Vec<String> = bind.iter().map(ToString::to_string).collect();
+        let msg = format!(
+            "--bind takes at most one IPv4 and one IPv6 address, got {}",
+            all.join(", ")
+        );
+        return Err(UsageError(msg).into());
+    }
+    // Everything the user typed is checked before the first packet.
+    for b in &args.bootstrap {
+        resolve::parse(b)?;
+    }
+    let mut peers_file = PeersFile::open(&args.peers_file)?;
+    let seeds = resolve::resolve_bootstrap(&args.bootstrap, v4 == 1, bind.len() > v4).await?;
+    let crawl = CrawlConfig {
+        max_infohashes: args.max_infohashes,
+        peers_per_infohash: args.peers_per_infohash as usize,
+        bootstrap: seeds,
+        ..CrawlConfig::default()
+    };
+    let node = Config {
+        query_rate: args.rate,
+        ..Config::default()
+    };
+    let mut driver = CrawlDriver::bind(CrawlDriverConfig {
+        bind,
+        node,
+        crawl,
+        seed: None,
+    })?;
+
+    peers_file.start()?;
+    let mut stdout = io::stdout();
+    if args.format == CrawlFormat::Csv {
+        writeln!(stdout, "{CSV_HEADER}")
+            .and_then(|()| stdout.flush())
+            .context("cannot write to stdout")?;
+    }
+    let terminal = io::stderr().is_terminal();
+    let mut sink = Rows {
+        format: args.format,
+        stdout,
+        stdout_open: true,
+        peers_file: &mut peers_file,
+        sources: HashMap::new(),
+        rows: 0,
+        progress_shown: false,
+    };
+    let progress = terminal.then_some(PROGRESS_EVERY);
+    let report = driver
+        .run(args.overall_timeout, interrupted(), progress, &mut sink)
+        .await?;
+    if sink.progress_shown {
+        eprint!("\r\x1b[K");
+    }
+    eprintln!("{}", summary(&report, sink.rows));
+    Ok(())
+}
+
+/// `crawl: 20 infohashes, 57 peers, 1234 nodes, 2103 queries (35.0/s), 61.2 s`.
+pub fn summary(report: &CrawlReport, rows: u64) -> String {
+    format!(
+        "crawl: {} infohashes, {} peers, {} nodes, {} queries ({:.1}/s), {:.1} s",
+        report.stats.infohashes,
+        rows,
+        report.stats.nodes_known,
+        report.queries_sent,
+        report.rate(),
+        report.elapsed.as_secs_f64()
+    )
+}
+
+/// Completes on Ctrl-C or (on Unix) SIGTERM; never if the signals cannot be watched.
+pub async fn interrupted() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        if let Ok(mut term) = signal(SignalKind::terminate()) {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = term.recv() => {}
+            }
+            return;
+        }
+    }
+    if tokio::signal::ctrl_c().await.is_err() {
+        std::future::pending::<()>().await;
+    }
+}
+
+/// The crawl's sink: rows to stdout and to the peers file, progress to stderr.
+struct Rows<'a> {
+    format: CrawlFormat,
+    stdout: io::Stdout,
+    stdout_open: bool,
+    peers_file: &'a mut PeersFile,
+    /// The node that sampled each infohash whose search is running (for `source`).
+    sources: HashMap<InfoHash, SocketAddr>,
+    rows: u64,
+    progress_shown: bool,
+}
+
+impl CrawlSink for Rows<'_> {
+    fn event(&mut self, event: &CrawlEvent) -> anyhow::Result<bool> {
+        match *event {
+            CrawlEvent::InfoHash { info_hash, from } => {
+                self.sources.insert(info_hash, from);
+            }
+            CrawlEvent::SearchDone { info_hash, .. } => {
+                self.sources.remove(&info_hash);
+            }
+            CrawlEvent::Peer { info_hash, peer } => {
+                let row = PeerRow {
+                    info_hash,
+                    peer,
+                    source: self.sources.get(&info_hash).copied(),
+                };
+                self.rows += 1;
+                let path = self.peers_file.path().display().to_string();
+                self.peers_file
+                    .append(&row)
+                    .with_context(|| format!("cannot write peers file `{path}`"))?;
+                let line = match self.format {
+                    CrawlFormat::Csv => row.csv(),
+                    CrawlFormat::Jsonl => row.jsonl(),
+                };
+                if self.stdout_open {
+                    let mut out = self.stdout.lock();
+                    match out.write_all(line.as_bytes()).and_then(|()| out.flush()) {
+                        Ok(()) => {}
+                        // The reader is gone (`| head`): the rows are safe in the peers file.
+                        Err(e) if e.kind() == io::ErrorKind::BrokenPipe => {
+                            self.stdout_open = false;
+                            return Ok(false);
+                        }
+                        Err(e) => return Err(e).context("cannot write to stdout"),
+                    }
+                }
+            }
+        }
+        Ok(true)
+    }
+
+    fn progress(&mut self, p: &Progress) {
+        self.progress_shown = true;
+        eprint!(
+            "\r\x1b[Kcrawl: {} nodes, {:.1} q/s, {} infohashes, {} peers, {:.1} s",
+            p.stats.nodes_known,
+            p.recent_rate,
+            p.stats.infohashes,
+            self.rows,
+            p.elapsed.as_secs_f64()
+        );
+        let _ = io::stderr().flush();
+    }
+}

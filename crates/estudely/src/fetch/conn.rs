@@ -1,0 +1,165 @@
+//! One metadata-fetch attempt at one peer: the socket and the clock around a
+//! [`MetadataSession`].
+
+use std::net::SocketAddr;
+
+use estudely_peer_wire::{InfoSummary, MetadataSession, SessionConfig, SessionState};
+use rand::RngCore as _;
+use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+use tokio::net::TcpStream;
+use tokio::time::{timeout_at, Instant};
+
+use super::{FailureKind, FetchConfig, FetchFailure, FetchedMetadata};
+
+/// Bytes read from the socket at a time.
+const READ_CHUNK: usize = 32 * 1024;
+
+/// Fetch and verify the info dict of `info_hash` (a v1 infohash or a v2 one truncated to 20
+/// bytes) from `peer`, within [`FetchConfig::attempt_timeout`].
+pub async fn fetch_one(
+    peer: SocketAddr,
+    info_hash: [u8; 20],
+    cfg: &FetchConfig,
+) -> Result<FetchedMetadata, FetchFailure> {
+    fetch_one_until(peer, info_hash, cfg, Instant::now() + cfg.attempt_timeout).await
+}
+
+/// [`fetch_one`] with an extra deadline (e.g. a batch's), whichever comes first.
+pub async fn fetch_one_until(
+    peer: SocketAddr,
+    info_hash: [u8; 20],
+    cfg: &FetchConfig,
+    deadline: Instant,
+) -> Result<FetchedMetadata, FetchFailure> {
+    let start = Instant::now();
+    let deadline = deadline.min(start + cfg.attempt_timeout);
+    let timed_out = |what: String, step_end: Instant| {
+        let detail = if deadline <= step_end {
+            format!(
+                "attempt deadline reached after {} ({what})",
+                secs(start, deadline)
+            )
+        } else {
+            what
+        };
+        FetchFailure::new(FailureKind::Timeout, detail)
+    };
+
+    let connect_by = deadline.min(start + cfg.connect_timeout);
+    let mut stream = match timeout_at(connect_by, TcpStream::connect(peer)).await {
+        Err(_) => {
+            let what = format!("no TCP connection within {:?}", cfg.connect_timeout);
+            return Err(timed_out(what, connect_by));
+        }
+        Ok(Err(e)) => {
+            return Err(FetchFailure::new(
+                FailureKind::Refused,
+                format!("connect: {e}"),
+            ))
+        }
+        Ok(Ok(s)) => s,
+    };
+    let _ = stream.set_nodelay(true);
+
+    let config = SessionConfig {
+        max_metadata_size: cfg.max_metadata_size,
+        client: cfg.client.clone(),
+        ..SessionConfig::default()
+    };
+    let mut session = MetadataSession::new(config, info_hash, cfg.peer_id.unwrap_or_else(peer_id));
+    let mut buf = vec![0u8; READ_CHUNK];
+    let handshake_by = Instant::now() + cfg.handshake_timeout;
+    // Deadline for the next metadata piece, and the count it was set at.
+    let mut piece_by: Option<(Instant, u32)> = None;
+
+    while !session.is_finished() {
+        let state = session.state();
+        let (step_end, waiting_for) = match state {
+            SessionState::Fetching { received, pieces } => {
+                let by = match piece_by {
+                    Some((by, at)) if at == received => by,
+                    _ => {
+                        let by = Instant::now() + cfg.piece_timeout;
+                        piece_by = Some((by, received));
+                        by
+                    }
+                };
+                let what = format!(
+                    "no metadata piece within {:?} ({received}/{pieces} received)",
+                    cfg.piece_timeout
+                );
+                (by, what)
+            }
+            SessionState::AwaitingExtHandshake => (
+                handshake_by,
+                format!("no extended handshake within {:?}", cfg.handshake_timeout),
+            ),
+            _ => (
+                handshake_by,
+                format!("no handshake within {:?}", cfg.handshake_timeout),
+            ),
+        };
+        let step_end = step_end.min(deadline);
+        if let Some(out) = session.poll_transmit() {
+            match timeout_at(step_end, stream.write_all(&out)).await {
+                Err(_) => return Err(timed_out(format!("{waiting_for}; write stalled"), step_end)),
+                Ok(Err(e)) => return Err(closed(state, &format!("write: {e}"))),
+                Ok(Ok(())) => {}
+            }
+        }
+        match timeout_at(step_end, stream.read(&mut buf)).await {
+            Err(_) => return Err(timed_out(waiting_for, step_end)),
+            Ok(Ok(0)) => return Err(closed(state, "EOF")),
+            Ok(Ok(n)) => session.handle_input(&buf[..n]),
+            Ok(Err(e)) => return Err(closed(state, &e.to_string())),
+        }
+    }
+    let client = session.peer_extensions().and_then(|e| e.client.clone());
+    match session.into_outcome() {
+        Some(Ok(metadata)) => match InfoSummary::parse(&metadata.info) {
+            Ok(summary) => Ok(FetchedMetadata {
+                peer,
+                info: metadata.info,
+                summary,
+                client,
+            }),
+            Err(e) => Err(FetchFailure::new(
+                FailureKind::Protocol,
+                format!("verified info dict does not parse: {e}"),
+            )),
+        },
+        Some(Err(e)) => Err(FetchFailure::new(e.kind().into(), e.to_string())),
+        // The loop only ends once the session has finished.
+        None => Err(FetchFailure::new(
+            FailureKind::Protocol,
+            "session unfinished",
+        )),
+    }
+}
+
+/// The peer went away in `state`.
+fn closed(state: SessionState, why: &str) -> FetchFailure {
+    let during = match state {
+        SessionState::Handshaking => "before its handshake".to_owned(),
+        SessionState::AwaitingExtHandshake => "before its extended handshake".to_owned(),
+        SessionState::Fetching { received, pieces } => {
+            format!("after {received}/{pieces} metadata pieces")
+        }
+        SessionState::Done | SessionState::Failed(_) => "after the end".to_owned(),
+    };
+    FetchFailure::new(
+        FailureKind::Closed,
+        format!("connection closed {during} ({why})"),
+    )
+}
+
+fn secs(from: Instant, to: Instant) -> String {
+    format!("{:?}", to.saturating_duration_since(from))
+}
+
+/// `-ES0001-` and 12 random bytes (BEP 20 style).
+fn peer_id() -> [u8; 20] {
+    let mut id = *b"-ES0001-000000000000";
+    rand::rngs::OsRng.fill_bytes(&mut id[8..]);
+    id
+}

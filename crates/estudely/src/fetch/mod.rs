@@ -1,0 +1,189 @@
+//! Fetching torrent metadata (BEP 9) from peers over TCP: a thin tokio driver around
+//! `estudely-peer-wire`'s sans-IO [`MetadataSession`](estudely_peer_wire::MetadataSession).
+//!
+//! * [`fetch_one`]: one attempt at one peer — TCP connect, BEP 3/10 handshakes, BEP 9
+//!   pieces, each step under its own timeout ([`FetchConfig`]), the whole attempt under a
+//!   deadline. Succeeds with [`FetchedMetadata`] (verified info bytes and their
+//!   [`InfoSummary`]) or fails with a [`FetchFailure`] of one [`FailureKind`].
+//! * [`fetch_many`] / [`fetch_stream`]: many infohashes at once under a semaphore, each
+//!   trying its peers in order until one succeeds; results come out of a [`FetchBatch`] as
+//!   they complete, and [`FetchStats`] counts attempts by outcome for a summary line.
+//! * [`peers_csv`]: reading the `infohash,peer_ip,peer_port` CSV that `crawl` writes into
+//!   [`Job`]s.
+//!
+//! Memory per connection is bounded by the session: one frame of at most 1 MiB in the input
+//! buffer plus the metadata received so far, which is at most
+//! [`FetchConfig::max_metadata_size`].
+
+mod batch;
+mod conn;
+pub mod peers_csv;
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use estudely_peer_wire::{InfoSummary, DEFAULT_MAX_METADATA_SIZE};
+
+pub use batch::{fetch_many, fetch_stream, Attempt, FetchBatch, FetchStats, InfohashResult, Job};
+pub use conn::{fetch_one, fetch_one_until};
+
+/// Tunables of metadata fetching. Durations are wall-clock; sizes are bytes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FetchConfig {
+    /// Time allowed for the TCP connect. Default 5 s.
+    pub connect_timeout: Duration,
+    /// Time allowed, once connected, for the peer's BEP 3 handshake and BEP 10 extended
+    /// handshake to arrive. Default 10 s.
+    pub handshake_timeout: Duration,
+    /// Time allowed for each next metadata piece (a peer trickling bytes without completing
+    /// a piece times out too). Default 10 s.
+    pub piece_timeout: Duration,
+    /// Deadline for one attempt at one peer, connect included. Default 30 s.
+    pub attempt_timeout: Duration,
+    /// Largest info dict accepted (a larger `metadata_size` fails as `too_large` before
+    /// anything is allocated). Default 32 MiB.
+    pub max_metadata_size: u64,
+    /// Infohashes fetched at once by [`fetch_many`] (0 counts as 1). Default 32.
+    pub concurrency: usize,
+    /// Peers tried per infohash, in order, until one succeeds. Default 5.
+    pub peer_attempts: usize,
+    /// Deadline for a whole batch; attempts still running then fail as `timeout` and jobs
+    /// not started are reported without attempts. Default `None` (no deadline).
+    pub overall_timeout: Option<Duration>,
+    /// Our BEP 20 peer id; `None` (the default): `-ES0001-` and 12 random bytes per
+    /// connection.
+    pub peer_id: Option<[u8; 20]>,
+    /// Client name sent in the extended handshake (`v`). Default `Estudely <version>`.
+    pub client: Option<String>,
+}
+
+impl Default for FetchConfig {
+    fn default() -> Self {
+        FetchConfig {
+            connect_timeout: Duration::from_secs(5),
+            handshake_timeout: Duration::from_secs(10),
+            piece_timeout: Duration::from_secs(10),
+            attempt_timeout: Duration::from_secs(30),
+            max_metadata_size: DEFAULT_MAX_METADATA_SIZE,
+            concurrency: 32,
+            peer_attempts: 5,
+            overall_timeout: None,
+            peer_id: None,
+            client: Some(concat!("Estudely ", env!("CARGO_PKG_VERSION")).to_owned()),
+        }
+    }
+}
+
+/// Verified metadata from one peer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FetchedMetadata {
+    /// The peer that sent it.
+    pub peer: SocketAddr,
+    /// The info dict, exactly as received and verified against the infohash.
+    pub info: Vec<u8>,
+    /// What it describes.
+    pub summary: InfoSummary,
+    /// The peer's client name from its extended handshake (`v`), if it sent one.
+    pub client: Option<String>,
+}
+
+/// Why an attempt failed, coarsely, for counting in a summary. Displayed in snake case
+/// (`no_ut_metadata`), the words the summary line uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum FailureKind {
+    /// The TCP connect failed (refused, unreachable, reset).
+    Refused,
+    /// A connect, handshake, piece or attempt timeout expired.
+    Timeout,
+    /// The peer has no extension protocol or does not offer `ut_metadata`.
+    NoUtMetadata,
+    /// The metadata did not hash to the infohash.
+    HashMismatch,
+    /// The announced `metadata_size` is missing, zero or above the cap.
+    TooLarge,
+    /// The peer rejected a metadata request.
+    Rejected,
+    /// The peer's handshake named another torrent.
+    InfohashMismatch,
+    /// Any other protocol violation (oversized frame, bad bencode, wrong piece, ...).
+    Protocol,
+    /// The peer closed (or reset) the connection before the metadata was complete.
+    Closed,
+}
+
+impl FailureKind {
+    /// Every kind, in the order summaries list ties.
+    pub const ALL: [FailureKind; 9] = [
+        FailureKind::Refused,
+        FailureKind::Timeout,
+        FailureKind::NoUtMetadata,
+        FailureKind::HashMismatch,
+        FailureKind::TooLarge,
+        FailureKind::Rejected,
+        FailureKind::InfohashMismatch,
+        FailureKind::Protocol,
+        FailureKind::Closed,
+    ];
+
+    /// The snake-case name used in summaries and JSON.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FailureKind::Refused => "refused",
+            FailureKind::Timeout => "timeout",
+            FailureKind::NoUtMetadata => "no_ut_metadata",
+            FailureKind::HashMismatch => "hash_mismatch",
+            FailureKind::TooLarge => "too_large",
+            FailureKind::Rejected => "rejected",
+            FailureKind::InfohashMismatch => "infohash_mismatch",
+            FailureKind::Protocol => "protocol",
+            FailureKind::Closed => "closed",
+        }
+    }
+}
+
+impl From<estudely_peer_wire::FailureKind> for FailureKind {
+    fn from(k: estudely_peer_wire::FailureKind) -> Self {
+        use estudely_peer_wire::FailureKind as W;
+        match k {
+            W::NoUtMetadata => FailureKind::NoUtMetadata,
+            W::HashMismatch => FailureKind::HashMismatch,
+            W::TooLarge => FailureKind::TooLarge,
+            W::Rejected => FailureKind::Rejected,
+            W::InfoHashMismatch => FailureKind::InfohashMismatch,
+            W::Protocol => FailureKind::Protocol,
+        }
+    }
+}
+
+impl fmt::Display for FailureKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A failed attempt: its [`FailureKind`] and a one-line explanation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FetchFailure {
+    /// What kind of failure.
+    pub kind: FailureKind,
+    /// Details for people, e.g. `no metadata piece within 10s (2/4 received)`.
+    pub detail: String,
+}
+
+impl FetchFailure {
+    pub(crate) fn new(kind: FailureKind, detail: impl Into<String>) -> Self {
+        FetchFailure {
+            kind,
+            detail: detail.into(),
+        }
+    }
+}
+
+impl fmt::Display for FetchFailure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.kind, self.detail)
+    }
+}
+
+impl std::error::Error for FetchFailure {}

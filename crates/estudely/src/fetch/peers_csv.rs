@@ -1,0 +1,182 @@
+//! Reading the peers CSV that `estudely crawl` (and the legacy `dht_crawler_min.py`) write:
+//! a header `infohash,peer_ip,peer_port`, then rows `40hex,ip,port` with IPv6 addresses
+//! written without brackets. Peers are grouped into one [`Job`] per infohash, in first-seen
+//! order.
+//!
+//! The input is lenient where it costs nothing: blank lines and repeated headers (files
+//! appended to by several runs) are skipped, hex may be upper case, fields may be padded
+//! with spaces, IPv6 addresses may be bracketed. Anything else malformed is a [`BadRow`]
+//! naming its line, and the rest of the file is still read.
+
+use std::collections::HashMap;
+use std::io::Read;
+use std::net::{IpAddr, SocketAddr};
+
+use estudely_krpc::InfoHash;
+
+use super::Job;
+
+/// The header line.
+pub const HEADER: [&str; 3] = ["infohash", "peer_ip", "peer_port"];
+
+/// A row that was skipped.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BadRow {
+    /// 1-based line number in the input.
+    pub line: u64,
+    /// What is wrong with it.
+    pub reason: String,
+}
+
+/// The parsed input.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PeersInput {
+    /// One job per infohash, in first-seen order; peers deduplicated and capped.
+    pub jobs: Vec<Job>,
+    /// Rows read (good or bad), headers and blank lines not counted.
+    pub rows: u64,
+    /// Rows skipped as malformed.
+    pub bad: Vec<BadRow>,
+    /// Peers left out because their infohash already had `peers_per_infohash` of them.
+    pub capped: u64,
+}
+
+/// Read a peers CSV, keeping at most `peers_per_infohash` distinct peers per infohash.
+/// Fails only on a read error; malformed rows end up in [`PeersInput::bad`].
+pub fn read(input: impl Read, peers_per_infohash: usize) -> std::io::Result<PeersInput> {
+    let mut reader = csv::ReaderBuilder::new()
+        .has_headers(false)
+        .flexible(true)
+        .trim(csv::Trim::All)
+        .from_reader(input);
+    let mut out = PeersInput::default();
+    let mut index: HashMap<InfoHash, usize> = HashMap::new();
+    let mut record = csv::ByteRecord::new();
+    loop {
+        match reader.read_byte_record(&mut record) {
+            Ok(false) => break,
+            Ok(true) => {}
+            Err(e) => match e.into_kind() {
+                csv::ErrorKind::Io(e) => return Err(e),
+                other => {
+                    // The csv reader recovers from anything but I/O; report and go on.
+                    out.bad.push(BadRow {
+                        line: 0,
+                        reason: format!("{other:?}"),
+                    });
+                    continue;
+                }
+            },
+        }
+        let line = record.position().map_or(0, |p| p.line());
+        if is_header(&record) {
+            continue;
+        }
+        out.rows += 1;
+        match parse_row(&record) {
+            Ok((info_hash, peer)) => {
+                let i = *index.entry(info_hash).or_insert_with(|| {
+                    out.jobs.push(Job {
+                        info_hash,
+                        peers: Vec::new(),
+                    });
+                    out.jobs.len() - 1
+                });
+                let peers = &mut out.jobs[i].peers;
+                if peers.contains(&peer) {
+                    continue;
+                }
+                if peers.len() >= peers_per_infohash {
+                    out.capped += 1;
+                } else {
+                    peers.push(peer);
+                }
+            }
+            Err(reason) => out.bad.push(BadRow { line, reason }),
+        }
+    }
+    Ok(out)
+}
+
+fn is_header(record: &csv::ByteRecord) -> bool {
+    record.len() == 3
+        && record
+            .iter()
+            .zip(HEADER)
+            .all(|(f, h)| f.eq_ignore_ascii_case(h.as_bytes()))
+}
+
+/// One row as (infohash, peer), or why not.
+fn parse_row(record: &csv::ByteRecord) -> Result<(InfoHash, SocketAddr), String> {
+    if record.len() != 3 {
+        return Err(format!(
+            "expected 3 columns (infohash,peer_ip,peer_port), found {}",
+            record.len()
+        ));
+    }
+    let field = |i: usize| {
+        std::str::from_utf8(&record[i]).map_err(|_| format!("column {} is not UTF-8", i + 1))
+    };
+    let (hash, ip, port) = (field(0)?, field(1)?, field(2)?);
+    let info_hash = (hash.len() == 40)
+        .then(|| InfoHash::from_hex(hash))
+        .flatten()
+        .ok_or_else(|| format!("infohash `{hash}` is not 40 hex digits"))?;
+    let ip: IpAddr = ip
+        .strip_prefix('[')
+        .and_then(|s| s.strip_suffix(']'))
+        .unwrap_or(ip)
+        .parse()
+        .map_err(|_| format!("`{ip}` is not an IP address"))?;
+    let port = port
+        .parse::<u16>()
+        .ok()
+        .filter(|&p| p != 0)
+        .ok_or_else(|| format!("port `{port}` is not a number from 1 to 65535"))?;
+    Ok((info_hash, SocketAddr::new(ip, port)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const A: &str = "0123456789abcdef0123456789abcdef01234567";
+
+    #[test]
+    fn groups_dedupes_caps_and_reports_lines() {
+        let input = format!(
+            "infohash,peer_ip,peer_port\n\
+             {A},1.2.3.4,5\n\
+             {},::1,6\n\
+             \n\
+             {A},1.2.3.4,5\n\
+             infohash,peer_ip,peer_port\n\
+             {A},[2001:db8::1],7\n\
+             {A},1.2.3.4,0\n\
+             xyz,1.2.3.4,5\n\
+             {A},1.2.3,5\n\
+             {A},1.2.3.4\n\
+             {A}, 9.9.9.9 ,9\n",
+            A.to_uppercase().replace('0', "f")
+        );
+        let got = read(input.as_bytes(), 2).unwrap();
+        assert_eq!(got.jobs.len(), 2);
+        assert_eq!(got.jobs[0].info_hash.to_hex(), A);
+        assert_eq!(
+            got.jobs[0].peers,
+            [
+                "1.2.3.4:5".parse().unwrap(),
+                "[2001:db8::1]:7".parse().unwrap()
+            ]
+        );
+        assert_eq!(got.jobs[1].peers, ["[::1]:6".parse().unwrap()]);
+        assert_eq!(got.capped, 1);
+        let lines: Vec<u64> = got.bad.iter().map(|b| b.line).collect();
+        assert_eq!(lines, [8, 9, 10, 11], "{:?}", got.bad);
+        assert!(got.bad[0].reason.contains("port `0`"));
+        assert!(got.bad[1].reason.contains("`xyz`"));
+        assert!(got.bad[2].reason.contains("`1.2.3`"));
+        assert!(got.bad[3].reason.contains("found 2"));
+        assert_eq!(got.rows, 9);
+    }
+}

@@ -1,0 +1,227 @@
+//! `estudely testnet` and its library face: addressing (node i on <base>.(i+1), spilling into
+//! the next /24), the manifest, bad input, and an in-process testnet crawled in-process with
+//! the crawl driver.
+//!
+//! Loopback only: 127.0.17.x (library testnet, its seeders on 127.0.18.x) and
+//! 127.0.18.x-127.0.20.x (CLI testnet of 260 nodes, seeders on 127.0.20.x). Every wait is
+//! bounded; the testnet process is killed by a Drop guard.
+
+use std::collections::BTreeSet;
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use estudely::crawl::{CrawlDriver, CrawlDriverConfig, CrawlSink, StopReason};
+use estudely::testnet::{Testnet, TestnetConfig};
+use estudely_dht_core::crawl::{CrawlConfig, CrawlEvent};
+use estudely_dht_core::Config;
+use serde_json::Value;
+
+const BIN: &str = env!("CARGO_BIN_EXE_estudely");
+
+/// A child process, killed when dropped.
+struct Proc(Child);
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[test]
+fn testnet_cli_spills_into_the_next_slash24_and_writes_its_manifest() {
+    let manifest =
+        std::env::temp_dir().join(format!("estudely-testnet-{}.json", std::process::id()));
+    let started = Instant::now();
+    let mut child = Command::new(BIN)
+        .args([
+            "testnet",
+            "--nodes",
+            "260",
+            "--torrents",
+            "260",
+            "--interval",
+            "45",
+        ])
+        .args(["--seconds", "60", "--base-ip", "127.0.18", "--manifest"])
+        .arg(&manifest)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let _proc = Proc(child);
+    let (tx, rx) = mpsc::channel();
+    thread::spawn(move || {
+        let mut line = String::new();
+        let _ = BufReader::new(stdout).read_line(&mut line);
+        let _ = tx.send(line);
+    });
+    let line = rx
+        .recv_timeout(Duration::from_secs(60))
+        .expect("no bootstrap line in 60 s");
+    eprintln!(
+        "260-node testnet ready in {:.2} s",
+        started.elapsed().as_secs_f64()
+    );
+    let boot = line
+        .trim()
+        .strip_prefix("bootstrap ")
+        .expect("`bootstrap ADDR` first");
+    assert!(boot.starts_with("127.0.18.1:"), "{boot}");
+    let m: Value = serde_json::from_slice(&std::fs::read(&manifest).unwrap()).unwrap();
+    let _ = std::fs::remove_file(&manifest);
+    assert_eq!(m["bootstrap"], boot);
+    assert_eq!(m["interval"], 45);
+    let nodes = m["nodes"].as_array().unwrap();
+    assert_eq!(nodes.len(), 260);
+    for (i, n) in nodes.iter().enumerate() {
+        let want = if i < 254 {
+            format!("127.0.18.{}:", i + 1)
+        } else {
+            format!("127.0.19.{}:", i - 253)
+        };
+        assert!(
+            n["addr"].as_str().unwrap().starts_with(&want),
+            "node {i}: {n}"
+        );
+        assert_eq!(n["id"].as_str().unwrap().len(), 40);
+    }
+    let torrents = m["torrents"].as_array().unwrap();
+    assert_eq!(torrents.len(), 260);
+    let distinct: BTreeSet<&str> = torrents
+        .iter()
+        .map(|t| t["infohash"].as_str().unwrap())
+        .collect();
+    assert_eq!(distinct.len(), 260);
+    for (t, tor) in torrents.iter().enumerate() {
+        let seeder = format!("127.0.20.{}:{}", t % 250 + 1, 6881 + t);
+        assert_eq!(tor["peers"], serde_json::json!([seeder]), "torrent {t}");
+    }
+
+    // A node answers BEP 51 with the advertised interval and the manifest's infohashes.
+    let out = Command::new(BIN)
+        .args(["query", "sample", nodes[7]["addr"].as_str().unwrap()])
+        .args([
+            "--bind",
+            "127.0.20.251:0",
+            "--format",
+            "jsonl",
+            "--timeout",
+            "5",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let reply: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(reply["interval"], 45, "{reply}");
+    for s in reply["samples"].as_array().unwrap() {
+        assert!(
+            distinct.contains(s.as_str().unwrap()),
+            "{s} not in the manifest"
+        );
+    }
+}
+
+#[test]
+fn testnet_cli_rejects_bad_input() {
+    let cases: [(&[&str], &str); 3] = [
+        (&["--base-ip", "10.0.0", "--seconds", "1"], "10.0.0"),
+        (
+            &["--nodes", "0", "--base-ip", "127.0.20", "--seconds", "1"],
+            "--nodes",
+        ),
+        (
+            &[
+                "--manifest",
+                "/nonexistent-dir/t.json",
+                "--base-ip",
+                "127.0.20",
+            ],
+            "/nonexistent-dir/t.json",
+        ),
+    ];
+    for (args, named) in cases {
+        let out = Command::new(BIN)
+            .arg("testnet")
+            .args(args)
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
+        assert!(err.contains(named), "{args:?}: {err}");
+        assert!(out.stdout.is_empty(), "{args:?}");
+    }
+}
+
+/// Collects (infohash, peer) pairs.
+#[derive(Default)]
+struct Found(BTreeSet<(String, String)>);
+
+impl CrawlSink for Found {
+    fn event(&mut self, e: &CrawlEvent) -> anyhow::Result<bool> {
+        if let CrawlEvent::Peer { info_hash, peer } = e {
+            self.0.insert((info_hash.to_hex(), peer.to_string()));
+        }
+        Ok(true)
+    }
+}
+
+#[tokio::test]
+async fn library_testnet_crawled_in_process_until_done() {
+    let cfg = TestnetConfig {
+        nodes: 8,
+        torrents: 10,
+        interval: 60,
+        base_ip: [127, 0, 17],
+        port: 0,
+        seed: Some(7),
+    };
+    let net = Testnet::start(cfg).await.unwrap();
+    let m = net.manifest().clone();
+    assert_eq!(m.nodes.len(), 8);
+    assert_eq!(m.bootstrap, net.bootstrap().to_string());
+    let want: BTreeSet<(String, String)> = m
+        .torrents
+        .iter()
+        .map(|t| (t.infohash.clone(), t.peers[0].clone()))
+        .collect();
+    assert_eq!(want.len(), 10);
+    assert!(
+        want.iter().all(|(_, p)| p.starts_with("127.0.18.")),
+        "{want:?}"
+    );
+
+    let bind: SocketAddr = "127.0.17.250:0".parse().unwrap();
+    let mut driver = CrawlDriver::bind(CrawlDriverConfig {
+        bind: vec![bind],
+        node: Config::default(),
+        crawl: CrawlConfig {
+            max_infohashes: 10,
+            bootstrap: vec![net.bootstrap()],
+            ..CrawlConfig::default()
+        },
+        seed: Some(1),
+    })
+    .unwrap();
+    let mut found = Found::default();
+    let never = std::future::pending::<()>();
+    let report = driver
+        .run(Duration::from_secs(30), never, None, &mut found)
+        .await
+        .unwrap();
+    assert_eq!(report.reason, StopReason::Done, "{report:?}");
+    assert_eq!(report.stats.infohashes, 10);
+    assert_eq!(found.0, want);
+    net.shutdown().await;
+}
