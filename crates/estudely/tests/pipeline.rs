@@ -1,0 +1,270 @@
+//! The whole pipeline as a user runs it, against `estudely testnet` (our nodes plus metadata
+//! seeders on loopback): `collect` in one go, `crawl` then `metadata` in two steps, and
+//! `demo`. Every field of every row is checked against the testnet's manifest.
+//!
+//! Loopback only: testnets on 127.0.40.x / 127.0.42.x (seeders on the next /24), crawlers on
+//! 127.0.44.x; `demo` uses 127.0.200-203.x. Every process is killed by a Drop guard and
+//! every wait is bounded.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::mpsc;
+use std::thread;
+use std::time::Duration;
+
+use serde_json::Value;
+
+const BIN: &str = env!("CARGO_BIN_EXE_estudely");
+const COLLECT_HEADER: &str =
+    "infohash,name,file_count,total_bytes,piece_length,peer_ip,peer_port,metadata_ok";
+
+struct Proc(Child);
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// `estudely testnet` on `base` with `torrents` torrents; its bootstrap address and manifest.
+fn testnet(base: &str, torrents: usize, manifest: &Path) -> (Proc, String, Value) {
+    let mut child = Command::new(BIN)
+        .args([
+            "testnet",
+            "--nodes",
+            "20",
+            "--torrents",
+            &torrents.to_string(),
+        ])
+        .args([
+            "--interval",
+            "60",
+            "--seconds",
+            "120",
+            "--base-ip",
+            base,
+            "--manifest",
+        ])
+        .arg(manifest)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("start testnet");
+    let stdout = child.stdout.take().unwrap();
+    let proc = Proc(child);
+    let (tx, rx) = mpsc::channel();
+    thread::spawn(move || {
+        let mut line = String::new();
+        let _ = BufReader::new(stdout).read_line(&mut line);
+        let _ = tx.send(line);
+    });
+    let line = rx
+        .recv_timeout(Duration::from_secs(60))
+        .expect("testnet ready");
+    let boot = line
+        .strip_prefix("bootstrap ")
+        .expect(&line)
+        .trim()
+        .to_owned();
+    let manifest: Value = serde_json::from_slice(&std::fs::read(manifest).unwrap()).unwrap();
+    (proc, boot, manifest)
+}
+
+/// Run to completion (every command here has its own overall timeout).
+fn run(args: &[&str]) -> Output {
+    let out = Command::new(BIN)
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+/// The manifest's torrents: infohash → (name, file_count, total_bytes, piece_length, peer).
+fn expected(manifest: &Value) -> BTreeMap<String, (String, String, String, String, String)> {
+    manifest["torrents"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| {
+            let peer = t["peers"][0].as_str().unwrap().to_owned();
+            let v = (
+                t["name"].as_str().unwrap().to_owned(),
+                t["file_count"].to_string(),
+                t["total_bytes"].to_string(),
+                t["piece_length"].to_string(),
+                peer,
+            );
+            (t["infohash"].as_str().unwrap().to_owned(), v)
+        })
+        .collect()
+}
+
+fn csv_rows(text: &str, header: &str) -> Vec<Vec<String>> {
+    let mut lines = text.lines();
+    assert_eq!(lines.next(), Some(header), "{text}");
+    let mut r = csv::ReaderBuilder::new()
+        .has_headers(false)
+        .from_reader(text[header.len()..].trim_start().as_bytes());
+    r.records()
+        .map(|rec| rec.unwrap().iter().map(String::from).collect())
+        .collect()
+}
+
+#[test]
+fn collect_finds_every_torrent_with_its_metadata() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_net, boot, manifest) = testnet("127.0.40", 15, &dir.path().join("t.json"));
+    let want = expected(&manifest);
+    let torrents = dir.path().join("torrents");
+    let out = run(&[
+        "collect",
+        "--bootstrap",
+        &boot,
+        "--bind",
+        "127.0.44.1:0",
+        "--max-infohashes",
+        "15",
+        "--rate",
+        "200",
+        "--overall-timeout",
+        "60",
+        "--save-torrents",
+        torrents.to_str().unwrap(),
+    ]);
+    let rows = csv_rows(&String::from_utf8(out.stdout).unwrap(), COLLECT_HEADER);
+    let got: BTreeMap<String, (String, String, String, String, String)> = rows
+        .iter()
+        .map(|r| {
+            assert_eq!(r.len(), 8, "{r:?}");
+            assert_eq!(r[7], "True", "{r:?}");
+            let peer = format!("{}:{}", r[5], r[6]);
+            (
+                r[0].clone(),
+                (r[1].clone(), r[2].clone(), r[3].clone(), r[4].clone(), peer),
+            )
+        })
+        .collect();
+    assert_eq!(
+        got, want,
+        "every torrent, every field, its seeder as the peer"
+    );
+    assert_eq!(rows.len(), want.len(), "one row per (infohash, peer)");
+    let saved: BTreeSet<String> = std::fs::read_dir(&torrents)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    let names: BTreeSet<String> = want.keys().map(|ih| format!("{ih}.torrent")).collect();
+    assert_eq!(saved, names, "--save-torrents names files by infohash only");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("collect: 15 infohashes, 15 with metadata"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn crawl_then_metadata_two_step_pipeline() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_net, boot, manifest) = testnet("127.0.42", 10, &dir.path().join("t.json"));
+    let want = expected(&manifest);
+    let peers = dir.path().join("peers.csv");
+    run(&[
+        "crawl",
+        "--bootstrap",
+        &boot,
+        "--bind",
+        "127.0.44.2:0",
+        "--max-infohashes",
+        "10",
+        "--rate",
+        "200",
+        "--overall-timeout",
+        "60",
+        "--peers-file",
+        peers.to_str().unwrap(),
+    ]);
+    let out = run(&[
+        "metadata",
+        peers.to_str().unwrap(),
+        "--overall-timeout",
+        "60",
+    ]);
+    let rows = csv_rows(
+        &String::from_utf8(out.stdout).unwrap(),
+        "infohash,name,file_count,total_bytes,piece_length",
+    );
+    let got: BTreeMap<String, (String, String, String, String)> = rows
+        .into_iter()
+        .map(|r| {
+            (
+                r[0].clone(),
+                (r[1].clone(), r[2].clone(), r[3].clone(), r[4].clone()),
+            )
+        })
+        .collect();
+    let want: BTreeMap<String, (String, String, String, String)> = want
+        .into_iter()
+        .map(|(ih, (n, f, t, p, _))| (ih, (n, f, t, p)))
+        .collect();
+    assert_eq!(got, want);
+}
+
+#[test]
+fn demo_runs_offline_and_fetches_every_torrent() {
+    let out = run(&["demo", "--torrents", "8", "--overall-timeout", "60"]);
+    let rows = csv_rows(&String::from_utf8(out.stdout).unwrap(), COLLECT_HEADER);
+    let ihs: BTreeSet<&str> = rows.iter().map(|r| r[0].as_str()).collect();
+    assert_eq!(ihs.len(), 8, "{rows:?}");
+    for r in &rows {
+        assert_eq!(r[7], "True", "{r:?}");
+        assert!(r[1].starts_with("estudely-"), "{r:?}");
+        assert!(
+            r[5].starts_with("127.0.201."),
+            "seeders are on loopback: {r:?}"
+        );
+    }
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("8 with metadata"), "{stderr}");
+}
+
+#[test]
+fn collect_jsonl_and_bad_input() {
+    let out = Command::new(BIN)
+        .args([
+            "collect",
+            "--bootstrap",
+            "127.0.0.1",
+            "--overall-timeout",
+            "5",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    let out = run(&["demo", "--torrents", "3", "--format", "jsonl"]);
+    let rows: Vec<Value> = String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(rows.len(), 3);
+    for r in &rows {
+        assert_eq!(r["metadata_ok"], true);
+        assert_eq!(
+            hex::decode(r["name_hex"].as_str().unwrap()).unwrap(),
+            r["name"].as_str().unwrap().as_bytes()
+        );
+        assert_eq!(r["version"], "v1");
+    }
+}
