@@ -12,7 +12,8 @@ use estudely_krpc::{InfoHash, NodeId, Want};
 
 use crate::resolve::DEFAULT_ROUTERS;
 
-/// Explore the BitTorrent Mainline DHT: send single KRPC queries, or run a full node.
+/// Explore the BitTorrent Mainline DHT: sample infohashes (BEP 51), find their peers, fetch
+/// their metadata (BEP 9); send single KRPC queries; run a full node or a loopback testnet.
 #[derive(Debug, Parser)]
 #[command(name = "estudely", version, propagate_version = true)]
 pub struct Cli {
