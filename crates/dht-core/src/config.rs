@@ -56,6 +56,9 @@ pub struct Config {
     pub per_ip_queries: usize,
     /// The window of `per_ip_queries`. Default 10 s.
     pub per_ip_window: Duration,
+    /// Most queries answered per source IP within `per_ip_window`; beyond that the IP's
+    /// queries are dropped unanswered. Default 100 (libtorrent blocks at 50 per 10 s).
+    pub max_incoming_per_ip: usize,
     /// Most queries waiting for the rate limit; beyond this a query fails as busy.
     /// Default 4,096.
     pub max_queued: usize,
@@ -90,6 +93,7 @@ impl Default for Config {
             query_burst: 10.0,
             per_ip_queries: 20,
             per_ip_window: Duration::from_secs(10),
+            max_incoming_per_ip: 100,
             max_queued: 4_096,
             ipv4: true,
             ipv6: false,

@@ -67,6 +67,8 @@ pub struct Stats {
     pub malformed: u64,
     /// Queries not sent because an IP was over its budget or the queue was full.
     pub refused_by_budget: u64,
+    /// Incoming queries left unanswered because their IP sent too many.
+    pub flood_dropped: u64,
 }
 
 /// A Mainline DHT node without I/O.
@@ -88,6 +90,7 @@ pub struct Node {
     next_self_refresh: Instant,
     pub(crate) rate: RateLimiter,
     pub(crate) ip_budget: IpBudget,
+    incoming_budget: IpBudget,
     pub(crate) queued: VecDeque<(SocketAddr, Query, Purpose)>,
     pub(crate) flushing: bool,
     pub(crate) stats: Stats,
@@ -117,6 +120,11 @@ impl Node {
             next_self_refresh: now + MAINTENANCE,
             rate: RateLimiter::new(config.query_rate, config.query_burst, now),
             ip_budget: IpBudget::new(config.per_ip_queries, config.per_ip_window, 65_536),
+            incoming_budget: IpBudget::new(
+                config.max_incoming_per_ip,
+                config.per_ip_window,
+                65_536,
+            ),
             queued: VecDeque::new(),
             flushing: false,
             stats: Stats::default(),
@@ -297,6 +305,12 @@ impl Node {
         match msg.body {
             Body::Query(q) => {
                 self.stats.queries_received += 1;
+                // A flooding IP gets no answers (nor a routing-table slot) until it slows
+                // down: answering would make us an amplifier for it.
+                if !self.incoming_budget.try_record(from.ip(), now) {
+                    self.stats.flood_dropped += 1;
+                    return;
+                }
                 if !msg.read_only && !self.config.read_only {
                     self.heard(
                         now,

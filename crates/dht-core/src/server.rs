@@ -116,3 +116,55 @@ impl Node {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::net::SocketAddr;
+    use std::time::{Duration, Instant};
+
+    use estudely_krpc::{Body, Message, NodeId, Query};
+
+    use crate::{Config, Node};
+
+    fn addr(i: u8) -> SocketAddr {
+        SocketAddr::from(([127, 0, 9, i], 6881))
+    }
+
+    #[test]
+    fn a_flooding_ip_is_not_answered() {
+        let t0 = Instant::now();
+        let mut node = Node::new(Config::default(), t0);
+        let flooder = addr(66);
+        let ping = |t: u8| {
+            Message {
+                tid: estudely_krpc::TransactionId::new(&[t]).unwrap(),
+                version: None,
+                ip: None,
+                read_only: false,
+                body: Body::Query(Query::Ping {
+                    id: NodeId([66; 20]),
+                }),
+            }
+            .encode()
+        };
+        let mut answered = 0;
+        for t in 0..150u8 {
+            node.handle_datagram(t0, flooder, &ping(t));
+            while let Some(tx) = node.poll_transmit() {
+                if tx.to == flooder
+                    && matches!(
+                        Message::decode(&tx.bytes).map(|m| m.body),
+                        Ok(Body::Response(_))
+                    )
+                {
+                    answered += 1;
+                }
+            }
+        }
+        assert_eq!(answered, 100, "at most 100 answers per 10 s to one IP");
+        assert_eq!(node.stats().flood_dropped, 50);
+        // Ten seconds later it is answered again.
+        node.handle_datagram(t0 + Duration::from_secs(10), flooder, &ping(200));
+        assert!(std::iter::from_fn(|| node.poll_transmit()).any(|tx| tx.to == flooder));
+    }
+}

@@ -198,6 +198,7 @@ fn node_config(cfg: &TestnetConfig) -> Config {
         query_rate: 1_000.0,
         query_burst: 100.0,
         per_ip_queries: 1_000,
+        max_incoming_per_ip: 100_000,
         ..Config::default()
     }
 }
