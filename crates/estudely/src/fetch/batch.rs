@@ -2,6 +2,7 @@
 //! semaphore and hand back [`InfohashResult`]s through a [`FetchBatch`] as they complete.
 
 use std::collections::BTreeMap;
+use std::collections::HashMap;
 use std::fmt;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -205,8 +206,30 @@ async fn until(deadline: Option<Instant>) {
     }
 }
 
+/// One lock per peer address: a peer gets one metadata connection from us at a time, even
+/// when several of its torrents are being fetched. That is politer, and some clients
+/// (Transmission 3.00) close a second connection from an IP whose first is still open.
+#[derive(Default)]
+struct PeerLocks(std::sync::Mutex<HashMap<SocketAddr, Arc<tokio::sync::Mutex<()>>>>);
+
+impl PeerLocks {
+    fn get(&self, peer: SocketAddr) -> Arc<tokio::sync::Mutex<()>> {
+        let mut map = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        Arc::clone(map.entry(peer).or_default())
+    }
+
+    /// Forget `peer`'s lock when nobody else holds or waits for it (keeps the map bounded).
+    fn release(&self, peer: SocketAddr, lock: Arc<tokio::sync::Mutex<()>>) {
+        let mut map = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        if Arc::strong_count(&lock) <= 2 {
+            map.remove(&peer);
+        }
+    }
+}
+
 async fn coordinate(mut jobs: JobSource, cfg: Arc<FetchConfig>, out: mpsc::Sender<InfohashResult>) {
     let deadline = cfg.overall_timeout.map(|d| Instant::now() + d);
+    let locks = Arc::new(PeerLocks::default());
     let permits = Arc::new(Semaphore::new(cfg.concurrency.max(1)));
     let mut tasks = JoinSet::new();
     loop {
@@ -220,9 +243,9 @@ async fn coordinate(mut jobs: JobSource, cfg: Arc<FetchConfig>, out: mpsc::Sende
             () = until(deadline) => break,
         };
         let Some(job) = job else { break };
-        let (cfg, out) = (Arc::clone(&cfg), out.clone());
+        let (cfg, out, locks) = (Arc::clone(&cfg), out.clone(), Arc::clone(&locks));
         tasks.spawn(async move {
-            let result = run_job(job, &cfg, deadline).await;
+            let result = run_job(job, &cfg, deadline, &locks).await;
             drop(permit);
             let _ = out.send(result).await;
         });
@@ -247,7 +270,12 @@ async fn coordinate(mut jobs: JobSource, cfg: Arc<FetchConfig>, out: mpsc::Sende
 }
 
 /// Try the job's peers in order until one gives the metadata.
-async fn run_job(job: Job, cfg: &FetchConfig, deadline: Option<Instant>) -> InfohashResult {
+async fn run_job(
+    job: Job,
+    cfg: &FetchConfig,
+    deadline: Option<Instant>,
+    locks: &PeerLocks,
+) -> InfohashResult {
     let start = Instant::now();
     let far = start + Duration::from_secs(86_400 * 365);
     let mut result = InfohashResult {
@@ -269,7 +297,17 @@ async fn run_job(job: Job, cfg: &FetchConfig, deadline: Option<Instant>) -> Info
         tried.push(peer);
         let t0 = Instant::now();
         let until = deadline.unwrap_or(far);
-        match fetch_one_until(peer, job.info_hash.0, cfg, until).await {
+        let lock = locks.get(peer);
+        let outcome = {
+            let Ok(_turn) = tokio::time::timeout_at(until, lock.lock()).await else {
+                result.deadline_hit = true;
+                locks.release(peer, lock);
+                break;
+            };
+            fetch_one_until(peer, job.info_hash.0, cfg, until).await
+        };
+        locks.release(peer, lock);
+        match outcome {
             Ok(m) => {
                 tracing::debug!(%peer, info_hash = %job.info_hash, "metadata fetched");
                 result.metadata = Some(m);
