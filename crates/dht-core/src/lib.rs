@@ -20,6 +20,7 @@ mod config;
 pub mod crawl;
 mod events;
 pub mod lookup;
+mod lookups;
 mod node;
 pub mod peer_store;
 pub mod politeness;

@@ -9,6 +9,7 @@
 //! replies that lie (`num` smaller than the samples sent, repeated samples, one IP posing as
 //! many nodes).
 
+mod config;
 mod known;
 mod search;
 #[cfg(test)]
@@ -23,118 +24,12 @@ use rand::{Rng, SeedableRng};
 
 use estudely_krpc::{Body, CompactNode, InfoHash, Message, NodeId, Query, Response};
 
+pub use config::{CrawlConfig, CrawlEvent, CrawlStats};
 pub use known::{Known, KnownNodes};
 pub use search::Search;
 
 use crate::bounded::BoundedMap;
 use crate::{Config, Event, Node, QueryError, QueryId, Transmit};
-
-/// Crawl budgets and bounds. Every field documents its default.
-#[derive(Debug, Clone)]
-pub struct CrawlConfig {
-    /// Stop sampling after this many distinct infohashes; 0 = no limit. Default 20.
-    pub max_infohashes: usize,
-    /// Distinct peers wanted per infohash. Default 20.
-    pub peers_per_infohash: usize,
-    /// Most `get_peers` sent per infohash. Default 8.
-    pub max_get_peers_per_infohash: usize,
-    /// Peer searches running at once. Default 16.
-    pub max_concurrent_searches: usize,
-    /// Crawler queries in flight at once. Default 32.
-    pub max_in_flight: usize,
-    /// Shortest gap between two `sample_infohashes` to one node, whatever its `interval`
-    /// says (an interval of 0 does not invite hammering). Default 60 s.
-    pub min_resample: Duration,
-    /// Longest `interval` honoured: BEP 51's maximum. Default 21,600 s.
-    pub max_interval: Duration,
-    /// Nodes remembered (bounded, least recently used forgotten). Default 100,000.
-    pub max_known_nodes: usize,
-    /// Nodes waiting to be visited. Default 10,000.
-    pub max_frontier: usize,
-    /// Distinct ids accepted from one IP before its other ids are ignored. Default 4.
-    pub max_ids_per_ip: usize,
-    /// Infohashes remembered to report each once. Default 1,000,000.
-    pub max_seen_infohashes: usize,
-    /// Routers and nodes to start from. Default none (the CLI resolves its defaults).
-    pub bootstrap: Vec<SocketAddr>,
-    /// Seconds between attempts to re-bootstrap when no node is known. Default 10 s.
-    pub bootstrap_retry: Duration,
-}
-
-impl Default for CrawlConfig {
-    fn default() -> Self {
-        CrawlConfig {
-            max_infohashes: 20,
-            peers_per_infohash: 20,
-            max_get_peers_per_infohash: 8,
-            max_concurrent_searches: 16,
-            max_in_flight: 32,
-            min_resample: Duration::from_secs(60),
-            max_interval: Duration::from_secs(21_600),
-            max_known_nodes: 100_000,
-            max_frontier: 10_000,
-            max_ids_per_ip: 4,
-            max_seen_infohashes: 1_000_000,
-            bootstrap: Vec::new(),
-            bootstrap_retry: Duration::from_secs(10),
-        }
-    }
-}
-
-/// What the crawler found.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum CrawlEvent {
-    /// A new infohash, sampled from `from`.
-    InfoHash {
-        /// The infohash (its 20-byte DHT key).
-        info_hash: InfoHash,
-        /// The node whose sample listed it.
-        from: SocketAddr,
-    },
-    /// A new peer of an infohash.
-    Peer {
-        /// The infohash.
-        info_hash: InfoHash,
-        /// The peer's address.
-        peer: SocketAddr,
-    },
-    /// The peer search of an infohash ended.
-    SearchDone {
-        /// The infohash.
-        info_hash: InfoHash,
-        /// Distinct peers found.
-        peers: usize,
-        /// `get_peers` queries it took.
-        queries: usize,
-    },
-}
-
-/// Counters of a crawl.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct CrawlStats {
-    /// Nodes remembered now.
-    pub nodes_known: usize,
-    /// Nodes waiting to be visited.
-    pub frontier: usize,
-    /// `sample_infohashes` sent.
-    pub samples_sent: u64,
-    /// `sample_infohashes` answered with samples.
-    pub samples_answered: u64,
-    /// `find_node` sent (fallback walk and bootstrap).
-    pub find_nodes_sent: u64,
-    /// `get_peers` sent.
-    pub get_peers_sent: u64,
-    /// Queries that timed out or were refused.
-    pub failures: u64,
-    /// Replies dropped as lies.
-    pub lies: u64,
-    /// Distinct infohashes found.
-    pub infohashes: usize,
-    /// Distinct (infohash, peer) pairs found.
-    pub peers: u64,
-    /// Peer searches running.
-    pub searches: usize,
-}
 
 #[derive(Debug, Clone, Copy)]
 enum Purpose {
