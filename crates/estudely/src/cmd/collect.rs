@@ -16,19 +16,18 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
 use clap::{Args, ValueEnum};
-use estudely_dht_core::crawl::{CrawlConfig, CrawlEvent};
-use estudely_dht_core::Config;
+use estudely_dht_core::crawl::CrawlEvent;
 use estudely_krpc::InfoHash;
 use estudely_peer_wire::InfoSummary;
 use serde::Serialize;
 use tokio::sync::mpsc;
 
 use crate::cli::parse_secs;
-use crate::cmd::crawl::{interrupted, parse_rate};
+use crate::cmd::crawl::{checked_bind, interrupted, parse_rate, start_crawler, Budgets};
 use crate::cmd::metadata::save_torrent;
-use crate::crawl::{CrawlDriver, CrawlDriverConfig, CrawlSink};
+use crate::crawl::{CrawlDriver, CrawlSink};
 use crate::fetch::{fetch_stream, FetchConfig, Job};
-use crate::resolve::{self, UsageError, DEFAULT_ROUTERS};
+use crate::resolve::{UsageError, DEFAULT_ROUTERS};
 
 /// The seed's column order.
 pub const HEADER: &str =
@@ -225,12 +224,7 @@ fn version_name(v: estudely_peer_wire::Version) -> &'static str {
 
 /// Run `estudely collect ...`.
 pub async fn run(args: CollectArgs) -> anyhow::Result<()> {
-    let bind = if args.bind.is_empty() {
-        vec![SocketAddr::from(([0, 0, 0, 0], 0))]
-    } else {
-        args.bind.clone()
-    };
-    let v4 = bind.iter().filter(|a| a.is_ipv4()).count();
+    let bind = checked_bind(&args.bind)?;
     if let Some(dir) = &args.save_torrents {
         std::fs::create_dir_all(dir).map_err(|e| {
             UsageError(format!(
@@ -239,24 +233,17 @@ pub async fn run(args: CollectArgs) -> anyhow::Result<()> {
             ))
         })?;
     }
-    let seeds = resolve::resolve_bootstrap(&args.bootstrap, v4 >= 1, bind.len() > v4).await?;
-    let crawl = CrawlConfig {
+    let mut driver = start_crawler(bind, &args.bootstrap, budgets(&args)).await?;
+    collect(&mut driver, &args).await
+}
+
+/// The crawler budgets of `collect` arguments.
+pub fn budgets(args: &CollectArgs) -> Budgets {
+    Budgets {
         max_infohashes: args.max_infohashes,
         peers_per_infohash: args.peers_per_infohash as usize,
-        bootstrap: seeds,
-        ..CrawlConfig::default()
-    };
-    let node = Config {
-        query_rate: args.rate,
-        ..Config::default()
-    };
-    let mut driver = CrawlDriver::bind(CrawlDriverConfig {
-        bind,
-        node,
-        crawl,
-        seed: None,
-    })?;
-    collect(&mut driver, &args).await
+        rate: args.rate,
+    }
 }
 
 /// The collect pipeline on an already bound crawl driver (also used by `estudely demo`).

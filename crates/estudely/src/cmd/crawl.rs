@@ -90,13 +90,12 @@ pub fn parse_rate(s: &str) -> Result<f64, String> {
     Ok(q)
 }
 
-/// Run `estudely crawl ...`.
-pub async fn run(args: CrawlArgs) -> anyhow::Result<()> {
-    let bind = if args.bind.is_empty() {
-        vec![SocketAddr::from(([0, 0, 0, 0], 0))]
-    } else {
-        args.bind.clone()
-    };
+/// The `--bind` addresses of a crawling command: `0.0.0.0:0` when none is given, at most
+/// one per address family.
+pub fn checked_bind(bind: &[SocketAddr]) -> anyhow::Result<Vec<SocketAddr>> {
+    if bind.is_empty() {
+        return Ok(vec![SocketAddr::from(([0, 0, 0, 0], 0))]);
+    }
     let v4 = bind.iter().filter(|a| a.is_ipv4()).count();
     if v4 > 1 || bind.len() - v4 > 1 {
         let all: Vec<String> = bind.iter().map(ToString::to_string).collect();
@@ -106,28 +105,61 @@ pub async fn run(args: CrawlArgs) -> anyhow::Result<()> {
         );
         return Err(UsageError(msg).into());
     }
+    Ok(bind.to_vec())
+}
+
+/// The budgets `crawl`, `collect` and `demo` give the crawler.
+#[derive(Debug, Clone, Copy)]
+pub struct Budgets {
+    /// Stop sampling after this many infohashes (0 = no limit).
+    pub max_infohashes: usize,
+    /// Distinct peers kept per infohash.
+    pub peers_per_infohash: usize,
+    /// Global query rate, per second.
+    pub rate: f64,
+}
+
+/// Resolve the bootstrap nodes (for the bound families) and bind a crawler to `bind`.
+pub async fn start_crawler(
+    bind: Vec<SocketAddr>,
+    bootstrap: &[String],
+    budgets: Budgets,
+) -> anyhow::Result<CrawlDriver> {
+    let v4 = bind.iter().any(SocketAddr::is_ipv4);
+    let v6 = bind.iter().any(SocketAddr::is_ipv6);
+    let seeds = resolve::resolve_bootstrap(bootstrap, v4, v6).await?;
+    let crawl = CrawlConfig {
+        max_infohashes: budgets.max_infohashes,
+        peers_per_infohash: budgets.peers_per_infohash,
+        bootstrap: seeds,
+        ..CrawlConfig::default()
+    };
+    let node = Config {
+        query_rate: budgets.rate,
+        ..Config::default()
+    };
+    CrawlDriver::bind(CrawlDriverConfig {
+        bind,
+        node,
+        crawl,
+        seed: None,
+    })
+}
+
+/// Run `estudely crawl ...`.
+pub async fn run(args: CrawlArgs) -> anyhow::Result<()> {
+    let bind = checked_bind(&args.bind)?;
     // Everything the user typed is checked before the first packet.
     for b in &args.bootstrap {
         resolve::parse(b)?;
     }
     let mut peers_file = PeersFile::open(&args.peers_file)?;
-    let seeds = resolve::resolve_bootstrap(&args.bootstrap, v4 == 1, bind.len() > v4).await?;
-    let crawl = CrawlConfig {
+    let budgets = Budgets {
         max_infohashes: args.max_infohashes,
         peers_per_infohash: args.peers_per_infohash as usize,
-        bootstrap: seeds,
-        ..CrawlConfig::default()
+        rate: args.rate,
     };
-    let node = Config {
-        query_rate: args.rate,
-        ..Config::default()
-    };
-    let mut driver = CrawlDriver::bind(CrawlDriverConfig {
-        bind,
-        node,
-        crawl,
-        seed: None,
-    })?;
+    let mut driver = start_crawler(bind, &args.bootstrap, budgets).await?;
 
     peers_file.start()?;
     let mut stdout = io::stdout();

@@ -6,12 +6,10 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use clap::Args;
-use estudely_dht_core::crawl::CrawlConfig;
-use estudely_dht_core::Config;
 
 use crate::cli::parse_secs;
-use crate::cmd::collect::{collect, CollectArgs, CollectFormat};
-use crate::crawl::{CrawlDriver, CrawlDriverConfig};
+use crate::cmd::collect::{budgets, collect, CollectArgs, CollectFormat};
+use crate::cmd::crawl::start_crawler;
 use crate::testnet::{Testnet, TestnetConfig};
 
 /// `estudely demo --help` epilogue.
@@ -75,22 +73,12 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
         save_torrents: None,
         format: args.format,
     };
-    let crawl = CrawlConfig {
-        max_infohashes: collect_args.max_infohashes,
-        peers_per_infohash: 20,
-        bootstrap: vec![net.bootstrap()],
-        ..CrawlConfig::default()
-    };
-    let node = Config {
-        query_rate: collect_args.rate,
-        ..Config::default()
-    };
-    let mut driver = CrawlDriver::bind(CrawlDriverConfig {
-        bind: collect_args.bind.clone(),
-        node,
-        crawl,
-        seed: None,
-    })?;
+    let mut driver = start_crawler(
+        collect_args.bind.clone(),
+        &collect_args.bootstrap,
+        budgets(&collect_args),
+    )
+    .await?;
     let result = collect(&mut driver, &collect_args).await;
     net.shutdown().await;
     result
