@@ -16,9 +16,9 @@ use estudely_dht_core::Config;
 use rand::RngCore as _;
 use tokio::net::UdpSocket;
 use tokio::time::MissedTickBehavior;
-use tracing::{debug, trace, warn};
+use tracing::{debug, trace};
 
-use crate::dht::driver::{bind_udp, recv, sleep_until};
+use crate::dht::driver::{bind_udp, recv, sleep_until, Sockets};
 use crate::resolve::UsageError;
 
 /// Receive buffer size: larger than any KRPC datagram we accept.
@@ -99,8 +99,7 @@ pub trait CrawlSink {
 #[derive(Debug)]
 pub struct CrawlDriver {
     crawler: Crawler,
-    v4: Option<UdpSocket>,
-    v6: Option<UdpSocket>,
+    sockets: Sockets,
     local_addrs: Vec<SocketAddr>,
     send_errors: u64,
 }
@@ -135,8 +134,7 @@ impl CrawlDriver {
         let crawler = Crawler::new(node, config.crawl, Instant::now());
         Ok(CrawlDriver {
             crawler,
-            v4,
-            v6,
+            sockets: Sockets { v4, v6 },
             local_addrs,
             send_errors: 0,
         })
@@ -180,8 +178,8 @@ impl CrawlDriver {
             tokio::select! {
                 () = &mut stop => break StopReason::Interrupted,
                 () = tokio::time::sleep_until(until.into()) => break StopReason::Timeout,
-                r = recv(self.v4.as_ref(), &mut buf4) => self.received(r, &buf4),
-                r = recv(self.v6.as_ref(), &mut buf6) => self.received(r, &buf6),
+                r = recv(self.sockets.v4.as_ref(), &mut buf4) => self.received(r, &buf4),
+                r = recv(self.sockets.v6.as_ref(), &mut buf6) => self.received(r, &buf6),
                 () = sleep_until(deadline) => self.crawler.handle_timeout(Instant::now()),
                 _ = ticker.tick(), if progress_every.is_some() => {
                     let now = Instant::now();
@@ -232,23 +230,7 @@ impl CrawlDriver {
     /// asked to stop.
     async fn flush(&mut self, sink: &mut impl CrawlSink) -> anyhow::Result<bool> {
         while let Some(t) = self.crawler.poll_transmit() {
-            let socket = if t.to.is_ipv4() {
-                self.v4.as_ref()
-            } else {
-                self.v6.as_ref()
-            };
-            let Some(socket) = socket else {
-                debug!(to = %t.to, "no socket for this address family; dropped");
-                continue;
-            };
-            if let Err(e) = socket.send_to(&t.bytes, t.to).await {
-                self.send_errors += 1;
-                if self.send_errors.is_power_of_two() {
-                    warn!(to = %t.to, "send failed ({} so far): {e}", self.send_errors);
-                } else {
-                    debug!(to = %t.to, "send failed: {e}");
-                }
-            }
+            self.sockets.send(&t, &mut self.send_errors).await;
         }
         while let Some(event) = self.crawler.poll_event() {
             debug!(?event, "found");

@@ -291,9 +291,11 @@ fn short(id: &NodeId) -> String {
     id.to_hex()[..8].to_owned()
 }
 
-struct Sockets {
-    v4: Option<UdpSocket>,
-    v6: Option<UdpSocket>,
+/// The node's UDP sockets, at most one per address family.
+#[derive(Debug)]
+pub(crate) struct Sockets {
+    pub(crate) v4: Option<UdpSocket>,
+    pub(crate) v6: Option<UdpSocket>,
 }
 
 impl Sockets {
@@ -302,6 +304,23 @@ impl Sockets {
             self.v4.as_ref()
         } else {
             self.v6.as_ref()
+        }
+    }
+
+    /// Send one datagram on the socket of its family. A failure is counted in `errors` and
+    /// logged (the 1st, 2nd, 4th, 8th... loudly, the rest quietly), never fatal.
+    pub(crate) async fn send(&self, t: &estudely_dht_core::Transmit, errors: &mut u64) {
+        let Some(socket) = self.for_addr(&t.to) else {
+            debug!(to = %t.to, "no socket for this address family; dropped");
+            return;
+        };
+        if let Err(e) = socket.send_to(&t.bytes, t.to).await {
+            *errors += 1;
+            if errors.is_power_of_two() {
+                warn!(to = %t.to, "send failed ({errors} so far): {e}");
+            } else {
+                debug!(to = %t.to, "send failed: {e}");
+            }
         }
     }
 }
@@ -414,19 +433,7 @@ impl Driver {
     /// Send what the node queued, then hand out its events.
     async fn flush(&mut self, sockets: &Sockets) {
         while let Some(t) = self.node.poll_transmit() {
-            let Some(socket) = sockets.for_addr(&t.to) else {
-                debug!(to = %t.to, "no socket for this address family; dropped");
-                continue;
-            };
-            if let Err(e) = socket.send_to(&t.bytes, t.to).await {
-                self.send_errors += 1;
-                // Log the 1st, 2nd, 4th, 8th... failure loudly, the rest quietly.
-                if self.send_errors.is_power_of_two() {
-                    warn!(to = %t.to, "send failed ({} so far): {e}", self.send_errors);
-                } else {
-                    debug!(to = %t.to, "send failed: {e}");
-                }
-            }
+            sockets.send(&t, &mut self.send_errors).await;
         }
         while let Some(event) = self.node.poll_event() {
             self.event(event);
