@@ -6,32 +6,23 @@
 //! 127.0.13.1. Every wait is bounded and every process is killed by a Drop guard.
 
 use std::collections::{BTreeSet, HashSet};
-use std::io::{BufRead, BufReader, Read};
+use std::io::Read;
 use std::net::IpAddr;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::mpsc;
+use std::path::PathBuf;
+use std::process::{Command, ExitStatus, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-const BIN: &str = env!("CARGO_BIN_EXE_estudely");
+mod common;
+
+use common::{testnet, Proc, BIN};
 const HEADER: &str = "infohash,peer_ip,peer_port";
 
 /// A command line's words.
 fn words(line: &str) -> Vec<&str> {
     line.split_whitespace().collect()
-}
-
-/// A child process, killed when dropped.
-struct Proc(Child);
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
 }
 
 /// A fresh directory under the system temp dir, removed when dropped.
@@ -50,42 +41,6 @@ impl Drop for TempDir {
     fn drop(&mut self) {
         let _ = std::fs::remove_dir_all(&self.0);
     }
-}
-
-/// Start `estudely testnet ARGS --manifest PATH`; returns it with its bootstrap address and
-/// manifest once the `bootstrap` line is out (bounded).
-fn testnet(args: &[&str], manifest: &Path) -> (Proc, String, Value) {
-    let mut child = Command::new(BIN)
-        .arg("testnet")
-        .args(args)
-        .arg("--manifest")
-        .arg(manifest)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let stdout = child.stdout.take().unwrap();
-    let proc = Proc(child);
-    let (tx, rx) = mpsc::channel();
-    thread::spawn(move || {
-        let mut line = String::new();
-        let _ = BufReader::new(stdout).read_line(&mut line);
-        let _ = tx.send(line);
-    });
-    let started = Instant::now();
-    let line = rx
-        .recv_timeout(Duration::from_secs(60))
-        .expect("testnet: no bootstrap line within 60 s");
-    eprintln!("testnet ready in {:.2} s", started.elapsed().as_secs_f64());
-    let boot = line
-        .trim()
-        .strip_prefix("bootstrap ")
-        .unwrap_or_else(|| panic!("first line is not `bootstrap ADDR`: {line:?}"))
-        .to_owned();
-    let manifest: Value = serde_json::from_slice(&std::fs::read(manifest).unwrap()).unwrap();
-    assert_eq!(manifest["bootstrap"], boot.as_str());
-    (proc, boot, manifest)
 }
 
 /// A finished `estudely crawl`.

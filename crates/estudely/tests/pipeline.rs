@@ -7,71 +7,25 @@
 //! every wait is bounded.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Child, Command, Output, Stdio};
-use std::sync::mpsc;
-use std::thread;
-use std::time::Duration;
+use std::process::{Command, Output, Stdio};
 
 use serde_json::Value;
 
-const BIN: &str = env!("CARGO_BIN_EXE_estudely");
+mod common;
+
+use common::{Proc, BIN};
 const COLLECT_HEADER: &str =
     "infohash,name,file_count,total_bytes,piece_length,peer_ip,peer_port,metadata_ok";
 
-struct Proc(Child);
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 /// `estudely testnet` on `base` with `torrents` torrents; its bootstrap address and manifest.
 fn testnet(base: &str, torrents: usize, manifest: &Path) -> (Proc, String, Value) {
-    let mut child = Command::new(BIN)
-        .args([
-            "testnet",
-            "--nodes",
-            "20",
-            "--torrents",
-            &torrents.to_string(),
-        ])
-        .args([
-            "--interval",
-            "60",
-            "--seconds",
-            "120",
-            "--base-ip",
-            base,
-            "--manifest",
-        ])
-        .arg(manifest)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("start testnet");
-    let stdout = child.stdout.take().unwrap();
-    let proc = Proc(child);
-    let (tx, rx) = mpsc::channel();
-    thread::spawn(move || {
-        let mut line = String::new();
-        let _ = BufReader::new(stdout).read_line(&mut line);
-        let _ = tx.send(line);
-    });
-    let line = rx
-        .recv_timeout(Duration::from_secs(60))
-        .expect("testnet ready");
-    let boot = line
-        .strip_prefix("bootstrap ")
-        .expect(&line)
-        .trim()
-        .to_owned();
-    let manifest: Value = serde_json::from_slice(&std::fs::read(manifest).unwrap()).unwrap();
-    (proc, boot, manifest)
+    let torrents = torrents.to_string();
+    let args = ["--nodes", "20", "--torrents", &torrents, "--interval", "60"];
+    common::testnet(
+        &[&args[..], &["--seconds", "120", "--base-ip", base]].concat(),
+        manifest,
+    )
 }
 
 /// Run to completion (every command here has its own overall timeout).

@@ -7,12 +7,9 @@
 //! bounded; the testnet process is killed by a Drop guard.
 
 use std::collections::BTreeSet;
-use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
-use std::thread;
-use std::time::{Duration, Instant};
+use std::process::{Command, Stdio};
+use std::time::Duration;
 
 use estudely::crawl::{CrawlDriver, CrawlDriverConfig, CrawlSink, StopReason};
 use estudely::testnet::{Testnet, TestnetConfig};
@@ -20,63 +17,31 @@ use estudely_dht_core::crawl::{CrawlConfig, CrawlEvent};
 use estudely_dht_core::Config;
 use serde_json::Value;
 
-const BIN: &str = env!("CARGO_BIN_EXE_estudely");
+mod common;
 
-/// A child process, killed when dropped.
-struct Proc(Child);
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
+use common::{testnet, BIN};
 
 #[test]
 fn testnet_cli_spills_into_the_next_slash24_and_writes_its_manifest() {
     let manifest =
         std::env::temp_dir().join(format!("estudely-testnet-{}.json", std::process::id()));
-    let started = Instant::now();
-    let mut child = Command::new(BIN)
-        .args([
-            "testnet",
+    let (_proc, boot, m) = testnet(
+        &[
             "--nodes",
             "260",
             "--torrents",
             "260",
             "--interval",
             "45",
-        ])
-        .args(["--seconds", "60", "--base-ip", "127.0.18", "--manifest"])
-        .arg(&manifest)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let stdout = child.stdout.take().unwrap();
-    let _proc = Proc(child);
-    let (tx, rx) = mpsc::channel();
-    thread::spawn(move || {
-        let mut line = String::new();
-        let _ = BufReader::new(stdout).read_line(&mut line);
-        let _ = tx.send(line);
-    });
-    let line = rx
-        .recv_timeout(Duration::from_secs(60))
-        .expect("no bootstrap line in 60 s");
-    eprintln!(
-        "260-node testnet ready in {:.2} s",
-        started.elapsed().as_secs_f64()
+            "--seconds",
+            "60",
+            "--base-ip",
+            "127.0.18",
+        ],
+        &manifest,
     );
-    let boot = line
-        .trim()
-        .strip_prefix("bootstrap ")
-        .expect("`bootstrap ADDR` first");
     assert!(boot.starts_with("127.0.18.1:"), "{boot}");
-    let m: Value = serde_json::from_slice(&std::fs::read(&manifest).unwrap()).unwrap();
     let _ = std::fs::remove_file(&manifest);
-    assert_eq!(m["bootstrap"], boot);
     assert_eq!(m["interval"], 45);
     let nodes = m["nodes"].as_array().unwrap();
     assert_eq!(nodes.len(), 260);
