@@ -22,6 +22,10 @@ use crate::tokens::Tokens;
 use crate::transactions::Transactions;
 use crate::{Config, Event, LookupId, LookupKind, QueryError, QueryId, Transmit};
 
+/// Flag in `Node::strikes`: the address answered at least once, and gets twice the
+/// `dead_after` leeway (a live node behind heavy loss should not be written off).
+const ANSWERED: u8 = 0x80;
+
 /// How often routine maintenance (bucket refresh, peer expiry) runs.
 const MAINTENANCE: Duration = Duration::from_secs(60);
 
@@ -103,7 +107,8 @@ pub struct Node {
     pub(crate) ip_budget: IpBudget,
     pub(crate) out_budget: IpBudget,
     incoming_budget: IpBudget,
-    /// Unanswered queries in a row, per address (cleared by any reply).
+    /// Per address: unanswered queries in a row (low bits; cleared by any reply) and
+    /// whether it ever answered ([`ANSWERED`]).
     strikes: BoundedMap<SocketAddr, u8>,
     /// Addresses that stopped answering: never queried again in this run.
     pub(crate) dead: BoundedMap<SocketAddr, ()>,
@@ -309,12 +314,15 @@ impl Node {
 
     /// An address did not answer: after `dead_after` in a row it is dead.
     fn note_timeout(&mut self, addr: SocketAddr) {
-        let n = self.strikes.peek(&addr).copied().unwrap_or(0) + 1;
-        if n >= self.config.dead_after.max(1) {
+        let entry = self.strikes.peek(&addr).copied().unwrap_or(0);
+        let answered = entry & ANSWERED != 0;
+        let n = (entry & !ANSWERED).saturating_add(1);
+        let limit = self.config.dead_after.clamp(1, 63) * if answered { 2 } else { 1 };
+        if n >= limit {
             self.strikes.remove(&addr);
             self.dead.insert(addr, ());
         } else {
-            self.strikes.insert(addr, n);
+            self.strikes.insert(addr, n | (entry & ANSWERED));
         }
     }
 
@@ -356,7 +364,7 @@ impl Node {
             }
             Body::Response(r) => {
                 if let Some(p) = self.tx.take(&msg.tid, from) {
-                    self.strikes.remove(&from);
+                    self.strikes.insert(from, ANSWERED);
                     self.heard(
                         now,
                         CompactNode {
@@ -376,7 +384,7 @@ impl Node {
             }
             Body::Error(e) => {
                 if let Some(p) = self.tx.take(&msg.tid, from) {
-                    self.strikes.remove(&from);
+                    self.strikes.insert(from, ANSWERED);
                     self.on_failure(now, from, p.purpose, QueryError::Remote(e));
                 }
             }

@@ -34,6 +34,8 @@ pub struct Known {
     pub bep51: Option<bool>,
     /// Waiting in the frontier or popped from the due-heap, not yet visited.
     pub queued: bool,
+    /// `sample_infohashes` in a row that brought no usable reply (lost, malformed).
+    pub failed_samples: u8,
 }
 
 /// What [`KnownNodes::discover`] did with a node.
@@ -130,6 +132,11 @@ impl KnownNodes {
         }
     }
 
+    /// Distinct ids accepted from `ip`.
+    pub fn ids_for_ip(&self, ip: IpAddr) -> usize {
+        self.ids_by_ip.peek(&ip).map_or(0, Vec::len)
+    }
+
     /// Learn of a node at `now`. A new node is remembered and put in the frontier.
     pub fn discover(&mut self, now: Instant, addr: SocketAddr, id: NodeId) -> Discovery {
         if self.nodes.contains_key(&addr) {
@@ -151,6 +158,7 @@ impl KnownNodes {
                 next_sample: None,
                 bep51: None,
                 queued: true,
+                failed_samples: 0,
             },
         );
         self.frontier.push_back(addr);

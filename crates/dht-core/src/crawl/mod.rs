@@ -12,6 +12,8 @@
 //! [`crate::AddrPolicy`] refuses. Every queue and map has a cap: see [`CrawlConfig`].
 
 mod config;
+#[cfg(test)]
+mod fault_tests;
 mod known;
 mod search;
 mod seen;
@@ -448,8 +450,19 @@ impl Crawler {
             }
             (Purpose::Sample(addr) | Purpose::Walk(addr), Err(e)) => {
                 self.stats.failures += 1;
-                // Dead or refused: never asked again. A plain timeout keeps the provisional
-                // schedule (a retry waits min_resample).
+                if let (Purpose::Sample(_), Some(k)) = (p, self.known.get_mut(&addr)) {
+                    // No usable reply (lost, malformed): back off, doubling the wait from
+                    // min_resample each time, up to max_interval.
+                    k.failed_samples = k.failed_samples.saturating_add(1);
+                    let shift = u32::from(k.failed_samples.min(16));
+                    let wait = self
+                        .cfg
+                        .min_resample
+                        .saturating_mul(1 << shift)
+                        .min(self.cfg.max_interval);
+                    self.known.schedule(addr, now + wait);
+                }
+                // Dead or refused: never asked again.
                 if matches!(e, QueryError::Dead | QueryError::Refused(_))
                     || self.node.is_dead(&addr)
                 {
@@ -517,6 +530,7 @@ impl Crawler {
             .clamp(self.cfg.min_resample, self.cfg.max_interval);
         if let Some(k) = self.known.get_mut(&addr) {
             k.bep51 = Some(true);
+            k.failed_samples = 0;
         }
         self.known.schedule(addr, now + wait);
         // A node cannot sample more infohashes than it says it stores, nor repeat one, nor
