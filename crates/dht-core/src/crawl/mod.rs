@@ -488,6 +488,10 @@ impl Crawler {
                 out.push(*n);
             }
         }
+        self.stats.nodes_listed += out.len() as u64;
+        if out.is_empty() {
+            return out;
+        }
         out
     }
 
