@@ -9,7 +9,7 @@
 
 use std::cell::RefCell;
 use std::collections::HashMap;
-use std::io::{self, Write as _};
+use std::io::{self, Write};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -27,6 +27,7 @@ use crate::cmd::crawl::{checked_bind, interrupted, parse_rate, start_crawler, Bu
 use crate::cmd::metadata::save_torrent;
 use crate::crawl::{CrawlDriver, CrawlSink};
 use crate::fetch::{fetch_stream, FetchConfig, Job};
+use crate::output::csv_name;
 use crate::resolve::{UsageError, DEFAULT_ROUTERS};
 
 /// The seed's column order.
@@ -37,7 +38,9 @@ pub const HEADER: &str =
 pub const EXAMPLES: &str =
     "stdout: the CSV above, one row per (infohash, peer considered), written as each
 infohash's metadata fetch ends; name empty and numbers 0 when unknown; metadata_ok is True
-when at least one peer gave the full, verified metadata. stderr: a summary at the end.
+when at least one peer gave the full, verified metadata. In name, control characters and
+bytes that are not UTF-8 are written \\xHH (\\uHHHH for U+0080-U+009F) and a backslash
+\\\\, so the raw bytes can be restored. stderr: a summary at the end.
 
 Examples:
   estudely collect > metadata_peers.csv
@@ -143,14 +146,33 @@ impl CrawlSink for Sink<'_> {
     }
 }
 
-struct Out {
+/// Writes `collect`'s rows to `W` (stdout), each flushed as soon as it is written.
+struct Out<W: Write> {
     format: CollectFormat,
-    csv: csv::Writer<io::Stdout>,
+    w: W,
     rows: u64,
     with_metadata: usize,
 }
 
-impl Out {
+impl<W: Write> Out<W> {
+    fn new(format: CollectFormat, w: W) -> Out<W> {
+        Out {
+            format,
+            w,
+            rows: 0,
+            with_metadata: 0,
+        }
+    }
+
+    /// The header line (CSV only).
+    fn header(&mut self) -> io::Result<()> {
+        if self.format == CollectFormat::Csv {
+            writeln!(self.w, "{HEADER}")?;
+            self.w.flush()?;
+        }
+        Ok(())
+    }
+
     /// Write the rows of one infohash: one per peer considered (one with empty peer fields
     /// when none was found).
     fn infohash(
@@ -169,31 +191,35 @@ impl Out {
         };
         for peer in peers {
             self.rows += 1;
-            let name = meta.map(InfoSummary::name_lossy).unwrap_or_default();
             let (files, total, piece) =
                 meta.map_or((0, 0, 0), |m| (m.file_count, m.total_bytes, m.piece_length));
             let (ip, port) = (peer.map(|p| p.ip().to_string()), peer.map(|p| p.port()));
             match self.format {
                 CollectFormat::Csv => {
                     let ok = if meta.is_some() { "True" } else { "False" };
-                    self.csv
-                        .write_record([
-                            ih.to_hex(),
-                            name,
-                            files.to_string(),
-                            total.to_string(),
-                            piece.to_string(),
-                            ip.unwrap_or_default(),
-                            port.map(|p| p.to_string()).unwrap_or_default(),
-                            ok.to_owned(),
-                        ])
-                        .map_err(io::Error::other)?;
-                    self.csv.flush()?;
+                    // Each row is built whole, then written with one call.
+                    let mut line = csv::WriterBuilder::new()
+                        .has_headers(false)
+                        .from_writer(Vec::new());
+                    line.write_record([
+                        ih.to_hex(),
+                        meta.map(|m| csv_name(&m.name)).unwrap_or_default(),
+                        files.to_string(),
+                        total.to_string(),
+                        piece.to_string(),
+                        ip.unwrap_or_default(),
+                        port.map(|p| p.to_string()).unwrap_or_default(),
+                        ok.to_owned(),
+                    ])
+                    .map_err(io::Error::other)?;
+                    let line = line.into_inner().map_err(|e| e.into_error())?;
+                    self.w.write_all(&line)?;
+                    self.w.flush()?;
                 }
                 CollectFormat::Jsonl => {
                     let row = JsonRow {
                         infohash: ih.to_hex(),
-                        name,
+                        name: meta.map(InfoSummary::name_lossy).unwrap_or_default(),
                         name_hex: meta.map(|m| hex::encode(&m.name)).unwrap_or_default(),
                         version: meta.map(|m| version_name(m.version)),
                         file_count: files,
@@ -203,10 +229,10 @@ impl Out {
                         peer_port: port,
                         metadata_ok: meta.is_some(),
                     };
-                    let mut out = io::stdout().lock();
-                    serde_json::to_writer(&mut out, &row)?;
-                    out.write_all(b"\n")?;
-                    out.flush()?;
+                    let mut line = serde_json::to_vec(&row)?;
+                    line.push(b'\n');
+                    self.w.write_all(&line)?;
+                    self.w.flush()?;
                 }
             }
         }
@@ -249,20 +275,8 @@ pub fn budgets(args: &CollectArgs) -> Budgets {
 /// The collect pipeline on an already bound crawl driver (also used by `estudely demo`).
 pub async fn collect(driver: &mut CrawlDriver, args: &CollectArgs) -> anyhow::Result<()> {
     let start = Instant::now();
-    let mut out = Out {
-        format: args.format,
-        csv: csv::WriterBuilder::new()
-            .has_headers(false)
-            .from_writer(io::stdout()),
-        rows: 0,
-        with_metadata: 0,
-    };
-    if args.format == CollectFormat::Csv {
-        let mut stdout = io::stdout().lock();
-        writeln!(stdout, "{HEADER}")
-            .and_then(|()| stdout.flush())
-            .context("cannot write to stdout")?;
-    }
+    let mut out = Out::new(args.format, io::stdout());
+    out.header().context("cannot write to stdout")?;
     let found = RefCell::new(Found::default());
     let (tx, rx) = mpsc::channel(1 << 16);
     let fetch_cfg = FetchConfig {
@@ -323,4 +337,52 @@ pub async fn collect(driver: &mut CrawlDriver, args: &CollectArgs) -> anyhow::Re
         start.elapsed().as_secs_f64()
     );
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::output::csv_name_unescape;
+
+    #[test]
+    fn rows_escape_the_name_in_csv_and_keep_it_in_jsonl() {
+        let raw_name: &[u8] = b"odd\n,\"name\"\xff\\";
+        let mut info = format!("d6:lengthi5e4:name{}:", raw_name.len()).into_bytes();
+        info.extend_from_slice(raw_name);
+        info.extend_from_slice(b"12:piece lengthi16384e6:pieces20:");
+        info.extend_from_slice(&[7; 20]);
+        info.push(b'e');
+        let meta = InfoSummary::parse(&info).unwrap();
+        let ih = InfoHash([0xab; 20]);
+        let peers: [SocketAddr; 2] = ["127.0.0.1:1".parse().unwrap(), "[::1]:2".parse().unwrap()];
+
+        let mut out = Out::new(CollectFormat::Csv, Vec::new());
+        out.header().unwrap();
+        out.infohash(ih, &peers, Some(&meta)).unwrap();
+        out.infohash(InfoHash([1; 20]), &[], None).unwrap();
+        let text = String::from_utf8(out.w.clone()).unwrap();
+        let hex = "ab".repeat(20);
+        let name = r#""odd\x0a,""name""\xff\\""#;
+        let want = format!(
+            "{HEADER}\n\
+             {hex},{name},1,5,16384,127.0.0.1,1,True\n\
+             {hex},{name},1,5,16384,::1,2,True\n\
+             {},,0,0,0,,,False\n",
+            "01".repeat(20)
+        );
+        assert_eq!(text, want);
+        assert_eq!((out.rows, out.with_metadata), (3, 1));
+        let mut r = csv::Reader::from_reader(text.as_bytes());
+        let first = r.records().next().unwrap().unwrap();
+        assert_eq!(csv_name_unescape(&first[1]).unwrap(), raw_name);
+
+        let mut out = Out::new(CollectFormat::Jsonl, Vec::new());
+        out.header().unwrap();
+        out.infohash(ih, &peers[..1], Some(&meta)).unwrap();
+        let text = String::from_utf8(out.w.clone()).unwrap();
+        let row: serde_json::Value = serde_json::from_str(text.trim_end()).unwrap();
+        assert_eq!(row["name"], "odd\u{fffd},\"name\"\u{fffd}\\");
+        assert_eq!(row["name_hex"], hex::encode(raw_name));
+        assert_eq!(row["peer_port"], 1);
+    }
 }

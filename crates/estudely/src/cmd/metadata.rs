@@ -17,13 +17,16 @@ use serde::Serialize;
 
 use crate::cli::parse_secs;
 use crate::fetch::{self, peers_csv, FetchConfig, InfohashResult};
+use crate::output::csv_name;
 use crate::resolve::UsageError;
 
 /// Examples shown by `estudely metadata --help`.
 pub const EXAMPLES: &str =
     "Input: CSV `infohash,peer_ip,peer_port` (header optional; IPv6 without brackets).
 Output: CSV `infohash,name,file_count,total_bytes,piece_length`, one row per torrent
-obtained; a summary line on stderr.
+obtained; a summary line on stderr. In name, control characters and bytes that are not
+UTF-8 are written \\xHH (\\uHHHH for U+0080-U+009F) and a backslash \\\\, so the raw
+bytes can be restored.
 
 Examples:
   estudely metadata peers.csv > metadata.csv
@@ -249,7 +252,7 @@ impl Printer {
                 self.csv
                     .write_record([
                         infohash,
-                        s.name_lossy(),
+                        csv_name(&s.name),
                         s.file_count.to_string(),
                         s.total_bytes.to_string(),
                         s.piece_length.to_string(),
