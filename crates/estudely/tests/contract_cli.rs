@@ -1,18 +1,26 @@
 //! The output contract of issue 7, end to end, as a user runs the binary: names escaped
-//! visibly and reversibly in CSV.
+//! visibly and reversibly in CSV; no peer on port 0 in any output.
 //!
-//! Loopback only: in-test peers on 127.0.80.x. Every wait is bounded by a generous
-//! liveness limit (never asserted as a speed) and every child is killed by a Drop guard.
+//! Loopback only: in-test peers and a fake DHT node on 127.0.80.x, crawlers on 127.0.81.x.
+//! Every wait is bounded by a generous liveness limit (never asserted as a speed) and every
+//! child is killed by a Drop guard.
 
 mod metadata_util;
 
+use std::net::{SocketAddr, UdpSocket};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::thread;
 use std::time::Duration;
 
 use estudely::output::csv_name_unescape;
+use estudely_krpc::{Body, ErrorMsg, InfoHash, Message, NodeId, Query, Response, Token};
 use metadata_util::{run_cli, sha1, Behaviour, FakePeers};
 
 /// Liveness limit for any one wait: a hang fails the test instead of blocking the suite.
 const LIMIT: Duration = Duration::from_secs(60);
+const COLLECT_HEADER: &str =
+    "infohash,name,file_count,total_bytes,piece_length,peer_ip,peer_port,metadata_ok";
 
 /// A valid single-file v1 info dict named with the raw bytes `name`.
 fn info_dict_raw(name: &[u8]) -> Vec<u8> {
@@ -60,5 +68,202 @@ fn metadata_csv_escapes_control_characters_and_bad_utf8_reversibly() {
     assert_eq!(
         row["name"],
         "line\u{fffd}break\u{fffd}tab\u{fffd},\"q\"\\ café \u{fffd} \u{fffd}\u{fffd} end"
+    );
+}
+
+/// A one-node DHT in a thread: it answers every query, samples (BEP 51) the infohashes it
+/// was given, and answers `get_peers` for them with their peers, exactly as given (port 0
+/// included). It names no other node, so a crawl of it ends quickly.
+struct FakeDht {
+    addr: SocketAddr,
+    stop: Arc<AtomicBool>,
+    thread: Option<thread::JoinHandle<()>>,
+}
+
+impl FakeDht {
+    fn start(ip: &str, torrents: Vec<(InfoHash, Vec<SocketAddr>)>) -> FakeDht {
+        let socket = UdpSocket::bind((ip, 0)).unwrap();
+        socket
+            .set_read_timeout(Some(Duration::from_millis(50)))
+            .unwrap();
+        let addr = socket.local_addr().unwrap();
+        let stop = Arc::new(AtomicBool::new(false));
+        let stopped = Arc::clone(&stop);
+        let thread = thread::spawn(move || {
+            let id = NodeId([0x42; 20]);
+            let mut buf = [0u8; 2048];
+            while !stopped.load(Ordering::Relaxed) {
+                let Ok((n, from)) = socket.recv_from(&mut buf) else {
+                    continue;
+                };
+                let Ok(msg) = Message::decode(&buf[..n]) else {
+                    continue;
+                };
+                let Body::Query(q) = msg.body else { continue };
+                let mut r = Response {
+                    id,
+                    ..Response::default()
+                };
+                let body = match q {
+                    Query::GetPeers { info_hash, .. } => {
+                        r.token = Some(Token::new(b"tk").unwrap());
+                        r.values = torrents
+                            .iter()
+                            .filter(|(ih, _)| *ih == info_hash)
+                            .flat_map(|(_, peers)| peers.clone())
+                            .collect();
+                        Body::Response(r)
+                    }
+                    Query::SampleInfohashes { .. } => {
+                        r.samples = torrents.iter().map(|(ih, _)| *ih).collect();
+                        r.num = Some(torrents.len() as u32);
+                        r.interval = Some(60);
+                        Body::Response(r)
+                    }
+                    Query::Unknown { .. } => Body::Error(ErrorMsg {
+                        code: 204,
+                        message: "Method Unknown".into(),
+                        id: None,
+                        reflected_port: None,
+                    }),
+                    _ => Body::Response(r),
+                };
+                let reply = Message {
+                    tid: msg.tid,
+                    version: None,
+                    ip: Some(from),
+                    read_only: false,
+                    body,
+                };
+                let _ = socket.send_to(&reply.encode(), from);
+            }
+        });
+        FakeDht {
+            addr,
+            stop,
+            thread: Some(thread),
+        }
+    }
+}
+
+impl Drop for FakeDht {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// The lines of a CSV output after its header (checked).
+fn csv_rows(stdout: &str, header: &str) -> Vec<Vec<String>> {
+    assert!(stdout.starts_with(&format!("{header}\n")), "{stdout}");
+    let mut r = csv::ReaderBuilder::new().from_reader(stdout.as_bytes());
+    r.records()
+        .map(|rec| rec.unwrap().iter().map(String::from).collect())
+        .collect()
+}
+
+#[test]
+fn crawl_never_writes_a_port_zero_peer_and_metadata_takes_its_output() {
+    let info = info_dict_raw(b"port-zero.bin");
+    let seeder = FakePeers::start("127.0.80.3", &[Behaviour::Good], info.clone());
+    let ih = InfoHash(sha1(&info));
+    let zero: SocketAddr = "127.0.80.3:0".parse().unwrap();
+    let dht = FakeDht::start("127.0.80.2", vec![(ih, vec![zero, seeder.addrs[0]])]);
+    let dir = tempfile::tempdir().unwrap();
+    let peers = dir.path().join("peers.csv");
+    let boot = dht.addr.to_string();
+    let run = run_cli(
+        &[
+            "crawl",
+            "--bootstrap",
+            &boot,
+            "--bind",
+            "127.0.81.1:0",
+            "--max-infohashes",
+            "1",
+            "--rate",
+            "100",
+            "--peers-file",
+            peers.to_str().unwrap(),
+        ],
+        None,
+        LIMIT,
+    );
+    assert!(run.status.success(), "{}", run.stderr);
+    let want = format!(
+        "infohash,peer_ip,peer_port\n{},127.0.80.3,{}\n",
+        ih.to_hex(),
+        seeder.addrs[0].port()
+    );
+    assert_eq!(run.stdout, want, "stdout: no port-0 row");
+    assert_eq!(std::fs::read_to_string(&peers).unwrap(), want, "peers file");
+    let summary = run.stderr.lines().last().unwrap_or_default();
+    assert!(
+        summary.starts_with("crawl: 1 infohashes, 1 peers, ")
+            && summary.ends_with("; 1 peer with port 0 dropped"),
+        "{}",
+        run.stderr
+    );
+
+    // `metadata` takes the file as it is: no warning, the torrent fetched.
+    let run = run_cli(&["metadata", peers.to_str().unwrap()], None, LIMIT);
+    assert!(run.status.success(), "{}", run.stderr);
+    assert_eq!(run.stderr, "metadata: 1/1 infohashes, 1 attempt: 1 ok\n");
+    let rows = csv_rows(
+        &run.stdout,
+        "infohash,name,file_count,total_bytes,piece_length",
+    );
+    assert_eq!(rows.len(), 1);
+    assert_eq!(rows[0][1], "port-zero.bin");
+}
+
+#[test]
+fn collect_never_writes_or_tries_a_port_zero_peer() {
+    let info = info_dict_raw(b"collected.bin");
+    let seeder = FakePeers::start("127.0.80.5", &[Behaviour::Good], info.clone());
+    let ih = InfoHash(sha1(&info));
+    let zero: SocketAddr = "127.0.80.5:0".parse().unwrap();
+    let dht = FakeDht::start("127.0.80.4", vec![(ih, vec![zero, seeder.addrs[0]])]);
+    let boot = dht.addr.to_string();
+    let run = run_cli(
+        &[
+            "collect",
+            "--bootstrap",
+            &boot,
+            "--bind",
+            "127.0.81.2:0",
+            "--max-infohashes",
+            "1",
+            "--rate",
+            "100",
+        ],
+        None,
+        LIMIT,
+    );
+    assert!(run.status.success(), "{}", run.stderr);
+    let rows = csv_rows(&run.stdout, COLLECT_HEADER);
+    let (hex, port) = (ih.to_hex(), seeder.addrs[0].port().to_string());
+    let want = [
+        hex.as_str(),
+        "collected.bin",
+        "1",
+        "1000",
+        "16384",
+        "127.0.80.5",
+        port.as_str(),
+        "True",
+    ];
+    assert_eq!(rows, vec![want.map(String::from).to_vec()]);
+    assert!(
+        run.stderr
+            .contains("metadata 1/1 infohashes, 1 attempt: 1 ok")
+            && run
+                .stderr
+                .trim_end()
+                .ends_with("; 1 peer with port 0 dropped"),
+        "{}",
+        run.stderr
     );
 }

@@ -25,7 +25,7 @@ use tokio::sync::mpsc;
 use crate::cli::parse_secs;
 use crate::cmd::crawl::{checked_bind, interrupted, parse_rate, start_crawler, Budgets};
 use crate::cmd::metadata::save_torrent;
-use crate::crawl::{CrawlDriver, CrawlSink};
+use crate::crawl::{writable_peer, CrawlDriver, CrawlSink};
 use crate::fetch::{fetch_stream, FetchConfig, Job};
 use crate::output::csv_name;
 use crate::resolve::{UsageError, DEFAULT_ROUTERS};
@@ -115,6 +115,8 @@ struct Found {
     order: Vec<InfoHash>,
     peers: HashMap<InfoHash, Vec<SocketAddr>>,
     written: HashMap<InfoHash, bool>,
+    /// Peers on port 0 dropped (never written or fetched from: see [`writable_peer`]).
+    port_zero: u64,
 }
 
 struct Sink<'a> {
@@ -129,6 +131,9 @@ impl CrawlSink for Sink<'_> {
             CrawlEvent::InfoHash { info_hash, .. } => {
                 found.order.push(info_hash);
                 found.peers.insert(info_hash, Vec::new());
+            }
+            CrawlEvent::Peer { peer, .. } if !writable_peer(&peer) => {
+                found.port_zero += 1;
             }
             CrawlEvent::Peer { info_hash, peer } => {
                 found.peers.entry(info_hash).or_default().push(peer);
@@ -327,7 +332,7 @@ pub async fn collect(driver: &mut CrawlDriver, args: &CollectArgs) -> anyhow::Re
                 .context("cannot write to stdout")?;
         }
     }
-    eprintln!(
+    let mut summary = format!(
         "collect: {} infohashes, {} with metadata, {} rows; {} DHT queries; metadata {}; {:.1} s",
         found.order.len(),
         out.with_metadata,
@@ -336,6 +341,12 @@ pub async fn collect(driver: &mut CrawlDriver, args: &CollectArgs) -> anyhow::Re
         batch.stats(),
         start.elapsed().as_secs_f64()
     );
+    if found.port_zero > 0 {
+        let n = found.port_zero;
+        let s = if n == 1 { "" } else { "s" };
+        summary.push_str(&format!("; {n} peer{s} with port 0 dropped"));
+    }
+    eprintln!("{summary}");
     Ok(())
 }
 

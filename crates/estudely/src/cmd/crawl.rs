@@ -7,7 +7,7 @@
 //! checked before any packet is sent: a bad address or an unwritable peers file exits 2.
 
 use std::collections::HashMap;
-use std::io::{self, IsTerminal as _, Write as _};
+use std::io::{self, IsTerminal as _, Write};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -20,8 +20,8 @@ use estudely_krpc::InfoHash;
 
 use crate::cli::parse_secs;
 use crate::crawl::{
-    CrawlDriver, CrawlDriverConfig, CrawlReport, CrawlSink, PeerRow, PeersFile, Progress,
-    CSV_HEADER,
+    writable_peer, CrawlDriver, CrawlDriverConfig, CrawlReport, CrawlSink, PeerRow, PeersFile,
+    Progress, CSV_HEADER,
 };
 use crate::resolve::{self, UsageError, DEFAULT_ROUTERS};
 
@@ -169,15 +169,7 @@ pub async fn run(args: CrawlArgs) -> anyhow::Result<()> {
             .context("cannot write to stdout")?;
     }
     let terminal = io::stderr().is_terminal();
-    let mut sink = Rows {
-        format: args.format,
-        stdout,
-        stdout_open: true,
-        peers_file: &mut peers_file,
-        sources: HashMap::new(),
-        rows: 0,
-        progress_shown: false,
-    };
+    let mut sink = Rows::new(args.format, stdout, &mut peers_file);
     let progress = terminal.then_some(PROGRESS_EVERY);
     let report = driver
         .run(args.overall_timeout, interrupted(), progress, &mut sink)
@@ -185,21 +177,43 @@ pub async fn run(args: CrawlArgs) -> anyhow::Result<()> {
     if sink.progress_shown {
         eprint!("\r\x1b[K");
     }
-    eprintln!("{}", summary(&report, sink.rows));
+    eprintln!("{}", summary(&report, &sink.counts));
     Ok(())
 }
 
-/// `crawl: 20 infohashes, 57 peers, 1234 nodes, 2103 queries (35.0/s), 61.2 s`.
-pub fn summary(report: &CrawlReport, rows: u64) -> String {
-    format!(
+/// What the crawl's sink wrote, and what it left out, for the summary.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RowCounts {
+    /// Rows written.
+    pub rows: u64,
+    /// Peers on port 0 dropped (never written: see [`writable_peer`]).
+    pub port_zero: u64,
+}
+
+/// `crawl: 20 infohashes, 57 peers, 1234 nodes, 2103 queries (35.0/s), 61.2 s`, then what
+/// was left out, when anything was: `; 2 peers with port 0 dropped`.
+pub fn summary(report: &CrawlReport, counts: &RowCounts) -> String {
+    let mut line = format!(
         "crawl: {} infohashes, {} peers, {} nodes, {} queries ({:.1}/s), {:.1} s",
         report.stats.infohashes,
-        rows,
+        counts.rows,
         report.stats.nodes_known,
         report.queries_sent,
         report.rate(),
         report.elapsed.as_secs_f64()
-    )
+    );
+    if counts.port_zero > 0 {
+        line.push_str(&format!(
+            "; {} with port 0 dropped",
+            peers(counts.port_zero)
+        ));
+    }
+    line
+}
+
+/// `1 peer`, `2 peers`.
+fn peers(n: u64) -> String {
+    format!("{n} peer{}", if n == 1 { "" } else { "s" })
 }
 
 /// Completes on Ctrl-C or (on Unix) SIGTERM; never if the signals cannot be watched.
@@ -220,19 +234,33 @@ pub async fn interrupted() {
     }
 }
 
-/// The crawl's sink: rows to stdout and to the peers file, progress to stderr.
-struct Rows<'a> {
+/// The crawl's sink: rows to stdout (`W`) and to the peers file, progress to stderr.
+struct Rows<'a, W: Write> {
     format: CrawlFormat,
-    stdout: io::Stdout,
+    stdout: W,
     stdout_open: bool,
     peers_file: &'a mut PeersFile,
     /// The node that sampled each infohash whose search is running (for `source`).
     sources: HashMap<InfoHash, SocketAddr>,
-    rows: u64,
+    counts: RowCounts,
     progress_shown: bool,
 }
 
-impl CrawlSink for Rows<'_> {
+impl<'a, W: Write> Rows<'a, W> {
+    fn new(format: CrawlFormat, stdout: W, peers_file: &'a mut PeersFile) -> Rows<'a, W> {
+        Rows {
+            format,
+            stdout,
+            stdout_open: true,
+            peers_file,
+            sources: HashMap::new(),
+            counts: RowCounts::default(),
+            progress_shown: false,
+        }
+    }
+}
+
+impl<W: Write> CrawlSink for Rows<'_, W> {
     fn event(&mut self, event: &CrawlEvent) -> anyhow::Result<bool> {
         match *event {
             CrawlEvent::InfoHash { info_hash, from } => {
@@ -241,13 +269,16 @@ impl CrawlSink for Rows<'_> {
             CrawlEvent::SearchDone { info_hash, .. } => {
                 self.sources.remove(&info_hash);
             }
+            CrawlEvent::Peer { peer, .. } if !writable_peer(&peer) => {
+                self.counts.port_zero += 1;
+            }
             CrawlEvent::Peer { info_hash, peer } => {
                 let row = PeerRow {
                     info_hash,
                     peer,
                     source: self.sources.get(&info_hash).copied(),
                 };
-                self.rows += 1;
+                self.counts.rows += 1;
                 let path = self.peers_file.path().display().to_string();
                 self.peers_file
                     .append(&row)
@@ -257,7 +288,7 @@ impl CrawlSink for Rows<'_> {
                     CrawlFormat::Jsonl => row.jsonl(),
                 };
                 if self.stdout_open {
-                    let mut out = self.stdout.lock();
+                    let out = &mut self.stdout;
                     match out.write_all(line.as_bytes()).and_then(|()| out.flush()) {
                         Ok(()) => {}
                         // The reader is gone (`| head`): the rows are safe in the peers file.
@@ -280,9 +311,67 @@ impl CrawlSink for Rows<'_> {
             p.stats.nodes_known,
             p.recent_rate,
             p.stats.infohashes,
-            self.rows,
+            self.counts.rows,
             p.elapsed.as_secs_f64()
         );
         let _ = io::stderr().flush();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn peer_event(peer: &str) -> CrawlEvent {
+        CrawlEvent::Peer {
+            info_hash: InfoHash([0xab; 20]),
+            peer: peer.parse().unwrap(),
+        }
+    }
+
+    #[test]
+    fn port_zero_peers_are_counted_not_written() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut file = PeersFile::open(&dir.path().join("peers.csv")).unwrap();
+        file.start().unwrap();
+        let mut sink = Rows::new(CrawlFormat::Csv, Vec::new(), &mut file);
+        for p in ["10.0.0.1:0", "10.0.0.1:6881", "[::1]:0"] {
+            assert!(sink.event(&peer_event(p)).unwrap());
+        }
+        let hex = "ab".repeat(20);
+        assert_eq!(
+            String::from_utf8(sink.stdout.clone()).unwrap(),
+            format!("{hex},10.0.0.1,6881\n")
+        );
+        assert_eq!(
+            sink.counts,
+            RowCounts {
+                rows: 1,
+                port_zero: 2
+            }
+        );
+        let text = std::fs::read_to_string(dir.path().join("peers.csv")).unwrap();
+        assert_eq!(text, format!("{CSV_HEADER}\n{hex},10.0.0.1,6881\n"));
+    }
+
+    #[test]
+    fn summary_says_what_was_dropped() {
+        let report = CrawlReport {
+            reason: crate::crawl::StopReason::Done,
+            stats: Default::default(),
+            queries_sent: 10,
+            elapsed: Duration::from_secs(2),
+        };
+        let mut counts = RowCounts {
+            rows: 3,
+            port_zero: 0,
+        };
+        let line = summary(&report, &counts);
+        assert_eq!(
+            line,
+            "crawl: 0 infohashes, 3 peers, 0 nodes, 10 queries (5.0/s), 2.0 s"
+        );
+        counts.port_zero = 1;
+        assert!(summary(&report, &counts).ends_with("2.0 s; 1 peer with port 0 dropped"));
     }
 }
