@@ -1,5 +1,6 @@
 //! The output contract of issue 7, end to end, as a user runs the binary: names escaped
-//! visibly and reversibly in CSV; no peer on port 0 in any output.
+//! visibly and reversibly in CSV; no peer on port 0 in any output; `--overall-timeout 0`
+//! runs until Ctrl-C, then writes what it has and exits 0.
 //!
 //! Loopback only: in-test peers and a fake DHT node on 127.0.80.x, crawlers on 127.0.81.x.
 //! Every wait is bounded by a generous liveness limit (never asserted as a speed) and every
@@ -7,15 +8,17 @@
 
 mod metadata_util;
 
-use std::net::{SocketAddr, UdpSocket};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::io::Read;
+use std::net::{SocketAddr, TcpListener, TcpStream, UdpSocket};
+use std::process::{Child, ChildStdin, Command, ExitStatus, Stdio};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::thread;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use estudely::output::csv_name_unescape;
 use estudely_krpc::{Body, ErrorMsg, InfoHash, Message, NodeId, Query, Response, Token};
-use metadata_util::{run_cli, sha1, Behaviour, FakePeers};
+use metadata_util::{run_cli, sha1, Behaviour, FakePeers, BIN};
 
 /// Liveness limit for any one wait: a hang fails the test instead of blocking the suite.
 const LIMIT: Duration = Duration::from_secs(60);
@@ -265,5 +268,316 @@ fn collect_never_writes_or_tries_a_port_zero_peer() {
                 .ends_with("; 1 peer with port 0 dropped"),
         "{}",
         run.stderr
+    );
+}
+
+/// A running `estudely`, its stdout and stderr collected as they come; killed when dropped.
+struct Live {
+    child: Child,
+    stdin: Option<ChildStdin>,
+    stdout: Arc<Mutex<String>>,
+    stderr: Arc<Mutex<String>>,
+}
+
+fn collect_into(mut r: impl Read + Send + 'static) -> Arc<Mutex<String>> {
+    let text = Arc::new(Mutex::new(String::new()));
+    let sink = Arc::clone(&text);
+    thread::spawn(move || {
+        let mut buf = [0u8; 4096];
+        while let Ok(n @ 1..) = r.read(&mut buf) {
+            sink.lock()
+                .unwrap()
+                .push_str(&String::from_utf8_lossy(&buf[..n]));
+        }
+    });
+    text
+}
+
+impl Live {
+    /// Start `estudely ARGS` with stdin piped (and kept open until [`Live::close_stdin`]).
+    fn start(args: &[&str]) -> Live {
+        let mut child = Command::new(BIN)
+            .args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn estudely");
+        let stdin = child.stdin.take();
+        let stdout = collect_into(child.stdout.take().unwrap());
+        let stderr = collect_into(child.stderr.take().unwrap());
+        Live {
+            child,
+            stdin,
+            stdout,
+            stderr,
+        }
+    }
+
+    fn stdout(&self) -> String {
+        self.stdout.lock().unwrap().clone()
+    }
+
+    fn stderr(&self) -> String {
+        self.stderr.lock().unwrap().clone()
+    }
+
+    /// Wait (at most [`LIMIT`]) until `ready` holds, asserting all along that the process
+    /// is still running.
+    fn wait_running_until(&mut self, what: &str, ready: impl Fn(&Live) -> bool) {
+        let deadline = Instant::now() + LIMIT;
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                panic!(
+                    "exited ({status}) before {what}\nstdout:\n{}\nstderr:\n{}",
+                    self.stdout(),
+                    self.stderr()
+                );
+            }
+            if ready(self) {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "no {what} within {LIMIT:?}\nstdout:\n{}\nstderr:\n{}",
+                self.stdout(),
+                self.stderr()
+            );
+            thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Still running after `pause` (it was told to run until Ctrl-C).
+    fn still_running_after(&mut self, pause: Duration) {
+        thread::sleep(pause);
+        assert!(
+            self.child.try_wait().unwrap().is_none(),
+            "it stopped by itself\nstderr:\n{}",
+            self.stderr()
+        );
+    }
+
+    /// `kill -INT`, as Ctrl-C in a terminal.
+    fn interrupt(&self) {
+        let pid = self.child.id().to_string();
+        let ok = Command::new("kill").args(["-INT", &pid]).status().unwrap();
+        assert!(ok.success());
+    }
+
+    /// Wait (at most [`LIMIT`]) for the exit, then for the rest of its output.
+    fn wait_exit(&mut self) -> ExitStatus {
+        let deadline = Instant::now() + LIMIT;
+        let status = loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                break status;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "still running {LIMIT:?} after the signal\nstderr:\n{}",
+                self.stderr()
+            );
+            thread::sleep(Duration::from_millis(20));
+        };
+        // The reader threads see EOF right after the exit.
+        let until = Instant::now() + Duration::from_secs(5);
+        while Arc::strong_count(&self.stdout) + Arc::strong_count(&self.stderr) > 2
+            && Instant::now() < until
+        {
+            thread::sleep(Duration::from_millis(10));
+        }
+        status
+    }
+}
+
+impl Drop for Live {
+    fn drop(&mut self) {
+        drop(self.stdin.take());
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Peers that accept TCP connections and then say nothing, ever: a metadata fetch from one
+/// of them waits for its handshake until a timeout (or an interruption) ends it.
+struct SilentPeers {
+    addrs: Vec<SocketAddr>,
+    accepted: Arc<AtomicUsize>,
+    stop: Arc<AtomicBool>,
+    thread: Option<thread::JoinHandle<()>>,
+}
+
+impl SilentPeers {
+    fn start(ip: &str, n: usize) -> SilentPeers {
+        let listeners: Vec<TcpListener> = (0..n)
+            .map(|_| {
+                let l = TcpListener::bind((ip, 0)).unwrap();
+                l.set_nonblocking(true).unwrap();
+                l
+            })
+            .collect();
+        let addrs = listeners.iter().map(|l| l.local_addr().unwrap()).collect();
+        let accepted = Arc::new(AtomicUsize::new(0));
+        let stop = Arc::new(AtomicBool::new(false));
+        let (count, stopped) = (Arc::clone(&accepted), Arc::clone(&stop));
+        let thread = thread::spawn(move || {
+            let mut held: Vec<TcpStream> = Vec::new();
+            while !stopped.load(Ordering::Relaxed) {
+                for l in &listeners {
+                    while let Ok((s, _)) = l.accept() {
+                        held.push(s);
+                        count.fetch_add(1, Ordering::SeqCst);
+                    }
+                }
+                thread::sleep(Duration::from_millis(10));
+            }
+        });
+        SilentPeers {
+            addrs,
+            accepted,
+            stop,
+            thread: Some(thread),
+        }
+    }
+
+    fn accepted(&self) -> usize {
+        self.accepted.load(Ordering::SeqCst)
+    }
+}
+
+impl Drop for SilentPeers {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// How long a command told to run until Ctrl-C is watched running before it gets one.
+const WATCH: Duration = Duration::from_secs(2);
+
+#[test]
+fn crawl_with_overall_timeout_0_runs_until_sigint_then_summarises() {
+    let info = info_dict_raw(b"forever.bin");
+    let ih = InfoHash(sha1(&info));
+    let peer: SocketAddr = "127.0.80.7:6881".parse().unwrap();
+    let dht = FakeDht::start("127.0.80.6", vec![(ih, vec![peer])]);
+    let dir = tempfile::tempdir().unwrap();
+    let peers = dir.path().join("peers.csv");
+    let boot = dht.addr.to_string();
+    let mut crawl = Live::start(&[
+        "crawl",
+        "--bootstrap",
+        &boot,
+        "--bind",
+        "127.0.81.3:0",
+        "--max-infohashes",
+        "0",
+        "--overall-timeout",
+        "0",
+        "--rate",
+        "100",
+        "--peers-file",
+        peers.to_str().unwrap(),
+    ]);
+    let row = format!("{},127.0.80.7,6881\n", ih.to_hex());
+    crawl.wait_running_until("its row", |c| c.stdout().contains(&row));
+    crawl.still_running_after(WATCH);
+    crawl.interrupt();
+    let status = crawl.wait_exit();
+    assert!(status.success(), "{status}: {}", crawl.stderr());
+    assert_eq!(crawl.stdout(), format!("infohash,peer_ip,peer_port\n{row}"));
+    let summary = crawl.stderr();
+    assert!(
+        summary
+            .lines()
+            .last()
+            .unwrap_or_default()
+            .starts_with("crawl: 1 infohashes, 1 peers, "),
+        "{summary}"
+    );
+}
+
+#[test]
+fn collect_with_overall_timeout_0_runs_until_sigint_then_summarises() {
+    let info = info_dict_raw(b"until-ctrl-c.bin");
+    let seeder = FakePeers::start("127.0.80.9", &[Behaviour::Good], info.clone());
+    let ih = InfoHash(sha1(&info));
+    let dht = FakeDht::start("127.0.80.8", vec![(ih, vec![seeder.addrs[0]])]);
+    let boot = dht.addr.to_string();
+    let mut collect = Live::start(&[
+        "collect",
+        "--bootstrap",
+        &boot,
+        "--bind",
+        "127.0.81.4:0",
+        "--max-infohashes",
+        "0",
+        "--overall-timeout",
+        "0",
+        "--rate",
+        "100",
+    ]);
+    let row = format!(
+        "{},until-ctrl-c.bin,1,1000,16384,127.0.80.9,{},True\n",
+        ih.to_hex(),
+        seeder.addrs[0].port()
+    );
+    collect.wait_running_until("its row", |c| c.stdout().contains(&row));
+    collect.still_running_after(WATCH);
+    collect.interrupt();
+    let status = collect.wait_exit();
+    assert!(status.success(), "{status}: {}", collect.stderr());
+    assert_eq!(collect.stdout(), format!("{COLLECT_HEADER}\n{row}"));
+    let stderr = collect.stderr();
+    assert!(
+        stderr
+            .lines()
+            .last()
+            .unwrap_or_default()
+            .starts_with("collect: 1 infohashes, 1 with metadata, 1 rows;"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn metadata_with_overall_timeout_0_runs_until_sigint_then_summarises() {
+    let silent = SilentPeers::start("127.0.80.10", 1);
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("peers.csv");
+    let key = "ab".repeat(20);
+    std::fs::write(
+        &file,
+        format!("{key},127.0.80.10,{}\n", silent.addrs[0].port()),
+    )
+    .unwrap();
+    // Per-step timeouts of a day: only the signal ends this run.
+    let mut metadata = Live::start(&[
+        "metadata",
+        file.to_str().unwrap(),
+        "--overall-timeout",
+        "0",
+        "--handshake-timeout",
+        "86400",
+        "--attempt-timeout",
+        "86400",
+    ]);
+    metadata.wait_running_until("a connection to the peer", |_| silent.accepted() > 0);
+    metadata.still_running_after(WATCH);
+    metadata.interrupt();
+    let status = metadata.wait_exit();
+    assert!(status.success(), "{status}: {}", metadata.stderr());
+    assert_eq!(
+        metadata.stdout(),
+        "infohash,name,file_count,total_bytes,piece_length\n"
+    );
+    let stderr = metadata.stderr();
+    assert!(
+        stderr
+            .lines()
+            .last()
+            .unwrap_or_default()
+            .starts_with("metadata: 0/"),
+        "{stderr}"
     );
 }

@@ -22,8 +22,10 @@ use estudely_peer_wire::InfoSummary;
 use serde::Serialize;
 use tokio::sync::mpsc;
 
-use crate::cli::parse_secs;
-use crate::cmd::crawl::{checked_bind, interrupted, parse_rate, start_crawler, Budgets};
+use crate::cli::{overall_limit, parse_overall_timeout};
+use crate::cmd::crawl::{
+    checked_bind, crawl_limit, interrupted, parse_rate, start_crawler, Budgets,
+};
 use crate::cmd::metadata::save_torrent;
 use crate::crawl::{writable_peer, CrawlDriver, CrawlSink};
 use crate::fetch::{fetch_stream, FetchConfig, Job};
@@ -62,8 +64,9 @@ pub struct CollectArgs {
     #[arg(long, value_name = "N", default_value_t = 5,
           value_parser = clap::value_parser!(u32).range(1..=1_000))]
     pub metadata_peer_attempts: u32,
-    /// Stop after this many seconds and write what is known.
-    #[arg(long, value_name = "SECS", default_value = "60", value_parser = parse_secs)]
+    /// Stop after this many seconds and write what is known (0 = no limit: until the crawl
+    /// and its fetches end, or Ctrl-C).
+    #[arg(long, value_name = "SECS", default_value = "60", value_parser = parse_overall_timeout)]
     pub overall_timeout: Duration,
     /// Global limit on DHT queries sent, per second.
     #[arg(long, value_name = "Q", default_value_t = 25.0, value_parser = parse_rate)]
@@ -287,7 +290,7 @@ pub async fn collect(driver: &mut CrawlDriver, args: &CollectArgs) -> anyhow::Re
     let fetch_cfg = FetchConfig {
         peer_attempts: args.metadata_peer_attempts as usize,
         concurrency: args.concurrency as usize,
-        overall_timeout: Some(args.overall_timeout),
+        overall_timeout: overall_limit(args.overall_timeout),
         ..FetchConfig::default()
     };
     let mut batch = fetch_stream(rx, fetch_cfg);
@@ -297,7 +300,12 @@ pub async fn collect(driver: &mut CrawlDriver, args: &CollectArgs) -> anyhow::Re
     };
     let crawl = async {
         let report = driver
-            .run(args.overall_timeout, interrupted(), None, &mut sink)
+            .run(
+                crawl_limit(args.overall_timeout),
+                interrupted(),
+                None,
+                &mut sink,
+            )
             .await;
         sink.jobs = None; // no more jobs: the fetcher ends when the last one does
         report

@@ -18,7 +18,7 @@ use estudely_dht_core::crawl::{CrawlConfig, CrawlEvent};
 use estudely_dht_core::Config;
 use estudely_krpc::InfoHash;
 
-use crate::cli::parse_secs;
+use crate::cli::{overall_limit, parse_overall_timeout};
 use crate::crawl::{
     writable_peer, CrawlDriver, CrawlDriverConfig, CrawlReport, CrawlSink, PeerRow, PeersFile,
     Progress, CSV_HEADER,
@@ -50,8 +50,9 @@ pub struct CrawlArgs {
     #[arg(long, value_name = "N", default_value_t = 20,
           value_parser = clap::value_parser!(u32).range(1..=10_000))]
     pub peers_per_infohash: u32,
-    /// Stop after this many seconds whatever was found.
-    #[arg(long, value_name = "SECS", default_value = "60", value_parser = parse_secs)]
+    /// Stop after this many seconds whatever was found (0 = no limit: until Ctrl-C, or until
+    /// --max-infohashes are found and searched).
+    #[arg(long, value_name = "SECS", default_value = "60", value_parser = parse_overall_timeout)]
     pub overall_timeout: Duration,
     /// Global limit on queries sent, per second.
     #[arg(long, value_name = "Q", default_value_t = 25.0, value_parser = parse_rate)]
@@ -119,6 +120,15 @@ pub struct Budgets {
     pub rate: f64,
 }
 
+/// What the crawl driver is given for "no limit": it takes a duration, and a century is
+/// past any run (tokio clamps sleeps that far to about two years, and sleeps again).
+const NO_LIMIT: Duration = Duration::from_secs(100 * 365 * 86_400);
+
+/// The crawl driver's timeout for an `--overall-timeout` (0 = no limit).
+pub fn crawl_limit(overall_timeout: Duration) -> Duration {
+    overall_limit(overall_timeout).unwrap_or(NO_LIMIT)
+}
+
 /// Resolve the bootstrap nodes (for the bound families) and bind a crawler to `bind`.
 pub async fn start_crawler(
     bind: Vec<SocketAddr>,
@@ -172,7 +182,12 @@ pub async fn run(args: CrawlArgs) -> anyhow::Result<()> {
     let mut sink = Rows::new(args.format, stdout, &mut peers_file);
     let progress = terminal.then_some(PROGRESS_EVERY);
     let report = driver
-        .run(args.overall_timeout, interrupted(), progress, &mut sink)
+        .run(
+            crawl_limit(args.overall_timeout),
+            interrupted(),
+            progress,
+            &mut sink,
+        )
         .await?;
     if sink.progress_shown {
         eprint!("\r\x1b[K");

@@ -15,7 +15,7 @@ use clap::{Args, ValueEnum};
 use estudely_peer_wire::{torrent_file_bytes, Version, DEFAULT_MAX_METADATA_SIZE};
 use serde::Serialize;
 
-use crate::cli::parse_secs;
+use crate::cli::{overall_limit, parse_overall_timeout, parse_secs};
 use crate::fetch::{self, peers_csv, FetchConfig, InfohashResult};
 use crate::output::csv_name;
 use crate::resolve::UsageError;
@@ -51,8 +51,9 @@ pub struct MetadataArgs {
     /// Infohashes fetched at once.
     #[arg(long, value_name = "N", default_value_t = 32, value_parser = clap::value_parser!(u32).range(1..=4096))]
     pub concurrency: u32,
-    /// Stop after this many seconds, printing what was obtained (exit 0).
-    #[arg(long, value_name = "SECS", default_value = "300", value_parser = parse_secs)]
+    /// Stop after this many seconds, printing what was obtained (exit 0); 0 = no limit: until
+    /// every infohash is done, or Ctrl-C.
+    #[arg(long, value_name = "SECS", default_value = "300", value_parser = parse_overall_timeout)]
     pub overall_timeout: Duration,
     /// Largest info dict accepted, in bytes.
     #[arg(long, value_name = "BYTES", default_value_t = DEFAULT_MAX_METADATA_SIZE, value_parser = clap::value_parser!(u64).range(1..))]
@@ -130,13 +131,19 @@ pub async fn run(args: MetadataArgs) -> anyhow::Result<()> {
         max_metadata_size: args.max_metadata_size,
         concurrency: args.concurrency as usize,
         peer_attempts: args.metadata_peer_attempts as usize,
-        overall_timeout: Some(args.overall_timeout),
+        overall_timeout: overall_limit(args.overall_timeout),
         ..FetchConfig::default()
     };
     let mut out = Printer::new(args.format);
     let mut batch = fetch::fetch_many(input.jobs, cfg);
     // The batch ends itself at the deadline; this is a backstop.
-    let backstop = tokio::time::sleep(args.overall_timeout + Duration::from_secs(5));
+    let limit = overall_limit(args.overall_timeout);
+    let backstop = async move {
+        match limit {
+            Some(limit) => tokio::time::sleep(limit + Duration::from_secs(5)).await,
+            None => std::future::pending().await,
+        }
+    };
     let ctrl_c = tokio::signal::ctrl_c();
     tokio::pin!(backstop, ctrl_c);
     let printed = out.header();
