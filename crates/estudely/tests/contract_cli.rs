@@ -1,6 +1,7 @@
 //! The output contract of issue 7, end to end, as a user runs the binary: names escaped
 //! visibly and reversibly in CSV; no peer on port 0 in any output; `--overall-timeout 0`
-//! runs until Ctrl-C, then writes what it has and exits 0.
+//! runs until Ctrl-C, then writes what it has and exits 0; Ctrl-C during collect's fetches
+//! stops them and writes every pending row.
 //!
 //! Loopback only: in-test peers and a fake DHT node on 127.0.80.x, crawlers on 127.0.81.x.
 //! Every wait is bounded by a generous liveness limit (never asserted as a speed) and every
@@ -578,6 +579,88 @@ fn metadata_with_overall_timeout_0_runs_until_sigint_then_summarises() {
             .last()
             .unwrap_or_default()
             .starts_with("metadata: 0/"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn sigint_stops_collects_fetches_and_writes_every_pending_row() {
+    // Torrent A has a good seeder; torrent B only peers that never answer, 30 of them, each
+    // tried in turn for 10 s (the handshake timeout): minutes of fetching, with no overall
+    // timeout. Only the signal can end this run soon.
+    let info = info_dict_raw(b"fetched-before-ctrl-c.bin");
+    let seeder = FakePeers::start("127.0.80.12", &[Behaviour::Good], info.clone());
+    let silent = SilentPeers::start("127.0.80.13", 30);
+    let (a, b) = (InfoHash(sha1(&info)), InfoHash([0xbb; 20]));
+    let dht = FakeDht::start(
+        "127.0.80.11",
+        vec![(a, vec![seeder.addrs[0]]), (b, silent.addrs.clone())],
+    );
+    let boot = dht.addr.to_string();
+    let mut collect = Live::start(&[
+        "collect",
+        "--bootstrap",
+        &boot,
+        "--bind",
+        "127.0.81.5:0",
+        "--max-infohashes",
+        "2",
+        "--peers-per-infohash",
+        "30",
+        "--metadata-peer-attempts",
+        "30",
+        "--overall-timeout",
+        "0",
+        "--rate",
+        "100",
+    ]);
+    let row_a = format!(
+        "{},fetched-before-ctrl-c.bin,1,1000,16384,127.0.80.12,{},True\n",
+        a.to_hex(),
+        seeder.addrs[0].port()
+    );
+    collect.wait_running_until("A's row and a connection for B", |c| {
+        c.stdout().contains(&row_a) && silent.accepted() > 0
+    });
+    collect.interrupt();
+    let status = collect.wait_exit();
+    assert!(status.success(), "{status}: {}", collect.stderr());
+    assert!(
+        silent.accepted() < silent.addrs.len(),
+        "B's fetch ran to its end instead of being stopped"
+    );
+
+    let stdout = collect.stdout();
+    let rows = csv_rows(&stdout, COLLECT_HEADER);
+    assert_eq!(rows.len(), 1 + silent.addrs.len(), "{stdout}");
+    assert!(
+        stdout.starts_with(&format!("{COLLECT_HEADER}\n{row_a}")),
+        "{stdout}"
+    );
+    // B: one row per peer considered, with what is known: no metadata.
+    let mut b_peers = Vec::new();
+    for r in &rows[1..] {
+        assert_eq!(r[0], b.to_hex(), "{r:?}");
+        assert_eq!(&r[1..5], ["", "0", "0", "0"], "{r:?}");
+        assert_eq!(r[7], "False", "{r:?}");
+        b_peers.push(format!("{}:{}", r[5], r[6]));
+    }
+    let mut want: Vec<String> = silent.addrs.iter().map(ToString::to_string).collect();
+    b_peers.sort();
+    want.sort();
+    assert_eq!(b_peers, want);
+
+    let stderr = collect.stderr();
+    let lines: Vec<&str> = stderr.lines().collect();
+    assert!(
+        lines.contains(&"collect: interrupted; writing what is known"),
+        "{stderr}"
+    );
+    assert!(
+        lines
+            .last()
+            .unwrap_or(&"")
+            .starts_with("collect: 2 infohashes, 1 with metadata, 31 rows;"),
         "{stderr}"
     );
 }

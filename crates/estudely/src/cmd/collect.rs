@@ -4,8 +4,10 @@
 //!
 //! The crawl and the metadata fetches run at the same time on one task: as soon as an
 //! infohash's peer search ends, its peers go to the fetcher; as soon as its fetch ends, its
-//! rows are written and flushed. At the overall timeout, everything still pending is
-//! written with what is known (`metadata_ok` False) and the command exits 0.
+//! rows are written and flushed. At the overall timeout, or on Ctrl-C / SIGTERM (during the
+//! crawl or after it, while fetches run), the fetches still running are stopped, everything
+//! still pending is written with what is known (`metadata_ok` False), the summary is
+//! printed and the command exits 0.
 
 use std::cell::RefCell;
 use std::collections::HashMap;
@@ -23,9 +25,7 @@ use serde::Serialize;
 use tokio::sync::mpsc;
 
 use crate::cli::{overall_limit, parse_overall_timeout};
-use crate::cmd::crawl::{
-    checked_bind, crawl_limit, interrupted, parse_rate, start_crawler, Budgets,
-};
+use crate::cmd::crawl::{checked_bind, crawl_limit, parse_rate, start_crawler, Budgets, Interrupt};
 use crate::cmd::metadata::save_torrent;
 use crate::crawl::{writable_peer, CrawlDriver, CrawlSink};
 use crate::fetch::{fetch_stream, FetchConfig, Job};
@@ -283,6 +283,8 @@ pub fn budgets(args: &CollectArgs) -> Budgets {
 /// The collect pipeline on an already bound crawl driver (also used by `estudely demo`).
 pub async fn collect(driver: &mut CrawlDriver, args: &CollectArgs) -> anyhow::Result<()> {
     let start = Instant::now();
+    // One watcher for the whole run: the signal stops the crawl and the fetches alike.
+    let interrupt = Interrupt::watch();
     let mut out = Out::new(args.format, io::stdout());
     out.header().context("cannot write to stdout")?;
     let found = RefCell::new(Found::default());
@@ -302,7 +304,7 @@ pub async fn collect(driver: &mut CrawlDriver, args: &CollectArgs) -> anyhow::Re
         let report = driver
             .run(
                 crawl_limit(args.overall_timeout),
-                interrupted(),
+                interrupt.fired(),
                 None,
                 &mut sink,
             )
@@ -311,7 +313,16 @@ pub async fn collect(driver: &mut CrawlDriver, args: &CollectArgs) -> anyhow::Re
         report
     };
     let fetch = async {
-        while let Some(r) = batch.next().await {
+        let stop = interrupt.fired();
+        tokio::pin!(stop);
+        loop {
+            // Interrupted: stop taking results; the fetches still running are cancelled
+            // below, and their infohashes written with what is known.
+            let r = tokio::select! {
+                r = batch.next() => r,
+                () = &mut stop => None,
+            };
+            let Some(r) = r else { break };
             let peers = found
                 .borrow()
                 .peers
@@ -331,6 +342,11 @@ pub async fn collect(driver: &mut CrawlDriver, args: &CollectArgs) -> anyhow::Re
     let (report, fetched) = tokio::join!(crawl, fetch);
     let report = report?;
     fetched?;
+    let fetch_stats = batch.stats().clone();
+    drop(batch); // cancels the fetches still running (interrupted)
+    if interrupt.happened() {
+        eprintln!("collect: interrupted; writing what is known");
+    }
     // Whatever had no fetch result (no peers, search unfinished, deadline): write it now.
     let found = found.into_inner();
     for ih in &found.order {
@@ -346,7 +362,7 @@ pub async fn collect(driver: &mut CrawlDriver, args: &CollectArgs) -> anyhow::Re
         out.with_metadata,
         out.rows,
         report.queries_sent,
-        batch.stats(),
+        fetch_stats,
         start.elapsed().as_secs_f64()
     );
     if found.port_zero > 0 {

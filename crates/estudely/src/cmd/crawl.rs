@@ -249,6 +249,47 @@ pub async fn interrupted() {
     }
 }
 
+/// Ctrl-C and SIGTERM, watched once for a whole command, so that every stage of it (the
+/// crawl, the fetches) sees the same signal, whenever it comes. Stops watching when dropped.
+#[derive(Debug)]
+pub struct Interrupt {
+    rx: tokio::sync::watch::Receiver<bool>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Interrupt {
+    /// Start watching (inside a tokio runtime).
+    pub fn watch() -> Interrupt {
+        let (tx, rx) = tokio::sync::watch::channel(false);
+        let task = tokio::spawn(async move {
+            interrupted().await;
+            let _ = tx.send(true);
+        });
+        Interrupt { rx, task }
+    }
+
+    /// Completes once the signal has come (at once if it already has).
+    pub fn fired(&self) -> impl std::future::Future<Output = ()> + 'static {
+        let mut rx = self.rx.clone();
+        async move {
+            if rx.wait_for(|&fired| fired).await.is_err() {
+                std::future::pending::<()>().await;
+            }
+        }
+    }
+
+    /// Whether the signal has come.
+    pub fn happened(&self) -> bool {
+        *self.rx.borrow()
+    }
+}
+
+impl Drop for Interrupt {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
 /// The crawl's sink: rows to stdout (`W`) and to the peers file, progress to stderr.
 struct Rows<'a, W: Write> {
     format: CrawlFormat,
