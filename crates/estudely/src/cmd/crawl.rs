@@ -120,6 +120,19 @@ pub struct Budgets {
     pub rate: f64,
 }
 
+/// Peer searches the crawler runs at once (its `CrawlConfig::max_concurrent_searches`, set
+/// by [`start_crawler`]).
+pub const MAX_CONCURRENT_SEARCHES: usize = 16;
+
+/// Peer searches the crawler keeps queued at most: dht-core's `max_search_queue` (4,096 by
+/// default), which its `CrawlConfig` is getting; until then, the bound it is to have.
+pub const MAX_SEARCH_QUEUE: usize = 4_096;
+
+/// Most infohashes whose peer search is pending in the crawler (running or queued), and so
+/// the cap of every per-infohash map a crawl sink keeps while searches run: the `source` of
+/// `crawl`'s rows, `collect`'s searching infohashes.
+pub const SEARCHES_CAP: usize = MAX_CONCURRENT_SEARCHES + MAX_SEARCH_QUEUE;
+
 /// What the crawl driver is given for "no limit": it takes a duration, and a century is
 /// past any run (tokio clamps sleeps that far to about two years, and sleeps again).
 const NO_LIMIT: Duration = Duration::from_secs(100 * 365 * 86_400);
@@ -141,6 +154,7 @@ pub async fn start_crawler(
     let crawl = CrawlConfig {
         max_infohashes: budgets.max_infohashes,
         peers_per_infohash: budgets.peers_per_infohash,
+        max_concurrent_searches: MAX_CONCURRENT_SEARCHES,
         bootstrap: seeds,
         ..CrawlConfig::default()
     };
@@ -203,6 +217,9 @@ pub struct RowCounts {
     pub rows: u64,
     /// Peers on port 0 dropped (never written: see [`writable_peer`]).
     pub port_zero: u64,
+    /// Infohashes found while [`SEARCHES_CAP`] searches were pending: their sampling node is
+    /// not kept, so their JSON rows have a null `source` (CSV rows do not carry it).
+    pub sources_unkept: u64,
 }
 
 /// `crawl: 20 infohashes, 57 peers, 1234 nodes, 2103 queries (35.0/s), 61.2 s`, then what
@@ -221,6 +238,12 @@ pub fn summary(report: &CrawlReport, counts: &RowCounts) -> String {
         line.push_str(&format!(
             "; {} with port 0 dropped",
             peers(counts.port_zero)
+        ));
+    }
+    if counts.sources_unkept > 0 {
+        line.push_str(&format!(
+            "; {} infohashes found with {SEARCHES_CAP} searches pending have no source",
+            counts.sources_unkept
         ));
     }
     line
@@ -296,8 +319,10 @@ struct Rows<'a, W: Write> {
     stdout: W,
     stdout_open: bool,
     peers_file: &'a mut PeersFile,
-    /// The node that sampled each infohash whose search is running (for `source`).
+    /// The node that sampled each infohash whose search is pending (for `source`), at most
+    /// `sources_cap` ([`SEARCHES_CAP`]) of them.
     sources: HashMap<InfoHash, SocketAddr>,
+    sources_cap: usize,
     counts: RowCounts,
     progress_shown: bool,
 }
@@ -310,6 +335,7 @@ impl<'a, W: Write> Rows<'a, W> {
             stdout_open: true,
             peers_file,
             sources: HashMap::new(),
+            sources_cap: SEARCHES_CAP,
             counts: RowCounts::default(),
             progress_shown: false,
         }
@@ -320,7 +346,12 @@ impl<W: Write> CrawlSink for Rows<'_, W> {
     fn event(&mut self, event: &CrawlEvent) -> anyhow::Result<bool> {
         match *event {
             CrawlEvent::InfoHash { info_hash, from } => {
-                self.sources.insert(info_hash, from);
+                if self.sources.len() < self.sources_cap {
+                    self.sources.insert(info_hash, from);
+                } else {
+                    // The crawler cannot be slowed from here: count, and report.
+                    self.counts.sources_unkept += 1;
+                }
             }
             CrawlEvent::SearchDone { info_hash, .. } => {
                 self.sources.remove(&info_hash);
@@ -403,7 +434,8 @@ mod tests {
             sink.counts,
             RowCounts {
                 rows: 1,
-                port_zero: 2
+                port_zero: 2,
+                sources_unkept: 0
             }
         );
         let text = std::fs::read_to_string(dir.path().join("peers.csv")).unwrap();
@@ -420,7 +452,7 @@ mod tests {
         };
         let mut counts = RowCounts {
             rows: 3,
-            port_zero: 0,
+            ..RowCounts::default()
         };
         let line = summary(&report, &counts);
         assert_eq!(
@@ -429,5 +461,60 @@ mod tests {
         );
         counts.port_zero = 1;
         assert!(summary(&report, &counts).ends_with("2.0 s; 1 peer with port 0 dropped"));
+        counts.sources_unkept = 2;
+        assert!(summary(&report, &counts)
+            .ends_with("dropped; 2 infohashes found with 4112 searches pending have no source"));
+    }
+
+    #[test]
+    fn sources_are_capped_and_freed_when_searches_end() {
+        assert_eq!(SEARCHES_CAP, 16 + 4_096);
+        assert_eq!(
+            CrawlConfig::default().max_concurrent_searches,
+            MAX_CONCURRENT_SEARCHES,
+            "the crawler's default, kept by start_crawler"
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let mut file = PeersFile::open(&dir.path().join("peers.csv")).unwrap();
+        let mut sink = Rows::new(CrawlFormat::Jsonl, Vec::new(), &mut file);
+        sink.sources_cap = 2;
+        let from: SocketAddr = "10.0.0.9:6881".parse().unwrap();
+        let found = |i: u8| CrawlEvent::InfoHash {
+            info_hash: InfoHash([i; 20]),
+            from,
+        };
+        let done = |i: u8| CrawlEvent::SearchDone {
+            info_hash: InfoHash([i; 20]),
+            peers: 0,
+            queries: 1,
+        };
+        let peer = |i: u8| CrawlEvent::Peer {
+            info_hash: InfoHash([i; 20]),
+            peer: "10.0.0.1:1".parse().unwrap(),
+        };
+        for e in [
+            found(1),
+            found(2),
+            found(3),
+            peer(3),
+            done(1),
+            found(4),
+            peer(4),
+        ] {
+            assert!(sink.event(&e).unwrap());
+        }
+        assert_eq!(sink.sources.len(), 2, "never above its cap");
+        assert_eq!(sink.counts.sources_unkept, 1, "infohash 3, counted");
+        let text = String::from_utf8(sink.stdout.clone()).unwrap();
+        let rows: Vec<serde_json::Value> = text
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        assert_eq!(rows[0]["source"], serde_json::Value::Null, "3 had no room");
+        assert_eq!(rows[1]["source"], "10.0.0.9:6881", "4 came after 1 ended");
+        for i in 2..=4 {
+            sink.event(&done(i)).unwrap();
+        }
+        assert!(sink.sources.is_empty());
     }
 }
