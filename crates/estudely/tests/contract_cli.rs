@@ -1,7 +1,7 @@
 //! The output contract of issue 7, end to end, as a user runs the binary: names escaped
 //! visibly and reversibly in CSV; no peer on port 0 in any output; `--overall-timeout 0`
 //! runs until Ctrl-C, then writes what it has and exits 0; Ctrl-C during collect's fetches
-//! stops them and writes every pending row.
+//! stops them and writes every pending row; `metadata -` fetches rows as they arrive.
 //!
 //! Loopback only: in-test peers and a fake DHT node on 127.0.80.x, crawlers on 127.0.81.x.
 //! Every wait is bounded by a generous liveness limit (never asserted as a speed) and every
@@ -9,7 +9,7 @@
 
 mod metadata_util;
 
-use std::io::Read;
+use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream, UdpSocket};
 use std::process::{Child, ChildStdin, Command, ExitStatus, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -297,9 +297,13 @@ fn collect_into(mut r: impl Read + Send + 'static) -> Arc<Mutex<String>> {
 impl Live {
     /// Start `estudely ARGS` with stdin piped (and kept open until [`Live::close_stdin`]).
     fn start(args: &[&str]) -> Live {
+        Live::start_with_stdin(args, Stdio::piped())
+    }
+
+    fn start_with_stdin(args: &[&str], stdin: Stdio) -> Live {
         let mut child = Command::new(BIN)
             .args(args)
-            .stdin(Stdio::piped())
+            .stdin(stdin)
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
@@ -317,6 +321,17 @@ impl Live {
 
     fn stdout(&self) -> String {
         self.stdout.lock().unwrap().clone()
+    }
+
+    /// Write to its stdin (which stays open).
+    fn send(&mut self, text: &str) {
+        let stdin = self.stdin.as_mut().expect("stdin open");
+        stdin.write_all(text.as_bytes()).unwrap();
+        stdin.flush().unwrap();
+    }
+
+    fn close_stdin(&mut self) {
+        drop(self.stdin.take());
     }
 
     fn stderr(&self) -> String {
@@ -662,5 +677,107 @@ fn sigint_stops_collects_fetches_and_writes_every_pending_row() {
             .unwrap_or(&"")
             .starts_with("collect: 2 infohashes, 1 with metadata, 31 rows;"),
         "{stderr}"
+    );
+}
+
+#[test]
+fn metadata_from_stdin_fetches_rows_as_they_arrive() {
+    let (one, two) = (info_dict_raw(b"first.bin"), info_dict_raw(b"second.bin"));
+    let peer_one = FakePeers::start("127.0.80.14", &[Behaviour::Good], one.clone());
+    let peer_two = FakePeers::start("127.0.80.15", &[Behaviour::Good], two.clone());
+    let (key_one, key_two) = (hex::encode(sha1(&one)), hex::encode(sha1(&two)));
+    let mut metadata = Live::start(&["metadata", "-"]);
+    metadata.send(&format!(
+        "infohash,peer_ip,peer_port\n{key_one},127.0.80.14,{}\n",
+        peer_one.addrs[0].port()
+    ));
+    // stdin stays open: the row must come anyway.
+    let row_one = format!("{key_one},first.bin,1,1000,16384\n");
+    metadata.wait_running_until("the first row, stdin still open", |m| {
+        m.stdout().contains(&row_one)
+    });
+    // A malformed row is warned about with its line and skipped, as in a file.
+    metadata.send("nothex,127.0.80.15,1\n");
+    let warning = "warning: stdin: line 3: infohash `nothex` is not 40 hex digits; skipped";
+    metadata.wait_running_until("the warning", |m| m.stderr().contains(warning));
+    metadata.send(&format!(
+        "{key_two},127.0.80.15,{}\n",
+        peer_two.addrs[0].port()
+    ));
+    let row_two = format!("{key_two},second.bin,1,1000,16384\n");
+    metadata.wait_running_until("the second row, stdin still open", |m| {
+        m.stdout().contains(&row_two)
+    });
+    metadata.close_stdin();
+    let status = metadata.wait_exit();
+    assert!(status.success(), "{status}: {}", metadata.stderr());
+    assert_eq!(
+        metadata.stdout(),
+        format!("infohash,name,file_count,total_bytes,piece_length\n{row_one}{row_two}")
+    );
+    assert_eq!(
+        metadata.stderr(),
+        format!("{warning}\nmetadata: 2/2 infohashes, 2 attempts: 2 ok\n")
+    );
+}
+
+#[test]
+fn crawl_piped_into_metadata_fetches_while_the_crawl_runs() {
+    let info = info_dict_raw(b"piped.bin");
+    let seeder = FakePeers::start("127.0.80.17", &[Behaviour::Good], info.clone());
+    let ih = InfoHash(sha1(&info));
+    let dht = FakeDht::start("127.0.80.16", vec![(ih, vec![seeder.addrs[0]])]);
+    let dir = tempfile::tempdir().unwrap();
+    let peers = dir.path().join("peers.csv");
+    let boot = dht.addr.to_string();
+    // A crawl that never ends by itself...
+    let mut crawl = Command::new(BIN)
+        .args([
+            "crawl",
+            "--bootstrap",
+            &boot,
+            "--bind",
+            "127.0.81.6:0",
+            "--max-infohashes",
+            "0",
+            "--overall-timeout",
+            "0",
+            "--rate",
+            "100",
+            "--peers-file",
+            peers.to_str().unwrap(),
+        ])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let pipe = crawl.stdout.take().unwrap();
+    let mut crawl = metadata_util::Guard(crawl);
+    // ... piped into metadata, whose row must come while the crawl still runs.
+    let mut metadata = Live::start_with_stdin(&["metadata", "-"], Stdio::from(pipe));
+    let row = format!("{},piped.bin,1,1000,16384\n", ih.to_hex());
+    metadata.wait_running_until("the row while the crawl runs", |m| {
+        m.stdout().contains(&row)
+    });
+    assert!(
+        crawl.0.try_wait().unwrap().is_none(),
+        "the crawl still runs"
+    );
+    let pid = crawl.0.id().to_string();
+    assert!(Command::new("kill")
+        .args(["-INT", &pid])
+        .status()
+        .unwrap()
+        .success());
+    let status = metadata.wait_exit();
+    assert!(status.success(), "{status}: {}", metadata.stderr());
+    assert_eq!(
+        metadata.stdout(),
+        format!("infohash,name,file_count,total_bytes,piece_length\n{row}")
+    );
+    assert_eq!(
+        metadata.stderr(),
+        "metadata: 1/1 infohashes, 1 attempt: 1 ok\n"
     );
 }
