@@ -133,8 +133,8 @@ pub const MAX_SEARCH_QUEUE: usize = 4_096;
 /// `crawl`'s rows, `collect`'s searching infohashes.
 pub const SEARCHES_CAP: usize = MAX_CONCURRENT_SEARCHES + MAX_SEARCH_QUEUE;
 
-/// What the crawl driver is given for "no limit": it takes a duration, and a century is
-/// past any run (tokio clamps sleeps that far to about two years, and sleeps again).
+/// What the crawl driver is given for "no limit": it takes a duration (tokio then caps the
+/// sleep at about two years, which is past any run).
 const NO_LIMIT: Duration = Duration::from_secs(100 * 365 * 86_400);
 
 /// The crawl driver's timeout for an `--overall-timeout` (0 = no limit).
