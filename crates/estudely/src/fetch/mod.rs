@@ -9,7 +9,9 @@
 //!   trying its peers in order until one succeeds; results come out of a [`FetchBatch`] as
 //!   they complete, and [`FetchStats`] counts attempts by outcome for a summary line.
 //! * [`peers_csv`]: reading the `infohash,peer_ip,peer_port` CSV that `crawl` writes into
-//!   [`Job`]s.
+//!   [`Job`]s, from a whole file or row by row.
+//! * [`stream`]: grouping rows that arrive over time (a crawl piped in) into jobs as they
+//!   arrive, with follow-up jobs for peers that come later.
 //!
 //! Memory per connection is bounded by the session: one frame of at most 1 MiB in the input
 //! buffer plus the metadata received so far, which is at most
@@ -18,6 +20,7 @@
 mod batch;
 mod conn;
 pub mod peers_csv;
+pub mod stream;
 
 use std::fmt;
 use std::net::SocketAddr;
