@@ -170,6 +170,10 @@ pub struct NodeArgs {
     /// BEP 43: take part as a read-only node (answer no queries, stay out of routing tables).
     #[arg(long)]
     pub read_only: bool,
+    /// Also talk to private, loopback, link-local and CGNAT addresses (a lab network).
+    /// Without it they are refused, except in the ranges of --bind and --bootstrap.
+    #[arg(long)]
+    pub allow_private: bool,
     /// Use this node id (40 hex digits) instead of a random one.
     #[arg(long, value_parser = parse_node_id)]
     pub id: Option<NodeId>,

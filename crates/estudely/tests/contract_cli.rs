@@ -44,7 +44,11 @@ fn metadata_csv_escapes_control_characters_and_bad_utf8_reversibly() {
     let key = hex::encode(sha1(&info));
     let input = format!("{key},127.0.80.1,{}\n", peers.addrs[0].port());
 
-    let run = run_cli(&["metadata", "-"], Some(input.as_bytes()), LIMIT);
+    let run = run_cli(
+        &["metadata", "--allow-private", "-"],
+        Some(input.as_bytes()),
+        LIMIT,
+    );
     assert!(run.status.success(), "{}", run.stderr);
     let escaped = r#"line\x0abreak\x09tab\x7f,"q"\\ café \u0085 \xff\xfe end"#;
     let quoted = escaped.replace('"', "\"\"");
@@ -62,7 +66,7 @@ fn metadata_csv_escapes_control_characters_and_bad_utf8_reversibly() {
 
     // JSON lines: `name` for display as before, `name_hex` exact.
     let run = run_cli(
-        &["metadata", "-", "--format", "jsonl"],
+        &["metadata", "--allow-private", "-", "--format", "jsonl"],
         Some(input.as_bytes()),
         LIMIT,
     );
@@ -217,7 +221,11 @@ fn crawl_never_writes_a_port_zero_peer_and_metadata_takes_its_output() {
     );
 
     // `metadata` takes the file as it is: no warning, the torrent fetched.
-    let run = run_cli(&["metadata", peers.to_str().unwrap()], None, LIMIT);
+    let run = run_cli(
+        &["metadata", "--allow-private", peers.to_str().unwrap()],
+        None,
+        LIMIT,
+    );
     assert!(run.status.success(), "{}", run.stderr);
     assert_eq!(run.stderr, "metadata: 1/1 infohashes, 1 attempt: 1 ok\n");
     let rows = csv_rows(
@@ -571,6 +579,7 @@ fn metadata_with_overall_timeout_0_runs_until_sigint_then_summarises() {
     // Per-step timeouts of a day: only the signal ends this run.
     let mut metadata = Live::start(&[
         "metadata",
+        "--allow-private",
         file.to_str().unwrap(),
         "--overall-timeout",
         "0",
@@ -687,7 +696,7 @@ fn metadata_from_stdin_fetches_rows_as_they_arrive() {
     let peer_one = FakePeers::start("127.0.80.14", &[Behaviour::Good], one.clone());
     let peer_two = FakePeers::start("127.0.80.15", &[Behaviour::Good], two.clone());
     let (key_one, key_two) = (hex::encode(sha1(&one)), hex::encode(sha1(&two)));
-    let mut metadata = Live::start(&["metadata", "-"]);
+    let mut metadata = Live::start(&["metadata", "--allow-private", "-"]);
     metadata.send(&format!(
         "infohash,peer_ip,peer_port\n{key_one},127.0.80.14,{}\n",
         peer_one.addrs[0].port()
@@ -756,7 +765,8 @@ fn crawl_piped_into_metadata_fetches_while_the_crawl_runs() {
     let pipe = crawl.stdout.take().unwrap();
     let mut crawl = metadata_util::Guard(crawl);
     // ... piped into metadata, whose row must come while the crawl still runs.
-    let mut metadata = Live::start_with_stdin(&["metadata", "-"], Stdio::from(pipe));
+    let mut metadata =
+        Live::start_with_stdin(&["metadata", "--allow-private", "-"], Stdio::from(pipe));
     let row = format!("{},piped.bin,1,1000,16384\n", ih.to_hex());
     metadata.wait_running_until("the row while the crawl runs", |m| {
         m.stdout().contains(&row)

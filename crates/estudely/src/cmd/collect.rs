@@ -89,6 +89,12 @@ pub struct CollectArgs {
     /// Write each verified torrent as DIR/<infohash>.torrent.
     #[arg(long, value_name = "DIR")]
     pub save_torrents: Option<PathBuf>,
+    /// Also follow private, loopback, link-local and CGNAT addresses learned from the
+    /// network (your own lab network). Without it they are refused (and counted), except in
+    /// the ranges of the --bootstrap addresses. Multicast, broadcast, unspecified,
+    /// documentation, reserved, IPv4-mapped addresses and port 0 are always refused.
+    #[arg(long)]
+    pub allow_private: bool,
     /// How to print rows.
     #[arg(long, value_enum, default_value_t = CollectFormat::Csv)]
     pub format: CollectFormat,
@@ -439,6 +445,7 @@ pub fn budgets(args: &CollectArgs) -> Budgets {
         max_infohashes: args.max_infohashes,
         peers_per_infohash: args.peers_per_infohash as usize,
         rate: args.rate,
+        allow_private: args.allow_private,
     }
 }
 
@@ -499,6 +506,8 @@ async fn collect_with<W: Write>(
         peer_attempts: args.metadata_peer_attempts as usize,
         concurrency: args.concurrency as usize,
         overall_timeout: overall_limit(args.overall_timeout),
+        // The peers come from the crawler, under its address policy: the fetcher keeps it.
+        addr_policy: driver.crawler().node().addr_policy().clone(),
         ..FetchConfig::default()
     };
     let mut batch = fetch_stream(rx, fetch_cfg);
@@ -582,6 +591,7 @@ async fn collect_with<W: Write>(
         fetch_stats,
         start.elapsed().as_secs_f64()
     );
+    summary.push_str(&crate::cmd::crawl::network_note(&report.stats));
     if pending.port_zero > 0 {
         let n = pending.port_zero;
         let s = if n == 1 { "" } else { "s" };
@@ -783,6 +793,7 @@ mod tests {
                 bootstrap: vec![net.bootstrap().to_string()],
                 bind: vec![addr("127.0.84.1:0")],
                 save_torrents: None,
+                allow_private: false,
                 format: CollectFormat::Csv,
             };
             let mut driver = start_crawler(args.bind.clone(), &args.bootstrap, budgets(&args))

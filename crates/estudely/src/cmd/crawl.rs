@@ -14,8 +14,8 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use clap::{Args, ValueEnum};
-use estudely_dht_core::crawl::{CrawlConfig, CrawlEvent};
-use estudely_dht_core::Config;
+use estudely_dht_core::crawl::{CrawlConfig, CrawlEvent, CrawlStats};
+use estudely_dht_core::{AddrPolicy, Config};
 use estudely_krpc::InfoHash;
 
 use crate::cli::{overall_limit, parse_overall_timeout};
@@ -66,6 +66,12 @@ pub struct CrawlArgs {
     /// Where rows are appended (CSV, header only when the file is new or empty).
     #[arg(long, value_name = "PATH", default_value = "peers.csv")]
     pub peers_file: PathBuf,
+    /// Also follow private, loopback, link-local and CGNAT addresses learned from the
+    /// network (your own lab network). Without it they are refused (and counted), except in
+    /// the ranges of the --bootstrap addresses. Multicast, broadcast, unspecified,
+    /// documentation, reserved, IPv4-mapped addresses and port 0 are always refused.
+    #[arg(long)]
+    pub allow_private: bool,
     /// How to print rows on stdout (the peers file is always CSV).
     #[arg(long, value_enum, default_value_t = CrawlFormat::Csv)]
     pub format: CrawlFormat,
@@ -118,15 +124,18 @@ pub struct Budgets {
     pub peers_per_infohash: usize,
     /// Global query rate, per second.
     pub rate: f64,
+    /// `--allow-private`: private-use ranges allowed on top of the bootstrap ranges.
+    pub allow_private: bool,
 }
 
 /// Peer searches the crawler runs at once (its `CrawlConfig::max_concurrent_searches`, set
 /// by [`start_crawler`]).
 pub const MAX_CONCURRENT_SEARCHES: usize = 16;
 
-/// Peer searches the crawler keeps queued at most: dht-core's `max_search_queue` (4,096 by
-/// default), which its `CrawlConfig` is getting; until then, the bound it is to have.
-pub const MAX_SEARCH_QUEUE: usize = 4_096;
+/// Infohashes the crawler keeps queued for a peer search at most (its
+/// `CrawlConfig::max_search_queue`, set by [`start_crawler`]; sampling pauses before it
+/// would overflow).
+pub const MAX_SEARCH_QUEUE: usize = 8_192;
 
 /// Most infohashes whose peer search is pending in the crawler (running or queued), and so
 /// the cap of every per-infohash map a crawl sink keeps while searches run: the `source` of
@@ -155,11 +164,19 @@ pub async fn start_crawler(
         max_infohashes: budgets.max_infohashes,
         peers_per_infohash: budgets.peers_per_infohash,
         max_concurrent_searches: MAX_CONCURRENT_SEARCHES,
+        max_search_queue: MAX_SEARCH_QUEUE,
         bootstrap: seeds,
         ..CrawlConfig::default()
     };
+    // The crawler adds the ranges of the bootstrap addresses (a loopback testnet).
+    let addr_policy = if budgets.allow_private {
+        AddrPolicy::allow_private()
+    } else {
+        AddrPolicy::strict()
+    };
     let node = Config {
         query_rate: budgets.rate,
+        addr_policy,
         ..Config::default()
     };
     CrawlDriver::bind(CrawlDriverConfig {
@@ -182,6 +199,7 @@ pub async fn run(args: CrawlArgs) -> anyhow::Result<()> {
         max_infohashes: args.max_infohashes,
         peers_per_infohash: args.peers_per_infohash as usize,
         rate: args.rate,
+        allow_private: args.allow_private,
     };
     let mut driver = start_crawler(bind, &args.bootstrap, budgets).await?;
 
@@ -234,6 +252,7 @@ pub fn summary(report: &CrawlReport, counts: &RowCounts) -> String {
         report.rate(),
         report.elapsed.as_secs_f64()
     );
+    line.push_str(&network_note(&report.stats));
     if counts.port_zero > 0 {
         line.push_str(&format!(
             "; {} with port 0 dropped",
@@ -247,6 +266,31 @@ pub fn summary(report: &CrawlReport, counts: &RowCounts) -> String {
         ));
     }
     line
+}
+
+/// `; refused addresses: private 3, multicast 1; 12 dead nodes`: what the address policy
+/// refused and the nodes that stopped answering, when there are any (for end summaries).
+pub fn network_note(stats: &CrawlStats) -> String {
+    let mut note = String::new();
+    if stats.addr_refused.total() > 0 {
+        note.push_str(&format!(
+            "; refused addresses: {}",
+            stats.addr_refused.describe()
+        ));
+    }
+    if stats.nodes_dead > 0 {
+        note.push_str(&format!("; {} dead nodes", stats.nodes_dead));
+    }
+    if stats.nodes_refused > 0 {
+        note.push_str(&format!(
+            "; {} nodes not kept (node table full)",
+            stats.nodes_refused
+        ));
+    }
+    if stats.seen_full {
+        note.push_str("; sampling stopped: seen-set full");
+    }
+    note
 }
 
 /// `1 peer`, `2 peers`.
@@ -463,12 +507,17 @@ mod tests {
         assert!(summary(&report, &counts).ends_with("2.0 s; 1 peer with port 0 dropped"));
         counts.sources_unkept = 2;
         assert!(summary(&report, &counts)
-            .ends_with("dropped; 2 infohashes found with 4112 searches pending have no source"));
+            .ends_with("dropped; 2 infohashes found with 8208 searches pending have no source"));
     }
 
     #[test]
     fn sources_are_capped_and_freed_when_searches_end() {
-        assert_eq!(SEARCHES_CAP, 16 + 4_096);
+        assert_eq!(SEARCHES_CAP, 16 + 8_192);
+        assert_eq!(
+            CrawlConfig::default().max_search_queue,
+            MAX_SEARCH_QUEUE,
+            "dht-core's search-queue cap, kept by start_crawler"
+        );
         assert_eq!(
             CrawlConfig::default().max_concurrent_searches,
             MAX_CONCURRENT_SEARCHES,

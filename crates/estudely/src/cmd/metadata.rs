@@ -20,6 +20,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
 use clap::{Args, ValueEnum};
+use estudely_dht_core::AddrPolicy;
 use estudely_peer_wire::{torrent_file_bytes, Version, DEFAULT_MAX_METADATA_SIZE};
 use serde::Serialize;
 use tokio::sync::mpsc;
@@ -86,6 +87,12 @@ pub struct MetadataArgs {
     /// Seconds allowed for one attempt at one peer, all steps included.
     #[arg(long, value_name = "SECS", default_value = "30", value_parser = parse_secs)]
     pub attempt_timeout: Duration,
+    /// Also connect to peers at private, loopback, link-local and CGNAT addresses (a lab
+    /// network, a loopback testnet). Without it they are refused and counted as
+    /// `address_refused`; multicast, broadcast, unspecified, documentation and reserved
+    /// addresses and port 0 are always refused.
+    #[arg(long)]
+    pub allow_private: bool,
 }
 
 /// Output formats of `estudely metadata`.
@@ -146,6 +153,11 @@ pub async fn run(args: MetadataArgs) -> anyhow::Result<()> {
         concurrency: args.concurrency as usize,
         peer_attempts: args.metadata_peer_attempts as usize,
         overall_timeout: overall_limit(args.overall_timeout),
+        addr_policy: if args.allow_private {
+            AddrPolicy::allow_private()
+        } else {
+            AddrPolicy::strict()
+        },
         ..FetchConfig::default()
     };
     let mut out = Output {

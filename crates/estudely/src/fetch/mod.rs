@@ -26,6 +26,7 @@ use std::fmt;
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use estudely_dht_core::AddrPolicy;
 use estudely_peer_wire::{InfoSummary, DEFAULT_MAX_METADATA_SIZE};
 
 pub use batch::{fetch_many, fetch_stream, Attempt, FetchBatch, FetchStats, InfohashResult, Job};
@@ -59,6 +60,9 @@ pub struct FetchConfig {
     pub peer_id: Option<[u8; 20]>,
     /// Client name sent in the extended handshake (`v`). Default `Estudely <version>`.
     pub client: Option<String>,
+    /// Which peer addresses may be connected to. Default [`AddrPolicy::strict`]: no
+    /// private, loopback, multicast or other special-purpose address, no port 0.
+    pub addr_policy: AddrPolicy,
 }
 
 impl Default for FetchConfig {
@@ -74,6 +78,7 @@ impl Default for FetchConfig {
             overall_timeout: None,
             peer_id: None,
             client: Some(concat!("Estudely ", env!("CARGO_PKG_VERSION")).to_owned()),
+            addr_policy: AddrPolicy::strict(),
         }
     }
 }
@@ -113,11 +118,14 @@ pub enum FailureKind {
     Protocol,
     /// The peer closed (or reset) the connection before the metadata was complete.
     Closed,
+    /// Not contacted: the address policy refuses its address (private, loopback,
+    /// multicast, ..., or port 0; see `--allow-private`).
+    AddressRefused,
 }
 
 impl FailureKind {
     /// Every kind, in the order summaries list ties.
-    pub const ALL: [FailureKind; 9] = [
+    pub const ALL: [FailureKind; 10] = [
         FailureKind::Refused,
         FailureKind::Timeout,
         FailureKind::NoUtMetadata,
@@ -127,6 +135,7 @@ impl FailureKind {
         FailureKind::InfohashMismatch,
         FailureKind::Protocol,
         FailureKind::Closed,
+        FailureKind::AddressRefused,
     ];
 
     /// The snake-case name used in summaries and JSON.
@@ -141,6 +150,7 @@ impl FailureKind {
             FailureKind::InfohashMismatch => "infohash_mismatch",
             FailureKind::Protocol => "protocol",
             FailureKind::Closed => "closed",
+            FailureKind::AddressRefused => "address_refused",
         }
     }
 }
