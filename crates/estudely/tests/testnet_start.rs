@@ -1,6 +1,6 @@
 //! `estudely testnet` and its library face: addressing (node i on <base>.(i+1), spilling into
-//! the next /24), the manifest, bad input, and an in-process testnet crawled in-process with
-//! the crawl driver.
+//! the next /24), the manifest (exact names), bad input, and an in-process testnet crawled
+//! in-process with the crawl driver.
 //!
 //! Loopback only: 127.0.17.x (library testnet, its seeders on 127.0.18.x) and
 //! 127.0.18.x-127.0.20.x (CLI testnet of 260 nodes, seeders on 127.0.20.x). Every wait is
@@ -67,6 +67,17 @@ fn testnet_cli_spills_into_the_next_slash24_and_writes_its_manifest() {
     for (t, tor) in torrents.iter().enumerate() {
         let seeder = format!("127.0.20.{}:{}", t % 250 + 1, 6881 + t);
         assert_eq!(tor["peers"], serde_json::json!([seeder]), "torrent {t}");
+        // Its exact name bytes are in name_hex, every
+        // fifth from t = 5 on a hostile one (not UTF-8), and `name` is their lossy display.
+        let name = hex::decode(tor["name_hex"].as_str().unwrap()).unwrap();
+        assert_eq!(tor["name"], String::from_utf8_lossy(&name).as_ref());
+        let hostile = t >= 5 && t.is_multiple_of(5);
+        assert_eq!(std::str::from_utf8(&name).is_err(), hostile, "torrent {t}");
+        assert_eq!(
+            name.starts_with(b"estudely-hostile-"),
+            hostile,
+            "torrent {t}"
+        );
     }
 
     // A node answers BEP 51 with the advertised interval and the manifest's infohashes.

@@ -20,7 +20,10 @@ use crate::testnet::{seeder_addr, Testnet, TestnetConfig};
 /// `estudely testnet --help` epilogue.
 pub const EXAMPLES: &str =
     "When ready, the manifest is written and the first line on stdout is `bootstrap IP:PORT`.
-Torrent t is announced for the synthetic seeder <next /24>.(t%250+1):(6881+t).
+Torrent t is announced for the synthetic seeder <next /24>.(t%250+1):(6881+t), which serves
+its metadata. Every fifth torrent from t=5 on has a hostile name (comma, quote, newline,
+control characters, backslash, invalid UTF-8); the manifest has each name's exact bytes as
+`name_hex`.
 
 Examples:
   estudely testnet
@@ -34,7 +37,7 @@ pub struct TestnetArgs {
     #[arg(long, value_name = "N", default_value_t = 16,
           value_parser = clap::value_parser!(u32).range(1..=10_000))]
     pub nodes: u32,
-    /// Synthetic torrents to announce.
+    /// Synthetic torrents to announce, each served by its seeder.
     #[arg(long, value_name = "T", default_value_t = 32,
           value_parser = clap::value_parser!(u32).range(0..=50_000))]
     pub torrents: u32,

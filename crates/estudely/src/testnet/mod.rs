@@ -10,6 +10,10 @@
 //! network returns it. On each seeder address a [`Seeder`] serves the torrent's info dict
 //! (BEP 9), so the testnet supports the whole crawl → peers → metadata pipeline.
 //!
+//! Every fifth torrent from `t = 5` on has a hostile name and hostile file paths (comma,
+//! quote, newline, control characters, backslash, C1 controls, invalid UTF-8; see
+//! [`hostile_name`]), as names on the real network may.
+//!
 //! [`Testnet::start`] returns once all of that is done; its [`Manifest`] says what a perfect
 //! crawl must find.
 
@@ -100,9 +104,13 @@ pub struct ManifestTorrent {
     pub infohash: String,
     /// Its peers, `ip:port`.
     pub peers: Vec<String>,
-    /// Its name (the info dict, served by the seeder, says the same).
+    /// Its name for display: the name bytes as UTF-8, invalid sequences replaced by U+FFFD
+    /// (the info dict, served by the seeder, has the exact bytes of `name_hex`).
     #[serde(default)]
     pub name: String,
+    /// Its name exactly: the info dict's name bytes, lower-case hex.
+    #[serde(default)]
+    pub name_hex: String,
     /// Files in it.
     #[serde(default)]
     pub file_count: u64,
@@ -147,8 +155,11 @@ pub struct SyntheticTorrent {
     pub info_hash: InfoHash,
     /// The bencoded info dict.
     pub info: Arc<[u8]>,
-    /// Its name.
-    pub name: String,
+    /// Its name, raw bytes (not always UTF-8: see [`hostile_name`]).
+    pub name: Vec<u8>,
+    /// Its files' paths (`/` between components) and lengths; a single-file torrent's one
+    /// path is its name.
+    pub files: Vec<(Vec<u8>, u64)>,
     /// Files in it.
     pub file_count: u64,
     /// Bytes in all files.
@@ -157,22 +168,68 @@ pub struct SyntheticTorrent {
     pub piece_length: u64,
 }
 
-/// Synthetic torrent `t`, the same on every run: every third one has several files.
+/// Whether synthetic torrent `t` has a hostile name: every fifth from `t = 5` on.
+pub fn is_hostile(t: usize) -> bool {
+    t >= 5 && t.is_multiple_of(5)
+}
+
+/// The hostile name of torrent `t` (see [`is_hostile`]): it starts with `estudely-hostile-`
+/// and the index, then holds what breaks naive CSV writers and readers, in one of three
+/// variants by `t / 5 % 3`:
+///
+/// * 1 (t = 5, 20, ...): comma, double quote, newline, tab, `\x01`, DEL, backslash, and the
+///   invalid UTF-8 bytes `ff fe` in the middle;
+/// * 2 (t = 10, 25, ...): C1 controls U+0085 and U+009F, a literal `\x41` and `\\`, CR LF,
+///   valid multi-byte UTF-8, NUL, ESC, a truncated 3-byte sequence;
+/// * 0 (t = 15, 30, ...): a lone continuation byte, an encoded surrogate, a code point above
+///   U+10FFFF, an overlong `/`, and a trailing `ff`.
+pub fn hostile_name(t: usize) -> Vec<u8> {
+    let mut name = format!("estudely-hostile-{t:03}").into_bytes();
+    name.extend_from_slice(match t / 5 % 3 {
+        1 => &b", \"quoted\"\nline 2\ttab\x01\x7f\\back\xff\xfe-end.bin"[..],
+        2 => &b" nel\xc2\x85 c1\xc2\x9f \\x41 \\\\ \r\n caf\xc3\xa9 \xe6\x97\xa5 \x00\x1b[0m,\"\xe6\x97"[..],
+        _ => &b",\"\"\x80 \xed\xa0\x80 \xf4\x90\x80\x80 \xc0\xaf\n\\\xff"[..],
+    });
+    name
+}
+
+/// Synthetic torrent `t`, the same on every run: every third one has several files, every
+/// fifth from `t = 5` on a hostile name and hostile paths ([`hostile_name`]).
 pub fn synthetic_torrent(t: usize) -> SyntheticTorrent {
     use sha1::{Digest as _, Sha1};
     let size = 1_000_000 + (t as u64 * 7_919_993) % 900_000_000;
     let piece_length = 1u64 << (16 + t % 5);
-    let (name, files): (String, Vec<(String, u64)>) = if t % 3 == 2 {
-        let name = format!("estudely-dataset-{t:03}");
+    let hostile = is_hostile(t);
+    let (name, files): (Vec<u8>, Vec<(Vec<u8>, u64)>) = if t % 3 == 2 {
+        let name = if hostile {
+            hostile_name(t)
+        } else {
+            format!("estudely-dataset-{t:03}").into_bytes()
+        };
         let files = (0..1 + t % 4)
-            .map(|i| (format!("part-{i}/data-{t:03}-{i}.csv"), size / 4 + i as u64))
+            .map(|i| {
+                let path = if hostile {
+                    let mut p = format!("part {i},\"x\"\n\t").into_bytes();
+                    p.extend_from_slice(b"\xfe\\/data-");
+                    p.extend_from_slice(format!("{t:03}-{i}\x01\x7f").as_bytes());
+                    p.extend_from_slice(b"\xff.csv");
+                    p
+                } else {
+                    format!("part-{i}/data-{t:03}-{i}.csv").into_bytes()
+                };
+                (path, size / 4 + i as u64)
+            })
             .collect();
         (name, files)
     } else {
-        let name = format!("estudely-sample-{t:03}.bin");
+        let name = if hostile {
+            hostile_name(t)
+        } else {
+            format!("estudely-sample-{t:03}.bin").into_bytes()
+        };
         (name.clone(), vec![(name, size)])
     };
-    let refs: Vec<(&str, u64)> = files.iter().map(|(p, l)| (p.as_str(), *l)).collect();
+    let refs: Vec<(&[u8], u64)> = files.iter().map(|(p, l)| (p.as_slice(), *l)).collect();
     let info = estudely_peer_wire::synthetic_info(&name, &refs, piece_length);
     SyntheticTorrent {
         info_hash: InfoHash(Sha1::digest(&info).into()),
@@ -181,12 +238,32 @@ pub fn synthetic_torrent(t: usize) -> SyntheticTorrent {
         total_bytes: files.iter().map(|(_, l)| l).sum(),
         piece_length,
         name,
+        files,
     }
 }
 
 /// The infohash of synthetic torrent `t` (the same on every run).
 pub fn synthetic_info_hash(t: usize) -> InfoHash {
     synthetic_torrent(t).info_hash
+}
+
+/// The manifest's torrents, in order.
+fn manifest_torrents(cfg: &TestnetConfig) -> Vec<ManifestTorrent> {
+    (0..cfg.torrents)
+        .filter_map(|t| {
+            let torrent = synthetic_torrent(t);
+            let seeder = seeder_addr(cfg.base_ip, cfg.nodes, t)?;
+            Some(ManifestTorrent {
+                infohash: torrent.info_hash.to_hex(),
+                peers: vec![seeder.to_string()],
+                name: String::from_utf8_lossy(&torrent.name).into_owned(),
+                name_hex: hex::encode(&torrent.name),
+                file_count: torrent.file_count,
+                total_bytes: torrent.total_bytes,
+                piece_length: torrent.piece_length,
+            })
+        })
+        .collect()
 }
 
 /// Relaxed limits for our own nodes on loopback (they only ever talk to each other and to
@@ -261,15 +338,17 @@ impl Testnet {
         // One metadata seeder per torrent, on the torrent's seeder address.
         for t in 0..cfg.torrents {
             let torrent = synthetic_torrent(t);
+            let info = torrent.info;
             let addr = seeder_addr(cfg.base_ip, cfg.nodes, t).context("seeder address")?;
-            let served = std::collections::HashMap::from([(torrent.info_hash.0, torrent.info)]);
+            let served = std::collections::HashMap::from([(torrent.info_hash.0, info)]);
             let seeder = Seeder::spawn(addr, served)
                 .await
                 .map_err(|e| UsageError(format!("testnet seeder {t}: {e:#}")))?;
             net.seeders.push(seeder);
         }
         net.connect(&cfg).await?;
-        net.manifest.torrents = net.announce_all(&cfg).await?;
+        net.announce_all(&cfg).await?;
+        net.manifest.torrents = manifest_torrents(&cfg);
         if tracing::enabled!(tracing::Level::DEBUG) {
             let mut sizes = Vec::new();
             for n in &net.nodes {
@@ -335,13 +414,14 @@ impl Testnet {
     }
 
     /// Announce every torrent from its seeder's IP and check it can be found again.
-    async fn announce_all(&self, cfg: &TestnetConfig) -> anyhow::Result<Vec<ManifestTorrent>> {
+    async fn announce_all(&self, cfg: &TestnetConfig) -> anyhow::Result<()> {
+        let announced = cfg.torrents;
         let boot = self.bootstrap();
         let mut tasks = JoinSet::new();
         let limit = Arc::new(Semaphore::new(PARALLEL));
-        for first in 0..cfg.torrents.min(SEEDER_IPS) {
+        for first in 0..announced.min(SEEDER_IPS) {
             // Torrents first, first + 250, ... share a seeder IP: one announcer for them.
-            let mine: Vec<(InfoHash, SocketAddr)> = (first..cfg.torrents)
+            let mine: Vec<(InfoHash, SocketAddr)> = (first..announced)
                 .step_by(SEEDER_IPS)
                 .filter_map(|t| {
                     Some((
@@ -360,19 +440,7 @@ impl Testnet {
         while let Some(r) = tasks.join_next().await {
             r.context("announce task")??;
         }
-        Ok((0..cfg.torrents)
-            .filter_map(|t| {
-                let torrent = synthetic_torrent(t);
-                Some(ManifestTorrent {
-                    infohash: torrent.info_hash.to_hex(),
-                    peers: vec![seeder_addr(cfg.base_ip, cfg.nodes, t)?.to_string()],
-                    name: torrent.name,
-                    file_count: torrent.file_count,
-                    total_bytes: torrent.total_bytes,
-                    piece_length: torrent.piece_length,
-                })
-            })
-            .collect())
+        Ok(())
     }
 
     /// Node 0's address: where to bootstrap.
@@ -474,10 +542,10 @@ mod tests {
     fn infohashes_are_fixed_and_distinct() {
         let all: std::collections::HashSet<_> = (0..300).map(synthetic_info_hash).collect();
         assert_eq!(all.len(), 300);
-        for t in [0, 1, 2, 5] {
+        for t in [0, 1, 2, 5, 10, 15, 20] {
             let torrent = synthetic_torrent(t);
             let s = estudely_peer_wire::InfoSummary::parse(&torrent.info).unwrap();
-            assert_eq!(s.name_lossy(), torrent.name);
+            assert_eq!(s.name, torrent.name);
             assert_eq!(
                 (s.file_count, s.total_bytes, s.piece_length),
                 (
@@ -488,5 +556,65 @@ mod tests {
             );
         }
         assert_eq!(synthetic_info_hash(7), synthetic_info_hash(7));
+        // The README's demo output shows these.
+        assert_eq!(
+            synthetic_info_hash(0).to_hex(),
+            "061d0dc7fa08c80e9566b2f28eec1c2c0d78c2c9"
+        );
+        assert_eq!(
+            synthetic_info_hash(2).to_hex(),
+            "f418d60d8bf8eb90e35c8dbc22ed7b2cb946f1fd"
+        );
+    }
+
+    #[test]
+    fn hostile_names_and_paths() {
+        let hostile: Vec<usize> = (0..40).filter(|&t| is_hostile(t)).collect();
+        assert_eq!(hostile, [5, 10, 15, 20, 25, 30, 35]);
+        for t in 0..5 {
+            let name = synthetic_torrent(t).name;
+            assert!(name.starts_with(b"estudely-") && name.is_ascii(), "{t}");
+        }
+        let has = |name: &[u8], what: &[u8]| name.windows(what.len()).any(|w| w == what);
+        let five = synthetic_torrent(5).name;
+        for what in [
+            &b","[..],
+            b"\"",
+            b"\n",
+            b"\t",
+            b"\x01",
+            b"\x7f",
+            b"\\",
+            b"\xff\xfe",
+        ] {
+            assert!(has(&five, what), "{what:?} in {five:?}");
+        }
+        let ten = synthetic_torrent(10).name;
+        for what in [
+            &b"\xc2\x85"[..],
+            b"\xc2\x9f",
+            b"\\x41",
+            b"\r\n",
+            b"\x00",
+            b"\xc3\xa9",
+        ] {
+            assert!(has(&ten, what), "{what:?} in {ten:?}");
+        }
+        for t in [5, 10, 15] {
+            let torrent = synthetic_torrent(t);
+            assert!(torrent.name.starts_with(b"estudely-hostile-"));
+            assert!(std::str::from_utf8(&torrent.name).is_err(), "{t}");
+            let s = estudely_peer_wire::InfoSummary::parse(&torrent.info).unwrap();
+            assert_eq!(s.name, torrent.name);
+            let paths: Vec<Vec<u8>> = s.files.iter().map(|f| f.path.join(&b'/')).collect();
+            let want: Vec<Vec<u8>> = torrent.files.iter().map(|(p, _)| p.clone()).collect();
+            assert_eq!(paths, want, "{t}");
+        }
+        // t = 5 has several files, with hostile paths of two components each.
+        let five = synthetic_torrent(5);
+        assert_eq!(five.files.len(), 2);
+        let s = estudely_peer_wire::InfoSummary::parse(&five.info).unwrap();
+        assert_eq!(s.files[0].path[0], b"part 0,\"x\"\n\t\xfe\\");
+        assert_eq!(s.files[0].path[1], b"data-005-0\x01\x7f\xff.csv");
     }
 }
