@@ -16,6 +16,7 @@ use serde_json::Value;
 mod common;
 
 use common::{unescape_name, Proc, BIN};
+use estudely::testnet::TorrentKind;
 const COLLECT_HEADER: &str =
     "infohash,name,file_count,total_bytes,piece_length,peer_ip,peer_port,metadata_ok";
 
@@ -53,6 +54,7 @@ fn expected(manifest: &Value) -> BTreeMap<String, Fields> {
     common::torrents(manifest)
         .iter()
         .map(|t| {
+            assert_eq!(t.kind, TorrentKind::Ok);
             let v = (
                 common::name_bytes(t),
                 t.file_count.to_string(),

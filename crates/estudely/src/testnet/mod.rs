@@ -14,10 +14,16 @@
 //! quote, newline, control characters, backslash, C1 controls, invalid UTF-8; see
 //! [`hostile_name`]), as names on the real network may.
 //!
+//! On request ([`TestnetConfig::no_metadata`], [`TestnetConfig::no_peers`]) the testnet also
+//! holds torrents a crawl finds but cannot complete, each marked with its [`TorrentKind`] in
+//! the manifest: ones whose announced peer does not serve their metadata, and infohashes the
+//! nodes store (and so sample) whose only peer is an IPv6 address, which no `get_peers` over
+//! IPv4 returns (the nodes are IPv4 only).
+//!
 //! [`Testnet::start`] returns once all of that is done; its [`Manifest`] says what a perfect
 //! crawl must find.
 
-use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
+use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4};
 use std::sync::Arc;
 
 use anyhow::{bail, Context as _};
@@ -44,6 +50,8 @@ const PARALLEL: usize = 32;
 const MESH: usize = 64;
 /// Announce attempts per torrent before giving up.
 const ANNOUNCE_TRIES: usize = 3;
+/// Nodes that store each `no_peers` infohash (an announce reaches about as many).
+const NO_PEERS_REPLICAS: usize = 8;
 
 /// What to start. See the field docs for the defaults of `estudely testnet`.
 #[derive(Debug, Clone)]
@@ -60,6 +68,32 @@ pub struct TestnetConfig {
     pub port: u16,
     /// Seed of the nodes' RNGs (node `i` gets `seed + i`); default `None`: random.
     pub seed: Option<u64>,
+    /// Extra torrents, after the `torrents` ones, announced for a peer that does not serve
+    /// their metadata ([`TorrentKind::NoMetadata`]); default 0.
+    pub no_metadata: usize,
+    /// Extra infohashes, after those, that the nodes store and sample but for which no
+    /// `get_peers` returns a peer ([`TorrentKind::NoPeers`]); default 0.
+    pub no_peers: usize,
+}
+
+impl TestnetConfig {
+    /// Every torrent index: `torrents + no_metadata + no_peers`.
+    pub fn total_torrents(&self) -> usize {
+        self.torrents + self.no_metadata + self.no_peers
+    }
+
+    /// The kind of torrent `t` (indexes past [`TestnetConfig::total_torrents`] are `None`).
+    pub fn kind(&self, t: usize) -> Option<TorrentKind> {
+        if t < self.torrents {
+            Some(TorrentKind::Ok)
+        } else if t < self.torrents + self.no_metadata {
+            Some(TorrentKind::NoMetadata)
+        } else if t < self.total_torrents() {
+            Some(TorrentKind::NoPeers)
+        } else {
+            None
+        }
+    }
 }
 
 impl Default for TestnetConfig {
@@ -71,8 +105,27 @@ impl Default for TestnetConfig {
             base_ip: [127, 0, 10],
             port: 0,
             seed: None,
+            no_metadata: 0,
+            no_peers: 0,
         }
     }
+}
+
+/// What a crawl can get of a testnet torrent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TorrentKind {
+    /// Announced for its seeder, which serves its info dict: peers and metadata.
+    #[default]
+    Ok,
+    /// Announced for its seeder address, where nothing serves its metadata: found with its
+    /// peer, but every fetch fails. The first, third, ... such torrent has no listener at
+    /// all (connection refused); the second, fourth, ... a seeder that serves another
+    /// torrent's info dict under its infohash (hash mismatch).
+    NoMetadata,
+    /// Stored by the nodes closest to it (so they sample it) with one IPv6 peer, `[::1]` on
+    /// its seeder port, which a `get_peers` over IPv4 never returns: found, with no peers.
+    NoPeers,
 }
 
 /// What the testnet holds, as written to the manifest file.
@@ -102,10 +155,14 @@ pub struct ManifestNode {
 pub struct ManifestTorrent {
     /// Infohash, 40 lower-case hex digits.
     pub infohash: String,
-    /// Its peers, `ip:port`.
+    /// What a crawl can get of it.
+    #[serde(default)]
+    pub kind: TorrentKind,
+    /// Its peers as `get_peers` over IPv4 returns them, `ip:port` (none for `no_peers`).
     pub peers: Vec<String>,
-    /// Its name for display: the name bytes as UTF-8, invalid sequences replaced by U+FFFD
-    /// (the info dict, served by the seeder, has the exact bytes of `name_hex`).
+    /// Its name for display: the name bytes as UTF-8, invalid sequences replaced by U+FFFD.
+    /// The info dict's name (and this one's fields below) describe the torrent whatever its
+    /// kind; only for `ok` is that info dict served.
     #[serde(default)]
     pub name: String,
     /// Its name exactly: the info dict's name bytes, lower-case hex.
@@ -247,15 +304,28 @@ pub fn synthetic_info_hash(t: usize) -> InfoHash {
     synthetic_torrent(t).info_hash
 }
 
-/// The manifest's torrents, in order.
+/// The info dict a `no_metadata` torrent's seeder serves instead of its own: valid, but of
+/// another torrent, so it fails the fetcher's hash check.
+fn decoy_info(t: usize) -> Vec<u8> {
+    let name = format!("estudely-decoy-{t:03}.bin");
+    estudely_peer_wire::synthetic_info(name.as_bytes(), &[(name.as_bytes(), 1_000)], 16_384)
+}
+
+/// The manifest's torrents: every index of `cfg`, in order, with its kind.
 fn manifest_torrents(cfg: &TestnetConfig) -> Vec<ManifestTorrent> {
-    (0..cfg.torrents)
+    (0..cfg.total_torrents())
         .filter_map(|t| {
+            let kind = cfg.kind(t)?;
             let torrent = synthetic_torrent(t);
             let seeder = seeder_addr(cfg.base_ip, cfg.nodes, t)?;
+            let peers = match kind {
+                TorrentKind::Ok | TorrentKind::NoMetadata => vec![seeder.to_string()],
+                TorrentKind::NoPeers => Vec::new(),
+            };
             Some(ManifestTorrent {
                 infohash: torrent.info_hash.to_hex(),
-                peers: vec![seeder.to_string()],
+                kind,
+                peers,
                 name: String::from_utf8_lossy(&torrent.name).into_owned(),
                 name_hex: hex::encode(&torrent.name),
                 file_count: torrent.file_count,
@@ -271,7 +341,7 @@ fn manifest_torrents(cfg: &TestnetConfig) -> Vec<ManifestTorrent> {
 fn node_config(cfg: &TestnetConfig) -> Config {
     Config {
         sample_interval: cfg.interval,
-        max_torrents: cfg.torrents.max(2_000),
+        max_torrents: cfg.total_torrents().max(2_000),
         query_rate: 1_000.0,
         query_burst: 100.0,
         per_ip_queries: 1_000,
@@ -281,8 +351,8 @@ fn node_config(cfg: &TestnetConfig) -> Config {
 }
 
 impl Testnet {
-    /// Start the nodes, connect them, announce every torrent and check it can be found.
-    /// Must run inside a tokio runtime. Bad settings (addresses outside 127/8 or running
+    /// Start the nodes, connect them, announce every torrent and check it can be found (and
+    /// store the `no_peers` ones). Must run inside a tokio runtime. Bad settings (addresses outside 127/8 or running
     /// out, too many torrents for the port range) are [`UsageError`]s.
     pub async fn start(cfg: TestnetConfig) -> anyhow::Result<Testnet> {
         if cfg.base_ip[0] != 127 {
@@ -294,13 +364,17 @@ impl Testnet {
         if cfg.nodes == 0 {
             bail!(UsageError("--nodes must be at least 1".into()));
         }
-        let last_seeder = cfg.torrents.saturating_sub(1);
+        let last_seeder = cfg.total_torrents().saturating_sub(1);
         if node_ip(cfg.base_ip, cfg.nodes - 1).is_none()
             || seeder_addr(cfg.base_ip, cfg.nodes, last_seeder).is_none()
         {
             let msg = format!(
                 "{} nodes and {} torrents do not fit after --base-ip {}.{}.{}",
-                cfg.nodes, cfg.torrents, cfg.base_ip[0], cfg.base_ip[1], cfg.base_ip[2]
+                cfg.nodes,
+                cfg.total_torrents(),
+                cfg.base_ip[0],
+                cfg.base_ip[1],
+                cfg.base_ip[2]
             );
             bail!(UsageError(msg));
         }
@@ -335,10 +409,16 @@ impl Testnet {
             nodes,
             seeders: Vec::new(),
         };
-        // One metadata seeder per torrent, on the torrent's seeder address.
-        for t in 0..cfg.torrents {
+        // One metadata seeder per torrent, on the torrent's seeder address. Of the
+        // `no_metadata` torrents, every other one has no seeder at all and the others one
+        // that serves another info dict under their infohash.
+        for t in 0..cfg.torrents + cfg.no_metadata {
             let torrent = synthetic_torrent(t);
-            let info = torrent.info;
+            let info = match t.checked_sub(cfg.torrents) {
+                None => torrent.info,
+                Some(j) if j % 2 == 0 => continue,
+                Some(_) => decoy_info(t).into(),
+            };
             let addr = seeder_addr(cfg.base_ip, cfg.nodes, t).context("seeder address")?;
             let served = std::collections::HashMap::from([(torrent.info_hash.0, info)]);
             let seeder = Seeder::spawn(addr, served)
@@ -348,6 +428,7 @@ impl Testnet {
         }
         net.connect(&cfg).await?;
         net.announce_all(&cfg).await?;
+        net.store_no_peers(&cfg).await?;
         net.manifest.torrents = manifest_torrents(&cfg);
         if tracing::enabled!(tracing::Level::DEBUG) {
             let mut sizes = Vec::new();
@@ -413,9 +494,10 @@ impl Testnet {
         Ok(())
     }
 
-    /// Announce every torrent from its seeder's IP and check it can be found again.
+    /// Announce every torrent that has a peer (`ok` and `no_metadata`) from its seeder's IP
+    /// and check it can be found again.
     async fn announce_all(&self, cfg: &TestnetConfig) -> anyhow::Result<()> {
-        let announced = cfg.torrents;
+        let announced = cfg.torrents + cfg.no_metadata;
         let boot = self.bootstrap();
         let mut tasks = JoinSet::new();
         let limit = Arc::new(Semaphore::new(PARALLEL));
@@ -439,6 +521,27 @@ impl Testnet {
         }
         while let Some(r) = tasks.join_next().await {
             r.context("announce task")??;
+        }
+        Ok(())
+    }
+
+    /// Store each `no_peers` infohash, with its one IPv6 peer, on the [`NO_PEERS_REPLICAS`]
+    /// nodes whose ids are closest to it (where an announce would have put it), so that they
+    /// sample it and a `get_peers` lookup reaches them.
+    async fn store_no_peers(&self, cfg: &TestnetConfig) -> anyhow::Result<()> {
+        for t in cfg.torrents + cfg.no_metadata..cfg.total_torrents() {
+            let ih = synthetic_info_hash(t);
+            let port = seeder_addr(cfg.base_ip, cfg.nodes, t)
+                .context("seeder address")?
+                .port();
+            let peer = SocketAddr::from((Ipv6Addr::LOCALHOST, port));
+            let mut closest: Vec<&DhtHandle> = self.nodes.iter().collect();
+            closest.sort_by_key(|n| n.id().distance(&ih.0));
+            for node in closest.into_iter().take(NO_PEERS_REPLICAS) {
+                node.insert_peer(ih, peer, false)
+                    .await
+                    .context("store a no_peers infohash")?;
+            }
         }
         Ok(())
     }
@@ -616,5 +719,46 @@ mod tests {
         let s = estudely_peer_wire::InfoSummary::parse(&five.info).unwrap();
         assert_eq!(s.files[0].path[0], b"part 0,\"x\"\n\t\xfe\\");
         assert_eq!(s.files[0].path[1], b"data-005-0\x01\x7f\xff.csv");
+    }
+
+    #[test]
+    fn kinds_follow_the_ok_torrents() {
+        let cfg = TestnetConfig {
+            torrents: 3,
+            no_metadata: 2,
+            no_peers: 1,
+            ..TestnetConfig::default()
+        };
+        let kinds: Vec<_> = (0..7).map(|t| cfg.kind(t)).collect();
+        use TorrentKind::*;
+        assert_eq!(
+            kinds,
+            [
+                Some(Ok),
+                Some(Ok),
+                Some(Ok),
+                Some(NoMetadata),
+                Some(NoMetadata),
+                Some(NoPeers),
+                None
+            ]
+        );
+        let m = manifest_torrents(&cfg);
+        assert_eq!(m.len(), 6);
+        assert_eq!(
+            m[3].peers,
+            [seeder_addr(cfg.base_ip, cfg.nodes, 3).unwrap().to_string()]
+        );
+        assert!(m[5].peers.is_empty());
+        assert_eq!(serde_json::to_value(m[5].kind).unwrap(), "no_peers");
+        assert_eq!(serde_json::to_value(m[3].kind).unwrap(), "no_metadata");
+        assert_eq!(
+            hex::decode(&m[2].name_hex).unwrap(),
+            synthetic_torrent(2).name
+        );
+        // The decoy a no_metadata seeder serves is a valid info dict of another torrent.
+        let decoy = decoy_info(4);
+        assert!(estudely_peer_wire::InfoSummary::parse(&decoy).is_ok());
+        assert_ne!(synthetic_torrent(4).info[..], decoy[..]);
     }
 }
