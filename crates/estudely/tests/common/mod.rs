@@ -71,6 +71,54 @@ pub fn name_bytes(t: &estudely::testnet::ManifestTorrent) -> Vec<u8> {
     hex::decode(&t.name_hex).expect("name_hex is hex")
 }
 
+/// A finished process: its exit status and everything it printed.
+pub struct Finished {
+    pub status: std::process::ExitStatus,
+    pub stdout: Vec<u8>,
+    pub stderr: String,
+}
+
+/// Run `estudely ARGS` to its end. `limit` only guards against a hang (the process is
+/// killed and the test fails); it is not a property under test.
+pub fn run_bounded(args: &[&str], limit: Duration) -> Finished {
+    use std::io::Read;
+    let started = Instant::now();
+    let mut child = Command::new(BIN)
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start estudely");
+    let (mut out, mut err) = (child.stdout.take().unwrap(), child.stderr.take().unwrap());
+    let mut proc = Proc(child);
+    let reader = thread::spawn(move || {
+        let (mut o, mut e) = (Vec::new(), Vec::new());
+        let errs = thread::spawn(move || {
+            let _ = err.read_to_end(&mut e);
+            e
+        });
+        let _ = out.read_to_end(&mut o);
+        (o, errs.join().unwrap_or_default())
+    });
+    let status = loop {
+        if let Some(s) = proc.0.try_wait().expect("try_wait") {
+            break s;
+        }
+        assert!(
+            started.elapsed() < limit,
+            "estudely {args:?} still running after {limit:?}: killed"
+        );
+        thread::sleep(Duration::from_millis(50));
+    };
+    let (stdout, stderr) = reader.join().expect("reader thread");
+    Finished {
+        status,
+        stdout,
+        stderr: String::from_utf8_lossy(&stderr).into_owned(),
+    }
+}
+
 /// Undo the escaping of names in the CSV outputs: `\xHH` is the byte 0xHH, `\uHHHH` the
 /// character U+HHHH (UTF-8 encoded), `\\` a backslash; every other character stands for
 /// its UTF-8 bytes. Panics on any other use of a backslash, or on upper-case hex digits.
