@@ -61,24 +61,29 @@ fn main() {
     let (mut found, mut mark) = (0u64, 100_000u64);
     println!("| infohashes | nodes listed | known | retired | RSS MiB | virtual h |");
     println!("|---:|---:|---:|---:|---:|---:|");
-    net.drive(&mut c, &mut now, Duration::from_secs(3_650 * 86_400), |c, e, now| {
-        if let Some(CrawlEvent::InfoHash { .. }) = e {
-            found += 1;
-            if found >= mark {
-                mark += 100_000;
-                let s = c.stats();
-                println!(
-                    "| {found} | {} | {} | {} | {:.1} | {:.1} |",
-                    s.nodes_listed,
-                    s.nodes_known,
-                    s.nodes_retired,
-                    rss_mib(),
-                    (now - t0).as_secs_f64() / 3600.0
-                );
+    net.drive(
+        &mut c,
+        &mut now,
+        Duration::from_secs(3_650 * 86_400),
+        |c, e, now| {
+            if let Some(CrawlEvent::InfoHash { .. }) = e {
+                found += 1;
+                if found >= mark {
+                    mark += 100_000;
+                    let s = c.stats();
+                    println!(
+                        "| {found} | {} | {} | {} | {:.1} | {:.1} |",
+                        s.nodes_listed,
+                        s.nodes_known,
+                        s.nodes_retired,
+                        rss_mib(),
+                        (now - t0).as_secs_f64() / 3600.0
+                    );
+                }
             }
-        }
-        found >= target
-    });
+            found >= target
+        },
+    );
     println!(
         "{found} infohashes, {} queries answered, {:.1} s wall",
         net.answered,

@@ -85,9 +85,8 @@ impl SynthNet {
         self.calls += 1;
         (0..8)
             .map(|k| {
-                let j = (mix(self.seed ^ mix(self.calls) ^ (u64::from(i) << 8 | k)) % u64::from(
-                    self.nodes,
-                )) as u32;
+                let j = (mix(self.seed ^ mix(self.calls) ^ (u64::from(i) << 8 | k))
+                    % u64::from(self.nodes)) as u32;
                 CompactNode {
                     id: self.id(j),
                     addr: self.addr(j),
@@ -127,7 +126,9 @@ impl SynthNet {
                 let n = self.infohashes_per_node;
                 let take = n.min(20);
                 let start = (mix(self.calls) % u64::from(n)) as u32;
-                r.samples = (0..take).map(|k| self.infohash(i, (start + k) % n)).collect();
+                r.samples = (0..take)
+                    .map(|k| self.infohash(i, (start + k) % n))
+                    .collect();
                 r.num = Some(n);
                 r.interval = Some(21_600);
             }
@@ -223,6 +224,8 @@ mod tests {
             .nodes
             .iter()
             .all(|n| crate::addr_policy::classify(&n.addr).is_none()));
-        assert!(net.answer(&"1.2.3.4:6881".parse().unwrap(), &q.encode()).is_none());
+        assert!(net
+            .answer(&"1.2.3.4:6881".parse().unwrap(), &q.encode())
+            .is_none());
     }
 }

@@ -53,23 +53,28 @@ fn memory_is_flat_once_the_caps_are_reached() {
     let mut checkpoints = Vec::new();
     let mut next_mark = 50_000u64;
     let mut max_seen = (0usize, 0usize, 0usize, 0usize);
-    net.drive(&mut c, &mut now, Duration::from_secs(30 * 86_400), |c, e, _| {
-        if let Some(CrawlEvent::InfoHash { .. }) = e {
-            found += 1;
-        }
-        let s = c.stats();
-        max_seen = (
-            max_seen.0.max(s.nodes_known),
-            max_seen.1.max(s.frontier),
-            max_seen.2.max(c.known().heap_len()),
-            max_seen.3.max(s.search_queue),
-        );
-        if found >= next_mark {
-            checkpoints.push((found, rss_bytes(), s.clone()));
-            next_mark += 50_000;
-        }
-        found >= 350_000
-    });
+    net.drive(
+        &mut c,
+        &mut now,
+        Duration::from_secs(30 * 86_400),
+        |c, e, _| {
+            if let Some(CrawlEvent::InfoHash { .. }) = e {
+                found += 1;
+            }
+            let s = c.stats();
+            max_seen = (
+                max_seen.0.max(s.nodes_known),
+                max_seen.1.max(s.frontier),
+                max_seen.2.max(c.known().heap_len()),
+                max_seen.3.max(s.search_queue),
+            );
+            if found >= next_mark {
+                checkpoints.push((found, rss_bytes(), s.clone()));
+                next_mark += 50_000;
+            }
+            found >= 350_000
+        },
+    );
     let s = c.stats();
     eprintln!(
         "virtual time {:?}, infohashes {found}, known {}, refused {}, retired {}, answered {}",
