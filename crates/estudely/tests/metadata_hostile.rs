@@ -32,6 +32,8 @@ fn quick() -> FetchConfig {
         handshake_timeout: Duration::from_secs(1),
         piece_timeout: Duration::from_secs(1),
         attempt_timeout: Duration::from_secs(3),
+        // Loopback test peers.
+        addr_policy: estudely_dht_core::AddrPolicy::allow_private(),
         ..FetchConfig::default()
     }
 }
@@ -152,6 +154,7 @@ fn cli_tries_every_hostile_peer_then_the_good_one() {
     let run = run_cli(
         &[
             "metadata",
+            "--allow-private",
             file.to_str().unwrap(),
             "--metadata-peer-attempts",
             "20",
@@ -206,6 +209,7 @@ fn overall_timeout_prints_what_it_has_and_exits_0() {
     let run = run_cli(
         &[
             "metadata",
+            "--allow-private",
             "-",
             "--overall-timeout",
             "1.5",

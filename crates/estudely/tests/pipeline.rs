@@ -158,6 +158,7 @@ fn crawl_then_metadata_two_step_pipeline() {
     ]);
     let out = run(&[
         "metadata",
+        "--allow-private",
         peers.to_str().unwrap(),
         "--overall-timeout",
         "60",
