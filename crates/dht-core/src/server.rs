@@ -254,7 +254,12 @@ mod tests {
     fn datagrams_from_refused_addresses_are_ignored() {
         let t0 = Instant::now();
         let mut node = Node::new(Config::default(), t0);
-        for from in ["10.0.0.1:6881", "127.0.0.1:6881", "224.0.0.1:6881", "[fe80::1]:6881"] {
+        for from in [
+            "10.0.0.1:6881",
+            "127.0.0.1:6881",
+            "224.0.0.1:6881",
+            "[fe80::1]:6881",
+        ] {
             let from: SocketAddr = from.parse().unwrap();
             node.handle_datagram(t0, from, &ping(1));
             assert!(node.poll_transmit().is_none(), "answered {from}");

@@ -15,6 +15,7 @@ use std::time::{Duration, Instant};
 
 use estudely_krpc::{Body, CompactNode, InfoHash, Message, NodeId, Query, Response};
 
+use crate::crawl::seen::mix;
 use crate::crawl::{CrawlEvent, Crawler};
 
 /// Where node `0` lives.
@@ -186,13 +187,6 @@ impl SynthNet {
             crawler.handle_timeout(*now);
         }
     }
-}
-
-fn mix(mut z: u64) -> u64 {
-    z = z.wrapping_add(0x9E37_79B9_7F4A_7C15);
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    z ^ (z >> 31)
 }
 
 #[cfg(test)]

@@ -7,6 +7,8 @@
 //! 127.0.16.x (+ ::1), the crawler on 127.0.15.1 and ::1. Every wait is bounded; the swarm
 //! and the crawler are stopped by Drop guards.
 
+mod common;
+
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::IpAddr;
@@ -148,17 +150,9 @@ struct Crawl {
 }
 
 impl Crawl {
-    /// Why the crawl driver says it stopped (`Done`, `Timeout`, ...), from the `crawl
-    /// stopped` line it logs at debug level (every crawl here runs with that log on).
+    /// Why the crawl driver says it stopped (see [`common::stop_reason`]).
     fn stop_reason(&self) -> &str {
-        let line = self
-            .stderr
-            .lines()
-            .find(|l| l.contains("crawl stopped"))
-            .unwrap_or_else(|| panic!("no `crawl stopped` line in stderr:\n{}", self.stderr));
-        line.split_whitespace()
-            .find_map(|w| w.strip_prefix("reason="))
-            .unwrap_or_else(|| panic!("no reason= in {line}"))
+        common::stop_reason(&self.stderr)
     }
 }
 

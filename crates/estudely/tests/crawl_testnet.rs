@@ -51,17 +51,9 @@ struct Crawl {
 }
 
 impl Crawl {
-    /// Why the crawl driver says it stopped (`Done`, `Timeout`, ...), from its `crawl stopped`
-    /// debug line (the run must have had [`DRIVER_LOG`] as `RUST_LOG`).
+    /// Why the crawl driver says it stopped (see [`common::stop_reason`]).
     fn stop_reason(&self) -> &str {
-        let line = self
-            .stderr
-            .lines()
-            .find(|l| l.contains("crawl stopped"))
-            .unwrap_or_else(|| panic!("no `crawl stopped` line in stderr:\n{}", self.stderr));
-        line.split_whitespace()
-            .find_map(|w| w.strip_prefix("reason="))
-            .unwrap_or_else(|| panic!("no reason= in {line}"))
+        common::stop_reason(&self.stderr)
     }
 }
 

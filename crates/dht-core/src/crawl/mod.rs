@@ -16,7 +16,7 @@ mod config;
 mod fault_tests;
 mod known;
 mod search;
-mod seen;
+pub(crate) mod seen;
 #[cfg(test)]
 mod tests;
 

@@ -177,3 +177,15 @@ pub fn escape_name(name: &[u8]) -> String {
     }
     out
 }
+
+/// Why the crawl driver says it stopped (`Done`, `Timeout`, ...), from the `crawl stopped`
+/// line it logs at debug level (run with `RUST_LOG=warn,estudely::crawl::driver=debug`).
+pub fn stop_reason(stderr: &str) -> &str {
+    let line = stderr
+        .lines()
+        .find(|l| l.contains("crawl stopped"))
+        .unwrap_or_else(|| panic!("no `crawl stopped` line in stderr:\n{stderr}"));
+    line.split_whitespace()
+        .find_map(|w| w.strip_prefix("reason="))
+        .unwrap_or_else(|| panic!("no reason= in {line}"))
+}
