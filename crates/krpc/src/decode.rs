@@ -157,6 +157,9 @@ fn response(r: &Value<'_>) -> Result<Response, Error> {
     Ok(resp)
 }
 
+/// Longest error message kept, in bytes of UTF-8.
+const MAX_ERROR_MESSAGE: usize = 256;
+
 fn error(root: &Value<'_>) -> Result<ErrorMsg, Error> {
     let e = root
         .get(b"e")
@@ -170,7 +173,17 @@ fn error(root: &Value<'_>) -> Result<ErrorMsg, Error> {
     let message = e
         .get(1)
         .and_then(Value::as_bytes)
-        .map(|m| String::from_utf8_lossy(&m[..m.len().min(256)]).into_owned())
+        .map(|m| {
+            // At most 256 bytes, also after invalid bytes became U+FFFD (3 bytes each), so
+            // that what we decode re-encodes to what decodes the same.
+            let mut s = String::from_utf8_lossy(&m[..m.len().min(MAX_ERROR_MESSAGE)]).into_owned();
+            let mut end = s.len().min(MAX_ERROR_MESSAGE);
+            while !s.is_char_boundary(end) {
+                end -= 1;
+            }
+            s.truncate(end);
+            s
+        })
         .unwrap_or_default();
     // libtorrent's extra `r` on errors: tolerated, kept when well-formed, never required.
     let r = root.get(b"r").filter(|r| r.as_dict().is_some());
