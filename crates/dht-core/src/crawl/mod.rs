@@ -31,6 +31,9 @@ pub use search::Search;
 use crate::bounded::BoundedMap;
 use crate::{Config, Event, Node, QueryError, QueryId, Transmit};
 
+/// How soon a `sample_infohashes` that got no reply is sent once more.
+const SAMPLE_RETRY: Duration = Duration::from_secs(5);
+
 #[derive(Debug, Clone, Copy)]
 enum Purpose {
     Sample(SocketAddr),
@@ -393,13 +396,35 @@ impl Crawler {
                     s.on_failure();
                 }
             }
-            (Purpose::Sample(addr) | Purpose::Walk(addr), Err(_)) => {
+            (Purpose::Walk(addr), Err(QueryError::Timeout))
+                if self.known.is_empty() && self.cfg.bootstrap.contains(&addr) =>
+            {
+                // Nothing known yet and a bootstrap node did not answer (on a lossy path the
+                // query or its reply is often lost): ask it again now rather than in
+                // `bootstrap_retry`, so one lost datagram does not stall the whole crawl.
+                // One query per bootstrap node is in flight, one per query timeout; the
+                // timed rounds wait while these retries go on.
                 self.stats.failures += 1;
-                if let Some(k) = self.known.get_mut(&addr) {
+                if self.node.within_budget(&addr, now) {
+                    self.next_bootstrap = now + self.cfg.bootstrap_retry;
+                    self.walk(now, addr);
+                }
+            }
+            (Purpose::Sample(addr) | Purpose::Walk(addr), Err(e)) => {
+                self.stats.failures += 1;
+                let strikes = self.known.get_mut(&addr).map(|k| {
                     k.strikes += 1;
-                    if k.strikes >= 2 {
-                        self.known.forget(&addr);
+                    k.strikes
+                });
+                match strikes {
+                    Some(s) if s >= 2 => self.known.forget(&addr),
+                    // A first sample without a reply: the query or the reply may just have
+                    // been lost, and the node has not told us its interval. Ask once more
+                    // soon instead of after `min_resample` (a second failure forgets it).
+                    Some(_) if matches!(p, Purpose::Sample(_)) && e == QueryError::Timeout => {
+                        self.known.schedule(addr, now + SAMPLE_RETRY);
                     }
+                    _ => {}
                 }
             }
         }

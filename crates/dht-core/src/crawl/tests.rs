@@ -256,3 +256,58 @@ fn nodes_without_bep51_are_walked_with_find_node() {
     );
     assert_eq!(r.c.known.peek(&addr(4)).unwrap().bep51, Some(false));
 }
+
+/// Advance the clock by `secs` in steps of 100 ms, collecting what is sent.
+fn run(r: &mut Rig, secs: u64) -> Vec<(SocketAddr, Message)> {
+    let mut out = Vec::new();
+    for _ in 0..secs * 10 {
+        r.now += Duration::from_millis(100);
+        r.c.handle_timeout(r.now);
+        out.extend(r.sent());
+    }
+    out
+}
+
+#[test]
+fn a_silent_bootstrap_node_is_asked_again_once_per_timeout_not_more() {
+    let mut r = Rig::new();
+    assert_eq!(r.sent().len(), 1);
+    // Nothing ever answers: one query in flight at a time, again after each 3 s timeout
+    // (not only every `bootstrap_retry`), and the timed rounds add no second chain.
+    let sent = run(&mut r, 60);
+    assert!(sent.iter().all(|(to, _)| *to == addr(1)));
+    assert!(
+        (18..=21).contains(&sent.len()),
+        "{} queries in 60 s",
+        sent.len()
+    );
+}
+
+#[test]
+fn a_sample_without_reply_is_sent_once_more_soon_then_the_node_is_forgotten() {
+    let mut r = Rig::new();
+    let boot = r.sent().remove(0);
+    r.reply(
+        &boot,
+        Response {
+            id: NodeId([1; 20]),
+            nodes: vec![node(2)],
+            ..Response::default()
+        },
+    );
+    let samples_to_2 = |sent: &[(SocketAddr, Message)]| {
+        sent.iter()
+            .filter(|(to, m)| {
+                *to == addr(2) && matches!(m.body, Body::Query(Query::SampleInfohashes { .. }))
+            })
+            .count()
+    };
+    let first = r.sent();
+    assert_eq!(samples_to_2(&first), 1, "{first:?}");
+    // No reply: asked again about 5 s after the timeout, then, after a second timeout,
+    // forgotten (never sampled again within min_resample).
+    let later = run(&mut r, 12);
+    assert_eq!(samples_to_2(&later), 1, "{later:?}");
+    let much_later = run(&mut r, 120);
+    assert_eq!(samples_to_2(&much_later), 0);
+}
