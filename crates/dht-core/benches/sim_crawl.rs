@@ -62,7 +62,7 @@ fn main() {
     let mut wanted = BTreeSet::new();
     for t in 0..torrents {
         let ih = InfoHash(rng.gen());
-        let peer = SocketAddr::from(([192, 0, 2, (t % 250) as u8 + 1], 6000 + t as u16));
+        let peer = SocketAddr::from(([13, 0, 2, (t % 250) as u8 + 1], 6000 + t as u16));
         let mut closest = ids.clone();
         closest.select_nth_unstable_by_key(8, |(id, _)| id.distance(&ih.0));
         for (_, i) in closest.into_iter().take(8) {

@@ -50,6 +50,13 @@ pub enum QueryError {
     /// in flight.
     #[error("not sent: over the per-IP budget or too many queries in flight")]
     Busy,
+    /// Not sent: the address policy refuses this address (a private, loopback, multicast or
+    /// other special-purpose address, or port 0).
+    #[error("not sent: {0} address refused by the address policy (see --allow-private)")]
+    Refused(crate::addr_policy::Range),
+    /// Not sent: the address stopped answering and counts as dead for this run.
+    #[error("not sent: the address did not answer several queries in a row")]
+    Dead,
 }
 
 /// The result of a finished lookup.

@@ -15,6 +15,7 @@
 #![cfg_attr(not(test), deny(clippy::unwrap_used))]
 #![warn(missing_docs)]
 
+pub mod addr_policy;
 pub mod bounded;
 mod config;
 pub mod crawl;
@@ -31,6 +32,7 @@ pub mod sim;
 pub mod tokens;
 pub mod transactions;
 
+pub use addr_policy::{AddrPolicy, Range, Refusals};
 pub use config::Config;
 pub use estudely_krpc as krpc;
 pub use events::{Event, LookupId, LookupKind, LookupOutcome, QueryError, QueryId, Transmit};

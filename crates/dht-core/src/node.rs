@@ -12,6 +12,8 @@ use estudely_krpc::{
     Body, CompactNode, InfoHash, Message, NodeId, Query, Response, TransactionId, Want,
 };
 
+use crate::addr_policy::Refusals;
+use crate::bounded::BoundedMap;
 use crate::lookup::Lookup;
 use crate::peer_store::PeerStore;
 use crate::politeness::{IpBudget, RateLimiter};
@@ -19,6 +21,10 @@ use crate::routing::{Insert, RoutingTable};
 use crate::tokens::Tokens;
 use crate::transactions::Transactions;
 use crate::{Config, Event, LookupId, LookupKind, QueryError, QueryId, Transmit};
+
+/// Flag in `Node::strikes`: the address answered at least once, and gets twice the
+/// `dead_after` leeway (a live node behind heavy loss should not be written off).
+const ANSWERED: u8 = 0x80;
 
 /// How often routine maintenance (bucket refresh, peer expiry) runs.
 const MAINTENANCE: Duration = Duration::from_secs(60);
@@ -69,6 +75,15 @@ pub struct Stats {
     pub refused_by_budget: u64,
     /// Incoming queries left unanswered because their IP sent too many.
     pub flood_dropped: u64,
+    /// Replies not sent because their IP had all its datagrams for the window.
+    pub replies_dropped: u64,
+    /// Addresses refused by the address policy, by range: datagrams from them ignored,
+    /// queries to them not sent, nodes and peers listing them dropped.
+    pub refused: Refusals,
+    /// Addresses that stopped answering and are now dead for this run.
+    pub dead: usize,
+    /// Queries not sent because their address was dead.
+    pub dead_refused: u64,
 }
 
 /// A Mainline DHT node without I/O.
@@ -90,7 +105,13 @@ pub struct Node {
     next_self_refresh: Instant,
     pub(crate) rate: RateLimiter,
     pub(crate) ip_budget: IpBudget,
+    pub(crate) out_budget: IpBudget,
     incoming_budget: IpBudget,
+    /// Per address: unanswered queries in a row (low bits; cleared by any reply) and
+    /// whether it ever answered ([`ANSWERED`]).
+    strikes: BoundedMap<SocketAddr, u8>,
+    /// Addresses that stopped answering: never queried again in this run.
+    pub(crate) dead: BoundedMap<SocketAddr, ()>,
     pub(crate) queued: VecDeque<(SocketAddr, Query, Purpose)>,
     pub(crate) flushing: bool,
     pub(crate) stats: Stats,
@@ -120,6 +141,9 @@ impl Node {
             next_self_refresh: now + MAINTENANCE,
             rate: RateLimiter::new(config.query_rate, config.query_burst, now),
             ip_budget: IpBudget::new(config.per_ip_queries, config.per_ip_window, 65_536),
+            out_budget: IpBudget::new(config.per_ip_datagrams, config.per_ip_window, 65_536),
+            strikes: BoundedMap::new(65_536),
+            dead: BoundedMap::new(config.max_dead),
             incoming_budget: IpBudget::new(
                 config.max_incoming_per_ip,
                 config.per_ip_window,
@@ -147,6 +171,7 @@ impl Node {
             torrents: self.store.torrents(),
             peers: self.store.peers(),
             in_flight: self.tx.len(),
+            dead: self.dead.len(),
             ..self.stats.clone()
         }
     }
@@ -221,11 +246,12 @@ impl Node {
     /// arrives as [`Event::QueryDone`].
     pub fn query(&mut self, now: Instant, to: SocketAddr, query: Query) -> QueryId {
         let id = QueryId(self.handle());
-        if !self.send_query(now, to, query, Purpose::Query(id)) {
+        // The refusal as it is (policy, dead, budget): a caller retries only `Busy`.
+        if let Err(e) = self.try_send_query(now, to, query, Purpose::Query(id)) {
             self.events.push_back(Event::QueryDone {
                 id,
                 to,
-                result: Err(QueryError::Busy),
+                result: Err(e),
             });
         }
         id
@@ -259,13 +285,66 @@ impl Node {
         }
     }
 
+    /// The address policy in force.
+    pub fn addr_policy(&self) -> &crate::AddrPolicy {
+        &self.config.addr_policy
+    }
+
+    /// Allow the special ranges that `addrs` lie in (the user's own bootstrap nodes or query
+    /// targets), so a loopback or LAN network works.
+    pub fn allow_ranges_of(&mut self, addrs: &[SocketAddr]) {
+        self.config.addr_policy.allow_ranges_of(addrs);
+    }
+
+    /// Whether the policy lets us use `addr` (a node or peer learned from the network); a
+    /// refusal is counted in [`Stats::refused`].
+    pub fn admit(&mut self, addr: &SocketAddr) -> bool {
+        match self.config.addr_policy.check(addr) {
+            Ok(()) => true,
+            Err(r) => {
+                self.stats.refused.add(r);
+                false
+            }
+        }
+    }
+
+    /// Whether `addr` stopped answering and is dead for this run.
+    pub fn is_dead(&self, addr: &SocketAddr) -> bool {
+        self.dead.contains(addr)
+    }
+
+    /// Take `addr` off the dead list (a crawler's bootstrap node while it is the only way
+    /// in: on a lossy path it may miss `dead_after` in a row and still be alive).
+    pub(crate) fn forgive(&mut self, addr: &SocketAddr) {
+        self.dead.remove(addr);
+    }
+
+    /// An address did not answer: after `dead_after` in a row it is dead.
+    fn note_timeout(&mut self, addr: SocketAddr) {
+        let entry = self.strikes.peek(&addr).copied().unwrap_or(0);
+        let answered = entry & ANSWERED != 0;
+        let n = (entry & !ANSWERED).saturating_add(1);
+        let limit = self.config.dead_after.clamp(1, 63) * if answered { 2 } else { 1 };
+        if n >= limit {
+            self.strikes.remove(&addr);
+            self.dead.insert(addr, ());
+        } else {
+            self.strikes.insert(addr, n | (entry & ANSWERED));
+        }
+    }
+
     /// Feed one datagram that arrived from `from` at `now`.
     pub fn handle_datagram(&mut self, now: Instant, from: SocketAddr, bytes: &[u8]) {
+        // A datagram from a refused address (spoofed from a private range, or a lab address
+        // on a public node) is not answered: a reply would go where we must not send.
+        if !self.admit(&from) {
+            return;
+        }
         let msg = match Message::decode(bytes) {
             Ok(m) => m,
             Err(_) => {
                 self.stats.malformed += 1;
-                self.reply_protocol_error(from, bytes);
+                self.reply_protocol_error(now, from, bytes);
                 return;
             }
         };
@@ -292,6 +371,7 @@ impl Node {
             }
             Body::Response(r) => {
                 if let Some(p) = self.tx.take(&msg.tid, from) {
+                    self.strikes.insert(from, ANSWERED);
                     self.heard(
                         now,
                         CompactNode {
@@ -311,6 +391,7 @@ impl Node {
             }
             Body::Error(e) => {
                 if let Some(p) = self.tx.take(&msg.tid, from) {
+                    self.strikes.insert(from, ANSWERED);
                     self.on_failure(now, from, p.purpose, QueryError::Remote(e));
                 }
             }
@@ -357,17 +438,33 @@ impl Node {
                 let Some(l) = self.lookups.get_mut(&lid) else {
                     return;
                 };
-                let nodes = r.nodes.iter().chain(r.nodes6.iter()).copied();
                 let (v4, v6, me) = (self.config.ipv4, self.config.ipv6, self.id);
-                // Never ask ourselves, nor a family we cannot reach.
-                let nodes = nodes.filter(|n| n.id != me && if n.addr.is_ipv6() { v6 } else { v4 });
-                l.on_reply(from, r.id, nodes, &r.values, r.token.clone());
-                if !r.values.is_empty() {
+                let policy = &self.config.addr_policy;
+                let refused = &mut self.stats.refused;
+                let mut ok = |a: &SocketAddr| match policy.check(a) {
+                    Ok(()) => true,
+                    Err(range) => {
+                        refused.add(range);
+                        false
+                    }
+                };
+                // Never ask ourselves, nor a family we cannot reach, nor a refused address.
+                let nodes: Vec<CompactNode> = r
+                    .nodes
+                    .iter()
+                    .chain(r.nodes6.iter())
+                    .filter(|n| n.id != me && if n.addr.is_ipv6() { v6 } else { v4 })
+                    .filter(|n| ok(&n.addr))
+                    .copied()
+                    .collect();
+                let values: Vec<SocketAddr> = r.values.into_iter().filter(|a| ok(a)).collect();
+                l.on_reply(from, r.id, nodes, &values, r.token.clone());
+                if !values.is_empty() {
                     self.events.push_back(Event::Peers {
                         id: lid,
                         info_hash: InfoHash(l.target.0),
                         from,
-                        peers: r.values,
+                        peers: values,
                     });
                 }
                 self.drive_lookup(now, lid);
@@ -385,6 +482,7 @@ impl Node {
     ) {
         if err == QueryError::Timeout {
             self.table_mut(from.is_ipv6()).failed(&from, now);
+            self.note_timeout(from);
         }
         match purpose {
             Purpose::Ping => {}

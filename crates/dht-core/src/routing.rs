@@ -132,9 +132,7 @@ impl RoutingTable {
         let clash = self.entries().any(|e| {
             e.node.id != node.id
                 && (e.node.addr == node.addr
-                    || (self.one_per_ip
-                        && !node.addr.ip().is_loopback()
-                        && e.node.addr.ip() == node.addr.ip()))
+                    || (self.one_per_ip && e.node.addr.ip() == node.addr.ip()))
         });
         if clash {
             return Insert::Rejected;
@@ -323,13 +321,13 @@ mod tests {
             ),
             Insert::Rejected
         );
-        // Loopback is exempt: many nodes share ::1 in tests.
+        // Loopback is not exempt: tests give each node its own 127.x address.
         let lo = |b: u8, port| CompactNode {
             id: NodeId([b; 20]),
             addr: SocketAddr::from(([127, 0, 0, 1], port)),
         };
         assert_eq!(t.heard_from(lo(0x11, 1), t0, true), Insert::Added);
-        assert_eq!(t.heard_from(lo(0x22, 2), t0, true), Insert::Added);
+        assert_eq!(t.heard_from(lo(0x22, 2), t0, true), Insert::Rejected);
     }
 
     #[test]

@@ -10,8 +10,34 @@ use crate::node::Purpose;
 use crate::{Node, QueryError, Transmit};
 
 impl Node {
-    /// Queue a query. False if it cannot be sent: the IP is over its budget or the queue is
-    /// full. Queries wait for the global rate limit; the timeout runs from the actual send.
+    /// Queue a query. `Err` if it cannot be sent: the address is refused by the policy or
+    /// dead, the IP is over its budget, or the queue is full. Queries wait for the global
+    /// rate limit; the timeout runs from the actual send.
+    pub(crate) fn try_send_query(
+        &mut self,
+        now: Instant,
+        to: SocketAddr,
+        query: Query,
+        purpose: Purpose,
+    ) -> Result<(), QueryError> {
+        if let Err(r) = self.config.addr_policy.check(&to) {
+            self.stats.refused.add(r);
+            return Err(QueryError::Refused(r));
+        }
+        if self.dead.contains(&to) {
+            self.stats.dead_refused += 1;
+            return Err(QueryError::Dead);
+        }
+        if !self.within_budget(&to, now) || self.queued.len() >= self.config.max_queued {
+            self.stats.refused_by_budget += 1;
+            return Err(QueryError::Busy);
+        }
+        self.queued.push_back((to, query, purpose));
+        self.flush_queued(now);
+        Ok(())
+    }
+
+    /// [`Node::try_send_query`], with only whether it was queued.
     pub(crate) fn send_query(
         &mut self,
         now: Instant,
@@ -19,21 +45,16 @@ impl Node {
         query: Query,
         purpose: Purpose,
     ) -> bool {
-        if !self.within_budget(&to, now) || self.queued.len() >= self.config.max_queued {
-            self.stats.refused_by_budget += 1;
-            return false;
-        }
-        self.queued.push_back((to, query, purpose));
-        self.flush_queued(now);
-        true
+        self.try_send_query(now, to, query, purpose).is_ok()
     }
 
-    /// Whether one more query to `to` would be within its per-IP budget now, counting the
-    /// queries already waiting for the rate limit.
+    /// Whether one more query to `to` would be within its per-IP budgets now (queries, and
+    /// datagrams of every kind), counting the queries already waiting for the rate limit.
     pub fn within_budget(&self, to: &SocketAddr, now: Instant) -> bool {
         let ip = to.ip();
         let waiting = self.queued.iter().filter(|(a, _, _)| a.ip() == ip).count();
         self.ip_budget.used(ip, now) + waiting < self.ip_budget.max()
+            && self.out_budget.used(ip, now) + waiting < self.out_budget.max()
     }
 
     /// Queries waiting for the global rate limit.
@@ -53,8 +74,8 @@ impl Node {
             let Some((to, query, purpose)) = self.queued.pop_front() else {
                 break;
             };
-            // The budget is checked again at the moment of sending: that is the invariant.
-            if !self.ip_budget.try_record(to.ip(), now) {
+            // The budgets are checked again at the moment of sending: that is the invariant.
+            if !self.out_budget.allows(to.ip(), now) || !self.ip_budget.try_record(to.ip(), now) {
                 self.stats.refused_by_budget += 1;
                 self.on_failure(now, to, purpose, QueryError::Busy);
                 continue;
@@ -65,6 +86,7 @@ impl Node {
                 self.on_failure(now, to, purpose, QueryError::Busy);
                 continue;
             };
+            self.out_budget.try_record(to.ip(), now);
             let msg = Message {
                 tid,
                 version: Some(self.config.version.to_vec()),
@@ -81,8 +103,32 @@ impl Node {
         self.flushing = false;
     }
 
-    /// Queue a reply (response or error) to `to`, telling it its address (BEP 42 `ip`).
-    pub(crate) fn send_reply(&mut self, to: SocketAddr, tid: TransactionId, body: Body) {
+    /// Queue a reply (response or error) to `to`, telling it its address (BEP 42 `ip`). Not
+    /// sent if the policy refuses `to` or its IP has had all its datagrams for the window.
+    pub(crate) fn send_reply(
+        &mut self,
+        now: Instant,
+        to: SocketAddr,
+        tid: TransactionId,
+        body: Body,
+    ) {
+        self.send_reply_within(now, to, tid, body, usize::MAX);
+    }
+
+    /// [`Node::send_reply`], but not if the encoded reply is longer than `max_len` (an
+    /// answer to garbage must not amplify it).
+    pub(crate) fn send_reply_within(
+        &mut self,
+        now: Instant,
+        to: SocketAddr,
+        tid: TransactionId,
+        body: Body,
+        max_len: usize,
+    ) {
+        if let Err(r) = self.config.addr_policy.check(&to) {
+            self.stats.refused.add(r);
+            return;
+        }
         let msg = Message {
             tid,
             version: Some(self.config.version.to_vec()),
@@ -90,10 +136,12 @@ impl Node {
             read_only: false,
             body,
         };
-        self.out.push_back(Transmit {
-            to,
-            bytes: msg.encode(),
-        });
+        let bytes = msg.encode();
+        if bytes.len() > max_len || !self.out_budget.try_record(to.ip(), now) {
+            self.stats.replies_dropped += 1;
+            return;
+        }
+        self.out.push_back(Transmit { to, bytes });
         self.stats.replies_sent += 1;
     }
 }

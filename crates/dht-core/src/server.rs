@@ -46,11 +46,11 @@ impl Node {
                 ..
             } => {
                 if !self.tokens.check(from.ip(), &token) {
-                    return self.send_error(from, tid, codes::PROTOCOL, "bad token");
+                    return self.send_error(now, from, tid, codes::PROTOCOL, "bad token");
                 }
                 let port = if implied_port { from.port() } else { port };
                 if port == 0 {
-                    return self.send_error(from, tid, codes::PROTOCOL, "bad port");
+                    return self.send_error(now, from, tid, codes::PROTOCOL, "bad port");
                 }
                 self.store
                     .announce(now, info_hash, SocketAddr::new(from.ip(), port), seed);
@@ -67,10 +67,10 @@ impl Node {
                 self.fill_nodes(&mut r, &target.0, want, from, now);
             }
             Query::Unknown { .. } => {
-                return self.send_error(from, tid, codes::METHOD_UNKNOWN, "Method Unknown");
+                return self.send_error(now, from, tid, codes::METHOD_UNKNOWN, "Method Unknown");
             }
         }
-        self.send_reply(from, tid, Body::Response(r));
+        self.send_reply(now, from, tid, Body::Response(r));
     }
 
     /// `nodes` / `nodes6` closest to `target`: the families in `want`, else the requester's.
@@ -96,23 +96,37 @@ impl Node {
         }
     }
 
-    fn send_error(&mut self, to: SocketAddr, tid: TransactionId, code: i64, message: &str) {
+    fn send_error(
+        &mut self,
+        now: Instant,
+        to: SocketAddr,
+        tid: TransactionId,
+        code: i64,
+        message: &str,
+    ) {
         let body = Body::Error(ErrorMsg {
             code,
             message: message.to_owned(),
             id: Some(self.id),
             reflected_port: None,
         });
-        self.send_reply(to, tid, body);
+        self.send_reply(now, to, tid, body);
     }
 
     /// A datagram that did not decode: if it was a query with a transaction id, say so (203).
-    pub(crate) fn reply_protocol_error(&mut self, from: SocketAddr, bytes: &[u8]) {
+    pub(crate) fn reply_protocol_error(&mut self, now: Instant, from: SocketAddr, bytes: &[u8]) {
         if self.config.read_only {
             return;
         }
         if let Some(tid) = Message::salvage_query_tid(bytes) {
-            self.send_error(from, tid, codes::PROTOCOL, "Protocol Error");
+            let body = Body::Error(ErrorMsg {
+                code: codes::PROTOCOL,
+                message: "Protocol Error".to_owned(),
+                id: Some(self.id),
+                reflected_port: None,
+            });
+            // Never more bytes out than came in: garbage is no lever for amplification.
+            self.send_reply_within(now, from, tid, body, bytes.len());
         }
     }
 }
@@ -127,7 +141,7 @@ mod tests {
     use crate::{Config, Node};
 
     fn addr(i: u8) -> SocketAddr {
-        SocketAddr::from(([127, 0, 9, i], 6881))
+        SocketAddr::from(([1, 0, 9, i], 6881))
     }
 
     #[test]
@@ -135,36 +149,114 @@ mod tests {
         let t0 = Instant::now();
         let mut node = Node::new(Config::default(), t0);
         let flooder = addr(66);
-        let ping = |t: u8| {
-            Message {
-                tid: estudely_krpc::TransactionId::new(&[t]).unwrap(),
-                version: None,
-                ip: None,
-                read_only: false,
-                body: Body::Query(Query::Ping {
-                    id: NodeId([66; 20]),
-                }),
-            }
-            .encode()
-        };
-        let mut answered = 0;
+        let (mut answered, mut datagrams) = (0, 0);
         for t in 0..150u8 {
             node.handle_datagram(t0, flooder, &ping(t));
             while let Some(tx) = node.poll_transmit() {
-                if tx.to == flooder
-                    && matches!(
+                if tx.to == flooder {
+                    datagrams += 1;
+                    if matches!(
                         Message::decode(&tx.bytes).map(|m| m.body),
                         Ok(Body::Response(_))
-                    )
-                {
-                    answered += 1;
+                    ) {
+                        answered += 1;
+                    }
                 }
             }
         }
-        assert_eq!(answered, 100, "at most 100 answers per 10 s to one IP");
-        assert_eq!(node.stats().flood_dropped, 50);
+        assert!(datagrams <= 25, "{datagrams} datagrams to one IP in 10 s");
+        // Our own verification pings to it share the budget.
+        assert!(
+            answered >= 10,
+            "it is still answered within its budget: {answered}"
+        );
+        assert_eq!(
+            node.stats().flood_dropped,
+            50,
+            "over 100 queries: not even looked at"
+        );
+        assert_eq!(node.stats().replies_dropped, 100 - answered);
         // Ten seconds later it is answered again.
         node.handle_datagram(t0 + Duration::from_secs(10), flooder, &ping(200));
         assert!(std::iter::from_fn(|| node.poll_transmit()).any(|tx| tx.to == flooder));
+    }
+
+    /// Garbage that salvages a transaction id earns at most 25 small error replies per 10 s
+    /// in all: no amplification, in datagrams or in bytes.
+    #[test]
+    fn a_flood_of_bad_queries_gets_no_amplification() {
+        let t0 = Instant::now();
+        let mut node = Node::new(Config::default(), t0);
+        let flooder = addr(77);
+        let bad = b"d1:ad2:id20:xxxxxxxxxxxxxxxxxxxx6:target3:abce1:q9:find_node1:t2:aa1:y1:qe";
+        let (mut sent_bytes, mut replies) = (0usize, 0usize);
+        for i in 0..1_000u32 {
+            let now = t0 + Duration::from_millis(u64::from(i) * 10);
+            node.handle_datagram(now, flooder, bad);
+            while let Some(tx) = node.poll_transmit() {
+                assert_eq!(tx.to, flooder);
+                assert!(tx.bytes.len() <= bad.len(), "an error reply is no bigger");
+                sent_bytes += tx.bytes.len();
+                replies += 1;
+            }
+        }
+        // 10 s of flooding: one window.
+        assert!(replies <= 25, "{replies}");
+        assert!(sent_bytes <= 25 * bad.len());
+        assert!(node.stats().malformed > 0 || node.stats().queries_received > 0);
+    }
+
+    /// Queries we send and replies we give share one budget per IP: whatever the mix, no IP
+    /// gets more than 25 datagrams in any 10 s window.
+    #[test]
+    fn every_datagram_counts_against_the_per_ip_budget() {
+        use estudely_krpc::NodeId as Id;
+        let t0 = Instant::now();
+        let mut node = Node::new(Config::default(), t0);
+        let peer = addr(5);
+        let mut sends: Vec<Duration> = Vec::new();
+        for step in 0..2_000u32 {
+            let at = Duration::from_millis(u64::from(step) * 37);
+            let now = t0 + at;
+            if step % 3 == 0 {
+                node.handle_datagram(now, peer, &ping((step % 250) as u8));
+            } else {
+                let _ = node.query(now, peer, Query::Ping { id: Id([0; 20]) });
+            }
+            node.handle_timeout(now);
+            while let Some(tx) = node.poll_transmit() {
+                if tx.to.ip() == peer.ip() {
+                    sends.push(at);
+                }
+            }
+        }
+        for (i, t) in sends.iter().enumerate() {
+            let in_window = sends[i..]
+                .iter()
+                .take_while(|u| **u < *t + Duration::from_secs(10))
+                .count();
+            assert!(
+                in_window <= 25,
+                "{in_window} datagrams within 10 s from {t:?}"
+            );
+        }
+        assert!(
+            sends.len() > 100,
+            "the budget is used, not starved: {}",
+            sends.len()
+        );
+    }
+
+    fn ping(t: u8) -> Vec<u8> {
+        Message {
+            tid: estudely_krpc::TransactionId::new(&[t]).unwrap(),
+            version: None,
+            ip: None,
+            read_only: false,
+            body: Body::Query(Query::Ping {
+                id: NodeId([66; 20]),
+            }),
+        }
+        .encode()
     }
 }

@@ -2,7 +2,8 @@
 //! RNG for latency and loss. A run with the same seed replays exactly, so a failing seed can
 //! be debugged step by step. Used by tests, benchmarks and the in-memory testnet.
 //!
-//! Each node gets its own IPv4 address in 10.0.0.0/8 so per-IP logic behaves as it would
+//! Each node gets its own IPv4 address in 11.0.0.0/8 (global unicast, so the default
+//! address policy lets nodes talk as on the Internet) and per-IP logic behaves as it would
 //! on the real network. Nodes can be taken down (churn): packets to them are dropped.
 
 use std::cmp::Reverse;
@@ -223,7 +224,7 @@ impl Sim {
     fn add(&mut self, e: Endpoint) -> usize {
         let i = self.endpoints.len();
         let n = u32::try_from(i + 1).unwrap_or(u32::MAX);
-        let ip = Ipv4Addr::from(0x0a00_0000 | (n & 0x00ff_ffff));
+        let ip = Ipv4Addr::from(0x0b00_0000 | (n & 0x00ff_ffff));
         let addr = SocketAddr::new(IpAddr::V4(ip), 6881);
         self.endpoints.push(e);
         self.addrs.push(addr);

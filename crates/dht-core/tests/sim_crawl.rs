@@ -53,7 +53,7 @@ fn announce(sim: &mut Sim, count: usize, rng: &mut SmallRng) -> BTreeMap<InfoHas
     let mut torrents = BTreeMap::new();
     for t in 0..count {
         let ih = InfoHash(rng.gen());
-        let peer = SocketAddr::from(([192, 0, 2, (t % 250) as u8 + 1], 6000 + t as u16));
+        let peer = SocketAddr::from(([13, 0, 2, (t % 250) as u8 + 1], 6000 + t as u16));
         let mut closest = ids.clone();
         closest.sort_by_key(|(id, _)| id.distance(&ih.0));
         for (_, i) in closest.into_iter().take(8) {

@@ -16,6 +16,10 @@ pub struct CrawlConfig {
     pub max_get_peers_per_infohash: usize,
     /// Peer searches running at once. Default 16.
     pub max_concurrent_searches: usize,
+    /// Infohashes waiting for a peer search. Sampling pauses while the queue could not take
+    /// the samples of every reply in flight, so it never grows past this nor drops one.
+    /// Default 8,192.
+    pub max_search_queue: usize,
     /// Crawler queries in flight at once. Default 32.
     pub max_in_flight: usize,
     /// Shortest gap between two `sample_infohashes` to one node, whatever its `interval`
@@ -23,13 +27,19 @@ pub struct CrawlConfig {
     pub min_resample: Duration,
     /// Longest `interval` honoured: BEP 51's maximum. Default 21,600 s.
     pub max_interval: Duration,
-    /// Nodes remembered (bounded, least recently used forgotten). Default 100,000.
+    /// How often a node without BEP 51 is walked with `find_node` again. Default 10 min.
+    pub rewalk: Duration,
+    /// Nodes remembered. A node is never forgotten inside its interval; when full, a node
+    /// whose interval has passed makes room, else new nodes are refused. Default 100,000
+    /// (about 25 MB).
     pub max_known_nodes: usize,
-    /// Nodes waiting to be visited. Default 10,000.
+    /// New nodes waiting for their first visit; beyond this new nodes are refused (they are
+    /// found again later). Default 10,000.
     pub max_frontier: usize,
     /// Distinct ids accepted from one IP before its other ids are ignored. Default 4.
     pub max_ids_per_ip: usize,
-    /// Infohashes remembered to report each once. Default 1,000,000.
+    /// Infohashes remembered to report each once. When this many are reported, sampling
+    /// stops (none is ever reported twice). Fixed memory: 16 bytes each. Default 1,000,000.
     pub max_seen_infohashes: usize,
     /// Routers and nodes to start from. Default none (the CLI resolves its defaults).
     pub bootstrap: Vec<SocketAddr>,
@@ -44,9 +54,11 @@ impl Default for CrawlConfig {
             peers_per_infohash: 20,
             max_get_peers_per_infohash: 8,
             max_concurrent_searches: 16,
+            max_search_queue: 8_192,
             max_in_flight: 32,
             min_resample: Duration::from_secs(60),
             max_interval: Duration::from_secs(21_600),
+            rewalk: Duration::from_secs(600),
             max_known_nodes: 100_000,
             max_frontier: 10_000,
             max_ids_per_ip: 4,
@@ -104,6 +116,20 @@ pub struct CrawlStats {
     pub failures: u64,
     /// Replies dropped as lies.
     pub lies: u64,
+    /// Nodes not remembered because the known-node table or the frontier was full.
+    pub nodes_refused: u64,
+    /// Nodes ignored because their IP showed too many ids.
+    pub nodes_distrusted: u64,
+    /// Nodes forgotten after their interval passed, to make room for new ones.
+    pub nodes_retired: u64,
+    /// Addresses refused by the address policy (nodes, peers, queries), by range.
+    pub addr_refused: crate::Refusals,
+    /// Addresses that stopped answering and are dead for this run.
+    pub nodes_dead: usize,
+    /// Sampling stopped because the seen-set is full (`max_seen_infohashes`).
+    pub seen_full: bool,
+    /// Infohashes waiting for a peer search.
+    pub search_queue: usize,
     /// Distinct infohashes found.
     pub infohashes: usize,
     /// Distinct (infohash, peer) pairs found.

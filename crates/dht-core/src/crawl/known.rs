@@ -1,10 +1,20 @@
 //! What the crawler remembers about nodes: when each may next be asked for samples, whether
 //! it speaks BEP 51, and which ids each IP has shown (to spot one host posing as many nodes).
-//! Everything is bounded; forgetting a node only means it may be visited again later, and
-//! its `interval` is still honoured because the due time is kept with the entry.
+//!
+//! Every structure has a cap and pushes back rather than forgetting what etiquette needs:
+//! - `nodes` holds at most `capacity` nodes. A node is never forgotten while its `interval`
+//!   runs (so a rediscovered node cannot be sampled early). To make room for a new node, one
+//!   whose interval has passed and that waits in no queue may be retired; if there is none,
+//!   the new node is refused ([`Discovery::Full`]) and may be found again later.
+//! - the frontier (new nodes not yet visited) holds at most `max_frontier`; beyond that new
+//!   nodes are refused ([`Discovery::FrontierFull`]).
+//! - the due-heap has one live entry per node plus stale ones; it is rebuilt from `nodes`
+//!   when stale entries reach the number of nodes, so it never exceeds twice `capacity`
+//!   (plus a constant) and never stops scheduling.
+//! - `ids_by_ip` has at most `capacity` IPs, each with at most `max_ids_per_ip` ids.
 
 use std::cmp::Reverse;
-use std::collections::BinaryHeap;
+use std::collections::{BinaryHeap, HashMap, VecDeque};
 use std::net::{IpAddr, SocketAddr};
 use std::time::Instant;
 
@@ -17,36 +27,59 @@ use crate::bounded::BoundedMap;
 pub struct Known {
     /// The id it answered with (or was listed under).
     pub id: NodeId,
-    /// Not to be asked for samples before this (its BEP 51 `interval`).
+    /// Not to be asked for samples before this (its BEP 51 `interval`); `None` before the
+    /// first visit.
     pub next_sample: Option<Instant>,
     /// `Some(false)` once it refused `sample_infohashes`.
     pub bep51: Option<bool>,
-    /// Unanswered queries in a row.
-    pub strikes: u8,
-    /// Waiting in the frontier.
+    /// Waiting in the frontier or popped from the due-heap, not yet visited.
     pub queued: bool,
+    /// `sample_infohashes` in a row that brought no usable reply (lost, malformed).
+    pub failed_samples: u8,
+}
+
+/// What [`KnownNodes::discover`] did with a node.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Discovery {
+    /// New: remembered and put in the frontier.
+    New,
+    /// Already known.
+    Known,
+    /// Its IP already showed too many ids: ignored.
+    Distrusted,
+    /// The frontier is full: refused for now.
+    FrontierFull,
+    /// Every slot holds a node inside its interval or waiting to be visited: refused for now.
+    Full,
 }
 
 /// Bounded bookkeeping of nodes seen by the crawler.
 #[derive(Debug, Clone)]
 pub struct KnownNodes {
-    nodes: BoundedMap<SocketAddr, Known>,
+    nodes: HashMap<SocketAddr, Known>,
+    capacity: usize,
     ids_by_ip: BoundedMap<IpAddr, Vec<NodeId>>,
     max_ids_per_ip: usize,
+    frontier: VecDeque<SocketAddr>,
+    max_frontier: usize,
     due: BinaryHeap<Reverse<(Instant, SocketAddr)>>,
-    max_due: usize,
+    /// Nodes retired to make room for new ones.
+    pub retired: u64,
 }
 
 impl KnownNodes {
-    /// Remember at most `capacity` nodes; an IP showing more than `max_ids_per_ip` ids is
-    /// distrusted (loopback exempt: tests run many nodes on `::1`).
-    pub fn new(capacity: usize, max_ids_per_ip: usize) -> Self {
+    /// Remember at most `capacity` nodes, `max_frontier` of them new and unvisited; an IP
+    /// showing more than `max_ids_per_ip` ids is distrusted.
+    pub fn new(capacity: usize, max_frontier: usize, max_ids_per_ip: usize) -> Self {
         KnownNodes {
-            nodes: BoundedMap::new(capacity),
-            ids_by_ip: BoundedMap::new(capacity),
+            nodes: HashMap::new(),
+            capacity: capacity.max(1),
+            ids_by_ip: BoundedMap::new(capacity.max(2)),
             max_ids_per_ip,
+            frontier: VecDeque::new(),
+            max_frontier: max_frontier.max(1),
             due: BinaryHeap::new(),
-            max_due: capacity,
+            retired: 0,
         }
     }
 
@@ -60,23 +93,30 @@ impl KnownNodes {
         self.nodes.is_empty()
     }
 
+    /// New nodes waiting for their first visit.
+    pub fn frontier_len(&self) -> usize {
+        self.frontier.len()
+    }
+
+    /// Entries in the due-heap (live and stale).
+    pub fn heap_len(&self) -> usize {
+        self.due.len()
+    }
+
     /// The entry for `addr`.
     pub fn get_mut(&mut self, addr: &SocketAddr) -> Option<&mut Known> {
         self.nodes.get_mut(addr)
     }
 
-    /// The entry for `addr`, without marking it used.
+    /// The entry for `addr`.
     pub fn peek(&self, addr: &SocketAddr) -> Option<&Known> {
-        self.nodes.peek(addr)
+        self.nodes.get(addr)
     }
 
     /// Record that `addr` presents `id`. False when its IP already showed too many ids: a
     /// host listing itself under many ids is ignored rather than trusted.
     pub fn vouch(&mut self, addr: SocketAddr, id: NodeId) -> bool {
         let ip = addr.ip();
-        if ip.is_loopback() {
-            return true;
-        }
         let max = self.max_ids_per_ip;
         match self.ids_by_ip.get_mut(&ip) {
             Some(ids) if ids.contains(&id) => true,
@@ -92,10 +132,24 @@ impl KnownNodes {
         }
     }
 
-    /// Learn of a node. Returns true if it is new (the caller queues it).
-    pub fn discover(&mut self, addr: SocketAddr, id: NodeId) -> bool {
-        if self.nodes.contains(&addr) || !self.vouch(addr, id) {
-            return false;
+    /// Distinct ids accepted from `ip`.
+    pub fn ids_for_ip(&self, ip: IpAddr) -> usize {
+        self.ids_by_ip.peek(&ip).map_or(0, Vec::len)
+    }
+
+    /// Learn of a node at `now`. A new node is remembered and put in the frontier.
+    pub fn discover(&mut self, now: Instant, addr: SocketAddr, id: NodeId) -> Discovery {
+        if self.nodes.contains_key(&addr) {
+            return Discovery::Known;
+        }
+        if self.frontier.len() >= self.max_frontier {
+            return Discovery::FrontierFull;
+        }
+        if self.nodes.len() >= self.capacity && !self.retire_one(now) {
+            return Discovery::Full;
+        }
+        if !self.vouch(addr, id) {
+            return Discovery::Distrusted;
         }
         self.nodes.insert(
             addr,
@@ -103,21 +157,73 @@ impl KnownNodes {
                 id,
                 next_sample: None,
                 bep51: None,
-                strikes: 0,
                 queued: true,
+                failed_samples: 0,
             },
         );
-        true
+        self.frontier.push_back(addr);
+        Discovery::New
+    }
+
+    /// Forget one node whose interval has passed and that waits in no queue, if any.
+    fn retire_one(&mut self, now: Instant) -> bool {
+        while let Some(Reverse((at, addr))) = self.due.peek().copied() {
+            if at > now {
+                return false;
+            }
+            self.due.pop();
+            if self.is_live(at, &addr) {
+                self.nodes.remove(&addr);
+                self.retired += 1;
+                return true;
+            }
+        }
+        false
+    }
+
+    fn is_live(&self, at: Instant, addr: &SocketAddr) -> bool {
+        self.nodes
+            .get(addr)
+            .is_some_and(|k| k.next_sample == Some(at) && !k.queued)
     }
 
     /// `addr` may be asked again at `at`; it will come back through [`KnownNodes::pop_due`].
     pub fn schedule(&mut self, addr: SocketAddr, at: Instant) {
-        if let Some(k) = self.nodes.get_mut(&addr) {
-            k.next_sample = Some(at);
-            if self.due.len() < self.max_due {
-                self.due.push(Reverse((at, addr)));
+        let Some(k) = self.nodes.get_mut(&addr) else {
+            return;
+        };
+        k.next_sample = Some(at);
+        if k.queued {
+            // In the frontier: it is visited from there, and reschedules itself then.
+            return;
+        }
+        self.due.push(Reverse((at, addr)));
+        if self.due.len() > 2 * self.nodes.len() + 1_024 {
+            self.compact();
+        }
+    }
+
+    /// Rebuild the due-heap from the nodes' own due times, dropping stale entries.
+    fn compact(&mut self) {
+        let live: Vec<Reverse<(Instant, SocketAddr)>> = self
+            .nodes
+            .iter()
+            .filter(|(_, k)| !k.queued)
+            .filter_map(|(a, k)| k.next_sample.map(|t| Reverse((t, *a))))
+            .collect();
+        self.due = BinaryHeap::from(live);
+    }
+
+    /// The next node to visit: a new one from the frontier first, else one whose interval
+    /// has passed.
+    pub fn pop_next(&mut self, now: Instant) -> Option<SocketAddr> {
+        while let Some(addr) = self.frontier.pop_front() {
+            if let Some(k) = self.nodes.get_mut(&addr) {
+                k.queued = false;
+                return Some(addr);
             }
         }
+        self.pop_due(now)
     }
 
     /// A node whose interval has passed, if any.
@@ -128,22 +234,24 @@ impl KnownNodes {
             }
             self.due.pop();
             // Skip stale entries: forgotten nodes and rescheduled ones.
-            if let Some(k) = self.nodes.get_mut(&addr) {
-                if k.next_sample == Some(at) && !k.queued {
-                    k.queued = true;
-                    return Some(addr);
-                }
+            if self.is_live(at, &addr) {
+                return Some(addr);
             }
         }
         None
     }
 
-    /// When the next scheduled node becomes due.
+    /// When the next scheduled node becomes due (now, if the frontier is not empty).
     pub fn next_due(&self) -> Option<Instant> {
         self.due.peek().map(|Reverse((at, _))| *at)
     }
 
-    /// Forget a node (it stopped answering).
+    /// Whether a new node waits in the frontier.
+    pub fn has_frontier(&self) -> bool {
+        !self.frontier.is_empty()
+    }
+
+    /// Forget a node (it is dead). Its stale heap entries are skipped later.
     pub fn forget(&mut self, addr: &SocketAddr) {
         self.nodes.remove(addr);
     }
@@ -154,22 +262,107 @@ mod tests {
     use super::*;
     use std::time::Duration;
 
+    fn a(port: u16) -> SocketAddr {
+        SocketAddr::from(([1, 0, 0, 1], port))
+    }
+
+    fn b(i: u16) -> SocketAddr {
+        SocketAddr::from(([1, 0, (i >> 8) as u8, i as u8], 6881))
+    }
+
     #[test]
     fn one_ip_many_ids_is_distrusted_and_due_times_kept() {
-        let mut k = KnownNodes::new(100, 2);
-        let a = |port| SocketAddr::from(([10, 0, 0, 1], port));
-        assert!(k.discover(a(1), NodeId([1; 20])));
-        assert!(!k.discover(a(1), NodeId([1; 20])), "not new");
-        assert!(k.discover(a(2), NodeId([2; 20])));
-        assert!(!k.discover(a(3), NodeId([3; 20])), "third id from one IP");
-        let lo = |port| SocketAddr::from(([127, 0, 0, 1], port));
-        assert!((1..10).all(|p| k.discover(lo(p), NodeId([p as u8; 20]))));
         let t0 = Instant::now();
-        k.get_mut(&a(1)).unwrap().queued = false;
+        let mut k = KnownNodes::new(100, 100, 2);
+        assert_eq!(k.discover(t0, a(1), NodeId([1; 20])), Discovery::New);
+        assert_eq!(k.discover(t0, a(1), NodeId([1; 20])), Discovery::Known);
+        assert_eq!(k.discover(t0, a(2), NodeId([2; 20])), Discovery::New);
+        assert_eq!(
+            k.discover(t0, a(3), NodeId([3; 20])),
+            Discovery::Distrusted,
+            "third id from one IP (loopback included: no exemption)"
+        );
+        let lo = |p| SocketAddr::from(([127, 0, 0, 1], p));
+        assert_eq!(k.discover(t0, lo(1), NodeId([7; 20])), Discovery::New);
+        assert_eq!(k.discover(t0, lo(2), NodeId([8; 20])), Discovery::New);
+        assert_eq!(
+            k.discover(t0, lo(3), NodeId([9; 20])),
+            Discovery::Distrusted
+        );
+        assert_eq!(k.pop_next(t0), Some(a(1)));
         k.schedule(a(1), t0 + Duration::from_secs(30));
-        assert_eq!(k.pop_due(t0), None);
+        assert_eq!(k.pop_next(t0), Some(a(2)));
+        k.schedule(a(2), t0 + Duration::from_secs(40));
+        assert_eq!(k.pop_next(t0), Some(lo(1)));
+        assert_eq!(k.pop_next(t0), Some(lo(2)));
+        assert_eq!(k.pop_next(t0), None);
         assert_eq!(k.next_due(), Some(t0 + Duration::from_secs(30)));
         assert_eq!(k.pop_due(t0 + Duration::from_secs(30)), Some(a(1)));
-        assert_eq!(k.pop_due(t0 + Duration::from_secs(60)), None);
+        assert_eq!(k.pop_due(t0 + Duration::from_secs(35)), None);
+    }
+
+    #[test]
+    fn full_table_retires_only_nodes_past_their_interval() {
+        let t0 = Instant::now();
+        let hour = Duration::from_secs(3600);
+        let mut k = KnownNodes::new(4, 100, 4);
+        for i in 0..4 {
+            assert_eq!(k.discover(t0, b(i), NodeId([i as u8; 20])), Discovery::New);
+        }
+        assert_eq!(
+            k.discover(t0, b(9), NodeId([9; 20])),
+            Discovery::Full,
+            "all four wait in the frontier: nothing may be dropped"
+        );
+        for i in 0..4 {
+            assert_eq!(k.pop_next(t0), Some(b(i)));
+            k.schedule(b(i), t0 + hour * (u32::from(i) + 1));
+        }
+        assert_eq!(k.discover(t0, b(9), NodeId([9; 20])), Discovery::Full);
+        // After an hour node 0's interval has passed: it may make room.
+        let t1 = t0 + hour;
+        assert_eq!(k.discover(t1, b(9), NodeId([9; 20])), Discovery::New);
+        assert_eq!(k.retired, 1);
+        assert!(k.peek(&b(0)).is_none());
+        assert!(k.peek(&b(1)).is_some(), "inside its interval: kept");
+        assert_eq!(k.discover(t1, b(10), NodeId([10; 20])), Discovery::Full);
+    }
+
+    #[test]
+    fn frontier_is_capped() {
+        let t0 = Instant::now();
+        let mut k = KnownNodes::new(100, 3, 4);
+        for i in 0..3 {
+            assert_eq!(k.discover(t0, b(i), NodeId([i as u8; 20])), Discovery::New);
+        }
+        assert_eq!(
+            k.discover(t0, b(5), NodeId([5; 20])),
+            Discovery::FrontierFull
+        );
+        assert_eq!(k.frontier_len(), 3);
+        assert!(k.pop_next(t0).is_some());
+        assert_eq!(k.discover(t0, b(5), NodeId([5; 20])), Discovery::New);
+    }
+
+    #[test]
+    fn rescheduling_never_grows_the_heap_without_bound() {
+        let t0 = Instant::now();
+        let mut k = KnownNodes::new(10, 10, 4);
+        for i in 0..10 {
+            k.discover(t0, b(i), NodeId([i as u8; 20]));
+            k.pop_next(t0);
+        }
+        for round in 0..10_000u32 {
+            let i = (round % 10) as u16;
+            k.schedule(b(i), t0 + Duration::from_secs(u64::from(round)));
+            assert!(k.heap_len() <= 2 * 10 + 1_025);
+        }
+        // Every node is still scheduled exactly at its latest time.
+        let late = t0 + Duration::from_secs(20_000);
+        let mut popped: Vec<SocketAddr> = std::iter::from_fn(|| k.pop_due(late)).collect();
+        popped.sort();
+        let mut want: Vec<SocketAddr> = (0..10).map(b).collect();
+        want.sort();
+        assert_eq!(popped, want);
     }
 }

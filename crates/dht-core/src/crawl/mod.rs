@@ -5,13 +5,18 @@
 //! It wraps a [`Node`], so while it crawls it also answers every query like a full node, and
 //! every query it sends passes the node's politeness (global rate limit, per-IP budget).
 //! On top of that it never asks a node for samples before the node's `interval` has passed
-//! (and never sooner than `min_resample`), remembers nodes in bounded memory, and drops
-//! replies that lie (`num` smaller than the samples sent, repeated samples, one IP posing as
-//! many nodes).
+//! (and never sooner than `min_resample`, whatever became of the previous query), remembers
+//! nodes in bounded memory that pushes back instead of forgetting what etiquette needs,
+//! drops replies that lie (`num` smaller than the samples sent, repeated samples, more than
+//! a datagram can hold, one IP posing as many nodes), and follows no address that the node's
+//! [`crate::AddrPolicy`] refuses. Every queue and map has a cap: see [`CrawlConfig`].
 
 mod config;
+#[cfg(test)]
+mod fault_tests;
 mod known;
 mod search;
+mod seen;
 #[cfg(test)]
 mod tests;
 
@@ -25,14 +30,16 @@ use rand::{Rng, SeedableRng};
 use estudely_krpc::{Body, CompactNode, InfoHash, Message, NodeId, Query, Response};
 
 pub use config::{CrawlConfig, CrawlEvent, CrawlStats};
-pub use known::{Known, KnownNodes};
+pub use known::{Discovery, Known, KnownNodes};
 pub use search::Search;
+pub use seen::SeenSet;
 
 use crate::bounded::BoundedMap;
 use crate::{Config, Event, Node, QueryError, QueryId, Transmit};
 
-/// How soon a `sample_infohashes` that got no reply is sent once more.
-const SAMPLE_RETRY: Duration = Duration::from_secs(5);
+/// Most samples one reply may carry: a KRPC datagram (at most 1,500 bytes on the wire, 2,048
+/// in our drivers' buffers) cannot hold more. A reply with more is a lie.
+pub const MAX_SAMPLES_PER_REPLY: usize = 128;
 
 #[derive(Debug, Clone, Copy)]
 enum Purpose {
@@ -48,9 +55,9 @@ pub struct Crawler {
     cfg: CrawlConfig,
     rng: SmallRng,
     known: KnownNodes,
-    frontier: VecDeque<SocketAddr>,
     pending: HashMap<QueryId, Purpose>,
-    seen: BoundedMap<InfoHash, ()>,
+    samples_in_flight: usize,
+    seen: SeenSet,
     found: usize,
     searches: HashMap<InfoHash, Search>,
     search_queue: VecDeque<(InfoHash, SocketAddr)>,
@@ -63,16 +70,20 @@ pub struct Crawler {
 }
 
 impl Crawler {
-    /// A crawler around a node made from `node_config`.
-    pub fn new(node_config: Config, cfg: CrawlConfig, now: Instant) -> Self {
+    /// A crawler around a node made from `node_config`. The special address ranges that the
+    /// bootstrap addresses lie in (say 127.0.0.0/8 for a loopback testnet) are allowed on
+    /// top of `node_config.addr_policy`.
+    pub fn new(mut node_config: Config, cfg: CrawlConfig, now: Instant) -> Self {
+        node_config.addr_policy.allow_ranges_of(&cfg.bootstrap);
         let rng = SmallRng::seed_from_u64(node_config.seed ^ 0xC8A3_1E5D);
+        let seen_key = node_config.seed.rotate_left(17) ^ 0x5EE7_5E75_1234_ABCD;
         Crawler {
             node: Node::new(node_config, now),
-            known: KnownNodes::new(cfg.max_known_nodes, cfg.max_ids_per_ip),
-            seen: BoundedMap::new(cfg.max_seen_infohashes),
+            known: KnownNodes::new(cfg.max_known_nodes, cfg.max_frontier, cfg.max_ids_per_ip),
+            seen: SeenSet::new(cfg.max_seen_infohashes, seen_key),
             rng,
-            frontier: VecDeque::new(),
             pending: HashMap::new(),
+            samples_in_flight: 0,
             found: 0,
             searches: HashMap::new(),
             search_queue: VecDeque::new(),
@@ -91,13 +102,23 @@ impl Crawler {
         &self.node
     }
 
+    /// The nodes the crawler knows (for tests and diagnostics).
+    pub fn known(&self) -> &KnownNodes {
+        &self.known
+    }
+
     /// Counters.
     pub fn stats(&self) -> CrawlStats {
+        let node = self.node.stats();
         CrawlStats {
             nodes_known: self.known.len(),
-            frontier: self.frontier.len(),
+            frontier: self.known.frontier_len(),
             infohashes: self.found,
             searches: self.searches.len() + self.search_queue.len(),
+            search_queue: self.search_queue.len(),
+            nodes_retired: self.known.retired,
+            addr_refused: node.refused,
+            nodes_dead: node.dead,
             ..self.stats.clone()
         }
     }
@@ -108,7 +129,18 @@ impl Crawler {
     }
 
     fn sampling_done(&self) -> bool {
-        self.cfg.max_infohashes != 0 && self.found >= self.cfg.max_infohashes
+        (self.cfg.max_infohashes != 0 && self.found >= self.cfg.max_infohashes) || self.seen_full()
+    }
+
+    fn seen_full(&self) -> bool {
+        self.stats.seen_full
+    }
+
+    /// Whether the search queue could take the samples of every reply in flight plus one
+    /// more: sampling waits otherwise, so no sampled infohash is ever dropped.
+    fn room_to_sample(&self) -> bool {
+        self.search_queue.len() + (self.samples_in_flight + 1) * MAX_SAMPLES_PER_REPLY
+            <= self.cfg.max_search_queue.max(MAX_SAMPLES_PER_REPLY)
     }
 
     /// Feed one datagram.
@@ -142,13 +174,13 @@ impl Crawler {
         let mut wake = |x: Instant| t = Some(t.map_or(x, |t| t.min(x)));
         // Only when there is room to act on them: with every slot busy, a due node waits for
         // a reply to free a slot, and waking for it would spin without making progress.
-        if !self.sampling_done() && self.room() {
+        if !self.sampling_done() && self.room() && self.room_to_sample() {
             if let Some(d) = self.known.next_due() {
                 wake(d);
             }
-            if self.known.is_empty() && self.frontier.is_empty() {
+            if self.known.is_empty() {
                 wake(self.next_bootstrap);
-            } else if self.frontier.is_empty() {
+            } else if !self.known.has_frontier() {
                 wake(self.next_walk);
             }
         }
@@ -157,20 +189,11 @@ impl Crawler {
 
     /// Handle the node's events, then start as much work as the budgets allow.
     fn pump(&mut self, now: Instant) {
-        while let Some(e) = self.node.poll_event() {
-            if let Event::QueryDone { id, to, result } = e {
-                if let Some(p) = self.pending.remove(&id) {
-                    self.on_done(now, to, p, result);
-                }
-            }
-        }
+        self.drain_node_events(now);
         self.launch(now);
     }
 
-    fn send(&mut self, now: Instant, to: SocketAddr, q: Query, p: Purpose) {
-        let id = self.node.query(now, to, q);
-        self.pending.insert(id, p);
-        // A refusal (budget) is reported as an event right away: handle it now.
+    fn drain_node_events(&mut self, now: Instant) {
         while let Some(e) = self.node.poll_event() {
             if let Event::QueryDone { id, to, result } = e {
                 if let Some(p) = self.pending.remove(&id) {
@@ -178,6 +201,16 @@ impl Crawler {
                 }
             }
         }
+    }
+
+    fn send(&mut self, now: Instant, to: SocketAddr, q: Query, p: Purpose) {
+        if matches!(p, Purpose::Sample(_)) {
+            self.samples_in_flight += 1;
+        }
+        let id = self.node.query(now, to, q);
+        self.pending.insert(id, p);
+        // A refusal (budget, policy, dead) is reported as an event right away: handle it now.
+        self.drain_node_events(now);
     }
 
     /// Start work while queries may be in flight and the node's rate queue is short.
@@ -187,15 +220,7 @@ impl Crawler {
             let Some((ih, from)) = self.search_queue.pop_front() else {
                 break;
             };
-            let known = self.node.closest_nodes(&ih.0, 8, from.is_ipv6(), now);
-            let s = Search::new(
-                ih,
-                from,
-                &known,
-                self.cfg.peers_per_infohash,
-                self.cfg.max_get_peers_per_infohash,
-            );
-            self.searches.insert(ih, s);
+            self.start_search(now, ih, from);
         }
         let mut guard = 0;
         while self.room() && guard < 4 * self.cfg.max_in_flight {
@@ -212,14 +237,26 @@ impl Crawler {
                 self.send(now, to, q, Purpose::GetPeers(ih));
                 continue;
             }
-            if self.sampling_done() {
+            if self.sampling_done() || !self.room_to_sample() {
                 break;
             }
             if !self.visit_next(now) {
                 break;
             }
         }
-        self.finish_searches();
+        self.finish_searches(now);
+    }
+
+    fn start_search(&mut self, now: Instant, ih: InfoHash, from: SocketAddr) {
+        let known = self.node.closest_nodes(&ih.0, 8, from.is_ipv6(), now);
+        let s = Search::new(
+            ih,
+            from,
+            &known,
+            self.cfg.peers_per_infohash,
+            self.cfg.max_get_peers_per_infohash,
+        );
+        self.searches.insert(ih, s);
     }
 
     fn room(&self) -> bool {
@@ -244,7 +281,7 @@ impl Crawler {
         None
     }
 
-    fn finish_searches(&mut self) {
+    fn finish_searches(&mut self, now: Instant) {
         let done: Vec<InfoHash> = self
             .searches
             .iter()
@@ -254,10 +291,11 @@ impl Crawler {
         for ih in done {
             if let Some(s) = self.searches.remove(&ih) {
                 // A search that found nobody (often: our routing table was still nearly
-                // empty when it started) gets one more try from the table as it is now.
+                // empty when it started) gets one more try from the table as it is now, in
+                // the slot it frees (so retries never grow the queue).
                 if s.peers().is_empty() && !self.retried.contains(&ih) {
                     self.retried.insert(ih, ());
-                    self.search_queue.push_back((ih, s.first()));
+                    self.start_search(now, ih, s.first());
                     continue;
                 }
                 self.events.push_back(CrawlEvent::SearchDone {
@@ -269,40 +307,17 @@ impl Crawler {
         }
     }
 
-    /// Visit one node from the frontier (or a due one, or bootstrap). False: nothing to do.
+    /// Visit one node: a new one, or one whose interval has passed; else walk or bootstrap.
+    /// False: nothing to do.
     fn visit_next(&mut self, now: Instant) -> bool {
-        let next = match self.frontier.pop_front() {
-            Some(a) => Some(a),
-            None => self.known.pop_due(now),
+        let Some(addr) = self.known.pop_next(now) else {
+            return self.idle(now);
         };
-        let Some(addr) = next else {
-            // Nothing queued: keep discovering, one find_node a second toward a random
-            // target, sent to the closest node of our routing table.
-            if !self.known.is_empty() && now >= self.next_walk {
-                self.next_walk = now + Duration::from_secs(1);
-                let target: [u8; 20] = self.rng.gen();
-                let v6 = !self.node.config.ipv4;
-                if let Some(n) = self.node.closest_nodes(&target, 1, v6, now).first() {
-                    if self.node.within_budget(&n.addr, now) {
-                        self.walk(now, n.addr);
-                        return true;
-                    }
-                }
-            }
-            if self.known.is_empty() && now >= self.next_bootstrap {
-                self.next_bootstrap = now + self.cfg.bootstrap_retry;
-                for b in self.cfg.bootstrap.clone() {
-                    self.walk(now, b);
-                }
-                return !self.cfg.bootstrap.is_empty();
-            }
-            return false;
-        };
-        let Some(k) = self.known.get_mut(&addr) else {
+        let Some(k) = self.known.peek(&addr).cloned() else {
             return true;
         };
-        k.queued = false;
-        if k.next_sample.is_some_and(|t| t > now) {
+        if let Some(t) = k.next_sample.filter(|t| *t > now) {
+            self.known.schedule(addr, t);
             return true;
         }
         if !self.node.within_budget(&addr, now) {
@@ -311,11 +326,13 @@ impl Crawler {
             return true;
         }
         if k.bep51 == Some(false) {
-            // A node without BEP 51 is walked once per resample period, never sampled.
-            self.known.schedule(addr, now + self.cfg.min_resample);
+            // A node without BEP 51 is walked again now and then, never sampled.
+            self.known
+                .schedule(addr, now + self.cfg.rewalk.max(self.cfg.min_resample));
             self.walk(now, addr);
         } else {
-            // Provisionally: not before min_resample, even if the reply never comes.
+            // Provisionally: not before min_resample, whatever becomes of this query (lost,
+            // malformed, timed out: a retry counts as a second query).
             self.known.schedule(addr, now + self.cfg.min_resample);
             self.stats.samples_sent += 1;
             let q = Query::SampleInfohashes {
@@ -326,6 +343,30 @@ impl Crawler {
             self.send(now, addr, q, Purpose::Sample(addr));
         }
         true
+    }
+
+    /// Nothing queued: keep discovering, one `find_node` a second toward a random target,
+    /// sent to the closest node of our routing table; with no node at all, bootstrap.
+    fn idle(&mut self, now: Instant) -> bool {
+        if !self.known.is_empty() && now >= self.next_walk {
+            self.next_walk = now + Duration::from_secs(1);
+            let target: [u8; 20] = self.rng.gen();
+            let v6 = !self.node.config.ipv4;
+            if let Some(n) = self.node.closest_nodes(&target, 1, v6, now).first() {
+                if self.node.within_budget(&n.addr, now) {
+                    self.walk(now, n.addr);
+                    return true;
+                }
+            }
+        }
+        if self.known.is_empty() && now >= self.next_bootstrap {
+            self.next_bootstrap = now + self.cfg.bootstrap_retry;
+            for b in self.cfg.bootstrap.clone() {
+                self.walk(now, b);
+            }
+            return !self.cfg.bootstrap.is_empty();
+        }
+        false
     }
 
     /// `find_node` toward a random target, to discover nodes.
@@ -346,6 +387,9 @@ impl Crawler {
         p: Purpose,
         result: Result<Box<Message>, QueryError>,
     ) {
+        if matches!(p, Purpose::Sample(_)) {
+            self.samples_in_flight = self.samples_in_flight.saturating_sub(1);
+        }
         let reply = match result {
             Ok(m) => match m.body {
                 Body::Response(r) => Ok(r),
@@ -360,19 +404,27 @@ impl Crawler {
                 if let Some(k) = self.known.get_mut(&addr) {
                     k.bep51 = Some(false);
                 }
+                self.known
+                    .schedule(addr, now + self.cfg.rewalk.max(self.cfg.min_resample));
                 self.walk(now, addr);
             }
             (Purpose::Walk(addr), Ok(r)) => {
-                self.learn(addr, &r);
-                self.add_nodes(&r);
+                let nodes = self.admitted_nodes(&r);
+                self.learn(now, addr, &r);
+                self.add_nodes(now, &nodes);
             }
             (Purpose::GetPeers(ih), Ok(r)) => {
-                self.learn(to, &r);
-                self.add_nodes(&r);
+                let nodes = self.admitted_nodes(&r);
+                self.learn(now, to, &r);
+                self.add_nodes(now, &nodes);
+                let values: Vec<SocketAddr> = r
+                    .values
+                    .iter()
+                    .copied()
+                    .filter(|a| self.node.admit(a))
+                    .collect();
                 if let Some(s) = self.searches.get_mut(&ih) {
-                    let nodes: Vec<CompactNode> =
-                        r.nodes.iter().chain(&r.nodes6).copied().collect();
-                    for peer in s.on_reply(&r.values, &nodes) {
+                    for peer in s.on_reply(&values, &nodes) {
                         self.stats.peers += 1;
                         self.events.push_back(CrawlEvent::Peer {
                             info_hash: ih,
@@ -403,8 +455,10 @@ impl Crawler {
                 // query or its reply is often lost): ask it again now rather than in
                 // `bootstrap_retry`, so one lost datagram does not stall the whole crawl.
                 // One query per bootstrap node is in flight, one per query timeout; the
-                // timed rounds wait while these retries go on.
+                // timed rounds wait while these retries go on. While it is our only way in,
+                // a bootstrap node is never written off as dead.
                 self.stats.failures += 1;
+                self.node.forgive(&addr);
                 if self.node.within_budget(&addr, now) {
                     self.next_bootstrap = now + self.cfg.bootstrap_retry;
                     self.walk(now, addr);
@@ -412,79 +466,97 @@ impl Crawler {
             }
             (Purpose::Sample(addr) | Purpose::Walk(addr), Err(e)) => {
                 self.stats.failures += 1;
-                let strikes = self.known.get_mut(&addr).map(|k| {
-                    k.strikes += 1;
-                    k.strikes
-                });
-                match strikes {
-                    Some(s) if s >= 2 => self.known.forget(&addr),
-                    // A first sample without a reply: the query or the reply may just have
-                    // been lost, and the node has not told us its interval. Ask once more
-                    // soon instead of after `min_resample` (a second failure forgets it).
-                    Some(_) if matches!(p, Purpose::Sample(_)) && e == QueryError::Timeout => {
-                        self.known.schedule(addr, now + SAMPLE_RETRY);
-                    }
-                    _ => {}
+                if let (Purpose::Sample(_), Some(k)) = (p, self.known.get_mut(&addr)) {
+                    // No usable reply (lost, malformed): back off, doubling the wait from
+                    // min_resample each time, up to max_interval.
+                    k.failed_samples = k.failed_samples.saturating_add(1);
+                    let shift = u32::from(k.failed_samples.min(16));
+                    let wait = self
+                        .cfg
+                        .min_resample
+                        .saturating_mul(1 << shift)
+                        .min(self.cfg.max_interval);
+                    self.known.schedule(addr, now + wait);
+                }
+                // Dead or refused: never asked again.
+                if matches!(e, QueryError::Dead | QueryError::Refused(_))
+                    || self.node.is_dead(&addr)
+                {
+                    self.known.forget(&addr);
                 }
             }
         }
     }
 
-    /// A node answered: note its id (discovering it if it was a bootstrap address).
-    fn learn(&mut self, addr: SocketAddr, r: &Response) {
-        match self.known.get_mut(&addr) {
-            Some(k) => {
-                k.strikes = 0;
-                k.id = r.id;
-            }
-            None => {
-                if self.known.discover(addr, r.id) {
-                    self.frontier.push_back(addr);
-                }
-            }
-        }
-    }
-
-    fn add_nodes(&mut self, r: &Response) {
+    /// The nodes of a reply that we may use: our families, not us, allowed by the policy
+    /// (refusals counted), not dead.
+    fn admitted_nodes(&mut self, r: &Response) -> Vec<CompactNode> {
         let me = self.node.id();
         let (v4, v6) = (self.node.config.ipv4, self.node.config.ipv6);
+        let mut out = Vec::new();
         for n in r
             .nodes
             .iter()
             .filter(|_| v4)
             .chain(r.nodes6.iter().filter(|_| v6))
         {
-            if n.id == me || n.addr.port() == 0 || self.frontier.len() >= self.cfg.max_frontier {
-                continue;
+            if n.id != me && self.node.admit(&n.addr) && !self.node.is_dead(&n.addr) {
+                out.push(*n);
             }
-            if self.known.discover(n.addr, n.id) {
-                self.frontier.push_back(n.addr);
-            }
+        }
+        out
+    }
+
+    /// A node answered: note its id (discovering it if it was a bootstrap address).
+    fn learn(&mut self, now: Instant, addr: SocketAddr, r: &Response) {
+        match self.known.get_mut(&addr) {
+            Some(k) => k.id = r.id,
+            None => self.discover(now, addr, r.id),
+        }
+    }
+
+    fn discover(&mut self, now: Instant, addr: SocketAddr, id: NodeId) {
+        match self.known.discover(now, addr, id) {
+            Discovery::New | Discovery::Known => {}
+            Discovery::Distrusted => self.stats.nodes_distrusted += 1,
+            Discovery::Full | Discovery::FrontierFull => self.stats.nodes_refused += 1,
+        }
+    }
+
+    fn add_nodes(&mut self, now: Instant, nodes: &[CompactNode]) {
+        for n in nodes {
+            self.discover(now, n.addr, n.id);
         }
     }
 
     fn on_sample(&mut self, now: Instant, addr: SocketAddr, r: Response) {
-        self.learn(addr, &r);
-        self.add_nodes(&r);
+        let nodes = self.admitted_nodes(&r);
+        self.learn(now, addr, &r);
+        self.add_nodes(now, &nodes);
         let Some(interval) = r.interval else {
             // Answered, but not with BEP 51 fields: treat as a node without BEP 51.
             if let Some(k) = self.known.get_mut(&addr) {
                 k.bep51 = Some(false);
             }
+            self.known
+                .schedule(addr, now + self.cfg.rewalk.max(self.cfg.min_resample));
             return;
         };
         let wait = Duration::from_secs(u64::from(interval))
             .clamp(self.cfg.min_resample, self.cfg.max_interval);
         if let Some(k) = self.known.get_mut(&addr) {
             k.bep51 = Some(true);
+            k.failed_samples = 0;
         }
         self.known.schedule(addr, now + wait);
-        // A node cannot sample more infohashes than it says it stores, nor repeat one.
+        // A node cannot sample more infohashes than it says it stores, nor repeat one, nor
+        // send more than a datagram holds.
         let mut distinct = r.samples.clone();
         distinct.sort_unstable();
         distinct.dedup();
         let lies = r.num.is_some_and(|n| (n as usize) < r.samples.len())
-            || distinct.len() != r.samples.len();
+            || distinct.len() != r.samples.len()
+            || r.samples.len() > MAX_SAMPLES_PER_REPLY;
         if lies {
             self.stats.lies += 1;
             return;
@@ -494,10 +566,15 @@ impl Crawler {
             if self.sampling_done() {
                 break;
             }
-            if self.seen.contains(&ih) {
-                continue;
+            match self.seen.insert(&ih) {
+                Some(false) => continue,
+                None => {
+                    // Full: stop sampling rather than forget what was reported.
+                    self.stats.seen_full = true;
+                    break;
+                }
+                Some(true) => {}
             }
-            self.seen.insert(ih, ());
             self.found += 1;
             self.events.push_back(CrawlEvent::InfoHash {
                 info_hash: ih,

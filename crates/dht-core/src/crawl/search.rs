@@ -23,6 +23,7 @@ pub struct Search {
     candidates: Vec<([u8; 20], SocketAddr)>,
     asked: HashSet<SocketAddr>,
     peers: Vec<SocketAddr>,
+    peer_set: HashSet<SocketAddr>,
     in_flight: usize,
     queries: usize,
     max_queries: usize,
@@ -47,6 +48,7 @@ impl Search {
             candidates: vec![([0; 20], first)],
             asked: HashSet::new(),
             peers: Vec::new(),
+            peer_set: HashSet::new(),
             in_flight: 0,
             queries: 0,
             max_queries,
@@ -120,7 +122,7 @@ impl Search {
             if self.peers.len() >= self.wanted {
                 break;
             }
-            if !self.peers.contains(p) {
+            if self.peer_set.insert(*p) {
                 self.peers.push(*p);
                 new.push(*p);
             }

@@ -273,7 +273,8 @@ fn a_silent_bootstrap_node_is_asked_again_once_per_timeout_not_more() {
     let mut r = Rig::new();
     assert_eq!(r.sent().len(), 1);
     // Nothing ever answers: one query in flight at a time, again after each 3 s timeout
-    // (not only every `bootstrap_retry`), and the timed rounds add no second chain.
+    // (not only every `bootstrap_retry`), the timed rounds add no second chain, and the
+    // node is not written off as dead after `dead_after` timeouts: it is the only way in.
     let sent = run(&mut r, 60);
     assert!(sent.iter().all(|(to, _)| *to == addr(1)));
     assert!(
@@ -284,30 +285,25 @@ fn a_silent_bootstrap_node_is_asked_again_once_per_timeout_not_more() {
 }
 
 #[test]
-fn a_sample_without_reply_is_sent_once_more_soon_then_the_node_is_forgotten() {
-    let mut r = Rig::new();
-    let boot = r.sent().remove(0);
-    r.reply(
-        &boot,
-        Response {
-            id: NodeId([1; 20]),
-            nodes: vec![node(2)],
-            ..Response::default()
+fn node_query_reports_a_refusal_as_it_is_not_as_busy() {
+    // Callers retry `Busy` at once (a search puts the node back first in line): a dead or
+    // refused address reported as `Busy` made a crawl spin on it forever.
+    let now = Instant::now();
+    let mut node = crate::Node::new(Config::default(), now);
+    let to = SocketAddr::from(([10, 0, 0, 1], 6881));
+    let id = node.query(
+        now,
+        to,
+        Query::Ping {
+            id: NodeId([0; 20]),
         },
     );
-    let samples_to_2 = |sent: &[(SocketAddr, Message)]| {
-        sent.iter()
-            .filter(|(to, m)| {
-                *to == addr(2) && matches!(m.body, Body::Query(Query::SampleInfohashes { .. }))
-            })
-            .count()
-    };
-    let first = r.sent();
-    assert_eq!(samples_to_2(&first), 1, "{first:?}");
-    // No reply: asked again about 5 s after the timeout, then, after a second timeout,
-    // forgotten (never sampled again within min_resample).
-    let later = run(&mut r, 12);
-    assert_eq!(samples_to_2(&later), 1, "{later:?}");
-    let much_later = run(&mut r, 120);
-    assert_eq!(samples_to_2(&much_later), 0);
+    let done = std::iter::from_fn(|| node.poll_event()).find_map(|e| match e {
+        crate::Event::QueryDone { id: i, result, .. } if i == id => Some(result),
+        _ => None,
+    });
+    assert!(
+        matches!(done, Some(Err(crate::QueryError::Refused(_)))),
+        "{done:?}"
+    );
 }

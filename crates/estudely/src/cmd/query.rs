@@ -9,7 +9,7 @@ use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context as _};
-use estudely_dht_core::{Config, QueryError};
+use estudely_dht_core::{AddrPolicy, Config, QueryError};
 use estudely_krpc::{Body, Message, NodeId, Query, Want};
 use rand::RngCore as _;
 
@@ -46,9 +46,11 @@ pub async fn run(args: QueryArgs) -> anyhow::Result<()> {
         None if to.is_ipv4() => SocketAddr::from((Ipv4Addr::UNSPECIFIED, 0)),
         None => SocketAddr::from((Ipv6Addr::UNSPECIFIED, 0)),
     };
+    // The target is the user's own choice: its range (say loopback) is allowed.
     let config = Config {
         read_only: true,
         query_timeout: args.timeout,
+        addr_policy: AddrPolicy::strict().with_ranges_of(&[to]),
         ..Config::default()
     };
     let dht = DhtHandle::spawn(DriverConfig {

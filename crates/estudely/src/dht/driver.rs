@@ -160,6 +160,14 @@ impl DhtHandle {
         node_config.ipv4 = v4.is_some();
         node_config.ipv6 = v6.is_some();
         node_config.seed = config.seed.unwrap_or_else(|| rand::rngs::OsRng.next_u64());
+        // A node bound to a specific special address (127.0.10.1, 192.168.1.2) can only
+        // talk within that range: allow it. An unspecified bind (0.0.0.0) allows nothing.
+        let specific: Vec<SocketAddr> = local_addrs
+            .iter()
+            .copied()
+            .filter(|a| !a.ip().is_unspecified())
+            .collect();
+        node_config.addr_policy.allow_ranges_of(&specific);
         let node = Node::new(node_config, Instant::now());
         let id = node.id();
 

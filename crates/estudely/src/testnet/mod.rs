@@ -18,7 +18,7 @@ use std::sync::Arc;
 
 use anyhow::{bail, Context as _};
 use estudely_dht_core::krpc::{InfoHash, NodeId, Query};
-use estudely_dht_core::{Config, LookupKind};
+use estudely_dht_core::{AddrPolicy, Config, LookupKind};
 use rand::rngs::{OsRng, SmallRng};
 use rand::seq::SliceRandom as _;
 use rand::{RngCore as _, SeedableRng as _};
@@ -198,7 +198,9 @@ fn node_config(cfg: &TestnetConfig) -> Config {
         query_rate: 1_000.0,
         query_burst: 100.0,
         per_ip_queries: 1_000,
+        per_ip_datagrams: 100_000,
         max_incoming_per_ip: 100_000,
+        addr_policy: AddrPolicy::permissive(),
         ..Config::default()
     }
 }
@@ -415,6 +417,8 @@ async fn announce_from(
             query_rate: 1_000.0,
             query_burst: 100.0,
             per_ip_queries: 1_000,
+            per_ip_datagrams: 100_000,
+            addr_policy: AddrPolicy::permissive(),
             ..Config::default()
         },
         seed: None,
