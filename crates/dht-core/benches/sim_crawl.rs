@@ -22,14 +22,17 @@ fn env(name: &str, default: usize) -> usize {
         .unwrap_or(default)
 }
 
+/// Peak resident memory from /proc; a run that cannot measure it stops rather than print 0.
 fn peak_rss_mib() -> f64 {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    let status = std::fs::read_to_string("/proc/self/status")
+        .expect("cannot read /proc/self/status: this benchmark needs Linux's /proc");
     status
         .lines()
         .find(|l| l.starts_with("VmHWM:"))
         .and_then(|l| l.split_whitespace().nth(1))
         .and_then(|kb| kb.parse::<f64>().ok())
-        .map_or(0.0, |kb| kb / 1024.0)
+        .map(|kb| kb / 1024.0)
+        .expect("no VmHWM line in /proc/self/status")
 }
 
 fn main() {

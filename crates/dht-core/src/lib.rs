@@ -29,6 +29,7 @@ pub mod routing;
 mod send;
 mod server;
 pub mod sim;
+pub mod synth;
 pub mod tokens;
 pub mod transactions;
 

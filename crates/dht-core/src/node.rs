@@ -511,6 +511,9 @@ impl Node {
         if now >= self.next_maintenance {
             self.next_maintenance = now + MAINTENANCE;
             self.store.expire(now);
+            self.ip_budget.expire(now);
+            self.out_budget.expire(now);
+            self.incoming_budget.expire(now);
             self.refresh_buckets(now);
         }
     }

@@ -176,6 +176,23 @@ impl IpBudget {
         }
     }
 
+    /// Forget every IP whose window has passed (call now and then): the table then holds
+    /// only the IPs sent to within the last window.
+    pub fn expire(&mut self, now: Instant) {
+        let window = self.window;
+        self.sent.retain(|_, times| {
+            times
+                .back()
+                .is_some_and(|t| now.saturating_duration_since(*t) < window)
+        });
+        let sent = &self.sent;
+        self.order.retain(|ip| sent.contains_key(ip));
+        if self.sent.capacity() > 4 * self.sent.len().max(64) {
+            self.sent.shrink_to_fit();
+            self.order.shrink_to_fit();
+        }
+    }
+
     /// IPs tracked now.
     pub fn tracked(&self) -> usize {
         self.sent.len()
@@ -233,5 +250,11 @@ mod tests {
             assert!(b.try_record(ip(i), t0 + w * u32::from(i)));
         }
         assert!(b.tracked() <= 3);
+        b.expire(t0 + w * 100);
+        assert_eq!(b.tracked(), 0, "idle IPs are forgotten");
+        assert!(b.try_record(ip(1), t0 + w * 100));
+        assert!(!b.try_record(ip(1), t0 + w * 100), "a busy IP is not");
+        b.expire(t0 + w * 100);
+        assert_eq!(b.tracked(), 1);
     }
 }

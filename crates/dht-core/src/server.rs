@@ -247,6 +247,31 @@ mod tests {
         );
     }
 
+    /// Queries (announces included) from a refused address are neither answered nor
+    /// stored: a reply would go where we must not send, and an announcer at a private
+    /// address would be handed to every crawler that asks us.
+    #[test]
+    fn datagrams_from_refused_addresses_are_ignored() {
+        let t0 = Instant::now();
+        let mut node = Node::new(Config::default(), t0);
+        for from in [
+            "10.0.0.1:6881",
+            "127.0.0.1:6881",
+            "224.0.0.1:6881",
+            "[fe80::1]:6881",
+        ] {
+            let from: SocketAddr = from.parse().unwrap();
+            node.handle_datagram(t0, from, &ping(1));
+            assert!(node.poll_transmit().is_none(), "answered {from}");
+        }
+        assert_eq!(node.stats().refused.total(), 4);
+        assert_eq!(node.stats().queries_received, 0);
+        assert!(node.routing_nodes().is_empty());
+        // The same ping from a public address is answered.
+        node.handle_datagram(t0, addr(1), &ping(1));
+        assert!(node.poll_transmit().is_some());
+    }
+
     fn ping(t: u8) -> Vec<u8> {
         Message {
             tid: estudely_krpc::TransactionId::new(&[t]).unwrap(),

@@ -170,6 +170,10 @@ pub struct NodeArgs {
     /// BEP 43: take part as a read-only node (answer no queries, stay out of routing tables).
     #[arg(long)]
     pub read_only: bool,
+    /// Also talk to private, loopback, link-local and CGNAT addresses (a lab network).
+    /// Without it they are refused, except in the ranges of --bind and --bootstrap.
+    #[arg(long)]
+    pub allow_private: bool,
     /// Use this node id (40 hex digits) instead of a random one.
     #[arg(long, value_parser = parse_node_id)]
     pub id: Option<NodeId>,
@@ -238,6 +242,20 @@ pub fn parse_secs(s: &str) -> Result<Duration, String> {
         ));
     }
     Ok(Duration::from_secs_f64(secs))
+}
+
+/// An `--overall-timeout`: seconds as [`parse_secs`] takes them, or `0` for no limit (run
+/// until the work is done or Ctrl-C), returned as [`Duration::ZERO`]; see [`overall_limit`].
+pub fn parse_overall_timeout(s: &str) -> Result<Duration, String> {
+    match s.parse::<f64>() {
+        Ok(0.0) => Ok(Duration::ZERO),
+        _ => parse_secs(s).map_err(|e| format!("{e}, or 0 for no limit")),
+    }
+}
+
+/// The deadline an `--overall-timeout` stands for: `None` (no limit) for 0.
+pub fn overall_limit(timeout: Duration) -> Option<Duration> {
+    (!timeout.is_zero()).then_some(timeout)
 }
 
 /// 40 hex digits as a node id.
@@ -318,5 +336,33 @@ mod tests {
         assert_eq!(parse_info_hash(&magnet).unwrap().to_hex(), hex);
         assert!(parse_node_id("abc").is_err());
         assert!(parse_secs("0").is_err() && parse_secs("nan").is_err());
+    }
+
+    #[test]
+    fn overall_timeout_zero_is_no_limit() {
+        for zero in ["0", "0.0", "-0"] {
+            assert_eq!(parse_overall_timeout(zero), Ok(Duration::ZERO), "{zero}");
+        }
+        assert_eq!(overall_limit(Duration::ZERO), None);
+        let t = parse_overall_timeout("1.5").unwrap();
+        assert_eq!(overall_limit(t), Some(Duration::from_millis(1500)));
+        for bad in ["-1", "nan", "x", "86401"] {
+            let e = parse_overall_timeout(bad).unwrap_err();
+            assert!(e.ends_with("or 0 for no limit"), "{bad}: {e}");
+        }
+        for cmd in ["crawl", "collect", "metadata"] {
+            let mut argv = vec!["estudely", cmd];
+            if cmd == "metadata" {
+                argv.push("-");
+            }
+            argv.extend(["--overall-timeout", "0"]);
+            let timeout = match Cli::parse_from(argv).command {
+                Command::Crawl(a) => a.overall_timeout,
+                Command::Collect(a) => a.overall_timeout,
+                Command::Metadata(a) => a.overall_timeout,
+                _ => unreachable!(),
+            };
+            assert_eq!(overall_limit(timeout), None, "{cmd}");
+        }
     }
 }

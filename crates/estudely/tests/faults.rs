@@ -56,19 +56,23 @@ const CRAWL_HEADER: &str = "infohash,peer_ip,peer_port";
 const COLLECT_HEADER: &str =
     "infohash,name,file_count,total_bytes,piece_length,peer_ip,peer_port,metadata_ok";
 
-/// CSV rows after `header`, split on commas (no field here holds a comma: the testnet's
-/// names do not).
-fn rows<'a>(text: &'a str, header: &str) -> Vec<Vec<&'a str>> {
+/// CSV rows after `header` (the testnet's names hold commas and quotes: a real CSV reader).
+fn rows(text: &str, header: &str) -> Vec<Vec<String>> {
     let mut lines = text.lines();
     assert_eq!(lines.next(), Some(header), "header first:\n{text}");
-    lines.map(|l| l.split(',').collect()).collect()
+    csv::ReaderBuilder::new()
+        .has_headers(true)
+        .from_reader(text.as_bytes())
+        .records()
+        .map(|r| r.expect("CSV row").iter().map(String::from).collect())
+        .collect()
 }
 
 /// Distinct infohashes in `crawl` rows (each row is an infohash with a peer).
 fn crawled(run: &Finished) -> BTreeSet<String> {
     rows(&run.stdout, CRAWL_HEADER)
         .iter()
-        .map(|r| r[0].to_owned())
+        .map(|r| r[0].clone())
         .collect()
 }
 
@@ -76,8 +80,8 @@ fn crawled(run: &Finished) -> BTreeSet<String> {
 fn fetched(run: &Finished) -> BTreeSet<String> {
     rows(&run.stdout, COLLECT_HEADER)
         .iter()
-        .filter(|r| r.get(7) == Some(&"True"))
-        .map(|r| r[0].to_owned())
+        .filter(|r| r.get(7).is_some_and(|ok| ok == "True"))
+        .map(|r| r[0].clone())
         .collect()
 }
 
@@ -430,9 +434,9 @@ fn bogon_addresses_from_a_hostile_node_are_never_contacted() {
         "packets left loopback toward the hostile node's bogons\n{}",
         crawl.stderr
     );
-    let bad: Vec<&Vec<&str>> = rows
+    let bad: Vec<&Vec<String>> = rows
         .iter()
-        .filter(|r| BOGON_IPS.contains(&r[1]) || r[2] == "0")
+        .filter(|r| BOGON_IPS.contains(&r[1].as_str()) || r[2] == "0")
         .collect();
     assert!(bad.is_empty(), "bogon peers printed: {bad:?}");
 }

@@ -80,6 +80,8 @@ fn fetches_per_second() {
     let cfg = FetchConfig {
         concurrency,
         overall_timeout: Some(Duration::from_secs(240)),
+        // Loopback test peers.
+        addr_policy: estudely_dht_core::AddrPolicy::allow_private(),
         ..FetchConfig::default()
     };
     let rt = tokio::runtime::Builder::new_current_thread()

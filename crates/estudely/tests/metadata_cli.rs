@@ -30,7 +30,7 @@ fn malformed_rows_are_warned_with_their_line_and_skipped() {
     let file = dir.path().join("peers.csv");
     std::fs::write(&file, csv).unwrap();
     let path = file.to_str().unwrap();
-    let run = run_cli(&["metadata", path], None, LIMIT);
+    let run = run_cli(&["metadata", "--allow-private", path], None, LIMIT);
     assert!(run.status.success(), "{}", run.stderr);
     // RFC 4180 quoting of the comma and the quotes in the name.
     assert_eq!(
@@ -71,7 +71,7 @@ fn stdin_and_jsonl() {
     let key = hex::encode(sha1(&info));
     let csv = format!("{key},127.0.32.2,{}\n", peers.addrs[0].port());
     let run = run_cli(
-        &["metadata", "-", "--format", "jsonl"],
+        &["metadata", "--allow-private", "-", "--format", "jsonl"],
         Some(csv.as_bytes()),
         LIMIT,
     );
@@ -88,21 +88,29 @@ fn stdin_and_jsonl() {
 
 #[test]
 fn missing_file_is_a_one_line_usage_error() {
-    let run = run_cli(&["metadata", "/nonexistent/peers.csv"], None, LIMIT);
+    let run = run_cli(
+        &["metadata", "--allow-private", "/nonexistent/peers.csv"],
+        None,
+        LIMIT,
+    );
     assert_eq!(run.status.code(), Some(2));
     assert_eq!(run.stdout, "");
     assert_eq!(
         run.stderr,
         "error: cannot read `/nonexistent/peers.csv`: No such file or directory (os error 2)\n"
     );
-    let run = run_cli(&["metadata", "x.csv", "--concurrency", "0"], None, LIMIT);
+    let run = run_cli(
+        &["metadata", "--allow-private", "x.csv", "--concurrency", "0"],
+        None,
+        LIMIT,
+    );
     assert_eq!(run.status.code(), Some(2), "{}", run.stderr);
 }
 
 #[test]
 fn empty_input_prints_the_header_and_a_summary() {
     let run = run_cli(
-        &["metadata", "-"],
+        &["metadata", "--allow-private", "-"],
         Some(b"infohash,peer_ip,peer_port\n"),
         LIMIT,
     );
@@ -112,4 +120,25 @@ fn empty_input_prints_the_header_and_a_summary() {
         "infohash,name,file_count,total_bytes,piece_length\n"
     );
     assert_eq!(run.stderr, "metadata: 0/0 infohashes, 0 attempts\n");
+}
+
+/// Without `--allow-private`, a peer at a loopback address (as a hostile DHT node could list)
+/// is refused before any connection: the row says no metadata, the summary counts
+/// `address_refused`, and the listener never sees a connection.
+#[test]
+fn private_peers_are_refused_without_allow_private() {
+    let listener = std::net::TcpListener::bind("127.0.32.9:0").unwrap();
+    listener.set_nonblocking(true).unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let key = "0123456789abcdef0123456789abcdef01234567";
+    let csv = format!("infohash,peer_ip,peer_port\n{key},127.0.32.9,{port}\n");
+    let run = run_cli(&["metadata", "-"], Some(csv.as_bytes()), LIMIT);
+    assert!(run.status.success(), "{}", run.stderr);
+    assert!(run.stderr.contains("address_refused"), "{}", run.stderr);
+    assert!(!run.stdout.contains(key), "no metadata row: {}", run.stdout);
+    assert_eq!(
+        listener.accept().map_err(|e| e.kind()).err(),
+        Some(std::io::ErrorKind::WouldBlock),
+        "no connection reached the refused peer"
+    );
 }

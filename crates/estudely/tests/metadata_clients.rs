@@ -129,6 +129,7 @@ fn fetch_and_check(ts: &[Value], peer: &str, client: &str, extra: &[&str]) {
     let saved = dir.path().join("torrents");
     let mut args = vec![
         "metadata",
+        "--allow-private",
         file.to_str().unwrap(),
         "--format",
         "jsonl",

@@ -1,11 +1,12 @@
 //! Metadata fetching against hostile in-test peers on 127.0.31.x (and `[::1]`): every
-//! attempt ends within its timeout with bounded memory, is reported with the right failure
-//! kind, and the run goes on to the next peer.
+//! attempt ends, is reported with the failure kind of the rule the peer broke (a slow peer by
+//! the step timer it stalled), memory stays bounded (measured from /proc; unmeasurable is a
+//! failure), and the run goes on to the next peer. No assertion is on the wall clock.
 
 mod metadata_util;
 
 use std::net::{SocketAddr, TcpListener};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use estudely::fetch::{fetch_many, fetch_one, FailureKind, FetchConfig, Job};
 use estudely_krpc::InfoHash;
@@ -31,6 +32,8 @@ fn quick() -> FetchConfig {
         handshake_timeout: Duration::from_secs(1),
         piece_timeout: Duration::from_secs(1),
         attempt_timeout: Duration::from_secs(3),
+        // Loopback test peers.
+        addr_policy: estudely_dht_core::AddrPolicy::allow_private(),
         ..FetchConfig::default()
     }
 }
@@ -49,26 +52,29 @@ fn hostile_peers(ip: &str) -> (FakePeers, Vec<u8>) {
 }
 
 #[tokio::test(flavor = "current_thread")]
-async fn each_hostile_peer_fails_with_its_kind_within_its_timeout() {
+async fn each_hostile_peer_fails_with_the_kind_of_the_rule_it_broke() {
     let (peers, info) = hostile_peers("127.0.31.1");
     let key = sha1(&info);
     let cfg = quick();
     for (i, (behaviour, want)) in HOSTILE.iter().enumerate() {
-        let t0 = Instant::now();
         let got = fetch_one(peers.addrs[i], key, &cfg).await;
-        let took = t0.elapsed();
         let failure = got.expect_err(&format!("{behaviour:?} must fail"));
+        // The rule it broke, not a clock, ended the attempt: each fails with its own kind.
         assert_eq!(failure.kind, *want, "{behaviour:?}: {failure}");
-        // Timeouts fire at 1 s (the attempt deadline is 3 s); everything else fails at once.
-        let bound = if *want == FailureKind::Timeout {
-            2.9
-        } else {
-            0.9
-        };
-        assert!(took.as_secs_f64() < bound, "{behaviour:?} took {took:?}");
-        if *behaviour == Behaviour::SlowPiece {
+        // The two slow peers are cut by the step timer they stall (1 s), not by the 3 s
+        // attempt deadline.
+        let step = match behaviour {
+            Behaviour::SlowHandshake => Some("no handshake within 1s"),
             // Bytes kept coming, but no piece completed: the piece timeout fired.
-            assert!(failure.detail.contains("no metadata piece"), "{failure}");
+            Behaviour::SlowPiece => Some("no metadata piece within 1s"),
+            _ => None,
+        };
+        if let Some(step) = step {
+            assert!(failure.detail.starts_with(step), "{behaviour:?}: {failure}");
+            assert!(
+                !failure.detail.contains("attempt deadline"),
+                "{behaviour:?}: {failure}"
+            );
         }
     }
     let failure = fetch_one(refused("127.0.31.1"), key, &cfg)
@@ -148,6 +154,7 @@ fn cli_tries_every_hostile_peer_then_the_good_one() {
     let run = run_cli(
         &[
             "metadata",
+            "--allow-private",
             file.to_str().unwrap(),
             "--metadata-peer-attempts",
             "20",
@@ -176,22 +183,11 @@ fn cli_tries_every_hostile_peer_then_the_good_one() {
          1 no_ut_metadata, 1 hash_mismatch, 1 too_large, 1 rejected, 1 infohash_mismatch, \
          1 protocol"
     );
-    // Two 1-second timeouts, everything else immediate.
-    assert!(
-        run.elapsed < Duration::from_secs(8),
-        "took {:?}",
-        run.elapsed
-    );
-    // A 2^40 metadata_size and a 4 GiB frame allocate nothing.
-    assert!(
-        run.peak_rss_kib < 64 * 1024,
-        "peak RSS {} KiB",
-        run.peak_rss_kib
-    );
-    eprintln!(
-        "hostile run: {:?}, peak RSS {} KiB",
-        run.elapsed, run.peak_rss_kib
-    );
+    // A 2^40 metadata_size and a 4 GiB frame allocate nothing (and a peak that cannot be
+    // read from /proc fails the test).
+    let peak = run.peak_rss_kib();
+    assert!(peak < 64 * 1024, "peak RSS {peak} KiB");
+    eprintln!("hostile run: {:?}, peak RSS {peak} KiB", run.elapsed);
 }
 
 #[test]
@@ -213,6 +209,7 @@ fn overall_timeout_prints_what_it_has_and_exits_0() {
     let run = run_cli(
         &[
             "metadata",
+            "--allow-private",
             "-",
             "--overall-timeout",
             "1.5",
@@ -225,11 +222,6 @@ fn overall_timeout_prints_what_it_has_and_exits_0() {
         Duration::from_secs(20),
     );
     assert!(run.status.success(), "{}", run.stderr);
-    assert!(
-        run.elapsed < Duration::from_secs(5),
-        "took {:?}",
-        run.elapsed
-    );
     let rows: Vec<serde_json::Value> = run
         .stdout
         .lines()
@@ -239,7 +231,8 @@ fn overall_timeout_prints_what_it_has_and_exits_0() {
     assert_eq!(rows[0]["infohash"], good.as_str());
     assert_eq!(rows[0]["name"], "late.bin");
     // One at a time: the good job finished (1 ok), the slow one was cut at the deadline
-    // (1 timeout), and the third, waiting for the slot, never started.
+    // (1 timeout), and the third, waiting for the slot, never started (had it started, its
+    // peer would have served the wrong info dict: a third attempt, a hash_mismatch).
     assert_eq!(
         run.stderr.trim_end(),
         "metadata: 1/3 infohashes, 2 attempts: 1 ok, 1 timeout"

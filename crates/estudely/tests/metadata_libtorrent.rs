@@ -176,6 +176,7 @@ fn fetch_and_check(expect: &[(String, Expect)], summary: &str) {
     let jsonl = run_cli(
         &[
             "metadata",
+            "--allow-private",
             file,
             "--format",
             "jsonl",
@@ -185,7 +186,7 @@ fn fetch_and_check(expect: &[(String, Expect)], summary: &str) {
         None,
         LIMIT,
     );
-    let csv = run_cli(&["metadata", file], None, LIMIT);
+    let csv = run_cli(&["metadata", "--allow-private", file], None, LIMIT);
     check(expect, &jsonl, &csv, &saved);
     assert_eq!(jsonl.stderr.trim_end(), summary);
     assert_eq!(csv.stderr.trim_end(), summary);

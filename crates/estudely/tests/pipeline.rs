@@ -1,6 +1,7 @@
 //! The whole pipeline as a user runs it, against `estudely testnet` (our nodes plus metadata
 //! seeders on loopback): `collect` in one go, `crawl` then `metadata` in two steps, and
-//! `demo`. Every field of every row is checked against the testnet's manifest.
+//! `demo`. Every field of every row is checked against the testnet's manifest, names byte
+//! for byte (the CSV escapes them; see `common::unescape_name`).
 //!
 //! Loopback only: testnets on 127.0.40.x / 127.0.42.x (seeders on the next /24), crawlers on
 //! 127.0.44.x; `demo` uses 127.0.200-203.x. Every process is killed by a Drop guard and
@@ -14,7 +15,8 @@ use serde_json::Value;
 
 mod common;
 
-use common::{Proc, BIN};
+use common::{unescape_name, Proc, BIN};
+use estudely::testnet::TorrentKind;
 const COLLECT_HEADER: &str =
     "infohash,name,file_count,total_bytes,piece_length,peer_ip,peer_port,metadata_ok";
 
@@ -43,22 +45,24 @@ fn run(args: &[&str]) -> Output {
     out
 }
 
-/// The manifest's torrents: infohash → (name, file_count, total_bytes, piece_length, peer).
-fn expected(manifest: &Value) -> BTreeMap<String, (String, String, String, String, String)> {
-    manifest["torrents"]
-        .as_array()
-        .unwrap()
+/// A row's fields after the infohash, the name as its exact bytes.
+type Fields = (Vec<u8>, String, String, String, String);
+
+/// The manifest's torrents: infohash → (name bytes, file_count, total_bytes, piece_length,
+/// peer). Every fifth from t = 5 on has a hostile name (see `estudely::testnet`).
+fn expected(manifest: &Value) -> BTreeMap<String, Fields> {
+    common::torrents(manifest)
         .iter()
         .map(|t| {
-            let peer = t["peers"][0].as_str().unwrap().to_owned();
+            assert_eq!(t.kind, TorrentKind::Ok);
             let v = (
-                t["name"].as_str().unwrap().to_owned(),
-                t["file_count"].to_string(),
-                t["total_bytes"].to_string(),
-                t["piece_length"].to_string(),
-                peer,
+                common::name_bytes(t),
+                t.file_count.to_string(),
+                t.total_bytes.to_string(),
+                t.piece_length.to_string(),
+                t.peers[0].clone(),
             );
-            (t["infohash"].as_str().unwrap().to_owned(), v)
+            (t.infohash.clone(), v)
         })
         .collect()
 }
@@ -79,6 +83,10 @@ fn collect_finds_every_torrent_with_its_metadata() {
     let dir = tempfile::tempdir().unwrap();
     let (_net, boot, manifest) = testnet("127.0.40", 15, &dir.path().join("t.json"));
     let want = expected(&manifest);
+    let hostile = want
+        .values()
+        .filter(|v| v.0.starts_with(b"estudely-hostile-"));
+    assert_eq!(hostile.count(), 2, "t = 5 and 10");
     let torrents = dir.path().join("torrents");
     let out = run(&[
         "collect",
@@ -96,15 +104,16 @@ fn collect_finds_every_torrent_with_its_metadata() {
         torrents.to_str().unwrap(),
     ]);
     let rows = csv_rows(&String::from_utf8(out.stdout).unwrap(), COLLECT_HEADER);
-    let got: BTreeMap<String, (String, String, String, String, String)> = rows
+    let got: BTreeMap<String, Fields> = rows
         .iter()
         .map(|r| {
             assert_eq!(r.len(), 8, "{r:?}");
             assert_eq!(r[7], "True", "{r:?}");
             let peer = format!("{}:{}", r[5], r[6]);
+            let name = unescape_name(&r[1]);
             (
                 r[0].clone(),
-                (r[1].clone(), r[2].clone(), r[3].clone(), r[4].clone(), peer),
+                (name, r[2].clone(), r[3].clone(), r[4].clone(), peer),
             )
         })
         .collect();
@@ -149,6 +158,7 @@ fn crawl_then_metadata_two_step_pipeline() {
     ]);
     let out = run(&[
         "metadata",
+        "--allow-private",
         peers.to_str().unwrap(),
         "--overall-timeout",
         "60",
@@ -157,16 +167,21 @@ fn crawl_then_metadata_two_step_pipeline() {
         &String::from_utf8(out.stdout).unwrap(),
         "infohash,name,file_count,total_bytes,piece_length",
     );
-    let got: BTreeMap<String, (String, String, String, String)> = rows
+    let got: BTreeMap<String, (Vec<u8>, String, String, String)> = rows
         .into_iter()
         .map(|r| {
             (
                 r[0].clone(),
-                (r[1].clone(), r[2].clone(), r[3].clone(), r[4].clone()),
+                (
+                    unescape_name(&r[1]),
+                    r[2].clone(),
+                    r[3].clone(),
+                    r[4].clone(),
+                ),
             )
         })
         .collect();
-    let want: BTreeMap<String, (String, String, String, String)> = want
+    let want: BTreeMap<String, (Vec<u8>, String, String, String)> = want
         .into_iter()
         .map(|(ih, (n, f, t, p, _))| (ih, (n, f, t, p)))
         .collect();

@@ -1,6 +1,6 @@
 //! `estudely testnet` and its library face: addressing (node i on <base>.(i+1), spilling into
-//! the next /24), the manifest, bad input, and an in-process testnet crawled in-process with
-//! the crawl driver.
+//! the next /24), the manifest (kinds, exact names), bad input, and an in-process testnet
+//! with `no_metadata` and `no_peers` torrents crawled in-process with the crawl driver.
 //!
 //! Loopback only: 127.0.17.x (library testnet, its seeders on 127.0.18.x) and
 //! 127.0.18.x-127.0.20.x (CLI testnet of 260 nodes, seeders on 127.0.20.x). Every wait is
@@ -12,7 +12,7 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use estudely::crawl::{CrawlDriver, CrawlDriverConfig, CrawlSink, StopReason};
-use estudely::testnet::{Testnet, TestnetConfig};
+use estudely::testnet::{Testnet, TestnetConfig, TorrentKind};
 use estudely_dht_core::crawl::{CrawlConfig, CrawlEvent};
 use estudely_dht_core::Config;
 use serde_json::Value;
@@ -67,6 +67,18 @@ fn testnet_cli_spills_into_the_next_slash24_and_writes_its_manifest() {
     for (t, tor) in torrents.iter().enumerate() {
         let seeder = format!("127.0.20.{}:{}", t % 250 + 1, 6881 + t);
         assert_eq!(tor["peers"], serde_json::json!([seeder]), "torrent {t}");
+        // By default every torrent is served; its exact name bytes are in name_hex, every
+        // fifth from t = 5 on a hostile one (not UTF-8), and `name` is their lossy display.
+        assert_eq!(tor["kind"], "ok", "torrent {t}");
+        let name = hex::decode(tor["name_hex"].as_str().unwrap()).unwrap();
+        assert_eq!(tor["name"], String::from_utf8_lossy(&name).as_ref());
+        let hostile = t >= 5 && t.is_multiple_of(5);
+        assert_eq!(std::str::from_utf8(&name).is_err(), hostile, "torrent {t}");
+        assert_eq!(
+            name.starts_with(b"estudely-hostile-"),
+            hostile,
+            "torrent {t}"
+        );
     }
 
     // A node answers BEP 51 with the advertised interval and the manifest's infohashes.
@@ -129,14 +141,23 @@ fn testnet_cli_rejects_bad_input() {
     }
 }
 
-/// Collects (infohash, peer) pairs.
+/// Collects (infohash, peer) pairs, and every infohash sampled.
 #[derive(Default)]
-struct Found(BTreeSet<(String, String)>);
+struct Found {
+    peers: BTreeSet<(String, String)>,
+    sampled: BTreeSet<String>,
+}
 
 impl CrawlSink for Found {
     fn event(&mut self, e: &CrawlEvent) -> anyhow::Result<bool> {
-        if let CrawlEvent::Peer { info_hash, peer } = e {
-            self.0.insert((info_hash.to_hex(), peer.to_string()));
+        match e {
+            CrawlEvent::Peer { info_hash, peer } => {
+                self.peers.insert((info_hash.to_hex(), peer.to_string()));
+            }
+            CrawlEvent::InfoHash { info_hash, .. } => {
+                self.sampled.insert(info_hash.to_hex());
+            }
+            CrawlEvent::SearchDone { .. } => {}
         }
         Ok(true)
     }
@@ -151,28 +172,41 @@ async fn library_testnet_crawled_in_process_until_done() {
         base_ip: [127, 0, 17],
         port: 0,
         seed: Some(7),
+        no_metadata: 2,
+        no_peers: 2,
     };
     let net = Testnet::start(cfg).await.unwrap();
     let m = net.manifest().clone();
     assert_eq!(m.nodes.len(), 8);
     assert_eq!(m.bootstrap, net.bootstrap().to_string());
+    let kinds: Vec<TorrentKind> = m.torrents.iter().map(|t| t.kind).collect();
+    let want_kinds = [
+        [TorrentKind::Ok; 10].as_slice(),
+        &[TorrentKind::NoMetadata; 2],
+        &[TorrentKind::NoPeers; 2],
+    ]
+    .concat();
+    assert_eq!(kinds, want_kinds);
+    // The ok and no_metadata torrents have their seeder as their peer; no_peers ones none.
     let want: BTreeSet<(String, String)> = m
         .torrents
         .iter()
-        .map(|t| (t.infohash.clone(), t.peers[0].clone()))
+        .flat_map(|t| t.peers.iter().map(|p| (t.infohash.clone(), p.clone())))
         .collect();
-    assert_eq!(want.len(), 10);
+    assert_eq!(want.len(), 12);
     assert!(
         want.iter().all(|(_, p)| p.starts_with("127.0.18.")),
         "{want:?}"
     );
+    let all: BTreeSet<String> = m.torrents.iter().map(|t| t.infohash.clone()).collect();
+    assert_eq!(all.len(), 14);
 
     let bind: SocketAddr = "127.0.17.250:0".parse().unwrap();
     let mut driver = CrawlDriver::bind(CrawlDriverConfig {
         bind: vec![bind],
         node: Config::default(),
         crawl: CrawlConfig {
-            max_infohashes: 10,
+            max_infohashes: 14,
             bootstrap: vec![net.bootstrap()],
             ..CrawlConfig::default()
         },
@@ -186,7 +220,9 @@ async fn library_testnet_crawled_in_process_until_done() {
         .await
         .unwrap();
     assert_eq!(report.reason, StopReason::Done, "{report:?}");
-    assert_eq!(report.stats.infohashes, 10);
-    assert_eq!(found.0, want);
+    assert_eq!(report.stats.infohashes, 14);
+    // Every infohash is sampled, no_peers ones included; their searches find no peer.
+    assert_eq!(found.sampled, all);
+    assert_eq!(found.peers, want);
     net.shutdown().await;
 }

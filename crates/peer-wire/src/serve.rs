@@ -154,7 +154,9 @@ impl MetadataServer {
 /// A canonical v1 info dict for a synthetic torrent (testnets and demos: the data does not
 /// exist, so the piece hashes are made up, derived from the name). One file gives a
 /// single-file torrent; several give a multi-file one with `files`, each path split on `/`.
-pub fn synthetic_info(name: &str, files: &[(&str, u64)], piece_length: u64) -> Vec<u8> {
+/// Names and paths are raw bytes, written as given: they may hold any byte (control
+/// characters, invalid UTF-8), as names on the real network do.
+pub fn synthetic_info(name: &[u8], files: &[(&[u8], u64)], piece_length: u64) -> Vec<u8> {
     use estudely_bencode::OwnedValue;
     use sha1::{Digest, Sha1};
     let piece_length = piece_length.max(16 * 1024);
@@ -163,7 +165,7 @@ pub fn synthetic_info(name: &str, files: &[(&str, u64)], piece_length: u64) -> V
     let mut hashes = Vec::with_capacity(pieces as usize * 20);
     for i in 0..pieces {
         let mut h = Sha1::new();
-        h.update(name.as_bytes());
+        h.update(name);
         h.update(i.to_be_bytes());
         hashes.extend_from_slice(&h.finalize());
     }
@@ -179,7 +181,10 @@ pub fn synthetic_info(name: &str, files: &[(&str, u64)], piece_length: u64) -> V
             .iter()
             .map(|(path, len)| {
                 let mut f = OwnedValue::dict();
-                let parts = path.split('/').map(OwnedValue::from).collect::<Vec<_>>();
+                let parts = path
+                    .split(|&b| b == b'/')
+                    .map(OwnedValue::from)
+                    .collect::<Vec<_>>();
                 f.insert(b"length", int(*len)).insert(b"path", parts);
                 f
             })
@@ -241,13 +246,13 @@ mod tests {
 
     #[test]
     fn synthetic_torrents_parse_back() {
-        let single = synthetic_info("a.iso", &[("a.iso", 5_000_000)], 262_144);
+        let single = synthetic_info(b"a.iso", &[(b"a.iso", 5_000_000)], 262_144);
         let s = InfoSummary::parse(&single).unwrap();
         assert_eq!(
             (s.file_count, s.total_bytes, s.piece_length),
             (1, 5_000_000, 262_144)
         );
-        let multi = synthetic_info("set", &[("x/1.txt", 10), ("2.txt", 20)], 16_384);
+        let multi = synthetic_info(b"set", &[(b"x/1.txt", 10), (b"2.txt", 20)], 16_384);
         let s = InfoSummary::parse(&multi).unwrap();
         assert_eq!(
             (s.file_count, s.total_bytes, s.name_lossy().as_str()),
@@ -256,6 +261,20 @@ mod tests {
         assert_eq!(
             converse(multi.clone(), Sha1::digest(&multi).into()).unwrap(),
             multi
+        );
+        // Hostile bytes in names and paths are kept exactly, and still served and verified.
+        let name = b"a,\"b\"\n\t\x01\x7f\\\xff\xfe\xc2\x85z";
+        let path = b"d\r\n,\"/f\x00\xff.bin";
+        let hostile = synthetic_info(name, &[(path, 1), (b"ok", 2)], 16_384);
+        let s = InfoSummary::parse(&hostile).unwrap();
+        assert_eq!(s.name, name);
+        assert_eq!(
+            s.files[0].path,
+            [b"d\r\n,\"".to_vec(), b"f\x00\xff.bin".to_vec()]
+        );
+        assert_eq!(
+            converse(hostile.clone(), Sha1::digest(&hostile).into()).unwrap(),
+            hostile
         );
     }
 

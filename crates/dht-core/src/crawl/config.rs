@@ -116,6 +116,9 @@ pub struct CrawlStats {
     pub failures: u64,
     /// Replies dropped as lies.
     pub lies: u64,
+    /// Node entries in replies that passed the address policy (with repeats): the nodes
+    /// the crawl has seen go by.
+    pub nodes_listed: u64,
     /// Nodes not remembered because the known-node table or the frontier was full.
     pub nodes_refused: u64,
     /// Nodes ignored because their IP showed too many ids.

@@ -16,7 +16,7 @@ mod config;
 mod fault_tests;
 mod known;
 mod search;
-mod seen;
+pub(crate) mod seen;
 #[cfg(test)]
 mod tests;
 
@@ -503,6 +503,10 @@ impl Crawler {
             if n.id != me && self.node.admit(&n.addr) && !self.node.is_dead(&n.addr) {
                 out.push(*n);
             }
+        }
+        self.stats.nodes_listed += out.len() as u64;
+        if out.is_empty() {
+            return out;
         }
         out
     }

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use clap::Args;
 
-use crate::cli::parse_secs;
+use crate::cli::parse_overall_timeout;
 use crate::cmd::collect::{budgets, collect, CollectArgs, CollectFormat};
 use crate::cmd::crawl::start_crawler;
 use crate::testnet::{Testnet, TestnetConfig};
@@ -33,8 +33,8 @@ pub struct DemoArgs {
     #[arg(long, value_name = "N", default_value_t = 12,
           value_parser = clap::value_parser!(u32).range(1..=250))]
     pub torrents: u32,
-    /// Give up after this many seconds and print what was found.
-    #[arg(long, value_name = "SECS", default_value = "60", value_parser = parse_secs)]
+    /// Give up after this many seconds and print what was found (0 = no limit).
+    #[arg(long, value_name = "SECS", default_value = "60", value_parser = parse_overall_timeout)]
     pub overall_timeout: Duration,
     /// How to print rows.
     #[arg(long, value_enum, default_value_t = CollectFormat::Csv)]
@@ -71,6 +71,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
         bootstrap: vec![net.bootstrap().to_string()],
         bind: vec![SocketAddr::from(([127, 0, 203, 1], 0))],
         save_torrents: None,
+        allow_private: false,
         format: args.format,
     };
     let mut driver = start_crawler(

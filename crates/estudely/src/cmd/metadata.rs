@@ -4,26 +4,43 @@
 //! Output is CSV `infohash,name,file_count,total_bytes,piece_length` (the contract of the
 //! old `dht_fetch_metadata_batch.py`), or JSON lines with more fields. Warnings and the
 //! closing summary line go to stderr.
+//!
+//! A file is read whole, then fetched. `-` (stdin) is read as it comes, so that
+//! `estudely crawl | estudely metadata -` fetches while the crawl runs: each infohash is
+//! fetched about a second after its first row (see [`crate::fetch::stream`]) and printed
+//! as soon as it is obtained, long before the input ends. Ctrl-C or SIGTERM stops either
+//! with the summary of what was obtained (exit 0).
 
 use std::fs;
-use std::io::{self, Read as _, Write as _};
+use std::future::Future;
+use std::io::{self, Write as _};
 use std::path::{Path, PathBuf};
-use std::time::Duration;
+use std::pin::Pin;
+use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
 use clap::{Args, ValueEnum};
+use estudely_dht_core::AddrPolicy;
 use estudely_peer_wire::{torrent_file_bytes, Version, DEFAULT_MAX_METADATA_SIZE};
 use serde::Serialize;
+use tokio::sync::mpsc;
 
-use crate::cli::parse_secs;
-use crate::fetch::{self, peers_csv, FetchConfig, InfohashResult};
+use crate::cli::{overall_limit, parse_overall_timeout, parse_secs};
+use crate::cmd::crawl::interrupted;
+use crate::fetch::peers_csv::{self, Line, RowReader};
+use crate::fetch::stream::{Grouper, GrouperConfig};
+use crate::fetch::{self, FetchConfig, FetchStats, InfohashResult, Job};
+use crate::output::csv_name;
 use crate::resolve::UsageError;
 
 /// Examples shown by `estudely metadata --help`.
 pub const EXAMPLES: &str =
-    "Input: CSV `infohash,peer_ip,peer_port` (header optional; IPv6 without brackets).
+    "Input: CSV `infohash,peer_ip,peer_port` (header optional; IPv6 without brackets); `-`
+reads stdin as the rows arrive, fetching each infohash about a second after its first row.
 Output: CSV `infohash,name,file_count,total_bytes,piece_length`, one row per torrent
-obtained; a summary line on stderr.
+obtained; a summary line on stderr. In name, control characters and bytes that are not
+UTF-8 are written \\xHH (\\uHHHH for U+0080-U+009F) and a backslash \\\\, so the raw
+bytes can be restored.
 
 Examples:
   estudely metadata peers.csv > metadata.csv
@@ -48,8 +65,9 @@ pub struct MetadataArgs {
     /// Infohashes fetched at once.
     #[arg(long, value_name = "N", default_value_t = 32, value_parser = clap::value_parser!(u32).range(1..=4096))]
     pub concurrency: u32,
-    /// Stop after this many seconds, printing what was obtained (exit 0).
-    #[arg(long, value_name = "SECS", default_value = "300", value_parser = parse_secs)]
+    /// Stop after this many seconds, printing what was obtained (exit 0); 0 = no limit: until
+    /// every infohash is done, or Ctrl-C.
+    #[arg(long, value_name = "SECS", default_value = "300", value_parser = parse_overall_timeout)]
     pub overall_timeout: Duration,
     /// Largest info dict accepted, in bytes.
     #[arg(long, value_name = "BYTES", default_value_t = DEFAULT_MAX_METADATA_SIZE, value_parser = clap::value_parser!(u64).range(1..))]
@@ -69,6 +87,12 @@ pub struct MetadataArgs {
     /// Seconds allowed for one attempt at one peer, all steps included.
     #[arg(long, value_name = "SECS", default_value = "30", value_parser = parse_secs)]
     pub attempt_timeout: Duration,
+    /// Also connect to peers at private, loopback, link-local and CGNAT addresses (a lab
+    /// network, a loopback testnet). Without it they are refused and counted as
+    /// `address_refused`; multicast, broadcast, unspecified, documentation and reserved
+    /// addresses and port 0 are always refused.
+    #[arg(long)]
+    pub allow_private: bool,
 }
 
 /// Output formats of `estudely metadata`.
@@ -103,18 +127,19 @@ struct JsonFailure {
     detail: String,
 }
 
+/// Rows read from stdin and not yet taken by the grouper (the reading thread waits when
+/// this many are).
+const ROWS_BUFFERED: usize = 1_024;
+
 /// Run `estudely metadata ...`.
 pub async fn run(args: MetadataArgs) -> anyhow::Result<()> {
-    let (label, bytes) = read_input(&args.file)?;
-    let input = peers_csv::read(&bytes[..], args.peers_per_infohash as usize)
-        .with_context(|| format!("reading {label}"))?;
-    drop(bytes);
-    for bad in &input.bad {
-        eprintln!(
-            "warning: {label}: line {}: {}; skipped",
-            bad.line, bad.reason
-        );
-    }
+    let from_stdin = args.file == Path::new("-");
+    // A file is read whole before anything is printed (a missing one is a usage error).
+    let jobs = if from_stdin {
+        None
+    } else {
+        Some(read_file(&args.file, args.peers_per_infohash as usize)?)
+    };
     if let Some(dir) = &args.save_torrents {
         fs::create_dir_all(dir)
             .with_context(|| format!("cannot create --save-torrents {}", dir.display()))?;
@@ -127,56 +152,202 @@ pub async fn run(args: MetadataArgs) -> anyhow::Result<()> {
         max_metadata_size: args.max_metadata_size,
         concurrency: args.concurrency as usize,
         peer_attempts: args.metadata_peer_attempts as usize,
-        overall_timeout: Some(args.overall_timeout),
+        overall_timeout: overall_limit(args.overall_timeout),
+        addr_policy: if args.allow_private {
+            AddrPolicy::allow_private()
+        } else {
+            AddrPolicy::strict()
+        },
         ..FetchConfig::default()
     };
-    let mut out = Printer::new(args.format);
-    let mut batch = fetch::fetch_many(input.jobs, cfg);
-    // The batch ends itself at the deadline; this is a backstop.
-    let backstop = tokio::time::sleep(args.overall_timeout + Duration::from_secs(5));
-    let ctrl_c = tokio::signal::ctrl_c();
-    tokio::pin!(backstop, ctrl_c);
-    let printed = out.header();
-    let mut printing = !is_broken_pipe(&printed);
-    printed.or_else(ignore_broken_pipe)?;
+    let mut out = Output {
+        printer: Printer::new(args.format),
+        printing: true,
+        save_torrents: args.save_torrents.clone(),
+    };
+    out.header()?;
+    let stop = interrupted();
+    tokio::pin!(stop);
+    let stats = match jobs {
+        Some(jobs) => whole(jobs, cfg, &mut out, stop).await?,
+        None => {
+            let grouping = GrouperConfig {
+                peers_per_infohash: args.peers_per_infohash as usize,
+                peer_attempts: args.metadata_peer_attempts as usize,
+                ..GrouperConfig::default()
+            };
+            streamed(grouping, cfg, &mut out, stop).await?
+        }
+    };
+    eprintln!("metadata: {stats}");
+    Ok(())
+}
+
+/// Sleep until `deadline`, or forever without one.
+async fn until(deadline: Option<Instant>) {
+    match deadline {
+        Some(d) => tokio::time::sleep_until(d.into()).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// The fetcher ends itself at its deadline; this long after it, we stop waiting for it.
+const BACKSTOP: Duration = Duration::from_secs(5);
+
+/// Fetch the jobs of a whole file, printing each torrent as it completes.
+async fn whole(
+    jobs: Vec<Job>,
+    cfg: FetchConfig,
+    out: &mut Output,
+    mut stop: Pin<&mut impl Future<Output = ()>>,
+) -> anyhow::Result<FetchStats> {
+    let backstop = cfg.overall_timeout.map(|d| Instant::now() + d + BACKSTOP);
+    let mut batch = fetch::fetch_many(jobs, cfg);
     loop {
         let result = tokio::select! {
             r = batch.next() => r,
-            () = &mut backstop => None,
-            _ = &mut ctrl_c => {
+            () = until(backstop) => None,
+            () = &mut stop => {
                 eprintln!("metadata: interrupted");
                 None
             }
         };
         let Some(result) = result else { break };
-        if let (Some(dir), Some(m)) = (&args.save_torrents, &result.metadata) {
-            if let Err(e) = save_torrent(dir, &result.info_hash.to_hex(), &m.info) {
+        out.result(&result)?;
+    }
+    Ok(batch.stats().clone())
+}
+
+/// Fetch as rows arrive on stdin (a crawl piped in): rows are grouped into jobs by a
+/// [`Grouper`] and each torrent is printed as soon as it completes, while the input is
+/// still open. Malformed rows are warned about with their line and skipped, as in a file.
+async fn streamed(
+    grouping: GrouperConfig,
+    cfg: FetchConfig,
+    out: &mut Output,
+    mut stop: Pin<&mut impl Future<Output = ()>>,
+) -> anyhow::Result<FetchStats> {
+    let deadline = cfg.overall_timeout.map(|d| Instant::now() + d);
+    let backstop = deadline.map(|d| d + BACKSTOP);
+    let (jobs, jobs_rx) = mpsc::channel(grouping.max_active);
+    let mut groups = Grouper::new(grouping);
+    let mut rows = read_stdin();
+    let mut batch = fetch::fetch_stream(jobs_rx, cfg);
+    let mut stats = FetchStats::default();
+    let (mut reading, mut past_deadline) = (true, false);
+    loop {
+        if !past_deadline {
+            // Never full: the channel holds as many jobs as there can be active infohashes.
+            while let Some(job) = groups.next_job(Instant::now()) {
+                let _ = jobs.try_send(job);
+            }
+        }
+        if !reading && groups.is_idle() {
+            break;
+        }
+        let wake = groups.next_wake();
+        tokio::select! {
+            line = rows.recv(), if reading && !groups.is_full() => match line {
+                Some(Ok(Line::Peer { info_hash, peer, .. })) => {
+                    groups.row(Instant::now(), info_hash, peer);
+                }
+                Some(Ok(Line::Bad(bad) | Line::Unreadable(bad))) => {
+                    eprintln!("warning: stdin: line {}: {}; skipped", bad.line, bad.reason);
+                }
+                Some(Err(e)) => return Err(anyhow::Error::new(e).context("reading stdin")),
+                None => {
+                    reading = false;
+                    groups.close_input();
+                }
+            },
+            r = batch.next() => {
+                // None: the fetcher ended at its deadline.
+                let Some(r) = r else { break };
+                if let Some(done) = groups.result(Instant::now(), r) {
+                    stats.record(&done);
+                    out.result(&done)?;
+                }
+            }
+            () = until(wake), if wake.is_some() && !past_deadline => {}
+            () = until(deadline), if !past_deadline => {
+                // The fetcher reports what it has, then ends; no more input is taken.
+                (past_deadline, reading) = (true, false);
+            }
+            () = until(backstop) => break,
+            () = &mut stop => {
+                eprintln!("metadata: interrupted");
+                break;
+            }
+        }
+    }
+    // Cut short (deadline, Ctrl-C): what is still active counts as not obtained.
+    for r in groups.abandon() {
+        stats.record(&r);
+    }
+    Ok(stats)
+}
+
+/// Read stdin's rows on a thread of its own (blocking reads), handing each over as soon
+/// as its line is complete; the channel closes at the end of the input.
+fn read_stdin() -> mpsc::Receiver<io::Result<Line>> {
+    let (tx, rx) = mpsc::channel(ROWS_BUFFERED);
+    std::thread::spawn(move || {
+        let mut rows = RowReader::new(io::stdin().lock());
+        while let Some(line) = rows.next_line().transpose() {
+            let failed = line.is_err();
+            if tx.blocking_send(line).is_err() || failed {
+                return;
+            }
+        }
+    });
+    rx
+}
+
+/// The jobs of a whole peers CSV file, its malformed rows warned about with their line.
+/// A missing or unreadable file is a usage error.
+fn read_file(path: &Path, peers_per_infohash: usize) -> anyhow::Result<Vec<Job>> {
+    let label = path.display().to_string();
+    let bytes = fs::read(path).map_err(|e| UsageError(format!("cannot read `{label}`: {e}")))?;
+    let input = peers_csv::read(&bytes[..], peers_per_infohash)
+        .with_context(|| format!("reading {label}"))?;
+    for bad in &input.bad {
+        eprintln!(
+            "warning: {label}: line {}: {}; skipped",
+            bad.line, bad.reason
+        );
+    }
+    Ok(input.jobs)
+}
+
+/// Where results go: rows on stdout (until its reader goes away), torrents to a directory.
+struct Output {
+    printer: Printer,
+    /// False once stdout's reader went away (`| head`): fetching goes on, quietly.
+    printing: bool,
+    save_torrents: Option<PathBuf>,
+}
+
+impl Output {
+    fn header(&mut self) -> anyhow::Result<()> {
+        let printed = self.printer.header();
+        self.printing = !is_broken_pipe(&printed);
+        printed.or_else(ignore_broken_pipe)
+    }
+
+    /// A finished infohash: its torrent saved and its row printed, if it was obtained.
+    fn result(&mut self, r: &InfohashResult) -> anyhow::Result<()> {
+        if let (Some(dir), Some(m)) = (&self.save_torrents, &r.metadata) {
+            if let Err(e) = save_torrent(dir, &r.info_hash.to_hex(), &m.info) {
                 eprintln!("warning: {e:#}");
             }
         }
-        if printing {
-            let printed = out.row(&result);
-            printing = !is_broken_pipe(&printed);
+        if self.printing {
+            let printed = self.printer.row(r);
+            self.printing = !is_broken_pipe(&printed);
             printed.or_else(ignore_broken_pipe)?;
         }
+        Ok(())
     }
-    eprintln!("metadata: {}", batch.stats());
-    Ok(())
-}
-
-/// The whole input and a label for messages; a missing file is a usage error.
-fn read_input(path: &Path) -> anyhow::Result<(String, Vec<u8>)> {
-    let mut bytes = Vec::new();
-    if path == Path::new("-") {
-        io::stdin()
-            .lock()
-            .read_to_end(&mut bytes)
-            .context("reading stdin")?;
-        return Ok(("stdin".to_owned(), bytes));
-    }
-    let label = path.display().to_string();
-    bytes = fs::read(path).map_err(|e| UsageError(format!("cannot read `{label}`: {e}")))?;
-    Ok((label, bytes))
 }
 
 /// Write `DIR/<hex>.torrent` (via a temporary name, so a reader never sees half a file).
@@ -249,7 +420,7 @@ impl Printer {
                 self.csv
                     .write_record([
                         infohash,
-                        s.name_lossy(),
+                        csv_name(&s.name),
                         s.file_count.to_string(),
                         s.total_bytes.to_string(),
                         s.piece_length.to_string(),

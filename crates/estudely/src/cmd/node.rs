@@ -8,7 +8,7 @@ use std::io::Write as _;
 use std::net::SocketAddr;
 
 use anyhow::Context as _;
-use estudely_dht_core::{Config, LookupOutcome, Stats};
+use estudely_dht_core::{AddrPolicy, Config, LookupOutcome, Stats};
 use tokio::task::JoinHandle;
 use tokio::time::MissedTickBehavior;
 use tracing::{info, warn};
@@ -38,6 +38,11 @@ pub async fn run(args: NodeArgs) -> anyhow::Result<()> {
     let config = Config {
         id: args.id,
         read_only: args.read_only,
+        addr_policy: if args.allow_private {
+            AddrPolicy::allow_private()
+        } else {
+            AddrPolicy::strict()
+        },
         ..Config::default()
     };
     let dht = DhtHandle::spawn(DriverConfig {
@@ -128,7 +133,8 @@ async fn log_bootstrap(dht: &DhtHandle, outcome: &LookupOutcome) {
 pub fn stats_line(s: &Stats) -> String {
     format!(
         "stats: nodes {} v4 / {} v6, {} torrents, {} peers, {} in flight, \
-         queries {} in / {} out, {} replies sent, {} malformed",
+         queries {} in / {} out, {} replies sent ({} withheld by per-IP budget), {} malformed, \
+         {} dead, refused addresses: {}",
         s.nodes_v4,
         s.nodes_v6,
         s.torrents,
@@ -137,7 +143,10 @@ pub fn stats_line(s: &Stats) -> String {
         s.queries_received,
         s.queries_sent,
         s.replies_sent,
-        s.malformed
+        s.replies_dropped,
+        s.malformed,
+        s.dead,
+        s.refused.describe()
     )
 }
 

@@ -20,11 +20,21 @@ use crate::testnet::{seeder_addr, Testnet, TestnetConfig};
 /// `estudely testnet --help` epilogue.
 pub const EXAMPLES: &str =
     "When ready, the manifest is written and the first line on stdout is `bootstrap IP:PORT`.
-Torrent t is announced for the synthetic seeder <next /24>.(t%250+1):(6881+t).
+Torrent t is announced for the synthetic seeder <next /24>.(t%250+1):(6881+t), which serves
+its metadata. Every fifth torrent from t=5 on has a hostile name (comma, quote, newline,
+control characters, backslash, invalid UTF-8); the manifest has each name's exact bytes as
+`name_hex`, and each torrent's `kind`:
+  ok           announced for its seeder, which serves its metadata
+  no_metadata  (--no-metadata N, after the T ok ones) announced for a seeder address where
+               nothing serves its metadata: no listener (1st, 3rd, ...) or another info dict
+               (2nd, 4th, ...)
+  no_peers     (--no-peers N, after those) stored and sampled by the nodes closest to it with
+               one IPv6 peer ([::1]), which get_peers over IPv4 never returns
 
 Examples:
   estudely testnet
   estudely testnet --nodes 64 --torrents 500 --interval 30 --seconds 600
+  estudely testnet --torrents 20 --no-metadata 4 --no-peers 4
   estudely testnet --base-ip 127.0.20 --port 6881 --manifest /tmp/testnet.json";
 
 /// `estudely testnet ...`
@@ -34,10 +44,20 @@ pub struct TestnetArgs {
     #[arg(long, value_name = "N", default_value_t = 16,
           value_parser = clap::value_parser!(u32).range(1..=10_000))]
     pub nodes: u32,
-    /// Synthetic torrents to announce.
+    /// Synthetic torrents to announce, each served by its seeder (kind `ok`).
     #[arg(long, value_name = "T", default_value_t = 32,
           value_parser = clap::value_parser!(u32).range(0..=50_000))]
     pub torrents: u32,
+    /// More torrents, announced for a peer that does not serve their metadata (kind
+    /// `no_metadata`).
+    #[arg(long, value_name = "N", default_value_t = 0,
+          value_parser = clap::value_parser!(u32).range(0..=50_000))]
+    pub no_metadata: u32,
+    /// More infohashes, stored and sampled by the nodes but with no peer that get_peers
+    /// returns (kind `no_peers`).
+    #[arg(long, value_name = "N", default_value_t = 0,
+          value_parser = clap::value_parser!(u32).range(0..=50_000))]
+    pub no_peers: u32,
     /// BEP 51 `interval` the nodes advertise, seconds.
     #[arg(long, value_name = "S", default_value_t = 60)]
     pub interval: u32,
@@ -90,6 +110,8 @@ pub async fn run(args: TestnetArgs) -> anyhow::Result<()> {
         base_ip: args.base_ip,
         port: args.port,
         seed: args.seed,
+        no_metadata: args.no_metadata as usize,
+        no_peers: args.no_peers as usize,
     };
     let net = Testnet::start(cfg.clone()).await?;
     let manifest = serde_json::to_string_pretty(net.manifest())?;
@@ -108,8 +130,16 @@ pub async fn run(args: TestnetArgs) -> anyhow::Result<()> {
     let nodes = net.nodes();
     let last = nodes.last().map(|n| n.local_addrs()[0].ip().to_string());
     let seeders = seeder_addr(cfg.base_ip, cfg.nodes, 0).map(|a| a.ip().to_string());
+    let extra = if cfg.no_metadata + cfg.no_peers > 0 {
+        format!(
+            " + {} without metadata + {} without peers",
+            cfg.no_metadata, cfg.no_peers
+        )
+    } else {
+        String::new()
+    };
     eprintln!(
-        "testnet: {} nodes {}..{}, {} torrents (seeders from {}), interval {} s, manifest {}",
+        "testnet: {} nodes {}..{}, {} torrents{extra} (seeders from {}), interval {} s, manifest {}",
         nodes.len(),
         net.bootstrap(),
         last.unwrap_or_default(),

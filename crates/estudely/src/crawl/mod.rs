@@ -6,4 +6,4 @@ pub mod driver;
 pub mod rows;
 
 pub use driver::{CrawlDriver, CrawlDriverConfig, CrawlReport, CrawlSink, Progress, StopReason};
-pub use rows::{PeerRow, PeersFile, CSV_HEADER};
+pub use rows::{writable_peer, PeerRow, PeersFile, CSV_HEADER};

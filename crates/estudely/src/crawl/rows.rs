@@ -37,6 +37,13 @@ struct JsonRow {
     source: Option<String>,
 }
 
+/// Whether a peer may be written as a row. Port 0 is no port anyone listens on (and
+/// `estudely metadata` rejects such rows), so a peer on port 0 is never written; the
+/// commands drop it and count it in their summaries.
+pub fn writable_peer(peer: &SocketAddr) -> bool {
+    peer.port() != 0
+}
+
 impl PeerRow {
     /// `infohash,peer_ip,peer_port\n`.
     pub fn csv(&self) -> String {
@@ -137,6 +144,14 @@ mod tests {
             ..v6
         };
         assert!(v4.csv().ends_with(",10.0.0.1,1\n"));
+    }
+
+    #[test]
+    fn port_zero_is_not_writable() {
+        assert!(writable_peer(&"1.2.3.4:1".parse().unwrap()));
+        assert!(writable_peer(&"[::1]:65535".parse().unwrap()));
+        assert!(!writable_peer(&"1.2.3.4:0".parse().unwrap()));
+        assert!(!writable_peer(&"[::1]:0".parse().unwrap()));
     }
 
     #[test]

@@ -31,6 +31,14 @@ pub async fn fetch_one_until(
     cfg: &FetchConfig,
     deadline: Instant,
 ) -> Result<FetchedMetadata, FetchFailure> {
+    // Peers come from the network (or from a file made from it): never connect to an
+    // address the policy refuses, whatever the caller passed.
+    if let Err(range) = cfg.addr_policy.check(&peer) {
+        return Err(FetchFailure::new(
+            FailureKind::AddressRefused,
+            format!("{range} address refused (see --allow-private)"),
+        ));
+    }
     let start = Instant::now();
     let deadline = deadline.min(start + cfg.attempt_timeout);
     let timed_out = |what: String, step_end: Instant| {

@@ -9,7 +9,9 @@
 //!   trying its peers in order until one succeeds; results come out of a [`FetchBatch`] as
 //!   they complete, and [`FetchStats`] counts attempts by outcome for a summary line.
 //! * [`peers_csv`]: reading the `infohash,peer_ip,peer_port` CSV that `crawl` writes into
-//!   [`Job`]s.
+//!   [`Job`]s, from a whole file or row by row.
+//! * [`stream`]: grouping rows that arrive over time (a crawl piped in) into jobs as they
+//!   arrive, with follow-up jobs for peers that come later.
 //!
 //! Memory per connection is bounded by the session: one frame of at most 1 MiB in the input
 //! buffer plus the metadata received so far, which is at most
@@ -18,11 +20,13 @@
 mod batch;
 mod conn;
 pub mod peers_csv;
+pub mod stream;
 
 use std::fmt;
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use estudely_dht_core::AddrPolicy;
 use estudely_peer_wire::{InfoSummary, DEFAULT_MAX_METADATA_SIZE};
 
 pub use batch::{fetch_many, fetch_stream, Attempt, FetchBatch, FetchStats, InfohashResult, Job};
@@ -56,6 +60,9 @@ pub struct FetchConfig {
     pub peer_id: Option<[u8; 20]>,
     /// Client name sent in the extended handshake (`v`). Default `Estudely <version>`.
     pub client: Option<String>,
+    /// Which peer addresses may be connected to. Default [`AddrPolicy::strict`]: no
+    /// private, loopback, multicast or other special-purpose address, no port 0.
+    pub addr_policy: AddrPolicy,
 }
 
 impl Default for FetchConfig {
@@ -71,6 +78,7 @@ impl Default for FetchConfig {
             overall_timeout: None,
             peer_id: None,
             client: Some(concat!("Estudely ", env!("CARGO_PKG_VERSION")).to_owned()),
+            addr_policy: AddrPolicy::strict(),
         }
     }
 }
@@ -110,11 +118,14 @@ pub enum FailureKind {
     Protocol,
     /// The peer closed (or reset) the connection before the metadata was complete.
     Closed,
+    /// Not contacted: the address policy refuses its address (private, loopback,
+    /// multicast, ..., or port 0; see `--allow-private`).
+    AddressRefused,
 }
 
 impl FailureKind {
     /// Every kind, in the order summaries list ties.
-    pub const ALL: [FailureKind; 9] = [
+    pub const ALL: [FailureKind; 10] = [
         FailureKind::Refused,
         FailureKind::Timeout,
         FailureKind::NoUtMetadata,
@@ -124,6 +135,7 @@ impl FailureKind {
         FailureKind::InfohashMismatch,
         FailureKind::Protocol,
         FailureKind::Closed,
+        FailureKind::AddressRefused,
     ];
 
     /// The snake-case name used in summaries and JSON.
@@ -138,6 +150,7 @@ impl FailureKind {
             FailureKind::InfohashMismatch => "infohash_mismatch",
             FailureKind::Protocol => "protocol",
             FailureKind::Closed => "closed",
+            FailureKind::AddressRefused => "address_refused",
         }
     }
 }

@@ -7,6 +7,9 @@
 //! appended to by several runs) are skipped, hex may be upper case, fields may be padded
 //! with spaces, IPv6 addresses may be bracketed. Anything else malformed is a [`BadRow`]
 //! naming its line, and the rest of the file is still read.
+//!
+//! [`read`] takes a whole file; [`RowReader`] hands out one row at a time, as it arrives,
+//! for `estudely metadata -` reading a crawl's output while the crawl runs.
 
 use std::collections::HashMap;
 use std::io::Read;
@@ -41,58 +44,117 @@ pub struct PeersInput {
     pub capped: u64,
 }
 
+/// One record of a peers CSV, as [`RowReader`] reads it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Line {
+    /// A good row.
+    Peer {
+        /// 1-based line number in the input.
+        line: u64,
+        /// The infohash.
+        info_hash: InfoHash,
+        /// The peer.
+        peer: SocketAddr,
+    },
+    /// A malformed row: skipped, to be reported with its line.
+    Bad(BadRow),
+    /// A record the CSV reader could not make out at all (line 0): skipped and reported,
+    /// not counted as a row.
+    Unreadable(BadRow),
+}
+
+/// Reads a peers CSV one record at a time, blocking on the input only until the record's
+/// line is complete: for a stream (a pipe from `estudely crawl`), each row is returned as
+/// soon as it has arrived. Headers (repeated ones too) and blank lines are skipped.
+pub struct RowReader<R: Read> {
+    reader: csv::Reader<R>,
+    record: csv::ByteRecord,
+}
+
+impl<R: Read> RowReader<R> {
+    /// A reader of `input`.
+    pub fn new(input: R) -> RowReader<R> {
+        let reader = csv::ReaderBuilder::new()
+            .has_headers(false)
+            .flexible(true)
+            .trim(csv::Trim::All)
+            .from_reader(input);
+        RowReader {
+            reader,
+            record: csv::ByteRecord::new(),
+        }
+    }
+
+    /// The next record; `None` at the end of the input. Fails only on a read error.
+    pub fn next_line(&mut self) -> std::io::Result<Option<Line>> {
+        loop {
+            match self.reader.read_byte_record(&mut self.record) {
+                Ok(false) => return Ok(None),
+                Ok(true) => {}
+                Err(e) => match e.into_kind() {
+                    csv::ErrorKind::Io(e) => return Err(e),
+                    // The csv reader recovers from anything but I/O; report and go on.
+                    other => {
+                        return Ok(Some(Line::Unreadable(BadRow {
+                            line: 0,
+                            reason: format!("{other:?}"),
+                        })))
+                    }
+                },
+            }
+            if is_header(&self.record) {
+                continue;
+            }
+            let line = self.record.position().map_or(0, |p| p.line());
+            return Ok(Some(match parse_row(&self.record) {
+                Ok((info_hash, peer)) => Line::Peer {
+                    line,
+                    info_hash,
+                    peer,
+                },
+                Err(reason) => Line::Bad(BadRow { line, reason }),
+            }));
+        }
+    }
+}
+
 /// Read a peers CSV, keeping at most `peers_per_infohash` distinct peers per infohash.
 /// Fails only on a read error; malformed rows end up in [`PeersInput::bad`].
 pub fn read(input: impl Read, peers_per_infohash: usize) -> std::io::Result<PeersInput> {
-    let mut reader = csv::ReaderBuilder::new()
-        .has_headers(false)
-        .flexible(true)
-        .trim(csv::Trim::All)
-        .from_reader(input);
+    let mut rows = RowReader::new(input);
     let mut out = PeersInput::default();
     let mut index: HashMap<InfoHash, usize> = HashMap::new();
-    let mut record = csv::ByteRecord::new();
-    loop {
-        match reader.read_byte_record(&mut record) {
-            Ok(false) => break,
-            Ok(true) => {}
-            Err(e) => match e.into_kind() {
-                csv::ErrorKind::Io(e) => return Err(e),
-                other => {
-                    // The csv reader recovers from anything but I/O; report and go on.
-                    out.bad.push(BadRow {
-                        line: 0,
-                        reason: format!("{other:?}"),
-                    });
-                    continue;
-                }
-            },
-        }
-        let line = record.position().map_or(0, |p| p.line());
-        if is_header(&record) {
+    while let Some(line) = rows.next_line()? {
+        let (info_hash, peer) = match line {
+            Line::Peer {
+                info_hash, peer, ..
+            } => (info_hash, peer),
+            Line::Bad(bad) => {
+                out.rows += 1;
+                out.bad.push(bad);
+                continue;
+            }
+            Line::Unreadable(bad) => {
+                out.bad.push(bad);
+                continue;
+            }
+        };
+        out.rows += 1;
+        let i = *index.entry(info_hash).or_insert_with(|| {
+            out.jobs.push(Job {
+                info_hash,
+                peers: Vec::new(),
+            });
+            out.jobs.len() - 1
+        });
+        let peers = &mut out.jobs[i].peers;
+        if peers.contains(&peer) {
             continue;
         }
-        out.rows += 1;
-        match parse_row(&record) {
-            Ok((info_hash, peer)) => {
-                let i = *index.entry(info_hash).or_insert_with(|| {
-                    out.jobs.push(Job {
-                        info_hash,
-                        peers: Vec::new(),
-                    });
-                    out.jobs.len() - 1
-                });
-                let peers = &mut out.jobs[i].peers;
-                if peers.contains(&peer) {
-                    continue;
-                }
-                if peers.len() >= peers_per_infohash {
-                    out.capped += 1;
-                } else {
-                    peers.push(peer);
-                }
-            }
-            Err(reason) => out.bad.push(BadRow { line, reason }),
+        if peers.len() >= peers_per_infohash {
+            out.capped += 1;
+        } else {
+            peers.push(peer);
         }
     }
     Ok(out)

@@ -10,10 +10,20 @@
 //! network returns it. On each seeder address a [`Seeder`] serves the torrent's info dict
 //! (BEP 9), so the testnet supports the whole crawl → peers → metadata pipeline.
 //!
+//! Every fifth torrent from `t = 5` on has a hostile name and hostile file paths (comma,
+//! quote, newline, control characters, backslash, C1 controls, invalid UTF-8; see
+//! [`hostile_name`]), as names on the real network may.
+//!
+//! On request ([`TestnetConfig::no_metadata`], [`TestnetConfig::no_peers`]) the testnet also
+//! holds torrents a crawl finds but cannot complete, each marked with its [`TorrentKind`] in
+//! the manifest: ones whose announced peer does not serve their metadata, and infohashes the
+//! nodes store (and so sample) whose only peer is an IPv6 address, which no `get_peers` over
+//! IPv4 returns (the nodes are IPv4 only).
+//!
 //! [`Testnet::start`] returns once all of that is done; its [`Manifest`] says what a perfect
 //! crawl must find.
 
-use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
+use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4};
 use std::sync::Arc;
 
 use anyhow::{bail, Context as _};
@@ -40,6 +50,8 @@ const PARALLEL: usize = 32;
 const MESH: usize = 64;
 /// Announce attempts per torrent before giving up.
 const ANNOUNCE_TRIES: usize = 3;
+/// Nodes that store each `no_peers` infohash (an announce reaches about as many).
+const NO_PEERS_REPLICAS: usize = 8;
 
 /// What to start. See the field docs for the defaults of `estudely testnet`.
 #[derive(Debug, Clone)]
@@ -56,6 +68,32 @@ pub struct TestnetConfig {
     pub port: u16,
     /// Seed of the nodes' RNGs (node `i` gets `seed + i`); default `None`: random.
     pub seed: Option<u64>,
+    /// Extra torrents, after the `torrents` ones, announced for a peer that does not serve
+    /// their metadata ([`TorrentKind::NoMetadata`]); default 0.
+    pub no_metadata: usize,
+    /// Extra infohashes, after those, that the nodes store and sample but for which no
+    /// `get_peers` returns a peer ([`TorrentKind::NoPeers`]); default 0.
+    pub no_peers: usize,
+}
+
+impl TestnetConfig {
+    /// Every torrent index: `torrents + no_metadata + no_peers`.
+    pub fn total_torrents(&self) -> usize {
+        self.torrents + self.no_metadata + self.no_peers
+    }
+
+    /// The kind of torrent `t` (indexes past [`TestnetConfig::total_torrents`] are `None`).
+    pub fn kind(&self, t: usize) -> Option<TorrentKind> {
+        if t < self.torrents {
+            Some(TorrentKind::Ok)
+        } else if t < self.torrents + self.no_metadata {
+            Some(TorrentKind::NoMetadata)
+        } else if t < self.total_torrents() {
+            Some(TorrentKind::NoPeers)
+        } else {
+            None
+        }
+    }
 }
 
 impl Default for TestnetConfig {
@@ -67,8 +105,27 @@ impl Default for TestnetConfig {
             base_ip: [127, 0, 10],
             port: 0,
             seed: None,
+            no_metadata: 0,
+            no_peers: 0,
         }
     }
+}
+
+/// What a crawl can get of a testnet torrent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TorrentKind {
+    /// Announced for its seeder, which serves its info dict: peers and metadata.
+    #[default]
+    Ok,
+    /// Announced for its seeder address, where nothing serves its metadata: found with its
+    /// peer, but every fetch fails. The first, third, ... such torrent has no listener at
+    /// all (connection refused); the second, fourth, ... a seeder that serves another
+    /// torrent's info dict under its infohash (hash mismatch).
+    NoMetadata,
+    /// Stored by the nodes closest to it (so they sample it) with one IPv6 peer, `[::1]` on
+    /// its seeder port, which a `get_peers` over IPv4 never returns: found, with no peers.
+    NoPeers,
 }
 
 /// What the testnet holds, as written to the manifest file.
@@ -98,11 +155,19 @@ pub struct ManifestNode {
 pub struct ManifestTorrent {
     /// Infohash, 40 lower-case hex digits.
     pub infohash: String,
-    /// Its peers, `ip:port`.
+    /// What a crawl can get of it.
+    #[serde(default)]
+    pub kind: TorrentKind,
+    /// Its peers as `get_peers` over IPv4 returns them, `ip:port` (none for `no_peers`).
     pub peers: Vec<String>,
-    /// Its name (the info dict, served by the seeder, says the same).
+    /// Its name for display: the name bytes as UTF-8, invalid sequences replaced by U+FFFD.
+    /// The info dict's name (and this one's fields below) describe the torrent whatever its
+    /// kind; only for `ok` is that info dict served.
     #[serde(default)]
     pub name: String,
+    /// Its name exactly: the info dict's name bytes, lower-case hex.
+    #[serde(default)]
+    pub name_hex: String,
     /// Files in it.
     #[serde(default)]
     pub file_count: u64,
@@ -147,8 +212,11 @@ pub struct SyntheticTorrent {
     pub info_hash: InfoHash,
     /// The bencoded info dict.
     pub info: Arc<[u8]>,
-    /// Its name.
-    pub name: String,
+    /// Its name, raw bytes (not always UTF-8: see [`hostile_name`]).
+    pub name: Vec<u8>,
+    /// Its files' paths (`/` between components) and lengths; a single-file torrent's one
+    /// path is its name.
+    pub files: Vec<(Vec<u8>, u64)>,
     /// Files in it.
     pub file_count: u64,
     /// Bytes in all files.
@@ -157,22 +225,68 @@ pub struct SyntheticTorrent {
     pub piece_length: u64,
 }
 
-/// Synthetic torrent `t`, the same on every run: every third one has several files.
+/// Whether synthetic torrent `t` has a hostile name: every fifth from `t = 5` on.
+pub fn is_hostile(t: usize) -> bool {
+    t >= 5 && t.is_multiple_of(5)
+}
+
+/// The hostile name of torrent `t` (see [`is_hostile`]): it starts with `estudely-hostile-`
+/// and the index, then holds what breaks naive CSV writers and readers, in one of three
+/// variants by `t / 5 % 3`:
+///
+/// * 1 (t = 5, 20, ...): comma, double quote, newline, tab, `\x01`, DEL, backslash, and the
+///   invalid UTF-8 bytes `ff fe` in the middle;
+/// * 2 (t = 10, 25, ...): C1 controls U+0085 and U+009F, a literal `\x41` and `\\`, CR LF,
+///   valid multi-byte UTF-8, NUL, ESC, a truncated 3-byte sequence;
+/// * 0 (t = 15, 30, ...): a lone continuation byte, an encoded surrogate, a code point above
+///   U+10FFFF, an overlong `/`, and a trailing `ff`.
+pub fn hostile_name(t: usize) -> Vec<u8> {
+    let mut name = format!("estudely-hostile-{t:03}").into_bytes();
+    name.extend_from_slice(match t / 5 % 3 {
+        1 => &b", \"quoted\"\nline 2\ttab\x01\x7f\\back\xff\xfe-end.bin"[..],
+        2 => &b" nel\xc2\x85 c1\xc2\x9f \\x41 \\\\ \r\n caf\xc3\xa9 \xe6\x97\xa5 \x00\x1b[0m,\"\xe6\x97"[..],
+        _ => &b",\"\"\x80 \xed\xa0\x80 \xf4\x90\x80\x80 \xc0\xaf\n\\\xff"[..],
+    });
+    name
+}
+
+/// Synthetic torrent `t`, the same on every run: every third one has several files, every
+/// fifth from `t = 5` on a hostile name and hostile paths ([`hostile_name`]).
 pub fn synthetic_torrent(t: usize) -> SyntheticTorrent {
     use sha1::{Digest as _, Sha1};
     let size = 1_000_000 + (t as u64 * 7_919_993) % 900_000_000;
     let piece_length = 1u64 << (16 + t % 5);
-    let (name, files): (String, Vec<(String, u64)>) = if t % 3 == 2 {
-        let name = format!("estudely-dataset-{t:03}");
+    let hostile = is_hostile(t);
+    let (name, files): (Vec<u8>, Vec<(Vec<u8>, u64)>) = if t % 3 == 2 {
+        let name = if hostile {
+            hostile_name(t)
+        } else {
+            format!("estudely-dataset-{t:03}").into_bytes()
+        };
         let files = (0..1 + t % 4)
-            .map(|i| (format!("part-{i}/data-{t:03}-{i}.csv"), size / 4 + i as u64))
+            .map(|i| {
+                let path = if hostile {
+                    let mut p = format!("part {i},\"x\"\n\t").into_bytes();
+                    p.extend_from_slice(b"\xfe\\/data-");
+                    p.extend_from_slice(format!("{t:03}-{i}\x01\x7f").as_bytes());
+                    p.extend_from_slice(b"\xff.csv");
+                    p
+                } else {
+                    format!("part-{i}/data-{t:03}-{i}.csv").into_bytes()
+                };
+                (path, size / 4 + i as u64)
+            })
             .collect();
         (name, files)
     } else {
-        let name = format!("estudely-sample-{t:03}.bin");
+        let name = if hostile {
+            hostile_name(t)
+        } else {
+            format!("estudely-sample-{t:03}.bin").into_bytes()
+        };
         (name.clone(), vec![(name, size)])
     };
-    let refs: Vec<(&str, u64)> = files.iter().map(|(p, l)| (p.as_str(), *l)).collect();
+    let refs: Vec<(&[u8], u64)> = files.iter().map(|(p, l)| (p.as_slice(), *l)).collect();
     let info = estudely_peer_wire::synthetic_info(&name, &refs, piece_length);
     SyntheticTorrent {
         info_hash: InfoHash(Sha1::digest(&info).into()),
@@ -181,6 +295,7 @@ pub fn synthetic_torrent(t: usize) -> SyntheticTorrent {
         total_bytes: files.iter().map(|(_, l)| l).sum(),
         piece_length,
         name,
+        files,
     }
 }
 
@@ -189,12 +304,44 @@ pub fn synthetic_info_hash(t: usize) -> InfoHash {
     synthetic_torrent(t).info_hash
 }
 
+/// The info dict a `no_metadata` torrent's seeder serves instead of its own: valid, but of
+/// another torrent, so it fails the fetcher's hash check.
+fn decoy_info(t: usize) -> Vec<u8> {
+    let name = format!("estudely-decoy-{t:03}.bin");
+    estudely_peer_wire::synthetic_info(name.as_bytes(), &[(name.as_bytes(), 1_000)], 16_384)
+}
+
+/// The manifest's torrents: every index of `cfg`, in order, with its kind.
+fn manifest_torrents(cfg: &TestnetConfig) -> Vec<ManifestTorrent> {
+    (0..cfg.total_torrents())
+        .filter_map(|t| {
+            let kind = cfg.kind(t)?;
+            let torrent = synthetic_torrent(t);
+            let seeder = seeder_addr(cfg.base_ip, cfg.nodes, t)?;
+            let peers = match kind {
+                TorrentKind::Ok | TorrentKind::NoMetadata => vec![seeder.to_string()],
+                TorrentKind::NoPeers => Vec::new(),
+            };
+            Some(ManifestTorrent {
+                infohash: torrent.info_hash.to_hex(),
+                kind,
+                peers,
+                name: String::from_utf8_lossy(&torrent.name).into_owned(),
+                name_hex: hex::encode(&torrent.name),
+                file_count: torrent.file_count,
+                total_bytes: torrent.total_bytes,
+                piece_length: torrent.piece_length,
+            })
+        })
+        .collect()
+}
+
 /// Relaxed limits for our own nodes on loopback (they only ever talk to each other and to
 /// tools under test).
 fn node_config(cfg: &TestnetConfig) -> Config {
     Config {
         sample_interval: cfg.interval,
-        max_torrents: cfg.torrents.max(2_000),
+        max_torrents: cfg.total_torrents().max(2_000),
         query_rate: 1_000.0,
         query_burst: 100.0,
         per_ip_queries: 1_000,
@@ -206,8 +353,8 @@ fn node_config(cfg: &TestnetConfig) -> Config {
 }
 
 impl Testnet {
-    /// Start the nodes, connect them, announce every torrent and check it can be found.
-    /// Must run inside a tokio runtime. Bad settings (addresses outside 127/8 or running
+    /// Start the nodes, connect them, announce every torrent and check it can be found (and
+    /// store the `no_peers` ones). Must run inside a tokio runtime. Bad settings (addresses outside 127/8 or running
     /// out, too many torrents for the port range) are [`UsageError`]s.
     pub async fn start(cfg: TestnetConfig) -> anyhow::Result<Testnet> {
         if cfg.base_ip[0] != 127 {
@@ -219,13 +366,17 @@ impl Testnet {
         if cfg.nodes == 0 {
             bail!(UsageError("--nodes must be at least 1".into()));
         }
-        let last_seeder = cfg.torrents.saturating_sub(1);
+        let last_seeder = cfg.total_torrents().saturating_sub(1);
         if node_ip(cfg.base_ip, cfg.nodes - 1).is_none()
             || seeder_addr(cfg.base_ip, cfg.nodes, last_seeder).is_none()
         {
             let msg = format!(
                 "{} nodes and {} torrents do not fit after --base-ip {}.{}.{}",
-                cfg.nodes, cfg.torrents, cfg.base_ip[0], cfg.base_ip[1], cfg.base_ip[2]
+                cfg.nodes,
+                cfg.total_torrents(),
+                cfg.base_ip[0],
+                cfg.base_ip[1],
+                cfg.base_ip[2]
             );
             bail!(UsageError(msg));
         }
@@ -260,18 +411,27 @@ impl Testnet {
             nodes,
             seeders: Vec::new(),
         };
-        // One metadata seeder per torrent, on the torrent's seeder address.
-        for t in 0..cfg.torrents {
+        // One metadata seeder per torrent, on the torrent's seeder address. Of the
+        // `no_metadata` torrents, every other one has no seeder at all and the others one
+        // that serves another info dict under their infohash.
+        for t in 0..cfg.torrents + cfg.no_metadata {
             let torrent = synthetic_torrent(t);
+            let info = match t.checked_sub(cfg.torrents) {
+                None => torrent.info,
+                Some(j) if j % 2 == 0 => continue,
+                Some(_) => decoy_info(t).into(),
+            };
             let addr = seeder_addr(cfg.base_ip, cfg.nodes, t).context("seeder address")?;
-            let served = std::collections::HashMap::from([(torrent.info_hash.0, torrent.info)]);
+            let served = std::collections::HashMap::from([(torrent.info_hash.0, info)]);
             let seeder = Seeder::spawn(addr, served)
                 .await
                 .map_err(|e| UsageError(format!("testnet seeder {t}: {e:#}")))?;
             net.seeders.push(seeder);
         }
         net.connect(&cfg).await?;
-        net.manifest.torrents = net.announce_all(&cfg).await?;
+        net.announce_all(&cfg).await?;
+        net.store_no_peers(&cfg).await?;
+        net.manifest.torrents = manifest_torrents(&cfg);
         if tracing::enabled!(tracing::Level::DEBUG) {
             let mut sizes = Vec::new();
             for n in &net.nodes {
@@ -336,14 +496,16 @@ impl Testnet {
         Ok(())
     }
 
-    /// Announce every torrent from its seeder's IP and check it can be found again.
-    async fn announce_all(&self, cfg: &TestnetConfig) -> anyhow::Result<Vec<ManifestTorrent>> {
+    /// Announce every torrent that has a peer (`ok` and `no_metadata`) from its seeder's IP
+    /// and check it can be found again.
+    async fn announce_all(&self, cfg: &TestnetConfig) -> anyhow::Result<()> {
+        let announced = cfg.torrents + cfg.no_metadata;
         let boot = self.bootstrap();
         let mut tasks = JoinSet::new();
         let limit = Arc::new(Semaphore::new(PARALLEL));
-        for first in 0..cfg.torrents.min(SEEDER_IPS) {
+        for first in 0..announced.min(SEEDER_IPS) {
             // Torrents first, first + 250, ... share a seeder IP: one announcer for them.
-            let mine: Vec<(InfoHash, SocketAddr)> = (first..cfg.torrents)
+            let mine: Vec<(InfoHash, SocketAddr)> = (first..announced)
                 .step_by(SEEDER_IPS)
                 .filter_map(|t| {
                     Some((
@@ -362,19 +524,28 @@ impl Testnet {
         while let Some(r) = tasks.join_next().await {
             r.context("announce task")??;
         }
-        Ok((0..cfg.torrents)
-            .filter_map(|t| {
-                let torrent = synthetic_torrent(t);
-                Some(ManifestTorrent {
-                    infohash: torrent.info_hash.to_hex(),
-                    peers: vec![seeder_addr(cfg.base_ip, cfg.nodes, t)?.to_string()],
-                    name: torrent.name,
-                    file_count: torrent.file_count,
-                    total_bytes: torrent.total_bytes,
-                    piece_length: torrent.piece_length,
-                })
-            })
-            .collect())
+        Ok(())
+    }
+
+    /// Store each `no_peers` infohash, with its one IPv6 peer, on the [`NO_PEERS_REPLICAS`]
+    /// nodes whose ids are closest to it (where an announce would have put it), so that they
+    /// sample it and a `get_peers` lookup reaches them.
+    async fn store_no_peers(&self, cfg: &TestnetConfig) -> anyhow::Result<()> {
+        for t in cfg.torrents + cfg.no_metadata..cfg.total_torrents() {
+            let ih = synthetic_info_hash(t);
+            let port = seeder_addr(cfg.base_ip, cfg.nodes, t)
+                .context("seeder address")?
+                .port();
+            let peer = SocketAddr::from((Ipv6Addr::LOCALHOST, port));
+            let mut closest: Vec<&DhtHandle> = self.nodes.iter().collect();
+            closest.sort_by_key(|n| n.id().distance(&ih.0));
+            for node in closest.into_iter().take(NO_PEERS_REPLICAS) {
+                node.insert_peer(ih, peer, false)
+                    .await
+                    .context("store a no_peers infohash")?;
+            }
+        }
+        Ok(())
     }
 
     /// Node 0's address: where to bootstrap.
@@ -478,10 +649,10 @@ mod tests {
     fn infohashes_are_fixed_and_distinct() {
         let all: std::collections::HashSet<_> = (0..300).map(synthetic_info_hash).collect();
         assert_eq!(all.len(), 300);
-        for t in [0, 1, 2, 5] {
+        for t in [0, 1, 2, 5, 10, 15, 20] {
             let torrent = synthetic_torrent(t);
             let s = estudely_peer_wire::InfoSummary::parse(&torrent.info).unwrap();
-            assert_eq!(s.name_lossy(), torrent.name);
+            assert_eq!(s.name, torrent.name);
             assert_eq!(
                 (s.file_count, s.total_bytes, s.piece_length),
                 (
@@ -492,5 +663,106 @@ mod tests {
             );
         }
         assert_eq!(synthetic_info_hash(7), synthetic_info_hash(7));
+        // The README's demo output shows these.
+        assert_eq!(
+            synthetic_info_hash(0).to_hex(),
+            "061d0dc7fa08c80e9566b2f28eec1c2c0d78c2c9"
+        );
+        assert_eq!(
+            synthetic_info_hash(2).to_hex(),
+            "f418d60d8bf8eb90e35c8dbc22ed7b2cb946f1fd"
+        );
+    }
+
+    #[test]
+    fn hostile_names_and_paths() {
+        let hostile: Vec<usize> = (0..40).filter(|&t| is_hostile(t)).collect();
+        assert_eq!(hostile, [5, 10, 15, 20, 25, 30, 35]);
+        for t in 0..5 {
+            let name = synthetic_torrent(t).name;
+            assert!(name.starts_with(b"estudely-") && name.is_ascii(), "{t}");
+        }
+        let has = |name: &[u8], what: &[u8]| name.windows(what.len()).any(|w| w == what);
+        let five = synthetic_torrent(5).name;
+        for what in [
+            &b","[..],
+            b"\"",
+            b"\n",
+            b"\t",
+            b"\x01",
+            b"\x7f",
+            b"\\",
+            b"\xff\xfe",
+        ] {
+            assert!(has(&five, what), "{what:?} in {five:?}");
+        }
+        let ten = synthetic_torrent(10).name;
+        for what in [
+            &b"\xc2\x85"[..],
+            b"\xc2\x9f",
+            b"\\x41",
+            b"\r\n",
+            b"\x00",
+            b"\xc3\xa9",
+        ] {
+            assert!(has(&ten, what), "{what:?} in {ten:?}");
+        }
+        for t in [5, 10, 15] {
+            let torrent = synthetic_torrent(t);
+            assert!(torrent.name.starts_with(b"estudely-hostile-"));
+            assert!(std::str::from_utf8(&torrent.name).is_err(), "{t}");
+            let s = estudely_peer_wire::InfoSummary::parse(&torrent.info).unwrap();
+            assert_eq!(s.name, torrent.name);
+            let paths: Vec<Vec<u8>> = s.files.iter().map(|f| f.path.join(&b'/')).collect();
+            let want: Vec<Vec<u8>> = torrent.files.iter().map(|(p, _)| p.clone()).collect();
+            assert_eq!(paths, want, "{t}");
+        }
+        // t = 5 has several files, with hostile paths of two components each.
+        let five = synthetic_torrent(5);
+        assert_eq!(five.files.len(), 2);
+        let s = estudely_peer_wire::InfoSummary::parse(&five.info).unwrap();
+        assert_eq!(s.files[0].path[0], b"part 0,\"x\"\n\t\xfe\\");
+        assert_eq!(s.files[0].path[1], b"data-005-0\x01\x7f\xff.csv");
+    }
+
+    #[test]
+    fn kinds_follow_the_ok_torrents() {
+        let cfg = TestnetConfig {
+            torrents: 3,
+            no_metadata: 2,
+            no_peers: 1,
+            ..TestnetConfig::default()
+        };
+        let kinds: Vec<_> = (0..7).map(|t| cfg.kind(t)).collect();
+        use TorrentKind::*;
+        assert_eq!(
+            kinds,
+            [
+                Some(Ok),
+                Some(Ok),
+                Some(Ok),
+                Some(NoMetadata),
+                Some(NoMetadata),
+                Some(NoPeers),
+                None
+            ]
+        );
+        let m = manifest_torrents(&cfg);
+        assert_eq!(m.len(), 6);
+        assert_eq!(
+            m[3].peers,
+            [seeder_addr(cfg.base_ip, cfg.nodes, 3).unwrap().to_string()]
+        );
+        assert!(m[5].peers.is_empty());
+        assert_eq!(serde_json::to_value(m[5].kind).unwrap(), "no_peers");
+        assert_eq!(serde_json::to_value(m[3].kind).unwrap(), "no_metadata");
+        assert_eq!(
+            hex::decode(&m[2].name_hex).unwrap(),
+            synthetic_torrent(2).name
+        );
+        // The decoy a no_metadata seeder serves is a valid info dict of another torrent.
+        let decoy = decoy_info(4);
+        assert!(estudely_peer_wire::InfoSummary::parse(&decoy).is_ok());
+        assert_ne!(synthetic_torrent(4).info[..], decoy[..]);
     }
 }

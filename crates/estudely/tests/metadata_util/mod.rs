@@ -24,8 +24,22 @@ pub struct Run {
     pub stdout: String,
     pub stderr: String,
     pub elapsed: Duration,
-    /// Peak resident set size (VmHWM) seen while it ran, in KiB.
-    pub peak_rss_kib: u64,
+    /// Peak resident set size (VmHWM of `/proc/PID/status`, sampled every 20 ms while it
+    /// ran), in KiB; `None` if it could not be read even once.
+    pub peak_rss_kib: Option<u64>,
+}
+
+impl Run {
+    /// The peak resident set size in KiB. Panics when `/proc/PID/status` could not be read
+    /// while the process ran: a memory bound that cannot be measured fails, it never passes.
+    pub fn peak_rss_kib(&self) -> u64 {
+        self.peak_rss_kib.unwrap_or_else(|| {
+            panic!(
+                "could not read VmHWM from /proc/PID/status while the process ran \
+                 (is /proc mounted and readable?): the memory bound cannot be checked"
+            )
+        })
+    }
 }
 
 /// A child process killed (and reaped) when dropped.
@@ -73,7 +87,7 @@ pub fn run_cli(args: &[&str], stdin: Option<&[u8]>, limit: Duration) -> Run {
     let out = drain(g.0.stdout.take().unwrap());
     let err = drain(g.0.stderr.take().unwrap());
     let status_path = format!("/proc/{}/status", g.0.id());
-    let mut peak = 0;
+    let mut peak: Option<u64> = None;
     let status = loop {
         if let Ok(s) = std::fs::read_to_string(&status_path) {
             if let Some(kib) = s
@@ -81,7 +95,7 @@ pub fn run_cli(args: &[&str], stdin: Option<&[u8]>, limit: Duration) -> Run {
                 .find_map(|l| l.strip_prefix("VmHWM:"))
                 .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
             {
-                peak = peak.max(kib);
+                peak = Some(peak.map_or(kib, |p| p.max(kib)));
             }
         }
         if let Some(status) = g.0.try_wait().unwrap() {
