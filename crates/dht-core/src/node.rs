@@ -246,11 +246,12 @@ impl Node {
     /// arrives as [`Event::QueryDone`].
     pub fn query(&mut self, now: Instant, to: SocketAddr, query: Query) -> QueryId {
         let id = QueryId(self.handle());
-        if !self.send_query(now, to, query, Purpose::Query(id)) {
+        // The refusal as it is (policy, dead, budget): a caller retries only `Busy`.
+        if let Err(e) = self.try_send_query(now, to, query, Purpose::Query(id)) {
             self.events.push_back(Event::QueryDone {
                 id,
                 to,
-                result: Err(QueryError::Busy),
+                result: Err(e),
             });
         }
         id
@@ -310,6 +311,12 @@ impl Node {
     /// Whether `addr` stopped answering and is dead for this run.
     pub fn is_dead(&self, addr: &SocketAddr) -> bool {
         self.dead.contains(addr)
+    }
+
+    /// Take `addr` off the dead list (a crawler's bootstrap node while it is the only way
+    /// in: on a lossy path it may miss `dead_after` in a row and still be alive).
+    pub(crate) fn forgive(&mut self, addr: &SocketAddr) {
+        self.dead.remove(addr);
     }
 
     /// An address did not answer: after `dead_after` in a row it is dead.

@@ -150,6 +150,11 @@ impl Sim {
         }
     }
 
+    /// Change the link model from now on (e.g. start losing packets once the network is up).
+    pub fn set_link(&mut self, link: LinkModel) {
+        self.link = link;
+    }
+
     /// Watch every delivered datagram (for assertions on what nodes receive).
     pub fn set_tap(&mut self, tap: Tap) {
         self.tap = Some(tap);

@@ -448,6 +448,22 @@ impl Crawler {
                     s.on_failure();
                 }
             }
+            (Purpose::Walk(addr), Err(QueryError::Timeout))
+                if self.known.is_empty() && self.cfg.bootstrap.contains(&addr) =>
+            {
+                // Nothing known yet and a bootstrap node did not answer (on a lossy path the
+                // query or its reply is often lost): ask it again now rather than in
+                // `bootstrap_retry`, so one lost datagram does not stall the whole crawl.
+                // One query per bootstrap node is in flight, one per query timeout; the
+                // timed rounds wait while these retries go on. While it is our only way in,
+                // a bootstrap node is never written off as dead.
+                self.stats.failures += 1;
+                self.node.forgive(&addr);
+                if self.node.within_budget(&addr, now) {
+                    self.next_bootstrap = now + self.cfg.bootstrap_retry;
+                    self.walk(now, addr);
+                }
+            }
             (Purpose::Sample(addr) | Purpose::Walk(addr), Err(e)) => {
                 self.stats.failures += 1;
                 if let (Purpose::Sample(_), Some(k)) = (p, self.known.get_mut(&addr)) {

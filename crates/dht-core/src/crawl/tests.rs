@@ -256,3 +256,54 @@ fn nodes_without_bep51_are_walked_with_find_node() {
     );
     assert_eq!(r.c.known.peek(&addr(4)).unwrap().bep51, Some(false));
 }
+
+/// Advance the clock by `secs` in steps of 100 ms, collecting what is sent.
+fn run(r: &mut Rig, secs: u64) -> Vec<(SocketAddr, Message)> {
+    let mut out = Vec::new();
+    for _ in 0..secs * 10 {
+        r.now += Duration::from_millis(100);
+        r.c.handle_timeout(r.now);
+        out.extend(r.sent());
+    }
+    out
+}
+
+#[test]
+fn a_silent_bootstrap_node_is_asked_again_once_per_timeout_not_more() {
+    let mut r = Rig::new();
+    assert_eq!(r.sent().len(), 1);
+    // Nothing ever answers: one query in flight at a time, again after each 3 s timeout
+    // (not only every `bootstrap_retry`), the timed rounds add no second chain, and the
+    // node is not written off as dead after `dead_after` timeouts: it is the only way in.
+    let sent = run(&mut r, 60);
+    assert!(sent.iter().all(|(to, _)| *to == addr(1)));
+    assert!(
+        (18..=21).contains(&sent.len()),
+        "{} queries in 60 s",
+        sent.len()
+    );
+}
+
+#[test]
+fn node_query_reports_a_refusal_as_it_is_not_as_busy() {
+    // Callers retry `Busy` at once (a search puts the node back first in line): a dead or
+    // refused address reported as `Busy` made a crawl spin on it forever.
+    let now = Instant::now();
+    let mut node = crate::Node::new(Config::default(), now);
+    let to = SocketAddr::from(([10, 0, 0, 1], 6881));
+    let id = node.query(
+        now,
+        to,
+        Query::Ping {
+            id: NodeId([0; 20]),
+        },
+    );
+    let done = std::iter::from_fn(|| node.poll_event()).find_map(|e| match e {
+        crate::Event::QueryDone { id: i, result, .. } if i == id => Some(result),
+        _ => None,
+    });
+    assert!(
+        matches!(done, Some(Err(crate::QueryError::Refused(_)))),
+        "{done:?}"
+    );
+}

@@ -73,6 +73,10 @@ pub struct TestnetArgs {
     /// Where to write the JSON manifest (bootstrap, nodes, torrents and their peers).
     #[arg(long, value_name = "FILE", default_value = "testnet.json")]
     pub manifest: PathBuf,
+    /// Seed of the nodes' random choices (ids, table fill order): the same seed and
+    /// settings give the same network [default: random].
+    #[arg(long, value_name = "N")]
+    pub seed: Option<u64>,
 }
 
 /// `A.B.C` (three octets, inside 127/8).
@@ -105,7 +109,7 @@ pub async fn run(args: TestnetArgs) -> anyhow::Result<()> {
         interval: args.interval,
         base_ip: args.base_ip,
         port: args.port,
-        seed: None,
+        seed: args.seed,
         no_metadata: args.no_metadata as usize,
         no_peers: args.no_peers as usize,
     };
