@@ -66,6 +66,10 @@ pub struct Crawler {
     next_walk: Instant,
     events: VecDeque<CrawlEvent>,
     next_bootstrap: Instant,
+    /// Bootstrap rounds in a row that found no node: the wait between rounds doubles.
+    bootstrap_rounds: u32,
+    /// Quick retries of silent bootstrap nodes left in this round.
+    bootstrap_quick: usize,
     stats: CrawlStats,
 }
 
@@ -92,6 +96,8 @@ impl Crawler {
             next_walk: now,
             events: VecDeque::new(),
             next_bootstrap: now,
+            bootstrap_rounds: 0,
+            bootstrap_quick: 0,
             stats: CrawlStats::default(),
             cfg,
         }
@@ -359,8 +365,15 @@ impl Crawler {
                 }
             }
         }
+        if !self.known.is_empty() {
+            self.bootstrap_rounds = 0;
+        }
         if self.known.is_empty() && now >= self.next_bootstrap {
-            self.next_bootstrap = now + self.cfg.bootstrap_retry;
+            // 10 s, 20 s, ... up to 32 times `bootstrap_retry` while nobody answers.
+            let backoff = 1u32 << self.bootstrap_rounds.min(5);
+            self.bootstrap_rounds += 1;
+            self.next_bootstrap = now + self.cfg.bootstrap_retry * backoff;
+            self.bootstrap_quick = 2 * self.cfg.bootstrap.len();
             for b in self.cfg.bootstrap.clone() {
                 self.walk(now, b);
             }
@@ -449,18 +462,22 @@ impl Crawler {
                 }
             }
             (Purpose::Walk(addr), Err(QueryError::Timeout))
-                if self.known.is_empty() && self.cfg.bootstrap.contains(&addr) =>
+                if self.known.is_empty()
+                    && self.bootstrap_quick > 0
+                    && self.cfg.bootstrap.contains(&addr) =>
             {
                 // Nothing known yet and a bootstrap node did not answer (on a lossy path the
                 // query or its reply is often lost): ask it again now rather than in
                 // `bootstrap_retry`, so one lost datagram does not stall the whole crawl.
                 // One query per bootstrap node is in flight, one per query timeout; the
-                // timed rounds wait while these retries go on. While it is our only way in,
-                // a bootstrap node is never written off as dead.
+                // timed rounds wait while these retries go on. At most two such retries per
+                // bootstrap node per round (rounds back off); while it is our only way in, a
+                // bootstrap node is never written off as dead.
                 self.stats.failures += 1;
                 self.node.forgive(&addr);
                 if self.node.within_budget(&addr, now) {
-                    self.next_bootstrap = now + self.cfg.bootstrap_retry;
+                    self.bootstrap_quick -= 1;
+                    self.next_bootstrap = self.next_bootstrap.max(now + self.cfg.bootstrap_retry);
                     self.walk(now, addr);
                 }
             }

@@ -272,15 +272,22 @@ fn run(r: &mut Rig, secs: u64) -> Vec<(SocketAddr, Message)> {
 fn a_silent_bootstrap_node_is_asked_again_once_per_timeout_not_more() {
     let mut r = Rig::new();
     assert_eq!(r.sent().len(), 1);
-    // Nothing ever answers: one query in flight at a time, again after each 3 s timeout
-    // (not only every `bootstrap_retry`), the timed rounds add no second chain, and the
-    // node is not written off as dead after `dead_after` timeouts: it is the only way in.
-    let sent = run(&mut r, 60);
-    assert!(sent.iter().all(|(to, _)| *to == addr(1)));
+    // Nothing ever answers: after each 3 s timeout the node is asked again at once, twice
+    // per round at most, and the rounds back off (10 s, 20 s, 40 s, ...); it is not written
+    // off as dead after `dead_after` timeouts: it is the only way in.
+    let first = run(&mut r, 60);
+    assert!(first.iter().all(|(to, _)| *to == addr(1)));
     assert!(
-        (18..=21).contains(&sent.len()),
-        "{} queries in 60 s",
-        sent.len()
+        (8..=12).contains(&first.len()),
+        "{} queries in the first minute",
+        first.len()
+    );
+    let later = run(&mut r, 540);
+    assert!(later.iter().all(|(to, _)| *to == addr(1)));
+    assert!(
+        (3..=9).contains(&later.len()),
+        "{} queries in the next 9 minutes: rounds back off",
+        later.len()
     );
 }
 
