@@ -24,6 +24,21 @@ fn error_message_that_grows_when_made_valid_utf8() {
     round_trips("error_message_lossy_growth.bin");
 }
 
+/// Every reproducer the fuzzers saved for this bug (`fuzz/artifacts-found/krpc_decode`).
+#[test]
+fn every_saved_reproducer_round_trips() {
+    let dir = format!("{}/tests/fuzz_regressions", env!("CARGO_MANIFEST_DIR"));
+    let mut n = 0;
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let name = entry.unwrap().file_name().into_string().unwrap();
+        if name.ends_with(".bin") || name.starts_with("crash-") {
+            round_trips(&name);
+            n += 1;
+        }
+    }
+    assert!(n >= 6, "{n} reproducers in {dir}");
+}
+
 #[test]
 fn long_invalid_error_messages_are_capped_at_256_bytes_of_utf8() {
     for n in [100usize, 255, 256, 257, 400] {
