@@ -67,11 +67,17 @@ fn testnet(seed: u64) -> (Sim, BTreeSet<InfoHash>) {
 
 /// Crawl for `secs` with `loss`; the torrents found with a peer.
 fn crawl(seed: u64, loss: f64, secs: u64) -> (usize, BTreeSet<InfoHash>) {
-    let (mut sim, torrents) = testnet(seed);
-    sim.set_link(LinkModel {
+    let link = LinkModel {
         loss,
         ..LinkModel::default()
-    });
+    };
+    crawl_over(seed, link, secs)
+}
+
+/// Crawl for `secs` over `link`; the torrents found with a peer.
+fn crawl_over(seed: u64, link: LinkModel, secs: u64) -> (usize, BTreeSet<InfoHash>) {
+    let (mut sim, torrents) = testnet(seed);
+    sim.set_link(link);
     let crawl = CrawlConfig {
         max_infohashes: 0,
         bootstrap: vec![sim.addr(0)],
@@ -131,4 +137,29 @@ fn no_loss_finds_everything() {
         let (all, found) = crawl(seed, 0.0, 45);
         assert_eq!(found.len(), all, "seed {seed}");
     }
+}
+
+/// Latency of 200 ± 100 ms each way on top of 30 % loss (round trips of 200-600 ms, well
+/// inside the 3 s query timeout): a 75 s crawl still finds at least 90 % of the torrents on
+/// all but one seed in 20. Deterministic for a seed.
+#[test]
+fn slow_and_lossy_links_still_find_ninety_percent() {
+    let link = LinkModel {
+        min_latency: Duration::from_millis(100),
+        max_latency: Duration::from_millis(300),
+        loss: 0.3,
+    };
+    let mut short = Vec::new();
+    let (mut all_found, mut all) = (0, 0);
+    for seed in 100..120 {
+        let (n, found) = crawl_over(seed, link, 75);
+        if found.len() * 10 < n * 9 {
+            short.push((seed, found.len()));
+        }
+        all_found += found.len();
+        all += n;
+    }
+    eprintln!("200 +/- 100 ms, 30 % loss: {all_found} of {all}; under 90 %: {short:?}");
+    assert!(short.len() <= 1, "seeds under 90 %: {short:?}");
+    assert!(all_found * 100 >= all * 95, "{all_found} of {all}");
 }
