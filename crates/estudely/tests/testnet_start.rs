@@ -216,7 +216,7 @@ async fn library_testnet_crawled_in_process_until_done() {
     let mut found = Found::default();
     let never = std::future::pending::<()>();
     let report = driver
-        .run(Duration::from_secs(30), never, None, &mut found)
+        .run(Some(Duration::from_secs(30)), never, None, &mut found)
         .await
         .unwrap();
     assert_eq!(report.reason, StopReason::Done, "{report:?}");

@@ -489,7 +489,7 @@ async fn collect_with<W: Write>(
     w: W,
 ) -> anyhow::Result<Bookkeeping> {
     let start = Instant::now();
-    let deadline = start + crawl_limit(args.overall_timeout);
+    let deadline = crawl_limit(args.overall_timeout).map(|t| start + t);
     // One watcher for the whole run: the signal stops the crawl and the fetches alike.
     let interrupt = Interrupt::watch();
     let out = RefCell::new(Out::new(args.format, w));
@@ -520,7 +520,7 @@ async fn collect_with<W: Write>(
     };
     let crawl = async {
         let report = loop {
-            let left = deadline.saturating_duration_since(Instant::now());
+            let left = deadline.map(|d| d.saturating_duration_since(Instant::now()));
             let report = match driver.run(left, interrupt.fired(), None, &mut sink).await {
                 Ok(r) if r.reason == StopReason::SinkClosed => r,
                 other => break other,
@@ -533,7 +533,7 @@ async fn collect_with<W: Write>(
                 tokio::select! {
                     () = room.notified() => {}
                     () = &mut stop => break,
-                    () = tokio::time::sleep_until(deadline.into()) => break,
+                    () = crate::crawl::driver::sleep_until_opt(deadline) => break,
                 }
             }
             if pending.borrow().full() {

@@ -142,13 +142,9 @@ pub const MAX_SEARCH_QUEUE: usize = 8_192;
 /// `crawl`'s rows, `collect`'s searching infohashes.
 pub const SEARCHES_CAP: usize = MAX_CONCURRENT_SEARCHES + MAX_SEARCH_QUEUE;
 
-/// What the crawl driver is given for "no limit": it takes a duration (tokio then caps the
-/// sleep at about two years, which is past any run).
-const NO_LIMIT: Duration = Duration::from_secs(100 * 365 * 86_400);
-
-/// The crawl driver's timeout for an `--overall-timeout` (0 = no limit).
-pub fn crawl_limit(overall_timeout: Duration) -> Duration {
-    overall_limit(overall_timeout).unwrap_or(NO_LIMIT)
+/// The crawl driver's timeout for an `--overall-timeout` (0 = none: until Ctrl-C).
+pub fn crawl_limit(overall_timeout: Duration) -> Option<Duration> {
+    overall_limit(overall_timeout)
 }
 
 /// Resolve the bootstrap nodes (for the bound families) and bind a crawler to `bind`.

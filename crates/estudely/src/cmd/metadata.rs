@@ -27,6 +27,7 @@ use tokio::sync::mpsc;
 
 use crate::cli::{overall_limit, parse_overall_timeout, parse_secs};
 use crate::cmd::crawl::interrupted;
+use crate::crawl::driver::sleep_until_opt as until;
 use crate::fetch::peers_csv::{self, Line, RowReader};
 use crate::fetch::stream::{Grouper, GrouperConfig};
 use crate::fetch::{self, FetchConfig, FetchStats, InfohashResult, Job};
@@ -181,14 +182,6 @@ pub async fn run(args: MetadataArgs) -> anyhow::Result<()> {
     };
     eprintln!("metadata: {stats}");
     Ok(())
-}
-
-/// Sleep until `deadline`, or forever without one.
-async fn until(deadline: Option<Instant>) {
-    match deadline {
-        Some(d) => tokio::time::sleep_until(d.into()).await,
-        None => std::future::pending().await,
-    }
 }
 
 /// The fetcher ends itself at its deadline; this long after it, we stop waiting for it.

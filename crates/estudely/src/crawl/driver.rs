@@ -155,13 +155,13 @@ impl CrawlDriver {
     /// sink's `progress` is called that often.
     pub async fn run(
         &mut self,
-        timeout: Duration,
+        timeout: Option<Duration>,
         stop: impl Future<Output = ()>,
         progress_every: Option<Duration>,
         sink: &mut impl CrawlSink,
     ) -> anyhow::Result<CrawlReport> {
         let start = Instant::now();
-        let until = start + timeout;
+        let until = timeout.map(|t| start + t);
         let mut ticker = tokio::time::interval(progress_every.unwrap_or(Duration::from_secs(3600)));
         ticker.set_missed_tick_behavior(MissedTickBehavior::Skip);
         let mut recent: VecDeque<(Instant, u64)> = VecDeque::new();
@@ -177,7 +177,7 @@ impl CrawlDriver {
             let deadline = self.crawler.poll_timeout();
             tokio::select! {
                 () = &mut stop => break StopReason::Interrupted,
-                () = tokio::time::sleep_until(until.into()) => break StopReason::Timeout,
+                () = sleep_until_opt(until) => break StopReason::Timeout,
                 r = recv(self.sockets.v4.as_ref(), &mut buf4) => self.received(r, &buf4),
                 r = recv(self.sockets.v6.as_ref(), &mut buf6) => self.received(r, &buf6),
                 () = sleep_until(deadline) => self.crawler.handle_timeout(Instant::now()),
@@ -239,5 +239,13 @@ impl CrawlDriver {
             }
         }
         Ok(true)
+    }
+}
+
+/// Sleep until `until`, or forever without one (no overall timeout: until Ctrl-C).
+pub async fn sleep_until_opt(until: Option<Instant>) {
+    match until {
+        Some(t) => tokio::time::sleep_until(t.into()).await,
+        None => std::future::pending().await,
     }
 }
