@@ -103,4 +103,14 @@ pub enum Event {
     },
     /// A lookup finished.
     LookupDone(LookupOutcome),
+    /// A node announced itself as a peer of an infohash to us (`announce_peer` with a valid
+    /// token, from an address the policy allows): stored, and a discovery for crawlers.
+    Announced {
+        /// The infohash.
+        info_hash: InfoHash,
+        /// The announced peer: the sender's IP and the port it gave (or its UDP port).
+        peer: SocketAddr,
+        /// The node that sent the announce.
+        from: SocketAddr,
+    },
 }

@@ -52,8 +52,13 @@ impl Node {
                 if port == 0 {
                     return self.send_error(now, from, tid, codes::PROTOCOL, "bad port");
                 }
-                self.store
-                    .announce(now, info_hash, SocketAddr::new(from.ip(), port), seed);
+                let peer = SocketAddr::new(from.ip(), port);
+                self.store.announce(now, info_hash, peer, seed);
+                self.events.push_back(crate::Event::Announced {
+                    info_hash,
+                    peer,
+                    from,
+                });
             }
             Query::SampleInfohashes { target, want, .. } => {
                 let interval = Duration::from_secs(u64::from(self.config.sample_interval));

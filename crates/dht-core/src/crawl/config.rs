@@ -41,6 +41,9 @@ pub struct CrawlConfig {
     /// Infohashes remembered to report each once. When this many are reported, sampling
     /// stops (none is ever reported twice). Fixed memory: 16 bytes each. Default 1,000,000.
     pub max_seen_infohashes: usize,
+    /// Report infohashes that other nodes announce to our node (`announce_peer` with a
+    /// valid token) as discoveries, with the announcer as a peer. Default `true`.
+    pub harvest: bool,
     /// Routers and nodes to start from. Default none (the CLI resolves its defaults).
     pub bootstrap: Vec<SocketAddr>,
     /// Seconds between attempts to re-bootstrap when no node is known. Default 10 s.
@@ -63,6 +66,7 @@ impl Default for CrawlConfig {
             max_frontier: 10_000,
             max_ids_per_ip: 4,
             max_seen_infohashes: 1_000_000,
+            harvest: true,
             bootstrap: Vec::new(),
             bootstrap_retry: Duration::from_secs(10),
         }
@@ -72,11 +76,11 @@ impl Default for CrawlConfig {
 /// What the crawler found.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum CrawlEvent {
-    /// A new infohash, sampled from `from`.
+    /// A new infohash, sampled from `from` (or announced to us by `from`).
     InfoHash {
         /// The infohash (its 20-byte DHT key).
         info_hash: InfoHash,
-        /// The node whose sample listed it.
+        /// The node whose sample listed it, or that announced it to our node.
         from: SocketAddr,
     },
     /// A new peer of an infohash.
@@ -135,6 +139,8 @@ pub struct CrawlStats {
     pub search_queue: usize,
     /// Distinct infohashes found.
     pub infohashes: usize,
+    /// Of them, found because a node announced them to us.
+    pub harvested: u64,
     /// Distinct (infohash, peer) pairs found.
     pub peers: u64,
     /// Peer searches running.

@@ -60,7 +60,8 @@ pub struct Crawler {
     seen: SeenSet,
     found: usize,
     searches: HashMap<InfoHash, Search>,
-    search_queue: VecDeque<(InfoHash, SocketAddr)>,
+    /// Infohashes waiting for a peer search: where to start, and a peer already known.
+    search_queue: VecDeque<(InfoHash, SocketAddr, Option<SocketAddr>)>,
     search_cursor: usize,
     retried: BoundedMap<InfoHash, ()>,
     next_walk: Instant,
@@ -201,11 +202,52 @@ impl Crawler {
 
     fn drain_node_events(&mut self, now: Instant) {
         while let Some(e) = self.node.poll_event() {
-            if let Event::QueryDone { id, to, result } = e {
-                if let Some(p) = self.pending.remove(&id) {
-                    self.on_done(now, to, p, result);
+            match e {
+                Event::QueryDone { id, to, result } => {
+                    if let Some(p) = self.pending.remove(&id) {
+                        self.on_done(now, to, p, result);
+                    }
                 }
+                Event::Announced {
+                    info_hash,
+                    peer,
+                    from,
+                } if self.cfg.harvest => self.on_announced(info_hash, peer, from),
+                _ => {}
             }
+        }
+    }
+
+    /// A node announced `peer` for `info_hash` to our node (token checked by the node): a
+    /// discovery, with its first peer. Its peer search starts from the announcer; with the
+    /// search queue full, the infohash and its announcer are still reported, without a
+    /// search (an announce cannot be pushed back).
+    fn on_announced(&mut self, info_hash: InfoHash, peer: SocketAddr, from: SocketAddr) {
+        if self.sampling_done() {
+            return;
+        }
+        match self.seen.insert(&info_hash) {
+            Some(true) => {}
+            Some(false) => return,
+            None => {
+                self.stats.seen_full = true;
+                return;
+            }
+        }
+        self.found += 1;
+        self.stats.harvested += 1;
+        self.stats.peers += 1;
+        self.events
+            .push_back(CrawlEvent::InfoHash { info_hash, from });
+        self.events.push_back(CrawlEvent::Peer { info_hash, peer });
+        if self.search_queue.len() < self.cfg.max_search_queue {
+            self.search_queue.push_back((info_hash, from, Some(peer)));
+        } else {
+            self.events.push_back(CrawlEvent::SearchDone {
+                info_hash,
+                peers: 1,
+                queries: 0,
+            });
         }
     }
 
@@ -223,10 +265,10 @@ impl Crawler {
     fn launch(&mut self, now: Instant) {
         // Peer searches first: an infohash is only worth something with its peers.
         while self.searches.len() < self.cfg.max_concurrent_searches {
-            let Some((ih, from)) = self.search_queue.pop_front() else {
+            let Some((ih, from, known_peer)) = self.search_queue.pop_front() else {
                 break;
             };
-            self.start_search(now, ih, from);
+            self.start_search(now, ih, from, known_peer);
         }
         let mut guard = 0;
         while self.room() && guard < 4 * self.cfg.max_in_flight {
@@ -253,15 +295,24 @@ impl Crawler {
         self.finish_searches(now);
     }
 
-    fn start_search(&mut self, now: Instant, ih: InfoHash, from: SocketAddr) {
+    fn start_search(
+        &mut self,
+        now: Instant,
+        ih: InfoHash,
+        from: SocketAddr,
+        known_peer: Option<SocketAddr>,
+    ) {
         let known = self.node.closest_nodes(&ih.0, 8, from.is_ipv6(), now);
-        let s = Search::new(
+        let mut s = Search::new(
             ih,
             from,
             &known,
             self.cfg.peers_per_infohash,
             self.cfg.max_get_peers_per_infohash,
         );
+        if let Some(p) = known_peer {
+            s.add_known_peer(p);
+        }
         self.searches.insert(ih, s);
     }
 
@@ -301,7 +352,7 @@ impl Crawler {
                 // the slot it frees (so retries never grow the queue).
                 if s.peers().is_empty() && !self.retried.contains(&ih) {
                     self.retried.insert(ih, ());
-                    self.start_search(now, ih, s.first());
+                    self.start_search(now, ih, s.first(), None);
                     continue;
                 }
                 self.events.push_back(CrawlEvent::SearchDone {
@@ -601,7 +652,7 @@ impl Crawler {
                 info_hash: ih,
                 from: addr,
             });
-            self.search_queue.push_back((ih, addr));
+            self.search_queue.push_back((ih, addr, None));
         }
     }
 }

@@ -89,6 +89,14 @@ impl Search {
         }
     }
 
+    /// A peer known before the search starts (an announcer): counted as found, not
+    /// reported again.
+    pub fn add_known_peer(&mut self, peer: SocketAddr) {
+        if self.peer_set.insert(peer) {
+            self.peers.push(peer);
+        }
+    }
+
     /// Put back a node whose query could not be sent (it will be asked again).
     pub fn unsent(&mut self, addr: SocketAddr) {
         self.in_flight = self.in_flight.saturating_sub(1);

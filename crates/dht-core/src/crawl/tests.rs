@@ -314,3 +314,106 @@ fn node_query_reports_a_refusal_as_it_is_not_as_busy() {
         "{done:?}"
     );
 }
+
+/// Announce harvesting: a node that announces itself to our node (valid token) gives us a
+/// new infohash and its first peer, reported once; a bad token gives nothing; with
+/// `harvest` off, announces are stored (we are an honest node) but not reported.
+#[test]
+fn announces_to_our_node_are_discoveries() {
+    fn ask(r: &mut Rig, from: SocketAddr, tid: &[u8], q: Query) -> Option<Message> {
+        let m = Message {
+            tid: estudely_krpc::TransactionId::new(tid).unwrap(),
+            version: None,
+            ip: None,
+            read_only: false,
+            body: Body::Query(q),
+        };
+        let now = r.now;
+        r.c.handle_datagram(now, from, &m.encode());
+        r.sent()
+            .into_iter()
+            .find(|(to, m)| *to == from && !matches!(m.body, Body::Query(_)))
+            .map(|(_, m)| m)
+    }
+    fn announce(r: &mut Rig, from: SocketAddr, ih: InfoHash, token_ok: bool) {
+        let reply = ask(
+            r,
+            from,
+            b"g1",
+            Query::GetPeers {
+                id: NodeId([7; 20]),
+                info_hash: ih,
+                want: Default::default(),
+                noseed: false,
+                scrape: false,
+            },
+        )
+        .expect("get_peers answered");
+        let Body::Response(resp) = reply.body else {
+            panic!("{reply:?}")
+        };
+        let token = if token_ok {
+            resp.token.expect("a token")
+        } else {
+            estudely_krpc::Token::new(b"forged").unwrap()
+        };
+        ask(
+            r,
+            from,
+            b"a1",
+            Query::AnnouncePeer {
+                id: NodeId([7; 20]),
+                info_hash: ih,
+                port: 51413,
+                implied_port: false,
+                token,
+                seed: false,
+            },
+        );
+    }
+    let announcer = addr(7);
+    let peer = SocketAddr::new(announcer.ip(), 51413);
+    let (ih, forged) = (InfoHash([0x42; 20]), InfoHash([0x43; 20]));
+
+    let mut r = Rig::new();
+    announce(&mut r, announcer, ih, true);
+    announce(&mut r, announcer, forged, false);
+    announce(&mut r, announcer, ih, true);
+    let ev = r.events();
+    let found: Vec<&CrawlEvent> = ev
+        .iter()
+        .filter(|e| matches!(e, CrawlEvent::InfoHash { .. }))
+        .collect();
+    assert_eq!(
+        found,
+        vec![&CrawlEvent::InfoHash {
+            info_hash: ih,
+            from: announcer
+        }],
+        "reported once, forged token ignored: {ev:?}"
+    );
+    assert!(ev.contains(&CrawlEvent::Peer {
+        info_hash: ih,
+        peer
+    }));
+    assert_eq!(r.c.stats().harvested, 1);
+    assert_eq!(r.c.stats().infohashes, 1);
+
+    let now = Instant::now();
+    let cfg = CrawlConfig {
+        max_infohashes: 0,
+        harvest: false,
+        bootstrap: vec![addr(1)],
+        ..CrawlConfig::default()
+    };
+    let mut c = Crawler::new(Config::default(), cfg, now);
+    c.handle_timeout(now);
+    let mut r = Rig { c, now };
+    announce(&mut r, announcer, ih, true);
+    assert!(r.events().is_empty(), "--no-harvest: nothing reported");
+    assert_eq!(
+        r.c.node().stats().torrents,
+        1,
+        "but stored, as an honest node does"
+    );
+}

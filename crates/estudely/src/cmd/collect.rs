@@ -95,6 +95,11 @@ pub struct CollectArgs {
     /// documentation, reserved, IPv4-mapped addresses and port 0 are always refused.
     #[arg(long)]
     pub allow_private: bool,
+    /// Do not report infohashes that other nodes announce to our node (announce
+    /// harvesting; on by default: each announce with a valid token is a discovery, with
+    /// the announcer as its first peer). Announces are still stored and served.
+    #[arg(long)]
+    pub no_harvest: bool,
     /// How to print rows.
     #[arg(long, value_enum, default_value_t = CollectFormat::Csv)]
     pub format: CollectFormat,
@@ -446,6 +451,7 @@ pub fn budgets(args: &CollectArgs) -> Budgets {
         peers_per_infohash: args.peers_per_infohash as usize,
         rate: args.rate,
         allow_private: args.allow_private,
+        harvest: !args.no_harvest,
     }
 }
 
@@ -794,6 +800,7 @@ mod tests {
                 bind: vec![addr("127.0.84.1:0")],
                 save_torrents: None,
                 allow_private: false,
+                no_harvest: false,
                 format: CollectFormat::Csv,
             };
             let mut driver = start_crawler(args.bind.clone(), &args.bootstrap, budgets(&args))

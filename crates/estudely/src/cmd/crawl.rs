@@ -72,6 +72,11 @@ pub struct CrawlArgs {
     /// documentation, reserved, IPv4-mapped addresses and port 0 are always refused.
     #[arg(long)]
     pub allow_private: bool,
+    /// Do not report infohashes that other nodes announce to our node (announce
+    /// harvesting; on by default: each announce with a valid token is a discovery, with
+    /// the announcer as its first peer). Announces are still stored and served.
+    #[arg(long)]
+    pub no_harvest: bool,
     /// How to print rows on stdout (the peers file is always CSV).
     #[arg(long, value_enum, default_value_t = CrawlFormat::Csv)]
     pub format: CrawlFormat,
@@ -126,6 +131,8 @@ pub struct Budgets {
     pub rate: f64,
     /// `--allow-private`: private-use ranges allowed on top of the bootstrap ranges.
     pub allow_private: bool,
+    /// Report infohashes announced to our node (not `--no-harvest`).
+    pub harvest: bool,
 }
 
 /// Peer searches the crawler runs at once (its `CrawlConfig::max_concurrent_searches`, set
@@ -161,6 +168,7 @@ pub async fn start_crawler(
         peers_per_infohash: budgets.peers_per_infohash,
         max_concurrent_searches: MAX_CONCURRENT_SEARCHES,
         max_search_queue: MAX_SEARCH_QUEUE,
+        harvest: budgets.harvest,
         bootstrap: seeds,
         ..CrawlConfig::default()
     };
@@ -196,6 +204,7 @@ pub async fn run(args: CrawlArgs) -> anyhow::Result<()> {
         peers_per_infohash: args.peers_per_infohash as usize,
         rate: args.rate,
         allow_private: args.allow_private,
+        harvest: !args.no_harvest,
     };
     let mut driver = start_crawler(bind, &args.bootstrap, budgets).await?;
 
@@ -268,6 +277,9 @@ pub fn summary(report: &CrawlReport, counts: &RowCounts) -> String {
 /// refused and the nodes that stopped answering, when there are any (for end summaries).
 pub fn network_note(stats: &CrawlStats) -> String {
     let mut note = String::new();
+    if stats.harvested > 0 {
+        note.push_str(&format!("; {} infohashes announced to us", stats.harvested));
+    }
     if stats.addr_refused.total() > 0 {
         note.push_str(&format!(
             "; refused addresses: {}",

@@ -72,6 +72,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
         bind: vec![SocketAddr::from(([127, 0, 203, 1], 0))],
         save_torrents: None,
         allow_private: false,
+        no_harvest: false,
         format: args.format,
     };
     let mut driver = start_crawler(

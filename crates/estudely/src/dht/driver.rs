@@ -469,6 +469,11 @@ impl Driver {
                     ),
                 }
             }
+            Event::Announced {
+                info_hash,
+                peer,
+                from,
+            } => trace!(%info_hash, %peer, %from, "announced to us"),
             Event::Peers {
                 id,
                 info_hash,
