@@ -25,7 +25,8 @@ pub struct PeerRow {
     pub info_hash: InfoHash,
     /// A peer of it.
     pub peer: SocketAddr,
-    /// The node whose BEP 51 sample listed the infohash, if known.
+    /// The node whose BEP 51 sample listed the infohash (or that announced it to our node),
+    /// if known.
     pub source: Option<SocketAddr>,
 }
 
