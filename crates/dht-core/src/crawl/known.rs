@@ -251,6 +251,20 @@ impl KnownNodes {
         !self.frontier.is_empty()
     }
 
+    /// Nodes that answered `sample_infohashes` with BEP 51 fields, then the others that
+    /// answered anything: at most `max`, for a warm start next time.
+    pub fn answered(&self, max: usize) -> Vec<(SocketAddr, NodeId)> {
+        let mut out: Vec<(SocketAddr, NodeId)> = self
+            .nodes
+            .iter()
+            .filter(|(_, k)| k.bep51 == Some(true))
+            .map(|(a, k)| (*a, k.id))
+            .take(max)
+            .collect();
+        out.sort();
+        out
+    }
+
     /// Forget a node (it is dead). Its stale heap entries are skipped later.
     pub fn forget(&mut self, addr: &SocketAddr) {
         self.nodes.remove(addr);

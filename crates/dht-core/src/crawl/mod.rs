@@ -114,6 +114,45 @@ impl Crawler {
         &self.known
     }
 
+    /// Start from nodes saved by an earlier run (see [`Crawler::good_nodes`]): each one the
+    /// address policy allows is visited first, before any bootstrap walk. Returns how many
+    /// were taken.
+    pub fn warm_start(&mut self, now: Instant, nodes: &[CompactNode]) -> usize {
+        let mut taken = 0;
+        for n in nodes {
+            if n.id == self.node.id() || !self.node.admit(&n.addr) {
+                continue;
+            }
+            if self.known.discover(now, n.addr, n.id) == Discovery::New {
+                taken += 1;
+            }
+        }
+        self.launch(now);
+        taken
+    }
+
+    /// Nodes worth starting from next time: our routing table's (they answered us and are
+    /// still good) and the nodes that answered `sample_infohashes`, at most `max`.
+    pub fn good_nodes(&self, max: usize) -> Vec<CompactNode> {
+        let mut out: Vec<CompactNode> = self
+            .node
+            .routing_nodes()
+            .into_iter()
+            .filter(|n| !self.node.is_dead(&n.addr))
+            .collect();
+        let mut seen: std::collections::HashSet<SocketAddr> = out.iter().map(|n| n.addr).collect();
+        for (addr, id) in self.known.answered(max) {
+            if out.len() >= max {
+                break;
+            }
+            if !self.node.is_dead(&addr) && seen.insert(addr) {
+                out.push(CompactNode { id, addr });
+            }
+        }
+        out.truncate(max);
+        out
+    }
+
     /// Counters.
     pub fn stats(&self) -> CrawlStats {
         let node = self.node.stats();
@@ -187,7 +226,11 @@ impl Crawler {
             }
             if self.known.is_empty() {
                 wake(self.next_bootstrap);
-            } else if !self.known.has_frontier() {
+            } else if self.known.has_frontier() {
+                // New nodes wait (a warm start, or replies that came while every slot was
+                // busy): visit them as soon as there is room, which there is now.
+                wake(self.next_walk.min(self.next_bootstrap));
+            } else {
                 wake(self.next_walk);
             }
         }

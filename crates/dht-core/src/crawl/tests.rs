@@ -417,3 +417,67 @@ fn announces_to_our_node_are_discoveries() {
         "but stored, as an honest node does"
     );
 }
+
+/// Warm start: the nodes a crawl found good are saved, and a new crawler started from them
+/// samples them at once, before (and without) any bootstrap walk; refused addresses in a
+/// saved list are not taken.
+#[test]
+fn a_warm_start_begins_with_the_saved_nodes() {
+    let mut r = Rig::new();
+    let sent = r.sent();
+    r.reply(
+        &sent[0],
+        Response {
+            id: NodeId([1; 20]),
+            nodes: vec![node(2)],
+            ..Response::default()
+        },
+    );
+    let sent = r.sent();
+    let to2 = sent.iter().find(|(a, _)| *a == addr(2)).unwrap().clone();
+    r.reply(
+        &to2,
+        Response {
+            id: NodeId([2; 20]),
+            samples: vec![InfoHash([5; 20])],
+            interval: Some(600),
+            num: Some(1),
+            ..Response::default()
+        },
+    );
+    let good = r.c.good_nodes(100);
+    assert!(good.contains(&node(2)), "{good:?}");
+
+    let now = Instant::now();
+    let cfg = CrawlConfig {
+        max_infohashes: 0,
+        bootstrap: vec![addr(1)],
+        ..CrawlConfig::default()
+    };
+    let mut c = Crawler::new(Config::default(), cfg, now);
+    let mut saved = good.clone();
+    saved.push(CompactNode {
+        id: NodeId([9; 20]),
+        addr: "10.0.0.9:6881".parse().unwrap(),
+    });
+    assert_eq!(
+        c.warm_start(now, &saved),
+        good.len(),
+        "the private address is refused"
+    );
+    c.handle_timeout(now);
+    let mut r = Rig { c, now };
+    let sent = r.sent();
+    assert!(
+        sent.iter()
+            .any(|(a, m)| *a == addr(2)
+                && matches!(m.body, Body::Query(Query::SampleInfohashes { .. }))),
+        "samples the saved node first: {sent:?}"
+    );
+    assert!(
+        !sent
+            .iter()
+            .any(|(a, m)| *a == addr(1) && matches!(m.body, Body::Query(Query::FindNode { .. }))),
+        "no bootstrap walk while saved nodes are known: {sent:?}"
+    );
+}

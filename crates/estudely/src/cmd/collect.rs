@@ -100,6 +100,10 @@ pub struct CollectArgs {
     /// the announcer as its first peer). Announces are still stored and served.
     #[arg(long)]
     pub no_harvest: bool,
+    /// Save the good nodes found to FILE at the end, and start from the nodes saved there
+    /// (before the bootstrap routers) when it exists: a warm start.
+    #[arg(long, value_name = "FILE")]
+    pub state: Option<PathBuf>,
     /// How to print rows.
     #[arg(long, value_enum, default_value_t = CollectFormat::Csv)]
     pub format: CollectFormat,
@@ -440,8 +444,14 @@ pub async fn run(args: CollectArgs) -> anyhow::Result<()> {
             ))
         })?;
     }
+    let saved = match &args.state {
+        Some(path) => crate::crawl::state::load(path)?,
+        None => Vec::new(),
+    };
     let mut driver = start_crawler(bind, &args.bootstrap, budgets(&args)).await?;
-    collect(&mut driver, &args).await
+    driver.warm_start(&saved);
+    collect(&mut driver, &args).await?;
+    crate::cmd::crawl::save_state(&driver, args.state.as_deref())
 }
 
 /// The crawler budgets of `collect` arguments.
@@ -801,6 +811,7 @@ mod tests {
                 save_torrents: None,
                 allow_private: false,
                 no_harvest: false,
+                state: None,
                 format: CollectFormat::Csv,
             };
             let mut driver = start_crawler(args.bind.clone(), &args.bootstrap, budgets(&args))

@@ -77,6 +77,10 @@ pub struct CrawlArgs {
     /// the announcer as its first peer). Announces are still stored and served.
     #[arg(long)]
     pub no_harvest: bool,
+    /// Save the good nodes found to FILE at the end, and start from the nodes saved there
+    /// (before the bootstrap routers) when it exists: a warm start.
+    #[arg(long, value_name = "FILE")]
+    pub state: Option<PathBuf>,
     /// How to print rows on stdout (the peers file is always CSV).
     #[arg(long, value_enum, default_value_t = CrawlFormat::Csv)]
     pub format: CrawlFormat,
@@ -199,6 +203,10 @@ pub async fn run(args: CrawlArgs) -> anyhow::Result<()> {
         resolve::parse(b)?;
     }
     let mut peers_file = PeersFile::open(&args.peers_file)?;
+    let saved = match &args.state {
+        Some(path) => crate::crawl::state::load(path)?,
+        None => Vec::new(),
+    };
     let budgets = Budgets {
         max_infohashes: args.max_infohashes,
         peers_per_infohash: args.peers_per_infohash as usize,
@@ -207,6 +215,7 @@ pub async fn run(args: CrawlArgs) -> anyhow::Result<()> {
         harvest: !args.no_harvest,
     };
     let mut driver = start_crawler(bind, &args.bootstrap, budgets).await?;
+    driver.warm_start(&saved);
 
     peers_file.start()?;
     let mut stdout = io::stdout();
@@ -230,7 +239,16 @@ pub async fn run(args: CrawlArgs) -> anyhow::Result<()> {
         eprint!("\r\x1b[K");
     }
     eprintln!("{}", summary(&report, &sink.counts));
-    Ok(())
+    save_state(&driver, args.state.as_deref())
+}
+
+/// Save the crawl's good nodes to `--state FILE`, if given.
+pub fn save_state(driver: &CrawlDriver, state: Option<&std::path::Path>) -> anyhow::Result<()> {
+    let Some(path) = state else {
+        return Ok(());
+    };
+    let nodes = driver.crawler().good_nodes(crate::crawl::state::MAX_SAVED);
+    crate::crawl::state::save(path, &nodes)
 }
 
 /// What the crawl's sink wrote, and what it left out, for the summary.

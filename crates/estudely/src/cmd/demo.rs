@@ -73,6 +73,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
         save_torrents: None,
         allow_private: false,
         no_harvest: false,
+        state: None,
         format: args.format,
     };
     let mut driver = start_crawler(

@@ -150,6 +150,11 @@ impl CrawlDriver {
         &self.crawler
     }
 
+    /// Start from nodes saved by an earlier run (`--state`); returns how many were taken.
+    pub fn warm_start(&mut self, nodes: &[estudely_krpc::CompactNode]) -> usize {
+        self.crawler.warm_start(Instant::now(), nodes)
+    }
+
     /// Crawl until the crawler is done, `timeout` passes, `stop` completes or the sink stops
     /// it. Every finding goes to `sink` as soon as it is made; with `progress_every`, the
     /// sink's `progress` is called that often.

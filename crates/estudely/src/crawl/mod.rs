@@ -4,6 +4,7 @@
 
 pub mod driver;
 pub mod rows;
+pub mod state;
 
 pub use driver::{CrawlDriver, CrawlDriverConfig, CrawlReport, CrawlSink, Progress, StopReason};
 pub use rows::{writable_peer, PeerRow, PeersFile, CSV_HEADER};
