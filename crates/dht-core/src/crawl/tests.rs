@@ -54,6 +54,23 @@ impl Rig {
     fn events(&mut self) -> Vec<CrawlEvent> {
         std::iter::from_fn(|| self.c.poll_event()).collect()
     }
+
+    /// Answer the bootstrap walk with node `n`, and return the query then sent to it.
+    fn bootstrap_to(&mut self, n: u8) -> (SocketAddr, Message) {
+        let sent = self.sent();
+        self.reply(
+            &sent[0],
+            Response {
+                id: NodeId([1; 20]),
+                nodes: vec![node(n)],
+                ..Response::default()
+            },
+        );
+        let sent = self.sent();
+        sent.into_iter()
+            .find(|(a, _)| *a == addr(n))
+            .expect("the listed node is queried")
+    }
 }
 
 fn node(i: u8) -> CompactNode {
@@ -223,17 +240,7 @@ fn interval_is_honoured_and_lies_dropped() {
 #[test]
 fn nodes_without_bep51_are_walked_with_find_node() {
     let mut r = Rig::new();
-    let sent = r.sent();
-    r.reply(
-        &sent[0],
-        Response {
-            id: NodeId([1; 20]),
-            nodes: vec![node(4)],
-            ..Response::default()
-        },
-    );
-    let sent = r.sent();
-    let to4 = sent.iter().find(|(a, _)| *a == addr(4)).unwrap().clone();
+    let to4 = r.bootstrap_to(4);
     let err = Message {
         tid: to4.1.tid.clone(),
         version: None,
@@ -424,17 +431,7 @@ fn announces_to_our_node_are_discoveries() {
 #[test]
 fn a_warm_start_begins_with_the_saved_nodes() {
     let mut r = Rig::new();
-    let sent = r.sent();
-    r.reply(
-        &sent[0],
-        Response {
-            id: NodeId([1; 20]),
-            nodes: vec![node(2)],
-            ..Response::default()
-        },
-    );
-    let sent = r.sent();
-    let to2 = sent.iter().find(|(a, _)| *a == addr(2)).unwrap().clone();
+    let to2 = r.bootstrap_to(2);
     r.reply(
         &to2,
         Response {
