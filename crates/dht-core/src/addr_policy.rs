@@ -184,6 +184,16 @@ impl AddrPolicy {
         p
     }
 
+    /// [`AddrPolicy::allow_private`] if `allow` (the `--allow-private` flag), else
+    /// [`AddrPolicy::strict`].
+    pub fn with_private(allow: bool) -> Self {
+        if allow {
+            AddrPolicy::allow_private()
+        } else {
+            AddrPolicy::strict()
+        }
+    }
+
     /// Allow everything but port 0 (our own nodes in a testnet, which only talk to
     /// themselves and to tools under test).
     pub fn permissive() -> Self {

@@ -22,11 +22,16 @@ struct Rig {
 
 impl Rig {
     fn new() -> Rig {
+        Rig::with(CrawlConfig::default())
+    }
+
+    /// A crawler with `cfg` (no infohash limit, bootstrapping from node 1), started.
+    fn with(cfg: CrawlConfig) -> Rig {
         let now = Instant::now();
         let cfg = CrawlConfig {
             max_infohashes: 0,
             bootstrap: vec![addr(1)],
-            ..CrawlConfig::default()
+            ..cfg
         };
         let mut c = Crawler::new(Config::default(), cfg, now);
         c.handle_timeout(now);
@@ -406,16 +411,10 @@ fn announces_to_our_node_are_discoveries() {
     assert_eq!(r.c.stats().harvested, 1);
     assert_eq!(r.c.stats().infohashes, 1);
 
-    let now = Instant::now();
-    let cfg = CrawlConfig {
-        max_infohashes: 0,
+    let mut r = Rig::with(CrawlConfig {
         harvest: false,
-        bootstrap: vec![addr(1)],
         ..CrawlConfig::default()
-    };
-    let mut c = Crawler::new(Config::default(), cfg, now);
-    c.handle_timeout(now);
-    let mut r = Rig { c, now };
+    });
     announce(&mut r, announcer, ih, true);
     assert!(r.events().is_empty(), "--no-harvest: nothing reported");
     assert_eq!(

@@ -29,7 +29,8 @@ use tokio::sync::{mpsc, Notify};
 
 use crate::cli::{overall_limit, parse_overall_timeout};
 use crate::cmd::crawl::{
-    checked_bind, crawl_limit, parse_rate, start_crawler, Budgets, Interrupt, SEARCHES_CAP,
+    checked_bind, crawl_limit, parse_rate, start_crawler, Budgets, CrawlNetArgs, Interrupt,
+    SEARCHES_CAP,
 };
 use crate::cmd::metadata::save_torrent;
 use crate::crawl::{writable_peer, CrawlDriver, CrawlSink, StopReason};
@@ -89,21 +90,9 @@ pub struct CollectArgs {
     /// Write each verified torrent as DIR/<infohash>.torrent.
     #[arg(long, value_name = "DIR")]
     pub save_torrents: Option<PathBuf>,
-    /// Also follow private, loopback, link-local and CGNAT addresses learned from the
-    /// network (your own lab network). Without it they are refused (and counted), except in
-    /// the ranges of the --bootstrap addresses. Multicast, broadcast, unspecified,
-    /// documentation, reserved, IPv4-mapped addresses and port 0 are always refused.
-    #[arg(long)]
-    pub allow_private: bool,
-    /// Do not report infohashes that other nodes announce to our node (announce
-    /// harvesting; on by default: each announce with a valid token is a discovery, with
-    /// the announcer as its first peer). Announces are still stored and served.
-    #[arg(long)]
-    pub no_harvest: bool,
-    /// Save the good nodes found to FILE at the end, and start from the nodes saved there
-    /// (before the bootstrap routers) when it exists: a warm start.
-    #[arg(long, value_name = "FILE")]
-    pub state: Option<PathBuf>,
+    /// Address policy, announce harvesting and warm start.
+    #[command(flatten)]
+    pub net: CrawlNetArgs,
     /// How to print rows.
     #[arg(long, value_enum, default_value_t = CollectFormat::Csv)]
     pub format: CollectFormat,
@@ -444,14 +433,11 @@ pub async fn run(args: CollectArgs) -> anyhow::Result<()> {
             ))
         })?;
     }
-    let saved = match &args.state {
-        Some(path) => crate::crawl::state::load(path)?,
-        None => Vec::new(),
-    };
+    let saved = args.net.saved_nodes()?;
     let mut driver = start_crawler(bind, &args.bootstrap, budgets(&args)).await?;
     driver.warm_start(&saved);
     collect(&mut driver, &args).await?;
-    crate::cmd::crawl::save_state(&driver, args.state.as_deref())
+    args.net.save_state(&driver)
 }
 
 /// The crawler budgets of `collect` arguments.
@@ -460,8 +446,8 @@ pub fn budgets(args: &CollectArgs) -> Budgets {
         max_infohashes: args.max_infohashes,
         peers_per_infohash: args.peers_per_infohash as usize,
         rate: args.rate,
-        allow_private: args.allow_private,
-        harvest: !args.no_harvest,
+        allow_private: args.net.allow_private,
+        harvest: !args.net.no_harvest,
     }
 }
 
@@ -809,9 +795,7 @@ mod tests {
                 bootstrap: vec![net.bootstrap().to_string()],
                 bind: vec![addr("127.0.84.1:0")],
                 save_torrents: None,
-                allow_private: false,
-                no_harvest: false,
-                state: None,
+                net: CrawlNetArgs::default(),
                 format: CollectFormat::Csv,
             };
             let mut driver = start_crawler(args.bind.clone(), &args.bootstrap, budgets(&args))

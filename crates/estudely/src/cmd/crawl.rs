@@ -66,6 +66,18 @@ pub struct CrawlArgs {
     /// Where rows are appended (CSV, header only when the file is new or empty).
     #[arg(long, value_name = "PATH", default_value = "peers.csv")]
     pub peers_file: PathBuf,
+    /// Address policy, announce harvesting and warm start.
+    #[command(flatten)]
+    pub net: CrawlNetArgs,
+    /// How to print rows on stdout (the peers file is always CSV).
+    #[arg(long, value_enum, default_value_t = CrawlFormat::Csv)]
+    pub format: CrawlFormat,
+}
+
+/// The flags `crawl` and `collect` share about the network: which addresses to follow,
+/// whether to harvest announces, and the warm-start file.
+#[derive(Debug, Clone, Default, Args)]
+pub struct CrawlNetArgs {
     /// Also follow private, loopback, link-local and CGNAT addresses learned from the
     /// network (your own lab network). Without it they are refused (and counted), except in
     /// the ranges of the --bootstrap addresses. Multicast, broadcast, unspecified,
@@ -81,9 +93,26 @@ pub struct CrawlArgs {
     /// (before the bootstrap routers) when it exists: a warm start.
     #[arg(long, value_name = "FILE")]
     pub state: Option<PathBuf>,
-    /// How to print rows on stdout (the peers file is always CSV).
-    #[arg(long, value_enum, default_value_t = CrawlFormat::Csv)]
-    pub format: CrawlFormat,
+}
+
+impl CrawlNetArgs {
+    /// The nodes saved in `--state FILE` (none without the flag or the file); a malformed
+    /// file is a usage error, before any packet is sent.
+    pub fn saved_nodes(&self) -> anyhow::Result<Vec<estudely_krpc::CompactNode>> {
+        match &self.state {
+            Some(path) => crate::crawl::state::load(path),
+            None => Ok(Vec::new()),
+        }
+    }
+
+    /// Save the crawl's good nodes to `--state FILE`, if given.
+    pub fn save_state(&self, driver: &CrawlDriver) -> anyhow::Result<()> {
+        let Some(path) = &self.state else {
+            return Ok(());
+        };
+        let nodes = driver.crawler().good_nodes(crate::crawl::state::MAX_SAVED);
+        crate::crawl::state::save(path, &nodes)
+    }
 }
 
 /// Row formats of `estudely crawl` on stdout.
@@ -177,11 +206,7 @@ pub async fn start_crawler(
         ..CrawlConfig::default()
     };
     // The crawler adds the ranges of the bootstrap addresses (a loopback testnet).
-    let addr_policy = if budgets.allow_private {
-        AddrPolicy::allow_private()
-    } else {
-        AddrPolicy::strict()
-    };
+    let addr_policy = AddrPolicy::with_private(budgets.allow_private);
     let node = Config {
         query_rate: budgets.rate,
         addr_policy,
@@ -203,16 +228,13 @@ pub async fn run(args: CrawlArgs) -> anyhow::Result<()> {
         resolve::parse(b)?;
     }
     let mut peers_file = PeersFile::open(&args.peers_file)?;
-    let saved = match &args.state {
-        Some(path) => crate::crawl::state::load(path)?,
-        None => Vec::new(),
-    };
+    let saved = args.net.saved_nodes()?;
     let budgets = Budgets {
         max_infohashes: args.max_infohashes,
         peers_per_infohash: args.peers_per_infohash as usize,
         rate: args.rate,
-        allow_private: args.allow_private,
-        harvest: !args.no_harvest,
+        allow_private: args.net.allow_private,
+        harvest: !args.net.no_harvest,
     };
     let mut driver = start_crawler(bind, &args.bootstrap, budgets).await?;
     driver.warm_start(&saved);
@@ -239,16 +261,7 @@ pub async fn run(args: CrawlArgs) -> anyhow::Result<()> {
         eprint!("\r\x1b[K");
     }
     eprintln!("{}", summary(&report, &sink.counts));
-    save_state(&driver, args.state.as_deref())
-}
-
-/// Save the crawl's good nodes to `--state FILE`, if given.
-pub fn save_state(driver: &CrawlDriver, state: Option<&std::path::Path>) -> anyhow::Result<()> {
-    let Some(path) = state else {
-        return Ok(());
-    };
-    let nodes = driver.crawler().good_nodes(crate::crawl::state::MAX_SAVED);
-    crate::crawl::state::save(path, &nodes)
+    args.net.save_state(&driver)
 }
 
 /// What the crawl's sink wrote, and what it left out, for the summary.

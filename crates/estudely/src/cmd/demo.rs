@@ -71,9 +71,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
         bootstrap: vec![net.bootstrap().to_string()],
         bind: vec![SocketAddr::from(([127, 0, 203, 1], 0))],
         save_torrents: None,
-        allow_private: false,
-        no_harvest: false,
-        state: None,
+        net: Default::default(),
         format: args.format,
     };
     let mut driver = start_crawler(

@@ -154,11 +154,7 @@ pub async fn run(args: MetadataArgs) -> anyhow::Result<()> {
         concurrency: args.concurrency as usize,
         peer_attempts: args.metadata_peer_attempts as usize,
         overall_timeout: overall_limit(args.overall_timeout),
-        addr_policy: if args.allow_private {
-            AddrPolicy::allow_private()
-        } else {
-            AddrPolicy::strict()
-        },
+        addr_policy: AddrPolicy::with_private(args.allow_private),
         ..FetchConfig::default()
     };
     let mut out = Output {

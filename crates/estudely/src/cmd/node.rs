@@ -38,11 +38,7 @@ pub async fn run(args: NodeArgs) -> anyhow::Result<()> {
     let config = Config {
         id: args.id,
         read_only: args.read_only,
-        addr_policy: if args.allow_private {
-            AddrPolicy::allow_private()
-        } else {
-            AddrPolicy::strict()
-        },
+        addr_policy: AddrPolicy::with_private(args.allow_private),
         ..Config::default()
     };
     let dht = DhtHandle::spawn(DriverConfig {
