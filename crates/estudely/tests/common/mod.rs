@@ -26,8 +26,19 @@ impl Drop for Proc {
 /// Start `estudely testnet ARGS --manifest PATH`; return it with its bootstrap address and
 /// manifest once the `bootstrap ADDR` line is out (at most 60 s).
 pub fn testnet(args: &[&str], manifest: &Path) -> (Proc, String, Value) {
+    testnet_with(Command::new(BIN), args, manifest, Duration::from_secs(60))
+}
+
+/// [`testnet`] started through `cmd` (e.g. `ip netns exec NS estudely`), waiting at most
+/// `limit` for its `bootstrap ADDR` line.
+pub fn testnet_with(
+    mut cmd: Command,
+    args: &[&str],
+    manifest: &Path,
+    limit: Duration,
+) -> (Proc, String, Value) {
     let started = Instant::now();
-    let mut child = Command::new(BIN)
+    let mut child = cmd
         .arg("testnet")
         .args(args)
         .arg("--manifest")
@@ -46,8 +57,8 @@ pub fn testnet(args: &[&str], manifest: &Path) -> (Proc, String, Value) {
         let _ = tx.send(line);
     });
     let line = rx
-        .recv_timeout(Duration::from_secs(60))
-        .expect("testnet: no bootstrap line within 60 s");
+        .recv_timeout(limit)
+        .unwrap_or_else(|_| panic!("testnet: no bootstrap line within {limit:?}"));
     eprintln!("testnet ready in {:.2} s", started.elapsed().as_secs_f64());
     let boot = line
         .trim()

@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use crate::common::{Proc, BIN};
+use crate::common::{testnet_with, Proc, BIN};
 
 /// How long any `estudely` run may outlive its own `--overall-timeout` before the test
 /// kills it and fails ("nothing waits past its timeout").
@@ -216,36 +216,8 @@ impl Netns {
     /// Start `estudely testnet ARGS --manifest PATH` inside; return it with its bootstrap
     /// address and manifest once the `bootstrap ADDR` line is out (at most 90 s).
     pub fn testnet(&self, args: &[&str], manifest: &Path) -> (Proc, String, Value) {
-        let started = Instant::now();
-        let mut child = self
-            .command(BIN)
-            .arg("testnet")
-            .args(args)
-            .arg("--manifest")
-            .arg(manifest)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start estudely testnet");
-        let stdout = child.stdout.take().expect("piped stdout");
-        let proc = Proc(child);
-        let line = first_line(stdout, Duration::from_secs(90), "estudely testnet");
-        eprintln!(
-            "[{}] testnet ready in {:.1} s",
-            self.name,
-            started.elapsed().as_secs_f64()
-        );
-        let boot = line
-            .trim()
-            .strip_prefix("bootstrap ")
-            .unwrap_or_else(|| panic!("first line is not `bootstrap ADDR`: {line:?}"))
-            .to_owned();
-        let manifest: Value =
-            serde_json::from_slice(&std::fs::read(manifest).expect("manifest written"))
-                .expect("manifest is JSON");
-        assert_eq!(manifest["bootstrap"], boot.as_str());
-        (proc, boot, manifest)
+        eprintln!("[{}] starting a testnet", self.name);
+        testnet_with(self.command(BIN), args, manifest, Duration::from_secs(90))
     }
 
     /// Start `estudely ARGS` inside, its output collected.
