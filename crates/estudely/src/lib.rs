@@ -15,6 +15,7 @@ pub mod fetch;
 pub mod output;
 pub mod resolve;
 pub mod seeder;
+pub mod store;
 pub mod testnet;
 
 use std::io::IsTerminal as _;

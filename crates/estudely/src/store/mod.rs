@@ -1,0 +1,364 @@
+//! The index that `estudely run` builds, and that `export`, `search` and `stats` read: one
+//! [`Store`] trait with two backends, [`sqlite`] (embedded, the default) and [`postgres`]
+//! (shared by several crawlers).
+//!
+//! # Schema (the same in both backends, created by versioned migrations)
+//! - `schema_migrations(version, applied_at)`: one row per applied migration.
+//! - `torrents`: one row per torrent, keyed by its 20-byte DHT key `info_hash` (the v1
+//!   infohash, or the truncated v2 one); `info_hash_v2` (32 bytes, v2 and hybrid),
+//!   `name` (lossy UTF-8, for display and search), `name_raw` (bytes as in the info dict),
+//!   `total_bytes`, `piece_length`, `file_count`, `files_omitted` (files not stored beyond
+//!   [`MAX_STORED_FILES`]), `private`, `version` (`v1` / `v2` / `hybrid`), `discovered` and
+//!   `last_seen` (unix seconds), `source` (how it was first discovered).
+//! - `files(info_hash, idx, path, path_raw, length)`: `path` is the components joined with
+//!   `/` (lossy UTF-8, searchable); `path_raw` the bencoded list of the raw components, so
+//!   that nothing is lost (components may hold `/` or NUL).
+//! - `sightings(info_hash, ip, port, source, first_seen, last_seen)`: one row per distinct
+//!   (infohash, address, source). For `announce` and `get_peers` the address is a peer;
+//!   for `sample` it is the node whose sample listed the infohash.
+//! - `nodes(ip, port, id, last_good)`: good DHT nodes, for warm starts.
+//! - `counters(name, value)`: totals that are counted, not stored (filtered torrents by
+//!   reason, failed fetches by reason).
+//! - `leases(info_hash, owner, expires)`: who is fetching what, so that several crawlers on
+//!   one database never fetch one infohash at once. A crashed crawler's leases expire.
+//!
+//! Every method runs on the caller's thread and blocks: `run` keeps its store on a thread of
+//! its own (see the pipeline), the read commands call it directly.
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use estudely_krpc::{CompactNode, InfoHash};
+use estudely_peer_wire::{FileEntry, Version};
+
+use crate::resolve::UsageError;
+
+pub mod postgres;
+pub mod sqlite;
+
+/// Most files stored per torrent; the rest are counted in `files_omitted`.
+pub const MAX_STORED_FILES: usize = 1_000;
+
+/// The default `--db`: an SQLite file in the working directory.
+pub const DEFAULT_DB: &str = "estudely.sqlite";
+
+/// How an infohash was found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Source {
+    /// Listed in a BEP 51 `sample_infohashes` reply.
+    Sample,
+    /// Announced to our node with `announce_peer` (token checked).
+    Announce,
+    /// Returned as a peer by `get_peers`.
+    GetPeers,
+}
+
+impl Source {
+    /// The word stored in the database: `sample`, `announce`, `get_peers`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Source::Sample => "sample",
+            Source::Announce => "announce",
+            Source::GetPeers => "get_peers",
+        }
+    }
+
+    /// The inverse of [`Source::as_str`].
+    pub fn parse(s: &str) -> Option<Source> {
+        match s {
+            "sample" => Some(Source::Sample),
+            "announce" => Some(Source::Announce),
+            "get_peers" => Some(Source::GetPeers),
+            _ => None,
+        }
+    }
+}
+
+impl fmt::Display for Source {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The word stored for a [`Version`]: `v1`, `v2`, `hybrid`.
+pub fn version_str(v: Version) -> &'static str {
+    match v {
+        Version::V1 => "v1",
+        Version::V2 => "v2",
+        Version::Hybrid => "hybrid",
+    }
+}
+
+/// The inverse of [`version_str`].
+pub fn parse_version(s: &str) -> Option<Version> {
+    match s {
+        "v1" => Some(Version::V1),
+        "v2" => Some(Version::V2),
+        "hybrid" => Some(Version::Hybrid),
+        _ => None,
+    }
+}
+
+/// A torrent whose metadata was fetched and verified.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Torrent {
+    /// The 20-byte DHT key: the v1 infohash, or the first 20 bytes of the v2 one.
+    pub info_hash: InfoHash,
+    /// The full SHA-256 infohash of a v2 or hybrid torrent.
+    pub info_hash_v2: Option<[u8; 32]>,
+    /// The name, raw bytes as in the info dict.
+    pub name: Vec<u8>,
+    /// Sum of the file lengths, pad files excluded.
+    pub total_bytes: u64,
+    /// `piece length`.
+    pub piece_length: u64,
+    /// Number of files, pad files excluded.
+    pub file_count: u64,
+    /// The info dict's `private` flag.
+    pub private: bool,
+    /// Protocol version.
+    pub version: Version,
+    /// The first files, at most [`MAX_STORED_FILES`] (the rest are counted:
+    /// `file_count - files.len()`).
+    pub files: Vec<FileEntry>,
+    /// When it was first discovered, unix seconds.
+    pub discovered: i64,
+    /// How it was first discovered.
+    pub source: Source,
+}
+
+/// One sighting: `info_hash` seen through `addr` at `at` (see the schema).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Sighting {
+    /// The infohash.
+    pub info_hash: InfoHash,
+    /// A peer (announce, get_peers) or the node whose sample listed it (sample).
+    pub addr: SocketAddr,
+    /// How.
+    pub source: Source,
+    /// When, unix seconds.
+    pub at: i64,
+}
+
+/// What one transaction writes.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Batch {
+    /// New torrents. One already stored is left as it is (the first writer wins); its
+    /// `last_seen` is updated.
+    pub torrents: Vec<Torrent>,
+    /// Sightings: a new (infohash, address, source) is inserted, a known one gets its
+    /// `last_seen` raised. Sightings of infohashes not (yet) stored are kept too.
+    pub sightings: Vec<Sighting>,
+    /// Infohashes seen again at `.1` (unix seconds): their torrent's `last_seen` is raised.
+    pub seen: Vec<(InfoHash, i64)>,
+    /// Counter increments, by name (e.g. `filtered_size`, `fetch_failed_timeout`).
+    pub counters: Vec<(String, u64)>,
+    /// Leases of this owner to give up (fetched, or failed for now).
+    pub release: Vec<InfoHash>,
+}
+
+impl Batch {
+    /// Nothing to write.
+    pub fn is_empty(&self) -> bool {
+        self.torrents.is_empty()
+            && self.sightings.is_empty()
+            && self.seen.is_empty()
+            && self.counters.is_empty()
+            && self.release.is_empty()
+    }
+}
+
+/// A stored torrent as read back (search results, export).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredTorrent {
+    /// The torrent (with its stored files when asked for, else no files).
+    pub torrent: Torrent,
+    /// Files not stored beyond [`MAX_STORED_FILES`].
+    pub files_omitted: u64,
+    /// Last seen, unix seconds.
+    pub last_seen: i64,
+}
+
+/// Counts for `estudely stats`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Stats {
+    /// Torrents stored.
+    pub torrents: u64,
+    /// File rows stored.
+    pub files: u64,
+    /// Sighting rows stored.
+    pub sightings: u64,
+    /// Nodes saved for warm starts.
+    pub nodes: u64,
+    /// Torrents by version word (`v1`, `v2`, `hybrid`), sorted by word.
+    pub by_version: Vec<(String, u64)>,
+    /// Torrents by first source word, sorted by word.
+    pub by_source: Vec<(String, u64)>,
+    /// Torrents by UTC day of discovery (`YYYY-MM-DD`), oldest first.
+    pub by_day: Vec<(String, u64)>,
+    /// Every counter, sorted by name.
+    pub counters: Vec<(String, u64)>,
+}
+
+/// An index of torrents. Implementations keep every write of one [`Store::write`] in one
+/// transaction: after a crash, a batch is either wholly there or not at all.
+pub trait Store: Send {
+    /// Which backend, for messages: `sqlite` or `postgres`.
+    fn kind(&self) -> &'static str;
+
+    /// Write `batch` in one transaction, as `owner` (for its leases).
+    fn write(&mut self, owner: &str, batch: &Batch) -> anyhow::Result<()>;
+
+    /// Is a torrent with this key stored?
+    fn contains(&mut self, info_hash: &InfoHash) -> anyhow::Result<bool>;
+
+    /// Call `f` with the key of every stored torrent (to fill the in-memory filter at start).
+    fn for_each_info_hash(&mut self, f: &mut dyn FnMut(InfoHash)) -> anyhow::Result<()>;
+
+    /// Try to take the lease on `info_hash` for `owner`, for `lease`: true when no torrent
+    /// with this key is stored and no other owner holds a lease that has not expired (an
+    /// owner may renew its own). Safe against several processes claiming at once.
+    fn claim(&mut self, info_hash: &InfoHash, owner: &str, lease: Duration)
+        -> anyhow::Result<bool>;
+
+    /// Save good nodes (upsert by address, `last_good` = `at`), keeping at most `keep` rows
+    /// (the most recently good).
+    fn save_nodes(&mut self, nodes: &[CompactNode], at: i64, keep: usize) -> anyhow::Result<()>;
+
+    /// Up to `max` saved nodes, the most recently good first.
+    fn load_nodes(&mut self, max: usize) -> anyhow::Result<Vec<CompactNode>>;
+
+    /// Full-text search over names and file paths (words; substrings where the backend
+    /// can), best first. No files in the results.
+    fn search(
+        &mut self,
+        query: &str,
+        limit: usize,
+        offset: usize,
+    ) -> anyhow::Result<Vec<StoredTorrent>>;
+
+    /// One torrent with its stored files.
+    fn torrent(&mut self, info_hash: &InfoHash) -> anyhow::Result<Option<StoredTorrent>>;
+
+    /// Every torrent discovered at or after `since` (unix seconds), oldest first, with its
+    /// files and its peers (sightings of source `announce` or `get_peers`).
+    fn export(
+        &mut self,
+        since: Option<i64>,
+        f: &mut dyn FnMut(&StoredTorrent, &[SocketAddr]) -> anyhow::Result<()>,
+    ) -> anyhow::Result<()>;
+
+    /// Counts by kind, source and day, and the counters.
+    fn stats(&mut self) -> anyhow::Result<Stats>;
+}
+
+/// Where the index is: what `--db` names.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DbUrl {
+    /// An SQLite file: a plain path, `sqlite:PATH` or `sqlite://PATH`.
+    Sqlite(PathBuf),
+    /// A PostgreSQL connection string: `postgres://...` or `postgresql://...` (libpq
+    /// key=value strings also work after `postgres:`).
+    Postgres(String),
+}
+
+impl DbUrl {
+    /// Parse `--db`. Anything that is not `postgres…` or `sqlite:` is a file path.
+    pub fn parse(s: &str) -> Result<DbUrl, UsageError> {
+        if s.is_empty() {
+            return Err(UsageError("--db is empty".into()));
+        }
+        if s.starts_with("postgres://") || s.starts_with("postgresql://") {
+            return Ok(DbUrl::Postgres(s.to_owned()));
+        }
+        if let Some(rest) = s.strip_prefix("postgres:") {
+            return Ok(DbUrl::Postgres(rest.to_owned()));
+        }
+        let path = s
+            .strip_prefix("sqlite://")
+            .or_else(|| s.strip_prefix("sqlite:"))
+            .unwrap_or(s);
+        if path.is_empty() {
+            return Err(UsageError(format!("--db `{s}` names no file")));
+        }
+        Ok(DbUrl::Sqlite(PathBuf::from(path)))
+    }
+
+    /// Open (creating and migrating as needed) for reading and writing.
+    pub fn open(&self) -> anyhow::Result<Box<dyn Store>> {
+        match self {
+            DbUrl::Sqlite(path) => Ok(Box::new(sqlite::SqliteStore::open(path)?)),
+            DbUrl::Postgres(url) => Ok(Box::new(postgres::PgStore::connect(url)?)),
+        }
+    }
+
+    /// Open an existing index for reading only (`export`, `search`, `stats`): a missing
+    /// SQLite file is an error naming it, never a new empty index.
+    pub fn open_read_only(&self) -> anyhow::Result<Box<dyn Store>> {
+        match self {
+            DbUrl::Sqlite(path) => Ok(Box::new(sqlite::SqliteStore::open_read_only(path)?)),
+            DbUrl::Postgres(url) => Ok(Box::new(postgres::PgStore::connect_read_only(url)?)),
+        }
+    }
+}
+
+impl fmt::Display for DbUrl {
+    /// The path, or the PostgreSQL URL without its password.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            DbUrl::Sqlite(p) => write!(f, "{}", p.display()),
+            DbUrl::Postgres(url) => f.write_str(&redact_password(url)),
+        }
+    }
+}
+
+/// `postgres://user:secret@host/db` → `postgres://user:***@host/db`.
+fn redact_password(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
+    let Some((auth, host)) = rest.split_once('@') else {
+        return url.to_owned();
+    };
+    match auth.split_once(':') {
+        Some((user, _)) => format!("{scheme}://{user}:***@{host}"),
+        None => url.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn db_urls() {
+        let sqlite = |p: &str| DbUrl::Sqlite(PathBuf::from(p));
+        assert_eq!(DbUrl::parse("x.db").unwrap(), sqlite("x.db"));
+        assert_eq!(DbUrl::parse("sqlite:x.db").unwrap(), sqlite("x.db"));
+        assert_eq!(DbUrl::parse("sqlite:///tmp/x").unwrap(), sqlite("/tmp/x"));
+        assert_eq!(
+            DbUrl::parse("postgres://u@h/d").unwrap(),
+            DbUrl::Postgres("postgres://u@h/d".into())
+        );
+        assert_eq!(
+            DbUrl::parse("postgres:host=/tmp dbname=x").unwrap(),
+            DbUrl::Postgres("host=/tmp dbname=x".into())
+        );
+        assert!(DbUrl::parse("").is_err());
+        assert!(DbUrl::parse("sqlite:").is_err());
+        let url = DbUrl::parse("postgresql://me:secret@h:5432/d").unwrap();
+        assert_eq!(url.to_string(), "postgresql://me:***@h:5432/d");
+    }
+
+    #[test]
+    fn words_round_trip() {
+        for s in [Source::Sample, Source::Announce, Source::GetPeers] {
+            assert_eq!(Source::parse(s.as_str()), Some(s));
+        }
+        for v in [Version::V1, Version::V2, Version::Hybrid] {
+            assert_eq!(parse_version(version_str(v)), Some(v));
+        }
+    }
+}
