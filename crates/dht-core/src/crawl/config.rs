@@ -44,6 +44,11 @@ pub struct CrawlConfig {
     /// Report infohashes that other nodes announce to our node (`announce_peer` with a
     /// valid token) as discoveries, with the announcer as a peer. Default `true`.
     pub harvest: bool,
+    /// What a full seen-set does: `false` (the default) stops sampling, so that no infohash
+    /// is ever reported twice; `true` forgets every infohash and goes on (a new generation:
+    /// an infohash may then be reported again, once per generation). For callers that
+    /// deduplicate themselves, such as `estudely run` with its index.
+    pub forget_seen_when_full: bool,
     /// Routers and nodes to start from. Default none (the CLI resolves its defaults).
     pub bootstrap: Vec<SocketAddr>,
     /// Seconds between attempts to re-bootstrap when no node is known. Default 10 s.
@@ -67,6 +72,7 @@ impl Default for CrawlConfig {
             max_ids_per_ip: 4,
             max_seen_infohashes: 1_000_000,
             harvest: true,
+            forget_seen_when_full: false,
             bootstrap: Vec::new(),
             bootstrap_retry: Duration::from_secs(10),
         }
@@ -82,6 +88,8 @@ pub enum CrawlEvent {
         info_hash: InfoHash,
         /// The node whose sample listed it, or that announced it to our node.
         from: SocketAddr,
+        /// True: announced to our node (`announce_peer`); false: sampled.
+        announced: bool,
     },
     /// A new peer of an infohash.
     Peer {
@@ -145,4 +153,8 @@ pub struct CrawlStats {
     pub peers: u64,
     /// Peer searches running.
     pub searches: usize,
+    /// Times the seen-set was full and forgotten (`forget_seen_when_full`).
+    pub seen_generations: u64,
+    /// Peer searches stopped by the caller ([`Crawler::cancel_search`](super::Crawler::cancel_search)).
+    pub searches_cancelled: u64,
 }

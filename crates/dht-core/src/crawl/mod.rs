@@ -261,6 +261,40 @@ impl Crawler {
         }
     }
 
+    /// Whether `ih` is reported for the first time: `Some(true)` yes, `Some(false)` no, `None`
+    /// the seen-set is full and sampling stops (unless `forget_seen_when_full`, which starts
+    /// a new generation instead).
+    fn first_report(&mut self, ih: &InfoHash) -> Option<bool> {
+        match self.seen.insert(ih) {
+            Some(new) => Some(new),
+            None if self.cfg.forget_seen_when_full => {
+                self.seen.clear();
+                self.stats.seen_generations += 1;
+                self.seen.insert(ih)
+            }
+            None => {
+                // Full: stop sampling rather than forget what was reported.
+                self.stats.seen_full = true;
+                None
+            }
+        }
+    }
+
+    /// Stop the peer search of `ih`, queued or running, without a
+    /// [`CrawlEvent::SearchDone`] (the caller already knows it: e.g. its torrent is in an
+    /// index). Returns whether there was one.
+    pub fn cancel_search(&mut self, ih: &InfoHash) -> bool {
+        if self.searches.remove(ih).is_some() {
+            self.stats.searches_cancelled += 1;
+            return true;
+        }
+        let before = self.search_queue.len();
+        self.search_queue.retain(|(queued, _, _)| queued != ih);
+        let cancelled = self.search_queue.len() < before;
+        self.stats.searches_cancelled += u64::from(cancelled);
+        cancelled
+    }
+
     /// A node announced `peer` for `info_hash` to our node (token checked by the node): a
     /// discovery, with its first peer. Its peer search starts from the announcer; with the
     /// search queue full, the infohash and its announcer are still reported, without a
@@ -269,19 +303,18 @@ impl Crawler {
         if self.sampling_done() {
             return;
         }
-        match self.seen.insert(&info_hash) {
+        match self.first_report(&info_hash) {
             Some(true) => {}
-            Some(false) => return,
-            None => {
-                self.stats.seen_full = true;
-                return;
-            }
+            Some(false) | None => return,
         }
         self.found += 1;
         self.stats.harvested += 1;
         self.stats.peers += 1;
-        self.events
-            .push_back(CrawlEvent::InfoHash { info_hash, from });
+        self.events.push_back(CrawlEvent::InfoHash {
+            info_hash,
+            from,
+            announced: true,
+        });
         self.events.push_back(CrawlEvent::Peer { info_hash, peer });
         if self.search_queue.len() < self.cfg.max_search_queue {
             self.search_queue.push_back((info_hash, from, Some(peer)));
@@ -681,19 +714,16 @@ impl Crawler {
             if self.sampling_done() {
                 break;
             }
-            match self.seen.insert(&ih) {
+            match self.first_report(&ih) {
                 Some(false) => continue,
-                None => {
-                    // Full: stop sampling rather than forget what was reported.
-                    self.stats.seen_full = true;
-                    break;
-                }
+                None => break,
                 Some(true) => {}
             }
             self.found += 1;
             self.events.push_back(CrawlEvent::InfoHash {
                 info_hash: ih,
                 from: addr,
+                announced: false,
             });
             self.search_queue.push_back((ih, addr, None));
         }

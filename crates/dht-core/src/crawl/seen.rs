@@ -81,6 +81,12 @@ impl SeenSet {
         }
     }
 
+    /// Forget every infohash (the memory stays allocated).
+    pub fn clear(&mut self) {
+        self.slots.fill(0);
+        self.len = 0;
+    }
+
     /// Insert `ih`: `Some(true)` if new, `Some(false)` if already there, `None` if new but
     /// the set is full (nothing inserted).
     pub fn insert(&mut self, ih: &InfoHash) -> Option<bool> {

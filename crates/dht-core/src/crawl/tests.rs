@@ -127,7 +127,8 @@ fn bootstrap_walk_then_sample_then_search() {
         r.events(),
         vec![CrawlEvent::InfoHash {
             info_hash: ih,
-            from: addr(2)
+            from: addr(2),
+            announced: false,
         }]
     );
     // Peer discovery starts at the node that sampled it.
@@ -400,7 +401,8 @@ fn announces_to_our_node_are_discoveries() {
         found,
         vec![&CrawlEvent::InfoHash {
             info_hash: ih,
-            from: announcer
+            from: announcer,
+            announced: true,
         }],
         "reported once, forged token ignored: {ev:?}"
     );
@@ -476,4 +478,85 @@ fn a_warm_start_begins_with_the_saved_nodes() {
             .any(|(a, m)| *a == addr(1) && matches!(m.body, Body::Query(Query::FindNode { .. }))),
         "no bootstrap walk while saved nodes are known: {sent:?}"
     );
+}
+
+/// Node 2 answers its sample with `ihs`; returns the queries sent after it.
+fn sample_reply(r: &mut Rig, ihs: &[InfoHash]) -> Vec<(SocketAddr, Message)> {
+    let to2 = r.bootstrap_to(2);
+    r.reply(
+        &to2,
+        Response {
+            id: NodeId([2; 20]),
+            samples: ihs.to_vec(),
+            interval: Some(300),
+            num: Some(ihs.len() as u32),
+            ..Response::default()
+        },
+    );
+    r.sent()
+}
+
+#[test]
+fn a_cancelled_search_sends_nothing_more_and_reports_nothing() {
+    let ihs: Vec<InfoHash> = (0..40).map(|i| InfoHash([i + 1; 20])).collect();
+    let mut r = Rig::with(CrawlConfig {
+        max_concurrent_searches: 2,
+        ..CrawlConfig::default()
+    });
+    let sent = sample_reply(&mut r, &ihs);
+    let asked = |sent: &[(SocketAddr, Message)], ih: InfoHash| {
+        sent.iter().any(|(_, m)| {
+            matches!(m.body, Body::Query(Query::GetPeers { info_hash, .. }) if info_hash == ih)
+        })
+    };
+    assert!(asked(&sent, ihs[0]), "the first search runs");
+    // One running, one queued, one unknown.
+    assert!(r.c.cancel_search(&ihs[0]));
+    assert!(r.c.cancel_search(&ihs[39]));
+    assert!(!r.c.cancel_search(&InfoHash([0xee; 20])));
+    assert!(!r.c.cancel_search(&ihs[0]), "once");
+    assert_eq!(r.c.stats().searches_cancelled, 2);
+    for _ in 0..200 {
+        r.now += Duration::from_secs(5);
+        let now = r.now;
+        r.c.handle_timeout(now);
+        let sent = r.sent();
+        assert!(!asked(&sent, ihs[0]) && !asked(&sent, ihs[39]), "cancelled");
+    }
+    let done: Vec<InfoHash> = r
+        .events()
+        .into_iter()
+        .filter_map(|e| match e {
+            CrawlEvent::SearchDone { info_hash, .. } => Some(info_hash),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(done.len(), 38, "every other search ends: {done:?}");
+    assert!(!done.contains(&ihs[0]) && !done.contains(&ihs[39]));
+}
+
+#[test]
+fn a_full_seen_set_stops_sampling_unless_told_to_forget() {
+    let ihs: Vec<InfoHash> = (0..6).map(|i| InfoHash([i + 1; 20])).collect();
+    for forget in [false, true] {
+        let mut r = Rig::with(CrawlConfig {
+            max_seen_infohashes: 4,
+            forget_seen_when_full: forget,
+            ..CrawlConfig::default()
+        });
+        sample_reply(&mut r, &ihs);
+        let found = r
+            .events()
+            .iter()
+            .filter(|e| matches!(e, CrawlEvent::InfoHash { .. }))
+            .count();
+        let stats = r.c.stats();
+        if forget {
+            assert_eq!(found, 6, "a new generation after 4");
+            assert_eq!((stats.seen_full, stats.seen_generations), (false, 1));
+        } else {
+            assert_eq!(found, 4, "stops at the cap");
+            assert!(stats.seen_full);
+        }
+    }
 }

@@ -730,7 +730,8 @@ mod tests {
             assert!(event(
                 CrawlEvent::InfoHash {
                     info_hash: ih(i),
-                    from
+                    from,
+                    announced: false,
                 },
                 &mut sink
             ));

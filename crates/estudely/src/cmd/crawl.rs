@@ -428,7 +428,9 @@ impl<'a, W: Write> Rows<'a, W> {
 impl<W: Write> CrawlSink for Rows<'_, W> {
     fn event(&mut self, event: &CrawlEvent) -> anyhow::Result<bool> {
         match *event {
-            CrawlEvent::InfoHash { info_hash, from } => {
+            CrawlEvent::InfoHash {
+                info_hash, from, ..
+            } => {
                 if self.sources.len() < self.sources_cap {
                     self.sources.insert(info_hash, from);
                 } else {
@@ -570,6 +572,7 @@ mod tests {
         let found = |i: u8| CrawlEvent::InfoHash {
             info_hash: InfoHash([i; 20]),
             from,
+            announced: false,
         };
         let done = |i: u8| CrawlEvent::SearchDone {
             info_hash: InfoHash([i; 20]),
