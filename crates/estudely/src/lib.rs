@@ -13,6 +13,7 @@ pub mod crawl;
 pub mod dht;
 pub mod fetch;
 pub mod output;
+pub mod pipeline;
 pub mod resolve;
 pub mod seeder;
 pub mod store;

@@ -32,7 +32,7 @@ use estudely_krpc::{Body, CompactNode, InfoHash, Message, NodeId, Query, Respons
 pub use config::{CrawlConfig, CrawlEvent, CrawlStats};
 pub use known::{Discovery, Known, KnownNodes};
 pub use search::Search;
-pub use seen::SeenSet;
+pub use seen::{keyed_hash, mix, SeenSet};
 
 use crate::bounded::BoundedMap;
 use crate::{Config, Event, Node, QueryError, QueryId, Transmit};

@@ -56,15 +56,7 @@ impl SeenSet {
     }
 
     fn fingerprint(&self, ih: &InfoHash) -> u64 {
-        // Three 64-bit words of the infohash mixed with the key (splitmix64 finaliser per
-        // word). Infohashes are SHA-1 output; the key keeps crafted ones from colliding.
-        let mut h = self.key;
-        for chunk in ih.0.chunks(8) {
-            let mut w = [0u8; 8];
-            w[..chunk.len()].copy_from_slice(chunk);
-            h = mix(h ^ u64::from_le_bytes(w));
-        }
-        h.max(1) // 0 marks an empty slot
+        keyed_hash(self.key, ih).max(1) // 0 marks an empty slot
     }
 
     /// Whether `ih` was inserted.
@@ -109,8 +101,21 @@ impl SeenSet {
     }
 }
 
+/// A 64-bit hash of `ih` keyed by `key`: its three 64-bit words mixed with the key (the
+/// splitmix64 finaliser per word). Infohashes are SHA-1 output; a secret key keeps crafted
+/// ones (a hostile node can announce any 20 bytes) from colliding on purpose.
+pub fn keyed_hash(key: u64, ih: &InfoHash) -> u64 {
+    let mut h = key;
+    for chunk in ih.0.chunks(8) {
+        let mut w = [0u8; 8];
+        w[..chunk.len()].copy_from_slice(chunk);
+        h = mix(h ^ u64::from_le_bytes(w));
+    }
+    h
+}
+
 /// The splitmix64 finaliser: a cheap, well-spread 64-bit mix.
-pub(crate) fn mix(mut z: u64) -> u64 {
+pub fn mix(mut z: u64) -> u64 {
     z = z.wrapping_add(0x9E37_79B9_7F4A_7C15);
     z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
     z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);

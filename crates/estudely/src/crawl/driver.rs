@@ -93,6 +93,12 @@ pub trait CrawlSink {
 
     /// Called every progress period, if [`CrawlDriver::run`] was given one.
     fn progress(&mut self, _progress: &Progress) {}
+
+    /// An infohash whose peer search is to stop (the sink knows enough of it). Polled after
+    /// every batch of events until `None`.
+    fn poll_cancel(&mut self) -> Option<estudely_krpc::InfoHash> {
+        None
+    }
 }
 
 /// A crawler bound to its sockets, ready to [`run`](CrawlDriver::run).
@@ -242,6 +248,9 @@ impl CrawlDriver {
             if !sink.event(&event)? {
                 return Ok(false);
             }
+        }
+        while let Some(ih) = sink.poll_cancel() {
+            self.crawler.cancel_search(&ih);
         }
         Ok(true)
     }

@@ -1,0 +1,408 @@
+//! The sample → peers → metadata → rows pipeline that `collect`, `demo` and `run` share.
+//!
+//! The crawl and the metadata fetches run at the same time on one task: as soon as an
+//! infohash's peer search ends, its peers go through the [`Gate`] (which may claim it in an
+//! index, or drop it as known) to the fetcher; as soon as its fetch ends, its end goes to
+//! the [`RowSink`] (CSV, JSON lines, an index) and it is forgotten. What is kept meanwhile is
+//! bounded (`Caps`); a full fetch backlog pauses the crawl until a fetch ends, so nothing is
+//! dropped. At the overall timeout, or on Ctrl-C / SIGTERM, the fetches still running are
+//! stopped, everything still pending goes to the sink with what is known (no metadata), and
+//! the [`PipelineReport`] is returned.
+
+pub mod filter;
+pub mod index;
+mod pending;
+pub mod rows;
+
+use std::cell::RefCell;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use estudely_dht_core::crawl::CrawlEvent;
+use estudely_krpc::InfoHash;
+use tokio::sync::{mpsc, Notify};
+
+use crate::cli::overall_limit;
+use crate::cmd::crawl::{crawl_limit, Interrupt, SEARCHES_CAP};
+use crate::cmd::metadata::save_torrent;
+use crate::crawl::{CrawlDriver, CrawlReport, CrawlSink, Progress, StopReason};
+use crate::fetch::{fetch_stream, FetchConfig, FetchStats, FetchedMetadata, Job};
+use crate::store::Source;
+use pending::{Next, Pending};
+
+pub use rows::{Out, RowFormat, HEADER};
+
+/// Where the pipeline's results go.
+pub trait RowSink {
+    /// A new infohash, found through `from` (the sampled node or the announcer), before its
+    /// peer search (only for infohashes the [`Gate`] admitted).
+    fn found(&mut self, _ih: InfoHash, _from: SocketAddr, _source: Source) -> anyhow::Result<()> {
+        Ok(())
+    }
+
+    /// The end of an infohash: the peers considered and the metadata, if a fetch got it.
+    fn done(
+        &mut self,
+        ih: InfoHash,
+        peers: &[SocketAddr],
+        fetched: Option<&FetchedMetadata>,
+    ) -> anyhow::Result<()>;
+
+    /// An infohash given to [`RowSink::found`] that has no end after all: the gate found it
+    /// known, or it is not to be fetched here.
+    fn dropped(&mut self, _ih: InfoHash) {}
+
+    /// Called at the end.
+    fn flush(&mut self) -> anyhow::Result<()> {
+        Ok(())
+    }
+}
+
+/// Where jobs go once a [`Gate`] lets them through, or come back when it does not.
+#[derive(Debug, Clone)]
+pub struct Handoff {
+    /// To the fetcher (never full: it holds the whole fetch backlog).
+    pub jobs: mpsc::Sender<Job>,
+    /// Back to the pipeline: not fetched here (stored already, or another crawler's).
+    pub skipped: mpsc::Sender<InfoHash>,
+}
+
+impl Handoff {
+    /// Fetch `job`. A closed channel (the fetcher passed its deadline) is not an error:
+    /// the infohash is written at the end with what is known.
+    pub fn fetch(&self, job: Job) {
+        let _ = self.jobs.try_send(job);
+    }
+
+    /// Do not fetch `ih`.
+    pub fn skip(&self, ih: InfoHash) {
+        let _ = self.skipped.try_send(ih);
+    }
+}
+
+/// What decides which infohashes are searched and fetched. `collect` lets everything
+/// through ([`OpenGate`]); `run` checks its index.
+pub trait Gate {
+    /// A new infohash: search its peers? False: drop it now (its search is cancelled).
+    fn admit(&mut self, _ih: InfoHash, _from: SocketAddr, _source: Source) -> bool {
+        true
+    }
+
+    /// An infohash admitted earlier that turned out to be known: its search is cancelled
+    /// and it is dropped (if its search already ended, its claim fails instead).
+    fn poll_known(&mut self) -> Option<InfoHash> {
+        None
+    }
+
+    /// Its search ended with peers: fetch it (`to.fetch`) or not (`to.skip`), now or later.
+    fn claim(&mut self, job: Job, to: &Handoff) {
+        to.fetch(job);
+    }
+
+    /// The crawl is over: hand on what is waiting, keep no [`Handoff`] clone.
+    fn close(&mut self) {}
+}
+
+/// A gate that lets everything through.
+#[derive(Debug, Default)]
+pub struct OpenGate;
+
+impl Gate for OpenGate {}
+
+/// The caps of the pipeline's bookkeeping.
+#[derive(Debug, Clone, Copy)]
+pub struct Caps {
+    /// Infohashes whose peer search runs or waits.
+    pub searching: usize,
+    /// Infohashes waiting for a claim, for a fetch or in one.
+    pub fetching: usize,
+}
+
+/// Most infohashes the pipeline keeps waiting for, or in, a metadata fetch: one crawler's
+/// worth of peer searches ([`SEARCHES_CAP`]). At this many the crawl is paused (it neither
+/// sends nor answers) until a fetch ends: the crawler finds no infohash faster than they are
+/// fetched, and nothing is dropped.
+pub const FETCH_BACKLOG: usize = SEARCHES_CAP;
+
+impl Default for Caps {
+    fn default() -> Self {
+        Caps {
+            searching: SEARCHES_CAP,
+            fetching: FETCH_BACKLOG,
+        }
+    }
+}
+
+/// How to run the pipeline.
+#[derive(Debug, Clone)]
+pub struct PipelineConfig {
+    /// Distinct peers kept per infohash.
+    pub peers_per_infohash: usize,
+    /// Peers tried per infohash, in turn.
+    pub metadata_peer_attempts: usize,
+    /// Metadata fetches at once.
+    pub concurrency: usize,
+    /// `--overall-timeout` (zero: none).
+    pub overall_timeout: Duration,
+    /// Write each verified torrent as DIR/<infohash>.torrent.
+    pub save_torrents: Option<PathBuf>,
+    /// Call the progress hook this often.
+    pub progress_every: Option<Duration>,
+    /// Bookkeeping caps.
+    pub caps: Caps,
+}
+
+/// How a pipeline run went.
+#[derive(Debug)]
+pub struct PipelineReport {
+    /// The crawl's end.
+    pub crawl: CrawlReport,
+    /// Metadata fetches by outcome.
+    pub fetch: FetchStats,
+    /// Infohashes found (tracked or not).
+    pub found: u64,
+    /// Infohashes the gate dropped or skipped.
+    pub dropped: u64,
+    /// Times the crawl was paused because the fetch backlog was full.
+    pub pauses: u64,
+    /// Most infohashes ever waiting for or in a fetch at once.
+    pub most_fetching: usize,
+    /// Found while the search cap was reached (written without peers).
+    pub untracked: u64,
+    /// Peers of untracked infohashes, not kept.
+    pub untracked_peers: u64,
+    /// Peers on port 0 dropped.
+    pub port_zero: u64,
+    /// Whether Ctrl-C / SIGTERM stopped it.
+    pub interrupted: bool,
+    /// How long it ran.
+    pub elapsed: Duration,
+}
+
+impl PipelineReport {
+    /// The notes of a summary line after the counts (`; crawl paused ...`).
+    pub fn notes(&self, caps: Caps) -> String {
+        let mut s = crate::cmd::crawl::network_note(&self.crawl.stats);
+        if self.port_zero > 0 {
+            let n = self.port_zero;
+            let p = if n == 1 { "" } else { "s" };
+            s.push_str(&format!("; {n} peer{p} with port 0 dropped"));
+        }
+        if self.pauses > 0 {
+            let p = if self.pauses == 1 { "" } else { "s" };
+            s.push_str(&format!(
+                "; crawl paused {} time{p} at the fetch backlog cap ({})",
+                self.pauses, caps.fetching
+            ));
+        }
+        if self.untracked > 0 {
+            s.push_str(&format!(
+                "; {} infohashes found with {} searches pending written without peers ({} of \
+                 their peers not kept)",
+                self.untracked, caps.searching, self.untracked_peers
+            ));
+        }
+        s
+    }
+}
+
+/// The crawl side: events from the crawler into the bookkeeping, the gate and the sink.
+struct Stage<'a, S: RowSink, G: Gate> {
+    pending: &'a RefCell<Pending>,
+    sink: &'a RefCell<S>,
+    gate: &'a RefCell<G>,
+    handoff: Option<Handoff>,
+    cancels: Vec<InfoHash>,
+    dropped: u64,
+    progress: &'a mut dyn FnMut(&Progress),
+}
+
+impl<S: RowSink, G: Gate> CrawlSink for Stage<'_, S, G> {
+    fn event(&mut self, event: &CrawlEvent) -> anyhow::Result<bool> {
+        let mut pending = self.pending.borrow_mut();
+        match *event {
+            CrawlEvent::InfoHash {
+                info_hash,
+                from,
+                announced,
+            } => {
+                let source = if announced {
+                    Source::Announce
+                } else {
+                    Source::Sample
+                };
+                if !self.gate.borrow_mut().admit(info_hash, from, source) {
+                    self.dropped += 1;
+                    self.cancels.push(info_hash);
+                } else if pending.found(info_hash) {
+                    self.sink.borrow_mut().found(info_hash, from, source)?;
+                } else {
+                    self.sink.borrow_mut().done(info_hash, &[], None)?;
+                }
+            }
+            CrawlEvent::Peer { info_hash, peer } => pending.peer(info_hash, peer),
+            CrawlEvent::SearchDone { info_hash, .. } => match pending.search_done(info_hash) {
+                Next::Fetch(job) => {
+                    if let Some(to) = &self.handoff {
+                        self.gate.borrow_mut().claim(job, to);
+                    }
+                }
+                Next::Write(ih) => {
+                    pending.remove(ih);
+                    self.sink.borrow_mut().done(ih, &[], None)?;
+                }
+                Next::Nothing => {}
+            },
+        }
+        // Full: stop the crawl driver (push back); the pipeline resumes it once there is room.
+        Ok(!pending.full())
+    }
+
+    fn progress(&mut self, progress: &Progress) {
+        (self.progress)(progress);
+    }
+
+    fn poll_cancel(&mut self) -> Option<InfoHash> {
+        if let Some(ih) = self.cancels.pop() {
+            return Some(ih);
+        }
+        let ih = self.gate.borrow_mut().poll_known()?;
+        if self.pending.borrow_mut().cancel(ih) {
+            self.dropped += 1;
+            self.sink.borrow_mut().dropped(ih);
+            Some(ih)
+        } else {
+            // Its search has ended: the claim settles it.
+            self.poll_cancel()
+        }
+    }
+}
+
+/// Run the pipeline on a bound crawl driver until the crawl and its fetches end, the
+/// overall timeout passes or Ctrl-C. `progress` is called every `progress_every`.
+pub async fn run<S: RowSink, G: Gate>(
+    driver: &mut CrawlDriver,
+    cfg: &PipelineConfig,
+    sink: &RefCell<S>,
+    gate: &RefCell<G>,
+    progress: &mut dyn FnMut(&Progress),
+) -> anyhow::Result<PipelineReport> {
+    let start = Instant::now();
+    let caps = cfg.caps;
+    let deadline = crawl_limit(cfg.overall_timeout).map(|t| start + t);
+    // One watcher for the whole run: the signal stops the crawl and the fetches alike.
+    let interrupt = Interrupt::watch();
+    let pending = RefCell::new(Pending::new(
+        caps.searching,
+        caps.fetching,
+        cfg.peers_per_infohash,
+    ));
+    let (tx, rx) = mpsc::channel(caps.fetching.max(1));
+    let (skipped_tx, mut skipped_rx) = mpsc::channel(caps.fetching.max(1));
+    let fetch_cfg = FetchConfig {
+        peer_attempts: cfg.metadata_peer_attempts,
+        concurrency: cfg.concurrency,
+        overall_timeout: overall_limit(cfg.overall_timeout),
+        // The peers come from the crawler, under its address policy: the fetcher keeps it.
+        addr_policy: driver.crawler().node().addr_policy().clone(),
+        ..FetchConfig::default()
+    };
+    let mut batch = fetch_stream(rx, fetch_cfg);
+    let room = Notify::new();
+    let mut pauses = 0;
+    let mut stage = Stage {
+        pending: &pending,
+        sink,
+        gate,
+        handoff: Some(Handoff {
+            jobs: tx,
+            skipped: skipped_tx,
+        }),
+        cancels: Vec::new(),
+        dropped: 0,
+        progress,
+    };
+    let crawl = async {
+        let report = loop {
+            let left = deadline.map(|d| d.saturating_duration_since(Instant::now()));
+            let run = driver.run(left, interrupt.fired(), cfg.progress_every, &mut stage);
+            let report = match run.await {
+                Ok(r) if r.reason == StopReason::SinkClosed => r,
+                other => break other,
+            };
+            // Paused (pushed back): the fetch backlog is full. Resume once a fetch ends.
+            pauses += 1;
+            let stop = interrupt.fired();
+            tokio::pin!(stop);
+            while pending.borrow().full() {
+                tokio::select! {
+                    () = room.notified() => {}
+                    () = &mut stop => break,
+                    () = crate::crawl::driver::sleep_until_opt(deadline) => break,
+                }
+            }
+            if pending.borrow().full() {
+                break Ok(report);
+            }
+        };
+        // No more jobs: the fetcher ends when the last one does.
+        stage.handoff = None;
+        gate.borrow_mut().close();
+        report
+    };
+    let fetch = async {
+        let mut skipped = 0u64;
+        let stop = interrupt.fired();
+        tokio::pin!(stop);
+        loop {
+            // Interrupted: stop taking results; the fetches still running are cancelled
+            // below, and their infohashes written with what is known.
+            tokio::select! {
+                r = batch.next() => {
+                    let Some(r) = r else { break };
+                    let peers = pending.borrow_mut().remove(r.info_hash);
+                    room.notify_one();
+                    if let (Some(dir), Some(m)) = (&cfg.save_torrents, &r.metadata) {
+                        save_torrent(dir, &r.info_hash.to_hex(), &m.info)?;
+                    }
+                    sink.borrow_mut().done(r.info_hash, &peers, r.metadata.as_ref())?;
+                }
+                Some(ih) = skipped_rx.recv() => {
+                    skipped += 1;
+                    pending.borrow_mut().remove(ih);
+                    sink.borrow_mut().dropped(ih);
+                    room.notify_one();
+                }
+                () = &mut stop => break,
+            }
+        }
+        anyhow::Ok(skipped)
+    };
+    let (crawl_report, skipped) = tokio::join!(crawl, fetch);
+    let crawl_report = crawl_report?;
+    let skipped = skipped?;
+    let fetch = batch.stats().clone();
+    drop(batch); // cancels the fetches still running (interrupted)
+                 // Whatever had no fetch result (search unfinished, deadline, interrupted): write it now.
+    let dropped = stage.dropped + skipped;
+    drop(stage);
+    let mut pending = pending.into_inner();
+    for (ih, peers) in pending.drain() {
+        sink.borrow_mut().done(ih, &peers, None)?;
+    }
+    sink.borrow_mut().flush()?;
+    Ok(PipelineReport {
+        crawl: crawl_report,
+        fetch,
+        found: pending.found,
+        dropped,
+        pauses,
+        most_fetching: pending.most_fetching,
+        untracked: pending.untracked,
+        untracked_peers: pending.untracked_peers,
+        port_zero: pending.port_zero,
+        interrupted: interrupt.happened(),
+        elapsed: start.elapsed(),
+    })
+}
