@@ -46,6 +46,9 @@ pub enum Command {
     /// Everything at once with no network: a loopback testnet with seeders, crawled by `collect`.
     #[command(after_help = crate::cmd::demo::EXAMPLES)]
     Demo(crate::cmd::demo::DemoArgs),
+    /// Crawl until Ctrl-C and build a torrent index (SQLite, or PostgreSQL shared by crawlers).
+    #[command(after_help = crate::cmd::run::EXAMPLES)]
+    Run(crate::cmd::run::RunArgs),
 }
 
 const QUERY_EXAMPLES: &str = "Examples:
@@ -71,9 +74,11 @@ impl Command {
             Command::Query(_) => "warn",
             Command::Node(_) => "info",
             Command::Metadata(_) => "warn",
-            Command::Crawl(_) | Command::Testnet(_) | Command::Collect(_) | Command::Demo(_) => {
-                "warn"
-            }
+            Command::Crawl(_)
+            | Command::Testnet(_)
+            | Command::Collect(_)
+            | Command::Demo(_)
+            | Command::Run(_) => "warn",
         }
     }
 }

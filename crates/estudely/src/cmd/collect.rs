@@ -112,6 +112,7 @@ pub fn budgets(args: &CollectArgs) -> Budgets {
         rate: args.rate,
         allow_private: args.net.allow_private,
         harvest: !args.net.no_harvest,
+        forget_seen_when_full: false,
     }
 }
 
@@ -152,7 +153,7 @@ async fn collect_with<W: Write>(
         caps,
     };
     let gate = RefCell::new(OpenGate);
-    let report = pipeline::run(driver, &cfg, &out, &gate, &mut |_| {}).await?;
+    let report = pipeline::run(driver, &cfg, &out, &gate, &mut |_, _| {}).await?;
     if report.interrupted {
         eprintln!("collect: interrupted; writing what is known");
     }

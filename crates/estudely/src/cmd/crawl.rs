@@ -166,6 +166,9 @@ pub struct Budgets {
     pub allow_private: bool,
     /// Report infohashes announced to our node (not `--no-harvest`).
     pub harvest: bool,
+    /// Start a new seen-set generation when it is full instead of stopping (`run`, whose
+    /// index deduplicates).
+    pub forget_seen_when_full: bool,
 }
 
 /// Peer searches the crawler runs at once (its `CrawlConfig::max_concurrent_searches`, set
@@ -202,6 +205,7 @@ pub async fn start_crawler(
         max_concurrent_searches: MAX_CONCURRENT_SEARCHES,
         max_search_queue: MAX_SEARCH_QUEUE,
         harvest: budgets.harvest,
+        forget_seen_when_full: budgets.forget_seen_when_full,
         bootstrap: seeds,
         ..CrawlConfig::default()
     };
@@ -235,6 +239,7 @@ pub async fn run(args: CrawlArgs) -> anyhow::Result<()> {
         rate: args.rate,
         allow_private: args.net.allow_private,
         harvest: !args.net.no_harvest,
+        forget_seen_when_full: false,
     };
     let mut driver = start_crawler(bind, &args.bootstrap, budgets).await?;
     driver.warm_start(&saved);

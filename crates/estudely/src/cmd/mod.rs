@@ -6,6 +6,7 @@ pub mod demo;
 pub mod metadata;
 pub mod node;
 pub mod query;
+pub mod run;
 pub mod testnet;
 
 use crate::cli::Command;
@@ -20,5 +21,6 @@ pub async fn run(command: Command) -> anyhow::Result<()> {
         Command::Testnet(args) => testnet::run(args).await,
         Command::Collect(args) => collect::run(args).await,
         Command::Demo(args) => demo::run(args).await,
+        Command::Run(args) => run::run(args).await,
     }
 }

@@ -94,6 +94,10 @@ pub trait CrawlSink {
     /// Called every progress period, if [`CrawlDriver::run`] was given one.
     fn progress(&mut self, _progress: &Progress) {}
 
+    /// Called right after [`CrawlSink::progress`], with the crawler (e.g. to save its good
+    /// nodes now and then).
+    fn tick(&mut self, _crawler: &Crawler) {}
+
     /// An infohash whose peer search is to stop (the sink knows enough of it). Polled after
     /// every batch of events until `None`.
     fn poll_cancel(&mut self) -> Option<estudely_krpc::InfoHash> {
@@ -208,6 +212,7 @@ impl CrawlDriver {
                         recent_rate,
                         elapsed: now.duration_since(start),
                     });
+                    sink.tick(&self.crawler);
                 }
             }
         };

@@ -19,7 +19,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use estudely_dht_core::crawl::CrawlEvent;
+use estudely_dht_core::crawl::{CrawlEvent, Crawler};
 use estudely_krpc::InfoHash;
 use tokio::sync::{mpsc, Notify};
 
@@ -215,7 +215,8 @@ struct Stage<'a, S: RowSink, G: Gate> {
     handoff: Option<Handoff>,
     cancels: Vec<InfoHash>,
     dropped: u64,
-    progress: &'a mut dyn FnMut(&Progress),
+    progress: &'a mut dyn FnMut(&Progress, &Crawler),
+    last: Option<Progress>,
 }
 
 impl<S: RowSink, G: Gate> CrawlSink for Stage<'_, S, G> {
@@ -260,7 +261,13 @@ impl<S: RowSink, G: Gate> CrawlSink for Stage<'_, S, G> {
     }
 
     fn progress(&mut self, progress: &Progress) {
-        (self.progress)(progress);
+        self.last = Some(progress.clone());
+    }
+
+    fn tick(&mut self, crawler: &Crawler) {
+        if let Some(p) = self.last.take() {
+            (self.progress)(&p, crawler);
+        }
     }
 
     fn poll_cancel(&mut self) -> Option<InfoHash> {
@@ -280,13 +287,14 @@ impl<S: RowSink, G: Gate> CrawlSink for Stage<'_, S, G> {
 }
 
 /// Run the pipeline on a bound crawl driver until the crawl and its fetches end, the
-/// overall timeout passes or Ctrl-C. `progress` is called every `progress_every`.
+/// overall timeout passes or Ctrl-C. `progress` is called every `progress_every`, with the
+/// crawler.
 pub async fn run<S: RowSink, G: Gate>(
     driver: &mut CrawlDriver,
     cfg: &PipelineConfig,
     sink: &RefCell<S>,
     gate: &RefCell<G>,
-    progress: &mut dyn FnMut(&Progress),
+    progress: &mut dyn FnMut(&Progress, &Crawler),
 ) -> anyhow::Result<PipelineReport> {
     let start = Instant::now();
     let caps = cfg.caps;
@@ -322,6 +330,7 @@ pub async fn run<S: RowSink, G: Gate>(
         cancels: Vec::new(),
         dropped: 0,
         progress,
+        last: None,
     };
     let crawl = async {
         let report = loop {

@@ -1,0 +1,234 @@
+//! `estudely run`: crawl until Ctrl-C and build a torrent index (SQLite by default,
+//! PostgreSQL for several crawlers). Arguments and wiring only: the work is
+//! [`crate::pipeline`]'s, with the index sink and gate of [`crate::pipeline::index`].
+
+use std::cell::RefCell;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::rc::Rc;
+use std::time::{Duration, Instant};
+
+use clap::Args;
+use regex::Regex;
+
+use crate::cli::parse_overall_timeout;
+use crate::cmd::crawl::{checked_bind, parse_rate, start_crawler, Budgets};
+use crate::crawl::state::MAX_SAVED;
+use crate::pipeline::filter::{parse_regex, parse_size, read_blocklist, Filters};
+use crate::pipeline::index::{IndexGate, IndexSink, Shared, StoreThread};
+use crate::pipeline::{self, Caps, PipelineConfig};
+use crate::resolve::{self, DEFAULT_ROUTERS};
+use crate::store::{DbUrl, DEFAULT_DB};
+
+/// `estudely run --help` epilogue.
+pub const EXAMPLES: &str =
+    "The index holds each torrent once (name, sizes, files, v1 and v2 infohashes, when and
+how it was found), the peers and nodes it was seen through, and good nodes for the next
+start. An infohash already in the index is never fetched again; several `run`s on one
+PostgreSQL index share the work (leases), never fetching one infohash twice at once.
+Ctrl-C stops the crawl, commits and prints a summary; after `kill -9`, every committed row is
+there and a restart carries on. Read it with `estudely export`, `search` and `stats`.
+
+Examples:
+  estudely run
+  estudely run --db index.sqlite --min-size 1MB --exclude '(?i)sample'
+  estudely run --db postgres://crawler@db.example/estudely --bind 0.0.0.0:6881
+  estudely run --db 'postgres:host=/var/run/postgresql dbname=estudely'";
+
+/// `estudely run ...`
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// The index: an SQLite file (`PATH` or `sqlite:PATH`) or a PostgreSQL URL
+    /// (`postgres://...`, or `postgres:` and libpq key=value settings).
+    #[arg(long, value_name = "URL", default_value = DEFAULT_DB)]
+    pub db: String,
+    /// A node to start from (repeatable), resolved at start-up; the nodes saved in the index
+    /// are tried first.
+    #[arg(long, value_name = "HOST:PORT", default_values_t = DEFAULT_ROUTERS.map(String::from))]
+    pub bootstrap: Vec<String>,
+    /// Local address to crawl from; give it twice for IPv4 and IPv6 [default: 0.0.0.0:0].
+    #[arg(long, value_name = "ADDR")]
+    pub bind: Vec<SocketAddr>,
+    /// Global limit on DHT queries sent, per second.
+    #[arg(long, value_name = "Q", default_value_t = 25.0, value_parser = parse_rate)]
+    pub rate: f64,
+    /// Distinct peers kept per infohash.
+    #[arg(long, value_name = "N", default_value_t = 20,
+          value_parser = clap::value_parser!(u32).range(1..=10_000))]
+    pub peers_per_infohash: u32,
+    /// Peers tried for an infohash's metadata, in turn, until one succeeds.
+    #[arg(long, value_name = "N", default_value_t = 5,
+          value_parser = clap::value_parser!(u32).range(1..=1_000))]
+    pub metadata_peer_attempts: u32,
+    /// Metadata fetches (TCP connections) at once.
+    #[arg(long, value_name = "N", default_value_t = 32,
+          value_parser = clap::value_parser!(u32).range(1..=4_096))]
+    pub concurrency: u32,
+    /// Stop after this many seconds (0, the default: until Ctrl-C).
+    #[arg(long, value_name = "SECS", default_value = "0", value_parser = parse_overall_timeout)]
+    pub overall_timeout: Duration,
+    /// Also follow private, loopback, link-local and CGNAT addresses learned from the
+    /// network (your own lab network). Without it they are refused (and counted), except in
+    /// the ranges of the --bootstrap addresses.
+    #[arg(long)]
+    pub allow_private: bool,
+    /// Do not take infohashes that other nodes announce to our node as discoveries.
+    #[arg(long)]
+    pub no_harvest: bool,
+    /// Keep only torrents of at least this total size (bytes, or 700MB, 1.5GiB, ...).
+    #[arg(long, value_name = "SIZE", value_parser = parse_size)]
+    pub min_size: Option<u64>,
+    /// Keep only torrents of at most this total size.
+    #[arg(long, value_name = "SIZE", value_parser = parse_size)]
+    pub max_size: Option<u64>,
+    /// Keep only torrents whose name matches this regex (e.g. `(?i)linux`).
+    #[arg(long, value_name = "REGEX", value_parser = parse_regex)]
+    pub include: Option<Regex>,
+    /// Drop torrents whose name matches this regex.
+    #[arg(long, value_name = "REGEX", value_parser = parse_regex)]
+    pub exclude: Option<Regex>,
+    /// Never search, fetch or store these infohashes: a file of 40-hex infohashes, one per
+    /// line (`#` comments).
+    #[arg(long, value_name = "FILE")]
+    pub blocklist: Option<PathBuf>,
+    /// Write each verified torrent as DIR/<infohash>.torrent too.
+    #[arg(long, value_name = "DIR")]
+    pub save_torrents: Option<PathBuf>,
+    /// How long a claim on an infohash lasts: another crawler on the same index may fetch it
+    /// after that if this one has not finished (crashed).
+    #[arg(long, value_name = "SECS", default_value = "600", value_parser = crate::cli::parse_secs)]
+    pub lease: Duration,
+    /// This crawler's name in the index's leases [default: host:pid:random].
+    #[arg(long, value_name = "NAME")]
+    pub owner: Option<String>,
+}
+
+/// How often good nodes are saved to the index while running.
+const SAVE_NODES_EVERY: Duration = Duration::from_secs(300);
+
+/// Run `estudely run ...`.
+pub async fn run(args: RunArgs) -> anyhow::Result<()> {
+    let bind = checked_bind(&args.bind)?;
+    for b in &args.bootstrap {
+        resolve::parse(b)?;
+    }
+    let url = DbUrl::parse(&args.db)?;
+    if let Some(dir) = &args.save_torrents {
+        std::fs::create_dir_all(dir).map_err(|e| {
+            resolve::UsageError(format!(
+                "cannot create --save-torrents directory `{}`: {e}",
+                dir.display()
+            ))
+        })?;
+    }
+    let filters = Filters {
+        min_size: args.min_size,
+        max_size: args.max_size,
+        include: args.include.clone(),
+        exclude: args.exclude.clone(),
+        blocklist: match &args.blocklist {
+            Some(path) => read_blocklist(path)?,
+            None => Default::default(),
+        },
+    };
+    let owner = args.owner.clone().unwrap_or_else(default_owner);
+    let (store, opened) = StoreThread::start(url.clone(), owner, args.lease)?;
+    eprintln!(
+        "run: index {url} ({}): {} torrents, {} saved nodes",
+        opened.kind,
+        opened.torrents,
+        opened.nodes.len()
+    );
+    let budgets = Budgets {
+        max_infohashes: 0,
+        peers_per_infohash: args.peers_per_infohash as usize,
+        rate: args.rate,
+        allow_private: args.allow_private,
+        harvest: !args.no_harvest,
+        forget_seen_when_full: true,
+    };
+    let mut driver = start_crawler(bind, &args.bootstrap, budgets).await?;
+    driver.warm_start(&opened.nodes);
+    let shared = Shared::new(store, opened.known, filters);
+    let sink = RefCell::new(IndexSink(shared.clone()));
+    let gate = RefCell::new(IndexGate(shared.clone()));
+    let caps = Caps::default();
+    let cfg = PipelineConfig {
+        peers_per_infohash: args.peers_per_infohash as usize,
+        metadata_peer_attempts: args.metadata_peer_attempts as usize,
+        concurrency: args.concurrency as usize,
+        overall_timeout: args.overall_timeout,
+        save_torrents: args.save_torrents.clone(),
+        progress_every: Some(Duration::from_secs(1)),
+        caps,
+    };
+    let mut saved_at = Instant::now();
+    let mut line_at = Instant::now();
+    let report = pipeline::run(&mut driver, &cfg, &sink, &gate, &mut |p, crawler| {
+        let sh = shared.borrow();
+        if saved_at.elapsed() >= SAVE_NODES_EVERY {
+            saved_at = Instant::now();
+            let _ = sh.store.save_nodes(crawler.good_nodes(MAX_SAVED));
+        }
+        if line_at.elapsed() >= Duration::from_secs(10) {
+            line_at = Instant::now();
+            let c = &sh.counts;
+            eprintln!(
+                "run: {:.0} s, {} infohashes, {} stored, {} known, {} nodes, {:.1} q/s",
+                p.elapsed.as_secs_f64(),
+                p.stats.infohashes,
+                c.stored,
+                c.dropped,
+                p.stats.nodes_known,
+                p.recent_rate
+            );
+        }
+    })
+    .await;
+    drop((sink, gate));
+    let shared = Rc::try_unwrap(shared)
+        .map_err(|_| anyhow::anyhow!("the index is still in use"))?
+        .into_inner();
+    // Whatever happened, commit what is known and keep the good nodes.
+    shared
+        .store
+        .save_nodes(driver.crawler().good_nodes(MAX_SAVED))?;
+    let counts = shared.counts.clone();
+    let written = shared.store.finish()?;
+    let report = report?;
+    if report.interrupted {
+        eprintln!("run: interrupted; committed what is known");
+    }
+    let filtered: u64 = counts.filtered.values().sum();
+    eprintln!(
+        "run: {} infohashes, {} stored, {} known or fetched elsewhere, {} filtered, {} \
+         blocklisted, {} fetches failed, {} without peers; {} DHT queries; metadata {}; index: \
+         {} transactions, {:.1} s writing; {:.1} s{}",
+        report.found + counts.blocklisted,
+        counts.stored,
+        counts.dropped,
+        filtered,
+        counts.blocklisted,
+        counts.fetch_failed,
+        counts.no_peers,
+        report.crawl.queries_sent,
+        report.fetch,
+        written.commits,
+        written.busy.as_secs_f64(),
+        report.elapsed.as_secs_f64(),
+        report.notes(caps)
+    );
+    Ok(())
+}
+
+/// `host:pid:random`, unique per process.
+fn default_owner() -> String {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .map(|h| h.trim().to_owned())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "host".to_owned());
+    let tag: u32 = rand::RngCore::next_u32(&mut rand::rngs::OsRng);
+    format!("{host}:{}:{tag:08x}", std::process::id())
+}
