@@ -7,6 +7,7 @@
 #![cfg_attr(not(test), deny(clippy::unwrap_used))]
 #![warn(missing_docs)]
 
+pub mod args;
 pub mod cli;
 pub mod cmd;
 pub mod crawl;

@@ -19,8 +19,8 @@ use std::time::Duration;
 use anyhow::Context as _;
 use clap::Args;
 
-use crate::cli::parse_overall_timeout;
-use crate::cmd::crawl::{checked_bind, parse_rate, start_crawler, Budgets, CrawlNetArgs};
+use crate::args::parse_overall_timeout;
+use crate::crawl::setup::{checked_bind, parse_rate, start_crawler, Budgets, CrawlNetArgs};
 use crate::crawl::CrawlDriver;
 use crate::pipeline::{self, Caps, OpenGate, Out, PipelineConfig, RowFormat};
 use crate::resolve::{UsageError, DEFAULT_ROUTERS};
@@ -186,7 +186,7 @@ mod tests {
     /// resumed once its fetch ends: every torrent of a loopback testnet is still collected.
     #[test]
     fn a_full_fetch_backlog_pauses_the_crawl_and_nothing_is_lost() {
-        use crate::cmd::crawl::start_crawler;
+        use crate::crawl::setup::start_crawler;
         use crate::testnet::{Testnet, TestnetConfig};
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
@@ -219,7 +219,7 @@ mod tests {
                 .await
                 .unwrap();
             let caps = Caps {
-                searching: crate::cmd::crawl::SEARCHES_CAP,
+                searching: crate::crawl::setup::SEARCHES_CAP,
                 fetching: 1,
             };
             let mut text = Vec::new();

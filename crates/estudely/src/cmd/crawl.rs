@@ -14,16 +14,18 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use clap::{Args, ValueEnum};
-use estudely_dht_core::crawl::{CrawlConfig, CrawlEvent, CrawlStats};
-use estudely_dht_core::{AddrPolicy, Config};
+use estudely_dht_core::crawl::CrawlEvent;
 use estudely_krpc::InfoHash;
 
-use crate::cli::{overall_limit, parse_overall_timeout};
-use crate::crawl::{
-    writable_peer, CrawlDriver, CrawlDriverConfig, CrawlReport, CrawlSink, PeerRow, PeersFile,
-    Progress, CSV_HEADER,
+use crate::args::parse_overall_timeout;
+use crate::crawl::setup::{
+    checked_bind, crawl_limit, interrupted, network_note, parse_rate, start_crawler, Budgets,
+    CrawlNetArgs, SEARCHES_CAP,
 };
-use crate::resolve::{self, UsageError, DEFAULT_ROUTERS};
+use crate::crawl::{
+    writable_peer, CrawlReport, CrawlSink, PeerRow, PeersFile, Progress, CSV_HEADER,
+};
+use crate::resolve::{self, DEFAULT_ROUTERS};
 
 /// `estudely crawl --help` epilogue.
 pub const EXAMPLES: &str =
@@ -74,47 +76,6 @@ pub struct CrawlArgs {
     pub format: CrawlFormat,
 }
 
-/// The flags `crawl` and `collect` share about the network: which addresses to follow,
-/// whether to harvest announces, and the warm-start file.
-#[derive(Debug, Clone, Default, Args)]
-pub struct CrawlNetArgs {
-    /// Also follow private, loopback, link-local and CGNAT addresses learned from the
-    /// network (your own lab network). Without it they are refused (and counted), except in
-    /// the ranges of the --bootstrap addresses. Multicast, broadcast, unspecified,
-    /// documentation, reserved, IPv4-mapped addresses and port 0 are always refused.
-    #[arg(long)]
-    pub allow_private: bool,
-    /// Do not report infohashes that other nodes announce to our node (announce
-    /// harvesting; on by default: each announce with a valid token is a discovery, with
-    /// the announcer as its first peer). Announces are still stored and served.
-    #[arg(long)]
-    pub no_harvest: bool,
-    /// Save the good nodes found to FILE at the end, and start from the nodes saved there
-    /// (before the bootstrap routers) when it exists: a warm start.
-    #[arg(long, value_name = "FILE")]
-    pub state: Option<PathBuf>,
-}
-
-impl CrawlNetArgs {
-    /// The nodes saved in `--state FILE` (none without the flag or the file); a malformed
-    /// file is a usage error, before any packet is sent.
-    pub fn saved_nodes(&self) -> anyhow::Result<Vec<estudely_krpc::CompactNode>> {
-        match &self.state {
-            Some(path) => crate::crawl::state::load(path),
-            None => Ok(Vec::new()),
-        }
-    }
-
-    /// Save the crawl's good nodes to `--state FILE`, if given.
-    pub fn save_state(&self, driver: &CrawlDriver) -> anyhow::Result<()> {
-        let Some(path) = &self.state else {
-            return Ok(());
-        };
-        let nodes = driver.crawler().good_nodes(crate::crawl::state::MAX_SAVED);
-        crate::crawl::state::save(path, &nodes)
-    }
-}
-
 /// Row formats of `estudely crawl` on stdout.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum CrawlFormat {
@@ -122,106 +83,6 @@ pub enum CrawlFormat {
     Csv,
     /// One JSON object per row: `infohash`, `peer_ip`, `peer_port`, `source`.
     Jsonl,
-}
-
-/// Queries per second: more than 0, at most 10,000.
-pub fn parse_rate(s: &str) -> Result<f64, String> {
-    let q: f64 = s
-        .parse()
-        .map_err(|_| format!("`{s}` is not a number of queries per second"))?;
-    if !(q > 0.0 && q <= 10_000.0) {
-        return Err(format!("`{s}` must be more than 0 and at most 10000"));
-    }
-    Ok(q)
-}
-
-/// The `--bind` addresses of a crawling command: `0.0.0.0:0` when none is given, at most
-/// one per address family.
-pub fn checked_bind(bind: &[SocketAddr]) -> anyhow::Result<Vec<SocketAddr>> {
-    if bind.is_empty() {
-        return Ok(vec![SocketAddr::from(([0, 0, 0, 0], 0))]);
-    }
-    let v4 = bind.iter().filter(|a| a.is_ipv4()).count();
-    if v4 > 1 || bind.len() - v4 > 1 {
-        let all: Vec<String> = bind.iter().map(ToString::to_string).collect();
-        let msg = format!(
-            "--bind takes at most one IPv4 and one IPv6 address, got {}",
-            all.join(", ")
-        );
-        return Err(UsageError(msg).into());
-    }
-    Ok(bind.to_vec())
-}
-
-/// The budgets `crawl`, `collect` and `demo` give the crawler.
-#[derive(Debug, Clone, Copy)]
-pub struct Budgets {
-    /// Stop sampling after this many infohashes (0 = no limit).
-    pub max_infohashes: usize,
-    /// Distinct peers kept per infohash.
-    pub peers_per_infohash: usize,
-    /// Global query rate, per second.
-    pub rate: f64,
-    /// `--allow-private`: private-use ranges allowed on top of the bootstrap ranges.
-    pub allow_private: bool,
-    /// Report infohashes announced to our node (not `--no-harvest`).
-    pub harvest: bool,
-    /// Start a new seen-set generation when it is full instead of stopping (`run`, whose
-    /// index deduplicates).
-    pub forget_seen_when_full: bool,
-}
-
-/// Peer searches the crawler runs at once (its `CrawlConfig::max_concurrent_searches`, set
-/// by [`start_crawler`]).
-pub const MAX_CONCURRENT_SEARCHES: usize = 16;
-
-/// Infohashes the crawler keeps queued for a peer search at most (its
-/// `CrawlConfig::max_search_queue`, set by [`start_crawler`]; sampling pauses before it
-/// would overflow).
-pub const MAX_SEARCH_QUEUE: usize = 8_192;
-
-/// Most infohashes whose peer search is pending in the crawler (running or queued), and so
-/// the cap of every per-infohash map a crawl sink keeps while searches run: the `source` of
-/// `crawl`'s rows, `collect`'s searching infohashes.
-pub const SEARCHES_CAP: usize = MAX_CONCURRENT_SEARCHES + MAX_SEARCH_QUEUE;
-
-/// The crawl driver's timeout for an `--overall-timeout` (0 = none: until Ctrl-C).
-pub fn crawl_limit(overall_timeout: Duration) -> Option<Duration> {
-    overall_limit(overall_timeout)
-}
-
-/// Resolve the bootstrap nodes (for the bound families) and bind a crawler to `bind`.
-pub async fn start_crawler(
-    bind: Vec<SocketAddr>,
-    bootstrap: &[String],
-    budgets: Budgets,
-) -> anyhow::Result<CrawlDriver> {
-    let v4 = bind.iter().any(SocketAddr::is_ipv4);
-    let v6 = bind.iter().any(SocketAddr::is_ipv6);
-    let seeds = resolve::resolve_bootstrap(bootstrap, v4, v6).await?;
-    let crawl = CrawlConfig {
-        max_infohashes: budgets.max_infohashes,
-        peers_per_infohash: budgets.peers_per_infohash,
-        max_concurrent_searches: MAX_CONCURRENT_SEARCHES,
-        max_search_queue: MAX_SEARCH_QUEUE,
-        harvest: budgets.harvest,
-        forget_seen_when_full: budgets.forget_seen_when_full,
-        bootstrap: seeds,
-        ..CrawlConfig::default()
-    };
-    // The crawler adds the ranges of the bootstrap addresses (a loopback testnet).
-    let addr_policy = AddrPolicy::with_private(budgets.allow_private);
-    let node = Config {
-        query_rate: budgets.rate,
-        addr_policy,
-        ..Config::default()
-    };
-    CrawlDriver::bind(CrawlDriverConfig {
-        bind,
-        node,
-        crawl,
-        seed: None,
-    })
 }
 
 /// Run `estudely crawl ...`.
@@ -309,96 +170,9 @@ pub fn summary(report: &CrawlReport, counts: &RowCounts) -> String {
     line
 }
 
-/// `; refused addresses: private 3, multicast 1; 12 dead nodes`: what the address policy
-/// refused and the nodes that stopped answering, when there are any (for end summaries).
-pub fn network_note(stats: &CrawlStats) -> String {
-    let mut note = String::new();
-    if stats.harvested > 0 {
-        note.push_str(&format!("; {} infohashes announced to us", stats.harvested));
-    }
-    if stats.addr_refused.total() > 0 {
-        note.push_str(&format!(
-            "; refused addresses: {}",
-            stats.addr_refused.describe()
-        ));
-    }
-    if stats.nodes_dead > 0 {
-        note.push_str(&format!("; {} dead nodes", stats.nodes_dead));
-    }
-    if stats.nodes_refused > 0 {
-        note.push_str(&format!(
-            "; {} nodes not kept (node table full)",
-            stats.nodes_refused
-        ));
-    }
-    if stats.seen_full {
-        note.push_str("; sampling stopped: seen-set full");
-    }
-    note
-}
-
 /// `1 peer`, `2 peers`.
 fn peers(n: u64) -> String {
     format!("{n} peer{}", if n == 1 { "" } else { "s" })
-}
-
-/// Completes on Ctrl-C or (on Unix) SIGTERM; never if the signals cannot be watched.
-pub async fn interrupted() {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{signal, SignalKind};
-        if let Ok(mut term) = signal(SignalKind::terminate()) {
-            tokio::select! {
-                _ = tokio::signal::ctrl_c() => {}
-                _ = term.recv() => {}
-            }
-            return;
-        }
-    }
-    if tokio::signal::ctrl_c().await.is_err() {
-        std::future::pending::<()>().await;
-    }
-}
-
-/// Ctrl-C and SIGTERM, watched once for a whole command, so that every stage of it (the
-/// crawl, the fetches) sees the same signal, whenever it comes. Stops watching when dropped.
-#[derive(Debug)]
-pub struct Interrupt {
-    rx: tokio::sync::watch::Receiver<bool>,
-    task: tokio::task::JoinHandle<()>,
-}
-
-impl Interrupt {
-    /// Start watching (inside a tokio runtime).
-    pub fn watch() -> Interrupt {
-        let (tx, rx) = tokio::sync::watch::channel(false);
-        let task = tokio::spawn(async move {
-            interrupted().await;
-            let _ = tx.send(true);
-        });
-        Interrupt { rx, task }
-    }
-
-    /// Completes once the signal has come (at once if it already has).
-    pub fn fired(&self) -> impl std::future::Future<Output = ()> + 'static {
-        let mut rx = self.rx.clone();
-        async move {
-            if rx.wait_for(|&fired| fired).await.is_err() {
-                std::future::pending::<()>().await;
-            }
-        }
-    }
-
-    /// Whether the signal has come.
-    pub fn happened(&self) -> bool {
-        *self.rx.borrow()
-    }
-}
-
-impl Drop for Interrupt {
-    fn drop(&mut self) {
-        self.task.abort();
-    }
 }
 
 /// The crawl's sink: rows to stdout (`W`) and to the peers file, progress to stderr.
@@ -498,6 +272,8 @@ impl<W: Write> CrawlSink for Rows<'_, W> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::crawl::setup::{MAX_CONCURRENT_SEARCHES, MAX_SEARCH_QUEUE};
+    use estudely_dht_core::crawl::CrawlConfig;
 
     fn peer_event(peer: &str) -> CrawlEvent {
         CrawlEvent::Peer {

@@ -7,9 +7,9 @@ use std::time::{Duration, Instant};
 
 use clap::Args;
 
-use crate::cli::parse_overall_timeout;
+use crate::args::parse_overall_timeout;
 use crate::cmd::collect::{budgets, collect, CollectArgs, CollectFormat};
-use crate::cmd::crawl::start_crawler;
+use crate::crawl::setup::start_crawler;
 use crate::testnet::{Testnet, TestnetConfig};
 
 /// `estudely demo --help` epilogue.

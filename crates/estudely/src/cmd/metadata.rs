@@ -25,9 +25,9 @@ use estudely_peer_wire::{torrent_file_bytes, Version, DEFAULT_MAX_METADATA_SIZE}
 use serde::Serialize;
 use tokio::sync::mpsc;
 
-use crate::cli::{overall_limit, parse_overall_timeout, parse_secs};
-use crate::cmd::crawl::interrupted;
+use crate::args::{overall_limit, parse_overall_timeout, parse_secs};
 use crate::crawl::driver::sleep_until_opt as until;
+use crate::crawl::setup::interrupted;
 use crate::fetch::peers_csv::{self, Line, RowReader};
 use crate::fetch::stream::{Grouper, GrouperConfig};
 use crate::fetch::{self, FetchConfig, FetchStats, InfohashResult, Job};

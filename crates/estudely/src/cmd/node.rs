@@ -13,7 +13,7 @@ use tokio::task::JoinHandle;
 use tokio::time::MissedTickBehavior;
 use tracing::{info, warn};
 
-use crate::cli::NodeArgs;
+use crate::args::NodeArgs;
 use crate::dht::{DhtError, DhtHandle, DriverConfig};
 use crate::resolve::{self, UsageError};
 

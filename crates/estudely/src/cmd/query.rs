@@ -13,7 +13,7 @@ use estudely_dht_core::{AddrPolicy, Config, QueryError};
 use estudely_krpc::{Body, Message, NodeId, Query, Want};
 use rand::RngCore as _;
 
-use crate::cli::{Format, QueryArgs, QueryMethod};
+use crate::args::{Format, QueryArgs, QueryMethod};
 use crate::dht::{DhtError, DhtHandle, DriverConfig};
 use crate::output::ReplyView;
 use crate::resolve::{self, UsageError};

@@ -11,8 +11,8 @@ use std::time::{Duration, Instant};
 use clap::Args;
 use regex::Regex;
 
-use crate::cli::parse_overall_timeout;
-use crate::cmd::crawl::{checked_bind, parse_rate, start_crawler, Budgets};
+use crate::args::parse_overall_timeout;
+use crate::crawl::setup::{checked_bind, parse_rate, start_crawler, Budgets};
 use crate::crawl::state::MAX_SAVED;
 use crate::pipeline::filter::{parse_regex, parse_size, read_blocklist, Filters};
 use crate::pipeline::index::{IndexGate, IndexSink, Shared, StoreThread};
@@ -96,7 +96,7 @@ pub struct RunArgs {
     pub save_torrents: Option<PathBuf>,
     /// How long a claim on an infohash lasts: another crawler on the same index may fetch it
     /// after that if this one has not finished (crashed).
-    #[arg(long, value_name = "SECS", default_value = "600", value_parser = crate::cli::parse_secs)]
+    #[arg(long, value_name = "SECS", default_value = "600", value_parser = crate::args::parse_secs)]
     pub lease: Duration,
     /// This crawler's name in the index's leases [default: host:pid:random].
     #[arg(long, value_name = "NAME")]

@@ -13,7 +13,7 @@ use std::time::Duration;
 use anyhow::Context as _;
 use clap::Args;
 
-use crate::cmd::crawl::interrupted;
+use crate::crawl::setup::interrupted;
 use crate::resolve::UsageError;
 use crate::testnet::{seeder_addr, Testnet, TestnetConfig};
 

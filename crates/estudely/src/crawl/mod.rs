@@ -4,6 +4,7 @@
 
 pub mod driver;
 pub mod rows;
+pub mod setup;
 pub mod state;
 
 pub use driver::{CrawlDriver, CrawlDriverConfig, CrawlReport, CrawlSink, Progress, StopReason};

@@ -23,9 +23,9 @@ use estudely_dht_core::crawl::{CrawlEvent, Crawler};
 use estudely_krpc::InfoHash;
 use tokio::sync::{mpsc, Notify};
 
-use crate::cli::overall_limit;
-use crate::cmd::crawl::{crawl_limit, Interrupt, SEARCHES_CAP};
+use crate::args::overall_limit;
 use crate::cmd::metadata::save_torrent;
+use crate::crawl::setup::{crawl_limit, Interrupt, SEARCHES_CAP};
 use crate::crawl::{CrawlDriver, CrawlReport, CrawlSink, Progress, StopReason};
 use crate::fetch::{fetch_stream, FetchConfig, FetchStats, FetchedMetadata, Job};
 use crate::store::Source;
@@ -183,7 +183,7 @@ pub struct PipelineReport {
 impl PipelineReport {
     /// The notes of a summary line after the counts (`; crawl paused ...`).
     pub fn notes(&self, caps: Caps) -> String {
-        let mut s = crate::cmd::crawl::network_note(&self.crawl.stats);
+        let mut s = crate::crawl::setup::network_note(&self.crawl.stats);
         if self.port_zero > 0 {
             let n = self.port_zero;
             let p = if n == 1 { "" } else { "s" };

@@ -1,0 +1,206 @@
+//! Argument types and value parsers that the commands share: the `query` and `node`
+//! arguments, option groups flattened into several subcommands ([`BootstrapArgs`],
+//! [`OutputArgs`]), and parsers of seconds, timeouts, ids and infohashes. Leaf module: it
+//! imports neither `cli` nor `cmd`, so both can use it.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use clap::{Args, Subcommand, ValueEnum};
+use estudely_krpc::{InfoHash, NodeId, Want};
+
+use crate::resolve::DEFAULT_ROUTERS;
+
+/// `estudely query ...`
+#[derive(Debug, Args)]
+pub struct QueryArgs {
+    /// The query to send.
+    #[command(subcommand)]
+    pub method: QueryMethod,
+    /// Local address to send from [default: 0.0.0.0:0, or [::]:0 for an IPv6 node].
+    #[arg(long, global = true, value_name = "ADDR")]
+    pub bind: Option<SocketAddr>,
+    /// Seconds to wait for each reply.
+    #[arg(long, global = true, value_name = "SECS", default_value = "5", value_parser = parse_secs)]
+    pub timeout: Duration,
+    /// BEP 32: which address families of nodes to ask for [default: the requester's own].
+    #[arg(long, global = true, value_enum)]
+    pub want: Option<WantArg>,
+    /// How to print replies.
+    #[command(flatten)]
+    pub output: OutputArgs,
+}
+
+/// The KRPC queries `estudely query` can send.
+#[derive(Debug, Subcommand)]
+pub enum QueryMethod {
+    /// `ping`: is the node alive, and what is its id?
+    Ping {
+        /// The node: IP:PORT, [IPv6]:PORT or HOST:PORT.
+        addr: String,
+    },
+    /// `find_node`: the nodes it knows closest to TARGET.
+    FindNode {
+        /// The node: IP:PORT, [IPv6]:PORT or HOST:PORT.
+        addr: String,
+        /// 40 hex digits [default: a random id].
+        #[arg(value_parser = parse_node_id)]
+        target: Option<NodeId>,
+    },
+    /// `get_peers`: peers of a torrent, or nodes closer to it, plus a write token.
+    GetPeers {
+        /// The node: IP:PORT, [IPv6]:PORT or HOST:PORT.
+        addr: String,
+        /// The torrent's infohash, 40 hex digits.
+        #[arg(value_parser = parse_info_hash)]
+        info_hash: InfoHash,
+        /// BEP 33: ask for bloom filters of the seeds and peers it knows.
+        #[arg(long)]
+        scrape: bool,
+        /// BEP 33: ask for non-seed peers only.
+        #[arg(long)]
+        noseed: bool,
+    },
+    /// `sample_infohashes` (BEP 51): a sample of the infohashes it stores.
+    Sample {
+        /// The node: IP:PORT, [IPv6]:PORT or HOST:PORT.
+        addr: String,
+        /// Where in the keyspace to return nodes [default: a random id].
+        #[arg(value_parser = parse_node_id)]
+        target: Option<NodeId>,
+    },
+    /// `get_peers` for a token, then `announce_peer` with it: "I have this torrent".
+    Announce {
+        /// The node: IP:PORT, [IPv6]:PORT or HOST:PORT.
+        addr: String,
+        /// The torrent's infohash, 40 hex digits.
+        #[arg(value_parser = parse_info_hash)]
+        info_hash: InfoHash,
+        /// The TCP port peers should connect to.
+        #[arg(long, default_value_t = 6881, conflicts_with = "implied_port")]
+        port: u16,
+        /// Let the node use our UDP source port instead of --port.
+        #[arg(long)]
+        implied_port: bool,
+        /// BEP 33: announce as a seed.
+        #[arg(long)]
+        seed: bool,
+    },
+}
+
+/// `estudely node ...`
+#[derive(Debug, Args)]
+pub struct NodeArgs {
+    /// Address to listen on; give it twice for IPv4 and IPv6 (port 0 = any free port).
+    #[arg(long, value_name = "ADDR", default_value = "0.0.0.0:6881")]
+    pub bind: Vec<SocketAddr>,
+    /// Where to find the network.
+    #[command(flatten)]
+    pub bootstrap: BootstrapArgs,
+    /// Seconds between two stats lines in the log.
+    #[arg(long, value_name = "SECS", default_value = "30", value_parser = parse_secs)]
+    pub stats_interval: Duration,
+    /// BEP 43: take part as a read-only node (answer no queries, stay out of routing tables).
+    #[arg(long)]
+    pub read_only: bool,
+    /// Also talk to private, loopback, link-local and CGNAT addresses (a lab network).
+    /// Without it they are refused, except in the ranges of --bind and --bootstrap.
+    #[arg(long)]
+    pub allow_private: bool,
+    /// Use this node id (40 hex digits) instead of a random one.
+    #[arg(long, value_parser = parse_node_id)]
+    pub id: Option<NodeId>,
+    /// Seed the node's RNG (ids, tokens, samples) for a reproducible run.
+    #[arg(long)]
+    pub seed: Option<u64>,
+}
+
+/// Bootstrap nodes, shared by subcommands that join the network.
+#[derive(Debug, Args)]
+pub struct BootstrapArgs {
+    /// A node to bootstrap from (repeatable), resolved at start-up.
+    #[arg(long = "bootstrap", value_name = "HOST:PORT", default_values_t = DEFAULT_ROUTERS.map(String::from))]
+    pub nodes: Vec<String>,
+    /// Do not bootstrap: wait for others to find us (the first node of a network).
+    #[arg(long, conflicts_with = "nodes")]
+    pub no_bootstrap: bool,
+}
+
+/// Output options, shared by subcommands that print results.
+#[derive(Debug, Args)]
+pub struct OutputArgs {
+    /// How to print replies.
+    #[arg(long, global = true, value_enum, default_value_t = Format::Human)]
+    pub format: Format,
+}
+
+/// Output formats.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Format {
+    /// Aligned text for people.
+    Human,
+    /// One JSON object per reply and line; binary values in hex.
+    Jsonl,
+}
+
+/// BEP 32 `want` values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum WantArg {
+    /// IPv4 nodes (`n4`).
+    N4,
+    /// IPv6 nodes (`n6`).
+    N6,
+    /// Both.
+    Both,
+}
+
+impl WantArg {
+    /// As the KRPC type.
+    pub fn to_want(self) -> Want {
+        Want {
+            v4: self != WantArg::N6,
+            v6: self != WantArg::N4,
+        }
+    }
+}
+
+/// Seconds, possibly fractional, at most a day.
+pub fn parse_secs(s: &str) -> Result<Duration, String> {
+    let secs: f64 = s
+        .parse()
+        .map_err(|_| format!("`{s}` is not a number of seconds"))?;
+    if !(secs > 0.0 && secs <= 86_400.0) {
+        return Err(format!(
+            "`{s}` must be more than 0 and at most 86400 seconds"
+        ));
+    }
+    Ok(Duration::from_secs_f64(secs))
+}
+
+/// An `--overall-timeout`: seconds as [`parse_secs`] takes them, or `0` for no limit (run
+/// until the work is done or Ctrl-C), returned as [`Duration::ZERO`]; see [`overall_limit`].
+pub fn parse_overall_timeout(s: &str) -> Result<Duration, String> {
+    match s.parse::<f64>() {
+        Ok(0.0) => Ok(Duration::ZERO),
+        _ => parse_secs(s).map_err(|e| format!("{e}, or 0 for no limit")),
+    }
+}
+
+/// The deadline an `--overall-timeout` stands for: `None` (no limit) for 0.
+pub fn overall_limit(timeout: Duration) -> Option<Duration> {
+    (!timeout.is_zero()).then_some(timeout)
+}
+
+/// 40 hex digits as a node id.
+pub fn parse_node_id(s: &str) -> Result<NodeId, String> {
+    NodeId::from_hex(s).ok_or_else(|| format!("`{s}` is not 40 hex digits"))
+}
+
+/// 40 hex digits (or a magnet link's `btih`) as an infohash.
+pub fn parse_info_hash(s: &str) -> Result<InfoHash, String> {
+    let hex = s
+        .strip_prefix("magnet:?")
+        .and_then(|q| q.split('&').find_map(|kv| kv.strip_prefix("xt=urn:btih:")))
+        .unwrap_or(s);
+    InfoHash::from_hex(hex).ok_or_else(|| format!("`{s}` is not a 40-hex-digit infohash"))
+}
