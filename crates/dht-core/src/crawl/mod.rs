@@ -710,6 +710,9 @@ impl Crawler {
             return;
         }
         self.stats.samples_answered += 1;
+        if self.stats.first_sample_after.is_none() {
+            self.stats.first_sample_after = Some(self.node.stats().queries_sent);
+        }
         for ih in r.samples {
             if self.sampling_done() {
                 break;

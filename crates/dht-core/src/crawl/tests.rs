@@ -445,6 +445,8 @@ fn a_warm_start_begins_with_the_saved_nodes() {
     );
     let good = r.c.good_nodes(100);
     assert!(good.contains(&node(2)), "{good:?}");
+    let cold = r.c.stats().first_sample_after.expect("a sample came");
+    assert!(cold >= 2, "a walk, then a sample: {cold}");
 
     let now = Instant::now();
     let cfg = CrawlConfig {
@@ -478,6 +480,23 @@ fn a_warm_start_begins_with_the_saved_nodes() {
             .any(|(a, m)| *a == addr(1) && matches!(m.body, Body::Query(Query::FindNode { .. }))),
         "no bootstrap walk while saved nodes are known: {sent:?}"
     );
+    let to2 = sent
+        .iter()
+        .find(|(a, _)| *a == addr(2))
+        .expect("sampled")
+        .clone();
+    r.reply(
+        &to2,
+        Response {
+            id: NodeId([2; 20]),
+            samples: vec![InfoHash([6; 20])],
+            interval: Some(600),
+            num: Some(1),
+            ..Response::default()
+        },
+    );
+    let warm = r.c.stats().first_sample_after.expect("a sample came");
+    assert!(warm < cold, "warm {warm} queries, cold {cold}");
 }
 
 /// Node 2 answers its sample with `ihs`; returns the queries sent after it.

@@ -200,10 +200,14 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
         eprintln!("run: interrupted; committed what is known");
     }
     let filtered: u64 = counts.filtered.values().sum();
+    let first = match report.crawl.stats.first_sample_after {
+        Some(n) => format!("; first sample after {n} queries"),
+        None => String::new(),
+    };
     eprintln!(
         "run: {} infohashes, {} stored, {} known or fetched elsewhere, {} filtered, {} \
          blocklisted, {} fetches failed, {} without peers; {} DHT queries; metadata {}; index: \
-         {} transactions, {:.1} s writing; {:.1} s{}",
+         {} transactions, {:.1} s writing; {:.1} s{first}{}",
         report.found + counts.blocklisted,
         counts.stored,
         counts.dropped,
