@@ -7,7 +7,7 @@
 //! checked before any packet is sent: a bad address or an unwritable peers file exits 2.
 
 use std::collections::HashMap;
-use std::io::{self, IsTerminal as _, Write};
+use std::io::{self, Write};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -37,8 +37,8 @@ Examples:
   estudely crawl --bootstrap 127.0.10.1:40000 --bind 127.0.0.1:0 --format jsonl
   estudely crawl --bind 0.0.0.0:0 --bind [::]:0";
 
-/// How often the progress line is redrawn.
-const PROGRESS_EVERY: Duration = Duration::from_millis(250);
+/// How often progress (the stderr line, the metrics) is updated.
+const PROGRESS_EVERY: Duration = Duration::from_secs(1);
 
 /// `estudely crawl ...`
 #[derive(Debug, Args)]
@@ -72,6 +72,9 @@ pub struct CrawlArgs {
     /// How to print rows on stdout (the peers file is always CSV).
     #[arg(long, value_enum, default_value_t = CrawlFormat::Csv)]
     pub format: CrawlFormat,
+    /// Prometheus metrics.
+    #[command(flatten)]
+    pub metrics: crate::metrics::MetricsArgs,
 }
 
 /// The flags `crawl` and `collect` share about the network: which addresses to follow,
@@ -236,6 +239,7 @@ pub async fn run(args: CrawlArgs) -> anyhow::Result<()> {
         allow_private: args.net.allow_private,
         harvest: !args.net.no_harvest,
     };
+    args.metrics.start()?;
     let mut driver = start_crawler(bind, &args.bootstrap, budgets).await?;
     driver.warm_start(&saved);
 
@@ -246,20 +250,17 @@ pub async fn run(args: CrawlArgs) -> anyhow::Result<()> {
             .and_then(|()| stdout.flush())
             .context("cannot write to stdout")?;
     }
-    let terminal = io::stderr().is_terminal();
     let mut sink = Rows::new(args.format, stdout, &mut peers_file);
-    let progress = terminal.then_some(PROGRESS_EVERY);
     let report = driver
         .run(
             crawl_limit(args.overall_timeout),
             interrupted(),
-            progress,
+            Some(PROGRESS_EVERY),
             &mut sink,
         )
         .await?;
-    if sink.progress_shown {
-        eprint!("\r\x1b[K");
-    }
+    sink.progress.finish();
+    crate::metrics::publish_node(&driver.crawler().node().stats());
     eprintln!("{}", summary(&report, &sink.counts));
     args.net.save_state(&driver)
 }
@@ -407,7 +408,7 @@ struct Rows<'a, W: Write> {
     sources: HashMap<InfoHash, SocketAddr>,
     sources_cap: usize,
     counts: RowCounts,
-    progress_shown: bool,
+    progress: crate::progress::Progress,
 }
 
 impl<'a, W: Write> Rows<'a, W> {
@@ -420,7 +421,7 @@ impl<'a, W: Write> Rows<'a, W> {
             sources: HashMap::new(),
             sources_cap: SEARCHES_CAP,
             counts: RowCounts::default(),
-            progress_shown: false,
+            progress: crate::progress::Progress::new("crawl"),
         }
     }
 }
@@ -475,16 +476,9 @@ impl<W: Write> CrawlSink for Rows<'_, W> {
     }
 
     fn progress(&mut self, p: &Progress) {
-        self.progress_shown = true;
-        eprint!(
-            "\r\x1b[Kcrawl: {} nodes, {:.1} q/s, {} infohashes, {} peers, {:.1} s",
-            p.stats.nodes_known,
-            p.recent_rate,
-            p.stats.infohashes,
-            self.counts.rows,
-            p.elapsed.as_secs_f64()
-        );
-        let _ = io::stderr().flush();
+        crate::metrics::publish_crawl(p);
+        let snapshot = crate::progress::Snapshot::crawl(p, self.counts.rows);
+        self.progress.update(&snapshot);
     }
 }
 

@@ -94,6 +94,9 @@ pub struct MetadataArgs {
     /// addresses and port 0 are always refused.
     #[arg(long)]
     pub allow_private: bool,
+    /// Prometheus metrics.
+    #[command(flatten)]
+    pub metrics: crate::metrics::MetricsArgs,
 }
 
 /// Output formats of `estudely metadata`.
@@ -157,10 +160,12 @@ pub async fn run(args: MetadataArgs) -> anyhow::Result<()> {
         addr_policy: AddrPolicy::with_private(args.allow_private),
         ..FetchConfig::default()
     };
+    args.metrics.start()?;
     let mut out = Output {
         printer: Printer::new(args.format),
         printing: true,
         save_torrents: args.save_torrents.clone(),
+        live: crate::progress::FetchProgress::new("metadata"),
     };
     out.header()?;
     let stop = interrupted();
@@ -176,6 +181,7 @@ pub async fn run(args: MetadataArgs) -> anyhow::Result<()> {
             streamed(grouping, cfg, &mut out, stop).await?
         }
     };
+    out.live.finish(&stats);
     eprintln!("metadata: {stats}");
     Ok(())
 }
@@ -191,6 +197,7 @@ async fn whole(
     mut stop: Pin<&mut impl Future<Output = ()>>,
 ) -> anyhow::Result<FetchStats> {
     let backstop = cfg.overall_timeout.map(|d| Instant::now() + d + BACKSTOP);
+    out.live.set_total(jobs.len());
     let mut batch = fetch::fetch_many(jobs, cfg);
     loop {
         let result = tokio::select! {
@@ -225,6 +232,7 @@ async fn streamed(
     let mut stats = FetchStats::default();
     let (mut reading, mut past_deadline) = (true, false);
     loop {
+        crate::metrics::publish_fetch_backlog(groups.active());
         if !past_deadline {
             // Never full: the channel holds as many jobs as there can be active infohashes.
             while let Some(job) = groups.next_job(Instant::now()) {
@@ -314,6 +322,7 @@ struct Output {
     /// False once stdout's reader went away (`| head`): fetching goes on, quietly.
     printing: bool,
     save_torrents: Option<PathBuf>,
+    live: crate::progress::FetchProgress,
 }
 
 impl Output {
@@ -325,6 +334,7 @@ impl Output {
 
     /// A finished infohash: its torrent saved and its row printed, if it was obtained.
     fn result(&mut self, r: &InfohashResult) -> anyhow::Result<()> {
+        self.live.record(r);
         if let (Some(dir), Some(m)) = (&self.save_torrents, &r.metadata) {
             if let Err(e) = save_torrent(dir, &r.info_hash.to_hex(), &m.info) {
                 eprintln!("warning: {e:#}");
