@@ -186,7 +186,10 @@ fn answer(head: &[u8], render: impl FnOnce() -> String) -> Vec<u8> {
 
 /// Help texts, shown as `# HELP` lines.
 fn describe() {
-    describe_counter!("estudely_queries_sent_total", "DHT queries sent, by method.");
+    describe_counter!(
+        "estudely_queries_sent_total",
+        "DHT queries sent, by method."
+    );
     describe_counter!(
         "estudely_queries_received_total",
         "DHT queries received, by method."
@@ -215,7 +218,10 @@ fn describe() {
         "estudely_routing_table_nodes",
         "Nodes in the routing table, by address family."
     );
-    describe_gauge!("estudely_queries_in_flight", "DHT queries awaiting a reply.");
+    describe_gauge!(
+        "estudely_queries_in_flight",
+        "DHT queries awaiting a reply."
+    );
     describe_counter!(
         "estudely_samples_received_total",
         "sample_infohashes replies received with samples."
@@ -443,7 +449,10 @@ mod tests {
         metrics::with_local_recorder(&recorder, || publish_node(&s));
         let text = handle.render();
         assert!(
-            has(&text, "estudely_queries_sent_total{method=\"get_peers\"} 25"),
+            has(
+                &text,
+                "estudely_queries_sent_total{method=\"get_peers\"} 25"
+            ),
             "{text}"
         );
     }
@@ -491,19 +500,24 @@ mod tests {
 
     #[test]
     fn only_get_metrics_is_served() {
-        let ok = answer(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n", || "m 1\n".into());
+        let ok = answer(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n", || {
+            "m 1\n".into()
+        });
         let ok = String::from_utf8(ok).unwrap();
         assert!(ok.starts_with("HTTP/1.1 200 OK\r\n"), "{ok}");
         assert!(ok.contains("Content-Length: 4\r\n"), "{ok}");
         assert!(ok.ends_with("\r\n\r\nm 1\n"), "{ok}");
-        let head = String::from_utf8(answer(b"HEAD /metrics HTTP/1.0\r\n\r\n", || {
-            "m 1\n".into()
-        }))
-        .unwrap();
+        let head = String::from_utf8(answer(b"HEAD /metrics HTTP/1.0\r\n\r\n", || "m 1\n".into()))
+            .unwrap();
         assert!(head.ends_with("\r\n\r\n"), "{head}");
         let status = |req: &[u8]| {
             let r = answer(req, || unreachable!("not rendered"));
-            String::from_utf8(r).unwrap().lines().next().unwrap().to_owned()
+            String::from_utf8(r)
+                .unwrap()
+                .lines()
+                .next()
+                .unwrap()
+                .to_owned()
         };
         assert_eq!(status(b"GET / HTTP/1.1\r\n\r\n"), "HTTP/1.1 404 Not Found");
         assert_eq!(

@@ -127,12 +127,14 @@ fn a_crawl_is_scraped_while_it_runs() {
         "{body}"
     );
     assert!(
-        value(&body, "estudely_query_outcomes_total{outcome=\"reply\"}")
-            .is_some_and(|n| n > 0.0),
+        value(&body, "estudely_query_outcomes_total{outcome=\"reply\"}").is_some_and(|n| n > 0.0),
         "{body}"
     );
     assert!(sum(&body, "estudely_known_nodes") > 0.0, "{body}");
-    assert!(body.contains("# TYPE estudely_queries_sent_total counter"), "{body}");
+    assert!(
+        body.contains("# TYPE estudely_queries_sent_total counter"),
+        "{body}"
+    );
     // A crawl fetches no metadata: no failure reasons.
     assert!(!body.contains("estudely_metadata_failed_total"), "{body}");
     // Another path is not served.
@@ -166,7 +168,13 @@ fn metadata_failures_are_scraped_by_reason() {
     let metrics = free_tcp("127.0.94.2");
     let metrics_arg = metrics.to_string();
     let child = Command::new(BIN)
-        .args(["metadata", "-", "--allow-private", "--metrics", &metrics_arg])
+        .args([
+            "metadata",
+            "-",
+            "--allow-private",
+            "--metrics",
+            &metrics_arg,
+        ])
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -205,8 +213,7 @@ fn metadata_failures_are_scraped_by_reason() {
     let (_, stderr) = (out.join().unwrap(), err.join().unwrap());
     assert!(status.success(), "{status}: {stderr}");
     assert_eq!(
-        stderr,
-        "metadata: 0/1 infohashes, 1 attempt: 0 ok, 1 refused\n",
+        stderr, "metadata: 0/1 infohashes, 1 attempt: 0 ok, 1 refused\n",
         "a short run prints no progress line"
     );
 }
@@ -218,7 +225,13 @@ fn a_metrics_address_in_use_is_a_usage_error() {
     let dir = tempfile::tempdir().unwrap();
     let peers_file = dir.path().join("peers.csv");
     let out = Command::new(BIN)
-        .args(["crawl", "--bootstrap", "127.0.94.9:9", "--bind", "127.0.94.4:0"])
+        .args([
+            "crawl",
+            "--bootstrap",
+            "127.0.94.9:9",
+            "--bind",
+            "127.0.94.4:0",
+        ])
         .args(["--metrics", &addr])
         .arg("--peers-file")
         .arg(&peers_file)

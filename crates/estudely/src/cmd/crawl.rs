@@ -2,9 +2,11 @@
 //! (infohash, peer) to stdout and appending it to a peers file, as the seed's
 //! `dht_crawler_min.py` did.
 //!
-//! stdout carries nothing but rows (CSV with its header, or JSON lines); stderr gets a
-//! progress line when it is a terminal and always a one-line summary at the end. Inputs are
-//! checked before any packet is sent: a bad address or an unwritable peers file exits 2.
+//! stdout carries nothing but rows (CSV with its header, or JSON lines); stderr gets
+//! progress ([`crate::progress`]: a redrawn line on a terminal, else a plain line every
+//! 10 s) and always a one-line summary at the end. `--metrics ADDR` serves Prometheus
+//! metrics ([`crate::metrics`]). Inputs are checked before any packet is sent: a bad
+//! address, an unwritable peers file or a taken metrics address exits 2.
 
 use std::collections::HashMap;
 use std::io::{self, Write};
@@ -29,13 +31,15 @@ use crate::resolve::{self, UsageError, DEFAULT_ROUTERS};
 pub const EXAMPLES: &str =
     "stdout: `infohash,peer_ip,peer_port` and one row per (infohash, peer), each flushed as
 soon as found; the same rows are appended to --peers-file. stderr: a progress line on a
-terminal, and a summary at the end.
+terminal (elsewhere one every 10 s), and a summary at the end. --metrics ADDR serves
+Prometheus metrics at http://ADDR/metrics.
 
 Examples:
   estudely crawl > peers_stream.csv
   estudely crawl --max-infohashes 0 --overall-timeout 300 --rate 50
   estudely crawl --bootstrap 127.0.10.1:40000 --bind 127.0.0.1:0 --format jsonl
-  estudely crawl --bind 0.0.0.0:0 --bind [::]:0";
+  estudely crawl --bind 0.0.0.0:0 --bind [::]:0
+  estudely crawl --max-infohashes 0 --overall-timeout 0 --metrics 127.0.0.1:9100";
 
 /// How often progress (the stderr line, the metrics) is updated.
 const PROGRESS_EVERY: Duration = Duration::from_secs(1);

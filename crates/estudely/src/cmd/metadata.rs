@@ -2,8 +2,9 @@
 //! and print one row per torrent obtained, as each completes.
 //!
 //! Output is CSV `infohash,name,file_count,total_bytes,piece_length` (the contract of the
-//! old `dht_fetch_metadata_batch.py`), or JSON lines with more fields. Warnings and the
-//! closing summary line go to stderr.
+//! old `dht_fetch_metadata_batch.py`), or JSON lines with more fields. Warnings, progress
+//! (a redrawn line on a terminal, else a plain line at most every 10 s) and the closing
+//! summary line go to stderr. `--metrics ADDR` serves Prometheus metrics.
 //!
 //! A file is read whole, then fetched. `-` (stdin) is read as it comes, so that
 //! `estudely crawl | estudely metadata -` fetches while the crawl runs: each infohash is
