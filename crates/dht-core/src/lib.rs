@@ -37,4 +37,4 @@ pub use addr_policy::{AddrPolicy, Range, Refusals};
 pub use config::Config;
 pub use estudely_krpc as krpc;
 pub use events::{Event, LookupId, LookupKind, LookupOutcome, QueryError, QueryId, Transmit};
-pub use node::{Node, Stats};
+pub use node::{MethodCounts, Node, Stats};

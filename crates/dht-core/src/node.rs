@@ -84,6 +84,67 @@ pub struct Stats {
     pub dead: usize,
     /// Queries not sent because their address was dead.
     pub dead_refused: u64,
+    /// Queries sent, by method (their sum is [`Stats::queries_sent`]).
+    pub sent_by_method: MethodCounts,
+    /// Queries received, by method (their sum is [`Stats::queries_received`]).
+    pub received_by_method: MethodCounts,
+    /// Responses received to our queries (matching one in flight).
+    pub responses_received: u64,
+    /// KRPC errors received to our queries (matching one in flight).
+    pub errors_received: u64,
+    /// Our queries that got no answer in time.
+    pub timeouts: u64,
+    /// Queries that had to wait for the global rate limit before being sent (each counted
+    /// once, however long it waited).
+    pub rate_limited: u64,
+}
+
+/// Counts of queries by KRPC method.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct MethodCounts {
+    /// `ping`
+    pub ping: u64,
+    /// `find_node`
+    pub find_node: u64,
+    /// `get_peers`
+    pub get_peers: u64,
+    /// `announce_peer`
+    pub announce_peer: u64,
+    /// `sample_infohashes`
+    pub sample_infohashes: u64,
+    /// Any other method.
+    pub other: u64,
+}
+
+impl MethodCounts {
+    /// Count one query.
+    pub fn add(&mut self, q: &Query) {
+        *match q {
+            Query::Ping { .. } => &mut self.ping,
+            Query::FindNode { .. } => &mut self.find_node,
+            Query::GetPeers { .. } => &mut self.get_peers,
+            Query::AnnouncePeer { .. } => &mut self.announce_peer,
+            Query::SampleInfohashes { .. } => &mut self.sample_infohashes,
+            Query::Unknown { .. } => &mut self.other,
+        } += 1;
+    }
+
+    /// Each count with its method's name (`other` for the rest).
+    pub fn by_name(&self) -> [(&'static str, u64); 6] {
+        [
+            ("ping", self.ping),
+            ("find_node", self.find_node),
+            ("get_peers", self.get_peers),
+            ("announce_peer", self.announce_peer),
+            ("sample_infohashes", self.sample_infohashes),
+            ("other", self.other),
+        ]
+    }
+
+    /// All queries counted.
+    pub fn total(&self) -> u64 {
+        self.by_name().iter().map(|(_, n)| n).sum()
+    }
 }
 
 /// A Mainline DHT node without I/O.
@@ -113,6 +174,9 @@ pub struct Node {
     /// Addresses that stopped answering: never queried again in this run.
     pub(crate) dead: BoundedMap<SocketAddr, ()>,
     pub(crate) queued: VecDeque<(SocketAddr, Query, Purpose)>,
+    /// How many queries at the front of `queued` were already counted in
+    /// [`Stats::rate_limited`].
+    pub(crate) queued_counted: usize,
     pub(crate) flushing: bool,
     pub(crate) stats: Stats,
 }
@@ -150,6 +214,7 @@ impl Node {
                 65_536,
             ),
             queued: VecDeque::new(),
+            queued_counted: 0,
             flushing: false,
             stats: Stats::default(),
             id,
@@ -351,6 +416,7 @@ impl Node {
         match msg.body {
             Body::Query(q) => {
                 self.stats.queries_received += 1;
+                self.stats.received_by_method.add(&q);
                 // A flooding IP gets no answers (nor a routing-table slot) until it slows
                 // down: answering would make us an amplifier for it.
                 if !self.incoming_budget.try_record(from.ip(), now) {
@@ -371,6 +437,7 @@ impl Node {
             }
             Body::Response(r) => {
                 if let Some(p) = self.tx.take(&msg.tid, from) {
+                    self.stats.responses_received += 1;
                     self.strikes.insert(from, ANSWERED);
                     self.heard(
                         now,
@@ -391,6 +458,7 @@ impl Node {
             }
             Body::Error(e) => {
                 if let Some(p) = self.tx.take(&msg.tid, from) {
+                    self.stats.errors_received += 1;
                     self.strikes.insert(from, ANSWERED);
                     self.on_failure(now, from, p.purpose, QueryError::Remote(e));
                 }
@@ -505,6 +573,7 @@ impl Node {
     pub fn handle_timeout(&mut self, now: Instant) {
         self.flush_queued(now);
         for p in self.tx.expire(now) {
+            self.stats.timeouts += 1;
             self.on_failure(now, p.to, p.purpose, QueryError::Timeout);
         }
         self.tokens.maybe_rotate(&mut self.rng, now);
@@ -546,5 +615,145 @@ impl Node {
                 self.lookup(now, LookupKind::FindNode, target, &[]);
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod stats_tests {
+    use std::net::SocketAddr;
+    use std::time::{Duration, Instant};
+
+    use estudely_krpc::{Body, ErrorMsg, InfoHash, Message, NodeId, Query, Response, Want};
+
+    use crate::{Config, Node};
+
+    fn addr(i: u8) -> SocketAddr {
+        SocketAddr::from(([1, 0, 8, i], 6881))
+    }
+
+    fn query(i: u8) -> Query {
+        let id = NodeId([0; 20]);
+        let want = Want::default();
+        match i % 3 {
+            0 => Query::Ping { id },
+            1 => Query::FindNode {
+                id,
+                target: NodeId([i; 20]),
+                want,
+            },
+            _ => Query::SampleInfohashes {
+                id,
+                target: NodeId([i; 20]),
+                want,
+            },
+        }
+    }
+
+    /// Queries sent by method, waits for the rate limit, and how each query ended.
+    #[test]
+    fn sent_queries_are_counted_by_method_and_outcome() {
+        let t0 = Instant::now();
+        let config = Config {
+            query_rate: 1.0,
+            query_burst: 10.0,
+            ..Config::default()
+        };
+        let mut node = Node::new(config, t0);
+        for i in 0..15 {
+            let _ = node.query(t0, addr(i), query(i));
+        }
+        let s = node.stats();
+        assert_eq!(s.queries_sent, 10, "the burst");
+        assert_eq!(s.rate_limited, 5, "the rest waits, each counted once");
+
+        // One answer, one error; the rest will time out.
+        let sent: Vec<_> = std::iter::from_fn(|| node.poll_transmit()).collect();
+        assert_eq!(sent.len(), 10);
+        let now = t0 + Duration::from_millis(100);
+        for (n, tx) in sent.iter().take(2).enumerate() {
+            let tid = Message::decode(&tx.bytes).unwrap().tid;
+            let body = if n == 0 {
+                Body::Response(Response {
+                    id: NodeId([9; 20]),
+                    ..Response::default()
+                })
+            } else {
+                Body::Error(ErrorMsg {
+                    code: 201,
+                    message: "no".into(),
+                    id: None,
+                    reflected_port: None,
+                })
+            };
+            let reply = Message {
+                tid,
+                version: None,
+                ip: None,
+                read_only: false,
+                body,
+            };
+            node.handle_datagram(now, tx.to, &reply.encode());
+        }
+        // Time passes (one more query per second); waiting ones are not counted again.
+        for ms in (0..=5_000).step_by(250) {
+            node.handle_timeout(t0 + Duration::from_millis(ms));
+        }
+        let s = node.stats();
+        assert_eq!(s.queries_sent, 15);
+        assert_eq!(s.rate_limited, 5);
+        assert_eq!(s.sent_by_method.ping, 5);
+        assert_eq!(s.sent_by_method.find_node, 5);
+        assert_eq!(s.sent_by_method.sample_infohashes, 5);
+        assert_eq!(s.sent_by_method.total(), s.queries_sent);
+        let now = t0 + Duration::from_secs(5);
+        node.handle_timeout(now + Duration::from_secs(60));
+        let s = node.stats();
+        assert_eq!(s.responses_received, 1);
+        assert_eq!(s.errors_received, 1);
+        assert!(s.timeouts >= 13, "{}", s.timeouts);
+    }
+
+    #[test]
+    fn received_queries_are_counted_by_method() {
+        let t0 = Instant::now();
+        let mut node = Node::new(Config::default(), t0);
+        let id = NodeId([5; 20]);
+        let queries = [
+            Query::Ping { id },
+            Query::GetPeers {
+                id,
+                info_hash: InfoHash([1; 20]),
+                want: Want::default(),
+                noseed: false,
+                scrape: false,
+            },
+            Query::GetPeers {
+                id,
+                info_hash: InfoHash([2; 20]),
+                want: Want::default(),
+                noseed: false,
+                scrape: false,
+            },
+            Query::Unknown {
+                id,
+                method: b"vote".to_vec(),
+            },
+        ];
+        for (t, q) in queries.into_iter().enumerate() {
+            let msg = Message {
+                tid: estudely_krpc::TransactionId::new(&[t as u8]).unwrap(),
+                version: None,
+                ip: None,
+                read_only: true,
+                body: Body::Query(q),
+            };
+            node.handle_datagram(t0, addr(1), &msg.encode());
+        }
+        let s = node.stats();
+        assert_eq!(s.queries_received, 4);
+        assert_eq!(s.received_by_method.ping, 1);
+        assert_eq!(s.received_by_method.get_peers, 2);
+        assert_eq!(s.received_by_method.other, 1);
+        assert_eq!(s.received_by_method.total(), 4);
     }
 }

@@ -74,6 +74,7 @@ impl Node {
             let Some((to, query, purpose)) = self.queued.pop_front() else {
                 break;
             };
+            self.queued_counted = self.queued_counted.saturating_sub(1);
             // The budgets are checked again at the moment of sending: that is the invariant.
             if !self.out_budget.allows(to.ip(), now) || !self.ip_budget.try_record(to.ip(), now) {
                 self.stats.refused_by_budget += 1;
@@ -87,6 +88,7 @@ impl Node {
                 continue;
             };
             self.out_budget.try_record(to.ip(), now);
+            self.stats.sent_by_method.add(&query);
             let msg = Message {
                 tid,
                 version: Some(self.config.version.to_vec()),
@@ -100,6 +102,9 @@ impl Node {
             });
             self.stats.queries_sent += 1;
         }
+        // What is left waits for the rate limit: count each query once.
+        self.stats.rate_limited += (self.queued.len() - self.queued_counted) as u64;
+        self.queued_counted = self.queued.len();
         self.flushing = false;
     }
 

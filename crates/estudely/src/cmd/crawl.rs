@@ -2,12 +2,14 @@
 //! (infohash, peer) to stdout and appending it to a peers file, as the seed's
 //! `dht_crawler_min.py` did.
 //!
-//! stdout carries nothing but rows (CSV with its header, or JSON lines); stderr gets a
-//! progress line when it is a terminal and always a one-line summary at the end. Inputs are
-//! checked before any packet is sent: a bad address or an unwritable peers file exits 2.
+//! stdout carries nothing but rows (CSV with its header, or JSON lines); stderr gets
+//! progress ([`crate::progress`]: a redrawn line on a terminal, else a plain line every
+//! 10 s) and always a one-line summary at the end. `--metrics ADDR` serves Prometheus
+//! metrics ([`crate::metrics`]). Inputs are checked before any packet is sent: a bad
+//! address, an unwritable peers file or a taken metrics address exits 2.
 
 use std::collections::HashMap;
-use std::io::{self, IsTerminal as _, Write};
+use std::io::{self, Write};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -31,16 +33,18 @@ use crate::resolve::{self, DEFAULT_ROUTERS};
 pub const EXAMPLES: &str =
     "stdout: `infohash,peer_ip,peer_port` and one row per (infohash, peer), each flushed as
 soon as found; the same rows are appended to --peers-file. stderr: a progress line on a
-terminal, and a summary at the end.
+terminal (elsewhere one every 10 s), and a summary at the end. --metrics ADDR serves
+Prometheus metrics at http://ADDR/metrics.
 
 Examples:
   estudely crawl > peers_stream.csv
   estudely crawl --max-infohashes 0 --overall-timeout 300 --rate 50
   estudely crawl --bootstrap 127.0.10.1:40000 --bind 127.0.0.1:0 --format jsonl
-  estudely crawl --bind 0.0.0.0:0 --bind [::]:0";
+  estudely crawl --bind 0.0.0.0:0 --bind [::]:0
+  estudely crawl --max-infohashes 0 --overall-timeout 0 --metrics 127.0.0.1:9100";
 
-/// How often the progress line is redrawn.
-const PROGRESS_EVERY: Duration = Duration::from_millis(250);
+/// How often progress (the stderr line, the metrics) is updated.
+const PROGRESS_EVERY: Duration = Duration::from_secs(1);
 
 /// `estudely crawl ...`
 #[derive(Debug, Args)]
@@ -74,6 +78,9 @@ pub struct CrawlArgs {
     /// How to print rows on stdout (the peers file is always CSV).
     #[arg(long, value_enum, default_value_t = CrawlFormat::Csv)]
     pub format: CrawlFormat,
+    /// Prometheus metrics.
+    #[command(flatten)]
+    pub metrics: crate::metrics::MetricsArgs,
 }
 
 /// Row formats of `estudely crawl` on stdout.
@@ -102,6 +109,7 @@ pub async fn run(args: CrawlArgs) -> anyhow::Result<()> {
         harvest: !args.net.no_harvest,
         forget_seen_when_full: false,
     };
+    args.metrics.start()?;
     let mut driver = start_crawler(bind, &args.bootstrap, budgets).await?;
     driver.warm_start(&saved);
 
@@ -112,20 +120,17 @@ pub async fn run(args: CrawlArgs) -> anyhow::Result<()> {
             .and_then(|()| stdout.flush())
             .context("cannot write to stdout")?;
     }
-    let terminal = io::stderr().is_terminal();
     let mut sink = Rows::new(args.format, stdout, &mut peers_file);
-    let progress = terminal.then_some(PROGRESS_EVERY);
     let report = driver
         .run(
             crawl_limit(args.overall_timeout),
             interrupted(),
-            progress,
+            Some(PROGRESS_EVERY),
             &mut sink,
         )
         .await?;
-    if sink.progress_shown {
-        eprint!("\r\x1b[K");
-    }
+    sink.progress.finish();
+    crate::metrics::publish_node(&driver.crawler().node().stats());
     eprintln!("{}", summary(&report, &sink.counts));
     args.net.save_state(&driver)
 }
@@ -186,7 +191,7 @@ struct Rows<'a, W: Write> {
     sources: HashMap<InfoHash, SocketAddr>,
     sources_cap: usize,
     counts: RowCounts,
-    progress_shown: bool,
+    progress: crate::progress::Progress,
 }
 
 impl<'a, W: Write> Rows<'a, W> {
@@ -199,7 +204,7 @@ impl<'a, W: Write> Rows<'a, W> {
             sources: HashMap::new(),
             sources_cap: SEARCHES_CAP,
             counts: RowCounts::default(),
-            progress_shown: false,
+            progress: crate::progress::Progress::new("crawl"),
         }
     }
 }
@@ -256,16 +261,9 @@ impl<W: Write> CrawlSink for Rows<'_, W> {
     }
 
     fn progress(&mut self, p: &Progress) {
-        self.progress_shown = true;
-        eprint!(
-            "\r\x1b[Kcrawl: {} nodes, {:.1} q/s, {} infohashes, {} peers, {:.1} s",
-            p.stats.nodes_known,
-            p.recent_rate,
-            p.stats.infohashes,
-            self.counts.rows,
-            p.elapsed.as_secs_f64()
-        );
-        let _ = io::stderr().flush();
+        crate::metrics::publish_crawl(p);
+        let snapshot = crate::progress::Snapshot::crawl(p, self.counts.rows);
+        self.progress.update(&snapshot);
     }
 }
 

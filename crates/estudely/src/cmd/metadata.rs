@@ -2,8 +2,9 @@
 //! and print one row per torrent obtained, as each completes.
 //!
 //! Output is CSV `infohash,name,file_count,total_bytes,piece_length` (the contract of the
-//! old `dht_fetch_metadata_batch.py`), or JSON lines with more fields. Warnings and the
-//! closing summary line go to stderr.
+//! old `dht_fetch_metadata_batch.py`), or JSON lines with more fields. Warnings, progress
+//! (a redrawn line on a terminal, else a plain line at most every 10 s) and the closing
+//! summary line go to stderr. `--metrics ADDR` serves Prometheus metrics.
 //!
 //! A file is read whole, then fetched. `-` (stdin) is read as it comes, so that
 //! `estudely crawl | estudely metadata -` fetches while the crawl runs: each infohash is
@@ -94,6 +95,9 @@ pub struct MetadataArgs {
     /// addresses and port 0 are always refused.
     #[arg(long)]
     pub allow_private: bool,
+    /// Prometheus metrics.
+    #[command(flatten)]
+    pub metrics: crate::metrics::MetricsArgs,
 }
 
 /// Output formats of `estudely metadata`.
@@ -157,10 +161,12 @@ pub async fn run(args: MetadataArgs) -> anyhow::Result<()> {
         addr_policy: AddrPolicy::with_private(args.allow_private),
         ..FetchConfig::default()
     };
+    args.metrics.start()?;
     let mut out = Output {
         printer: Printer::new(args.format),
         printing: true,
         save_torrents: args.save_torrents.clone(),
+        live: crate::progress::FetchProgress::new("metadata"),
     };
     out.header()?;
     let stop = interrupted();
@@ -176,6 +182,7 @@ pub async fn run(args: MetadataArgs) -> anyhow::Result<()> {
             streamed(grouping, cfg, &mut out, stop).await?
         }
     };
+    out.live.finish(&stats);
     eprintln!("metadata: {stats}");
     Ok(())
 }
@@ -191,6 +198,7 @@ async fn whole(
     mut stop: Pin<&mut impl Future<Output = ()>>,
 ) -> anyhow::Result<FetchStats> {
     let backstop = cfg.overall_timeout.map(|d| Instant::now() + d + BACKSTOP);
+    out.live.set_total(jobs.len());
     let mut batch = fetch::fetch_many(jobs, cfg);
     loop {
         let result = tokio::select! {
@@ -225,6 +233,7 @@ async fn streamed(
     let mut stats = FetchStats::default();
     let (mut reading, mut past_deadline) = (true, false);
     loop {
+        crate::metrics::publish_fetch_backlog(groups.active());
         if !past_deadline {
             // Never full: the channel holds as many jobs as there can be active infohashes.
             while let Some(job) = groups.next_job(Instant::now()) {
@@ -314,6 +323,7 @@ struct Output {
     /// False once stdout's reader went away (`| head`): fetching goes on, quietly.
     printing: bool,
     save_torrents: Option<PathBuf>,
+    live: crate::progress::FetchProgress,
 }
 
 impl Output {
@@ -325,6 +335,7 @@ impl Output {
 
     /// A finished infohash: its torrent saved and its row printed, if it was obtained.
     fn result(&mut self, r: &InfohashResult) -> anyhow::Result<()> {
+        self.live.record(r);
         if let (Some(dir), Some(m)) = (&self.save_torrents, &r.metadata) {
             if let Err(e) = save_torrent(dir, &r.info_hash.to_hex(), &m.info) {
                 eprintln!("warning: {e:#}");

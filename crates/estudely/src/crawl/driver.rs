@@ -57,6 +57,8 @@ pub enum StopReason {
 pub struct Progress {
     /// The crawler's counters.
     pub stats: CrawlStats,
+    /// The counters of the crawler's node.
+    pub node: estudely_dht_core::Stats,
     /// Queries actually sent by the crawler's node (all kinds).
     pub queries_sent: u64,
     /// Queries per second over the last second or so.
@@ -208,6 +210,7 @@ impl CrawlDriver {
                     let recent_rate = if dt > 0.0 { (queries - q0) as f64 / dt } else { 0.0 };
                     sink.progress(&Progress {
                         stats: self.crawler.stats(),
+                        node: self.crawler.node().stats(),
                         queries_sent: queries,
                         recent_rate,
                         elapsed: now.duration_since(start),

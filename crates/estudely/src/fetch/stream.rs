@@ -115,6 +115,11 @@ impl Grouper {
         self.counts
     }
 
+    /// Infohashes active: collecting rows, or being fetched.
+    pub fn active(&self) -> usize {
+        self.groups.len()
+    }
+
     /// As many infohashes as [`GrouperConfig::max_active`] are active: take no row now.
     pub fn is_full(&self) -> bool {
         self.groups.len() >= self.cfg.max_active

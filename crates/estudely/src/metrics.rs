@@ -1,0 +1,529 @@
+//! Prometheus metrics (`--metrics ADDR`): the counters the program already keeps, published
+//! through the [`metrics`] facade and served as text at `http://ADDR/metrics`.
+//!
+//! [`serve`] installs the recorder and starts a minimal HTTP/1.1 responder on the current
+//! tokio runtime (one task; `GET /metrics` only, one request per connection). Without it no
+//! recorder is installed and every `publish_*` call is a no-op costing a few atomic loads.
+//!
+//! The `publish_*` functions take the cumulative snapshots that the crawler, the node and
+//! the fetcher keep, and set counters to them (`absolute`) and gauges to sizes; they may be
+//! called as often as wished. Names follow Prometheus conventions: `estudely_` prefix,
+//! `_total` on counters, the unit in the name (`_seconds`).
+//!
+//! | metric | type | labels |
+//! | --- | --- | --- |
+//! | `estudely_queries_sent_total` | counter | `method` |
+//! | `estudely_queries_received_total` | counter | `method` |
+//! | `estudely_query_outcomes_total` | counter | `outcome`: `reply`, `error`, `timeout` |
+//! | `estudely_replies_sent_total` | counter | |
+//! | `estudely_queries_refused_total` | counter | `reason`: `budget`, `dead` |
+//! | `estudely_rate_limit_waits_total` | counter | |
+//! | `estudely_malformed_datagrams_total` | counter | |
+//! | `estudely_routing_table_nodes` | gauge | `family`: `ipv4`, `ipv6` |
+//! | `estudely_queries_in_flight` | gauge | |
+//! | `estudely_samples_received_total` | counter | |
+//! | `estudely_infohashes_total` | counter | |
+//! | `estudely_harvested_infohashes_total` | counter | |
+//! | `estudely_peers_total` | counter | |
+//! | `estudely_known_nodes`, `estudely_frontier_nodes`, `estudely_search_queue`, `estudely_searches` | gauge | |
+//! | `estudely_metadata_infohashes_total` | counter | |
+//! | `estudely_metadata_fetched_total` | counter | |
+//! | `estudely_metadata_failed_total` | counter | `reason` (a [`FailureKind`]) |
+//! | `estudely_fetch_backlog` | gauge | |
+//! | `estudely_db_write_seconds` | histogram | |
+//! | `estudely_db_rows_written_total` | counter | |
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use clap::Args;
+use estudely_dht_core::Stats as NodeStats;
+use metrics::{counter, describe_counter, describe_gauge, describe_histogram, gauge, histogram};
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+use tokio::net::{TcpListener, TcpStream};
+use tracing::debug;
+
+use crate::crawl::Progress;
+use crate::fetch::{FailureKind, FetchStats};
+use crate::resolve::UsageError;
+
+/// Buckets of `estudely_db_write_seconds`.
+const DB_WRITE_BUCKETS: [f64; 12] = [
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
+];
+
+/// Longest request head read, and the time allowed to send it.
+const MAX_REQUEST: usize = 8 * 1024;
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// The `--metrics` flag, for any long-running command.
+#[derive(Debug, Clone, Default, Args)]
+pub struct MetricsArgs {
+    /// Serve Prometheus metrics at http://ADDR/metrics while running (e.g. 127.0.0.1:9100).
+    #[arg(long = "metrics", value_name = "ADDR")]
+    pub addr: Option<SocketAddr>,
+}
+
+impl MetricsArgs {
+    /// [`serve`] at the address, if one was given.
+    pub fn start(&self) -> anyhow::Result<()> {
+        match self.addr {
+            Some(addr) => serve(addr),
+            None => Ok(()),
+        }
+    }
+}
+
+/// The recorder's settings: histogram buckets.
+fn builder() -> PrometheusBuilder {
+    PrometheusBuilder::new()
+        .set_buckets_for_metric(
+            Matcher::Full("estudely_db_write_seconds".into()),
+            &DB_WRITE_BUCKETS,
+        )
+        .expect("bucket list is not empty")
+}
+
+/// Install the Prometheus recorder and serve `GET /metrics` on `addr`, on the current tokio
+/// runtime (it must be running: the listener is a task). A failed bind is a [`UsageError`]
+/// naming the address.
+pub fn serve(addr: SocketAddr) -> anyhow::Result<()> {
+    let listener = std::net::TcpListener::bind(addr)
+        .and_then(|l| l.set_nonblocking(true).map(|()| l))
+        .map_err(|e| UsageError(format!("cannot listen on --metrics `{addr}`: {e}")))?;
+    let listener = TcpListener::from_std(listener)?;
+    let recorder = builder().build_recorder();
+    let handle = recorder.handle();
+    metrics::set_global_recorder(recorder)
+        .map_err(|_| anyhow::anyhow!("a metrics recorder is already installed"))?;
+    describe();
+    tokio::spawn(accept(listener, handle));
+    Ok(())
+}
+
+/// Accept scrapes until the runtime ends; each connection is served by a task of its own.
+/// Histograms are folded in every few seconds even when nobody scrapes.
+async fn accept(listener: TcpListener, handle: PrometheusHandle) {
+    let mut upkeep = tokio::time::interval(Duration::from_secs(5));
+    loop {
+        tokio::select! {
+            r = listener.accept() => match r {
+                Ok((stream, peer)) => {
+                    debug!(%peer, "metrics scrape");
+                    tokio::spawn(respond(stream, handle.clone()));
+                }
+                Err(e) => {
+                    // E.g. out of file descriptors: wait a little rather than spin.
+                    debug!("metrics accept: {e}");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+            },
+            _ = upkeep.tick() => handle.run_upkeep(),
+        }
+    }
+}
+
+/// Read one request head and answer it; the connection is closed after.
+async fn respond(mut stream: TcpStream, handle: PrometheusHandle) {
+    let mut head = Vec::with_capacity(512);
+    let read = tokio::time::timeout(REQUEST_TIMEOUT, async {
+        let mut buf = [0u8; 1024];
+        while !head.windows(4).any(|w| w == b"\r\n\r\n") && head.len() < MAX_REQUEST {
+            match stream.read(&mut buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => head.extend_from_slice(&buf[..n]),
+            }
+        }
+    })
+    .await;
+    if read.is_err() {
+        return;
+    }
+    let response = answer(&head, || {
+        handle.run_upkeep();
+        handle.render()
+    });
+    let _ = stream.write_all(&response).await;
+    let _ = stream.shutdown().await;
+}
+
+/// The HTTP response to a request head: the rendered metrics for `GET /metrics`
+/// (`HEAD` too), 404 for another path, 405 for another method, 400 for garbage.
+fn answer(head: &[u8], render: impl FnOnce() -> String) -> Vec<u8> {
+    let line = head.split(|&b| b == b'\n').next().unwrap_or_default();
+    let line = String::from_utf8_lossy(line);
+    let mut words = line.split_whitespace();
+    let (method, target, version) = (words.next(), words.next(), words.next());
+    let path = target.map(|t| t.split('?').next().unwrap_or(t));
+    let (status, body, content_type) = match (method, path, version) {
+        (Some(m), Some(p), Some(v)) if v.starts_with("HTTP/") => match (m, p) {
+            ("GET" | "HEAD", "/metrics") => (
+                "200 OK",
+                render(),
+                "text/plain; version=0.0.4; charset=utf-8",
+            ),
+            ("GET" | "HEAD", _) => ("404 Not Found", "try /metrics\n".into(), "text/plain"),
+            _ => (
+                "405 Method Not Allowed",
+                "GET /metrics only\n".into(),
+                "text/plain",
+            ),
+        },
+        _ => ("400 Bad Request", String::new(), "text/plain"),
+    };
+    let mut out = format!(
+        "HTTP/1.1 {status}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\n\
+         Connection: close\r\n\r\n",
+        body.len()
+    )
+    .into_bytes();
+    if method != Some("HEAD") {
+        out.extend_from_slice(body.as_bytes());
+    }
+    out
+}
+
+/// Help texts, shown as `# HELP` lines.
+fn describe() {
+    describe_counter!(
+        "estudely_queries_sent_total",
+        "DHT queries sent, by method."
+    );
+    describe_counter!(
+        "estudely_queries_received_total",
+        "DHT queries received, by method."
+    );
+    describe_counter!(
+        "estudely_query_outcomes_total",
+        "How our DHT queries ended: reply, error (a KRPC error reply) or timeout."
+    );
+    describe_counter!(
+        "estudely_replies_sent_total",
+        "Replies (responses and errors) sent to other nodes' queries."
+    );
+    describe_counter!(
+        "estudely_queries_refused_total",
+        "Queries not sent: the IP was over its budget or the queue full (budget), or the address is dead (dead)."
+    );
+    describe_counter!(
+        "estudely_rate_limit_waits_total",
+        "Queries that waited for the global rate limit before being sent."
+    );
+    describe_counter!(
+        "estudely_malformed_datagrams_total",
+        "Datagrams received that were not KRPC."
+    );
+    describe_gauge!(
+        "estudely_routing_table_nodes",
+        "Nodes in the routing table, by address family."
+    );
+    describe_gauge!(
+        "estudely_queries_in_flight",
+        "DHT queries awaiting a reply."
+    );
+    describe_counter!(
+        "estudely_samples_received_total",
+        "sample_infohashes replies received with samples."
+    );
+    describe_counter!(
+        "estudely_infohashes_total",
+        "Distinct infohashes found by the crawl."
+    );
+    describe_counter!(
+        "estudely_harvested_infohashes_total",
+        "Of them, infohashes found because a node announced them to our node."
+    );
+    describe_counter!(
+        "estudely_peers_total",
+        "Distinct (infohash, peer) pairs found by the crawl."
+    );
+    describe_gauge!("estudely_known_nodes", "Nodes the crawler remembers.");
+    describe_gauge!(
+        "estudely_frontier_nodes",
+        "Nodes waiting for their first visit."
+    );
+    describe_gauge!(
+        "estudely_search_queue",
+        "Infohashes waiting for a peer search."
+    );
+    describe_gauge!("estudely_searches", "Peer searches running.");
+    describe_counter!(
+        "estudely_metadata_infohashes_total",
+        "Infohashes whose metadata fetch ended, obtained or not."
+    );
+    describe_counter!(
+        "estudely_metadata_fetched_total",
+        "Infohashes whose metadata was obtained and verified."
+    );
+    describe_counter!(
+        "estudely_metadata_failed_total",
+        "Failed metadata attempts (one peer each), by reason."
+    );
+    describe_gauge!(
+        "estudely_fetch_backlog",
+        "Infohashes waiting for, or in, a metadata fetch."
+    );
+    describe_histogram!(
+        "estudely_db_write_seconds",
+        metrics::Unit::Seconds,
+        "Time taken by one database write (a batch of rows)."
+    );
+    describe_counter!(
+        "estudely_db_rows_written_total",
+        "Rows written to the database."
+    );
+}
+
+/// Publish a crawl's progress: the crawler's counters and its node's.
+pub fn publish_crawl(p: &Progress) {
+    let s = &p.stats;
+    counter!("estudely_samples_received_total").absolute(s.samples_answered);
+    counter!("estudely_infohashes_total").absolute(s.infohashes as u64);
+    counter!("estudely_harvested_infohashes_total").absolute(s.harvested);
+    counter!("estudely_peers_total").absolute(s.peers);
+    gauge!("estudely_known_nodes").set(s.nodes_known as f64);
+    gauge!("estudely_frontier_nodes").set(s.frontier as f64);
+    gauge!("estudely_search_queue").set(s.search_queue as f64);
+    gauge!("estudely_searches").set(s.searches as f64);
+    publish_node(&p.node);
+}
+
+/// Publish a DHT node's counters.
+pub fn publish_node(s: &NodeStats) {
+    for (method, n) in s.sent_by_method.by_name() {
+        counter!("estudely_queries_sent_total", "method" => method).absolute(n);
+    }
+    for (method, n) in s.received_by_method.by_name() {
+        counter!("estudely_queries_received_total", "method" => method).absolute(n);
+    }
+    let outcomes = [
+        ("reply", s.responses_received),
+        ("error", s.errors_received),
+        ("timeout", s.timeouts),
+    ];
+    for (outcome, n) in outcomes {
+        counter!("estudely_query_outcomes_total", "outcome" => outcome).absolute(n);
+    }
+    counter!("estudely_replies_sent_total").absolute(s.replies_sent);
+    counter!("estudely_queries_refused_total", "reason" => "budget").absolute(s.refused_by_budget);
+    counter!("estudely_queries_refused_total", "reason" => "dead").absolute(s.dead_refused);
+    counter!("estudely_rate_limit_waits_total").absolute(s.rate_limited);
+    counter!("estudely_malformed_datagrams_total").absolute(s.malformed);
+    gauge!("estudely_routing_table_nodes", "family" => "ipv4").set(s.nodes_v4 as f64);
+    gauge!("estudely_routing_table_nodes", "family" => "ipv6").set(s.nodes_v6 as f64);
+    gauge!("estudely_queries_in_flight").set(s.in_flight as f64);
+}
+
+/// Publish a fetcher's counters. A failure reason appears once an attempt failed so.
+pub fn publish_fetch(s: &FetchStats) {
+    counter!("estudely_metadata_infohashes_total").absolute(s.infohashes);
+    counter!("estudely_metadata_fetched_total").absolute(s.obtained);
+    for (kind, &n) in &s.failures {
+        let reason = FailureKind::as_str(*kind);
+        counter!("estudely_metadata_failed_total", "reason" => reason).absolute(n);
+    }
+}
+
+/// Publish how many infohashes wait for, or are in, a metadata fetch.
+pub fn publish_fetch_backlog(n: usize) {
+    gauge!("estudely_fetch_backlog").set(n as f64);
+}
+
+/// Record one database write of `rows` rows that took `seconds`.
+pub fn record_db_write(seconds: f64, rows: u64) {
+    histogram!("estudely_db_write_seconds").record(seconds);
+    counter!("estudely_db_rows_written_total").increment(rows);
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use estudely_dht_core::crawl::CrawlStats;
+    use estudely_dht_core::MethodCounts;
+
+    use super::*;
+
+    /// Run `publish` against a fresh recorder; its rendering.
+    fn rendered(publish: impl FnOnce()) -> String {
+        let recorder = builder().build_recorder();
+        let handle = recorder.handle();
+        metrics::with_local_recorder(&recorder, || {
+            describe();
+            publish();
+        });
+        handle.run_upkeep();
+        handle.render()
+    }
+
+    fn has(text: &str, line: &str) -> bool {
+        text.lines().any(|l| l == line)
+    }
+
+    fn node_stats() -> NodeStats {
+        NodeStats {
+            nodes_v4: 120,
+            in_flight: 7,
+            queries_sent: 60,
+            sent_by_method: MethodCounts {
+                find_node: 10,
+                get_peers: 20,
+                sample_infohashes: 30,
+                ..MethodCounts::default()
+            },
+            received_by_method: MethodCounts {
+                ping: 4,
+                announce_peer: 2,
+                ..MethodCounts::default()
+            },
+            responses_received: 40,
+            errors_received: 3,
+            timeouts: 17,
+            rate_limited: 9,
+            ..NodeStats::default()
+        }
+    }
+
+    #[test]
+    fn crawl_and_node_metrics_are_named_and_labelled() {
+        let p = Progress {
+            stats: CrawlStats {
+                nodes_known: 5000,
+                frontier: 42,
+                samples_answered: 25,
+                infohashes: 120,
+                harvested: 3,
+                peers: 300,
+                search_queue: 11,
+                ..CrawlStats::default()
+            },
+            node: node_stats(),
+            queries_sent: 60,
+            recent_rate: 24.8,
+            elapsed: Duration::from_secs(60),
+        };
+        let text = rendered(|| publish_crawl(&p));
+        for line in [
+            "# TYPE estudely_queries_sent_total counter",
+            "estudely_queries_sent_total{method=\"sample_infohashes\"} 30",
+            "estudely_queries_sent_total{method=\"get_peers\"} 20",
+            "estudely_queries_sent_total{method=\"find_node\"} 10",
+            "estudely_queries_sent_total{method=\"ping\"} 0",
+            "estudely_queries_received_total{method=\"ping\"} 4",
+            "estudely_queries_received_total{method=\"announce_peer\"} 2",
+            "estudely_query_outcomes_total{outcome=\"reply\"} 40",
+            "estudely_query_outcomes_total{outcome=\"error\"} 3",
+            "estudely_query_outcomes_total{outcome=\"timeout\"} 17",
+            "estudely_rate_limit_waits_total 9",
+            "estudely_routing_table_nodes{family=\"ipv4\"} 120",
+            "estudely_queries_in_flight 7",
+            "estudely_samples_received_total 25",
+            "estudely_infohashes_total 120",
+            "estudely_harvested_infohashes_total 3",
+            "estudely_peers_total 300",
+            "# TYPE estudely_known_nodes gauge",
+            "estudely_known_nodes 5000",
+            "estudely_frontier_nodes 42",
+            "estudely_search_queue 11",
+        ] {
+            assert!(has(&text, line), "no `{line}` in:\n{text}");
+        }
+        assert!(
+            text.contains("# HELP estudely_queries_sent_total "),
+            "{text}"
+        );
+        assert!(
+            !text.contains("estudely_metadata_failed_total"),
+            "no fetch here:\n{text}"
+        );
+    }
+
+    #[test]
+    fn counters_follow_the_cumulative_snapshots() {
+        let recorder = builder().build_recorder();
+        let handle = recorder.handle();
+        let mut s = node_stats();
+        metrics::with_local_recorder(&recorder, || publish_node(&s));
+        s.sent_by_method.get_peers = 25;
+        metrics::with_local_recorder(&recorder, || publish_node(&s));
+        let text = handle.render();
+        assert!(
+            has(
+                &text,
+                "estudely_queries_sent_total{method=\"get_peers\"} 25"
+            ),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn fetch_failures_are_labelled_by_reason() {
+        let stats = FetchStats {
+            infohashes: 92,
+            obtained: 80,
+            failures: BTreeMap::from([(FailureKind::Timeout, 12), (FailureKind::NoUtMetadata, 2)]),
+        };
+        let text = rendered(|| {
+            publish_fetch(&stats);
+            publish_fetch_backlog(17);
+        });
+        for line in [
+            "estudely_metadata_infohashes_total 92",
+            "estudely_metadata_fetched_total 80",
+            "estudely_metadata_failed_total{reason=\"timeout\"} 12",
+            "estudely_metadata_failed_total{reason=\"no_ut_metadata\"} 2",
+            "estudely_fetch_backlog 17",
+        ] {
+            assert!(has(&text, line), "no `{line}` in:\n{text}");
+        }
+        assert!(!text.contains("reason=\"refused\""), "{text}");
+    }
+
+    #[test]
+    fn db_writes_are_a_histogram_in_seconds() {
+        let text = rendered(|| {
+            record_db_write(0.003, 100);
+            record_db_write(0.2, 50);
+        });
+        for line in [
+            "# TYPE estudely_db_write_seconds histogram",
+            "estudely_db_write_seconds_bucket{le=\"0.005\"} 1",
+            "estudely_db_write_seconds_bucket{le=\"0.25\"} 2",
+            "estudely_db_write_seconds_bucket{le=\"+Inf\"} 2",
+            "estudely_db_write_seconds_count 2",
+            "estudely_db_rows_written_total 150",
+        ] {
+            assert!(has(&text, line), "no `{line}` in:\n{text}");
+        }
+    }
+
+    #[test]
+    fn only_get_metrics_is_served() {
+        let ok = answer(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n", || {
+            "m 1\n".into()
+        });
+        let ok = String::from_utf8(ok).unwrap();
+        assert!(ok.starts_with("HTTP/1.1 200 OK\r\n"), "{ok}");
+        assert!(ok.contains("Content-Length: 4\r\n"), "{ok}");
+        assert!(ok.ends_with("\r\n\r\nm 1\n"), "{ok}");
+        let head = String::from_utf8(answer(b"HEAD /metrics HTTP/1.0\r\n\r\n", || "m 1\n".into()))
+            .unwrap();
+        assert!(head.ends_with("\r\n\r\n"), "{head}");
+        let status = |req: &[u8]| {
+            let r = answer(req, || unreachable!("not rendered"));
+            String::from_utf8(r)
+                .unwrap()
+                .lines()
+                .next()
+                .unwrap()
+                .to_owned()
+        };
+        assert_eq!(status(b"GET / HTTP/1.1\r\n\r\n"), "HTTP/1.1 404 Not Found");
+        assert_eq!(
+            status(b"POST /metrics HTTP/1.1\r\n\r\n"),
+            "HTTP/1.1 405 Method Not Allowed"
+        );
+        assert_eq!(status(b"\x16\x03\x01garbage"), "HTTP/1.1 400 Bad Request");
+    }
+}
