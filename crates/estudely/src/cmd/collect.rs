@@ -81,6 +81,9 @@ pub struct CollectArgs {
     /// How to print rows.
     #[arg(long, value_enum, default_value_t = CollectFormat::Csv)]
     pub format: CollectFormat,
+    /// Prometheus metrics.
+    #[command(flatten)]
+    pub metrics: crate::metrics::MetricsArgs,
 }
 
 /// Row formats of `estudely collect` (the pipeline's).
@@ -89,6 +92,7 @@ pub type CollectFormat = RowFormat;
 /// Run `estudely collect ...`.
 pub async fn run(args: CollectArgs) -> anyhow::Result<()> {
     let bind = checked_bind(&args.bind)?;
+    args.metrics.start()?;
     if let Some(dir) = &args.save_torrents {
         std::fs::create_dir_all(dir).map_err(|e| {
             UsageError(format!(
@@ -149,7 +153,7 @@ async fn collect_with<W: Write>(
         concurrency: args.concurrency as usize,
         overall_timeout: args.overall_timeout,
         save_torrents: args.save_torrents.clone(),
-        progress_every: None,
+        label: "collect",
         caps,
     };
     let gate = RefCell::new(OpenGate);
@@ -214,6 +218,7 @@ mod tests {
                 save_torrents: None,
                 net: CrawlNetArgs::default(),
                 format: CollectFormat::Csv,
+                metrics: Default::default(),
             };
             let mut driver = start_crawler(args.bind.clone(), &args.bootstrap, budgets(&args))
                 .await

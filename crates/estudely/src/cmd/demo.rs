@@ -73,6 +73,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
         save_torrents: None,
         net: Default::default(),
         format: args.format,
+        metrics: Default::default(),
     };
     let mut driver = start_crawler(
         collect_args.bind.clone(),

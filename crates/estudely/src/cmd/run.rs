@@ -101,6 +101,9 @@ pub struct RunArgs {
     /// This crawler's name in the index's leases [default: host:pid:random].
     #[arg(long, value_name = "NAME")]
     pub owner: Option<String>,
+    /// Prometheus metrics.
+    #[command(flatten)]
+    pub metrics: crate::metrics::MetricsArgs,
 }
 
 /// How often good nodes are saved to the index while running.
@@ -131,6 +134,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
             None => Default::default(),
         },
     };
+    args.metrics.start()?;
     let owner = args.owner.clone().unwrap_or_else(default_owner);
     let (store, opened) = StoreThread::start(url.clone(), owner, args.lease)?;
     eprintln!(
@@ -159,29 +163,17 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
         concurrency: args.concurrency as usize,
         overall_timeout: args.overall_timeout,
         save_torrents: args.save_torrents.clone(),
-        progress_every: Some(Duration::from_secs(1)),
+        label: "run",
         caps,
     };
     let mut saved_at = Instant::now();
-    let mut line_at = Instant::now();
-    let report = pipeline::run(&mut driver, &cfg, &sink, &gate, &mut |p, crawler| {
-        let sh = shared.borrow();
+    let report = pipeline::run(&mut driver, &cfg, &sink, &gate, &mut |_, crawler| {
         if saved_at.elapsed() >= SAVE_NODES_EVERY {
             saved_at = Instant::now();
-            let _ = sh.store.save_nodes(crawler.good_nodes(MAX_SAVED));
-        }
-        if line_at.elapsed() >= Duration::from_secs(10) {
-            line_at = Instant::now();
-            let c = &sh.counts;
-            eprintln!(
-                "run: {:.0} s, {} infohashes, {} stored, {} known, {} nodes, {:.1} q/s",
-                p.elapsed.as_secs_f64(),
-                p.stats.infohashes,
-                c.stored,
-                c.dropped,
-                p.stats.nodes_known,
-                p.recent_rate
-            );
+            let _ = shared
+                .borrow()
+                .store
+                .save_nodes(crawler.good_nodes(MAX_SAVED));
         }
     })
     .await;

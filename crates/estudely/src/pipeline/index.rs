@@ -306,8 +306,11 @@ impl Writer<'_> {
     }
 }
 
-/// Hook for write-latency metrics.
-fn record_write(_took: Duration, _batch: &Batch) {}
+/// Write latency and rows, for the metrics.
+fn record_write(took: Duration, batch: &Batch) {
+    let rows = batch.torrents.len() + batch.sightings.len() + batch.seen.len();
+    crate::metrics::record_db_write(took.as_secs_f64(), rows as u64);
+}
 
 /// A [`Torrent`] row from fetched metadata, found at `discovered` through `source`.
 pub fn torrent_row(

@@ -147,11 +147,14 @@ pub struct PipelineConfig {
     pub overall_timeout: Duration,
     /// Write each verified torrent as DIR/<infohash>.torrent.
     pub save_torrents: Option<PathBuf>,
-    /// Call the progress hook this often.
-    pub progress_every: Option<Duration>,
+    /// The progress line's label (`collect`, `run`).
+    pub label: &'static str,
     /// Bookkeeping caps.
     pub caps: Caps,
 }
+
+/// How often progress (the stderr line, the metrics, the caller's hook) is updated.
+const PROGRESS_EVERY: Duration = Duration::from_secs(1);
 
 /// How a pipeline run went.
 #[derive(Debug)]
@@ -217,6 +220,8 @@ struct Stage<'a, S: RowSink, G: Gate> {
     dropped: u64,
     progress: &'a mut dyn FnMut(&Progress, &Crawler),
     last: Option<Progress>,
+    display: crate::progress::Progress,
+    fetched: &'a RefCell<FetchStats>,
 }
 
 impl<S: RowSink, G: Gate> CrawlSink for Stage<'_, S, G> {
@@ -261,6 +266,16 @@ impl<S: RowSink, G: Gate> CrawlSink for Stage<'_, S, G> {
     }
 
     fn progress(&mut self, progress: &Progress) {
+        crate::metrics::publish_crawl(progress);
+        let fetched = self.fetched.borrow();
+        let snapshot = crate::progress::Snapshot {
+            metadata: Some((
+                fetched.obtained,
+                fetched.infohashes.saturating_sub(fetched.obtained),
+            )),
+            ..crate::progress::Snapshot::crawl(progress, progress.stats.peers)
+        };
+        self.display.update(&snapshot);
         self.last = Some(progress.clone());
     }
 
@@ -317,6 +332,7 @@ pub async fn run<S: RowSink, G: Gate>(
         ..FetchConfig::default()
     };
     let mut batch = fetch_stream(rx, fetch_cfg);
+    let fetched = RefCell::new(FetchStats::default());
     let room = Notify::new();
     let mut pauses = 0;
     let mut stage = Stage {
@@ -331,11 +347,13 @@ pub async fn run<S: RowSink, G: Gate>(
         dropped: 0,
         progress,
         last: None,
+        display: crate::progress::Progress::new(cfg.label),
+        fetched: &fetched,
     };
     let crawl = async {
         let report = loop {
             let left = deadline.map(|d| d.saturating_duration_since(Instant::now()));
-            let run = driver.run(left, interrupt.fired(), cfg.progress_every, &mut stage);
+            let run = driver.run(left, interrupt.fired(), Some(PROGRESS_EVERY), &mut stage);
             let report = match run.await {
                 Ok(r) if r.reason == StopReason::SinkClosed => r,
                 other => break other,
@@ -372,6 +390,9 @@ pub async fn run<S: RowSink, G: Gate>(
                     let Some(r) = r else { break };
                     let peers = pending.borrow_mut().remove(r.info_hash);
                     room.notify_one();
+                    fetched.borrow_mut().clone_from(batch.stats());
+                    crate::metrics::publish_fetch(batch.stats());
+                    crate::metrics::publish_fetch_backlog(pending.borrow().fetching());
                     if let (Some(dir), Some(m)) = (&cfg.save_torrents, &r.metadata) {
                         save_torrent(dir, &r.info_hash.to_hex(), &m.info)?;
                     }
@@ -395,7 +416,10 @@ pub async fn run<S: RowSink, G: Gate>(
     drop(batch); // cancels the fetches still running (interrupted)
                  // Whatever had no fetch result (search unfinished, deadline, interrupted): write it now.
     let dropped = stage.dropped + skipped;
+    stage.display.finish();
     drop(stage);
+    crate::metrics::publish_fetch(&fetch);
+    crate::metrics::publish_node(&driver.crawler().node().stats());
     let mut pending = pending.into_inner();
     for (ih, peers) in pending.drain() {
         sink.borrow_mut().done(ih, &peers, None)?;

@@ -169,7 +169,6 @@ impl Pending {
     }
 
     /// Infohashes waiting for or in a fetch.
-    #[cfg(test)]
     pub(crate) fn fetching(&self) -> usize {
         self.fetching
     }
