@@ -195,18 +195,15 @@ fn open(url: &DbUrl) -> anyhow::Result<(Box<dyn Store>, Opened)> {
     let mut store = url
         .open()
         .with_context(|| format!("cannot open the index `{url}`"))?;
-    let mut keys = Vec::new();
-    store.for_each_info_hash(&mut |ih| keys.push(ih))?;
-    let mut known = KnownFilter::new(
-        (keys.len() * 2).max(1 << 20),
-        rand::RngCore::next_u64(&mut rand::rngs::OsRng),
-    );
-    for ih in &keys {
-        known.insert(ih);
-    }
+    // Two passes (count, then fill) so that no list of 10 M keys is ever held.
+    let mut torrents = 0usize;
+    store.for_each_info_hash(&mut |_| torrents += 1)?;
+    let key = rand::RngCore::next_u64(&mut rand::rngs::OsRng);
+    let mut known = KnownFilter::new((torrents * 2).max(1 << 20), key);
+    store.for_each_info_hash(&mut |ih| known.insert(&ih))?;
     let nodes = store.load_nodes(crate::crawl::state::MAX_SAVED)?;
     let opened = Opened {
-        torrents: keys.len(),
+        torrents,
         known,
         nodes,
         kind: store.kind(),
