@@ -170,17 +170,17 @@ impl KnownFilter {
         }
     }
 
-    fn positions(&self, ih: &InfoHash) -> impl Iterator<Item = usize> {
-        let h1 = keyed_hash(self.key, ih);
-        let h2 = mix(h1 ^ self.key.rotate_left(17)) | 1;
-        let mask = (self.bits.len() * 64 - 1) as u64;
+    /// The bit positions of `ih` (double hashing over the keyed hash), without borrowing.
+    fn positions(key: u64, bits: usize, ih: &InfoHash) -> impl Iterator<Item = usize> {
+        let h1 = keyed_hash(key, ih);
+        let h2 = mix(h1 ^ key.rotate_left(17)) | 1;
+        let mask = (bits - 1) as u64;
         (0..u64::from(HASHES)).map(move |i| (h1.wrapping_add(i.wrapping_mul(h2)) & mask) as usize)
     }
 
     /// Add `ih`.
     pub fn insert(&mut self, ih: &InfoHash) {
-        let pos: Vec<usize> = self.positions(ih).collect();
-        for p in pos {
+        for p in Self::positions(self.key, self.bits.len() * 64, ih) {
             self.bits[p / 64] |= 1 << (p % 64);
         }
         self.len += 1;
@@ -188,7 +188,7 @@ impl KnownFilter {
 
     /// False: surely never inserted. True: probably inserted.
     pub fn maybe_contains(&self, ih: &InfoHash) -> bool {
-        self.positions(ih)
+        Self::positions(self.key, self.bits.len() * 64, ih)
             .all(|p| self.bits[p / 64] & (1 << (p % 64)) != 0)
     }
 
