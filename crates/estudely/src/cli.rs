@@ -46,6 +46,15 @@ pub enum Command {
     /// Everything at once with no network: a loopback testnet with seeders, crawled by `collect`.
     #[command(after_help = crate::cmd::demo::EXAMPLES)]
     Demo(crate::cmd::demo::DemoArgs),
+    /// Write the index as collect's CSV or as JSONL, oldest first.
+    #[command(after_help = crate::cmd::export::EXAMPLES)]
+    Export(crate::cmd::export::ExportArgs),
+    /// Full-text search over the names and file paths in the index.
+    #[command(after_help = crate::cmd::search::EXAMPLES)]
+    Search(crate::cmd::search::SearchArgs),
+    /// Count what the index holds, by version, source and day.
+    #[command(after_help = crate::cmd::stats::EXAMPLES)]
+    Stats(crate::cmd::stats::StatsArgs),
 }
 
 const QUERY_EXAMPLES: &str = "Examples:
@@ -71,6 +80,7 @@ impl Command {
             Command::Query(_) => "warn",
             Command::Node(_) => "info",
             Command::Metadata(_) => "warn",
+            Command::Export(_) | Command::Search(_) | Command::Stats(_) => "warn",
             Command::Crawl(_) | Command::Testnet(_) | Command::Collect(_) | Command::Demo(_) => {
                 "warn"
             }
