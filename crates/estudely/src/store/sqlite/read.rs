@@ -349,10 +349,10 @@ mod tests {
             names(s.search("wallpaper", 10, 0).unwrap()),
             [other.name.clone()]
         );
-        assert_eq!(names(s.search("cafe", 10, 0).unwrap()), [cafe.name.clone()]);
+        assert_eq!(names(s.search("cafe", 10, 0).unwrap()), [&cafe.name[..]]);
         assert_eq!(
             names(s.search("<script>", 10, 0).unwrap()),
-            [cafe.name.clone()]
+            [&cafe.name[..]]
         );
         assert!(s.search("nothing", 10, 0).unwrap().is_empty());
         assert!(s.search("ubuntu", 0, 0).unwrap().is_empty());
