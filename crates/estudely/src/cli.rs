@@ -43,6 +43,15 @@ pub enum Command {
     /// Crawl until Ctrl-C and build a torrent index (SQLite, or PostgreSQL shared by crawlers).
     #[command(after_help = crate::cmd::run::EXAMPLES)]
     Run(crate::cmd::run::RunArgs),
+    /// Write the index as collect's CSV or as JSONL, oldest first.
+    #[command(after_help = crate::cmd::export::EXAMPLES)]
+    Export(crate::cmd::export::ExportArgs),
+    /// Full-text search over the names and file paths in the index.
+    #[command(after_help = crate::cmd::search::EXAMPLES)]
+    Search(crate::cmd::search::SearchArgs),
+    /// Count what the index holds, by version, source and day.
+    #[command(after_help = crate::cmd::stats::EXAMPLES)]
+    Stats(crate::cmd::stats::StatsArgs),
 }
 
 const QUERY_EXAMPLES: &str = "Examples:
@@ -72,7 +81,10 @@ impl Command {
             | Command::Testnet(_)
             | Command::Collect(_)
             | Command::Demo(_)
-            | Command::Run(_) => "warn",
+            | Command::Run(_)
+            | Command::Export(_)
+            | Command::Search(_)
+            | Command::Stats(_) => "warn",
         }
     }
 }

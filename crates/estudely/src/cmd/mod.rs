@@ -2,11 +2,15 @@
 
 pub mod collect;
 pub mod crawl;
+pub mod db;
 pub mod demo;
+pub mod export;
 pub mod metadata;
 pub mod node;
 pub mod query;
 pub mod run;
+pub mod search;
+pub mod stats;
 pub mod testnet;
 
 use crate::cli::Command;
@@ -22,5 +26,8 @@ pub async fn run(command: Command) -> anyhow::Result<()> {
         Command::Collect(args) => collect::run(args).await,
         Command::Demo(args) => demo::run(args).await,
         Command::Run(args) => run::run(args).await,
+        Command::Export(args) => export::run(args).await,
+        Command::Search(args) => search::run(args).await,
+        Command::Stats(args) => stats::run(args).await,
     }
 }

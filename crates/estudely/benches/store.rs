@@ -1,0 +1,306 @@
+//! Index benchmark: insert synthetic torrents through the `Store` trait, then time searches.
+//!
+//! `cargo bench -p estudely --bench store -- [--db URL] [--torrents N]`: inserts N torrents
+//! (default 1,000,000; names of 3-8 words from a fixed vocabulary, 1-20 files each) in
+//! batches of 1000, prints torrents/s; runs 1000 searches of random vocabulary words and
+//! prints p50/p95/p99 latency; prints the SQLite file size. `--db` defaults to a file in a
+//! temporary directory; a `postgres://` URL benchmarks that backend.
+
+use std::time::{Duration, Instant};
+
+use estudely::store::{Batch, DbUrl, Source, Torrent};
+use estudely_krpc::InfoHash;
+use estudely_peer_wire::{FileEntry, Version};
+use rand::rngs::SmallRng;
+use rand::{Rng, SeedableRng};
+
+const VOCAB: &[&str] = &[
+    "ubuntu",
+    "debian",
+    "linux",
+    "desktop",
+    "server",
+    "amd64",
+    "iso",
+    "release",
+    "final",
+    "album",
+    "live",
+    "concert",
+    "remastered",
+    "deluxe",
+    "edition",
+    "collection",
+    "complete",
+    "season",
+    "episode",
+    "series",
+    "documentary",
+    "nature",
+    "ocean",
+    "planet",
+    "earth",
+    "history",
+    "science",
+    "lecture",
+    "course",
+    "python",
+    "rust",
+    "programming",
+    "guide",
+    "book",
+    "novel",
+    "audiobook",
+    "chapter",
+    "volume",
+    "part",
+    "archive",
+    "backup",
+    "photos",
+    "holiday",
+    "summer",
+    "winter",
+    "spring",
+    "autumn",
+    "music",
+    "jazz",
+    "classical",
+    "piano",
+    "violin",
+    "orchestra",
+    "symphony",
+    "opera",
+    "rock",
+    "blues",
+    "folk",
+    "ambient",
+    "electronic",
+    "dataset",
+    "images",
+    "samples",
+    "textures",
+    "fonts",
+    "icons",
+    "wallpapers",
+    "maps",
+    "atlas",
+    "game",
+    "soundtrack",
+    "original",
+    "score",
+    "theme",
+    "mix",
+    "radio",
+    "podcast",
+    "interview",
+    "open",
+    "source",
+    "software",
+    "tools",
+    "utilities",
+    "drivers",
+    "firmware",
+    "kernel",
+    "build",
+    "mirror",
+    "public",
+    "domain",
+    "film",
+    "classic",
+    "silent",
+    "short",
+    "animation",
+    "cartoon",
+    "river",
+    "mountain",
+    "forest",
+    "city",
+    "night",
+    "morning",
+    "journey",
+    "travel",
+    "world",
+    "café",
+    "noël",
+    "über",
+    "größe",
+    "東京",
+    "音楽",
+    "мир",
+    "книга",
+    "2019",
+    "2020",
+    "2021",
+];
+
+const BATCH: usize = 1000;
+const SEARCHES: usize = 1000;
+
+struct Opts {
+    db: Option<String>,
+    torrents: usize,
+}
+
+fn parse_args() -> Result<Opts, String> {
+    let mut opts = Opts {
+        db: None,
+        torrents: 1_000_000,
+    };
+    let mut args = std::env::args().skip(1);
+    while let Some(a) = args.next() {
+        match a.as_str() {
+            "--db" => opts.db = Some(args.next().ok_or("--db needs a URL")?),
+            "--torrents" => {
+                let n = args.next().ok_or("--torrents needs a number")?;
+                opts.torrents = n
+                    .replace(['_', ','], "")
+                    .parse()
+                    .map_err(|_| format!("--torrents `{n}` is not a number"))?;
+            }
+            "--bench" => {} // passed by `cargo bench`
+            other => {
+                return Err(format!(
+                    "unknown argument `{other}` (use --db URL, --torrents N)"
+                ))
+            }
+        }
+    }
+    Ok(opts)
+}
+
+fn words(rng: &mut SmallRng, n: usize) -> Vec<&'static str> {
+    (0..n)
+        .map(|_| VOCAB[rng.gen_range(0..VOCAB.len())])
+        .collect()
+}
+
+fn synthetic(rng: &mut SmallRng, i: usize) -> Torrent {
+    let mut key = [0u8; 20];
+    rng.fill(&mut key);
+    let count = rng.gen_range(3..=8);
+    let name = words(rng, count).join(" ");
+    let nfiles = rng.gen_range(1..=20);
+    let files: Vec<FileEntry> = (0..nfiles)
+        .map(|f| {
+            // A single file is named as the torrent; a multi-file torrent's paths are below
+            // its name: sometimes a folder, then a file.
+            let path = if nfiles == 1 {
+                vec![name.clone().into_bytes()]
+            } else {
+                let w = rng.gen_range(1..=3);
+                let ext = ["mkv", "flac", "pdf", "iso", "jpg"][f % 5];
+                let file = format!("{:02} {}.{ext}", f + 1, words(rng, w).join(" "));
+                if rng.gen_bool(0.3) {
+                    vec![words(rng, 1)[0].as_bytes().to_vec(), file.into_bytes()]
+                } else {
+                    vec![file.into_bytes()]
+                }
+            };
+            FileEntry {
+                path,
+                length: rng.gen_range(1_000..5_000_000_000),
+            }
+        })
+        .collect();
+    Torrent {
+        info_hash: InfoHash(key),
+        info_hash_v2: None,
+        name: name.into_bytes(),
+        total_bytes: files.iter().map(|f| f.length).sum(),
+        piece_length: 1 << rng.gen_range(14..=24),
+        file_count: files.len() as u64,
+        private: false,
+        version: Version::V1,
+        files,
+        discovered: 1_700_000_000 + i as i64,
+        source: Source::Sample,
+    }
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[i.min(sorted.len() - 1)]
+}
+
+fn main() -> anyhow::Result<()> {
+    let opts = parse_args().map_err(anyhow::Error::msg)?;
+    let tmp = tempfile::tempdir()?;
+    let url = match &opts.db {
+        Some(s) => DbUrl::parse(s)?,
+        None => DbUrl::Sqlite(tmp.path().join("bench.sqlite")),
+    };
+    println!(
+        "store bench: {} torrents into {} ({url})",
+        opts.torrents,
+        url_kind(&url)
+    );
+    let mut store = url.open()?;
+    let mut rng = SmallRng::seed_from_u64(1);
+    let (mut files, mut busy) = (0usize, Duration::ZERO);
+    let start = Instant::now();
+    let mut done = 0;
+    while done < opts.torrents {
+        let n = BATCH.min(opts.torrents - done);
+        let torrents: Vec<Torrent> = (done..done + n).map(|i| synthetic(&mut rng, i)).collect();
+        files += torrents.iter().map(|t| t.files.len()).sum::<usize>();
+        let batch = Batch {
+            torrents,
+            ..Batch::default()
+        };
+        let t0 = Instant::now();
+        store.write("bench", &batch)?;
+        busy += t0.elapsed();
+        done += n;
+        if done % 100_000 == 0 {
+            eprintln!(
+                "  {done} torrents, {:.0}/s so far",
+                done as f64 / busy.as_secs_f64()
+            );
+        }
+    }
+    let wall = start.elapsed();
+    println!(
+        "insert: {done} torrents, {files} files in {:.1} s of writes ({:.1} s with generation): {:.0} torrents/s",
+        busy.as_secs_f64(),
+        wall.as_secs_f64(),
+        done as f64 / busy.as_secs_f64()
+    );
+    let mut times = Vec::with_capacity(SEARCHES);
+    let mut hits = 0;
+    for _ in 0..SEARCHES {
+        let q = VOCAB[rng.gen_range(0..VOCAB.len())];
+        let t0 = Instant::now();
+        hits += store.search(q, 20, 0)?.len();
+        times.push(t0.elapsed());
+    }
+    times.sort();
+    let ms = |d: Duration| d.as_secs_f64() * 1e3;
+    println!(
+        "search: {SEARCHES} one-word queries, {hits} hits: p50 {:.2} ms, p95 {:.2} ms, p99 {:.2} ms, max {:.2} ms",
+        ms(percentile(&times, 0.50)),
+        ms(percentile(&times, 0.95)),
+        ms(percentile(&times, 0.99)),
+        ms(times[times.len() - 1])
+    );
+    drop(store);
+    if let DbUrl::Sqlite(path) = &url {
+        let size: u64 = ["", "-wal", "-shm"]
+            .iter()
+            .filter_map(|s| std::fs::metadata(format!("{}{s}", path.display())).ok())
+            .map(|m| m.len())
+            .sum();
+        println!(
+            "size: {:.1} MiB ({:.0} bytes/torrent)",
+            size as f64 / 1048576.0,
+            size as f64 / done.max(1) as f64
+        );
+    }
+    Ok(())
+}
+
+fn url_kind(url: &DbUrl) -> &'static str {
+    match url {
+        DbUrl::Sqlite(_) => "sqlite",
+        DbUrl::Postgres(_) => "postgres",
+    }
+}

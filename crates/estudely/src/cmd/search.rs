@@ -1,0 +1,160 @@
+//! `estudely search`: full-text search over the names and file paths in the index.
+
+use std::io::Write as _;
+
+use clap::{Args, ValueEnum};
+use serde_json::json;
+
+use crate::cmd::db::DbArgs;
+use crate::output::csv_name;
+use crate::store::{version_str, StoredTorrent};
+
+/// `estudely search --help` epilogue.
+pub const EXAMPLES: &str = "The query is plain words (letters and digits; everything else separates
+words, nothing is search syntax); a torrent matches when its name or file paths hold every
+word. Best matches first. Text: one line per hit, `INFOHASH  SIZE  FILES  NAME`, the name
+with control characters and bytes that are not UTF-8 written \\xHH (as in collect's CSV).
+JSONL: one object per hit (infohash, name, name_hex, version, file_count, total_bytes,
+piece_length, private, discovered, last_seen, source).
+
+Examples:
+  estudely search ubuntu iso
+  estudely search --db crawl.sqlite 'debian 12' --limit 50 --offset 50 --format jsonl";
+
+/// `estudely search ...`
+#[derive(Debug, Args)]
+pub struct SearchArgs {
+    /// Which index.
+    #[command(flatten)]
+    pub db: DbArgs,
+    /// The words to look for.
+    #[arg(required = true, num_args = 1.., value_name = "QUERY")]
+    pub query: Vec<String>,
+    /// Most hits to print.
+    #[arg(long, value_name = "N", default_value_t = 20)]
+    pub limit: usize,
+    /// Hits to skip first (for the next page).
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    pub offset: usize,
+    /// How to print hits.
+    #[arg(long, value_enum, default_value_t = SearchFormat::Text)]
+    pub format: SearchFormat,
+}
+
+/// Output formats of `estudely search`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum SearchFormat {
+    /// One line per hit for people.
+    Text,
+    /// One JSON object per hit and line.
+    Jsonl,
+}
+
+/// Run `estudely search ...`.
+pub async fn run(args: SearchArgs) -> anyhow::Result<()> {
+    let mut store = args.db.open_read_only()?;
+    let hits = store.search(&args.query.join(" "), args.limit, args.offset)?;
+    let mut out = Vec::new();
+    for hit in &hits {
+        let line = match args.format {
+            SearchFormat::Text => text_line(hit),
+            SearchFormat::Jsonl => json_line(hit),
+        };
+        out.extend_from_slice(line.as_bytes());
+        out.push(b'\n');
+    }
+    std::io::stdout().lock().write_all(&out)?;
+    Ok(())
+}
+
+/// `INFOHASH  SIZE  FILES  NAME`, the name escaped.
+pub fn text_line(hit: &StoredTorrent) -> String {
+    let t = &hit.torrent;
+    format!(
+        "{}  {:>10}  {:>6}  {}",
+        t.info_hash.to_hex(),
+        human_bytes(t.total_bytes),
+        t.file_count,
+        csv_name(&t.name)
+    )
+}
+
+/// One JSON object.
+pub fn json_line(hit: &StoredTorrent) -> String {
+    let t = &hit.torrent;
+    json!({
+        "infohash": t.info_hash.to_hex(),
+        "name": estudely_peer_wire::info::display(&t.name),
+        "name_hex": hex::encode(&t.name),
+        "version": version_str(t.version),
+        "file_count": t.file_count,
+        "total_bytes": t.total_bytes,
+        "piece_length": t.piece_length,
+        "private": t.private,
+        "discovered": t.discovered,
+        "last_seen": hit.last_seen,
+        "source": t.source.as_str(),
+    })
+    .to_string()
+}
+
+/// `n` bytes for people: `512 B`, `1.5 KiB`, `4.0 GiB`.
+pub fn human_bytes(n: u64) -> String {
+    const UNITS: [&str; 6] = ["KiB", "MiB", "GiB", "TiB", "PiB", "EiB"];
+    if n < 1024 {
+        return format!("{n} B");
+    }
+    let mut v = n as f64 / 1024.0;
+    let mut unit = 0;
+    while v >= 1024.0 && unit + 1 < UNITS.len() {
+        v /= 1024.0;
+        unit += 1;
+    }
+    format!("{v:.1} {}", UNITS[unit])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::{Source, Torrent};
+    use estudely_krpc::InfoHash;
+    use estudely_peer_wire::Version;
+
+    #[test]
+    fn sizes() {
+        assert_eq!(human_bytes(0), "0 B");
+        assert_eq!(human_bytes(1023), "1023 B");
+        assert_eq!(human_bytes(1536), "1.5 KiB");
+        assert_eq!(human_bytes(4 << 30), "4.0 GiB");
+        assert_eq!(human_bytes(u64::MAX), "16.0 EiB");
+    }
+
+    #[test]
+    fn lines_carry_no_control_characters() {
+        let hit = StoredTorrent {
+            torrent: Torrent {
+                info_hash: InfoHash([1; 20]),
+                info_hash_v2: None,
+                name: b"a\x1b[31m\nb\xff".to_vec(),
+                total_bytes: 2048,
+                piece_length: 16384,
+                file_count: 2,
+                private: false,
+                version: Version::V1,
+                files: vec![],
+                discovered: 5,
+                source: Source::Sample,
+            },
+            files_omitted: 0,
+            last_seen: 6,
+        };
+        let line = text_line(&hit);
+        assert!(
+            line.ends_with("2.0 KiB       2  a\\x1b[31m\\x0ab\\xff"),
+            "{line}"
+        );
+        let json = json_line(&hit);
+        assert!(!json.contains('\n') && json.contains("\"name_hex\":\"611b5b33316d0a62ff\""));
+        assert!(!json.chars().any(char::is_control), "{json}");
+    }
+}

@@ -1,0 +1,34 @@
+//! Test helpers: a fresh index in a temporary directory, and sample torrents.
+
+use estudely_krpc::InfoHash;
+use estudely_peer_wire::{FileEntry, Version};
+
+use super::SqliteStore;
+use crate::store::{Source, Torrent};
+
+/// A fresh index in a temporary directory (kept alive by the first value).
+pub fn open() -> (tempfile::TempDir, SqliteStore) {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(&dir.path().join("test.sqlite")).unwrap();
+    (dir, store)
+}
+
+/// A v1 single-file torrent keyed `[key; 20]`, named `name`, discovered at `at`.
+pub fn torrent(key: u8, name: &[u8], at: i64) -> Torrent {
+    Torrent {
+        info_hash: InfoHash([key; 20]),
+        info_hash_v2: None,
+        name: name.to_vec(),
+        total_bytes: 1000,
+        piece_length: 16384,
+        file_count: 1,
+        private: false,
+        version: Version::V1,
+        files: vec![FileEntry {
+            path: vec![name.to_vec()],
+            length: 1000,
+        }],
+        discovered: at,
+        source: Source::Sample,
+    }
+}

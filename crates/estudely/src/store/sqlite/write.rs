@@ -1,0 +1,365 @@
+//! Writes: a [`Batch`] in one transaction, leases, and the saved nodes.
+
+use std::time::Duration;
+
+use estudely_krpc::{CompactNode, InfoHash};
+use rusqlite::{params, Connection, OptionalExtension as _, Transaction, TransactionBehavior};
+
+use super::codec::{encode_path, int, path_text};
+use crate::store::{version_str, Batch, Torrent, MAX_STORED_FILES};
+
+const INSERT_TORRENT: &str = "INSERT INTO torrents (info_hash, info_hash_v2, name, name_raw,
+        total_bytes, piece_length, file_count, files_omitted, private, version, discovered,
+        last_seen, source)
+    VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?11, ?12)
+    ON CONFLICT (info_hash) DO NOTHING";
+
+const RAISE_LAST_SEEN: &str =
+    "UPDATE torrents SET last_seen = max(last_seen, ?2) WHERE info_hash = ?1";
+
+const INSERT_FILE: &str = "INSERT INTO files (torrent_id, idx, info_hash, path, path_raw, length)
+    VALUES (?1, ?2, ?3, ?4, ?5, ?6)";
+
+const INSERT_FTS: &str = "INSERT INTO torrents_fts (rowid, name, paths) VALUES (?1, ?2, ?3)";
+
+const UPSERT_SIGHTING: &str =
+    "INSERT INTO sightings (info_hash, ip, port, source, first_seen, last_seen)
+    VALUES (?1, ?2, ?3, ?4, ?5, ?5)
+    ON CONFLICT (info_hash, ip, port, source) DO UPDATE SET
+        first_seen = min(first_seen, excluded.first_seen),
+        last_seen = max(last_seen, excluded.last_seen)";
+
+const ADD_COUNTER: &str = "INSERT INTO counters (name, value) VALUES (?1, ?2)
+    ON CONFLICT (name) DO UPDATE SET value = value + excluded.value";
+
+const RELEASE: &str = "DELETE FROM leases WHERE info_hash = ?1 AND owner = ?2";
+
+/// Write `batch` as `owner` in one IMMEDIATE transaction: on any error nothing of it stays.
+pub fn write(conn: &mut Connection, owner: &str, batch: &Batch) -> anyhow::Result<()> {
+    if batch.is_empty() {
+        return Ok(());
+    }
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    for t in &batch.torrents {
+        insert_torrent(&tx, t)?;
+    }
+    {
+        let mut stmt = tx.prepare_cached(UPSERT_SIGHTING)?;
+        for s in &batch.sightings {
+            let ip = s.addr.ip().to_string();
+            let at = s.at;
+            let key = s.info_hash.as_bytes();
+            stmt.execute(params![key, ip, s.addr.port(), s.source.as_str(), at])?;
+        }
+    }
+    {
+        let mut stmt = tx.prepare_cached(RAISE_LAST_SEEN)?;
+        for (ih, at) in &batch.seen {
+            stmt.execute(params![ih.as_bytes(), at])?;
+        }
+    }
+    {
+        let mut stmt = tx.prepare_cached(ADD_COUNTER)?;
+        for (name, by) in &batch.counters {
+            stmt.execute(params![
+                name,
+                int(*by, &format!("counter `{name}` increment"))?
+            ])?;
+        }
+    }
+    {
+        let mut stmt = tx.prepare_cached(RELEASE)?;
+        for ih in &batch.release {
+            stmt.execute(params![ih.as_bytes(), owner])?;
+        }
+    }
+    tx.commit()?;
+    Ok(())
+}
+
+/// Insert `t` with its files and its full-text row, unless a torrent with its key is
+/// stored: then only raise that one's `last_seen`.
+fn insert_torrent(tx: &Transaction<'_>, t: &Torrent) -> anyhow::Result<()> {
+    let key = t.info_hash.as_bytes();
+    let stored = &t.files[..t.files.len().min(MAX_STORED_FILES)];
+    let omitted = t.file_count.saturating_sub(stored.len() as u64);
+    let name = String::from_utf8_lossy(&t.name);
+    let inserted = tx.prepare_cached(INSERT_TORRENT)?.execute(params![
+        key,
+        t.info_hash_v2.as_ref().map(|h| &h[..]),
+        name,
+        t.name,
+        int(t.total_bytes, "total_bytes")?,
+        int(t.piece_length, "piece_length")?,
+        int(t.file_count, "file_count")?,
+        int(omitted, "files_omitted")?,
+        t.private,
+        version_str(t.version),
+        t.discovered,
+        t.source.as_str(),
+    ])?;
+    if inserted == 0 {
+        tx.prepare_cached(RAISE_LAST_SEEN)?
+            .execute(params![key, t.discovered])?;
+        return Ok(());
+    }
+    let id = tx.last_insert_rowid();
+    let mut paths = String::new();
+    let mut stmt = tx.prepare_cached(INSERT_FILE)?;
+    for (idx, f) in stored.iter().enumerate() {
+        let text = path_text(f);
+        let length = int(f.length, "file length")?;
+        stmt.execute(params![id, idx, key, text, encode_path(&f.path), length])?;
+        // A single file named as the torrent adds nothing to search.
+        if !(stored.len() == 1 && text == name) {
+            if !paths.is_empty() {
+                paths.push('\n');
+            }
+            paths.push_str(&text);
+        }
+    }
+    tx.prepare_cached(INSERT_FTS)?
+        .execute(params![id, name, paths])?;
+    Ok(())
+}
+
+/// Take the lease on `info_hash` for `owner` until `now + lease`, in one IMMEDIATE
+/// transaction; false if the torrent is stored or another owner's lease runs past `now`.
+pub fn claim(
+    conn: &mut Connection,
+    info_hash: &InfoHash,
+    owner: &str,
+    lease: Duration,
+    now: i64,
+) -> anyhow::Result<bool> {
+    let key = info_hash.as_bytes();
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let stored = tx
+        .prepare_cached("SELECT 1 FROM torrents WHERE info_hash = ?1")?
+        .exists([key])?;
+    if stored {
+        return Ok(false);
+    }
+    let holder: Option<(String, i64)> = tx
+        .prepare_cached("SELECT owner, expires FROM leases WHERE info_hash = ?1")?
+        .query_row([key], |r| Ok((r.get(0)?, r.get(1)?)))
+        .optional()?;
+    if let Some((other, expires)) = holder {
+        if other != owner && expires > now {
+            return Ok(false);
+        }
+    }
+    let secs = i64::try_from(lease.as_secs()).unwrap_or(i64::MAX);
+    tx.prepare_cached(
+        "INSERT INTO leases (info_hash, owner, expires) VALUES (?1, ?2, ?3)
+         ON CONFLICT (info_hash) DO UPDATE SET owner = excluded.owner, expires = excluded.expires",
+    )?
+    .execute(params![key, owner, now.saturating_add(secs)])?;
+    tx.commit()?;
+    Ok(true)
+}
+
+/// Upsert `nodes` as good at `at`, then keep the `keep` most recently good.
+pub fn save_nodes(
+    conn: &mut Connection,
+    nodes: &[CompactNode],
+    at: i64,
+    keep: usize,
+) -> anyhow::Result<()> {
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    {
+        let mut stmt = tx.prepare_cached(
+            "INSERT INTO nodes (ip, port, id, last_good) VALUES (?1, ?2, ?3, ?4)
+             ON CONFLICT (ip, port) DO UPDATE SET id = excluded.id,
+                 last_good = max(last_good, excluded.last_good)",
+        )?;
+        for n in nodes {
+            let ip = n.addr.ip().to_string();
+            stmt.execute(params![ip, n.addr.port(), &n.id.0[..], at])?;
+        }
+    }
+    tx.execute(
+        "DELETE FROM nodes WHERE (ip, port) NOT IN
+             (SELECT ip, port FROM nodes ORDER BY last_good DESC, ip, port LIMIT ?1)",
+        [i64::try_from(keep).unwrap_or(i64::MAX)],
+    )?;
+    tx.commit()?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::fixtures::{open, torrent};
+    use super::*;
+    use crate::store::{Sighting, Source, Store as _};
+    use estudely_krpc::NodeId;
+
+    #[test]
+    fn first_writer_wins_and_last_seen_rises() {
+        let (_dir, mut s) = open();
+        let first = torrent(1, b"first", 100);
+        let mut second = torrent(1, b"second", 200);
+        second.total_bytes = 9;
+        s.write(
+            "a",
+            &Batch {
+                torrents: vec![first.clone()],
+                ..Batch::default()
+            },
+        )
+        .unwrap();
+        s.write(
+            "b",
+            &Batch {
+                torrents: vec![second],
+                ..Batch::default()
+            },
+        )
+        .unwrap();
+        let got = s.torrent(&first.info_hash).unwrap().unwrap();
+        assert_eq!(got.torrent, first);
+        assert_eq!(got.last_seen, 200);
+        let seen = vec![(first.info_hash, 150), (first.info_hash, 300)];
+        s.write(
+            "a",
+            &Batch {
+                seen,
+                ..Batch::default()
+            },
+        )
+        .unwrap();
+        assert_eq!(s.torrent(&first.info_hash).unwrap().unwrap().last_seen, 300);
+        assert_eq!(s.stats().unwrap().files, 1);
+    }
+
+    #[test]
+    fn sightings_upsert_and_counters_add() {
+        let (_dir, mut s) = open();
+        let ih = InfoHash([7; 20]);
+        let sight = |at, source| Sighting {
+            info_hash: ih,
+            addr: "1.2.3.4:5".parse().unwrap(),
+            source,
+            at,
+        };
+        let batch = Batch {
+            sightings: vec![sight(10, Source::Announce), sight(5, Source::Announce)],
+            counters: vec![("filtered_size".into(), 2)],
+            ..Batch::default()
+        };
+        s.write("a", &batch).unwrap();
+        let batch = Batch {
+            sightings: vec![sight(20, Source::Announce), sight(1, Source::Sample)],
+            counters: vec![("filtered_size".into(), 3), ("x".into(), 1)],
+            ..Batch::default()
+        };
+        s.write("a", &batch).unwrap();
+        let rows: Vec<(String, i64, i64)> = s
+            .conn
+            .prepare("SELECT source, first_seen, last_seen FROM sightings ORDER BY source")
+            .unwrap()
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert_eq!(rows, [("announce".into(), 5, 20), ("sample".into(), 1, 1)]);
+        let stats = s.stats().unwrap();
+        assert_eq!(stats.sightings, 2);
+        assert_eq!(
+            stats.counters,
+            [("filtered_size".to_string(), 5), ("x".to_string(), 1)]
+        );
+    }
+
+    #[test]
+    fn a_failed_write_leaves_nothing() {
+        let (_dir, mut s) = open();
+        let t = torrent(3, b"doomed", 1);
+        // The counter does not fit in an INTEGER: the error comes after the torrent, its
+        // files and full-text row were written in the transaction.
+        let batch = Batch {
+            torrents: vec![t.clone()],
+            counters: vec![("ok".into(), 1), ("huge".into(), u64::MAX)],
+            ..Batch::default()
+        };
+        let e = format!("{:#}", s.write("a", &batch).unwrap_err());
+        assert!(e.contains("counter `huge`") && e.contains(".sqlite"), "{e}");
+        assert!(!s.contains(&t.info_hash).unwrap());
+        assert_eq!(s.stats().unwrap(), crate::store::Stats::default());
+        assert!(s.search("doomed", 10, 0).unwrap().is_empty());
+        // And the next write works.
+        s.write(
+            "a",
+            &Batch {
+                torrents: vec![t.clone()],
+                ..Batch::default()
+            },
+        )
+        .unwrap();
+        assert_eq!(s.search("doomed", 10, 0).unwrap().len(), 1);
+    }
+
+    #[test]
+    fn claims() {
+        let (_dir, mut s) = open();
+        let ih = InfoHash([9; 20]);
+        let hour = Duration::from_secs(3600);
+        assert!(s.claim(&ih, "a", hour).unwrap());
+        assert!(
+            s.claim(&ih, "a", hour).unwrap(),
+            "an owner renews its own lease"
+        );
+        assert!(
+            !s.claim(&ih, "b", hour).unwrap(),
+            "another owner's lease holds"
+        );
+        let release = Batch {
+            release: vec![ih],
+            ..Batch::default()
+        };
+        s.write("b", &release).unwrap();
+        assert!(
+            !s.claim(&ih, "b", hour).unwrap(),
+            "b cannot release a's lease"
+        );
+        s.write("a", &release).unwrap();
+        assert!(s.claim(&ih, "b", Duration::ZERO).unwrap(), "released");
+        assert!(
+            s.claim(&ih, "a", hour).unwrap(),
+            "b's 0-second lease has expired"
+        );
+        let t = torrent(9, b"stored", 1);
+        s.write(
+            "c",
+            &Batch {
+                torrents: vec![t.clone()],
+                ..Batch::default()
+            },
+        )
+        .unwrap();
+        assert!(
+            !s.claim(&t.info_hash, "a", hour).unwrap(),
+            "stored torrents"
+        );
+    }
+
+    #[test]
+    fn nodes_keep_the_most_recent() {
+        let (_dir, mut s) = open();
+        let node = |i: u8| CompactNode {
+            id: NodeId([i; 20]),
+            addr: format!("10.0.0.{i}:6881").parse().unwrap(),
+        };
+        s.save_nodes(&[node(1), node(2)], 100, 10).unwrap();
+        s.save_nodes(&[node(3)], 200, 10).unwrap();
+        s.save_nodes(&[node(1)], 300, 2).unwrap();
+        assert_eq!(s.load_nodes(10).unwrap(), [node(1), node(3)]);
+        assert_eq!(s.load_nodes(1).unwrap(), [node(1)]);
+        let six = CompactNode {
+            id: NodeId([6; 20]),
+            addr: "[2001:db8::1]:6881".parse().unwrap(),
+        };
+        s.save_nodes(&[six], 400, 10).unwrap();
+        assert_eq!(s.load_nodes(1).unwrap(), [six]);
+    }
+}
