@@ -228,16 +228,16 @@ pub fn stats(client: &mut Client) -> anyhow::Result<Stats> {
         };
     stats.by_version = pairs(
         &mut tx,
-        "SELECT version, count(*) FROM torrents GROUP BY 1 ORDER BY 1 COLLATE \"C\"",
+        "SELECT version, count(*) FROM torrents GROUP BY version ORDER BY version COLLATE \"C\"",
     )?;
     stats.by_source = pairs(
         &mut tx,
-        "SELECT source, count(*) FROM torrents GROUP BY 1 ORDER BY 1 COLLATE \"C\"",
+        "SELECT source, count(*) FROM torrents GROUP BY source ORDER BY source COLLATE \"C\"",
     )?;
     stats.by_day = pairs(
         &mut tx,
         "SELECT to_char(to_timestamp(discovered) AT TIME ZONE 'UTC', 'YYYY-MM-DD'), count(*)
-         FROM torrents GROUP BY 1 ORDER BY 1 COLLATE \"C\"",
+         FROM torrents GROUP BY 1 ORDER BY 1",
     )?;
     stats.counters = pairs(
         &mut tx,
