@@ -572,3 +572,115 @@ fn connection_errors_are_clear() {
     );
     PgStore::connect(&url).unwrap_or_else(|e| panic!("{url}: {e:#}"));
 }
+
+/// Throughput and latency at scale (ignored: minutes). Run in release:
+/// `cargo test --release -p estudely --test store_postgres -- --ignored --nocapture bench`
+/// (`BENCH_TORRENTS` sets the count, default 1,000,000; `BENCH_DB` a server of your own
+/// instead of a throwaway one).
+#[test]
+#[ignore]
+fn bench_million() {
+    use std::time::Instant;
+    let total: u32 = std::env::var("BENCH_TORRENTS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(1_000_000);
+    let mut store = match std::env::var("BENCH_DB") {
+        Ok(url) => PgStore::connect(&url).expect("connect to BENCH_DB"),
+        Err(_) => fresh().1,
+    };
+    let mut rng = 0x9e37_79b9_7f4a_7c15_u64;
+    let mut next = move || {
+        rng ^= rng << 13;
+        rng ^= rng >> 7;
+        rng ^= rng << 17;
+        rng
+    };
+    let word = |n: u64| format!("w{}x{}", n % 5000, (n / 5000) % 7);
+    const EXT: [&str; 5] = ["mkv", "mp4", "iso", "flac", "zip"];
+    let started = Instant::now();
+    let mut written = 0u32;
+    while written < total {
+        let n = 1000.min(total - written);
+        let torrents: Vec<Torrent> = (written..written + n)
+            .map(|i| {
+                let mut k = [0u8; 20];
+                k[..8].copy_from_slice(&next().to_be_bytes());
+                k[8..12].copy_from_slice(&i.to_be_bytes());
+                let words: Vec<String> = (0..5).map(|_| word(next())).collect();
+                let name = format!("{}.{}", words.join("."), EXT[i as usize % 5]);
+                let files = (0..3)
+                    .map(|f| FileEntry {
+                        path: vec![
+                            word(next()).into_bytes(),
+                            format!("{f}-{}.{}", word(next()), EXT[f % 5]).into_bytes(),
+                        ],
+                        length: next() % 1_000_000_000,
+                    })
+                    .collect();
+                Torrent {
+                    info_hash: InfoHash(k),
+                    info_hash_v2: None,
+                    name: name.into_bytes(),
+                    total_bytes: next() % 10_000_000_000,
+                    piece_length: 1 << 18,
+                    file_count: 3,
+                    private: false,
+                    version: Version::V1,
+                    files,
+                    discovered: 1_700_000_000 + i64::from(i),
+                    source: Source::Sample,
+                }
+            })
+            .collect();
+        write_torrents(&mut store, torrents);
+        written += n;
+        if written % 100_000 == 0 {
+            eprintln!(
+                "{written} torrents, {:.0}/s",
+                f64::from(written) / started.elapsed().as_secs_f64()
+            );
+        }
+    }
+    let secs = started.elapsed().as_secs_f64();
+    eprintln!(
+        "insert: {total} torrents in {secs:.1} s = {:.0} torrents/s",
+        f64::from(total) / secs
+    );
+
+    let mut time = |label: &str, queries: Vec<String>| {
+        let mut ms: Vec<f64> = Vec::new();
+        let mut hits = 0;
+        for q in &queries {
+            let t = Instant::now();
+            hits += store.search(q, 20, 0).unwrap().len();
+            ms.push(t.elapsed().as_secs_f64() * 1e3);
+        }
+        ms.sort_by(f64::total_cmp);
+        let p = |q: f64| ms[((ms.len() - 1) as f64 * q) as usize];
+        eprintln!(
+            "search {label}: {} queries, p50 {:.1} ms, p95 {:.1} ms, max {:.1} ms, {:.1} hits/query",
+            ms.len(),
+            p(0.5),
+            p(0.95),
+            p(1.0),
+            hits as f64 / ms.len() as f64
+        );
+    };
+    time("one word", (0..200).map(|_| word(next())).collect());
+    time(
+        "two words",
+        (0..200)
+            .map(|_| format!("{} {}", word(next()), word(next())))
+            .collect(),
+    );
+    time(
+        "substring",
+        (0..200).map(|_| word(next())[1..].to_owned()).collect(),
+    );
+    time(
+        "common word (1 in 5)",
+        EXT.iter().map(|e| e.to_string()).collect(),
+    );
+    time("absent", (0..50).map(|i| format!("zzq{i}absent")).collect());
+}
