@@ -635,7 +635,7 @@ fn bench_million() {
             .collect();
         write_torrents(&mut store, torrents);
         written += n;
-        if written % 100_000 == 0 {
+        if written.is_multiple_of(100_000) {
             eprintln!(
                 "{written} torrents, {:.0}/s",
                 f64::from(written) / started.elapsed().as_secs_f64()
