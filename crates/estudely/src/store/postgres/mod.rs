@@ -1,0 +1,287 @@
+//! The PostgreSQL backend: one database shared by several crawlers.
+//!
+//! The schema is the one of [`crate::store`], with `bytea` keys, `bigint` sizes and times,
+//! `inet` addresses and `text` words; `leases.expires` is a `timestamptz` on the server's
+//! clock, so that crawlers on machines whose clocks disagree still agree on expiry.
+//! Search uses a `tsvector` over the name and file paths (GIN index) and, when the
+//! `pg_trgm` extension can be had (it is in `postgresql-contrib`), a trigram index on the
+//! name for substrings.
+
+mod read;
+mod schema;
+mod text;
+mod write;
+
+use std::net::SocketAddr;
+use std::str::FromStr;
+use std::time::Duration;
+
+use anyhow::Context;
+use estudely_krpc::{CompactNode, InfoHash, NodeId};
+use postgres::config::Host;
+use postgres::{Client, Config, NoTls};
+
+use super::{Batch, Stats, Store, StoredTorrent};
+
+/// The longest lease taken (longer ones are cut to this): ten years.
+const MAX_LEASE_SECS: f64 = 10.0 * 365.0 * 86_400.0;
+
+/// Most attempts at one batch that hits a deadlock or serialization failure.
+const WRITE_ATTEMPTS: usize = 5;
+
+/// A PostgreSQL index, over one connection.
+///
+/// Blocking: it uses the synchronous `postgres` client, which runs a small Tokio runtime of
+/// its own on each call, so it must never be called from a thread that is running a Tokio
+/// runtime (it would panic). `estudely run` keeps its store on a std thread of its own; the
+/// read commands call it from `main` before any runtime starts.
+pub struct PgStore {
+    client: Client,
+    /// Is the trigram index there (substring search)?
+    trgm: bool,
+    /// Where, for messages (never the password).
+    target: String,
+}
+
+impl std::fmt::Debug for PgStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PgStore")
+            .field("target", &self.target)
+            .field("trgm", &self.trgm)
+            .finish()
+    }
+}
+
+impl PgStore {
+    /// Connect to `url` (`postgres://…`, `postgresql://…` or a libpq `key=value` string;
+    /// `host=/dir` is a unix socket directory), creating or migrating the schema as needed.
+    pub fn connect(url: &str) -> anyhow::Result<PgStore> {
+        let (mut client, target) = open(url)?;
+        let trgm =
+            schema::migrate(&mut client).with_context(|| format!("PostgreSQL index {target}"))?;
+        Ok(PgStore {
+            client,
+            trgm,
+            target,
+        })
+    }
+
+    /// Connect for reading only: the session's transactions are read-only
+    /// (`default_transaction_read_only`), and the schema must already be there, at this
+    /// build's version (nothing is created or migrated).
+    pub fn connect_read_only(url: &str) -> anyhow::Result<PgStore> {
+        let (mut client, target) = open(url)?;
+        let trgm = client
+            .batch_execute("SET SESSION default_transaction_read_only = on")
+            .map_err(anyhow::Error::from)
+            .and_then(|()| schema::check(&mut client))
+            .with_context(|| format!("PostgreSQL index {target}"))?;
+        Ok(PgStore {
+            client,
+            trgm,
+            target,
+        })
+    }
+
+    /// Does search find substrings of names (is `pg_trgm` there)?
+    pub fn substring_search(&self) -> bool {
+        self.trgm
+    }
+
+    fn context(&self, what: &str) -> String {
+        format!("PostgreSQL index {}: {what}", self.target)
+    }
+}
+
+/// Parse and connect; return the client and a description of the target for messages.
+fn open(url: &str) -> anyhow::Result<(Client, String)> {
+    let config = Config::from_str(url).map_err(|e| {
+        anyhow::anyhow!("--db: not a PostgreSQL connection string ({e}): use postgres://USER@HOST/DB or `host=... dbname=...`")
+    })?;
+    let target = describe(&config);
+    let client = config
+        .connect(NoTls)
+        .with_context(|| format!("PostgreSQL index {target}: cannot connect"))?;
+    Ok((client, target))
+}
+
+/// `database NAME on HOST` (no user, no password).
+fn describe(config: &Config) -> String {
+    let hosts: Vec<String> = config
+        .get_hosts()
+        .iter()
+        .map(|h| match h {
+            Host::Tcp(name) => name.clone(),
+            Host::Unix(path) => path.display().to_string(),
+        })
+        .collect();
+    let host = if hosts.is_empty() {
+        "the default host".to_owned()
+    } else {
+        hosts.join(",")
+    };
+    match config.get_dbname() {
+        Some(db) => format!("`{db}` on {host}"),
+        None => format!("on {host}"),
+    }
+}
+
+impl Store for PgStore {
+    fn kind(&self) -> &'static str {
+        "postgres"
+    }
+
+    fn write(&mut self, owner: &str, batch: &Batch) -> anyhow::Result<()> {
+        if batch.is_empty() {
+            return Ok(());
+        }
+        let mut attempt = 1;
+        loop {
+            let result = self.client.transaction().and_then(|mut tx| {
+                write::batch(&mut tx, owner, batch)?;
+                tx.commit()
+            });
+            match result {
+                Err(e) if write::retryable(&e) && attempt < WRITE_ATTEMPTS => attempt += 1,
+                r => return r.with_context(|| self.context("write")),
+            }
+        }
+    }
+
+    fn contains(&mut self, info_hash: &InfoHash) -> anyhow::Result<bool> {
+        let row = self
+            .client
+            .query_one(
+                "SELECT EXISTS (SELECT 1 FROM torrents WHERE info_hash = $1)",
+                &[&&info_hash.0[..]],
+            )
+            .with_context(|| self.context("contains"))?;
+        Ok(row.get(0))
+    }
+
+    fn for_each_info_hash(&mut self, f: &mut dyn FnMut(InfoHash)) -> anyhow::Result<()> {
+        let context = self.context("reading the stored infohashes");
+        read::each_key(&mut self.client, f).context(context)
+    }
+
+    fn claim(
+        &mut self,
+        info_hash: &InfoHash,
+        owner: &str,
+        lease: Duration,
+    ) -> anyhow::Result<bool> {
+        // One statement: a lease row locked by another claimer right now is skipped (it is
+        // theirs), and then the insert finds it there and does nothing.
+        let secs = lease.as_secs_f64().min(MAX_LEASE_SECS);
+        let row = self
+            .client
+            .query_one(
+                "WITH stored AS (SELECT 1 FROM torrents WHERE info_hash = $1),
+                 cur AS (
+                     SELECT owner, expires FROM leases
+                     WHERE info_hash = $1 AND NOT EXISTS (SELECT 1 FROM stored)
+                     FOR UPDATE SKIP LOCKED),
+                 taken AS (
+                     UPDATE leases l SET owner = $2, expires = now() + make_interval(secs => $3)
+                     FROM cur
+                     WHERE l.info_hash = $1 AND (cur.owner = $2 OR cur.expires <= now())
+                     RETURNING 1),
+                 fresh AS (
+                     INSERT INTO leases (info_hash, owner, expires)
+                     SELECT $1, $2, now() + make_interval(secs => $3)
+                     WHERE NOT EXISTS (SELECT 1 FROM stored) AND NOT EXISTS (SELECT 1 FROM cur)
+                     ON CONFLICT (info_hash) DO NOTHING
+                     RETURNING 1)
+                 SELECT (SELECT count(*) FROM taken) + (SELECT count(*) FROM fresh)",
+                &[&&info_hash.0[..], &owner, &secs],
+            )
+            .with_context(|| self.context("claim"))?;
+        let n: i64 = row.get(0);
+        Ok(n > 0)
+    }
+
+    fn save_nodes(&mut self, nodes: &[CompactNode], at: i64, keep: usize) -> anyhow::Result<()> {
+        let result = self.client.transaction().and_then(|mut tx| {
+            write::nodes(&mut tx, nodes, at, keep)?;
+            tx.commit()
+        });
+        result.with_context(|| self.context("saving nodes"))
+    }
+
+    fn load_nodes(&mut self, max: usize) -> anyhow::Result<Vec<CompactNode>> {
+        let max = i64::try_from(max).unwrap_or(i64::MAX);
+        let rows = self
+            .client
+            .query(
+                "SELECT ip, port, id FROM nodes ORDER BY last_good DESC, ip, port LIMIT $1",
+                &[&max],
+            )
+            .with_context(|| self.context("loading nodes"))?;
+        let mut nodes = Vec::with_capacity(rows.len());
+        for row in &rows {
+            let (ip, port, id): (std::net::IpAddr, i32, &[u8]) =
+                (row.try_get(0)?, row.try_get(1)?, row.try_get(2)?);
+            // A row that is not a node (bad port or id) is skipped, not fatal.
+            let (Ok(port), Ok(id)) = (u16::try_from(port), <[u8; 20]>::try_from(id)) else {
+                continue;
+            };
+            nodes.push(CompactNode {
+                id: NodeId(id),
+                addr: SocketAddr::new(ip, port),
+            });
+        }
+        Ok(nodes)
+    }
+
+    fn search(
+        &mut self,
+        query: &str,
+        limit: usize,
+        offset: usize,
+    ) -> anyhow::Result<Vec<StoredTorrent>> {
+        let context = self.context("search");
+        read::search(&mut self.client, self.trgm, query, limit, offset).context(context)
+    }
+
+    fn torrent(&mut self, info_hash: &InfoHash) -> anyhow::Result<Option<StoredTorrent>> {
+        let context = self.context("reading a torrent");
+        read::torrent(&mut self.client, info_hash).context(context)
+    }
+
+    fn export(
+        &mut self,
+        since: Option<i64>,
+        f: &mut dyn FnMut(&StoredTorrent, &[SocketAddr]) -> anyhow::Result<()>,
+    ) -> anyhow::Result<()> {
+        let context = self.context("export");
+        read::export(&mut self.client, since, f).context(context)
+    }
+
+    fn stats(&mut self) -> anyhow::Result<Stats> {
+        let context = self.context("stats");
+        read::stats(&mut self.client).context(context)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn targets_never_show_passwords() {
+        let c = Config::from_str("postgres://me:secret@db.example:5433/idx").unwrap();
+        assert_eq!(describe(&c), "`idx` on db.example");
+        let c = Config::from_str("host=/tmp/pg dbname=x password=secret").unwrap();
+        assert_eq!(describe(&c), "`x` on /tmp/pg");
+    }
+
+    #[test]
+    fn bad_urls_are_one_line_errors() {
+        let Err(e) = open("postgres://[::1") else {
+            panic!("a bad URL connected")
+        };
+        let e = e.to_string();
+        assert!(e.contains("not a PostgreSQL connection string"), "{e}");
+        assert!(!e.contains('\n'), "{e}");
+    }
+}

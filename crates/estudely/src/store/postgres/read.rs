@@ -1,0 +1,263 @@
+//! The reads of the PostgreSQL backend: rows back into [`StoredTorrent`]s, search, export
+//! (through a portal, a few hundred rows in memory at a time) and stats.
+
+use std::net::{IpAddr, SocketAddr};
+
+use anyhow::Context;
+use estudely_krpc::InfoHash;
+use estudely_peer_wire::FileEntry;
+use postgres::{Client, Row};
+
+use super::text::{parse_path_raw, search_words, substring_pattern, to_u64};
+use crate::store::{parse_version, Source, Stats, StoredTorrent, Torrent};
+
+/// The columns that [`stored`] reads, in its order, from `torrents t`.
+pub const COLUMNS: &str = "t.info_hash, t.info_hash_v2, t.name_raw, t.total_bytes, \
+    t.piece_length, t.file_count, t.files_omitted, t.private, t.version, t.discovered, \
+    t.last_seen, t.source";
+
+/// Matches ranked per search at least (see [`search`]).
+const CANDIDATES: usize = 2_000;
+
+/// Rows fetched from a portal at a time.
+const PORTAL_ROWS: i32 = 500;
+
+/// A torrent row (columns [`COLUMNS`]), without files.
+pub fn stored(row: &Row) -> anyhow::Result<StoredTorrent> {
+    let key: &[u8] = row.try_get(0)?;
+    let info_hash = InfoHash(
+        key.try_into()
+            .map_err(|_| anyhow::anyhow!("corrupt index: an info_hash of {} bytes", key.len()))?,
+    );
+    let v2: Option<&[u8]> = row.try_get(1)?;
+    let info_hash_v2 =
+        match v2 {
+            None => None,
+            Some(b) => Some(b.try_into().map_err(|_| {
+                anyhow::anyhow!("corrupt index: an info_hash_v2 of {} bytes", b.len())
+            })?),
+        };
+    let version: &str = row.try_get(8)?;
+    let source: &str = row.try_get(11)?;
+    let torrent = Torrent {
+        info_hash,
+        info_hash_v2,
+        name: row.try_get::<_, &[u8]>(2)?.to_vec(),
+        total_bytes: to_u64(row.try_get(3)?, "total_bytes")?,
+        piece_length: to_u64(row.try_get(4)?, "piece_length")?,
+        file_count: to_u64(row.try_get(5)?, "file_count")?,
+        private: row.try_get(7)?,
+        version: parse_version(version)
+            .ok_or_else(|| anyhow::anyhow!("corrupt index: version `{version}`"))?,
+        files: Vec::new(),
+        discovered: row.try_get(9)?,
+        source: Source::parse(source)
+            .ok_or_else(|| anyhow::anyhow!("corrupt index: source `{source}`"))?,
+    };
+    Ok(StoredTorrent {
+        torrent,
+        files_omitted: to_u64(row.try_get(6)?, "files_omitted")?,
+        last_seen: row.try_get(10)?,
+    })
+}
+
+/// Files from parallel arrays of raw paths and lengths.
+fn files(raws: Vec<Vec<u8>>, lengths: Vec<i64>) -> anyhow::Result<Vec<FileEntry>> {
+    raws.into_iter()
+        .zip(lengths)
+        .map(|(raw, length)| {
+            Ok(FileEntry {
+                path: parse_path_raw(&raw)?,
+                length: to_u64(length, "file length")?,
+            })
+        })
+        .collect()
+}
+
+/// One torrent with its files.
+pub fn torrent(client: &mut Client, key: &InfoHash) -> anyhow::Result<Option<StoredTorrent>> {
+    let sql = format!("SELECT {COLUMNS} FROM torrents t WHERE t.info_hash = $1");
+    let Some(row) = client.query_opt(&sql, &[&&key.0[..]])? else {
+        return Ok(None);
+    };
+    let mut found = stored(&row)?;
+    let rows = client.query(
+        "SELECT path_raw, length FROM files WHERE info_hash = $1 ORDER BY idx",
+        &[&&key.0[..]],
+    )?;
+    let mut raws = Vec::with_capacity(rows.len());
+    let mut lengths = Vec::with_capacity(rows.len());
+    for r in &rows {
+        raws.push(r.try_get::<_, Vec<u8>>(0)?);
+        lengths.push(r.try_get::<_, i64>(1)?);
+    }
+    found.torrent.files = files(raws, lengths)?;
+    Ok(Some(found))
+}
+
+/// Words (and substrings of the name with trigrams), best first: the best of the first
+/// [`CANDIDATES`] matches (or `offset + limit`, if more) when a query matches more.
+pub fn search(
+    client: &mut Client,
+    trgm: bool,
+    query: &str,
+    limit: usize,
+    offset: usize,
+) -> anyhow::Result<Vec<StoredTorrent>> {
+    let words = search_words([query]);
+    let pattern = if trgm { substring_pattern(query) } else { None };
+    if (words.is_empty() && pattern.is_none()) || limit == 0 {
+        return Ok(Vec::new());
+    }
+    // Ranking reads every match's vector: a word in a fifth of a million torrents would
+    // take seconds. Rank the first CANDIDATES matches the indexes give (enough for any
+    // page a person reads), and always enough for the page asked for.
+    let candidates =
+        i64::try_from(offset.saturating_add(limit).max(CANDIDATES)).unwrap_or(i64::MAX);
+    let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+    let offset = i64::try_from(offset).unwrap_or(i64::MAX);
+    let rows = match pattern {
+        Some(pattern) => {
+            let sql = format!(
+                "WITH q AS (SELECT plainto_tsquery('simple', $1) AS q),
+                 hits AS (SELECT t.* FROM torrents t, q
+                          WHERE t.search @@ q.q OR t.name ILIKE $2 LIMIT $6)
+                 SELECT {COLUMNS} FROM hits t, q
+                 ORDER BY ts_rank(t.search, q.q) DESC, similarity(t.name, $3) DESC,
+                          t.discovered, t.info_hash
+                 LIMIT $4 OFFSET $5"
+            );
+            let plain: String = query.chars().filter(|c| !c.is_control()).collect();
+            client.query(
+                &sql,
+                &[&words, &pattern, &plain, &limit, &offset, &candidates],
+            )?
+        }
+        None => {
+            let sql = format!(
+                "WITH q AS (SELECT plainto_tsquery('simple', $1) AS q),
+                 hits AS (SELECT t.* FROM torrents t, q WHERE t.search @@ q.q LIMIT $4)
+                 SELECT {COLUMNS} FROM hits t, q
+                 ORDER BY ts_rank(t.search, q.q) DESC, t.discovered, t.info_hash
+                 LIMIT $2 OFFSET $3"
+            );
+            client.query(&sql, &[&words, &limit, &offset, &candidates])?
+        }
+    };
+    rows.iter().map(stored).collect()
+}
+
+/// Every torrent discovered at or after `since`, oldest first, with files and peers.
+pub fn export(
+    client: &mut Client,
+    since: Option<i64>,
+    f: &mut dyn FnMut(&StoredTorrent, &[SocketAddr]) -> anyhow::Result<()>,
+) -> anyhow::Result<()> {
+    let sql = format!(
+        "SELECT {COLUMNS}, fl.raws, fl.lens, pe.ips, pe.ports
+         FROM torrents t
+         LEFT JOIN LATERAL (
+             SELECT array_agg(path_raw ORDER BY idx) AS raws,
+                    array_agg(length ORDER BY idx) AS lens
+             FROM files f WHERE f.info_hash = t.info_hash) fl ON true
+         LEFT JOIN LATERAL (
+             SELECT array_agg(ip ORDER BY first, ip, port) AS ips,
+                    array_agg(port ORDER BY first, ip, port) AS ports
+             FROM (SELECT ip, port, min(first_seen) AS first FROM sightings s
+                   WHERE s.info_hash = t.info_hash AND s.source IN ('announce', 'get_peers')
+                   GROUP BY ip, port) p) pe ON true
+         WHERE t.discovered >= $1
+         ORDER BY t.discovered, t.info_hash"
+    );
+    let since = since.unwrap_or(i64::MIN);
+    let mut tx = client.transaction()?;
+    let portal = tx.bind(&sql, &[&since])?;
+    loop {
+        let rows = tx.query_portal(&portal, PORTAL_ROWS)?;
+        if rows.is_empty() {
+            break;
+        }
+        for row in &rows {
+            let mut t = stored(row)?;
+            let raws: Option<Vec<Vec<u8>>> = row.try_get(12)?;
+            let lens: Option<Vec<i64>> = row.try_get(13)?;
+            t.torrent.files = files(raws.unwrap_or_default(), lens.unwrap_or_default())?;
+            let ips: Option<Vec<IpAddr>> = row.try_get(14)?;
+            let ports: Option<Vec<i32>> = row.try_get(15)?;
+            let peers: Vec<SocketAddr> = ips
+                .unwrap_or_default()
+                .into_iter()
+                .zip(ports.unwrap_or_default())
+                .filter_map(|(ip, port)| Some(SocketAddr::new(ip, u16::try_from(port).ok()?)))
+                .collect();
+            f(&t, &peers)?;
+        }
+    }
+    tx.commit()?;
+    Ok(())
+}
+
+/// Call `f` with every stored key, through a portal.
+pub fn each_key(client: &mut Client, f: &mut dyn FnMut(InfoHash)) -> anyhow::Result<()> {
+    let mut tx = client.transaction()?;
+    let portal = tx.bind("SELECT info_hash FROM torrents", &[])?;
+    loop {
+        let rows = tx.query_portal(&portal, 10_000)?;
+        if rows.is_empty() {
+            break;
+        }
+        for row in &rows {
+            let key: &[u8] = row.try_get(0)?;
+            let key = key.try_into().map_err(|_| {
+                anyhow::anyhow!("corrupt index: an info_hash of {} bytes", key.len())
+            })?;
+            f(InfoHash(key));
+        }
+    }
+    tx.commit()?;
+    Ok(())
+}
+
+/// The counts of `estudely stats`.
+pub fn stats(client: &mut Client) -> anyhow::Result<Stats> {
+    let mut tx = client.build_transaction().read_only(true).start()?;
+    let count = |tx: &mut postgres::Transaction<'_>, table: &str| -> anyhow::Result<u64> {
+        let n: i64 = tx
+            .query_one(&format!("SELECT count(*) FROM {table}"), &[])?
+            .get(0);
+        to_u64(n, "count")
+    };
+    let mut stats = Stats {
+        torrents: count(&mut tx, "torrents")?,
+        files: count(&mut tx, "files")?,
+        sightings: count(&mut tx, "sightings")?,
+        nodes: count(&mut tx, "nodes")?,
+        ..Stats::default()
+    };
+    let pairs =
+        |tx: &mut postgres::Transaction<'_>, sql: &str| -> anyhow::Result<Vec<(String, u64)>> {
+            tx.query(sql, &[])?
+                .iter()
+                .map(|r| Ok((r.try_get(0)?, to_u64(r.try_get(1)?, "count")?)))
+                .collect()
+        };
+    stats.by_version = pairs(
+        &mut tx,
+        "SELECT version, count(*) FROM torrents GROUP BY version ORDER BY version COLLATE \"C\"",
+    )?;
+    stats.by_source = pairs(
+        &mut tx,
+        "SELECT source, count(*) FROM torrents GROUP BY source ORDER BY source COLLATE \"C\"",
+    )?;
+    stats.by_day = pairs(
+        &mut tx,
+        "SELECT to_char(to_timestamp(discovered) AT TIME ZONE 'UTC', 'YYYY-MM-DD'), count(*)
+         FROM torrents GROUP BY 1 ORDER BY 1",
+    )?;
+    stats.counters = pairs(
+        &mut tx,
+        "SELECT name, value FROM counters ORDER BY name COLLATE \"C\"",
+    )?;
+    tx.commit().context("stats")?;
+    Ok(stats)
+}

@@ -1,0 +1,181 @@
+//! The PostgreSQL schema: versioned migrations, applied under an advisory lock so that
+//! crawlers starting at once on one database do not race, and the optional trigram index.
+
+use anyhow::{bail, Context};
+use postgres::Client;
+
+/// The key of the transaction-level advisory lock held while migrating (any constant that
+/// other applications on the same database are unlikely to use: "estudely" in ASCII).
+const MIGRATION_LOCK: i64 = 0x6573_7475_6465_6c79;
+
+/// The migrations, in order: version `i + 1` is `MIGRATIONS[i]`.
+const MIGRATIONS: &[&str] = &[
+    // 1: the schema described in `store`'s module doc. `search` is the full-text vector
+    // over the name (weight A) and the file paths, written with each torrent. `files` has
+    // no foreign key: its rows are written with their torrent's, in one transaction, and a
+    // per-row key check would cost as much as the insert itself.
+    "CREATE TABLE torrents (
+        info_hash     bytea PRIMARY KEY CHECK (length(info_hash) = 20),
+        info_hash_v2  bytea CHECK (length(info_hash_v2) = 32),
+        name          text NOT NULL,
+        name_raw      bytea NOT NULL,
+        total_bytes   bigint NOT NULL,
+        piece_length  bigint NOT NULL,
+        file_count    bigint NOT NULL,
+        files_omitted bigint NOT NULL,
+        private       boolean NOT NULL,
+        version       text NOT NULL,
+        discovered    bigint NOT NULL,
+        last_seen     bigint NOT NULL,
+        source        text NOT NULL,
+        search        tsvector NOT NULL
+     );
+     CREATE INDEX torrents_discovered ON torrents (discovered);
+     CREATE INDEX torrents_search ON torrents USING gin (search);
+     CREATE TABLE files (
+        info_hash bytea NOT NULL,
+        idx       integer NOT NULL,
+        path      text NOT NULL,
+        path_raw  bytea NOT NULL,
+        length    bigint NOT NULL,
+        PRIMARY KEY (info_hash, idx)
+     );
+     CREATE TABLE sightings (
+        info_hash  bytea NOT NULL,
+        ip         inet NOT NULL,
+        port       integer NOT NULL,
+        source     text NOT NULL,
+        first_seen bigint NOT NULL,
+        last_seen  bigint NOT NULL,
+        PRIMARY KEY (info_hash, ip, port, source)
+     );
+     CREATE TABLE nodes (
+        ip        inet NOT NULL,
+        port      integer NOT NULL,
+        id        bytea NOT NULL,
+        last_good bigint NOT NULL,
+        PRIMARY KEY (ip, port)
+     );
+     CREATE INDEX nodes_last_good ON nodes (last_good);
+     CREATE TABLE counters (
+        name  text PRIMARY KEY,
+        value bigint NOT NULL
+     );
+     CREATE TABLE leases (
+        info_hash bytea PRIMARY KEY,
+        owner     text NOT NULL,
+        expires   timestamptz NOT NULL
+     );",
+];
+
+/// The schema version this build reads and writes.
+pub const LATEST: i32 = MIGRATIONS.len() as i32;
+
+/// Bring the schema up to [`LATEST`], in one transaction under an advisory lock; then
+/// create the trigram index when `pg_trgm` can be had. Returns whether it can.
+pub fn migrate(client: &mut Client) -> anyhow::Result<bool> {
+    let mut tx = client.transaction()?;
+    tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK])?;
+    tx.batch_execute(
+        "CREATE TABLE IF NOT EXISTS schema_migrations (
+            version    integer PRIMARY KEY,
+            applied_at bigint NOT NULL
+         )",
+    )?;
+    let current: i32 = tx
+        .query_one(
+            "SELECT coalesce(max(version), 0) FROM schema_migrations",
+            &[],
+        )?
+        .get(0);
+    if current > LATEST {
+        bail!(newer(current));
+    }
+    for (i, sql) in MIGRATIONS.iter().enumerate().skip(current as usize) {
+        let version = i as i32 + 1;
+        tx.batch_execute(sql)
+            .with_context(|| format!("schema migration {version}"))?;
+        tx.execute(
+            "INSERT INTO schema_migrations (version, applied_at)
+             VALUES ($1, extract(epoch FROM now())::bigint)",
+            &[&version],
+        )?;
+    }
+    // pg_trgm is in postgresql-contrib, and creating it needs the CREATE privilege: try,
+    // and search by words only without it.
+    let mut sp = tx.savepoint("trgm")?;
+    let trgm = match sp.batch_execute("CREATE EXTENSION IF NOT EXISTS pg_trgm") {
+        Ok(()) => {
+            sp.commit()?;
+            true
+        }
+        Err(e) => {
+            sp.rollback()?;
+            tracing::warn!(
+                "PostgreSQL extension pg_trgm unavailable ({e}): search finds whole words \
+                 only (install postgresql-contrib to search substrings)"
+            );
+            false
+        }
+    };
+    if trgm && !has_trgm_index(&mut tx)? {
+        tx.batch_execute(
+            "CREATE INDEX torrents_name_trgm ON torrents USING gin (name gin_trgm_ops)",
+        )?;
+    }
+    tx.commit()?;
+    Ok(trgm)
+}
+
+/// Check, without changing anything, that the schema is there and at [`LATEST`]; return
+/// whether the trigram index is there.
+pub fn check(client: &mut Client) -> anyhow::Result<bool> {
+    let exists: bool = client
+        .query_one("SELECT to_regclass('schema_migrations') IS NOT NULL", &[])?
+        .get(0);
+    if !exists {
+        bail!("no Estudely index in this database (`estudely run --db URL` creates one)");
+    }
+    let current: i32 = client
+        .query_one(
+            "SELECT coalesce(max(version), 0) FROM schema_migrations",
+            &[],
+        )?
+        .get(0);
+    if current > LATEST {
+        bail!(newer(current));
+    }
+    if current < LATEST {
+        bail!(
+            "the index has schema version {current}, this estudely needs {LATEST}: open it \
+             once for writing (`estudely run`) to migrate it"
+        );
+    }
+    has_trgm_index(client)
+}
+
+/// Is the trigram index on names there (and so `pg_trgm`)?
+fn has_trgm_index(client: &mut impl postgres::GenericClient) -> anyhow::Result<bool> {
+    Ok(client
+        .query_one("SELECT to_regclass('torrents_name_trgm') IS NOT NULL", &[])?
+        .get(0))
+}
+
+fn newer(current: i32) -> String {
+    format!(
+        "the index has schema version {current}, newer than this estudely knows \
+         ({LATEST}): upgrade estudely"
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn migrations_are_numbered_from_one() {
+        assert_eq!(LATEST as usize, MIGRATIONS.len());
+        const { assert!(LATEST >= 1) };
+        assert!(newer(LATEST + 1).contains("upgrade"));
+    }
+}

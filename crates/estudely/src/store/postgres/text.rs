@@ -1,0 +1,139 @@
+//! Pure helpers of the PostgreSQL backend: numbers, raw paths and search text.
+
+use estudely_bencode::{Encoder, Kind};
+
+/// Most characters of words fed to `to_tsvector` per torrent (a `tsvector` holds at most
+/// 1 MiB; the first files are enough to find a torrent by).
+const MAX_SEARCH_CHARS: usize = 64 * 1024;
+
+/// `u64` to `bigint`, saturating (no real size comes near).
+pub fn clamp_i64(n: u64) -> i64 {
+    i64::try_from(n).unwrap_or(i64::MAX)
+}
+
+/// A stored `bigint` back to `u64`; negative only if someone else wrote the row.
+pub fn to_u64(n: i64, what: &str) -> anyhow::Result<u64> {
+    u64::try_from(n).map_err(|_| anyhow::anyhow!("corrupt index: negative {what} {n}"))
+}
+
+/// The raw components of a path as a bencoded list (see the schema).
+pub fn path_raw(components: &[Vec<u8>]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(components.iter().map(|c| c.len() + 4).sum::<usize>() + 2);
+    let mut e = Encoder(&mut out);
+    e.begin_list();
+    for c in components {
+        e.bytes(c);
+    }
+    e.end();
+    out
+}
+
+/// The inverse of [`path_raw`].
+pub fn parse_path_raw(raw: &[u8]) -> anyhow::Result<Vec<Vec<u8>>> {
+    let bad = || anyhow::anyhow!("corrupt index: a file's path_raw is not a bencoded list");
+    let value = estudely_bencode::decode(raw).map_err(|_| bad())?;
+    let Kind::List(items) = value.kind() else {
+        return Err(bad());
+    };
+    items
+        .iter()
+        .map(|v| v.as_bytes().map(<[u8]>::to_vec).ok_or_else(bad))
+        .collect()
+}
+
+/// The words of `texts` for full-text search: letters and digits, lower case, everything
+/// else a separator. `ubuntu-22.04_desktop.iso` gives `ubuntu 22 04 desktop iso`, in the
+/// index as in a query, so punctuation never matters and never reaches a parser.
+pub fn search_words<'a>(texts: impl IntoIterator<Item = &'a str>) -> String {
+    let mut out = String::new();
+    for text in texts {
+        for c in text.chars() {
+            if out.len() >= MAX_SEARCH_CHARS {
+                return out;
+            }
+            if c.is_alphanumeric() {
+                out.extend(c.to_lowercase());
+            } else if !out.is_empty() && !out.ends_with(' ') {
+                out.push(' ');
+            }
+        }
+        if !out.is_empty() && !out.ends_with(' ') {
+            out.push(' ');
+        }
+    }
+    out.truncate(out.trim_end().len());
+    out
+}
+
+/// An `ILIKE` pattern matching `query` anywhere, or `None` when trigrams cannot narrow it
+/// (no run of 3 letters or digits: the index would have to read every row).
+pub fn substring_pattern(query: &str) -> Option<String> {
+    let text: String = query.chars().filter(|c| !c.is_control()).collect();
+    let text = text.trim();
+    let mut run = 0;
+    let indexable = text.chars().any(|c| {
+        run = if c.is_alphanumeric() { run + 1 } else { 0 };
+        run >= 3
+    });
+    if !indexable {
+        return None;
+    }
+    let mut pattern = String::with_capacity(text.len() + 2);
+    pattern.push('%');
+    for c in text.chars() {
+        if matches!(c, '%' | '_' | '\\') {
+            pattern.push('\\');
+        }
+        pattern.push(c);
+    }
+    pattern.push('%');
+    Some(pattern)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn words() {
+        assert_eq!(
+            search_words(["Ubuntu-22.04_desktop.ISO", "a/b c"]),
+            "ubuntu 22 04 desktop iso a b c"
+        );
+        assert_eq!(search_words(["\"*:'&|!<script>"]), "script");
+        assert_eq!(search_words(["", "  "]), "");
+        assert_eq!(search_words(["Ärger"]), "ärger");
+        let long = "x ".repeat(MAX_SEARCH_CHARS);
+        assert!(search_words([long.as_str()]).len() <= MAX_SEARCH_CHARS);
+    }
+
+    #[test]
+    fn patterns() {
+        assert_eq!(substring_pattern("buntu"), Some("%buntu%".into()));
+        assert_eq!(
+            substring_pattern(" 50%_off\\ "),
+            Some("%50\\%\\_off\\\\%".into())
+        );
+        assert_eq!(substring_pattern("a\0bc"), Some("%abc%".into()));
+        assert_eq!(substring_pattern("ab"), None);
+        assert_eq!(substring_pattern("\"*:'&|!"), None);
+    }
+
+    #[test]
+    fn raw_paths() {
+        let path = vec![b"a/b".to_vec(), vec![0, 0xff], Vec::new()];
+        let raw = path_raw(&path);
+        assert_eq!(raw, b"l3:a/b2:\0\xff0:e");
+        assert_eq!(parse_path_raw(&raw).unwrap(), path);
+        assert!(parse_path_raw(b"3:abc").is_err());
+        assert!(parse_path_raw(b"li1ee").is_err());
+        assert!(parse_path_raw(b"l").is_err());
+    }
+
+    #[test]
+    fn numbers() {
+        assert_eq!(clamp_i64(u64::MAX), i64::MAX);
+        assert_eq!(to_u64(5, "x").unwrap(), 5);
+        assert!(to_u64(-1, "x").is_err());
+    }
+}

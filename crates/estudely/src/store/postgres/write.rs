@@ -1,0 +1,293 @@
+//! [`Store::write`](crate::store::Store::write) and the other writes for PostgreSQL: each
+//! kind of row goes in one statement over arrays (`unnest`), so that a batch of a
+//! thousand torrents costs a handful of round trips.
+
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+
+use estudely_krpc::CompactNode;
+use estudely_peer_wire::info::display;
+use postgres::error::SqlState;
+use postgres::Transaction;
+
+use super::text::{clamp_i64, path_raw, search_words};
+use crate::store::{version_str, Batch, Torrent, MAX_STORED_FILES};
+
+/// Is `e` a deadlock or serialization failure (the transaction may simply be retried)?
+pub fn retryable(e: &postgres::Error) -> bool {
+    matches!(
+        e.code(),
+        Some(&SqlState::T_R_DEADLOCK_DETECTED) | Some(&SqlState::T_R_SERIALIZATION_FAILURE)
+    )
+}
+
+/// Write `batch` inside `tx` (the caller commits).
+pub fn batch(tx: &mut Transaction<'_>, owner: &str, batch: &Batch) -> Result<(), postgres::Error> {
+    torrents(tx, &batch.torrents)?;
+    seen(tx, &batch.seen)?;
+    sightings(tx, batch)?;
+    counters(tx, &batch.counters)?;
+    if !batch.release.is_empty() {
+        let keys: Vec<&[u8]> = batch.release.iter().map(|h| &h.0[..]).collect();
+        tx.execute(
+            "DELETE FROM leases WHERE owner = $1 AND info_hash = ANY($2::bytea[])",
+            &[&owner, &keys],
+        )?;
+    }
+    Ok(())
+}
+
+/// Insert new torrents and their files; raise `last_seen` of those already stored.
+fn torrents(tx: &mut Transaction<'_>, torrents: &[Torrent]) -> Result<(), postgres::Error> {
+    if torrents.is_empty() {
+        return Ok(());
+    }
+    // One row per key, the first in the batch winning (as against the database), in key
+    // order so that concurrent writers lock rows in the same order.
+    let mut by_key: BTreeMap<[u8; 20], &Torrent> = BTreeMap::new();
+    for t in torrents {
+        by_key.entry(t.info_hash.0).or_insert(t);
+    }
+    let n = by_key.len();
+    let mut keys: Vec<&[u8]> = Vec::with_capacity(n);
+    let mut v2: Vec<Option<&[u8]>> = Vec::with_capacity(n);
+    let (mut names, mut raws) = (Vec::with_capacity(n), Vec::with_capacity(n));
+    let (mut total, mut piece, mut count, mut omitted) = (
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+        Vec::new(),
+    );
+    let (mut private, mut version, mut discovered, mut source) = (
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+        Vec::new(),
+    );
+    let (mut name_words, mut path_words) = (Vec::with_capacity(n), Vec::with_capacity(n));
+    for (key, t) in &by_key {
+        let stored = t.files.len().min(MAX_STORED_FILES);
+        let name = display(&t.name);
+        keys.push(&key[..]);
+        v2.push(t.info_hash_v2.as_ref().map(|h| &h[..]));
+        name_words.push(search_words([name.as_str()]));
+        names.push(name);
+        raws.push(&t.name[..]);
+        total.push(clamp_i64(t.total_bytes));
+        piece.push(clamp_i64(t.piece_length));
+        count.push(clamp_i64(t.file_count));
+        omitted.push(clamp_i64(t.file_count.saturating_sub(stored as u64)));
+        private.push(t.private);
+        version.push(version_str(t.version));
+        discovered.push(t.discovered);
+        source.push(t.source.as_str());
+        let paths: Vec<String> = t.files[..stored].iter().map(|f| f.path_lossy()).collect();
+        path_words.push(search_words(paths.iter().map(String::as_str)));
+    }
+    let inserted = tx.query(
+        "INSERT INTO torrents (info_hash, info_hash_v2, name, name_raw, total_bytes,
+             piece_length, file_count, files_omitted, private, version, discovered,
+             last_seen, source, search)
+         SELECT h, v2, n, nr, tb, pl, fc, fo, p, v, d, d, s,
+                setweight(to_tsvector('simple', nw), 'A') || to_tsvector('simple', pw)
+         FROM unnest($1::bytea[], $2::bytea[], $3::text[], $4::bytea[], $5::int8[],
+                     $6::int8[], $7::int8[], $8::int8[], $9::bool[], $10::text[],
+                     $11::int8[], $12::text[], $13::text[], $14::text[])
+              AS u(h, v2, n, nr, tb, pl, fc, fo, p, v, d, s, nw, pw)
+         ON CONFLICT (info_hash) DO NOTHING
+         RETURNING info_hash",
+        &[
+            &keys,
+            &v2,
+            &names,
+            &raws,
+            &total,
+            &piece,
+            &count,
+            &omitted,
+            &private,
+            &version,
+            &discovered,
+            &source,
+            &name_words,
+            &path_words,
+        ],
+    )?;
+    let mut new: Vec<[u8; 20]> = Vec::with_capacity(inserted.len());
+    for row in &inserted {
+        let key: &[u8] = row.get(0);
+        if let Ok(key) = <[u8; 20]>::try_from(key) {
+            new.push(key);
+        }
+    }
+    new.sort_unstable();
+
+    // Already stored: the first writer won; only `last_seen` moves.
+    let again: Vec<(&[u8; 20], i64)> = by_key
+        .iter()
+        .filter(|(k, _)| new.binary_search(k).is_err())
+        .map(|(k, t)| (k, t.discovered))
+        .collect();
+    if !again.is_empty() {
+        raise_last_seen(tx, again.into_iter())?;
+    }
+
+    let (mut fkeys, mut idx, mut paths, mut praws, mut lens) = (
+        Vec::<&[u8]>::new(),
+        Vec::new(),
+        Vec::new(),
+        Vec::new(),
+        Vec::new(),
+    );
+    for key in &new {
+        let t = by_key[key];
+        for (i, f) in t.files.iter().take(MAX_STORED_FILES).enumerate() {
+            fkeys.push(&t.info_hash.0[..]);
+            idx.push(i as i32);
+            paths.push(f.path_lossy());
+            praws.push(path_raw(&f.path));
+            lens.push(clamp_i64(f.length));
+        }
+    }
+    if !fkeys.is_empty() {
+        tx.execute(
+            "INSERT INTO files (info_hash, idx, path, path_raw, length)
+             SELECT * FROM unnest($1::bytea[], $2::int4[], $3::text[], $4::bytea[], $5::int8[])
+             ON CONFLICT DO NOTHING",
+            &[&fkeys, &idx, &paths, &praws, &lens],
+        )?;
+    }
+    Ok(())
+}
+
+/// Raise `last_seen` of stored torrents (keys in ascending order).
+fn raise_last_seen<'a>(
+    tx: &mut Transaction<'_>,
+    seen: impl Iterator<Item = (&'a [u8; 20], i64)>,
+) -> Result<(), postgres::Error> {
+    let (keys, at): (Vec<&[u8]>, Vec<i64>) = seen.map(|(k, at)| (&k[..], at)).unzip();
+    tx.execute(
+        "UPDATE torrents t SET last_seen = u.at
+         FROM unnest($1::bytea[], $2::int8[]) AS u(h, at)
+         WHERE t.info_hash = u.h AND t.last_seen < u.at",
+        &[&keys, &at],
+    )?;
+    Ok(())
+}
+
+/// [`Batch::seen`]: one update per key, the latest time.
+fn seen(
+    tx: &mut Transaction<'_>,
+    seen: &[(estudely_krpc::InfoHash, i64)],
+) -> Result<(), postgres::Error> {
+    if seen.is_empty() {
+        return Ok(());
+    }
+    let mut latest: BTreeMap<[u8; 20], i64> = BTreeMap::new();
+    for (h, at) in seen {
+        let e = latest.entry(h.0).or_insert(*at);
+        *e = (*e).max(*at);
+    }
+    raise_last_seen(tx, latest.iter().map(|(k, at)| (k, *at)))
+}
+
+/// [`Batch::sightings`]: upsert by (infohash, ip, port, source).
+fn sightings(tx: &mut Transaction<'_>, batch: &Batch) -> Result<(), postgres::Error> {
+    if batch.sightings.is_empty() {
+        return Ok(());
+    }
+    type Key = ([u8; 20], IpAddr, u16, &'static str);
+    let mut rows: BTreeMap<Key, (i64, i64)> = BTreeMap::new();
+    for s in &batch.sightings {
+        let key = (s.info_hash.0, s.addr.ip(), s.addr.port(), s.source.as_str());
+        let e = rows.entry(key).or_insert((s.at, s.at));
+        e.0 = e.0.min(s.at);
+        e.1 = e.1.max(s.at);
+    }
+    let n = rows.len();
+    let (mut keys, mut ips, mut ports, mut sources, mut first, mut last) = (
+        Vec::<&[u8]>::with_capacity(n),
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+    );
+    for ((h, ip, port, source), (f, l)) in &rows {
+        keys.push(&h[..]);
+        ips.push(*ip);
+        ports.push(i32::from(*port));
+        sources.push(*source);
+        first.push(*f);
+        last.push(*l);
+    }
+    tx.execute(
+        "INSERT INTO sightings (info_hash, ip, port, source, first_seen, last_seen)
+         SELECT * FROM unnest($1::bytea[], $2::inet[], $3::int4[], $4::text[], $5::int8[],
+                              $6::int8[])
+         ON CONFLICT (info_hash, ip, port, source) DO UPDATE
+         SET first_seen = least(sightings.first_seen, EXCLUDED.first_seen),
+             last_seen = greatest(sightings.last_seen, EXCLUDED.last_seen)
+         WHERE EXCLUDED.last_seen > sightings.last_seen
+            OR EXCLUDED.first_seen < sightings.first_seen",
+        &[&keys, &ips, &ports, &sources, &first, &last],
+    )?;
+    Ok(())
+}
+
+/// [`Batch::counters`]: add, by name.
+fn counters(tx: &mut Transaction<'_>, counters: &[(String, u64)]) -> Result<(), postgres::Error> {
+    if counters.is_empty() {
+        return Ok(());
+    }
+    let mut sums: BTreeMap<&str, i64> = BTreeMap::new();
+    for (name, n) in counters {
+        let e = sums.entry(name.as_str()).or_insert(0);
+        *e = e.saturating_add(clamp_i64(*n));
+    }
+    let (names, values): (Vec<&str>, Vec<i64>) = sums.into_iter().unzip();
+    tx.execute(
+        "INSERT INTO counters (name, value)
+         SELECT * FROM unnest($1::text[], $2::int8[])
+         ON CONFLICT (name) DO UPDATE SET value = counters.value + EXCLUDED.value",
+        &[&names, &values],
+    )?;
+    Ok(())
+}
+
+/// Upsert `nodes` by address with `last_good = at`, then keep the `keep` most recently good.
+pub fn nodes(
+    tx: &mut Transaction<'_>,
+    nodes: &[CompactNode],
+    at: i64,
+    keep: usize,
+) -> Result<(), postgres::Error> {
+    let mut by_addr: BTreeMap<(IpAddr, u16), [u8; 20]> = BTreeMap::new();
+    for n in nodes {
+        by_addr.insert((n.addr.ip(), n.addr.port()), n.id.0);
+    }
+    if !by_addr.is_empty() {
+        let mut ips = Vec::with_capacity(by_addr.len());
+        let mut ports = Vec::with_capacity(by_addr.len());
+        let mut ids = Vec::<&[u8]>::with_capacity(by_addr.len());
+        for ((ip, port), id) in &by_addr {
+            ips.push(*ip);
+            ports.push(i32::from(*port));
+            ids.push(&id[..]);
+        }
+        tx.execute(
+            "INSERT INTO nodes (ip, port, id, last_good)
+             SELECT ip, port, id, $4 FROM unnest($1::inet[], $2::int4[], $3::bytea[])
+                  AS u(ip, port, id)
+             ON CONFLICT (ip, port) DO UPDATE SET id = EXCLUDED.id, last_good = EXCLUDED.last_good",
+            &[&ips, &ports, &ids, &at],
+        )?;
+    }
+    let keep = i64::try_from(keep).unwrap_or(i64::MAX);
+    tx.execute(
+        "DELETE FROM nodes WHERE ctid IN
+             (SELECT ctid FROM nodes ORDER BY last_good DESC, ip, port OFFSET $1)",
+        &[&keep],
+    )?;
+    Ok(())
+}

@@ -1,0 +1,99 @@
+//! A throwaway PostgreSQL server for tests, started by `scripts/pg-test-server` on a
+//! temporary directory (unix socket only, no TCP). Self-contained: a test file includes it
+//! with `#[path = "common/pg.rs"] mod pg;`.
+//!
+//! Without PostgreSQL's server binaries every test that asks for a server fails, saying
+//! so: `scripts/test` installs them.
+#![allow(dead_code)] // each test file uses a different subset
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::OnceLock;
+
+/// The script that starts and stops the server.
+pub fn script() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scripts/pg-test-server")
+}
+
+/// A running server, stopped (and its directory removed) when dropped. Should the test
+/// binary be killed instead, the script's watchdog stops the server and removes it.
+pub struct PgServer {
+    dir: PathBuf,
+    url: String,
+}
+
+impl PgServer {
+    /// Start a server on a new temporary directory; panic, saying why, if it cannot.
+    pub fn start() -> PgServer {
+        // Short path (unix socket paths are limited), kept: the watchdog or Drop removes it.
+        let dir = tempfile::Builder::new()
+            .prefix("estudely-pg")
+            .tempdir_in("/tmp")
+            .expect("create a temporary directory")
+            .keep();
+        let out = Command::new("bash")
+            .arg(script())
+            .arg("start")
+            .arg(&dir)
+            .arg(std::process::id().to_string())
+            .output()
+            .expect("run scripts/pg-test-server");
+        if !out.status.success() {
+            let _ = std::fs::remove_dir_all(&dir);
+            panic!(
+                "cannot start a throwaway PostgreSQL server (these tests need one; \
+                 scripts/test installs postgresql): {}",
+                String::from_utf8_lossy(&out.stderr).trim()
+            );
+        }
+        let url = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+        assert!(
+            url.starts_with("host="),
+            "unexpected output of pg-test-server: {url:?}"
+        );
+        PgServer { dir, url }
+    }
+
+    /// One server for the whole test binary, started on first use; each test takes a
+    /// database of its own with [`PgServer::database`]. Stopped by the watchdog when the
+    /// test binary exits.
+    pub fn shared() -> &'static PgServer {
+        static SERVER: OnceLock<PgServer> = OnceLock::new();
+        SERVER.get_or_init(PgServer::start)
+    }
+
+    /// The connection string of its database `estudely` (libpq key=value form).
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    /// Its directory (data, log, socket).
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Create a new empty database; return its connection string.
+    pub fn database(&self) -> String {
+        static NEXT: AtomicUsize = AtomicUsize::new(0);
+        let name = format!("t{}", NEXT.fetch_add(1, Ordering::Relaxed));
+        let mut client = postgres::Client::connect(&self.url, postgres::NoTls)
+            .unwrap_or_else(|e| panic!("connect to the test server: {e}"));
+        client
+            .batch_execute(&format!("CREATE DATABASE {name}"))
+            .unwrap_or_else(|e| panic!("create database {name}: {e}"));
+        self.url
+            .replace("dbname=estudely", &format!("dbname={name}"))
+    }
+}
+
+impl Drop for PgServer {
+    fn drop(&mut self) {
+        let _ = Command::new("bash")
+            .arg(script())
+            .arg("stop")
+            .arg(&self.dir)
+            .output();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}

@@ -1,0 +1,686 @@
+//! The PostgreSQL index against a throwaway server (scripts/pg-test-server): every field
+//! round-trips, first writer wins, claims are exclusive across connections, hostile search
+//! queries never fail.
+
+#[path = "common/pg.rs"]
+mod pg;
+
+use std::collections::HashSet;
+use std::net::SocketAddr;
+use std::sync::{Arc, Barrier};
+use std::thread;
+use std::time::Duration;
+
+use estudely::store::postgres::PgStore;
+use estudely::store::{Batch, Sighting, Source, Store, Torrent, MAX_STORED_FILES};
+use estudely_krpc::{CompactNode, InfoHash, NodeId};
+use estudely_peer_wire::{FileEntry, Version};
+use pg::PgServer;
+
+fn key(i: u32) -> InfoHash {
+    let mut k = [0u8; 20];
+    k[..4].copy_from_slice(&i.to_be_bytes());
+    k[19] = 0xab;
+    InfoHash(k)
+}
+
+fn torrent(i: u32, name: &[u8]) -> Torrent {
+    Torrent {
+        info_hash: key(i),
+        info_hash_v2: None,
+        name: name.to_vec(),
+        total_bytes: 1000 + u64::from(i),
+        piece_length: 16384,
+        file_count: 1,
+        private: false,
+        version: Version::V1,
+        files: vec![FileEntry {
+            path: vec![name.to_vec()],
+            length: 1000 + u64::from(i),
+        }],
+        discovered: 1_700_000_000 + i64::from(i),
+        source: Source::Sample,
+    }
+}
+
+fn write_torrents(store: &mut PgStore, torrents: Vec<Torrent>) {
+    let batch = Batch {
+        torrents,
+        ..Batch::default()
+    };
+    store.write("me", &batch).expect("write");
+}
+
+/// A fresh database on the shared server, and a store connected to it.
+fn fresh() -> (String, PgStore) {
+    let url = PgServer::shared().database();
+    let store = PgStore::connect(&url).expect("connect");
+    (url, store)
+}
+
+fn sql(url: &str) -> postgres::Client {
+    postgres::Client::connect(url, postgres::NoTls).expect("connect")
+}
+
+#[test]
+fn every_field_round_trips() {
+    let (_url, mut store) = fresh();
+    assert_eq!(store.kind(), "postgres");
+    let mut v2 = torrent(1, b"caf\xc3\xa9 \xff\xfe bad utf-8");
+    v2.info_hash_v2 = Some([0x5a; 32]);
+    v2.version = Version::Hybrid;
+    v2.private = true;
+    v2.total_bytes = u64::from(u32::MAX) * 7;
+    v2.file_count = MAX_STORED_FILES as u64 + 5;
+    v2.files = (0..MAX_STORED_FILES + 5)
+        .map(|i| FileEntry {
+            path: vec![
+                b"dir/with/slashes".to_vec(),
+                vec![0, b'n', b'u', b'l', 0xff],
+                Vec::new(),
+                format!("f{i}").into_bytes(),
+            ],
+            length: i as u64,
+        })
+        .collect();
+    let mut only_v2 = torrent(2, b"\0name with NUL\n");
+    only_v2.version = Version::V2;
+    only_v2.info_hash_v2 = Some([7; 32]);
+    only_v2.source = Source::Announce;
+    write_torrents(&mut store, vec![v2.clone(), only_v2.clone()]);
+
+    let got = store.torrent(&key(1)).unwrap().expect("stored");
+    let mut want = v2.clone();
+    want.files.truncate(MAX_STORED_FILES);
+    assert_eq!(got.torrent, want);
+    assert_eq!(got.files_omitted, 5);
+    assert_eq!(got.last_seen, v2.discovered);
+    let got = store.torrent(&key(2)).unwrap().expect("stored");
+    assert_eq!(got.torrent, only_v2);
+    assert_eq!(got.files_omitted, 0);
+    assert!(store.torrent(&key(3)).unwrap().is_none());
+    assert!(store.contains(&key(2)).unwrap());
+    assert!(!store.contains(&key(3)).unwrap());
+
+    let mut keys = Vec::new();
+    store.for_each_info_hash(&mut |k| keys.push(k)).unwrap();
+    keys.sort();
+    assert_eq!(keys, vec![key(1), key(2)]);
+
+    // Search results carry no files; export carries them all (the stored ones).
+    let hits = store.search("bad utf", 10, 0).unwrap();
+    assert_eq!(hits.len(), 1);
+    assert!(hits[0].torrent.files.is_empty());
+    let mut exported = Vec::new();
+    store
+        .export(None, &mut |t, _| {
+            exported.push(t.clone());
+            Ok(())
+        })
+        .unwrap();
+    assert_eq!(exported.len(), 2);
+    assert_eq!(exported[0].torrent, want);
+    assert_eq!(exported[1].torrent, only_v2);
+}
+
+#[test]
+fn first_writer_wins_and_last_seen_rises() {
+    let (_url, mut store) = fresh();
+    let first = torrent(1, b"first");
+    let mut second = torrent(1, b"second");
+    second.discovered += 500;
+    second.files.clear();
+    // In one batch the first one wins too.
+    write_torrents(&mut store, vec![first.clone(), second.clone()]);
+    let got = store.torrent(&key(1)).unwrap().unwrap();
+    assert_eq!(got.torrent, first);
+    assert_eq!(got.last_seen, first.discovered);
+    // Against the database.
+    write_torrents(&mut store, vec![second.clone()]);
+    let got = store.torrent(&key(1)).unwrap().unwrap();
+    assert_eq!(got.torrent, first);
+    assert_eq!(got.last_seen, second.discovered);
+    // `seen` raises it, never lowers it; unknown keys are ignored.
+    let batch = Batch {
+        seen: vec![(key(1), 5), (key(1), second.discovered + 9), (key(77), 1)],
+        ..Batch::default()
+    };
+    store.write("me", &batch).unwrap();
+    let got = store.torrent(&key(1)).unwrap().unwrap();
+    assert_eq!(got.last_seen, second.discovered + 9);
+    assert_eq!(store.stats().unwrap().files, 1);
+}
+
+#[test]
+fn sightings_upsert_and_counters_add() {
+    let (url, mut store) = fresh();
+    let peer: SocketAddr = "10.0.0.1:6881".parse().unwrap();
+    let peer6: SocketAddr = "[2001:db8::1]:51413".parse().unwrap();
+    let node: SocketAddr = "10.0.0.9:1".parse().unwrap();
+    let s = |addr, source, at| Sighting {
+        info_hash: key(1),
+        addr,
+        source,
+        at,
+    };
+    let batch = Batch {
+        torrents: vec![torrent(1, b"t")],
+        sightings: vec![
+            s(peer, Source::Announce, 100),
+            s(peer, Source::Announce, 50),
+            s(peer, Source::GetPeers, 70),
+            s(peer6, Source::GetPeers, 80),
+            s(node, Source::Sample, 60),
+        ],
+        counters: vec![("filtered_size".into(), 2), ("filtered_size".into(), 3)],
+        ..Batch::default()
+    };
+    store.write("me", &batch).unwrap();
+    let batch = Batch {
+        sightings: vec![
+            s(peer, Source::Announce, 300),
+            s(peer, Source::Announce, 10),
+            Sighting {
+                info_hash: key(9),
+                ..s(peer, Source::Sample, 1)
+            },
+        ],
+        counters: vec![
+            ("filtered_size".into(), 1),
+            ("fetch_failed_timeout".into(), 4),
+        ],
+        ..Batch::default()
+    };
+    store.write("me", &batch).unwrap();
+
+    let row = sql(&url)
+        .query_one(
+            "SELECT first_seen, last_seen FROM sightings WHERE source = 'announce'",
+            &[],
+        )
+        .unwrap();
+    assert_eq!((row.get::<_, i64>(0), row.get::<_, i64>(1)), (10, 300));
+    let stats = store.stats().unwrap();
+    assert_eq!(
+        stats.sightings, 5,
+        "one row per (infohash, address, source)"
+    );
+    assert_eq!(
+        stats.counters,
+        vec![
+            ("fetch_failed_timeout".to_owned(), 4),
+            ("filtered_size".to_owned(), 6)
+        ]
+    );
+    // Export's peers: announce and get_peers addresses, each once, not sample nodes.
+    let mut peers = Vec::new();
+    store
+        .export(None, &mut |_, p| {
+            peers = p.to_vec();
+            Ok(())
+        })
+        .unwrap();
+    peers.sort();
+    let mut want = vec![peer, peer6];
+    want.sort();
+    assert_eq!(peers, want);
+}
+
+/// Owners `a` and `b`, each on its own connection and thread, claim all of `keys` at once
+/// (`b` in reverse order if `opposite`); every key must be won exactly once.
+fn race(url: &str, keys: &[InfoHash], opposite: bool) -> Vec<HashSet<InfoHash>> {
+    let barrier = Arc::new(Barrier::new(2));
+    let claimers: Vec<_> = ["a", "b"]
+        .into_iter()
+        .map(|owner| {
+            let (url, mut keys, barrier) = (url.to_owned(), keys.to_vec(), barrier.clone());
+            if opposite && owner == "b" {
+                keys.reverse();
+            }
+            thread::spawn(move || {
+                let mut store = PgStore::connect(&url).expect("connect");
+                barrier.wait();
+                let mut won = HashSet::new();
+                for k in &keys {
+                    if store
+                        .claim(k, owner, Duration::from_secs(600))
+                        .expect("claim")
+                    {
+                        won.insert(*k);
+                    }
+                }
+                won
+            })
+        })
+        .collect();
+    let won: Vec<HashSet<InfoHash>> = claimers.into_iter().map(|t| t.join().unwrap()).collect();
+    assert!(won[0].is_disjoint(&won[1]), "an infohash claimed twice");
+    assert_eq!(
+        won[0].len() + won[1].len(),
+        keys.len(),
+        "every infohash claimed once"
+    );
+    won
+}
+
+#[test]
+fn claims_are_exclusive_across_connections() {
+    let (url, mut store) = fresh();
+    let keys: Vec<InfoHash> = (0..200).map(key).collect();
+    let won = race(&url, &keys, true);
+    eprintln!("new leases: a won {}, b won {}", won[0].len(), won[1].len());
+    // Expired leases of a third owner, taken over by two at once (in the same order:
+    // they collide on every row).
+    let stale: Vec<InfoHash> = (1000..1200).map(key).collect();
+    for k in &stale {
+        assert!(store.claim(k, "c", Duration::ZERO).unwrap());
+    }
+    let taken = race(&url, &stale, false);
+    eprintln!(
+        "expired leases: a won {}, b won {}",
+        taken[0].len(),
+        taken[1].len()
+    );
+    // An owner renews its own; the other cannot take a live lease.
+    let k = keys[0];
+    let (holder, other) = if won[0].contains(&k) {
+        ("a", "b")
+    } else {
+        ("b", "a")
+    };
+    assert!(store.claim(&k, holder, Duration::from_secs(600)).unwrap());
+    assert!(!store.claim(&k, other, Duration::from_secs(600)).unwrap());
+    // Released, it can be claimed by the other.
+    let batch = Batch {
+        release: vec![k],
+        ..Batch::default()
+    };
+    store.write(other, &batch).unwrap();
+    assert!(
+        !store.claim(&k, other, Duration::from_secs(600)).unwrap(),
+        "only the owner releases"
+    );
+    store.write(holder, &batch).unwrap();
+    assert!(store.claim(&k, other, Duration::from_secs(600)).unwrap());
+    // A stored torrent is never claimed.
+    write_torrents(&mut store, vec![torrent(500, b"x")]);
+    assert!(!store
+        .claim(&key(500), "a", Duration::from_secs(600))
+        .unwrap());
+}
+
+#[test]
+fn expired_leases_are_taken_over() {
+    let (url, mut a) = fresh();
+    let mut b = PgStore::connect(&url).unwrap();
+    assert!(a.claim(&key(1), "a", Duration::ZERO).unwrap());
+    assert!(
+        b.claim(&key(1), "b", Duration::from_secs(600)).unwrap(),
+        "expired: taken over"
+    );
+    assert!(!a.claim(&key(1), "a", Duration::from_secs(600)).unwrap());
+    let owner: String = sql(&url)
+        .query_one("SELECT owner FROM leases", &[])
+        .unwrap()
+        .get(0);
+    assert_eq!(owner, "b");
+}
+
+#[test]
+fn search_finds_words_and_substrings_and_never_fails() {
+    let (_url, mut store) = fresh();
+    let mut with_path = torrent(3, b"Misc collection");
+    with_path.files = vec![FileEntry {
+        path: vec![b"docs".to_vec(), b"ubuntu-notes.txt".to_vec()],
+        length: 1,
+    }];
+    write_torrents(
+        &mut store,
+        vec![
+            torrent(1, b"Ubuntu-22.04.3-desktop-amd64.iso"),
+            torrent(2, b"debian-12.1.0-amd64-netinst.iso"),
+            with_path,
+            torrent(4, b"<script>alert('x')</script> & \"quotes\" | 50%_off"),
+        ],
+    );
+    let names = |hits: Vec<estudely::store::StoredTorrent>| -> Vec<u32> {
+        hits.iter()
+            .map(|h| u32::from_be_bytes(h.torrent.info_hash.0[..4].try_into().unwrap()))
+            .collect()
+    };
+    // Words, case-insensitive, punctuation ignored; a name hit ranks above a path hit.
+    assert_eq!(names(store.search("ubuntu", 10, 0).unwrap()), vec![1, 3]);
+    assert_eq!(names(store.search("UBUNTU 22.04", 10, 0).unwrap()), vec![1]);
+    assert_eq!(names(store.search("amd64", 10, 0).unwrap()).len(), 2);
+    assert_eq!(names(store.search("amd64", 1, 1).unwrap()).len(), 1);
+    // Substrings of the name, through trigrams.
+    assert!(store.substring_search(), "pg_trgm should be installed here");
+    assert_eq!(names(store.search("buntu", 10, 0).unwrap()), vec![1]);
+    assert_eq!(names(store.search("netins", 10, 0).unwrap()), vec![2]);
+    assert_eq!(names(store.search("50%_off", 10, 0).unwrap()), vec![4]);
+    assert_eq!(names(store.search("<script>", 10, 0).unwrap()), vec![4]);
+    for hostile in [
+        "\"",
+        "*",
+        ":",
+        "'",
+        "&|!",
+        "<script>",
+        "a:* & !b",
+        "'; DROP TABLE torrents; --",
+        "\0",
+        "\\",
+        "%",
+        "_",
+        "((",
+        "!!!",
+        "ü:*",
+        "",
+        "   ",
+        "a'b\"c",
+        &"x".repeat(10_000),
+    ] {
+        store
+            .search(hostile, 10, 0)
+            .unwrap_or_else(|e| panic!("search {hostile:?}: {e:#}"));
+    }
+    assert!(store.search("nothing-like-this", 10, 0).unwrap().is_empty());
+    assert!(store.contains(&key(1)).unwrap(), "the table is still there");
+}
+
+#[test]
+fn export_since_and_stats() {
+    let (_url, mut store) = fresh();
+    let day = 86_400;
+    let mut ts = Vec::new();
+    for i in 0..5u32 {
+        let mut t = torrent(i, format!("t{i}").as_bytes());
+        t.discovered = 1_700_006_400 + i64::from(i) * day; // 2023-11-15 00:00 UTC + i days
+        t.version = if i % 2 == 0 { Version::V1 } else { Version::V2 };
+        t.source = if i < 2 {
+            Source::Announce
+        } else {
+            Source::Sample
+        };
+        ts.push(t);
+    }
+    ts.reverse(); // export orders them, not the input
+    write_torrents(&mut store, ts);
+    let mut got = Vec::new();
+    store
+        .export(Some(1_700_006_400 + 2 * day), &mut |t, _| {
+            got.push(t.torrent.discovered);
+            Ok(())
+        })
+        .unwrap();
+    assert_eq!(
+        got,
+        vec![
+            1_700_006_400 + 2 * day,
+            1_700_006_400 + 3 * day,
+            1_700_006_400 + 4 * day
+        ]
+    );
+    // The callback's error stops the export and comes back.
+    let err = store
+        .export(None, &mut |_, _| anyhow::bail!("stop here"))
+        .unwrap_err();
+    assert!(format!("{err:#}").contains("stop here"));
+
+    let stats = store.stats().unwrap();
+    assert_eq!((stats.torrents, stats.files, stats.nodes), (5, 5, 0));
+    assert_eq!(stats.by_version, vec![("v1".into(), 3), ("v2".into(), 2)]);
+    assert_eq!(
+        stats.by_source,
+        vec![("announce".into(), 2), ("sample".into(), 3)]
+    );
+    let days: Vec<&str> = stats.by_day.iter().map(|(d, _)| d.as_str()).collect();
+    assert_eq!(
+        days,
+        [
+            "2023-11-15",
+            "2023-11-16",
+            "2023-11-17",
+            "2023-11-18",
+            "2023-11-19"
+        ]
+    );
+}
+
+#[test]
+fn nodes_are_saved_and_trimmed() {
+    let (_url, mut store) = fresh();
+    let node = |i: u8, port: u16| CompactNode {
+        id: NodeId([i; 20]),
+        addr: SocketAddr::new([10, 0, 0, i].into(), port),
+    };
+    store
+        .save_nodes(&[node(1, 1), node(2, 2), node(3, 3)], 100, 10)
+        .unwrap();
+    store.save_nodes(&[node(2, 2), node(4, 4)], 200, 3).unwrap();
+    let loaded = store.load_nodes(10).unwrap();
+    assert_eq!(loaded.len(), 3);
+    assert_eq!(&loaded[..2], &[node(2, 2), node(4, 4)]);
+    assert_eq!(store.load_nodes(1).unwrap().len(), 1);
+    let v6 = CompactNode {
+        id: NodeId([9; 20]),
+        addr: "[2001:db8::9]:6881".parse().unwrap(),
+    };
+    store.save_nodes(&[v6], 300, 10).unwrap();
+    assert_eq!(store.load_nodes(1).unwrap(), vec![v6]);
+}
+
+#[test]
+fn migrations_are_idempotent_and_safe_at_once() {
+    let url = PgServer::shared().database();
+    let barrier = Arc::new(Barrier::new(3));
+    let connects: Vec<_> = (0..3)
+        .map(|_| {
+            let (url, barrier) = (url.clone(), barrier.clone());
+            thread::spawn(move || {
+                barrier.wait();
+                PgStore::connect(&url)
+                    .map(|_| ())
+                    .map_err(|e| format!("{e:#}"))
+            })
+        })
+        .collect();
+    for c in connects {
+        c.join().unwrap().expect("concurrent connect");
+    }
+    PgStore::connect(&url).expect("again");
+    let mut client = sql(&url);
+    let n: i64 = client
+        .query_one("SELECT count(*) FROM schema_migrations", &[])
+        .unwrap()
+        .get(0);
+    assert_eq!(n, 1);
+    // A schema from a newer estudely is refused, in one line.
+    client
+        .execute("INSERT INTO schema_migrations VALUES (999, 0)", &[])
+        .unwrap();
+    let err = format!("{:#}", PgStore::connect(&url).unwrap_err());
+    assert!(err.contains("newer") && err.contains("999"), "{err}");
+    assert!(!err.contains('\n'), "{err}");
+    let err = format!("{:#}", PgStore::connect_read_only(&url).unwrap_err());
+    assert!(err.contains("newer"), "{err}");
+}
+
+#[test]
+fn read_only_refuses_writes_and_needs_a_schema() {
+    let url = PgServer::shared().database();
+    let err = format!("{:#}", PgStore::connect_read_only(&url).unwrap_err());
+    assert!(err.contains("no Estudely index"), "{err}");
+    let mut client = sql(&url);
+    let tables: i64 = client
+        .query_one(
+            "SELECT count(*) FROM pg_tables WHERE schemaname = 'public'",
+            &[],
+        )
+        .unwrap()
+        .get(0);
+    assert_eq!(tables, 0, "read-only connect created nothing");
+
+    write_torrents(
+        &mut PgStore::connect(&url).unwrap(),
+        vec![torrent(1, b"ro")],
+    );
+    let mut ro = PgStore::connect_read_only(&url).unwrap();
+    assert_eq!(ro.search("ro", 10, 0).unwrap().len(), 1);
+    assert_eq!(ro.stats().unwrap().torrents, 1);
+    let mut n = 0;
+    ro.export(None, &mut |_, _| {
+        n += 1;
+        Ok(())
+    })
+    .unwrap();
+    assert_eq!(n, 1);
+    let err = ro.write(
+        "me",
+        &Batch {
+            torrents: vec![torrent(2, b"no")],
+            ..Batch::default()
+        },
+    );
+    let err = format!("{:#}", err.unwrap_err());
+    assert!(err.contains("read-only"), "{err}");
+    assert!(ro.claim(&key(3), "me", Duration::from_secs(1)).is_err());
+    assert!(!ro.contains(&key(2)).unwrap());
+}
+
+#[test]
+fn connection_errors_are_clear() {
+    let err = format!(
+        "{:#}",
+        PgStore::connect("host=/nonexistent/dir dbname=x user=y").unwrap_err()
+    );
+    assert!(
+        err.contains("cannot connect") && err.contains("/nonexistent/dir"),
+        "{err}"
+    );
+    let err = format!(
+        "{:#}",
+        PgStore::connect("postgres://u:secret@[::1").unwrap_err()
+    );
+    assert!(!err.contains("secret"), "{err}");
+    // A URL form reaches the server too.
+    let server = PgServer::shared();
+    let dir = server.dir().display().to_string();
+    let url = format!(
+        "postgresql://estudely@%2F{}/estudely",
+        dir.trim_start_matches('/').replace('/', "%2F")
+    );
+    PgStore::connect(&url).unwrap_or_else(|e| panic!("{url}: {e:#}"));
+}
+
+/// Throughput and latency at scale (ignored: minutes). Run in release:
+/// `cargo test --release -p estudely --test store_postgres -- --ignored --nocapture bench`
+/// (`BENCH_TORRENTS` sets the count, default 1,000,000; `BENCH_DB` a server of your own
+/// instead of a throwaway one).
+#[test]
+#[ignore]
+fn bench_million() {
+    use std::time::Instant;
+    let total: u32 = std::env::var("BENCH_TORRENTS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(1_000_000);
+    let mut store = match std::env::var("BENCH_DB") {
+        Ok(url) => PgStore::connect(&url).expect("connect to BENCH_DB"),
+        Err(_) => fresh().1,
+    };
+    let mut rng = 0x9e37_79b9_7f4a_7c15_u64;
+    let mut next = move || {
+        rng ^= rng << 13;
+        rng ^= rng >> 7;
+        rng ^= rng << 17;
+        rng
+    };
+    let word = |n: u64| format!("w{}x{}", n % 5000, (n / 5000) % 7);
+    const EXT: [&str; 5] = ["mkv", "mp4", "iso", "flac", "zip"];
+    let started = Instant::now();
+    let mut written = 0u32;
+    while written < total {
+        let n = 1000.min(total - written);
+        let torrents: Vec<Torrent> = (written..written + n)
+            .map(|i| {
+                let mut k = [0u8; 20];
+                k[..8].copy_from_slice(&next().to_be_bytes());
+                k[8..12].copy_from_slice(&i.to_be_bytes());
+                let words: Vec<String> = (0..5).map(|_| word(next())).collect();
+                let name = format!("{}.{}", words.join("."), EXT[i as usize % 5]);
+                let files = (0..3)
+                    .map(|f| FileEntry {
+                        path: vec![
+                            word(next()).into_bytes(),
+                            format!("{f}-{}.{}", word(next()), EXT[f % 5]).into_bytes(),
+                        ],
+                        length: next() % 1_000_000_000,
+                    })
+                    .collect();
+                Torrent {
+                    info_hash: InfoHash(k),
+                    info_hash_v2: None,
+                    name: name.into_bytes(),
+                    total_bytes: next() % 10_000_000_000,
+                    piece_length: 1 << 18,
+                    file_count: 3,
+                    private: false,
+                    version: Version::V1,
+                    files,
+                    discovered: 1_700_000_000 + i64::from(i),
+                    source: Source::Sample,
+                }
+            })
+            .collect();
+        write_torrents(&mut store, torrents);
+        written += n;
+        if written.is_multiple_of(100_000) {
+            eprintln!(
+                "{written} torrents, {:.0}/s",
+                f64::from(written) / started.elapsed().as_secs_f64()
+            );
+        }
+    }
+    let secs = started.elapsed().as_secs_f64();
+    eprintln!(
+        "insert: {total} torrents in {secs:.1} s = {:.0} torrents/s",
+        f64::from(total) / secs
+    );
+
+    let mut time = |label: &str, queries: Vec<String>| {
+        let mut ms: Vec<f64> = Vec::new();
+        let mut hits = 0;
+        for q in &queries {
+            let t = Instant::now();
+            hits += store.search(q, 20, 0).unwrap().len();
+            ms.push(t.elapsed().as_secs_f64() * 1e3);
+        }
+        ms.sort_by(f64::total_cmp);
+        let p = |q: f64| ms[((ms.len() - 1) as f64 * q) as usize];
+        eprintln!(
+            "search {label}: {} queries, p50 {:.1} ms, p95 {:.1} ms, max {:.1} ms, {:.1} hits/query",
+            ms.len(),
+            p(0.5),
+            p(0.95),
+            p(1.0),
+            hits as f64 / ms.len() as f64
+        );
+    };
+    time("one word", (0..200).map(|_| word(next())).collect());
+    time(
+        "two words",
+        (0..200)
+            .map(|_| format!("{} {}", word(next()), word(next())))
+            .collect(),
+    );
+    time(
+        "substring",
+        (0..200).map(|_| word(next())[1..].to_owned()).collect(),
+    );
+    time(
+        "common word (1 in 5)",
+        EXT.iter().map(|e| e.to_string()).collect(),
+    );
+    time("absent", (0..50).map(|i| format!("zzq{i}absent")).collect());
+}
