@@ -153,9 +153,9 @@ pub struct CrawlStats {
     pub peers: u64,
     /// Peer searches running.
     pub searches: usize,
-    /// Queries our node had sent when the first sample reply came (how fast a start is:
-    /// a warm start from saved nodes needs fewer).
-    pub first_sample_after: Option<u64>,
+    /// `find_node` queries sent when the first sample reply came: how much walking a
+    /// start took before it could sample (a warm start from saved nodes needs none).
+    pub walks_before_first_sample: Option<u64>,
     /// Times the seen-set was full and forgotten (`forget_seen_when_full`).
     pub seen_generations: u64,
     /// Peer searches stopped by the caller ([`Crawler::cancel_search`](super::Crawler::cancel_search)).

@@ -710,8 +710,8 @@ impl Crawler {
             return;
         }
         self.stats.samples_answered += 1;
-        if self.stats.first_sample_after.is_none() {
-            self.stats.first_sample_after = Some(self.node.stats().queries_sent);
+        if self.stats.walks_before_first_sample.is_none() {
+            self.stats.walks_before_first_sample = Some(self.stats.find_nodes_sent);
         }
         for ih in r.samples {
             if self.sampling_done() {

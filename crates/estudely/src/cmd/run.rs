@@ -94,9 +94,10 @@ pub struct RunArgs {
     /// Write each verified torrent as DIR/<infohash>.torrent too.
     #[arg(long, value_name = "DIR")]
     pub save_torrents: Option<PathBuf>,
-    /// How long a claim on an infohash lasts: another crawler on the same index may fetch it
-    /// after that if this one has not finished (crashed).
-    #[arg(long, value_name = "SECS", default_value = "600", value_parser = crate::args::parse_secs)]
+    /// How long a claim on an infohash lasts (twice the longest fetch by default): another
+    /// crawler on the same index, or this one restarted after a crash, may fetch it once it
+    /// has expired.
+    #[arg(long, value_name = "SECS", default_value = "300", value_parser = crate::args::parse_secs)]
     pub lease: Duration,
     /// This crawler's name in the index's leases [default: host:pid:random].
     #[arg(long, value_name = "NAME")]
@@ -192,8 +193,8 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
         eprintln!("run: interrupted; committed what is known");
     }
     let filtered: u64 = counts.filtered.values().sum();
-    let first = match report.crawl.stats.first_sample_after {
-        Some(n) => format!("; first sample after {n} queries"),
+    let first = match report.crawl.stats.walks_before_first_sample {
+        Some(n) => format!("; first sample after {n} find_node queries"),
         None => String::new(),
     };
     eprintln!(
