@@ -81,7 +81,7 @@ struct JsonFile {
 }
 
 /// Run `estudely export ...`.
-pub async fn run(args: ExportArgs) -> anyhow::Result<()> {
+pub fn run(args: ExportArgs) -> anyhow::Result<()> {
     let mut store = args.db.open_read_only()?;
     let mut w = BufWriter::new(io::stdout().lock());
     if args.format == ExportFormat::Csv {

@@ -26,8 +26,16 @@ pub async fn run(command: Command) -> anyhow::Result<()> {
         Command::Collect(args) => collect::run(args).await,
         Command::Demo(args) => demo::run(args).await,
         Command::Run(args) => run::run(args).await,
-        Command::Export(args) => export::run(args).await,
-        Command::Search(args) => search::run(args).await,
-        Command::Stats(args) => stats::run(args).await,
+        // The index clients block (PostgreSQL's runs a runtime of its own): off the runtime.
+        Command::Export(args) => blocking(move || export::run(args)).await,
+        Command::Search(args) => blocking(move || search::run(args)).await,
+        Command::Stats(args) => blocking(move || stats::run(args)).await,
     }
+}
+
+/// Run a blocking command on tokio's blocking pool.
+async fn blocking(f: impl FnOnce() -> anyhow::Result<()> + Send + 'static) -> anyhow::Result<()> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| anyhow::anyhow!("the command panicked: {e}"))?
 }

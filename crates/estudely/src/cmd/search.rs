@@ -51,7 +51,7 @@ pub enum SearchFormat {
 }
 
 /// Run `estudely search ...`.
-pub async fn run(args: SearchArgs) -> anyhow::Result<()> {
+pub fn run(args: SearchArgs) -> anyhow::Result<()> {
     let mut store = args.db.open_read_only()?;
     let hits = store.search(&args.query.join(" "), args.limit, args.offset)?;
     let mut out = Vec::new();

@@ -37,7 +37,7 @@ pub enum StatsFormat {
 }
 
 /// Run `estudely stats ...`.
-pub async fn run(args: StatsArgs) -> anyhow::Result<()> {
+pub fn run(args: StatsArgs) -> anyhow::Result<()> {
     let stats = args.db.open_read_only()?.stats()?;
     let out = match args.format {
         StatsFormat::Text => text(&stats),

@@ -314,10 +314,18 @@ impl fmt::Display for DbUrl {
     }
 }
 
-/// `postgres://user:secret@host/db` → `postgres://user:***@host/db`.
+/// `postgres://user:secret@host/db` → `postgres://user:***@host/db`; `host=h
+/// password=secret` → `host=h password=***`.
 fn redact_password(url: &str) -> String {
     let Some((scheme, rest)) = url.split_once("://") else {
-        return url.to_owned();
+        return url
+            .split(' ')
+            .map(|kv| match kv.split_once('=') {
+                Some(("password", _)) => "password=***".to_owned(),
+                _ => kv.to_owned(),
+            })
+            .collect::<Vec<_>>()
+            .join(" ");
     };
     let Some((auth, host)) = rest.split_once('@') else {
         return url.to_owned();
@@ -350,6 +358,8 @@ mod tests {
         assert!(DbUrl::parse("sqlite:").is_err());
         let url = DbUrl::parse("postgresql://me:secret@h:5432/d").unwrap();
         assert_eq!(url.to_string(), "postgresql://me:***@h:5432/d");
+        let kv = DbUrl::parse("postgres:host=/tmp password=secret dbname=x").unwrap();
+        assert_eq!(kv.to_string(), "host=/tmp password=*** dbname=x");
     }
 
     #[test]
