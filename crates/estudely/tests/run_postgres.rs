@@ -109,8 +109,7 @@ fn two_crawlers_on_one_postgres_index_split_the_work() {
     let word = t
         .name
         .split(|c: char| !c.is_ascii_alphanumeric())
-        .filter(|w| w.len() >= 3)
-        .last()
+        .rfind(|w| w.len() >= 3)
         .expect("a word")
         .to_owned();
     let search = run_bounded(
