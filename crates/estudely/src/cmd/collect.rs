@@ -13,7 +13,6 @@
 use std::cell::RefCell;
 use std::io::{self, Write};
 use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::Context as _;
@@ -22,8 +21,8 @@ use clap::Args;
 use crate::args::parse_overall_timeout;
 use crate::crawl::setup::{checked_bind, parse_rate, start_crawler, Budgets, CrawlNetArgs};
 use crate::crawl::CrawlDriver;
-use crate::pipeline::{self, Caps, OpenGate, Out, PipelineConfig, RowFormat};
-use crate::resolve::{UsageError, DEFAULT_ROUTERS};
+use crate::pipeline::{self, Caps, FetchFlags, OpenGate, Out, PipelineConfig, RowFormat};
+use crate::resolve::DEFAULT_ROUTERS;
 
 pub use crate::pipeline::HEADER;
 
@@ -47,14 +46,9 @@ pub struct CollectArgs {
     /// Stop sampling after this many distinct infohashes (0 = no limit).
     #[arg(long, value_name = "N", default_value_t = 20)]
     pub max_infohashes: usize,
-    /// Distinct peers kept per infohash.
-    #[arg(long, value_name = "N", default_value_t = 20,
-          value_parser = clap::value_parser!(u32).range(1..=10_000))]
-    pub peers_per_infohash: u32,
-    /// Peers tried for an infohash's metadata, in turn, until one succeeds.
-    #[arg(long, value_name = "N", default_value_t = 5,
-          value_parser = clap::value_parser!(u32).range(1..=1_000))]
-    pub metadata_peer_attempts: u32,
+    /// Peers and metadata fetches.
+    #[command(flatten)]
+    pub fetch: FetchFlags,
     /// Stop after this many seconds and write what is known (0 = no limit: until the crawl
     /// and its fetches end, or Ctrl-C).
     #[arg(long, value_name = "SECS", default_value = "60", value_parser = parse_overall_timeout)]
@@ -62,19 +56,12 @@ pub struct CollectArgs {
     /// Global limit on DHT queries sent, per second.
     #[arg(long, value_name = "Q", default_value_t = 25.0, value_parser = parse_rate)]
     pub rate: f64,
-    /// Metadata fetches (TCP connections) at once.
-    #[arg(long, value_name = "N", default_value_t = 32,
-          value_parser = clap::value_parser!(u32).range(1..=4_096))]
-    pub concurrency: u32,
     /// A node to start from (repeatable), resolved at start-up.
     #[arg(long, value_name = "HOST:PORT", default_values_t = DEFAULT_ROUTERS.map(String::from))]
     pub bootstrap: Vec<String>,
     /// Local address to crawl from; give it twice for IPv4 and IPv6 [default: 0.0.0.0:0].
     #[arg(long, value_name = "ADDR")]
     pub bind: Vec<SocketAddr>,
-    /// Write each verified torrent as DIR/<infohash>.torrent.
-    #[arg(long, value_name = "DIR")]
-    pub save_torrents: Option<PathBuf>,
     /// Address policy, announce harvesting and warm start.
     #[command(flatten)]
     pub net: CrawlNetArgs,
@@ -93,14 +80,7 @@ pub type CollectFormat = RowFormat;
 pub async fn run(args: CollectArgs) -> anyhow::Result<()> {
     let bind = checked_bind(&args.bind)?;
     args.metrics.start()?;
-    if let Some(dir) = &args.save_torrents {
-        std::fs::create_dir_all(dir).map_err(|e| {
-            UsageError(format!(
-                "cannot create --save-torrents directory `{}`: {e}",
-                dir.display()
-            ))
-        })?;
-    }
+    args.fetch.prepare()?;
     let saved = args.net.saved_nodes()?;
     let mut driver = start_crawler(bind, &args.bootstrap, budgets(&args)).await?;
     driver.warm_start(&saved);
@@ -112,7 +92,7 @@ pub async fn run(args: CollectArgs) -> anyhow::Result<()> {
 pub fn budgets(args: &CollectArgs) -> Budgets {
     Budgets {
         max_infohashes: args.max_infohashes,
-        peers_per_infohash: args.peers_per_infohash as usize,
+        peers_per_infohash: args.fetch.peers_per_infohash as usize,
         rate: args.rate,
         allow_private: args.net.allow_private,
         harvest: !args.net.no_harvest,
@@ -148,13 +128,8 @@ async fn collect_with<W: Write>(
         .header()
         .context("cannot write to stdout")?;
     let cfg = PipelineConfig {
-        peers_per_infohash: args.peers_per_infohash as usize,
-        metadata_peer_attempts: args.metadata_peer_attempts as usize,
-        concurrency: args.concurrency as usize,
-        overall_timeout: args.overall_timeout,
-        save_torrents: args.save_torrents.clone(),
-        label: "collect",
         caps,
+        ..args.fetch.pipeline("collect", args.overall_timeout)
     };
     let gate = RefCell::new(OpenGate);
     let report = pipeline::run(driver, &cfg, &out, &gate, &mut |_, _| {}).await?;
@@ -208,14 +183,11 @@ mod tests {
             .unwrap();
             let args = CollectArgs {
                 max_infohashes: torrents,
-                peers_per_infohash: 20,
-                metadata_peer_attempts: 5,
+                fetch: FetchFlags::default(),
                 overall_timeout: Duration::from_secs(120),
                 rate: 200.0,
-                concurrency: 4,
                 bootstrap: vec![net.bootstrap().to_string()],
                 bind: vec![addr("127.0.84.1:0")],
-                save_torrents: None,
                 net: CrawlNetArgs::default(),
                 format: CollectFormat::Csv,
                 metrics: Default::default(),

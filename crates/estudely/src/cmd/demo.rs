@@ -63,14 +63,11 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     );
     let collect_args = CollectArgs {
         max_infohashes: args.torrents as usize,
-        peers_per_infohash: 20,
-        metadata_peer_attempts: 5,
+        fetch: Default::default(),
         overall_timeout: args.overall_timeout,
         rate: 200.0,
-        concurrency: 32,
         bootstrap: vec![net.bootstrap().to_string()],
         bind: vec![SocketAddr::from(([127, 0, 203, 1], 0))],
-        save_torrents: None,
         net: Default::default(),
         format: args.format,
         metrics: Default::default(),

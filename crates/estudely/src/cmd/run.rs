@@ -16,7 +16,7 @@ use crate::crawl::setup::{checked_bind, parse_rate, start_crawler, Budgets};
 use crate::crawl::state::MAX_SAVED;
 use crate::pipeline::filter::{parse_regex, parse_size, read_blocklist, Filters};
 use crate::pipeline::index::{IndexGate, IndexSink, Shared, StoreThread};
-use crate::pipeline::{self, Caps, PipelineConfig};
+use crate::pipeline::{self, Caps, FetchFlags, PipelineConfig};
 use crate::resolve::{self, DEFAULT_ROUTERS};
 use crate::store::{DbUrl, DEFAULT_DB};
 
@@ -52,18 +52,9 @@ pub struct RunArgs {
     /// Global limit on DHT queries sent, per second.
     #[arg(long, value_name = "Q", default_value_t = 25.0, value_parser = parse_rate)]
     pub rate: f64,
-    /// Distinct peers kept per infohash.
-    #[arg(long, value_name = "N", default_value_t = 20,
-          value_parser = clap::value_parser!(u32).range(1..=10_000))]
-    pub peers_per_infohash: u32,
-    /// Peers tried for an infohash's metadata, in turn, until one succeeds.
-    #[arg(long, value_name = "N", default_value_t = 5,
-          value_parser = clap::value_parser!(u32).range(1..=1_000))]
-    pub metadata_peer_attempts: u32,
-    /// Metadata fetches (TCP connections) at once.
-    #[arg(long, value_name = "N", default_value_t = 32,
-          value_parser = clap::value_parser!(u32).range(1..=4_096))]
-    pub concurrency: u32,
+    /// Peers and metadata fetches.
+    #[command(flatten)]
+    pub fetch: FetchFlags,
     /// Stop after this many seconds (0, the default: until Ctrl-C).
     #[arg(long, value_name = "SECS", default_value = "0", value_parser = parse_overall_timeout)]
     pub overall_timeout: Duration,
@@ -91,9 +82,6 @@ pub struct RunArgs {
     /// line (`#` comments).
     #[arg(long, value_name = "FILE")]
     pub blocklist: Option<PathBuf>,
-    /// Write each verified torrent as DIR/<infohash>.torrent too.
-    #[arg(long, value_name = "DIR")]
-    pub save_torrents: Option<PathBuf>,
     /// How long a claim on an infohash lasts (twice the longest fetch by default): another
     /// crawler on the same index, or this one restarted after a crash, may fetch it once it
     /// has expired.
@@ -117,14 +105,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
         resolve::parse(b)?;
     }
     let url = DbUrl::parse(&args.db)?;
-    if let Some(dir) = &args.save_torrents {
-        std::fs::create_dir_all(dir).map_err(|e| {
-            resolve::UsageError(format!(
-                "cannot create --save-torrents directory `{}`: {e}",
-                dir.display()
-            ))
-        })?;
-    }
+    args.fetch.prepare()?;
     let filters = Filters {
         min_size: args.min_size,
         max_size: args.max_size,
@@ -146,7 +127,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
     );
     let budgets = Budgets {
         max_infohashes: 0,
-        peers_per_infohash: args.peers_per_infohash as usize,
+        peers_per_infohash: args.fetch.peers_per_infohash as usize,
         rate: args.rate,
         allow_private: args.allow_private,
         harvest: !args.no_harvest,
@@ -159,13 +140,8 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
     let gate = RefCell::new(IndexGate(shared.clone()));
     let caps = Caps::default();
     let cfg = PipelineConfig {
-        peers_per_infohash: args.peers_per_infohash as usize,
-        metadata_peer_attempts: args.metadata_peer_attempts as usize,
-        concurrency: args.concurrency as usize,
-        overall_timeout: args.overall_timeout,
-        save_torrents: args.save_torrents.clone(),
-        label: "run",
         caps,
+        ..args.fetch.pipeline("run", args.overall_timeout)
     };
     let mut saved_at = Instant::now();
     let report = pipeline::run(&mut driver, &cfg, &sink, &gate, &mut |_, crawler| {

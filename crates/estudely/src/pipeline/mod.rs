@@ -156,6 +156,66 @@ pub struct PipelineConfig {
 /// How often progress (the stderr line, the metrics, the caller's hook) is updated.
 const PROGRESS_EVERY: Duration = Duration::from_secs(1);
 
+/// The flags of the commands that fetch what they find (`collect`, `run`).
+#[derive(Debug, Clone, clap::Args)]
+pub struct FetchFlags {
+    /// Distinct peers kept per infohash.
+    #[arg(long, value_name = "N", default_value_t = 20,
+          value_parser = clap::value_parser!(u32).range(1..=10_000))]
+    pub peers_per_infohash: u32,
+    /// Peers tried for an infohash's metadata, in turn, until one succeeds.
+    #[arg(long, value_name = "N", default_value_t = 5,
+          value_parser = clap::value_parser!(u32).range(1..=1_000))]
+    pub metadata_peer_attempts: u32,
+    /// Metadata fetches (TCP connections) at once.
+    #[arg(long, value_name = "N", default_value_t = 32,
+          value_parser = clap::value_parser!(u32).range(1..=4_096))]
+    pub concurrency: u32,
+    /// Write each verified torrent as DIR/<infohash>.torrent.
+    #[arg(long, value_name = "DIR")]
+    pub save_torrents: Option<PathBuf>,
+}
+
+impl Default for FetchFlags {
+    /// The flags' defaults.
+    fn default() -> Self {
+        FetchFlags {
+            peers_per_infohash: 20,
+            metadata_peer_attempts: 5,
+            concurrency: 32,
+            save_torrents: None,
+        }
+    }
+}
+
+impl FetchFlags {
+    /// Create the `--save-torrents` directory (a usage error naming it if it cannot be).
+    pub fn prepare(&self) -> anyhow::Result<()> {
+        if let Some(dir) = &self.save_torrents {
+            std::fs::create_dir_all(dir).map_err(|e| {
+                crate::resolve::UsageError(format!(
+                    "cannot create --save-torrents directory `{}`: {e}",
+                    dir.display()
+                ))
+            })?;
+        }
+        Ok(())
+    }
+
+    /// The pipeline's configuration, labelled `label`, with the default caps.
+    pub fn pipeline(&self, label: &'static str, overall_timeout: Duration) -> PipelineConfig {
+        PipelineConfig {
+            peers_per_infohash: self.peers_per_infohash as usize,
+            metadata_peer_attempts: self.metadata_peer_attempts as usize,
+            concurrency: self.concurrency as usize,
+            overall_timeout,
+            save_torrents: self.save_torrents.clone(),
+            label,
+            caps: Caps::default(),
+        }
+    }
+}
+
 /// How a pipeline run went.
 #[derive(Debug)]
 pub struct PipelineReport {
