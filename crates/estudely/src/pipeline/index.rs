@@ -323,6 +323,12 @@ pub fn torrent_row(
         Version::V1 => None,
         Version::V2 | Version::Hybrid => Some(sha2::Sha256::digest(&m.info).into()),
     };
+    // A hybrid torrent is announced under both of its keys: one row, under its v1 infohash,
+    // whichever key it was found under.
+    let ih = match full.version {
+        Version::Hybrid => InfoHash(sha1::Sha1::digest(&m.info).into()),
+        Version::V1 | Version::V2 => ih,
+    };
     let private = estudely_bencode::decode(&m.info)
         .ok()
         .and_then(|d| d.get_int(b"private"))

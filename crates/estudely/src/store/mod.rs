@@ -104,7 +104,8 @@ pub fn parse_version(s: &str) -> Option<Version> {
 /// A torrent whose metadata was fetched and verified.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Torrent {
-    /// The 20-byte DHT key: the v1 infohash, or the first 20 bytes of the v2 one.
+    /// The 20-byte key: the v1 infohash of a v1 or hybrid torrent (so a hybrid found under
+    /// either of its DHT keys is one row), the first 20 bytes of the v2 one of a v2 torrent.
     pub info_hash: InfoHash,
     /// The full SHA-256 infohash of a v2 or hybrid torrent.
     pub info_hash_v2: Option<[u8; 32]>,
@@ -211,14 +212,16 @@ pub trait Store: Send {
     /// Write `batch` in one transaction, as `owner` (for its leases).
     fn write(&mut self, owner: &str, batch: &Batch) -> anyhow::Result<()>;
 
-    /// Is a torrent with this key stored?
+    /// Is a torrent with this key stored? A hybrid torrent answers to its v1 key and to its
+    /// truncated v2 key.
     fn contains(&mut self, info_hash: &InfoHash) -> anyhow::Result<bool>;
 
-    /// Call `f` with the key of every stored torrent (to fill the in-memory filter at start).
+    /// Call `f` with every key of every stored torrent (a hybrid's two), to fill the
+    /// in-memory filter at start.
     fn for_each_info_hash(&mut self, f: &mut dyn FnMut(InfoHash)) -> anyhow::Result<()>;
 
     /// Try to take the lease on `info_hash` for `owner`, for `lease`: true when no torrent
-    /// with this key is stored and no other owner holds a lease that has not expired (an
+    /// answers to this key (see [`Store::contains`]) and no other owner holds a lease that has not expired (an
     /// owner may renew its own). Safe against several processes claiming at once.
     fn claim(&mut self, info_hash: &InfoHash, owner: &str, lease: Duration)
         -> anyhow::Result<bool>;

@@ -152,7 +152,9 @@ impl Store for PgStore {
         let row = self
             .client
             .query_one(
-                "SELECT EXISTS (SELECT 1 FROM torrents WHERE info_hash = $1)",
+                "SELECT EXISTS (SELECT 1 FROM torrents WHERE info_hash = $1)
+                     OR EXISTS (SELECT 1 FROM torrents
+                                WHERE substring(info_hash_v2 from 1 for 20) = $1)",
                 &[&&info_hash.0[..]],
             )
             .with_context(|| self.context("contains"))?;
@@ -176,7 +178,9 @@ impl Store for PgStore {
         let row = self
             .client
             .query_one(
-                "WITH stored AS (SELECT 1 FROM torrents WHERE info_hash = $1),
+                "WITH stored AS (SELECT 1 FROM torrents WHERE info_hash = $1
+                                 UNION ALL SELECT 1 FROM torrents
+                                 WHERE substring(info_hash_v2 from 1 for 20) = $1),
                  cur AS (
                      SELECT owner, expires FROM leases
                      WHERE info_hash = $1 AND NOT EXISTS (SELECT 1 FROM stored)

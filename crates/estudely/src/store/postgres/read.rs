@@ -200,7 +200,11 @@ pub fn export(
 /// Call `f` with every stored key, through a portal.
 pub fn each_key(client: &mut Client, f: &mut dyn FnMut(InfoHash)) -> anyhow::Result<()> {
     let mut tx = client.transaction()?;
-    let portal = tx.bind("SELECT info_hash FROM torrents", &[])?;
+    // A hybrid torrent's truncated v2 key is a key of it too.
+    let portal = tx.bind(
+        "SELECT info_hash, substring(info_hash_v2 from 1 for 20) FROM torrents",
+        &[],
+    )?;
     loop {
         let rows = tx.query_portal(&portal, 10_000)?;
         if rows.is_empty() {
@@ -212,6 +216,12 @@ pub fn each_key(client: &mut Client, f: &mut dyn FnMut(InfoHash)) -> anyhow::Res
                 anyhow::anyhow!("corrupt index: an info_hash of {} bytes", key.len())
             })?;
             f(InfoHash(key));
+            let v2: Option<&[u8]> = row.try_get(1)?;
+            if let Some(v2) = v2.and_then(|k| <[u8; 20]>::try_from(k).ok()) {
+                if v2 != key {
+                    f(InfoHash(v2));
+                }
+            }
         }
     }
     tx.commit()?;

@@ -66,6 +66,9 @@ const MIGRATIONS: &[&str] = &[
         owner     text NOT NULL,
         expires   timestamptz NOT NULL
      );",
+    // 2: a hybrid torrent is stored under its v1 infohash, but the DHT also knows it under
+    // its truncated v2 one: that key must find it too.
+    "CREATE INDEX torrents_v2_key ON torrents ((substring(info_hash_v2 from 1 for 20)));",
 ];
 
 /// The schema version this build reads and writes.

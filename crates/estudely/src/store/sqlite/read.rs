@@ -98,20 +98,30 @@ fn peers(conn: &Connection, info_hash: &InfoHash) -> anyhow::Result<Vec<SocketAd
     Ok(out)
 }
 
+/// A torrent stored under key `?1`: its infohash, or a hybrid's truncated v2 infohash.
+pub const STORED: &str = "SELECT 1 FROM torrents WHERE info_hash = ?1
+    UNION ALL SELECT 1 FROM torrents WHERE substr(info_hash_v2, 1, 20) = ?1";
+
 /// Is a torrent with this key stored?
 pub fn contains(conn: &Connection, info_hash: &InfoHash) -> rusqlite::Result<bool> {
-    conn.prepare_cached("SELECT 1 FROM torrents WHERE info_hash = ?1")?
-        .exists([info_hash.as_bytes()])
+    conn.prepare_cached(STORED)?.exists([info_hash.as_bytes()])
 }
 
 /// Call `f` with every stored key.
 pub fn for_each_info_hash(conn: &Connection, f: &mut dyn FnMut(InfoHash)) -> anyhow::Result<()> {
-    let mut stmt = conn.prepare("SELECT info_hash FROM torrents")?;
+    // A hybrid torrent's truncated v2 key is a key of it too.
+    let mut stmt = conn.prepare("SELECT info_hash, substr(info_hash_v2, 1, 20) FROM torrents")?;
     let mut rows = stmt.query([])?;
     while let Some(row) = rows.next()? {
         let key: Vec<u8> = row.get(0)?;
+        let v2: Option<Vec<u8>> = row.get(1)?;
         if let Ok(key) = <[u8; 20]>::try_from(key) {
             f(InfoHash(key));
+            if let Some(v2) = v2.and_then(|k| <[u8; 20]>::try_from(k).ok()) {
+                if v2 != key {
+                    f(InfoHash(v2));
+                }
+            }
         }
     }
     Ok(())
@@ -294,7 +304,11 @@ mod tests {
         assert_eq!(path, "dir/a/b/x\0y");
         let mut keys = Vec::new();
         s.for_each_info_hash(&mut |k| keys.push(k)).unwrap();
-        assert_eq!(keys, [t.info_hash]);
+        assert_eq!(
+            keys,
+            [t.info_hash, InfoHash([0xab; 20])],
+            "a hybrid's two keys"
+        );
     }
 
     #[test]

@@ -73,6 +73,9 @@ pub const MIGRATIONS: &[&str] = &[
     CREATE VIRTUAL TABLE torrents_fts USING fts5 (
         name, paths, content = '', tokenize = 'unicode61 remove_diacritics 2'
     );",
+    // 2: a hybrid torrent is stored under its v1 infohash, but the DHT also knows it under
+    // its truncated v2 one: that key must find it too.
+    "CREATE INDEX torrents_v2_key ON torrents (substr(info_hash_v2, 1, 20));",
 ];
 
 /// The schema version this binary writes and reads.

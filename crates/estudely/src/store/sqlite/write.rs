@@ -134,9 +134,7 @@ pub fn claim(
 ) -> anyhow::Result<bool> {
     let key = info_hash.as_bytes();
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-    let stored = tx
-        .prepare_cached("SELECT 1 FROM torrents WHERE info_hash = ?1")?
-        .exists([key])?;
+    let stored = tx.prepare_cached(super::read::STORED)?.exists([key])?;
     if stored {
         return Ok(false);
     }
@@ -193,6 +191,7 @@ mod tests {
     use super::*;
     use crate::store::{Sighting, Source, Store as _};
     use estudely_krpc::NodeId;
+    use estudely_peer_wire::Version;
 
     #[test]
     fn first_writer_wins_and_last_seen_rises() {
@@ -297,6 +296,32 @@ mod tests {
         )
         .unwrap();
         assert_eq!(s.search("doomed", 10, 0).unwrap().len(), 1);
+    }
+
+    #[test]
+    fn a_hybrid_answers_to_both_of_its_keys() {
+        let (_dir, mut s) = open();
+        let mut t = torrent(7, b"hybrid", 100);
+        t.version = Version::Hybrid;
+        t.info_hash_v2 = Some([0x42; 32]);
+        let batch = Batch {
+            torrents: vec![t],
+            ..Batch::default()
+        };
+        s.write("a", &batch).unwrap();
+        let v2_key = InfoHash([0x42; 20]);
+        assert!(s.contains(&InfoHash([7; 20])).unwrap());
+        assert!(
+            s.contains(&v2_key).unwrap(),
+            "the truncated v2 key finds it"
+        );
+        assert!(!s.contains(&InfoHash([0x43; 20])).unwrap());
+        let hour = Duration::from_secs(3600);
+        assert!(!s.claim(&v2_key, "b", hour).unwrap(), "stored: no claim");
+        let mut keys = Vec::new();
+        s.for_each_info_hash(&mut |k| keys.push(k)).unwrap();
+        keys.sort();
+        assert_eq!(keys, [InfoHash([7; 20]), v2_key]);
     }
 
     #[test]
