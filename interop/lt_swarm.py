@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """A swarm of real libtorrent DHT nodes on loopback, driven over stdin/stdout.
 
-Session i binds to <base-ip>.(i+1), seeds a few self-made torrents and
+Session i binds to <base-ip>.(i+1) (or <ip-per-slash24>.(i+1).1), seeds a few self-made torrents and
 announces them into the swarm. Once ready, ONE JSON line is printed; then
 every stdin command gets exactly one JSON line back. See interop/README.md
 for the protocol. Only loopback addresses are ever contacted.
@@ -59,6 +59,8 @@ class Node:
         if args.ipv6:
             listen += ",[::1]:0"  # only one ::1, so always an ephemeral port
         extra = {"dht_sample_infohashes_interval": args.sample_interval}
+        if args.lt_defaults:  # as on the real network (each session has its own /24)
+            extra.update(dht_restrict_routing_ips=True, dht_restrict_search_ips=True)
         for kv in args.set:
             k, _, v = kv.partition("=")
             extra[k] = int(v) if v.lstrip("-").isdigit() else {"true": True, "false": False}.get(v, v)
@@ -159,7 +161,7 @@ class Swarm:
     def __init__(self, args):
         self.args = args
         self.tmp = tempfile.mkdtemp(prefix="lt_swarm_")
-        self.nodes = [Node(i, "%s.%d" % (args.base_ip, i + 1), args) for i in range(args.nodes)]
+        self.nodes = [Node(i, node_ip(args, i), args) for i in range(args.nodes)]
         self.extra = [parse_ep(b) for b in args.bootstrap]
 
     def start(self):
@@ -250,6 +252,22 @@ class Swarm:
         self.nodes[0].ses.dht_announce(lt.sha1_hash(bytes.fromhex(ih)), int(port), 0)
         return {"ok": True}
 
+    def cmd_reannounce(self, seconds):
+        """Announce every torrent again (as at start), spread evenly over `seconds`."""
+        todo = [(n, key) for j in range(self.args.torrents_per_node) for n in self.nodes
+                for key in n.torrents[j]["dht_keys"]]
+        gap = float(seconds) / max(len(todo), 1)
+
+        def go():
+            t0 = time.monotonic()
+            for k, (n, key) in enumerate(todo):
+                time.sleep(max(0.0, t0 + k * gap - time.monotonic()))
+                if not n.running:
+                    return
+                n.ses.dht_announce(lt.sha1_hash(bytes.fromhex(key)), n.ses.listen_port(), 0)
+        threading.Thread(target=go, daemon=True).start()
+        return {"ok": True, "announces": len(todo)}
+
     def cmd_log(self):
         out = []
         for n in self.nodes:
@@ -262,6 +280,7 @@ class Swarm:
         parts = line.split()
         cmds = {"live_nodes": (self.cmd_live_nodes, 0), "sample": (self.cmd_sample, 2),
                 "get_peers": (self.cmd_get_peers, 1), "announce": (self.cmd_announce, 2),
+                "reannounce": (self.cmd_reannounce, 1),
                 "log": (self.cmd_log, 0),
                 "info": (lambda: {"nodes": [n.describe() for n in self.nodes]}, 0)}
         if not parts or parts[0] not in cmds or len(parts) - 1 != cmds[parts[0]][1]:
@@ -284,13 +303,26 @@ class Swarm:
         shutil.rmtree(self.tmp, ignore_errors=True)
 
 
+def node_ip(args, i):
+    """Session i's address: <base-ip>.(i+1), or <ip-per-slash24>.(i+1).1."""
+    if args.ip_per_slash24:
+        return "%s.%d.1" % (args.ip_per_slash24, i + 1)
+    return "%s.%d" % (args.base_ip, i + 1)
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--nodes", type=int, default=4)
     p.add_argument("--base-ip", default="127.0.2", help="3-octet loopback prefix")
+    p.add_argument("--ip-per-slash24", metavar="PREFIX",
+                   help="2-octet loopback prefix: session i on PREFIX.(i+1).1, each in its own /24")
+    p.add_argument("--lt-defaults", action="store_true",
+                   help="libtorrent's defaults for dht_restrict_routing_ips, dht_restrict_search_ips "
+                        "(on) and the sample interval (21600); needs --ip-per-slash24")
     p.add_argument("--port", type=int, default=0, help="0 = ephemeral port per node")
     p.add_argument("--torrents-per-node", type=int, default=2)
-    p.add_argument("--sample-interval", type=int, default=0, help="dht_sample_infohashes_interval")
+    p.add_argument("--sample-interval", type=int, default=None,
+                   help="dht_sample_infohashes_interval (default 0; 21600 with --lt-defaults)")
     p.add_argument("--bootstrap", action="append", default=[], metavar="HOST:PORT")
     p.add_argument("--seconds", type=float, default=120, help="hard self-exit deadline")
     p.add_argument("--ipv6", action="store_true", help="also listen on [::1]")
@@ -298,8 +330,20 @@ def main():
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="extra libtorrent setting (repeatable)")
     args = p.parse_args()
+    if args.sample_interval is None:
+        args.sample_interval = 21600 if args.lt_defaults else 0
     if not ipaddress.ip_address(args.base_ip + ".1").is_loopback:
         p.error("--base-ip must be inside 127.0.0.0/8")
+    if args.ip_per_slash24 is not None:
+        try:
+            ok = args.ip_per_slash24.count(".") == 1 and all(
+                ipaddress.ip_address(node_ip(args, i)).is_loopback for i in (0, args.nodes - 1))
+        except ValueError:
+            ok = False
+        if not ok or args.nodes > 254:
+            p.error("--ip-per-slash24 must be 2 octets inside 127.0.0.0/8 (at most 254 nodes)")
+    if args.lt_defaults and args.ip_per_slash24 is None:
+        p.error("--lt-defaults needs --ip-per-slash24 (libtorrent keeps one node per /24)")
     for k in args.kinds.split(","):
         if k not in KINDS:
             p.error("unknown kind %r" % k)
