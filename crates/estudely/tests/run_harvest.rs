@@ -12,22 +12,21 @@
 //! test fails. Loopback only: the swarm on 127.47.N.1 (N = 1..16), our runs on 127.48.1.1
 //! and 127.48.2.1. Time limits only guard against a hang.
 
+#[path = "common/swarm.rs"]
+mod swarm;
+
 mod common;
 
-use std::collections::{BTreeMap, BTreeSet};
-use std::io::{BufRead, BufReader, Write};
+use std::collections::BTreeMap;
 use std::path::Path;
-use std::process::{Child, ChildStdin, Command, Stdio};
-use std::sync::mpsc::{self, Receiver};
 use std::thread;
 use std::time::{Duration, Instant};
 
 use estudely::store::{DbUrl, Source};
-use serde_json::Value;
 
 use common::{run_bounded, Finished};
+use swarm::Swarm;
 
-const SWARM: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../interop/lt_swarm.py");
 /// libtorrent sessions, each in its own /24.
 const NODES: usize = 16;
 /// Torrents per session: each session stores about 8 × 32 = 256 infohashes (every torrent
@@ -39,132 +38,7 @@ const REANNOUNCE_SECS: u32 = 20;
 /// `--overall-timeout` of each run.
 const RUN_SECS: &str = "60";
 /// Liveness bounds (not properties under test).
-const REPLY_LIMIT: Duration = Duration::from_secs(60);
 const RUN_LIMIT: Duration = Duration::from_secs(120);
-
-/// A running lt_swarm.py, told to quit (then killed) when dropped.
-struct Swarm {
-    child: Child,
-    stdin: Option<ChildStdin>,
-    lines: Receiver<String>,
-    ready: Value,
-}
-
-impl Swarm {
-    fn start(args: &[&str], log: &Path) -> Swarm {
-        let mut child = Command::new("python3")
-            .arg(SWARM)
-            .args(args)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(std::fs::File::create(log).expect("swarm log file"))
-            .spawn()
-            .expect("python3 must be installed");
-        let stdout = child.stdout.take().unwrap();
-        let (tx, lines) = mpsc::channel();
-        thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                let _ = tx.send(line);
-            }
-        });
-        let stdin = child.stdin.take();
-        let mut swarm = Swarm {
-            child,
-            stdin,
-            lines,
-            ready: Value::Null,
-        };
-        swarm.ready = match swarm.lines.recv_timeout(REPLY_LIMIT) {
-            Ok(line) => serde_json::from_str(&line).expect("lt_swarm prints JSON lines"),
-            Err(e) => panic!(
-                "lt_swarm.py gave no ready line ({e}): are libtorrent's Python bindings \
-                 installed? (`pip install libtorrent`; scripts/test does it)\n{}",
-                std::fs::read_to_string(log).unwrap_or_default()
-            ),
-        };
-        assert_eq!(swarm.ready["ready"], true, "{}", swarm.ready);
-        assert_eq!(swarm.ready["all_announced"], true, "{}", swarm.ready);
-        swarm
-    }
-
-    fn cmd(&mut self, line: &str) -> Value {
-        let stdin = self.stdin.as_mut().unwrap();
-        stdin.write_all(format!("{line}\n").as_bytes()).unwrap();
-        stdin.flush().unwrap();
-        let reply: Value = match self.lines.recv_timeout(REPLY_LIMIT) {
-            Ok(line) => serde_json::from_str(&line).expect("lt_swarm prints JSON lines"),
-            Err(e) => panic!("lt_swarm.py: no reply to {line} within {REPLY_LIMIT:?}: {e}"),
-        };
-        assert!(reply.get("error").is_none(), "{line}: {reply}");
-        reply
-    }
-
-    fn nodes(&self) -> &Vec<Value> {
-        self.ready["nodes"].as_array().unwrap()
-    }
-
-    /// Every DHT key the swarm announces.
-    fn keys(&self) -> BTreeSet<String> {
-        self.nodes()
-            .iter()
-            .flat_map(|n| n["torrents"].as_array().unwrap())
-            .flat_map(|t| t["dht_keys"].as_array().unwrap())
-            .map(|k| k.as_str().unwrap().to_owned())
-            .collect()
-    }
-
-    /// How many sessions have each of `addrs` in their routing table.
-    fn known_by(&mut self, addrs: &[String]) -> Vec<usize> {
-        let live = self.cmd("live_nodes");
-        addrs
-            .iter()
-            .map(|a| {
-                live["nodes"]
-                    .as_array()
-                    .unwrap()
-                    .iter()
-                    .filter(|n| {
-                        n["live"]
-                            .as_array()
-                            .unwrap()
-                            .iter()
-                            .any(|e| e["addr"].as_str() == Some(a))
-                    })
-                    .count()
-            })
-            .collect()
-    }
-
-    /// How many `announce_peer` the sessions sent to each of `addrs` (their packet logs).
-    fn announces_to(&mut self, addrs: &[String]) -> Vec<usize> {
-        let log = self.cmd("log");
-        let log = log["log"].as_array().unwrap();
-        addrs
-            .iter()
-            .map(|a| {
-                log.iter()
-                    .filter(|e| {
-                        e["q"] == "announce_peer" && e["dir"] == "out" && e["addr"] == a.as_str()
-                    })
-                    .count()
-            })
-            .collect()
-    }
-}
-
-impl Drop for Swarm {
-    fn drop(&mut self) {
-        let _ = self.stdin.take().map(|mut s| s.write_all(b"quit\n"));
-        for _ in 0..300 {
-            if let Ok(Some(_)) = self.child.try_wait() {
-                return;
-            }
-            thread::sleep(Duration::from_millis(50));
-        }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 /// A free UDP port on `ip` (bound, read, released).
 fn free_port(ip: &str) -> u16 {
@@ -234,7 +108,7 @@ fn summary(stderr: &str) -> &str {
 fn harvesting_stores_torrents_that_sampling_alone_cannot_reach() {
     let dir = tempfile::tempdir().unwrap();
     let (nodes, per_node) = (NODES.to_string(), TORRENTS_PER_NODE.to_string());
-    let mut swarm = Swarm::start(
+    let mut swarm = Swarm::start_logged(
         &[
             "--nodes",
             &nodes,

@@ -5,7 +5,9 @@
 //! saying so (`scripts/test` installs them).
 #![allow(dead_code)] // each test file uses a different subset
 
+use std::collections::BTreeSet;
 use std::io::{BufRead, BufReader, Write};
+use std::path::Path;
 use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::mpsc::{self, Receiver};
 use std::thread;
@@ -30,13 +32,24 @@ pub struct Swarm {
 impl Swarm {
     /// Start `lt_swarm.py ARGS` and wait for its ready line (every torrent announced).
     pub fn start(args: &[&str]) -> Swarm {
+        Swarm::spawn(args, Stdio::null(), None)
+    }
+
+    /// [`Swarm::start`], its diagnostics going to the file `log` (shown if it fails to
+    /// start).
+    pub fn start_logged(args: &[&str], log: &Path) -> Swarm {
+        let file = std::fs::File::create(log).expect("swarm log file");
+        Swarm::spawn(args, Stdio::from(file), Some(log))
+    }
+
+    fn spawn(args: &[&str], stderr: Stdio, log: Option<&Path>) -> Swarm {
         let started = Instant::now();
         let mut child = Command::new("python3")
             .arg(SWARM)
             .args(args)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
-            .stderr(Stdio::null())
+            .stderr(stderr)
             .spawn()
             .expect("python3 must be installed");
         let stdout = child.stdout.take().expect("piped stdout");
@@ -53,7 +66,15 @@ impl Swarm {
             lines,
             ready: Value::Null,
         };
-        swarm.ready = swarm.reply("the ready line (is libtorrent installed?)");
+        swarm.ready = match swarm.lines.recv_timeout(LIMIT) {
+            Ok(line) => serde_json::from_str(&line).expect("lt_swarm prints JSON lines"),
+            Err(e) => panic!(
+                "lt_swarm.py gave no ready line ({e}): are libtorrent's Python bindings \
+                 installed? (`pip install libtorrent`; scripts/test does it)\n{}",
+                log.and_then(|l| std::fs::read_to_string(l).ok())
+                    .unwrap_or_default()
+            ),
+        };
         assert_eq!(swarm.ready["ready"], true, "{}", swarm.ready);
         assert_eq!(swarm.ready["all_announced"], true, "{}", swarm.ready);
         eprintln!(
@@ -90,6 +111,52 @@ impl Swarm {
     pub fn node_addr(&self, i: usize) -> String {
         let n = &self.nodes()[i];
         format!("{}:{}", n["ip"].as_str().unwrap(), n["dht_port"])
+    }
+
+    /// Every DHT key the swarm announces.
+    pub fn keys(&self) -> BTreeSet<String> {
+        self.torrents()
+            .iter()
+            .flat_map(|t| t["dht_keys"].as_array().unwrap().clone())
+            .map(|k| k.as_str().unwrap().to_owned())
+            .collect()
+    }
+
+    /// How many sessions have each of `addrs` in their routing table.
+    pub fn known_by(&mut self, addrs: &[String]) -> Vec<usize> {
+        let live = self.cmd("live_nodes");
+        let nodes = live["nodes"].as_array().unwrap();
+        addrs
+            .iter()
+            .map(|a| {
+                nodes
+                    .iter()
+                    .filter(|n| {
+                        n["live"]
+                            .as_array()
+                            .unwrap()
+                            .iter()
+                            .any(|e| e["addr"].as_str() == Some(a))
+                    })
+                    .count()
+            })
+            .collect()
+    }
+
+    /// How many `announce_peer` the sessions sent to each of `addrs` (their packet logs).
+    pub fn announces_to(&mut self, addrs: &[String]) -> Vec<usize> {
+        let log = self.cmd("log");
+        let log = log["log"].as_array().unwrap();
+        addrs
+            .iter()
+            .map(|a| {
+                log.iter()
+                    .filter(|e| {
+                        e["q"] == "announce_peer" && e["dir"] == "out" && e["addr"] == a.as_str()
+                    })
+                    .count()
+            })
+            .collect()
     }
 
     /// Every torrent of every session.
