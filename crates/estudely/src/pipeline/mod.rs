@@ -13,6 +13,7 @@ pub mod filter;
 pub mod index;
 mod pending;
 pub mod rows;
+pub mod store_thread;
 
 use std::cell::RefCell;
 use std::net::SocketAddr;

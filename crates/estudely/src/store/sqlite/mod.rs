@@ -11,7 +11,7 @@ pub mod schema;
 mod write;
 
 #[cfg(test)]
-mod fixtures;
+pub(crate) mod fixtures;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
