@@ -497,11 +497,13 @@ fn migrations_are_idempotent_and_safe_at_once() {
     }
     PgStore::connect(&url).expect("again");
     let mut client = sql(&url);
-    let n: i64 = client
-        .query_one("SELECT count(*) FROM schema_migrations", &[])
-        .unwrap()
-        .get(0);
-    assert_eq!(n, 2, "both migrations, once each");
+    // One row per migration (3: the schema, `files` without its primary key, the v2-key
+    // index), each applied once.
+    let (n, max): (i64, i32) = client
+        .query_one("SELECT count(*), max(version) FROM schema_migrations", &[])
+        .map(|r| (r.get(0), r.get(1)))
+        .unwrap();
+    assert_eq!((n, max), (3, 3));
     // A schema from a newer estudely is refused, in one line.
     client
         .execute("INSERT INTO schema_migrations VALUES (999, 0)", &[])
@@ -511,6 +513,102 @@ fn migrations_are_idempotent_and_safe_at_once() {
     assert!(!err.contains('\n'), "{err}");
     let err = format!("{:#}", PgStore::connect_read_only(&url).unwrap_err());
     assert!(err.contains("newer"), "{err}");
+}
+
+/// Writers on several connections storing the same torrents at once: each torrent and each
+/// of its files is stored once (`files` has no unique key: only the writer whose torrent
+/// insert succeeded writes the files).
+#[test]
+fn concurrent_writers_store_files_once() {
+    let (url, _store) = fresh();
+    let barrier = Arc::new(Barrier::new(4));
+    let writers: Vec<_> = (0..4u32)
+        .map(|w| {
+            let (url, barrier) = (url.clone(), barrier.clone());
+            thread::spawn(move || {
+                let mut store = PgStore::connect(&url).expect("connect");
+                barrier.wait();
+                for round in 0..5u32 {
+                    // Overlapping key ranges, in a different order per writer.
+                    let mut torrents: Vec<Torrent> = (round * 50..round * 50 + 200)
+                        .map(|i| {
+                            let mut t = torrent(i, format!("t{i}").as_bytes());
+                            t.files.push(FileEntry {
+                                path: vec![format!("w{w}").into_bytes()],
+                                length: 1,
+                            });
+                            t.file_count = 2;
+                            t
+                        })
+                        .collect();
+                    if w % 2 == 1 {
+                        torrents.reverse();
+                    }
+                    write_torrents(&mut store, torrents);
+                }
+            })
+        })
+        .collect();
+    for w in writers {
+        w.join().expect("writer");
+    }
+    let mut client = sql(&url);
+    let row = client
+        .query_one(
+            "SELECT (SELECT count(*) FROM torrents), (SELECT count(*) FROM files),
+                    (SELECT count(*) FROM (SELECT 1 FROM files GROUP BY info_hash, idx
+                                           HAVING count(*) > 1) d)",
+            &[],
+        )
+        .unwrap();
+    let (torrents, files, dups): (i64, i64, i64) = (row.get(0), row.get(1), row.get(2));
+    assert_eq!((torrents, files, dups), (400, 800, 0));
+}
+
+/// An index of schema version 1 (`files` keyed by (info_hash, idx)) is migrated with its
+/// rows; a torrent written again afterwards still has its files once.
+#[test]
+fn version_1_files_are_migrated() {
+    let (url, mut store) = fresh();
+    let mut t = torrent(1, b"old");
+    t.files.push(FileEntry {
+        path: vec![b"dir".to_vec(), b"second".to_vec()],
+        length: 7,
+    });
+    t.file_count = 2;
+    write_torrents(&mut store, vec![t.clone()]);
+    drop(store);
+    let mut client = sql(&url);
+    client
+        .batch_execute(
+            "DROP INDEX files_info_hash;
+             DROP INDEX torrents_v2_key;
+             ALTER TABLE files ADD CONSTRAINT files_pkey PRIMARY KEY (info_hash, idx);
+             DELETE FROM schema_migrations WHERE version >= 2;",
+        )
+        .unwrap();
+    let mut store = PgStore::connect(&url).expect("migrate");
+    let indexes: Vec<String> = client
+        .query(
+            "SELECT indexname::text FROM pg_indexes WHERE tablename = 'files' ORDER BY 1",
+            &[],
+        )
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert_eq!(indexes, ["files_info_hash"]);
+    let mut again = t.clone();
+    again.discovered += 10;
+    write_torrents(&mut store, vec![again]);
+    let stored = store.torrent(&t.info_hash).unwrap().expect("stored");
+    assert_eq!(stored.torrent.files, t.files);
+    assert_eq!(stored.last_seen, t.discovered + 10);
+    let n: i64 = client
+        .query_one("SELECT count(*) FROM files", &[])
+        .unwrap()
+        .get(0);
+    assert_eq!(n, 2);
 }
 
 #[test]

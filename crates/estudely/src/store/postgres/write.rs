@@ -132,6 +132,8 @@ fn torrents(tx: &mut Transaction<'_>, torrents: &[Torrent]) -> Result<(), postgr
         raise_last_seen(tx, again.into_iter())?;
     }
 
+    // The files of the torrents this statement inserted: no other transaction can have
+    // written files under these keys (see migration 2).
     let (mut fkeys, mut idx, mut paths, mut praws, mut lens) = (
         Vec::<&[u8]>::new(),
         Vec::new(),
@@ -152,8 +154,7 @@ fn torrents(tx: &mut Transaction<'_>, torrents: &[Torrent]) -> Result<(), postgr
     if !fkeys.is_empty() {
         tx.execute(
             "INSERT INTO files (info_hash, idx, path, path_raw, length)
-             SELECT * FROM unnest($1::bytea[], $2::int4[], $3::text[], $4::bytea[], $5::int8[])
-             ON CONFLICT DO NOTHING",
+             SELECT * FROM unnest($1::bytea[], $2::int4[], $3::text[], $4::bytea[], $5::int8[])",
             &[&fkeys, &idx, &paths, &praws, &lens],
         )?;
     }
