@@ -7,125 +7,46 @@
 //! 127.0.16.x (+ ::1), the crawler on 127.0.15.1 and ::1. Every wait is bounded; the swarm
 //! and the crawler are stopped by Drop guards.
 
+#[path = "common/swarm.rs"]
+mod swarm;
+
 mod common;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{BufRead, BufReader, Read};
 use std::net::IpAddr;
-use std::process::{Child, ChildStdin, Command, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::mpsc::{self, Receiver};
+use std::sync::mpsc;
 use std::thread;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
+use swarm::Swarm;
 
 const BIN: &str = env!("CARGO_BIN_EXE_estudely");
-const SWARM: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../interop/lt_swarm.py");
-/// Upper bound for one lt_swarm reply (its ready line waits ≤ ~30 s).
-const LIMIT: Duration = Duration::from_secs(60);
 /// The `interval` the swarm advertises, seconds.
 const INTERVAL: f64 = 30.0;
 
-/// A running lt_swarm.py, told to quit (then killed) when dropped.
-struct Swarm {
-    child: Child,
-    stdin: Option<ChildStdin>,
-    lines: Receiver<String>,
-    ready: Value,
-}
-
-impl Swarm {
-    fn start(args: &str) -> Swarm {
-        let args = words(args);
-        let started = Instant::now();
-        let mut child = Command::new("python3")
-            .arg(SWARM)
-            .args(&args)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("python3 must be installed");
-        let stdout = child.stdout.take().unwrap();
-        let (tx, lines) = mpsc::channel();
-        thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                let _ = tx.send(line);
-            }
-        });
-        let stdin = child.stdin.take();
-        let mut swarm = Swarm {
-            child,
-            stdin,
-            lines,
-            ready: Value::Null,
+/// Every announced DHT key and the seeder addresses it may be found under.
+fn seeders_by_key(swarm: &Swarm, v6: bool) -> BTreeMap<String, BTreeSet<String>> {
+    let mut keys = BTreeMap::new();
+    for n in swarm.nodes() {
+        let listen = n["listen_port"].as_u64().unwrap();
+        let seeders: BTreeSet<String> = if v6 {
+            // libtorrent announces the listen port, and over IPv6 also its v6 socket's.
+            let v6_port = n["ipv6"]["dht_port"].as_u64().unwrap();
+            [listen, v6_port].map(|p| format!("[::1]:{p}")).into()
+        } else {
+            [format!("{}:{listen}", n["ip"].as_str().unwrap())].into()
         };
-        swarm.ready = swarm.reply("the ready line (is libtorrent installed?)");
-        assert_eq!(swarm.ready["ready"], true, "{}", swarm.ready);
-        assert_eq!(swarm.ready["all_announced"], true, "{}", swarm.ready);
-        eprintln!(
-            "lt_swarm {args:?}: ready after {:.2} s (its startup_seconds: {})",
-            started.elapsed().as_secs_f64(),
-            swarm.ready["startup_seconds"]
-        );
-        swarm
-    }
-
-    fn reply(&self, what: &str) -> Value {
-        match self.lines.recv_timeout(LIMIT) {
-            Ok(line) => serde_json::from_str(&line).expect("lt_swarm prints JSON lines"),
-            Err(e) => panic!("lt_swarm.py: no reply to {what} within {LIMIT:?}: {e}"),
-        }
-    }
-
-    fn cmd(&mut self, line: &str) -> Value {
-        let stdin = self.stdin.as_mut().unwrap();
-        stdin.write_all(format!("{line}\n").as_bytes()).unwrap();
-        stdin.flush().unwrap();
-        let reply = self.reply(line);
-        assert!(reply.get("error").is_none(), "{line}: {reply}");
-        reply
-    }
-
-    fn nodes(&self) -> &Vec<Value> {
-        self.ready["nodes"].as_array().unwrap()
-    }
-
-    /// Every announced DHT key and the seeder addresses it may be found under.
-    fn keys(&self, v6: bool) -> BTreeMap<String, BTreeSet<String>> {
-        let mut keys = BTreeMap::new();
-        for n in self.nodes() {
-            let listen = n["listen_port"].as_u64().unwrap();
-            let seeders: BTreeSet<String> = if v6 {
-                // libtorrent announces the listen port, and over IPv6 also its v6 socket's.
-                let v6_port = n["ipv6"]["dht_port"].as_u64().unwrap();
-                [listen, v6_port].map(|p| format!("[::1]:{p}")).into()
-            } else {
-                [format!("{}:{listen}", n["ip"].as_str().unwrap())].into()
-            };
-            for t in n["torrents"].as_array().unwrap() {
-                for k in t["dht_keys"].as_array().unwrap() {
-                    keys.insert(k.as_str().unwrap().to_owned(), seeders.clone());
-                }
+        for t in n["torrents"].as_array().unwrap() {
+            for k in t["dht_keys"].as_array().unwrap() {
+                keys.insert(k.as_str().unwrap().to_owned(), seeders.clone());
             }
         }
-        keys
     }
-}
-
-impl Drop for Swarm {
-    fn drop(&mut self) {
-        let _ = self.stdin.take().map(|mut s| s.write_all(b"quit\n"));
-        for _ in 0..300 {
-            if let Ok(Some(_)) = self.child.try_wait() {
-                return;
-            }
-            thread::sleep(Duration::from_millis(50));
-        }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+    keys
 }
 
 /// A command line's words.
@@ -288,10 +209,10 @@ fn packets_from(log: &[Value], ip: &str, only_queries: bool) -> HashMap<u64, Vec
 
 #[test]
 fn crawl_finds_every_libtorrent_torrent_politely() {
-    let mut swarm = Swarm::start(
+    let mut swarm = Swarm::start(&words(
         "--nodes 16 --base-ip 127.0.14 --torrents-per-node 2 --sample-interval 30 --seconds 150",
-    );
-    let keys = swarm.keys(false);
+    ));
+    let keys = seeders_by_key(&swarm, false);
     assert_eq!(keys.len(), 32);
     let n0 = &swarm.nodes()[0];
     let boot = format!("{}:{}", n0["ip"].as_str().unwrap(), n0["dht_port"]);
@@ -375,10 +296,10 @@ fn crawl_finds_every_libtorrent_torrent_politely() {
 
 #[test]
 fn crawl_over_ipv6_loopback() {
-    let swarm = Swarm::start(
+    let swarm = Swarm::start(&words(
         "--nodes 4 --base-ip 127.0.16 --torrents-per-node 1 --ipv6 --sample-interval 30 --seconds 120",
-    );
-    let keys = swarm.keys(true);
+    ));
+    let keys = seeders_by_key(&swarm, true);
     assert_eq!(keys.len(), 4);
     let boot = format!("[::1]:{}", swarm.nodes()[0]["ipv6"]["dht_port"]);
     let args = format!(

@@ -3,96 +3,50 @@
 //! Needs python3 with libtorrent's bindings (`scripts/test` installs them). The swarm runs on
 //! 127.0.7.x without any bootstrap router; every wait is bounded.
 
-use std::io::{BufRead, BufReader, Write};
-use std::process::{Child, ChildStdin, Command, Output, Stdio};
+#[path = "common/swarm.rs"]
+mod swarm;
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Output, Stdio};
 use std::sync::mpsc;
 use std::thread;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
+use swarm::Swarm;
 
 const BIN: &str = env!("CARGO_BIN_EXE_estudely");
-const SWARM: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../interop/lt_swarm.py");
 const LIMIT: Duration = Duration::from_secs(40);
 
-/// A running lt_swarm.py, told to quit (then killed) when dropped.
-struct Swarm {
-    child: Child,
-    stdin: Option<ChildStdin>,
-    ready: Value,
+/// The swarm of these tests: two sessions, one v1 torrent each, fresh samples every time.
+fn start_swarm() -> Swarm {
+    Swarm::start(&[
+        "--nodes",
+        "2",
+        "--base-ip",
+        "127.0.7",
+        "--kinds",
+        "v1",
+        "--torrents-per-node",
+        "1",
+        "--sample-interval",
+        "0",
+        "--seconds",
+        "120",
+    ])
 }
 
-impl Swarm {
-    fn start() -> Swarm {
-        let mut child = Command::new("python3")
-            .arg(SWARM)
-            .args(["--nodes", "2", "--base-ip", "127.0.7", "--kinds", "v1"])
-            .args(["--torrents-per-node", "1", "--sample-interval", "0"])
-            .args(["--seconds", "120"])
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("python3 must be installed");
-        let stdout = child.stdout.take().unwrap();
-        let (tx, rx) = mpsc::channel();
-        thread::spawn(move || {
-            let mut lines = BufReader::new(stdout).lines();
-            let _ = tx.send(lines.next());
-            for _ in lines {}
-        });
-        let line = match rx.recv_timeout(LIMIT) {
-            Ok(Some(Ok(line))) => line,
-            other => {
-                let _ = child.kill();
-                panic!(
-                    "lt_swarm.py gave no ready line ({other:?}): is libtorrent installed? \
-                     `pip install libtorrent` (scripts/test does it)"
-                );
-            }
-        };
-        let ready: Value = serde_json::from_str(&line).expect("ready line is JSON");
-        assert_eq!(ready["ready"], true, "{ready}");
-        let stdin = child.stdin.take();
-        Swarm {
-            child,
-            stdin,
-            ready,
-        }
-    }
-
-    fn node(&self, i: usize) -> &Value {
-        &self.ready["nodes"][i]
-    }
-
-    fn addr(&self, i: usize) -> String {
-        let n = self.node(i);
-        format!("{}:{}", n["ip"].as_str().unwrap(), n["dht_port"])
-    }
-
-    fn key(&self, i: usize) -> String {
-        self.node(i)["torrents"][0]["dht_key"]
-            .as_str()
-            .unwrap()
-            .to_owned()
-    }
+/// Session `i` of the ready line.
+fn session(swarm: &Swarm, i: usize) -> &Value {
+    &swarm.nodes()[i]
 }
 
-impl Drop for Swarm {
-    fn drop(&mut self) {
-        if let Some(mut stdin) = self.stdin.take() {
-            let _ = stdin.write_all(b"quit\n");
-        }
-        let deadline = Instant::now() + Duration::from_secs(15);
-        while Instant::now() < deadline {
-            if let Ok(Some(_)) = self.child.try_wait() {
-                return;
-            }
-            thread::sleep(Duration::from_millis(50));
-        }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+/// The DHT key of session `i`'s torrent.
+fn torrent_key(swarm: &Swarm, i: usize) -> String {
+    session(swarm, i)["torrents"][0]["dht_key"]
+        .as_str()
+        .unwrap()
+        .to_owned()
 }
 
 fn run(args: &[&str]) -> Output {
@@ -140,12 +94,12 @@ fn strings(v: &Value) -> Vec<String> {
 
 #[test]
 fn queries_and_a_node_against_libtorrent() {
-    let swarm = Swarm::start();
-    let (lt0, lt1) = (swarm.addr(0), swarm.addr(1));
+    let swarm = start_swarm();
+    let (lt0, lt1) = (swarm.node_addr(0), swarm.node_addr(1));
 
     // ping: libtorrent's id and its version, "LT" + major + (minor << 4 | tiny).
     let ping = &json(&["query", "ping", &lt0])[0];
-    assert_eq!(ping["id"], swarm.node(0)["node_id"]);
+    assert_eq!(ping["id"], session(&swarm, 0)["node_id"]);
     assert!(
         ping["version"].as_str().unwrap().starts_with("LT 2."),
         "{ping}"
@@ -155,14 +109,13 @@ fn queries_and_a_node_against_libtorrent() {
     // find_node: each libtorrent node returns the other one, id and address as in the ready
     // line (and any libtorrent address it returns carries that node's id).
     for (asked, other) in [(0, 1), (1, 0)] {
-        let reply = &json(&["query", "find-node", &swarm.addr(asked)])[0];
+        let reply = &json(&["query", "find-node", &swarm.node_addr(asked)])[0];
         let nodes = reply["nodes"].as_array().unwrap();
-        let want =
-            serde_json::json!({"id": swarm.node(other)["node_id"], "addr": swarm.addr(other)});
+        let want = serde_json::json!({"id": session(&swarm, other)["node_id"], "addr": swarm.node_addr(other)});
         assert!(nodes.contains(&want), "{reply}");
         for (n, i) in nodes.iter().flat_map(|n| [(n, 0), (n, 1)]) {
-            if n["addr"] == swarm.addr(i).as_str() {
-                assert_eq!(n["id"], swarm.node(i)["node_id"], "{reply}");
+            if n["addr"] == swarm.node_addr(i).as_str() {
+                assert_eq!(n["id"], session(&swarm, i)["node_id"], "{reply}");
             }
         }
     }
@@ -170,18 +123,18 @@ fn queries_and_a_node_against_libtorrent() {
     // sample_infohashes: node 1 stores what node 0 announced to it.
     let sample = &json(&["query", "sample", &lt1])[0];
     assert!(
-        strings(&sample["samples"]).contains(&swarm.key(0)),
+        strings(&sample["samples"]).contains(&torrent_key(&swarm, 0)),
         "{sample}"
     );
     assert!(sample["num"].as_u64().unwrap() >= 1, "{sample}");
     assert_eq!(sample["interval"], 0);
 
     // get_peers: node 1 knows node 0 as a peer of node 0's torrent.
-    let peers = &json(&["query", "get-peers", &lt1, &swarm.key(0)])[0];
+    let peers = &json(&["query", "get-peers", &lt1, &torrent_key(&swarm, 0)])[0];
     assert!(!strings(&peers["values"]).is_empty(), "{peers}");
     // Exactly node 0's seeder address: 127.0.7.1 on its listen port (or its DHT port, the
     // same port in libtorrent 2.1).
-    let n0 = swarm.node(0);
+    let n0 = session(&swarm, 0);
     let seeder =
         ["listen_port", "dht_port"].map(|p| format!("{}:{}", n0["ip"].as_str().unwrap(), n0[p]));
     let values = strings(&peers["values"]);
@@ -189,13 +142,19 @@ fn queries_and_a_node_against_libtorrent() {
     assert!(values.iter().all(|v| seeder.contains(v)), "{peers}");
     assert!(peers["token"].as_str().is_some(), "{peers}");
     // BEP 33 scrape: bloom filters of seeds and peers instead, counting that one peer.
-    let scrape = &json(&["query", "get-peers", &lt1, &swarm.key(0), "--scrape"])[0];
+    let scrape = &json(&[
+        "query",
+        "get-peers",
+        &lt1,
+        &torrent_key(&swarm, 0),
+        "--scrape",
+    ])[0];
     let seeds = scrape["bf_seeds"]["estimate"].as_u64().unwrap();
     let others = scrape["bf_peers"]["estimate"].as_u64().unwrap();
     assert_eq!(seeds + others, 1, "{scrape}");
 
     // announce, then get_peers shows us.
-    let key = swarm.key(1);
+    let key = torrent_key(&swarm, 1);
     let replies = json(&[
         "query",
         "announce",
@@ -229,8 +188,8 @@ fn queries_and_a_node_against_libtorrent() {
         .unwrap();
     let ours = first.split_whitespace().nth(1).unwrap().to_owned();
     let wanted = [
-        swarm.node(0)["node_id"].clone(),
-        swarm.node(1)["node_id"].clone(),
+        session(&swarm, 0)["node_id"].clone(),
+        session(&swarm, 1)["node_id"].clone(),
     ];
     let deadline = Instant::now() + LIMIT;
     let learned = loop {
