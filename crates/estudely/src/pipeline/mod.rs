@@ -350,14 +350,14 @@ impl<S: RowSink, G: Gate> CrawlSink for Stage<'_, S, G> {
         if let Some(ih) = self.cancels.pop() {
             return Some(ih);
         }
-        let ih = self.gate.borrow_mut().poll_known()?;
-        if self.pending.borrow_mut().cancel(ih) {
-            self.dropped += 1;
-            self.sink.borrow_mut().dropped(ih);
-            Some(ih)
-        } else {
+        loop {
+            let ih = self.gate.borrow_mut().poll_known()?;
+            if self.pending.borrow_mut().cancel(ih) {
+                self.dropped += 1;
+                self.sink.borrow_mut().dropped(ih);
+                return Some(ih);
+            }
             // Its search has ended: the claim settles it.
-            self.poll_cancel()
         }
     }
 }
