@@ -153,6 +153,13 @@ impl RowSink for IndexSink {
             return sh.count(why.counter());
         }
         let row = torrent_row(ih, m, discovered, source)?;
+        // A hybrid's other key (v1, or the truncated v2) is known now too.
+        sh.known.insert(&row.info_hash);
+        if let Some(v2) = &row.info_hash_v2 {
+            let mut key = [0; 20];
+            key.copy_from_slice(&v2[..20]);
+            sh.known.insert(&InfoHash(key));
+        }
         sh.counts.stored += 1;
         sh.store.send(Req::Torrent(Box::new(row)))?;
         peer_sightings(&sh, ih, peers)
