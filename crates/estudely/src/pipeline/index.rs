@@ -17,7 +17,7 @@ use sha2::Digest as _;
 use tracing::warn;
 
 use super::filter::{Filters, KnownFilter, Rejected};
-use super::store_thread::{unix_now, Req, StoreThread};
+use super::store_thread::{truncated, unix_now, Req, StoreThread};
 use super::{Gate, Handoff, RowSink};
 use crate::fetch::{FetchedMetadata, Job};
 use crate::store::{Sighting, Source, Torrent, MAX_STORED_FILES};
@@ -156,9 +156,7 @@ impl RowSink for IndexSink {
         // A hybrid's other key (v1, or the truncated v2) is known now too.
         sh.known.insert(&row.info_hash);
         if let Some(v2) = &row.info_hash_v2 {
-            let mut key = [0; 20];
-            key.copy_from_slice(&v2[..20]);
-            sh.known.insert(&InfoHash(key));
+            sh.known.insert(&InfoHash(truncated(v2)));
         }
         sh.counts.stored += 1;
         sh.store.send(Req::Torrent(Box::new(row)))?;

@@ -306,7 +306,7 @@ impl Writer<'_> {
 }
 
 /// The first 20 bytes of a v2 infohash: its key on the DHT.
-fn truncated(v2: &[u8; 32]) -> [u8; 20] {
+pub(crate) fn truncated(v2: &[u8; 32]) -> [u8; 20] {
     let mut key = [0; 20];
     key.copy_from_slice(&v2[..20]);
     key
