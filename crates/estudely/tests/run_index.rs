@@ -17,7 +17,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::thread;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use estudely::store::{DbUrl, Store};
 use estudely::testnet::{ManifestTorrent, TorrentKind};
@@ -189,7 +189,7 @@ fn kill_dash_nine_loses_no_committed_row() {
     let db_s = db.to_str().unwrap();
 
     // Slow enough that the kill lands mid-run: 20 queries a second, 4 fetches at a time.
-    let mut args = run_args(db_s, &boot, "127.0.92.3:0", "0");
+    let mut args = run_args(db_s, &boot, "127.0.92.3:0", "300");
     let rate = args.iter().position(|a| *a == "--rate").unwrap();
     args[rate + 1] = "20";
     // Its leases (claims of infohashes being fetched) expire 1 s after the kill, so the
@@ -204,10 +204,13 @@ fn kill_dash_nine_loses_no_committed_row() {
         .unwrap();
     let mut proc = Proc(child);
     let exited = |proc: &mut Proc| proc.0.try_wait().unwrap();
-    let started = Instant::now();
     let before = loop {
-        assert!(started.elapsed() < HANG, "no torrent committed");
-        assert!(exited(&mut proc).is_none(), "run exited early");
+        // No clock here: the run ends by itself (its --overall-timeout) if it commits
+        // nothing, and that fails the test.
+        assert!(
+            exited(&mut proc).is_none(),
+            "run exited before committing 5 torrents"
+        );
         if let Some(n) = count(&db).filter(|&n| n >= 5) {
             break n;
         }

@@ -2,7 +2,7 @@
 //! crawlers starting at once on one database do not race, and the optional trigram index.
 
 use anyhow::{bail, Context};
-use postgres::Client;
+use postgres::{Client, GenericClient};
 
 /// The key of the transaction-level advisory lock held while migrating (any constant that
 /// other applications on the same database are unlikely to use: "estudely" in ASCII).
@@ -94,15 +94,7 @@ pub fn migrate(client: &mut Client) -> anyhow::Result<bool> {
             applied_at bigint NOT NULL
          )",
     )?;
-    let current: i32 = tx
-        .query_one(
-            "SELECT coalesce(max(version), 0) FROM schema_migrations",
-            &[],
-        )?
-        .get(0);
-    if current > LATEST {
-        bail!(newer(current));
-    }
+    let current = version(&mut tx)?;
     for (i, sql) in MIGRATIONS.iter().enumerate().skip(current as usize) {
         let version = i as i32 + 1;
         tx.batch_execute(sql)
@@ -139,6 +131,20 @@ pub fn migrate(client: &mut Client) -> anyhow::Result<bool> {
     Ok(trgm)
 }
 
+/// The schema's version (0: none applied); one newer than [`LATEST`] is an error.
+fn version(c: &mut impl GenericClient) -> anyhow::Result<i32> {
+    let current: i32 = c
+        .query_one(
+            "SELECT coalesce(max(version), 0) FROM schema_migrations",
+            &[],
+        )?
+        .get(0);
+    if current > LATEST {
+        bail!(newer(current));
+    }
+    Ok(current)
+}
+
 /// Check, without changing anything, that the schema is there and at [`LATEST`]; return
 /// whether the trigram index is there.
 pub fn check(client: &mut Client) -> anyhow::Result<bool> {
@@ -148,15 +154,7 @@ pub fn check(client: &mut Client) -> anyhow::Result<bool> {
     if !exists {
         bail!("no Estudely index in this database (`estudely run --db URL` creates one)");
     }
-    let current: i32 = client
-        .query_one(
-            "SELECT coalesce(max(version), 0) FROM schema_migrations",
-            &[],
-        )?
-        .get(0);
-    if current > LATEST {
-        bail!(newer(current));
-    }
+    let current = version(client)?;
     if current < LATEST {
         bail!(
             "the index has schema version {current}, this estudely needs {LATEST}: open it \
