@@ -17,6 +17,7 @@ pub mod metrics;
 pub mod output;
 pub mod pipeline;
 pub mod progress;
+pub mod report;
 pub mod resolve;
 pub mod seeder;
 pub mod store;

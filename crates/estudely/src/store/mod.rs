@@ -45,7 +45,8 @@ pub const MAX_STORED_FILES: usize = 1_000;
 pub const DEFAULT_DB: &str = "estudely.sqlite";
 
 /// How an infohash was found.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
 pub enum Source {
     /// Listed in a BEP 51 `sample_infohashes` reply.
     Sample,
@@ -255,6 +256,91 @@ pub trait Store: Send {
 
     /// Counts by kind, source and day, and the counters.
     fn stats(&mut self) -> anyhow::Result<Stats>;
+
+    /// Search as [`Store::search`], in the order `sort` asks for.
+    fn search_sorted(
+        &mut self,
+        query: &str,
+        sort: SearchSort,
+        limit: usize,
+        offset: usize,
+    ) -> anyhow::Result<Vec<StoredTorrent>> {
+        let _ = sort;
+        self.search(query, limit, offset)
+    }
+
+    /// The newest torrents (by `discovered`, then newest row), no files.
+    fn recent(&mut self, limit: usize, offset: usize) -> anyhow::Result<Vec<StoredTorrent>> {
+        let _ = (limit, offset);
+        anyhow::bail!("recent: not implemented for {}", self.kind())
+    }
+
+    /// The sightings of one torrent (any of its keys), newest first, at most `max`, and how
+    /// many there are in all.
+    fn sightings_of(
+        &mut self,
+        info_hash: &InfoHash,
+        max: usize,
+    ) -> anyhow::Result<(Vec<SightingRow>, u64)> {
+        let _ = (info_hash, max);
+        anyhow::bail!("sightings_of: not implemented for {}", self.kind())
+    }
+
+    /// The first and last `discovered` of the stored torrents; `None` when there are none.
+    fn discovered_range(&mut self) -> anyhow::Result<Option<(i64, i64)>> {
+        anyhow::bail!("discovered_range: not implemented for {}", self.kind())
+    }
+
+    /// Torrents discovered per `bucket_secs`-wide bucket (start = `discovered` rounded down to
+    /// a multiple of `bucket_secs`) and first source; only non-empty buckets, any order.
+    fn timeline(&mut self, bucket_secs: i64) -> anyhow::Result<Vec<(i64, Source, u64)>> {
+        let _ = bucket_secs;
+        anyhow::bail!("timeline: not implemented for {}", self.kind())
+    }
+
+    /// Torrents per size bucket of [`crate::report::SIZE_EDGES`] (`SIZE_EDGES.len() + 1`
+    /// counts).
+    fn size_histogram(&mut self) -> anyhow::Result<Vec<u64>> {
+        anyhow::bail!("size_histogram: not implemented for {}", self.kind())
+    }
+
+    /// The sum of `total_bytes` over every stored torrent.
+    fn total_bytes(&mut self) -> anyhow::Result<u64> {
+        anyhow::bail!("total_bytes: not implemented for {}", self.kind())
+    }
+
+    /// Abort any later statement that runs longer than `limit` (an error, not a hang): the
+    /// web server's guard against costly queries.
+    fn set_statement_timeout(&mut self, limit: Duration) -> anyhow::Result<()> {
+        let _ = limit;
+        anyhow::bail!("set_statement_timeout: not implemented for {}", self.kind())
+    }
+}
+
+/// Orders of search results.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SearchSort {
+    /// Best match first (the backend's ranking).
+    #[default]
+    Relevance,
+    /// Largest first.
+    Size,
+    /// Newest `discovered` first.
+    Discovered,
+}
+
+/// One sighting of a torrent as read back.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct SightingRow {
+    /// The peer, or the node whose sample listed it.
+    pub addr: SocketAddr,
+    /// How.
+    pub source: Source,
+    /// First seen there, unix seconds.
+    pub first_seen: i64,
+    /// Last seen there, unix seconds.
+    pub last_seen: i64,
 }
 
 /// Where the index is: what `--db` names.
