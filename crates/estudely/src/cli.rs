@@ -52,6 +52,9 @@ pub enum Command {
     /// Count what the index holds, by version, source and day.
     #[command(after_help = crate::cmd::stats::EXAMPLES)]
     Stats(crate::cmd::stats::StatsArgs),
+    /// A web UI and JSON API over the index: search, torrent pages, charts.
+    #[command(after_help = crate::cmd::serve::EXAMPLES)]
+    Serve(crate::cmd::serve::ServeArgs),
 }
 
 const QUERY_EXAMPLES: &str = "Examples:
@@ -85,6 +88,7 @@ impl Command {
             | Command::Export(_)
             | Command::Search(_)
             | Command::Stats(_) => "warn",
+            Command::Serve(_) => "info",
         }
     }
 }

@@ -79,11 +79,17 @@ pub fn text_line(hit: &StoredTorrent) -> String {
     )
 }
 
-/// One JSON object.
+/// One JSON object, on one line.
 pub fn json_line(hit: &StoredTorrent) -> String {
+    json_value(hit).to_string()
+}
+
+/// One search result as a JSON object (the API's result objects too).
+pub fn json_value(hit: &StoredTorrent) -> serde_json::Value {
     let t = &hit.torrent;
     json!({
         "infohash": t.info_hash.to_hex(),
+        "infohash_v2": t.info_hash_v2.map(hex::encode),
         "name": estudely_peer_wire::info::display(&t.name),
         "name_hex": hex::encode(&t.name),
         "version": version_str(t.version),
@@ -95,7 +101,6 @@ pub fn json_line(hit: &StoredTorrent) -> String {
         "last_seen": hit.last_seen,
         "source": t.source.as_str(),
     })
-    .to_string()
 }
 
 /// `n` bytes for people: `512 B`, `1.5 KiB`, `4.0 GiB`.

@@ -7,6 +7,8 @@
 //! - `node_client_<name>`: nodes that answered a sample, by client (`LT 2.0`, `UT`, ...);
 //! - `node_interval_<seconds>`: nodes that answered a sample, by the `interval` they gave.
 
+pub mod charts;
+
 use serde::Serialize;
 
 use crate::store::{Source, Stats, Store};
