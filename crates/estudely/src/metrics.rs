@@ -33,6 +33,8 @@
 //! | `estudely_fetch_backlog` | gauge | |
 //! | `estudely_db_write_seconds` | histogram | |
 //! | `estudely_db_rows_written_total` | counter | |
+//! | `estudely_http_requests_total` | counter | `route` (the pattern), `status` |
+//! | `estudely_http_request_seconds` | histogram | `route` |
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -82,6 +84,12 @@ fn builder() -> PrometheusBuilder {
             Matcher::Full("estudely_db_write_seconds".into()),
             &DB_WRITE_BUCKETS,
         )
+        .and_then(|b| {
+            b.set_buckets_for_metric(
+                Matcher::Full("estudely_http_request_seconds".into()),
+                &DB_WRITE_BUCKETS,
+            )
+        })
         .expect("bucket list is not empty")
 }
 
@@ -148,8 +156,24 @@ pub fn serve(addr: SocketAddr) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// One web request: counted by route pattern and status, timed by route.
+pub fn record_http(route: &'static str, status: u16, seconds: f64) {
+    counter!("estudely_http_requests_total", "route" => route, "status" => status.to_string())
+        .increment(1);
+    histogram!("estudely_http_request_seconds", "route" => route).record(seconds);
+}
+
 /// Help texts, shown as `# HELP` lines.
 fn describe() {
+    describe_counter!(
+        "estudely_http_requests_total",
+        "Web UI and API requests, by route pattern and status."
+    );
+    describe_histogram!(
+        "estudely_http_request_seconds",
+        metrics::Unit::Seconds,
+        "Time to answer a web UI or API request, by route pattern."
+    );
     describe_counter!(
         "estudely_queries_sent_total",
         "DHT queries sent, by method."

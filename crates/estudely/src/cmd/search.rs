@@ -7,7 +7,7 @@ use serde_json::json;
 
 use crate::cmd::db::DbArgs;
 use crate::output::csv_name;
-use crate::store::{version_str, StoredTorrent};
+use crate::store::{version_str, SearchSort, StoredTorrent};
 
 /// `estudely search --help` epilogue.
 pub const EXAMPLES: &str = "The query is plain words (letters and digits; everything else separates
@@ -36,6 +36,9 @@ pub struct SearchArgs {
     /// Hits to skip first (for the next page).
     #[arg(long, value_name = "N", default_value_t = 0)]
     pub offset: usize,
+    /// Order of the hits: best match, largest or newest first.
+    #[arg(long, value_enum, default_value_t = SearchSort::Relevance)]
+    pub sort: SearchSort,
     /// How to print hits.
     #[arg(long, value_enum, default_value_t = SearchFormat::Text)]
     pub format: SearchFormat,
@@ -53,7 +56,7 @@ pub enum SearchFormat {
 /// Run `estudely search ...`.
 pub fn run(args: SearchArgs) -> anyhow::Result<()> {
     let mut store = args.db.open_read_only()?;
-    let hits = store.search(&args.query.join(" "), args.limit, args.offset)?;
+    let hits = store.search_sorted(&args.query.join(" "), args.sort, args.limit, args.offset)?;
     let mut out = Vec::new();
     for hit in &hits {
         let line = match args.format {

@@ -20,7 +20,7 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use axum::extract::{Request, State};
+use axum::extract::{MatchedPath, Request, State};
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
@@ -137,6 +137,44 @@ pub fn router(state: Arc<AppState>, auth: Option<Credentials>) -> Router {
         ));
     }
     app.layer(middleware::from_fn(security_headers))
+        .layer(middleware::from_fn(track))
+}
+
+/// Count every request by route pattern (never the raw path: bounded labels) and status,
+/// and time it.
+async fn track(req: Request, next: Next) -> Response {
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or("other", |p| route_label(p.as_str()));
+    let started = Instant::now();
+    let res = next.run(req).await;
+    crate::metrics::record_http(
+        route,
+        res.status().as_u16(),
+        started.elapsed().as_secs_f64(),
+    );
+    res
+}
+
+/// The label of a route pattern: one of the router's own, else `other`.
+fn route_label(pattern: &str) -> &'static str {
+    const ROUTES: [&str; 10] = [
+        "/",
+        "/search",
+        "/recent",
+        "/torrent/{key}",
+        "/stats",
+        "/static/style.css",
+        "/api/v1/search",
+        "/api/v1/torrents/{key}",
+        "/api/v1/stats",
+        "/metrics",
+    ];
+    ROUTES
+        .into_iter()
+        .find(|r| *r == pattern)
+        .unwrap_or("other")
 }
 
 /// `GET /metrics`: the Prometheus text, or 404 when metrics are off.
