@@ -14,6 +14,8 @@ mod api;
 mod auth;
 mod db;
 mod pages;
+#[cfg(test)]
+mod tests;
 pub mod view;
 
 use std::net::SocketAddr;
