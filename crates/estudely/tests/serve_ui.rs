@@ -99,9 +99,16 @@ fn fixture() -> Fixture {
     let lock = File::create(root.join(format!("{run}.lock"))).unwrap();
     lock.lock().unwrap();
     if !dir.join("ready").exists() {
+        // A test that took the lock before this one and started building failed: its
+        // failure says why; don't build (and fail) once per test.
+        assert!(
+            !dir.join("building").exists(),
+            "building the shared index failed in another test of this run: see its output"
+        );
         remove_old(&root);
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("building"), b"").unwrap();
         build(&dir);
         std::fs::write(dir.join("ready"), b"").unwrap();
     }
