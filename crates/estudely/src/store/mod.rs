@@ -322,26 +322,31 @@ fn bucket_start_sql(column: &str, b: &str) -> String {
     format!("({column} - ((({column} % {b}) + {b}) % {b}))")
 }
 
-/// The SQL expression (both dialects) of the size bucket of `column`: the index in
-/// [`crate::report::SIZE_EDGES`] as [`crate::report::size_bucket`] computes it.
-fn size_bucket_sql(column: &str) -> String {
-    let mut sql = String::from("CASE");
-    for (i, edge) in crate::report::SIZE_EDGES.iter().enumerate() {
-        sql.push_str(&format!(" WHEN {column} < {edge} THEN {i}"));
+/// The SQL select list (both dialects) of cumulative size counts over `column`: one
+/// `count(*) FILTER (WHERE column < edge)` per edge of [`crate::report::SIZE_EDGES`], then
+/// `count(*)`. One pass, no grouping (a GROUP BY on a bucket expression sorts every row);
+/// [`size_counts`] turns them into bucket counts.
+fn size_counts_sql(column: &str) -> String {
+    let mut sql = String::new();
+    for edge in crate::report::SIZE_EDGES {
+        sql.push_str(&format!("count(*) FILTER (WHERE {column} < {edge}), "));
     }
-    sql.push_str(&format!(" ELSE {} END", crate::report::SIZE_EDGES.len()));
+    sql.push_str("count(*)");
     sql
 }
 
-/// Counts per size bucket, from `(bucket, count)` rows (out-of-range buckets ignored).
-fn size_counts(rows: impl IntoIterator<Item = (i64, u64)>) -> Vec<u64> {
-    let mut out = vec![0; crate::report::SIZE_EDGES.len() + 1];
-    for (b, n) in rows {
-        if let Some(slot) = usize::try_from(b).ok().and_then(|b| out.get_mut(b)) {
-            *slot += n;
-        }
-    }
-    out
+/// Counts per size bucket from the cumulative counts of [`size_counts_sql`] (a count
+/// below its predecessor, impossible, gives 0).
+fn size_counts(cumulative: &[u64]) -> Vec<u64> {
+    let mut below = 0;
+    cumulative
+        .iter()
+        .map(|&n| {
+            let bucket = n.saturating_sub(below);
+            below = below.max(n);
+            bucket
+        })
+        .collect()
 }
 
 /// The error of a statement aborted by [`Store::set_statement_timeout`].

@@ -9,7 +9,7 @@ use postgres::Client;
 use super::read::{stored, COLUMNS};
 use super::text::to_u64;
 use crate::store::{
-    bucket_start_sql, check_bucket, size_bucket_sql, size_counts, SightingRow, Source,
+    bucket_start_sql, check_bucket, size_counts, size_counts_sql, SightingRow, Source,
     StoredTorrent,
 };
 
@@ -112,17 +112,14 @@ pub fn timeline(client: &mut Client, bucket_secs: i64) -> anyhow::Result<Vec<(i6
     Ok(out)
 }
 
-/// Torrents per size bucket, counted in SQL.
+/// Torrents per size bucket, counted in SQL (one pass, see [`size_counts_sql`]).
 pub fn size_histogram(client: &mut Client) -> anyhow::Result<Vec<u64>> {
-    let sql = format!(
-        "SELECT ({})::bigint, count(*) FROM torrents GROUP BY 1",
-        size_bucket_sql("total_bytes")
-    );
-    let mut rows = Vec::new();
-    for row in client.query(&sql, &[])? {
-        rows.push((row.try_get(0)?, to_u64(row.try_get(1)?, "count")?));
-    }
-    Ok(size_counts(rows))
+    let sql = format!("SELECT {} FROM torrents", size_counts_sql("total_bytes"));
+    let row = client.query_one(&sql, &[])?;
+    let cumulative = (0..=crate::report::SIZE_EDGES.len())
+        .map(|i| to_u64(row.try_get(i)?, "count"))
+        .collect::<anyhow::Result<Vec<u64>>>()?;
+    Ok(size_counts(&cumulative))
 }
 
 /// The sum of `total_bytes` (a `numeric`, read as text), saturated to `u64`.

@@ -9,7 +9,7 @@ use rusqlite::Connection;
 use super::codec::{fts_query, uint};
 use super::read::{stored, COLUMNS};
 use crate::store::{
-    bucket_start_sql, check_bucket, size_bucket_sql, size_counts, SearchSort, SightingRow, Source,
+    bucket_start_sql, check_bucket, size_counts, size_counts_sql, SearchSort, SightingRow, Source,
     StoredTorrent,
 };
 
@@ -170,8 +170,10 @@ pub fn sightings_of(
 
 /// The first and last `discovered` (index `torrents_discovered`).
 pub fn discovered_range(conn: &Connection) -> anyhow::Result<Option<(i64, i64)>> {
+    // Two subqueries: SQLite reads one end of the index for a lone min() or max(), but
+    // scans the table for both in one select.
     let (first, last): (Option<i64>, Option<i64>) = conn.query_row(
-        "SELECT min(discovered), max(discovered) FROM torrents",
+        "SELECT (SELECT min(discovered) FROM torrents), (SELECT max(discovered) FROM torrents)",
         [],
         |r| Ok((r.get(0)?, r.get(1)?)),
     )?;
@@ -203,15 +205,16 @@ pub fn timeline(conn: &Connection, bucket_secs: i64) -> anyhow::Result<Vec<(i64,
     Ok(out)
 }
 
-/// Torrents per size bucket, counted in SQL.
+/// Torrents per size bucket, counted in SQL (one pass, see [`size_counts_sql`]).
 pub fn size_histogram(conn: &Connection) -> anyhow::Result<Vec<u64>> {
-    let sql = format!(
-        "SELECT {}, count(*) FROM torrents GROUP BY 1",
-        size_bucket_sql("total_bytes")
-    );
-    let mut stmt = conn.prepare_cached(&sql)?;
-    let rows = stmt.query_map([], |r| Ok((r.get::<_, i64>(0)?, uint(r.get(1)?))))?;
-    Ok(size_counts(rows.collect::<Result<Vec<_>, _>>()?))
+    let sql = format!("SELECT {} FROM torrents", size_counts_sql("total_bytes"));
+    let edges = crate::report::SIZE_EDGES.len();
+    let cumulative = conn.query_row(&sql, [], |r| {
+        (0..=edges)
+            .map(|i| Ok(uint(r.get(i)?)))
+            .collect::<rusqlite::Result<Vec<u64>>>()
+    })?;
+    Ok(size_counts(&cumulative))
 }
 
 /// The sum of `total_bytes`: exact while it fits an SQLite integer, else the floating-point
