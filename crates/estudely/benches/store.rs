@@ -3,16 +3,21 @@
 //! `cargo bench -p estudely --bench store -- [--db URL] [--torrents N]`: inserts N torrents
 //! (default 1,000,000; names of 3-8 words from a fixed vocabulary, 1-20 files each) in
 //! batches of 1000, prints torrents/s; runs 1000 searches of random vocabulary words and
-//! prints p50/p95/p99 latency; prints the SQLite file size. `--db` defaults to a file in a
+//! prints p50/p95/p99 latency, and the same sorted by size and by discovery; times pages
+//! of `recent`, `sightings_of` lookups and one whole `Report::from_store`; prints the
+//! SQLite file size. `--db` defaults to a file in a
 //! temporary directory (deleted at the end); `--db PATH` keeps the SQLite file (e.g. for
 //! measuring `estudely run` over a big index), and a `postgres://` URL (or
 //! `postgres:host=DIR dbname=...`) benchmarks that backend. `--seed N` (default 1) picks
 //! other torrents, e.g. to add more to an index filled before; `--searches N` (default
 //! 1000) sets the number of searches, 0 for none.
 
+use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use estudely::store::{Batch, DbUrl, Torrent};
+use estudely::report::Report;
+use estudely::store::{Batch, DbUrl, SearchSort, Sighting, Source, Torrent};
+use estudely_krpc::InfoHash;
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 
@@ -21,6 +26,9 @@ mod common;
 use common::{percentile, synthetic, VOCAB};
 
 const BATCH: usize = 1000;
+
+/// Sightings given to each of the newest torrents before timing `sightings_of`.
+const SIGHTINGS_EACH: u16 = 200;
 
 /// The options, for messages.
 const USAGE: &str = "--db URL, --torrents N, --seed N, --searches N";
@@ -69,6 +77,9 @@ fn parse_args() -> Result<Opts, String> {
     Ok(opts)
 }
 
+
+
+
 fn main() -> anyhow::Result<()> {
     let opts = parse_args().map_err(anyhow::Error::msg)?;
     let tmp = tempfile::tempdir()?;
@@ -113,23 +124,119 @@ fn main() -> anyhow::Result<()> {
         done as f64 / busy.as_secs_f64()
     );
     let searches = opts.searches;
+    let ms = |d: Duration| d.as_secs_f64() * 1e3;
+    let report = |label: &str, times: &mut Vec<Duration>, rows: usize| {
+        times.sort();
+        if let Some(max) = times.last() {
+            println!(
+                "{label}: {} queries, {rows} rows: p50 {:.2} ms, p95 {:.2} ms, p99 {:.2} ms, max {:.2} ms",
+                times.len(),
+                ms(percentile(times, 0.50)),
+                ms(percentile(times, 0.95)),
+                ms(percentile(times, 0.99)),
+                ms(*max)
+            );
+        }
+    };
+    for (label, sort) in [
+        ("search", SearchSort::Relevance),
+        ("search by size", SearchSort::Size),
+        ("search by discovered", SearchSort::Discovered),
+    ] {
+        let mut times = Vec::with_capacity(searches);
+        let mut hits = 0;
+        for _ in 0..searches {
+            let q = VOCAB[rng.gen_range(0..VOCAB.len())];
+            let t0 = Instant::now();
+            hits += store.search_sorted(q, sort, 20, 0)?.len();
+            times.push(t0.elapsed());
+        }
+        report(&format!("{label} (one word)"), &mut times, hits);
+    }
+    // Pages of the newest torrents: mostly the first ones, some deep.
     let mut times = Vec::with_capacity(searches);
-    let mut hits = 0;
-    for _ in 0..searches {
-        let q = VOCAB[rng.gen_range(0..VOCAB.len())];
+    let mut rows = 0;
+    for i in 0..searches {
+        let offset = if i % 10 == 0 {
+            rng.gen_range(0..done.max(1).min(10_000))
+        } else {
+            20 * (i % 5)
+        };
         let t0 = Instant::now();
-        hits += store.search(q, 20, 0)?.len();
+        rows += store.recent(20, offset)?.len();
         times.push(t0.elapsed());
     }
-    times.sort();
-    let ms = |d: Duration| d.as_secs_f64() * 1e3;
-    if let Some(max) = times.last() {
+    report("recent (20 a page)", &mut times, rows);
+    // The sightings of the newest torrents, after giving each some (not timed above).
+    let newest: Vec<InfoHash> = store
+        .recent(searches.min(1000), 0)?
+        .into_iter()
+        .map(|t| t.torrent.info_hash)
+        .collect();
+    let sightings = newest
+        .iter()
+        .flat_map(|&info_hash| {
+            (0..SIGHTINGS_EACH).map(move |i| Sighting {
+                info_hash,
+                addr: SocketAddr::from(([10, 0, (i >> 8) as u8, i as u8], 6881)),
+                source: Source::GetPeers,
+                at: 1_700_000_000 + i64::from(i),
+            })
+        })
+        .collect();
+    store.write(
+        "bench",
+        &Batch {
+            sightings,
+            ..Batch::default()
+        },
+    )?;
+    let mut times = Vec::with_capacity(searches);
+    let mut rows = 0;
+    for i in 0..searches {
+        let Some(key) = newest.get(i % newest.len().max(1)) else {
+            break;
+        };
+        let t0 = Instant::now();
+        rows += store.sightings_of(key, 50)?.0.len();
+        times.push(t0.elapsed());
+    }
+    report(
+        &format!("sightings_of ({SIGHTINGS_EACH} each, 50 a page)"),
+        &mut times,
+        rows,
+    );
+    if searches > 0 {
+        // The parts of the report, then the whole.
+        let t0 = Instant::now();
+        store.stats()?;
+        let t1 = Instant::now();
+        let range = store.discovered_range()?;
+        let t2 = Instant::now();
+        if let Some((first, last)) = range {
+            store.timeline(estudely::report::bucket_secs(first, last))?;
+        }
+        let t3 = Instant::now();
+        store.size_histogram()?;
+        let t4 = Instant::now();
+        store.total_bytes()?;
+        let t5 = Instant::now();
         println!(
-            "search: {searches} one-word queries, {hits} hits: p50 {:.2} ms, p95 {:.2} ms, p99 {:.2} ms, max {:.2} ms",
-            ms(percentile(&times, 0.50)),
-            ms(percentile(&times, 0.95)),
-            ms(percentile(&times, 0.99)),
-            ms(*max)
+            "report parts: stats {:.1} ms, discovered_range {:.2} ms, timeline {:.1} ms, \
+             size_histogram {:.1} ms, total_bytes {:.1} ms",
+            ms(t1 - t0),
+            ms(t2 - t1),
+            ms(t3 - t2),
+            ms(t4 - t3),
+            ms(t5 - t4)
+        );
+        let t0 = Instant::now();
+        let report = Report::from_store(store.as_mut(), "bench".into(), 0)?;
+        println!(
+            "report: Report::from_store in {:.1} ms ({} timeline points, {} torrents)",
+            ms(t0.elapsed()),
+            report.timeline.len(),
+            report.total("torrents")
         );
     }
     drop(store);

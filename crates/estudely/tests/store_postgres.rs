@@ -12,7 +12,7 @@ use std::thread;
 use std::time::Duration;
 
 use estudely::store::postgres::PgStore;
-use estudely::store::{Batch, Sighting, Source, Store, Torrent, MAX_STORED_FILES};
+use estudely::store::{Batch, SearchSort, Sighting, Source, Store, Torrent, MAX_STORED_FILES};
 use estudely_krpc::{CompactNode, InfoHash, NodeId};
 use estudely_peer_wire::{FileEntry, Version};
 use pg::PgServer;
@@ -676,6 +676,211 @@ fn connection_errors_are_clear() {
         dir.trim_start_matches('/').replace('/', "%2F")
     );
     PgStore::connect(&url).unwrap_or_else(|e| panic!("{url}: {e:#}"));
+}
+
+fn names(hits: Vec<estudely::store::StoredTorrent>) -> Vec<String> {
+    hits.into_iter()
+        .map(|h| String::from_utf8(h.torrent.name).unwrap())
+        .collect()
+}
+
+#[test]
+fn search_sorts_by_size_and_discovery_and_recent_is_newest_first() {
+    let (_url, mut store) = fresh();
+    let t = |i: u32, name: &str, at: i64, bytes: u64| {
+        let mut t = torrent(i, name.as_bytes());
+        t.discovered = at;
+        t.total_bytes = bytes;
+        t
+    };
+    let torrents = vec![
+        t(1, "linux small", 300, 10),
+        t(2, "linux big", 100, 5_000),
+        t(3, "linux mid", 200, 700),
+        t(4, "linux late", 300, 1),
+        t(5, "other", 999, 1 << 40),
+    ];
+    write_torrents(&mut store, torrents);
+    for (sort, want) in [
+        (
+            SearchSort::Size,
+            ["linux big", "linux mid", "linux small", "linux late"],
+        ),
+        // Ties on `discovered`: the greater infohash first.
+        (
+            SearchSort::Discovered,
+            ["linux late", "linux small", "linux mid", "linux big"],
+        ),
+    ] {
+        assert_eq!(
+            names(store.search_sorted("LINUX", sort, 10, 0).unwrap()),
+            want
+        );
+        assert_eq!(
+            names(store.search_sorted("linux", sort, 2, 1).unwrap()),
+            want[1..3]
+        );
+        // Substrings (trigrams) too, when the server has pg_trgm.
+        if store.substring_search() {
+            assert_eq!(
+                names(store.search_sorted("inu", sort, 10, 0).unwrap()),
+                want
+            );
+        }
+    }
+    assert_eq!(
+        names(
+            store
+                .search_sorted("linux", SearchSort::Relevance, 10, 0)
+                .unwrap()
+        ),
+        names(store.search("linux", 10, 0).unwrap())
+    );
+    for sort in [
+        SearchSort::Relevance,
+        SearchSort::Size,
+        SearchSort::Discovered,
+    ] {
+        for q in [
+            "\"", "*", "!", "a & b", "-x", "a:b", "", "🙂", "\u{301}", "x\0y", "%_\\",
+        ] {
+            store
+                .search_sorted(q, sort, 10, 0)
+                .unwrap_or_else(|e| panic!("{q:?}: {e:#}"));
+        }
+        assert!(store.search_sorted("linux", sort, 0, 0).unwrap().is_empty());
+        assert!(store
+            .search_sorted("linux", sort, usize::MAX, usize::MAX)
+            .unwrap()
+            .is_empty());
+    }
+    let recent = store.recent(10, 0).unwrap();
+    assert_eq!(
+        names(recent.clone()),
+        [
+            "other",
+            "linux late",
+            "linux small",
+            "linux mid",
+            "linux big"
+        ]
+    );
+    assert!(recent.iter().all(|t| t.torrent.files.is_empty()));
+    assert_eq!(
+        names(store.recent(2, 1).unwrap()),
+        ["linux late", "linux small"]
+    );
+    assert!(store.recent(usize::MAX, usize::MAX).unwrap().is_empty());
+}
+
+#[test]
+fn sightings_of_a_hybrid_under_both_keys() {
+    let (_url, mut store) = fresh();
+    let mut hybrid = torrent(1, b"h");
+    hybrid.version = Version::Hybrid;
+    let mut v2 = [9u8; 32];
+    v2[..20].copy_from_slice(&key(9).0);
+    hybrid.info_hash_v2 = Some(v2);
+    let sight = |k: u32, addr: &str, source, at| Sighting {
+        info_hash: key(k),
+        addr: addr.parse().unwrap(),
+        source,
+        at,
+    };
+    let batch = Batch {
+        torrents: vec![hybrid, torrent(2, b"other")],
+        sightings: vec![
+            sight(1, "1.1.1.1:1", Source::Announce, 10),
+            sight(9, "[::2]:2", Source::Sample, 30),
+            sight(1, "3.3.3.3:3", Source::GetPeers, 20),
+            sight(2, "4.4.4.4:4", Source::GetPeers, 99),
+            sight(7, "5.5.5.5:5", Source::GetPeers, 5),
+        ],
+        ..Batch::default()
+    };
+    store.write("me", &batch).unwrap();
+    for k in [1, 9] {
+        let (rows, total) = store.sightings_of(&key(k), 10).unwrap();
+        assert_eq!(total, 3);
+        let addrs: Vec<String> = rows.iter().map(|r| r.addr.to_string()).collect();
+        assert_eq!(addrs, ["[::2]:2", "3.3.3.3:3", "1.1.1.1:1"]);
+        assert_eq!(rows[0].source, Source::Sample);
+        assert_eq!((rows[2].first_seen, rows[2].last_seen), (10, 10));
+    }
+    let (rows, total) = store.sightings_of(&key(1), 1).unwrap();
+    assert_eq!((rows.len(), total), (1, 3));
+    let (rows, total) = store.sightings_of(&key(7), 10).unwrap();
+    assert_eq!((rows.len(), total), (1, 1));
+    assert_eq!(store.sightings_of(&key(8), 10).unwrap(), (vec![], 0));
+}
+
+#[test]
+fn aggregates_for_the_stats_page() {
+    use estudely::report::SIZE_EDGES;
+    let (_url, mut store) = fresh();
+    assert_eq!(store.discovered_range().unwrap(), None);
+    assert_eq!(store.total_bytes().unwrap(), 0);
+    assert_eq!(
+        store.size_histogram().unwrap(),
+        vec![0; SIZE_EDGES.len() + 1]
+    );
+    assert!(store.timeline(60).unwrap().is_empty());
+    let t = |i: u32, at: i64, bytes: u64, source| {
+        let mut t = torrent(i, b"x");
+        (t.discovered, t.total_bytes, t.source) = (at, bytes, source);
+        t
+    };
+    write_torrents(
+        &mut store,
+        vec![
+            t(1, 100, 0, Source::Sample),
+            t(2, 119, SIZE_EDGES[0] - 1, Source::Sample),
+            t(3, 130, SIZE_EDGES[0], Source::Announce),
+            t(4, -1, i64::MAX as u64, Source::Sample),
+            t(5, 1, i64::MAX as u64, Source::GetPeers),
+        ],
+    );
+    assert_eq!(store.discovered_range().unwrap(), Some((-1, 130)));
+    let mut tl = store.timeline(60).unwrap();
+    tl.sort();
+    assert_eq!(
+        tl,
+        [
+            (-60, Source::Sample, 1),
+            (0, Source::GetPeers, 1),
+            (60, Source::Sample, 2),
+            (120, Source::Announce, 1)
+        ]
+    );
+    for bad in [0, -5, i64::MAX] {
+        assert!(store.timeline(bad).is_err());
+    }
+    let mut want = vec![0; SIZE_EDGES.len() + 1];
+    (want[0], want[1], want[SIZE_EDGES.len()]) = (2, 1, 2);
+    assert_eq!(store.size_histogram().unwrap(), want);
+    // Beyond a bigint: saturated, not an error.
+    assert_eq!(store.total_bytes().unwrap(), u64::MAX);
+    let report = estudely::report::Report::from_store(&mut store, "pg".into(), 0).unwrap();
+    assert_eq!(report.sizes, want);
+}
+
+#[test]
+fn a_statement_over_the_timeout_is_aborted_and_the_connection_lives_on() {
+    let (url, mut store) = fresh();
+    write_torrents(&mut store, vec![torrent(1, b"a")]);
+    store
+        .set_statement_timeout(Duration::from_millis(100))
+        .unwrap();
+    // Another connection holds a lock that every read of `torrents` waits for: the wait
+    // counts against the timeout, and nothing else ends it.
+    let mut other = sql(&url);
+    let mut tx = other.transaction().unwrap();
+    tx.batch_execute("LOCK TABLE torrents IN ACCESS EXCLUSIVE MODE")
+        .unwrap();
+    let e = store.recent(10, 0).unwrap_err();
+    assert!(format!("{e:#}").contains("query took too long"), "{e:#}");
+    tx.rollback().unwrap();
+    assert_eq!(names(store.recent(10, 0).unwrap()), ["a"]);
 }
 
 /// Throughput and latency at scale (ignored: minutes). Run in release:

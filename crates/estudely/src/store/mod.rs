@@ -235,13 +235,16 @@ pub trait Store: Send {
     fn load_nodes(&mut self, max: usize) -> anyhow::Result<Vec<CompactNode>>;
 
     /// Full-text search over names and file paths (words; substrings where the backend
-    /// can), best first. No files in the results.
+    /// can), best first. No files in the results. The same as [`Store::search_sorted`] with
+    /// [`SearchSort::Relevance`].
     fn search(
         &mut self,
         query: &str,
         limit: usize,
         offset: usize,
-    ) -> anyhow::Result<Vec<StoredTorrent>>;
+    ) -> anyhow::Result<Vec<StoredTorrent>> {
+        self.search_sorted(query, SearchSort::Relevance, limit, offset)
+    }
 
     /// One torrent with its stored files.
     fn torrent(&mut self, info_hash: &InfoHash) -> anyhow::Result<Option<StoredTorrent>>;
@@ -257,23 +260,21 @@ pub trait Store: Send {
     /// Counts by kind, source and day, and the counters.
     fn stats(&mut self) -> anyhow::Result<Stats>;
 
-    /// Search as [`Store::search`], in the order `sort` asks for.
+    /// Search as [`Store::search`], in the order `sort` asks for. The query is read as plain
+    /// words (nothing the user types is query syntax). A query matching more torrents than
+    /// a backend orders at once is answered from a bounded set of candidate matches (the
+    /// newest in SQLite, the first the index gives in PostgreSQL), so that a common word
+    /// costs no more than a rare one; see each backend's `search_sorted`.
     fn search_sorted(
         &mut self,
         query: &str,
         sort: SearchSort,
         limit: usize,
         offset: usize,
-    ) -> anyhow::Result<Vec<StoredTorrent>> {
-        let _ = sort;
-        self.search(query, limit, offset)
-    }
+    ) -> anyhow::Result<Vec<StoredTorrent>>;
 
     /// The newest torrents (by `discovered`, then newest row), no files.
-    fn recent(&mut self, limit: usize, offset: usize) -> anyhow::Result<Vec<StoredTorrent>> {
-        let _ = (limit, offset);
-        anyhow::bail!("recent: not implemented for {}", self.kind())
-    }
+    fn recent(&mut self, limit: usize, offset: usize) -> anyhow::Result<Vec<StoredTorrent>>;
 
     /// The sightings of one torrent (any of its keys), newest first, at most `max`, and how
     /// many there are in all.
@@ -281,40 +282,79 @@ pub trait Store: Send {
         &mut self,
         info_hash: &InfoHash,
         max: usize,
-    ) -> anyhow::Result<(Vec<SightingRow>, u64)> {
-        let _ = (info_hash, max);
-        anyhow::bail!("sightings_of: not implemented for {}", self.kind())
-    }
+    ) -> anyhow::Result<(Vec<SightingRow>, u64)>;
 
     /// The first and last `discovered` of the stored torrents; `None` when there are none.
-    fn discovered_range(&mut self) -> anyhow::Result<Option<(i64, i64)>> {
-        anyhow::bail!("discovered_range: not implemented for {}", self.kind())
-    }
+    fn discovered_range(&mut self) -> anyhow::Result<Option<(i64, i64)>>;
 
     /// Torrents discovered per `bucket_secs`-wide bucket (start = `discovered` rounded down to
     /// a multiple of `bucket_secs`) and first source; only non-empty buckets, any order.
-    fn timeline(&mut self, bucket_secs: i64) -> anyhow::Result<Vec<(i64, Source, u64)>> {
-        let _ = bucket_secs;
-        anyhow::bail!("timeline: not implemented for {}", self.kind())
-    }
+    /// A `bucket_secs` outside `1..=`[`MAX_BUCKET_SECS`] is an error.
+    fn timeline(&mut self, bucket_secs: i64) -> anyhow::Result<Vec<(i64, Source, u64)>>;
 
     /// Torrents per size bucket of [`crate::report::SIZE_EDGES`] (`SIZE_EDGES.len() + 1`
     /// counts).
-    fn size_histogram(&mut self) -> anyhow::Result<Vec<u64>> {
-        anyhow::bail!("size_histogram: not implemented for {}", self.kind())
-    }
+    fn size_histogram(&mut self) -> anyhow::Result<Vec<u64>>;
 
-    /// The sum of `total_bytes` over every stored torrent.
-    fn total_bytes(&mut self) -> anyhow::Result<u64> {
-        anyhow::bail!("total_bytes: not implemented for {}", self.kind())
-    }
+    /// The sum of `total_bytes` over every stored torrent (saturating at `u64::MAX`).
+    fn total_bytes(&mut self) -> anyhow::Result<u64>;
 
-    /// Abort any later statement that runs longer than `limit` (an error, not a hang): the
-    /// web server's guard against costly queries.
-    fn set_statement_timeout(&mut self, limit: Duration) -> anyhow::Result<()> {
-        let _ = limit;
-        anyhow::bail!("set_statement_timeout: not implemented for {}", self.kind())
+    /// Abort any later statement that runs longer than `limit` (an error saying "query took
+    /// too long", not a hang): the web server's guard against costly queries. The
+    /// connection stays usable. A zero limit counts as a millisecond.
+    fn set_statement_timeout(&mut self, limit: Duration) -> anyhow::Result<()>;
+}
+
+/// The widest bucket [`Store::timeline`] takes: about a thousand years, far from overflow.
+pub const MAX_BUCKET_SECS: i64 = 1 << 35;
+
+/// Check a [`Store::timeline`] bucket width.
+fn check_bucket(bucket_secs: i64) -> anyhow::Result<()> {
+    if !(1..=MAX_BUCKET_SECS).contains(&bucket_secs) {
+        anyhow::bail!("timeline bucket of {bucket_secs} s: must be 1 to {MAX_BUCKET_SECS}");
     }
+    Ok(())
+}
+
+/// The SQL expression (both dialects) of the start of `column`'s bucket of width `b` (a
+/// parameter placeholder or literal): rounded down, negative values included.
+fn bucket_start_sql(column: &str, b: &str) -> String {
+    format!("({column} - ((({column} % {b}) + {b}) % {b}))")
+}
+
+/// The SQL select list (both dialects) of cumulative size counts over `column`: one
+/// `count(*) FILTER (WHERE column < edge)` per edge of [`crate::report::SIZE_EDGES`], then
+/// `count(*)`. One pass, no grouping (a GROUP BY on a bucket expression sorts every row);
+/// [`size_counts`] turns them into bucket counts.
+fn size_counts_sql(column: &str) -> String {
+    let mut sql = String::new();
+    for edge in crate::report::SIZE_EDGES {
+        sql.push_str(&format!("count(*) FILTER (WHERE {column} < {edge}), "));
+    }
+    sql.push_str("count(*)");
+    sql
+}
+
+/// Counts per size bucket from the cumulative counts of [`size_counts_sql`] (a count
+/// below its predecessor, impossible, gives 0).
+fn size_counts(cumulative: &[u64]) -> Vec<u64> {
+    let mut below = 0;
+    cumulative
+        .iter()
+        .map(|&n| {
+            let bucket = n.saturating_sub(below);
+            below = below.max(n);
+            bucket
+        })
+        .collect()
+}
+
+/// The error of a statement aborted by [`Store::set_statement_timeout`].
+fn too_long(limit: Duration) -> anyhow::Error {
+    anyhow::anyhow!(
+        "query took too long (more than {} ms): aborted",
+        limit.as_millis()
+    )
 }
 
 /// Orders of search results.

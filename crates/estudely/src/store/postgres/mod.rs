@@ -7,6 +7,7 @@
 //! `pg_trgm` extension can be had (it is in `postgresql-contrib`), a trigram index on the
 //! name for substrings.
 
+mod browse;
 mod read;
 mod schema;
 mod text;
@@ -21,7 +22,7 @@ use estudely_krpc::{CompactNode, InfoHash, NodeId};
 use postgres::config::Host;
 use postgres::{Client, Config, NoTls};
 
-use super::{Batch, Stats, Store, StoredTorrent};
+use super::{Batch, SearchSort, SightingRow, Source, Stats, Store, StoredTorrent};
 
 /// The longest lease taken (longer ones are cut to this): ten years.
 const MAX_LEASE_SECS: f64 = 10.0 * 365.0 * 86_400.0;
@@ -41,6 +42,8 @@ pub struct PgStore {
     trgm: bool,
     /// Where, for messages (never the password).
     target: String,
+    /// The statement timeout, once set.
+    timeout: Option<Duration>,
 }
 
 impl std::fmt::Debug for PgStore {
@@ -63,6 +66,7 @@ impl PgStore {
             client,
             trgm,
             target,
+            timeout: None,
         })
     }
 
@@ -80,6 +84,7 @@ impl PgStore {
             client,
             trgm,
             target,
+            timeout: None,
         })
     }
 
@@ -90,6 +95,24 @@ impl PgStore {
 
     fn context(&self, what: &str) -> String {
         format!("PostgreSQL index {}: {what}", self.target)
+    }
+
+    /// `result` with context `what`, a statement cancelled by the statement timeout made
+    /// plain ("query took too long").
+    fn check<T>(&self, what: &str, result: anyhow::Result<T>) -> anyhow::Result<T> {
+        let cancelled = |e: &anyhow::Error| {
+            e.chain().any(|c| {
+                c.downcast_ref::<postgres::Error>()
+                    .and_then(postgres::Error::code)
+                    == Some(&postgres::error::SqlState::QUERY_CANCELED)
+            })
+        };
+        match (result, self.timeout) {
+            (Err(e), Some(limit)) if cancelled(&e) => {
+                Err(super::too_long(limit).context(self.context(what)))
+            }
+            (r, _) => r.with_context(|| self.context(what)),
+        }
     }
 }
 
@@ -237,19 +260,20 @@ impl Store for PgStore {
         Ok(nodes)
     }
 
-    fn search(
+    fn search_sorted(
         &mut self,
         query: &str,
+        sort: SearchSort,
         limit: usize,
         offset: usize,
     ) -> anyhow::Result<Vec<StoredTorrent>> {
-        let context = self.context("search");
-        read::search(&mut self.client, self.trgm, query, limit, offset).context(context)
+        let r = read::search(&mut self.client, self.trgm, query, sort, limit, offset);
+        self.check("search", r)
     }
 
     fn torrent(&mut self, info_hash: &InfoHash) -> anyhow::Result<Option<StoredTorrent>> {
-        let context = self.context("reading a torrent");
-        read::torrent(&mut self.client, info_hash).context(context)
+        let r = read::torrent(&mut self.client, info_hash);
+        self.check("reading a torrent", r)
     }
 
     fn export(
@@ -262,8 +286,54 @@ impl Store for PgStore {
     }
 
     fn stats(&mut self) -> anyhow::Result<Stats> {
-        let context = self.context("stats");
-        read::stats(&mut self.client).context(context)
+        let r = read::stats(&mut self.client);
+        self.check("stats", r)
+    }
+
+    fn recent(&mut self, limit: usize, offset: usize) -> anyhow::Result<Vec<StoredTorrent>> {
+        let r = browse::recent(&mut self.client, limit, offset);
+        self.check("recent torrents", r)
+    }
+
+    fn sightings_of(
+        &mut self,
+        info_hash: &InfoHash,
+        max: usize,
+    ) -> anyhow::Result<(Vec<SightingRow>, u64)> {
+        let r = browse::sightings_of(&mut self.client, info_hash, max);
+        self.check("sightings", r)
+    }
+
+    fn discovered_range(&mut self) -> anyhow::Result<Option<(i64, i64)>> {
+        let r = browse::discovered_range(&mut self.client);
+        self.check("discovery range", r)
+    }
+
+    fn timeline(&mut self, bucket_secs: i64) -> anyhow::Result<Vec<(i64, Source, u64)>> {
+        let r = browse::timeline(&mut self.client, bucket_secs);
+        self.check("timeline", r)
+    }
+
+    fn size_histogram(&mut self) -> anyhow::Result<Vec<u64>> {
+        let r = browse::size_histogram(&mut self.client);
+        self.check("size histogram", r)
+    }
+
+    fn total_bytes(&mut self) -> anyhow::Result<u64> {
+        let r = browse::total_bytes(&mut self.client);
+        self.check("total size", r)
+    }
+
+    fn set_statement_timeout(&mut self, limit: Duration) -> anyhow::Result<()> {
+        let limit = limit.max(Duration::from_millis(1));
+        let ms = limit.as_millis().min(i32::MAX as u128);
+        let r = self
+            .client
+            .batch_execute(&format!("SET statement_timeout = {ms}"))
+            .map_err(anyhow::Error::from);
+        self.check("setting the statement timeout", r)?;
+        self.timeout = Some(limit);
+        Ok(())
     }
 }
 

@@ -9,7 +9,7 @@ use estudely_peer_wire::FileEntry;
 use postgres::{Client, Row};
 
 use super::text::{parse_path_raw, search_words, substring_pattern, to_u64};
-use crate::store::{parse_version, Source, Stats, StoredTorrent, Torrent};
+use crate::store::{parse_version, SearchSort, Source, Stats, StoredTorrent, Torrent};
 
 /// The columns that [`stored`] reads, in its order, from `torrents t`.
 pub const COLUMNS: &str = "t.info_hash, t.info_hash_v2, t.name_raw, t.total_bytes, \
@@ -97,12 +97,20 @@ pub fn torrent(client: &mut Client, key: &InfoHash) -> anyhow::Result<Option<Sto
     Ok(Some(found))
 }
 
-/// Words (and substrings of the name with trigrams), best first: the best of the first
-/// [`CANDIDATES`] matches (or `offset + limit`, if more) when a query matches more.
+/// Matches ordered per search by size or discovery at least: the first `SORT_CANDIDATES`
+/// the indexes give. A query with fewer matches is ordered exactly.
+const SORT_CANDIDATES: usize = 5_000;
+
+/// Words (and substrings of the name with trigrams), in `sort` order. By relevance, best
+/// first: the best of the first [`CANDIDATES`] matches (or `offset + limit`, if more) when
+/// a query matches more. By size (largest first) or discovery (newest first; ties: the
+/// greater infohash first, PostgreSQL rows having no insertion order), the first
+/// [`SORT_CANDIDATES`] matches ordered so.
 pub fn search(
     client: &mut Client,
     trgm: bool,
     query: &str,
+    sort: SearchSort,
     limit: usize,
     offset: usize,
 ) -> anyhow::Result<Vec<StoredTorrent>> {
@@ -114,8 +122,15 @@ pub fn search(
     // Ranking reads every match's vector: a word in a fifth of a million torrents would
     // take seconds. Rank the first CANDIDATES matches the indexes give (enough for any
     // page a person reads), and always enough for the page asked for.
-    let candidates =
-        i64::try_from(offset.saturating_add(limit).max(CANDIDATES)).unwrap_or(i64::MAX);
+    let (at_least, order) = match sort {
+        SearchSort::Relevance => (CANDIDATES, None),
+        SearchSort::Size => (
+            SORT_CANDIDATES,
+            Some("t.total_bytes DESC, t.discovered DESC, t.info_hash DESC"),
+        ),
+        SearchSort::Discovered => (SORT_CANDIDATES, Some("t.discovered DESC, t.info_hash DESC")),
+    };
+    let candidates = i64::try_from(offset.saturating_add(limit).max(at_least)).unwrap_or(i64::MAX);
     let limit = i64::try_from(limit).unwrap_or(i64::MAX);
     let offset = i64::try_from(offset).unwrap_or(i64::MAX);
     let rows = match pattern {
@@ -125,9 +140,17 @@ pub fn search(
                  hits AS (SELECT t.* FROM torrents t, q
                           WHERE t.search @@ q.q OR t.name ILIKE $2 LIMIT $6)
                  SELECT {COLUMNS} FROM hits t, q
-                 ORDER BY ts_rank(t.search, q.q) DESC, similarity(t.name, $3) DESC,
-                          t.discovered, t.info_hash
-                 LIMIT $4 OFFSET $5"
+                 ORDER BY {}
+                 LIMIT $4 OFFSET $5",
+                // Every parameter must be used (for its type): by size or discovery,
+                // similarity is a last tie-break that never decides (infohashes are
+                // unique).
+                match order {
+                    Some(order) => format!("{order}, similarity(t.name, $3) DESC"),
+                    None => "ts_rank(t.search, q.q) DESC, similarity(t.name, $3) DESC, \
+                             t.discovered, t.info_hash"
+                        .to_owned(),
+                }
             );
             let plain: String = query.chars().filter(|c| !c.is_control()).collect();
             client.query(
@@ -140,8 +163,9 @@ pub fn search(
                 "WITH q AS (SELECT plainto_tsquery('simple', $1) AS q),
                  hits AS (SELECT t.* FROM torrents t, q WHERE t.search @@ q.q LIMIT $4)
                  SELECT {COLUMNS} FROM hits t, q
-                 ORDER BY ts_rank(t.search, q.q) DESC, t.discovered, t.info_hash
-                 LIMIT $2 OFFSET $3"
+                 ORDER BY {}
+                 LIMIT $2 OFFSET $3",
+                order.unwrap_or("ts_rank(t.search, q.q) DESC, t.discovered, t.info_hash")
             );
             client.query(&sql, &[&words, &limit, &offset, &candidates])?
         }

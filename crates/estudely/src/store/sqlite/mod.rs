@@ -5,7 +5,9 @@
 //! export, stats). A writer opens with [`SqliteStore::open`]; `export`, `search` and
 //! `stats` open with [`SqliteStore::open_read_only`], which never creates a file.
 
+mod browse;
 mod codec;
+mod guard;
 mod read;
 pub mod schema;
 mod write;
@@ -21,7 +23,7 @@ use anyhow::Context as _;
 use estudely_krpc::{CompactNode, InfoHash};
 use rusqlite::{Connection, OpenFlags};
 
-use super::{Batch, Stats, Store, StoredTorrent};
+use super::{Batch, SearchSort, SightingRow, Source, Stats, Store, StoredTorrent};
 use crate::resolve::UsageError;
 
 /// An SQLite index, open for writing or for reading only.
@@ -29,6 +31,8 @@ use crate::resolve::UsageError;
 pub struct SqliteStore {
     conn: Connection,
     path: PathBuf,
+    /// The statement timeout, once set.
+    guard: guard::Guard,
 }
 
 impl SqliteStore {
@@ -46,6 +50,7 @@ impl SqliteStore {
         Ok(SqliteStore {
             conn,
             path: path.to_owned(),
+            guard: guard::Guard::default(),
         })
     }
 
@@ -77,12 +82,26 @@ impl SqliteStore {
         Ok(SqliteStore {
             conn,
             path: path.to_owned(),
+            guard: guard::Guard::default(),
         })
     }
 
     /// The file.
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// Run `f` on the connection as one call under the statement timeout (`limited`) or
+    /// not, with an aborted statement's error made plain.
+    fn guarded<T>(
+        &mut self,
+        limited: bool,
+        f: impl FnOnce(&mut Connection) -> anyhow::Result<T>,
+    ) -> anyhow::Result<T> {
+        self.guard.start(limited);
+        let result = f(&mut self.conn);
+        self.guard.start(false);
+        self.guard.check(result)
     }
 }
 
@@ -116,16 +135,17 @@ impl Store for SqliteStore {
     }
 
     fn write(&mut self, owner: &str, batch: &Batch) -> anyhow::Result<()> {
-        write::write(&mut self.conn, owner, batch)
-            .with_context(|| format!("writing to SQLite index `{}`", self.path.display()))
+        let what = format!("writing to SQLite index `{}`", self.path.display());
+        self.guarded(true, |c| write::write(c, owner, batch))
+            .context(what)
     }
 
     fn contains(&mut self, info_hash: &InfoHash) -> anyhow::Result<bool> {
-        Ok(read::contains(&self.conn, info_hash)?)
+        self.guarded(true, |c| Ok(read::contains(c, info_hash)?))
     }
 
     fn for_each_info_hash(&mut self, f: &mut dyn FnMut(InfoHash)) -> anyhow::Result<()> {
-        read::for_each_info_hash(&self.conn, f)
+        self.guarded(false, |c| read::for_each_info_hash(c, f))
     }
 
     fn claim(
@@ -134,29 +154,35 @@ impl Store for SqliteStore {
         owner: &str,
         lease: Duration,
     ) -> anyhow::Result<bool> {
-        write::claim(&mut self.conn, info_hash, owner, lease, unix_now())
+        self.guarded(true, |c| {
+            write::claim(c, info_hash, owner, lease, unix_now())
+        })
     }
 
     fn save_nodes(&mut self, nodes: &[CompactNode], at: i64, keep: usize) -> anyhow::Result<()> {
-        write::save_nodes(&mut self.conn, nodes, at, keep)
+        self.guarded(true, |c| write::save_nodes(c, nodes, at, keep))
     }
 
     fn load_nodes(&mut self, max: usize) -> anyhow::Result<Vec<CompactNode>> {
-        read::load_nodes(&self.conn, max)
+        self.guarded(true, |c| read::load_nodes(c, max))
     }
 
-    fn search(
+    fn search_sorted(
         &mut self,
         query: &str,
+        sort: SearchSort,
         limit: usize,
         offset: usize,
     ) -> anyhow::Result<Vec<StoredTorrent>> {
-        read::search(&self.conn, query, limit, offset)
-            .with_context(|| format!("searching SQLite index `{}`", self.path.display()))
+        let what = format!("searching SQLite index `{}`", self.path.display());
+        self.guarded(true, |c| {
+            browse::search_sorted(c, query, sort, limit, offset)
+        })
+        .context(what)
     }
 
     fn torrent(&mut self, info_hash: &InfoHash) -> anyhow::Result<Option<StoredTorrent>> {
-        read::torrent(&self.conn, info_hash)
+        self.guarded(true, |c| read::torrent(c, info_hash))
     }
 
     fn export(
@@ -164,11 +190,44 @@ impl Store for SqliteStore {
         since: Option<i64>,
         f: &mut dyn FnMut(&StoredTorrent, &[SocketAddr]) -> anyhow::Result<()>,
     ) -> anyhow::Result<()> {
-        read::export(&self.conn, since, f)
+        self.guarded(false, |c| read::export(c, since, f))
     }
 
     fn stats(&mut self) -> anyhow::Result<Stats> {
-        read::stats(&self.conn)
+        self.guarded(true, |c| read::stats(c))
+    }
+
+    fn recent(&mut self, limit: usize, offset: usize) -> anyhow::Result<Vec<StoredTorrent>> {
+        self.guarded(true, |c| browse::recent(c, limit, offset))
+    }
+
+    fn sightings_of(
+        &mut self,
+        info_hash: &InfoHash,
+        max: usize,
+    ) -> anyhow::Result<(Vec<SightingRow>, u64)> {
+        self.guarded(true, |c| browse::sightings_of(c, info_hash, max))
+    }
+
+    fn discovered_range(&mut self) -> anyhow::Result<Option<(i64, i64)>> {
+        self.guarded(true, |c| browse::discovered_range(c))
+    }
+
+    fn timeline(&mut self, bucket_secs: i64) -> anyhow::Result<Vec<(i64, Source, u64)>> {
+        self.guarded(true, |c| browse::timeline(c, bucket_secs))
+    }
+
+    fn size_histogram(&mut self) -> anyhow::Result<Vec<u64>> {
+        self.guarded(true, |c| browse::size_histogram(c))
+    }
+
+    fn total_bytes(&mut self) -> anyhow::Result<u64> {
+        self.guarded(true, |c| browse::total_bytes(c))
+    }
+
+    fn set_statement_timeout(&mut self, limit: Duration) -> anyhow::Result<()> {
+        self.guard.set(&self.conn, limit);
+        Ok(())
     }
 }
 

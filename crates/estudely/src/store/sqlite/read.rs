@@ -1,4 +1,5 @@
-//! Queries: lookups, full-text search, the streaming export and the stats.
+//! Queries: lookups, the streaming export and the stats (search and the web UI's reads
+//! are in [`super::browse`]).
 
 use std::net::{IpAddr, SocketAddr};
 
@@ -7,22 +8,17 @@ use estudely_krpc::{CompactNode, InfoHash, NodeId};
 use estudely_peer_wire::FileEntry;
 use rusqlite::{Connection, OptionalExtension as _, Row};
 
-use super::codec::{decode_path, fts_query, uint};
+use super::codec::{decode_path, uint};
 use crate::store::{parse_version, Source, Stats, StoredTorrent, Torrent};
 
-/// Most full-text matches ranked per search. A common word matches millions of torrents;
-/// ranking them all (bm25 for each) takes seconds. The newest `RANK_CANDIDATES` matches are
-/// ranked instead, so a search costs at most this much work; rarer queries, with fewer
-/// matches, are ranked exactly.
-pub const RANK_CANDIDATES: usize = 2_000;
-
 /// The columns [`stored`] reads, in order, from `torrents t`.
-const COLUMNS: &str = "t.info_hash, t.info_hash_v2, t.name_raw, t.total_bytes, t.piece_length,
+pub(super) const COLUMNS: &str =
+    "t.info_hash, t.info_hash_v2, t.name_raw, t.total_bytes, t.piece_length,
     t.file_count, t.files_omitted, t.private, t.version, t.discovered, t.last_seen, t.source,
     t.id";
 
 /// A `torrents` row (selected with [`COLUMNS`]) without files, and its `id`.
-fn stored(row: &Row<'_>) -> rusqlite::Result<(StoredTorrent, i64)> {
+pub(super) fn stored(row: &Row<'_>) -> rusqlite::Result<(StoredTorrent, i64)> {
     let bad = |col: usize, what: &str| {
         rusqlite::Error::FromSqlConversionFailure(
             col,
@@ -149,39 +145,6 @@ pub fn load_nodes(conn: &Connection, max: usize) -> anyhow::Result<Vec<CompactNo
                 addr: SocketAddr::new(ip, port),
             });
         }
-    }
-    Ok(out)
-}
-
-/// Full-text search for `query` as plain words (see [`fts_query`]): the best of the newest
-/// [`RANK_CANDIDATES`] matches by bm25 (a name match weighs twice a path match), then
-/// newest first.
-pub fn search(
-    conn: &Connection,
-    query: &str,
-    limit: usize,
-    offset: usize,
-) -> anyhow::Result<Vec<StoredTorrent>> {
-    let Some(expr) = fts_query(query) else {
-        return Ok(Vec::new());
-    };
-    let sql = format!(
-        "SELECT {COLUMNS} FROM (
-             SELECT rowid AS id, bm25(torrents_fts, 2.0, 1.0) AS score FROM torrents_fts
-             WHERE torrents_fts MATCH ?1 ORDER BY rowid DESC LIMIT ?2
-         ) AS hits JOIN torrents t ON t.id = hits.id
-         ORDER BY hits.score, t.id DESC LIMIT ?3 OFFSET ?4"
-    );
-    let clamp = |n: usize| i64::try_from(n).unwrap_or(i64::MAX);
-    let candidates = clamp(RANK_CANDIDATES.max(offset.saturating_add(limit)));
-    let mut stmt = conn.prepare_cached(&sql)?;
-    let rows = stmt.query_map(
-        rusqlite::params![expr, candidates, clamp(limit), clamp(offset)],
-        stored,
-    )?;
-    let mut out = Vec::new();
-    for row in rows {
-        out.push(row?.0);
     }
     Ok(out)
 }

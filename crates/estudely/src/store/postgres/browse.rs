@@ -1,0 +1,158 @@
+//! The reads of the PostgreSQL backend behind the web UI: the newest torrents, a
+//! torrent's sightings, and the aggregates of the stats page.
+
+use std::net::{IpAddr, SocketAddr};
+
+use estudely_krpc::InfoHash;
+use postgres::Client;
+
+use super::read::{stored, COLUMNS};
+use super::text::to_u64;
+use crate::store::{
+    bucket_start_sql, check_bucket, size_counts, size_counts_sql, SightingRow, Source,
+    StoredTorrent,
+};
+
+/// A `bigint` from a count or an offset (saturating).
+fn int(n: usize) -> i64 {
+    i64::try_from(n).unwrap_or(i64::MAX)
+}
+
+/// The newest torrents by `discovered` (index `torrents_discovered`), ties by infohash
+/// (greatest first), no files.
+pub fn recent(
+    client: &mut Client,
+    limit: usize,
+    offset: usize,
+) -> anyhow::Result<Vec<StoredTorrent>> {
+    let sql = format!(
+        "SELECT {COLUMNS} FROM torrents t ORDER BY t.discovered DESC, t.info_hash DESC
+         LIMIT $1 OFFSET $2"
+    );
+    client
+        .query(&sql, &[&int(limit), &int(offset)])?
+        .iter()
+        .map(stored)
+        .collect()
+}
+
+/// The sightings stored under any key of the torrent answering to `key` (its v1 key, its
+/// truncated v2 key) or under `key` itself, newest `last_seen` first, at most `max`, and
+/// their number.
+pub fn sightings_of(
+    client: &mut Client,
+    key: &InfoHash,
+    max: usize,
+) -> anyhow::Result<(Vec<SightingRow>, u64)> {
+    let keys = "WITH t AS (
+            SELECT info_hash, substring(info_hash_v2 from 1 for 20) AS v2 FROM torrents
+            WHERE info_hash = $1
+            UNION ALL
+            SELECT info_hash, substring(info_hash_v2 from 1 for 20) FROM torrents
+            WHERE substring(info_hash_v2 from 1 for 20) = $1),
+         k AS (SELECT $1::bytea AS k UNION SELECT info_hash FROM t
+               UNION SELECT v2 FROM t WHERE v2 IS NOT NULL)";
+    let key = &key.0[..];
+    let total: i64 = client
+        .query_one(
+            &format!("{keys} SELECT count(*) FROM sightings WHERE info_hash IN (SELECT k FROM k)"),
+            &[&key],
+        )?
+        .try_get(0)?;
+    let rows = client.query(
+        &format!(
+            "{keys} SELECT ip, port, source, first_seen, last_seen FROM sightings
+             WHERE info_hash IN (SELECT k FROM k)
+             ORDER BY last_seen DESC, first_seen DESC, ip, port, source LIMIT $2"
+        ),
+        &[&key, &int(max)],
+    )?;
+    let mut out = Vec::with_capacity(rows.len());
+    for row in &rows {
+        let ip: IpAddr = row.try_get(0)?;
+        let port: i32 = row.try_get(1)?;
+        let source: &str = row.try_get(2)?;
+        // Only outside edits write a row that does not parse: skip it (it is counted).
+        let (Ok(port), Some(source)) = (u16::try_from(port), Source::parse(source)) else {
+            continue;
+        };
+        out.push(SightingRow {
+            addr: SocketAddr::new(ip, port),
+            source,
+            first_seen: row.try_get(3)?,
+            last_seen: row.try_get(4)?,
+        });
+    }
+    Ok((out, to_u64(total, "count")?))
+}
+
+/// The first and last `discovered` (index `torrents_discovered`).
+pub fn discovered_range(client: &mut Client) -> anyhow::Result<Option<(i64, i64)>> {
+    let row = client.query_one("SELECT min(discovered), max(discovered) FROM torrents", &[])?;
+    let first: Option<i64> = row.try_get(0)?;
+    let last: Option<i64> = row.try_get(1)?;
+    Ok(first.zip(last))
+}
+
+/// Torrents per `bucket_secs` bucket of `discovered` and first source.
+pub fn timeline(client: &mut Client, bucket_secs: i64) -> anyhow::Result<Vec<(i64, Source, u64)>> {
+    check_bucket(bucket_secs)?;
+    let sql = format!(
+        "SELECT {}, source, count(*) FROM torrents GROUP BY 1, 2",
+        bucket_start_sql("discovered", "$1::bigint")
+    );
+    let mut out = Vec::new();
+    for row in client.query(&sql, &[&bucket_secs])? {
+        let start: i64 = row.try_get(0)?;
+        let source: &str = row.try_get(1)?;
+        if let Some(source) = Source::parse(source) {
+            out.push((start, source, to_u64(row.try_get(2)?, "count")?));
+        }
+    }
+    Ok(out)
+}
+
+/// Torrents per size bucket, counted in SQL (one pass, see [`size_counts_sql`]).
+pub fn size_histogram(client: &mut Client) -> anyhow::Result<Vec<u64>> {
+    let sql = format!("SELECT {} FROM torrents", size_counts_sql("total_bytes"));
+    let row = client.query_one(&sql, &[])?;
+    let cumulative = (0..=crate::report::SIZE_EDGES.len())
+        .map(|i| to_u64(row.try_get(i)?, "count"))
+        .collect::<anyhow::Result<Vec<u64>>>()?;
+    Ok(size_counts(&cumulative))
+}
+
+/// The sum of `total_bytes` (a `numeric`, read as text), saturated to `u64`.
+pub fn total_bytes(client: &mut Client) -> anyhow::Result<u64> {
+    let sum: String = client
+        .query_one(
+            "SELECT coalesce(sum(total_bytes), 0)::text FROM torrents",
+            &[],
+        )?
+        .try_get(0)?;
+    Ok(parse_sum(&sum))
+}
+
+/// A non-negative decimal integer, saturated to `u64`; anything else (negative sums exist
+/// only after outside edits) is 0.
+fn parse_sum(s: &str) -> u64 {
+    if !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()) {
+        s.parse().unwrap_or(u64::MAX)
+    } else {
+        0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sums_saturate() {
+        assert_eq!(parse_sum("0"), 0);
+        assert_eq!(parse_sum("123"), 123);
+        assert_eq!(parse_sum("99999999999999999999999"), u64::MAX);
+        assert_eq!(parse_sum("-5"), 0);
+        assert_eq!(parse_sum(""), 0);
+    }
+}
