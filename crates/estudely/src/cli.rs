@@ -52,6 +52,9 @@ pub enum Command {
     /// Count what the index holds, by version, source and day.
     #[command(after_help = crate::cmd::stats::EXAMPLES)]
     Stats(crate::cmd::stats::StatsArgs),
+    /// Write one self-contained HTML report (charts and tables) of an index or an output file.
+    #[command(after_help = crate::cmd::report::EXAMPLES)]
+    Report(crate::cmd::report::ReportArgs),
 }
 
 const QUERY_EXAMPLES: &str = "Examples:
@@ -84,7 +87,8 @@ impl Command {
             | Command::Run(_)
             | Command::Export(_)
             | Command::Search(_)
-            | Command::Stats(_) => "warn",
+            | Command::Stats(_)
+            | Command::Report(_) => "warn",
         }
     }
 }

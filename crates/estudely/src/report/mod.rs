@@ -9,6 +9,13 @@
 
 use serde::Serialize;
 
+pub mod charts;
+pub mod format;
+pub mod html;
+pub mod input;
+
+pub use format::escape;
+
 use crate::store::{Source, Stats, Store};
 
 /// Upper bounds (exclusive) of the size histogram's buckets, in bytes; the last bucket
