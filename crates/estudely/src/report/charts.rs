@@ -30,9 +30,9 @@ pub struct Chart {
 /// Width of every chart's viewBox; text is sized for this drawn at 360 px.
 const W: f64 = 480.0;
 /// Font size in viewBox units.
-const FONT: f64 = 14.0;
+const FONT: f64 = 15.0;
 /// Rough width of one character at [`FONT`] (for layout only).
-const CHAR: f64 = 7.6;
+const CHAR: f64 = 8.0;
 /// Okabe–Ito blue, orange, bluish green.
 const COLOURS: [&str; 3] = ["#0072B2", "#E69F00", "#009E73"];
 /// Text and axis colour.
@@ -326,17 +326,24 @@ fn columns(
     let (step, top) = ticks(totals.iter().copied().max().unwrap_or(1));
     let labels: Vec<String> = cats.iter().map(|c| truncate(&c.0, MAX_LABEL)).collect();
     let longest = labels.iter().map(|l| l.chars().count()).max().unwrap_or(1) as f64 * CHAR;
-    let left = human_count(top).len() as f64 * CHAR + 10.0;
+    let mut left = human_count(top).len() as f64 * CHAR + 10.0;
     let right = 8.0;
-    let slot = (W - left - right) / cats.len().max(1) as f64;
+    let n = cats.len().max(1) as f64;
+    let mut slot = (W - left - right) / n;
     let rotate = all_labels && longest + 6.0 > slot;
+    if rotate {
+        // A label rotated by 40° reaches cos 40° of its length left of its column's middle.
+        let first = labels.first().map_or(0, |l| l.chars().count()) as f64 * CHAR * 0.77;
+        left = left.max(first - slot / 2.0 + 4.0);
+        slot = (W - left - right) / n;
+    }
     let every = if all_labels {
         1
     } else {
         ((longest + 10.0) / slot).ceil().max(1.0) as usize
     };
     let legend = if series.len() > 1 { 26.0 } else { 0.0 };
-    let top_y = legend + 10.0;
+    let top_y = legend + 14.0;
     let plot_h = 200.0;
     let base = top_y + plot_h;
     let bottom = if rotate { longest * 0.72 + 14.0 } else { 24.0 };
@@ -415,6 +422,10 @@ fn columns(
         } else {
             let anchor = if every > 1 { "start" } else { "middle" };
             let tx = if every > 1 { x } else { cx };
+            let half = if every > 1 { 0.0 } else { 0.5 };
+            if tx + label.chars().count() as f64 * CHAR * (1.0 - half) > W {
+                continue;
+            }
             let _ = write!(
                 s,
                 "<text x=\"{tx:.1}\" y=\"{:.1}\" text-anchor=\"{anchor}\">{}</text>",

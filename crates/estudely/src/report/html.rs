@@ -20,13 +20,13 @@ h1{font-size:1.5rem;margin:.25rem 0}
 h2{font-size:1.2rem;margin:1.5rem 0 .5rem;border-bottom:1px solid #ccc}
 .meta{color:#555;margin:0 0 1rem}
 code{overflow-wrap:anywhere}
-table{border-collapse:collapse;margin:.25rem 0 1rem}
-th,td{padding:.15rem .6rem;border-bottom:1px solid #e4e4e4;text-align:left;vertical-align:top}
+table{border-collapse:collapse;margin:.25rem 0 1rem;max-width:100%}
+th,td{padding:.15rem .5rem;border-bottom:1px solid #e4e4e4;text-align:left;vertical-align:top;overflow-wrap:anywhere}
 td{text-align:right;font-variant-numeric:tabular-nums}
 th[colspan]{padding-top:.75rem;color:#555;font-weight:600}
 figure{margin:1.25rem 0 2rem;padding:0;break-inside:avoid;page-break-inside:avoid}
 figcaption{font-weight:600;margin:0 0 .4rem}
-figure svg{display:block;width:100%;max-width:40rem;height:auto}
+figure svg{display:block;width:100%;max-width:36rem;height:auto}
 details{margin-top:.4rem}
 summary{cursor:pointer;color:#0b5394}
 footer{color:#777;font-size:.85rem;margin-top:2rem}
