@@ -30,13 +30,16 @@ fn value(page: &str, key: &str) -> Option<u64> {
     v[..v.find('"')?].parse().ok()
 }
 
-/// Every `<figure id="chart-...">` holds one non-empty `<svg>`; no raw `<script` or `<img`.
+/// Every `<figure class="chart" id="chart-...">` holds one non-empty `<svg>`; no raw `<script` or `<img`.
 fn check_page(page: &str) {
     assert!(page.starts_with("<!DOCTYPE html>"));
     assert!(!page.contains("<script"), "unescaped <script");
     assert!(!page.contains("<img"), "unescaped <img");
     assert!(!page.contains('\u{1b}'));
-    let figures: Vec<&str> = page.split("<figure id=\"chart-").skip(1).collect();
+    let figures: Vec<&str> = page
+        .split("<figure class=\"chart\" id=\"chart-")
+        .skip(1)
+        .collect();
     assert_eq!(figures.len(), 6);
     for f in figures {
         let f = &f[..f.find("</figure>").expect("closed figure")];
@@ -95,12 +98,16 @@ fn report_from_a_collect_csv() {
     }
     // A CSV has no timeline, versions or clients.
     for id in ["discoveries", "versions", "clients", "intervals"] {
-        let at = page.find(&format!("<figure id=\"chart-{id}\">")).unwrap();
+        let at = page
+            .find(&format!("<figure class=\"chart\" id=\"chart-{id}\">"))
+            .unwrap();
         let fig = &page[at..at + page[at..].find("</figure>").unwrap()];
         assert!(fig.contains(">no data<"), "{id}");
     }
     for id in ["outcomes", "sizes"] {
-        let at = page.find(&format!("<figure id=\"chart-{id}\">")).unwrap();
+        let at = page
+            .find(&format!("<figure class=\"chart\" id=\"chart-{id}\">"))
+            .unwrap();
         let fig = &page[at..at + page[at..].find("</figure>").unwrap()];
         assert!(fig.contains("<rect class=\"bar\""), "{id}");
     }
@@ -154,7 +161,9 @@ fn report_from_an_export_jsonl_to_stdout() {
     for v in ["v1", "v2", "hybrid"] {
         assert_eq!(value(&page, v), Some(1), "{v}");
     }
-    let at = page.find("<figure id=\"chart-discoveries\">").unwrap();
+    let at = page
+        .find("<figure class=\"chart\" id=\"chart-discoveries\">")
+        .unwrap();
     let fig = &page[at..at + page[at..].find("</figure>").unwrap()];
     assert_eq!(fig.matches("<rect class=\"bar\"").count(), 3);
     assert!(String::from_utf8_lossy(&out.stderr).starts_with("wrote stdout: 3 torrents"));

@@ -4,7 +4,7 @@
 //!
 //! Stable hooks for tests and scrapers: the summary is `<table id="summary">` with rows
 //! `<tr data-key="torrents"><th>torrents</th><td data-value="123">123</td></tr>` (raw
-//! integer in `data-value`); each chart is `<figure id="chart-<id>">`.
+//! integer in `data-value`); each chart is `<figure class="chart" id="chart-<id>">`.
 
 use std::fmt::Write as _;
 
@@ -134,7 +134,7 @@ fn row(s: &mut String, key: &str, value: u64, shown: &str) {
     let key = escape(key);
     let _ = writeln!(
         s,
-        "<tr data-key=\"{key}\"><th scope=\"row\">{key}</th><td data-value=\"{value}\">{}</td></tr>",
+        "<tr data-key=\"{key}\"><th>{key}</th><td data-value=\"{value}\">{}</td></tr>",
         escape(shown)
     );
 }
@@ -143,7 +143,7 @@ fn row(s: &mut String, key: &str, value: u64, shown: &str) {
 fn figure(s: &mut String, c: &Chart) {
     let _ = write!(
         s,
-        "<figure id=\"chart-{}\">\n<figcaption>{}</figcaption>\n{}\n",
+        "<figure class=\"chart\" id=\"chart-{}\">\n<figcaption>{}</figcaption>\n{}\n",
         c.id,
         escape(c.title),
         c.svg
@@ -241,7 +241,7 @@ mod tests {
             assert_eq!(value(&p, k), Some(*v), "{k}");
         }
         assert!(p.contains(
-            "<tr data-key=\"torrents\"><th scope=\"row\">torrents</th>\
+            "<tr data-key=\"torrents\"><th>torrents</th>\
              <td data-value=\"1234\">1,234</td></tr>"
         ));
         assert!(p.contains("3,221,225,472 (3 GiB)"));
@@ -256,7 +256,7 @@ mod tests {
         let p = page(&r);
         for c in charts(&r) {
             let at = p
-                .find(&format!("<figure id=\"chart-{}\">", c.id))
+                .find(&format!("<figure class=\"chart\" id=\"chart-{}\">", c.id))
                 .unwrap_or_else(|| panic!("{}", c.id));
             let fig = &p[at..at + p[at..].find("</figure>").unwrap()];
             assert!(fig.contains("<svg ") && fig.contains("</svg>"), "{}", c.id);
@@ -275,14 +275,17 @@ mod tests {
         }
         // The hostile client is only ever escaped, in the SVG and the table alike.
         assert!(p.matches("&lt;script&gt;alert(1)").count() >= 3);
-        assert!(p.contains("<figure id=\"chart-intervals\">") && p.contains(">no data<"));
+        assert!(
+            p.contains("<figure class=\"chart\" id=\"chart-intervals\">")
+                && p.contains(">no data<")
+        );
     }
 
     #[test]
     fn an_empty_report_is_still_a_page() {
         let p = page(&Report::default());
         well_formed(&p).unwrap();
-        assert_eq!(p.matches("<figure id=\"chart-").count(), 6);
+        assert_eq!(p.matches("<figure class=\"chart\" id=\"chart-").count(), 6);
         assert_eq!(p.matches(">no data<").count(), 6);
     }
 }

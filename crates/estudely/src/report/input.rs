@@ -89,12 +89,12 @@ pub fn from_reader(
 
 /// `FILE:LINE: what`, one line.
 fn bad(name: &str, line: u64, what: impl std::fmt::Display) -> anyhow::Error {
-    let what: String = what
-        .to_string()
+    let msg = format!("{name}:{line}: {}", truncate(&what.to_string(), 300));
+    let msg = msg
         .chars()
         .map(|c| if c.is_control() { ' ' } else { c })
         .collect();
-    UsageError(format!("{name}:{line}: {}", truncate(&what, 300))).into()
+    UsageError(msg).into()
 }
 
 fn read_csv(r: impl Read, name: &str, t: &mut Tally) -> anyhow::Result<()> {
@@ -575,6 +575,8 @@ mod tests {
         }
         let e = err(from_reader(&b"\xff\n"[..], "f", InputFormat::Jsonl, 0));
         assert_eq!(e, "f:1: not UTF-8");
+        let e = err(from_reader(&b"x\n"[..], "a\nb", InputFormat::Csv, 0));
+        assert!(e.starts_with("a b:1: unknown header"), "{e}");
     }
 
     #[test]
