@@ -55,6 +55,9 @@ pub enum Command {
     /// A web UI and JSON API over the index: search, torrent pages, charts.
     #[command(after_help = crate::cmd::serve::EXAMPLES)]
     Serve(crate::cmd::serve::ServeArgs),
+    /// Write one self-contained HTML report (charts and tables) of an index or an output file.
+    #[command(after_help = crate::cmd::report::EXAMPLES)]
+    Report(crate::cmd::report::ReportArgs),
 }
 
 const QUERY_EXAMPLES: &str = "Examples:
@@ -87,7 +90,8 @@ impl Command {
             | Command::Run(_)
             | Command::Export(_)
             | Command::Search(_)
-            | Command::Stats(_) => "warn",
+            | Command::Stats(_)
+            | Command::Report(_) => "warn",
             Command::Serve(_) => "info",
         }
     }

@@ -8,6 +8,7 @@ pub mod export;
 pub mod metadata;
 pub mod node;
 pub mod query;
+pub mod report;
 pub mod run;
 pub mod search;
 pub mod serve;
@@ -32,6 +33,7 @@ pub async fn run(command: Command) -> anyhow::Result<()> {
         Command::Export(args) => blocking(move || export::run(args)).await,
         Command::Search(args) => blocking(move || search::run(args)).await,
         Command::Stats(args) => blocking(move || stats::run(args)).await,
+        Command::Report(args) => blocking(move || report::run(args)).await,
     }
 }
 

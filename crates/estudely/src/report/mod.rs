@@ -8,7 +8,11 @@
 //! - `node_interval_<seconds>`: nodes that answered a sample, by the `interval` they gave.
 
 pub mod charts;
+pub mod format;
+pub mod html;
+pub mod input;
 
+pub use format::escape;
 use serde::Serialize;
 
 use crate::store::{Source, Stats, Store};
@@ -208,9 +212,9 @@ impl Report {
 
 /// `21600` → `6 h`, `900` → `15 min`, `45` → `45 s`.
 pub fn interval_label(secs: u64) -> String {
-    if secs >= 3_600 && secs % 3_600 == 0 {
+    if secs >= 3_600 && secs.is_multiple_of(3_600) {
         format!("{} h", secs / 3_600)
-    } else if secs >= 60 && secs % 60 == 0 {
+    } else if secs >= 60 && secs.is_multiple_of(60) {
         format!("{} min", secs / 60)
     } else {
         format!("{secs} s")
