@@ -198,7 +198,7 @@ fn search_finds_hostile_names_and_shrugs_at_hostile_queries() {
         .iter()
         .all(|l| l.contains("Ubuntu 24.04") || l.contains("old ubuntu")));
     assert!(
-        lines[0].contains("3.0 MiB") && lines[0].contains("  2  "),
+        lines[0].contains("3 MiB") && lines[0].contains("  2  "),
         "{out}"
     );
 

@@ -7,6 +7,7 @@ use serde_json::json;
 
 use crate::cmd::db::DbArgs;
 use crate::output::csv_name;
+use crate::report::format::human_bytes;
 use crate::store::{version_str, SearchSort, StoredTorrent};
 
 /// `estudely search --help` epilogue.
@@ -106,36 +107,12 @@ pub fn json_value(hit: &StoredTorrent) -> serde_json::Value {
     })
 }
 
-/// `n` bytes for people: `512 B`, `1.5 KiB`, `4.0 GiB`.
-pub fn human_bytes(n: u64) -> String {
-    const UNITS: [&str; 6] = ["KiB", "MiB", "GiB", "TiB", "PiB", "EiB"];
-    if n < 1024 {
-        return format!("{n} B");
-    }
-    let mut v = n as f64 / 1024.0;
-    let mut unit = 0;
-    while v >= 1024.0 && unit + 1 < UNITS.len() {
-        v /= 1024.0;
-        unit += 1;
-    }
-    format!("{v:.1} {}", UNITS[unit])
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::store::{Source, Torrent};
     use estudely_krpc::InfoHash;
     use estudely_peer_wire::Version;
-
-    #[test]
-    fn sizes() {
-        assert_eq!(human_bytes(0), "0 B");
-        assert_eq!(human_bytes(1023), "1023 B");
-        assert_eq!(human_bytes(1536), "1.5 KiB");
-        assert_eq!(human_bytes(4 << 30), "4.0 GiB");
-        assert_eq!(human_bytes(u64::MAX), "16.0 EiB");
-    }
 
     #[test]
     fn lines_carry_no_control_characters() {
@@ -158,7 +135,7 @@ mod tests {
         };
         let line = text_line(&hit);
         assert!(
-            line.ends_with("2.0 KiB       2  a\\x1b[31m\\x0ab\\xff"),
+            line.ends_with("2 KiB       2  a\\x1b[31m\\x0ab\\xff"),
             "{line}"
         );
         let json = json_line(&hit);

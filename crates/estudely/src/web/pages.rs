@@ -15,8 +15,8 @@ use tracing::warn;
 
 use super::view::{self, file_tree, parse_key, Row, TreeItem};
 use super::{AppState, DbError, MAX_OFFSET, MAX_QUERY, PAGE_SIZE, STATS_CACHE};
-use crate::cmd::search::human_bytes;
 use crate::report::charts::{charts, Chart};
+use crate::report::format::human_bytes;
 use crate::store::{SearchSort, SightingRow, StoredTorrent};
 
 /// Most sightings listed on a torrent's page.

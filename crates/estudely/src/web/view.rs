@@ -8,7 +8,7 @@ use estudely_peer_wire::info::display;
 use estudely_peer_wire::{FileEntry, Version};
 use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
 
-use crate::cmd::search::human_bytes;
+use crate::report::format::{human_bytes, Utc};
 use crate::store::{version_str, StoredTorrent};
 
 /// Most entries of a file tree shown on one page (a torrent stores at most 1,000 files, but
@@ -181,40 +181,14 @@ fn walk(dir: &Dir, out: &mut Vec<TreeItem>) {
     }
 }
 
-/// Unix seconds → `YYYY-MM-DD HH:MM UTC`.
+/// Unix seconds → `YYYY-MM-DD HH:MM:SS UTC`.
 pub fn utc(ts: i64) -> String {
-    let (y, m, d, hh, mm, _) = civil(ts);
-    format!("{y:04}-{m:02}-{d:02} {hh:02}:{mm:02} UTC")
+    Utc::from_unix(ts).long()
 }
 
 /// Unix seconds → RFC 3339 (`YYYY-MM-DDTHH:MM:SSZ`).
 pub fn iso(ts: i64) -> String {
-    let (y, m, d, hh, mm, ss) = civil(ts);
-    format!("{y:04}-{m:02}-{d:02}T{hh:02}:{mm:02}:{ss:02}Z")
-}
-
-/// Unix seconds → (year, month, day, hour, minute, second), UTC, proleptic Gregorian
-/// (Howard Hinnant's days-to-civil algorithm).
-pub fn civil(ts: i64) -> (i64, u32, u32, u32, u32, u32) {
-    let days = ts.div_euclid(86_400);
-    let secs = ts.rem_euclid(86_400);
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    (
-        y,
-        m,
-        d,
-        (secs / 3_600) as u32,
-        (secs % 3_600 / 60) as u32,
-        (secs % 60) as u32,
-    )
+    Utc::from_unix(ts).rfc3339()
 }
 
 #[cfg(test)]
@@ -326,14 +300,5 @@ mod tests {
             .count();
         let closes = tree.iter().filter(|i| **i == TreeItem::Close).count();
         assert_eq!(opens, closes);
-    }
-
-    #[test]
-    fn utc_times() {
-        assert_eq!(utc(0), "1970-01-01 00:00 UTC");
-        assert_eq!(iso(1_795_000_000), "2026-11-18T11:06:40Z");
-        assert_eq!(iso(951_782_400), "2000-02-29T00:00:00Z");
-        assert_eq!(iso(-1), "1969-12-31T23:59:59Z");
-        let _ = utc(i64::MAX / 2);
     }
 }
