@@ -3,9 +3,10 @@
 //! plain HTTP.
 //!
 //! The index: `estudely run` against an `estudely testnet` (its hostile names included),
-//! then two torrents written through the `Store` with HTML in their names and paths (the
-//! testnet's names hold CSV-hostile bytes, not markup): `<script>document.title='pwned'
-//! </script>` and `<img src=x onerror=alert(1)>`. It is built once per test run (the first
+//! then three torrents written through the `Store`: two with HTML in their names and paths
+//! (the testnet's names hold CSV-hostile bytes, not markup), `<script>document.title=
+//! 'pwned'</script>` (v1) and `<img src=x onerror=alert(1)>` (hybrid), and a v2-only one
+//! (the testnet's are all v1). It is built once per test run (the first
 //! test to need it builds it under a file lock; the others wait, then reuse it), and
 //! `estudely export --format jsonl` and `estudely stats --format json` of it are the
 //! expected values.
@@ -51,6 +52,10 @@ const SCRIPT_KEY: [u8; 20] = [0x5c; 20];
 const IMG_KEY: [u8; 20] = [0x1a; 20];
 /// The `<img>` torrent is a hybrid: its v2 infohash.
 const IMG_V2: [u8; 32] = [0x2b; 32];
+
+/// A v2-only torrent's infohash (its key is the first 20 bytes) and name.
+const V2_ONLY: [u8; 32] = [0x3c; 32];
+const V2_NAME: &str = "estudely-v2-only.bin";
 
 /// Markup that must never appear as an element in a page built from the index.
 const INJECTED: [&str; 5] = ["<script", "<img", "<iframe", "<b>", "<svg onload"];
@@ -201,6 +206,16 @@ fn build(dir: &Path) {
         torrents: vec![
             torrent(IMG_KEY, Some(IMG_V2), IMG_NAME, img_files, now),
             torrent(SCRIPT_KEY, None, SCRIPT_NAME, script_files, now + 1),
+            Torrent {
+                version: Version::V2,
+                ..torrent(
+                    V2_ONLY[..20].try_into().unwrap(),
+                    Some(V2_ONLY),
+                    V2_NAME,
+                    vec![file(&[V2_NAME], 4096)],
+                    now - 1,
+                )
+            },
         ],
         ..Batch::default()
     };
@@ -320,10 +335,12 @@ fn assert_clean(dom: &str, what: &str) {
         assert!(!lower.contains(bad), "{what}: {bad} in the DOM:\n{dom}");
     }
     let title = chromium::title(dom);
+    // `document.title='pwned'` would make it exactly that.
     assert!(
-        !title.contains("pwned") || title.contains(SCRIPT_NAME),
-        "{what}: a script ran: title {title:?}"
+        title.ends_with(" · estudely") || title.starts_with("Estudely report: "),
+        "{what}: a script ran? title {title:?}"
     );
+    assert_ne!(title, "pwned", "{what}: a script ran");
 }
 
 /// The torrent links of a list page: (key, name) in order.
@@ -536,9 +553,21 @@ fn markup_in_names_and_paths_is_shown_as_text_and_runs_nothing() {
         )),
         "{magnet}"
     );
-    // The 64-hex address of a hybrid is its page too.
-    let dom = web.dom(&format!("/torrent/{}", hex::encode(IMG_V2)));
-    assert_eq!(by_id(&dom, "name").unwrap().text(), IMG_NAME);
+
+    // A v2-only torrent: addressed by its 64-hex infohash (or the 40-hex key it truncates
+    // to), no v1 infohash, a btmh magnet only.
+    let v2 = hex::encode(V2_ONLY);
+    for key in [v2.clone(), v2[..40].to_owned()] {
+        let dom = web.dom(&format!("/torrent/{key}"));
+        assert_eq!(by_id(&dom, "name").unwrap().text(), V2_NAME);
+        assert!(by_id(&dom, "infohash").is_none(), "no v1 infohash");
+        assert_eq!(by_id(&dom, "infohash-v2").unwrap().text(), v2);
+        let magnet = by_id(&dom, "magnet").unwrap().attr("href").unwrap();
+        assert_eq!(
+            magnet,
+            format!("magnet:?xt=urn:btmh:1220{v2}&dn=estudely-v2-only.bin&xl=4096")
+        );
+    }
 
     // Search results and the lists show them as text.
     let dom = web.dom("/search?q=pwned");
@@ -736,8 +765,14 @@ fn api_answers_what_export_and_stats_say() {
             }
         }
         let magnet = j["magnet"].as_str().unwrap();
-        let btih = format!("magnet:?xt=urn:btih:{key}&");
-        assert!(magnet.starts_with(&btih), "{magnet}");
+        let xt = match t["version"].as_str() {
+            Some("v2") => format!(
+                "magnet:?xt=urn:btmh:1220{}&",
+                t["infohash_v2"].as_str().unwrap()
+            ),
+            _ => format!("magnet:?xt=urn:btih:{key}&"),
+        };
+        assert!(magnet.starts_with(&xt), "{magnet}");
         assert!(
             magnet.ends_with(&format!("&xl={}", t["total_bytes"])),
             "{magnet}"
