@@ -189,6 +189,9 @@ fn main() -> anyhow::Result<()> {
         db_connections: 4,
     };
     let state = Arc::new(AppState::new(url.clone(), &args));
+    // Dropped last, here, outside the runtime: the PostgreSQL client's connections block on
+    // their own runtime when dropped, which panics inside another one.
+    let keep = Arc::clone(&state);
     let listener = rt.block_on(estudely::web::bind("127.0.113.200:0".parse()?, false))?;
     let addr = listener.local_addr()?;
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
@@ -306,6 +309,7 @@ fn main() -> anyhow::Result<()> {
     server
         .join()
         .map_err(|_| anyhow::anyhow!("server thread panicked"))??;
+    drop(keep);
     Ok(())
 }
 
