@@ -77,9 +77,6 @@ fn parse_args() -> Result<Opts, String> {
     Ok(opts)
 }
 
-
-
-
 fn main() -> anyhow::Result<()> {
     let opts = parse_args().map_err(anyhow::Error::msg)?;
     let tmp = tempfile::tempdir()?;
