@@ -155,7 +155,7 @@ fn main() -> anyhow::Result<()> {
     let mut rows = 0;
     for i in 0..searches {
         let offset = if i % 10 == 0 {
-            rng.gen_range(0..done.max(1).min(10_000))
+            rng.gen_range(0..done.clamp(1, 10_000))
         } else {
             20 * (i % 5)
         };

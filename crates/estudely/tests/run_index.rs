@@ -151,6 +151,28 @@ fn run_stores_every_torrent_once_and_a_restart_fetches_nothing() {
         "good nodes saved for the next start: {stats:?}"
     );
     drop(store);
+    // The counters of the stats charts: the sampled nodes by client (the testnet's nodes
+    // send `v` = `ES\x00\x01`) and by interval (10 s, in the 60 s bucket), and the failed
+    // fetches (the torrents whose peer serves no metadata) by reason.
+    let out = Command::new(BIN)
+        .args(["stats", "--db", db_s, "--format", "json"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let counters = json["counters"].as_object().expect("counters");
+    let names: Vec<&String> = counters.keys().collect();
+    assert!(counters.contains_key("node_client_ES 0.1"), "{names:?}");
+    assert!(counters.contains_key("node_interval_60"), "{names:?}");
+    assert!(
+        names.iter().any(|n| n.starts_with("fetch_failed_"))
+            && !counters.contains_key("fetch_failed"),
+        "{names:?}"
+    );
 
     let second = run_ok(&run_args(db_s, &boot, "127.0.92.2:0", "15"));
     eprintln!("second run:\n{}", second.stderr);

@@ -157,7 +157,7 @@ impl CrawlSink for Found {
             CrawlEvent::InfoHash { info_hash, .. } => {
                 self.sampled.insert(info_hash.to_hex());
             }
-            CrawlEvent::SearchDone { .. } => {}
+            CrawlEvent::SearchDone { .. } | CrawlEvent::NodeSampled { .. } => {}
         }
         Ok(true)
     }

@@ -98,6 +98,16 @@ pub enum CrawlEvent {
         /// The peer's address.
         peer: SocketAddr,
     },
+    /// A node's first reply to `sample_infohashes` that is not a lie (with or without BEP 51
+    /// fields); once per known node (a node forgotten and met again may be reported again).
+    NodeSampled {
+        /// The node.
+        from: SocketAddr,
+        /// Its client version (KRPC `v`, at most 32 bytes), as sent.
+        version: Option<Vec<u8>>,
+        /// Its BEP 51 `interval` in seconds; `None` for a reply without BEP 51 fields.
+        interval: Option<u32>,
+    },
     /// The peer search of an infohash ended.
     SearchDone {
         /// The infohash.

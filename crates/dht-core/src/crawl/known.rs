@@ -36,6 +36,8 @@ pub struct Known {
     pub queued: bool,
     /// `sample_infohashes` in a row that brought no usable reply (lost, malformed).
     pub failed_samples: u8,
+    /// Reported in a [`super::CrawlEvent::NodeSampled`] already.
+    pub sampled: bool,
 }
 
 /// What [`KnownNodes::discover`] did with a node.
@@ -159,6 +161,7 @@ impl KnownNodes {
                 bep51: None,
                 queued: true,
                 failed_samples: 0,
+                sampled: false,
             },
         );
         self.frontier.push_back(addr);

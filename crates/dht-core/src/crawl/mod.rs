@@ -530,15 +530,19 @@ impl Crawler {
         if matches!(p, Purpose::Sample(_)) {
             self.samples_in_flight = self.samples_in_flight.saturating_sub(1);
         }
+        let mut version = None;
         let reply = match result {
             Ok(m) => match m.body {
-                Body::Response(r) => Ok(r),
+                Body::Response(r) => {
+                    version = m.version;
+                    Ok(r)
+                }
                 _ => Err(QueryError::Timeout),
             },
             Err(e) => Err(e),
         };
         match (p, reply) {
-            (Purpose::Sample(addr), Ok(r)) => self.on_sample(now, addr, r),
+            (Purpose::Sample(addr), Ok(r)) => self.on_sample(now, addr, r, version),
             (Purpose::Sample(addr), Err(QueryError::Remote(_))) => {
                 // No BEP 51 here: fall back to find_node so its neighbours are still found.
                 if let Some(k) = self.known.get_mut(&addr) {
@@ -677,11 +681,27 @@ impl Crawler {
         }
     }
 
-    fn on_sample(&mut self, now: Instant, addr: SocketAddr, r: Response) {
+    /// Report `addr`'s first usable reply to `sample_infohashes` (once per known node).
+    fn node_sampled(&mut self, addr: SocketAddr, version: Option<Vec<u8>>, interval: Option<u32>) {
+        let Some(k) = self.known.get_mut(&addr) else {
+            return;
+        };
+        if !k.sampled {
+            k.sampled = true;
+            self.events.push_back(CrawlEvent::NodeSampled {
+                from: addr,
+                version,
+                interval,
+            });
+        }
+    }
+
+    fn on_sample(&mut self, now: Instant, addr: SocketAddr, r: Response, version: Option<Vec<u8>>) {
         let nodes = self.admitted_nodes(&r);
         self.learn(now, addr, &r);
         self.add_nodes(now, &nodes);
         let Some(interval) = r.interval else {
+            self.node_sampled(addr, version, None);
             // Answered, but not with BEP 51 fields: treat as a node without BEP 51.
             if let Some(k) = self.known.get_mut(&addr) {
                 k.bep51 = Some(false);
@@ -709,6 +729,7 @@ impl Crawler {
             self.stats.lies += 1;
             return;
         }
+        self.node_sampled(addr, version, Some(interval));
         self.stats.samples_answered += 1;
         if self.stats.walks_before_first_sample.is_none() {
             self.stats.walks_before_first_sample = Some(self.stats.find_nodes_sent);

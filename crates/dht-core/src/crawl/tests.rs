@@ -46,9 +46,14 @@ impl Rig {
     }
 
     fn reply(&mut self, to: &(SocketAddr, Message), r: Response) {
+        self.reply_as(to, None, r);
+    }
+
+    /// Reply with client version `v`.
+    fn reply_as(&mut self, to: &(SocketAddr, Message), v: Option<&[u8]>, r: Response) {
         let m = Message {
             tid: to.1.tid.clone(),
-            version: None,
+            version: v.map(<[u8]>::to_vec),
             ip: None,
             read_only: false,
             body: Body::Response(r),
@@ -125,11 +130,18 @@ fn bootstrap_walk_then_sample_then_search() {
     );
     assert_eq!(
         r.events(),
-        vec![CrawlEvent::InfoHash {
-            info_hash: ih,
-            from: addr(2),
-            announced: false,
-        }]
+        vec![
+            CrawlEvent::NodeSampled {
+                from: addr(2),
+                version: None,
+                interval: Some(300),
+            },
+            CrawlEvent::InfoHash {
+                info_hash: ih,
+                from: addr(2),
+                announced: false,
+            }
+        ]
     );
     // Peer discovery starts at the node that sampled it.
     let sent = r.sent();
@@ -584,4 +596,97 @@ fn a_full_seen_set_stops_sampling_unless_told_to_forget() {
             assert!(stats.seen_full);
         }
     }
+}
+
+#[test]
+fn each_node_is_reported_once_on_its_first_usable_sample_reply() {
+    let mut r = Rig::new();
+    let sent = r.sent();
+    r.reply(
+        &sent[0],
+        Response {
+            id: NodeId([1; 20]),
+            nodes: vec![node(2), node(3), node(4)],
+            ..Response::default()
+        },
+    );
+    let sent = r.sent();
+    let to = |n: u8| sent.iter().find(|(a, _)| *a == addr(n)).unwrap().clone();
+    let (to2, to3, to4) = (to(2), to(3), to(4));
+    // Node 3 lies (num 1, two samples): not reported.
+    r.reply_as(
+        &to3,
+        Some(b"XX\x01\x02"),
+        Response {
+            id: NodeId([3; 20]),
+            samples: vec![InfoHash([30; 20]), InfoHash([31; 20])],
+            interval: Some(60),
+            num: Some(1),
+            ..Response::default()
+        },
+    );
+    // Node 4 answers without BEP 51 fields: reported, without an interval.
+    r.reply_as(
+        &to4,
+        Some(b"UT\x03\x04"),
+        Response {
+            id: NodeId([4; 20]),
+            ..Response::default()
+        },
+    );
+    r.reply_as(
+        &to2,
+        Some(b"LT\x02\x01"),
+        Response {
+            id: NodeId([2; 20]),
+            samples: vec![InfoHash([7; 20])],
+            interval: Some(120),
+            num: Some(1),
+            ..Response::default()
+        },
+    );
+    let nodes = |ev: Vec<CrawlEvent>| -> Vec<CrawlEvent> {
+        ev.into_iter()
+            .filter(|e| matches!(e, CrawlEvent::NodeSampled { .. }))
+            .collect()
+    };
+    assert_eq!(
+        nodes(r.events()),
+        [
+            CrawlEvent::NodeSampled {
+                from: addr(4),
+                version: Some(b"UT\x03\x04".to_vec()),
+                interval: None,
+            },
+            CrawlEvent::NodeSampled {
+                from: addr(2),
+                version: Some(b"LT\x02\x01".to_vec()),
+                interval: Some(120),
+            },
+        ]
+    );
+    // Sampled again once its interval passed: not reported again.
+    r.now += Duration::from_secs(600);
+    let now = r.now;
+    r.c.handle_timeout(now);
+    let sent = r.sent();
+    let again = sent
+        .iter()
+        .find(|(a, m)| {
+            *a == addr(2) && matches!(m.body, Body::Query(Query::SampleInfohashes { .. }))
+        })
+        .expect("node 2 sampled again")
+        .clone();
+    r.reply_as(
+        &again,
+        Some(b"LT\x02\x01"),
+        Response {
+            id: NodeId([2; 20]),
+            samples: vec![InfoHash([8; 20])],
+            interval: Some(120),
+            num: Some(1),
+            ..Response::default()
+        },
+    );
+    assert!(nodes(r.events()).is_empty());
 }

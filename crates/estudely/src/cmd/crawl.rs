@@ -225,6 +225,7 @@ impl<W: Write> CrawlSink for Rows<'_, W> {
             CrawlEvent::SearchDone { info_hash, .. } => {
                 self.sources.remove(&info_hash);
             }
+            CrawlEvent::NodeSampled { .. } => {}
             CrawlEvent::Peer { peer, .. } if !writable_peer(&peer) => {
                 self.counts.port_zero += 1;
             }

@@ -5,6 +5,7 @@
 //! The gate asks the database only when the in-memory [`KnownFilter`] says "maybe": at
 //! 10 M rows, a new infohash costs a few hashes, a known one a primary-key lookup.
 
+use std::borrow::Cow;
 use std::cell::RefCell;
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -17,9 +18,10 @@ use sha2::Digest as _;
 use tracing::warn;
 
 use super::filter::{Filters, KnownFilter, Rejected};
+use super::nodes::NodeLabels;
 use super::store_thread::{truncated, unix_now, Req, StoreThread};
 use super::{Gate, Handoff, RowSink};
-use crate::fetch::{FetchedMetadata, Job};
+use crate::fetch::{Attempt, FailureKind, FetchedMetadata, Job};
 use crate::store::{Sighting, Source, Torrent, MAX_STORED_FILES};
 
 /// A [`Torrent`] row from fetched metadata, found at `discovered` through `source`.
@@ -68,7 +70,8 @@ pub struct IndexCounts {
     pub stored: u64,
     /// Metadata fetched but filtered out, by reason.
     pub filtered: HashMap<&'static str, u64>,
-    /// Infohashes with peers whose fetch failed.
+    /// Infohashes with peers whose fetch failed (counted in the index by reason:
+    /// `fetch_failed_<kind>`, see [`main_failure`]).
     pub fetch_failed: u64,
     /// Infohashes whose search found no peer.
     pub no_peers: u64,
@@ -92,6 +95,8 @@ pub struct Shared {
     pub counts: IndexCounts,
     /// When and how each infohash in flight was found.
     found: HashMap<InfoHash, (i64, Source)>,
+    /// The client labels of the nodes counted.
+    nodes: NodeLabels,
 }
 
 impl Shared {
@@ -103,11 +108,12 @@ impl Shared {
             filters,
             counts: IndexCounts::default(),
             found: HashMap::new(),
+            nodes: NodeLabels::default(),
         }))
     }
 
-    fn count(&self, name: &'static str) -> anyhow::Result<()> {
-        self.store.send(Req::Counter(name, 1))
+    fn count(&self, name: impl Into<Cow<'static, str>>) -> anyhow::Result<()> {
+        self.store.send(Req::Counter(name.into(), 1))
     }
 }
 
@@ -133,6 +139,7 @@ impl RowSink for IndexSink {
         ih: InfoHash,
         peers: &[SocketAddr],
         fetched: Option<&FetchedMetadata>,
+        failure: Option<FailureKind>,
     ) -> anyhow::Result<()> {
         let mut sh = self.0.borrow_mut();
         let (discovered, source) = sh.found.remove(&ih).unwrap_or((unix_now(), Source::Sample));
@@ -143,7 +150,7 @@ impl RowSink for IndexSink {
                 return sh.count("no_peers");
             }
             sh.counts.fetch_failed += 1;
-            sh.count("fetch_failed")?;
+            sh.count(fetch_failed_counter(failure))?;
             return peer_sightings(&sh, ih, peers);
         };
         // Stored or filtered: either way, not fetched again in this run.
@@ -163,6 +170,14 @@ impl RowSink for IndexSink {
         peer_sightings(&sh, ih, peers)
     }
 
+    fn node(&mut self, version: Option<&[u8]>, interval: Option<u32>) -> anyhow::Result<()> {
+        let mut sh = self.0.borrow_mut();
+        for name in sh.nodes.counters(version, interval) {
+            sh.count(name)?;
+        }
+        Ok(())
+    }
+
     fn dropped(&mut self, ih: InfoHash) {
         let mut sh = self.0.borrow_mut();
         sh.found.remove(&ih);
@@ -171,6 +186,31 @@ impl RowSink for IndexSink {
 
     fn flush(&mut self) -> anyhow::Result<()> {
         self.0.borrow().store.flush()
+    }
+}
+
+/// The main failure of a fetch: the kind of most of its failed attempts, ties going to
+/// the kind of the latest attempt among them (the last word on the infohash). `None` when
+/// no attempt failed (none ended: the deadline or the run's end came first).
+pub fn main_failure(failed: &[Attempt]) -> Option<FailureKind> {
+    let mut counts: HashMap<FailureKind, usize> = HashMap::new();
+    for a in failed {
+        *counts.entry(a.failure.kind).or_default() += 1;
+    }
+    let most = counts.values().copied().max()?;
+    failed
+        .iter()
+        .rev()
+        .map(|a| a.failure.kind)
+        .find(|k| counts.get(k) == Some(&most))
+}
+
+/// The counter of an infohash with peers but no metadata: `fetch_failed_<kind>` (the
+/// fetch's [`main_failure`]), or `fetch_failed_unfinished` when no attempt ended.
+pub fn fetch_failed_counter(failure: Option<FailureKind>) -> String {
+    match failure {
+        Some(kind) => format!("fetch_failed_{kind}"),
+        None => "fetch_failed_unfinished".to_owned(),
     }
 }
 
@@ -218,5 +258,43 @@ impl Gate for IndexGate {
             // The index stopped: the error ends the run at the next row.
             warn!("index stopped; not fetching");
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::fetch::FetchFailure;
+
+    fn attempt(kind: FailureKind) -> Attempt {
+        Attempt {
+            peer: "127.0.0.1:1".parse().unwrap(),
+            failure: FetchFailure::new(kind, "x"),
+            elapsed: Duration::ZERO,
+        }
+    }
+
+    #[test]
+    fn the_main_failure_is_the_most_frequent_then_the_latest() {
+        use FailureKind::{Closed, Refused, Timeout};
+        let of = |kinds: &[FailureKind]| -> Option<FailureKind> {
+            main_failure(&kinds.iter().copied().map(attempt).collect::<Vec<_>>())
+        };
+        assert_eq!(of(&[]), None);
+        assert_eq!(of(&[Refused]), Some(Refused));
+        assert_eq!(of(&[Timeout, Refused, Timeout]), Some(Timeout));
+        assert_eq!(of(&[Timeout, Refused]), Some(Refused));
+        assert_eq!(
+            of(&[Refused, Closed, Timeout, Closed, Refused]),
+            Some(Refused)
+        );
+        assert_eq!(fetch_failed_counter(Some(Timeout)), "fetch_failed_timeout");
+        assert_eq!(
+            fetch_failed_counter(Some(FailureKind::AddressRefused)),
+            "fetch_failed_address_refused"
+        );
+        assert_eq!(fetch_failed_counter(None), "fetch_failed_unfinished");
     }
 }

@@ -11,6 +11,7 @@
 
 pub mod filter;
 pub mod index;
+pub mod nodes;
 mod pending;
 pub mod rows;
 pub mod store_thread;
@@ -28,7 +29,7 @@ use crate::args::overall_limit;
 use crate::cmd::metadata::save_torrent;
 use crate::crawl::setup::{crawl_limit, Interrupt, SEARCHES_CAP};
 use crate::crawl::{CrawlDriver, CrawlReport, CrawlSink, Progress, StopReason};
-use crate::fetch::{fetch_stream, FetchConfig, FetchStats, FetchedMetadata, Job};
+use crate::fetch::{fetch_stream, FailureKind, FetchConfig, FetchStats, FetchedMetadata, Job};
 use crate::store::Source;
 use pending::{Next, Pending};
 
@@ -42,13 +43,22 @@ pub trait RowSink {
         Ok(())
     }
 
-    /// The end of an infohash: the peers considered and the metadata, if a fetch got it.
+    /// The end of an infohash: the peers considered and the metadata, if a fetch got it;
+    /// when a fetch ran and failed, its main failure kind (see [`index::main_failure`];
+    /// `None` when no attempt ended: the search or the run ended first).
     fn done(
         &mut self,
         ih: InfoHash,
         peers: &[SocketAddr],
         fetched: Option<&FetchedMetadata>,
+        failure: Option<FailureKind>,
     ) -> anyhow::Result<()>;
+
+    /// A node answered its first sample: its client version (KRPC `v`) and its BEP 51
+    /// `interval`, if it gave one.
+    fn node(&mut self, _version: Option<&[u8]>, _interval: Option<u32>) -> anyhow::Result<()> {
+        Ok(())
+    }
 
     /// An infohash given to [`RowSink::found`] that has no end after all: the gate found it
     /// known, or it is not to be fetched here.
@@ -305,10 +315,15 @@ impl<S: RowSink, G: Gate> CrawlSink for Stage<'_, S, G> {
                 } else if pending.found(info_hash) {
                     self.sink.borrow_mut().found(info_hash, from, source)?;
                 } else {
-                    self.sink.borrow_mut().done(info_hash, &[], None)?;
+                    self.sink.borrow_mut().done(info_hash, &[], None, None)?;
                 }
             }
             CrawlEvent::Peer { info_hash, peer } => pending.peer(info_hash, peer),
+            CrawlEvent::NodeSampled {
+                ref version,
+                interval,
+                ..
+            } => self.sink.borrow_mut().node(version.as_deref(), interval)?,
             CrawlEvent::SearchDone { info_hash, .. } => match pending.search_done(info_hash) {
                 Next::Fetch(job) => {
                     if let Some(to) = &self.handoff {
@@ -317,7 +332,7 @@ impl<S: RowSink, G: Gate> CrawlSink for Stage<'_, S, G> {
                 }
                 Next::Write(ih) => {
                     pending.remove(ih);
-                    self.sink.borrow_mut().done(ih, &[], None)?;
+                    self.sink.borrow_mut().done(ih, &[], None, None)?;
                 }
                 Next::Nothing => {}
             },
@@ -457,7 +472,8 @@ pub async fn run<S: RowSink, G: Gate>(
                     if let (Some(dir), Some(m)) = (&cfg.save_torrents, &r.metadata) {
                         save_torrent(dir, &r.info_hash.to_hex(), &m.info)?;
                     }
-                    sink.borrow_mut().done(r.info_hash, &peers, r.metadata.as_ref())?;
+                    let failure = index::main_failure(&r.failed);
+                    sink.borrow_mut().done(r.info_hash, &peers, r.metadata.as_ref(), failure)?;
                 }
                 Some(ih) = skipped_rx.recv() => {
                     skipped += 1;
@@ -483,7 +499,7 @@ pub async fn run<S: RowSink, G: Gate>(
     crate::metrics::publish_node(&driver.crawler().node().stats());
     let mut pending = pending.into_inner();
     for (ih, peers) in pending.drain() {
-        sink.borrow_mut().done(ih, &peers, None)?;
+        sink.borrow_mut().done(ih, &peers, None, None)?;
     }
     sink.borrow_mut().flush()?;
     Ok(PipelineReport {

@@ -147,6 +147,7 @@ impl<W: Write> RowSink for Out<W> {
         ih: InfoHash,
         peers: &[SocketAddr],
         fetched: Option<&FetchedMetadata>,
+        _failure: Option<crate::fetch::FailureKind>,
     ) -> anyhow::Result<()> {
         self.infohash(ih, peers, fetched.map(|m| &m.summary))
             .context("cannot write to stdout")

@@ -5,6 +5,7 @@
 //! I fetch it?) are answered in order with the writes, so an answer sees every torrent
 //! written before it, committed or still waiting in the batch.
 
+use std::borrow::Cow;
 use std::collections::HashSet;
 use std::sync::mpsc as std_mpsc;
 use std::sync::{Arc, Mutex};
@@ -36,7 +37,7 @@ pub fn unix_now() -> i64 {
 pub(crate) enum Req {
     Torrent(Box<Torrent>),
     Sighting(Sighting),
-    Counter(&'static str, u64),
+    Counter(Cow<'static, str>, u64),
     Release(InfoHash),
     Check(InfoHash),
     Claim(Job, Handoff),
@@ -237,11 +238,12 @@ impl Writer<'_> {
                     self.batch.torrents.push(*t);
                 }
                 Req::Sighting(s) => self.batch.sightings.push(s),
-                Req::Counter(name, n) => match self.batch.counters.iter_mut().find(|c| c.0 == name)
-                {
-                    Some(c) => c.1 += n,
-                    None => self.batch.counters.push((name.to_owned(), n)),
-                },
+                Req::Counter(name, n) => {
+                    match self.batch.counters.iter_mut().find(|c| *c.0 == *name) {
+                        Some(c) => c.1 += n,
+                        None => self.batch.counters.push((name.into_owned(), n)),
+                    }
+                }
                 Req::Release(ih) => self.batch.release.push(ih),
                 Req::Check(ih) => {
                     // Waiting in this batch, or committed.
@@ -341,7 +343,8 @@ mod tests {
             at: 10,
         };
         st.send(Req::Sighting(sighting)).unwrap();
-        st.send(Req::Counter("fetch_failed", 2)).unwrap();
+        st.send(Req::Counter("fetch_failed_timeout".into(), 2))
+            .unwrap();
         // Asked after the write: the answer sees it (same thread, in order).
         st.send(Req::Check(stored.info_hash)).unwrap();
         st.send(Req::Check(InfoHash([2; 20]))).unwrap();
@@ -379,7 +382,7 @@ mod tests {
             .open_read_only()
             .unwrap();
         let counters = s.stats().unwrap().counters;
-        assert_eq!(counters, [("fetch_failed".to_owned(), 2)]);
+        assert_eq!(counters, [("fetch_failed_timeout".to_owned(), 2)]);
         st.finish().unwrap();
     }
 }

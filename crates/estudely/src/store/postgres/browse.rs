@@ -44,28 +44,39 @@ pub fn sightings_of(
     key: &InfoHash,
     max: usize,
 ) -> anyhow::Result<(Vec<SightingRow>, u64)> {
-    let keys = "WITH t AS (
-            SELECT info_hash, substring(info_hash_v2 from 1 for 20) AS v2 FROM torrents
-            WHERE info_hash = $1
-            UNION ALL
-            SELECT info_hash, substring(info_hash_v2 from 1 for 20) FROM torrents
-            WHERE substring(info_hash_v2 from 1 for 20) = $1),
-         k AS (SELECT $1::bytea AS k UNION SELECT info_hash FROM t
-               UNION SELECT v2 FROM t WHERE v2 IS NOT NULL)";
-    let key = &key.0[..];
+    // The keys first, then the sightings by primary key: a subquery in `IN` may be planned
+    // as a scan of every sighting.
+    let mut keys: Vec<Vec<u8>> = vec![key.0.to_vec()];
+    let found = client.query_opt(
+        "SELECT info_hash, substring(info_hash_v2 from 1 for 20) FROM torrents
+         WHERE info_hash = $1
+         UNION ALL
+         SELECT info_hash, substring(info_hash_v2 from 1 for 20) FROM torrents
+         WHERE substring(info_hash_v2 from 1 for 20) = $1
+         LIMIT 1",
+        &[&&key.0[..]],
+    )?;
+    if let Some(row) = found {
+        for k in [row.try_get::<_, Option<Vec<u8>>>(0)?, row.try_get(1)?]
+            .into_iter()
+            .flatten()
+        {
+            if !keys.contains(&k) {
+                keys.push(k);
+            }
+        }
+    }
     let total: i64 = client
         .query_one(
-            &format!("{keys} SELECT count(*) FROM sightings WHERE info_hash IN (SELECT k FROM k)"),
-            &[&key],
+            "SELECT count(*) FROM sightings WHERE info_hash = ANY($1)",
+            &[&keys],
         )?
         .try_get(0)?;
     let rows = client.query(
-        &format!(
-            "{keys} SELECT ip, port, source, first_seen, last_seen FROM sightings
-             WHERE info_hash IN (SELECT k FROM k)
-             ORDER BY last_seen DESC, first_seen DESC, ip, port, source LIMIT $2"
-        ),
-        &[&key, &int(max)],
+        "SELECT ip, port, source, first_seen, last_seen FROM sightings
+         WHERE info_hash = ANY($1)
+         ORDER BY last_seen DESC, first_seen DESC, ip, port, source LIMIT $2",
+        &[&keys, &int(max)],
     )?;
     let mut out = Vec::with_capacity(rows.len());
     for row in &rows {

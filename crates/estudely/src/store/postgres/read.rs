@@ -98,8 +98,9 @@ pub fn torrent(client: &mut Client, key: &InfoHash) -> anyhow::Result<Option<Sto
 }
 
 /// Matches ordered per search by size or discovery at least: the first `SORT_CANDIDATES`
-/// the indexes give. A query with fewer matches is ordered exactly.
-const SORT_CANDIDATES: usize = 5_000;
+/// the indexes give. A query with fewer matches is ordered exactly. At 200,000 torrents,
+/// 5,000 put the p95 of a common word at 38 ms (each candidate's row is read).
+const SORT_CANDIDATES: usize = 2_000;
 
 /// Words (and substrings of the name with trigrams), in `sort` order. By relevance, best
 /// first: the best of the first [`CANDIDATES`] matches (or `offset + limit`, if more) when
