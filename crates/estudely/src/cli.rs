@@ -17,6 +17,8 @@ pub struct Cli {
 }
 
 /// The subcommands.
+// Parsed once per process: a large variant (`run`'s many flags) costs nothing worth a Box.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Send one KRPC query to a node and print its reply.

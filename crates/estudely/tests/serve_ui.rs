@@ -408,7 +408,14 @@ fn assert_charts(dom: &str, what: &str) -> BTreeSet<String> {
         );
         ids.insert(id.strip_prefix("chart-").expect("chart-ID").to_owned());
     }
-    for want in ["discoveries", "outcomes", "sizes", "versions"] {
+    for want in [
+        "discoveries",
+        "outcomes",
+        "sizes",
+        "versions",
+        "clients",
+        "intervals",
+    ] {
         assert!(ids.contains(want), "{what}: no {want} chart in {ids:?}");
     }
     eprintln!("{what}: charts {ids:?}");
