@@ -12,7 +12,9 @@ use std::thread;
 use std::time::Duration;
 
 use estudely::store::postgres::PgStore;
-use estudely::store::{Batch, SearchSort, Sighting, Source, Store, Torrent, MAX_STORED_FILES};
+use estudely::store::{
+    Batch, SearchSort, Sighting, SightingCounts, Source, Store, Torrent, MAX_STORED_FILES,
+};
 use estudely_krpc::{CompactNode, InfoHash, NodeId};
 use estudely_peer_wire::{FileEntry, Version};
 use pg::PgServer;
@@ -800,18 +802,21 @@ fn sightings_of_a_hybrid_under_both_keys() {
     };
     store.write("me", &batch).unwrap();
     for k in [1, 9] {
-        let (rows, total) = store.sightings_of(&key(k), 10).unwrap();
-        assert_eq!(total, 3);
+        let (rows, n) = store.sightings_of(&key(k), 10).unwrap();
+        assert_eq!((n.total, n.peers), (3, 2));
         let addrs: Vec<String> = rows.iter().map(|r| r.addr.to_string()).collect();
         assert_eq!(addrs, ["[::2]:2", "3.3.3.3:3", "1.1.1.1:1"]);
         assert_eq!(rows[0].source, Source::Sample);
         assert_eq!((rows[2].first_seen, rows[2].last_seen), (10, 10));
     }
-    let (rows, total) = store.sightings_of(&key(1), 1).unwrap();
-    assert_eq!((rows.len(), total), (1, 3));
-    let (rows, total) = store.sightings_of(&key(7), 10).unwrap();
-    assert_eq!((rows.len(), total), (1, 1));
-    assert_eq!(store.sightings_of(&key(8), 10).unwrap(), (vec![], 0));
+    let (rows, n) = store.sightings_of(&key(1), 1).unwrap();
+    assert_eq!((rows.len(), n.total, n.peers), (1, 3, 2));
+    let (rows, n) = store.sightings_of(&key(7), 10).unwrap();
+    assert_eq!((rows.len(), n.total, n.peers), (1, 1, 1));
+    assert_eq!(
+        store.sightings_of(&key(8), 10).unwrap().1,
+        SightingCounts::default()
+    );
 }
 
 #[test]

@@ -277,12 +277,12 @@ pub trait Store: Send {
     fn recent(&mut self, limit: usize, offset: usize) -> anyhow::Result<Vec<StoredTorrent>>;
 
     /// The sightings of one torrent (any of its keys), newest first, at most `max`, and how
-    /// many there are in all.
+    /// many there are in all (and how many distinct peer addresses among them).
     fn sightings_of(
         &mut self,
         info_hash: &InfoHash,
         max: usize,
-    ) -> anyhow::Result<(Vec<SightingRow>, u64)>;
+    ) -> anyhow::Result<(Vec<SightingRow>, SightingCounts)>;
 
     /// The first and last `discovered` of the stored torrents; `None` when there are none.
     fn discovered_range(&mut self) -> anyhow::Result<Option<(i64, i64)>>;
@@ -378,6 +378,15 @@ pub enum SearchSort {
     Size,
     /// Newest `discovered` first.
     Discovered,
+}
+
+/// How many sightings a torrent has.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct SightingCounts {
+    /// Sighting rows: (address, source) pairs, sampling nodes included.
+    pub total: u64,
+    /// Distinct peer addresses (sources `announce` and `get_peers`).
+    pub peers: u64,
 }
 
 /// One sighting of a torrent as read back.

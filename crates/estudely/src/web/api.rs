@@ -105,9 +105,9 @@ pub async fn search(
 }
 
 /// `GET /api/v1/torrents/{infohash}`: the torrent as `export --format jsonl` writes it
-/// (files included), plus `magnet` and `sightings: {total, newest: [...]}`.
+/// (files included), plus `magnet` and `sightings: {total, peers, newest: [...]}`.
 pub async fn torrent(State(st): State<Arc<AppState>>, Path(key): Path<String>) -> Response {
-    let (t, seen, total) = match load_torrent(&st, &key).await {
+    let (t, seen, counts) = match load_torrent(&st, &key).await {
         Ok(Some(found)) => found,
         Ok(None) => return fail(StatusCode::NOT_FOUND, "no such torrent in the index"),
         Err(_) if super::view::parse_key(&key).is_none() => {
@@ -126,7 +126,8 @@ pub async fn torrent(State(st): State<Arc<AppState>>, Path(key): Path<String>) -
     let mut v = export::json_value(&t, &peers);
     v["magnet"] = Value::String(magnet(&t));
     v["sightings"] = json!({
-        "total": total,
+        "total": counts.total,
+        "peers": counts.peers,
         "newest": seen.iter().map(|s| json!({
             "addr": s.addr.to_string(),
             "source": s.source.as_str(),

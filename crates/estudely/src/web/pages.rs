@@ -17,7 +17,7 @@ use super::view::{self, file_tree, parse_key, Row, TreeItem};
 use super::{AppState, DbError, MAX_OFFSET, MAX_QUERY, PAGE_SIZE, STATS_CACHE};
 use crate::report::charts::{charts, Chart};
 use crate::report::format::human_bytes;
-use crate::store::{SearchSort, SightingRow, StoredTorrent};
+use crate::store::{SearchSort, SightingCounts, SightingRow, StoredTorrent};
 
 /// Most sightings listed on a torrent's page.
 const SIGHTINGS_SHOWN: usize = 50;
@@ -96,6 +96,7 @@ struct TorrentPage {
     tree: Vec<TreeItem>,
     files_omitted: u64,
     sightings: Vec<SightingView>,
+    sighting_total: u64,
     peer_total: u64,
 }
 
@@ -322,7 +323,7 @@ pub async fn recent(
 }
 
 /// A torrent and its newest sightings, or `None`.
-pub type TorrentData = Option<(StoredTorrent, Vec<SightingRow>, u64)>;
+pub type TorrentData = Option<(StoredTorrent, Vec<SightingRow>, SightingCounts)>;
 
 /// Read one torrent with its files and sightings.
 pub async fn load_torrent(st: &AppState, key: &str) -> Result<TorrentData, Response> {
@@ -347,7 +348,7 @@ pub async fn load_torrent(st: &AppState, key: &str) -> Result<TorrentData, Respo
 
 /// `GET /torrent/{infohash}`
 pub async fn torrent(State(st): State<Arc<AppState>>, Path(key): Path<String>) -> Response {
-    let (t, seen, total) = match load_torrent(&st, &key).await {
+    let (t, seen, counts) = match load_torrent(&st, &key).await {
         Ok(Some(found)) => found,
         Ok(None) => {
             return error(
@@ -380,7 +381,8 @@ pub async fn torrent(State(st): State<Arc<AppState>>, Path(key): Path<String>) -
                 last_seen: view::utc(s.last_seen),
             })
             .collect(),
-        peer_total: total,
+        sighting_total: counts.total,
+        peer_total: counts.peers,
     })
 }
 

@@ -9,8 +9,8 @@ use postgres::Client;
 use super::read::{stored, COLUMNS};
 use super::text::to_u64;
 use crate::store::{
-    bucket_start_sql, check_bucket, size_counts, size_counts_sql, SightingRow, Source,
-    StoredTorrent,
+    bucket_start_sql, check_bucket, size_counts, size_counts_sql, SightingCounts, SightingRow,
+    Source, StoredTorrent,
 };
 
 /// A `bigint` from a count or an offset (saturating).
@@ -43,7 +43,7 @@ pub fn sightings_of(
     client: &mut Client,
     key: &InfoHash,
     max: usize,
-) -> anyhow::Result<(Vec<SightingRow>, u64)> {
+) -> anyhow::Result<(Vec<SightingRow>, SightingCounts)> {
     // The keys first, then the sightings by primary key: a subquery in `IN` may be planned
     // as a scan of every sighting.
     let mut keys: Vec<Vec<u8>> = vec![key.0.to_vec()];
@@ -66,12 +66,12 @@ pub fn sightings_of(
             }
         }
     }
-    let total: i64 = client
-        .query_one(
-            "SELECT count(*) FROM sightings WHERE info_hash = ANY($1)",
-            &[&keys],
-        )?
-        .try_get(0)?;
+    let counts = client.query_one(
+        "SELECT count(*), count(DISTINCT (ip, port)) FILTER (WHERE source <> 'sample')
+         FROM sightings WHERE info_hash = ANY($1)",
+        &[&keys],
+    )?;
+    let (total, peers): (i64, i64) = (counts.try_get(0)?, counts.try_get(1)?);
     let rows = client.query(
         "SELECT ip, port, source, first_seen, last_seen FROM sightings
          WHERE info_hash = ANY($1)
@@ -94,7 +94,13 @@ pub fn sightings_of(
             last_seen: row.try_get(4)?,
         });
     }
-    Ok((out, to_u64(total, "count")?))
+    Ok((
+        out,
+        SightingCounts {
+            total: to_u64(total, "count")?,
+            peers: to_u64(peers, "count")?,
+        },
+    ))
 }
 
 /// The first and last `discovered` (index `torrents_discovered`).

@@ -22,7 +22,7 @@ use estudely_krpc::{CompactNode, InfoHash, NodeId};
 use postgres::config::Host;
 use postgres::{Client, Config, NoTls};
 
-use super::{Batch, SearchSort, SightingRow, Source, Stats, Store, StoredTorrent};
+use super::{Batch, SearchSort, SightingCounts, SightingRow, Source, Stats, Store, StoredTorrent};
 
 /// The longest lease taken (longer ones are cut to this): ten years.
 const MAX_LEASE_SECS: f64 = 10.0 * 365.0 * 86_400.0;
@@ -299,7 +299,7 @@ impl Store for PgStore {
         &mut self,
         info_hash: &InfoHash,
         max: usize,
-    ) -> anyhow::Result<(Vec<SightingRow>, u64)> {
+    ) -> anyhow::Result<(Vec<SightingRow>, SightingCounts)> {
         let r = browse::sightings_of(&mut self.client, info_hash, max);
         self.check("sightings", r)
     }

@@ -9,8 +9,8 @@ use rusqlite::Connection;
 use super::codec::{fts_query, uint};
 use super::read::{stored, COLUMNS};
 use crate::store::{
-    bucket_start_sql, check_bucket, size_counts, size_counts_sql, SearchSort, SightingRow, Source,
-    StoredTorrent,
+    bucket_start_sql, check_bucket, size_counts, size_counts_sql, SearchSort, SightingCounts,
+    SightingRow, Source, StoredTorrent,
 };
 
 /// Most full-text matches ranked per search by relevance. A common word matches millions
@@ -123,16 +123,20 @@ fn keys_of(conn: &Connection, key: &InfoHash) -> anyhow::Result<[Vec<u8>; 3]> {
 }
 
 /// The sightings of the torrent answering to `key` (under any of its keys), newest
-/// `last_seen` first, at most `max`, and their number.
+/// `last_seen` first, at most `max`, and their counts.
 pub fn sightings_of(
     conn: &Connection,
     key: &InfoHash,
     max: usize,
-) -> anyhow::Result<(Vec<SightingRow>, u64)> {
+) -> anyhow::Result<(Vec<SightingRow>, SightingCounts)> {
     let [a, b, c] = keys_of(conn, key)?;
-    let total: i64 = conn
-        .prepare_cached("SELECT count(*) FROM sightings WHERE info_hash IN (?1, ?2, ?3)")?
-        .query_row([&a, &b, &c], |r| r.get(0))?;
+    let (total, peers): (i64, i64) = conn
+        .prepare_cached(
+            "SELECT count(*), count(DISTINCT CASE WHEN source <> 'sample'
+                 THEN ip || ' ' || port END)
+             FROM sightings WHERE info_hash IN (?1, ?2, ?3)",
+        )?
+        .query_row([&a, &b, &c], |r| Ok((r.get(0)?, r.get(1)?)))?;
     let mut stmt = conn.prepare_cached(
         "SELECT ip, port, source, first_seen, last_seen FROM sightings
          WHERE info_hash IN (?1, ?2, ?3)
@@ -165,7 +169,13 @@ pub fn sightings_of(
             last_seen,
         });
     }
-    Ok((out, uint(total)))
+    Ok((
+        out,
+        SightingCounts {
+            total: uint(total),
+            peers: uint(peers),
+        },
+    ))
 }
 
 /// The first and last `discovered` (index `torrents_discovered`).
@@ -361,19 +371,22 @@ mod tests {
             },
         );
         for key in [1, 9] {
-            let (rows, total) = s.sightings_of(&InfoHash([key; 20]), 10).unwrap();
-            assert_eq!(total, 3);
+            let (rows, n) = s.sightings_of(&InfoHash([key; 20]), 10).unwrap();
+            assert_eq!((n.total, n.peers), (3, 2));
             let addrs: Vec<String> = rows.iter().map(|r| r.addr.to_string()).collect();
             assert_eq!(addrs, ["[::2]:2", "3.3.3.3:3", "1.1.1.1:1"]);
             assert_eq!(rows[0].source, Source::Sample);
             assert_eq!((rows[2].first_seen, rows[2].last_seen), (10, 10));
         }
-        let (rows, total) = s.sightings_of(&InfoHash([1; 20]), 1).unwrap();
-        assert_eq!((rows.len(), total), (1, 3));
+        let (rows, n) = s.sightings_of(&InfoHash([1; 20]), 1).unwrap();
+        assert_eq!((rows.len(), n.total, n.peers), (1, 3, 2));
         // Sightings of an infohash not stored are found too.
-        let (rows, total) = s.sightings_of(&InfoHash([7; 20]), 10).unwrap();
-        assert_eq!((rows.len(), total), (1, 1));
-        assert_eq!(s.sightings_of(&InfoHash([8; 20]), 10).unwrap(), (vec![], 0));
+        let (rows, n) = s.sightings_of(&InfoHash([7; 20]), 10).unwrap();
+        assert_eq!((rows.len(), n.total, n.peers), (1, 1, 1));
+        assert_eq!(
+            s.sightings_of(&InfoHash([8; 20]), 10).unwrap(),
+            (vec![], SightingCounts::default())
+        );
     }
 
     #[test]

@@ -23,7 +23,7 @@ use anyhow::Context as _;
 use estudely_krpc::{CompactNode, InfoHash};
 use rusqlite::{Connection, OpenFlags};
 
-use super::{Batch, SearchSort, SightingRow, Source, Stats, Store, StoredTorrent};
+use super::{Batch, SearchSort, SightingCounts, SightingRow, Source, Stats, Store, StoredTorrent};
 use crate::resolve::UsageError;
 
 /// An SQLite index, open for writing or for reading only.
@@ -205,7 +205,7 @@ impl Store for SqliteStore {
         &mut self,
         info_hash: &InfoHash,
         max: usize,
-    ) -> anyhow::Result<(Vec<SightingRow>, u64)> {
+    ) -> anyhow::Result<(Vec<SightingRow>, SightingCounts)> {
         self.guarded(true, |c| browse::sightings_of(c, info_hash, max))
     }
 
