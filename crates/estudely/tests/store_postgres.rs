@@ -115,6 +115,13 @@ fn every_field_round_trips() {
         store.contains(&v2_keys[0]).unwrap(),
         "a v2 key finds its torrent"
     );
+    for v2 in v2_keys {
+        let by_v2 = store
+            .torrent(&v2)
+            .unwrap()
+            .expect("found by its truncated v2 key");
+        assert!(!by_v2.torrent.files.is_empty(), "with its files");
+    }
 
     // Search results carry no files; export carries them all (the stored ones).
     let hits = store.search("bad utf", 10, 0).unwrap();

@@ -246,7 +246,8 @@ pub trait Store: Send {
         self.search_sorted(query, SearchSort::Relevance, limit, offset)
     }
 
-    /// One torrent with its stored files.
+    /// One torrent with its stored files, by any of its keys (a hybrid's v1 key or its
+    /// truncated v2 key).
     fn torrent(&mut self, info_hash: &InfoHash) -> anyhow::Result<Option<StoredTorrent>>;
 
     /// Every torrent discovered at or after `since` (unix seconds), oldest first, with its

@@ -17,6 +17,15 @@ pub enum DbError {
     Failed(anyhow::Error),
 }
 
+impl std::fmt::Display for DbError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            DbError::Busy(why) => f.write_str(why),
+            DbError::Failed(e) => write!(f, "{e:#}"),
+        }
+    }
+}
+
 /// Connections to one index, opened read-only on demand, at most `max` at once.
 pub struct Pool {
     url: DbUrl,
@@ -96,6 +105,18 @@ impl Pool {
             Ok(Err(e)) => Err(DbError::Failed(e)),
             Err(e) => Err(DbError::Failed(anyhow::anyhow!("a query panicked: {e}"))),
         }
+    }
+}
+
+impl Drop for Pool {
+    /// Close the idle connections on a thread of their own: PostgreSQL's blocking client
+    /// runs a runtime of its own when it closes, which may not happen on a tokio thread.
+    fn drop(&mut self) {
+        let idle = std::mem::take(self.idle.get_mut().unwrap_or_else(|e| e.into_inner()));
+        if idle.is_empty() {
+            return;
+        }
+        let _ = std::thread::spawn(move || drop(idle)).join();
     }
 }
 

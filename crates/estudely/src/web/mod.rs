@@ -53,6 +53,8 @@ pub const MAX_QUERY: usize = 200;
 pub const STATEMENT_TIMEOUT: Duration = Duration::from_secs(3);
 /// How long the stats page's figures are reused before they are computed again.
 pub const STATS_CACHE: Duration = Duration::from_secs(30);
+/// How long the stats report's statements may run (they scan the index).
+pub const REPORT_TIMEOUT: Duration = Duration::from_secs(120);
 
 /// The web server's flags, shared by `serve` and `run --serve`.
 #[derive(Debug, Clone, Args)]
@@ -71,6 +73,8 @@ pub struct AppState {
     pub pool: Arc<Pool>,
     /// The last stats report and when it was made.
     stats: Mutex<Option<(Instant, Arc<Report>)>>,
+    /// Held while the report is computed, so that it is computed once at a time.
+    computing: Arc<tokio::sync::Mutex<()>>,
     /// Serve `/metrics` from this handle.
     metrics: Option<metrics_exporter_prometheus::PrometheusHandle>,
 }
@@ -86,22 +90,58 @@ impl AppState {
                 Duration::from_secs(5),
             )),
             stats: Mutex::new(None),
+            computing: Arc::new(tokio::sync::Mutex::new(())),
             metrics: crate::metrics::handle(),
         }
     }
 
-    /// The stats report, computed at most every [`STATS_CACHE`].
-    pub async fn report(&self) -> Result<Arc<Report>, DbError> {
-        if let Some((at, r)) = &*self.stats.lock().unwrap_or_else(|e| e.into_inner()) {
-            if at.elapsed() < STATS_CACHE {
-                return Ok(Arc::clone(r));
+    /// The stats report. A fresh one (younger than [`STATS_CACHE`]) is served as it is; an
+    /// older one is served while a new one is computed in the background; only the very
+    /// first request waits for it. Its queries scan the whole index (seconds at millions of
+    /// torrents), so they get [`REPORT_TIMEOUT`] rather than the pages' limit.
+    pub async fn report(self: &Arc<Self>) -> Result<Arc<Report>, DbError> {
+        match self.cached() {
+            Some((age, r)) if age < STATS_CACHE => Ok(r),
+            Some((_, stale)) => {
+                if let Ok(guard) = Arc::clone(&self.computing).try_lock_owned() {
+                    let st = Arc::clone(self);
+                    tokio::spawn(async move {
+                        let _guard = guard;
+                        if let Err(e) = st.compute().await {
+                            warn!("stats report: {e}");
+                        }
+                    });
+                }
+                Ok(stale)
+            }
+            None => {
+                let _guard = self.computing.lock().await;
+                match self.cached() {
+                    Some((_, r)) => Ok(r),
+                    None => self.compute().await,
+                }
             }
         }
+    }
+
+    /// The cached report and its age.
+    fn cached(&self) -> Option<(Duration, Arc<Report>)> {
+        let cache = self.stats.lock().unwrap_or_else(|e| e.into_inner());
+        cache.as_ref().map(|(at, r)| (at.elapsed(), Arc::clone(r)))
+    }
+
+    /// Compute the report now and cache it.
+    async fn compute(&self) -> Result<Arc<Report>, DbError> {
         let input = self.pool.url().to_string();
         let now = unix_now();
         let r = Arc::new(
             self.pool
-                .run(move |s| Report::from_store(s, input, now))
+                .run(move |s| {
+                    s.set_statement_timeout(REPORT_TIMEOUT)?;
+                    let r = Report::from_store(s, input, now);
+                    s.set_statement_timeout(STATEMENT_TIMEOUT)?;
+                    r
+                })
                 .await?,
         );
         *self.stats.lock().unwrap_or_else(|e| e.into_inner()) =
@@ -236,6 +276,13 @@ pub async fn serve(
 ) -> anyhow::Result<()> {
     let addr = listener.local_addr()?;
     info!("web UI at http://{addr}/");
+    // Compute the stats report now, so that the first visit to /stats does not wait.
+    let warm = Arc::clone(&state);
+    tokio::spawn(async move {
+        if let Err(e) = warm.report().await {
+            warn!("stats report: {e}");
+        }
+    });
     axum::serve(listener, router(state, auth))
         .with_graceful_shutdown(shutdown)
         .await?;

@@ -78,14 +78,24 @@ fn files(raws: Vec<Vec<u8>>, lengths: Vec<i64>) -> anyhow::Result<Vec<FileEntry>
 
 /// One torrent with its files.
 pub fn torrent(client: &mut Client, key: &InfoHash) -> anyhow::Result<Option<StoredTorrent>> {
-    let sql = format!("SELECT {COLUMNS} FROM torrents t WHERE t.info_hash = $1");
-    let Some(row) = client.query_opt(&sql, &[&&key.0[..]])? else {
-        return Ok(None);
+    let by_v1 = format!("SELECT {COLUMNS} FROM torrents t WHERE t.info_hash = $1");
+    // A hybrid's truncated v2 key (index `torrents_v2_key`).
+    let by_v2 = format!(
+        "SELECT {COLUMNS} FROM torrents t
+         WHERE substring(t.info_hash_v2 from 1 for 20) = $1 LIMIT 1"
+    );
+    let row = match client.query_opt(&by_v1, &[&&key.0[..]])? {
+        Some(row) => row,
+        None => match client.query_opt(&by_v2, &[&&key.0[..]])? {
+            Some(row) => row,
+            None => return Ok(None),
+        },
     };
     let mut found = stored(&row)?;
+    let own = found.torrent.info_hash;
     let rows = client.query(
         "SELECT path_raw, length FROM files WHERE info_hash = $1 ORDER BY idx",
-        &[&&key.0[..]],
+        &[&&own.0[..]],
     )?;
     let mut raws = Vec::with_capacity(rows.len());
     let mut lengths = Vec::with_capacity(rows.len());

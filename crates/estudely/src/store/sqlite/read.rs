@@ -151,11 +151,21 @@ pub fn load_nodes(conn: &Connection, max: usize) -> anyhow::Result<Vec<CompactNo
 
 /// One torrent with its files.
 pub fn torrent(conn: &Connection, info_hash: &InfoHash) -> anyhow::Result<Option<StoredTorrent>> {
-    let sql = format!("SELECT {COLUMNS} FROM torrents t WHERE t.info_hash = ?1");
-    let found = conn
-        .prepare_cached(&sql)?
+    let by_v1 = format!("SELECT {COLUMNS} FROM torrents t WHERE t.info_hash = ?1");
+    // A hybrid's truncated v2 key (index `torrents_v2_key`).
+    let by_v2 = format!(
+        "SELECT {COLUMNS} FROM torrents t WHERE substr(t.info_hash_v2, 1, 20) = ?1 LIMIT 1"
+    );
+    let mut found = conn
+        .prepare_cached(&by_v1)?
         .query_row([info_hash.as_bytes()], stored)
         .optional()?;
+    if found.is_none() {
+        found = conn
+            .prepare_cached(&by_v2)?
+            .query_row([info_hash.as_bytes()], stored)
+            .optional()?;
+    }
     let Some((mut st, id)) = found else {
         return Ok(None);
     };
@@ -255,6 +265,8 @@ mod tests {
         assert_eq!(got.files_omitted, 5);
         assert_eq!(got.last_seen, t.discovered);
         assert_eq!(s.torrent(&InfoHash([2; 20])).unwrap(), None);
+        let by_v2 = s.torrent(&InfoHash([0xab; 20])).unwrap().unwrap();
+        assert_eq!(by_v2.torrent, t, "a hybrid's truncated v2 key finds it too");
         let name: String = s
             .conn
             .query_row("SELECT name FROM torrents", [], |r| r.get(0))
