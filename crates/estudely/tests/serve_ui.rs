@@ -545,6 +545,16 @@ fn markup_in_names_and_paths_is_shown_as_text_and_runs_nothing() {
         "{magnet}"
     );
 
+    // The hybrid: by its v1 key, its full v2 infohash and the truncated v2 key alike.
+    let img_v2 = hex::encode(IMG_V2);
+    for key in [img_key.clone(), img_v2.clone(), img_v2[..40].to_owned()] {
+        let dom = web.dom(&format!("/torrent/{key}"));
+        assert_eq!(
+            by_id(&dom, "infohash").unwrap().text(),
+            img_key,
+            "/torrent/{key}"
+        );
+    }
     let dom = web.dom(&format!("/torrent/{img_key}"));
     assert_eq!(by_id(&dom, "name").unwrap().text(), IMG_NAME);
     assert_eq!(by_id(&dom, "infohash").unwrap().text(), img_key);
