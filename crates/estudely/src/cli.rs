@@ -17,6 +17,8 @@ pub struct Cli {
 }
 
 /// The subcommands.
+// Parsed once per process: a large variant (`run`'s many flags) costs nothing worth a Box.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Send one KRPC query to a node and print its reply.
@@ -55,6 +57,9 @@ pub enum Command {
     /// Write one self-contained HTML report (charts and tables) of an index or an output file.
     #[command(after_help = crate::cmd::report::EXAMPLES)]
     Report(crate::cmd::report::ReportArgs),
+    /// A web UI and JSON API over the index: search, torrent pages, charts.
+    #[command(after_help = crate::cmd::serve::EXAMPLES)]
+    Serve(crate::cmd::serve::ServeArgs),
 }
 
 const QUERY_EXAMPLES: &str = "Examples:
@@ -89,6 +94,7 @@ impl Command {
             | Command::Search(_)
             | Command::Stats(_)
             | Command::Report(_) => "warn",
+            Command::Serve(_) => "info",
         }
     }
 }

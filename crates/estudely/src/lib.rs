@@ -22,6 +22,7 @@ pub mod resolve;
 pub mod seeder;
 pub mod store;
 pub mod testnet;
+pub mod web;
 
 use std::io::IsTerminal as _;
 use std::process::ExitCode;

@@ -1,9 +1,10 @@
 //! Prometheus metrics (`--metrics ADDR`): the counters the program already keeps, published
 //! through the [`metrics`] facade and served as text at `http://ADDR/metrics`.
 //!
-//! [`serve`] installs the recorder and starts a minimal HTTP/1.1 responder on the current
-//! tokio runtime (one task; `GET /metrics` only, one request per connection). Without it no
-//! recorder is installed and every `publish_*` call is a no-op costing a few atomic loads.
+//! [`serve`] installs the recorder and serves `GET /metrics` with axum (the web UI's server)
+//! on the current tokio runtime; `estudely serve` and `run --serve` also answer `/metrics`
+//! once the recorder is installed. Without it every `publish_*` call is a no-op costing a
+//! few atomic loads.
 //!
 //! The `publish_*` functions take the cumulative snapshots that the crawler, the node and
 //! the fetcher keep, and set counters to them (`absolute`) and gauges to sizes; they may be
@@ -32,6 +33,8 @@
 //! | `estudely_fetch_backlog` | gauge | |
 //! | `estudely_db_write_seconds` | histogram | |
 //! | `estudely_db_rows_written_total` | counter | |
+//! | `estudely_http_requests_total` | counter | `route` (the pattern), `status` |
+//! | `estudely_http_request_seconds` | histogram | `route` |
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -40,8 +43,11 @@ use clap::Args;
 use estudely_dht_core::Stats as NodeStats;
 use metrics::{counter, describe_counter, describe_gauge, describe_histogram, gauge, histogram};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
-use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
-use tokio::net::{TcpListener, TcpStream};
+use std::sync::OnceLock;
+
+use axum::http::header;
+use axum::routing::get;
+use axum::Router;
 use tracing::debug;
 
 use crate::crawl::Progress;
@@ -52,10 +58,6 @@ use crate::resolve::UsageError;
 const DB_WRITE_BUCKETS: [f64; 12] = [
     0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
 ];
-
-/// Longest request head read, and the time allowed to send it.
-const MAX_REQUEST: usize = 8 * 1024;
-const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// The `--metrics` flag, for any long-running command.
 #[derive(Debug, Clone, Default, Args)]
@@ -82,110 +84,96 @@ fn builder() -> PrometheusBuilder {
             Matcher::Full("estudely_db_write_seconds".into()),
             &DB_WRITE_BUCKETS,
         )
+        .and_then(|b| {
+            b.set_buckets_for_metric(
+                Matcher::Full("estudely_http_request_seconds".into()),
+                &DB_WRITE_BUCKETS,
+            )
+        })
         .expect("bucket list is not empty")
 }
 
-/// Install the Prometheus recorder and serve `GET /metrics` on `addr`, on the current tokio
-/// runtime (it must be running: the listener is a task). A failed bind is a [`UsageError`]
-/// naming the address.
-pub fn serve(addr: SocketAddr) -> anyhow::Result<()> {
-    let listener = std::net::TcpListener::bind(addr)
-        .and_then(|l| l.set_nonblocking(true).map(|()| l))
-        .map_err(|e| UsageError(format!("cannot listen on --metrics `{addr}`: {e}")))?;
-    let listener = TcpListener::from_std(listener)?;
+/// The installed recorder's handle, once [`install`] ran.
+static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
+
+/// Install the Prometheus recorder (once per process; later calls return the same
+/// handle). A task folds histograms in every few seconds, on the current tokio runtime.
+pub fn install() -> anyhow::Result<PrometheusHandle> {
+    if let Some(h) = HANDLE.get() {
+        return Ok(h.clone());
+    }
     let recorder = builder().build_recorder();
     let handle = recorder.handle();
     metrics::set_global_recorder(recorder)
         .map_err(|_| anyhow::anyhow!("a metrics recorder is already installed"))?;
     describe();
-    tokio::spawn(accept(listener, handle));
+    let upkeep = handle.clone();
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_secs(5));
+        loop {
+            tick.tick().await;
+            upkeep.run_upkeep();
+        }
+    });
+    Ok(HANDLE.get_or_init(|| handle).clone())
+}
+
+/// The recorder's handle, if [`install`] ran (the web UI then serves `/metrics` too).
+pub fn handle() -> Option<PrometheusHandle> {
+    HANDLE.get().cloned()
+}
+
+/// Install the recorder and serve `GET /metrics` on `addr`, on the current tokio runtime
+/// (it must be running: the server is a task). A failed bind is a [`UsageError`] naming
+/// the address.
+pub fn serve(addr: SocketAddr) -> anyhow::Result<()> {
+    let listener = std::net::TcpListener::bind(addr)
+        .and_then(|l| l.set_nonblocking(true).map(|()| l))
+        .map_err(|e| UsageError(format!("cannot listen on --metrics `{addr}`: {e}")))?;
+    let listener = tokio::net::TcpListener::from_std(listener)?;
+    let handle = install()?;
+    let app = Router::new().route(
+        "/metrics",
+        get(move || {
+            let h = handle.clone();
+            async move {
+                h.run_upkeep();
+                (
+                    [(
+                        header::CONTENT_TYPE,
+                        "text/plain; version=0.0.4; charset=utf-8",
+                    )],
+                    h.render(),
+                )
+            }
+        }),
+    );
+    tokio::spawn(async move {
+        if let Err(e) = axum::serve(listener, app).await {
+            debug!("metrics server: {e}");
+        }
+    });
     Ok(())
 }
 
-/// Accept scrapes until the runtime ends; each connection is served by a task of its own.
-/// Histograms are folded in every few seconds even when nobody scrapes.
-async fn accept(listener: TcpListener, handle: PrometheusHandle) {
-    let mut upkeep = tokio::time::interval(Duration::from_secs(5));
-    loop {
-        tokio::select! {
-            r = listener.accept() => match r {
-                Ok((stream, peer)) => {
-                    debug!(%peer, "metrics scrape");
-                    tokio::spawn(respond(stream, handle.clone()));
-                }
-                Err(e) => {
-                    // E.g. out of file descriptors: wait a little rather than spin.
-                    debug!("metrics accept: {e}");
-                    tokio::time::sleep(Duration::from_millis(100)).await;
-                }
-            },
-            _ = upkeep.tick() => handle.run_upkeep(),
-        }
-    }
-}
-
-/// Read one request head and answer it; the connection is closed after.
-async fn respond(mut stream: TcpStream, handle: PrometheusHandle) {
-    let mut head = Vec::with_capacity(512);
-    let read = tokio::time::timeout(REQUEST_TIMEOUT, async {
-        let mut buf = [0u8; 1024];
-        while !head.windows(4).any(|w| w == b"\r\n\r\n") && head.len() < MAX_REQUEST {
-            match stream.read(&mut buf).await {
-                Ok(0) | Err(_) => break,
-                Ok(n) => head.extend_from_slice(&buf[..n]),
-            }
-        }
-    })
-    .await;
-    if read.is_err() {
-        return;
-    }
-    let response = answer(&head, || {
-        handle.run_upkeep();
-        handle.render()
-    });
-    let _ = stream.write_all(&response).await;
-    let _ = stream.shutdown().await;
-}
-
-/// The HTTP response to a request head: the rendered metrics for `GET /metrics`
-/// (`HEAD` too), 404 for another path, 405 for another method, 400 for garbage.
-fn answer(head: &[u8], render: impl FnOnce() -> String) -> Vec<u8> {
-    let line = head.split(|&b| b == b'\n').next().unwrap_or_default();
-    let line = String::from_utf8_lossy(line);
-    let mut words = line.split_whitespace();
-    let (method, target, version) = (words.next(), words.next(), words.next());
-    let path = target.map(|t| t.split('?').next().unwrap_or(t));
-    let (status, body, content_type) = match (method, path, version) {
-        (Some(m), Some(p), Some(v)) if v.starts_with("HTTP/") => match (m, p) {
-            ("GET" | "HEAD", "/metrics") => (
-                "200 OK",
-                render(),
-                "text/plain; version=0.0.4; charset=utf-8",
-            ),
-            ("GET" | "HEAD", _) => ("404 Not Found", "try /metrics\n".into(), "text/plain"),
-            _ => (
-                "405 Method Not Allowed",
-                "GET /metrics only\n".into(),
-                "text/plain",
-            ),
-        },
-        _ => ("400 Bad Request", String::new(), "text/plain"),
-    };
-    let mut out = format!(
-        "HTTP/1.1 {status}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\n\
-         Connection: close\r\n\r\n",
-        body.len()
-    )
-    .into_bytes();
-    if method != Some("HEAD") {
-        out.extend_from_slice(body.as_bytes());
-    }
-    out
+/// One web request: counted by route pattern and status, timed by route.
+pub fn record_http(route: &'static str, status: u16, seconds: f64) {
+    counter!("estudely_http_requests_total", "route" => route, "status" => status.to_string())
+        .increment(1);
+    histogram!("estudely_http_request_seconds", "route" => route).record(seconds);
 }
 
 /// Help texts, shown as `# HELP` lines.
 fn describe() {
+    describe_counter!(
+        "estudely_http_requests_total",
+        "Web UI and API requests, by route pattern and status."
+    );
+    describe_histogram!(
+        "estudely_http_request_seconds",
+        metrics::Unit::Seconds,
+        "Time to answer a web UI or API request, by route pattern."
+    );
     describe_counter!(
         "estudely_queries_sent_total",
         "DHT queries sent, by method."
@@ -496,34 +484,5 @@ mod tests {
         ] {
             assert!(has(&text, line), "no `{line}` in:\n{text}");
         }
-    }
-
-    #[test]
-    fn only_get_metrics_is_served() {
-        let ok = answer(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n", || {
-            "m 1\n".into()
-        });
-        let ok = String::from_utf8(ok).unwrap();
-        assert!(ok.starts_with("HTTP/1.1 200 OK\r\n"), "{ok}");
-        assert!(ok.contains("Content-Length: 4\r\n"), "{ok}");
-        assert!(ok.ends_with("\r\n\r\nm 1\n"), "{ok}");
-        let head = String::from_utf8(answer(b"HEAD /metrics HTTP/1.0\r\n\r\n", || "m 1\n".into()))
-            .unwrap();
-        assert!(head.ends_with("\r\n\r\n"), "{head}");
-        let status = |req: &[u8]| {
-            let r = answer(req, || unreachable!("not rendered"));
-            String::from_utf8(r)
-                .unwrap()
-                .lines()
-                .next()
-                .unwrap()
-                .to_owned()
-        };
-        assert_eq!(status(b"GET / HTTP/1.1\r\n\r\n"), "HTTP/1.1 404 Not Found");
-        assert_eq!(
-            status(b"POST /metrics HTTP/1.1\r\n\r\n"),
-            "HTTP/1.1 405 Method Not Allowed"
-        );
-        assert_eq!(status(b"\x16\x03\x01garbage"), "HTTP/1.1 400 Bad Request");
     }
 }

@@ -128,6 +128,18 @@ pub fn csv_rows(st: &StoredTorrent, peers: &[SocketAddr]) -> anyhow::Result<Vec<
 
 /// One JSON line for one torrent.
 pub fn json_line(st: &StoredTorrent, peers: &[SocketAddr]) -> anyhow::Result<Vec<u8>> {
+    let mut line = serde_json::to_vec(&json_row(st, peers))?;
+    line.push(b'\n');
+    Ok(line)
+}
+
+/// The JSON object of one torrent (the API's torrent object too).
+pub fn json_value(st: &StoredTorrent, peers: &[SocketAddr]) -> serde_json::Value {
+    serde_json::to_value(json_row(st, peers)).unwrap_or(serde_json::Value::Null)
+}
+
+/// The row [`json_line`] and [`json_value`] serialise.
+fn json_row<'a>(st: &'a StoredTorrent, peers: &[SocketAddr]) -> JsonTorrent<'a> {
     let t = &st.torrent;
     let files = t
         .files
@@ -148,7 +160,7 @@ pub fn json_line(st: &StoredTorrent, peers: &[SocketAddr]) -> anyhow::Result<Vec
             }
         })
         .collect();
-    let row = JsonTorrent {
+    JsonTorrent {
         infohash: t.info_hash.to_hex(),
         infohash_v2: t.info_hash_v2.map(hex::encode),
         name: estudely_peer_wire::info::display(&t.name),
@@ -165,10 +177,7 @@ pub fn json_line(st: &StoredTorrent, peers: &[SocketAddr]) -> anyhow::Result<Vec
         files,
         files_omitted: st.files_omitted,
         peers: peers.iter().map(SocketAddr::to_string).collect(),
-    };
-    let mut line = serde_json::to_vec(&row)?;
-    line.push(b'\n');
-    Ok(line)
+    }
 }
 
 /// `--since`: unix seconds, `YYYY-MM-DD` (UTC midnight) or an RFC 3339 time.

@@ -11,6 +11,7 @@ pub mod query;
 pub mod report;
 pub mod run;
 pub mod search;
+pub mod serve;
 pub mod stats;
 pub mod testnet;
 
@@ -27,6 +28,7 @@ pub async fn run(command: Command) -> anyhow::Result<()> {
         Command::Collect(args) => collect::run(args).await,
         Command::Demo(args) => demo::run(args).await,
         Command::Run(args) => run::run(args).await,
+        Command::Serve(args) => serve::run(args).await,
         // The index clients block (PostgreSQL's runs a runtime of its own): off the runtime.
         Command::Export(args) => blocking(move || export::run(args)).await,
         Command::Search(args) => blocking(move || search::run(args)).await,

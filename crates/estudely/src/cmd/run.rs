@@ -94,6 +94,13 @@ pub struct RunArgs {
     /// Prometheus metrics.
     #[command(flatten)]
     pub metrics: crate::metrics::MetricsArgs,
+    /// Also serve the web UI and API (as `estudely serve`) at this address while crawling,
+    /// e.g. 127.0.0.1:8080.
+    #[arg(long, value_name = "ADDR")]
+    pub serve: Option<std::net::SocketAddr>,
+    /// Web UI settings (with --serve).
+    #[command(flatten)]
+    pub web: crate::web::WebArgs,
 }
 
 /// How often good nodes are saved to the index while running.
@@ -126,6 +133,9 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
         opened.torrents,
         opened.nodes.len()
     );
+    if let Some(listen) = args.serve {
+        start_web(listen, &url, &args.web).await?;
+    }
     let budgets = Budgets {
         max_infohashes: 0,
         peers_per_infohash: args.fetch.peers_per_infohash as usize,
@@ -192,6 +202,26 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
         report.elapsed.as_secs_f64(),
         report.notes(caps)
     );
+    Ok(())
+}
+
+/// Serve the web UI over the index being built, on this runtime, until the run ends.
+async fn start_web(
+    listen: std::net::SocketAddr,
+    url: &DbUrl,
+    web: &crate::web::WebArgs,
+) -> anyhow::Result<()> {
+    let listener = crate::web::bind(listen, web.auth.is_some()).await?;
+    crate::metrics::install()?;
+    let state = std::sync::Arc::new(crate::web::AppState::new(url.clone(), web));
+    eprintln!("run: web UI at http://{}/", listener.local_addr()?);
+    let auth = web.auth.clone();
+    tokio::spawn(async move {
+        let never = std::future::pending::<()>();
+        if let Err(e) = crate::web::serve(listener, state, auth, never).await {
+            tracing::warn!("web UI stopped: {e:#}");
+        }
+    });
     Ok(())
 }
 

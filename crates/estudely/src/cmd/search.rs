@@ -7,7 +7,7 @@ use serde_json::json;
 
 use crate::cmd::db::DbArgs;
 use crate::output::csv_name;
-use crate::store::{version_str, StoredTorrent};
+use crate::store::{version_str, SearchSort, StoredTorrent};
 
 /// `estudely search --help` epilogue.
 pub const EXAMPLES: &str = "The query is plain words (letters and digits; everything else separates
@@ -36,6 +36,9 @@ pub struct SearchArgs {
     /// Hits to skip first (for the next page).
     #[arg(long, value_name = "N", default_value_t = 0)]
     pub offset: usize,
+    /// Order of the hits: best match, largest or newest first.
+    #[arg(long, value_enum, default_value_t = SearchSort::Relevance)]
+    pub sort: SearchSort,
     /// How to print hits.
     #[arg(long, value_enum, default_value_t = SearchFormat::Text)]
     pub format: SearchFormat,
@@ -53,7 +56,7 @@ pub enum SearchFormat {
 /// Run `estudely search ...`.
 pub fn run(args: SearchArgs) -> anyhow::Result<()> {
     let mut store = args.db.open_read_only()?;
-    let hits = store.search(&args.query.join(" "), args.limit, args.offset)?;
+    let hits = store.search_sorted(&args.query.join(" "), args.sort, args.limit, args.offset)?;
     let mut out = Vec::new();
     for hit in &hits {
         let line = match args.format {
@@ -79,11 +82,17 @@ pub fn text_line(hit: &StoredTorrent) -> String {
     )
 }
 
-/// One JSON object.
+/// One JSON object, on one line.
 pub fn json_line(hit: &StoredTorrent) -> String {
+    json_value(hit).to_string()
+}
+
+/// One search result as a JSON object (the API's result objects too).
+pub fn json_value(hit: &StoredTorrent) -> serde_json::Value {
     let t = &hit.torrent;
     json!({
         "infohash": t.info_hash.to_hex(),
+        "infohash_v2": t.info_hash_v2.map(hex::encode),
         "name": estudely_peer_wire::info::display(&t.name),
         "name_hex": hex::encode(&t.name),
         "version": version_str(t.version),
@@ -95,7 +104,6 @@ pub fn json_line(hit: &StoredTorrent) -> String {
         "last_seen": hit.last_seen,
         "source": t.source.as_str(),
     })
-    .to_string()
 }
 
 /// `n` bytes for people: `512 B`, `1.5 KiB`, `4.0 GiB`.

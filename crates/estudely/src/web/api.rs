@@ -1,0 +1,155 @@
+//! The JSON API, `/api/v1/...`: the same reads as the pages, as JSON objects. Errors are
+//! `{"error": "..."}` with a 4xx/5xx status.
+
+use std::sync::Arc;
+
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde::Deserialize;
+use serde_json::{json, Value};
+use tracing::warn;
+
+use super::pages::{clean_query, load_torrent};
+use super::view::{iso, magnet};
+use super::{AppState, DbError, MAX_LIMIT, MAX_OFFSET};
+use crate::cmd::{export, search as search_cmd, stats as stats_cmd};
+use crate::store::SearchSort;
+
+/// `?q=&limit=&offset=&sort=`
+#[derive(Debug, Deserialize)]
+pub struct ApiSearch {
+    q: Option<String>,
+    limit: Option<usize>,
+    offset: Option<usize>,
+    sort: Option<SearchSort>,
+}
+
+/// `{"error": message}` with `status`.
+fn fail(status: StatusCode, message: impl Into<String>) -> Response {
+    (status, Json(json!({ "error": message.into() }))).into_response()
+}
+
+fn db_fail(e: DbError) -> Response {
+    match e {
+        DbError::Busy(why) => fail(StatusCode::SERVICE_UNAVAILABLE, why),
+        DbError::Failed(e) => {
+            warn!("index query failed: {e:#}");
+            fail(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "the index could not be read",
+            )
+        }
+    }
+}
+
+/// `GET /api/v1/search?q=&limit=&offset=&sort=`: `{query, sort, limit, offset, results,
+/// next_offset}`; `limit` defaults to 20, at most 100; `offset` at most 10,000.
+pub async fn search(
+    State(st): State<Arc<AppState>>,
+    q: Result<Query<ApiSearch>, QueryRejection>,
+) -> Response {
+    let q = match q {
+        Ok(Query(q)) => q,
+        Err(e) => return fail(StatusCode::BAD_REQUEST, e.body_text()),
+    };
+    let query = clean_query(q.q.as_deref());
+    if query.is_empty() {
+        return fail(StatusCode::BAD_REQUEST, "q is missing or empty");
+    }
+    let limit = q.limit.unwrap_or(20);
+    let offset = q.offset.unwrap_or(0);
+    if limit == 0 || limit > MAX_LIMIT {
+        return fail(
+            StatusCode::BAD_REQUEST,
+            format!("limit must be 1 to {MAX_LIMIT}"),
+        );
+    }
+    if offset > MAX_OFFSET {
+        return fail(
+            StatusCode::BAD_REQUEST,
+            format!("offset must be at most {MAX_OFFSET}"),
+        );
+    }
+    let sort = q.sort.unwrap_or_default();
+    let text = query.clone();
+    let mut found = match st
+        .pool
+        .run(move |s| s.search_sorted(&text, sort, limit + 1, offset))
+        .await
+    {
+        Ok(f) => f,
+        Err(e) => return db_fail(e),
+    };
+    let more = found.len() > limit;
+    found.truncate(limit);
+    let results: Vec<Value> = found
+        .iter()
+        .map(|hit| {
+            let mut v: Value = search_cmd::json_value(hit);
+            v["magnet"] = Value::String(magnet(hit));
+            v
+        })
+        .collect();
+    Json(json!({
+        "query": query,
+        "sort": sort,
+        "limit": limit,
+        "offset": offset,
+        "results": results,
+        "next_offset": (more && offset + limit <= MAX_OFFSET).then_some(offset + limit),
+    }))
+    .into_response()
+}
+
+/// `GET /api/v1/torrents/{infohash}`: the torrent as `export --format jsonl` writes it
+/// (files included), plus `magnet` and `sightings: {total, newest: [...]}`.
+pub async fn torrent(State(st): State<Arc<AppState>>, Path(key): Path<String>) -> Response {
+    let (t, seen, total) = match load_torrent(&st, &key).await {
+        Ok(Some(found)) => found,
+        Ok(None) => return fail(StatusCode::NOT_FOUND, "no such torrent in the index"),
+        Err(_) if super::view::parse_key(&key).is_none() => {
+            return fail(
+                StatusCode::BAD_REQUEST,
+                "not an infohash: 40 or 64 hex digits",
+            )
+        }
+        Err(page) => return page,
+    };
+    let peers: Vec<_> = seen
+        .iter()
+        .filter(|s| s.source != crate::store::Source::Sample)
+        .map(|s| s.addr)
+        .collect();
+    let mut v = export::json_value(&t, &peers);
+    v["magnet"] = Value::String(magnet(&t));
+    v["sightings"] = json!({
+        "total": total,
+        "newest": seen.iter().map(|s| json!({
+            "addr": s.addr.to_string(),
+            "source": s.source.as_str(),
+            "first_seen": s.first_seen,
+            "last_seen": s.last_seen,
+            "last_seen_utc": iso(s.last_seen),
+        })).collect::<Vec<_>>(),
+    });
+    Json(v).into_response()
+}
+
+/// `GET /api/v1/stats`: `stats --format json`'s object plus `report` (the figures behind
+/// the charts).
+pub async fn stats(State(st): State<Arc<AppState>>) -> Response {
+    let stats = match st.pool.run(|s| s.stats()).await {
+        Ok(s) => s,
+        Err(e) => return db_fail(e),
+    };
+    let report = match st.report().await {
+        Ok(r) => r,
+        Err(e) => return db_fail(e),
+    };
+    let mut v = stats_cmd::to_json(&stats);
+    v["report"] = serde_json::to_value(&*report).unwrap_or(Value::Null);
+    Json(v).into_response()
+}

@@ -1,0 +1,243 @@
+//! `estudely serve` (and `run --serve`): a web UI and a JSON API over the index.
+//!
+//! - Pages (server-rendered HTML from askama templates in `templates/`, no JavaScript):
+//!   `/`, `/search?q=&sort=&page=`, `/torrent/{infohash}`, `/recent?page=`, `/stats`.
+//! - API: `/api/v1/search?q=&limit=&offset=&sort=`, `/api/v1/torrents/{infohash}`,
+//!   `/api/v1/stats`; `/metrics` (Prometheus) when metrics are on.
+//!
+//! Safety: templates escape every string (names and paths are hostile input); a
+//! Content-Security-Policy forbids scripts outright; the index is opened read-only, each
+//! statement has a time limit and pages have size limits; the default address is loopback;
+//! `--auth USER:PASS` asks for HTTP basic authentication on everything.
+
+mod api;
+mod auth;
+mod db;
+mod pages;
+#[cfg(test)]
+mod tests;
+pub mod view;
+
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use axum::extract::{MatchedPath, Request, State};
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::Router;
+use clap::Args;
+use tracing::{info, warn};
+
+use crate::report::Report;
+use crate::resolve::UsageError;
+use crate::store::DbUrl;
+
+pub use auth::Credentials;
+pub use db::{DbError, Pool};
+
+/// The default `--listen`: loopback only.
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
+
+/// Results per page in the UI.
+pub const PAGE_SIZE: usize = 50;
+/// Most results per API call.
+pub const MAX_LIMIT: usize = 100;
+/// Deepest offset served: beyond it, refine the query.
+pub const MAX_OFFSET: usize = 10_000;
+/// Longest query string searched (longer ones are cut).
+pub const MAX_QUERY: usize = 200;
+/// How long one statement may run.
+pub const STATEMENT_TIMEOUT: Duration = Duration::from_secs(3);
+/// How long the stats page's figures are reused before they are computed again.
+pub const STATS_CACHE: Duration = Duration::from_secs(30);
+
+/// The web server's flags, shared by `serve` and `run --serve`.
+#[derive(Debug, Clone, Args)]
+pub struct WebArgs {
+    /// Ask for HTTP basic authentication with these credentials on every page and API call.
+    #[arg(long, value_name = "USER:PASS", value_parser = Credentials::parse)]
+    pub auth: Option<Credentials>,
+    /// Most index connections open at once.
+    #[arg(long, value_name = "N", default_value_t = 4)]
+    pub db_connections: usize,
+}
+
+/// What every handler shares.
+pub struct AppState {
+    /// The index.
+    pub pool: Arc<Pool>,
+    /// The last stats report and when it was made.
+    stats: Mutex<Option<(Instant, Arc<Report>)>>,
+    /// Serve `/metrics` from this handle.
+    metrics: Option<metrics_exporter_prometheus::PrometheusHandle>,
+}
+
+impl AppState {
+    /// The state of a server over `url`.
+    pub fn new(url: DbUrl, args: &WebArgs) -> AppState {
+        AppState {
+            pool: Arc::new(Pool::new(
+                url,
+                args.db_connections,
+                STATEMENT_TIMEOUT,
+                Duration::from_secs(5),
+            )),
+            stats: Mutex::new(None),
+            metrics: crate::metrics::handle(),
+        }
+    }
+
+    /// The stats report, computed at most every [`STATS_CACHE`].
+    pub async fn report(&self) -> Result<Arc<Report>, DbError> {
+        if let Some((at, r)) = &*self.stats.lock().unwrap_or_else(|e| e.into_inner()) {
+            if at.elapsed() < STATS_CACHE {
+                return Ok(Arc::clone(r));
+            }
+        }
+        let input = self.pool.url().to_string();
+        let now = unix_now();
+        let r = Arc::new(
+            self.pool
+                .run(move |s| Report::from_store(s, input, now))
+                .await?,
+        );
+        *self.stats.lock().unwrap_or_else(|e| e.into_inner()) =
+            Some((Instant::now(), Arc::clone(&r)));
+        Ok(r)
+    }
+}
+
+/// Unix seconds now.
+pub fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64)
+}
+
+/// Every route, with the security headers and (with `auth`) basic authentication.
+pub fn router(state: Arc<AppState>, auth: Option<Credentials>) -> Router {
+    let mut app = Router::new()
+        .route("/", get(pages::home))
+        .route("/search", get(pages::search))
+        .route("/recent", get(pages::recent))
+        .route("/torrent/{key}", get(pages::torrent))
+        .route("/stats", get(pages::stats))
+        .route("/static/style.css", get(pages::style))
+        .route("/api/v1/search", get(api::search))
+        .route("/api/v1/torrents/{key}", get(api::torrent))
+        .route("/api/v1/stats", get(api::stats))
+        .route("/metrics", get(metrics))
+        .fallback(pages::not_found)
+        .with_state(state);
+    if let Some(creds) = auth {
+        app = app.layer(middleware::from_fn_with_state(
+            Arc::new(creds),
+            auth::require,
+        ));
+    }
+    app.layer(middleware::from_fn(security_headers))
+        .layer(middleware::from_fn(track))
+}
+
+/// Count every request by route pattern (never the raw path: bounded labels) and status,
+/// and time it.
+async fn track(req: Request, next: Next) -> Response {
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or("other", |p| route_label(p.as_str()));
+    let started = Instant::now();
+    let res = next.run(req).await;
+    crate::metrics::record_http(
+        route,
+        res.status().as_u16(),
+        started.elapsed().as_secs_f64(),
+    );
+    res
+}
+
+/// The label of a route pattern: one of the router's own, else `other`.
+fn route_label(pattern: &str) -> &'static str {
+    const ROUTES: [&str; 10] = [
+        "/",
+        "/search",
+        "/recent",
+        "/torrent/{key}",
+        "/stats",
+        "/static/style.css",
+        "/api/v1/search",
+        "/api/v1/torrents/{key}",
+        "/api/v1/stats",
+        "/metrics",
+    ];
+    ROUTES
+        .into_iter()
+        .find(|r| *r == pattern)
+        .unwrap_or("other")
+}
+
+/// `GET /metrics`: the Prometheus text, or 404 when metrics are off.
+async fn metrics(State(st): State<Arc<AppState>>) -> Response {
+    match &st.metrics {
+        Some(h) => (
+            [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+            h.render(),
+        )
+            .into_response(),
+        None => (StatusCode::NOT_FOUND, "metrics are off\n").into_response(),
+    }
+}
+
+/// No scripts, no frames, no sniffing, no referrer: whatever a torrent's name holds, a
+/// browser runs nothing from our pages.
+async fn security_headers(req: Request, next: Next) -> Response {
+    let mut res = next.run(req).await;
+    let h = res.headers_mut();
+    h.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(
+            "default-src 'none'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; \
+             form-action 'self'; base-uri 'none'; frame-ancestors 'none'",
+        ),
+    );
+    h.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    h.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
+    res
+}
+
+/// Bind `listen` (a failed bind is a usage error naming it) and warn when it is not
+/// loopback and nothing guards it.
+pub async fn bind(listen: SocketAddr, auth: bool) -> anyhow::Result<tokio::net::TcpListener> {
+    let listener = tokio::net::TcpListener::bind(listen)
+        .await
+        .map_err(|e| UsageError(format!("cannot listen on `{listen}`: {e}")))?;
+    if !listen.ip().is_loopback() && !auth {
+        warn!("serving {listen} to the network without --auth: anyone who reaches it can read the index");
+    }
+    Ok(listener)
+}
+
+/// Serve `state` on `listener` until `shutdown` resolves.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    state: Arc<AppState>,
+    auth: Option<Credentials>,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    let addr = listener.local_addr()?;
+    info!("web UI at http://{addr}/");
+    axum::serve(listener, router(state, auth))
+        .with_graceful_shutdown(shutdown)
+        .await?;
+    Ok(())
+}
