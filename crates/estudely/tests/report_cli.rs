@@ -170,6 +170,42 @@ fn report_from_an_export_jsonl_to_stdout() {
 }
 
 #[test]
+fn report_from_a_crawl_csv_on_stdin() {
+    use std::io::Write as _;
+    use std::process::Stdio;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_estudely"))
+        .args(["report", "--csv", "-", "-o", "-"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run estudely");
+    let text = format!(
+        "infohash,peer_ip,peer_port\n{a},1.2.3.4,5\n{a},::1,6\n{b},1.2.3.4,5\n",
+        a = hex(1),
+        b = hex(2)
+    );
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(text.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let page = String::from_utf8(out.stdout).unwrap();
+    check_page(&page);
+    assert!(page.contains("<code id=\"input\">stdin</code>"));
+    assert_eq!(value(&page, "infohashes"), Some(2));
+    assert_eq!(value(&page, "peers"), Some(3));
+    assert_eq!(value(&page, "torrents"), None, "a crawl has no metadata");
+}
+
+#[test]
 fn report_of_a_malformed_row_is_a_usage_error_and_writes_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let input = dir.path().join("bad.csv");

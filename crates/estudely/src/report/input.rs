@@ -61,6 +61,9 @@ struct Tally {
 
 const VERSIONS: [&str; 3] = ["v1", "v2", "hybrid"];
 
+/// 9999-12-31 23:59:59 UTC: the last `discovered` time taken as real.
+const MAX_TIME: i64 = 253_402_300_799;
+
 /// Read `path` (`-`: stdin) as `format` into a report made at `now` (unix seconds).
 pub fn from_file(path: &Path, format: InputFormat, now: i64) -> anyhow::Result<Report> {
     if path == Path::new("-") {
@@ -260,6 +263,11 @@ fn json_row(row: JsonRow, t: &mut Tally) -> Result<(), String> {
     let discovered = match (row.discovered, row.metadata_ok) {
         // export: the source is how the torrent was first found.
         (Some(at), _) => {
+            if !(0..=MAX_TIME).contains(&at) {
+                return Err(format!(
+                    "bad discovered {at}: expected unix seconds from 1970 to 9999"
+                ));
+            }
             let word = row.source.as_ref().and_then(|s| s.as_str()).unwrap_or("");
             let source = Source::parse(word).ok_or_else(|| {
                 format!(
@@ -568,6 +576,10 @@ mod tests {
                 "in.jsonl:1: bad version \"v9\"",
             ),
             ("{\"infohash\"\n", "in.jsonl:1: EOF"),
+            (
+                &*format!("{{\"infohash\":\"{A}\",\"discovered\":-1,\"source\":\"sample\"}}\n"),
+                "in.jsonl:1: bad discovered -1",
+            ),
         ];
         for (text, want) in cases {
             let e = err(jsonl(text));

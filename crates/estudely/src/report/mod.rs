@@ -91,9 +91,9 @@ impl TimelinePoint {
     /// Add `n` to the count of `source`.
     pub fn add(&mut self, source: Source, n: u64) {
         match source {
-            Source::Sample => self.sample += n,
-            Source::Announce => self.announce += n,
-            Source::GetPeers => self.get_peers += n,
+            Source::Sample => self.sample = self.sample.saturating_add(n),
+            Source::Announce => self.announce = self.announce.saturating_add(n),
+            Source::GetPeers => self.get_peers = self.get_peers.saturating_add(n),
         }
     }
 }
@@ -231,18 +231,18 @@ pub fn fill_timeline(rows: &[(i64, Source, u64)], bucket: i64) -> Vec<TimelinePo
         return Vec::new();
     };
     let bucket = bucket.max(1);
-    let first = first.div_euclid(bucket) * bucket;
-    let n = usize::try_from((last - first) / bucket + 1)
+    let first = first.saturating_sub(first.rem_euclid(bucket));
+    let n = usize::try_from(last.saturating_sub(first) / bucket + 1)
         .unwrap_or(0)
         .min(10_000);
     let mut out: Vec<TimelinePoint> = (0..n)
         .map(|i| TimelinePoint {
-            start: first + bucket * i as i64,
+            start: first.saturating_add(bucket.saturating_mul(i as i64)),
             ..TimelinePoint::default()
         })
         .collect();
     for &(start, source, count) in rows {
-        let i = usize::try_from((start - first) / bucket).unwrap_or(usize::MAX);
+        let i = usize::try_from(start.saturating_sub(first) / bucket).unwrap_or(usize::MAX);
         if let Some(p) = out.get_mut(i) {
             p.add(source, count);
         }
@@ -285,6 +285,15 @@ mod tests {
         assert_eq!((t[1].start, t[1].sample), (60, 0));
         assert_eq!((t[2].sample, t[2].get_peers), (2, 3));
         assert!(fill_timeline(&[], 60).is_empty());
+        // Extreme times and counts saturate, never overflow.
+        let wild = [
+            (i64::MIN, Source::Sample, u64::MAX),
+            (i64::MIN, Source::Sample, 1),
+            (i64::MAX, Source::Announce, 1),
+        ];
+        let t = fill_timeline(&wild, 365 * 86_400);
+        assert_eq!(t.len(), 10_000);
+        assert_eq!(t[0].sample, u64::MAX);
     }
 
     #[test]
