@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 
 use estudely_peer_wire::{InfoSummary, MetadataSession, SessionConfig, SessionState};
 use rand::RngCore as _;
-use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+use tokio::io::{AsyncRead, AsyncReadExt as _, AsyncWrite, AsyncWriteExt as _};
 use tokio::net::TcpStream;
 use tokio::time::{timeout_at, Instant};
 
@@ -53,8 +53,24 @@ pub async fn fetch_one_until(
         FetchFailure::new(FailureKind::Timeout, detail)
     };
 
+    let mut stream = dial(peer, cfg, start, deadline, &timed_out).await?;
+    exchange(&mut stream, peer, info_hash, cfg, deadline, &timed_out).await
+}
+
+/// A connection to a peer, whatever carries it.
+pub trait PeerStream: AsyncRead + AsyncWrite + Unpin + Send {}
+impl<T: AsyncRead + AsyncWrite + Unpin + Send> PeerStream for T {}
+
+/// Open a connection to `peer` (TCP) by the connect deadline.
+async fn dial(
+    peer: SocketAddr,
+    cfg: &FetchConfig,
+    start: Instant,
+    deadline: Instant,
+    timed_out: &impl Fn(String, Instant) -> FetchFailure,
+) -> Result<Box<dyn PeerStream>, FetchFailure> {
     let connect_by = deadline.min(start + cfg.connect_timeout);
-    let mut stream = match timeout_at(connect_by, TcpStream::connect(peer)).await {
+    let stream = match timeout_at(connect_by, TcpStream::connect(peer)).await {
         Err(_) => {
             let what = format!("no TCP connection within {:?}", cfg.connect_timeout);
             return Err(timed_out(what, connect_by));
@@ -69,6 +85,18 @@ pub async fn fetch_one_until(
     };
     let _ = stream.set_nodelay(true);
 
+    Ok(Box::new(stream))
+}
+
+/// Run the metadata exchange over an open connection.
+async fn exchange(
+    stream: &mut Box<dyn PeerStream>,
+    peer: SocketAddr,
+    info_hash: [u8; 20],
+    cfg: &FetchConfig,
+    deadline: Instant,
+    timed_out: &impl Fn(String, Instant) -> FetchFailure,
+) -> Result<FetchedMetadata, FetchFailure> {
     let config = SessionConfig {
         max_metadata_size: cfg.max_metadata_size,
         client: cfg.client.clone(),
