@@ -196,11 +196,32 @@ pub fn parse_node_id(s: &str) -> Result<NodeId, String> {
     NodeId::from_hex(s).ok_or_else(|| format!("`{s}` is not 40 hex digits"))
 }
 
-/// 40 hex digits (or a magnet link's `btih`) as an infohash.
+/// An infohash as the DHT keys it (20 bytes) from: 40 hex digits (v1, or a v2 infohash
+/// already truncated), 64 hex digits (a v2 SHA-256 infohash, truncated to its first 20
+/// bytes as BEP 52 says the DHT and the handshake use), or a magnet link (`btih` preferred,
+/// else `btmh` with the SHA-256 multihash prefix `1220`).
 pub fn parse_info_hash(s: &str) -> Result<InfoHash, String> {
-    let hex = s
-        .strip_prefix("magnet:?")
-        .and_then(|q| q.split('&').find_map(|kv| kv.strip_prefix("xt=urn:btih:")))
-        .unwrap_or(s);
-    InfoHash::from_hex(hex).ok_or_else(|| format!("`{s}` is not a 40-hex-digit infohash"))
+    let bad = || format!("`{s}` is not an infohash (40 or 64 hex digits, or a magnet link)");
+    let Some(query) = s.strip_prefix("magnet:?") else {
+        return info_hash_hex(s).ok_or_else(bad);
+    };
+    let xt = |prefix: &str| {
+        query
+            .split('&')
+            .find_map(|kv| kv.strip_prefix("xt=").and_then(|v| v.strip_prefix(prefix)))
+    };
+    match (xt("urn:btih:"), xt("urn:btmh:1220")) {
+        (Some(v1), _) => InfoHash::from_hex(v1).ok_or_else(bad),
+        (None, Some(v2)) if v2.len() == 64 => info_hash_hex(v2).ok_or_else(bad),
+        _ => Err(bad()),
+    }
+}
+
+/// 40 hex digits, or 64 (a v2 infohash, truncated to its 20-byte DHT key).
+pub fn info_hash_hex(s: &str) -> Option<InfoHash> {
+    match s.len() {
+        40 => InfoHash::from_hex(s),
+        64 => InfoHash::from_hex(s.get(..40)?).filter(|_| hex::decode(s).is_ok()),
+        _ => None,
+    }
 }

@@ -165,6 +165,20 @@ mod tests {
         assert_eq!(parse_info_hash(hex).unwrap().to_hex(), hex);
         let magnet = format!("magnet:?dn=x&xt=urn:btih:{hex}&tr=y");
         assert_eq!(parse_info_hash(&magnet).unwrap().to_hex(), hex);
+        let v2 = "ab".repeat(32);
+        assert_eq!(parse_info_hash(&v2).unwrap().to_hex(), "ab".repeat(20));
+        let btmh = format!("magnet:?xt=urn:btmh:1220{v2}&dn=x");
+        assert_eq!(parse_info_hash(&btmh).unwrap().to_hex(), "ab".repeat(20));
+        let both = format!("magnet:?xt=urn:btmh:1220{v2}&xt=urn:btih:{hex}");
+        assert_eq!(parse_info_hash(&both).unwrap().to_hex(), hex, "btih first");
+        for bad in [
+            "ab".repeat(21),
+            format!("{}zz", "ab".repeat(31)),
+            format!("magnet:?xt=urn:btmh:1114{v2}"),
+            "magnet:?dn=x".to_owned(),
+        ] {
+            assert!(parse_info_hash(&bad).is_err(), "{bad}");
+        }
         assert!(parse_node_id("abc").is_err());
         assert!(parse_secs("0").is_err() && parse_secs("nan").is_err());
     }

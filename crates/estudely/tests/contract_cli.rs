@@ -708,7 +708,7 @@ fn metadata_from_stdin_fetches_rows_as_they_arrive() {
     });
     // A malformed row is warned about with its line and skipped, as in a file.
     metadata.send("nothex,127.0.80.15,1\n");
-    let warning = "warning: stdin: line 3: infohash `nothex` is not 40 hex digits; skipped";
+    let warning = "warning: stdin: line 3: infohash `nothex` is not 40 or 64 hex digits; skipped";
     metadata.wait_running_until("the warning", |m| m.stderr().contains(warning));
     metadata.send(&format!(
         "{key_two},127.0.80.15,{}\n",

@@ -46,7 +46,7 @@ fn malformed_rows_are_warned_with_their_line_and_skipped() {
             2,
             "expected 3 columns (infohash,peer_ip,peer_port), found 2",
         ),
-        (3, "infohash `nothex` is not 40 hex digits"),
+        (3, "infohash `nothex` is not 40 or 64 hex digits"),
         (4, "`127.0.32.999` is not an IP address"),
         (5, "port `99999` is not a number from 1 to 65535"),
         (

@@ -113,6 +113,8 @@ pub enum MetadataFormat {
 #[derive(Debug, Serialize)]
 struct JsonRow<'a> {
     infohash: String,
+    /// The full SHA-256 infohash of a v2 or hybrid torrent.
+    infohash_v2: Option<String>,
     name: String,
     name_hex: String,
     file_count: u64,
@@ -431,6 +433,7 @@ impl Printer {
             MetadataFormat::Jsonl => {
                 let row = JsonRow {
                     infohash,
+                    infohash_v2: m.info_hash_v2().map(hex::encode),
                     name: s.name_lossy(),
                     name_hex: hex::encode(&s.name),
                     file_count: s.file_count,

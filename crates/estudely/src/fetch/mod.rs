@@ -96,6 +96,18 @@ pub struct FetchedMetadata {
     pub client: Option<String>,
 }
 
+impl FetchedMetadata {
+    /// The full SHA-256 infohash (BEP 52) of a v2 or hybrid torrent, `None` for v1: the
+    /// identity that outputs carry beside the 20-byte DHT key.
+    pub fn info_hash_v2(&self) -> Option<[u8; 32]> {
+        use sha2::Digest as _;
+        match self.summary.version {
+            estudely_peer_wire::Version::V1 => None,
+            _ => Some(sha2::Sha256::digest(&self.info).into()),
+        }
+    }
+}
+
 /// Why an attempt failed, coarsely, for counting in a summary. Displayed in snake case
 /// (`no_ut_metadata`), the words the summary line uses.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]

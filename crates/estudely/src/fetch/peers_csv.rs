@@ -180,10 +180,8 @@ fn parse_row(record: &csv::ByteRecord) -> Result<(InfoHash, SocketAddr), String>
         std::str::from_utf8(&record[i]).map_err(|_| format!("column {} is not UTF-8", i + 1))
     };
     let (hash, ip, port) = (field(0)?, field(1)?, field(2)?);
-    let info_hash = (hash.len() == 40)
-        .then(|| InfoHash::from_hex(hash))
-        .flatten()
-        .ok_or_else(|| format!("infohash `{hash}` is not 40 hex digits"))?;
+    let info_hash = crate::args::info_hash_hex(hash)
+        .ok_or_else(|| format!("infohash `{hash}` is not 40 or 64 hex digits"))?;
     let ip: IpAddr = ip
         .strip_prefix('[')
         .and_then(|s| s.strip_suffix(']'))

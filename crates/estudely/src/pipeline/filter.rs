@@ -119,7 +119,7 @@ pub fn parse_size(s: &str) -> Result<u64, String> {
     Ok(bytes.round() as u64)
 }
 
-/// Read a blocklist: one infohash (40 hex digits) per line; blank lines and lines starting
+/// Read a blocklist: one infohash per line (40 hex digits, or a v2 one in 64); blank lines and lines starting
 /// with `#` are skipped. A bad line is a usage error naming the file and the line.
 pub fn read_blocklist(path: &Path) -> anyhow::Result<HashSet<InfoHash>> {
     let text = std::fs::read_to_string(path)
@@ -130,10 +130,10 @@ pub fn read_blocklist(path: &Path) -> anyhow::Result<HashSet<InfoHash>> {
         if line.is_empty() || line.starts_with('#') {
             continue;
         }
-        let ih = InfoHash::from_hex(line).ok_or_else(|| {
+        let ih = crate::args::info_hash_hex(line).ok_or_else(|| {
             let shown: String = line.chars().take(60).collect();
             UsageError(format!(
-                "--blocklist `{}` line {}: `{}` is not a 40-hex-digit infohash",
+                "--blocklist `{}` line {}: `{}` is not an infohash (40 or 64 hex digits)",
                 path.display(),
                 i + 1,
                 shown.escape_debug()

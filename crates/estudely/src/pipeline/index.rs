@@ -34,10 +34,7 @@ pub fn torrent_row(
     // The summary lists at most 100 files; the index keeps more.
     let full = InfoSummary::parse_with(&m.info, MAX_STORED_FILES)
         .context("verified metadata that does not parse again")?;
-    let info_hash_v2 = match full.version {
-        Version::V1 => None,
-        Version::V2 | Version::Hybrid => Some(sha2::Sha256::digest(&m.info).into()),
-    };
+    let info_hash_v2 = m.info_hash_v2();
     // A hybrid torrent is announced under both of its keys: one row, under its v1 infohash,
     // whichever key it was found under.
     let ih = match full.version {

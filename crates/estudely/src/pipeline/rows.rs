@@ -33,6 +33,8 @@ pub enum RowFormat {
 #[derive(Serialize)]
 struct JsonRow<'a> {
     infohash: String,
+    /// The full SHA-256 infohash of a v2 or hybrid torrent.
+    infohash_v2: Option<String>,
     name: String,
     name_hex: String,
     version: Option<&'a str>,
@@ -75,12 +77,14 @@ impl<W: Write> Out<W> {
     }
 
     /// Write the rows of one infohash: one per peer considered (one with empty peer fields
-    /// when none was found).
+    /// when none was found). `v2` is the full SHA-256 infohash of a v2 or hybrid torrent
+    /// (JSONL only: the CSV keeps the seed's columns).
     pub fn infohash(
         &mut self,
         ih: InfoHash,
         peers: &[SocketAddr],
         meta: Option<&InfoSummary>,
+        v2: Option<[u8; 32]>,
     ) -> io::Result<()> {
         self.with_metadata += usize::from(meta.is_some());
         let none: [Option<SocketAddr>; 1] = [None];
@@ -120,6 +124,7 @@ impl<W: Write> Out<W> {
                 RowFormat::Jsonl => {
                     let row = JsonRow {
                         infohash: ih.to_hex(),
+                        infohash_v2: v2.map(hex::encode),
                         name: meta.map(InfoSummary::name_lossy).unwrap_or_default(),
                         name_hex: meta.map(|m| hex::encode(&m.name)).unwrap_or_default(),
                         version: meta.map(|m| version_str(m.version)),
@@ -149,8 +154,13 @@ impl<W: Write> RowSink for Out<W> {
         fetched: Option<&FetchedMetadata>,
         _failure: Option<crate::fetch::FailureKind>,
     ) -> anyhow::Result<()> {
-        self.infohash(ih, peers, fetched.map(|m| &m.summary))
-            .context("cannot write to stdout")
+        self.infohash(
+            ih,
+            peers,
+            fetched.map(|m| &m.summary),
+            fetched.and_then(FetchedMetadata::info_hash_v2),
+        )
+        .context("cannot write to stdout")
     }
 }
 
@@ -173,8 +183,8 @@ mod tests {
 
         let mut out = Out::new(RowFormat::Csv, Vec::new());
         out.header().unwrap();
-        out.infohash(ih, &peers, Some(&meta)).unwrap();
-        out.infohash(InfoHash([1; 20]), &[], None).unwrap();
+        out.infohash(ih, &peers, Some(&meta), None).unwrap();
+        out.infohash(InfoHash([1; 20]), &[], None, None).unwrap();
         let text = String::from_utf8(out.w.clone()).unwrap();
         let hex = "ab".repeat(20);
         let name = r#""odd\x0a,""name""\xff\\""#;
@@ -193,11 +203,13 @@ mod tests {
 
         let mut out = Out::new(RowFormat::Jsonl, Vec::new());
         out.header().unwrap();
-        out.infohash(ih, &peers[..1], Some(&meta)).unwrap();
+        out.infohash(ih, &peers[..1], Some(&meta), Some([0xab; 32]))
+            .unwrap();
         let text = String::from_utf8(out.w.clone()).unwrap();
         let row: serde_json::Value = serde_json::from_str(text.trim_end()).unwrap();
         assert_eq!(row["name"], "odd\u{fffd},\"name\"\u{fffd}\\");
         assert_eq!(row["name_hex"], hex::encode(raw_name));
         assert_eq!(row["peer_port"], 1);
+        assert_eq!(row["infohash_v2"], "ab".repeat(32));
     }
 }
