@@ -9,7 +9,10 @@ use tokio::io::{AsyncRead, AsyncReadExt as _, AsyncWrite, AsyncWriteExt as _};
 use tokio::net::TcpStream;
 use tokio::time::{timeout_at, Instant};
 
-use super::{FailureKind, FetchConfig, FetchFailure, FetchedMetadata};
+use super::{
+    FailureKind, FetchConfig, FetchFailure, FetchedMetadata, Transport, TransportChoice,
+    TCP_HEAD_START,
+};
 
 /// Bytes read from the socket at a time.
 const READ_CHUNK: usize = 32 * 1024;
@@ -53,39 +56,143 @@ pub async fn fetch_one_until(
         FetchFailure::new(FailureKind::Timeout, detail)
     };
 
-    let mut stream = dial(peer, cfg, start, deadline, &timed_out).await?;
-    exchange(&mut stream, peer, info_hash, cfg, deadline, &timed_out).await
+    let (mut stream, transport) = dial(peer, cfg, start, deadline, &timed_out).await?;
+    let tcp = match exchange(&mut stream, peer, info_hash, cfg, deadline, &timed_out).await {
+        Ok(m) => return Ok(FetchedMetadata { transport, ..m }),
+        Err(f) => f,
+    };
+    drop(stream);
+    // A peer that takes TCP connections only to close them (libtorrent with incoming TCP
+    // disabled) may well take uTP: under `both`, try it with the time left.
+    let now = Instant::now();
+    if transport != Transport::Tcp
+        || cfg.transport != TransportChoice::Both
+        || !closed_before_handshake(&tcp)
+        || now >= deadline
+    {
+        return Err(tcp);
+    }
+    let connect_by = deadline.min(now + cfg.connect_timeout);
+    let retried = async {
+        let mut stream = cfg.utp.connect(peer, connect_by).await?;
+        exchange(&mut stream, peer, info_hash, cfg, deadline, &timed_out).await
+    };
+    match retried.await {
+        Ok(m) => Ok(FetchedMetadata {
+            transport: Transport::Utp,
+            ..m
+        }),
+        // Counted as the TCP failure: the peer did close on us.
+        Err(utp) => Err(FetchFailure::new(
+            tcp.kind,
+            format!("TCP: {}; uTP: {}", tcp.detail, utp.detail),
+        )),
+    }
 }
+
+/// Whether `f` is a TCP connection closed before the peer's BitTorrent handshake.
+fn closed_before_handshake(f: &FetchFailure) -> bool {
+    f.kind == FailureKind::Closed && f.detail.starts_with(CLOSED_BEFORE_HANDSHAKE)
+}
+
+/// How [`closed`] starts the detail of a close before the peer's handshake.
+const CLOSED_BEFORE_HANDSHAKE: &str = "connection closed before its handshake";
 
 /// A connection to a peer, whatever carries it.
 pub trait PeerStream: AsyncRead + AsyncWrite + Unpin + Send {}
 impl<T: AsyncRead + AsyncWrite + Unpin + Send> PeerStream for T {}
 
-/// Open a connection to `peer` (TCP) by the connect deadline.
+/// Open a connection to `peer` by the connect deadline, over the transports
+/// [`FetchConfig::transport`] allows.
+///
+/// Under [`TransportChoice::Both`], TCP is tried alone for [`TCP_HEAD_START`]; if it has failed
+/// by then, uTP is tried alone, and if it is still pending, uTP is started beside it and the
+/// first connection made is used (TCP if both are ready at once). libtorrent starts with uTP
+/// and falls back to TCP; we start with TCP because most peers reachable at all take it, it
+/// costs no extra datagrams, and its connect tells a closed port (a reset) at once, and we add
+/// uTP within the same connect deadline for the peers TCP does not reach (behind a NAT that
+/// lets UDP through, or uTP-only clients), so an unreachable peer costs one connect timeout,
+/// not two.
 async fn dial(
     peer: SocketAddr,
     cfg: &FetchConfig,
     start: Instant,
     deadline: Instant,
     timed_out: &impl Fn(String, Instant) -> FetchFailure,
-) -> Result<Box<dyn PeerStream>, FetchFailure> {
+) -> Result<(Box<dyn PeerStream>, Transport), FetchFailure> {
     let connect_by = deadline.min(start + cfg.connect_timeout);
-    let stream = match timeout_at(connect_by, TcpStream::connect(peer)).await {
-        Err(_) => {
-            let what = format!("no TCP connection within {:?}", cfg.connect_timeout);
-            return Err(timed_out(what, connect_by));
-        }
-        Ok(Err(e)) => {
-            return Err(FetchFailure::new(
+    let tcp = || async {
+        match timeout_at(connect_by, TcpStream::connect(peer)).await {
+            Err(_) => {
+                let what = format!("no TCP connection within {:?}", cfg.connect_timeout);
+                Err(timed_out(what, connect_by))
+            }
+            Ok(Err(e)) => Err(FetchFailure::new(
                 FailureKind::Refused,
                 format!("connect: {e}"),
-            ))
+            )),
+            Ok(Ok(s)) => {
+                let _ = s.set_nodelay(true);
+                Ok(Box::new(s) as Box<dyn PeerStream>)
+            }
         }
-        Ok(Ok(s)) => s,
     };
-    let _ = stream.set_nodelay(true);
+    let utp = || async {
+        cfg.utp.connect(peer, connect_by).await.map_err(|f| {
+            if f.kind == FailureKind::Timeout {
+                let what = format!("no uTP connection within {:?}", cfg.connect_timeout);
+                timed_out(what, connect_by)
+            } else {
+                f
+            }
+        })
+    };
+    match cfg.transport {
+        TransportChoice::Tcp => tcp().await.map(|s| (s, Transport::Tcp)),
+        TransportChoice::Utp => utp().await.map(|s| (s, Transport::Utp)),
+        TransportChoice::Both => {
+            let tcp = tcp();
+            tokio::pin!(tcp);
+            let head_start = tokio::time::sleep_until(connect_by.min(start + TCP_HEAD_START));
+            let tcp_failure = tokio::select! {
+                r = &mut tcp => match r {
+                    Ok(s) => return Ok((s, Transport::Tcp)),
+                    Err(f) => Some(f),
+                },
+                () = head_start => None,
+            };
+            let utp = utp();
+            tokio::pin!(utp);
+            let (mut tcp_failure, mut utp_failure) = (tcp_failure, None);
+            loop {
+                if let (Some(t), Some(u)) = (&tcp_failure, &utp_failure) {
+                    return Err(both_failed(t, u));
+                }
+                tokio::select! {
+                    biased;
+                    r = &mut tcp, if tcp_failure.is_none() => match r {
+                        Ok(s) => return Ok((s, Transport::Tcp)),
+                        Err(f) => tcp_failure = Some(f),
+                    },
+                    r = &mut utp, if utp_failure.is_none() => match r {
+                        Ok(s) => return Ok((s, Transport::Utp)),
+                        Err(f) => utp_failure = Some(f),
+                    },
+                }
+            }
+        }
+    }
+}
 
-    Ok(Box::new(stream))
+/// Neither TCP nor uTP connected: a timeout if either timed out (the peer may be slow rather
+/// than absent), else TCP's kind; both details.
+fn both_failed(tcp: &FetchFailure, utp: &FetchFailure) -> FetchFailure {
+    let kind = if tcp.kind == FailureKind::Timeout || utp.kind == FailureKind::Timeout {
+        FailureKind::Timeout
+    } else {
+        tcp.kind
+    };
+    FetchFailure::new(kind, format!("TCP: {}; uTP: {}", tcp.detail, utp.detail))
 }
 
 /// Run the metadata exchange over an open connection.
@@ -158,6 +265,8 @@ async fn exchange(
                 info: metadata.info,
                 summary,
                 client,
+                // fetch_one_until puts what dial() used.
+                transport: Transport::Tcp,
             }),
             Err(e) => Err(FetchFailure::new(
                 FailureKind::Protocol,
@@ -176,7 +285,12 @@ async fn exchange(
 /// The peer went away in `state`.
 fn closed(state: SessionState, why: &str) -> FetchFailure {
     let during = match state {
-        SessionState::Handshaking => "before its handshake".to_owned(),
+        SessionState::Handshaking => {
+            return FetchFailure::new(
+                FailureKind::Closed,
+                format!("{CLOSED_BEFORE_HANDSHAKE} ({why})"),
+            )
+        }
         SessionState::AwaitingExtHandshake => "before its extended handshake".to_owned(),
         SessionState::Fetching { received, pieces } => {
             format!("after {received}/{pieces} metadata pieces")
