@@ -178,19 +178,29 @@ mod tests {
         serving.await.unwrap();
     }
 
-    #[tokio::test(start_paused = true)]
-    async fn a_silent_peer_times_out_at_the_connect_deadline() {
-        // A UDP socket that never answers.
+    #[tokio::test]
+    async fn a_silent_peer_gets_the_syn_again_and_times_out_at_the_deadline() {
+        // A UDP socket that never answers, only counts what it gets.
         let silent = std::net::UdpSocket::bind("127.0.140.22:0").unwrap();
         let peer = silent.local_addr().unwrap();
         let dialer = UtpDialer::new();
-        let deadline = Instant::now() + Duration::from_secs(5);
+        // Past the first wait for an answer, so that the SYN is sent twice.
+        let deadline = Instant::now() + FIRST_SYN_WAIT + FIRST_SYN_WAIT.mul_f32(1.5);
         let failure = match dialer.connect(peer, deadline).await {
             Ok(_) => panic!("a silent peer was connected to"),
             Err(f) => f,
         };
         assert_eq!(failure.kind, FailureKind::Timeout);
         assert!(failure.detail.contains("no uTP connection"), "{failure}");
+        silent.set_nonblocking(true).unwrap();
+        let mut syns = 0;
+        let mut buf = [0u8; 64];
+        while let Ok((n, _)) = silent.recv_from(&mut buf) {
+            // BEP 29 header: type ST_SYN (4) in the high nibble, version 1 in the low one.
+            assert_eq!((n, buf[0]), (20, 0x41));
+            syns += 1;
+        }
+        assert!(syns >= 2, "{syns} SYN");
     }
 
     #[test]
