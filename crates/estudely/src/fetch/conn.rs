@@ -313,3 +313,102 @@ fn peer_id() -> [u8; 20] {
     rand::rngs::OsRng.fill_bytes(&mut id[8..]);
     id
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use librqbit_utp::UtpSocketUdp;
+    use tokio::net::TcpListener;
+
+    use super::*;
+
+    fn cfg(transport: TransportChoice) -> FetchConfig {
+        FetchConfig {
+            transport,
+            connect_timeout: Duration::from_secs(20),
+            ..FetchConfig::default()
+        }
+    }
+
+    async fn dial_with(
+        peer: SocketAddr,
+        cfg: &FetchConfig,
+    ) -> Result<(Box<dyn PeerStream>, Transport), FetchFailure> {
+        let start = Instant::now();
+        let deadline = start + cfg.attempt_timeout;
+        let timed_out = |what: String, _| FetchFailure::new(FailureKind::Timeout, what);
+        dial(peer, cfg, start, deadline, &timed_out).await
+    }
+
+    /// A uTP listener (accepting in the background) and, on the same port, a TCP one or a
+    /// port closed to TCP.
+    async fn listeners(ip: &str, tcp: bool) -> (SocketAddr, Option<TcpListener>) {
+        let utp = UtpSocketUdp::new_udp(format!("{ip}:0").parse().unwrap())
+            .await
+            .unwrap();
+        let addr = utp.bind_addr();
+        tokio::spawn(async move {
+            let mut accepted = Vec::new();
+            while let Ok(s) = utp.accept().await {
+                accepted.push(s);
+            }
+        });
+        let tcp = if tcp {
+            Some(TcpListener::bind(addr).await.unwrap())
+        } else {
+            None
+        };
+        (addr, tcp)
+    }
+
+    #[tokio::test]
+    async fn both_takes_tcp_when_it_connects() {
+        let (peer, _tcp) = listeners("127.0.140.24", true).await;
+        let (_, transport) = dial_with(peer, &cfg(TransportChoice::Both)).await.unwrap();
+        assert_eq!(transport, Transport::Tcp);
+    }
+
+    #[tokio::test]
+    async fn both_falls_back_to_utp_when_tcp_is_refused() {
+        let (peer, _) = listeners("127.0.140.25", false).await;
+        let (_, transport) = dial_with(peer, &cfg(TransportChoice::Both)).await.unwrap();
+        assert_eq!(transport, Transport::Utp);
+        let f = match dial_with(peer, &cfg(TransportChoice::Tcp)).await {
+            Ok(_) => panic!("TCP connected to a closed port"),
+            Err(f) => f,
+        };
+        assert_eq!(f.kind, FailureKind::Refused, "{f}");
+    }
+
+    #[tokio::test]
+    async fn utp_alone_and_tcp_alone() {
+        let (peer, _tcp) = listeners("127.0.140.26", true).await;
+        let (_, transport) = dial_with(peer, &cfg(TransportChoice::Utp)).await.unwrap();
+        assert_eq!(transport, Transport::Utp);
+        let (_, transport) = dial_with(peer, &cfg(TransportChoice::Tcp)).await.unwrap();
+        assert_eq!(transport, Transport::Tcp);
+    }
+
+    #[test]
+    fn both_failed_keeps_a_timeout_and_both_details() {
+        let refused = FetchFailure::new(FailureKind::Refused, "connect: refused");
+        let timeout = FetchFailure::new(FailureKind::Timeout, "no uTP connection within 5s");
+        let f = both_failed(&refused, &timeout);
+        assert_eq!(f.kind, FailureKind::Timeout);
+        assert_eq!(
+            f.detail,
+            "TCP: connect: refused; uTP: no uTP connection within 5s"
+        );
+        assert_eq!(both_failed(&refused, &refused).kind, FailureKind::Refused);
+    }
+
+    #[test]
+    fn a_close_before_the_handshake_is_told_apart() {
+        let f = closed(SessionState::Handshaking, "EOF");
+        assert!(closed_before_handshake(&f), "{f}");
+        assert_eq!(f.detail, "connection closed before its handshake (EOF)");
+        let later = closed(SessionState::AwaitingExtHandshake, "EOF");
+        assert!(!closed_before_handshake(&later), "{later}");
+    }
+}
