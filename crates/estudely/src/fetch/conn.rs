@@ -184,15 +184,13 @@ async fn dial(
     }
 }
 
-/// Neither TCP nor uTP connected: a timeout if either timed out (the peer may be slow rather
-/// than absent), else TCP's kind; both details.
+/// Neither TCP nor uTP connected: counted as TCP's failure (a closed port answers TCP with a
+/// reset, and uTP with silence: the TCP answer tells more), with both details.
 fn both_failed(tcp: &FetchFailure, utp: &FetchFailure) -> FetchFailure {
-    let kind = if tcp.kind == FailureKind::Timeout || utp.kind == FailureKind::Timeout {
-        FailureKind::Timeout
-    } else {
-        tcp.kind
-    };
-    FetchFailure::new(kind, format!("TCP: {}; uTP: {}", tcp.detail, utp.detail))
+    FetchFailure::new(
+        tcp.kind,
+        format!("TCP: {}; uTP: {}", tcp.detail, utp.detail),
+    )
 }
 
 /// Run the metadata exchange over an open connection.
@@ -391,16 +389,16 @@ mod tests {
     }
 
     #[test]
-    fn both_failed_keeps_a_timeout_and_both_details() {
+    fn both_failed_counts_as_tcp_with_both_details() {
         let refused = FetchFailure::new(FailureKind::Refused, "connect: refused");
         let timeout = FetchFailure::new(FailureKind::Timeout, "no uTP connection within 5s");
         let f = both_failed(&refused, &timeout);
-        assert_eq!(f.kind, FailureKind::Timeout);
+        assert_eq!(f.kind, FailureKind::Refused);
         assert_eq!(
             f.detail,
             "TCP: connect: refused; uTP: no uTP connection within 5s"
         );
-        assert_eq!(both_failed(&refused, &refused).kind, FailureKind::Refused);
+        assert_eq!(both_failed(&timeout, &refused).kind, FailureKind::Timeout);
     }
 
     #[test]
