@@ -65,10 +65,12 @@ pub fn exit_code(e: &anyhow::Error) -> ExitCode {
     }
 }
 
-/// Log to stderr, filtered by `RUST_LOG` or else `default_filter`.
+/// Log to stderr, filtered by `RUST_LOG` or else `default_filter` (with the uTP library's
+/// warnings left out: it warns at every start that the UDP receive buffer is smaller than it
+/// would like for bulk transfers, which metadata fetching is not).
 fn init_logging(default_filter: &str) {
-    let filter =
-        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_filter));
+    let filter = EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| EnvFilter::new(format!("{default_filter},librqbit_utp=error")));
     // `try_init`: a second call (in tests) keeps the first subscriber.
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)

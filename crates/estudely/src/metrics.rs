@@ -29,6 +29,7 @@
 //! | `estudely_known_nodes`, `estudely_frontier_nodes`, `estudely_search_queue`, `estudely_searches` | gauge | |
 //! | `estudely_metadata_infohashes_total` | counter | |
 //! | `estudely_metadata_fetched_total` | counter | |
+//! | `estudely_metadata_fetched_by_transport_total` | counter | `transport`: `tcp`, `utp` |
 //! | `estudely_metadata_failed_total` | counter | `reason` (a [`FailureKind`]) |
 //! | `estudely_fetch_backlog` | gauge | |
 //! | `estudely_db_write_seconds` | histogram | |
@@ -51,7 +52,7 @@ use axum::Router;
 use tracing::debug;
 
 use crate::crawl::Progress;
-use crate::fetch::{FailureKind, FetchStats};
+use crate::fetch::{FailureKind, FetchStats, Transport};
 use crate::resolve::UsageError;
 
 /// Buckets of `estudely_db_write_seconds`.
@@ -245,6 +246,10 @@ fn describe() {
         "Infohashes whose metadata was obtained and verified."
     );
     describe_counter!(
+        "estudely_metadata_fetched_by_transport_total",
+        "Infohashes whose metadata was obtained, by the transport that carried it (tcp, utp)."
+    );
+    describe_counter!(
         "estudely_metadata_failed_total",
         "Failed metadata attempts (one peer each), by reason."
     );
@@ -307,6 +312,10 @@ pub fn publish_node(s: &NodeStats) {
 pub fn publish_fetch(s: &FetchStats) {
     counter!("estudely_metadata_infohashes_total").absolute(s.infohashes);
     counter!("estudely_metadata_fetched_total").absolute(s.obtained);
+    for t in [Transport::Tcp, Transport::Utp] {
+        counter!("estudely_metadata_fetched_by_transport_total", "transport" => t.as_str())
+            .absolute(s.obtained_over(t));
+    }
     for (kind, &n) in &s.failures {
         let reason = FailureKind::as_str(*kind);
         counter!("estudely_metadata_failed_total", "reason" => reason).absolute(n);
@@ -451,6 +460,7 @@ mod tests {
             infohashes: 92,
             obtained: 80,
             failures: BTreeMap::from([(FailureKind::Timeout, 12), (FailureKind::NoUtMetadata, 2)]),
+            obtained_utp: 30,
         };
         let text = rendered(|| {
             publish_fetch(&stats);
@@ -459,6 +469,8 @@ mod tests {
         for line in [
             "estudely_metadata_infohashes_total 92",
             "estudely_metadata_fetched_total 80",
+            "estudely_metadata_fetched_by_transport_total{transport=\"tcp\"} 50",
+            "estudely_metadata_fetched_by_transport_total{transport=\"utp\"} 30",
             "estudely_metadata_failed_total{reason=\"timeout\"} 12",
             "estudely_metadata_failed_total{reason=\"no_ut_metadata\"} 2",
             "estudely_fetch_backlog 17",

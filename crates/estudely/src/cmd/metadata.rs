@@ -31,7 +31,7 @@ use crate::crawl::driver::sleep_until_opt as until;
 use crate::crawl::setup::interrupted;
 use crate::fetch::peers_csv::{self, Line, RowReader};
 use crate::fetch::stream::{Grouper, GrouperConfig};
-use crate::fetch::{self, FetchConfig, FetchStats, InfohashResult, Job};
+use crate::fetch::{self, FetchConfig, FetchStats, InfohashResult, Job, TransportChoice};
 use crate::output::csv_name;
 use crate::resolve::UsageError;
 
@@ -77,9 +77,13 @@ pub struct MetadataArgs {
     /// Write each verified torrent to DIR/<infohash>.torrent (created if missing).
     #[arg(long, value_name = "DIR")]
     pub save_torrents: Option<PathBuf>,
-    /// Seconds allowed for each TCP connect.
+    /// Seconds allowed for each connect (TCP, uTP, or both).
     #[arg(long, value_name = "SECS", default_value = "5", value_parser = parse_secs)]
     pub connect_timeout: Duration,
+    /// Transports to connect over: `both` tries TCP, and uTP (BEP 29) too when TCP is refused
+    /// or has not connected within a second, using whichever connects first.
+    #[arg(long, value_enum, default_value_t = TransportChoice::Both)]
+    pub transport: TransportChoice,
     /// Seconds allowed, once connected, for the peer's handshakes.
     #[arg(long, value_name = "SECS", default_value = "10", value_parser = parse_secs)]
     pub handshake_timeout: Duration,
@@ -124,6 +128,7 @@ struct JsonRow<'a> {
     metadata_size: usize,
     peer: String,
     client: Option<&'a str>,
+    transport: &'static str,
     failed: Vec<JsonFailure>,
 }
 
@@ -161,6 +166,7 @@ pub async fn run(args: MetadataArgs) -> anyhow::Result<()> {
         peer_attempts: args.metadata_peer_attempts as usize,
         overall_timeout: overall_limit(args.overall_timeout),
         addr_policy: AddrPolicy::with_private(args.allow_private),
+        transport: args.transport,
         ..FetchConfig::default()
     };
     args.metrics.start()?;
@@ -447,6 +453,7 @@ impl Printer {
                     metadata_size: m.info.len(),
                     peer: m.peer.to_string(),
                     client: m.client.as_deref(),
+                    transport: m.transport.as_str(),
                     failed: r
                         .failed
                         .iter()

@@ -13,7 +13,7 @@ use tokio::sync::{mpsc, Semaphore};
 use tokio::task::{JoinHandle, JoinSet};
 use tokio::time::Instant;
 
-use super::{fetch_one_until, FailureKind, FetchConfig, FetchFailure, FetchedMetadata};
+use super::{fetch_one_until, FailureKind, FetchConfig, FetchFailure, FetchedMetadata, Transport};
 
 /// One infohash and the peers to try for it, in order.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -60,7 +60,8 @@ impl InfohashResult {
 /// Counts of infohashes and attempts by outcome. Its [`Display`](fmt::Display) is the
 /// summary line, e.g. `5/6 infohashes, 9 attempts: 5 ok, 2 timeout, 1 refused, 1 hash_mismatch`
 /// (failure kinds by count, ties in [`FailureKind::ALL`] order; kinds with no attempt left
-/// out).
+/// out). Once any metadata came over uTP, the successes are split by transport:
+/// `5 ok (3 tcp, 2 utp)`.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct FetchStats {
     /// Infohashes reported.
@@ -69,6 +70,9 @@ pub struct FetchStats {
     pub obtained: u64,
     /// Failed attempts by kind.
     pub failures: BTreeMap<FailureKind, u64>,
+    /// Of the infohashes obtained, those whose metadata came over uTP (the others came over
+    /// TCP).
+    pub obtained_utp: u64,
 }
 
 impl FetchStats {
@@ -76,6 +80,11 @@ impl FetchStats {
     pub fn record(&mut self, r: &InfohashResult) {
         self.infohashes += 1;
         self.obtained += u64::from(r.metadata.is_some());
+        self.obtained_utp += u64::from(
+            r.metadata
+                .as_ref()
+                .is_some_and(|m| m.transport == Transport::Utp),
+        );
         for a in &r.failed {
             *self.failures.entry(a.failure.kind).or_default() += 1;
         }
@@ -84,6 +93,14 @@ impl FetchStats {
     /// All attempts, successful or not.
     pub fn attempts(&self) -> u64 {
         self.obtained + self.failures.values().sum::<u64>()
+    }
+
+    /// Infohashes obtained over `transport`.
+    pub fn obtained_over(&self, transport: Transport) -> u64 {
+        match transport {
+            Transport::Tcp => self.obtained.saturating_sub(self.obtained_utp),
+            Transport::Utp => self.obtained_utp,
+        }
     }
 
     /// Failed attempts of one kind.
@@ -106,6 +123,14 @@ impl fmt::Display for FetchStats {
             return Ok(());
         }
         write!(f, ": {} ok", self.obtained)?;
+        if self.obtained_utp > 0 {
+            write!(
+                f,
+                " ({} tcp, {} utp)",
+                self.obtained_over(Transport::Tcp),
+                self.obtained_utp
+            )?;
+        }
         let mut kinds: Vec<(FailureKind, u64)> = self
             .failures
             .iter()
@@ -363,5 +388,37 @@ mod tests {
         );
         assert_eq!(s.failed(FailureKind::Timeout), 2);
         assert_eq!(s.attempts(), 4);
+    }
+
+    fn obtained(transport: Transport) -> InfohashResult {
+        let info = b"d6:lengthi1e4:name1:a12:piece lengthi16384e6:pieces20:aaaaaaaaaaaaaaaaaaaae";
+        InfohashResult {
+            info_hash: InfoHash([2; 20]),
+            metadata: Some(FetchedMetadata {
+                peer: "127.0.0.1:1".parse().unwrap(),
+                info: info.to_vec(),
+                summary: estudely_peer_wire::InfoSummary::parse(info).unwrap(),
+                client: None,
+                transport,
+            }),
+            failed: vec![],
+            deadline_hit: false,
+            elapsed: Duration::ZERO,
+        }
+    }
+
+    #[test]
+    fn summary_line_splits_successes_by_transport_once_utp_is_used() {
+        let mut s = FetchStats::default();
+        s.record(&obtained(Transport::Tcp));
+        assert_eq!(s.to_string(), "1/1 infohashes, 1 attempt: 1 ok");
+        s.record(&obtained(Transport::Utp));
+        s.record(&obtained(Transport::Utp));
+        assert_eq!(
+            s.to_string(),
+            "3/3 infohashes, 3 attempts: 3 ok (1 tcp, 2 utp)"
+        );
+        assert_eq!(s.obtained_over(Transport::Tcp), 1);
+        assert_eq!(s.obtained_over(Transport::Utp), 2);
     }
 }

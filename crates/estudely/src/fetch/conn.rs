@@ -9,7 +9,10 @@ use tokio::io::{AsyncRead, AsyncReadExt as _, AsyncWrite, AsyncWriteExt as _};
 use tokio::net::TcpStream;
 use tokio::time::{timeout_at, Instant};
 
-use super::{FailureKind, FetchConfig, FetchFailure, FetchedMetadata};
+use super::{
+    FailureKind, FetchConfig, FetchFailure, FetchedMetadata, Transport, TransportChoice,
+    TCP_HEAD_START,
+};
 
 /// Bytes read from the socket at a time.
 const READ_CHUNK: usize = 32 * 1024;
@@ -53,39 +56,141 @@ pub async fn fetch_one_until(
         FetchFailure::new(FailureKind::Timeout, detail)
     };
 
-    let mut stream = dial(peer, cfg, start, deadline, &timed_out).await?;
-    exchange(&mut stream, peer, info_hash, cfg, deadline, &timed_out).await
+    let (mut stream, transport) = dial(peer, cfg, start, deadline, &timed_out).await?;
+    let tcp = match exchange(&mut stream, peer, info_hash, cfg, deadline, &timed_out).await {
+        Ok(m) => return Ok(FetchedMetadata { transport, ..m }),
+        Err(f) => f,
+    };
+    drop(stream);
+    // A peer that takes TCP connections only to close them (libtorrent with incoming TCP
+    // disabled) may well take uTP: under `both`, try it with the time left.
+    let now = Instant::now();
+    if transport != Transport::Tcp
+        || cfg.transport != TransportChoice::Both
+        || !closed_before_handshake(&tcp)
+        || now >= deadline
+    {
+        return Err(tcp);
+    }
+    let connect_by = deadline.min(now + cfg.connect_timeout);
+    let retried = async {
+        let mut stream = cfg.utp.connect(peer, connect_by).await?;
+        exchange(&mut stream, peer, info_hash, cfg, deadline, &timed_out).await
+    };
+    match retried.await {
+        Ok(m) => Ok(FetchedMetadata {
+            transport: Transport::Utp,
+            ..m
+        }),
+        // Counted as the TCP failure: the peer did close on us.
+        Err(utp) => Err(FetchFailure::new(
+            tcp.kind,
+            format!("TCP: {}; uTP: {}", tcp.detail, utp.detail),
+        )),
+    }
 }
+
+/// Whether `f` is a TCP connection closed before the peer's BitTorrent handshake.
+fn closed_before_handshake(f: &FetchFailure) -> bool {
+    f.kind == FailureKind::Closed && f.detail.starts_with(CLOSED_BEFORE_HANDSHAKE)
+}
+
+/// How [`closed`] starts the detail of a close before the peer's handshake.
+const CLOSED_BEFORE_HANDSHAKE: &str = "connection closed before its handshake";
 
 /// A connection to a peer, whatever carries it.
 pub trait PeerStream: AsyncRead + AsyncWrite + Unpin + Send {}
 impl<T: AsyncRead + AsyncWrite + Unpin + Send> PeerStream for T {}
 
-/// Open a connection to `peer` (TCP) by the connect deadline.
+/// Open a connection to `peer` by the connect deadline, over the transports
+/// [`FetchConfig::transport`] allows.
+///
+/// Under [`TransportChoice::Both`], TCP is tried alone for [`TCP_HEAD_START`]; if it has failed
+/// by then, uTP is tried alone, and if it is still pending, uTP is started beside it and the
+/// first connection made is used (TCP if both are ready at once). libtorrent starts with uTP
+/// and falls back to TCP; we start with TCP because most peers reachable at all take it, it
+/// costs no extra datagrams, and its connect tells a closed port (a reset) at once, and we add
+/// uTP within the same connect deadline for the peers TCP does not reach (behind a NAT that
+/// lets UDP through, or uTP-only clients), so an unreachable peer costs one connect timeout,
+/// not two.
 async fn dial(
     peer: SocketAddr,
     cfg: &FetchConfig,
     start: Instant,
     deadline: Instant,
     timed_out: &impl Fn(String, Instant) -> FetchFailure,
-) -> Result<Box<dyn PeerStream>, FetchFailure> {
+) -> Result<(Box<dyn PeerStream>, Transport), FetchFailure> {
     let connect_by = deadline.min(start + cfg.connect_timeout);
-    let stream = match timeout_at(connect_by, TcpStream::connect(peer)).await {
-        Err(_) => {
-            let what = format!("no TCP connection within {:?}", cfg.connect_timeout);
-            return Err(timed_out(what, connect_by));
-        }
-        Ok(Err(e)) => {
-            return Err(FetchFailure::new(
+    let tcp = || async {
+        match timeout_at(connect_by, TcpStream::connect(peer)).await {
+            Err(_) => {
+                let what = format!("no TCP connection within {:?}", cfg.connect_timeout);
+                Err(timed_out(what, connect_by))
+            }
+            Ok(Err(e)) => Err(FetchFailure::new(
                 FailureKind::Refused,
                 format!("connect: {e}"),
-            ))
+            )),
+            Ok(Ok(s)) => {
+                let _ = s.set_nodelay(true);
+                Ok(Box::new(s) as Box<dyn PeerStream>)
+            }
         }
-        Ok(Ok(s)) => s,
     };
-    let _ = stream.set_nodelay(true);
+    let utp = || async {
+        cfg.utp.connect(peer, connect_by).await.map_err(|f| {
+            if f.kind == FailureKind::Timeout {
+                let what = format!("no uTP connection within {:?}", cfg.connect_timeout);
+                timed_out(what, connect_by)
+            } else {
+                f
+            }
+        })
+    };
+    match cfg.transport {
+        TransportChoice::Tcp => tcp().await.map(|s| (s, Transport::Tcp)),
+        TransportChoice::Utp => utp().await.map(|s| (s, Transport::Utp)),
+        TransportChoice::Both => {
+            let tcp = tcp();
+            tokio::pin!(tcp);
+            let head_start = tokio::time::sleep_until(connect_by.min(start + TCP_HEAD_START));
+            let tcp_failure = tokio::select! {
+                r = &mut tcp => match r {
+                    Ok(s) => return Ok((s, Transport::Tcp)),
+                    Err(f) => Some(f),
+                },
+                () = head_start => None,
+            };
+            let utp = utp();
+            tokio::pin!(utp);
+            let (mut tcp_failure, mut utp_failure) = (tcp_failure, None);
+            loop {
+                if let (Some(t), Some(u)) = (&tcp_failure, &utp_failure) {
+                    return Err(both_failed(t, u));
+                }
+                tokio::select! {
+                    biased;
+                    r = &mut tcp, if tcp_failure.is_none() => match r {
+                        Ok(s) => return Ok((s, Transport::Tcp)),
+                        Err(f) => tcp_failure = Some(f),
+                    },
+                    r = &mut utp, if utp_failure.is_none() => match r {
+                        Ok(s) => return Ok((s, Transport::Utp)),
+                        Err(f) => utp_failure = Some(f),
+                    },
+                }
+            }
+        }
+    }
+}
 
-    Ok(Box::new(stream))
+/// Neither TCP nor uTP connected: counted as TCP's failure (a closed port answers TCP with a
+/// reset, and uTP with silence: the TCP answer tells more), with both details.
+fn both_failed(tcp: &FetchFailure, utp: &FetchFailure) -> FetchFailure {
+    FetchFailure::new(
+        tcp.kind,
+        format!("TCP: {}; uTP: {}", tcp.detail, utp.detail),
+    )
 }
 
 /// Run the metadata exchange over an open connection.
@@ -158,6 +263,8 @@ async fn exchange(
                 info: metadata.info,
                 summary,
                 client,
+                // fetch_one_until puts what dial() used.
+                transport: Transport::Tcp,
             }),
             Err(e) => Err(FetchFailure::new(
                 FailureKind::Protocol,
@@ -176,7 +283,12 @@ async fn exchange(
 /// The peer went away in `state`.
 fn closed(state: SessionState, why: &str) -> FetchFailure {
     let during = match state {
-        SessionState::Handshaking => "before its handshake".to_owned(),
+        SessionState::Handshaking => {
+            return FetchFailure::new(
+                FailureKind::Closed,
+                format!("{CLOSED_BEFORE_HANDSHAKE} ({why})"),
+            )
+        }
         SessionState::AwaitingExtHandshake => "before its extended handshake".to_owned(),
         SessionState::Fetching { received, pieces } => {
             format!("after {received}/{pieces} metadata pieces")
@@ -198,4 +310,103 @@ fn peer_id() -> [u8; 20] {
     let mut id = *b"-ES0001-000000000000";
     rand::rngs::OsRng.fill_bytes(&mut id[8..]);
     id
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use librqbit_utp::UtpSocketUdp;
+    use tokio::net::TcpListener;
+
+    use super::*;
+
+    fn cfg(transport: TransportChoice) -> FetchConfig {
+        FetchConfig {
+            transport,
+            connect_timeout: Duration::from_secs(20),
+            ..FetchConfig::default()
+        }
+    }
+
+    async fn dial_with(
+        peer: SocketAddr,
+        cfg: &FetchConfig,
+    ) -> Result<(Box<dyn PeerStream>, Transport), FetchFailure> {
+        let start = Instant::now();
+        let deadline = start + cfg.attempt_timeout;
+        let timed_out = |what: String, _| FetchFailure::new(FailureKind::Timeout, what);
+        dial(peer, cfg, start, deadline, &timed_out).await
+    }
+
+    /// A uTP listener (accepting in the background) and, on the same port, a TCP one or a
+    /// port closed to TCP.
+    async fn listeners(ip: &str, tcp: bool) -> (SocketAddr, Option<TcpListener>) {
+        let utp = UtpSocketUdp::new_udp(format!("{ip}:0").parse().unwrap())
+            .await
+            .unwrap();
+        let addr = utp.bind_addr();
+        tokio::spawn(async move {
+            let mut accepted = Vec::new();
+            while let Ok(s) = utp.accept().await {
+                accepted.push(s);
+            }
+        });
+        let tcp = if tcp {
+            Some(TcpListener::bind(addr).await.unwrap())
+        } else {
+            None
+        };
+        (addr, tcp)
+    }
+
+    #[tokio::test]
+    async fn both_takes_tcp_when_it_connects() {
+        let (peer, _tcp) = listeners("127.0.140.24", true).await;
+        let (_, transport) = dial_with(peer, &cfg(TransportChoice::Both)).await.unwrap();
+        assert_eq!(transport, Transport::Tcp);
+    }
+
+    #[tokio::test]
+    async fn both_falls_back_to_utp_when_tcp_is_refused() {
+        let (peer, _) = listeners("127.0.140.25", false).await;
+        let (_, transport) = dial_with(peer, &cfg(TransportChoice::Both)).await.unwrap();
+        assert_eq!(transport, Transport::Utp);
+        let f = match dial_with(peer, &cfg(TransportChoice::Tcp)).await {
+            Ok(_) => panic!("TCP connected to a closed port"),
+            Err(f) => f,
+        };
+        assert_eq!(f.kind, FailureKind::Refused, "{f}");
+    }
+
+    #[tokio::test]
+    async fn utp_alone_and_tcp_alone() {
+        let (peer, _tcp) = listeners("127.0.140.26", true).await;
+        let (_, transport) = dial_with(peer, &cfg(TransportChoice::Utp)).await.unwrap();
+        assert_eq!(transport, Transport::Utp);
+        let (_, transport) = dial_with(peer, &cfg(TransportChoice::Tcp)).await.unwrap();
+        assert_eq!(transport, Transport::Tcp);
+    }
+
+    #[test]
+    fn both_failed_counts_as_tcp_with_both_details() {
+        let refused = FetchFailure::new(FailureKind::Refused, "connect: refused");
+        let timeout = FetchFailure::new(FailureKind::Timeout, "no uTP connection within 5s");
+        let f = both_failed(&refused, &timeout);
+        assert_eq!(f.kind, FailureKind::Refused);
+        assert_eq!(
+            f.detail,
+            "TCP: connect: refused; uTP: no uTP connection within 5s"
+        );
+        assert_eq!(both_failed(&timeout, &refused).kind, FailureKind::Timeout);
+    }
+
+    #[test]
+    fn a_close_before_the_handshake_is_told_apart() {
+        let f = closed(SessionState::Handshaking, "EOF");
+        assert!(closed_before_handshake(&f), "{f}");
+        assert_eq!(f.detail, "connection closed before its handshake (EOF)");
+        let later = closed(SessionState::AwaitingExtHandshake, "EOF");
+        assert!(!closed_before_handshake(&later), "{later}");
+    }
 }

@@ -1,7 +1,8 @@
-//! Fetching torrent metadata (BEP 9) from peers over TCP: a thin tokio driver around
+//! Fetching torrent metadata (BEP 9) from peers over TCP or uTP: a thin tokio driver around
 //! `estudely-peer-wire`'s sans-IO [`MetadataSession`](estudely_peer_wire::MetadataSession).
 //!
-//! * [`fetch_one`]: one attempt at one peer — TCP connect, BEP 3/10 handshakes, BEP 9
+//! * [`fetch_one`]: one attempt at one peer — TCP or uTP connect ([`TransportChoice`]),
+//!   BEP 3/10 handshakes, BEP 9
 //!   pieces, each step under its own timeout ([`FetchConfig`]), the whole attempt under a
 //!   deadline. Succeeds with [`FetchedMetadata`] (verified info bytes and their
 //!   [`InfoSummary`]) or fails with a [`FetchFailure`] of one [`FailureKind`].
@@ -21,6 +22,7 @@ mod batch;
 mod conn;
 pub mod peers_csv;
 pub mod stream;
+mod utp;
 
 use std::fmt;
 use std::net::SocketAddr;
@@ -30,12 +32,58 @@ use estudely_dht_core::AddrPolicy;
 use estudely_peer_wire::{InfoSummary, DEFAULT_MAX_METADATA_SIZE};
 
 pub use batch::{fetch_many, fetch_stream, Attempt, FetchBatch, FetchStats, InfohashResult, Job};
-pub use conn::{fetch_one, fetch_one_until};
+pub use conn::{fetch_one, fetch_one_until, PeerStream};
+pub use utp::UtpDialer;
+
+/// Which transports an attempt may connect over (`--transport`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, clap::ValueEnum)]
+pub enum TransportChoice {
+    /// TCP only.
+    Tcp,
+    /// uTP (BEP 29) only.
+    Utp,
+    /// TCP first; uTP too if TCP is refused or has not connected within a head start, the
+    /// first connection made winning (see [`TCP_HEAD_START`]).
+    #[default]
+    Both,
+}
+
+/// How long TCP is tried alone, under [`TransportChoice::Both`], before uTP is tried too.
+/// A TCP connect that will succeed mostly does so within one round trip; a TCP SYN that goes
+/// unanswered this long (Linux resends it after 1 s) usually means a peer behind a NAT or a
+/// firewall that only uTP gets through.
+pub const TCP_HEAD_START: Duration = Duration::from_millis(1_000);
+
+/// What carried a connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Transport {
+    /// TCP.
+    Tcp,
+    /// uTP (BEP 29) over UDP.
+    Utp,
+}
+
+impl Transport {
+    /// `tcp` or `utp`, the word summaries, JSON and metric labels use.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Transport::Tcp => "tcp",
+            Transport::Utp => "utp",
+        }
+    }
+}
+
+impl fmt::Display for Transport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
 
 /// Tunables of metadata fetching. Durations are wall-clock; sizes are bytes.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FetchConfig {
-    /// Time allowed for the TCP connect. Default 5 s.
+    /// Time allowed for the connect (TCP, uTP, or both under [`TransportChoice::Both`]).
+    /// Default 5 s.
     pub connect_timeout: Duration,
     /// Time allowed, once connected, for the peer's BEP 3 handshake and BEP 10 extended
     /// handshake to arrive. Default 10 s.
@@ -63,6 +111,11 @@ pub struct FetchConfig {
     /// Which peer addresses may be connected to. Default [`AddrPolicy::strict`]: no
     /// private, loopback, multicast or other special-purpose address, no port 0.
     pub addr_policy: AddrPolicy,
+    /// Which transports to connect over. Default [`TransportChoice::Both`].
+    pub transport: TransportChoice,
+    /// The uTP sockets, shared by every attempt made with this configuration (and its
+    /// clones); bound on first use.
+    pub utp: UtpDialer,
 }
 
 impl Default for FetchConfig {
@@ -79,6 +132,8 @@ impl Default for FetchConfig {
             peer_id: None,
             client: Some(concat!("Estudely ", env!("CARGO_PKG_VERSION")).to_owned()),
             addr_policy: AddrPolicy::strict(),
+            transport: TransportChoice::Both,
+            utp: UtpDialer::new(),
         }
     }
 }
@@ -94,6 +149,8 @@ pub struct FetchedMetadata {
     pub summary: InfoSummary,
     /// The peer's client name from its extended handshake (`v`), if it sent one.
     pub client: Option<String>,
+    /// What carried the connection.
+    pub transport: Transport,
 }
 
 impl FetchedMetadata {
@@ -112,7 +169,7 @@ impl FetchedMetadata {
 /// (`no_ut_metadata`), the words the summary line uses.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum FailureKind {
-    /// The TCP connect failed (refused, unreachable, reset).
+    /// The connect failed (refused, unreachable, reset).
     Refused,
     /// A connect, handshake, piece or attempt timeout expired.
     Timeout,

@@ -29,7 +29,9 @@ use crate::args::overall_limit;
 use crate::cmd::metadata::save_torrent;
 use crate::crawl::setup::{crawl_limit, Interrupt, SEARCHES_CAP};
 use crate::crawl::{CrawlDriver, CrawlReport, CrawlSink, Progress, StopReason};
-use crate::fetch::{fetch_stream, FailureKind, FetchConfig, FetchStats, FetchedMetadata, Job};
+use crate::fetch::{
+    fetch_stream, FailureKind, FetchConfig, FetchStats, FetchedMetadata, Job, TransportChoice,
+};
 use crate::store::Source;
 use pending::{Next, Pending};
 
@@ -154,6 +156,8 @@ pub struct PipelineConfig {
     pub metadata_peer_attempts: usize,
     /// Metadata fetches at once.
     pub concurrency: usize,
+    /// Transports the metadata fetches connect over.
+    pub transport: TransportChoice,
     /// `--overall-timeout` (zero: none).
     pub overall_timeout: Duration,
     /// Write each verified torrent as DIR/<infohash>.torrent.
@@ -178,10 +182,14 @@ pub struct FetchFlags {
     #[arg(long, value_name = "N", default_value_t = 5,
           value_parser = clap::value_parser!(u32).range(1..=1_000))]
     pub metadata_peer_attempts: u32,
-    /// Metadata fetches (TCP connections) at once.
+    /// Metadata fetches (connections) at once.
     #[arg(long, value_name = "N", default_value_t = 32,
           value_parser = clap::value_parser!(u32).range(1..=4_096))]
     pub concurrency: u32,
+    /// Transports metadata fetches connect over: `both` tries TCP, and uTP too when TCP is
+    /// refused or slow to connect.
+    #[arg(long, value_enum, default_value_t = TransportChoice::Both)]
+    pub transport: TransportChoice,
     /// Write each verified torrent as DIR/<infohash>.torrent.
     #[arg(long, value_name = "DIR")]
     pub save_torrents: Option<PathBuf>,
@@ -194,6 +202,7 @@ impl Default for FetchFlags {
             peers_per_infohash: 20,
             metadata_peer_attempts: 5,
             concurrency: 32,
+            transport: TransportChoice::Both,
             save_torrents: None,
         }
     }
@@ -219,6 +228,7 @@ impl FetchFlags {
             peers_per_infohash: self.peers_per_infohash as usize,
             metadata_peer_attempts: self.metadata_peer_attempts as usize,
             concurrency: self.concurrency as usize,
+            transport: self.transport,
             overall_timeout,
             save_torrents: self.save_torrents.clone(),
             label,
@@ -402,6 +412,7 @@ pub async fn run<S: RowSink, G: Gate>(
     let fetch_cfg = FetchConfig {
         peer_attempts: cfg.metadata_peer_attempts,
         concurrency: cfg.concurrency,
+        transport: cfg.transport,
         overall_timeout: overall_limit(cfg.overall_timeout),
         // The peers come from the crawler, under its address policy: the fetcher keeps it.
         addr_policy: driver.crawler().node().addr_policy().clone(),
