@@ -29,6 +29,7 @@
 //! | `estudely_known_nodes`, `estudely_frontier_nodes`, `estudely_search_queue`, `estudely_searches` | gauge | |
 //! | `estudely_metadata_infohashes_total` | counter | |
 //! | `estudely_metadata_fetched_total` | counter | |
+//! | `estudely_metadata_encrypted_total` | counter | |
 //! | `estudely_metadata_failed_total` | counter | `reason` (a [`FailureKind`]) |
 //! | `estudely_fetch_backlog` | gauge | |
 //! | `estudely_db_write_seconds` | histogram | |
@@ -245,6 +246,10 @@ fn describe() {
         "Infohashes whose metadata was obtained and verified."
     );
     describe_counter!(
+        "estudely_metadata_encrypted_total",
+        "Infohashes whose metadata was obtained over an encrypted (MSE) connection."
+    );
+    describe_counter!(
         "estudely_metadata_failed_total",
         "Failed metadata attempts (one peer each), by reason."
     );
@@ -307,6 +312,7 @@ pub fn publish_node(s: &NodeStats) {
 pub fn publish_fetch(s: &FetchStats) {
     counter!("estudely_metadata_infohashes_total").absolute(s.infohashes);
     counter!("estudely_metadata_fetched_total").absolute(s.obtained);
+    counter!("estudely_metadata_encrypted_total").absolute(s.encrypted);
     for (kind, &n) in &s.failures {
         let reason = FailureKind::as_str(*kind);
         counter!("estudely_metadata_failed_total", "reason" => reason).absolute(n);
@@ -451,6 +457,7 @@ mod tests {
             infohashes: 92,
             obtained: 80,
             failures: BTreeMap::from([(FailureKind::Timeout, 12), (FailureKind::NoUtMetadata, 2)]),
+            encrypted: 5,
         };
         let text = rendered(|| {
             publish_fetch(&stats);
@@ -459,6 +466,7 @@ mod tests {
         for line in [
             "estudely_metadata_infohashes_total 92",
             "estudely_metadata_fetched_total 80",
+            "estudely_metadata_encrypted_total 5",
             "estudely_metadata_failed_total{reason=\"timeout\"} 12",
             "estudely_metadata_failed_total{reason=\"no_ut_metadata\"} 2",
             "estudely_fetch_backlog 17",

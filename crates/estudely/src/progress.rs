@@ -278,6 +278,7 @@ mod tests {
             infohashes: 92,
             obtained: 80,
             failures: BTreeMap::from([(FailureKind::Timeout, 30)]),
+            encrypted: 0,
         };
         assert_eq!(
             plain_line("metadata", Duration::from_secs(10), &Snapshot::fetch(&s)),

@@ -69,6 +69,8 @@ pub struct FetchStats {
     pub obtained: u64,
     /// Failed attempts by kind.
     pub failures: BTreeMap<FailureKind, u64>,
+    /// Infohashes obtained over an MSE (encrypted) connection, among `obtained`.
+    pub encrypted: u64,
 }
 
 impl FetchStats {
@@ -76,6 +78,7 @@ impl FetchStats {
     pub fn record(&mut self, r: &InfohashResult) {
         self.infohashes += 1;
         self.obtained += u64::from(r.metadata.is_some());
+        self.encrypted += u64::from(r.metadata.as_ref().is_some_and(|m| m.encryption.is_mse()));
         for a in &r.failed {
             *self.failures.entry(a.failure.kind).or_default() += 1;
         }
@@ -106,6 +109,9 @@ impl fmt::Display for FetchStats {
             return Ok(());
         }
         write!(f, ": {} ok", self.obtained)?;
+        if self.encrypted > 0 {
+            write!(f, " ({} encrypted)", self.encrypted)?;
+        }
         let mut kinds: Vec<(FailureKind, u64)> = self
             .failures
             .iter()

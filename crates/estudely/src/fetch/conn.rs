@@ -3,13 +3,18 @@
 
 use std::net::SocketAddr;
 
-use estudely_peer_wire::{InfoSummary, MetadataSession, SessionConfig, SessionState};
+use estudely_peer_wire::{
+    CryptoProvide, InfoSummary, MetadataSession, SessionConfig, SessionState,
+};
 use rand::RngCore as _;
 use tokio::io::{AsyncRead, AsyncReadExt as _, AsyncWrite, AsyncWriteExt as _};
 use tokio::net::TcpStream;
 use tokio::time::{timeout_at, Instant};
 
-use super::{FailureKind, FetchConfig, FetchFailure, FetchedMetadata};
+use super::encrypted::handshake as mse_handshake;
+use super::{
+    Encryption, EncryptionPolicy, FailureKind, FetchConfig, FetchFailure, FetchedMetadata,
+};
 
 /// Bytes read from the socket at a time.
 const READ_CHUNK: usize = 32 * 1024;
@@ -53,9 +58,76 @@ pub async fn fetch_one_until(
         FetchFailure::new(FailureKind::Timeout, detail)
     };
 
-    let mut stream = dial(peer, cfg, start, deadline, &timed_out).await?;
-    exchange(&mut stream, peer, info_hash, cfg, deadline, &timed_out).await
+    let stream = dial(peer, cfg, start, deadline, &timed_out).await?;
+    match cfg.encryption {
+        EncryptionPolicy::Off => plain(stream, peer, info_hash, cfg, deadline, &timed_out).await,
+        EncryptionPolicy::Required => {
+            let provide = CryptoProvide::RC4;
+            encrypted(stream, provide, peer, info_hash, cfg, deadline, &timed_out).await
+        }
+        EncryptionPolicy::Prefer => {
+            match plain(stream, peer, info_hash, cfg, deadline, &timed_out).await {
+                Err(f) if closed_before_handshake(&f) && Instant::now() < deadline => {
+                    // The usual answer of a peer that requires encryption: once more, with
+                    // MSE, within the same deadline.
+                    let stream = dial(peer, cfg, Instant::now(), deadline, &timed_out).await?;
+                    let provide = CryptoProvide::BOTH;
+                    encrypted(stream, provide, peer, info_hash, cfg, deadline, &timed_out)
+                        .await
+                        .map_err(|e| {
+                            FetchFailure::new(e.kind, format!("{}; then with MSE: {e}", f.detail))
+                        })
+                }
+                r => r,
+            }
+        }
+    }
 }
+
+/// The metadata exchange in plaintext.
+async fn plain(
+    mut stream: Box<dyn PeerStream>,
+    peer: SocketAddr,
+    info_hash: [u8; 20],
+    cfg: &FetchConfig,
+    deadline: Instant,
+    timed_out: &impl Fn(String, Instant) -> FetchFailure,
+) -> Result<FetchedMetadata, FetchFailure> {
+    exchange(&mut stream, peer, info_hash, cfg, deadline, timed_out).await
+}
+
+/// The MSE handshake (offering `provide`, under the handshake timeout), then the metadata
+/// exchange over the encrypted stream.
+async fn encrypted(
+    stream: Box<dyn PeerStream>,
+    provide: CryptoProvide,
+    peer: SocketAddr,
+    info_hash: [u8; 20],
+    cfg: &FetchConfig,
+    deadline: Instant,
+    timed_out: &impl Fn(String, Instant) -> FetchFailure,
+) -> Result<FetchedMetadata, FetchFailure> {
+    let by = deadline.min(Instant::now() + cfg.handshake_timeout);
+    let enc = match mse_handshake(stream, info_hash, provide, by).await {
+        Err(f) if f.kind == FailureKind::Timeout => {
+            let what = format!("no MSE handshake within {:?}", cfg.handshake_timeout);
+            return Err(timed_out(what, by));
+        }
+        r => r?,
+    };
+    let encryption = enc.encryption();
+    let mut stream: Box<dyn PeerStream> = Box::new(enc);
+    let mut fetched = exchange(&mut stream, peer, info_hash, cfg, deadline, timed_out).await?;
+    fetched.encryption = encryption;
+    Ok(fetched)
+}
+
+/// Whether the peer closed the connection before answering our BitTorrent handshake.
+fn closed_before_handshake(f: &FetchFailure) -> bool {
+    f.kind == FailureKind::Closed && f.detail.starts_with(CLOSED_BEFORE_HANDSHAKE)
+}
+
+const CLOSED_BEFORE_HANDSHAKE: &str = "connection closed before its handshake";
 
 /// A connection to a peer, whatever carries it.
 pub trait PeerStream: AsyncRead + AsyncWrite + Unpin + Send {}
@@ -137,7 +209,11 @@ async fn exchange(
         };
         let step_end = step_end.min(deadline);
         if let Some(out) = session.poll_transmit() {
-            match timeout_at(step_end, stream.write_all(&out)).await {
+            let write = async {
+                stream.write_all(&out).await?;
+                stream.flush().await
+            };
+            match timeout_at(step_end, write).await {
                 Err(_) => return Err(timed_out(format!("{waiting_for}; write stalled"), step_end)),
                 Ok(Err(e)) => return Err(closed(state, &format!("write: {e}"))),
                 Ok(Ok(())) => {}
@@ -158,6 +234,7 @@ async fn exchange(
                 info: metadata.info,
                 summary,
                 client,
+                encryption: Encryption::Plaintext,
             }),
             Err(e) => Err(FetchFailure::new(
                 FailureKind::Protocol,

@@ -232,7 +232,9 @@ mod tests {
     fn random(seed: u8) -> [u8; RANDOM_LEN] {
         let mut r = [0u8; RANDOM_LEN];
         for (i, b) in r.iter_mut().enumerate() {
-            *b = seed.wrapping_mul(31).wrapping_add((i as u8).wrapping_mul(17));
+            *b = seed
+                .wrapping_mul(31)
+                .wrapping_add((i as u8).wrapping_mul(17));
         }
         r
     }
