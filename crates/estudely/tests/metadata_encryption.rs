@@ -315,3 +315,44 @@ fn transmission_required_encryption() {
         .collect();
     check_policies(&want, "Transmission");
 }
+
+/// libtorrent forcing the MSE handshake but allowing only plaintext after it
+/// (`allowed_enc_level` plaintext): `prefer` offers both and gets the metadata in the
+/// clear after the handshake; `required` offers RC4 only and is turned away.
+#[test]
+fn libtorrent_forced_handshake_plaintext_after() {
+    let file = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../peer-wire/tests/data/multi_v1.torrent"
+    );
+    let args = [
+        "serve",
+        "--ip",
+        "127.0.130.2",
+        "--seconds",
+        "120",
+        "--set",
+        "in_enc_policy=0",
+        "--set",
+        "allowed_enc_level=1",
+        file,
+    ];
+    let seeder = PyHelper::start("lt_seeders.py", &args);
+    let r = &seeder.ready;
+    let t = &r["torrents"][0];
+    let want = [Want {
+        key: t["infohash"].as_str().unwrap().to_owned(),
+        torrent: t.clone(),
+        peer: format!("127.0.130.2,{}", r["listen_port"]),
+    }];
+    let (stdout, summary, success) = fetch(&want, "prefer");
+    assert!(success, "{summary}");
+    assert_eq!(
+        summary,
+        "metadata: 1/1 infohashes, 1 attempt: 1 ok (1 encrypted)"
+    );
+    check_rows(&want, &stdout, "libtorrent/");
+    let (stdout, summary, _) = fetch(&want, "required");
+    assert_eq!(stdout, "");
+    assert!(summary.starts_with("metadata: 0/1 infohashes"), "{summary}");
+}
