@@ -276,3 +276,22 @@ fn peer_id() -> [u8; 20] {
     rand::rngs::OsRng.fill_bytes(&mut id[8..]);
     id
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_a_close_before_the_peers_handshake_retries_with_mse() {
+        assert!(closed_before_handshake(&closed(
+            SessionState::Handshaking,
+            "EOF"
+        )));
+        assert!(!closed_before_handshake(&closed(
+            SessionState::AwaitingExtHandshake,
+            "EOF"
+        )));
+        let timeout = FetchFailure::new(FailureKind::Timeout, CLOSED_BEFORE_HANDSHAKE);
+        assert!(!closed_before_handshake(&timeout));
+    }
+}
