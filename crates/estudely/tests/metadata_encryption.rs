@@ -31,7 +31,7 @@ struct Want {
     peer: String,
 }
 
-/// Run `estudely metadata` over `want` with `--encryption policy`; returns (stdout, stderr
+/// Run `estudely metadata` over `want` with `--encryption policy`; returns (stdout, the
 /// summary line, success).
 fn fetch(want: &[Want], policy: &str) -> (String, String, bool) {
     let dir = tempfile::tempdir().unwrap();
@@ -52,11 +52,15 @@ fn fetch(want: &[Want], policy: &str) -> (String, String, bool) {
         run.stderr.trim_end(),
         run.elapsed
     );
-    (
-        run.stdout,
-        run.stderr.trim_end().to_owned(),
-        run.status.success(),
-    )
+    // The summary is the last line (a progress line may come first on a slow machine).
+    let summary = run
+        .stderr
+        .trim_end()
+        .lines()
+        .last()
+        .unwrap_or("")
+        .to_owned();
+    (run.stdout, summary, run.status.success())
 }
 
 /// Every row of `stdout` matches its torrent, field by field.
