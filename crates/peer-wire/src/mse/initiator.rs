@@ -384,6 +384,39 @@ mod tests {
     }
 
     proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(64))]
+
+        #[test]
+        fn any_randomness_and_chunking_round_trips(
+            ra in proptest::array::uniform32(proptest::num::u8::ANY),
+            rb in proptest::array::uniform32(proptest::num::u8::ANY),
+            chunk in 1usize..700,
+            rc4 in proptest::bool::ANY,
+        ) {
+            let accept = if rc4 { CryptoProvide::BOTH } else { CryptoProvide::PLAINTEXT };
+            let mut a = MseInitiator::with_payload(IH, &ra, CryptoProvide::BOTH, b"IA".to_vec());
+            let mut b = MseResponder::new(vec![IH], &rb, accept);
+            for _ in 0..6 {
+                if let Some(out) = a.poll_transmit() {
+                    out.chunks(chunk).for_each(|c| b.handle_input(c));
+                }
+                if let Some(out) = b.poll_transmit() {
+                    out.chunks(chunk).for_each(|c| a.handle_input(c));
+                }
+            }
+            proptest::prop_assert_eq!(a.state(), &MseState::Done);
+            proptest::prop_assert_eq!(b.initial_payload(), b"IA");
+            let (mut sa, _) = a.into_stream().unwrap();
+            let (mut sb, _) = b.into_stream().unwrap();
+            proptest::prop_assert_eq!(sa.is_encrypted(), rc4);
+            let mut msg = b"payload".to_vec();
+            sb.encrypt(&mut msg);
+            sa.decrypt(&mut msg);
+            proptest::prop_assert_eq!(&msg[..], b"payload");
+        }
+    }
+
+    proptest::proptest! {
         #[test]
         fn arbitrary_responder_bytes_never_panic(
             bytes in proptest::collection::vec(proptest::num::u8::ANY, 0..2000),
@@ -396,6 +429,31 @@ mod tests {
             let _ = a.poll_transmit();
             proptest::prop_assert!(a.buf.len() <= bytes.len());
             let _ = a.into_stream();
+        }
+    }
+
+    /// The fuzz seeds are responder streams computed by `fuzz/seeds/make_seeds.py`, an
+    /// independent Python implementation (`pow`, `hashlib`, its own RC4), for this
+    /// initiator's randomness ([3; 32]) and key ([7; 20]): each completes the handshake.
+    #[test]
+    fn python_made_responder_streams_complete() {
+        let dir = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../fuzz/seeds/mse_initiator"
+        );
+        let handshake_start = b"\x13BitTorrent protocol";
+        for (name, encrypted, rest) in [
+            ("rc4_no_pads.bin", true, &b""[..]),
+            ("rc4_pads_payload.bin", true, &handshake_start[..]),
+            ("plaintext_after.bin", false, &handshake_start[..]),
+        ] {
+            let seed = std::fs::read(format!("{dir}/{name}")).unwrap();
+            let mut a = MseInitiator::new(IH, &[3; RANDOM_LEN], CryptoProvide::BOTH);
+            a.handle_input(&seed[1..]); // the first byte is the fuzz target's split
+            assert_eq!(a.state(), &MseState::Done, "{name}");
+            let (s, leftover) = a.into_stream().unwrap();
+            assert_eq!(s.is_encrypted(), encrypted, "{name}");
+            assert!(leftover.starts_with(rest), "{name}");
         }
     }
 }
