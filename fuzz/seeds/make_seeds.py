@@ -24,13 +24,56 @@ VECTORS = os.path.join(ROOT, "crates", "krpc", "tests", "vectors")
 TORRENTS = os.path.join(ROOT, "crates", "peer-wire", "tests", "data")
 CAPTURES = os.path.join(HERE, "captures")
 MAX_TORRENT = 100 * 1024
-TARGETS = ["bencode_decode", "krpc_decode", "dht_node", "peer_wire_frame", "peer_wire_info"]
+TARGETS = ["bencode_decode", "krpc_decode", "dht_node", "peer_wire_frame", "peer_wire_info",
+           "mse_initiator"]
 
 # What fuzz_targets/peer_wire_frame.rs hard-codes.
 FUZZ_KEY = bytes([7]) * 20          # the info-hash both sessions are keyed on
 READY_METADATA_SIZE = 40_000        # metadata_size in the "ready" session's peer ext handshake
 OUR_UT_METADATA = 2                 # MetadataSession's ut_metadata id (session.rs)
 PIECE = 16384
+
+
+# What fuzz_targets/mse_initiator.rs hard-codes: the initiator's randomness (its private key
+# is the first 20 bytes) and SKEY; and the MSE prime (crates/peer-wire/src/mse.rs).
+MSE_RANDOM = bytes([3]) * 32
+MSE_P = int("FFFFFFFFFFFFFFFFC90FDAA22168C234C4C6628B80DC1CD129024E088A67CC74020BBEA63B139B22514A0879"
+            "8E3404DDEF9519B3CD3A431B302B0A6DF25F14374FE1356D6D51C245E485B576625E7EC6F44C42E9A63A3621"
+            "0000000000090563", 16)
+
+
+def rc4(key, n):
+    """n bytes of RC4 keystream for key."""
+    s, j = list(range(256)), 0
+    for i in range(256):
+        j = (j + s[i] + key[i % len(key)]) % 256
+        s[i], s[j] = s[j], s[i]
+    i = j = 0
+    out = bytearray()
+    for _ in range(n):
+        i = (i + 1) % 256
+        j = (j + s[i]) % 256
+        s[i], s[j] = s[j], s[i]
+        out.append(s[(s[i] + s[j]) % 256])
+    return bytes(out)
+
+
+def mse_responder(select, pad_b, pad_d, payload):
+    """A responder's bytes (Yb, PadB, ENCRYPT(VC, select, len(PadD), PadD), payload) for
+    the fuzz target's initiator; payload encrypted too when select is RC4 (2)."""
+    import hashlib
+    xa = int.from_bytes(MSE_RANDOM[:20], "big")
+    xb = int.from_bytes(bytes(range(101, 121)), "big")
+    ya = pow(2, xa, MSE_P)
+    yb = pow(2, xb, MSE_P).to_bytes(96, "big")
+    secret = pow(ya, xb, MSE_P).to_bytes(96, "big")
+    key_b = hashlib.sha1(b"keyB" + secret + FUZZ_KEY).digest()
+    plain = bytes(8) + struct.pack(">IH", select, len(pad_d)) + pad_d
+    if select == 2:
+        plain += payload
+    ks = rc4(key_b, 1024 + len(plain))[1024:]
+    out = yb + pad_b + bytes(a ^ b for a, b in zip(plain, ks))
+    return out if select == 2 else out + payload
 
 
 # ------------------------------------------------------------ tiny bencode --
@@ -264,6 +307,14 @@ def main():
             + frame(9, struct.pack(">H", 6881)) + frame(14) + frame(15))
     seeds["peer_wire_frame"]["bep3_messages.bin"] = (
         lt_single[:HANDSHAKE_LEN] + frame(20, ext_hs) + bep3)
+
+    # mse_initiator: a first byte choosing where the input is split in two deliveries
+    # (x 8 bytes), then what a responder sends the target's initiator.
+    seeds["mse_initiator"]["rc4_no_pads.bin"] = b"\x05" + mse_responder(2, b"", b"", b"")
+    seeds["mse_initiator"]["rc4_pads_payload.bin"] = b"\x0d" + mse_responder(
+        2, bytes(range(200)), b"\xaa" * 37, lt_single[:HANDSHAKE_LEN])
+    seeds["mse_initiator"]["plaintext_after.bin"] = b"\x30" + mse_responder(
+        1, b"\x55" * 512, b"", lt_single[:HANDSHAKE_LEN])
 
     total = 0
     for t in TARGETS:

@@ -30,6 +30,7 @@
 //! | `estudely_metadata_infohashes_total` | counter | |
 //! | `estudely_metadata_fetched_total` | counter | |
 //! | `estudely_metadata_fetched_by_transport_total` | counter | `transport`: `tcp`, `utp` |
+//! | `estudely_metadata_encrypted_total` | counter | |
 //! | `estudely_metadata_failed_total` | counter | `reason` (a [`FailureKind`]) |
 //! | `estudely_fetch_backlog` | gauge | |
 //! | `estudely_db_write_seconds` | histogram | |
@@ -250,6 +251,10 @@ fn describe() {
         "Infohashes whose metadata was obtained, by the transport that carried it (tcp, utp)."
     );
     describe_counter!(
+        "estudely_metadata_encrypted_total",
+        "Infohashes whose metadata was obtained over an encrypted (MSE) connection."
+    );
+    describe_counter!(
         "estudely_metadata_failed_total",
         "Failed metadata attempts (one peer each), by reason."
     );
@@ -316,6 +321,7 @@ pub fn publish_fetch(s: &FetchStats) {
         counter!("estudely_metadata_fetched_by_transport_total", "transport" => t.as_str())
             .absolute(s.obtained_over(t));
     }
+    counter!("estudely_metadata_encrypted_total").absolute(s.encrypted);
     for (kind, &n) in &s.failures {
         let reason = FailureKind::as_str(*kind);
         counter!("estudely_metadata_failed_total", "reason" => reason).absolute(n);
@@ -461,6 +467,7 @@ mod tests {
             obtained: 80,
             failures: BTreeMap::from([(FailureKind::Timeout, 12), (FailureKind::NoUtMetadata, 2)]),
             obtained_utp: 30,
+            encrypted: 5,
         };
         let text = rendered(|| {
             publish_fetch(&stats);
@@ -471,6 +478,7 @@ mod tests {
             "estudely_metadata_fetched_total 80",
             "estudely_metadata_fetched_by_transport_total{transport=\"tcp\"} 50",
             "estudely_metadata_fetched_by_transport_total{transport=\"utp\"} 30",
+            "estudely_metadata_encrypted_total 5",
             "estudely_metadata_failed_total{reason=\"timeout\"} 12",
             "estudely_metadata_failed_total{reason=\"no_ut_metadata\"} 2",
             "estudely_fetch_backlog 17",

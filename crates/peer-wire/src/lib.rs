@@ -9,6 +9,8 @@
 //!   with SHA-1 and/or SHA-256.
 //! * [`session`]: [`MetadataSession`], a state machine for one metadata-fetch connection;
 //!   the driver owns the socket and the clock.
+//! * [`mse`]: Message Stream Encryption (the obfuscated handshake and RC4 streams), both
+//!   sides, for peers that accept only encrypted connections.
 //! * [`serve`]: [`MetadataServer`], the seeding side of BEP 9, for our loopback testnet.
 //! * [`info`]: [`InfoSummary`] of a verified info dict (v1, v2, hybrid), robust to hostile
 //!   contents, and [`torrent_file_bytes`].
@@ -24,6 +26,7 @@ pub mod framing;
 pub mod handshake;
 pub mod info;
 pub mod metadata;
+pub mod mse;
 pub mod serve;
 pub mod session;
 
@@ -36,5 +39,6 @@ pub use metadata::{
     Expected, HashKind, InfoHashes, Metadata, MetadataAssembler, DEFAULT_MAX_METADATA_SIZE,
     METADATA_PIECE_LEN,
 };
+pub use mse::{CryptoProvide, MseError, MseInitiator, MseResponder, MseState, MseStream};
 pub use serve::{synthetic_info, MetadataServer};
 pub use session::{MetadataSession, SessionConfig, SessionState};

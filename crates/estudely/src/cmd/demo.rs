@@ -10,6 +10,8 @@ use clap::Args;
 use crate::args::parse_overall_timeout;
 use crate::cmd::collect::{budgets, collect, CollectArgs, CollectFormat};
 use crate::crawl::setup::start_crawler;
+use crate::fetch::EncryptionPolicy;
+use crate::pipeline::FetchFlags;
 use crate::testnet::{Testnet, TestnetConfig};
 
 /// `estudely demo --help` epilogue.
@@ -39,6 +41,10 @@ pub struct DemoArgs {
     /// How to print rows.
     #[arg(long, value_enum, default_value_t = CollectFormat::Csv)]
     pub format: CollectFormat,
+    /// Message Stream Encryption for metadata connections (`off`, `prefer`, `required`);
+    /// the testnet's seeders speak plaintext only, so `required` fetches nothing.
+    #[arg(long, value_enum, value_name = "WHEN", default_value_t = EncryptionPolicy::Prefer)]
+    pub encryption: EncryptionPolicy,
 }
 
 /// Run `estudely demo`.
@@ -63,7 +69,10 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     );
     let collect_args = CollectArgs {
         max_infohashes: args.torrents as usize,
-        fetch: Default::default(),
+        fetch: FetchFlags {
+            encryption: args.encryption,
+            ..Default::default()
+        },
         overall_timeout: args.overall_timeout,
         rate: 200.0,
         bootstrap: vec![net.bootstrap().to_string()],

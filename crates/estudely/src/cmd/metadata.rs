@@ -99,6 +99,10 @@ pub struct MetadataArgs {
     /// addresses and port 0 are always refused.
     #[arg(long)]
     pub allow_private: bool,
+    /// Message Stream Encryption: `off` (plaintext only), `prefer` (plaintext, then once
+    /// more encrypted if the peer closes at our handshake), `required` (encrypted, RC4 only).
+    #[arg(long, value_enum, value_name = "WHEN", default_value_t = fetch::EncryptionPolicy::Prefer)]
+    pub encryption: fetch::EncryptionPolicy,
     /// Prometheus metrics.
     #[command(flatten)]
     pub metrics: crate::metrics::MetricsArgs,
@@ -167,6 +171,7 @@ pub async fn run(args: MetadataArgs) -> anyhow::Result<()> {
         overall_timeout: overall_limit(args.overall_timeout),
         addr_policy: AddrPolicy::with_private(args.allow_private),
         transport: args.transport,
+        encryption: args.encryption,
         ..FetchConfig::default()
     };
     args.metrics.start()?;

@@ -73,6 +73,8 @@ pub struct FetchStats {
     /// Of the infohashes obtained, those whose metadata came over uTP (the others came over
     /// TCP).
     pub obtained_utp: u64,
+    /// Infohashes obtained over an MSE (encrypted) connection, among `obtained`.
+    pub encrypted: u64,
 }
 
 impl FetchStats {
@@ -85,6 +87,7 @@ impl FetchStats {
                 .as_ref()
                 .is_some_and(|m| m.transport == Transport::Utp),
         );
+        self.encrypted += u64::from(r.metadata.as_ref().is_some_and(|m| m.encryption.is_mse()));
         for a in &r.failed {
             *self.failures.entry(a.failure.kind).or_default() += 1;
         }
@@ -130,6 +133,9 @@ impl fmt::Display for FetchStats {
                 self.obtained_over(Transport::Tcp),
                 self.obtained_utp
             )?;
+        }
+        if self.encrypted > 0 {
+            write!(f, " ({} encrypted)", self.encrypted)?;
         }
         let mut kinds: Vec<(FailureKind, u64)> = self
             .failures
@@ -400,6 +406,7 @@ mod tests {
                 summary: estudely_peer_wire::InfoSummary::parse(info).unwrap(),
                 client: None,
                 transport,
+                encryption: Default::default(),
             }),
             failed: vec![],
             deadline_hit: false,

@@ -3,15 +3,18 @@
 
 use std::net::SocketAddr;
 
-use estudely_peer_wire::{InfoSummary, MetadataSession, SessionConfig, SessionState};
+use estudely_peer_wire::{
+    CryptoProvide, InfoSummary, MetadataSession, SessionConfig, SessionState,
+};
 use rand::RngCore as _;
 use tokio::io::{AsyncRead, AsyncReadExt as _, AsyncWrite, AsyncWriteExt as _};
 use tokio::net::TcpStream;
 use tokio::time::{timeout_at, Instant};
 
+use super::encrypted::handshake as mse_handshake;
 use super::{
-    FailureKind, FetchConfig, FetchFailure, FetchedMetadata, Transport, TransportChoice,
-    TCP_HEAD_START,
+    Encryption, EncryptionPolicy, FailureKind, FetchConfig, FetchFailure, FetchedMetadata,
+    Transport, TransportChoice, TCP_HEAD_START,
 };
 
 /// Bytes read from the socket at a time.
@@ -56,26 +59,67 @@ pub async fn fetch_one_until(
         FetchFailure::new(FailureKind::Timeout, detail)
     };
 
-    let (mut stream, transport) = dial(peer, cfg, start, deadline, &timed_out).await?;
-    let tcp = match exchange(&mut stream, peer, info_hash, cfg, deadline, &timed_out).await {
-        Ok(m) => return Ok(FetchedMetadata { transport, ..m }),
-        Err(f) => f,
+    // The first connection: the transport dial() picks, in plaintext unless encryption is
+    // required.
+    let (stream, transport) = dial(peer, cfg, start, deadline, &timed_out).await?;
+    let first = match cfg.encryption {
+        EncryptionPolicy::Required => Some(CryptoProvide::RC4),
+        EncryptionPolicy::Off | EncryptionPolicy::Prefer => None,
     };
-    drop(stream);
-    // A peer that takes TCP connections only to close them (libtorrent with incoming TCP
-    // disabled) may well take uTP: under `both`, try it with the time left.
+    let mut failure =
+        match run_over(stream, first, peer, info_hash, cfg, deadline, &timed_out).await {
+            Ok(m) => return Ok(FetchedMetadata { transport, ..m }),
+            Err(f) => f,
+        };
+    // A close before the peer's BitTorrent handshake is how a peer that requires
+    // encryption answers plaintext, and how a libtorrent with incoming TCP disabled answers
+    // TCP. At most two more connections, each once, within the same deadline: with MSE on
+    // the same transport (under `prefer`), then over uTP (under `both`, after TCP).
+    if cfg.encryption == EncryptionPolicy::Prefer
+        && closed_before_handshake(&failure)
+        && Instant::now() < deadline
+    {
+        let again = match transport {
+            Transport::Tcp => dial_tcp(peer, cfg, deadline, &timed_out).await,
+            Transport::Utp => {
+                cfg.utp
+                    .connect(peer, deadline.min(Instant::now() + cfg.connect_timeout))
+                    .await
+            }
+        };
+        let provide = Some(CryptoProvide::BOTH);
+        let retried = match again {
+            Ok(stream) => {
+                run_over(stream, provide, peer, info_hash, cfg, deadline, &timed_out).await
+            }
+            Err(e) => Err(e),
+        };
+        match retried {
+            Ok(m) => return Ok(FetchedMetadata { transport, ..m }),
+            Err(e) => {
+                let detail = format!("{}; then with MSE: {}", failure.detail, e.detail);
+                // Closed again (in the MSE handshake or after): not an encryption matter,
+                // so uTP may still help. Anything else is this peer's answer.
+                let closed_again = e.kind == FailureKind::Closed;
+                failure = FetchFailure::new(failure.kind, detail);
+                if !closed_again {
+                    return Err(failure);
+                }
+            }
+        }
+    }
     let now = Instant::now();
     if transport != Transport::Tcp
         || cfg.transport != TransportChoice::Both
-        || !closed_before_handshake(&tcp)
+        || !closed_before_handshake(&failure)
         || now >= deadline
     {
-        return Err(tcp);
+        return Err(failure);
     }
     let connect_by = deadline.min(now + cfg.connect_timeout);
     let retried = async {
-        let mut stream = cfg.utp.connect(peer, connect_by).await?;
-        exchange(&mut stream, peer, info_hash, cfg, deadline, &timed_out).await
+        let stream = cfg.utp.connect(peer, connect_by).await?;
+        run_over(stream, first, peer, info_hash, cfg, deadline, &timed_out).await
     };
     match retried.await {
         Ok(m) => Ok(FetchedMetadata {
@@ -84,13 +128,102 @@ pub async fn fetch_one_until(
         }),
         // Counted as the TCP failure: the peer did close on us.
         Err(utp) => Err(FetchFailure::new(
-            tcp.kind,
-            format!("TCP: {}; uTP: {}", tcp.detail, utp.detail),
+            failure.kind,
+            format!("TCP: {}; uTP: {}", failure.detail, utp.detail),
         )),
     }
 }
 
-/// Whether `f` is a TCP connection closed before the peer's BitTorrent handshake.
+/// A TCP connection to `peer` within the connect timeout (and the attempt's deadline).
+async fn dial_tcp(
+    peer: SocketAddr,
+    cfg: &FetchConfig,
+    deadline: Instant,
+    timed_out: &impl Fn(String, Instant) -> FetchFailure,
+) -> Result<Box<dyn PeerStream>, FetchFailure> {
+    let connect_by = deadline.min(Instant::now() + cfg.connect_timeout);
+    tcp_by(peer, cfg, connect_by, timed_out).await
+}
+
+/// A TCP connection to `peer` by `connect_by`.
+async fn tcp_by(
+    peer: SocketAddr,
+    cfg: &FetchConfig,
+    connect_by: Instant,
+    timed_out: &impl Fn(String, Instant) -> FetchFailure,
+) -> Result<Box<dyn PeerStream>, FetchFailure> {
+    match timeout_at(connect_by, TcpStream::connect(peer)).await {
+        Err(_) => {
+            let what = format!("no TCP connection within {:?}", cfg.connect_timeout);
+            Err(timed_out(what, connect_by))
+        }
+        Ok(Err(e)) => Err(FetchFailure::new(
+            FailureKind::Refused,
+            format!("connect: {e}"),
+        )),
+        Ok(Ok(s)) => {
+            let _ = s.set_nodelay(true);
+            Ok(Box::new(s))
+        }
+    }
+}
+
+/// The metadata exchange over `stream`: in plaintext (`None`), or after an MSE handshake
+/// offering `provide`.
+async fn run_over(
+    stream: Box<dyn PeerStream>,
+    provide: Option<CryptoProvide>,
+    peer: SocketAddr,
+    info_hash: [u8; 20],
+    cfg: &FetchConfig,
+    deadline: Instant,
+    timed_out: &impl Fn(String, Instant) -> FetchFailure,
+) -> Result<FetchedMetadata, FetchFailure> {
+    match provide {
+        None => plain(stream, peer, info_hash, cfg, deadline, timed_out).await,
+        Some(p) => encrypted(stream, p, peer, info_hash, cfg, deadline, timed_out).await,
+    }
+}
+
+/// The metadata exchange in plaintext.
+async fn plain(
+    mut stream: Box<dyn PeerStream>,
+    peer: SocketAddr,
+    info_hash: [u8; 20],
+    cfg: &FetchConfig,
+    deadline: Instant,
+    timed_out: &impl Fn(String, Instant) -> FetchFailure,
+) -> Result<FetchedMetadata, FetchFailure> {
+    exchange(&mut stream, peer, info_hash, cfg, deadline, timed_out).await
+}
+
+/// The MSE handshake (offering `provide`, under the handshake timeout), then the metadata
+/// exchange over the encrypted stream.
+async fn encrypted(
+    stream: Box<dyn PeerStream>,
+    provide: CryptoProvide,
+    peer: SocketAddr,
+    info_hash: [u8; 20],
+    cfg: &FetchConfig,
+    deadline: Instant,
+    timed_out: &impl Fn(String, Instant) -> FetchFailure,
+) -> Result<FetchedMetadata, FetchFailure> {
+    let by = deadline.min(Instant::now() + cfg.handshake_timeout);
+    let enc = match mse_handshake(stream, info_hash, provide, by).await {
+        Err(f) if f.kind == FailureKind::Timeout => {
+            let what = format!("no MSE handshake within {:?}", cfg.handshake_timeout);
+            return Err(timed_out(what, by));
+        }
+        r => r?,
+    };
+    let encryption = enc.encryption();
+    let mut stream: Box<dyn PeerStream> = Box::new(enc);
+    let mut fetched = exchange(&mut stream, peer, info_hash, cfg, deadline, timed_out).await?;
+    fetched.encryption = encryption;
+    Ok(fetched)
+}
+
+/// Whether the peer closed the connection before answering our BitTorrent handshake.
 fn closed_before_handshake(f: &FetchFailure) -> bool {
     f.kind == FailureKind::Closed && f.detail.starts_with(CLOSED_BEFORE_HANDSHAKE)
 }
@@ -121,22 +254,7 @@ async fn dial(
     timed_out: &impl Fn(String, Instant) -> FetchFailure,
 ) -> Result<(Box<dyn PeerStream>, Transport), FetchFailure> {
     let connect_by = deadline.min(start + cfg.connect_timeout);
-    let tcp = || async {
-        match timeout_at(connect_by, TcpStream::connect(peer)).await {
-            Err(_) => {
-                let what = format!("no TCP connection within {:?}", cfg.connect_timeout);
-                Err(timed_out(what, connect_by))
-            }
-            Ok(Err(e)) => Err(FetchFailure::new(
-                FailureKind::Refused,
-                format!("connect: {e}"),
-            )),
-            Ok(Ok(s)) => {
-                let _ = s.set_nodelay(true);
-                Ok(Box::new(s) as Box<dyn PeerStream>)
-            }
-        }
-    };
+    let tcp = || tcp_by(peer, cfg, connect_by, timed_out);
     let utp = || async {
         cfg.utp.connect(peer, connect_by).await.map_err(|f| {
             if f.kind == FailureKind::Timeout {
@@ -242,7 +360,11 @@ async fn exchange(
         };
         let step_end = step_end.min(deadline);
         if let Some(out) = session.poll_transmit() {
-            match timeout_at(step_end, stream.write_all(&out)).await {
+            let write = async {
+                stream.write_all(&out).await?;
+                stream.flush().await
+            };
+            match timeout_at(step_end, write).await {
                 Err(_) => return Err(timed_out(format!("{waiting_for}; write stalled"), step_end)),
                 Ok(Err(e)) => return Err(closed(state, &format!("write: {e}"))),
                 Ok(Ok(())) => {}
@@ -265,6 +387,7 @@ async fn exchange(
                 client,
                 // fetch_one_until puts what dial() used.
                 transport: Transport::Tcp,
+                encryption: Encryption::Plaintext,
             }),
             Err(e) => Err(FetchFailure::new(
                 FailureKind::Protocol,
@@ -408,5 +531,7 @@ mod tests {
         assert_eq!(f.detail, "connection closed before its handshake (EOF)");
         let later = closed(SessionState::AwaitingExtHandshake, "EOF");
         assert!(!closed_before_handshake(&later), "{later}");
+        let timeout = FetchFailure::new(FailureKind::Timeout, CLOSED_BEFORE_HANDSHAKE);
+        assert!(!closed_before_handshake(&timeout));
     }
 }

@@ -30,7 +30,8 @@ use crate::cmd::metadata::save_torrent;
 use crate::crawl::setup::{crawl_limit, Interrupt, SEARCHES_CAP};
 use crate::crawl::{CrawlDriver, CrawlReport, CrawlSink, Progress, StopReason};
 use crate::fetch::{
-    fetch_stream, FailureKind, FetchConfig, FetchStats, FetchedMetadata, Job, TransportChoice,
+    fetch_stream, EncryptionPolicy, FailureKind, FetchConfig, FetchStats, FetchedMetadata, Job,
+    TransportChoice,
 };
 use crate::store::Source;
 use pending::{Next, Pending};
@@ -166,6 +167,8 @@ pub struct PipelineConfig {
     pub label: &'static str,
     /// Bookkeeping caps.
     pub caps: Caps,
+    /// `--encryption`: when metadata connections use Message Stream Encryption.
+    pub encryption: EncryptionPolicy,
 }
 
 /// How often progress (the stderr line, the metrics, the caller's hook) is updated.
@@ -193,6 +196,11 @@ pub struct FetchFlags {
     /// Write each verified torrent as DIR/<infohash>.torrent.
     #[arg(long, value_name = "DIR")]
     pub save_torrents: Option<PathBuf>,
+    /// Message Stream Encryption for metadata connections: `off` (plaintext only),
+    /// `prefer` (plaintext, then once more encrypted if the peer closes at our handshake),
+    /// `required` (encrypted, RC4 only).
+    #[arg(long, value_enum, value_name = "WHEN", default_value_t = EncryptionPolicy::Prefer)]
+    pub encryption: EncryptionPolicy,
 }
 
 impl Default for FetchFlags {
@@ -204,6 +212,7 @@ impl Default for FetchFlags {
             concurrency: 32,
             transport: TransportChoice::Both,
             save_torrents: None,
+            encryption: EncryptionPolicy::Prefer,
         }
     }
 }
@@ -233,6 +242,7 @@ impl FetchFlags {
             save_torrents: self.save_torrents.clone(),
             label,
             caps: Caps::default(),
+            encryption: self.encryption,
         }
     }
 }
@@ -416,6 +426,7 @@ pub async fn run<S: RowSink, G: Gate>(
         overall_timeout: overall_limit(cfg.overall_timeout),
         // The peers come from the crawler, under its address policy: the fetcher keeps it.
         addr_policy: driver.crawler().node().addr_policy().clone(),
+        encryption: cfg.encryption,
         ..FetchConfig::default()
     };
     let mut batch = fetch_stream(rx, fetch_cfg);
