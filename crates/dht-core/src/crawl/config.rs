@@ -116,6 +116,11 @@ pub enum CrawlEvent {
         peers: usize,
         /// `get_peers` queries it took.
         queries: usize,
+        /// BEP 33 estimate of the seeds, from the union of the responding nodes' `BFsd`
+        /// filters; `None` when none sent one.
+        seeds_estimate: Option<u32>,
+        /// BEP 33 estimate of the other peers (`BFpe`); `None` when none sent one.
+        peers_estimate: Option<u32>,
     },
 }
 

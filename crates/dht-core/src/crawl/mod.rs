@@ -323,6 +323,8 @@ impl Crawler {
                 info_hash,
                 peers: 1,
                 queries: 0,
+                seeds_estimate: None,
+                peers_estimate: None,
             });
         }
     }
@@ -356,7 +358,7 @@ impl Crawler {
                     info_hash: ih,
                     want: self.node.our_want(),
                     noseed: false,
-                    scrape: false,
+                    scrape: true,
                 };
                 self.send(now, to, q, Purpose::GetPeers(ih));
                 continue;
@@ -431,10 +433,13 @@ impl Crawler {
                     self.start_search(now, ih, s.first(), None);
                     continue;
                 }
+                let (seeds_estimate, peers_estimate) = s.estimates();
                 self.events.push_back(CrawlEvent::SearchDone {
                     info_hash: ih,
                     peers: s.peers().len(),
                     queries: s.queries(),
+                    seeds_estimate,
+                    peers_estimate,
                 });
             }
         }
@@ -568,6 +573,7 @@ impl Crawler {
                     .filter(|a| self.node.admit(a))
                     .collect();
                 if let Some(s) = self.searches.get_mut(&ih) {
+                    s.on_scrape(r.bf_seeds.as_deref(), r.bf_peers.as_deref());
                     for peer in s.on_reply(&values, &nodes) {
                         self.stats.peers += 1;
                         self.events.push_back(CrawlEvent::Peer {

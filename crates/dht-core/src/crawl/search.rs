@@ -1,11 +1,16 @@
 //! Peer discovery for one infohash: `get_peers` to the node that sampled it, then to the
 //! closest nodes the replies point to, until enough distinct peers are known, the query
 //! budget is spent, or nothing new turns up.
+//!
+//! The queries ask for a BEP 33 scrape: the seed and peer filters of the responding nodes
+//! are ORed, and their estimates reported with the search's end.
 
 use std::collections::HashSet;
 use std::net::SocketAddr;
 
 use estudely_krpc::{CompactNode, InfoHash};
+
+use crate::bloom::{Bloom, MAX_PLAUSIBLE};
 
 /// Most candidate nodes remembered per search.
 const MAX_CANDIDATES: usize = 32;
@@ -30,6 +35,10 @@ pub struct Search {
     wanted: usize,
     dry: usize,
     origin: SocketAddr,
+    /// The union of the BEP 33 seed filters received (`None`: none received).
+    seeds: Option<Bloom>,
+    /// ... and of the peer filters.
+    leechers: Option<Bloom>,
 }
 
 impl Search {
@@ -55,6 +64,8 @@ impl Search {
             wanted,
             dry: 0,
             origin: first,
+            seeds: None,
+            leechers: None,
         };
         s.add_candidates(known);
         s
@@ -144,6 +155,29 @@ impl Search {
         new
     }
 
+    /// A node's BEP 33 filters (`BFsd`, `BFpe`), merged into the search's. A filter whose
+    /// estimate is beyond what BEP 33 lets a node store ([`MAX_PLAUSIBLE`]) is ignored: one
+    /// full filter would otherwise saturate the union.
+    pub fn on_scrape(&mut self, seeds: Option<&[u8; 256]>, peers: Option<&[u8; 256]>) {
+        for (got, into) in [(seeds, &mut self.seeds), (peers, &mut self.leechers)] {
+            let Some(bits) = got else { continue };
+            let b = Bloom::from(*bits);
+            if b.estimate() > MAX_PLAUSIBLE {
+                continue;
+            }
+            into.get_or_insert_with(Bloom::new).union(&b);
+        }
+    }
+
+    /// The BEP 33 estimates of the seeds and of the other peers, from the filters received
+    /// (`None` when no node sent one).
+    pub fn estimates(&self) -> (Option<u32>, Option<u32>) {
+        (
+            self.seeds.as_ref().map(Bloom::estimate),
+            self.leechers.as_ref().map(Bloom::estimate),
+        )
+    }
+
     /// A node did not answer (or refused).
     pub fn on_failure(&mut self) {
         self.in_flight = self.in_flight.saturating_sub(1);
@@ -229,6 +263,26 @@ mod tests {
         assert_eq!(s.peers(), &[addr(99)]);
         assert!(s.is_done(), "two dry replies after the first peer: {s:?}");
         assert_eq!(s.queries(), 3);
+    }
+
+    #[test]
+    fn scrape_filters_of_two_nodes_are_merged() {
+        use std::net::IpAddr;
+        let bloom = |ips: std::ops::Range<u8>| {
+            let mut b = Bloom::new();
+            for i in ips {
+                b.insert(IpAddr::from([11, 0, 0, i]));
+            }
+            *b.bytes()
+        };
+        let mut s = Search::new(InfoHash([0; 20]), addr(1), &[], 10, 8);
+        assert_eq!(s.estimates(), (None, None));
+        // Node one: seeds 0..5, peers 10..30; node two: seeds 3..8, no peer filter.
+        s.on_scrape(Some(&bloom(0..5)), Some(&bloom(10..30)));
+        s.on_scrape(Some(&bloom(3..8)), None);
+        // A full filter is a lie, not a swarm of thousands.
+        s.on_scrape(Some(&[0xff; 256]), Some(&[0xff; 256]));
+        assert_eq!(s.estimates(), (Some(8), Some(20)));
     }
 
     #[test]
