@@ -42,6 +42,8 @@ fn torrent(i: u32, name: &[u8]) -> Torrent {
         }],
         discovered: 1_700_000_000 + i64::from(i),
         source: Source::Sample,
+        seeds_estimate: None,
+        peers_estimate: None,
     }
 }
 
@@ -952,6 +954,8 @@ fn bench_million() {
                     files,
                     discovered: 1_700_000_000 + i64::from(i),
                     source: Source::Sample,
+                    seeds_estimate: None,
+                    peers_estimate: None,
                 }
             })
             .collect();
