@@ -16,6 +16,7 @@
 #![warn(missing_docs)]
 
 pub mod addr_policy;
+pub mod bep42;
 pub mod bloom;
 pub mod bounded;
 mod config;
