@@ -28,6 +28,7 @@ mod node;
 pub mod peer_store;
 pub mod politeness;
 pub mod routing;
+mod secure;
 mod send;
 mod server;
 pub mod sim;
