@@ -165,6 +165,9 @@ impl Crawler {
             nodes_retired: self.known.retired,
             addr_refused: node.refused,
             nodes_dead: node.dead,
+            table_secure: node.nodes_secure,
+            table_exempt: node.nodes_exempt,
+            table_unsecured: node.nodes_unsecured,
             ..self.stats.clone()
         }
     }
