@@ -356,12 +356,13 @@ impl Crawler {
             guard += 1;
             if let Some((ih, to)) = self.next_search_query(now) {
                 self.stats.get_peers_sent += 1;
+                let scrape = self.searches.get(&ih).is_some_and(Search::scrape_now);
                 let q = Query::GetPeers {
                     id: NodeId::default(),
                     info_hash: ih,
                     want: self.node.our_want(),
                     noseed: false,
-                    scrape: true,
+                    scrape,
                 };
                 self.send(now, to, q, Purpose::GetPeers(ih));
                 continue;

@@ -2,8 +2,11 @@
 //! closest nodes the replies point to, until enough distinct peers are known, the query
 //! budget is spent, or nothing new turns up.
 //!
-//! The queries ask for a BEP 33 scrape: the seed and peer filters of the responding nodes
-//! are ORed, and their estimates reported with the search's end.
+//! Every other query asks for a BEP 33 scrape (the second, the fourth...): the seed and
+//! peer filters of the responding nodes are ORed, and their estimates reported with the
+//! search's end. Not all of them: libtorrent answers a scrape with the filters *instead of*
+//! `values`, and the first query, to the node that sampled the infohash, is the one most
+//! likely to give peers.
 
 use std::collections::HashSet;
 use std::net::SocketAddr;
@@ -98,6 +101,12 @@ impl Search {
         } else {
             None
         }
+    }
+
+    /// Whether the query just handed out by [`Search::next_query`] should ask for a scrape
+    /// (see the module doc).
+    pub fn scrape_now(&self) -> bool {
+        self.queries % 2 == 0
     }
 
     /// A peer known before the search starts (an announcer): counted as found, not
