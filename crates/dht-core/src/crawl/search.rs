@@ -106,7 +106,7 @@ impl Search {
     /// Whether the query just handed out by [`Search::next_query`] should ask for a scrape
     /// (see the module doc).
     pub fn scrape_now(&self) -> bool {
-        self.queries % 2 == 0
+        self.queries.is_multiple_of(2)
     }
 
     /// A peer known before the search starts (an announcer): counted as found, not
@@ -237,6 +237,10 @@ mod tests {
         let ih = InfoHash([0; 20]);
         let mut s = Search::new(ih, addr(1), &[], 3, 8);
         assert_eq!(s.next_query(), Some(addr(1)));
+        assert!(
+            !s.scrape_now(),
+            "the sampling node is asked for values, not a scrape"
+        );
         assert_eq!(s.next_query(), None, "no candidates yet");
         let far = CompactNode {
             id: NodeId([0xF0; 20]),
@@ -249,6 +253,7 @@ mod tests {
         let new = s.on_reply(&[addr(9), addr(9)], &[far, near]);
         assert_eq!(new, vec![addr(9)]);
         assert_eq!(s.next_query(), Some(addr(3)), "closest first");
+        assert!(s.scrape_now(), "every other query asks for a scrape");
         assert_eq!(s.next_query(), Some(addr(2)));
         let new = s.on_reply(&[addr(9), addr(10), addr(11), addr(12)], &[near]);
         assert_eq!(new, vec![addr(10), addr(11)], "capped at wanted");
