@@ -9,8 +9,16 @@ use crate::addr_policy::AddrPolicy;
 /// How a [`crate::Node`] behaves. Every field documents its default.
 #[derive(Debug, Clone)]
 pub struct Config {
-    /// Our node id. Default `None`: drawn from the seeded RNG.
+    /// Our node id. Default `None`: drawn from the seeded RNG (a BEP 42 secure id when
+    /// `external_ip` is given), and redrawn as a secure id when the responders' vote on our
+    /// external IP settles on one our id does not match. A given id is never changed.
     pub id: Option<NodeId>,
+    /// Our external IP as known before the start (e.g. saved by an earlier run): the drawn
+    /// id is a BEP 42 secure id for it (unless it is a local address). Default `None`.
+    pub external_ip: Option<std::net::IpAddr>,
+    /// Distinct responder networks (/24, /48) that must agree on our external IP, and be a
+    /// majority of those that told it, before we believe it (BEP 42). Default 5.
+    pub external_ip_quorum: usize,
     /// Seed of the node's RNG (node id, transaction ids, token secrets, samples). Default 0;
     /// drivers pass a random seed, simulations a fixed one.
     pub seed: u64,
@@ -91,6 +99,8 @@ impl Default for Config {
     fn default() -> Self {
         Config {
             id: None,
+            external_ip: None,
+            external_ip_quorum: 5,
             seed: 0,
             k: 8,
             alpha: 3,

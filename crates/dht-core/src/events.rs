@@ -34,6 +34,8 @@ pub enum LookupKind {
         port: u16,
         /// Ask nodes to use our UDP source port instead.
         implied_port: bool,
+        /// BEP 33: we seed the torrent (`seed=1` in the announces).
+        seed: bool,
     },
 }
 

@@ -16,6 +16,8 @@
 #![warn(missing_docs)]
 
 pub mod addr_policy;
+pub mod bep42;
+pub mod bloom;
 pub mod bounded;
 mod config;
 pub mod crawl;
@@ -26,6 +28,7 @@ mod node;
 pub mod peer_store;
 pub mod politeness;
 pub mod routing;
+mod secure;
 mod send;
 mod server;
 pub mod sim;

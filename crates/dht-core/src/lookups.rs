@@ -67,7 +67,12 @@ impl Node {
                 }
                 Next::Wait => return,
                 Next::Done => {
-                    if let LookupKind::Announce { port, implied_port } = l.kind {
+                    if let LookupKind::Announce {
+                        port,
+                        implied_port,
+                        seed,
+                    } = l.kind
+                    {
                         let info_hash = InfoHash(l.target.0);
                         let targets = l.closest_answered();
                         let mut sent = 0;
@@ -79,7 +84,7 @@ impl Node {
                                 port,
                                 implied_port,
                                 token,
-                                seed: false,
+                                seed,
                             };
                             if self.send_query(now, node.addr, q, Purpose::Announce(lid)) {
                                 sent += 1;

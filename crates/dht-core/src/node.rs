@@ -97,6 +97,14 @@ pub struct Stats {
     /// Queries that had to wait for the global rate limit before being sent (each counted
     /// once, however long it waited).
     pub rate_limited: u64,
+    /// Routing-table nodes whose id is BEP 42 secure for their IP.
+    pub nodes_secure: usize,
+    /// Routing-table nodes at local addresses (BEP 42 exempt).
+    pub nodes_exempt: usize,
+    /// Routing-table nodes with an id not derived from their IP (kept all the same).
+    pub nodes_unsecured: usize,
+    /// Times our id was changed to a BEP 42 secure one for our voted external IP.
+    pub id_changes: u64,
 }
 
 /// Counts of queries by KRPC method.
@@ -178,6 +186,8 @@ pub struct Node {
     /// [`Stats::rate_limited`].
     pub(crate) queued_counted: usize,
     pub(crate) flushing: bool,
+    /// BEP 42: the responders' vote on our external IP.
+    pub(crate) external: crate::bep42::ExternalIpVote,
     pub(crate) stats: Stats,
 }
 
@@ -185,7 +195,10 @@ impl Node {
     /// A node with `config`, started at `now`.
     pub fn new(config: Config, now: Instant) -> Node {
         let mut rng = SmallRng::seed_from_u64(config.seed);
-        let id = config.id.unwrap_or_else(|| NodeId(rng.gen()));
+        let id = config.id.unwrap_or_else(|| match config.external_ip {
+            Some(ip) if !crate::bep42::is_exempt(ip) => crate::bep42::secure_id(ip, rng.gen()),
+            _ => NodeId(rng.gen()),
+        });
         let table = |c: &Config| RoutingTable::new(id, c.k, c.max_failures, c.one_node_per_ip);
         Node {
             table4: table(&config),
@@ -216,6 +229,7 @@ impl Node {
             queued: VecDeque::new(),
             queued_counted: 0,
             flushing: false,
+            external: crate::bep42::ExternalIpVote::new(config.external_ip_quorum),
             stats: Stats::default(),
             id,
             rng,
@@ -230,7 +244,12 @@ impl Node {
 
     /// Counters and sizes.
     pub fn stats(&self) -> Stats {
+        let (s4, e4, u4) = self.table4.bep42_counts();
+        let (s6, e6, u6) = self.table6.bep42_counts();
         Stats {
+            nodes_secure: s4 + s6,
+            nodes_exempt: e4 + e6,
+            nodes_unsecured: u4 + u6,
             nodes_v4: self.table4.len(),
             nodes_v6: self.table6.len(),
             torrents: self.store.torrents(),
@@ -447,6 +466,7 @@ impl Node {
                         },
                         true,
                     );
+                    self.learn_external_ip(from, msg.ip);
                     let envelope = Envelope {
                         tid: msg.tid,
                         version: msg.version,

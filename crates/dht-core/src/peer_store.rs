@@ -5,6 +5,13 @@
 //! one whose freshest peer is oldest. A `BTreeMap` keeps iteration order, so a seeded run
 //! draws the same samples every time. The sample served to `sample_infohashes` is a random
 //! subset of the stored infohashes, redrawn at most once per `interval`, as BEP 51 asks.
+//!
+//! Each stored infohash also keeps BEP 33 bloom filters of the IPs announced for it, seeds
+//! and other peers apart, for scrapes. They count every announcer, not only the `max_peers`
+//! kept. A bloom filter cannot forget, so there are two generations of each, the current
+//! one and the one before, rotated every `ttl`: a scrape answers with both ORed, which
+//! holds every live announcer, and one gone for at most `2 * ttl`. They go with their
+//! infohash, so they are bounded as the store is (1 KiB per infohash).
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -15,6 +22,8 @@ use rand::Rng;
 
 use estudely_krpc::InfoHash;
 
+use crate::bloom::Bloom;
+
 #[derive(Debug, Clone)]
 struct StoredPeer {
     addr: SocketAddr,
@@ -22,10 +31,63 @@ struct StoredPeer {
     expires: Instant,
 }
 
+/// One infohash's announcers: the peers kept, and the scrape filters of all of them.
+#[derive(Debug, Clone)]
+struct Swarm {
+    peers: Vec<StoredPeer>,
+    scrape: Box<ScrapeFilters>,
+}
+
+/// Two generations of seed and peer filters (see the module doc).
+#[derive(Debug, Clone)]
+struct ScrapeFilters {
+    seeds: [Bloom; 2],
+    peers: [Bloom; 2],
+    /// When the current generation (index 0) began.
+    since: Instant,
+}
+
+impl ScrapeFilters {
+    fn new(now: Instant) -> Self {
+        ScrapeFilters {
+            seeds: Default::default(),
+            peers: Default::default(),
+            since: now,
+        }
+    }
+
+    /// Start a new generation if the current one is `ttl` old (both, if twice that).
+    fn rotate(&mut self, now: Instant, ttl: Duration) {
+        let age = now.saturating_duration_since(self.since);
+        if age < ttl {
+            return;
+        }
+        let keep_previous = age < ttl.saturating_mul(2);
+        for gens in [&mut self.seeds, &mut self.peers] {
+            gens[1] = if keep_previous {
+                std::mem::take(&mut gens[0])
+            } else {
+                Bloom::new()
+            };
+            gens[0] = Bloom::new();
+        }
+        self.since = now;
+    }
+}
+
+/// The BEP 33 filters of one infohash, as answered to a scrape.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Scrape {
+    /// Seeds (`BFsd`).
+    pub seeds: Bloom,
+    /// Other peers (`BFpe`).
+    pub peers: Bloom,
+}
+
 /// Bounded store of announced peers.
 #[derive(Debug, Clone)]
 pub struct PeerStore {
-    swarms: BTreeMap<InfoHash, Vec<StoredPeer>>,
+    swarms: BTreeMap<InfoHash, Swarm>,
     max_torrents: usize,
     max_peers: usize,
     ttl: Duration,
@@ -53,7 +115,7 @@ impl PeerStore {
 
     /// Number of peers stored, all infohashes together.
     pub fn peers(&self) -> usize {
-        self.swarms.values().map(Vec::len).sum()
+        self.swarms.values().map(|s| s.peers.len()).sum()
     }
 
     /// Record an announce (or refresh it).
@@ -62,14 +124,25 @@ impl PeerStore {
             let oldest = self
                 .swarms
                 .iter()
-                .min_by_key(|(_, peers)| peers.iter().map(|p| p.expires).max())
+                .min_by_key(|(_, s)| s.peers.iter().map(|p| p.expires).max())
                 .map(|(ih, _)| *ih);
             if let Some(ih) = oldest {
                 self.swarms.remove(&ih);
             }
         }
         let expires = now + self.ttl;
-        let peers = self.swarms.entry(info_hash).or_default();
+        let swarm = self.swarms.entry(info_hash).or_insert_with(|| Swarm {
+            peers: Vec::new(),
+            scrape: Box::new(ScrapeFilters::new(now)),
+        });
+        swarm.scrape.rotate(now, self.ttl);
+        let filter = if seed {
+            &mut swarm.scrape.seeds[0]
+        } else {
+            &mut swarm.scrape.peers[0]
+        };
+        filter.insert(addr.ip());
+        let peers = &mut swarm.peers;
         if let Some(p) = peers.iter_mut().find(|p| p.addr == addr) {
             p.expires = expires;
             p.seed = seed;
@@ -98,21 +171,37 @@ impl PeerStore {
         v6: bool,
         rng: &mut impl Rng,
     ) -> Vec<SocketAddr> {
-        let Some(peers) = self.swarms.get(info_hash) else {
+        let Some(swarm) = self.swarms.get(info_hash) else {
             return Vec::new();
         };
-        peers
+        swarm
+            .peers
             .iter()
             .filter(|p| p.expires > now && p.addr.is_ipv6() == v6 && !(noseed && p.seed))
             .map(|p| p.addr)
             .choose_multiple(rng, max)
     }
 
+    /// The BEP 33 filters of `info_hash`'s announcers; `None` when nothing is stored for it
+    /// (BEP 33: then no filters are sent).
+    pub fn scrape(&mut self, now: Instant, info_hash: &InfoHash) -> Option<Scrape> {
+        let swarm = self.swarms.get_mut(info_hash)?;
+        swarm.scrape.rotate(now, self.ttl);
+        let f = &swarm.scrape;
+        let mut out = Scrape {
+            seeds: f.seeds[0].clone(),
+            peers: f.peers[0].clone(),
+        };
+        out.seeds.union(&f.seeds[1]);
+        out.peers.union(&f.peers[1]);
+        Some(out)
+    }
+
     /// Drop expired peers and empty swarms.
     pub fn expire(&mut self, now: Instant) {
-        self.swarms.retain(|_, peers| {
-            peers.retain(|p| p.expires > now);
-            !peers.is_empty()
+        self.swarms.retain(|_, swarm| {
+            swarm.peers.retain(|p| p.expires > now);
+            !swarm.peers.is_empty()
         });
     }
 
@@ -194,5 +283,30 @@ mod tests {
             &first[..]
         );
         assert_ne!(s.sample(t0 + iv, iv, 20, &mut rng), &first[..]);
+    }
+
+    #[test]
+    fn scrape_filters_count_every_announcer_and_forget_after_two_ttls() {
+        let t0 = Instant::now();
+        let ttl = Duration::from_secs(60);
+        // Only 5 peers kept, but the filters count all 40 announcers.
+        let mut s = PeerStore::new(10, 5, ttl);
+        let ih = InfoHash([7; 20]);
+        assert!(s.scrape(t0, &ih).is_none(), "nothing stored: no filters");
+        for i in 0..40u8 {
+            s.announce(t0, ih, addr(i), i < 10);
+        }
+        let sc = s.scrape(t0, &ih).unwrap();
+        assert_eq!((sc.seeds.estimate(), sc.peers.estimate()), (10, 30));
+        // One ttl later, one new seed: the old generation still counts.
+        let t1 = t0 + ttl;
+        s.announce(t1, ih, addr(200), true);
+        let sc = s.scrape(t1, &ih).unwrap();
+        assert_eq!((sc.seeds.estimate(), sc.peers.estimate()), (11, 30));
+        // Another ttl on: only the seed announced at t1 (and re-announced now) remains.
+        let t2 = t1 + ttl;
+        s.announce(t2, ih, addr(200), true);
+        let sc = s.scrape(t2, &ih).unwrap();
+        assert_eq!((sc.seeds.estimate(), sc.peers.estimate()), (1, 0));
     }
 }

@@ -13,6 +13,13 @@ use std::time::{Duration, Instant};
 
 use estudely_krpc::{CompactNode, NodeId};
 
+use crate::bep42::{self, IdCheck};
+
+/// Whether BEP 42 prefers `node`: its id is secure for its IP, or its IP is exempt.
+fn preferred(node: &CompactNode) -> bool {
+    bep42::check(&node.id, node.addr.ip()) != IdCheck::Unsecured
+}
+
 /// BEP 5's "good" window.
 pub const GOOD_FOR: Duration = Duration::from_secs(15 * 60);
 
@@ -174,11 +181,13 @@ impl RoutingTable {
                 return Insert::Added;
             }
         }
+        // BEP 42: an unsecured node is pinged (and so evicted, if it is gone) before a secure
+        // one; it is never evicted for being unsecured.
         let stalest = bucket
             .entries
             .iter()
             .filter(|e| e.status(now, max_failures) == Status::Questionable)
-            .min_by_key(|e| e.last_seen)
+            .min_by_key(|e| (preferred(&e.node), e.last_seen))
             .map(|e| e.node);
         if bucket.replacements.len() >= k {
             bucket.replacements.remove(0);
@@ -199,13 +208,13 @@ impl RoutingTable {
                 let e = &mut bucket.entries[pos];
                 e.failures = e.failures.saturating_add(1);
                 if e.status(now, max_failures) == Status::Bad {
-                    // Prefer the most recently answering replacement.
+                    // Prefer a secure (BEP 42) replacement, then the most recently answering.
                     let best = bucket
                         .replacements
                         .iter()
                         .enumerate()
                         .filter(|(_, r)| r.last_reply.is_some())
-                        .max_by_key(|(_, r)| r.last_seen)
+                        .max_by_key(|(_, r)| (preferred(&r.node), r.last_seen))
                         .map(|(j, _)| j);
                     if let Some(j) = best {
                         bucket.entries[pos] = bucket.replacements.remove(j);
@@ -215,6 +224,52 @@ impl RoutingTable {
                 return;
             }
         }
+    }
+
+    /// Our id changed (BEP 42): every entry and replacement is put in its bucket relative to
+    /// `own`; those that no longer fit (at most `k` per bucket) go to the replacement cache,
+    /// or are dropped when it is full too.
+    pub fn rebucket(&mut self, own: NodeId) {
+        let old = std::mem::replace(&mut self.buckets, vec![Bucket::default(); 160]);
+        self.own = own;
+        let k = self.k;
+        let (entries, spares): (Vec<Entry>, Vec<Entry>) = old
+            .into_iter()
+            .map(|b| (b.entries, b.replacements))
+            .fold((Vec::new(), Vec::new()), |(mut e, mut r), (be, br)| {
+                e.extend(be);
+                r.extend(br);
+                (e, r)
+            });
+        for (e, is_entry) in entries
+            .into_iter()
+            .map(|e| (e, true))
+            .chain(spares.into_iter().map(|e| (e, false)))
+        {
+            if e.node.id == own {
+                continue;
+            }
+            let i = self.index(&e.node.id);
+            let bucket = &mut self.buckets[i];
+            if is_entry && bucket.entries.len() < k {
+                bucket.entries.push(e);
+            } else if bucket.replacements.len() < k {
+                bucket.replacements.push(e);
+            }
+        }
+    }
+
+    /// Entries by their BEP 42 standing: (secure, exempt, unsecured).
+    pub fn bep42_counts(&self) -> (usize, usize, usize) {
+        let mut c = (0, 0, 0);
+        for e in self.entries() {
+            match bep42::check(&e.node.id, e.node.addr.ip()) {
+                IdCheck::Secure => c.0 += 1,
+                IdCheck::Exempt => c.1 += 1,
+                IdCheck::Unsecured => c.2 += 1,
+            }
+        }
+        c
     }
 
     /// Up to `n` entries closest to `target`, nearest first; bad nodes are left out.
@@ -354,5 +409,69 @@ mod tests {
             let id = t.random_id_in_bucket(i, [0x3C; 20]);
             assert_eq!(own.common_prefix_len(&id.0), i, "bucket {i}");
         }
+    }
+
+    /// A node at a public IP: secure (BEP 42) or not, its id's first bit 1 (bucket 0 of an
+    /// all-zero own id).
+    fn public(i: u8, secure: bool) -> CompactNode {
+        let addr = SocketAddr::from(([8, 8, i, 1], 6881));
+        let id = (0..=255u8)
+            .map(|r| {
+                let mut random = [i; 20];
+                random[19] = r;
+                bep42::secure_id(addr.ip(), random)
+            })
+            .find(|id| id.0[0] & 0x80 != 0)
+            .unwrap();
+        let id = if secure { id } else { NodeId([0x80 | i; 20]) };
+        CompactNode { id, addr }
+    }
+
+    #[test]
+    fn unsecured_nodes_are_pinged_first_but_kept() {
+        let t0 = Instant::now();
+        let mut t = RoutingTable::new(NodeId([0; 20]), 2, 2, true);
+        let (secure, unsecured) = (public(1, true), public(2, false));
+        assert_eq!(t.heard_from(secure, t0, true), Insert::Added);
+        let t1 = t0 + Duration::from_secs(1);
+        assert_eq!(t.heard_from(unsecured, t1, true), Insert::Added);
+        assert_eq!(t.bep42_counts(), (1, 0, 1));
+        // Both questionable; the secure one is staler, yet the unsecured one is pinged.
+        let later = t0 + GOOD_FOR + Duration::from_secs(5);
+        assert_eq!(
+            t.heard_from(public(3, false), later, true),
+            Insert::PingFirst(unsecured)
+        );
+        // It answers: never evicted for its id.
+        assert_eq!(t.heard_from(unsecured, later, true), Insert::Added);
+        assert!(t.find_addr(&unsecured.addr).is_some());
+        // A slot freed: a secure replacement is preferred to a fresher unsecured one.
+        let mut t = RoutingTable::new(NodeId([0; 20]), 2, 1, true);
+        t.heard_from(public(4, false), t0, true);
+        t.heard_from(public(7, false), t0, true);
+        t.heard_from(public(5, true), t0, true);
+        t.heard_from(public(6, false), t1, true);
+        t.failed(&public(4, false).addr, later);
+        assert!(t.find_addr(&public(5, true).addr).is_some());
+        assert!(t.find_addr(&public(6, false).addr).is_none());
+    }
+
+    #[test]
+    fn rebucket_keeps_every_entry_in_its_new_bucket() {
+        let t0 = Instant::now();
+        let mut t = RoutingTable::new(NodeId([0; 20]), 64, 2, true);
+        for i in 1..=40u8 {
+            t.heard_from(node(i.wrapping_mul(37), i, i), t0, true);
+        }
+        let before: Vec<NodeId> = t.entries().map(|e| e.node.id).collect();
+        let own = NodeId([0xff; 20]);
+        t.rebucket(own);
+        assert_eq!(t.len(), before.len(), "room for all of them");
+        for (i, b) in t.buckets.iter().enumerate() {
+            for e in &b.entries {
+                assert_eq!(own.common_prefix_len(&e.node.id.0).min(159), i);
+            }
+        }
+        assert_eq!(t.heard_from(node(0, 0xff, 99), t0, true), Insert::Added);
     }
 }

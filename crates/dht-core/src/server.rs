@@ -7,6 +7,9 @@ use estudely_krpc::{codes, Body, ErrorMsg, Message, Query, Response, Transaction
 
 use crate::Node;
 
+/// Most `values` in a `get_peers` reply that carries BEP 33 filters.
+const MAX_VALUES_WITH_SCRAPE: usize = 25;
+
 impl Node {
     /// Answer one decoded query. A read-only node (BEP 43) answers nothing.
     pub(crate) fn serve(&mut self, now: Instant, from: SocketAddr, tid: TransactionId, q: Query) {
@@ -26,10 +29,19 @@ impl Node {
                 info_hash,
                 want,
                 noseed,
+                scrape,
                 ..
             } => {
                 r.token = Some(self.tokens.issue(from.ip()));
-                let max = self.config.max_values_per_reply;
+                let mut max = self.config.max_values_per_reply;
+                // BEP 33: the filters only for an infohash we store.
+                if let Some(sc) = scrape.then(|| self.store.scrape(now, &info_hash)).flatten() {
+                    r.bf_seeds = Some(Box::new(*sc.seeds.bytes()));
+                    r.bf_peers = Some(Box::new(*sc.peers.bytes()));
+                    // The filters take 520 bytes: fewer values keep the reply in one
+                    // ordinary datagram, as BEP 33 asks.
+                    max = max.min(MAX_VALUES_WITH_SCRAPE);
+                }
                 let v6 = from.is_ipv6();
                 r.values = self
                     .store
@@ -141,7 +153,7 @@ mod tests {
     use std::net::SocketAddr;
     use std::time::{Duration, Instant};
 
-    use estudely_krpc::{Body, Message, NodeId, Query};
+    use estudely_krpc::{Body, InfoHash, Message, NodeId, Query};
 
     use crate::{Config, Node};
 
@@ -275,6 +287,85 @@ mod tests {
         // The same ping from a public address is answered.
         node.handle_datagram(t0, addr(1), &ping(1));
         assert!(node.poll_transmit().is_some());
+    }
+
+    fn query(t: u8, q: Query) -> Vec<u8> {
+        Message {
+            tid: estudely_krpc::TransactionId::new(&[t]).unwrap(),
+            version: None,
+            ip: None,
+            read_only: false,
+            body: Body::Query(q),
+        }
+        .encode()
+    }
+
+    /// The one reply `node` sends `to`.
+    fn reply(node: &mut Node, to: SocketAddr) -> estudely_krpc::Response {
+        std::iter::from_fn(|| node.poll_transmit())
+            .filter(|tx| tx.to == to)
+            .find_map(|tx| match Message::decode(&tx.bytes).unwrap().body {
+                Body::Response(r) => Some(r),
+                _ => None, // our verification ping
+            })
+            .expect("a reply")
+    }
+
+    fn get_peers(ih: InfoHash, noseed: bool, scrape: bool) -> Query {
+        Query::GetPeers {
+            id: NodeId([5; 20]),
+            info_hash: ih,
+            want: Default::default(),
+            noseed,
+            scrape,
+        }
+    }
+
+    /// Three seeds and seven leechers announce; a scrape gets both filters, `noseed` only
+    /// leechers, a plain `get_peers` no filters, and an unknown infohash no filters.
+    #[test]
+    fn scrapes_are_answered_with_seed_and_peer_filters() {
+        use crate::bloom::Bloom;
+        let t0 = Instant::now();
+        let mut node = Node::new(Config::default(), t0);
+        let ih = InfoHash([0x42; 20]);
+        for i in 1..=10u8 {
+            let from = addr(i);
+            node.handle_datagram(t0, from, &query(1, get_peers(ih, false, false)));
+            let token = reply(&mut node, from).token.unwrap();
+            let announce = Query::AnnouncePeer {
+                id: NodeId([i; 20]),
+                info_hash: ih,
+                port: 7000 + u16::from(i),
+                implied_port: false,
+                token,
+                seed: i <= 3,
+            };
+            node.handle_datagram(t0, from, &query(2, announce));
+            let _ = reply(&mut node, from);
+        }
+        let asker = addr(100);
+        node.handle_datagram(t0, asker, &query(3, get_peers(ih, true, true)));
+        let r = reply(&mut node, asker);
+        let seeds = Bloom::from(*r.bf_seeds.unwrap());
+        let peers = Bloom::from(*r.bf_peers.unwrap());
+        assert_eq!((seeds.estimate(), peers.estimate()), (3, 7));
+        let mut want = Bloom::new();
+        for i in 1..=3 {
+            want.insert(addr(i).ip());
+        }
+        assert_eq!(seeds, want, "exactly the seeds' IPs");
+        assert_eq!(r.values.len(), 7, "noseed: leechers only");
+        assert!(r.values.iter().all(|v| v.port() > 7003));
+
+        node.handle_datagram(t0, asker, &query(4, get_peers(ih, false, false)));
+        let r = reply(&mut node, asker);
+        assert!(r.bf_seeds.is_none() && r.bf_peers.is_none());
+        assert_eq!(r.values.len(), 10);
+        let unknown = InfoHash([0x43; 20]);
+        node.handle_datagram(t0, asker, &query(5, get_peers(unknown, false, true)));
+        let r = reply(&mut node, asker);
+        assert!(r.bf_seeds.is_none(), "nothing stored: no filters");
     }
 
     fn ping(t: u8) -> Vec<u8> {

@@ -144,6 +144,7 @@ fn announced_peers_are_found_and_sampled() {
         LookupKind::Announce {
             port: 51413,
             implied_port: false,
+            seed: false,
         },
         NodeId(info_hash.0),
     );

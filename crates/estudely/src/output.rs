@@ -242,21 +242,9 @@ impl BloomView {
     fn new(bits: &[u8; 256]) -> BloomView {
         BloomView {
             hex: hex::encode(bits),
-            estimate: bloom_estimate(bits),
+            estimate: estudely_dht_core::bloom::Bloom::from(*bits).estimate(),
         }
     }
-}
-
-/// BEP 33's size estimate for a 2048-bit, 2-hash bloom filter:
-/// `ln(c / m) / (k * ln(1 - 1/m))` with `c` the zero bits, `m = 2048`, `k = 2`.
-pub fn bloom_estimate(bits: &[u8; 256]) -> u32 {
-    const M: f64 = 2048.0;
-    let ones: u32 = bits.iter().map(|b| b.count_ones()).sum();
-    // A full filter says "very many"; count it as one zero bit to keep the log finite.
-    let zeros = (M - f64::from(ones)).max(1.0);
-    let n = (zeros / M).ln() / (2.0 * (1.0 - 1.0 / M).ln());
-    // Float-to-int `as` saturates: the value is finite and at most a few thousand.
-    n.round() as u32
 }
 
 /// A client version for people. The usual form is 2 letters (the client, as in BEP 20) and
@@ -384,16 +372,6 @@ mod tests {
         assert_eq!(version_string(b"ES\x00\x01"), "ES 0.1");
         assert_eq!(version_string(b"\x01\x02"), "\\x01\\x02");
         assert_eq!(version_string(b"abc"), "abc");
-    }
-
-    #[test]
-    fn bloom() {
-        assert_eq!(bloom_estimate(&[0; 256]), 0);
-        // Two items set at most 4 bits; one item 2 bits.
-        let mut b = [0u8; 256];
-        b[0] = 0b11;
-        assert_eq!(bloom_estimate(&b), 1);
-        assert!(bloom_estimate(&[0xff; 256]) > 5000);
     }
 
     #[test]

@@ -8,10 +8,12 @@
 //!   saved in the index) reaches its first sample with fewer queries;
 //! - `kill -9` in the middle of a run leaves `PRAGMA integrity_check` ok and loses no row
 //!   committed before the kill, and the next run completes the index;
-//! - filters (`--min-size`, `--exclude`, `--blocklist`) keep torrents out and count them.
+//! - filters (`--min-size`, `--exclude`, `--blocklist`) keep torrents out and count them;
+//! - the BEP 33 scrape estimates of the testnet's nodes (its seeders announce with `seed=1`)
+//!   reach the index and `export --format jsonl`.
 //!
-//! Loopback only: testnets on 127.0.90.x, 127.0.96.x, 127.0.98.x (seeders on the next /24); runs
-//! bind 127.0.92.x. Time limits only guard against a hang.
+//! Loopback only: testnets on 127.0.90.x, 127.0.96.x, 127.0.98.x, 127.0.150.x (seeders on the
+//! next /24); runs bind 127.0.92.x and 127.0.152.x. Time limits only guard against a hang.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -189,6 +191,44 @@ fn run_stores_every_torrent_once_and_a_restart_fetches_nothing() {
          find_node queries, cold {cold}"
     );
     assert_eq!(open(&db).stats().unwrap().torrents, 16);
+}
+
+/// The crawler's `get_peers` ask for scrapes; the nodes that store a served torrent's
+/// announce answer with their seed filter: each stored torrent has a seeds estimate of at
+/// least 1 (the testnet's announcer is one IP), in the index and in the export.
+#[test]
+fn scrape_estimates_reach_the_index_and_the_export() {
+    let dir = tempfile::tempdir().unwrap();
+    let net = "--nodes 12 --torrents 4 --no-metadata 0 --no-peers 0 --interval 10 \
+               --seconds 300 --base-ip 127.0.150";
+    let words: Vec<&str> = net.split_whitespace().collect();
+    let (_net, boot, manifest) = common::testnet(&words, &dir.path().join("testnet.json"));
+    let want = served(&manifest);
+    let db = dir.path().join("index.sqlite");
+    let db_s = db.to_str().unwrap();
+    let done = run_ok(&run_args(db_s, &boot, "127.0.152.1:0", "20"));
+    eprintln!("{}", done.stderr);
+    let got = stored(open(&db).as_mut());
+    assert_eq!(got.len(), want.len(), "every served torrent stored");
+    for (ih, st) in &got {
+        let t = &st.torrent;
+        assert!(
+            t.seeds_estimate.is_some_and(|n| n >= 1),
+            "{ih}: seeds estimate {:?}, peers {:?}",
+            t.seeds_estimate,
+            t.peers_estimate
+        );
+    }
+    let out = Command::new(BIN)
+        .args(["export", "--db", db_s, "--format", "jsonl"])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let text = String::from_utf8(out.stdout).unwrap();
+    for line in text.lines() {
+        let v: serde_json::Value = serde_json::from_str(line).unwrap();
+        assert!(v["seeds_estimate"].as_u64() >= Some(1), "{line}");
+    }
 }
 
 fn count(db: &Path) -> Option<u64> {

@@ -201,6 +201,8 @@ fn build(dir: &Path) {
         files,
         discovered,
         source: Source::Sample,
+        seeds_estimate: None,
+        peers_estimate: None,
     };
     let batch = Batch {
         torrents: vec![

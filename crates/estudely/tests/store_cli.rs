@@ -41,6 +41,8 @@ fn torrent(key: u8, name: &[u8], at: i64) -> Torrent {
         ],
         discovered: at,
         source: Source::Sample,
+        seeds_estimate: None,
+        peers_estimate: None,
     }
 }
 

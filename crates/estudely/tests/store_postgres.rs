@@ -42,6 +42,8 @@ fn torrent(i: u32, name: &[u8]) -> Torrent {
         }],
         discovered: 1_700_000_000 + i64::from(i),
         source: Source::Sample,
+        seeds_estimate: None,
+        peers_estimate: None,
     }
 }
 
@@ -506,13 +508,13 @@ fn migrations_are_idempotent_and_safe_at_once() {
     }
     PgStore::connect(&url).expect("again");
     let mut client = sql(&url);
-    // One row per migration (3: the schema, `files` without its primary key, the v2-key
-    // index), each applied once.
+    // One row per migration (4: the schema, `files` without its primary key, the v2-key
+    // index, the BEP 33 estimates), each applied once.
     let (n, max): (i64, i32) = client
         .query_one("SELECT count(*), max(version) FROM schema_migrations", &[])
         .map(|r| (r.get(0), r.get(1)))
         .unwrap();
-    assert_eq!((n, max), (3, 3));
+    assert_eq!((n, max), (4, 4));
     // A schema from a newer estudely is refused, in one line.
     client
         .execute("INSERT INTO schema_migrations VALUES (999, 0)", &[])
@@ -593,6 +595,7 @@ fn version_1_files_are_migrated() {
             "DROP INDEX files_info_hash;
              DROP INDEX torrents_v2_key;
              ALTER TABLE files ADD CONSTRAINT files_pkey PRIMARY KEY (info_hash, idx);
+             ALTER TABLE torrents DROP COLUMN seeds_estimate, DROP COLUMN peers_estimate;
              DELETE FROM schema_migrations WHERE version >= 2;",
         )
         .unwrap();
@@ -952,6 +955,8 @@ fn bench_million() {
                     files,
                     discovered: 1_700_000_000 + i64::from(i),
                     source: Source::Sample,
+                    seeds_estimate: None,
+                    peers_estimate: None,
                 }
             })
             .collect();

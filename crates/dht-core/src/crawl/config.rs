@@ -116,6 +116,11 @@ pub enum CrawlEvent {
         peers: usize,
         /// `get_peers` queries it took.
         queries: usize,
+        /// BEP 33 estimate of the seeds, from the union of the responding nodes' `BFsd`
+        /// filters; `None` when none sent one.
+        seeds_estimate: Option<u32>,
+        /// BEP 33 estimate of the other peers (`BFpe`); `None` when none sent one.
+        peers_estimate: Option<u32>,
     },
 }
 
@@ -151,6 +156,12 @@ pub struct CrawlStats {
     pub addr_refused: crate::Refusals,
     /// Addresses that stopped answering and are dead for this run.
     pub nodes_dead: usize,
+    /// Nodes in our node's routing table with a BEP 42 secure id for their IP.
+    pub table_secure: usize,
+    /// ... at local addresses (exempt from BEP 42).
+    pub table_exempt: usize,
+    /// ... with an id not derived from their IP (kept all the same).
+    pub table_unsecured: usize,
     /// Sampling stopped because the seen-set is full (`max_seen_infohashes`).
     pub seen_full: bool,
     /// Infohashes waiting for a peer search.

@@ -165,6 +165,9 @@ impl Crawler {
             nodes_retired: self.known.retired,
             addr_refused: node.refused,
             nodes_dead: node.dead,
+            table_secure: node.nodes_secure,
+            table_exempt: node.nodes_exempt,
+            table_unsecured: node.nodes_unsecured,
             ..self.stats.clone()
         }
     }
@@ -323,6 +326,8 @@ impl Crawler {
                 info_hash,
                 peers: 1,
                 queries: 0,
+                seeds_estimate: None,
+                peers_estimate: None,
             });
         }
     }
@@ -351,12 +356,13 @@ impl Crawler {
             guard += 1;
             if let Some((ih, to)) = self.next_search_query(now) {
                 self.stats.get_peers_sent += 1;
+                let scrape = self.searches.get(&ih).is_some_and(Search::scrape_now);
                 let q = Query::GetPeers {
                     id: NodeId::default(),
                     info_hash: ih,
                     want: self.node.our_want(),
                     noseed: false,
-                    scrape: false,
+                    scrape,
                 };
                 self.send(now, to, q, Purpose::GetPeers(ih));
                 continue;
@@ -431,10 +437,13 @@ impl Crawler {
                     self.start_search(now, ih, s.first(), None);
                     continue;
                 }
+                let (seeds_estimate, peers_estimate) = s.estimates();
                 self.events.push_back(CrawlEvent::SearchDone {
                     info_hash: ih,
                     peers: s.peers().len(),
                     queries: s.queries(),
+                    seeds_estimate,
+                    peers_estimate,
                 });
             }
         }
@@ -568,6 +577,7 @@ impl Crawler {
                     .filter(|a| self.node.admit(a))
                     .collect();
                 if let Some(s) = self.searches.get_mut(&ih) {
+                    s.on_scrape(r.bf_seeds.as_deref(), r.bf_peers.as_deref());
                     for peer in s.on_reply(&values, &nodes) {
                         self.stats.peers += 1;
                         self.events.push_back(CrawlEvent::Peer {

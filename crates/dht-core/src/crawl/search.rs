@@ -1,11 +1,19 @@
 //! Peer discovery for one infohash: `get_peers` to the node that sampled it, then to the
 //! closest nodes the replies point to, until enough distinct peers are known, the query
 //! budget is spent, or nothing new turns up.
+//!
+//! Every other query asks for a BEP 33 scrape (the second, the fourth...): the seed and
+//! peer filters of the responding nodes are ORed, and their estimates reported with the
+//! search's end. Not all of them: libtorrent answers a scrape with the filters *instead of*
+//! `values`, and the first query, to the node that sampled the infohash, is the one most
+//! likely to give peers.
 
 use std::collections::HashSet;
 use std::net::SocketAddr;
 
 use estudely_krpc::{CompactNode, InfoHash};
+
+use crate::bloom::{Bloom, MAX_PLAUSIBLE};
 
 /// Most candidate nodes remembered per search.
 const MAX_CANDIDATES: usize = 32;
@@ -30,6 +38,10 @@ pub struct Search {
     wanted: usize,
     dry: usize,
     origin: SocketAddr,
+    /// The union of the BEP 33 seed filters received (`None`: none received).
+    seeds: Option<Bloom>,
+    /// ... and of the peer filters.
+    leechers: Option<Bloom>,
 }
 
 impl Search {
@@ -55,6 +67,8 @@ impl Search {
             wanted,
             dry: 0,
             origin: first,
+            seeds: None,
+            leechers: None,
         };
         s.add_candidates(known);
         s
@@ -87,6 +101,12 @@ impl Search {
         } else {
             None
         }
+    }
+
+    /// Whether the query just handed out by [`Search::next_query`] should ask for a scrape
+    /// (see the module doc).
+    pub fn scrape_now(&self) -> bool {
+        self.queries.is_multiple_of(2)
     }
 
     /// A peer known before the search starts (an announcer): counted as found, not
@@ -144,6 +164,29 @@ impl Search {
         new
     }
 
+    /// A node's BEP 33 filters (`BFsd`, `BFpe`), merged into the search's. A filter whose
+    /// estimate is beyond what BEP 33 lets a node store ([`MAX_PLAUSIBLE`]) is ignored: one
+    /// full filter would otherwise saturate the union.
+    pub fn on_scrape(&mut self, seeds: Option<&[u8; 256]>, peers: Option<&[u8; 256]>) {
+        for (got, into) in [(seeds, &mut self.seeds), (peers, &mut self.leechers)] {
+            let Some(bits) = got else { continue };
+            let b = Bloom::from(*bits);
+            if b.estimate() > MAX_PLAUSIBLE {
+                continue;
+            }
+            into.get_or_insert_with(Bloom::new).union(&b);
+        }
+    }
+
+    /// The BEP 33 estimates of the seeds and of the other peers, from the filters received
+    /// (`None` when no node sent one).
+    pub fn estimates(&self) -> (Option<u32>, Option<u32>) {
+        (
+            self.seeds.as_ref().map(Bloom::estimate),
+            self.leechers.as_ref().map(Bloom::estimate),
+        )
+    }
+
     /// A node did not answer (or refused).
     pub fn on_failure(&mut self) {
         self.in_flight = self.in_flight.saturating_sub(1);
@@ -194,6 +237,10 @@ mod tests {
         let ih = InfoHash([0; 20]);
         let mut s = Search::new(ih, addr(1), &[], 3, 8);
         assert_eq!(s.next_query(), Some(addr(1)));
+        assert!(
+            !s.scrape_now(),
+            "the sampling node is asked for values, not a scrape"
+        );
         assert_eq!(s.next_query(), None, "no candidates yet");
         let far = CompactNode {
             id: NodeId([0xF0; 20]),
@@ -206,6 +253,7 @@ mod tests {
         let new = s.on_reply(&[addr(9), addr(9)], &[far, near]);
         assert_eq!(new, vec![addr(9)]);
         assert_eq!(s.next_query(), Some(addr(3)), "closest first");
+        assert!(s.scrape_now(), "every other query asks for a scrape");
         assert_eq!(s.next_query(), Some(addr(2)));
         let new = s.on_reply(&[addr(9), addr(10), addr(11), addr(12)], &[near]);
         assert_eq!(new, vec![addr(10), addr(11)], "capped at wanted");
@@ -229,6 +277,26 @@ mod tests {
         assert_eq!(s.peers(), &[addr(99)]);
         assert!(s.is_done(), "two dry replies after the first peer: {s:?}");
         assert_eq!(s.queries(), 3);
+    }
+
+    #[test]
+    fn scrape_filters_of_two_nodes_are_merged() {
+        use std::net::IpAddr;
+        let bloom = |ips: std::ops::Range<u8>| {
+            let mut b = Bloom::new();
+            for i in ips {
+                b.insert(IpAddr::from([11, 0, 0, i]));
+            }
+            *b.bytes()
+        };
+        let mut s = Search::new(InfoHash([0; 20]), addr(1), &[], 10, 8);
+        assert_eq!(s.estimates(), (None, None));
+        // Node one: seeds 0..5, peers 10..30; node two: seeds 3..8, no peer filter.
+        s.on_scrape(Some(&bloom(0..5)), Some(&bloom(10..30)));
+        s.on_scrape(Some(&bloom(3..8)), None);
+        // A full filter is a lie, not a swarm of thousands.
+        s.on_scrape(Some(&[0xff; 256]), Some(&[0xff; 256]));
+        assert_eq!(s.estimates(), (Some(8), Some(20)));
     }
 
     #[test]

@@ -178,6 +178,8 @@ pub fn synthetic(rng: &mut SmallRng, i: usize) -> Torrent {
         files,
         discovered: 1_700_000_000 + i as i64,
         source: Source::Sample,
+        seeds_estimate: None,
+        peers_estimate: None,
     }
 }
 

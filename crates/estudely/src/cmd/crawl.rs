@@ -358,6 +358,8 @@ mod tests {
             info_hash: InfoHash([i; 20]),
             peers: 0,
             queries: 1,
+            seeds_estimate: None,
+            peers_estimate: None,
         };
         let peer = |i: u8| CrawlEvent::Peer {
             info_hash: InfoHash([i; 20]),

@@ -67,6 +67,8 @@ struct JsonTorrent<'a> {
     discovered: i64,
     last_seen: i64,
     source: &'a str,
+    seeds_estimate: Option<u32>,
+    peers_estimate: Option<u32>,
     files: Vec<JsonFile>,
     files_omitted: u64,
     peers: Vec<String>,
@@ -174,6 +176,8 @@ fn json_row<'a>(st: &'a StoredTorrent, peers: &[SocketAddr]) -> JsonTorrent<'a> 
         discovered: t.discovered,
         last_seen: st.last_seen,
         source: t.source.as_str(),
+        seeds_estimate: t.seeds_estimate,
+        peers_estimate: t.peers_estimate,
         files,
         files_omitted: st.files_omitted,
         peers: peers.iter().map(SocketAddr::to_string).collect(),
@@ -323,6 +327,8 @@ mod tests {
                 ],
                 discovered: 10,
                 source: Source::Announce,
+                seeds_estimate: Some(4),
+                peers_estimate: None,
             },
             files_omitted: 1,
             last_seen: 20,
@@ -363,6 +369,8 @@ mod tests {
         );
         assert_eq!(v["files"][1]["path_hex"], serde_json::json!(["612f62"]));
         assert_eq!(v["files_omitted"], 1);
+        assert_eq!(v["seeds_estimate"], 4);
+        assert!(v["peers_estimate"].is_null());
         assert_eq!(
             (v["private"].clone(), v["source"].clone()),
             (true.into(), "announce".into())

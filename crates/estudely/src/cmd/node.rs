@@ -128,11 +128,14 @@ async fn log_bootstrap(dht: &DhtHandle, outcome: &LookupOutcome) {
 /// One log line of counters.
 pub fn stats_line(s: &Stats) -> String {
     format!(
-        "stats: nodes {} v4 / {} v6, {} torrents, {} peers, {} in flight, \
-         queries {} in / {} out, {} replies sent ({} withheld by per-IP budget), {} malformed, \
-         {} dead, refused addresses: {}",
+        "stats: nodes {} v4 / {} v6 (BEP 42: {} secure, {} unsecured, {} local), {} torrents, \
+         {} peers, {} in flight, queries {} in / {} out, {} replies sent ({} withheld by per-IP \
+         budget), {} malformed, {} dead, refused addresses: {}",
         s.nodes_v4,
         s.nodes_v6,
+        s.nodes_secure,
+        s.nodes_unsecured,
+        s.nodes_exempt,
         s.torrents,
         s.peers,
         s.in_flight,

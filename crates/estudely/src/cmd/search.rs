@@ -129,6 +129,8 @@ mod tests {
                 files: vec![],
                 discovered: 5,
                 source: Source::Sample,
+                seeds_estimate: None,
+                peers_estimate: None,
             },
             files_omitted: 0,
             last_seen: 6,

@@ -171,6 +171,16 @@ pub fn network_note(stats: &CrawlStats) -> String {
     if stats.nodes_dead > 0 {
         note.push_str(&format!("; {} dead nodes", stats.nodes_dead));
     }
+    let (secure, exempt, unsecured) = (
+        stats.table_secure,
+        stats.table_exempt,
+        stats.table_unsecured,
+    );
+    if secure + exempt + unsecured > 0 {
+        note.push_str(&format!(
+            "; routing table BEP 42: {secure} secure, {unsecured} unsecured, {exempt} local"
+        ));
+    }
     if stats.nodes_refused > 0 {
         note.push_str(&format!(
             "; {} nodes not kept (node table full)",

@@ -20,16 +20,18 @@ use tracing::warn;
 use super::filter::{Filters, KnownFilter, Rejected};
 use super::nodes::NodeLabels;
 use super::store_thread::{truncated, unix_now, Req, StoreThread};
-use super::{Gate, Handoff, RowSink};
+use super::{Gate, Handoff, RowSink, Scrape};
 use crate::fetch::{Attempt, FailureKind, FetchedMetadata, Job};
 use crate::store::{Sighting, Source, Torrent, MAX_STORED_FILES};
 
-/// A [`Torrent`] row from fetched metadata, found at `discovered` through `source`.
+/// A [`Torrent`] row from fetched metadata, found at `discovered` through `source`, with
+/// its swarm's BEP 33 estimates.
 pub fn torrent_row(
     ih: InfoHash,
     m: &FetchedMetadata,
     discovered: i64,
     source: Source,
+    scrape: Scrape,
 ) -> anyhow::Result<Torrent> {
     // The summary lists at most 100 files; the index keeps more.
     let full = InfoSummary::parse_with(&m.info, MAX_STORED_FILES)
@@ -57,6 +59,8 @@ pub fn torrent_row(
         files: full.files,
         discovered,
         source,
+        seeds_estimate: scrape.seeds,
+        peers_estimate: scrape.peers,
     })
 }
 
@@ -137,6 +141,7 @@ impl RowSink for IndexSink {
         peers: &[SocketAddr],
         fetched: Option<&FetchedMetadata>,
         failure: Option<FailureKind>,
+        scrape: Scrape,
     ) -> anyhow::Result<()> {
         let mut sh = self.0.borrow_mut();
         let (discovered, source) = sh.found.remove(&ih).unwrap_or((unix_now(), Source::Sample));
@@ -156,7 +161,7 @@ impl RowSink for IndexSink {
             *sh.counts.filtered.entry(why.counter()).or_default() += 1;
             return sh.count(why.counter());
         }
-        let row = torrent_row(ih, m, discovered, source)?;
+        let row = torrent_row(ih, m, discovered, source, scrape)?;
         // A hybrid's other key (v1, or the truncated v2) is known now too.
         sh.known.insert(&row.info_hash);
         if let Some(v2) = &row.info_hash_v2 {

@@ -38,6 +38,16 @@ use pending::{Next, Pending};
 
 pub use rows::{Out, RowFormat, HEADER};
 
+/// The BEP 33 estimates of a swarm, from the scrape filters of the nodes its peer search
+/// asked (see [`CrawlEvent::SearchDone`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Scrape {
+    /// Seeds.
+    pub seeds: Option<u32>,
+    /// Other peers.
+    pub peers: Option<u32>,
+}
+
 /// Where the pipeline's results go.
 pub trait RowSink {
     /// A new infohash, found through `from` (the sampled node or the announcer), before its
@@ -48,13 +58,15 @@ pub trait RowSink {
 
     /// The end of an infohash: the peers considered and the metadata, if a fetch got it;
     /// when a fetch ran and failed, its main failure kind (see [`index::main_failure`];
-    /// `None` when no attempt ended: the search or the run ended first).
+    /// `None` when no attempt ended: the search or the run ended first); the BEP 33
+    /// estimates of its swarm, when its search got scrape filters.
     fn done(
         &mut self,
         ih: InfoHash,
         peers: &[SocketAddr],
         fetched: Option<&FetchedMetadata>,
         failure: Option<FailureKind>,
+        scrape: Scrape,
     ) -> anyhow::Result<()>;
 
     /// A node answered its first sample: its client version (KRPC `v`) and its BEP 51
@@ -335,7 +347,9 @@ impl<S: RowSink, G: Gate> CrawlSink for Stage<'_, S, G> {
                 } else if pending.found(info_hash) {
                     self.sink.borrow_mut().found(info_hash, from, source)?;
                 } else {
-                    self.sink.borrow_mut().done(info_hash, &[], None, None)?;
+                    self.sink
+                        .borrow_mut()
+                        .done(info_hash, &[], None, None, Scrape::default())?;
                 }
             }
             CrawlEvent::Peer { info_hash, peer } => pending.peer(info_hash, peer),
@@ -344,15 +358,26 @@ impl<S: RowSink, G: Gate> CrawlSink for Stage<'_, S, G> {
                 interval,
                 ..
             } => self.sink.borrow_mut().node(version.as_deref(), interval)?,
-            CrawlEvent::SearchDone { info_hash, .. } => match pending.search_done(info_hash) {
+            CrawlEvent::SearchDone {
+                info_hash,
+                seeds_estimate,
+                peers_estimate,
+                ..
+            } => match pending.search_done(
+                info_hash,
+                Scrape {
+                    seeds: seeds_estimate,
+                    peers: peers_estimate,
+                },
+            ) {
                 Next::Fetch(job) => {
                     if let Some(to) = &self.handoff {
                         self.gate.borrow_mut().claim(job, to);
                     }
                 }
                 Next::Write(ih) => {
-                    pending.remove(ih);
-                    self.sink.borrow_mut().done(ih, &[], None, None)?;
+                    let (_, scrape) = pending.remove(ih);
+                    self.sink.borrow_mut().done(ih, &[], None, None, scrape)?;
                 }
                 Next::Nothing => {}
             },
@@ -486,7 +511,7 @@ pub async fn run<S: RowSink, G: Gate>(
             tokio::select! {
                 r = batch.next() => {
                     let Some(r) = r else { break };
-                    let peers = pending.borrow_mut().remove(r.info_hash);
+                    let (peers, scrape) = pending.borrow_mut().remove(r.info_hash);
                     room.notify_one();
                     fetched.borrow_mut().clone_from(batch.stats());
                     crate::metrics::publish_fetch(batch.stats());
@@ -495,7 +520,13 @@ pub async fn run<S: RowSink, G: Gate>(
                         save_torrent(dir, &r.info_hash.to_hex(), &m.info)?;
                     }
                     let failure = index::main_failure(&r.failed);
-                    sink.borrow_mut().done(r.info_hash, &peers, r.metadata.as_ref(), failure)?;
+                    sink.borrow_mut().done(
+                        r.info_hash,
+                        &peers,
+                        r.metadata.as_ref(),
+                        failure,
+                        scrape,
+                    )?;
                 }
                 Some(ih) = skipped_rx.recv() => {
                     skipped += 1;
@@ -520,8 +551,8 @@ pub async fn run<S: RowSink, G: Gate>(
     crate::metrics::publish_fetch(&fetch);
     crate::metrics::publish_node(&driver.crawler().node().stats());
     let mut pending = pending.into_inner();
-    for (ih, peers) in pending.drain() {
-        sink.borrow_mut().done(ih, &peers, None, None)?;
+    for (ih, peers, scrape) in pending.drain() {
+        sink.borrow_mut().done(ih, &peers, None, None, scrape)?;
     }
     sink.borrow_mut().flush()?;
     Ok(PipelineReport {

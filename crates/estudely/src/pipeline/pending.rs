@@ -8,6 +8,7 @@ use std::net::SocketAddr;
 
 use estudely_krpc::InfoHash;
 
+use super::Scrape;
 use crate::crawl::writable_peer;
 use crate::fetch::Job;
 
@@ -43,6 +44,8 @@ struct Entry {
     peers: Vec<SocketAddr>,
     /// Handed on to be claimed and fetched (its search has ended).
     fetching: bool,
+    /// Its search's BEP 33 estimates, once it ended.
+    scrape: Scrape,
 }
 
 /// What to do with an infohash whose peer search ended.
@@ -92,6 +95,7 @@ impl Pending {
             seq,
             peers: Vec::new(),
             fetching: false,
+            scrape: Scrape::default(),
         };
         self.entries.insert(ih, entry);
         self.searching += 1;
@@ -113,14 +117,15 @@ impl Pending {
         }
     }
 
-    /// `ih`'s peer search ended.
-    pub(crate) fn search_done(&mut self, ih: InfoHash) -> Next {
+    /// `ih`'s peer search ended, with these BEP 33 estimates.
+    pub(crate) fn search_done(&mut self, ih: InfoHash, scrape: Scrape) -> Next {
         let Some(e) = self.entries.get_mut(&ih) else {
             return Next::Nothing;
         };
         if e.fetching {
             return Next::Nothing;
         }
+        e.scrape = scrape;
         if e.peers.is_empty() {
             // Still counted as searching until it is removed.
             return Next::Write(ih);
@@ -149,10 +154,10 @@ impl Pending {
         }
     }
 
-    /// Forget `ih` (its end is being written), giving back its peers.
-    pub(crate) fn remove(&mut self, ih: InfoHash) -> Vec<SocketAddr> {
+    /// Forget `ih` (its end is being written), giving back its peers and estimates.
+    pub(crate) fn remove(&mut self, ih: InfoHash) -> (Vec<SocketAddr>, Scrape) {
         let Some(e) = self.entries.remove(&ih) else {
-            return Vec::new();
+            return (Vec::new(), Scrape::default());
         };
         self.order.remove(&e.seq);
         if e.fetching {
@@ -160,7 +165,7 @@ impl Pending {
         } else {
             self.searching -= 1;
         }
-        e.peers
+        (e.peers, e.scrape)
     }
 
     /// The fetch backlog is full: stop taking infohashes from the crawler.
@@ -174,11 +179,11 @@ impl Pending {
     }
 
     /// Everything still pending, in the order found (for the final rows).
-    pub(crate) fn drain(&mut self) -> Vec<(InfoHash, Vec<SocketAddr>)> {
+    pub(crate) fn drain(&mut self) -> Vec<(InfoHash, Vec<SocketAddr>, Scrape)> {
         let order = std::mem::take(&mut self.order);
         let rest = order
             .into_values()
-            .filter_map(|ih| self.entries.remove(&ih).map(|e| (ih, e.peers)))
+            .filter_map(|ih| self.entries.remove(&ih).map(|e| (ih, e.peers, e.scrape)))
             .collect();
         (self.searching, self.fetching) = (0, 0);
         rest
@@ -216,22 +221,37 @@ mod tests {
             info_hash: ih(1),
             peers: vec![p1, p2],
         };
-        assert_eq!(p.search_done(ih(1)), Next::Fetch(job));
-        assert_eq!(p.search_done(ih(1)), Next::Nothing, "handed on once");
+        assert_eq!(p.search_done(ih(1), Scrape::default()), Next::Fetch(job));
+        assert_eq!(
+            p.search_done(ih(1), Scrape::default()),
+            Next::Nothing,
+            "handed on once"
+        );
         assert!(!p.cancel(ih(1)), "fetching: not cancelled");
         assert!(p.full(), "one fetch pending: the backlog is full");
-        assert_eq!(p.search_done(ih(2)), Next::Write(ih(2)), "no peer");
-        assert!(p.remove(ih(2)).is_empty());
-        assert_eq!(p.search_done(ih(3)), Next::Nothing, "untracked");
+        assert_eq!(
+            p.search_done(ih(2), Scrape::default()),
+            Next::Write(ih(2)),
+            "no peer"
+        );
+        assert!(p.remove(ih(2)).0.is_empty());
+        assert_eq!(
+            p.search_done(ih(3), Scrape::default()),
+            Next::Nothing,
+            "untracked"
+        );
         assert!(p.found(ih(4)), "searches ended: room again");
-        assert_eq!(p.remove(ih(1)), [p1, p2]);
+        assert_eq!(p.remove(ih(1)).0, [p1, p2]);
         assert!(!p.full());
         assert!(p.found(ih(5)) && !p.found(ih(6)), "two searching: full");
         assert!(p.cancel(ih(4)) && !p.cancel(ih(4)));
         assert!(p.found(ih(7)), "a cancel frees a search");
         assert_eq!(
             p.drain(),
-            [(ih(5), vec![]), (ih(7), vec![])],
+            [
+                (ih(5), vec![], Scrape::default()),
+                (ih(7), vec![], Scrape::default())
+            ],
             "in the order found"
         );
         assert!(p.entries.is_empty() && p.order.is_empty());
@@ -248,7 +268,10 @@ mod tests {
         assert!(p.cancel(ih(1)));
         p.remove(ih(2));
         p.peer(ih(3), addr("10.0.0.1:1"));
-        assert!(matches!(p.search_done(ih(3)), Next::Fetch(_)));
+        assert!(matches!(
+            p.search_done(ih(3), Scrape::default()),
+            Next::Fetch(_)
+        ));
         assert_eq!(p.fetching(), 1);
         for i in 4..=6 {
             assert!(p.found(ih(i)), "three searches free again");

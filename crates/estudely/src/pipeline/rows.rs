@@ -1,7 +1,8 @@
 //! The row sinks of `collect` and `demo`: the seed's CSV (one row per (infohash, peer
 //! considered), `infohash,name,file_count,total_bytes,piece_length,peer_ip,peer_port,metadata_ok`)
-//! or JSON lines with the same fields plus `name_hex` and `version`, each row flushed as soon as
-//! it is written.
+//! or JSON lines with the same fields plus `name_hex`, `version` and the swarm's BEP 33
+//! estimates (`seeds_estimate`, `peers_estimate`: null when no node sent a scrape filter),
+//! each row flushed as soon as it is written.
 
 use std::io::{self, Write};
 use std::net::SocketAddr;
@@ -12,7 +13,7 @@ use estudely_krpc::InfoHash;
 use estudely_peer_wire::InfoSummary;
 use serde::Serialize;
 
-use super::RowSink;
+use super::{RowSink, Scrape};
 use crate::fetch::FetchedMetadata;
 use crate::output::csv_name;
 use crate::store::version_str;
@@ -26,7 +27,8 @@ pub const HEADER: &str =
 pub enum RowFormat {
     /// The seed's CSV, with a header line.
     Csv,
-    /// One JSON object per row, the same fields plus `name_hex` and `version`.
+    /// One JSON object per row, the same fields plus `name_hex`, `version`,
+    /// `seeds_estimate` and `peers_estimate`.
     Jsonl,
 }
 
@@ -44,6 +46,8 @@ struct JsonRow<'a> {
     peer_ip: Option<String>,
     peer_port: Option<u16>,
     metadata_ok: bool,
+    seeds_estimate: Option<u32>,
+    peers_estimate: Option<u32>,
 }
 
 /// Writes `collect`'s rows to `W` (stdout), each flushed as soon as it is written.
@@ -77,14 +81,15 @@ impl<W: Write> Out<W> {
     }
 
     /// Write the rows of one infohash: one per peer considered (one with empty peer fields
-    /// when none was found). `v2` is the full SHA-256 infohash of a v2 or hybrid torrent
-    /// (JSONL only: the CSV keeps the seed's columns).
+    /// when none was found). `v2` is the full SHA-256 infohash of a v2 or hybrid torrent;
+    /// it and the estimates only go into JSON lines (the CSV's columns are fixed).
     pub fn infohash(
         &mut self,
         ih: InfoHash,
         peers: &[SocketAddr],
         meta: Option<&InfoSummary>,
         v2: Option<[u8; 32]>,
+        scrape: Scrape,
     ) -> io::Result<()> {
         self.with_metadata += usize::from(meta.is_some());
         let none: [Option<SocketAddr>; 1] = [None];
@@ -134,6 +139,8 @@ impl<W: Write> Out<W> {
                         peer_ip: ip,
                         peer_port: port,
                         metadata_ok: meta.is_some(),
+                        seeds_estimate: scrape.seeds,
+                        peers_estimate: scrape.peers,
                     };
                     let mut line = serde_json::to_vec(&row)?;
                     line.push(b'\n');
@@ -153,12 +160,14 @@ impl<W: Write> RowSink for Out<W> {
         peers: &[SocketAddr],
         fetched: Option<&FetchedMetadata>,
         _failure: Option<crate::fetch::FailureKind>,
+        scrape: Scrape,
     ) -> anyhow::Result<()> {
         self.infohash(
             ih,
             peers,
             fetched.map(|m| &m.summary),
             fetched.and_then(FetchedMetadata::info_hash_v2),
+            scrape,
         )
         .context("cannot write to stdout")
     }
@@ -183,8 +192,10 @@ mod tests {
 
         let mut out = Out::new(RowFormat::Csv, Vec::new());
         out.header().unwrap();
-        out.infohash(ih, &peers, Some(&meta), None).unwrap();
-        out.infohash(InfoHash([1; 20]), &[], None, None).unwrap();
+        out.infohash(ih, &peers, Some(&meta), None, Scrape::default())
+            .unwrap();
+        out.infohash(InfoHash([1; 20]), &[], None, None, Scrape::default())
+            .unwrap();
         let text = String::from_utf8(out.w.clone()).unwrap();
         let hex = "ab".repeat(20);
         let name = r#""odd\x0a,""name""\xff\\""#;
@@ -203,7 +214,11 @@ mod tests {
 
         let mut out = Out::new(RowFormat::Jsonl, Vec::new());
         out.header().unwrap();
-        out.infohash(ih, &peers[..1], Some(&meta), Some([0xab; 32]))
+        let scrape = Scrape {
+            seeds: Some(3),
+            peers: None,
+        };
+        out.infohash(ih, &peers[..1], Some(&meta), Some([0xab; 32]), scrape)
             .unwrap();
         let text = String::from_utf8(out.w.clone()).unwrap();
         let row: serde_json::Value = serde_json::from_str(text.trim_end()).unwrap();
@@ -211,5 +226,7 @@ mod tests {
         assert_eq!(row["name_hex"], hex::encode(raw_name));
         assert_eq!(row["peer_port"], 1);
         assert_eq!(row["infohash_v2"], "ab".repeat(32));
+        assert_eq!(row["seeds_estimate"], 3);
+        assert!(row["peers_estimate"].is_null());
     }
 }

@@ -129,6 +129,11 @@ pub struct Torrent {
     pub discovered: i64,
     /// How it was first discovered.
     pub source: Source,
+    /// BEP 33 estimate of its seeds when it was stored (scrape filters of the nodes its
+    /// peer search asked); `None` when none sent one.
+    pub seeds_estimate: Option<u32>,
+    /// BEP 33 estimate of its other peers when it was stored; `None` when unknown.
+    pub peers_estimate: Option<u32>,
 }
 
 /// One sighting: `info_hash` seen through `addr` at `at` (see the schema).

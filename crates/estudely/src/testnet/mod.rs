@@ -602,6 +602,8 @@ async fn announce_from(
             let kind = LookupKind::Announce {
                 port: seeder.port(),
                 implied_port: false,
+                // The testnet's seeders have every piece (BEP 33: counted as seeds).
+                seed: true,
             };
             let mut found = false;
             for _ in 0..ANNOUNCE_TRIES {

@@ -210,6 +210,8 @@ mod tests {
                 files,
                 discovered: 0,
                 source: Source::Sample,
+                seeds_estimate: None,
+                peers_estimate: None,
             },
             files_omitted: 0,
             last_seen: 0,

@@ -14,7 +14,7 @@ use crate::store::{parse_version, SearchSort, Source, Stats, StoredTorrent, Torr
 /// The columns that [`stored`] reads, in its order, from `torrents t`.
 pub const COLUMNS: &str = "t.info_hash, t.info_hash_v2, t.name_raw, t.total_bytes, \
     t.piece_length, t.file_count, t.files_omitted, t.private, t.version, t.discovered, \
-    t.last_seen, t.source";
+    t.last_seen, t.source, t.seeds_estimate, t.peers_estimate";
 
 /// Matches ranked per search at least (see [`search`]). 1,000 rather than SQLite's 2,000:
 /// ranking reads each candidate's row and vector, and at 1 M torrents 2,000 put the p95 of a
@@ -55,12 +55,19 @@ pub fn stored(row: &Row) -> anyhow::Result<StoredTorrent> {
         discovered: row.try_get(9)?,
         source: Source::parse(source)
             .ok_or_else(|| anyhow::anyhow!("corrupt index: source `{source}`"))?,
+        seeds_estimate: estimate(row.try_get(12)?),
+        peers_estimate: estimate(row.try_get(13)?),
     };
     Ok(StoredTorrent {
         torrent,
         files_omitted: to_u64(row.try_get(6)?, "files_omitted")?,
         last_seen: row.try_get(10)?,
     })
+}
+
+/// A stored BEP 33 estimate (`integer`); a negative one (outside edits only) as unknown.
+fn estimate(v: Option<i32>) -> Option<u32> {
+    v.and_then(|v| u32::try_from(v).ok())
 }
 
 /// Files from parallel arrays of raw paths and lengths.
@@ -216,11 +223,11 @@ pub fn export(
         }
         for row in &rows {
             let mut t = stored(row)?;
-            let raws: Option<Vec<Vec<u8>>> = row.try_get(12)?;
-            let lens: Option<Vec<i64>> = row.try_get(13)?;
+            let raws: Option<Vec<Vec<u8>>> = row.try_get(14)?;
+            let lens: Option<Vec<i64>> = row.try_get(15)?;
             t.torrent.files = files(raws.unwrap_or_default(), lens.unwrap_or_default())?;
-            let ips: Option<Vec<IpAddr>> = row.try_get(14)?;
-            let ports: Option<Vec<i32>> = row.try_get(15)?;
+            let ips: Option<Vec<IpAddr>> = row.try_get(16)?;
+            let ports: Option<Vec<i32>> = row.try_get(17)?;
             let peers: Vec<SocketAddr> = ips
                 .unwrap_or_default()
                 .into_iter()

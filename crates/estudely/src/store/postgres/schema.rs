@@ -78,6 +78,8 @@ const MIGRATIONS: &[&str] = &[
     // 3: a hybrid torrent is stored under its v1 infohash, but the DHT also knows it under
     // its truncated v2 one: that key must find it too.
     "CREATE INDEX torrents_v2_key ON torrents ((substring(info_hash_v2 from 1 for 20)));",
+    // 4: BEP 33 estimates of the swarm when the torrent was stored (null: unknown).
+    "ALTER TABLE torrents ADD COLUMN seeds_estimate integer, ADD COLUMN peers_estimate integer;",
 ];
 
 /// The schema version this build reads and writes.

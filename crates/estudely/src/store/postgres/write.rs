@@ -65,6 +65,7 @@ fn torrents(tx: &mut Transaction<'_>, torrents: &[Torrent]) -> Result<(), postgr
         Vec::new(),
     );
     let (mut name_words, mut path_words) = (Vec::with_capacity(n), Vec::with_capacity(n));
+    let (mut seeds, mut peers) = (Vec::with_capacity(n), Vec::with_capacity(n));
     for (key, t) in &by_key {
         let stored = t.files.len().min(MAX_STORED_FILES);
         let name = display(&t.name);
@@ -81,19 +82,23 @@ fn torrents(tx: &mut Transaction<'_>, torrents: &[Torrent]) -> Result<(), postgr
         version.push(version_str(t.version));
         discovered.push(t.discovered);
         source.push(t.source.as_str());
+        let int4 = |e: Option<u32>| e.map(|e| i32::try_from(e).unwrap_or(i32::MAX));
+        seeds.push(int4(t.seeds_estimate));
+        peers.push(int4(t.peers_estimate));
         let paths: Vec<String> = t.files[..stored].iter().map(|f| f.path_lossy()).collect();
         path_words.push(search_words(paths.iter().map(String::as_str)));
     }
     let inserted = tx.query(
         "INSERT INTO torrents (info_hash, info_hash_v2, name, name_raw, total_bytes,
              piece_length, file_count, files_omitted, private, version, discovered,
-             last_seen, source, search)
+             last_seen, source, search, seeds_estimate, peers_estimate)
          SELECT h, v2, n, nr, tb, pl, fc, fo, p, v, d, d, s,
-                setweight(to_tsvector('simple', nw), 'A') || to_tsvector('simple', pw)
+                setweight(to_tsvector('simple', nw), 'A') || to_tsvector('simple', pw), se, pe
          FROM unnest($1::bytea[], $2::bytea[], $3::text[], $4::bytea[], $5::int8[],
                      $6::int8[], $7::int8[], $8::int8[], $9::bool[], $10::text[],
-                     $11::int8[], $12::text[], $13::text[], $14::text[])
-              AS u(h, v2, n, nr, tb, pl, fc, fo, p, v, d, s, nw, pw)
+                     $11::int8[], $12::text[], $13::text[], $14::text[], $15::int4[],
+                     $16::int4[])
+              AS u(h, v2, n, nr, tb, pl, fc, fo, p, v, d, s, nw, pw, se, pe)
          ON CONFLICT (info_hash) DO NOTHING
          RETURNING info_hash",
         &[
@@ -111,6 +116,8 @@ fn torrents(tx: &mut Transaction<'_>, torrents: &[Torrent]) -> Result<(), postgr
             &source,
             &name_words,
             &path_words,
+            &seeds,
+            &peers,
         ],
     )?;
     let mut new: Vec<[u8; 20]> = Vec::with_capacity(inserted.len());

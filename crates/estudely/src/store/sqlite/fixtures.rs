@@ -30,5 +30,7 @@ pub fn torrent(key: u8, name: &[u8], at: i64) -> Torrent {
         }],
         discovered: at,
         source: Source::Sample,
+        seeds_estimate: None,
+        peers_estimate: None,
     }
 }

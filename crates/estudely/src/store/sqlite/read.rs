@@ -15,7 +15,7 @@ use crate::store::{parse_version, Source, Stats, StoredTorrent, Torrent};
 pub(super) const COLUMNS: &str =
     "t.info_hash, t.info_hash_v2, t.name_raw, t.total_bytes, t.piece_length,
     t.file_count, t.files_omitted, t.private, t.version, t.discovered, t.last_seen, t.source,
-    t.id";
+    t.id, t.seeds_estimate, t.peers_estimate";
 
 /// A `torrents` row (selected with [`COLUMNS`]) without files, and its `id`.
 pub(super) fn stored(row: &Row<'_>) -> rusqlite::Result<(StoredTorrent, i64)> {
@@ -47,6 +47,8 @@ pub(super) fn stored(row: &Row<'_>) -> rusqlite::Result<(StoredTorrent, i64)> {
         files: Vec::new(),
         discovered: row.get(9)?,
         source: Source::parse(&source).ok_or_else(|| bad(11, "source"))?,
+        seeds_estimate: row.get(13)?,
+        peers_estimate: row.get(14)?,
     };
     let st = StoredTorrent {
         torrent,

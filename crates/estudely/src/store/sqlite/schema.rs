@@ -76,6 +76,9 @@ pub const MIGRATIONS: &[&str] = &[
     // 2: a hybrid torrent is stored under its v1 infohash, but the DHT also knows it under
     // its truncated v2 one: that key must find it too.
     "CREATE INDEX torrents_v2_key ON torrents (substr(info_hash_v2, 1, 20));",
+    // 3: BEP 33 estimates of the swarm when the torrent was stored (null: unknown).
+    "ALTER TABLE torrents ADD COLUMN seeds_estimate INTEGER;
+    ALTER TABLE torrents ADD COLUMN peers_estimate INTEGER;",
 ];
 
 /// The schema version this binary writes and reads.

@@ -10,8 +10,8 @@ use crate::store::{version_str, Batch, Torrent, MAX_STORED_FILES};
 
 const INSERT_TORRENT: &str = "INSERT INTO torrents (info_hash, info_hash_v2, name, name_raw,
         total_bytes, piece_length, file_count, files_omitted, private, version, discovered,
-        last_seen, source)
-    VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?11, ?12)
+        last_seen, source, seeds_estimate, peers_estimate)
+    VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?11, ?12, ?13, ?14)
     ON CONFLICT (info_hash) DO NOTHING";
 
 const RAISE_LAST_SEEN: &str =
@@ -97,6 +97,8 @@ fn insert_torrent(tx: &Transaction<'_>, t: &Torrent) -> anyhow::Result<()> {
         version_str(t.version),
         t.discovered,
         t.source.as_str(),
+        t.seeds_estimate,
+        t.peers_estimate,
     ])?;
     if inserted == 0 {
         tx.prepare_cached(RAISE_LAST_SEEN)?
