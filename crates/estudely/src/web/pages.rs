@@ -98,6 +98,8 @@ struct TorrentPage {
     sightings: Vec<SightingView>,
     sighting_total: u64,
     peer_total: u64,
+    seeds_estimate: Option<u32>,
+    peers_estimate: Option<u32>,
 }
 
 struct SightingView {
@@ -383,6 +385,8 @@ pub async fn torrent(State(st): State<Arc<AppState>>, Path(key): Path<String>) -
             .collect(),
         sighting_total: counts.total,
         peer_total: counts.peers,
+        seeds_estimate: t.torrent.seeds_estimate,
+        peers_estimate: t.torrent.peers_estimate,
     })
 }
 

@@ -24,6 +24,7 @@ fn app(auth: Option<Credentials>) -> (tempfile::TempDir, axum::Router) {
     hybrid.info_hash_v2 = Some([0xee; 32]);
     hybrid.file_count = 2;
     hybrid.total_bytes = 3000;
+    hybrid.seeds_estimate = Some(12);
     hybrid.files = vec![
         FileEntry {
             path: vec![b"beach".to_vec(), b"a.jpg".to_vec()],
@@ -138,6 +139,7 @@ fn torrent_page_has_tree_magnet_and_sightings() {
         assert!(page.contains("b&#60;i&#62;.jpg"), "{page}");
         assert!(page.contains("192.0.2.7:6881"), "{page}");
         assert!(page.contains("<td id=\"peer-count\">1</td>"), "{page}");
+        assert!(page.contains("~12 seeds, peers unknown"), "{page}");
         let (status, _, _) = get(&app, &format!("/torrent/{}", "ab".repeat(20))).await;
         assert_eq!(status, StatusCode::NOT_FOUND);
         let (status, _, _) = get(&app, "/torrent/nothex").await;
