@@ -20,6 +20,11 @@ const TORRENTS: [&str; 4] = ["single_v1", "multi_v1", "hybrid", "big_v1"];
 
 /// libtorrent seeding [`TORRENTS`] on `ip`, with TCP (incoming and outgoing) or without.
 fn seeder(ip: &str, tcp: bool) -> PyHelper {
+    seeder_with(ip, tcp, &[])
+}
+
+/// [`seeder`] with more libtorrent settings (`KEY=VALUE`).
+fn seeder_with(ip: &str, tcp: bool, settings: &[&str]) -> PyHelper {
     let data = concat!(env!("CARGO_MANIFEST_DIR"), "/../peer-wire/tests/data");
     let files: Vec<String> = TORRENTS
         .iter()
@@ -31,6 +36,9 @@ fn seeder(ip: &str, tcp: bool) -> PyHelper {
     if !tcp {
         args.extend(["--set", "enable_incoming_tcp=false"]);
         args.extend(["--set", "enable_outgoing_tcp=false"]);
+    }
+    for kv in settings {
+        args.extend(["--set", kv]);
     }
     args.extend(files.iter().map(String::as_str));
     PyHelper::start("lt_seeders.py", &args)
@@ -210,4 +218,28 @@ fn tcp_and_utp_libtorrent_by_default_over_tcp() {
     // And the same seeder over uTP alone, for comparison.
     let (run, saved) = fetch(&lt, &["--transport", "utp"]);
     check(&lt, &run, &saved, "utp");
+}
+
+/// uTP only AND encryption forced (lt.enc_policy.forced = 0, lt.enc_level.rc4 = 2): by
+/// default the fetcher gets there (plaintext TCP is reset, MSE over TCP too, plaintext uTP
+/// is closed, MSE over uTP works); pinned to uTP and required encryption, directly.
+#[test]
+fn utp_only_libtorrent_with_forced_encryption() {
+    let forced = ["out_enc_policy=0", "in_enc_policy=0", "allowed_enc_level=2"];
+    let lt = seeder_with("127.0.140.33", false, &forced);
+    let (run, saved) = fetch(&lt, &[]);
+    check(&lt, &run, &saved, "utp");
+    assert_eq!(
+        run.stderr.trim_end(),
+        "metadata: 5/5 infohashes, 5 attempts: 5 ok (0 tcp, 5 utp) (5 encrypted)"
+    );
+    let pinned = ["--transport", "utp", "--encryption", "required"];
+    let (run, saved) = fetch(&lt, &pinned);
+    check(&lt, &run, &saved, "utp");
+    assert_eq!(
+        run.stderr.trim_end(),
+        "metadata: 5/5 infohashes, 5 attempts: 5 ok (0 tcp, 5 utp) (5 encrypted)"
+    );
+    let (run, _saved) = fetch(&lt, &["--encryption", "off"]);
+    assert_eq!(run.stdout, "", "{}", run.stderr);
 }

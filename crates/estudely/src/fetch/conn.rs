@@ -66,72 +66,71 @@ pub async fn fetch_one_until(
         EncryptionPolicy::Required => Some(CryptoProvide::RC4),
         EncryptionPolicy::Off | EncryptionPolicy::Prefer => None,
     };
+    // What may follow, in order: a close before the peer's BitTorrent handshake is how a
+    // peer that requires encryption answers plaintext, and how a libtorrent with incoming
+    // TCP disabled answers TCP. So under `prefer`, MSE on the same transport; under `both`
+    // after TCP, uTP (in plaintext then with MSE under `prefer`). Each step once, only
+    // after a close, within the same deadline: at most four connections to one peer.
+    let mut steps = Vec::with_capacity(3);
+    let prefer = cfg.encryption == EncryptionPolicy::Prefer;
+    if prefer {
+        steps.push((transport, Some(CryptoProvide::BOTH)));
+    }
+    if transport == Transport::Tcp && cfg.transport == TransportChoice::Both {
+        steps.push((Transport::Utp, first));
+        if prefer {
+            steps.push((Transport::Utp, Some(CryptoProvide::BOTH)));
+        }
+    }
     let mut failure =
         match run_over(stream, first, peer, info_hash, cfg, deadline, &timed_out).await {
             Ok(m) => return Ok(FetchedMetadata { transport, ..m }),
             Err(f) => f,
         };
-    // A close before the peer's BitTorrent handshake is how a peer that requires
-    // encryption answers plaintext, and how a libtorrent with incoming TCP disabled answers
-    // TCP. At most two more connections, each once, within the same deadline: with MSE on
-    // the same transport (under `prefer`), then over uTP (under `both`, after TCP).
-    if cfg.encryption == EncryptionPolicy::Prefer
-        && closed_before_handshake(&failure)
-        && Instant::now() < deadline
-    {
-        let again = match transport {
-            Transport::Tcp => dial_tcp(peer, cfg, deadline, &timed_out).await,
-            Transport::Utp => {
-                cfg.utp
-                    .connect(peer, deadline.min(Instant::now() + cfg.connect_timeout))
-                    .await
-            }
-        };
-        let provide = Some(CryptoProvide::BOTH);
-        let retried = match again {
-            Ok(stream) => {
-                run_over(stream, provide, peer, info_hash, cfg, deadline, &timed_out).await
-            }
-            Err(e) => Err(e),
-        };
-        match retried {
-            Ok(m) => return Ok(FetchedMetadata { transport, ..m }),
-            Err(e) => {
-                let detail = format!("{}; then with MSE: {}", failure.detail, e.detail);
-                // Closed again (in the MSE handshake or after): not an encryption matter,
-                // so uTP may still help. Anything else is this peer's answer.
-                let closed_again = e.kind == FailureKind::Closed;
-                failure = FetchFailure::new(failure.kind, detail);
-                if !closed_again {
-                    return Err(failure);
-                }
-            }
-        }
-    }
-    let now = Instant::now();
-    if transport != Transport::Tcp
-        || cfg.transport != TransportChoice::Both
-        || !closed_before_handshake(&failure)
-        || now >= deadline
-    {
+    if !closed_before_handshake(&failure) {
         return Err(failure);
     }
-    let connect_by = deadline.min(now + cfg.connect_timeout);
-    let retried = async {
-        let stream = cfg.utp.connect(peer, connect_by).await?;
-        run_over(stream, first, peer, info_hash, cfg, deadline, &timed_out).await
-    };
-    match retried.await {
-        Ok(m) => Ok(FetchedMetadata {
-            transport: Transport::Utp,
-            ..m
-        }),
-        // Counted as the TCP failure: the peer did close on us.
-        Err(utp) => Err(FetchFailure::new(
+    for (over, provide) in steps {
+        if Instant::now() >= deadline {
+            break;
+        }
+        let stream = match over {
+            Transport::Tcp => dial_tcp(peer, cfg, deadline, &timed_out).await,
+            Transport::Utp => {
+                let connect_by = deadline.min(Instant::now() + cfg.connect_timeout);
+                cfg.utp.connect(peer, connect_by).await
+            }
+        };
+        let r = match stream {
+            Ok(s) => run_over(s, provide, peer, info_hash, cfg, deadline, &timed_out).await,
+            Err(e) => Err(e),
+        };
+        let e = match r {
+            Ok(m) => {
+                return Ok(FetchedMetadata {
+                    transport: over,
+                    ..m
+                })
+            }
+            Err(e) => e,
+        };
+        let how = match (over, provide) {
+            (Transport::Tcp, _) => "then with MSE",
+            (Transport::Utp, None) => "then over uTP",
+            (Transport::Utp, Some(_)) => "then over uTP with MSE",
+        };
+        // Counted as the first failure: the peer did close on us.
+        failure = FetchFailure::new(
             failure.kind,
-            format!("TCP: {}; uTP: {}", failure.detail, utp.detail),
-        )),
+            format!("{}; {how}: {}", failure.detail, e.detail),
+        );
+        // Closed again (before its handshake, or in the MSE one): the next step may help;
+        // anything else (no uTP at that port, a timeout, a protocol error) is the answer.
+        if e.kind != FailureKind::Closed {
+            break;
+        }
     }
+    Err(failure)
 }
 
 /// A TCP connection to `peer` within the connect timeout (and the attempt's deadline).
