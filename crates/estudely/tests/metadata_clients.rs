@@ -12,109 +12,16 @@
 
 mod metadata_util;
 
-use std::io::{BufRead, BufReader};
-use std::net::TcpListener;
-use std::path::Path;
 use std::process::{Command, Stdio};
-use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use metadata_util::{lt_inspect, run_cli, Guard, INTEROP};
+use metadata_util::clients::{collect, free_port, make_torrents, spawn, Transmission};
+use metadata_util::{lt_inspect, run_cli};
 use serde_json::Value;
 
 const LIMIT: Duration = Duration::from_secs(60);
 const READY: Duration = Duration::from_secs(30);
-
-/// `python3 interop/clients.py make DIR`: the data, the .torrent files, and libtorrent's
-/// description of each.
-fn make_torrents(dir: &Path) -> Vec<Value> {
-    let out = Command::new("python3")
-        .arg(format!("{INTEROP}/clients.py"))
-        .arg("make")
-        .arg(dir)
-        .output()
-        .expect("python3 must be installed");
-    assert!(
-        out.status.success(),
-        "clients.py make: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let ts: Vec<Value> = String::from_utf8(out.stdout)
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
-    assert_eq!(ts.len(), 2);
-    assert_eq!(ts[0]["name"], "single.bin");
-    assert_eq!(ts[1]["name"], "Ünïcødé multi");
-    assert_eq!(
-        (&ts[1]["file_count"], &ts[1]["pad_files"]),
-        (&3.into(), &0.into())
-    );
-    ts
-}
-
-/// A TCP port free on `ip` right now.
-fn free_port(ip: &str) -> u16 {
-    TcpListener::bind((ip, 0))
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-/// Spawn a client binary, failing with the apt line when it is not installed.
-fn spawn(cmd: &mut Command, what: &str) -> Guard {
-    match cmd.spawn() {
-        Ok(c) => Guard(c),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => panic!(
-            "{what} not found: install the clients with \
-             `apt-get install -y transmission-daemon transmission-cli aria2`"
-        ),
-        Err(e) => panic!("spawn {what}: {e}"),
-    }
-}
-
-/// Run a short command, killed after `limit`: (success, stdout + stderr).
-fn output(cmd: &mut Command, what: &str, limit: Duration) -> (bool, String) {
-    let mut g = spawn(
-        cmd.stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped()),
-        what,
-    );
-    let out = collect(g.0.stdout.take().unwrap());
-    let err = collect(g.0.stderr.take().unwrap());
-    let start = Instant::now();
-    let status = loop {
-        if let Some(status) = g.0.try_wait().unwrap() {
-            break status;
-        }
-        assert!(
-            start.elapsed() < limit,
-            "{what} still running after {limit:?}"
-        );
-        thread::sleep(Duration::from_millis(20));
-    };
-    // The readers finish at EOF, right after the exit.
-    thread::sleep(Duration::from_millis(50));
-    let text = [out, err].map(|l| l.lock().unwrap().join("\n")).join("\n");
-    (status.success(), text)
-}
-
-/// Lines a child prints, collected by a thread of their own.
-fn collect(r: impl std::io::Read + Send + 'static) -> Arc<Mutex<Vec<String>>> {
-    let lines = Arc::new(Mutex::new(Vec::new()));
-    let l = Arc::clone(&lines);
-    thread::spawn(move || {
-        for line in BufReader::new(r).lines() {
-            let Ok(line) = line else { break };
-            l.lock().unwrap().push(line);
-        }
-    });
-    lines
-}
 
 /// Fetch every torrent from `peer` (`ip,port`), and check every field, the summary and the
 /// saved torrents. `extra` are further `estudely metadata` options.
@@ -211,121 +118,12 @@ fn fetch_and_check(ts: &[Value], peer: &str, client: &str, extra: &[&str]) {
 
 const TR_IP: &str = "127.0.50.1";
 
-fn transmission_remote(rpc: &str, args: &[&str]) -> (bool, String) {
-    output(
-        Command::new("transmission-remote").arg(rpc).args(args),
-        "transmission-remote",
-        Duration::from_secs(10),
-    )
-}
-
 #[test]
 fn transmission_daemon_serves_metadata() {
     let dir = tempfile::tempdir().unwrap();
     let ts = make_torrents(dir.path());
-    let data = ts[0]["data_dir"].as_str().unwrap();
-    let config = dir.path().join("transmission");
-    std::fs::create_dir(&config).unwrap();
-    let (rpc_port, peer_port) = (free_port(TR_IP), free_port(TR_IP));
-    // What the command line cannot say (PEX, blocklist, IPv6 bind, RPC whitelists, ratio
-    // and idle limits), said before the daemon reads its settings.
-    let settings = serde_json::json!({
-        "dht-enabled": false,
-        "lpd-enabled": false,
-        "pex-enabled": false,
-        "utp-enabled": false,
-        "port-forwarding-enabled": false,
-        "blocklist-enabled": false,
-        "encryption": 0,
-        "bind-address-ipv4": TR_IP,
-        "bind-address-ipv6": "::1",
-        "rpc-bind-address": TR_IP,
-        "rpc-port": rpc_port,
-        "rpc-authentication-required": false,
-        "rpc-whitelist-enabled": false,
-        "rpc-host-whitelist-enabled": false,
-        "peer-port": peer_port,
-        "peer-port-random-on-start": false,
-        "ratio-limit-enabled": false,
-        "idle-seeding-limit-enabled": false,
-        "start-added-torrents": true,
-        "download-dir": data,
-        "watch-dir-enabled": false,
-        "incomplete-dir-enabled": false,
-    });
-    std::fs::write(config.join("settings.json"), settings.to_string()).unwrap();
-    let rpc_port_s = rpc_port.to_string();
-    let peer_port_s = peer_port.to_string();
-    let mut daemon = spawn(
-        Command::new("transmission-daemon")
-            .args(["--foreground", "--config-dir"])
-            .arg(&config)
-            .args(["--rpc-bind-address", TR_IP, "--port", &rpc_port_s])
-            .args(["--peerport", &peer_port_s, "--bind-address-ipv4", TR_IP])
-            .args([
-                "--no-auth",
-                "--no-dht",
-                "--no-lpd",
-                "--no-utp",
-                "--no-portmap",
-            ])
-            .args(["--no-blocklist", "--encryption-tolerated", "--no-watch-dir"])
-            .args([
-                "--no-incomplete-dir",
-                "--no-global-seedratio",
-                "--log-error",
-            ])
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped()),
-        "transmission-daemon",
-    );
-    let log = collect(daemon.0.stderr.take().unwrap());
-    let start = Instant::now();
-    let rpc = format!("{TR_IP}:{rpc_port}");
-
-    // Add the torrents as soon as the RPC answers.
-    for t in &ts {
-        let file = t["file"].as_str().unwrap();
-        loop {
-            let (ok, said) = transmission_remote(&rpc, &["-a", file, "-w", data]);
-            if ok && said.contains("success") {
-                break;
-            }
-            if let Some(status) = daemon.0.try_wait().unwrap() {
-                panic!(
-                    "transmission-daemon exited ({status}): {:?}",
-                    log.lock().unwrap()
-                );
-            }
-            assert!(
-                start.elapsed() < READY,
-                "transmission-remote -a {file}: {said}\ndaemon: {:?}",
-                log.lock().unwrap()
-            );
-            thread::sleep(Duration::from_millis(200));
-        }
-    }
-    // Wait until both are verified at 100% and seeding (Transmission says `Idle` or
-    // `Seeding` for a complete torrent nobody downloads from).
-    loop {
-        let (_, list) = transmission_remote(&rpc, &["-l"]);
-        let done = list
-            .lines()
-            .filter(|l| l.contains("100%") && (l.contains("Idle") || l.contains("Seeding")))
-            .count();
-        if done == ts.len() {
-            eprintln!("transmission seeding after {:?}:\n{list}", start.elapsed());
-            break;
-        }
-        assert!(
-            start.elapsed() < READY,
-            "transmission not seeding after {READY:?}:\n{list}\ndaemon: {:?}",
-            log.lock().unwrap()
-        );
-        thread::sleep(Duration::from_millis(250));
-    }
-
+    let daemon = Transmission::start(dir.path(), TR_IP, &ts, 0);
+    let peer_port = daemon.peer_port;
     let peer = format!("{TR_IP},{peer_port}");
     // Both torrents at once with the default concurrency: Transmission 3.00 closes an
     // incoming connection while another from the same IP is open, so this passes only

@@ -11,18 +11,13 @@
 
 mod metadata_util;
 
-use std::io::Read as _;
-use std::net::TcpListener;
-use std::path::Path;
-use std::process::{Command, Stdio};
-use std::thread;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use metadata_util::{run_cli, Guard, PyHelper, INTEROP};
+use metadata_util::clients::{make_torrents, Transmission};
+use metadata_util::{run_cli, PyHelper};
 use serde_json::Value;
 
 const LIMIT: Duration = Duration::from_secs(60);
-const READY: Duration = Duration::from_secs(30);
 
 /// One torrent to fetch: its DHT key, libtorrent's description, the peer (`ip,port`).
 struct Want {
@@ -144,170 +139,13 @@ fn libtorrent_forced_encryption() {
 
 const TR_IP: &str = "127.0.131.1";
 
-/// A TCP port free on `ip` right now.
-fn free_port(ip: &str) -> u16 {
-    TcpListener::bind((ip, 0))
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-fn spawn(cmd: &mut Command, what: &str) -> Guard {
-    match cmd.spawn() {
-        Ok(c) => Guard(c),
-        Err(e) => {
-            panic!("spawn {what}: {e} (`apt-get install -y transmission-daemon transmission-cli`)")
-        }
-    }
-}
-
-/// `transmission-remote RPC ARGS...`, killed after 10 s: (success, stdout + stderr).
-fn transmission_remote(rpc: &str, args: &[&str]) -> (bool, String) {
-    let mut g = spawn(
-        Command::new("transmission-remote")
-            .arg(rpc)
-            .args(args)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped()),
-        "transmission-remote",
-    );
-    let start = Instant::now();
-    loop {
-        if let Some(status) = g.0.try_wait().unwrap() {
-            let mut text = String::new();
-            for r in [
-                g.0.stdout
-                    .take()
-                    .map(|s| Box::new(s) as Box<dyn std::io::Read>),
-                g.0.stderr
-                    .take()
-                    .map(|s| Box::new(s) as Box<dyn std::io::Read>),
-            ]
-            .into_iter()
-            .flatten()
-            {
-                let mut r = r;
-                let _ = r.read_to_string(&mut text);
-            }
-            return (status.success(), text);
-        }
-        assert!(
-            start.elapsed() < Duration::from_secs(10),
-            "transmission-remote hangs"
-        );
-        thread::sleep(Duration::from_millis(20));
-    }
-}
-
-/// `python3 interop/clients.py make DIR`: data, .torrent files, libtorrent's descriptions.
-fn make_torrents(dir: &Path) -> Vec<Value> {
-    let out = Command::new("python3")
-        .arg(format!("{INTEROP}/clients.py"))
-        .arg("make")
-        .arg(dir)
-        .output()
-        .expect("python3 must be installed");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout)
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect()
-}
-
 #[test]
 fn transmission_required_encryption() {
     let dir = tempfile::tempdir().unwrap();
     let ts = make_torrents(dir.path());
     assert_eq!(ts.len(), 2);
-    let data = ts[0]["data_dir"].as_str().unwrap();
-    let config = dir.path().join("transmission");
-    std::fs::create_dir(&config).unwrap();
-    let (rpc_port, peer_port) = (free_port(TR_IP), free_port(TR_IP));
-    let settings = serde_json::json!({
-        "dht-enabled": false,
-        "lpd-enabled": false,
-        "pex-enabled": false,
-        "utp-enabled": false,
-        "port-forwarding-enabled": false,
-        "blocklist-enabled": false,
-        "encryption": 2,
-        "bind-address-ipv4": TR_IP,
-        "bind-address-ipv6": "::1",
-        "rpc-bind-address": TR_IP,
-        "rpc-port": rpc_port,
-        "rpc-authentication-required": false,
-        "rpc-whitelist-enabled": false,
-        "rpc-host-whitelist-enabled": false,
-        "peer-port": peer_port,
-        "peer-port-random-on-start": false,
-        "ratio-limit-enabled": false,
-        "idle-seeding-limit-enabled": false,
-        "start-added-torrents": true,
-        "download-dir": data,
-        "watch-dir-enabled": false,
-        "incomplete-dir-enabled": false,
-    });
-    std::fs::write(config.join("settings.json"), settings.to_string()).unwrap();
-    let (rpc_s, peer_s) = (rpc_port.to_string(), peer_port.to_string());
-    let _daemon = spawn(
-        Command::new("transmission-daemon")
-            .args(["--foreground", "--config-dir"])
-            .arg(&config)
-            .args(["--rpc-bind-address", TR_IP, "--port", &rpc_s])
-            .args(["--peerport", &peer_s, "--bind-address-ipv4", TR_IP])
-            .args([
-                "--no-auth",
-                "--no-dht",
-                "--no-lpd",
-                "--no-utp",
-                "--no-portmap",
-            ])
-            .args(["--no-blocklist", "--encryption-required", "--no-watch-dir"])
-            .args([
-                "--no-incomplete-dir",
-                "--no-global-seedratio",
-                "--log-error",
-            ])
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null()),
-        "transmission-daemon",
-    );
-    let rpc = format!("{TR_IP}:{rpc_port}");
-    let start = Instant::now();
-    for t in &ts {
-        let file = t["file"].as_str().unwrap();
-        loop {
-            let (ok, said) = transmission_remote(&rpc, &["-a", file, "-w", data]);
-            if ok && said.contains("success") {
-                break;
-            }
-            assert!(
-                start.elapsed() < READY,
-                "transmission-remote -a {file}: {said}"
-            );
-            thread::sleep(Duration::from_millis(200));
-        }
-    }
-    loop {
-        let (_, list) = transmission_remote(&rpc, &["-l"]);
-        let done = list
-            .lines()
-            .filter(|l| l.contains("100%") && (l.contains("Idle") || l.contains("Seeding")))
-            .count();
-        if done == ts.len() {
-            break;
-        }
-        assert!(start.elapsed() < READY, "transmission not seeding:\n{list}");
-        thread::sleep(Duration::from_millis(250));
-    }
+    let daemon = Transmission::start(dir.path(), TR_IP, &ts, 2);
+    let peer_port = daemon.peer_port;
     let peer = format!("{TR_IP},{peer_port}");
     let want: Vec<Want> = ts
         .iter()

@@ -2,6 +2,8 @@
 //! helper processes killed on drop, and in-test peers (good and hostile) on tokio.
 #![allow(dead_code)]
 
+pub mod clients;
+
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::SocketAddr;
 use std::process::{Child, ChildStdin, Command, ExitStatus, Stdio};
