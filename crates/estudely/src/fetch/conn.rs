@@ -91,6 +91,9 @@ pub async fn fetch_one_until(
         return Err(failure);
     }
     for (over, provide) in steps {
+        // A moment before coming back: some clients (Transmission) refuse a connection from
+        // an address whose previous one they still hold open.
+        tokio::time::sleep_until(deadline.min(Instant::now() + RETRY_PAUSE)).await;
         if Instant::now() >= deadline {
             break;
         }
@@ -226,6 +229,9 @@ async fn encrypted(
 fn closed_before_handshake(f: &FetchFailure) -> bool {
     f.kind == FailureKind::Closed && f.detail.starts_with(CLOSED_BEFORE_HANDSHAKE)
 }
+
+/// The pause before connecting to a peer again after it closed on us.
+const RETRY_PAUSE: std::time::Duration = std::time::Duration::from_millis(250);
 
 /// How [`closed`] starts the detail of a close before the peer's handshake.
 const CLOSED_BEFORE_HANDSHAKE: &str = "connection closed before its handshake";
