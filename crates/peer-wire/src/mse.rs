@@ -167,6 +167,26 @@ pub struct MseStream {
 }
 
 impl MseStream {
+    /// The stream at the end of a handshake: RC4 both ways when `rc4` was selected, else
+    /// plaintext; `rest` (bytes received after the handshake) decrypted for the caller.
+    pub(crate) fn after_handshake(
+        rc4: bool,
+        enc: Option<Rc4>,
+        dec: Option<Rc4>,
+        mut rest: Vec<u8>,
+    ) -> (MseStream, Vec<u8>) {
+        let mut stream = if rc4 {
+            MseStream { enc, dec }
+        } else {
+            MseStream {
+                enc: None,
+                dec: None,
+            }
+        };
+        stream.decrypt(&mut rest);
+        (stream, rest)
+    }
+
     /// Whether RC4 was selected (otherwise both directions are plaintext).
     pub fn is_encrypted(&self) -> bool {
         self.enc.is_some()

@@ -205,20 +205,12 @@ impl MseInitiator {
             MseState::Failed(e) => return Err(e),
             _ => return Err(MseError::NotDone),
         }
-        let mut stream = if self.select == Some(CryptoProvide::RC4) {
-            MseStream {
-                enc: self.enc,
-                dec: self.dec,
-            }
-        } else {
-            MseStream {
-                enc: None,
-                dec: None,
-            }
-        };
-        let mut rest = self.buf;
-        stream.decrypt(&mut rest);
-        Ok((stream, rest))
+        Ok(MseStream::after_handshake(
+            self.select == Some(CryptoProvide::RC4),
+            self.enc,
+            self.dec,
+            self.buf,
+        ))
     }
 }
 
