@@ -5,6 +5,8 @@ use std::time::Duration;
 
 use estudely_krpc::InfoHash;
 
+use super::Shard;
+
 /// Crawl budgets and bounds. Every field documents its default.
 #[derive(Debug, Clone)]
 pub struct CrawlConfig {
@@ -53,6 +55,27 @@ pub struct CrawlConfig {
     pub bootstrap: Vec<SocketAddr>,
     /// Seconds between attempts to re-bootstrap when no node is known. Default 10 s.
     pub bootstrap_retry: Duration,
+    /// The slice of the node-id space this crawler samples (`--shard K/N`): nodes outside
+    /// it are used to find others but never sampled, and sample and walk targets lie
+    /// inside it. Default the whole keyspace.
+    pub shard: Shard,
+    /// Run a `get_peers` search for each new infohash. Default `true`; `false` reports
+    /// infohashes only (no [`CrawlEvent::Peer`] or [`CrawlEvent::SearchDone`]), as in the
+    /// sampling simulation.
+    pub search_peers: bool,
+    /// Bytes of the fixed-memory filter that remembers nodes resting inside their interval
+    /// once the known-node table is half full (see [`super::RestingNodes`]); 0 keeps every
+    /// node in the table. At about 10 bits per node, a crawl sending Q samples a second
+    /// needs about `Q × 21,600 × 10 / 8` bytes for six-hour intervals (27 MB at 1,000/s).
+    /// Default 8 MiB.
+    pub max_resting_bytes: usize,
+}
+
+/// Bytes of resting filter that keep false positives near 1 % for a crawl sending `rate`
+/// queries a second against six-hour intervals (at least 1 MiB).
+pub fn resting_bytes_for_rate(rate: f64) -> usize {
+    let per_interval = rate.max(0.0) * 21_600.0;
+    ((per_interval * 10.0 / 8.0) as usize).max(1 << 20)
 }
 
 impl Default for CrawlConfig {
@@ -75,6 +98,9 @@ impl Default for CrawlConfig {
             forget_seen_when_full: false,
             bootstrap: Vec::new(),
             bootstrap_retry: Duration::from_secs(10),
+            shard: Shard::all(),
+            search_peers: true,
+            max_resting_bytes: 8 << 20,
         }
     }
 }
@@ -179,6 +205,12 @@ pub struct CrawlStats {
     pub walks_before_first_sample: Option<u64>,
     /// Times the seen-set was full and forgotten (`forget_seen_when_full`).
     pub seen_generations: u64,
+    /// Nodes not remembered because their id lies outside this crawler's shard.
+    pub nodes_other_shard: u64,
+    /// Nodes found again while resting inside their interval (not asked again).
+    pub nodes_resting: u64,
+    /// Nodes put to rest in the fixed-memory filter.
+    pub nodes_rested: u64,
     /// Peer searches stopped by the caller ([`Crawler::cancel_search`](super::Crawler::cancel_search)).
     pub searches_cancelled: u64,
 }

@@ -20,6 +20,7 @@ use std::time::Instant;
 
 use estudely_krpc::NodeId;
 
+use super::resting::RestingNodes;
 use crate::bounded::BoundedMap;
 
 /// The crawler's view of one node.
@@ -53,6 +54,8 @@ pub enum Discovery {
     FrontierFull,
     /// Every slot holds a node inside its interval or waiting to be visited: refused for now.
     Full,
+    /// It rests inside its interval (see [`RestingNodes`]): not asked again yet.
+    Resting,
 }
 
 /// Bounded bookkeeping of nodes seen by the crawler.
@@ -65,6 +68,7 @@ pub struct KnownNodes {
     frontier: VecDeque<SocketAddr>,
     max_frontier: usize,
     due: BinaryHeap<Reverse<(Instant, SocketAddr)>>,
+    resting: Option<RestingNodes>,
     /// Nodes retired to make room for new ones.
     pub retired: u64,
 }
@@ -81,8 +85,41 @@ impl KnownNodes {
             frontier: VecDeque::new(),
             max_frontier: max_frontier.max(1),
             due: BinaryHeap::new(),
+            resting: None,
             retired: 0,
         }
+    }
+
+    /// Once the table is half full, put nodes that answered with a long interval to rest
+    /// in `resting` (fixed memory) instead of keeping their entries: see
+    /// [`KnownNodes::schedule_after_sample`].
+    pub fn with_resting(mut self, resting: RestingNodes) -> Self {
+        self.resting = resting.enabled().then_some(resting);
+        self
+    }
+
+    /// The resting nodes' filter, if any.
+    pub fn resting(&self) -> Option<&RestingNodes> {
+        self.resting.as_ref()
+    }
+
+    /// `addr` answered `sample_infohashes` at `now` and may be asked again at `at`. While
+    /// the table is less than half full, or `at` is less than one of the filter's time
+    /// slices away (1/24 of the longest interval), this is [`KnownNodes::schedule`]; else the node leaves the table and
+    /// rests in the fixed-memory filter until `at` (it is refused if found again before).
+    /// Returns whether it was put to rest.
+    pub fn schedule_after_sample(&mut self, now: Instant, addr: SocketAddr, at: Instant) -> bool {
+        let crowded = self.nodes.len() >= self.capacity / 2;
+        if let Some(r) = self.resting.as_mut().filter(|_| crowded) {
+            let queued = self.nodes.get(&addr).is_some_and(|k| k.queued);
+            if !queued && r.long_enough(now, at) {
+                r.rest(now, &addr, at);
+                self.nodes.remove(&addr);
+                return true;
+            }
+        }
+        self.schedule(addr, at);
+        false
     }
 
     /// Nodes remembered.
@@ -143,6 +180,9 @@ impl KnownNodes {
     pub fn discover(&mut self, now: Instant, addr: SocketAddr, id: NodeId) -> Discovery {
         if self.nodes.contains_key(&addr) {
             return Discovery::Known;
+        }
+        if self.resting.as_ref().is_some_and(|r| r.rests(now, &addr)) {
+            return Discovery::Resting;
         }
         if self.frontier.len() >= self.max_frontier {
             return Discovery::FrontierFull;
@@ -381,5 +421,37 @@ mod tests {
         let mut want: Vec<SocketAddr> = (0..10).map(b).collect();
         want.sort();
         assert_eq!(popped, want);
+    }
+
+    #[test]
+    fn crowded_table_puts_long_intervals_to_rest_and_refuses_them_until_then() {
+        let t0 = Instant::now();
+        let six = Duration::from_secs(21_600);
+        let mut k = KnownNodes::new(4, 100, 4).with_resting(RestingNodes::new(t0, six, 1 << 16, 5));
+        for i in 0..4 {
+            assert_eq!(k.discover(t0, b(i), NodeId([i as u8; 20])), Discovery::New);
+        }
+        for i in 0..4 {
+            assert_eq!(k.pop_next(t0), Some(b(i)));
+        }
+        // Short waits stay in the table, exact.
+        assert!(!k.schedule_after_sample(t0, b(0), t0 + Duration::from_secs(60)));
+        assert!(k.peek(&b(0)).is_some());
+        // Long ones leave it while it is at least half full.
+        assert!(k.schedule_after_sample(t0, b(1), t0 + six));
+        assert!(k.schedule_after_sample(t0, b(2), t0 + six));
+        assert!(k.schedule_after_sample(t0, b(3), t0 + six));
+        assert_eq!(k.len(), 1);
+        assert!(
+            !k.schedule_after_sample(t0, b(0), t0 + six),
+            "now under half full"
+        );
+        assert_eq!(k.resting().unwrap().rested, 3);
+        for t in [t0, t0 + six - Duration::from_secs(1)] {
+            assert_eq!(k.discover(t, b(1), NodeId([1; 20])), Discovery::Resting);
+        }
+        assert_eq!(k.discover(t0 + six, b(2), NodeId([2; 20])), Discovery::New);
+        // Room was made: new nodes are taken.
+        assert_eq!(k.discover(t0, b(7), NodeId([7; 20])), Discovery::New);
     }
 }

@@ -15,8 +15,10 @@ mod config;
 #[cfg(test)]
 mod fault_tests;
 mod known;
+mod resting;
 mod search;
 pub(crate) mod seen;
+mod shard;
 #[cfg(test)]
 mod tests;
 
@@ -25,14 +27,16 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use rand::rngs::SmallRng;
-use rand::{Rng, SeedableRng};
+use rand::SeedableRng;
 
 use estudely_krpc::{Body, CompactNode, InfoHash, Message, NodeId, Query, Response};
 
-pub use config::{CrawlConfig, CrawlEvent, CrawlStats};
+pub use config::{resting_bytes_for_rate, CrawlConfig, CrawlEvent, CrawlStats};
 pub use known::{Discovery, Known, KnownNodes};
+pub use resting::RestingNodes;
 pub use search::Search;
 pub use seen::{keyed_hash, mix, SeenSet};
+pub use shard::{BadShard, Shard, MAX_SHARDS};
 
 use crate::bounded::BoundedMap;
 use crate::{Config, Event, Node, QueryError, QueryId, Transmit};
@@ -84,7 +88,13 @@ impl Crawler {
         let seen_key = node_config.seed.rotate_left(17) ^ 0x5EE7_5E75_1234_ABCD;
         Crawler {
             node: Node::new(node_config, now),
-            known: KnownNodes::new(cfg.max_known_nodes, cfg.max_frontier, cfg.max_ids_per_ip),
+            known: KnownNodes::new(cfg.max_known_nodes, cfg.max_frontier, cfg.max_ids_per_ip)
+                .with_resting(RestingNodes::new(
+                    now,
+                    cfg.max_interval,
+                    cfg.max_resting_bytes,
+                    seen_key.rotate_left(29) ^ 0x7E57_1A6B,
+                )),
             seen: SeenSet::new(cfg.max_seen_infohashes, seen_key),
             rng,
             pending: HashMap::new(),
@@ -120,7 +130,10 @@ impl Crawler {
     pub fn warm_start(&mut self, now: Instant, nodes: &[CompactNode]) -> usize {
         let mut taken = 0;
         for n in nodes {
-            if n.id == self.node.id() || !self.node.admit(&n.addr) {
+            if n.id == self.node.id()
+                || !self.node.admit(&n.addr)
+                || !self.cfg.shard.contains(&n.id.0)
+            {
                 continue;
             }
             if self.known.discover(now, n.addr, n.id) == Discovery::New {
@@ -163,6 +176,7 @@ impl Crawler {
             searches: self.searches.len() + self.search_queue.len(),
             search_queue: self.search_queue.len(),
             nodes_retired: self.known.retired,
+            nodes_rested: self.known.resting().map_or(0, |r| r.rested),
             addr_refused: node.refused,
             nodes_dead: node.dead,
             table_secure: node.nodes_secure,
@@ -318,6 +332,9 @@ impl Crawler {
             from,
             announced: true,
         });
+        if !self.cfg.search_peers {
+            return;
+        }
         self.events.push_back(CrawlEvent::Peer { info_hash, peer });
         if self.search_queue.len() < self.cfg.max_search_queue {
             self.search_queue.push_back((info_hash, from, Some(peer)));
@@ -479,7 +496,7 @@ impl Crawler {
             self.stats.samples_sent += 1;
             let q = Query::SampleInfohashes {
                 id: NodeId::default(),
-                target: NodeId(self.rng.gen()),
+                target: NodeId(self.cfg.shard.random_id(&mut self.rng)),
                 want: self.node.our_want(),
             };
             self.send(now, addr, q, Purpose::Sample(addr));
@@ -492,7 +509,7 @@ impl Crawler {
     fn idle(&mut self, now: Instant) -> bool {
         if !self.known.is_empty() && now >= self.next_walk {
             self.next_walk = now + Duration::from_secs(1);
-            let target: [u8; 20] = self.rng.gen();
+            let target = self.cfg.shard.random_id(&mut self.rng);
             let v6 = !self.node.config.ipv4;
             if let Some(n) = self.node.closest_nodes(&target, 1, v6, now).first() {
                 if self.node.within_budget(&n.addr, now) {
@@ -523,7 +540,7 @@ impl Crawler {
         self.stats.find_nodes_sent += 1;
         let q = Query::FindNode {
             id: NodeId::default(),
-            target: NodeId(self.rng.gen()),
+            target: NodeId(self.cfg.shard.random_id(&mut self.rng)),
             want: self.node.our_want(),
         };
         self.send(now, to, q, Purpose::Walk(to));
@@ -678,8 +695,13 @@ impl Crawler {
     }
 
     fn discover(&mut self, now: Instant, addr: SocketAddr, id: NodeId) {
+        if !self.cfg.shard.contains(&id.0) {
+            self.stats.nodes_other_shard += 1;
+            return;
+        }
         match self.known.discover(now, addr, id) {
             Discovery::New | Discovery::Known => {}
+            Discovery::Resting => self.stats.nodes_resting += 1,
             Discovery::Distrusted => self.stats.nodes_distrusted += 1,
             Discovery::Full | Discovery::FrontierFull => self.stats.nodes_refused += 1,
         }
@@ -726,7 +748,6 @@ impl Crawler {
             k.bep51 = Some(true);
             k.failed_samples = 0;
         }
-        self.known.schedule(addr, now + wait);
         // A node cannot sample more infohashes than it says it stores, nor repeat one, nor
         // send more than a datagram holds.
         let mut distinct = r.samples.clone();
@@ -737,9 +758,11 @@ impl Crawler {
             || r.samples.len() > MAX_SAMPLES_PER_REPLY;
         if lies {
             self.stats.lies += 1;
+            self.known.schedule(addr, now + wait);
             return;
         }
         self.node_sampled(addr, version, Some(interval));
+        self.known.schedule_after_sample(now, addr, now + wait);
         self.stats.samples_answered += 1;
         if self.stats.walks_before_first_sample.is_none() {
             self.stats.walks_before_first_sample = Some(self.stats.find_nodes_sent);
@@ -759,7 +782,9 @@ impl Crawler {
                 from: addr,
                 announced: false,
             });
-            self.search_queue.push_back((ih, addr, None));
+            if self.cfg.search_peers {
+                self.search_queue.push_back((ih, addr, None));
+            }
         }
     }
 }
