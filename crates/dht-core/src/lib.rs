@@ -27,6 +27,7 @@ mod lookups;
 mod node;
 pub mod peer_store;
 pub mod politeness;
+pub mod procnet;
 pub mod routing;
 mod secure;
 mod send;

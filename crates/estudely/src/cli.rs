@@ -60,6 +60,9 @@ pub enum Command {
     /// Write one self-contained HTML report (charts and tables) of an index or an output file.
     #[command(after_help = crate::cmd::report::EXAMPLES)]
     Report(crate::cmd::report::ReportArgs),
+    /// Crawl a simulated 10-million-node DHT in virtual time: coverage, queries, memory.
+    #[command(after_help = crate::cmd::simulate::EXAMPLES)]
+    Simulate(crate::cmd::simulate::SimulateArgs),
 }
 
 const QUERY_EXAMPLES: &str = "Examples:
@@ -93,7 +96,8 @@ impl Command {
             | Command::Export(_)
             | Command::Search(_)
             | Command::Stats(_)
-            | Command::Report(_) => "warn",
+            | Command::Report(_)
+            | Command::Simulate(_) => "warn",
             Command::Serve(_) => "info",
         }
     }

@@ -103,23 +103,32 @@ impl KnownNodes {
         self.resting.as_ref()
     }
 
-    /// `addr` answered `sample_infohashes` at `now` and may be asked again at `at`. While
-    /// the table is less than half full, or `at` is less than one of the filter's time
-    /// slices away (1/24 of the longest interval), this is [`KnownNodes::schedule`]; else the node leaves the table and
-    /// rests in the fixed-memory filter until `at` (it is refused if found again before).
-    /// Returns whether it was put to rest.
+    /// `addr` answered `sample_infohashes` at `now` and may be asked again at `at`: it rests
+    /// (see [`KnownNodes::rest_if_crowded`]) or is scheduled. Returns whether it rests.
     pub fn schedule_after_sample(&mut self, now: Instant, addr: SocketAddr, at: Instant) -> bool {
-        let crowded = self.nodes.len() >= self.capacity / 2;
-        if let Some(r) = self.resting.as_mut().filter(|_| crowded) {
-            let queued = self.nodes.get(&addr).is_some_and(|k| k.queued);
-            if !queued && r.long_enough(now, at) {
-                r.rest(now, &addr, at);
-                self.nodes.remove(&addr);
-                return true;
-            }
+        if self.rest_if_crowded(now, addr, at) {
+            return true;
         }
         self.schedule(addr, at);
         false
+    }
+
+    /// When the table is at least half full and `until` at least one of the filter's time
+    /// slices away (1/24 of the longest interval), `addr` leaves the table and rests in the
+    /// fixed-memory filter until `until`: it is refused if found again before. Returns
+    /// whether it did (else nothing changed).
+    pub fn rest_if_crowded(&mut self, now: Instant, addr: SocketAddr, until: Instant) -> bool {
+        let crowded = self.nodes.len() >= self.capacity / 2;
+        let Some(r) = self.resting.as_mut().filter(|_| crowded) else {
+            return false;
+        };
+        let queued = self.nodes.get(&addr).is_some_and(|k| k.queued);
+        if queued || !r.long_enough(now, until) {
+            return false;
+        }
+        r.rest(now, &addr, until);
+        self.nodes.remove(&addr);
+        true
     }
 
     /// Nodes remembered.

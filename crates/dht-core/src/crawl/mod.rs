@@ -166,6 +166,11 @@ impl Crawler {
         out
     }
 
+    /// Bytes of the seen-set (fixed when the crawler is made; pages are touched on use).
+    pub fn seen_bytes(&self) -> usize {
+        self.seen.bytes()
+    }
+
     /// Counters.
     pub fn stats(&self) -> CrawlStats {
         let node = self.node.stats();
@@ -200,10 +205,12 @@ impl Crawler {
     }
 
     /// Whether the search queue could take the samples of every reply in flight plus one
-    /// more: sampling waits otherwise, so no sampled infohash is ever dropped.
+    /// more: sampling waits otherwise, so no sampled infohash is ever dropped. (Always,
+    /// without peer searches.)
     fn room_to_sample(&self) -> bool {
-        self.search_queue.len() + (self.samples_in_flight + 1) * MAX_SAMPLES_PER_REPLY
-            <= self.cfg.max_search_queue.max(MAX_SAMPLES_PER_REPLY)
+        !self.cfg.search_peers
+            || self.search_queue.len() + (self.samples_in_flight + 1) * MAX_SAMPLES_PER_REPLY
+                <= self.cfg.max_search_queue.max(MAX_SAMPLES_PER_REPLY)
     }
 
     /// Feed one datagram.
@@ -571,11 +578,7 @@ impl Crawler {
             (Purpose::Sample(addr), Ok(r)) => self.on_sample(now, addr, r, version),
             (Purpose::Sample(addr), Err(QueryError::Remote(_))) => {
                 // No BEP 51 here: fall back to find_node so its neighbours are still found.
-                if let Some(k) = self.known.get_mut(&addr) {
-                    k.bep51 = Some(false);
-                }
-                self.known
-                    .schedule(addr, now + self.cfg.rewalk.max(self.cfg.min_resample));
+                self.no_bep51(now, addr);
                 self.walk(now, addr);
             }
             (Purpose::Walk(addr), Ok(r)) => {
@@ -641,7 +644,15 @@ impl Crawler {
             }
             (Purpose::Sample(addr) | Purpose::Walk(addr), Err(e)) => {
                 self.stats.failures += 1;
-                if let (Purpose::Sample(_), Some(k)) = (p, self.known.get_mut(&addr)) {
+                let never_answered = self.known.peek(&addr).is_some_and(|k| k.bep51.is_none());
+                if never_answered
+                    && self
+                        .known
+                        .rest_if_crowded(now, addr, now + self.cfg.max_interval)
+                {
+                    // Crowded, and it never answered (often: behind a NAT): rest for the
+                    // longest interval rather than take a slot with retries.
+                } else if let (Purpose::Sample(_), Some(k)) = (p, self.known.get_mut(&addr)) {
                     // No usable reply (lost, malformed): back off, doubling the wait from
                     // min_resample each time, up to max_interval.
                     k.failed_samples = k.failed_samples.saturating_add(1);
@@ -660,6 +671,21 @@ impl Crawler {
                     self.known.forget(&addr);
                 }
             }
+        }
+    }
+
+    /// `addr` does not speak BEP 51: walked again every `rewalk`, never sampled; or, when
+    /// the known-node table is crowded, left to rest for the longest interval.
+    fn no_bep51(&mut self, now: Instant, addr: SocketAddr) {
+        if let Some(k) = self.known.get_mut(&addr) {
+            k.bep51 = Some(false);
+        }
+        if !self
+            .known
+            .rest_if_crowded(now, addr, now + self.cfg.max_interval)
+        {
+            self.known
+                .schedule(addr, now + self.cfg.rewalk.max(self.cfg.min_resample));
         }
     }
 
@@ -735,11 +761,7 @@ impl Crawler {
         let Some(interval) = r.interval else {
             self.node_sampled(addr, version, None);
             // Answered, but not with BEP 51 fields: treat as a node without BEP 51.
-            if let Some(k) = self.known.get_mut(&addr) {
-                k.bep51 = Some(false);
-            }
-            self.known
-                .schedule(addr, now + self.cfg.rewalk.max(self.cfg.min_resample));
+            self.no_bep51(now, addr);
             return;
         };
         let wait = Duration::from_secs(u64::from(interval))

@@ -12,6 +12,7 @@ pub mod report;
 pub mod run;
 pub mod search;
 pub mod serve;
+pub mod simulate;
 pub mod stats;
 pub mod testnet;
 
@@ -34,6 +35,7 @@ pub async fn run(command: Command) -> anyhow::Result<()> {
         Command::Search(args) => blocking(move || search::run(args)).await,
         Command::Stats(args) => blocking(move || stats::run(args)).await,
         Command::Report(args) => blocking(move || report::run(args)).await,
+        Command::Simulate(args) => blocking(move || simulate::run(args)).await,
     }
 }
 

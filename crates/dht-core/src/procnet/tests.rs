@@ -1,0 +1,173 @@
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use estudely_krpc::{Body, Message, NodeId, Query, TransactionId};
+
+use super::*;
+
+fn small(seed: u64, nodes: u32) -> ProcNet {
+    ProcNet::new(ProcConfig {
+        seed,
+        nodes,
+        infohashes: u64::from(nodes) * 2,
+        ..ProcConfig::default()
+    })
+}
+
+fn query(q: Query) -> Vec<u8> {
+    Message {
+        tid: TransactionId::new(b"aa").unwrap(),
+        version: None,
+        ip: None,
+        read_only: false,
+        body: Body::Query(q),
+    }
+    .encode()
+}
+
+#[test]
+fn closest_nodes_are_exactly_the_xor_closest() {
+    let net = small(3, 3_000);
+    let mut rng = 77u64;
+    for round in 0..300u64 {
+        rng = mix(rng);
+        let mut target = [0u8; 20];
+        for (k, b) in target.iter_mut().enumerate() {
+            *b = (mix(rng ^ k as u64) & 0xff) as u8;
+        }
+        let t = round * 600;
+        let got: Vec<NodeId> = net.closest(&target, t, 8).iter().map(|n| n.id).collect();
+        let mut all: Vec<([u8; 20], NodeId)> = (0..3_000)
+            .map(|i| {
+                let id = net.id(i, net.session(i, t).0);
+                let mut d = id.0;
+                for (x, y) in d.iter_mut().zip(target) {
+                    *x ^= y;
+                }
+                (d, id)
+            })
+            .collect();
+        all.sort();
+        let want: Vec<NodeId> = all.iter().take(8).map(|(_, id)| *id).collect();
+        assert_eq!(got, want, "target {target:?} at {t}");
+    }
+}
+
+#[test]
+fn infohashes_are_distinct_found_again_and_stored_where_said() {
+    let net = small(5, 2_000);
+    let mut all = BTreeSet::new();
+    for j in 0..4_000 {
+        let ih = net.infohash(j);
+        assert_eq!(net.infohash_index(&ih), Some(j));
+        assert!(all.insert(ih));
+        let (a, b) = net.replicas(j);
+        assert!(b - a + 1 >= 8 && b - a < 64);
+        for i in a..=b {
+            assert!(net.stored(i as u32).contains(&j), "{j} at {i}");
+        }
+    }
+    let total: usize = (0..2_000).map(|i| net.stored(i).len()).sum();
+    let replicas: u64 = (0..4_000)
+        .map(|j| net.replicas(j).1 - net.replicas(j).0 + 1)
+        .sum();
+    assert_eq!(
+        total as u64, replicas,
+        "stored() is exactly the inverse of replicas()"
+    );
+    let mut forged = net.infohash(7);
+    forged.0[19] ^= 1;
+    assert_eq!(net.infohash_index(&forged), None);
+    // Popularity is skewed: most swarms are tiny, a few are large.
+    let sizes: Vec<u64> = (0..4_000).map(|j| net.swarm(j)).collect();
+    assert!(sizes.iter().filter(|&&s| s <= 2).count() > 2_500);
+    assert!(sizes.iter().any(|&s| s >= 100));
+}
+
+#[test]
+fn answers_follow_the_model() {
+    let mut net = small(9, 5_000);
+    let (mut samples, mut refusals, mut silent) = (0, 0, 0);
+    for i in 0..400 {
+        let (e, online) = net.session(i, 0);
+        let to = net.addr(i, e);
+        let q = query(Query::SampleInfohashes {
+            id: NodeId([1; 20]),
+            target: NodeId([2; 20]),
+            want: Default::default(),
+        });
+        let Some((rtt, reply)) = net.answer(0, Duration::ZERO, &to, &q) else {
+            silent += 1;
+            continue;
+        };
+        assert!(online && !net.unreachable(i));
+        assert!(rtt >= Duration::from_millis(20) && rtt <= Duration::from_millis(500));
+        let m = Message::decode(&reply).unwrap();
+        match m.body {
+            Body::Response(r) => {
+                assert!(net.bep51(i));
+                assert_eq!(r.id, net.id(i, e));
+                let stored = net.stored(i);
+                assert_eq!(r.num, Some(stored.len() as u32));
+                assert_eq!(r.samples.len(), stored.len().min(20));
+                assert!(r
+                    .samples
+                    .iter()
+                    .all(|ih| stored.contains(&net.infohash_index(ih).unwrap())));
+                assert_eq!(r.interval, Some(net.interval(i)));
+                assert_eq!(r.nodes.len(), 8);
+                samples += 1;
+            }
+            Body::Error(e) => {
+                assert!(!net.bep51(i));
+                assert_eq!(e.code, 204);
+                refusals += 1;
+            }
+            Body::Query(_) => panic!("a query"),
+        }
+        // The same slot at another port (an earlier session's address) is gone.
+        let mut stale = to;
+        stale.set_port(to.port() ^ 1);
+        assert!(net.answer(0, Duration::ZERO, &stale, &q).is_none());
+    }
+    assert!(
+        samples > 80 && refusals > 80 && silent > 80,
+        "{samples} {refusals} {silent}"
+    );
+    assert!(net
+        .answer(0, Duration::ZERO, &"1.2.3.4:5".parse().unwrap(), b"d1:ad")
+        .is_none());
+}
+
+fn sim(seed: u64, nodes: u32, rate: f64, shards: u32, known: usize) -> Simulation {
+    let mut cfg = SimConfig::new(
+        ProcConfig {
+            seed,
+            nodes,
+            infohashes: u64::from(nodes) * 2,
+            ..ProcConfig::default()
+        },
+        rate,
+        shards,
+    );
+    cfg.max_known_nodes = known;
+    cfg.check_etiquette = true;
+    Simulation::new(&cfg)
+}
+
+fn curve(s: &mut Simulation, secs: u64) -> Vec<Checkpoint> {
+    let mut out = Vec::new();
+    s.run(Duration::from_secs(secs), Duration::from_secs(300), |c| {
+        out.push(c.clone())
+    });
+    out
+}
+
+#[test]
+fn same_seed_same_run() {
+    let a = curve(&mut sim(21, 20_000, 100.0, 2, 100_000), 1_200);
+    let b = curve(&mut sim(21, 20_000, 100.0, 2, 100_000), 1_200);
+    assert_eq!(a, b);
+    let c = curve(&mut sim(22, 20_000, 100.0, 2, 100_000), 1_200);
+    assert_ne!(a.last().unwrap().found, c.last().unwrap().found);
+}
