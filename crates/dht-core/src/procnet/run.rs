@@ -95,7 +95,7 @@ impl Ord for Arrival {
 #[derive(Debug)]
 pub struct Simulation {
     net: ProcNet,
-    crawlers: Vec<Crawler>,
+    pub(super) crawlers: Vec<Crawler>,
     queue: BinaryHeap<Reverse<Arrival>>,
     start: Instant,
     now: Instant,

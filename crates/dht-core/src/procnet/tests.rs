@@ -171,3 +171,73 @@ fn same_seed_same_run() {
     let c = curve(&mut sim(22, 20_000, 100.0, 2, 100_000), 1_200);
     assert_ne!(a.last().unwrap().found, c.last().unwrap().found);
 }
+
+/// A crawler that can keep only 2,000 nodes in full, on a 50,000-node network: it rests
+/// what it sampled in its fixed filter, never samples a node inside its interval, keeps
+/// its counts of memory bounded, and finds most of what sampling can find.
+#[test]
+fn crowded_crawl_keeps_etiquette_and_bounded_memory() {
+    let mut s = sim(31, 50_000, 200.0, 1, 2_000);
+    let points = curve(&mut s, 3_600);
+    let end = points.last().unwrap();
+    assert_eq!(
+        end.net.early_samples, 0,
+        "a node sampled inside its interval"
+    );
+    assert!(end.nodes_rested > 10_000, "{end:?}");
+    let budget = crate::crawl::resting_bytes_for_rate(200.0) + s.crawlers[0].seen_bytes();
+    for w in points.windows(2) {
+        assert!(w[1].found >= w[0].found);
+        assert!(w[1].nodes_known <= 2_000, "{:?}", w[1]);
+        assert!(
+            w[1].filter_bytes <= budget,
+            "{} > {budget}",
+            w[1].filter_bytes
+        );
+    }
+    // The rate limit holds (a burst at the start aside); a network this small runs out of
+    // nodes outside their interval long before the hour is up, and the crawl slows.
+    assert!(end.queries <= 200 * 3_600 + 1_000, "{}", end.queries);
+    let samplable = s.net().samplable();
+    assert!(end.found <= samplable);
+    assert!(
+        end.found * 10 >= samplable * 8,
+        "{} of {samplable}",
+        end.found
+    );
+}
+
+/// The first checkpoint at which `found` reaches `want`.
+fn time_to(points: &[Checkpoint], want: u64) -> Option<Duration> {
+    points.iter().find(|c| c.found >= want).map(|c| c.at)
+}
+
+/// Four crawlers splitting the keyspace, each at the rate of one, reach the coverage one
+/// crawler has after 40 minutes at least 3.5 times sooner.
+#[test]
+fn four_shards_reach_the_same_coverage_three_and_a_half_times_sooner() {
+    let every = Duration::from_secs(20);
+    let run = |shards| {
+        let mut s = sim(41, 200_000, 100.0, shards, 100_000);
+        let mut out = Vec::new();
+        s.run(Duration::from_secs(2_400), every, |c| out.push(c.clone()));
+        (s.crawler_stats(), out)
+    };
+    let (_, one) = run(1);
+    let (stats, four) = run(4);
+    let want = one.last().unwrap().found;
+    let t1 = time_to(&one, want).unwrap();
+    let t4 = time_to(&four, want).expect("four shards reach it");
+    eprintln!("one crawler: {want} found at {t1:?}; four shards: at {t4:?}");
+    assert!(
+        t1.as_secs_f64() >= 3.5 * t4.as_secs_f64(),
+        "{t1:?} vs {t4:?}"
+    );
+    assert_eq!(four.last().unwrap().net.early_samples, 0);
+    for st in &stats {
+        assert!(
+            st.nodes_other_shard > 0,
+            "nodes outside the shard are set aside"
+        );
+    }
+}
