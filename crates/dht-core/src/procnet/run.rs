@@ -27,6 +27,9 @@ pub struct SimConfig {
     /// Count samples sent inside a node's interval ([`ProcNet::check_etiquette`]; 4 bytes
     /// per node and crawler).
     pub check_etiquette: bool,
+    /// Run a `get_peers` search for each new infohash, as `run` and `collect` do (with
+    /// their 16 searches at once and 8,192 queued); `false` samples only.
+    pub search_peers: bool,
 }
 
 impl SimConfig {
@@ -38,6 +41,7 @@ impl SimConfig {
             shards: shards.max(1),
             max_known_nodes: 100_000,
             check_etiquette: false,
+            search_peers: false,
         }
     }
 }
@@ -55,6 +59,10 @@ pub struct Checkpoint {
     pub samples_sent: u64,
     /// `sample_infohashes` answered with samples.
     pub samples_answered: u64,
+    /// `get_peers` sent (peer searches, with `search_peers`).
+    pub get_peers_sent: u64,
+    /// Distinct (infohash, peer) pairs found.
+    pub peers: u64,
     /// Nodes the crawlers remember in full, summed.
     pub nodes_known: usize,
     /// Nodes put to rest in the crawlers' fixed-memory filters, summed.
@@ -129,7 +137,8 @@ impl Simulation {
             .map(|k| {
                 let crawl = CrawlConfig {
                     max_infohashes: 0,
-                    search_peers: false,
+                    search_peers: cfg.search_peers,
+                    max_concurrent_searches: ((cfg.rate / 2.0) as usize).max(16),
                     forget_seen_when_full: true,
                     max_seen_infohashes: 1_000_000,
                     max_in_flight: in_flight,
@@ -193,6 +202,8 @@ impl Simulation {
             queries: sum(|s| s.samples_sent + s.find_nodes_sent + s.get_peers_sent),
             samples_sent: sum(|s| s.samples_sent),
             samples_answered: sum(|s| s.samples_answered),
+            get_peers_sent: sum(|s| s.get_peers_sent),
+            peers: sum(|s| s.peers),
             nodes_known: stats.iter().map(|s| s.nodes_known).sum(),
             nodes_rested: sum(|s| s.nodes_rested),
             filter_bytes: self

@@ -84,6 +84,11 @@ pub struct SimulateArgs {
     /// bytes per node and crawler.
     #[arg(long)]
     pub check_etiquette: bool,
+    /// Also search the peers of each new infohash with `get_peers`, as `run` and `collect`
+    /// do before fetching metadata (16 searches at once, up to 8 queries each); the
+    /// default samples only.
+    #[arg(long)]
+    pub search_peers: bool,
     /// Output format.
     #[arg(long, value_enum, default_value_t = SimFormat::Table)]
     pub format: SimFormat,
@@ -151,6 +156,7 @@ pub fn run(args: SimulateArgs) -> anyhow::Result<()> {
     let mut cfg = SimConfig::new(net, args.rate, args.shards);
     cfg.max_known_nodes = args.max_known_nodes as usize;
     cfg.check_etiquette = args.check_etiquette;
+    cfg.search_peers = args.search_peers;
     let wall = Instant::now();
     let mut sim = Simulation::new(&cfg);
     let total = sim.net().config().infohashes;
@@ -231,6 +237,14 @@ pub fn run(args: SimulateArgs) -> anyhow::Result<()> {
     let elapsed = wall.elapsed().as_secs_f64();
     let samplable = sim.net().samplable();
     let (_, peak) = memory_mb();
+    if args.search_peers {
+        writeln!(
+            out,
+            "# peer searches: {} get_peers sent, {} (infohash, peer) pairs found",
+            thousands(end.get_peers_sent),
+            thousands(end.peers),
+        )?;
+    }
     let etiquette = if args.check_etiquette {
         format!("{} samples inside a node's interval", end.net.early_samples)
     } else {
