@@ -73,11 +73,12 @@ pub struct CrawlConfig {
 }
 
 /// Bytes of resting filter for a crawl sending `rate` queries a second against six-hour
-/// intervals: one byte (8 bits) per query of an interval, at least 1 MiB. Fewer than one
-/// node rests per query (the rest are walks, repeats and silent nodes), so false
-/// positives stay near 3 % or below.
+/// intervals: one byte (8 bits) per query of an interval, from 1 MiB to 64 MiB. Fewer than
+/// one node rests per query (the rest are walks, repeats and silent nodes), so false
+/// positives stay near 3 % or below; and 64 MiB holds a whole DHT's worth of nodes per six
+/// hours (25 million at over 20 bits each), which no faster crawl can exceed.
 pub fn resting_bytes_for_rate(rate: f64) -> usize {
-    ((rate.max(0.0) * 21_600.0) as usize).max(1 << 20)
+    ((rate.max(0.0) * 21_600.0) as usize).clamp(1 << 20, 64 << 20)
 }
 
 impl Default for CrawlConfig {
