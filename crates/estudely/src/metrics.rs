@@ -232,7 +232,7 @@ fn describe() {
     );
     describe_counter!(
         "estudely_nodes_other_shard_total",
-        "Nodes not sampled because their id lies outside this crawler's --shard."
+        "Listings of nodes (with repeats) not kept because their id lies outside this crawler's --shard."
     );
     describe_counter!(
         "estudely_nodes_rested_total",

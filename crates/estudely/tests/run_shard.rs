@@ -55,13 +55,14 @@ fn fetched(line: &str) -> u64 {
     after.split('/').next().unwrap().parse().expect("a count")
 }
 
-/// Nodes outside the shard, from `shard K/N: X nodes outside it not sampled`.
+/// Listings of nodes outside the shard, from
+/// `shard K/N: X listings of nodes outside it (not sampled)`.
 fn outside(line: &str, shard: &str) -> u64 {
     let after = line
         .split(&format!("; shard {shard}: "))
         .nth(1)
-        .unwrap_or_else(|| panic!("no `shard {shard}: X nodes outside it` in {line}"));
-    count_before(after, " nodes outside it not sampled")
+        .unwrap_or_else(|| panic!("no `shard {shard}: X listings of nodes outside it` in {line}"));
+    count_before(after, " listings of nodes outside it")
 }
 
 /// The manifest's nodes: address -> id.

@@ -352,8 +352,8 @@ mod tests {
         report.stats.nodes_resting = 3;
         assert!(
             summary(&report, &counts).ends_with(
-                "2.0 s; shard 2/4: 57 nodes outside it not sampled; 3 nodes met again while \
-                 resting in their interval"
+                "2.0 s; shard 2/4: 57 listings of nodes outside it (not sampled); resting nodes \
+                 met again 3 times (not asked)"
             ),
             "{}",
             summary(&report, &counts)

@@ -188,10 +188,10 @@ pub async fn start_crawler(
     })
 }
 
-/// `; shard 2/4: 57 nodes outside it not sampled; refused addresses: private 3,
-/// multicast 1; 12 dead nodes`: the shard (unless the whole keyspace), what the address
-/// policy refused and the nodes that stopped answering, when there are any (for end
-/// summaries).
+/// `; shard 2/4: 57 listings of nodes outside it (not sampled); refused addresses:
+/// private 3, multicast 1; 12 dead nodes`: the shard (unless the whole keyspace) and how
+/// often nodes outside it were listed (with repeats), what the address policy refused and
+/// the nodes that stopped answering, when there are any (for end summaries).
 pub fn network_note(stats: &CrawlStats, shard: Shard) -> String {
     let mut note = shard_note(shard);
     if stats.nodes_other_shard > 0 {
@@ -199,13 +199,13 @@ pub fn network_note(stats: &CrawlStats, shard: Shard) -> String {
             note.push_str("; shard 1/1");
         }
         note.push_str(&format!(
-            ": {} nodes outside it not sampled",
+            ": {} listings of nodes outside it (not sampled)",
             stats.nodes_other_shard
         ));
     }
     if stats.nodes_resting > 0 {
         note.push_str(&format!(
-            "; {} nodes met again while resting in their interval",
+            "; resting nodes met again {} times (not asked)",
             stats.nodes_resting
         ));
     }
