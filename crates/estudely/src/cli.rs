@@ -188,6 +188,29 @@ mod tests {
     }
 
     #[test]
+    fn shard_defaults_to_the_whole_keyspace() {
+        use estudely_dht_core::crawl::Shard;
+        for cmd in ["crawl", "collect", "run"] {
+            for (extra, want) in [
+                (None, Shard::all()),
+                (Some("2/4"), Shard::new(1, 4).unwrap()),
+            ] {
+                let mut argv = vec!["estudely", cmd];
+                if let Some(s) = extra {
+                    argv.extend(["--shard", s]);
+                }
+                let shard = match Cli::parse_from(argv).command {
+                    Command::Crawl(a) => a.shard.shard,
+                    Command::Collect(a) => a.shard.shard,
+                    Command::Run(a) => a.shard.shard,
+                    _ => unreachable!(),
+                };
+                assert_eq!(shard, want, "{cmd} {extra:?}");
+            }
+        }
+    }
+
+    #[test]
     fn overall_timeout_zero_is_no_limit() {
         for zero in ["0", "0.0", "-0"] {
             assert_eq!(parse_overall_timeout(zero), Ok(Duration::ZERO), "{zero}");

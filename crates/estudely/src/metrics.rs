@@ -26,6 +26,8 @@
 //! | `estudely_infohashes_total` | counter | |
 //! | `estudely_harvested_infohashes_total` | counter | |
 //! | `estudely_peers_total` | counter | |
+//! | `estudely_nodes_other_shard_total` | counter | |
+//! | `estudely_nodes_rested_total` | counter | |
 //! | `estudely_known_nodes`, `estudely_frontier_nodes`, `estudely_search_queue`, `estudely_searches` | gauge | |
 //! | `estudely_metadata_infohashes_total` | counter | |
 //! | `estudely_metadata_fetched_total` | counter | |
@@ -228,6 +230,14 @@ fn describe() {
         "estudely_peers_total",
         "Distinct (infohash, peer) pairs found by the crawl."
     );
+    describe_counter!(
+        "estudely_nodes_other_shard_total",
+        "Listings of nodes (with repeats) not kept because their id lies outside this crawler's --shard."
+    );
+    describe_counter!(
+        "estudely_nodes_rested_total",
+        "Nodes put to rest until their interval passes (the fixed-memory resting filter)."
+    );
     describe_gauge!("estudely_known_nodes", "Nodes the crawler remembers.");
     describe_gauge!(
         "estudely_frontier_nodes",
@@ -280,6 +290,8 @@ pub fn publish_crawl(p: &Progress) {
     counter!("estudely_infohashes_total").absolute(s.infohashes as u64);
     counter!("estudely_harvested_infohashes_total").absolute(s.harvested);
     counter!("estudely_peers_total").absolute(s.peers);
+    counter!("estudely_nodes_other_shard_total").absolute(s.nodes_other_shard);
+    counter!("estudely_nodes_rested_total").absolute(s.nodes_rested);
     gauge!("estudely_known_nodes").set(s.nodes_known as f64);
     gauge!("estudely_frontier_nodes").set(s.frontier as f64);
     gauge!("estudely_search_queue").set(s.search_queue as f64);
@@ -399,6 +411,8 @@ mod tests {
                 harvested: 3,
                 peers: 300,
                 search_queue: 11,
+                nodes_other_shard: 77,
+                nodes_rested: 6,
                 ..CrawlStats::default()
             },
             node: node_stats(),
@@ -425,6 +439,9 @@ mod tests {
             "estudely_infohashes_total 120",
             "estudely_harvested_infohashes_total 3",
             "estudely_peers_total 300",
+            "# TYPE estudely_nodes_other_shard_total counter",
+            "estudely_nodes_other_shard_total 77",
+            "estudely_nodes_rested_total 6",
             "# TYPE estudely_known_nodes gauge",
             "estudely_known_nodes 5000",
             "estudely_frontier_nodes 42",

@@ -321,6 +321,31 @@ fn bad_input_exits_2_with_one_line() {
 }
 
 #[test]
+fn a_bad_shard_exits_2_naming_it() {
+    // Refused by the argument parser, before any socket is opened (the bootstrap is
+    // loopback all the same).
+    for cmd in ["crawl", "collect", "run"] {
+        for bad in ["0/4", "5/4", "x"] {
+            let args = [cmd, "--bootstrap", "127.0.174.1:1", "--shard", bad];
+            let out = run(&args);
+            let err = stderr(&out);
+            assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
+            assert!(out.stdout.is_empty(), "{args:?}: nothing on stdout");
+            // One error line naming the value; clap adds only its `--help` hint.
+            let lines: Vec<&str> = err.lines().filter(|l| !l.is_empty()).collect();
+            assert_eq!(lines.len(), 2, "{args:?}: {err}");
+            assert!(
+                lines[0].starts_with("error: ")
+                    && lines[0].contains(&format!("`{bad}` is not a shard"))
+                    && lines[0].contains("expected K/N"),
+                "{args:?}: {err}"
+            );
+            assert!(lines[1].starts_with("For more information"), "{err}");
+        }
+    }
+}
+
+#[test]
 fn silence_and_remote_errors_exit_1() {
     // A "node" that never answers.
     let silent = UdpSocket::bind("127.0.4.1:0").unwrap();

@@ -19,7 +19,9 @@ use anyhow::Context as _;
 use clap::Args;
 
 use crate::args::parse_overall_timeout;
-use crate::crawl::setup::{checked_bind, parse_rate, start_crawler, Budgets, CrawlNetArgs};
+use crate::crawl::setup::{
+    checked_bind, parse_rate, start_crawler, Budgets, CrawlNetArgs, ShardArgs,
+};
 use crate::crawl::CrawlDriver;
 use crate::pipeline::{self, Caps, FetchFlags, OpenGate, Out, PipelineConfig, RowFormat};
 use crate::resolve::DEFAULT_ROUTERS;
@@ -38,7 +40,8 @@ Examples:
   estudely collect > metadata_peers.csv
   estudely collect --max-infohashes 30 --peers-per-infohash 25 --metadata-peer-attempts 6 \\
       --overall-timeout 120 > crawl_out.csv
-  estudely collect --bootstrap 127.0.10.1:40000 --bind 127.0.0.1:0 --save-torrents torrents/";
+  estudely collect --bootstrap 127.0.10.1:40000 --bind 127.0.0.1:0 --save-torrents torrents/
+  estudely collect --max-infohashes 0 --overall-timeout 600 --shard 1/2   # one of 2 crawlers";
 
 /// `estudely collect ...`
 #[derive(Debug, Args)]
@@ -65,6 +68,9 @@ pub struct CollectArgs {
     /// Address policy, announce harvesting and warm start.
     #[command(flatten)]
     pub net: CrawlNetArgs,
+    /// The slice of the node-id space sampled.
+    #[command(flatten)]
+    pub shard: ShardArgs,
     /// How to print rows.
     #[arg(long, value_enum, default_value_t = CollectFormat::Csv)]
     pub format: CollectFormat,
@@ -97,6 +103,7 @@ pub fn budgets(args: &CollectArgs) -> Budgets {
         allow_private: args.net.allow_private,
         harvest: !args.net.no_harvest,
         forget_seen_when_full: false,
+        shard: args.shard.shard,
     }
 }
 
@@ -189,6 +196,7 @@ mod tests {
                 bootstrap: vec![net.bootstrap().to_string()],
                 bind: vec![addr("127.0.84.1:0")],
                 net: CrawlNetArgs::default(),
+                shard: ShardArgs::default(),
                 format: CollectFormat::Csv,
                 metrics: Default::default(),
             };

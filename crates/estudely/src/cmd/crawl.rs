@@ -22,7 +22,7 @@ use estudely_krpc::InfoHash;
 use crate::args::parse_overall_timeout;
 use crate::crawl::setup::{
     checked_bind, crawl_limit, interrupted, network_note, parse_rate, start_crawler, Budgets,
-    CrawlNetArgs, SEARCHES_CAP,
+    CrawlNetArgs, ShardArgs, SEARCHES_CAP,
 };
 use crate::crawl::{
     writable_peer, CrawlReport, CrawlSink, PeerRow, PeersFile, Progress, CSV_HEADER,
@@ -41,7 +41,8 @@ Examples:
   estudely crawl --max-infohashes 0 --overall-timeout 300 --rate 50
   estudely crawl --bootstrap 127.0.10.1:40000 --bind 127.0.0.1:0 --format jsonl
   estudely crawl --bind 0.0.0.0:0 --bind [::]:0
-  estudely crawl --max-infohashes 0 --overall-timeout 0 --metrics 127.0.0.1:9100";
+  estudely crawl --max-infohashes 0 --overall-timeout 0 --metrics 127.0.0.1:9100
+  estudely crawl --max-infohashes 0 --overall-timeout 0 --shard 2/4   # one of 4 crawlers";
 
 /// How often progress (the stderr line, the metrics) is updated.
 const PROGRESS_EVERY: Duration = Duration::from_secs(1);
@@ -75,6 +76,9 @@ pub struct CrawlArgs {
     /// Address policy, announce harvesting and warm start.
     #[command(flatten)]
     pub net: CrawlNetArgs,
+    /// The slice of the node-id space sampled.
+    #[command(flatten)]
+    pub shard: ShardArgs,
     /// How to print rows on stdout (the peers file is always CSV).
     #[arg(long, value_enum, default_value_t = CrawlFormat::Csv)]
     pub format: CrawlFormat,
@@ -108,6 +112,7 @@ pub async fn run(args: CrawlArgs) -> anyhow::Result<()> {
         allow_private: args.net.allow_private,
         harvest: !args.net.no_harvest,
         forget_seen_when_full: false,
+        shard: args.shard.shard,
     };
     args.metrics.start()?;
     let mut driver = start_crawler(bind, &args.bootstrap, budgets).await?;
@@ -159,7 +164,7 @@ pub fn summary(report: &CrawlReport, counts: &RowCounts) -> String {
         report.rate(),
         report.elapsed.as_secs_f64()
     );
-    line.push_str(&network_note(&report.stats));
+    line.push_str(&network_note(&report.stats, report.shard));
     if counts.port_zero > 0 {
         line.push_str(&format!(
             "; {} with port 0 dropped",
@@ -272,7 +277,7 @@ impl<W: Write> CrawlSink for Rows<'_, W> {
 mod tests {
     use super::*;
     use crate::crawl::setup::{MAX_CONCURRENT_SEARCHES, MAX_SEARCH_QUEUE};
-    use estudely_dht_core::crawl::CrawlConfig;
+    use estudely_dht_core::crawl::{CrawlConfig, Shard};
 
     fn peer_event(peer: &str) -> CrawlEvent {
         CrawlEvent::Peer {
@@ -314,6 +319,7 @@ mod tests {
             stats: Default::default(),
             queries_sent: 10,
             elapsed: Duration::from_secs(2),
+            shard: Shard::all(),
         };
         let mut counts = RowCounts {
             rows: 3,
@@ -329,6 +335,35 @@ mod tests {
         counts.sources_unkept = 2;
         assert!(summary(&report, &counts)
             .ends_with("dropped; 2 infohashes found with 8208 searches pending have no source"));
+    }
+
+    #[test]
+    fn summary_shows_the_shard_and_the_nodes_left_out() {
+        let mut report = CrawlReport {
+            reason: crate::crawl::StopReason::Done,
+            stats: Default::default(),
+            queries_sent: 10,
+            elapsed: Duration::from_secs(2),
+            shard: "2/4".parse().unwrap(),
+        };
+        let counts = RowCounts::default();
+        assert!(summary(&report, &counts).ends_with("2.0 s; shard 2/4"));
+        report.stats.nodes_other_shard = 57;
+        report.stats.nodes_resting = 3;
+        assert!(
+            summary(&report, &counts).ends_with(
+                "2.0 s; shard 2/4: 57 listings of nodes outside it (not sampled); resting nodes \
+                 met again 3 times (not asked)"
+            ),
+            "{}",
+            summary(&report, &counts)
+        );
+        report.shard = Shard::all();
+        report.stats = Default::default();
+        assert!(
+            summary(&report, &counts).ends_with("2.0 s"),
+            "1/1 is not shown"
+        );
     }
 
     #[test]

@@ -78,6 +78,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
         bootstrap: vec![net.bootstrap().to_string()],
         bind: vec![SocketAddr::from(([127, 0, 203, 1], 0))],
         net: Default::default(),
+        shard: Default::default(),
         format: args.format,
         metrics: Default::default(),
     };

@@ -12,7 +12,9 @@ use clap::Args;
 use regex::Regex;
 
 use crate::args::parse_overall_timeout;
-use crate::crawl::setup::{checked_bind, parse_rate, start_crawler, Budgets};
+use crate::crawl::setup::{
+    checked_bind, parse_rate, shard_note, start_crawler, Budgets, ShardArgs,
+};
 use crate::crawl::state::MAX_SAVED;
 use crate::pipeline::filter::{parse_regex, parse_size, read_blocklist, Filters};
 use crate::pipeline::index::{IndexGate, IndexSink, Shared};
@@ -26,7 +28,8 @@ pub const EXAMPLES: &str =
     "The index holds each torrent once (name, sizes, files, v1 and v2 infohashes, when and
 how it was found), the peers and nodes it was seen through, and good nodes for the next
 start. An infohash already in the index is never fetched again; several `run`s on one
-PostgreSQL index share the work (leases), never fetching one infohash twice at once.
+PostgreSQL index share the work (leases), never fetching one infohash twice at once, and
+with --shard 1/N ... N/N they also sample disjoint slices of the DHT.
 Ctrl-C stops the crawl, commits and prints a summary; after `kill -9`, every committed row is
 there and a restart carries on. Read it with `estudely export`, `search` and `stats`.
 
@@ -34,7 +37,8 @@ Examples:
   estudely run
   estudely run --db index.sqlite --min-size 1MB --exclude '(?i)sample'
   estudely run --db postgres://crawler@db.example/estudely --bind 0.0.0.0:6881
-  estudely run --db 'postgres:host=/var/run/postgresql dbname=estudely'";
+  estudely run --db 'postgres:host=/var/run/postgresql dbname=estudely'
+  estudely run --db postgres://crawler@db.example/estudely --shard 3/4   # third of 4 crawlers";
 
 /// `estudely run ...`
 #[derive(Debug, Args)]
@@ -67,6 +71,9 @@ pub struct RunArgs {
     /// Do not take infohashes that other nodes announce to our node as discoveries.
     #[arg(long)]
     pub no_harvest: bool,
+    /// The slice of the node-id space sampled.
+    #[command(flatten)]
+    pub shard: ShardArgs,
     /// Keep only torrents of at least this total size (bytes, or 700MB, 1.5GiB, ...).
     #[arg(long, value_name = "SIZE", value_parser = parse_size)]
     pub min_size: Option<u64>,
@@ -128,10 +135,11 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
     let owner = args.owner.clone().unwrap_or_else(default_owner);
     let (store, opened) = StoreThread::start(url.clone(), owner, args.lease)?;
     eprintln!(
-        "run: index {url} ({}): {} torrents, {} saved nodes",
+        "run: index {url} ({}): {} torrents, {} saved nodes{}",
         opened.kind,
         opened.torrents,
-        opened.nodes.len()
+        opened.nodes.len(),
+        shard_note(args.shard.shard)
     );
     if let Some(listen) = args.serve {
         start_web(listen, &url, &args.web).await?;
@@ -143,6 +151,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
         allow_private: args.allow_private,
         harvest: !args.no_harvest,
         forget_seen_when_full: true,
+        shard: args.shard.shard,
     };
     let mut driver = start_crawler(bind, &args.bootstrap, budgets).await?;
     driver.warm_start(&opened.nodes);

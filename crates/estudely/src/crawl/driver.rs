@@ -11,7 +11,7 @@ use std::io;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use estudely_dht_core::crawl::{CrawlConfig, CrawlEvent, CrawlStats, Crawler};
+use estudely_dht_core::crawl::{CrawlConfig, CrawlEvent, CrawlStats, Crawler, Shard};
 use estudely_dht_core::Config;
 use rand::RngCore as _;
 use tokio::net::UdpSocket;
@@ -78,6 +78,8 @@ pub struct CrawlReport {
     pub queries_sent: u64,
     /// How long it ran.
     pub elapsed: Duration,
+    /// The slice of the node-id space it sampled (`--shard`).
+    pub shard: Shard,
 }
 
 impl CrawlReport {
@@ -114,6 +116,7 @@ pub struct CrawlDriver {
     sockets: Sockets,
     local_addrs: Vec<SocketAddr>,
     send_errors: u64,
+    shard: Shard,
 }
 
 impl CrawlDriver {
@@ -143,18 +146,25 @@ impl CrawlDriver {
         node.ipv4 = v4.is_some();
         node.ipv6 = v6.is_some();
         node.seed = config.seed.unwrap_or_else(|| rand::rngs::OsRng.next_u64());
+        let shard = config.crawl.shard;
         let crawler = Crawler::new(node, config.crawl, Instant::now());
         Ok(CrawlDriver {
             crawler,
             sockets: Sockets { v4, v6 },
             local_addrs,
             send_errors: 0,
+            shard,
         })
     }
 
     /// The addresses the sockets are bound to (ports resolved), IPv4 first.
     pub fn local_addrs(&self) -> &[SocketAddr] {
         &self.local_addrs
+    }
+
+    /// The slice of the node-id space the crawler samples (`--shard`).
+    pub fn shard(&self) -> Shard {
+        self.shard
     }
 
     /// The crawler inside (counters, its node).
@@ -226,6 +236,7 @@ impl CrawlDriver {
             stats: self.crawler.stats(),
             queries_sent: self.queries_sent(),
             elapsed: start.elapsed(),
+            shard: self.shard,
         })
     }
 

@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::Args;
-use estudely_dht_core::crawl::{CrawlConfig, CrawlStats};
+use estudely_dht_core::crawl::{resting_bytes_for_rate, CrawlConfig, CrawlStats, Shard};
 use estudely_dht_core::{AddrPolicy, Config};
 
 use crate::args::overall_limit;
@@ -52,6 +52,35 @@ impl CrawlNetArgs {
         };
         let nodes = driver.crawler().good_nodes(crate::crawl::state::MAX_SAVED);
         crate::crawl::state::save(path, &nodes)
+    }
+}
+
+/// `--shard K/N`, shared by `crawl`, `collect` and `run`.
+#[derive(Debug, Clone, Copy, Args)]
+pub struct ShardArgs {
+    /// Sample only the K-th of N equal slices of the node-id space (1 <= K <= N <= 65536).
+    /// N crawlers, on one IP or many, each given a different K, sample disjoint sets of
+    /// nodes and so never ask one node twice within its interval; nodes outside the slice
+    /// are only used to find others (counted in the summary). With a shared PostgreSQL
+    /// index (`run --db postgres:...`) they also fetch nothing twice.
+    #[arg(long, value_name = "K/N", default_value = "1/1")]
+    pub shard: Shard,
+}
+
+impl Default for ShardArgs {
+    fn default() -> Self {
+        ShardArgs {
+            shard: Shard::all(),
+        }
+    }
+}
+
+/// `; shard 2/4`, or nothing for the whole keyspace: for start lines.
+pub fn shard_note(shard: Shard) -> String {
+    if shard == Shard::all() {
+        String::new()
+    } else {
+        format!("; shard {shard}")
     }
 }
 
@@ -100,6 +129,8 @@ pub struct Budgets {
     /// Start a new seen-set generation when it is full instead of stopping (`run`, whose
     /// index deduplicates).
     pub forget_seen_when_full: bool,
+    /// The slice of the node-id space sampled (`--shard`).
+    pub shard: Shard,
 }
 
 /// Peer searches the crawler runs at once (its `CrawlConfig::max_concurrent_searches`, set
@@ -138,6 +169,8 @@ pub async fn start_crawler(
         harvest: budgets.harvest,
         forget_seen_when_full: budgets.forget_seen_when_full,
         bootstrap: seeds,
+        shard: budgets.shard,
+        max_resting_bytes: resting_bytes_for_rate(budgets.rate),
         ..CrawlConfig::default()
     };
     // The crawler adds the ranges of the bootstrap addresses (a loopback testnet).
@@ -155,10 +188,27 @@ pub async fn start_crawler(
     })
 }
 
-/// `; refused addresses: private 3, multicast 1; 12 dead nodes`: what the address policy
-/// refused and the nodes that stopped answering, when there are any (for end summaries).
-pub fn network_note(stats: &CrawlStats) -> String {
-    let mut note = String::new();
+/// `; shard 2/4: 57 listings of nodes outside it (not sampled); refused addresses:
+/// private 3, multicast 1; 12 dead nodes`: the shard (unless the whole keyspace) and how
+/// often nodes outside it were listed (with repeats), what the address policy refused and
+/// the nodes that stopped answering, when there are any (for end summaries).
+pub fn network_note(stats: &CrawlStats, shard: Shard) -> String {
+    let mut note = shard_note(shard);
+    if stats.nodes_other_shard > 0 {
+        if note.is_empty() {
+            note.push_str("; shard 1/1");
+        }
+        note.push_str(&format!(
+            ": {} listings of nodes outside it (not sampled)",
+            stats.nodes_other_shard
+        ));
+    }
+    if stats.nodes_resting > 0 {
+        note.push_str(&format!(
+            "; resting nodes met again {} times (not asked)",
+            stats.nodes_resting
+        ));
+    }
     if stats.harvested > 0 {
         note.push_str(&format!("; {} infohashes announced to us", stats.harvested));
     }

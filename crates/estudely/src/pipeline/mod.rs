@@ -289,7 +289,7 @@ pub struct PipelineReport {
 impl PipelineReport {
     /// The notes of a summary line after the counts (`; crawl paused ...`).
     pub fn notes(&self, caps: Caps) -> String {
-        let mut s = crate::crawl::setup::network_note(&self.crawl.stats);
+        let mut s = crate::crawl::setup::network_note(&self.crawl.stats, self.crawl.shard);
         if self.port_zero > 0 {
             let n = self.port_zero;
             let p = if n == 1 { "" } else { "s" };
