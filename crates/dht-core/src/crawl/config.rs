@@ -208,9 +208,10 @@ pub struct CrawlStats {
     pub walks_before_first_sample: Option<u64>,
     /// Times the seen-set was full and forgotten (`forget_seen_when_full`).
     pub seen_generations: u64,
-    /// Nodes not remembered because their id lies outside this crawler's shard.
+    /// Listings of nodes (repeats included) set aside because their id lies outside this
+    /// crawler's shard.
     pub nodes_other_shard: u64,
-    /// Nodes found again while resting inside their interval (not asked again).
+    /// Times a node resting inside its interval was listed again (and not asked).
     pub nodes_resting: u64,
     /// Nodes put to rest in the fixed-memory filter.
     pub nodes_rested: u64,

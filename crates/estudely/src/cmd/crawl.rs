@@ -334,7 +334,7 @@ mod tests {
         assert!(summary(&report, &counts).ends_with("2.0 s; 1 peer with port 0 dropped"));
         counts.sources_unkept = 2;
         assert!(summary(&report, &counts)
-            .ends_with("dropped; 2 infohashes found with 8208 searches pending have no source"));
+            .ends_with("dropped; 2 infohashes found with 8448 searches pending have no source"));
     }
 
     #[test]
@@ -368,7 +368,7 @@ mod tests {
 
     #[test]
     fn sources_are_capped_and_freed_when_searches_end() {
-        assert_eq!(SEARCHES_CAP, 16 + 8_192);
+        assert_eq!(SEARCHES_CAP, 256 + 8_192);
         assert_eq!(
             CrawlConfig::default().max_search_queue,
             MAX_SEARCH_QUEUE,
@@ -376,9 +376,10 @@ mod tests {
         );
         assert_eq!(
             CrawlConfig::default().max_concurrent_searches,
-            MAX_CONCURRENT_SEARCHES,
-            "the crawler's default, kept by start_crawler"
+            crate::crawl::setup::concurrency_for_rate(25.0).1,
+            "the crawler's default, kept by start_crawler at the default rate"
         );
+        assert!(crate::crawl::setup::concurrency_for_rate(0.0).1 <= MAX_CONCURRENT_SEARCHES);
         let dir = tempfile::tempdir().unwrap();
         let mut file = PeersFile::open(&dir.path().join("peers.csv")).unwrap();
         let mut sink = Rows::new(CrawlFormat::Jsonl, Vec::new(), &mut file);

@@ -133,9 +133,22 @@ pub struct Budgets {
     pub shard: Shard,
 }
 
-/// Peer searches the crawler runs at once (its `CrawlConfig::max_concurrent_searches`, set
-/// by [`start_crawler`]).
-pub const MAX_CONCURRENT_SEARCHES: usize = 16;
+/// Most peer searches the crawler runs at once (its `CrawlConfig::max_concurrent_searches`,
+/// set by [`start_crawler`] from the rate: see [`concurrency_for_rate`]).
+pub const MAX_CONCURRENT_SEARCHES: usize = 256;
+
+/// Queries in flight and peer searches at once for a crawl at `rate` queries a second:
+/// enough to keep the rate busy on the real network, where a fifth of the queries or more
+/// wait out the 3 s timeout (about 1.25 in flight per query a second; a search keeps 1-3
+/// in flight), and never fewer than a slow crawl's 32 and 16 (the defaults at 25 q/s).
+/// Without them a `--rate 1000` crawl would send a few dozen queries a second: the
+/// simulation (`estudely simulate --search-peers`) shows it.
+pub fn concurrency_for_rate(rate: f64) -> (usize, usize) {
+    let rate = if rate > 0.0 { rate } else { f64::MAX };
+    let in_flight = (rate * 1.25).clamp(32.0, 8_192.0) as usize;
+    let searches = (rate / 4.0).clamp(16.0, MAX_CONCURRENT_SEARCHES as f64) as usize;
+    (in_flight, searches)
+}
 
 /// Infohashes the crawler keeps queued for a peer search at most (its
 /// `CrawlConfig::max_search_queue`, set by [`start_crawler`]; sampling pauses before it
@@ -161,10 +174,12 @@ pub async fn start_crawler(
     let v4 = bind.iter().any(SocketAddr::is_ipv4);
     let v6 = bind.iter().any(SocketAddr::is_ipv6);
     let seeds = resolve::resolve_bootstrap(bootstrap, v4, v6).await?;
+    let (in_flight, searches) = concurrency_for_rate(budgets.rate);
     let crawl = CrawlConfig {
         max_infohashes: budgets.max_infohashes,
         peers_per_infohash: budgets.peers_per_infohash,
-        max_concurrent_searches: MAX_CONCURRENT_SEARCHES,
+        max_in_flight: in_flight,
+        max_concurrent_searches: searches,
         max_search_queue: MAX_SEARCH_QUEUE,
         harvest: budgets.harvest,
         forget_seen_when_full: budgets.forget_seen_when_full,
@@ -178,6 +193,8 @@ pub async fn start_crawler(
     let node = Config {
         query_rate: budgets.rate,
         addr_policy,
+        // Room for the crawler's queries and our node's own lookups.
+        max_in_flight: Config::default().max_in_flight.max(2 * in_flight),
         ..Config::default()
     };
     CrawlDriver::bind(CrawlDriverConfig {
@@ -299,5 +316,29 @@ impl Interrupt {
 impl Drop for Interrupt {
     fn drop(&mut self) {
         self.task.abort();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn concurrency_grows_with_the_rate_within_bounds() {
+        assert_eq!(
+            concurrency_for_rate(25.0),
+            (32, 16),
+            "the defaults of a slow crawl"
+        );
+        assert_eq!(concurrency_for_rate(1_000.0), (1_250, 250));
+        assert_eq!(
+            concurrency_for_rate(100_000.0),
+            (8_192, MAX_CONCURRENT_SEARCHES)
+        );
+        assert_eq!(
+            concurrency_for_rate(0.0),
+            (8_192, MAX_CONCURRENT_SEARCHES),
+            "0 = unlimited"
+        );
     }
 }
