@@ -28,7 +28,8 @@ pub struct SimConfig {
     /// per node and crawler).
     pub check_etiquette: bool,
     /// Run a `get_peers` search for each new infohash, as `run` and `collect` do (with
-    /// their 16 searches at once and 8,192 queued); `false` samples only.
+    /// their searches at once: a quarter of the rate, 16 to 256; 8,192 queued); `false`
+    /// samples only.
     pub search_peers: bool,
 }
 
@@ -138,7 +139,7 @@ impl Simulation {
                 let crawl = CrawlConfig {
                     max_infohashes: 0,
                     search_peers: cfg.search_peers,
-                    max_concurrent_searches: ((cfg.rate / 2.0) as usize).max(16),
+                    max_concurrent_searches: ((cfg.rate / 4.0) as usize).clamp(16, 256),
                     forget_seen_when_full: true,
                     max_seen_infohashes: 1_000_000,
                     max_in_flight: in_flight,

@@ -85,7 +85,8 @@ pub struct SimulateArgs {
     #[arg(long)]
     pub check_etiquette: bool,
     /// Also search the peers of each new infohash with `get_peers`, as `run` and `collect`
-    /// do before fetching metadata (16 searches at once, up to 8 queries each); the
+    /// do before fetching metadata (a quarter of --rate searches at once, 16 to 256, up to
+    /// 8 queries each); the
     /// default samples only.
     #[arg(long)]
     pub search_peers: bool,
