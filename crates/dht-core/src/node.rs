@@ -71,6 +71,10 @@ pub struct Stats {
     pub queries_sent: u64,
     /// Datagrams that failed to decode.
     pub malformed: u64,
+    /// Datagrams fed to [`Node::handle_datagram`], whatever became of them.
+    pub datagrams_received: u64,
+    /// Datagrams handed out by [`Node::poll_transmit`] (queries and replies).
+    pub datagrams_sent: u64,
     /// Queries not sent because an IP was over its budget or the queue was full.
     pub refused_by_budget: u64,
     /// Incoming queries left unanswered because their IP sent too many.
@@ -304,7 +308,9 @@ impl Node {
     /// Next datagram to send.
     #[must_use]
     pub fn poll_transmit(&mut self) -> Option<Transmit> {
-        self.out.pop_front()
+        let t = self.out.pop_front()?;
+        self.stats.datagrams_sent += 1;
+        Some(t)
     }
 
     /// Next event for the caller.
@@ -419,6 +425,7 @@ impl Node {
 
     /// Feed one datagram that arrived from `from` at `now`.
     pub fn handle_datagram(&mut self, now: Instant, from: SocketAddr, bytes: &[u8]) {
+        self.stats.datagrams_received += 1;
         // A datagram from a refused address (spoofed from a private range, or a lab address
         // on a public node) is not answered: a reply would go where we must not send.
         if !self.admit(&from) {
