@@ -190,6 +190,10 @@ pub struct Node {
     /// [`Stats::rate_limited`].
     pub(crate) queued_counted: usize,
     pub(crate) flushing: bool,
+    /// When the earliest per-IP budget that [`Node::within_budget`] found spent frees up:
+    /// [`Node::poll_timeout`] wakes the caller then, so that work held back by a budget
+    /// (and nothing else) is not left waiting for an unrelated event.
+    pub(crate) budget_wake: std::cell::Cell<Option<Instant>>,
     /// BEP 42: the responders' vote on our external IP.
     pub(crate) external: crate::bep42::ExternalIpVote,
     pub(crate) stats: Stats,
@@ -233,6 +237,7 @@ impl Node {
             queued: VecDeque::new(),
             queued_counted: 0,
             flushing: false,
+            budget_wake: std::cell::Cell::new(None),
             external: crate::bep42::ExternalIpVote::new(config.external_ip_quorum),
             stats: Stats::default(),
             id,
@@ -323,6 +328,9 @@ impl Node {
     #[must_use]
     pub fn poll_timeout(&self) -> Option<Instant> {
         let mut t = self.next_maintenance.min(self.tokens.next_rotation());
+        if let Some(w) = self.budget_wake.get() {
+            t = t.min(w);
+        }
         if let Some(d) = self.tx.next_deadline() {
             t = t.min(d);
         }
@@ -598,6 +606,9 @@ impl Node {
 
     /// Feed the passage of time.
     pub fn handle_timeout(&mut self, now: Instant) {
+        if self.budget_wake.get().is_some_and(|w| w <= now) {
+            self.budget_wake.set(None);
+        }
         self.flush_queued(now);
         for p in self.tx.expire(now) {
             self.stats.timeouts += 1;

@@ -50,11 +50,26 @@ impl Node {
 
     /// Whether one more query to `to` would be within its per-IP budgets now (queries, and
     /// datagrams of every kind), counting the queries already waiting for the rate limit.
+    ///
+    /// When it is not, [`Node::poll_timeout`] wakes the caller once the spent budget frees up
+    /// (not later than any other such budget it was told of), so that a caller holding work
+    /// back for this IP gets to try again without waiting for an unrelated event.
     pub fn within_budget(&self, to: &SocketAddr, now: Instant) -> bool {
         let ip = to.ip();
         let waiting = self.queued.iter().filter(|(a, _, _)| a.ip() == ip).count();
-        self.ip_budget.used(ip, now) + waiting < self.ip_budget.max()
-            && self.out_budget.used(ip, now) + waiting < self.out_budget.max()
+        let ok = self.ip_budget.used(ip, now) + waiting < self.ip_budget.max()
+            && self.out_budget.used(ip, now) + waiting < self.out_budget.max();
+        if !ok && waiting == 0 {
+            // (With queries waiting for this IP, the rate limit's own wake comes first.)
+            let at = self
+                .ip_budget
+                .next_allowed(ip, now)
+                .max(self.out_budget.next_allowed(ip, now));
+            if at > now && self.budget_wake.get().is_none_or(|w| at < w || w <= now) {
+                self.budget_wake.set(Some(at));
+            }
+        }
+        ok
     }
 
     /// Queries waiting for the global rate limit.
