@@ -9,6 +9,13 @@ use estudely_krpc::{Body, Message, Query, TransactionId};
 use crate::node::Purpose;
 use crate::{Node, QueryError, Transmit};
 
+/// Room reserved for an encoded query: every query we send fits (the longest, an
+/// `announce_peer` with a long token, is under 256 bytes), so encoding never reallocates.
+const QUERY_CAPACITY: usize = 256;
+/// Room reserved for an encoded reply: most fit (a `get_peers` reply with 50 values and 8
+/// nodes is about 600 bytes; one with BEP 33 filters under 1,100); the rest grow once.
+const REPLY_CAPACITY: usize = 768;
+
 impl Node {
     /// Queue a query. `Err` if it cannot be sent: the address is refused by the policy or
     /// dead, the IP is over its budget, or the queue is full. Queries wait for the global
@@ -104,17 +111,16 @@ impl Node {
             };
             self.out_budget.try_record(to.ip(), now);
             self.stats.sent_by_method.add(&query);
-            let msg = Message {
-                tid,
-                version: Some(self.config.version.to_vec()),
-                ip: None,
-                read_only: self.config.read_only,
-                body: Body::Query(query),
-            };
-            self.out.push_back(Transmit {
-                to,
-                bytes: msg.encode(),
-            });
+            let mut bytes = Vec::with_capacity(QUERY_CAPACITY);
+            Message::encode_parts(
+                &mut bytes,
+                &tid,
+                Some(&self.config.version),
+                None,
+                self.config.read_only,
+                &Body::Query(query),
+            );
+            self.out.push_back(Transmit { to, bytes });
             self.stats.queries_sent += 1;
         }
         // What is left waits for the rate limit: count each query once.
@@ -149,14 +155,15 @@ impl Node {
             self.stats.refused.add(r);
             return;
         }
-        let msg = Message {
-            tid,
-            version: Some(self.config.version.to_vec()),
-            ip: Some(to),
-            read_only: false,
-            body,
-        };
-        let bytes = msg.encode();
+        let mut bytes = Vec::with_capacity(REPLY_CAPACITY);
+        Message::encode_parts(
+            &mut bytes,
+            &tid,
+            Some(&self.config.version),
+            Some(&to),
+            false,
+            &body,
+        );
         if bytes.len() > max_len || !self.out_budget.try_record(to.ip(), now) {
             self.stats.replies_dropped += 1;
             return;
