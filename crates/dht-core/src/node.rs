@@ -669,6 +669,42 @@ mod stats_tests {
         SocketAddr::from(([1, 0, 8, i], 6881))
     }
 
+    #[test]
+    fn a_spent_budget_wakes_the_caller_when_it_frees() {
+        let t0 = Instant::now();
+        let window = Duration::from_secs(10);
+        let config = Config {
+            per_ip_queries: 2,
+            per_ip_window: window,
+            query_rate: 0.0,
+            ..Config::default()
+        };
+        let mut node = Node::new(config, t0);
+        let far = node.poll_timeout().unwrap();
+        let ping = Query::Ping {
+            id: NodeId([0; 20]),
+        };
+        node.query(t0, addr(1), ping.clone());
+        node.query(t0 + Duration::from_secs(1), addr(1), ping);
+        while node.poll_transmit().is_some() {}
+        // The replies never come: both queries time out (3 s) and nothing else is due
+        // before the node's maintenance, a minute on.
+        let later = t0 + Duration::from_secs(5);
+        node.handle_timeout(later);
+        assert!(node.poll_timeout().unwrap() > t0 + window);
+        // The budget is spent (two sends in the window): the caller is told so, and woken
+        // when the first send leaves the window.
+        assert!(!node.within_budget(&addr(1), later));
+        assert_eq!(node.poll_timeout(), Some(t0 + window));
+        assert!(far > t0 + window);
+        node.handle_timeout(t0 + window);
+        assert!(node.within_budget(&addr(1), t0 + window));
+        assert!(
+            node.poll_timeout().unwrap() > t0 + window,
+            "woken once, then not again"
+        );
+    }
+
     fn query(i: u8) -> Query {
         let id = NodeId([0; 20]);
         let want = Want::default();
