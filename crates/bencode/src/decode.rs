@@ -2,6 +2,10 @@
 
 use crate::{Error, Kind, Value};
 
+/// Room reserved for a dict's or a list's items at first: a KRPC message's dicts fit, so
+/// each takes one allocation rather than a few as it grows.
+const SMALL: usize = 8;
+
 /// Bounds on what the decoder accepts. Defaults suit a torrent's metadata.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Limits {
@@ -118,7 +122,7 @@ impl<'a> Decoder<'a> {
         let is_dict = self.peek()? == b'd';
         self.pos += 1;
         if is_dict {
-            let mut entries: Vec<(&'a [u8], Value<'a>)> = Vec::new();
+            let mut entries: Vec<(&'a [u8], Value<'a>)> = Vec::with_capacity(SMALL);
             while self.peek()? != b'e' {
                 let key_at = self.pos;
                 if !self.peek()?.is_ascii_digit() {
@@ -136,7 +140,7 @@ impl<'a> Decoder<'a> {
             self.pos += 1;
             Ok(Kind::Dict(entries))
         } else {
-            let mut items = Vec::new();
+            let mut items = Vec::with_capacity(SMALL);
             while self.peek()? != b'e' {
                 items.push(self.value(depth)?);
             }

@@ -115,15 +115,39 @@ impl Encoder<'_> {
     /// `i…e`
     pub fn int(&mut self, i: i64) {
         self.0.push(b'i');
-        self.0.extend_from_slice(i.to_string().as_bytes());
+        if i < 0 {
+            self.0.push(b'-');
+        }
+        self.digits(i.unsigned_abs());
         self.0.push(b'e');
     }
 
     /// `N:…`
     pub fn bytes(&mut self, b: &[u8]) {
-        self.0.extend_from_slice(b.len().to_string().as_bytes());
-        self.0.push(b':');
+        self.len_prefix(b.len());
         self.0.extend_from_slice(b);
+    }
+
+    /// `N:`, the head of a byte string of `len` bytes whose bytes the caller then writes
+    /// with [`Encoder::raw`] (e.g. from several pieces).
+    pub fn len_prefix(&mut self, len: usize) {
+        self.digits(len as u64);
+        self.0.push(b':');
+    }
+
+    /// `n` in decimal, without allocating.
+    fn digits(&mut self, mut n: u64) {
+        let mut buf = [0u8; 20];
+        let mut at = buf.len();
+        loop {
+            at -= 1;
+            buf[at] = b'0' + (n % 10) as u8;
+            n /= 10;
+            if n == 0 {
+                break;
+            }
+        }
+        self.0.extend_from_slice(&buf[at..]);
     }
 
     /// Start a dict.
@@ -163,6 +187,19 @@ impl Encoder<'_> {
 mod tests {
     use super::*;
     use crate::decode;
+
+    #[test]
+    fn integers_and_lengths_without_allocating() {
+        for i in [0, 1, -1, 9, 10, -10, 4096, i64::MAX, i64::MIN] {
+            let mut out = Vec::new();
+            Encoder(&mut out).int(i);
+            assert_eq!(out, format!("i{i}e").into_bytes());
+        }
+        let mut out = Vec::new();
+        Encoder(&mut out).bytes(&[7; 1234]);
+        assert!(out.starts_with(b"1234:"));
+        assert_eq!(out.len(), 1239);
+    }
 
     #[test]
     fn owned_encoding_is_canonical() {

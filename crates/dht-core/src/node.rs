@@ -71,6 +71,10 @@ pub struct Stats {
     pub queries_sent: u64,
     /// Datagrams that failed to decode.
     pub malformed: u64,
+    /// Datagrams fed to [`Node::handle_datagram`], whatever became of them.
+    pub datagrams_received: u64,
+    /// Datagrams handed out by [`Node::poll_transmit`] (queries and replies).
+    pub datagrams_sent: u64,
     /// Queries not sent because an IP was over its budget or the queue was full.
     pub refused_by_budget: u64,
     /// Incoming queries left unanswered because their IP sent too many.
@@ -186,6 +190,10 @@ pub struct Node {
     /// [`Stats::rate_limited`].
     pub(crate) queued_counted: usize,
     pub(crate) flushing: bool,
+    /// When the earliest per-IP budget that [`Node::within_budget`] found spent frees up:
+    /// [`Node::poll_timeout`] wakes the caller then, so that work held back by a budget
+    /// (and nothing else) is not left waiting for an unrelated event.
+    pub(crate) budget_wake: std::cell::Cell<Option<Instant>>,
     /// BEP 42: the responders' vote on our external IP.
     pub(crate) external: crate::bep42::ExternalIpVote,
     pub(crate) stats: Stats,
@@ -229,6 +237,7 @@ impl Node {
             queued: VecDeque::new(),
             queued_counted: 0,
             flushing: false,
+            budget_wake: std::cell::Cell::new(None),
             external: crate::bep42::ExternalIpVote::new(config.external_ip_quorum),
             stats: Stats::default(),
             id,
@@ -304,7 +313,9 @@ impl Node {
     /// Next datagram to send.
     #[must_use]
     pub fn poll_transmit(&mut self) -> Option<Transmit> {
-        self.out.pop_front()
+        let t = self.out.pop_front()?;
+        self.stats.datagrams_sent += 1;
+        Some(t)
     }
 
     /// Next event for the caller.
@@ -317,6 +328,9 @@ impl Node {
     #[must_use]
     pub fn poll_timeout(&self) -> Option<Instant> {
         let mut t = self.next_maintenance.min(self.tokens.next_rotation());
+        if let Some(w) = self.budget_wake.get() {
+            t = t.min(w);
+        }
         if let Some(d) = self.tx.next_deadline() {
             t = t.min(d);
         }
@@ -419,6 +433,7 @@ impl Node {
 
     /// Feed one datagram that arrived from `from` at `now`.
     pub fn handle_datagram(&mut self, now: Instant, from: SocketAddr, bytes: &[u8]) {
+        self.stats.datagrams_received += 1;
         // A datagram from a refused address (spoofed from a private range, or a lab address
         // on a public node) is not answered: a reply would go where we must not send.
         if !self.admit(&from) {
@@ -591,6 +606,9 @@ impl Node {
 
     /// Feed the passage of time.
     pub fn handle_timeout(&mut self, now: Instant) {
+        if self.budget_wake.get().is_some_and(|w| w <= now) {
+            self.budget_wake.set(None);
+        }
         self.flush_queued(now);
         for p in self.tx.expire(now) {
             self.stats.timeouts += 1;
@@ -649,6 +667,42 @@ mod stats_tests {
 
     fn addr(i: u8) -> SocketAddr {
         SocketAddr::from(([1, 0, 8, i], 6881))
+    }
+
+    #[test]
+    fn a_spent_budget_wakes_the_caller_when_it_frees() {
+        let t0 = Instant::now();
+        let window = Duration::from_secs(10);
+        let config = Config {
+            per_ip_queries: 2,
+            per_ip_window: window,
+            query_rate: 0.0,
+            ..Config::default()
+        };
+        let mut node = Node::new(config, t0);
+        let far = node.poll_timeout().unwrap();
+        let ping = Query::Ping {
+            id: NodeId([0; 20]),
+        };
+        node.query(t0, addr(1), ping.clone());
+        node.query(t0 + Duration::from_secs(1), addr(1), ping);
+        while node.poll_transmit().is_some() {}
+        // The replies never come: both queries time out (3 s) and nothing else is due
+        // before the node's maintenance, a minute on.
+        let later = t0 + Duration::from_secs(5);
+        node.handle_timeout(later);
+        assert!(node.poll_timeout().unwrap() > t0 + window);
+        // The budget is spent (two sends in the window): the caller is told so, and woken
+        // when the first send leaves the window.
+        assert!(!node.within_budget(&addr(1), later));
+        assert_eq!(node.poll_timeout(), Some(t0 + window));
+        assert!(far > t0 + window);
+        node.handle_timeout(t0 + window);
+        assert!(node.within_budget(&addr(1), t0 + window));
+        assert!(
+            node.poll_timeout().unwrap() > t0 + window,
+            "woken once, then not again"
+        );
     }
 
     fn query(i: u8) -> Query {

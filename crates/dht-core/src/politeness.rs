@@ -108,13 +108,23 @@ impl IpBudget {
     }
 
     /// Sends to `ip` inside the window ending at `now`.
+    ///
+    /// The times of an IP are kept in order ([`IpBudget::try_record`]), so the ones inside
+    /// the window are a suffix, found by binary search.
     pub fn used(&self, ip: IpAddr, now: Instant) -> usize {
-        self.sent.get(&ip).map_or(0, |times| {
-            times
-                .iter()
-                .filter(|t| now.saturating_duration_since(**t) < self.window)
-                .count()
-        })
+        self.sent
+            .get(&ip)
+            .map_or(0, |times| times.len() - self.expired(times, now))
+    }
+
+    /// How many of `times` (in order) are outside the window ending at `now`: a prefix.
+    fn expired(&self, times: &VecDeque<Instant>, now: Instant) -> usize {
+        match now.checked_sub(self.window) {
+            // `now - t >= window` exactly when `t <= now - window`.
+            Some(cutoff) => times.partition_point(|t| *t <= cutoff),
+            // Earlier than any window could reach back: none has left it.
+            None => 0,
+        }
     }
 
     /// The budget: sends allowed per window.
@@ -143,15 +153,18 @@ impl IpBudget {
             self.make_room(now);
             self.order.push_back(ip);
         }
-        let window = self.window;
+        let cutoff = now.checked_sub(self.window);
         let times = self.sent.entry(ip).or_default();
         while times
             .front()
-            .is_some_and(|t| now.saturating_duration_since(*t) >= window)
+            .is_some_and(|t| cutoff.is_some_and(|c| *t <= c))
         {
             times.pop_front();
         }
-        times.push_back(now);
+        // In order, so that `used` can binary-search: a `now` earlier than the last send
+        // (a caller's clock is not ours to trust) goes where it belongs.
+        let at = times.partition_point(|t| *t <= now);
+        times.insert(at, now);
         true
     }
 

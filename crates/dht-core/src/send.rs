@@ -9,6 +9,13 @@ use estudely_krpc::{Body, Message, Query, TransactionId};
 use crate::node::Purpose;
 use crate::{Node, QueryError, Transmit};
 
+/// Room reserved for an encoded query: every query we send fits (the longest, an
+/// `announce_peer` with a long token, is under 256 bytes), so encoding never reallocates.
+const QUERY_CAPACITY: usize = 256;
+/// Room reserved for an encoded reply: most fit (a `get_peers` reply with 50 values and 8
+/// nodes is about 600 bytes; one with BEP 33 filters under 1,100); the rest grow once.
+const REPLY_CAPACITY: usize = 768;
+
 impl Node {
     /// Queue a query. `Err` if it cannot be sent: the address is refused by the policy or
     /// dead, the IP is over its budget, or the queue is full. Queries wait for the global
@@ -50,11 +57,26 @@ impl Node {
 
     /// Whether one more query to `to` would be within its per-IP budgets now (queries, and
     /// datagrams of every kind), counting the queries already waiting for the rate limit.
+    ///
+    /// When it is not, [`Node::poll_timeout`] wakes the caller once the spent budget frees up
+    /// (not later than any other such budget it was told of), so that a caller holding work
+    /// back for this IP gets to try again without waiting for an unrelated event.
     pub fn within_budget(&self, to: &SocketAddr, now: Instant) -> bool {
         let ip = to.ip();
         let waiting = self.queued.iter().filter(|(a, _, _)| a.ip() == ip).count();
-        self.ip_budget.used(ip, now) + waiting < self.ip_budget.max()
-            && self.out_budget.used(ip, now) + waiting < self.out_budget.max()
+        let ok = self.ip_budget.used(ip, now) + waiting < self.ip_budget.max()
+            && self.out_budget.used(ip, now) + waiting < self.out_budget.max();
+        if !ok && waiting == 0 {
+            // (With queries waiting for this IP, the rate limit's own wake comes first.)
+            let at = self
+                .ip_budget
+                .next_allowed(ip, now)
+                .max(self.out_budget.next_allowed(ip, now));
+            if at > now && self.budget_wake.get().is_none_or(|w| at < w || w <= now) {
+                self.budget_wake.set(Some(at));
+            }
+        }
+        ok
     }
 
     /// Queries waiting for the global rate limit.
@@ -89,17 +111,16 @@ impl Node {
             };
             self.out_budget.try_record(to.ip(), now);
             self.stats.sent_by_method.add(&query);
-            let msg = Message {
-                tid,
-                version: Some(self.config.version.to_vec()),
-                ip: None,
-                read_only: self.config.read_only,
-                body: Body::Query(query),
-            };
-            self.out.push_back(Transmit {
-                to,
-                bytes: msg.encode(),
-            });
+            let mut bytes = Vec::with_capacity(QUERY_CAPACITY);
+            Message::encode_parts(
+                &mut bytes,
+                &tid,
+                Some(&self.config.version),
+                None,
+                self.config.read_only,
+                &Body::Query(query),
+            );
+            self.out.push_back(Transmit { to, bytes });
             self.stats.queries_sent += 1;
         }
         // What is left waits for the rate limit: count each query once.
@@ -134,14 +155,15 @@ impl Node {
             self.stats.refused.add(r);
             return;
         }
-        let msg = Message {
-            tid,
-            version: Some(self.config.version.to_vec()),
-            ip: Some(to),
-            read_only: false,
-            body,
-        };
-        let bytes = msg.encode();
+        let mut bytes = Vec::with_capacity(REPLY_CAPACITY);
+        Message::encode_parts(
+            &mut bytes,
+            &tid,
+            Some(&self.config.version),
+            Some(&to),
+            false,
+            &body,
+        );
         if bytes.len() > max_len || !self.out_budget.try_record(to.ip(), now) {
             self.stats.replies_dropped += 1;
             return;

@@ -17,6 +17,7 @@
 //! | `estudely_queries_received_total` | counter | `method` |
 //! | `estudely_query_outcomes_total` | counter | `outcome`: `reply`, `error`, `timeout` |
 //! | `estudely_replies_sent_total` | counter | |
+//! | `estudely_datagrams_total` | counter | `direction`: `in`, `out` (every datagram the node took or gave) |
 //! | `estudely_queries_refused_total` | counter | `reason`: `budget`, `dead` |
 //! | `estudely_rate_limit_waits_total` | counter | |
 //! | `estudely_malformed_datagrams_total` | counter | |
@@ -195,6 +196,10 @@ fn describe() {
         "Replies (responses and errors) sent to other nodes' queries."
     );
     describe_counter!(
+        "estudely_datagrams_total",
+        "UDP datagrams our DHT node received (in) and sent (out), of every kind."
+    );
+    describe_counter!(
         "estudely_queries_refused_total",
         "Queries not sent: the IP was over its budget or the queue full (budget), or the address is dead (dead)."
     );
@@ -316,6 +321,8 @@ pub fn publish_node(s: &NodeStats) {
         counter!("estudely_query_outcomes_total", "outcome" => outcome).absolute(n);
     }
     counter!("estudely_replies_sent_total").absolute(s.replies_sent);
+    counter!("estudely_datagrams_total", "direction" => "in").absolute(s.datagrams_received);
+    counter!("estudely_datagrams_total", "direction" => "out").absolute(s.datagrams_sent);
     counter!("estudely_queries_refused_total", "reason" => "budget").absolute(s.refused_by_budget);
     counter!("estudely_queries_refused_total", "reason" => "dead").absolute(s.dead_refused);
     counter!("estudely_rate_limit_waits_total").absolute(s.rate_limited);

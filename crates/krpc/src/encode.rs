@@ -1,61 +1,101 @@
-//! [`Message`] → canonical bencode. Built on `OwnedValue`, whose sorted dicts make the key
-//! order right by construction; datagrams are small, so the extra allocations do not matter.
+//! [`Message`] → canonical bencode, written straight into one buffer: every dict's keys are
+//! written in sorted order by construction (the order is spelled out at each dict), so no
+//! tree is built and nothing is allocated but the output (none at all with
+//! [`Message::encode_into`] into a buffer that has room).
 
-use estudely_bencode::OwnedValue;
+use std::net::{IpAddr, SocketAddr};
 
-use crate::compact::{encode_nodes, encode_peer};
-use crate::{Body, Message, Query, Response, Want};
+use estudely_bencode::Encoder;
+
+use crate::{Body, CompactNode, ErrorMsg, Message, Query, Response, TransactionId, Want};
 
 impl Message {
-    /// Encode as canonical bencode. Empty lists and absent options are omitted.
+    /// Canonical bencode (dict keys sorted), ready to send.
     pub fn encode(&self) -> Vec<u8> {
-        let mut root = OwnedValue::dict();
-        root.insert(b"t", self.tid.as_bytes());
-        if let Some(v) = &self.version {
-            root.insert(b"v", v.clone());
-        }
-        if let Some(ip) = &self.ip {
-            root.insert(b"ip", encode_peer(ip));
-        }
-        if self.read_only {
-            root.insert(b"ro", 1);
-        }
-        match &self.body {
+        let mut out = Vec::with_capacity(256);
+        self.encode_into(&mut out);
+        out
+    }
+
+    /// [`Message::encode`], appended to `out`.
+    pub fn encode_into(&self, out: &mut Vec<u8>) {
+        Message::encode_parts(
+            out,
+            &self.tid,
+            self.version.as_deref(),
+            self.ip.as_ref(),
+            self.read_only,
+            &self.body,
+        );
+    }
+
+    /// The encoding of the message made of these parts, appended to `out`: for a sender
+    /// that has them at hand and need not build (and allocate) a [`Message`].
+    pub fn encode_parts(
+        out: &mut Vec<u8>,
+        tid: &TransactionId,
+        version: Option<&[u8]>,
+        ip: Option<&SocketAddr>,
+        read_only: bool,
+        body: &Body,
+    ) {
+        let mut e = Encoder(out);
+        e.begin_dict();
+        // Keys in order: a, e, ip, q, r, ro, t, v, y.
+        match body {
             Body::Query(q) => {
-                root.insert(b"y", "q").insert(b"q", q.method());
-                root.insert(b"a", query_args(q));
+                e.bytes(b"a");
+                query_args(&mut e, q);
             }
-            Body::Response(r) => {
-                root.insert(b"y", "r").insert(b"r", response(r));
+            Body::Error(err) => {
+                e.bytes(b"e");
+                e.begin_list();
+                e.int(err.code);
+                e.bytes(err.message.as_bytes());
+                e.end();
             }
-            Body::Error(e) => {
-                root.insert(b"y", "e").insert(
-                    b"e",
-                    vec![OwnedValue::Int(e.code), e.message.as_str().into()],
-                );
-                if let Some(id) = &e.id {
-                    let mut r = OwnedValue::dict();
-                    r.insert(b"id", &id.0[..]);
-                    if let Some(p) = e.reflected_port {
-                        r.insert(b"p", i64::from(p));
-                    }
-                    root.insert(b"r", r);
-                }
-            }
+            Body::Response(_) => {}
         }
-        root.to_bytes()
+        if let Some(ip) = ip {
+            e.bytes(b"ip");
+            peer(&mut e, ip);
+        }
+        match body {
+            Body::Query(q) => e.kv_bytes(b"q", q.method()),
+            Body::Response(r) => {
+                e.bytes(b"r");
+                response(&mut e, r);
+            }
+            Body::Error(err) => error_r(&mut e, err),
+        }
+        if read_only {
+            e.kv_int(b"ro", 1);
+        }
+        e.kv_bytes(b"t", tid.as_bytes());
+        if let Some(v) = version {
+            e.kv_bytes(b"v", v);
+        }
+        let y: &[u8] = match body {
+            Body::Query(_) => b"q",
+            Body::Response(_) => b"r",
+            Body::Error(_) => b"e",
+        };
+        e.kv_bytes(b"y", y);
+        e.end();
     }
 }
 
-fn query_args(q: &Query) -> OwnedValue {
-    let mut a = OwnedValue::dict();
-    a.insert(b"id", &q.sender_id().0[..]);
+fn query_args(e: &mut Encoder<'_>, q: &Query) {
+    e.begin_dict();
+    e.kv_bytes(b"id", &q.sender_id().0);
     match q {
         Query::Ping { .. } | Query::Unknown { .. } => {}
+        // id, target, want
         Query::FindNode { target, want, .. } | Query::SampleInfohashes { target, want, .. } => {
-            a.insert(b"target", &target.0[..]);
-            insert_want(&mut a, *want);
+            e.kv_bytes(b"target", &target.0);
+            want_list(e, *want);
         }
+        // id, info_hash, noseed, scrape, want
         Query::GetPeers {
             info_hash,
             want,
@@ -63,11 +103,12 @@ fn query_args(q: &Query) -> OwnedValue {
             scrape,
             ..
         } => {
-            a.insert(b"info_hash", &info_hash.0[..]);
-            insert_want(&mut a, *want);
-            insert_flag(&mut a, b"noseed", *noseed);
-            insert_flag(&mut a, b"scrape", *scrape);
+            e.kv_bytes(b"info_hash", &info_hash.0);
+            flag(e, b"noseed", *noseed);
+            flag(e, b"scrape", *scrape);
+            want_list(e, *want);
         }
+        // id, implied_port, info_hash, port, seed, token
         Query::AnnouncePeer {
             info_hash,
             port,
@@ -76,69 +117,117 @@ fn query_args(q: &Query) -> OwnedValue {
             seed,
             ..
         } => {
-            a.insert(b"info_hash", &info_hash.0[..])
-                .insert(b"port", i64::from(*port))
-                .insert(b"token", token.as_bytes());
-            insert_flag(&mut a, b"implied_port", *implied_port);
-            insert_flag(&mut a, b"seed", *seed);
+            flag(e, b"implied_port", *implied_port);
+            e.kv_bytes(b"info_hash", &info_hash.0);
+            e.kv_int(b"port", i64::from(*port));
+            flag(e, b"seed", *seed);
+            e.kv_bytes(b"token", token.as_bytes());
         }
     }
-    a
+    e.end();
 }
 
-fn response(r: &Response) -> OwnedValue {
-    let mut d = OwnedValue::dict();
-    d.insert(b"id", &r.id.0[..]);
-    if !r.nodes.is_empty() {
-        d.insert(b"nodes", encode_nodes(&r.nodes, false));
-    }
-    if !r.nodes6.is_empty() {
-        d.insert(b"nodes6", encode_nodes(&r.nodes6, true));
-    }
-    if !r.values.is_empty() {
-        let peers = r.values.iter().map(|p| encode_peer(p).into()).collect();
-        d.insert(b"values", OwnedValue::List(peers));
-    }
-    if let Some(t) = &r.token {
-        d.insert(b"token", t.as_bytes());
-    }
-    if !r.samples.is_empty() || r.interval.is_some() {
-        let samples: Vec<u8> = r.samples.iter().flat_map(|s| s.0).collect();
-        d.insert(b"samples", samples);
-    }
-    if let Some(i) = r.interval {
-        d.insert(b"interval", i64::from(i));
-    }
-    if let Some(n) = r.num {
-        d.insert(b"num", i64::from(n));
+fn response(e: &mut Encoder<'_>, r: &Response) {
+    e.begin_dict();
+    // Keys in order: BFpe, BFsd, id, interval, nodes, nodes6, num, p, samples, token, values.
+    if let Some(b) = &r.bf_peers {
+        e.kv_bytes(b"BFpe", &b[..]);
     }
     if let Some(b) = &r.bf_seeds {
-        d.insert(b"BFsd", &b[..]);
+        e.kv_bytes(b"BFsd", &b[..]);
     }
-    if let Some(b) = &r.bf_peers {
-        d.insert(b"BFpe", &b[..]);
+    e.kv_bytes(b"id", &r.id.0);
+    if let Some(i) = r.interval {
+        e.kv_int(b"interval", i64::from(i));
+    }
+    if !r.nodes.is_empty() {
+        nodes(e, b"nodes", &r.nodes, false);
+    }
+    if !r.nodes6.is_empty() {
+        nodes(e, b"nodes6", &r.nodes6, true);
+    }
+    if let Some(n) = r.num {
+        e.kv_int(b"num", i64::from(n));
     }
     if let Some(p) = r.reflected_port {
-        d.insert(b"p", i64::from(p));
+        e.kv_int(b"p", i64::from(p));
     }
-    d
+    if !r.samples.is_empty() || r.interval.is_some() {
+        e.bytes(b"samples");
+        e.len_prefix(r.samples.len() * 20);
+        for s in &r.samples {
+            e.raw(&s.0);
+        }
+    }
+    if let Some(t) = &r.token {
+        e.kv_bytes(b"token", t.as_bytes());
+    }
+    if !r.values.is_empty() {
+        e.bytes(b"values");
+        e.begin_list();
+        for p in &r.values {
+            peer(e, p);
+        }
+        e.end();
+    }
+    e.end();
 }
 
-fn insert_want(a: &mut OwnedValue, want: Want) {
-    let mut w = Vec::new();
-    if want.v4 {
-        w.push("n4".into());
-    }
-    if want.v6 {
-        w.push("n6".into());
-    }
-    if !w.is_empty() {
-        a.insert(b"want", OwnedValue::List(w));
+/// An error's optional `r` dict (libtorrent's: the sender's id and our port as seen).
+fn error_r(e: &mut Encoder<'_>, err: &ErrorMsg) {
+    if let Some(id) = &err.id {
+        e.bytes(b"r");
+        e.begin_dict();
+        e.kv_bytes(b"id", &id.0);
+        if let Some(p) = err.reflected_port {
+            e.kv_int(b"p", i64::from(p));
+        }
+        e.end();
     }
 }
 
-fn insert_flag(a: &mut OwnedValue, key: &[u8], on: bool) {
+/// Nodes of one family under `key`, compact; nodes of the other family are skipped.
+fn nodes(e: &mut Encoder<'_>, key: &[u8], nodes: &[CompactNode], v6: bool) {
+    let size = if v6 { 38 } else { 26 };
+    let n = nodes.iter().filter(|n| n.addr.is_ipv6() == v6).count();
+    e.bytes(key);
+    e.len_prefix(n * size);
+    for node in nodes.iter().filter(|n| n.addr.is_ipv6() == v6) {
+        e.raw(&node.id.0);
+        addr_bytes(e, &node.addr);
+    }
+}
+
+/// A compact peer (6 or 18 bytes) as a byte string.
+fn peer(e: &mut Encoder<'_>, addr: &SocketAddr) {
+    e.len_prefix(if addr.is_ipv6() { 18 } else { 6 });
+    addr_bytes(e, addr);
+}
+
+fn addr_bytes(e: &mut Encoder<'_>, addr: &SocketAddr) {
+    match addr.ip() {
+        IpAddr::V4(ip) => e.raw(&ip.octets()),
+        IpAddr::V6(ip) => e.raw(&ip.octets()),
+    }
+    e.raw(&addr.port().to_be_bytes());
+}
+
+fn want_list(e: &mut Encoder<'_>, want: Want) {
+    if want.is_given() {
+        e.bytes(b"want");
+        e.begin_list();
+        if want.v4 {
+            e.bytes(b"n4");
+        }
+        if want.v6 {
+            e.bytes(b"n6");
+        }
+        e.end();
+    }
+}
+
+fn flag(e: &mut Encoder<'_>, key: &[u8], on: bool) {
     if on {
-        a.insert(key, 1);
+        e.kv_int(key, 1);
     }
 }

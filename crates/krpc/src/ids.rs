@@ -86,8 +86,14 @@ impl From<InfoHash> for NodeId {
 macro_rules! bounded_bytes {
     ($(#[$doc:meta])* $name:ident, $max:expr, $key:expr) => {
         $(#[$doc])*
-        #[derive(Clone, PartialEq, Eq, Hash, Default)]
-        pub struct $name(Vec<u8>);
+        ///
+        /// Held inline (no heap allocation): a length and a fixed buffer, zeroed past the
+        /// length.
+        #[derive(Clone)]
+        pub struct $name {
+            len: u8,
+            bytes: [u8; $max],
+        }
 
         impl $name {
             /// Largest accepted length, in bytes.
@@ -98,18 +104,40 @@ macro_rules! bounded_bytes {
                 if b.len() > Self::MAX {
                     return Err(Error::BadLength { key: $key, len: b.len(), expected: concat!("at most ", stringify!($max)) });
                 }
-                Ok($name(b.to_vec()))
+                let mut bytes = [0u8; $max];
+                bytes[..b.len()].copy_from_slice(b);
+                Ok($name { len: b.len() as u8, bytes })
             }
 
             /// The bytes.
             pub fn as_bytes(&self) -> &[u8] {
-                &self.0
+                &self.bytes[..usize::from(self.len)]
+            }
+        }
+
+        impl Default for $name {
+            fn default() -> Self {
+                $name { len: 0, bytes: [0u8; $max] }
+            }
+        }
+
+        impl PartialEq for $name {
+            fn eq(&self, other: &Self) -> bool {
+                self.as_bytes() == other.as_bytes()
+            }
+        }
+
+        impl Eq for $name {}
+
+        impl std::hash::Hash for $name {
+            fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+                self.as_bytes().hash(state);
             }
         }
 
         impl fmt::Debug for $name {
             fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                write!(f, "{}({})", stringify!($name), hex::encode(&self.0))
+                write!(f, "{}({})", stringify!($name), hex::encode(self.as_bytes()))
             }
         }
     };

@@ -148,6 +148,17 @@ proptest! {
     }
 
     #[test]
+    fn encoding_is_canonical_bencode(m in message()) {
+        // Keys sorted, nothing twice: the same bytes as a tree of sorted dicts gives.
+        let bytes = m.encode();
+        let tree = estudely_bencode::decode(&bytes).unwrap();
+        prop_assert_eq!(estudely_bencode::OwnedValue::from(&tree).to_bytes(), bytes.clone());
+        let mut appended = b"xyz".to_vec();
+        m.encode_into(&mut appended);
+        prop_assert_eq!(&appended[3..], &bytes[..]);
+    }
+
+    #[test]
     fn arbitrary_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..2000)) {
         let _ = Message::decode(&bytes);
         let _ = Message::salvage_query_tid(&bytes);

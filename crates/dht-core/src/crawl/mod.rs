@@ -429,12 +429,25 @@ impl Crawler {
     /// The next `get_peers` to send, taking the searches in turn (round robin) so that none
     /// waits behind the others; a node over its per-IP budget is left for later.
     fn next_search_query(&mut self, now: Instant) -> Option<(InfoHash, SocketAddr)> {
-        let mut ihs: Vec<InfoHash> = self.searches.keys().copied().collect();
+        // The searches in infohash order, on the stack (no allocation on this hot path) for
+        // the usual few; a larger `max_concurrent_searches` takes the heap.
+        const ON_STACK: usize = 64;
+        let n = self.searches.len();
+        let mut stack = [InfoHash([0; 20]); ON_STACK];
+        let mut heap = Vec::new();
+        let ihs: &mut [InfoHash] = if n <= ON_STACK {
+            for (slot, ih) in stack.iter_mut().zip(self.searches.keys()) {
+                *slot = *ih;
+            }
+            &mut stack[..n]
+        } else {
+            heap.extend(self.searches.keys().copied());
+            &mut heap
+        };
         ihs.sort_unstable();
-        let n = ihs.len();
+        let node = &self.node;
         for k in 0..n {
             let ih = ihs[(self.search_cursor + k) % n];
-            let node = &self.node;
             let s = self.searches.get_mut(&ih)?;
             if let Some(to) = s.next_query_if(|a| node.within_budget(a, now)) {
                 self.search_cursor = (self.search_cursor + k + 1) % n;
@@ -445,13 +458,21 @@ impl Crawler {
     }
 
     fn finish_searches(&mut self, now: Instant) {
-        let done: Vec<InfoHash> = self
-            .searches
-            .iter()
-            .filter(|(_, s)| s.is_done())
-            .map(|(ih, _)| *ih)
-            .collect();
-        for ih in done {
+        // The ended searches, on the stack for the usual few (this runs after every batch
+        // of work); more than fit take the heap.
+        const ON_STACK: usize = 64;
+        let mut stack = [InfoHash([0; 20]); ON_STACK];
+        let mut n = 0;
+        let mut heap = Vec::new();
+        for (ih, _) in self.searches.iter().filter(|(_, s)| s.is_done()) {
+            if n < ON_STACK {
+                stack[n] = *ih;
+                n += 1;
+            } else {
+                heap.push(*ih);
+            }
+        }
+        for ih in stack[..n].iter().chain(heap.iter()).copied() {
             if let Some(s) = self.searches.remove(&ih) {
                 // A search that found nobody (often: our routing table was still nearly
                 // empty when it started) gets one more try from the table as it is now, in
@@ -694,7 +715,9 @@ impl Crawler {
     fn admitted_nodes(&mut self, r: &Response) -> Vec<CompactNode> {
         let me = self.node.id();
         let (v4, v6) = (self.node.config.ipv4, self.node.config.ipv6);
-        let mut out = Vec::new();
+        // Sized once: the usual reply's 8 nodes take one allocation, not three as it grows.
+        let listed = if v4 { r.nodes.len() } else { 0 } + if v6 { r.nodes6.len() } else { 0 };
+        let mut out = Vec::with_capacity(listed);
         for n in r
             .nodes
             .iter()
