@@ -19,6 +19,8 @@ use crate::bloom::{Bloom, MAX_PLAUSIBLE};
 const MAX_CANDIDATES: usize = 32;
 /// `get_peers` in flight at once per search.
 const PARALLEL: usize = 2;
+/// Candidates looked at, closest first, for one within its per-IP budget.
+const SKIP: usize = 4;
 /// Replies in a row that bring nothing new (no peer, no closer node) before giving up.
 const MAX_DRY: usize = 2;
 
@@ -92,15 +94,21 @@ impl Search {
         added
     }
 
-    /// The next node to ask, if the search wants one now and `allowed` accepts it (a node
-    /// refused now, e.g. over its per-IP budget, stays first in line for later).
+    /// The next node to ask, if the search wants one now: the closest of the first
+    /// [`SKIP`] candidates that `allowed` accepts. A node refused now (over its per-IP
+    /// budget) keeps its place for later, and the search goes on with the next closest
+    /// instead of waiting for it: many searches often start at one node (the one that
+    /// sampled their infohashes), and would otherwise all wait on its budget.
     pub fn next_query_if(&mut self, allowed: impl Fn(&SocketAddr) -> bool) -> Option<SocketAddr> {
-        let (_, first) = self.candidates.first()?;
-        if allowed(first) {
-            self.next_query()
-        } else {
-            None
+        if !self.wants_query() {
+            return None;
         }
+        let at = self
+            .candidates
+            .iter()
+            .take(SKIP)
+            .position(|(_, a)| allowed(a))?;
+        Some(self.take(at))
     }
 
     /// Whether the query just handed out by [`Search::next_query`] should ask for a scrape
@@ -125,21 +133,30 @@ impl Search {
         self.candidates.insert(0, ([0; 20], addr));
     }
 
-    /// The next node to ask, if the search wants one now.
-    pub fn next_query(&mut self) -> Option<SocketAddr> {
-        if self.satisfied()
+    /// Whether the search would send a query now (it has a candidate).
+    fn wants_query(&self) -> bool {
+        !(self.satisfied()
             || self.in_flight >= PARALLEL
             || self.queries >= self.max_queries
             || self.dry >= MAX_DRY
-        {
+            || self.candidates.is_empty())
+    }
+
+    /// The next node to ask, if the search wants one now.
+    pub fn next_query(&mut self) -> Option<SocketAddr> {
+        if !self.wants_query() {
             return None;
         }
-        let (_, addr) = self.candidates.first().copied()?;
-        self.candidates.remove(0);
+        Some(self.take(0))
+    }
+
+    /// Hand out candidate `at` as the next query.
+    fn take(&mut self, at: usize) -> SocketAddr {
+        let (_, addr) = self.candidates.remove(at);
         self.asked.insert(addr);
         self.in_flight += 1;
         self.queries += 1;
-        Some(addr)
+        addr
     }
 
     /// A node answered: new peers (returned, at most up to `wanted` in all) and closer nodes.
