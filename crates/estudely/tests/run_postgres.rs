@@ -13,12 +13,11 @@ mod pg;
 mod common;
 
 use std::collections::BTreeSet;
-use std::thread;
 use std::time::Duration;
 
 use estudely::testnet::TorrentKind;
 
-use common::{run_bounded, torrents, Finished};
+use common::{run_bounded, spawn_bounded, torrents, Finished};
 use pg::PgServer;
 
 const HANG: Duration = Duration::from_secs(120);
@@ -67,10 +66,7 @@ fn two_crawlers_on_one_postgres_index_split_the_work() {
             ]
             .map(String::from)
             .to_vec();
-            thread::spawn(move || {
-                let args: Vec<&str> = args.iter().map(String::as_str).collect();
-                run_bounded(&args, HANG)
-            })
+            spawn_bounded(args, HANG)
         })
         .collect();
     let runs: Vec<Finished> = runs.into_iter().map(|h| h.join().unwrap()).collect();

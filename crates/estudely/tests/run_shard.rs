@@ -19,13 +19,12 @@ mod pg;
 mod common;
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::thread;
 use std::time::Duration;
 
 use estudely::testnet::TorrentKind;
 use estudely_dht_core::crawl::Shard;
 
-use common::{run_bounded, torrents, Finished};
+use common::{spawn_bounded, torrents, Finished};
 use pg::PgServer;
 
 const HANG: Duration = Duration::from_secs(120);
@@ -139,10 +138,7 @@ fn two_sharded_crawlers_on_one_postgres_index_split_the_network() {
             ]
             .map(String::from)
             .to_vec();
-            thread::spawn(move || {
-                let args: Vec<&str> = args.iter().map(String::as_str).collect();
-                run_bounded(&args, HANG)
-            })
+            spawn_bounded(args, HANG)
         })
         .collect();
     let runs: Vec<Finished> = runs.into_iter().map(|h| h.join().unwrap()).collect();
@@ -229,10 +225,7 @@ fn two_sharded_crawlers_on_one_postgres_index_split_the_network() {
             ]
             .map(String::from)
             .to_vec();
-            thread::spawn(move || {
-                let args: Vec<&str> = args.iter().map(String::as_str).collect();
-                run_bounded(&args, HANG)
-            })
+            spawn_bounded(args, HANG)
         })
         .collect();
     let crawls: Vec<Finished> = crawls.into_iter().map(|h| h.join().unwrap()).collect();

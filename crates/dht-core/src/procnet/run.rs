@@ -124,14 +124,23 @@ impl Simulation {
         }
         let start = Instant::now();
         let n = net.config().nodes;
-        let mut bootstrap = Vec::new();
-        let mut i = (net.h(99, 0, 0) % u64::from(n)) as u32;
-        while bootstrap.len() < 8 {
-            let (e, online) = net.session(i, 0);
-            if online && !net.unreachable(i) {
-                bootstrap.push(net.addr(i, e));
-            }
-            i = (i + n / 9 + 1) % n;
+        // Eight nodes that answer now, looked for among at most every node once (a network
+        // where none answers, `nat_share` 1, is given eight silent ones).
+        let start_slot = (net.h(99, 0, 0) % u64::from(n)) as u32;
+        let slots = (0..n).map(|k| {
+            ((u64::from(start_slot) + u64::from(k) * u64::from(n / 9 + 1)) % u64::from(n)) as u32
+        });
+        let mut bootstrap: Vec<SocketAddr> = slots
+            .clone()
+            .filter(|&i| net.session(i, 0).1 && !net.unreachable(i))
+            .take(8)
+            .map(|i| net.addr(i, net.session(i, 0).0))
+            .collect();
+        if bootstrap.is_empty() {
+            bootstrap = slots
+                .take(8)
+                .map(|i| net.addr(i, net.session(i, 0).0))
+                .collect();
         }
         let in_flight = ((cfg.rate * 1.5) as usize).clamp(32, 65_536);
         let crawlers = (0..cfg.shards)
@@ -234,7 +243,7 @@ impl Simulation {
                 }
             }
             // Never stand still: a deadline that is already due and changed nothing is
-            // retried a millisecond later.
+            // retried 100 µs later.
             let next = next.max(self.now + Duration::from_micros(100)).min(end);
             while next_report <= next && next_report < end {
                 self.now = next_report;

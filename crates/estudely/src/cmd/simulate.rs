@@ -178,49 +178,45 @@ pub fn run(args: SimulateArgs) -> anyhow::Result<()> {
             format!(", keyspace split in {}", args.shards)
         },
     )?;
-    match args.format {
-        SimFormat::Table => writeln!(
-            out,
-            "{:>7} {:>12} {:>11} {:>11} {:>11} {:>8} {:>8} {:>9} {:>7} {:>7}",
-            "hours", "queries", "samples", "answered", "found", "cover%", "known", "rested", "rss_mb", "wall_s"
-        )?,
-        SimFormat::Csv => writeln!(
-            out,
-            "hours,queries,samples_sent,samples_answered,found,coverage_pct,nodes_known,nodes_rested,rss_mb,wall_s"
-        )?,
-    }
+    let header: [&str; 10] = match args.format {
+        SimFormat::Table => [
+            "hours", "queries", "samples", "answered", "found", "cover%", "known", "rested",
+            "rss_mb", "wall_s",
+        ],
+        SimFormat::Csv => [
+            "hours",
+            "queries",
+            "samples_sent",
+            "samples_answered",
+            "found",
+            "coverage_pct",
+            "nodes_known",
+            "nodes_rested",
+            "rss_mb",
+            "wall_s",
+        ],
+    };
+    write_row(&mut out, args.format, &header.map(String::from))?;
+    // Two decimals for people, three in CSV.
+    let digits = if args.format == SimFormat::Csv { 3 } else { 2 };
     let mut failed: Option<io::Error> = None;
     let mut peak_known = 0;
     let mut line = |c: &Checkpoint| {
         let (rss, _) = memory_mb();
         peak_known = peak_known.max(c.nodes_known);
-        let h = c.at.as_secs_f64() / 3_600.0;
-        let w = wall.elapsed().as_secs_f64();
-        let r = match args.format {
-            SimFormat::Table => writeln!(
-                out,
-                "{h:>7.2} {:>12} {:>11} {:>11} {:>11} {:>8.2} {:>8} {:>9} {rss:>7.0} {w:>7.1}",
-                c.queries,
-                c.samples_sent,
-                c.samples_answered,
-                c.found,
-                pct(c.found, total),
-                c.nodes_known,
-                c.nodes_rested,
-            ),
-            SimFormat::Csv => writeln!(
-                out,
-                "{h:.3},{},{},{},{},{:.3},{},{},{rss:.0},{w:.1}",
-                c.queries,
-                c.samples_sent,
-                c.samples_answered,
-                c.found,
-                pct(c.found, total),
-                c.nodes_known,
-                c.nodes_rested,
-            ),
-        };
-        if let Err(e) = r {
+        let cells = [
+            format!("{:.digits$}", c.at.as_secs_f64() / 3_600.0),
+            c.queries.to_string(),
+            c.samples_sent.to_string(),
+            c.samples_answered.to_string(),
+            c.found.to_string(),
+            format!("{:.digits$}", pct(c.found, total)),
+            c.nodes_known.to_string(),
+            c.nodes_rested.to_string(),
+            format!("{rss:.0}"),
+            format!("{:.1}", wall.elapsed().as_secs_f64()),
+        ];
+        if let Err(e) = write_row(&mut out, args.format, &cells) {
             failed.get_or_insert(e);
         }
     };
@@ -230,11 +226,6 @@ pub fn run(args: SimulateArgs) -> anyhow::Result<()> {
         return Err(e.into());
     }
     let end = sim.checkpoint();
-    if std::env::var_os("ESTUDELY_SIM_DEBUG").is_some() {
-        for (k, s) in sim.crawler_stats().iter().enumerate() {
-            eprintln!("crawler {k}: {s:?}");
-        }
-    }
     let elapsed = wall.elapsed().as_secs_f64();
     let samplable = sim.net().samplable();
     let (_, peak) = memory_mb();
@@ -280,6 +271,23 @@ pub fn run(args: SimulateArgs) -> anyhow::Result<()> {
         until.as_secs_f64() / elapsed.max(1e-9),
     )?;
     Ok(())
+}
+
+/// Column widths of the table, right-aligned.
+const WIDTHS: [usize; 10] = [7, 12, 11, 11, 11, 8, 8, 9, 7, 7];
+
+/// One line of the coverage table: aligned columns, or CSV.
+fn write_row(out: &mut impl io::Write, format: SimFormat, cells: &[String; 10]) -> io::Result<()> {
+    let line = match format {
+        SimFormat::Table => cells
+            .iter()
+            .zip(WIDTHS)
+            .map(|(c, w)| format!("{c:>w$}"))
+            .collect::<Vec<_>>()
+            .join(" "),
+        SimFormat::Csv => cells.join(","),
+    };
+    writeln!(out, "{line}")
 }
 
 fn human_mb(bytes: usize) -> String {

@@ -89,6 +89,14 @@ pub struct Finished {
     pub stderr: String,
 }
 
+/// [`run_bounded`] on a thread of its own, for runs that go on side by side.
+pub fn spawn_bounded(args: Vec<String>, limit: Duration) -> thread::JoinHandle<Finished> {
+    thread::spawn(move || {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        run_bounded(&args, limit)
+    })
+}
+
 /// Run `estudely ARGS` to its end. `limit` only guards against a hang (the process is
 /// killed and the test fails); it is not a property under test.
 pub fn run_bounded(args: &[&str], limit: Duration) -> Finished {
