@@ -17,12 +17,15 @@ mod fault_tests;
 mod known;
 mod resting;
 mod search;
+mod searches;
 pub(crate) mod seen;
 mod shard;
 #[cfg(test)]
 mod tests;
 
 use std::collections::{HashMap, VecDeque};
+
+use searches::Searches;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
@@ -63,10 +66,8 @@ pub struct Crawler {
     samples_in_flight: usize,
     seen: SeenSet,
     found: usize,
-    searches: HashMap<InfoHash, Search>,
-    /// Infohashes waiting for a peer search: where to start, and a peer already known.
-    search_queue: VecDeque<(InfoHash, SocketAddr, Option<SocketAddr>)>,
-    search_cursor: usize,
+    /// Peer searches, waiting and running.
+    searches: Searches,
     retried: BoundedMap<InfoHash, ()>,
     next_walk: Instant,
     events: VecDeque<CrawlEvent>,
@@ -100,9 +101,7 @@ impl Crawler {
             pending: HashMap::new(),
             samples_in_flight: 0,
             found: 0,
-            searches: HashMap::new(),
-            search_queue: VecDeque::new(),
-            search_cursor: 0,
+            searches: Searches::default(),
             retried: BoundedMap::new(4_096),
             next_walk: now,
             events: VecDeque::new(),
@@ -178,8 +177,8 @@ impl Crawler {
             nodes_known: self.known.len(),
             frontier: self.known.frontier_len(),
             infohashes: self.found,
-            searches: self.searches.len() + self.search_queue.len(),
-            search_queue: self.search_queue.len(),
+            searches: self.searches.running() + self.searches.queued(),
+            search_queue: self.searches.queued(),
             nodes_retired: self.known.retired,
             nodes_rested: self.known.resting().map_or(0, |r| r.rested),
             addr_refused: node.refused,
@@ -193,7 +192,7 @@ impl Crawler {
 
     /// Whether the infohash budget is spent and every peer search has ended.
     pub fn is_done(&self) -> bool {
-        self.sampling_done() && self.searches.is_empty() && self.search_queue.is_empty()
+        self.sampling_done() && self.searches.is_empty()
     }
 
     fn sampling_done(&self) -> bool {
@@ -209,7 +208,7 @@ impl Crawler {
     /// without peer searches.)
     fn room_to_sample(&self) -> bool {
         !self.cfg.search_peers
-            || self.search_queue.len() + (self.samples_in_flight + 1) * MAX_SAMPLES_PER_REPLY
+            || self.searches.queued() + (self.samples_in_flight + 1) * MAX_SAMPLES_PER_REPLY
                 <= self.cfg.max_search_queue.max(MAX_SAMPLES_PER_REPLY)
     }
 
@@ -242,6 +241,12 @@ impl Crawler {
     pub fn poll_timeout(&self) -> Option<Instant> {
         let mut t = self.node.poll_timeout();
         let mut wake = |x: Instant| t = Some(t.map_or(x, |t| t.min(x)));
+        if self.room() {
+            // Searches set aside while their next nodes were over budget.
+            if let Some(w) = self.searches.wake_at() {
+                wake(w);
+            }
+        }
         // Only when there is room to act on them: with every slot busy, a due node waits for
         // a reply to free a slot, and waking for it would spin without making progress.
         if !self.sampling_done() && self.room() && self.room_to_sample() {
@@ -308,13 +313,7 @@ impl Crawler {
     /// [`CrawlEvent::SearchDone`] (the caller already knows it: e.g. its torrent is in an
     /// index). Returns whether there was one.
     pub fn cancel_search(&mut self, ih: &InfoHash) -> bool {
-        if self.searches.remove(ih).is_some() {
-            self.stats.searches_cancelled += 1;
-            return true;
-        }
-        let before = self.search_queue.len();
-        self.search_queue.retain(|(queued, _, _)| queued != ih);
-        let cancelled = self.search_queue.len() < before;
+        let cancelled = self.searches.cancel(ih);
         self.stats.searches_cancelled += u64::from(cancelled);
         cancelled
     }
@@ -343,8 +342,8 @@ impl Crawler {
             return;
         }
         self.events.push_back(CrawlEvent::Peer { info_hash, peer });
-        if self.search_queue.len() < self.cfg.max_search_queue {
-            self.search_queue.push_back((info_hash, from, Some(peer)));
+        if self.searches.queued() < self.cfg.max_search_queue {
+            self.searches.enqueue((info_hash, from, Some(peer)));
         } else {
             self.events.push_back(CrawlEvent::SearchDone {
                 info_hash,
@@ -369,18 +368,20 @@ impl Crawler {
     /// Start work while queries may be in flight and the node's rate queue is short.
     fn launch(&mut self, now: Instant) {
         // Peer searches first: an infohash is only worth something with its peers.
-        while self.searches.len() < self.cfg.max_concurrent_searches {
-            let Some((ih, from, known_peer)) = self.search_queue.pop_front() else {
-                break;
-            };
+        while let Some((ih, from, known_peer)) =
+            self.searches.next_queued(self.cfg.max_concurrent_searches)
+        {
             self.start_search(now, ih, from, known_peer);
         }
         let mut guard = 0;
         while self.room() && guard < 4 * self.cfg.max_in_flight {
             guard += 1;
-            if let Some((ih, to)) = self.next_search_query(now) {
+            let node = &self.node;
+            if let Some((ih, to, scrape)) = self
+                .searches
+                .next_query(now, |a| node.within_budget(a, now))
+            {
                 self.stats.get_peers_sent += 1;
-                let scrape = self.searches.get(&ih).is_some_and(Search::scrape_now);
                 let q = Query::GetPeers {
                     id: NodeId::default(),
                     info_hash: ih,
@@ -419,78 +420,32 @@ impl Crawler {
         if let Some(p) = known_peer {
             s.add_known_peer(p);
         }
-        self.searches.insert(ih, s);
+        self.searches.start(s);
     }
 
     fn room(&self) -> bool {
         self.pending.len() < self.cfg.max_in_flight && self.node.queued_queries() < 8
     }
 
-    /// The next `get_peers` to send, taking the searches in turn (round robin) so that none
-    /// waits behind the others; a node over its per-IP budget is left for later.
-    fn next_search_query(&mut self, now: Instant) -> Option<(InfoHash, SocketAddr)> {
-        // The searches in infohash order, on the stack (no allocation on this hot path) for
-        // the usual few; a larger `max_concurrent_searches` takes the heap.
-        const ON_STACK: usize = 64;
-        let n = self.searches.len();
-        let mut stack = [InfoHash([0; 20]); ON_STACK];
-        let mut heap = Vec::new();
-        let ihs: &mut [InfoHash] = if n <= ON_STACK {
-            for (slot, ih) in stack.iter_mut().zip(self.searches.keys()) {
-                *slot = *ih;
-            }
-            &mut stack[..n]
-        } else {
-            heap.extend(self.searches.keys().copied());
-            &mut heap
-        };
-        ihs.sort_unstable();
-        let node = &self.node;
-        for k in 0..n {
-            let ih = ihs[(self.search_cursor + k) % n];
-            let s = self.searches.get_mut(&ih)?;
-            if let Some(to) = s.next_query_if(|a| node.within_budget(a, now)) {
-                self.search_cursor = (self.search_cursor + k + 1) % n;
-                return Some((ih, to));
-            }
-        }
-        None
-    }
-
     fn finish_searches(&mut self, now: Instant) {
-        // The ended searches, on the stack for the usual few (this runs after every batch
-        // of work); more than fit take the heap.
-        const ON_STACK: usize = 64;
-        let mut stack = [InfoHash([0; 20]); ON_STACK];
-        let mut n = 0;
-        let mut heap = Vec::new();
-        for (ih, _) in self.searches.iter().filter(|(_, s)| s.is_done()) {
-            if n < ON_STACK {
-                stack[n] = *ih;
-                n += 1;
-            } else {
-                heap.push(*ih);
+        for s in self.searches.take_done() {
+            let ih = s.info_hash;
+            // A search that found nobody (often: our routing table was still nearly empty
+            // when it started) gets one more try from the table as it is now, in the slot it
+            // frees (so retries never grow the queue).
+            if s.peers().is_empty() && !self.retried.contains(&ih) {
+                self.retried.insert(ih, ());
+                self.start_search(now, ih, s.first(), None);
+                continue;
             }
-        }
-        for ih in stack[..n].iter().chain(heap.iter()).copied() {
-            if let Some(s) = self.searches.remove(&ih) {
-                // A search that found nobody (often: our routing table was still nearly
-                // empty when it started) gets one more try from the table as it is now, in
-                // the slot it frees (so retries never grow the queue).
-                if s.peers().is_empty() && !self.retried.contains(&ih) {
-                    self.retried.insert(ih, ());
-                    self.start_search(now, ih, s.first(), None);
-                    continue;
-                }
-                let (seeds_estimate, peers_estimate) = s.estimates();
-                self.events.push_back(CrawlEvent::SearchDone {
-                    info_hash: ih,
-                    peers: s.peers().len(),
-                    queries: s.queries(),
-                    seeds_estimate,
-                    peers_estimate,
-                });
-            }
+            let (seeds_estimate, peers_estimate) = s.estimates();
+            self.events.push_back(CrawlEvent::SearchDone {
+                info_hash: ih,
+                peers: s.peers().len(),
+                queries: s.queries(),
+                seeds_estimate,
+                peers_estimate,
+            });
         }
     }
 
@@ -617,7 +572,7 @@ impl Crawler {
                     .copied()
                     .filter(|a| self.node.admit(a))
                     .collect();
-                if let Some(s) = self.searches.get_mut(&ih) {
+                if let Some(s) = self.searches.touch(&ih) {
                     s.on_scrape(r.bf_seeds.as_deref(), r.bf_peers.as_deref());
                     for peer in s.on_reply(&values, &nodes) {
                         self.stats.peers += 1;
@@ -630,7 +585,7 @@ impl Crawler {
             }
             (Purpose::GetPeers(ih), Err(QueryError::Busy)) => {
                 // Our own throttle, not the node's fault: ask it again later.
-                if let Some(s) = self.searches.get_mut(&ih) {
+                if let Some(s) = self.searches.touch(&ih) {
                     s.unsent(to);
                 }
             }
@@ -639,7 +594,7 @@ impl Crawler {
             }
             (Purpose::GetPeers(ih), Err(_)) => {
                 self.stats.failures += 1;
-                if let Some(s) = self.searches.get_mut(&ih) {
+                if let Some(s) = self.searches.touch(&ih) {
                     s.on_failure();
                 }
             }
@@ -828,7 +783,7 @@ impl Crawler {
                 announced: false,
             });
             if self.cfg.search_peers {
-                self.search_queue.push_back((ih, addr, None));
+                self.searches.enqueue((ih, addr, None));
             }
         }
     }

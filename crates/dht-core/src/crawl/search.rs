@@ -19,8 +19,9 @@ use crate::bloom::{Bloom, MAX_PLAUSIBLE};
 const MAX_CANDIDATES: usize = 32;
 /// `get_peers` in flight at once per search.
 const PARALLEL: usize = 2;
-/// Candidates looked at, closest first, for one within its per-IP budget.
-const SKIP: usize = 4;
+/// Candidates looked at, closest first, for one within its per-IP budget: a bucket's worth
+/// (an infohash is stored on about 8 nodes, any of which may answer with its peers).
+const SKIP: usize = 8;
 /// Replies in a row that bring nothing new (no peer, no closer node) before giving up.
 const MAX_DRY: usize = 2;
 
@@ -44,6 +45,10 @@ pub struct Search {
     seeds: Option<Bloom>,
     /// ... and of the peer filters.
     leechers: Option<Bloom>,
+    /// In the crawler's turn of searches that may send (see `searches.rs`).
+    pub(crate) listed: bool,
+    /// Which start of the search this is (a search may be started again).
+    pub(crate) generation: u64,
 }
 
 impl Search {
@@ -71,6 +76,8 @@ impl Search {
             origin: first,
             seeds: None,
             leechers: None,
+            listed: false,
+            generation: 0,
         };
         s.add_candidates(known);
         s
@@ -134,7 +141,7 @@ impl Search {
     }
 
     /// Whether the search would send a query now (it has a candidate).
-    fn wants_query(&self) -> bool {
+    pub(crate) fn wants_query(&self) -> bool {
         !(self.satisfied()
             || self.in_flight >= PARALLEL
             || self.queries >= self.max_queries

@@ -334,7 +334,7 @@ mod tests {
         assert!(summary(&report, &counts).ends_with("2.0 s; 1 peer with port 0 dropped"));
         counts.sources_unkept = 2;
         assert!(summary(&report, &counts)
-            .ends_with("dropped; 2 infohashes found with 8448 searches pending have no source"));
+            .ends_with("dropped; 2 infohashes found with 73728 searches pending have no source"));
     }
 
     #[test]
@@ -368,12 +368,13 @@ mod tests {
 
     #[test]
     fn sources_are_capped_and_freed_when_searches_end() {
-        assert_eq!(SEARCHES_CAP, 256 + 8_192);
+        assert_eq!(SEARCHES_CAP, 8_192 + 65_536);
         assert_eq!(
             CrawlConfig::default().max_search_queue,
-            MAX_SEARCH_QUEUE,
-            "dht-core's search-queue cap, kept by start_crawler"
+            crate::crawl::setup::search_queue_for_rate(25.0),
+            "dht-core's search-queue cap, kept by start_crawler at the default rate"
         );
+        assert!(crate::crawl::setup::search_queue_for_rate(0.0) <= MAX_SEARCH_QUEUE);
         assert_eq!(
             CrawlConfig::default().max_concurrent_searches,
             crate::crawl::setup::concurrency_for_rate(25.0).1,

@@ -84,13 +84,18 @@ pub fn shard_note(shard: Shard) -> String {
     }
 }
 
-/// Queries per second: more than 0, at most 10,000.
+/// The highest `--rate`: what one core sends (see BENCHMARKS.md, "Loopback throughput").
+/// The per-IP budgets hold at any rate: a fast crawl spreads over more nodes, never harder
+/// on one.
+pub const MAX_RATE: f64 = 50_000.0;
+
+/// Queries per second: more than 0, at most [`MAX_RATE`].
 pub fn parse_rate(s: &str) -> Result<f64, String> {
     let q: f64 = s
         .parse()
         .map_err(|_| format!("`{s}` is not a number of queries per second"))?;
-    if !(q > 0.0 && q <= 10_000.0) {
-        return Err(format!("`{s}` must be more than 0 and at most 10000"));
+    if !(q > 0.0 && q <= MAX_RATE) {
+        return Err(format!("`{s}` must be more than 0 and at most {MAX_RATE}"));
     }
     Ok(q)
 }
@@ -135,7 +140,10 @@ pub struct Budgets {
 
 /// Most peer searches the crawler runs at once (its `CrawlConfig::max_concurrent_searches`,
 /// set by [`start_crawler`] from the rate: see [`concurrency_for_rate`]).
-pub const MAX_CONCURRENT_SEARCHES: usize = 256;
+pub const MAX_CONCURRENT_SEARCHES: usize = 8_192;
+
+/// Most crawler queries in flight (a `--rate` of 26,000 q/s or more).
+pub const MAX_IN_FLIGHT: usize = 32_768;
 
 /// Queries in flight and peer searches at once for a crawl at `rate` queries a second:
 /// enough to keep the rate busy on the real network, where a fifth of the queries or more
@@ -145,20 +153,37 @@ pub const MAX_CONCURRENT_SEARCHES: usize = 256;
 /// simulation (`estudely simulate --search-peers`) shows it.
 pub fn concurrency_for_rate(rate: f64) -> (usize, usize) {
     let rate = if rate > 0.0 { rate } else { f64::MAX };
-    let in_flight = (rate * 1.25).clamp(32.0, 8_192.0) as usize;
+    let in_flight = (rate * 1.25).clamp(32.0, MAX_IN_FLIGHT as f64) as usize;
     let searches = (rate / 4.0).clamp(16.0, MAX_CONCURRENT_SEARCHES as f64) as usize;
     (in_flight, searches)
 }
 
 /// Infohashes the crawler keeps queued for a peer search at most (its
-/// `CrawlConfig::max_search_queue`, set by [`start_crawler`]; sampling pauses before it
-/// would overflow).
-pub const MAX_SEARCH_QUEUE: usize = 8_192;
+/// `CrawlConfig::max_search_queue`, set by [`start_crawler`] from the rate: see
+/// [`search_queue_for_rate`]; sampling pauses before it would overflow).
+pub const MAX_SEARCH_QUEUE: usize = 65_536;
+
+/// The search queue of a crawl at `rate` queries a second: about 8 s of queries, from 8,192
+/// (a slow crawl's, where sampling outpaces searching and a longer queue only grows stale)
+/// to [`MAX_SEARCH_QUEUE`]. A fast crawl needs it long: the searches of one node's samples
+/// all go to that node's few neighbours, whose per-IP budgets let only a couple of them move
+/// at once, so the queue must hold the samples of many nodes (about twenty each) to keep
+/// thousands of searches busy.
+pub fn search_queue_for_rate(rate: f64) -> usize {
+    let rate = if rate > 0.0 { rate } else { f64::MAX };
+    (rate * 8.0).clamp(8_192.0, MAX_SEARCH_QUEUE as f64) as usize
+}
 
 /// Most infohashes whose peer search is pending in the crawler (running or queued), and so
 /// the cap of every per-infohash map a crawl sink keeps while searches run: the `source` of
 /// `crawl`'s rows, `collect`'s searching infohashes.
 pub const SEARCHES_CAP: usize = MAX_CONCURRENT_SEARCHES + MAX_SEARCH_QUEUE;
+
+/// Queries the global rate limit lets go back to back at `rate` a second: 10 ms worth,
+/// and never fewer than 10 (the node's default, so every rate up to 1,000 q/s keeps it).
+pub fn query_burst_for_rate(rate: f64) -> f64 {
+    (rate / 100.0).max(10.0)
+}
 
 /// The crawl driver's timeout for an `--overall-timeout` (0 = none: until Ctrl-C).
 pub fn crawl_limit(overall_timeout: Duration) -> Option<Duration> {
@@ -180,7 +205,7 @@ pub async fn start_crawler(
         peers_per_infohash: budgets.peers_per_infohash,
         max_in_flight: in_flight,
         max_concurrent_searches: searches,
-        max_search_queue: MAX_SEARCH_QUEUE,
+        max_search_queue: search_queue_for_rate(budgets.rate),
         harvest: budgets.harvest,
         forget_seen_when_full: budgets.forget_seen_when_full,
         bootstrap: seeds,
@@ -192,6 +217,9 @@ pub async fn start_crawler(
     let addr_policy = AddrPolicy::with_private(budgets.allow_private);
     let node = Config {
         query_rate: budgets.rate,
+        // 10 ms of the rate may go back to back (10 at most rates): the driver's timer wakes
+        // every millisecond or two, and a burst of 10 would cap a fast crawl at ~6,000 q/s.
+        query_burst: query_burst_for_rate(budgets.rate),
         addr_policy,
         // Room for the crawler's queries and our node's own lookups.
         max_in_flight: Config::default().max_in_flight.max(2 * in_flight),
@@ -333,12 +361,17 @@ mod tests {
         assert_eq!(concurrency_for_rate(1_000.0), (1_250, 250));
         assert_eq!(
             concurrency_for_rate(100_000.0),
-            (8_192, MAX_CONCURRENT_SEARCHES)
+            (MAX_IN_FLIGHT, MAX_CONCURRENT_SEARCHES)
         );
         assert_eq!(
             concurrency_for_rate(0.0),
-            (8_192, MAX_CONCURRENT_SEARCHES),
+            (MAX_IN_FLIGHT, MAX_CONCURRENT_SEARCHES),
             "0 = unlimited"
         );
+        assert_eq!(search_queue_for_rate(25.0), 8_192);
+        assert_eq!(query_burst_for_rate(25.0), 10.0);
+        assert_eq!(query_burst_for_rate(10_000.0), 100.0);
+        assert_eq!(search_queue_for_rate(4_000.0), 32_000);
+        assert_eq!(search_queue_for_rate(0.0), MAX_SEARCH_QUEUE);
     }
 }
