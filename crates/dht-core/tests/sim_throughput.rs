@@ -89,7 +89,7 @@ fn a_fast_crawl_uses_most_of_the_networks_budget_and_no_more() {
         bootstrap: vec![sim.addr(0)],
         // What `run --rate 4000` sets (concurrency_for_rate, search_queue_for_rate).
         max_in_flight: 5_000,
-        max_concurrent_searches: 1_000,
+        max_concurrent_searches: 2_000,
         max_search_queue: 32_000,
         ..CrawlConfig::default()
     };

@@ -148,7 +148,9 @@ impl Simulation {
                 let crawl = CrawlConfig {
                     max_infohashes: 0,
                     search_peers: cfg.search_peers,
-                    max_concurrent_searches: ((cfg.rate / 4.0) as usize).clamp(16, 256),
+                    // As `run` sets them (`concurrency_for_rate`, `search_queue_for_rate`).
+                    max_concurrent_searches: ((cfg.rate / 2.0) as usize).clamp(16, 8_192),
+                    max_search_queue: ((cfg.rate * 8.0) as usize).clamp(8_192, 65_536),
                     forget_seen_when_full: true,
                     max_seen_infohashes: 1_000_000,
                     max_in_flight: in_flight,

@@ -56,7 +56,7 @@ pub struct TestnetArgs {
     /// More infohashes, stored and sampled by the nodes but with no peer that get_peers
     /// returns (kind `no_peers`).
     #[arg(long, value_name = "N", default_value_t = 0,
-          value_parser = clap::value_parser!(u32).range(0..=50_000))]
+          value_parser = clap::value_parser!(u32).range(0..=1_000_000))]
     pub no_peers: u32,
     /// BEP 51 `interval` the nodes advertise, seconds.
     #[arg(long, value_name = "S", default_value_t = 60)]

@@ -154,7 +154,7 @@ pub const MAX_IN_FLIGHT: usize = 32_768;
 pub fn concurrency_for_rate(rate: f64) -> (usize, usize) {
     let rate = if rate > 0.0 { rate } else { f64::MAX };
     let in_flight = (rate * 1.25).clamp(32.0, MAX_IN_FLIGHT as f64) as usize;
-    let searches = (rate / 4.0).clamp(16.0, MAX_CONCURRENT_SEARCHES as f64) as usize;
+    let searches = (rate / 2.0).clamp(16.0, MAX_CONCURRENT_SEARCHES as f64) as usize;
     (in_flight, searches)
 }
 
@@ -358,7 +358,7 @@ mod tests {
             (32, 16),
             "the defaults of a slow crawl"
         );
-        assert_eq!(concurrency_for_rate(1_000.0), (1_250, 250));
+        assert_eq!(concurrency_for_rate(1_000.0), (1_250, 500));
         assert_eq!(
             concurrency_for_rate(100_000.0),
             (MAX_IN_FLIGHT, MAX_CONCURRENT_SEARCHES)

@@ -42,6 +42,9 @@ use crate::seeder::Seeder;
 
 /// First TCP port of the synthetic seeders: torrent `t` is served on port `6881 + t`.
 pub const SEEDER_BASE_PORT: u16 = 6881;
+/// Seeder ports from [`SEEDER_BASE_PORT`] up (to 65,533; odd and not a multiple of 5, so
+/// prime to [`SEEDER_IPS`]).
+const SEEDER_PORTS: usize = 58_653;
 /// Distinct seeder IPs (`.1` to `.250` of the seeders' /24).
 pub const SEEDER_IPS: usize = 250;
 /// Most bootstraps / announces run at once while starting.
@@ -196,11 +199,14 @@ pub fn node_ip(base: [u8; 3], i: usize) -> Option<Ipv4Addr> {
 }
 
 /// The synthetic seeder of torrent `t` in a testnet of `nodes` nodes: `.(t % 250 + 1)` of
-/// the /24 after the nodes' last one, port `6881 + t`. `None` if out of addresses or ports.
+/// the /24 after the nodes' last one, port `6881 + t` (wrapping after 58,653 torrents). `None`
+/// if out of addresses.
 pub fn seeder_addr(base: [u8; 3], nodes: usize, t: usize) -> Option<SocketAddr> {
     let last = node_ip(base, nodes.max(1) - 1)?;
     let third = last.octets()[2].checked_add(1)?;
-    let port = u16::try_from(usize::from(SEEDER_BASE_PORT) + t).ok()?;
+    // Ports wrap after SEEDER_PORTS torrents; as SEEDER_PORTS and SEEDER_IPS have no common
+    // factor, (ip, port) stays distinct for every torrent up to their product (14 million).
+    let port = u16::try_from(usize::from(SEEDER_BASE_PORT) + t % SEEDER_PORTS).ok()?;
     let ip = Ipv4Addr::new(base[0], base[1], third, (t % SEEDER_IPS + 1) as u8);
     Some(SocketAddr::V4(SocketAddrV4::new(ip, port)))
 }
@@ -355,7 +361,7 @@ fn node_config(cfg: &TestnetConfig) -> Config {
 impl Testnet {
     /// Start the nodes, connect them, announce every torrent and check it can be found (and
     /// store the `no_peers` ones). Must run inside a tokio runtime. Bad settings (addresses outside 127/8 or running
-    /// out, too many torrents for the port range) are [`UsageError`]s.
+    /// out) are [`UsageError`]s.
     pub async fn start(cfg: TestnetConfig) -> anyhow::Result<Testnet> {
         if cfg.base_ip[0] != 127 {
             let [a, b, c] = cfg.base_ip;
@@ -531,15 +537,25 @@ impl Testnet {
     /// nodes whose ids are closest to it (where an announce would have put it), so that they
     /// sample it and a `get_peers` lookup reaches them.
     async fn store_no_peers(&self, cfg: &TestnetConfig) -> anyhow::Result<()> {
+        // The nodes by id: the XOR-closest to an infohash lie around its place in that
+        // order (in the smallest subtree holding enough of them), so a window of a few
+        // dozen there holds them, instead of a sort of every node per infohash.
+        let mut by_id: Vec<(NodeId, &DhtHandle)> = self.nodes.iter().map(|n| (n.id(), n)).collect();
+        by_id.sort_by_key(|(id, _)| *id);
+        let reach = 4 * NO_PEERS_REPLICAS;
         for t in cfg.torrents + cfg.no_metadata..cfg.total_torrents() {
             let ih = synthetic_info_hash(t);
             let port = seeder_addr(cfg.base_ip, cfg.nodes, t)
                 .context("seeder address")?
                 .port();
             let peer = SocketAddr::from((Ipv6Addr::LOCALHOST, port));
-            let mut closest: Vec<&DhtHandle> = self.nodes.iter().collect();
-            closest.sort_by_key(|n| n.id().distance(&ih.0));
-            for node in closest.into_iter().take(NO_PEERS_REPLICAS) {
+            let at = by_id.partition_point(|(id, _)| id.0 < ih.0);
+            let mut near: Vec<&(NodeId, &DhtHandle)> = by_id
+                [at.saturating_sub(reach)..(at + reach).min(by_id.len())]
+                .iter()
+                .collect();
+            near.sort_by_key(|(id, _)| id.distance(&ih.0));
+            for (_, node) in near.into_iter().take(NO_PEERS_REPLICAS) {
                 node.insert_peer(ih, peer, false)
                     .await
                     .context("store a no_peers infohash")?;
