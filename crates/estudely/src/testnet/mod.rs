@@ -659,7 +659,12 @@ mod tests {
         assert_eq!(s(16, 0), "127.0.11.1:6881");
         assert_eq!(s(16, 251), "127.0.11.2:7132");
         assert_eq!(s(300, 0), "127.0.12.1:6881");
-        assert_eq!(seeder_addr(base, 16, 70_000), None);
+        // Ports wrap; (ip, port) stays distinct.
+        assert_eq!(s(16, 58_653), "127.0.11.154:6881");
+        let all: std::collections::HashSet<SocketAddr> = (0..300_000)
+            .map(|t| seeder_addr(base, 16, t).unwrap())
+            .collect();
+        assert_eq!(all.len(), 300_000);
         assert_eq!(seeder_addr([127, 0, 255], 16, 0), None);
     }
 
