@@ -44,20 +44,11 @@ fn main() {
     let wall = Instant::now();
     let mut sim = Sim::new(1, LinkModel::default());
     let mut rng = SmallRng::seed_from_u64(2);
-    for i in 0..nodes {
-        let idx = sim.add_node(Config {
-            seed: i as u64,
-            sample_interval: 300,
-            ..Config::default()
-        });
-        if idx > 0 {
-            let seeds = [sim.addr(0), sim.addr(rng.gen_range(0..idx))];
-            sim.with_node(idx, |n, now| n.bootstrap(now, &seeds));
-        }
-        if i % 200 == 199 {
-            sim.run_for(Duration::from_secs(2));
-        }
-    }
+    sim.grow(nodes, 200, &mut rng, |i| Config {
+        seed: i as u64,
+        sample_interval: 300,
+        ..Config::default()
+    });
     sim.run_for(Duration::from_secs(120));
     sim.take_events();
     let built = wall.elapsed();

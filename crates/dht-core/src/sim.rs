@@ -209,6 +209,28 @@ impl Sim {
         self.add(Endpoint::Node(Node::new(config, now)))
     }
 
+    /// Grow the network by `n` nodes made by `config(i)` (`i` from 0), each bootstrapping
+    /// from node 0 and a random earlier node (drawn from `rng`), with `every` nodes joining
+    /// per 2 s of virtual time, as nodes join a real DHT over time.
+    pub fn grow(
+        &mut self,
+        n: usize,
+        every: usize,
+        rng: &mut impl Rng,
+        config: impl Fn(usize) -> Config,
+    ) {
+        for i in 0..n {
+            let idx = self.add_node(config(i));
+            if idx > 0 {
+                let seeds = [self.addr(0), self.addr(rng.gen_range(0..idx))];
+                self.with_node(idx, |node, now| node.bootstrap(now, &seeds));
+            }
+            if i % every.max(1) == every.max(1) - 1 {
+                self.run_for(Duration::from_secs(2));
+            }
+        }
+    }
+
     /// Add a crawler; returns its index. It starts at once from `crawl.bootstrap`.
     pub fn add_crawler(&mut self, config: Config, crawl: CrawlConfig) -> usize {
         let now = self.now();

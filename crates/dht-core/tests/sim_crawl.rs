@@ -28,20 +28,11 @@ fn seed() -> u64 {
 fn network(n: usize, seed: u64) -> Sim {
     let mut sim = Sim::new(seed, LinkModel::default());
     let mut rng = SmallRng::seed_from_u64(seed ^ 0xb007);
-    for i in 0..n {
-        let idx = sim.add_node(Config {
-            seed: seed.wrapping_mul(7_919).wrapping_add(i as u64),
-            sample_interval: INTERVAL,
-            ..Config::default()
-        });
-        if idx > 0 {
-            let seeds = [sim.addr(0), sim.addr(rng.gen_range(0..idx))];
-            sim.with_node(idx, |node, now| node.bootstrap(now, &seeds));
-        }
-        if i % 100 == 99 {
-            sim.run_for(Duration::from_secs(2));
-        }
-    }
+    sim.grow(n, 100, &mut rng, |i| Config {
+        seed: seed.wrapping_mul(7_919).wrapping_add(i as u64),
+        sample_interval: INTERVAL,
+        ..Config::default()
+    });
     sim.run_for(Duration::from_secs(120));
     sim.take_events();
     sim

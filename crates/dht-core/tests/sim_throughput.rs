@@ -47,21 +47,12 @@ fn network(seed: u64) -> Sim {
     };
     let mut sim = Sim::new(seed, link);
     let mut rng = SmallRng::seed_from_u64(seed ^ 0x7412);
-    for i in 0..NODES {
-        let idx = sim.add_node(Config {
-            seed: seed.wrapping_mul(7_919).wrapping_add(i as u64),
-            sample_interval: 60,
-            max_torrents: 1_000,
-            ..Config::default()
-        });
-        if idx > 0 {
-            let seeds = [sim.addr(0), sim.addr(rng.gen_range(0..idx))];
-            sim.with_node(idx, |node, now| node.bootstrap(now, &seeds));
-        }
-        if i % 100 == 99 {
-            sim.run_for(Duration::from_secs(2));
-        }
-    }
+    sim.grow(NODES, 100, &mut rng, |i| Config {
+        seed: seed.wrapping_mul(7_919).wrapping_add(i as u64),
+        sample_interval: 60,
+        max_torrents: 1_000,
+        ..Config::default()
+    });
     sim.run_for(Duration::from_secs(60));
     sim.take_events();
     let mut ids: Vec<(NodeId, usize)> = (0..sim.len()).map(|i| (sim.node(i).id(), i)).collect();
