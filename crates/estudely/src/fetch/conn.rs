@@ -93,7 +93,12 @@ pub async fn fetch_one_until(
     for (over, provide) in steps {
         // A moment before coming back: some clients (Transmission) refuse a connection from
         // an address whose previous one they still hold open.
-        tokio::time::sleep_until(deadline.min(Instant::now() + RETRY_PAUSE)).await;
+        let pause = if over == transport {
+            RETRY_PAUSE
+        } else {
+            SWITCH_PAUSE
+        };
+        tokio::time::sleep_until(deadline.min(Instant::now() + pause)).await;
         if Instant::now() >= deadline {
             break;
         }
@@ -230,8 +235,14 @@ fn closed_before_handshake(f: &FetchFailure) -> bool {
     f.kind == FailureKind::Closed && f.detail.starts_with(CLOSED_BEFORE_HANDSHAKE)
 }
 
-/// The pause before connecting to a peer again after it closed on us.
-const RETRY_PAUSE: std::time::Duration = std::time::Duration::from_millis(250);
+/// The pause before connecting to a peer again after it closed on us, over the same
+/// transport. Transmission refuses a connection from an address whose previous one it has not
+/// let go of yet; 250 ms was not always enough on a loaded machine (a run of its encryption
+/// test in CI failed so).
+const RETRY_PAUSE: std::time::Duration = std::time::Duration::from_millis(500);
+
+/// ... and over another transport (uTP after TCP), a different kind of connection.
+const SWITCH_PAUSE: std::time::Duration = std::time::Duration::from_millis(250);
 
 /// How [`closed`] starts the detail of a close before the peer's handshake.
 const CLOSED_BEFORE_HANDSHAKE: &str = "connection closed before its handshake";
