@@ -81,6 +81,32 @@ pub fn resting_bytes_for_rate(rate: f64) -> usize {
     ((rate.max(0.0) * 21_600.0) as usize).clamp(1 << 20, 64 << 20)
 }
 
+/// Most peer searches a crawl runs at once, at any rate ([`searches_for_rate`]).
+pub const MAX_CONCURRENT_SEARCHES: usize = 8_192;
+
+/// Most infohashes queued for a peer search, at any rate ([`search_queue_for_rate`]).
+pub const MAX_SEARCH_QUEUE: usize = 65_536;
+
+/// Peer searches at once for a crawl at `rate` queries a second (0: unlimited): half the
+/// rate, from 16 (the default, a slow crawl's) to [`MAX_CONCURRENT_SEARCHES`]. A search
+/// keeps 1-3 queries in flight and often waits on a per-IP budget, so it takes many to keep
+/// a fast rate busy.
+pub fn searches_for_rate(rate: f64) -> usize {
+    let rate = if rate > 0.0 { rate } else { f64::MAX };
+    (rate / 2.0).clamp(16.0, MAX_CONCURRENT_SEARCHES as f64) as usize
+}
+
+/// The search queue of a crawl at `rate` queries a second (0: unlimited): about 8 s of
+/// queries, from 8,192 (the default: a slow crawl's, where sampling outpaces searching and a
+/// longer queue only grows stale) to [`MAX_SEARCH_QUEUE`]. A fast crawl needs it long: the
+/// searches of one node's samples all go to that node's few neighbours, whose per-IP budgets
+/// let only a couple of them move at once, so the queue must hold the samples of many nodes
+/// (about twenty each) to keep thousands of searches busy.
+pub fn search_queue_for_rate(rate: f64) -> usize {
+    let rate = if rate > 0.0 { rate } else { f64::MAX };
+    (rate * 8.0).clamp(8_192.0, MAX_SEARCH_QUEUE as f64) as usize
+}
+
 impl Default for CrawlConfig {
     fn default() -> Self {
         CrawlConfig {

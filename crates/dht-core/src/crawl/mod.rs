@@ -24,8 +24,6 @@ mod shard;
 mod tests;
 
 use std::collections::{HashMap, VecDeque};
-
-use searches::Searches;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
@@ -34,10 +32,14 @@ use rand::SeedableRng;
 
 use estudely_krpc::{Body, CompactNode, InfoHash, Message, NodeId, Query, Response};
 
-pub use config::{resting_bytes_for_rate, CrawlConfig, CrawlEvent, CrawlStats};
+pub use config::{
+    resting_bytes_for_rate, search_queue_for_rate, searches_for_rate, CrawlConfig, CrawlEvent,
+    CrawlStats, MAX_CONCURRENT_SEARCHES, MAX_SEARCH_QUEUE,
+};
 pub use known::{Discovery, Known, KnownNodes};
 pub use resting::RestingNodes;
 pub use search::Search;
+use searches::Searches;
 pub use seen::{keyed_hash, mix, SeenSet};
 pub use shard::{BadShard, Shard, MAX_SHARDS};
 

@@ -10,7 +10,10 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use super::{NetStats, ProcConfig, ProcNet};
-use crate::crawl::{resting_bytes_for_rate, CrawlConfig, CrawlEvent, CrawlStats, Crawler, Shard};
+use crate::crawl::{
+    resting_bytes_for_rate, search_queue_for_rate, searches_for_rate, CrawlConfig, CrawlEvent,
+    CrawlStats, Crawler, Shard,
+};
 use crate::Config;
 
 /// A simulated crawl.
@@ -148,9 +151,9 @@ impl Simulation {
                 let crawl = CrawlConfig {
                     max_infohashes: 0,
                     search_peers: cfg.search_peers,
-                    // As `run` sets them (`concurrency_for_rate`, `search_queue_for_rate`).
-                    max_concurrent_searches: ((cfg.rate / 2.0) as usize).clamp(16, 8_192),
-                    max_search_queue: ((cfg.rate * 8.0) as usize).clamp(8_192, 65_536),
+                    // As `run` sets them.
+                    max_concurrent_searches: searches_for_rate(cfg.rate),
+                    max_search_queue: search_queue_for_rate(cfg.rate),
                     forget_seen_when_full: true,
                     max_seen_infohashes: 1_000_000,
                     max_in_flight: in_flight,

@@ -7,7 +7,13 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::Args;
-use estudely_dht_core::crawl::{resting_bytes_for_rate, CrawlConfig, CrawlStats, Shard};
+use estudely_dht_core::crawl::{
+    resting_bytes_for_rate, searches_for_rate, CrawlConfig, CrawlStats, Shard,
+};
+// The search bounds live with the crawler (the simulation sets them the same way).
+pub use estudely_dht_core::crawl::{
+    search_queue_for_rate, MAX_CONCURRENT_SEARCHES, MAX_SEARCH_QUEUE,
+};
 use estudely_dht_core::{AddrPolicy, Config};
 
 use crate::args::overall_limit;
@@ -138,10 +144,6 @@ pub struct Budgets {
     pub shard: Shard,
 }
 
-/// Most peer searches the crawler runs at once (its `CrawlConfig::max_concurrent_searches`,
-/// set by [`start_crawler`] from the rate: see [`concurrency_for_rate`]).
-pub const MAX_CONCURRENT_SEARCHES: usize = 8_192;
-
 /// Most crawler queries in flight (a `--rate` of 26,000 q/s or more).
 pub const MAX_IN_FLIGHT: usize = 32_768;
 
@@ -154,24 +156,7 @@ pub const MAX_IN_FLIGHT: usize = 32_768;
 pub fn concurrency_for_rate(rate: f64) -> (usize, usize) {
     let rate = if rate > 0.0 { rate } else { f64::MAX };
     let in_flight = (rate * 1.25).clamp(32.0, MAX_IN_FLIGHT as f64) as usize;
-    let searches = (rate / 2.0).clamp(16.0, MAX_CONCURRENT_SEARCHES as f64) as usize;
-    (in_flight, searches)
-}
-
-/// Infohashes the crawler keeps queued for a peer search at most (its
-/// `CrawlConfig::max_search_queue`, set by [`start_crawler`] from the rate: see
-/// [`search_queue_for_rate`]; sampling pauses before it would overflow).
-pub const MAX_SEARCH_QUEUE: usize = 65_536;
-
-/// The search queue of a crawl at `rate` queries a second: about 8 s of queries, from 8,192
-/// (a slow crawl's, where sampling outpaces searching and a longer queue only grows stale)
-/// to [`MAX_SEARCH_QUEUE`]. A fast crawl needs it long: the searches of one node's samples
-/// all go to that node's few neighbours, whose per-IP budgets let only a couple of them move
-/// at once, so the queue must hold the samples of many nodes (about twenty each) to keep
-/// thousands of searches busy.
-pub fn search_queue_for_rate(rate: f64) -> usize {
-    let rate = if rate > 0.0 { rate } else { f64::MAX };
-    (rate * 8.0).clamp(8_192.0, MAX_SEARCH_QUEUE as f64) as usize
+    (in_flight, searches_for_rate(rate))
 }
 
 /// Most infohashes whose peer search is pending in the crawler (running or queued), and so
