@@ -66,6 +66,11 @@ pub struct Config {
     pub per_ip_queries: usize,
     /// The window of `per_ip_queries`. Default 10 s.
     pub per_ip_window: Duration,
+    /// Pacing of `per_ip_queries`: at most this many queries to one IP within any
+    /// `per_ip_burst / per_ip_queries` share of `per_ip_window`. Default 5 (5 in any 2.5 s):
+    /// an IP's budget is spent at an even pace, not all in one instant. 0, or
+    /// `per_ip_queries` or more, turns pacing off.
+    pub per_ip_burst: usize,
     /// Most queries answered per source IP within `per_ip_window`; beyond that the IP's
     /// queries are dropped unanswered. Default 100 (libtorrent blocks at 50 per 10 s).
     pub max_incoming_per_ip: usize,
@@ -122,6 +127,7 @@ impl Default for Config {
             query_burst: 10.0,
             per_ip_queries: 20,
             per_ip_window: Duration::from_secs(10),
+            per_ip_burst: 5,
             max_incoming_per_ip: 100,
             per_ip_datagrams: 25,
             addr_policy: AddrPolicy::strict(),

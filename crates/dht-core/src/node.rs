@@ -225,7 +225,8 @@ impl Node {
             next_maintenance: now + MAINTENANCE,
             next_self_refresh: now + MAINTENANCE,
             rate: RateLimiter::new(config.query_rate, config.query_burst, now),
-            ip_budget: IpBudget::new(config.per_ip_queries, config.per_ip_window, 65_536),
+            ip_budget: IpBudget::new(config.per_ip_queries, config.per_ip_window, 65_536)
+                .paced(config.per_ip_burst),
             out_budget: IpBudget::new(config.per_ip_datagrams, config.per_ip_window, 65_536),
             strikes: BoundedMap::new(65_536),
             dead: BoundedMap::new(config.max_dead),

@@ -1,4 +1,5 @@
-//! Politeness: a global query-rate limit (token bucket) and a per-IP budget (sliding window).
+//! Politeness: a global query-rate limit (token bucket) and a per-IP budget (sliding window,
+//! optionally paced).
 //!
 //! libtorrent blocks an IP that sends it more than `dht_block_ratelimit` (5/s, i.e. 50 in
 //! 10 s) messages; our default per-IP budget is 20 queries in 10 s, well under half of that.
@@ -80,11 +81,14 @@ fn wait_for(missing: f64, rate: f64) -> Duration {
     Duration::from_micros((missing / rate * 1e6).ceil().max(1.0) as u64)
 }
 
-/// At most `max` sends per IP within any `window`.
+/// At most `max` sends per IP within any `window`; if paced ([`IpBudget::paced`]), also at
+/// most `burst` within any `burst / max` share of the window.
 #[derive(Debug, Clone)]
 pub struct IpBudget {
     max: usize,
     window: Duration,
+    /// Pacing: at most `.0` sends within any `.1` (a `.0 / max` share of `window`).
+    pace: Option<(usize, Duration)>,
     max_ips: usize,
     sent: HashMap<IpAddr, VecDeque<Instant>>,
     order: VecDeque<IpAddr>,
@@ -96,15 +100,55 @@ impl IpBudget {
         IpBudget {
             max,
             window,
+            pace: None,
             max_ips: max_ips.max(1),
             sent: HashMap::new(),
             order: VecDeque::new(),
         }
     }
 
+    /// The same budget spent at an even pace: at most `burst` sends within any `burst / max`
+    /// share of the window (5 of 20 per 10 s: 5 in any 2.5 s), so that an IP's budget is not
+    /// spent in one instant and then idle for the rest of the window. A `burst` of 0, or of
+    /// `max` or more, leaves the budget unpaced.
+    ///
+    /// Pacing is both kinder to the node asked (no burst of a whole window's queries at
+    /// once) and better for a busy crawler: budgets spent all at once free up all at once,
+    /// and a crawl limited by them then runs in waves.
+    pub fn paced(mut self, burst: usize) -> Self {
+        self.pace = (burst > 0 && burst < self.max).then(|| {
+            // `burst < max`, so the span is shorter than the window; nanoseconds in a u128
+            // cannot overflow for any window a Duration holds.
+            let nanos = self.window.as_nanos() * burst as u128 / self.max as u128;
+            (
+                burst,
+                Duration::from_nanos(nanos.min(u64::MAX as u128) as u64),
+            )
+        });
+        self
+    }
+
     /// Whether a send to `ip` at `now` is within budget (does not record it).
     pub fn allows(&self, ip: IpAddr, now: Instant) -> bool {
-        self.used(ip, now) < self.max
+        self.room(ip, now) > 0
+    }
+
+    /// How many more sends to `ip` the budget allows at `now` (the window's and, if paced,
+    /// the pace's, whichever is fewer).
+    pub fn room(&self, ip: IpAddr, now: Instant) -> usize {
+        let Some(times) = self.sent.get(&ip) else {
+            return self.pace.map_or(self.max, |(burst, _)| burst);
+        };
+        let room = self
+            .max
+            .saturating_sub(times.len() - self.expired(times, now));
+        match self.pace {
+            Some((burst, span)) => {
+                let recent = times.len() - outside(times, now, span);
+                room.min(burst.saturating_sub(recent))
+            }
+            None => room,
+        }
     }
 
     /// Sends to `ip` inside the window ending at `now`.
@@ -119,12 +163,7 @@ impl IpBudget {
 
     /// How many of `times` (in order) are outside the window ending at `now`: a prefix.
     fn expired(&self, times: &VecDeque<Instant>, now: Instant) -> usize {
-        match now.checked_sub(self.window) {
-            // `now - t >= window` exactly when `t <= now - window`.
-            Some(cutoff) => times.partition_point(|t| *t <= cutoff),
-            // Earlier than any window could reach back: none has left it.
-            None => 0,
-        }
+        outside(times, now, self.window)
     }
 
     /// The budget: sends allowed per window.
@@ -135,11 +174,20 @@ impl IpBudget {
     /// When a send to `ip` will next be within budget.
     pub fn next_allowed(&self, ip: IpAddr, now: Instant) -> Instant {
         match self.sent.get(&ip) {
-            Some(times) if !self.allows(ip, now) => times
-                .iter()
-                .rev()
-                .nth(self.max - 1)
-                .map_or(now, |t| *t + self.window),
+            Some(times) if !self.allows(ip, now) => {
+                // The `n`-th latest send leaving a span of `span` frees one send of a
+                // budget of `n` per `span`; both rules must allow it, so the later wins.
+                let frees = |n: usize, span: Duration| {
+                    times
+                        .iter()
+                        .rev()
+                        .nth(n - 1)
+                        .map_or(now, |t| (*t + span).max(now))
+                };
+                let window = frees(self.max, self.window);
+                self.pace
+                    .map_or(window, |(burst, span)| window.max(frees(burst, span)))
+            }
             _ => now,
         }
     }
@@ -212,6 +260,17 @@ impl IpBudget {
     }
 }
 
+/// How many of `times` (in order) are outside the span of length `span` ending at `now`: a
+/// prefix, found by binary search.
+fn outside(times: &VecDeque<Instant>, now: Instant, span: Duration) -> usize {
+    match now.checked_sub(span) {
+        // `now - t >= span` exactly when `t <= now - span`.
+        Some(cutoff) => times.partition_point(|t| *t <= cutoff),
+        // Earlier than any span could reach back: none has left it.
+        None => 0,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -244,6 +303,48 @@ mod tests {
         assert_eq!(b.next_allowed(ip, t0 + Duration::from_secs(5)), t0 + w);
         assert!(b.try_record(ip, t0 + w));
         assert!(!b.try_record(ip, t0 + w));
+    }
+
+    #[test]
+    fn paced_budget_spreads_the_window() {
+        let t0 = Instant::now();
+        let ip: IpAddr = "127.0.1.1".parse().unwrap();
+        let ms = Duration::from_millis;
+        // 20 per 10 s, paced at 5: at most 5 in any 2.5 s.
+        let mut b = IpBudget::new(20, Duration::from_secs(10), 100).paced(5);
+        assert_eq!(b.room(ip, t0), 5);
+        for _ in 0..5 {
+            assert!(b.try_record(ip, t0));
+        }
+        assert!(!b.try_record(ip, t0));
+        assert_eq!(b.room(ip, t0), 0);
+        assert_eq!(b.next_allowed(ip, t0), t0 + ms(2500));
+        assert!(!b.try_record(ip, t0 + ms(2499)));
+        // Sends at an even pace fill the window exactly, never more.
+        let mut sent = 5;
+        let mut t = t0;
+        while t < t0 + Duration::from_secs(30) {
+            t += ms(100);
+            if b.try_record(ip, t) {
+                sent += 1;
+            }
+            assert!(b.used(ip, t) <= 20, "window budget kept at {t:?}");
+        }
+        // 30 s at 2 per second, plus the first burst, at most.
+        assert!((60..=65).contains(&sent), "{sent}");
+        // Both rules spent: the later time wins (here they agree).
+        let mut w = IpBudget::new(4, Duration::from_secs(10), 100).paced(2);
+        for s in [0, 0, 5, 5] {
+            assert!(w.try_record(ip, t0 + ms(s * 1000)), "{s}");
+        }
+        assert!(!w.allows(ip, t0 + ms(9_000)));
+        assert_eq!(w.next_allowed(ip, t0 + ms(9_000)), t0 + ms(10_000));
+        // Pacing at the whole budget, or at 0, is no pacing.
+        for burst in [0, 4, 9] {
+            let mut u = IpBudget::new(4, Duration::from_secs(10), 100).paced(burst);
+            assert!((0..4).all(|_| u.try_record(ip, t0)), "{burst}");
+            assert!(!u.try_record(ip, t0));
+        }
     }
 
     #[test]

@@ -64,8 +64,7 @@ impl Node {
     pub fn within_budget(&self, to: &SocketAddr, now: Instant) -> bool {
         let ip = to.ip();
         let waiting = self.queued.iter().filter(|(a, _, _)| a.ip() == ip).count();
-        let ok = self.ip_budget.used(ip, now) + waiting < self.ip_budget.max()
-            && self.out_budget.used(ip, now) + waiting < self.out_budget.max();
+        let ok = waiting < self.ip_budget.room(ip, now) && waiting < self.out_budget.room(ip, now);
         if !ok && waiting == 0 {
             // (With queries waiting for this IP, the rate limit's own wake comes first.)
             let at = self

@@ -31,6 +31,7 @@ fn testnet(seed: u64) -> (Sim, BTreeSet<InfoHash>) {
             query_rate: 1_000.0,
             query_burst: 100.0,
             per_ip_queries: 1_000,
+            per_ip_burst: 0,
             max_incoming_per_ip: 100_000,
             ..Config::default()
         });

@@ -1,7 +1,8 @@
 //! `estudely run` at its highest `--rate` against a loopback testnet of a few hundred of our
 //! own nodes (the small version of `scripts/bench-loopback`): however fast it goes, every
 //! etiquette rule holds, counted at the nodes it talked to. No node is sampled twice within
-//! its interval, and no node gets more queries than the per-IP budget allows in a window.
+//! its interval, and no node gets more queries than the per-IP budget allows in a window,
+//! nor faster than its pace.
 //!
 //! Loopback only: the testnet's nodes on 127.0.166.1 - 127.0.167.46, the run on
 //! 127.0.168.253 with `--bootstrap` at node 0. Counts, never wall time: the run stops by its
@@ -83,6 +84,9 @@ async fn run_at_full_rate_keeps_every_etiquette_count() {
 
     let after = crawl_queries(net.nodes()).await;
     let budget = Config::default().per_ip_queries as u64;
+    // The budget's pace: at most `per_ip_burst` in any `burst / budget` share of 10 s (5 in
+    // 2.5 s), so a run of at most 6 s sends at most 3 such bursts to a node: 15, not 20.
+    let paced = Config::default().per_ip_burst as u64 * 3;
     let (mut sampled, mut get_peers) = (0u64, 0u64);
     for (i, (a, b)) in after.iter().zip(&before).enumerate() {
         let samples = a.sample_infohashes - b.sample_infohashes;
@@ -96,6 +100,12 @@ async fn run_at_full_rate_keeps_every_etiquette_count() {
             samples + searches <= budget,
             "node {addr} got {} queries in one {RUN_SECS} s run: over the per-IP budget of \
              {budget} per 10 s",
+            samples + searches
+        );
+        assert!(
+            samples + searches <= paced,
+            "node {addr} got {} queries in one {RUN_SECS} s run: faster than the per-IP pace \
+             of 5 per 2.5 s allows ({paced})",
             samples + searches
         );
         sampled += samples;

@@ -71,6 +71,8 @@ pub struct Crawler {
     /// Peer searches, waiting and running.
     searches: Searches,
     retried: BoundedMap<InfoHash, ()>,
+    /// When the crawler last handled anything (a wake "now" for [`Crawler::poll_timeout`]).
+    last_pump: Instant,
     next_walk: Instant,
     events: VecDeque<CrawlEvent>,
     next_bootstrap: Instant,
@@ -105,6 +107,7 @@ impl Crawler {
             found: 0,
             searches: Searches::default(),
             retried: BoundedMap::new(4_096),
+            last_pump: now,
             next_walk: now,
             events: VecDeque::new(),
             next_bootstrap: now,
@@ -248,6 +251,11 @@ impl Crawler {
             if let Some(w) = self.searches.wake_at() {
                 wake(w);
             }
+            // Searches listed after the last turn (none normally: `launch` goes round
+            // until none is): their turn is now, or nothing would come to give it.
+            if self.searches.has_ready() {
+                wake(self.last_pump);
+            }
         }
         // Only when there is room to act on them: with every slot busy, a due node waits for
         // a reply to free a slot, and waking for it would spin without making progress.
@@ -270,6 +278,7 @@ impl Crawler {
 
     /// Handle the node's events, then start as much work as the budgets allow.
     fn pump(&mut self, now: Instant) {
+        self.last_pump = self.last_pump.max(now);
         self.drain_node_events(now);
         self.launch(now);
     }
@@ -369,6 +378,17 @@ impl Crawler {
 
     /// Start work while queries may be in flight and the node's rate queue is short.
     fn launch(&mut self, now: Instant) {
+        // A search that ends empty-handed is started once more (`finish_searches`): its
+        // first queries go out in a second round, since no event may come to send them.
+        for _round in 0..4 {
+            self.launch_round(now);
+            if !self.finish_searches(now) {
+                break;
+            }
+        }
+    }
+
+    fn launch_round(&mut self, now: Instant) {
         // Peer searches first: an infohash is only worth something with its peers.
         while let Some((ih, from, known_peer)) =
             self.searches.next_queued(self.cfg.max_concurrent_searches)
@@ -401,7 +421,6 @@ impl Crawler {
                 break;
             }
         }
-        self.finish_searches(now);
     }
 
     fn start_search(
@@ -429,7 +448,9 @@ impl Crawler {
         self.pending.len() < self.cfg.max_in_flight && self.node.queued_queries() < 8
     }
 
-    fn finish_searches(&mut self, now: Instant) {
+    /// Report the searches that ended; true if one was started again.
+    fn finish_searches(&mut self, now: Instant) -> bool {
+        let mut restarted = false;
         for s in self.searches.take_done() {
             let ih = s.info_hash;
             // A search that found nobody (often: our routing table was still nearly empty
@@ -438,6 +459,7 @@ impl Crawler {
             if s.peers().is_empty() && !self.retried.contains(&ih) {
                 self.retried.insert(ih, ());
                 self.start_search(now, ih, s.first(), None);
+                restarted = true;
                 continue;
             }
             let (seeds_estimate, peers_estimate) = s.estimates();
@@ -449,6 +471,7 @@ impl Crawler {
                 peers_estimate,
             });
         }
+        restarted
     }
 
     /// Visit one node: a new one, or one whose interval has passed; else walk or bootstrap.

@@ -287,6 +287,12 @@ impl Searches {
         None
     }
 
+    /// Whether a search waits for its turn to send (one started or listed since the last
+    /// [`Searches::next_query`] went round).
+    pub fn has_ready(&self) -> bool {
+        !self.ready.is_empty()
+    }
+
     /// When blocked searches are next looked at (for the crawler's timer).
     pub fn wake_at(&self) -> Option<Instant> {
         self.next_recheck.filter(|_| !self.blocked.is_empty())

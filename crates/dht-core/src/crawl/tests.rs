@@ -690,3 +690,50 @@ fn each_node_is_reported_once_on_its_first_usable_sample_reply() {
     );
     assert!(nodes(r.events()).is_empty());
 }
+
+#[test]
+fn a_search_started_again_sends_at_once_without_waiting_for_an_event() {
+    let ih = InfoHash([7; 20]);
+    let mut r = Rig::new();
+    let sent = sample_reply(&mut r, &[ih]);
+    let get_peers = |sent: &[(SocketAddr, Message)]| {
+        sent.iter()
+            .filter(|(_, m)| {
+                matches!(m.body, Body::Query(Query::GetPeers { info_hash, .. }) if info_hash == ih)
+            })
+            .cloned()
+            .collect::<Vec<_>>()
+    };
+    let empty = |i: u8| Response {
+        id: NodeId([i; 20]),
+        ..Response::default()
+    };
+    // The search asks the sampling node and the bootstrap node (all it knows).
+    let first = get_peers(&sent);
+    assert_eq!(first.len(), 2, "{sent:?}");
+    r.reply(&first[0], empty(2));
+    assert!(get_peers(&r.sent()).is_empty(), "one query still out");
+    // Nothing anywhere and no closer node: the search ends empty-handed and is started once
+    // more from the routing table. Its queries go out within this same call: nothing else
+    // is in flight, so no other event would ever come to send them.
+    r.reply(&first[1], empty(1));
+    let again = get_peers(&r.sent());
+    assert!(!again.is_empty(), "the second try is sent at once");
+    assert!(r
+        .events()
+        .iter()
+        .all(|e| !matches!(e, CrawlEvent::SearchDone { .. })));
+    // Its replies end it for good: reported once, not started a third time.
+    for q in &again {
+        r.reply(q, empty(9));
+    }
+    assert!(get_peers(&r.sent()).is_empty());
+    let done = r
+        .events()
+        .into_iter()
+        .filter(
+            |e| matches!(e, CrawlEvent::SearchDone { info_hash, peers: 0, .. } if *info_hash == ih),
+        )
+        .count();
+    assert_eq!(done, 1);
+}

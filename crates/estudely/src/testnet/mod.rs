@@ -351,6 +351,7 @@ fn node_config(cfg: &TestnetConfig) -> Config {
         query_rate: 1_000.0,
         query_burst: 100.0,
         per_ip_queries: 1_000,
+        per_ip_burst: 0,
         per_ip_datagrams: 100_000,
         max_incoming_per_ip: 100_000,
         addr_policy: AddrPolicy::permissive(),
@@ -604,6 +605,7 @@ async fn announce_from(
             query_rate: 1_000.0,
             query_burst: 100.0,
             per_ip_queries: 1_000,
+            per_ip_burst: 0,
             per_ip_datagrams: 100_000,
             addr_policy: AddrPolicy::permissive(),
             ..Config::default()
