@@ -9,7 +9,7 @@ use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 
 use estudely_krpc::{
-    Body, CompactNode, InfoHash, Message, NodeId, Query, Response, TransactionId, Want,
+    Body, CompactNode, InfoHash, Message, NodeId, Query, Response, TransactionId, Version, Want,
 };
 
 use crate::addr_policy::Refusals;
@@ -45,7 +45,7 @@ pub(crate) enum Purpose {
 /// The parts of a reply besides its body, passed on to whoever asked.
 struct Envelope {
     tid: TransactionId,
-    version: Option<Vec<u8>>,
+    version: Option<Version>,
     ip: Option<SocketAddr>,
     read_only: bool,
 }
@@ -534,7 +534,7 @@ impl Node {
                 self.events.push_back(Event::QueryDone {
                     id,
                     to: from,
-                    result: Ok(Box::new(msg)),
+                    result: Ok(msg),
                 });
             }
             Purpose::Lookup(lid) => {

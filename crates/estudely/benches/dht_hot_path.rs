@@ -234,7 +234,7 @@ fn node_bench(target: u64) {
             };
             let m = Message {
                 tid: TransactionId::new(&(i as u16).to_be_bytes()).expect("tid"),
-                version: Some(b"LT\x01\x02".to_vec()),
+                version: estudely_dht_core::krpc::Version::new(b"LT\x01\x02").ok(),
                 ip: None,
                 read_only: false,
                 body: Body::Query(q),

@@ -12,8 +12,8 @@ use estudely_bencode::{scan_with, Limits, RawValue};
 
 use crate::compact::{decode_nodes4, decode_nodes6, decode_peer};
 use crate::{
-    Body, Error, ErrorMsg, InfoHash, Message, NodeId, Query, Response, Token, TransactionId, Want,
-    MAX_DATAGRAM,
+    Body, Error, ErrorMsg, InfoHash, Message, NodeId, Query, Response, Token, TransactionId,
+    Version, Want, MAX_DATAGRAM,
 };
 
 /// Bencode limits for one datagram: small, shallow, few values.
@@ -94,8 +94,7 @@ impl Message {
         let version = top
             .get("v")
             .and_then(|v| v.as_bytes())
-            .filter(|v| v.len() <= 32)
-            .map(<[u8]>::to_vec);
+            .and_then(|v| Version::new(v).ok());
         let ip = match top.get("ip").and_then(|v| v.as_bytes()) {
             Some(b) => Some(decode_peer("ip", b)?),
             None => None,

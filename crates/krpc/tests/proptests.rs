@@ -4,7 +4,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
 use estudely_krpc::{
     Body, CompactNode, ErrorMsg, InfoHash, Message, NodeId, Query, Response, Token, TransactionId,
-    Want,
+    Version, Want,
 };
 use proptest::prelude::*;
 
@@ -133,7 +133,7 @@ fn message() -> impl Strategy<Value = Message> {
     )
         .prop_map(|(t, version, ip, read_only, body)| Message {
             tid: TransactionId::new(&t).unwrap(),
-            version,
+            version: version.map(|v| Version::new(&v).unwrap()),
             ip,
             read_only,
             body,

@@ -30,7 +30,7 @@ use std::time::{Duration, Instant};
 use rand::rngs::SmallRng;
 use rand::SeedableRng;
 
-use estudely_krpc::{Body, CompactNode, InfoHash, Message, NodeId, Query, Response};
+use estudely_krpc::{Body, CompactNode, InfoHash, Message, NodeId, Query, Response, Version};
 
 pub use config::{
     resting_bytes_for_rate, search_queue_for_rate, searches_for_rate, CrawlConfig, CrawlEvent,
@@ -536,7 +536,7 @@ impl Crawler {
         now: Instant,
         to: SocketAddr,
         p: Purpose,
-        result: Result<Box<Message>, QueryError>,
+        result: Result<Message, QueryError>,
     ) {
         if matches!(p, Purpose::Sample(_)) {
             self.samples_in_flight = self.samples_in_flight.saturating_sub(1);
@@ -720,7 +720,7 @@ impl Crawler {
     }
 
     /// Report `addr`'s first usable reply to `sample_infohashes` (once per known node).
-    fn node_sampled(&mut self, addr: SocketAddr, version: Option<Vec<u8>>, interval: Option<u32>) {
+    fn node_sampled(&mut self, addr: SocketAddr, version: Option<Version>, interval: Option<u32>) {
         let Some(k) = self.known.get_mut(&addr) else {
             return;
         };
@@ -728,13 +728,14 @@ impl Crawler {
             k.sampled = true;
             self.events.push_back(CrawlEvent::NodeSampled {
                 from: addr,
-                version,
+                // Once per node: the event keeps its own copy.
+                version: version.map(|v| v.to_vec()),
                 interval,
             });
         }
     }
 
-    fn on_sample(&mut self, now: Instant, addr: SocketAddr, r: Response, version: Option<Vec<u8>>) {
+    fn on_sample(&mut self, now: Instant, addr: SocketAddr, r: Response, version: Option<Version>) {
         let nodes = self.admitted_nodes(&r);
         self.learn(now, addr, &r);
         self.add_nodes(now, &nodes);

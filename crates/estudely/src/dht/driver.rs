@@ -453,7 +453,7 @@ impl Driver {
             Event::QueryDone { id, to, result } => {
                 trace!(%to, ok = result.is_ok(), "query done");
                 if let Some(reply) = self.queries.remove(&id) {
-                    let _ = reply.send(result.map(|m| *m));
+                    let _ = reply.send(result);
                 }
             }
             Event::LookupDone(outcome) => {

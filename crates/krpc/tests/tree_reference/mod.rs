@@ -35,7 +35,8 @@ pub fn decode(bytes: &[u8]) -> Result<Message, Error> {
     let version = root
         .get_bytes(b"v")
         .filter(|v| v.len() <= 32)
-        .map(<[u8]>::to_vec);
+        // (Then a `Vec<u8>`; since an inline `Version`, the same bytes.)
+        .and_then(|v| estudely_krpc::Version::new(v).ok());
     let ip = match root.get_bytes(b"ip") {
         Some(b) => Some(decode_peer("ip", b)?),
         None => None,
