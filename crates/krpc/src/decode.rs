@@ -10,7 +10,7 @@
 
 use estudely_bencode::{scan_with, Limits, RawValue};
 
-use crate::compact::{decode_nodes4, decode_nodes6, decode_peer};
+use crate::compact::{decode_peer, extend_nodes};
 use crate::{
     Body, Error, ErrorMsg, InfoHash, Message, NodeId, Query, Response, Token, TransactionId,
     Version, Want, MAX_DATAGRAM,
@@ -82,6 +82,14 @@ impl<'a> Fields<'a> {
 impl Message {
     /// Decode one datagram.
     pub fn decode(bytes: &[u8]) -> Result<Message, Error> {
+        Message::decode_reusing(bytes, &mut Response::default())
+    }
+
+    /// [`Message::decode`], but a response takes its lists (`nodes`, `nodes6`, `values`,
+    /// `samples`) from `spare`, emptied, so that their room is reused: a caller that hands
+    /// each handled reply's lists back decodes replies without allocating. The message is
+    /// the same as [`Message::decode`]'s; `spare` is left with the lists not taken.
+    pub fn decode_reusing(bytes: &[u8], spare: &mut Response) -> Result<Message, Error> {
         if bytes.len() > MAX_DATAGRAM {
             return Err(Error::TooLarge {
                 len: bytes.len(),
@@ -102,7 +110,7 @@ impl Message {
         let read_only = top.get("ro").and_then(|v| v.as_int()) == Some(1);
         let body = match bytes_of(&top, "y")? {
             b"q" => Body::Query(query(&top)?),
-            b"r" => Body::Response(response(&dict_of(&top, "r", REPLY)?)?),
+            b"r" => Body::Response(response(&dict_of(&top, "r", REPLY)?, spare)?),
             b"e" => Body::Error(error(&top)?),
             _ => return Err(Error::UnknownType),
         };
@@ -171,27 +179,30 @@ fn query(top: &Fields<'_>) -> Result<Query, Error> {
     })
 }
 
-fn response(r: &Fields<'_>) -> Result<Response, Error> {
+fn response(r: &Fields<'_>, spare: &mut Response) -> Result<Response, Error> {
     let mut resp = Response {
         id: NodeId::from_slice("id", bytes_of(r, "id")?)?,
+        nodes: take_empty(&mut spare.nodes),
+        nodes6: take_empty(&mut spare.nodes6),
+        values: take_empty(&mut spare.values),
+        samples: take_empty(&mut spare.samples),
         ..Response::default()
     };
     if let Some(b) = opt_bytes(r, "nodes")? {
-        resp.nodes = decode_nodes4(b)?;
+        extend_nodes(b, false, &mut resp.nodes)?;
     }
     if let Some(b) = opt_bytes(r, "nodes6")? {
-        resp.nodes6 = decode_nodes6(b)?;
+        extend_nodes(b, true, &mut resp.nodes6)?;
     }
     if let Some(v) = r.get("values") {
         let list = v.list().ok_or(Error::WrongType { key: "values" })?;
-        // Counted first, so the list takes one allocation (the count is bounded by the
-        // datagram: at most `LIMITS.max_values`).
-        let mut values = Vec::with_capacity(list.clone().count());
+        // Counted first, so the list takes at most one allocation (the count is bounded by
+        // the datagram: at most `LIMITS.max_values`).
+        resp.values.reserve(list.clone().count());
         for p in list {
             let b = p.as_bytes().ok_or(Error::WrongType { key: "values" })?;
-            values.push(decode_peer("values", b)?);
+            resp.values.push(decode_peer("values", b)?);
         }
-        resp.values = values;
     }
     if let Some(b) = opt_bytes(r, "token")? {
         resp.token = Some(Token::new(b)?);
@@ -204,10 +215,10 @@ fn response(r: &Fields<'_>) -> Result<Response, Error> {
                 expected: "a multiple of 20",
             });
         }
-        resp.samples = b
-            .chunks_exact(20)
-            .map(|c| InfoHash::from_slice("samples", c))
-            .collect::<Result<_, _>>()?;
+        resp.samples.reserve(b.len() / 20);
+        for c in b.chunks_exact(20) {
+            resp.samples.push(InfoHash::from_slice("samples", c)?);
+        }
     }
     resp.interval = opt_u32(r, "interval")?;
     resp.num = opt_u32(r, "num")?;
@@ -215,6 +226,13 @@ fn response(r: &Fields<'_>) -> Result<Response, Error> {
     resp.bf_peers = opt_bloom(r, "BFpe")?;
     resp.reflected_port = opt_port(r, "p")?;
     Ok(resp)
+}
+
+/// `list`'s room, emptied; `list` is left without any.
+fn take_empty<T>(list: &mut Vec<T>) -> Vec<T> {
+    let mut l = std::mem::take(list);
+    l.clear();
+    l
 }
 
 /// Longest error message kept, in bytes of UTF-8.
@@ -374,6 +392,31 @@ mod tests {
         let m = m.unwrap();
         assert_eq!(m.tid.as_bytes(), b"xy");
         assert!(matches!(m.body, Body::Query(Query::Ping { .. })));
+    }
+
+    #[test]
+    fn decoding_into_spare_lists_gives_the_same_message_and_reuses_them() {
+        let reply = b"d1:rd2:id20:aaaaaaaaaaaaaaaaaaaa5:nodes26:bbbbbbbbbbbbbbbbbbbbcccccc6:valuesl6:dddddd6:eeeeeeee1:t2:xy1:y1:re";
+        let fresh = Message::decode(reply).unwrap();
+        let Body::Response(r) = &fresh.body else {
+            panic!("a response")
+        };
+        assert_eq!((r.nodes.len(), r.values.len()), (1, 2));
+        let mut spare = Response {
+            nodes6: vec![r.nodes[0]; 40],
+            values: Vec::with_capacity(64),
+            samples: vec![InfoHash([7; 20]); 3],
+            ..Response::default()
+        };
+        let values_at = spare.values.as_ptr();
+        let m = Message::decode_reusing(reply, &mut spare).unwrap();
+        assert_eq!(m, fresh, "stale items never leak in");
+        let Body::Response(r) = m.body else {
+            panic!("a response")
+        };
+        assert_eq!(r.values.as_ptr(), values_at, "the spare list's room");
+        assert!(r.nodes6.is_empty() && r.nodes6.capacity() >= 40);
+        assert_eq!(spare, Response::default(), "every list was taken");
     }
 
     #[test]

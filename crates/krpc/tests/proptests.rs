@@ -312,6 +312,22 @@ fn decoders_agree(bytes: &[u8]) -> Result<(), TestCaseError> {
         "{:?}",
         bytes
     );
+    // Spare lists with stale items in them change nothing.
+    let stale = CompactNode {
+        id: NodeId([9; 20]),
+        addr: "1.2.3.4:5".parse().unwrap(),
+    };
+    let mut spare = Response {
+        nodes: vec![stale; 3],
+        nodes6: vec![stale],
+        values: vec![stale.addr; 9],
+        samples: vec![InfoHash([1; 20])],
+        ..Response::default()
+    };
+    prop_assert_eq!(
+        Message::decode_reusing(bytes, &mut spare),
+        Message::decode(bytes)
+    );
     prop_assert_eq!(
         Message::salvage_query_tid(bytes).map(|t| t.as_bytes().to_vec()),
         tree_reference::salvage_query_tid(bytes).map(|t| t.as_bytes().to_vec())
