@@ -1,6 +1,6 @@
 //! The decoder: a recursive descent bounded by [`Limits`], check-then-slice on every length.
 
-use crate::{Error, Kind, Value};
+use crate::{Error, Kind, RawValue, Value};
 
 /// Room reserved for a dict's or a list's items at first: a KRPC message's dicts fit, so
 /// each takes one allocation rather than a few as it grows.
@@ -63,6 +63,29 @@ pub fn decode_prefix(input: &[u8], limits: Limits) -> Result<(Value<'_>, usize),
     };
     let v = d.value(0)?;
     Ok((v, d.pos))
+}
+
+/// Check that the whole input is exactly one value, as [`decode_with`] does (same limits,
+/// same errors at the same offsets), without building a tree: nothing is allocated. The
+/// result is read lazily through [`RawValue`].
+pub fn scan_with(input: &[u8], limits: Limits) -> Result<RawValue<'_>, Error> {
+    if input.len() > limits.max_size {
+        return Err(Error::TooLarge {
+            len: input.len(),
+            max: limits.max_size,
+        });
+    }
+    let mut d = Decoder {
+        input,
+        pos: 0,
+        values: 0,
+        limits,
+    };
+    d.skip(0)?;
+    if d.pos != input.len() {
+        return Err(Error::TrailingData { offset: d.pos });
+    }
+    Ok(RawValue::validated(input))
 }
 
 struct Decoder<'a> {
@@ -149,6 +172,64 @@ impl<'a> Decoder<'a> {
         }
     }
 
+    /// [`Decoder::value`] without building anything: the same checks in the same order, so
+    /// the same errors at the same offsets (the property tests hold the two together).
+    fn skip(&mut self, depth: usize) -> Result<(), Error> {
+        let start = self.pos;
+        self.values += 1;
+        if self.values > self.limits.max_values {
+            return Err(Error::TooManyValues {
+                offset: start,
+                max: self.limits.max_values,
+            });
+        }
+        match self.peek()? {
+            b'i' => {
+                self.pos += 1;
+                self.integer(b'e', start)?;
+            }
+            b'0'..=b'9' => {
+                self.bytes()?;
+            }
+            open @ (b'l' | b'd') => {
+                if depth >= self.limits.max_depth {
+                    return Err(Error::TooDeep {
+                        offset: start,
+                        max: self.limits.max_depth,
+                    });
+                }
+                self.pos += 1;
+                // Only the previous key is needed to refuse a repeated (or, strict, unsorted)
+                // one: no list of entries.
+                let mut prev: Option<&'a [u8]> = None;
+                while self.peek()? != b'e' {
+                    if open == b'd' {
+                        let key_at = self.pos;
+                        if !self.peek()?.is_ascii_digit() {
+                            return Err(Error::KeyNotString { offset: key_at });
+                        }
+                        let key = self.bytes()?;
+                        if let Some(p) = prev {
+                            if p == key || (self.limits.strict && p > key) {
+                                return Err(Error::KeyOrder { offset: key_at });
+                            }
+                        }
+                        prev = Some(key);
+                    }
+                    self.skip(depth + 1)?;
+                }
+                self.pos += 1;
+            }
+            byte => {
+                return Err(Error::UnexpectedByte {
+                    offset: start,
+                    byte,
+                })
+            }
+        }
+        Ok(())
+    }
+
     /// Parse a decimal integer up to `end`; `pos` is just past the `i` (or at the length).
     fn integer(&mut self, end: u8, start: usize) -> Result<i64, Error> {
         let rest = &self.input[self.pos..];
@@ -192,7 +273,7 @@ impl<'a> Decoder<'a> {
 }
 
 /// Strict decimal: no leading zeros, no `-0`, no empty, no overflow.
-fn parse_int(digits: &[u8]) -> Option<i64> {
+pub(crate) fn parse_int(digits: &[u8]) -> Option<i64> {
     let (neg, body) = match digits.split_first() {
         Some((b'-', body)) => (true, body),
         _ => (false, digits),

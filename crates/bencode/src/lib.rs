@@ -7,6 +7,8 @@
 //! * Decoding is bounded by [`Limits`]: nesting depth, input size and number of values, so
 //!   hostile input can neither overflow the stack nor make us allocate without bound.
 //!   Every [`Error`] names the byte offset where decoding stopped.
+//! * [`scan_with`] checks an input exactly as [`decode_with`] does but builds no tree: its
+//!   [`RawValue`] is read in place, allocating nothing (the KRPC decoder's hot path).
 //! * [`OwnedValue`] and [`Encoder`] produce canonical bencode (dict keys sorted).
 //!
 //! This crate depends on nothing but `std` and `thiserror`; every other unit builds on it.
@@ -16,9 +18,11 @@
 mod decode;
 mod encode;
 mod error;
+mod raw;
 mod value;
 
-pub use decode::{decode, decode_prefix, decode_with, Limits};
+pub use decode::{decode, decode_prefix, decode_with, scan_with, Limits};
 pub use encode::{Encoder, OwnedValue};
 pub use error::Error;
+pub use raw::{DictIter, ListIter, RawValue};
 pub use value::{Kind, Value};

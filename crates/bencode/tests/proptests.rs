@@ -1,6 +1,6 @@
 //! Property tests: canonical encode → decode round-trips, and arbitrary bytes never panic.
 
-use estudely_bencode::{decode, decode_with, Kind, Limits, OwnedValue, Value};
+use estudely_bencode::{decode, decode_with, scan_with, Kind, Limits, OwnedValue, RawValue, Value};
 use proptest::prelude::*;
 
 fn owned_value() -> impl Strategy<Value = OwnedValue> {
@@ -31,7 +31,76 @@ fn check_spans(input: &[u8], v: &Value<'_>) {
     }
 }
 
+/// The lazy reading of `raw` finds exactly the tree `v`: same kinds, same bytes, same
+/// entries in the same order.
+fn same(raw: RawValue<'_>, v: &Value<'_>) -> bool {
+    raw.raw() == v.raw()
+        && match v.kind() {
+            Kind::Int(i) => raw.as_int() == Some(*i),
+            Kind::Bytes(b) => raw.as_bytes() == Some(*b),
+            Kind::List(items) => raw.list().is_some_and(|l| {
+                l.clone().count() == items.len() && l.zip(items).all(|(r, v)| same(r, v))
+            }),
+            Kind::Dict(entries) => raw.dict().is_some_and(|d| {
+                d.clone().count() == entries.len()
+                    && d.zip(entries)
+                        .all(|((rk, r), (k, v))| rk == *k && same(r, v))
+            }),
+        }
+}
+
+/// [`scan_with`] accepts what [`decode_with`] accepts, fails with the same error otherwise,
+/// and reads back the same tree.
+fn scan_agrees(bytes: &[u8], limits: Limits) -> Result<(), TestCaseError> {
+    match (scan_with(bytes, limits), decode_with(bytes, limits)) {
+        (Ok(r), Ok(v)) => prop_assert!(same(r, &v), "{:?}", bytes),
+        (Err(a), Err(b)) => prop_assert_eq!(a, b),
+        (a, b) => prop_assert!(false, "scan {:?} but decode {:?}", a, b.map(|v| v.raw())),
+    }
+    Ok(())
+}
+
+/// Small limits, so that the depth and count limits are hit too.
+const TIGHT: Limits = Limits {
+    max_depth: 3,
+    max_size: 200,
+    max_values: 20,
+    strict: false,
+};
+
 proptest! {
+    #[test]
+    fn scan_agrees_with_decode_on_valid_input(v in owned_value()) {
+        let bytes = v.to_bytes();
+        scan_agrees(&bytes, Limits::default())?;
+        scan_agrees(&bytes, TIGHT)?;
+    }
+
+    #[test]
+    fn scan_agrees_with_decode_on_mutated_input(
+        v in owned_value(),
+        edits in proptest::collection::vec((any::<prop::sample::Index>(), any::<u8>()), 1..4),
+        cut in any::<prop::sample::Index>(),
+    ) {
+        let mut bytes = v.to_bytes();
+        for (at, b) in edits {
+            let i = at.index(bytes.len());
+            bytes[i] = b;
+        }
+        scan_agrees(&bytes, Limits::default())?;
+        scan_agrees(&bytes, TIGHT)?;
+        let cut = cut.index(bytes.len() + 1);
+        scan_agrees(&bytes[..cut], Limits::default())?;
+        let strict = Limits { strict: true, ..Limits::default() };
+        scan_agrees(&bytes, strict)?;
+    }
+
+    #[test]
+    fn scan_agrees_with_decode_on_arbitrary_bytes(bytes in proptest::collection::vec(any::<u8>(), 0..256)) {
+        scan_agrees(&bytes, Limits::default())?;
+        scan_agrees(&bytes, TIGHT)?;
+    }
+
     #[test]
     fn round_trip(v in owned_value()) {
         let bytes = v.to_bytes();

@@ -81,7 +81,12 @@ pub struct LookupOutcome {
 }
 
 /// Something the caller should know.
+///
+/// Large (a whole reply inline, a few hundred bytes): events pass through a queue whose
+/// storage is reused, so carrying the reply unboxed costs a copy where a box would cost an
+/// allocation per reply.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[allow(clippy::large_enum_variant)]
 pub enum Event {
     /// A single query finished: the whole reply message, or why there was none.
     QueryDone {
@@ -90,7 +95,7 @@ pub enum Event {
         /// Who was asked.
         to: SocketAddr,
         /// The reply (always a response body) or the failure.
-        result: Result<Box<Message>, QueryError>,
+        result: Result<Message, QueryError>,
     },
     /// A lookup got peers from one node (possibly already seen ones).
     Peers {

@@ -29,6 +29,7 @@ pub mod peer_store;
 pub mod politeness;
 pub mod procnet;
 pub mod routing;
+mod scratch;
 mod secure;
 mod send;
 mod server;

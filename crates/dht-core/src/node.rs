@@ -9,7 +9,7 @@ use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 
 use estudely_krpc::{
-    Body, CompactNode, InfoHash, Message, NodeId, Query, Response, TransactionId, Want,
+    Body, CompactNode, InfoHash, Message, NodeId, Query, Response, TransactionId, Version, Want,
 };
 
 use crate::addr_policy::Refusals;
@@ -18,6 +18,7 @@ use crate::lookup::Lookup;
 use crate::peer_store::PeerStore;
 use crate::politeness::{IpBudget, RateLimiter};
 use crate::routing::{Insert, RoutingTable};
+use crate::scratch::Scratch;
 use crate::tokens::Tokens;
 use crate::transactions::Transactions;
 use crate::{Config, Event, LookupId, LookupKind, QueryError, QueryId, Transmit};
@@ -45,7 +46,7 @@ pub(crate) enum Purpose {
 /// The parts of a reply besides its body, passed on to whoever asked.
 struct Envelope {
     tid: TransactionId,
-    version: Option<Vec<u8>>,
+    version: Option<Version>,
     ip: Option<SocketAddr>,
     read_only: bool,
 }
@@ -196,6 +197,8 @@ pub struct Node {
     pub(crate) budget_wake: std::cell::Cell<Option<Instant>>,
     /// BEP 42: the responders' vote on our external IP.
     pub(crate) external: crate::bep42::ExternalIpVote,
+    /// Buffers handed back for reuse (see [`Node::recycle`]).
+    pub(crate) scratch: Scratch,
     pub(crate) stats: Stats,
 }
 
@@ -240,6 +243,7 @@ impl Node {
             flushing: false,
             budget_wake: std::cell::Cell::new(None),
             external: crate::bep42::ExternalIpVote::new(config.external_ip_quorum),
+            scratch: Scratch::default(),
             stats: Stats::default(),
             id,
             rng,
@@ -290,6 +294,18 @@ impl Node {
         self.table(v6).closest(target, n, now)
     }
 
+    /// [`Node::closest_nodes`], written into `out` (cleared first).
+    pub fn closest_nodes_into(
+        &self,
+        target: &[u8; 20],
+        n: usize,
+        v6: bool,
+        now: Instant,
+        out: &mut Vec<CompactNode>,
+    ) {
+        self.table(v6).closest_into(target, n, now, out);
+    }
+
     pub(crate) fn table(&self, v6: bool) -> &RoutingTable {
         if v6 {
             &self.table6
@@ -317,6 +333,18 @@ impl Node {
         let t = self.out.pop_front()?;
         self.stats.datagrams_sent += 1;
         Some(t)
+    }
+
+    /// Hand back a datagram from [`Node::poll_transmit`] once it is sent: its buffer is
+    /// reused for a later datagram instead of a new allocation. Optional.
+    pub fn recycle(&mut self, t: Transmit) {
+        self.scratch.give_back(t.bytes);
+    }
+
+    /// Hand back a reply from [`Event::QueryDone`] once handled: its lists (`nodes`,
+    /// `values`, `samples`...) are reused to decode a later reply. Optional.
+    pub fn recycle_reply(&mut self, r: Response) {
+        self.scratch.give_back_response(r);
     }
 
     /// Next event for the caller.
@@ -440,7 +468,7 @@ impl Node {
         if !self.admit(&from) {
             return;
         }
-        let msg = match Message::decode(bytes) {
+        let msg = match Message::decode_reusing(bytes, self.scratch.lists()) {
             Ok(m) => m,
             Err(_) => {
                 self.stats.malformed += 1;
@@ -490,6 +518,8 @@ impl Node {
                         read_only: msg.read_only,
                     };
                     self.on_response(now, from, p.purpose, envelope, r);
+                } else {
+                    self.scratch.give_back_response(r);
                 }
             }
             Body::Error(e) => {
@@ -523,7 +553,7 @@ impl Node {
         r: Response,
     ) {
         match purpose {
-            Purpose::Ping => {}
+            Purpose::Ping => self.scratch.give_back_response(r),
             Purpose::Query(id) => {
                 let msg = Message {
                     tid: envelope.tid,
@@ -535,12 +565,12 @@ impl Node {
                 self.events.push_back(Event::QueryDone {
                     id,
                     to: from,
-                    result: Ok(Box::new(msg)),
+                    result: Ok(msg),
                 });
             }
             Purpose::Lookup(lid) => {
                 let Some(l) = self.lookups.get_mut(&lid) else {
-                    return;
+                    return self.scratch.give_back_response(r);
                 };
                 let (v4, v6, me) = (self.config.ipv4, self.config.ipv6, self.id);
                 let policy = &self.config.addr_policy;
@@ -561,8 +591,9 @@ impl Node {
                     .filter(|n| ok(&n.addr))
                     .copied()
                     .collect();
-                let values: Vec<SocketAddr> = r.values.into_iter().filter(|a| ok(a)).collect();
+                let values: Vec<SocketAddr> = r.values.iter().copied().filter(|a| ok(a)).collect();
                 l.on_reply(from, r.id, nodes, &values, r.token.clone());
+                self.scratch.give_back_response(r);
                 if !values.is_empty() {
                     self.events.push_back(Event::Peers {
                         id: lid,
@@ -573,7 +604,10 @@ impl Node {
                 }
                 self.drive_lookup(now, lid);
             }
-            Purpose::Announce(lid) => self.announce_done(lid, true),
+            Purpose::Announce(lid) => {
+                self.scratch.give_back_response(r);
+                self.announce_done(lid, true);
+            }
         }
     }
 

@@ -274,12 +274,39 @@ impl RoutingTable {
 
     /// Up to `n` entries closest to `target`, nearest first; bad nodes are left out.
     pub fn closest(&self, target: &[u8; 20], n: usize, now: Instant) -> Vec<CompactNode> {
-        let mut all: Vec<&Entry> = self
+        let mut out = Vec::with_capacity(n.min(self.len()));
+        self.closest_into(target, n, now, &mut out);
+        out
+    }
+
+    /// [`RoutingTable::closest`], written into `out` (cleared first): no allocation once
+    /// `out` has room for `n`. The `n` nearest are kept sorted as the table is read, rather
+    /// than the whole table collected and sorted: `n` is small (k = 8), the table is not.
+    pub fn closest_into(
+        &self,
+        target: &[u8; 20],
+        n: usize,
+        now: Instant,
+        out: &mut Vec<CompactNode>,
+    ) {
+        out.clear();
+        if n == 0 {
+            return;
+        }
+        for e in self
             .entries()
             .filter(|e| e.status(now, self.max_failures) != Status::Bad)
-            .collect();
-        all.sort_unstable_by_key(|e| e.node.id.distance(target));
-        all.into_iter().take(n).map(|e| e.node).collect()
+        {
+            let d = e.node.id.distance(target);
+            if out.len() == n && out.last().is_some_and(|l| l.id.distance(target) <= d) {
+                continue;
+            }
+            let at = out.partition_point(|o| o.id.distance(target) <= d);
+            if out.len() == n {
+                out.pop();
+            }
+            out.insert(at, e.node);
+        }
     }
 
     /// Bucket indices (prefix lengths) that are stale and should be refreshed with a lookup
@@ -334,6 +361,43 @@ mod tests {
         CompactNode {
             id: NodeId(id),
             addr: SocketAddr::from(([10, 0, 0, ip], 6881)),
+        }
+    }
+
+    /// The n nearest, kept sorted while reading, are exactly the first n of the whole
+    /// table sorted by distance, bad nodes left out.
+    #[test]
+    fn closest_is_the_head_of_the_table_sorted_by_distance() {
+        use rand::{Rng, SeedableRng};
+        let mut rng = rand::rngs::SmallRng::seed_from_u64(5);
+        let t0 = Instant::now();
+        let mut t = RoutingTable::new(NodeId(rng.gen()), 8, 2, false);
+        for i in 0..2_000u32 {
+            let n = CompactNode {
+                id: NodeId(rng.gen()),
+                addr: SocketAddr::from((i.to_be_bytes(), 6881)),
+            };
+            t.heard_from(n, t0, true);
+            if i % 7 == 0 {
+                t.failed(&n.addr, t0);
+                t.failed(&n.addr, t0);
+            }
+        }
+        assert!(t.len() > 50, "{}", t.len());
+        let mut out = Vec::new();
+        for _ in 0..50 {
+            let target: [u8; 20] = rng.gen();
+            let mut all: Vec<CompactNode> = t
+                .entries()
+                .filter(|e| e.status(t0, t.max_failures) != Status::Bad)
+                .map(|e| e.node)
+                .collect();
+            all.sort_by_key(|n| n.id.distance(&target));
+            for n in [0, 1, 8, 20, 10_000] {
+                t.closest_into(&target, n, t0, &mut out);
+                assert_eq!(out, all[..n.min(all.len())], "n = {n}");
+                assert_eq!(t.closest(&target, n, t0), out);
+            }
         }
     }
 

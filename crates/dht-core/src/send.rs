@@ -110,7 +110,7 @@ impl Node {
             };
             self.out_budget.try_record(to.ip(), now);
             self.stats.sent_by_method.add(&query);
-            let mut bytes = Vec::with_capacity(QUERY_CAPACITY);
+            let mut bytes = self.scratch.buffer(QUERY_CAPACITY);
             Message::encode_parts(
                 &mut bytes,
                 &tid,
@@ -135,7 +135,7 @@ impl Node {
         now: Instant,
         to: SocketAddr,
         tid: TransactionId,
-        body: Body,
+        body: &Body,
     ) {
         self.send_reply_within(now, to, tid, body, usize::MAX);
     }
@@ -147,24 +147,25 @@ impl Node {
         now: Instant,
         to: SocketAddr,
         tid: TransactionId,
-        body: Body,
+        body: &Body,
         max_len: usize,
     ) {
         if let Err(r) = self.config.addr_policy.check(&to) {
             self.stats.refused.add(r);
             return;
         }
-        let mut bytes = Vec::with_capacity(REPLY_CAPACITY);
+        let mut bytes = self.scratch.buffer(REPLY_CAPACITY);
         Message::encode_parts(
             &mut bytes,
             &tid,
             Some(&self.config.version),
             Some(&to),
             false,
-            &body,
+            body,
         );
         if bytes.len() > max_len || !self.out_budget.try_record(to.ip(), now) {
             self.stats.replies_dropped += 1;
+            self.scratch.give_back(bytes);
             return;
         }
         self.out.push_back(Transmit { to, bytes });

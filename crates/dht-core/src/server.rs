@@ -16,10 +16,8 @@ impl Node {
         if self.config.read_only {
             return;
         }
-        let mut r = Response {
-            id: self.id,
-            ..Response::default()
-        };
+        // Built on the spare lists, handed back once encoded: no allocation per reply.
+        let mut r = self.scratch.response(self.id);
         match q {
             Query::Ping { .. } => {}
             Query::FindNode { target, want, .. } => {
@@ -58,10 +56,12 @@ impl Node {
                 ..
             } => {
                 if !self.tokens.check(from.ip(), &token) {
+                    self.scratch.give_back_response(r);
                     return self.send_error(now, from, tid, codes::PROTOCOL, "bad token");
                 }
                 let port = if implied_port { from.port() } else { port };
                 if port == 0 {
+                    self.scratch.give_back_response(r);
                     return self.send_error(now, from, tid, codes::PROTOCOL, "bad port");
                 }
                 let peer = SocketAddr::new(from.ip(), port);
@@ -75,19 +75,22 @@ impl Node {
             Query::SampleInfohashes { target, want, .. } => {
                 let interval = Duration::from_secs(u64::from(self.config.sample_interval));
                 let max = self.config.max_samples;
-                r.samples = self
-                    .store
-                    .sample(now, interval, max, &mut self.rng)
-                    .to_vec();
+                r.samples
+                    .extend_from_slice(self.store.sample(now, interval, max, &mut self.rng));
                 r.interval = Some(self.config.sample_interval);
                 r.num = Some(u32::try_from(self.store.torrents()).unwrap_or(u32::MAX));
                 self.fill_nodes(&mut r, &target.0, want, from, now);
             }
             Query::Unknown { .. } => {
+                self.scratch.give_back_response(r);
                 return self.send_error(now, from, tid, codes::METHOD_UNKNOWN, "Method Unknown");
             }
         }
-        self.send_reply(now, from, tid, Body::Response(r));
+        let body = Body::Response(r);
+        self.send_reply(now, from, tid, &body);
+        if let Body::Response(r) = body {
+            self.scratch.give_back_response(r);
+        }
     }
 
     /// `nodes` / `nodes6` closest to `target`: the families in `want`, else the requester's.
@@ -106,10 +109,10 @@ impl Node {
         };
         let k = self.config.k;
         if v4 {
-            r.nodes = self.table4.closest(target, k, now);
+            self.table4.closest_into(target, k, now, &mut r.nodes);
         }
         if v6 {
-            r.nodes6 = self.table6.closest(target, k, now);
+            self.table6.closest_into(target, k, now, &mut r.nodes6);
         }
     }
 
@@ -127,7 +130,7 @@ impl Node {
             id: Some(self.id),
             reflected_port: None,
         });
-        self.send_reply(now, to, tid, body);
+        self.send_reply(now, to, tid, &body);
     }
 
     /// A datagram that did not decode: if it was a query with a transaction id, say so (203).
@@ -143,7 +146,7 @@ impl Node {
                 reflected_port: None,
             });
             // Never more bytes out than came in: garbage is no lever for amplification.
-            self.send_reply_within(now, from, tid, body, bytes.len());
+            self.send_reply_within(now, from, tid, &body, bytes.len());
         }
     }
 }

@@ -138,7 +138,7 @@ impl SynthNet {
         Some(
             Message {
                 tid: msg.tid,
-                version: Some(b"SY\x00\x01".to_vec()),
+                version: estudely_krpc::Version::new(b"SY\x00\x01").ok(),
                 ip: None,
                 read_only: false,
                 body: Body::Response(r),

@@ -358,7 +358,7 @@ mod tests {
     fn reply(body: Body) -> Message {
         Message {
             tid: TransactionId::new(b"aa").unwrap(),
-            version: Some(b"LT\x02\x10".to_vec()),
+            version: estudely_dht_core::krpc::Version::new(b"LT\x02\x10").ok(),
             ip: Some("1.2.3.4:5678".parse().unwrap()),
             read_only: false,
             body,

@@ -369,7 +369,7 @@ fn silence_and_remote_errors_exit_1() {
             let query = Message::decode(&buf[..n]).unwrap();
             let reply = Message {
                 tid: query.tid,
-                version: Some(b"\x01zz".to_vec()),
+                version: estudely_krpc::Version::new(b"\x01zz").ok(),
                 ip: Some(from),
                 read_only: false,
                 body: Body::Error(ErrorMsg {

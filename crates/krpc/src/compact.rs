@@ -49,6 +49,27 @@ fn decode_nodes(
     key: &'static str,
     expected: &'static str,
 ) -> Result<Vec<CompactNode>, Error> {
+    let mut out = Vec::new();
+    decode_nodes_into(b, size, key, expected, &mut out)?;
+    Ok(out)
+}
+
+/// `nodes` (`v6` false) or `nodes6` appended to `out`, which takes at most one allocation.
+pub(crate) fn extend_nodes(b: &[u8], v6: bool, out: &mut Vec<CompactNode>) -> Result<(), Error> {
+    if v6 {
+        decode_nodes_into(b, 38, "nodes6", "a multiple of 38", out)
+    } else {
+        decode_nodes_into(b, 26, "nodes", "a multiple of 26", out)
+    }
+}
+
+fn decode_nodes_into(
+    b: &[u8],
+    size: usize,
+    key: &'static str,
+    expected: &'static str,
+    out: &mut Vec<CompactNode>,
+) -> Result<(), Error> {
     if !b.len().is_multiple_of(size) {
         return Err(Error::BadLength {
             key,
@@ -56,21 +77,21 @@ fn decode_nodes(
             expected,
         });
     }
-    Ok(b.chunks_exact(size)
-        .map(|c| {
-            let mut id = [0u8; 20];
-            id.copy_from_slice(&c[..20]);
-            let addr = if size == 26 {
-                addr4(&c[20..])
-            } else {
-                addr6(&c[20..])
-            };
-            CompactNode {
-                id: NodeId(id),
-                addr,
-            }
-        })
-        .collect())
+    out.reserve(b.len() / size);
+    out.extend(b.chunks_exact(size).map(|c| {
+        let mut id = [0u8; 20];
+        id.copy_from_slice(&c[..20]);
+        let addr = if size == 26 {
+            addr4(&c[20..])
+        } else {
+            addr6(&c[20..])
+        };
+        CompactNode {
+            id: NodeId(id),
+            addr,
+        }
+    }));
+    Ok(())
 }
 
 /// Encode nodes of one family; nodes of the other family are skipped.

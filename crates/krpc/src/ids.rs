@@ -151,6 +151,20 @@ bounded_bytes!(
     /// A write token from `get_peers`, presented back in `announce_peer`.
     Token, 64, "token"
 );
+bounded_bytes!(
+    /// A client version (`v`), e.g. `LT\x02\x01`: two letters and two version bytes, by
+    /// convention. Longer ones are not kept (see [`crate::Message::version`]).
+    Version, 32, "v"
+);
+
+/// A version reads as its bytes (`message.version.as_deref()` is an `Option<&[u8]>`).
+impl std::ops::Deref for Version {
+    type Target = [u8];
+
+    fn deref(&self) -> &[u8] {
+        self.as_bytes()
+    }
+}
 
 #[cfg(test)]
 mod tests {
@@ -174,5 +188,8 @@ mod tests {
         assert!(NodeId::from_slice("id", &[0; 19]).is_err());
         assert!(Token::new(&[0; 65]).is_err());
         assert!(TransactionId::new(&[0; 32]).is_ok());
+        assert!(Version::new(&[0; 33]).is_err());
+        let v = Some(Version::new(b"LT\x02\x01").unwrap());
+        assert_eq!(v.as_deref(), Some(&b"LT\x02\x01"[..]));
     }
 }

@@ -24,7 +24,7 @@ pub use compact::{
     decode_nodes4, decode_nodes6, decode_peer, encode_nodes, encode_peer, CompactNode,
 };
 pub use error::Error;
-pub use ids::{InfoHash, NodeId, Token, TransactionId};
+pub use ids::{InfoHash, NodeId, Token, TransactionId, Version};
 pub use message::{Body, ErrorMsg, Message, Query, Response, Want};
 
 /// Largest datagram we accept or produce, in bytes (a UDP payload over Ethernet is < 1500;

@@ -2,15 +2,16 @@
 
 use std::net::SocketAddr;
 
-use crate::{CompactNode, InfoHash, NodeId, Token, TransactionId};
+use crate::{CompactNode, InfoHash, NodeId, Token, TransactionId, Version};
 
 /// One KRPC datagram.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Message {
     /// Transaction id (`t`), echoed by the responder.
     pub tid: TransactionId,
-    /// Client version (`v`), e.g. `LT\x02\x01`; at most 32 bytes are kept.
-    pub version: Option<Vec<u8>>,
+    /// Client version (`v`), e.g. `LT\x02\x01`; one longer than 32 bytes is not kept. Held
+    /// inline: decoding a message allocates nothing for it.
+    pub version: Option<Version>,
     /// BEP 42: the requester's address as seen by the responder (`ip`).
     pub ip: Option<SocketAddr>,
     /// BEP 43: the sender is read-only and must not be added to routing tables (`ro`).

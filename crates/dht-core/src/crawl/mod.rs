@@ -30,7 +30,7 @@ use std::time::{Duration, Instant};
 use rand::rngs::SmallRng;
 use rand::SeedableRng;
 
-use estudely_krpc::{Body, CompactNode, InfoHash, Message, NodeId, Query, Response};
+use estudely_krpc::{Body, CompactNode, InfoHash, Message, NodeId, Query, Response, Version};
 
 pub use config::{
     resting_bytes_for_rate, search_queue_for_rate, searches_for_rate, CrawlConfig, CrawlEvent,
@@ -80,6 +80,9 @@ pub struct Crawler {
     bootstrap_rounds: u32,
     /// Quick retries of silent bootstrap nodes left in this round.
     bootstrap_quick: usize,
+    /// Room reused for the nodes and peers of each reply (no allocation per reply).
+    scratch_nodes: Vec<CompactNode>,
+    scratch_peers: Vec<SocketAddr>,
     stats: CrawlStats,
 }
 
@@ -113,6 +116,8 @@ impl Crawler {
             next_bootstrap: now,
             bootstrap_rounds: 0,
             bootstrap_quick: 0,
+            scratch_nodes: Vec::new(),
+            scratch_peers: Vec::new(),
             stats: CrawlStats::default(),
             cfg,
         }
@@ -233,6 +238,12 @@ impl Crawler {
     #[must_use]
     pub fn poll_transmit(&mut self) -> Option<Transmit> {
         self.node.poll_transmit()
+    }
+
+    /// Hand back a datagram from [`Crawler::poll_transmit`] once it is sent: its buffer is
+    /// reused (see [`Node::recycle`]). Optional.
+    pub fn recycle(&mut self, t: Transmit) {
+        self.node.recycle(t);
     }
 
     /// Next finding.
@@ -430,7 +441,9 @@ impl Crawler {
         from: SocketAddr,
         known_peer: Option<SocketAddr>,
     ) {
-        let known = self.node.closest_nodes(&ih.0, 8, from.is_ipv6(), now);
+        let mut known = std::mem::take(&mut self.scratch_nodes);
+        self.node
+            .closest_nodes_into(&ih.0, 8, from.is_ipv6(), now, &mut known);
         let mut s = Search::new(
             ih,
             from,
@@ -438,6 +451,7 @@ impl Crawler {
             self.cfg.peers_per_infohash,
             self.cfg.max_get_peers_per_infohash,
         );
+        self.scratch_nodes = known;
         if let Some(p) = known_peer {
             s.add_known_peer(p);
         }
@@ -559,7 +573,7 @@ impl Crawler {
         now: Instant,
         to: SocketAddr,
         p: Purpose,
-        result: Result<Box<Message>, QueryError>,
+        result: Result<Message, QueryError>,
     ) {
         if matches!(p, Purpose::Sample(_)) {
             self.samples_in_flight = self.samples_in_flight.saturating_sub(1);
@@ -575,28 +589,27 @@ impl Crawler {
             },
             Err(e) => Err(e),
         };
-        match (p, reply) {
-            (Purpose::Sample(addr), Ok(r)) => self.on_sample(now, addr, r, version),
+        // The reply is read by reference and its lists handed back to the node at the end.
+        let mut nodes = std::mem::take(&mut self.scratch_nodes);
+        match (p, reply.as_ref()) {
+            (Purpose::Sample(addr), Ok(r)) => self.on_sample(now, addr, r, version, &mut nodes),
             (Purpose::Sample(addr), Err(QueryError::Remote(_))) => {
                 // No BEP 51 here: fall back to find_node so its neighbours are still found.
                 self.no_bep51(now, addr);
                 self.walk(now, addr);
             }
             (Purpose::Walk(addr), Ok(r)) => {
-                let nodes = self.admitted_nodes(&r);
-                self.learn(now, addr, &r);
+                self.admitted_nodes(r, &mut nodes);
+                self.learn(now, addr, r);
                 self.add_nodes(now, &nodes);
             }
             (Purpose::GetPeers(ih), Ok(r)) => {
-                let nodes = self.admitted_nodes(&r);
-                self.learn(now, to, &r);
+                self.admitted_nodes(r, &mut nodes);
+                self.learn(now, to, r);
                 self.add_nodes(now, &nodes);
-                let values: Vec<SocketAddr> = r
-                    .values
-                    .iter()
-                    .copied()
-                    .filter(|a| self.node.admit(a))
-                    .collect();
+                let mut values = std::mem::take(&mut self.scratch_peers);
+                values.clear();
+                values.extend(r.values.iter().copied().filter(|a| self.node.admit(a)));
                 if let Some(s) = self.searches.touch(&ih) {
                     s.on_scrape(r.bf_seeds.as_deref(), r.bf_peers.as_deref());
                     for peer in s.on_reply(&values, &nodes) {
@@ -607,6 +620,7 @@ impl Crawler {
                         });
                     }
                 }
+                self.scratch_peers = values;
             }
             (Purpose::GetPeers(ih), Err(QueryError::Busy)) => {
                 // Our own throttle, not the node's fault: ask it again later.
@@ -673,6 +687,10 @@ impl Crawler {
                 }
             }
         }
+        self.scratch_nodes = nodes;
+        if let Ok(r) = reply {
+            self.node.recycle_reply(r);
+        }
     }
 
     /// `addr` does not speak BEP 51: walked again every `rewalk`, never sampled; or, when
@@ -691,13 +709,11 @@ impl Crawler {
     }
 
     /// The nodes of a reply that we may use: our families, not us, allowed by the policy
-    /// (refusals counted), not dead.
-    fn admitted_nodes(&mut self, r: &Response) -> Vec<CompactNode> {
+    /// (refusals counted), not dead; written into `out` (cleared first, its room reused).
+    fn admitted_nodes(&mut self, r: &Response, out: &mut Vec<CompactNode>) {
         let me = self.node.id();
         let (v4, v6) = (self.node.config.ipv4, self.node.config.ipv6);
-        // Sized once: the usual reply's 8 nodes take one allocation, not three as it grows.
-        let listed = if v4 { r.nodes.len() } else { 0 } + if v6 { r.nodes6.len() } else { 0 };
-        let mut out = Vec::with_capacity(listed);
+        out.clear();
         for n in r
             .nodes
             .iter()
@@ -709,10 +725,6 @@ impl Crawler {
             }
         }
         self.stats.nodes_listed += out.len() as u64;
-        if out.is_empty() {
-            return out;
-        }
-        out
     }
 
     /// A node answered: note its id (discovering it if it was a bootstrap address).
@@ -743,7 +755,7 @@ impl Crawler {
     }
 
     /// Report `addr`'s first usable reply to `sample_infohashes` (once per known node).
-    fn node_sampled(&mut self, addr: SocketAddr, version: Option<Vec<u8>>, interval: Option<u32>) {
+    fn node_sampled(&mut self, addr: SocketAddr, version: Option<Version>, interval: Option<u32>) {
         let Some(k) = self.known.get_mut(&addr) else {
             return;
         };
@@ -751,16 +763,24 @@ impl Crawler {
             k.sampled = true;
             self.events.push_back(CrawlEvent::NodeSampled {
                 from: addr,
-                version,
+                // Once per node: the event keeps its own copy.
+                version: version.map(|v| v.to_vec()),
                 interval,
             });
         }
     }
 
-    fn on_sample(&mut self, now: Instant, addr: SocketAddr, r: Response, version: Option<Vec<u8>>) {
-        let nodes = self.admitted_nodes(&r);
-        self.learn(now, addr, &r);
-        self.add_nodes(now, &nodes);
+    fn on_sample(
+        &mut self,
+        now: Instant,
+        addr: SocketAddr,
+        r: &Response,
+        version: Option<Version>,
+        nodes: &mut Vec<CompactNode>,
+    ) {
+        self.admitted_nodes(r, nodes);
+        self.learn(now, addr, r);
+        self.add_nodes(now, nodes);
         let Some(interval) = r.interval else {
             self.node_sampled(addr, version, None);
             // Answered, but not with BEP 51 fields: treat as a node without BEP 51.
@@ -792,7 +812,7 @@ impl Crawler {
         if self.stats.walks_before_first_sample.is_none() {
             self.stats.walks_before_first_sample = Some(self.stats.find_nodes_sent);
         }
-        for ih in r.samples {
+        for &ih in &r.samples {
             if self.sampling_done() {
                 break;
             }

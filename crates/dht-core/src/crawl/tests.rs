@@ -53,7 +53,7 @@ impl Rig {
     fn reply_as(&mut self, to: &(SocketAddr, Message), v: Option<&[u8]>, r: Response) {
         let m = Message {
             tid: to.1.tid.clone(),
-            version: v.map(<[u8]>::to_vec),
+            version: v.map(|v| estudely_krpc::Version::new(v).unwrap()),
             ip: None,
             read_only: false,
             body: Body::Response(r),

@@ -412,7 +412,7 @@ impl ProcNet {
         }
         let reply = Message {
             tid: msg.tid,
-            version: Some(b"LT\x02\x00".to_vec()),
+            version: estudely_krpc::Version::new(b"LT\x02\x00").ok(),
             ip: None,
             read_only: false,
             body,

@@ -261,6 +261,8 @@ impl CrawlDriver {
     async fn flush(&mut self, sink: &mut impl CrawlSink) -> anyhow::Result<bool> {
         while let Some(t) = self.crawler.poll_transmit() {
             self.sockets.send(&t, &mut self.send_errors).await;
+            // Sent: the buffer goes back to the crawler for its next datagram.
+            self.crawler.recycle(t);
         }
         while let Some(event) = self.crawler.poll_event() {
             debug!(?event, "found");

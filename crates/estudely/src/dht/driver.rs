@@ -442,6 +442,8 @@ impl Driver {
     async fn flush(&mut self, sockets: &Sockets) {
         while let Some(t) = self.node.poll_transmit() {
             sockets.send(&t, &mut self.send_errors).await;
+            // Sent: the buffer goes back to the node for its next datagram.
+            self.node.recycle(t);
         }
         while let Some(event) = self.node.poll_event() {
             self.event(event);
@@ -453,7 +455,7 @@ impl Driver {
             Event::QueryDone { id, to, result } => {
                 trace!(%to, ok = result.is_ok(), "query done");
                 if let Some(reply) = self.queries.remove(&id) {
-                    let _ = reply.send(result.map(|m| *m));
+                    let _ = reply.send(result);
                 }
             }
             Event::LookupDone(outcome) => {
