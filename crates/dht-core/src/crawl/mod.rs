@@ -469,10 +469,14 @@ impl Crawler {
             let ih = s.info_hash;
             // A search that found nobody (often: our routing table was still nearly empty
             // when it started) gets one more try from the table as it is now, in the slot it
-            // frees (so retries never grow the queue).
+            // frees (so retries never grow the queue), asking only nodes not asked before.
             if s.peers().is_empty() && !self.retried.contains(&ih) {
                 self.retried.insert(ih, ());
-                self.start_search(now, ih, s.first(), None);
+                let mut known = std::mem::take(&mut self.scratch_nodes);
+                self.node
+                    .closest_nodes_into(&ih.0, 8, s.first().is_ipv6(), now, &mut known);
+                self.searches.start(s.retry(&known));
+                self.scratch_nodes = known;
                 restarted = true;
                 continue;
             }

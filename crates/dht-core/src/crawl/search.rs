@@ -83,6 +83,23 @@ impl Search {
         s
     }
 
+    /// The search once more, after it ended empty-handed: from `known` (the routing table
+    /// as it is now), skipping every node this try asked, since each answered with nothing
+    /// or not at all. With no new node to ask, it is done at once.
+    pub fn retry(self, known: &[CompactNode]) -> Self {
+        let mut s = Search::new(
+            self.info_hash,
+            self.origin,
+            &[],
+            self.wanted,
+            self.max_queries,
+        );
+        s.candidates.clear();
+        s.asked = self.asked;
+        s.add_candidates(known);
+        s
+    }
+
     /// Add nodes to ask, closest first; returns how many were new.
     fn add_candidates(&mut self, nodes: &[CompactNode]) -> usize {
         let mut added = 0;

@@ -692,7 +692,7 @@ fn each_node_is_reported_once_on_its_first_usable_sample_reply() {
 }
 
 #[test]
-fn a_search_started_again_sends_at_once_without_waiting_for_an_event() {
+fn a_search_started_again_asks_new_nodes_at_once_without_waiting_for_an_event() {
     let ih = InfoHash([7; 20]);
     let mut r = Rig::new();
     let sent = sample_reply(&mut r, &[ih]);
@@ -710,23 +710,50 @@ fn a_search_started_again_sends_at_once_without_waiting_for_an_event() {
     };
     // The search asks the sampling node and the bootstrap node (all it knows).
     let first = get_peers(&sent);
-    assert_eq!(first.len(), 2, "{sent:?}");
+    let asked: Vec<SocketAddr> = first.iter().map(|(a, _)| *a).collect();
+    assert_eq!(asked, [addr(2), addr(1)], "{sent:?}");
     r.reply(&first[0], empty(2));
     assert!(get_peers(&r.sent()).is_empty(), "one query still out");
+    // Meanwhile node 3 makes itself known (it pings us): the table grows.
+    let ping = Message {
+        tid: estudely_krpc::TransactionId::new(b"pp").unwrap(),
+        version: None,
+        ip: None,
+        read_only: false,
+        body: Body::Query(Query::Ping {
+            id: NodeId([3; 20]),
+        }),
+    };
+    let now = r.now;
+    r.c.handle_datagram(now, addr(3), &ping.encode());
+    let sent = r.sent();
+    assert!(get_peers(&sent).is_empty());
+    // We ping it back before it joins the table; it answers.
+    let back = sent
+        .iter()
+        .find(|(a, m)| *a == addr(3) && matches!(m.body, Body::Query(Query::Ping { .. })))
+        .expect("a ping back")
+        .clone();
+    r.reply(&back, empty(3));
+    assert!(get_peers(&r.sent()).is_empty());
     // Nothing anywhere and no closer node: the search ends empty-handed and is started once
-    // more from the routing table. Its queries go out within this same call: nothing else
-    // is in flight, so no other event would ever come to send them.
+    // more from the table as it is now, asking only the node it did not ask before. That
+    // query goes out within this same call: nothing else is in flight, so no other event
+    // would ever come to send it.
     r.reply(&first[1], empty(1));
     let again = get_peers(&r.sent());
-    assert!(!again.is_empty(), "the second try is sent at once");
+    let asked: Vec<SocketAddr> = again.iter().map(|(a, _)| *a).collect();
+    assert_eq!(
+        asked,
+        [addr(3)],
+        "the second try is sent at once, to new nodes only"
+    );
     assert!(r
         .events()
         .iter()
         .all(|e| !matches!(e, CrawlEvent::SearchDone { .. })));
-    // Its replies end it for good: reported once, not started a third time.
-    for q in &again {
-        r.reply(q, empty(9));
-    }
+    // Its reply ends it for good: reported once, not started a third time.
+    r.reply(&again[0], empty(3));
     assert!(get_peers(&r.sent()).is_empty());
     let done = r
         .events()

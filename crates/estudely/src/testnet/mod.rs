@@ -25,6 +25,7 @@
 
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4};
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::{bail, Context as _};
 use estudely_dht_core::krpc::{InfoHash, NodeId, Query};
@@ -342,6 +343,9 @@ fn manifest_torrents(cfg: &TestnetConfig) -> Vec<ManifestTorrent> {
         .collect()
 }
 
+/// How long the testnet's nodes keep a stored peer: longer than any testnet runs.
+const TESTNET_PEER_TTL: Duration = Duration::from_secs(30 * 24 * 3600);
+
 /// Relaxed limits for our own nodes on loopback (they only ever talk to each other and to
 /// tools under test).
 fn node_config(cfg: &TestnetConfig) -> Config {
@@ -354,6 +358,10 @@ fn node_config(cfg: &TestnetConfig) -> Config {
         per_ip_burst: 0,
         per_ip_datagrams: 100_000,
         max_incoming_per_ip: 100_000,
+        // The testnet's torrents are announced (and its `no_peers` ones stored) once, at the
+        // start: they must outlive any run (the default 30 min would empty a testnet left up
+        // longer, silently).
+        peer_ttl: TESTNET_PEER_TTL,
         addr_policy: AddrPolicy::permissive(),
         ..Config::default()
     }
