@@ -50,6 +50,10 @@ use crate::{Config, Event, Node, QueryError, QueryId, Transmit};
 /// in our drivers' buffers) cannot hold more. A reply with more is a lie.
 pub const MAX_SAMPLES_PER_REPLY: usize = 128;
 
+/// A search that found no peer is tried once more only if fewer nodes than this answered it
+/// (half the 8 closest that a lookup trusts): otherwise "no peers" is its answer.
+const RETRY_BELOW_ANSWERS: usize = 4;
+
 #[derive(Debug, Clone, Copy)]
 enum Purpose {
     Sample(SocketAddr),
@@ -467,10 +471,16 @@ impl Crawler {
         let mut restarted = false;
         for s in self.searches.take_done() {
             let ih = s.info_hash;
-            // A search that found nobody (often: our routing table was still nearly empty
-            // when it started) gets one more try from the table as it is now, in the slot it
-            // frees (so retries never grow the queue), asking only nodes not asked before.
-            if s.peers().is_empty() && !self.retried.contains(&ih) {
+            // A search that found nobody and heard from few nodes (often: our routing table
+            // was still nearly empty when it started) gets one more try from the table as it
+            // is now, in the slot it frees (so retries never grow the queue), asking only
+            // nodes not asked before. One that heard "no peers" from enough nodes is taken
+            // at its word: most infohashes have no peer, and a second search for each would
+            // double their cost and crowd the few table nodes near every infohash.
+            if s.peers().is_empty()
+                && s.answers() < RETRY_BELOW_ANSWERS
+                && !self.retried.contains(&ih)
+            {
                 self.retried.insert(ih, ());
                 let mut known = std::mem::take(&mut self.scratch_nodes);
                 self.node

@@ -40,6 +40,8 @@ pub struct Search {
     max_queries: usize,
     wanted: usize,
     dry: usize,
+    /// Nodes that answered.
+    answers: usize,
     origin: SocketAddr,
     /// The union of the BEP 33 seed filters received (`None`: none received).
     seeds: Option<Bloom>,
@@ -73,6 +75,7 @@ impl Search {
             max_queries,
             wanted,
             dry: 0,
+            answers: 0,
             origin: first,
             seeds: None,
             leechers: None,
@@ -186,6 +189,7 @@ impl Search {
     /// A node answered: new peers (returned, at most up to `wanted` in all) and closer nodes.
     pub fn on_reply(&mut self, values: &[SocketAddr], nodes: &[CompactNode]) -> Vec<SocketAddr> {
         self.in_flight = self.in_flight.saturating_sub(1);
+        self.answers += 1;
         let mut new = Vec::new();
         for p in values {
             if self.peers.len() >= self.wanted {
@@ -261,6 +265,11 @@ impl Search {
     /// Queries sent.
     pub fn queries(&self) -> usize {
         self.queries
+    }
+
+    /// Nodes that answered.
+    pub fn answers(&self) -> usize {
+        self.answers
     }
 }
 
