@@ -49,18 +49,7 @@ pub fn decode_with(input: &[u8], limits: Limits) -> Result<Value<'_>, Error> {
 /// Decode one value from the start of the input; return it and the number of bytes it used.
 /// Used where a value is followed by raw bytes (BEP 9 `data` messages).
 pub fn decode_prefix(input: &[u8], limits: Limits) -> Result<(Value<'_>, usize), Error> {
-    if input.len() > limits.max_size {
-        return Err(Error::TooLarge {
-            len: input.len(),
-            max: limits.max_size,
-        });
-    }
-    let mut d = Decoder {
-        input,
-        pos: 0,
-        values: 0,
-        limits,
-    };
+    let mut d = Decoder::new(input, limits)?;
     let v = d.value(0)?;
     Ok((v, d.pos))
 }
@@ -69,18 +58,7 @@ pub fn decode_prefix(input: &[u8], limits: Limits) -> Result<(Value<'_>, usize),
 /// same errors at the same offsets), without building a tree: nothing is allocated. The
 /// result is read lazily through [`RawValue`].
 pub fn scan_with(input: &[u8], limits: Limits) -> Result<RawValue<'_>, Error> {
-    if input.len() > limits.max_size {
-        return Err(Error::TooLarge {
-            len: input.len(),
-            max: limits.max_size,
-        });
-    }
-    let mut d = Decoder {
-        input,
-        pos: 0,
-        values: 0,
-        limits,
-    };
+    let mut d = Decoder::new(input, limits)?;
     d.skip(0)?;
     if d.pos != input.len() {
         return Err(Error::TrailingData { offset: d.pos });
@@ -96,6 +74,22 @@ struct Decoder<'a> {
 }
 
 impl<'a> Decoder<'a> {
+    /// A decoder at the start of `input`, which must fit `limits.max_size`.
+    fn new(input: &'a [u8], limits: Limits) -> Result<Self, Error> {
+        if input.len() > limits.max_size {
+            return Err(Error::TooLarge {
+                len: input.len(),
+                max: limits.max_size,
+            });
+        }
+        Ok(Decoder {
+            input,
+            pos: 0,
+            values: 0,
+            limits,
+        })
+    }
+
     fn peek(&self) -> Result<u8, Error> {
         self.input
             .get(self.pos)
