@@ -299,9 +299,18 @@ impl Searches {
     }
 
     /// The searches that ended since the last call, removed.
+    #[cfg(test)]
     pub fn take_done(&mut self) -> Vec<Search> {
         let mut done = Vec::new();
-        for ih in std::mem::take(&mut self.touched) {
+        self.take_done_into(&mut done);
+        done
+    }
+
+    /// [`Searches::take_done`], into `done` (appended to) rather than a new `Vec`.
+    pub fn take_done_into(&mut self, done: &mut Vec<Search>) {
+        // Drained and put back, so that the list keeps its capacity for the next touches.
+        let mut touched = std::mem::take(&mut self.touched);
+        for ih in touched.drain(..) {
             if self.running.get(&ih).is_some_and(Search::is_done) {
                 if let Some(s) = self.running.remove(&ih) {
                     self.queue.ended(s.first());
@@ -309,7 +318,7 @@ impl Searches {
                 }
             }
         }
-        done
+        self.touched = touched;
     }
 }
 
