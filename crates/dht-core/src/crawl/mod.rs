@@ -14,6 +14,7 @@
 mod config;
 #[cfg(test)]
 mod fault_tests;
+mod ip_ids;
 mod known;
 mod resting;
 mod search;
