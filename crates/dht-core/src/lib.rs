@@ -22,6 +22,7 @@ pub mod bounded;
 mod config;
 pub mod crawl;
 mod events;
+mod ip_times;
 pub mod lookup;
 mod lookups;
 mod node;

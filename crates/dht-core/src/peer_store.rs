@@ -171,15 +171,40 @@ impl PeerStore {
         v6: bool,
         rng: &mut impl Rng,
     ) -> Vec<SocketAddr> {
+        let mut out = Vec::new();
+        self.get_into(now, info_hash, max, noseed, v6, rng, &mut out);
+        out
+    }
+
+    /// [`PeerStore::get`], into `out` (cleared first) rather than a new `Vec`: the same
+    /// peers, chosen with the same draws of `rng`.
+    #[allow(clippy::too_many_arguments)]
+    pub fn get_into(
+        &self,
+        now: Instant,
+        info_hash: &InfoHash,
+        max: usize,
+        noseed: bool,
+        v6: bool,
+        rng: &mut impl Rng,
+        out: &mut Vec<SocketAddr>,
+    ) {
+        out.clear();
         let Some(swarm) = self.swarms.get(info_hash) else {
-            return Vec::new();
+            return;
         };
-        swarm
+        // The reservoir of `choose_multiple`, filled in place. Never more slots than the
+        // swarm has peers: an amount above the count of matching peers takes them all with
+        // no draw either way, so capping it changes nothing but the memory.
+        let amount = max.min(swarm.peers.len());
+        out.resize(amount, SocketAddr::from(([0, 0, 0, 0], 0)));
+        let n = swarm
             .peers
             .iter()
             .filter(|p| p.expires > now && p.addr.is_ipv6() == v6 && !(noseed && p.seed))
             .map(|p| p.addr)
-            .choose_multiple(rng, max)
+            .choose_multiple_fill(rng, out);
+        out.truncate(n);
     }
 
     /// The BEP 33 filters of `info_hash`'s announcers; `None` when nothing is stored for it
@@ -261,6 +286,43 @@ mod tests {
             .is_empty());
         s.expire(t0 + ttl + Duration::from_secs(2));
         assert_eq!(s.torrents(), 0);
+    }
+
+    #[test]
+    fn get_into_picks_as_choose_multiple_did_with_the_same_draws() {
+        let t0 = Instant::now();
+        let mut s = PeerStore::new(10, 100, Duration::from_secs(600));
+        let ih = InfoHash([7; 20]);
+        for i in 1..=30u8 {
+            s.announce(t0, ih, addr(i), i % 3 == 0);
+        }
+        let mut out = vec![addr(99)];
+        for (max, noseed) in [(0, false), (1, false), (8, true), (20, false), (29, false)]
+            .into_iter()
+            .chain([(30, false), (31, true), (500, false)])
+        {
+            let mut a = SmallRng::seed_from_u64(max as u64);
+            let mut b = a.clone();
+            s.get_into(t0, &ih, max, noseed, false, &mut a, &mut out);
+            let was: Vec<SocketAddr> = s.swarms[&ih]
+                .peers
+                .iter()
+                .filter(|p| p.expires > t0 && !(noseed && p.seed))
+                .map(|p| p.addr)
+                .choose_multiple(&mut b, max);
+            assert_eq!(out, was, "max {max}");
+            assert_eq!(a.gen::<u64>(), b.gen::<u64>(), "same draws, max {max}");
+        }
+        s.get_into(
+            t0,
+            &InfoHash([8; 20]),
+            5,
+            false,
+            false,
+            &mut SmallRng::seed_from_u64(1),
+            &mut out,
+        );
+        assert!(out.is_empty(), "nothing stored");
     }
 
     #[test]

@@ -11,6 +11,8 @@ use std::collections::{HashMap, VecDeque};
 use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
+use crate::ip_times::Times;
+
 /// A token bucket: `rate` tokens per second, at most `burst` saved up.
 #[derive(Debug, Clone)]
 pub struct RateLimiter {
@@ -90,7 +92,7 @@ pub struct IpBudget {
     /// Pacing: at most `.0` sends within any `.1` (a `.0 / max` share of `window`).
     pace: Option<(usize, Duration)>,
     max_ips: usize,
-    sent: HashMap<IpAddr, VecDeque<Instant>>,
+    sent: HashMap<IpAddr, Times>,
     order: VecDeque<IpAddr>,
 }
 
@@ -139,6 +141,7 @@ impl IpBudget {
         let Some(times) = self.sent.get(&ip) else {
             return self.pace.map_or(self.max, |(burst, _)| burst);
         };
+        let times = times.as_slice();
         let room = self
             .max
             .saturating_sub(times.len() - self.expired(times, now));
@@ -158,11 +161,11 @@ impl IpBudget {
     pub fn used(&self, ip: IpAddr, now: Instant) -> usize {
         self.sent
             .get(&ip)
-            .map_or(0, |times| times.len() - self.expired(times, now))
+            .map_or(0, |times| times.len() - self.expired(times.as_slice(), now))
     }
 
     /// How many of `times` (in order) are outside the window ending at `now`: a prefix.
-    fn expired(&self, times: &VecDeque<Instant>, now: Instant) -> usize {
+    fn expired(&self, times: &[Instant], now: Instant) -> usize {
         outside(times, now, self.window)
     }
 
@@ -179,6 +182,7 @@ impl IpBudget {
                 // budget of `n` per `span`; both rules must allow it, so the later wins.
                 let frees = |n: usize, span: Duration| {
                     times
+                        .as_slice()
                         .iter()
                         .rev()
                         .nth(n - 1)
@@ -202,17 +206,14 @@ impl IpBudget {
             self.order.push_back(ip);
         }
         let cutoff = now.checked_sub(self.window);
-        let times = self.sent.entry(ip).or_default();
-        while times
-            .front()
-            .is_some_and(|t| cutoff.is_some_and(|c| *t <= c))
-        {
-            times.pop_front();
+        let times = self.sent.entry(ip).or_insert_with(|| Times::new(now));
+        if let Some(c) = cutoff {
+            let old = times.as_slice().partition_point(|t| *t <= c);
+            times.drop_front(old);
         }
         // In order, so that `used` can binary-search: a `now` earlier than the last send
         // (a caller's clock is not ours to trust) goes where it belongs.
-        let at = times.partition_point(|t| *t <= now);
-        times.insert(at, now);
+        times.insert(now);
         true
     }
 
@@ -225,7 +226,8 @@ impl IpBudget {
             };
             let idle = self.sent.get(&ip).is_none_or(|times| {
                 times
-                    .back()
+                    .as_slice()
+                    .last()
                     .is_none_or(|t| now.saturating_duration_since(*t) >= self.window)
             });
             if idle {
@@ -243,7 +245,8 @@ impl IpBudget {
         let window = self.window;
         self.sent.retain(|_, times| {
             times
-                .back()
+                .as_slice()
+                .last()
                 .is_some_and(|t| now.saturating_duration_since(*t) < window)
         });
         let sent = &self.sent;
@@ -262,7 +265,7 @@ impl IpBudget {
 
 /// How many of `times` (in order) are outside the span of length `span` ending at `now`: a
 /// prefix, found by binary search.
-fn outside(times: &VecDeque<Instant>, now: Instant, span: Duration) -> usize {
+fn outside(times: &[Instant], now: Instant, span: Duration) -> usize {
     match now.checked_sub(span) {
         // `now - t >= span` exactly when `t <= now - span`.
         Some(cutoff) => times.partition_point(|t| *t <= cutoff),

@@ -12,6 +12,8 @@ use estudely_krpc::{NodeId, Response, MAX_DATAGRAM};
 const MAX_BUFFERS: usize = 64;
 /// Largest buffer kept: bigger ones (a caller's own) are dropped rather than held.
 const MAX_BUFFER: usize = 2 * MAX_DATAGRAM;
+/// Most BEP 33 filter boxes kept for reuse (a reply carries two).
+const MAX_FILTERS: usize = 2;
 
 /// The node's spare buffers.
 #[derive(Debug, Default)]
@@ -19,6 +21,10 @@ pub(crate) struct Scratch {
     buffers: Vec<Vec<u8>>,
     /// A response with no fields set, whose lists may have room.
     reply: Response,
+    /// Boxes of BEP 33 filters from replies given back (boxes, since a `Response` holds
+    /// its filters boxed: reusing them is the point).
+    #[allow(clippy::vec_box)]
+    filters: Vec<Box<[u8; 256]>>,
 }
 
 impl Scratch {
@@ -48,14 +54,30 @@ impl Scratch {
         r
     }
 
+    /// A boxed copy of a BEP 33 filter, in a spare box if there is one.
+    pub(crate) fn filter(&mut self, bits: &[u8; 256]) -> Box<[u8; 256]> {
+        match self.filters.pop() {
+            Some(mut b) => {
+                *b = *bits;
+                b
+            }
+            None => Box::new(*bits),
+        }
+    }
+
     /// The spare lists, to decode a reply into (see `Message::decode_reusing`).
     pub(crate) fn lists(&mut self) -> &mut Response {
         &mut self.reply
     }
 
-    /// Keep `r`'s lists for later; the rest of it is dropped. Of two lists the roomier is
-    /// kept.
+    /// Keep `r`'s lists (and its filters' boxes) for later; the rest of it is dropped. Of
+    /// two lists the roomier is kept.
     pub(crate) fn give_back_response(&mut self, mut r: Response) {
+        for b in [r.bf_seeds.take(), r.bf_peers.take()].into_iter().flatten() {
+            if self.filters.len() < MAX_FILTERS {
+                self.filters.push(b);
+            }
+        }
         let spare = &mut self.reply;
         keep_roomier(&mut spare.nodes, &mut r.nodes);
         keep_roomier(&mut spare.nodes6, &mut r.nodes6);
@@ -112,5 +134,27 @@ mod tests {
             }
         );
         assert!(r.values.capacity() >= 16);
+    }
+
+    #[test]
+    fn filter_boxes_are_reused_and_bounded() {
+        let mut s = Scratch::default();
+        let mut r = s.response(NodeId([1; 20]));
+        r.bf_seeds = Some(s.filter(&[1; 256]));
+        r.bf_peers = Some(s.filter(&[2; 256]));
+        let at = r.bf_peers.as_ref().map(|b| b.as_ptr());
+        s.give_back_response(r);
+        assert_eq!(s.filters.len(), 2);
+        let again = s.filter(&[3; 256]);
+        assert_eq!(Some(again.as_ptr()), at, "the same allocation");
+        assert_eq!(*again, [3; 256], "with the new bits");
+        assert!(s.response(NodeId([2; 20])).bf_seeds.is_none());
+        for _ in 0..3 {
+            let mut r = s.response(NodeId([1; 20]));
+            r.bf_seeds = Some(Box::new([0; 256]));
+            r.bf_peers = Some(Box::new([0; 256]));
+            s.give_back_response(r);
+        }
+        assert_eq!(s.filters.len(), MAX_FILTERS);
     }
 }

@@ -34,16 +34,22 @@ impl Node {
                 let mut max = self.config.max_values_per_reply;
                 // BEP 33: the filters only for an infohash we store.
                 if let Some(sc) = scrape.then(|| self.store.scrape(now, &info_hash)).flatten() {
-                    r.bf_seeds = Some(Box::new(*sc.seeds.bytes()));
-                    r.bf_peers = Some(Box::new(*sc.peers.bytes()));
+                    r.bf_seeds = Some(self.scratch.filter(sc.seeds.bytes()));
+                    r.bf_peers = Some(self.scratch.filter(sc.peers.bytes()));
                     // The filters take 520 bytes: fewer values keep the reply in one
                     // ordinary datagram, as BEP 33 asks.
                     max = max.min(MAX_VALUES_WITH_SCRAPE);
                 }
                 let v6 = from.is_ipv6();
-                r.values = self
-                    .store
-                    .get(now, &info_hash, max, noseed, v6, &mut self.rng);
+                self.store.get_into(
+                    now,
+                    &info_hash,
+                    max,
+                    noseed,
+                    v6,
+                    &mut self.rng,
+                    &mut r.values,
+                );
                 // Nodes too, so a lookup can go on converging even where peers are known.
                 self.fill_nodes(&mut r, &info_hash.0, want, from, now);
             }

@@ -20,6 +20,7 @@ use std::time::Instant;
 
 use estudely_krpc::NodeId;
 
+use super::ip_ids::IpIds;
 use super::resting::RestingNodes;
 use crate::bounded::BoundedMap;
 
@@ -63,7 +64,7 @@ pub enum Discovery {
 pub struct KnownNodes {
     nodes: HashMap<SocketAddr, Known>,
     capacity: usize,
-    ids_by_ip: BoundedMap<IpAddr, Vec<NodeId>>,
+    ids_by_ip: BoundedMap<IpAddr, IpIds>,
     max_ids_per_ip: usize,
     frontier: VecDeque<SocketAddr>,
     max_frontier: usize,
@@ -174,7 +175,7 @@ impl KnownNodes {
                 true
             }
             None => {
-                self.ids_by_ip.insert(ip, vec![id]);
+                self.ids_by_ip.insert(ip, IpIds::One(id));
                 true
             }
         }
@@ -182,7 +183,7 @@ impl KnownNodes {
 
     /// Distinct ids accepted from `ip`.
     pub fn ids_for_ip(&self, ip: IpAddr) -> usize {
-        self.ids_by_ip.peek(&ip).map_or(0, Vec::len)
+        self.ids_by_ip.peek(&ip).map_or(0, IpIds::len)
     }
 
     /// Learn of a node at `now`. A new node is remembered and put in the frontier.

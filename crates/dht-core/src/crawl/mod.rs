@@ -14,9 +14,11 @@
 mod config;
 #[cfg(test)]
 mod fault_tests;
+mod ip_ids;
 mod known;
 mod resting;
 mod search;
+mod search_pool;
 mod searches;
 pub(crate) mod seen;
 mod shard;
@@ -39,6 +41,7 @@ pub use config::{
 pub use known::{Discovery, Known, KnownNodes};
 pub use resting::RestingNodes;
 pub use search::Search;
+use search_pool::SearchPool;
 use searches::Searches;
 pub use seen::{keyed_hash, mix, SeenSet};
 pub use shard::{BadShard, Shard, MAX_SHARDS};
@@ -87,6 +90,12 @@ pub struct Crawler {
     /// Room reused for the nodes and peers of each reply (no allocation per reply).
     scratch_nodes: Vec<CompactNode>,
     scratch_peers: Vec<SocketAddr>,
+    /// A search's new peers from one reply (reused).
+    scratch_new_peers: Vec<SocketAddr>,
+    /// The searches that just ended (reused).
+    scratch_done: Vec<Search>,
+    /// Finished searches' containers, for new searches.
+    search_pool: SearchPool,
     stats: CrawlStats,
 }
 
@@ -122,6 +131,9 @@ impl Crawler {
             bootstrap_quick: 0,
             scratch_nodes: Vec::new(),
             scratch_peers: Vec::new(),
+            scratch_new_peers: Vec::new(),
+            scratch_done: Vec::new(),
+            search_pool: SearchPool::default(),
             stats: CrawlStats::default(),
             cfg,
         }
@@ -448,7 +460,8 @@ impl Crawler {
         let mut known = std::mem::take(&mut self.scratch_nodes);
         self.node
             .closest_nodes_into(&ih.0, 8, from.is_ipv6(), now, &mut known);
-        let mut s = Search::new(
+        let mut s = Search::with_parts(
+            self.search_pool.take(),
             ih,
             from,
             &known,
@@ -469,7 +482,9 @@ impl Crawler {
     /// Report the searches that ended; true if one was started again.
     fn finish_searches(&mut self, now: Instant) -> bool {
         let mut restarted = false;
-        for s in self.searches.take_done() {
+        let mut done = std::mem::take(&mut self.scratch_done);
+        self.searches.take_done_into(&mut done);
+        for s in done.drain(..) {
             let ih = s.info_hash;
             // A search that found nobody and heard from few nodes (often: our routing table
             // was still nearly empty when it started) gets one more try from the table as it
@@ -498,7 +513,9 @@ impl Crawler {
                 seeds_estimate,
                 peers_estimate,
             });
+            self.search_pool.put(s.into_parts());
         }
+        self.scratch_done = done;
         restarted
     }
 
@@ -624,9 +641,11 @@ impl Crawler {
                 let mut values = std::mem::take(&mut self.scratch_peers);
                 values.clear();
                 values.extend(r.values.iter().copied().filter(|a| self.node.admit(a)));
+                let mut new = std::mem::take(&mut self.scratch_new_peers);
                 if let Some(s) = self.searches.touch(&ih) {
                     s.on_scrape(r.bf_seeds.as_deref(), r.bf_peers.as_deref());
-                    for peer in s.on_reply(&values, &nodes) {
+                    s.on_reply_into(&values, &nodes, &mut new);
+                    for peer in new.drain(..) {
                         self.stats.peers += 1;
                         self.events.push_back(CrawlEvent::Peer {
                             info_hash: ih,
@@ -634,6 +653,7 @@ impl Crawler {
                         });
                     }
                 }
+                self.scratch_new_peers = new;
                 self.scratch_peers = values;
             }
             (Purpose::GetPeers(ih), Err(QueryError::Busy)) => {

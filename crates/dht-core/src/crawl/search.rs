@@ -13,6 +13,7 @@ use std::net::SocketAddr;
 
 use estudely_krpc::{CompactNode, InfoHash};
 
+use super::search_pool::Parts;
 use crate::bloom::{Bloom, MAX_PLAUSIBLE};
 
 /// Most candidate nodes remembered per search.
@@ -63,13 +64,37 @@ impl Search {
         wanted: usize,
         max_queries: usize,
     ) -> Self {
+        Search::with_parts(
+            Parts::default(),
+            info_hash,
+            first,
+            known,
+            wanted,
+            max_queries,
+        )
+    }
+
+    /// [`Search::new`], in the containers of a finished search (emptied here).
+    pub(crate) fn with_parts(
+        mut parts: Parts,
+        info_hash: InfoHash,
+        first: SocketAddr,
+        known: &[CompactNode],
+        wanted: usize,
+        max_queries: usize,
+    ) -> Self {
+        parts.candidates.clear();
+        parts.asked.clear();
+        parts.peers.clear();
+        parts.peer_set.clear();
+        // The sampling node stores the infohash: ask it first whatever its distance.
+        parts.candidates.push(([0; 20], first));
         let mut s = Search {
             info_hash,
-            // The sampling node stores the infohash: ask it first whatever its distance.
-            candidates: vec![([0; 20], first)],
-            asked: HashSet::new(),
-            peers: Vec::new(),
-            peer_set: HashSet::new(),
+            candidates: parts.candidates,
+            asked: parts.asked,
+            peers: parts.peers,
+            peer_set: parts.peer_set,
             in_flight: 0,
             queries: 0,
             max_queries,
@@ -90,17 +115,25 @@ impl Search {
     /// as it is now), skipping every node this try asked, since each answered with nothing
     /// or not at all. With no new node to ask, it is done at once.
     pub fn retry(self, known: &[CompactNode]) -> Self {
-        let mut s = Search::new(
-            self.info_hash,
-            self.origin,
-            &[],
-            self.wanted,
-            self.max_queries,
-        );
+        let (info_hash, origin, wanted, max_queries) =
+            (self.info_hash, self.origin, self.wanted, self.max_queries);
+        let mut parts = self.into_parts();
+        let asked = std::mem::take(&mut parts.asked);
+        let mut s = Search::with_parts(parts, info_hash, origin, &[], wanted, max_queries);
         s.candidates.clear();
-        s.asked = self.asked;
+        s.asked = asked;
         s.add_candidates(known);
         s
+    }
+
+    /// The search's containers, for a later search to reuse ([`Search::with_parts`]).
+    pub(crate) fn into_parts(self) -> Parts {
+        Parts {
+            candidates: self.candidates,
+            asked: self.asked,
+            peers: self.peers,
+            peer_set: self.peer_set,
+        }
     }
 
     /// Add nodes to ask, closest first; returns how many were new.
@@ -188,9 +221,22 @@ impl Search {
 
     /// A node answered: new peers (returned, at most up to `wanted` in all) and closer nodes.
     pub fn on_reply(&mut self, values: &[SocketAddr], nodes: &[CompactNode]) -> Vec<SocketAddr> {
+        let mut new = Vec::new();
+        self.on_reply_into(values, nodes, &mut new);
+        new
+    }
+
+    /// [`Search::on_reply`], the new peers put in `new` (cleared first) rather than in a
+    /// new `Vec`.
+    pub fn on_reply_into(
+        &mut self,
+        values: &[SocketAddr],
+        nodes: &[CompactNode],
+        new: &mut Vec<SocketAddr>,
+    ) {
         self.in_flight = self.in_flight.saturating_sub(1);
         self.answers += 1;
-        let mut new = Vec::new();
+        new.clear();
         for p in values {
             if self.peers.len() >= self.wanted {
                 break;
@@ -206,7 +252,6 @@ impl Search {
         } else {
             self.dry = 0;
         }
-        new
     }
 
     /// A node's BEP 33 filters (`BFsd`, `BFpe`), merged into the search's. A filter whose

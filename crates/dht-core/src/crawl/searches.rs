@@ -35,6 +35,12 @@ const BLOCKED_RECHECK: Duration = Duration::from_millis(100);
 /// sources, and their searches should not wait on an idle crawler.
 pub(crate) const PER_SOURCE: u32 = 2;
 
+/// Emptied per-source queues kept for new sources to reuse (a source comes and goes with
+/// each sampled node's infohashes), at most this many...
+const MAX_SPARE_QUEUES: usize = 16;
+/// ... and none that grew beyond this many entries.
+const MAX_SPARE_CAPACITY: usize = 64;
+
 /// An infohash waiting for its search: the node to ask first (the one that sampled it, or
 /// that announced it), and a peer already known (the announcer).
 pub(crate) type Queued = (InfoHash, SocketAddr, Option<SocketAddr>);
@@ -51,6 +57,14 @@ struct Source {
 }
 
 impl Source {
+    /// A new source, with a spare queue if there is one.
+    fn new(spare: &mut Vec<VecDeque<Queued>>) -> Self {
+        Source {
+            waiting: spare.pop().unwrap_or_default(),
+            ..Source::default()
+        }
+    }
+
     fn may_start(&self) -> bool {
         !self.waiting.is_empty() && self.running < PER_SOURCE
     }
@@ -69,11 +83,18 @@ struct SourceQueue {
     /// Searches running beyond [`PER_SOURCE`] from their source.
     over_cap: usize,
     len: usize,
+    /// Emptied queues of sources that went away, for new ones (bounded:
+    /// [`MAX_SPARE_QUEUES`]).
+    spare: Vec<VecDeque<Queued>>,
 }
 
 impl SourceQueue {
     fn push(&mut self, q: Queued) {
-        let source = self.sources.entry(q.1).or_default();
+        let spare = &mut self.spare;
+        let source = self
+            .sources
+            .entry(q.1)
+            .or_insert_with(|| Source::new(spare));
         source.waiting.push_back(q);
         self.len += 1;
         Self::enlist(&mut self.turn, &mut self.capped, q.1, source);
@@ -129,7 +150,11 @@ impl SourceQueue {
 
     /// A search from `addr` started.
     fn started(&mut self, addr: SocketAddr) {
-        let source = self.sources.entry(addr).or_default();
+        let spare = &mut self.spare;
+        let source = self
+            .sources
+            .entry(addr)
+            .or_insert_with(|| Source::new(spare));
         source.running += 1;
         self.over_cap += usize::from(source.running > PER_SOURCE);
         Self::enlist(&mut self.turn, &mut self.capped, addr, source);
@@ -142,8 +167,18 @@ impl SourceQueue {
             source.running = source.running.saturating_sub(1);
             Self::enlist(&mut self.turn, &mut self.capped, addr, source);
             if source.running == 0 && source.waiting.is_empty() {
-                self.sources.remove(&addr);
+                if let Some(gone) = self.sources.remove(&addr) {
+                    self.keep_spare(gone.waiting);
+                }
             }
+        }
+    }
+
+    /// Keep an emptied queue for a new source, if there is room and it is small.
+    fn keep_spare(&mut self, mut q: VecDeque<Queued>) {
+        if self.spare.len() < MAX_SPARE_QUEUES && q.capacity() <= MAX_SPARE_CAPACITY {
+            q.clear();
+            self.spare.push(q);
         }
     }
 
@@ -299,9 +334,18 @@ impl Searches {
     }
 
     /// The searches that ended since the last call, removed.
+    #[cfg(test)]
     pub fn take_done(&mut self) -> Vec<Search> {
         let mut done = Vec::new();
-        for ih in std::mem::take(&mut self.touched) {
+        self.take_done_into(&mut done);
+        done
+    }
+
+    /// [`Searches::take_done`], into `done` (appended to) rather than a new `Vec`.
+    pub fn take_done_into(&mut self, done: &mut Vec<Search>) {
+        // Drained and put back, so that the list keeps its capacity for the next touches.
+        let mut touched = std::mem::take(&mut self.touched);
+        for ih in touched.drain(..) {
             if self.running.get(&ih).is_some_and(Search::is_done) {
                 if let Some(s) = self.running.remove(&ih) {
                     self.queue.ended(s.first());
@@ -309,7 +353,7 @@ impl Searches {
                 }
             }
         }
-        done
+        self.touched = touched;
     }
 }
 
@@ -398,6 +442,28 @@ mod tests {
         assert_eq!(pop_start(&mut q).map(|x| x.0), Some(ih(2)));
         assert_eq!(pop_start(&mut q).map(|x| x.0), Some(ih(3)));
         assert_eq!(pop_start(&mut q), None);
+    }
+
+    #[test]
+    fn queues_of_sources_gone_are_reused_bounded() {
+        let mut q = SourceQueue::default();
+        q.push((ih(1), addr(1), None));
+        assert_eq!(q.pop(false).map(|x| x.0), Some(ih(1)));
+        q.started(addr(1));
+        q.ended(addr(1));
+        assert!(q.sources.is_empty());
+        assert_eq!(q.spare.len(), 1, "its emptied queue is kept");
+        assert!(q.spare[0].is_empty() && q.spare[0].capacity() > 0);
+        q.push((ih(2), addr(2), None));
+        assert!(q.spare.is_empty(), "and reused by the next source");
+        assert_eq!(q.pop(false).map(|x| x.1), Some(addr(2)));
+        for _ in 0..2 * MAX_SPARE_QUEUES {
+            q.keep_spare(VecDeque::with_capacity(4));
+        }
+        assert_eq!(q.spare.len(), MAX_SPARE_QUEUES);
+        q.spare.clear();
+        q.keep_spare(VecDeque::with_capacity(MAX_SPARE_CAPACITY + 1));
+        assert!(q.spare.is_empty(), "too big to keep");
     }
 
     fn search(i: u8, first: u16) -> Search {
