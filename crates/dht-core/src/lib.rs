@@ -22,7 +22,6 @@ pub mod bounded;
 mod config;
 pub mod crawl;
 mod events;
-mod ip_times;
 pub mod lookup;
 mod lookups;
 mod node;

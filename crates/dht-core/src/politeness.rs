@@ -11,7 +11,10 @@ use std::collections::{HashMap, VecDeque};
 use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
-use crate::ip_times::Times;
+use smallvec::SmallVec;
+
+/// Send times of one IP, earliest first.
+type Times = SmallVec<[Instant; 4]>;
 
 /// A token bucket: `rate` tokens per second, at most `burst` saved up.
 #[derive(Debug, Clone)]
@@ -92,6 +95,8 @@ pub struct IpBudget {
     /// Pacing: at most `.0` sends within any `.1` (a `.0 / max` share of `window`).
     pace: Option<(usize, Duration)>,
     max_ips: usize,
+    /// Each IP's send times, in order; the first few inline, since nearly every IP a
+    /// crawler meets gets only a few per window: tracking one then allocates nothing.
     sent: HashMap<IpAddr, Times>,
     order: VecDeque<IpAddr>,
 }
@@ -206,14 +211,15 @@ impl IpBudget {
             self.order.push_back(ip);
         }
         let cutoff = now.checked_sub(self.window);
-        let times = self.sent.entry(ip).or_insert_with(|| Times::new(now));
+        let times = self.sent.entry(ip).or_default();
         if let Some(c) = cutoff {
             let old = times.as_slice().partition_point(|t| *t <= c);
-            times.drop_front(old);
+            times.drain(..old);
         }
         // In order, so that `used` can binary-search: a `now` earlier than the last send
         // (a caller's clock is not ours to trust) goes where it belongs.
-        times.insert(now);
+        let at = times.partition_point(|t| *t <= now);
+        times.insert(at, now);
         true
     }
 

@@ -20,9 +20,9 @@ use std::time::Instant;
 
 use estudely_krpc::NodeId;
 
-use super::ip_ids::IpIds;
 use super::resting::RestingNodes;
 use crate::bounded::BoundedMap;
+use smallvec::SmallVec;
 
 /// The crawler's view of one node.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -64,7 +64,9 @@ pub enum Discovery {
 pub struct KnownNodes {
     nodes: HashMap<SocketAddr, Known>,
     capacity: usize,
-    ids_by_ip: BoundedMap<IpAddr, IpIds>,
+    /// The distinct ids each IP presented, in the order first seen: nearly always one, kept
+    /// inline, so that vouching for a new IP allocates nothing.
+    ids_by_ip: BoundedMap<IpAddr, SmallVec<[NodeId; 1]>>,
     max_ids_per_ip: usize,
     frontier: VecDeque<SocketAddr>,
     max_frontier: usize,
@@ -175,7 +177,7 @@ impl KnownNodes {
                 true
             }
             None => {
-                self.ids_by_ip.insert(ip, IpIds::One(id));
+                self.ids_by_ip.insert(ip, smallvec::smallvec![id]);
                 true
             }
         }
@@ -183,7 +185,7 @@ impl KnownNodes {
 
     /// Distinct ids accepted from `ip`.
     pub fn ids_for_ip(&self, ip: IpAddr) -> usize {
-        self.ids_by_ip.peek(&ip).map_or(0, IpIds::len)
+        self.ids_by_ip.peek(&ip).map_or(0, SmallVec::len)
     }
 
     /// Learn of a node at `now`. A new node is remembered and put in the frontier.

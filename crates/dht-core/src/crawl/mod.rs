@@ -14,7 +14,6 @@
 mod config;
 #[cfg(test)]
 mod fault_tests;
-mod ip_ids;
 mod known;
 mod resting;
 mod search;
