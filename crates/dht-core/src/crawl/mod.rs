@@ -15,6 +15,8 @@ mod config;
 #[cfg(test)]
 mod fault_tests;
 mod known;
+mod peer_searches;
+mod replies;
 mod resting;
 mod search;
 mod search_pool;
@@ -31,7 +33,7 @@ use std::time::{Duration, Instant};
 use rand::rngs::SmallRng;
 use rand::SeedableRng;
 
-use estudely_krpc::{Body, CompactNode, InfoHash, Message, NodeId, Query, Response, Version};
+use estudely_krpc::{Body, CompactNode, InfoHash, Message, NodeId, Query};
 
 pub use config::{
     resting_bytes_for_rate, search_queue_for_rate, searches_for_rate, CrawlConfig, CrawlEvent,
@@ -51,10 +53,6 @@ use crate::{Config, Event, Node, QueryError, QueryId, Transmit};
 /// Most samples one reply may carry: a KRPC datagram (at most 1,500 bytes on the wire, 2,048
 /// in our drivers' buffers) cannot hold more. A reply with more is a lie.
 pub const MAX_SAMPLES_PER_REPLY: usize = 128;
-
-/// A search that found no peer is tried once more only if fewer nodes than this answered it
-/// (half the 8 closest that a lookup trusts): otherwise "no peers" is its answer.
-const RETRY_BELOW_ANSWERS: usize = 4;
 
 #[derive(Debug, Clone, Copy)]
 enum Purpose {
@@ -327,34 +325,6 @@ impl Crawler {
         }
     }
 
-    /// Whether `ih` is reported for the first time: `Some(true)` yes, `Some(false)` no, `None`
-    /// the seen-set is full and sampling stops (unless `forget_seen_when_full`, which starts
-    /// a new generation instead).
-    fn first_report(&mut self, ih: &InfoHash) -> Option<bool> {
-        match self.seen.insert(ih) {
-            Some(new) => Some(new),
-            None if self.cfg.forget_seen_when_full => {
-                self.seen.clear();
-                self.stats.seen_generations += 1;
-                self.seen.insert(ih)
-            }
-            None => {
-                // Full: stop sampling rather than forget what was reported.
-                self.stats.seen_full = true;
-                None
-            }
-        }
-    }
-
-    /// Stop the peer search of `ih`, queued or running, without a
-    /// [`CrawlEvent::SearchDone`] (the caller already knows it: e.g. its torrent is in an
-    /// index). Returns whether there was one.
-    pub fn cancel_search(&mut self, ih: &InfoHash) -> bool {
-        let cancelled = self.searches.cancel(ih);
-        self.stats.searches_cancelled += u64::from(cancelled);
-        cancelled
-    }
-
     /// A node announced `peer` for `info_hash` to our node (token checked by the node): a
     /// discovery, with its first peer. Its peer search starts from the announcer; with the
     /// search queue full, the infohash and its announcer are still reported, without a
@@ -404,7 +374,7 @@ impl Crawler {
 
     /// Start work while queries may be in flight and the node's rate queue is short.
     fn launch(&mut self, now: Instant) {
-        // A search that ends empty-handed is started once more (`finish_searches`): its
+        // A search that ends empty-handed may be started once more (`finish_searches`): its
         // first queries go out in a second round, since no event may come to send them.
         for _round in 0..4 {
             self.launch_round(now);
@@ -449,73 +419,8 @@ impl Crawler {
         }
     }
 
-    fn start_search(
-        &mut self,
-        now: Instant,
-        ih: InfoHash,
-        from: SocketAddr,
-        known_peer: Option<SocketAddr>,
-    ) {
-        let mut known = std::mem::take(&mut self.scratch_nodes);
-        self.node
-            .closest_nodes_into(&ih.0, 8, from.is_ipv6(), now, &mut known);
-        let mut s = Search::with_parts(
-            self.search_pool.take(),
-            ih,
-            from,
-            &known,
-            self.cfg.peers_per_infohash,
-            self.cfg.max_get_peers_per_infohash,
-        );
-        self.scratch_nodes = known;
-        if let Some(p) = known_peer {
-            s.add_known_peer(p);
-        }
-        self.searches.start(s);
-    }
-
     fn room(&self) -> bool {
         self.pending.len() < self.cfg.max_in_flight && self.node.queued_queries() < 8
-    }
-
-    /// Report the searches that ended; true if one was started again.
-    fn finish_searches(&mut self, now: Instant) -> bool {
-        let mut restarted = false;
-        let mut done = std::mem::take(&mut self.scratch_done);
-        self.searches.take_done_into(&mut done);
-        for s in done.drain(..) {
-            let ih = s.info_hash;
-            // A search that found nobody and heard from few nodes (often: our routing table
-            // was still nearly empty when it started) gets one more try from the table as it
-            // is now, in the slot it frees (so retries never grow the queue), asking only
-            // nodes not asked before. One that heard "no peers" from enough nodes is taken
-            // at its word: most infohashes have no peer, and a second search for each would
-            // double their cost and crowd the few table nodes near every infohash.
-            if s.peers().is_empty()
-                && s.answers() < RETRY_BELOW_ANSWERS
-                && !self.retried.contains(&ih)
-            {
-                self.retried.insert(ih, ());
-                let mut known = std::mem::take(&mut self.scratch_nodes);
-                self.node
-                    .closest_nodes_into(&ih.0, 8, s.first().is_ipv6(), now, &mut known);
-                self.searches.start(s.retry(&known));
-                self.scratch_nodes = known;
-                restarted = true;
-                continue;
-            }
-            let (seeds_estimate, peers_estimate) = s.estimates();
-            self.events.push_back(CrawlEvent::SearchDone {
-                info_hash: ih,
-                peers: s.peers().len(),
-                queries: s.queries(),
-                seeds_estimate,
-                peers_estimate,
-            });
-            self.search_pool.put(s.into_parts());
-        }
-        self.scratch_done = done;
-        restarted
     }
 
     /// Visit one node: a new one, or one whose interval has passed; else walk or bootstrap.
@@ -723,146 +628,6 @@ impl Crawler {
         self.scratch_nodes = nodes;
         if let Ok(r) = reply {
             self.node.recycle_reply(r);
-        }
-    }
-
-    /// `addr` does not speak BEP 51: walked again every `rewalk`, never sampled; or, when
-    /// the known-node table is crowded, left to rest for the longest interval.
-    fn no_bep51(&mut self, now: Instant, addr: SocketAddr) {
-        if let Some(k) = self.known.get_mut(&addr) {
-            k.bep51 = Some(false);
-        }
-        if !self
-            .known
-            .rest_if_crowded(now, addr, now + self.cfg.max_interval)
-        {
-            self.known
-                .schedule(addr, now + self.cfg.rewalk.max(self.cfg.min_resample));
-        }
-    }
-
-    /// The nodes of a reply that we may use: our families, not us, allowed by the policy
-    /// (refusals counted), not dead; written into `out` (cleared first, its room reused).
-    fn admitted_nodes(&mut self, r: &Response, out: &mut Vec<CompactNode>) {
-        let me = self.node.id();
-        let (v4, v6) = (self.node.config.ipv4, self.node.config.ipv6);
-        out.clear();
-        for n in r
-            .nodes
-            .iter()
-            .filter(|_| v4)
-            .chain(r.nodes6.iter().filter(|_| v6))
-        {
-            if n.id != me && self.node.admit(&n.addr) && !self.node.is_dead(&n.addr) {
-                out.push(*n);
-            }
-        }
-        self.stats.nodes_listed += out.len() as u64;
-    }
-
-    /// A node answered: note its id (discovering it if it was a bootstrap address).
-    fn learn(&mut self, now: Instant, addr: SocketAddr, r: &Response) {
-        match self.known.get_mut(&addr) {
-            Some(k) => k.id = r.id,
-            None => self.discover(now, addr, r.id),
-        }
-    }
-
-    fn discover(&mut self, now: Instant, addr: SocketAddr, id: NodeId) {
-        if !self.cfg.shard.contains(&id.0) {
-            self.stats.nodes_other_shard += 1;
-            return;
-        }
-        match self.known.discover(now, addr, id) {
-            Discovery::New | Discovery::Known => {}
-            Discovery::Resting => self.stats.nodes_resting += 1,
-            Discovery::Distrusted => self.stats.nodes_distrusted += 1,
-            Discovery::Full | Discovery::FrontierFull => self.stats.nodes_refused += 1,
-        }
-    }
-
-    fn add_nodes(&mut self, now: Instant, nodes: &[CompactNode]) {
-        for n in nodes {
-            self.discover(now, n.addr, n.id);
-        }
-    }
-
-    /// Report `addr`'s first usable reply to `sample_infohashes` (once per known node).
-    fn node_sampled(&mut self, addr: SocketAddr, version: Option<Version>, interval: Option<u32>) {
-        let Some(k) = self.known.get_mut(&addr) else {
-            return;
-        };
-        if !k.sampled {
-            k.sampled = true;
-            self.events.push_back(CrawlEvent::NodeSampled {
-                from: addr,
-                // Once per node: the event keeps its own copy.
-                version: version.map(|v| v.to_vec()),
-                interval,
-            });
-        }
-    }
-
-    fn on_sample(
-        &mut self,
-        now: Instant,
-        addr: SocketAddr,
-        r: &Response,
-        version: Option<Version>,
-        nodes: &mut Vec<CompactNode>,
-    ) {
-        self.admitted_nodes(r, nodes);
-        self.learn(now, addr, r);
-        self.add_nodes(now, nodes);
-        let Some(interval) = r.interval else {
-            self.node_sampled(addr, version, None);
-            // Answered, but not with BEP 51 fields: treat as a node without BEP 51.
-            self.no_bep51(now, addr);
-            return;
-        };
-        let wait = Duration::from_secs(u64::from(interval))
-            .clamp(self.cfg.min_resample, self.cfg.max_interval);
-        if let Some(k) = self.known.get_mut(&addr) {
-            k.bep51 = Some(true);
-            k.failed_samples = 0;
-        }
-        // A node cannot sample more infohashes than it says it stores, nor repeat one, nor
-        // send more than a datagram holds.
-        let mut distinct = r.samples.clone();
-        distinct.sort_unstable();
-        distinct.dedup();
-        let lies = r.num.is_some_and(|n| (n as usize) < r.samples.len())
-            || distinct.len() != r.samples.len()
-            || r.samples.len() > MAX_SAMPLES_PER_REPLY;
-        if lies {
-            self.stats.lies += 1;
-            self.known.schedule(addr, now + wait);
-            return;
-        }
-        self.node_sampled(addr, version, Some(interval));
-        self.known.schedule_after_sample(now, addr, now + wait);
-        self.stats.samples_answered += 1;
-        if self.stats.walks_before_first_sample.is_none() {
-            self.stats.walks_before_first_sample = Some(self.stats.find_nodes_sent);
-        }
-        for &ih in &r.samples {
-            if self.sampling_done() {
-                break;
-            }
-            match self.first_report(&ih) {
-                Some(false) => continue,
-                None => break,
-                Some(true) => {}
-            }
-            self.found += 1;
-            self.events.push_back(CrawlEvent::InfoHash {
-                info_hash: ih,
-                from: addr,
-                announced: false,
-            });
-            if self.cfg.search_peers {
-                self.searches.enqueue((ih, addr, None));
-            }
         }
     }
 }
