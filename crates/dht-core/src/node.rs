@@ -645,7 +645,7 @@ impl Node {
             self.budget_wake.set(None);
         }
         self.flush_queued(now);
-        for p in self.tx.expire(now) {
+        while let Some(p) = self.tx.pop_expired(now) {
             self.stats.timeouts += 1;
             self.on_failure(now, p.to, p.purpose, QueryError::Timeout);
         }
