@@ -98,14 +98,7 @@ impl<'a> Decoder<'a> {
     }
 
     fn value(&mut self, depth: usize) -> Result<Value<'a>, Error> {
-        let start = self.pos;
-        self.values += 1;
-        if self.values > self.limits.max_values {
-            return Err(Error::TooManyValues {
-                offset: start,
-                max: self.limits.max_values,
-            });
-        }
+        let start = self.count_value()?;
         let kind = match self.peek()? {
             b'i' => {
                 self.pos += 1;
@@ -113,12 +106,7 @@ impl<'a> Decoder<'a> {
             }
             b'0'..=b'9' => Kind::Bytes(self.bytes()?),
             b'l' | b'd' => {
-                if depth >= self.limits.max_depth {
-                    return Err(Error::TooDeep {
-                        offset: start,
-                        max: self.limits.max_depth,
-                    });
-                }
+                self.check_depth(depth, start)?;
                 self.container(depth + 1)?
             }
             byte => {
@@ -141,16 +129,7 @@ impl<'a> Decoder<'a> {
         if is_dict {
             let mut entries: Vec<(&'a [u8], Value<'a>)> = Vec::with_capacity(SMALL);
             while self.peek()? != b'e' {
-                let key_at = self.pos;
-                if !self.peek()?.is_ascii_digit() {
-                    return Err(Error::KeyNotString { offset: key_at });
-                }
-                let key = self.bytes()?;
-                if let Some((prev, _)) = entries.last() {
-                    if *prev == key || (self.limits.strict && *prev > key) {
-                        return Err(Error::KeyOrder { offset: key_at });
-                    }
-                }
+                let key = self.dict_key(entries.last().map(|(k, _)| *k))?;
                 let v = self.value(depth)?;
                 entries.push((key, v));
             }
@@ -169,14 +148,7 @@ impl<'a> Decoder<'a> {
     /// [`Decoder::value`] without building anything: the same checks in the same order, so
     /// the same errors at the same offsets (the property tests hold the two together).
     fn skip(&mut self, depth: usize) -> Result<(), Error> {
-        let start = self.pos;
-        self.values += 1;
-        if self.values > self.limits.max_values {
-            return Err(Error::TooManyValues {
-                offset: start,
-                max: self.limits.max_values,
-            });
-        }
+        let start = self.count_value()?;
         match self.peek()? {
             b'i' => {
                 self.pos += 1;
@@ -186,29 +158,14 @@ impl<'a> Decoder<'a> {
                 self.bytes()?;
             }
             open @ (b'l' | b'd') => {
-                if depth >= self.limits.max_depth {
-                    return Err(Error::TooDeep {
-                        offset: start,
-                        max: self.limits.max_depth,
-                    });
-                }
+                self.check_depth(depth, start)?;
                 self.pos += 1;
                 // Only the previous key is needed to refuse a repeated (or, strict, unsorted)
                 // one: no list of entries.
                 let mut prev: Option<&'a [u8]> = None;
                 while self.peek()? != b'e' {
                     if open == b'd' {
-                        let key_at = self.pos;
-                        if !self.peek()?.is_ascii_digit() {
-                            return Err(Error::KeyNotString { offset: key_at });
-                        }
-                        let key = self.bytes()?;
-                        if let Some(p) = prev {
-                            if p == key || (self.limits.strict && p > key) {
-                                return Err(Error::KeyOrder { offset: key_at });
-                            }
-                        }
-                        prev = Some(key);
+                        prev = Some(self.dict_key(prev)?);
                     }
                     self.skip(depth + 1)?;
                 }
@@ -222,6 +179,44 @@ impl<'a> Decoder<'a> {
             }
         }
         Ok(())
+    }
+
+    /// Count one more value against the limit; its offset.
+    fn count_value(&mut self) -> Result<usize, Error> {
+        let start = self.pos;
+        self.values += 1;
+        if self.values > self.limits.max_values {
+            return Err(Error::TooManyValues {
+                offset: start,
+                max: self.limits.max_values,
+            });
+        }
+        Ok(start)
+    }
+
+    /// Refuse a container at `start` that would nest deeper than the limit.
+    fn check_depth(&self, depth: usize, start: usize) -> Result<(), Error> {
+        if depth >= self.limits.max_depth {
+            return Err(Error::TooDeep {
+                offset: start,
+                max: self.limits.max_depth,
+            });
+        }
+        Ok(())
+    }
+
+    /// A dict's next key: a byte string, after `prev` (not equal to it; with `strict`, not
+    /// before it either).
+    fn dict_key(&mut self, prev: Option<&[u8]>) -> Result<&'a [u8], Error> {
+        let key_at = self.pos;
+        if !self.peek()?.is_ascii_digit() {
+            return Err(Error::KeyNotString { offset: key_at });
+        }
+        let key = self.bytes()?;
+        if prev.is_some_and(|p| p == key || (self.limits.strict && p > key)) {
+            return Err(Error::KeyOrder { offset: key_at });
+        }
+        Ok(key)
     }
 
     /// Parse a decimal integer up to `end`; `pos` is just past the `i` (or at the length).

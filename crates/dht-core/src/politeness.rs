@@ -174,11 +174,6 @@ impl IpBudget {
         outside(times, now, self.window)
     }
 
-    /// The budget: sends allowed per window.
-    pub fn max(&self) -> usize {
-        self.max
-    }
-
     /// When a send to `ip` will next be within budget.
     pub fn next_allowed(&self, ip: IpAddr, now: Instant) -> Instant {
         match self.sent.get(&ip) {
