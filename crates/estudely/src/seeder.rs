@@ -20,8 +20,21 @@ use tracing::{debug, Instrument};
 
 /// Idle time after which a fetcher's connection is dropped.
 const IDLE: Duration = Duration::from_secs(30);
-/// Connections served at once per seeder; more wait in the accept queue.
+/// Connections served at once per seeder by default; more wait in the accept queue.
 const MAX_CONNECTIONS: usize = 64;
+
+/// Where a seeder finds the info dict of the torrent a handshake names: a fixed map, or a
+/// world that makes it when asked (see [`crate::testnet::world`]).
+pub trait InfoSource: Send + Sync + 'static {
+    /// The bencoded info dict of `info_hash`, if this source has it.
+    fn info(&self, info_hash: &[u8; 20]) -> Option<Arc<[u8]>>;
+}
+
+impl InfoSource for HashMap<[u8; 20], Arc<[u8]>> {
+    fn info(&self, info_hash: &[u8; 20]) -> Option<Arc<[u8]>> {
+        self.get(info_hash).cloned()
+    }
+}
 
 /// A running seeder; dropping it stops it.
 #[derive(Debug)]
@@ -36,12 +49,22 @@ impl Seeder {
         bind: SocketAddr,
         torrents: HashMap<[u8; 20], Arc<[u8]>>,
     ) -> anyhow::Result<Seeder> {
+        Self::spawn_from(bind, Arc::new(torrents), MAX_CONNECTIONS).await
+    }
+
+    /// Listen on `bind` and serve whatever `source` has, at most `connections` fetchers at
+    /// once.
+    pub async fn spawn_from<S: InfoSource>(
+        bind: SocketAddr,
+        source: Arc<S>,
+        connections: usize,
+    ) -> anyhow::Result<Seeder> {
         let listener = TcpListener::bind(bind)
             .await
             .with_context(|| format!("seeder cannot listen on {bind}"))?;
         let addr = listener.local_addr()?;
-        let torrents = Arc::new(torrents);
-        let slots = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
+        let torrents = source;
+        let slots = Arc::new(tokio::sync::Semaphore::new(connections.max(1)));
         let span = tracing::info_span!("seeder", %addr);
         let task = tokio::spawn(
             async move {
@@ -54,7 +77,7 @@ impl Seeder {
                     };
                     let torrents = Arc::clone(&torrents);
                     tokio::spawn(async move {
-                        if let Err(e) = serve(stream, &torrents).await {
+                        if let Err(e) = serve(stream, &*torrents).await {
                             debug!(%peer, "seeder connection ended: {e:#}");
                         }
                         drop(permit);
@@ -78,17 +101,14 @@ impl Drop for Seeder {
     }
 }
 
-async fn serve(
-    mut stream: TcpStream,
-    torrents: &HashMap<[u8; 20], Arc<[u8]>>,
-) -> anyhow::Result<()> {
+async fn serve<S: InfoSource>(mut stream: TcpStream, torrents: &S) -> anyhow::Result<()> {
     let mut first = [0u8; HANDSHAKE_LEN];
     tokio::time::timeout(IDLE, stream.read_exact(&mut first)).await??;
     let hs = Handshake::parse(&first)?.context("incomplete handshake")?;
     let info = torrents
-        .get(&hs.info_hash)
+        .info(&hs.info_hash)
         .context("handshake for a torrent we do not have")?;
-    let mut server = MetadataServer::new(Arc::clone(info), hs.info_hash, *b"-ES0100-estudelyseed");
+    let mut server = MetadataServer::new(info, hs.info_hash, *b"-ES0100-estudelyseed");
     server.handle_input(&first);
     let mut buf = vec![0u8; 16 * 1024];
     loop {

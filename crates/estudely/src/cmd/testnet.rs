@@ -4,6 +4,10 @@
 //! When the network is ready, the manifest is written and the first line on stdout is
 //! `bootstrap IP:PORT` (node 0); a one-line description goes to stderr. It then runs for
 //! `--seconds` (0 = until Ctrl-C or SIGTERM).
+//!
+//! With `--world N` it runs an endless world instead (see [`crate::testnet::world`]):
+//! N procedural torrents that cost nothing until sampled, for long crawls and ingest
+//! benchmarks.
 
 use std::fs::File;
 use std::io::Write as _;
@@ -15,7 +19,9 @@ use clap::Args;
 
 use crate::crawl::setup::interrupted;
 use crate::resolve::UsageError;
+use crate::testnet::world::{RunningWorld, StatusSnapshot, WorldConfig};
 use crate::testnet::{seeder_addr, Testnet, TestnetConfig};
+use serde::Serialize;
 
 /// `estudely testnet --help` epilogue.
 pub const EXAMPLES: &str =
@@ -31,8 +37,19 @@ control characters, backslash, invalid UTF-8); the manifest has each name's exac
   no_peers     (--no-peers N, after those) stored and sampled by the nodes closest to it with
                one IPv6 peer ([::1]), which get_peers over IPv4 never returns
 
+With --world N: an endless world of N procedural torrents (films, TV, music, books,
+software, archives; 1 in 50 hostile), computed when touched. Node k stores torrents
+j = k (mod nodes) and samples --samples of them per answer, in turn; get_peers returns a
+sampled torrent's peers at the node that sampled it and at the 8 closest to it; --seeders
+listeners on the /24 after the nodes' (port 6881) serve the info dict of any sampled torrent.
+96 % can be fetched, 2 % have a dead peer, 2 % no peer. The nodes count etiquette
+violations (samples inside the interval; datagrams beyond 25 in 10 s from one IP), written
+with the rest of the counters to --status FILE every second and to stderr at the end.
+
 Examples:
   estudely testnet
+  estudely testnet --world 1000000 --status world.json
+  estudely testnet --world 10000000 --nodes 5000 --interval 300 --seed 7
   estudely testnet --nodes 64 --torrents 500 --interval 30 --seconds 600
   estudely testnet --torrents 20 --no-metadata 4 --no-peers 4
   estudely testnet --base-ip 127.0.20 --port 6881 --manifest /tmp/testnet.json";
@@ -40,10 +57,26 @@ Examples:
 /// `estudely testnet ...`
 #[derive(Debug, Args)]
 pub struct TestnetArgs {
-    /// Nodes to run, one per loopback address.
-    #[arg(long, value_name = "N", default_value_t = 16,
-          value_parser = clap::value_parser!(u32).range(1..=10_000))]
-    pub nodes: u32,
+    /// Nodes to run, one per loopback address [default: 16, with --world 2000].
+    #[arg(long, value_name = "N",
+          value_parser = clap::value_parser!(u32).range(1..=50_000))]
+    pub nodes: Option<u32>,
+    /// Run an endless world of N procedural torrents instead of announced ones (see below).
+    #[arg(long, value_name = "N", conflicts_with_all = ["torrents", "no_metadata", "no_peers"],
+          value_parser = clap::value_parser!(u64).range(1..=4_000_000_000))]
+    pub world: Option<u64>,
+    /// With --world: seeder listeners serving the world's metadata.
+    #[arg(long, value_name = "N", default_value_t = 32, requires = "world",
+          value_parser = clap::value_parser!(u32).range(1..=2_000))]
+    pub seeders: u32,
+    /// With --world: infohashes in each sample_infohashes answer.
+    #[arg(long, value_name = "N", default_value_t = 20, requires = "world",
+          value_parser = clap::value_parser!(u32).range(1..=60))]
+    pub samples: u32,
+    /// With --world: write the world's counters (sampled torrents, etiquette violations,
+    /// ...) as JSON to this file every second.
+    #[arg(long, value_name = "FILE", requires = "world")]
+    pub status: Option<PathBuf>,
     /// Synthetic torrents to announce, each served by its seeder (kind `ok`).
     #[arg(long, value_name = "T", default_value_t = 32,
           value_parser = clap::value_parser!(u32).range(0..=50_000))]
@@ -74,7 +107,7 @@ pub struct TestnetArgs {
     #[arg(long, value_name = "FILE", default_value = "testnet.json")]
     pub manifest: PathBuf,
     /// Seed of the nodes' random choices (ids, table fill order): the same seed and
-    /// settings give the same network [default: random].
+    /// settings give the same network [default: random; with --world 1].
     #[arg(long, value_name = "N")]
     pub seed: Option<u64>,
 }
@@ -103,8 +136,14 @@ pub async fn run(args: TestnetArgs) -> anyhow::Result<()> {
         let path = args.manifest.display();
         UsageError(format!("cannot write manifest `{path}`: {e}"))
     })?;
+    if let Some(n) = args.world {
+        return run_world(args, n, manifest_file).await;
+    }
+    if args.nodes.is_some_and(|n| n > 10_000) {
+        return Err(UsageError("--nodes is at most 10000 without --world".into()).into());
+    }
     let cfg = TestnetConfig {
-        nodes: args.nodes as usize,
+        nodes: args.nodes.unwrap_or(16) as usize,
         torrents: args.torrents as usize,
         interval: args.interval,
         base_ip: args.base_ip,
@@ -160,6 +199,128 @@ pub async fn run(args: TestnetArgs) -> anyhow::Result<()> {
     }
     net.shutdown().await;
     Ok(())
+}
+
+/// `estudely testnet --world N`.
+async fn run_world(args: TestnetArgs, n: u64, mut manifest_file: File) -> anyhow::Result<()> {
+    let cfg = WorldConfig {
+        torrents: n,
+        nodes: args.nodes.unwrap_or(2_000) as usize,
+        seeders: args.seeders as usize,
+        interval: args.interval,
+        samples: args.samples as usize,
+        base_ip: args.base_ip,
+        port: args.port,
+        seed: args.seed.unwrap_or(1),
+    };
+    let running = RunningWorld::start(cfg.clone()).await?;
+    let world = running.world();
+    let manifest = WorldManifest {
+        bootstrap: running.bootstrap().to_string(),
+        world: WorldSummary {
+            torrents: n,
+            seed: cfg.seed,
+            nodes: cfg.nodes,
+            first_node: world.node_addr(0).to_string(),
+            last_node: world.node_addr(cfg.nodes - 1).to_string(),
+            seeders: world.seeders().iter().map(ToString::to_string).collect(),
+            samples: cfg.samples,
+        },
+        interval: cfg.interval,
+    };
+    manifest_file
+        .write_all(serde_json::to_string_pretty(&manifest)?.as_bytes())
+        .and_then(|()| manifest_file.write_all(b"\n"))
+        .and_then(|()| manifest_file.flush())
+        .with_context(|| format!("cannot write manifest `{}`", args.manifest.display()))?;
+    drop(manifest_file);
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "bootstrap {}", running.bootstrap())
+        .and_then(|()| out.flush())
+        .context("cannot write to stdout")?;
+    drop(out);
+    eprintln!(
+        "testnet: world of {n} torrents (seed {}), {} nodes {}..{}, {} seeders from {}, \
+         interval {} s, {} samples per answer, manifest {}",
+        cfg.seed,
+        cfg.nodes,
+        manifest.world.first_node,
+        manifest.world.last_node,
+        cfg.seeders,
+        manifest.world.seeders.first().map_or("", String::as_str),
+        cfg.interval,
+        cfg.samples,
+        args.manifest.display()
+    );
+    let status_loop = async {
+        let Some(path) = &args.status else {
+            return std::future::pending::<anyhow::Result<()>>().await;
+        };
+        let mut tick = tokio::time::interval(Duration::from_secs(1));
+        loop {
+            tick.tick().await;
+            write_status(path, &world.status())?;
+        }
+    };
+    let stop = async {
+        if args.seconds > 0.0 {
+            tokio::select! {
+                () = tokio::time::sleep(Duration::from_secs_f64(args.seconds)) => {}
+                () = interrupted() => {}
+            }
+        } else {
+            interrupted().await;
+        }
+    };
+    tokio::select! {
+        r = status_loop => r?,
+        () = stop => {}
+    }
+    let status = world.status();
+    if let Some(path) = &args.status {
+        write_status(path, &status)?;
+    }
+    eprintln!(
+        "testnet: world sampled {} torrents ({} fetchable), answered {} samples and {} get_peers \
+         ({} with peers), served {} info dicts; etiquette: {} early samples, {} datagrams over \
+         25 in 10 s",
+        status.sampled,
+        status.sampled_ok,
+        status.samples,
+        status.get_peers,
+        status.get_peers_values,
+        status.metadata_served,
+        status.early_samples,
+        status.over_budget
+    );
+    Ok(())
+}
+
+/// Write `status` to `path` whole: a reader never sees half a file.
+fn write_status(path: &std::path::Path, status: &StatusSnapshot) -> anyhow::Result<()> {
+    let tmp = path.with_extension("tmp");
+    std::fs::write(&tmp, serde_json::to_vec(status)?)
+        .and_then(|()| std::fs::rename(&tmp, path))
+        .with_context(|| format!("cannot write status file `{}`", path.display()))
+}
+
+/// The manifest of a world (its torrents are not listed: see [`crate::testnet::world::index`]).
+#[derive(Debug, Serialize)]
+struct WorldManifest {
+    bootstrap: String,
+    world: WorldSummary,
+    interval: u32,
+}
+
+#[derive(Debug, Serialize)]
+struct WorldSummary {
+    torrents: u64,
+    seed: u64,
+    nodes: usize,
+    first_node: String,
+    last_node: String,
+    seeders: Vec<String>,
+    samples: usize,
 }
 
 #[cfg(test)]

@@ -23,6 +23,8 @@
 //! [`Testnet::start`] returns once all of that is done; its [`Manifest`] says what a perfect
 //! crawl must find.
 
+pub mod world;
+
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4};
 use std::sync::Arc;
 use std::time::Duration;
