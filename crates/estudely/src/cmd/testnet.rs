@@ -77,6 +77,10 @@ pub struct TestnetArgs {
     /// ...) as JSON to this file every second.
     #[arg(long, value_name = "FILE", requires = "world")]
     pub status: Option<PathBuf>,
+    /// With --world: append the infohash of every info dict the seeders serve to this file,
+    /// a line each (for tests: was anything fetched twice?).
+    #[arg(long, value_name = "FILE", requires = "world")]
+    pub served_log: Option<PathBuf>,
     /// Synthetic torrents to announce, each served by its seeder (kind `ok`).
     #[arg(long, value_name = "T", default_value_t = 32,
           value_parser = clap::value_parser!(u32).range(0..=50_000))]
@@ -215,6 +219,9 @@ async fn run_world(args: TestnetArgs, n: u64, mut manifest_file: File) -> anyhow
     };
     let running = RunningWorld::start(cfg.clone()).await?;
     let world = running.world();
+    if let Some(path) = &args.served_log {
+        world.log_served(path)?;
+    }
     let manifest = WorldManifest {
         bootstrap: running.bootstrap().to_string(),
         world: WorldSummary {

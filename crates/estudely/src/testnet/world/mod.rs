@@ -153,6 +153,7 @@ pub struct World {
     /// The first 8 bytes of each infohash handed out → its torrent.
     sampled: Mutex<HashMap<u64, u32>>,
     stats: WorldStats,
+    served_log: ServedLog,
 }
 
 /// The address of seeder `s`: `.(s % 250 + 1)` of the /24s after the nodes' last one.
@@ -193,7 +194,21 @@ impl World {
             seeders,
             sampled: Mutex::new(HashMap::new()),
             stats: WorldStats::default(),
+            served_log: Mutex::new(None),
         }
+    }
+
+    /// From now on, append the infohash (hex) of every info dict served to `path`, a line
+    /// each, written at once: evidence for tests that nothing is fetched twice.
+    pub fn log_served(&self, path: &std::path::Path) -> anyhow::Result<()> {
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+            .map_err(|e| UsageError(format!("cannot write `{}`: {e}", path.display())))?;
+        *self.served_log.lock().unwrap_or_else(|e| e.into_inner()) =
+            Some(std::io::LineWriter::new(file));
+        Ok(())
     }
 
     /// The id of node `k`.
@@ -322,6 +337,9 @@ impl World {
 #[derive(Debug)]
 struct Served(Arc<World>);
 
+/// Where `--served-log` writes a line per info dict served.
+type ServedLog = Mutex<Option<std::io::LineWriter<std::fs::File>>>;
+
 impl InfoSource for Served {
     fn info(&self, info_hash: &[u8; 20]) -> Option<Arc<[u8]>> {
         let world = &self.0;
@@ -329,6 +347,14 @@ impl InfoSource for Served {
             let t = torrent(world.cfg.seed, j);
             (t.info_hash.0 == *info_hash && t.fate == Fate::Ok).then(|| Arc::from(t.info))
         });
+        if found.is_some() {
+            let mut log = world.served_log.lock().unwrap_or_else(|e| e.into_inner());
+            if let Some(log) = log.as_mut() {
+                use std::io::Write as _;
+                // A test's evidence, not the world's job: a failed write is not fatal.
+                let _ = writeln!(log, "{}", hex::encode(info_hash));
+            }
+        }
         let counter = if found.is_some() {
             &world.stats.metadata_served
         } else {
