@@ -18,7 +18,7 @@ use crate::crawl::setup::{
 use crate::crawl::state::MAX_SAVED;
 use crate::pipeline::filter::{parse_regex, parse_size, read_blocklist, Filters};
 use crate::pipeline::index::{IndexGate, IndexSink, Shared};
-use crate::pipeline::store_thread::StoreThread;
+use crate::pipeline::store_thread::{StoreConfig, StoreThread};
 use crate::pipeline::{self, Caps, FetchFlags, PipelineConfig};
 use crate::resolve::{self, DEFAULT_ROUTERS};
 use crate::store::{DbUrl, DEFAULT_DB};
@@ -98,6 +98,15 @@ pub struct RunArgs {
     /// This crawler's name in the index's leases [default: host:pid:random].
     #[arg(long, value_name = "NAME")]
     pub owner: Option<String>,
+    /// Keep at most this many sightings (peer or node addresses) per infohash, the most
+    /// recently seen.
+    #[arg(long, value_name = "K", default_value_t = 32,
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_sightings: u32,
+    /// Store no peer or node address at all (for public indexes): sightings keep only how
+    /// often, when first and when last each infohash was seen; `export` lists no peers.
+    #[arg(long)]
+    pub no_peer_addresses: bool,
     /// Prometheus metrics.
     #[command(flatten)]
     pub metrics: crate::metrics::MetricsArgs,
@@ -133,9 +142,19 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
     };
     args.metrics.start()?;
     let owner = args.owner.clone().unwrap_or_else(default_owner);
-    let (store, opened) = StoreThread::start(url.clone(), owner, args.lease)?;
+    let store_cfg = StoreConfig {
+        owner,
+        lease: args.lease,
+        max_sightings: args.max_sightings,
+        peer_addresses: !args.no_peer_addresses,
+    };
+    let (store, opened) = StoreThread::start(url.clone(), store_cfg)?;
+    let swept = match opened.swept {
+        0 => String::new(),
+        n => format!(", {n} expired leases swept"),
+    };
     eprintln!(
-        "run: index {url} ({}): {} torrents, {} saved nodes{}",
+        "run: index {url} ({}): {} torrents, {} saved nodes{swept}{}",
         opened.kind,
         opened.torrents,
         opened.nodes.len(),
@@ -165,6 +184,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
     };
     let mut saved_at = Instant::now();
     let report = pipeline::run(&mut driver, &cfg, &sink, &gate, &mut |_, crawler| {
+        publish_index(&shared.borrow());
         if saved_at.elapsed() >= SAVE_NODES_EVERY {
             saved_at = Instant::now();
             let _ = shared
@@ -183,6 +203,9 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
         .store
         .save_nodes(driver.crawler().good_nodes(MAX_SAVED))?;
     let counts = shared.counts.clone();
+    publish_index(&shared);
+    let filter_bytes = shared.known.bytes();
+    let (queue_max, queue_waits) = (shared.store.queue().max(), shared.store.queue().waits());
     let written = shared.store.finish()?;
     let report = report?;
     if report.interrupted {
@@ -196,7 +219,8 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
     eprintln!(
         "run: {} infohashes, {} stored, {} known or fetched elsewhere, {} filtered, {} \
          blocklisted, {} fetches failed, {} without peers; {} DHT queries; metadata {}; index: \
-         {} transactions, {:.1} s writing; {:.1} s{first}{}",
+         {} transactions, {:.1} s writing; filter: {} bytes, {} lookups, {} known; queue: {} at \
+         most, {} waits; {:.1} s{first}{}",
         report.found + counts.blocklisted,
         counts.stored,
         counts.dropped,
@@ -208,10 +232,29 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
         report.fetch,
         written.commits,
         written.busy.as_secs_f64(),
+        filter_bytes,
+        written.lookups,
+        written.known,
+        queue_max,
+        queue_waits,
         report.elapsed.as_secs_f64(),
         report.notes(caps)
     );
     Ok(())
+}
+
+/// Publish the index side's figures (filter, store queue) as metrics.
+fn publish_index(shared: &Shared) {
+    let w = shared.store.stats();
+    let q = shared.store.queue();
+    crate::metrics::publish_index(&crate::metrics::IndexFigures {
+        filter_lookups: w.lookups,
+        filter_known: w.known,
+        filter_bytes: shared.known.bytes() as u64,
+        queue: q.len() as u64,
+        queue_waits: q.waits(),
+        leases_swept: w.leases_swept,
+    });
 }
 
 /// Serve the web UI over the index being built, on this runtime, until the run ends.
