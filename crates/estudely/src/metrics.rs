@@ -565,6 +565,30 @@ mod tests {
     }
 
     #[test]
+    fn index_figures_are_named() {
+        let text = rendered(|| {
+            publish_index(&IndexFigures {
+                filter_lookups: 120,
+                filter_known: 100,
+                filter_bytes: 1_323_680,
+                queue: 3,
+                queue_waits: 7,
+                leases_swept: 2,
+            })
+        });
+        for line in [
+            "estudely_index_filter_lookups_total 120",
+            "estudely_index_filter_known_total 100",
+            "estudely_index_filter_bytes 1323680",
+            "estudely_store_queue 3",
+            "estudely_store_queue_waits_total 7",
+            "estudely_leases_swept_total 2",
+        ] {
+            assert!(has(&text, line), "no `{line}` in:\n{text}");
+        }
+    }
+
+    #[test]
     fn db_writes_are_a_histogram_in_seconds() {
         let text = rendered(|| {
             record_db_write(0.003, 100);

@@ -261,3 +261,27 @@ fn questions_are_asked_in_one_query() {
     let stats = st.finish().unwrap();
     assert_eq!((stats.lookups, stats.known), (200, 1));
 }
+
+/// A crawler killed while holding leases leaves them behind: the next start sweeps the
+/// expired ones (and leaves the live one of another crawler).
+#[test]
+fn expired_leases_are_swept_at_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = DbUrl::Sqlite(dir.path().join("i.sqlite"));
+    {
+        let mut s = url.open().unwrap();
+        for i in 1..=3 {
+            assert!(s
+                .claim(&InfoHash([i; 20]), "killed", Duration::ZERO)
+                .unwrap());
+        }
+        let hour = Duration::from_secs(3600);
+        assert!(s.claim(&InfoHash([4; 20]), "alive", hour).unwrap());
+    }
+    let (st, opened) = StoreThread::start(url.clone(), config("me")).unwrap();
+    assert_eq!(opened.swept, 3);
+    assert_eq!(st.finish().unwrap().leases_swept, 3);
+    let (st, opened) = StoreThread::start(url, config("me")).unwrap();
+    assert_eq!(opened.swept, 0, "the live lease stays");
+    st.finish().unwrap();
+}
