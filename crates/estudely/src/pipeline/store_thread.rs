@@ -411,26 +411,26 @@ impl Writer<'_> {
         let mut sweep = Instant::now() + SWEEP_EVERY;
         loop {
             let wait = due.saturating_duration_since(Instant::now());
-            let req = match rx.recv_timeout(wait) {
-                Ok(req) => req,
-                Err(std_mpsc::RecvTimeoutError::Timeout) => {
-                    self.commit()?;
-                    due = Instant::now() + COMMIT_EVERY;
-                    if Instant::now() >= sweep {
-                        sweep = Instant::now() + SWEEP_EVERY;
-                        let n = self.store.sweep_leases()?;
-                        self.lock_stats().leases_swept += n;
-                    }
-                    continue;
+            match rx.recv_timeout(wait) {
+                Ok(req) => {
+                    self.queue.len.fetch_sub(1, Ordering::Relaxed);
+                    self.rows += req.rows();
+                    self.handle(req)?;
                 }
+                Err(std_mpsc::RecvTimeoutError::Timeout) => {}
                 Err(std_mpsc::RecvTimeoutError::Disconnected) => return self.commit(),
-            };
-            self.queue.len.fetch_sub(1, Ordering::Relaxed);
-            self.rows += req.rows();
-            self.handle(req)?;
-            if self.rows >= BATCH_ROWS {
+            }
+            // Checked after every request too: under a steady flow the wait never times
+            // out, and the batch must still be committed on time.
+            let now = Instant::now();
+            if self.rows >= BATCH_ROWS || now >= due {
                 self.commit()?;
                 due = Instant::now() + COMMIT_EVERY;
+            }
+            if now >= sweep {
+                sweep = now + SWEEP_EVERY;
+                let n = self.store.sweep_leases()?;
+                self.lock_stats().leases_swept += n;
             }
         }
     }

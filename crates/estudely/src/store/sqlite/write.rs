@@ -32,10 +32,13 @@ const UPSERT_SIGHTING: &str =
         count = count + excluded.count,
         source = CASE WHEN source = 'sample' THEN excluded.source ELSE source END";
 
+/// The sightings of infohash `?1`.
+const COUNT_SIGHTINGS: &str = "SELECT count(*) FROM sightings WHERE info_hash = ?1";
+
 /// Keep the `?2` most recently seen sightings of infohash `?1`.
-const PRUNE_SIGHTINGS: &str = "DELETE FROM sightings WHERE info_hash = ?1 AND (ip, port) NOT IN
+const PRUNE_SIGHTINGS: &str = "DELETE FROM sightings WHERE info_hash = ?1 AND (ip, port) IN
     (SELECT ip, port FROM sightings WHERE info_hash = ?1
-     ORDER BY last_seen DESC, first_seen DESC, ip, port LIMIT ?2)";
+     ORDER BY last_seen DESC, first_seen DESC, ip, port LIMIT -1 OFFSET ?2)";
 
 const ADD_COUNTER: &str = "INSERT INTO counters (name, value) VALUES (?1, ?2)
     ON CONFLICT (name) DO UPDATE SET value = value + excluded.value";
@@ -99,9 +102,15 @@ fn sightings(tx: &Transaction<'_>, batch: &Batch) -> anyhow::Result<()> {
         touched.insert(s.info_hash);
     }
     if let Some(max) = batch.max_sightings {
-        let mut stmt = tx.prepare_cached(PRUNE_SIGHTINGS)?;
+        // Counted first: most infohashes have fewer rows than the limit, and a count over
+        // the primary key costs a fraction of the delete's sort.
+        let mut count = tx.prepare_cached(COUNT_SIGHTINGS)?;
+        let mut prune = tx.prepare_cached(PRUNE_SIGHTINGS)?;
         for ih in &touched {
-            stmt.execute(params![ih.as_bytes(), max])?;
+            let n: i64 = count.query_row([ih.as_bytes()], |r| r.get(0))?;
+            if n > i64::from(max) {
+                prune.execute(params![ih.as_bytes(), max])?;
+            }
         }
     }
     Ok(())
