@@ -26,8 +26,8 @@ use crate::store::{DbUrl, DEFAULT_DB};
 /// `estudely run --help` epilogue.
 pub const EXAMPLES: &str =
     "The index holds each torrent once (name, sizes, files, v1 and v2 infohashes, when and
-how it was found), the peers and nodes it was seen through, and good nodes for the next
-start. An infohash already in the index is never fetched again; several `run`s on one
+how it was found), the peers and nodes it was seen through (the --max-sightings most recent,
+each with a count), and good nodes for the next start. An infohash already in the index is never fetched again; several `run`s on one
 PostgreSQL index share the work (leases), never fetching one infohash twice at once, and
 with --shard 1/N ... N/N they also sample disjoint slices of the DHT.
 Ctrl-C stops the crawl, commits and prints a summary; after `kill -9`, every committed row is
@@ -38,7 +38,8 @@ Examples:
   estudely run --db index.sqlite --min-size 1MB --exclude '(?i)sample'
   estudely run --db postgres://crawler@db.example/estudely --bind 0.0.0.0:6881
   estudely run --db 'postgres:host=/var/run/postgresql dbname=estudely'
-  estudely run --db postgres://crawler@db.example/estudely --shard 3/4   # third of 4 crawlers";
+  estudely run --db postgres://crawler@db.example/estudely --shard 3/4   # third of 4 crawlers
+  estudely run --no-peer-addresses    # a public index: sightings counted, no address kept";
 
 /// `estudely run ...`
 #[derive(Debug, Args)]
