@@ -199,6 +199,8 @@ mod tests {
             }
         }
         let rate = fp_rate(&f, 100_000);
+        eprintln!("(keys, layers, false positives) when a layer is full: {checked:?}");
+        eprintln!("{rate} at the end, {} keys, {} bytes", f.len(), f.bytes());
         assert!(rate <= 0.02, "{rate} at the end ({checked:?})");
         assert!(checked.len() >= 7, "{checked:?}");
         // Memory: 10 to 18 bits per key in full layers, however large it grew; up to twice
