@@ -42,6 +42,10 @@ pub const BATCH_ROWS: usize = 2_000;
 pub const QUEUE_CAP: usize = 256;
 /// How often expired leases are swept (and once at start).
 pub const SWEEP_EVERY: Duration = Duration::from_secs(60);
+/// The index counter of infohashes the known-filter sent to the database.
+pub const LOOKUPS_COUNTER: &str = "index_lookups";
+/// The index counter of those the database knew (the rest were false positives).
+pub const KNOWN_COUNTER: &str = "index_lookups_known";
 /// How often the crawl side sends its summed sightings and counters, at most.
 const SEND_EVERY: Duration = Duration::from_millis(250);
 
@@ -504,6 +508,13 @@ impl Writer<'_> {
         s.lookups += keys.len() as u64;
         s.known += known.len() as u64;
         drop(s);
+        // Also in the index, for `estudely stats` (the ingest benchmark reads them there).
+        let counts = [(LOOKUPS_COUNTER, keys.len()), (KNOWN_COUNTER, known.len())];
+        self.handle(Req::Counters(
+            counts
+                .map(|(name, n)| (Cow::Borrowed(name), n as u64))
+                .to_vec(),
+        ))?;
         for ih in known {
             self.batch.seen.push((ih, now));
             let _ = self.known_tx.send(ih);

@@ -21,7 +21,8 @@
 //!   infohash under `0.0.0.0` port 0 (never a real address), which only counts.
 //! - `nodes(ip, port, id, last_good)`: good DHT nodes, for warm starts.
 //! - `counters(name, value)`: totals that are counted, not stored (filtered torrents by
-//!   reason, failed fetches by reason).
+//!   reason, failed fetches by reason, `index_lookups`: infohashes the in-memory filter
+//!   sent to the database, `index_lookups_known`: those it held).
 //! - `leases(info_hash, owner, expires)`: who is fetching what, so that several crawlers on
 //!   one database never fetch one infohash at once. A crashed crawler's leases expire,
 //!   and `run` deletes expired leases at start and every minute.

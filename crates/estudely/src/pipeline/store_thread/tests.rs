@@ -78,7 +78,12 @@ fn writes_batches_answers_in_order_and_commits_at_the_end() {
         .open_read_only()
         .unwrap();
     let counters = s.stats().unwrap().counters;
-    assert_eq!(counters, [("fetch_failed_timeout".to_owned(), 2)]);
+    let want = [
+        ("fetch_failed_timeout", 2),
+        ("index_lookups", 2),
+        ("index_lookups_known", 1),
+    ];
+    assert_eq!(counters, want.map(|(n, v)| (n.to_owned(), v)));
     let (rows, n) = s.sightings_of(&stored.info_hash, 10).unwrap();
     assert_eq!((rows.len(), n.seen), (1, 2), "summed: one row, seen twice");
     assert_eq!((rows[0].first_seen, rows[0].last_seen), (10, 12));
