@@ -286,6 +286,31 @@ fn describe() {
         "estudely_db_rows_written_total",
         "Rows written to the database."
     );
+    describe_counter!(
+        "estudely_index_filter_lookups_total",
+        "Infohashes the in-memory known-filter let through to a database lookup."
+    );
+    describe_counter!(
+        "estudely_index_filter_known_total",
+        "Database lookups that found the infohash stored (the rest were false positives)."
+    );
+    describe_gauge!(
+        "estudely_index_filter_bytes",
+        metrics::Unit::Bytes,
+        "Memory of the known-filter."
+    );
+    describe_gauge!(
+        "estudely_store_queue",
+        "Requests waiting for the store thread (bounded)."
+    );
+    describe_counter!(
+        "estudely_store_queue_waits_total",
+        "Times the crawl found the store queue full and waited for the database."
+    );
+    describe_counter!(
+        "estudely_leases_swept_total",
+        "Expired leases deleted (left by crawlers that stopped while fetching)."
+    );
 }
 
 /// Publish a crawl's progress: the crawler's counters and its node's.
@@ -350,6 +375,33 @@ pub fn publish_fetch(s: &FetchStats) {
 /// Publish how many infohashes wait for, or are in, a metadata fetch.
 pub fn publish_fetch_backlog(n: usize) {
     gauge!("estudely_fetch_backlog").set(n as f64);
+}
+
+/// The index side of `run`, for [`publish_index`].
+#[derive(Debug, Clone, Copy, Default)]
+pub struct IndexFigures {
+    /// Infohashes the known-filter let through to a database lookup.
+    pub filter_lookups: u64,
+    /// Of those, the ones the database knew (the rest were false positives).
+    pub filter_known: u64,
+    /// Bytes of the known-filter.
+    pub filter_bytes: u64,
+    /// Requests waiting for the store thread.
+    pub queue: u64,
+    /// Times the crawl found the store queue full and waited.
+    pub queue_waits: u64,
+    /// Expired leases swept.
+    pub leases_swept: u64,
+}
+
+/// Publish the index side of `run`.
+pub fn publish_index(f: &IndexFigures) {
+    counter!("estudely_index_filter_lookups_total").absolute(f.filter_lookups);
+    counter!("estudely_index_filter_known_total").absolute(f.filter_known);
+    gauge!("estudely_index_filter_bytes").set(f.filter_bytes as f64);
+    gauge!("estudely_store_queue").set(f.queue as f64);
+    counter!("estudely_store_queue_waits_total").absolute(f.queue_waits);
+    counter!("estudely_leases_swept_total").absolute(f.leases_swept);
 }
 
 /// Record one database write of `rows` rows that took `seconds`.
@@ -510,6 +562,30 @@ mod tests {
             assert!(has(&text, line), "no `{line}` in:\n{text}");
         }
         assert!(!text.contains("reason=\"refused\""), "{text}");
+    }
+
+    #[test]
+    fn index_figures_are_named() {
+        let text = rendered(|| {
+            publish_index(&IndexFigures {
+                filter_lookups: 120,
+                filter_known: 100,
+                filter_bytes: 1_323_680,
+                queue: 3,
+                queue_waits: 7,
+                leases_swept: 2,
+            })
+        });
+        for line in [
+            "estudely_index_filter_lookups_total 120",
+            "estudely_index_filter_known_total 100",
+            "estudely_index_filter_bytes 1323680",
+            "estudely_store_queue 3",
+            "estudely_store_queue_waits_total 7",
+            "estudely_leases_swept_total 2",
+        ] {
+            assert!(has(&text, line), "no `{line}` in:\n{text}");
+        }
     }
 
     #[test]

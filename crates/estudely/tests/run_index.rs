@@ -10,10 +10,11 @@
 //!   committed before the kill, and the next run completes the index;
 //! - filters (`--min-size`, `--exclude`, `--blocklist`) keep torrents out and count them;
 //! - the BEP 33 scrape estimates of the testnet's nodes (its seeders announce with `seed=1`)
-//!   reach the index and `export --format jsonl`.
+//!   reach the index and `export --format jsonl`;
+//! - `--max-sightings` caps the sightings per infohash, `--no-peer-addresses` stores none.
 //!
-//! Loopback only: testnets on 127.0.90.x, 127.0.96.x, 127.0.98.x, 127.0.150.x (seeders on the
-//! next /24); runs bind 127.0.92.x and 127.0.152.x. Time limits only guard against a hang.
+//! Loopback only: testnets on 127.0.90.x, 127.0.96.x, 127.0.98.x, 127.0.150.x, 127.0.158.x
+//! (seeders on the next /24); runs bind 127.0.92.x, 127.0.152.x and 127.0.160.x. Time limits only guard against a hang.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -228,6 +229,63 @@ fn scrape_estimates_reach_the_index_and_the_export() {
     for line in text.lines() {
         let v: serde_json::Value = serde_json::from_str(line).unwrap();
         assert!(v["seeds_estimate"].as_u64() >= Some(1), "{line}");
+    }
+}
+
+/// `--max-sightings 1` keeps one sighting row per infohash; `--no-peer-addresses` stores
+/// no address at all, only how often each infohash was seen, and `export` lists no peer.
+/// Every served torrent is stored either way.
+#[test]
+fn sightings_are_capped_and_may_keep_no_address() {
+    let dir = tempfile::tempdir().unwrap();
+    let net = "--nodes 12 --torrents 4 --no-metadata 0 --no-peers 0 --interval 10 \
+               --seconds 300 --base-ip 127.0.158";
+    let words: Vec<&str> = net.split_whitespace().collect();
+    let (_net, boot, manifest) = common::testnet(&words, &dir.path().join("testnet.json"));
+    let want = served(&manifest);
+    let sql = |db: &Path, q: &str| -> i64 {
+        let conn = rusqlite::Connection::open(db).unwrap();
+        conn.query_row(q, [], |r| r.get(0)).unwrap()
+    };
+
+    let capped = dir.path().join("capped.sqlite");
+    let mut args = run_args(capped.to_str().unwrap(), &boot, "127.0.160.1:0", "20");
+    args.extend(["--max-sightings", "1"]);
+    eprintln!("{}", run_ok(&args).stderr);
+    assert_eq!(stored(open(&capped).as_mut()).len(), want.len());
+    let most = "SELECT coalesce(max(n), 0) FROM \
+                (SELECT count(*) AS n FROM sightings GROUP BY info_hash)";
+    assert_eq!(sql(&capped, most), 1, "one row per infohash at most");
+
+    let anonymous = dir.path().join("anonymous.sqlite");
+    let db_s = anonymous.to_str().unwrap();
+    let mut args = run_args(db_s, &boot, "127.0.160.2:0", "20");
+    args.push("--no-peer-addresses");
+    eprintln!("{}", run_ok(&args).stderr);
+    let mut store = open(&anonymous);
+    let got = stored(store.as_mut());
+    assert_eq!(got.len(), want.len());
+    assert!(sql(&anonymous, "SELECT count(*) FROM sightings") > 0);
+    let with_address = "SELECT count(*) FROM sightings WHERE ip <> '0.0.0.0' OR port <> 0";
+    assert_eq!(sql(&anonymous, with_address), 0, "no address stored");
+    for (ih, _) in got {
+        let (rows, n) = store
+            .sightings_of(&InfoHash::from_hex(&ih).unwrap(), 10)
+            .unwrap();
+        assert!(
+            rows.is_empty() && n.total == 0 && n.peers == 0,
+            "{ih}: {rows:?}"
+        );
+        assert!(n.seen >= 1, "{ih}: seen {n:?}");
+    }
+    let out = Command::new(BIN)
+        .args(["export", "--db", db_s, "--format", "jsonl"])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    for line in String::from_utf8(out.stdout).unwrap().lines() {
+        let v: serde_json::Value = serde_json::from_str(line).unwrap();
+        assert_eq!(v["peers"], serde_json::json!([]), "{line}");
     }
 }
 

@@ -13,7 +13,8 @@ use std::time::Duration;
 
 use estudely::store::postgres::PgStore;
 use estudely::store::{
-    Batch, SearchSort, Sighting, SightingCounts, Source, Store, Torrent, MAX_STORED_FILES,
+    Batch, SearchSort, Sighting, SightingCounts, SightingSum, Source, Store, Torrent,
+    MAX_STORED_FILES,
 };
 use estudely_krpc::{CompactNode, InfoHash, NodeId};
 use estudely_peer_wire::{FileEntry, Version};
@@ -219,10 +220,12 @@ fn sightings_upsert_and_counters_add() {
         .unwrap();
     assert_eq!((row.get::<_, i64>(0), row.get::<_, i64>(1)), (10, 300));
     let stats = store.stats().unwrap();
-    assert_eq!(
-        stats.sightings, 5,
-        "one row per (infohash, address, source)"
-    );
+    assert_eq!(stats.sightings, 4, "one row per (infohash, address)");
+    let count: i64 = sql(&url)
+        .query_one("SELECT count FROM sightings WHERE source = 'announce'", &[])
+        .unwrap()
+        .get(0);
+    assert_eq!(count, 5, "three sightings, then two");
     assert_eq!(
         stats.counters,
         vec![
@@ -508,13 +511,13 @@ fn migrations_are_idempotent_and_safe_at_once() {
     }
     PgStore::connect(&url).expect("again");
     let mut client = sql(&url);
-    // One row per migration (4: the schema, `files` without its primary key, the v2-key
-    // index, the BEP 33 estimates), each applied once.
+    // One row per migration (5: the schema, `files` without its primary key, the v2-key
+    // index, the BEP 33 estimates, one sighting row per address), each applied once.
     let (n, max): (i64, i32) = client
         .query_one("SELECT count(*), max(version) FROM schema_migrations", &[])
         .map(|r| (r.get(0), r.get(1)))
         .unwrap();
-    assert_eq!((n, max), (4, 4));
+    assert_eq!((n, max), (5, 5));
     // A schema from a newer estudely is refused, in one line.
     client
         .execute("INSERT INTO schema_migrations VALUES (999, 0)", &[])
@@ -578,6 +581,149 @@ fn concurrent_writers_store_files_once() {
 
 /// An index of schema version 1 (`files` keyed by (info_hash, idx)) is migrated with its
 /// rows; a torrent written again afterwards still has its files once.
+/// A schema-4 index (one sighting row per address and source) with data in it: this
+/// build merges its rows per address, with their count.
+#[test]
+fn version_4_sightings_are_migrated() {
+    let (url, mut store) = fresh();
+    write_torrents(&mut store, vec![torrent(1, b"kept")]);
+    drop(store);
+    let mut client = sql(&url);
+    client
+        .batch_execute(
+            "DROP TABLE sightings;
+             CREATE TABLE sightings (
+                info_hash  bytea NOT NULL,
+                ip         inet NOT NULL,
+                port       integer NOT NULL,
+                source     text NOT NULL,
+                first_seen bigint NOT NULL,
+                last_seen  bigint NOT NULL,
+                PRIMARY KEY (info_hash, ip, port, source));
+             DELETE FROM schema_migrations WHERE version >= 5;
+             INSERT INTO sightings VALUES
+                ('\\x01', '1.1.1.1', 1, 'sample', 5, 50),
+                ('\\x01', '1.1.1.1', 1, 'get_peers', 10, 20),
+                ('\\x01', '1.1.1.1', 1, 'announce', 7, 30),
+                ('\\x01', '2.2.2.2', 2, 'sample', 1, 2),
+                ('\\x02', '::1', 3, 'get_peers', 4, 4);",
+        )
+        .unwrap();
+    let mut store = PgStore::connect(&url).expect("migrate");
+    let rows: Vec<(String, i32, String, i64, i64, i64)> = client
+        .query(
+            "SELECT host(ip), port, source, first_seen, last_seen, count FROM sightings
+             ORDER BY info_hash, ip",
+            &[],
+        )
+        .unwrap()
+        .iter()
+        .map(|r| (r.get(0), r.get(1), r.get(2), r.get(3), r.get(4), r.get(5)))
+        .collect();
+    let row =
+        |ip: &str, port, source: &str, f, l, c| (ip.to_owned(), port, source.to_owned(), f, l, c);
+    assert_eq!(
+        rows,
+        [
+            row("1.1.1.1", 1, "get_peers", 5, 50, 3),
+            row("2.2.2.2", 2, "sample", 1, 2, 1),
+            row("::1", 3, "get_peers", 4, 4, 1),
+        ]
+    );
+    assert!(store.contains(&key(1)).unwrap(), "the torrents stay");
+    let n: i64 = client
+        .query_one("SELECT count(*) FROM sightings", &[])
+        .unwrap()
+        .get(0);
+    assert_eq!(n, 3);
+}
+
+#[test]
+fn sightings_keep_the_newest_k_and_may_have_no_address() {
+    let (url, mut store) = fresh();
+    let sight = |k: u32, port: u16, at| Sighting {
+        info_hash: key(k),
+        addr: SocketAddr::new([10, 0, 0, 1].into(), port),
+        source: Source::GetPeers,
+        at,
+    };
+    let first: Vec<_> = (1..=30).map(|p| sight(1, p, i64::from(p))).collect();
+    let mut second: Vec<_> = (31..=40).map(|p| sight(1, p, i64::from(p))).collect();
+    second.extend((1..=3).map(|p| sight(2, p, 1)));
+    second.push(sight(1, 30, 100));
+    for sightings in [first, second] {
+        let batch = Batch {
+            sightings,
+            max_sightings: Some(8),
+            ..Batch::default()
+        };
+        store.write("me", &batch).unwrap();
+    }
+    let (rows, n) = store.sightings_of(&key(1), 100).unwrap();
+    let ports: Vec<u16> = rows.iter().map(|r| r.addr.port()).collect();
+    assert_eq!(ports, [30, 40, 39, 38, 37, 36, 35, 34]);
+    assert_eq!((n.total, n.seen), (8, 9), "port 30 counted twice");
+    assert_eq!(store.sightings_of(&key(2), 100).unwrap().1.total, 3);
+
+    // No address: counted, never listed nor exported.
+    let t = torrent(5, b"anonymous");
+    let none = SightingSum {
+        info_hash: t.info_hash,
+        addr: "0.0.0.0:0".parse().unwrap(),
+        source: Source::GetPeers,
+        first_seen: 5,
+        last_seen: 9,
+        count: 7,
+    };
+    let batch = Batch {
+        torrents: vec![t.clone()],
+        sighting_sums: vec![none, none],
+        max_sightings: Some(8),
+        ..Batch::default()
+    };
+    store.write("me", &batch).unwrap();
+    let (rows, n) = store.sightings_of(&t.info_hash, 10).unwrap();
+    assert!(rows.is_empty(), "{rows:?}");
+    assert_eq!((n.total, n.peers, n.seen), (0, 0, 14));
+    let mut peers = Vec::new();
+    store
+        .export(None, &mut |_, p| {
+            peers.extend_from_slice(p);
+            Ok(())
+        })
+        .unwrap();
+    assert!(peers.is_empty(), "{peers:?}");
+    let _ = url;
+}
+
+#[test]
+fn expired_leases_are_swept_and_known_keys_found_at_once() {
+    let (url, mut store) = fresh();
+    let hour = Duration::from_secs(3600);
+    assert!(store.claim(&key(1), "dead", Duration::ZERO).unwrap());
+    assert!(store.claim(&key(2), "dead", Duration::ZERO).unwrap());
+    assert!(store.claim(&key(3), "alive", hour).unwrap());
+    assert_eq!(store.sweep_leases().unwrap(), 2);
+    assert_eq!(store.sweep_leases().unwrap(), 0);
+    let left: i64 = sql(&url)
+        .query_one("SELECT count(*) FROM leases", &[])
+        .unwrap()
+        .get(0);
+    assert_eq!(left, 1, "the live lease stays");
+    let mut hybrid = torrent(7, b"hybrid");
+    hybrid.version = Version::Hybrid;
+    let mut v2 = [9u8; 32];
+    v2[..20].copy_from_slice(&key(9).0);
+    hybrid.info_hash_v2 = Some(v2);
+    write_torrents(&mut store, vec![hybrid, torrent(8, b"v1")]);
+    let mut known = store
+        .known_among(&[key(7), key(9), key(8), key(10)])
+        .unwrap();
+    known.sort();
+    assert_eq!(known, [key(7), key(8), key(9)]);
+    assert!(store.known_among(&[]).unwrap().is_empty());
+}
+
 #[test]
 fn version_1_files_are_migrated() {
     let (url, mut store) = fresh();

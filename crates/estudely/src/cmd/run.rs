@@ -18,7 +18,7 @@ use crate::crawl::setup::{
 use crate::crawl::state::MAX_SAVED;
 use crate::pipeline::filter::{parse_regex, parse_size, read_blocklist, Filters};
 use crate::pipeline::index::{IndexGate, IndexSink, Shared};
-use crate::pipeline::store_thread::StoreThread;
+use crate::pipeline::store_thread::{StoreConfig, StoreThread};
 use crate::pipeline::{self, Caps, FetchFlags, PipelineConfig};
 use crate::resolve::{self, DEFAULT_ROUTERS};
 use crate::store::{DbUrl, DEFAULT_DB};
@@ -26,8 +26,8 @@ use crate::store::{DbUrl, DEFAULT_DB};
 /// `estudely run --help` epilogue.
 pub const EXAMPLES: &str =
     "The index holds each torrent once (name, sizes, files, v1 and v2 infohashes, when and
-how it was found), the peers and nodes it was seen through, and good nodes for the next
-start. An infohash already in the index is never fetched again; several `run`s on one
+how it was found), the peers and nodes it was seen through (the --max-sightings most recent,
+each with a count), and good nodes for the next start. An infohash already in the index is never fetched again; several `run`s on one
 PostgreSQL index share the work (leases), never fetching one infohash twice at once, and
 with --shard 1/N ... N/N they also sample disjoint slices of the DHT.
 Ctrl-C stops the crawl, commits and prints a summary; after `kill -9`, every committed row is
@@ -38,7 +38,8 @@ Examples:
   estudely run --db index.sqlite --min-size 1MB --exclude '(?i)sample'
   estudely run --db postgres://crawler@db.example/estudely --bind 0.0.0.0:6881
   estudely run --db 'postgres:host=/var/run/postgresql dbname=estudely'
-  estudely run --db postgres://crawler@db.example/estudely --shard 3/4   # third of 4 crawlers";
+  estudely run --db postgres://crawler@db.example/estudely --shard 3/4   # third of 4 crawlers
+  estudely run --no-peer-addresses    # a public index: sightings counted, no address kept";
 
 /// `estudely run ...`
 #[derive(Debug, Args)]
@@ -98,6 +99,15 @@ pub struct RunArgs {
     /// This crawler's name in the index's leases [default: host:pid:random].
     #[arg(long, value_name = "NAME")]
     pub owner: Option<String>,
+    /// Keep at most this many sightings (peer or node addresses) per infohash, the most
+    /// recently seen.
+    #[arg(long, value_name = "K", default_value_t = 32,
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_sightings: u32,
+    /// Store no peer or node address at all (for public indexes): sightings keep only how
+    /// often, when first and when last each infohash was seen; `export` lists no peers.
+    #[arg(long)]
+    pub no_peer_addresses: bool,
     /// Prometheus metrics.
     #[command(flatten)]
     pub metrics: crate::metrics::MetricsArgs,
@@ -133,9 +143,19 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
     };
     args.metrics.start()?;
     let owner = args.owner.clone().unwrap_or_else(default_owner);
-    let (store, opened) = StoreThread::start(url.clone(), owner, args.lease)?;
+    let store_cfg = StoreConfig {
+        owner,
+        lease: args.lease,
+        max_sightings: args.max_sightings,
+        peer_addresses: !args.no_peer_addresses,
+    };
+    let (store, opened) = StoreThread::start(url.clone(), store_cfg)?;
+    let swept = match opened.swept {
+        0 => String::new(),
+        n => format!(", {n} expired leases swept"),
+    };
     eprintln!(
-        "run: index {url} ({}): {} torrents, {} saved nodes{}",
+        "run: index {url} ({}): {} torrents, {} saved nodes{swept}{}",
         opened.kind,
         opened.torrents,
         opened.nodes.len(),
@@ -165,6 +185,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
     };
     let mut saved_at = Instant::now();
     let report = pipeline::run(&mut driver, &cfg, &sink, &gate, &mut |_, crawler| {
+        publish_index(&shared.borrow());
         if saved_at.elapsed() >= SAVE_NODES_EVERY {
             saved_at = Instant::now();
             let _ = shared
@@ -183,6 +204,9 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
         .store
         .save_nodes(driver.crawler().good_nodes(MAX_SAVED))?;
     let counts = shared.counts.clone();
+    publish_index(&shared);
+    let filter_bytes = shared.known.bytes();
+    let (queue_max, queue_waits) = (shared.store.queue().max(), shared.store.queue().waits());
     let written = shared.store.finish()?;
     let report = report?;
     if report.interrupted {
@@ -196,7 +220,8 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
     eprintln!(
         "run: {} infohashes, {} stored, {} known or fetched elsewhere, {} filtered, {} \
          blocklisted, {} fetches failed, {} without peers; {} DHT queries; metadata {}; index: \
-         {} transactions, {:.1} s writing; {:.1} s{first}{}",
+         {} transactions, {:.1} s writing; filter: {} bytes, {} lookups, {} known; queue: {} at \
+         most, {} waits; {:.1} s{first}{}",
         report.found + counts.blocklisted,
         counts.stored,
         counts.dropped,
@@ -208,10 +233,29 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
         report.fetch,
         written.commits,
         written.busy.as_secs_f64(),
+        filter_bytes,
+        written.lookups,
+        written.known,
+        queue_max,
+        queue_waits,
         report.elapsed.as_secs_f64(),
         report.notes(caps)
     );
     Ok(())
+}
+
+/// Publish the index side's figures (filter, store queue) as metrics.
+fn publish_index(shared: &Shared) {
+    let w = shared.store.stats();
+    let q = shared.store.queue();
+    crate::metrics::publish_index(&crate::metrics::IndexFigures {
+        filter_lookups: w.lookups,
+        filter_known: w.known,
+        filter_bytes: shared.known.bytes() as u64,
+        queue: q.len() as u64,
+        queue_waits: q.waits(),
+        leases_swept: w.leases_swept,
+    });
 }
 
 /// Serve the web UI over the index being built, on this runtime, until the run ends.

@@ -4,20 +4,21 @@
 //!   `--blocklist FILE` of infohashes. A blocklisted infohash is dropped as soon as it is
 //!   found (no peer search, no fetch); the others can only be judged on the metadata.
 //!   Filtered torrents are counted, never stored.
-//! - [`KnownFilter`]: a Bloom filter of the infohashes in the index, so that the question
-//!   "do we have it?" costs a database query only when the answer is probably yes. Written
-//!   here because it is twenty lines over `dht-core`'s keyed hash, and the Bloom crates
-//!   bring more than we need.
+//! - [`KnownFilter`] (in [`known`]): a scalable Bloom filter of the infohashes in the
+//!   index, so that the question "do we have it?" costs a database query only when the
+//!   answer is probably yes, at any index size.
 
 use std::collections::HashSet;
 use std::path::Path;
 
-use estudely_dht_core::crawl::{keyed_hash, mix};
 use estudely_krpc::InfoHash;
 use estudely_peer_wire::InfoSummary;
 use regex::Regex;
 
 use crate::resolve::UsageError;
+
+pub mod known;
+pub use known::KnownFilter;
 
 /// Why a torrent was not stored: the counter names in the index (`filtered_<reason>`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -144,97 +145,9 @@ pub fn read_blocklist(path: &Path) -> anyhow::Result<HashSet<InfoHash>> {
     Ok(set)
 }
 
-/// Hashes per key.
-const HASHES: u32 = 7;
-/// Bits per expected key: with 7 hashes, about 1 % false positives at the design size.
-const BITS_PER_KEY: usize = 10;
-
-/// A Bloom filter of infohashes: "surely not there" or "maybe there". Fixed memory
-/// (`BITS_PER_KEY` bits per expected key); past its design size it answers "maybe" more
-/// often, which only costs more confirmations, never a wrong "no".
-#[derive(Debug, Clone)]
-pub struct KnownFilter {
-    bits: Vec<u64>,
-    key: u64,
-    len: usize,
-}
-
-impl KnownFilter {
-    /// A filter designed for `expected` keys, hashing with `key`.
-    pub fn new(expected: usize, key: u64) -> KnownFilter {
-        let bits = (expected.max(1024) * BITS_PER_KEY).next_power_of_two();
-        KnownFilter {
-            bits: vec![0; bits / 64],
-            key,
-            len: 0,
-        }
-    }
-
-    /// The bit positions of `ih` (double hashing over the keyed hash), without borrowing.
-    fn positions(key: u64, bits: usize, ih: &InfoHash) -> impl Iterator<Item = usize> {
-        let h1 = keyed_hash(key, ih);
-        let h2 = mix(h1 ^ key.rotate_left(17)) | 1;
-        let mask = (bits - 1) as u64;
-        (0..u64::from(HASHES)).map(move |i| (h1.wrapping_add(i.wrapping_mul(h2)) & mask) as usize)
-    }
-
-    /// Add `ih`.
-    pub fn insert(&mut self, ih: &InfoHash) {
-        for p in Self::positions(self.key, self.bits.len() * 64, ih) {
-            self.bits[p / 64] |= 1 << (p % 64);
-        }
-        self.len += 1;
-    }
-
-    /// False: surely never inserted. True: probably inserted.
-    pub fn maybe_contains(&self, ih: &InfoHash) -> bool {
-        Self::positions(self.key, self.bits.len() * 64, ih)
-            .all(|p| self.bits[p / 64] & (1 << (p % 64)) != 0)
-    }
-
-    /// Insertions so far.
-    pub fn len(&self) -> usize {
-        self.len
-    }
-
-    /// Whether nothing was inserted.
-    pub fn is_empty(&self) -> bool {
-        self.len == 0
-    }
-
-    /// Bytes of the bit array.
-    pub fn bytes(&self) -> usize {
-        self.bits.len() * 8
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn ih(i: u32) -> InfoHash {
-        let mut b = [0u8; 20];
-        b[..4].copy_from_slice(&i.to_be_bytes());
-        InfoHash(b)
-    }
-
-    #[test]
-    fn bloom_never_says_no_to_what_it_holds_and_rarely_yes_to_what_it_does_not() {
-        let mut f = KnownFilter::new(10_000, 42);
-        for i in 0..10_000 {
-            f.insert(&ih(i));
-        }
-        assert!((0..10_000).all(|i| f.maybe_contains(&ih(i))));
-        let fp = (10_000..110_000)
-            .filter(|&i| f.maybe_contains(&ih(i)))
-            .count();
-        assert!(
-            fp < 2_000,
-            "{fp} false positives in 100,000 (design: about 1 %)"
-        );
-        assert_eq!(f.len(), 10_000);
-        assert_eq!(f.bytes(), (10_000usize * 10).next_power_of_two() / 8);
-    }
 
     #[test]
     fn sizes() {

@@ -114,7 +114,8 @@ impl Shared {
     }
 
     fn count(&self, name: impl Into<Cow<'static, str>>) -> anyhow::Result<()> {
-        self.store.send(Req::Counter(name.into(), 1))
+        self.store.count(name.into(), 1);
+        Ok(())
     }
 }
 
@@ -132,7 +133,7 @@ impl RowSink for IndexSink {
             source,
             at,
         };
-        sh.store.send(Req::Sighting(sighting))
+        sh.store.sighting(sighting)
     }
 
     fn done(
@@ -225,7 +226,7 @@ fn peer_sightings(sh: &Shared, ih: InfoHash, peers: &[SocketAddr]) -> anyhow::Re
             source: Source::GetPeers,
             at,
         };
-        sh.store.send(Req::Sighting(s))?;
+        sh.store.sighting(s)?;
     }
     Ok(())
 }
@@ -245,13 +246,17 @@ impl Gate for IndexGate {
             // Probably known: the database decides (its answer cancels the search). The
             // sighting is recorded by the sink either way.
             sh.counts.checked += 1;
-            let _ = sh.store.send(Req::Check(ih));
+            let _ = sh.store.ask_known(ih);
         }
         true
     }
 
     fn poll_known(&mut self) -> Option<InfoHash> {
-        self.0.borrow().store.known_rx.try_recv().ok()
+        let sh = self.0.borrow();
+        // Called once or more per turn of the crawl loop: the questions of this turn go
+        // now, in one request. An error stops the run at the next row.
+        let _ = sh.store.poll();
+        sh.store.known_rx.try_recv().ok()
     }
 
     fn claim(&mut self, job: Job, to: &Handoff) {

@@ -4,9 +4,19 @@
 //! `kill -9` loses at most that much and never a committed row. Questions (is it known? may
 //! I fetch it?) are answered in order with the writes, so an answer sees every torrent
 //! written before it, committed or still waiting in the batch.
+//!
+//! The queue to it is bounded ([`QUEUE_CAP`] requests): when SQLite or a remote PostgreSQL
+//! falls behind, sending blocks and the crawl waits, instead of requests piling up in
+//! memory. To keep requests few, the crawl side ([`outbox`]) sums sightings per
+//! (infohash, address) and counters per name, and gathers "is it known?" questions into
+//! one request (one query) per turn of the crawl loop.
+
+pub mod outbox;
 
 use std::borrow::Cow;
+use std::cell::RefCell;
 use std::collections::HashSet;
+use std::sync::atomic::{AtomicIsize, AtomicU64, Ordering};
 use std::sync::mpsc as std_mpsc;
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
@@ -16,15 +26,28 @@ use anyhow::{anyhow, Context as _};
 use estudely_krpc::{CompactNode, InfoHash};
 use tracing::warn;
 
+use self::outbox::Outbox;
 use super::filter::KnownFilter;
 use super::Handoff;
 use crate::fetch::Job;
-use crate::store::{Batch, DbUrl, Sighting, Store, Torrent};
+use crate::store::{Batch, DbUrl, Sighting, SightingSum, Store, Torrent, MAX_KEYS_PER_QUERY};
 
 /// Longest time a written row waits for its transaction.
 pub const COMMIT_EVERY: Duration = Duration::from_millis(500);
 /// Most rows (torrents, sightings, ...) in one transaction.
 pub const BATCH_ROWS: usize = 2_000;
+/// Most requests waiting for the store thread. A request is one torrent, one claim, one
+/// release, or a batch of at most [`outbox::SIGHTINGS_WAITING`] sightings or
+/// [`outbox::CHECKS_PER_REQUEST`] questions.
+pub const QUEUE_CAP: usize = 256;
+/// How often expired leases are swept (and once at start).
+pub const SWEEP_EVERY: Duration = Duration::from_secs(60);
+/// The index counter of infohashes the known-filter sent to the database.
+pub const LOOKUPS_COUNTER: &str = "index_lookups";
+/// The index counter of those the database knew (the rest were false positives).
+pub const KNOWN_COUNTER: &str = "index_lookups_known";
+/// How often the crawl side sends its summed sightings and counters, at most.
+const SEND_EVERY: Duration = Duration::from_millis(250);
 
 /// Unix seconds now.
 pub fn unix_now() -> i64 {
@@ -36,13 +59,39 @@ pub fn unix_now() -> i64 {
 /// A request to the store thread.
 pub(crate) enum Req {
     Torrent(Box<Torrent>),
-    Sighting(Sighting),
-    Counter(Cow<'static, str>, u64),
+    Sightings(Vec<SightingSum>),
+    Counters(Vec<(Cow<'static, str>, u64)>),
     Release(InfoHash),
-    Check(InfoHash),
+    Check(Vec<InfoHash>),
     Claim(Job, Handoff),
     SaveNodes(Vec<CompactNode>),
     Flush(std_mpsc::Sender<()>),
+}
+
+impl Req {
+    /// Rows it adds to the batch (at least 1, so that every request counts).
+    fn rows(&self) -> usize {
+        match self {
+            Req::Sightings(v) => v.len().max(1),
+            Req::Counters(v) => v.len().max(1),
+            Req::Check(v) => v.len().max(1),
+            _ => 1,
+        }
+    }
+}
+
+/// How the index is written.
+#[derive(Debug, Clone)]
+pub struct StoreConfig {
+    /// This crawler's name in the leases.
+    pub owner: String,
+    /// How long a lease lasts.
+    pub lease: Duration,
+    /// Most sightings kept per infohash, the most recently seen (`run --max-sightings`).
+    pub max_sightings: u32,
+    /// Keep peer and node addresses in sightings (false: `run --no-peer-addresses`, only
+    /// counts, under [`outbox::NO_ADDRESS`]).
+    pub peer_addresses: bool,
 }
 
 /// What the store thread found at start.
@@ -56,6 +105,8 @@ pub struct Opened {
     pub nodes: Vec<CompactNode>,
     /// `sqlite` or `postgres`.
     pub kind: &'static str,
+    /// Expired leases swept at start.
+    pub swept: u64,
 }
 
 /// Counts kept by the store thread, for the summary and metrics.
@@ -71,35 +122,93 @@ pub struct WriteStats {
     pub busy: Duration,
     /// Claims refused: stored already, or another crawler's lease.
     pub claims_refused: u64,
+    /// Infohashes asked of the database ("maybe" answers of the filter).
+    pub lookups: u64,
     /// Infohashes the database confirmed as known.
     pub known: u64,
+    /// Expired leases swept.
+    pub leases_swept: u64,
+}
+
+/// The queue's length, measured: requests in the queue, plus the one the store thread is
+/// taking (counted out just after it has it). Signed: the store thread may count a request
+/// out just before the crawl side has counted it in.
+#[derive(Debug, Default)]
+pub struct QueueGauge {
+    len: AtomicIsize,
+    max: AtomicIsize,
+    waits: AtomicU64,
+}
+
+impl QueueGauge {
+    /// Requests waiting now.
+    pub fn len(&self) -> usize {
+        self.len.load(Ordering::Relaxed).max(0) as usize
+    }
+
+    /// Whether none waits.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The most that ever waited (the one being handed over included).
+    pub fn max(&self) -> usize {
+        self.max.load(Ordering::Relaxed).max(0) as usize
+    }
+
+    /// Times the crawl found the queue full and waited for room.
+    pub fn waits(&self) -> u64 {
+        self.waits.load(Ordering::Relaxed)
+    }
 }
 
 /// The store thread.
 pub struct StoreThread {
-    tx: std_mpsc::Sender<Req>,
+    tx: std_mpsc::SyncSender<Req>,
     pub(crate) known_rx: std_mpsc::Receiver<InfoHash>,
     error: Arc<Mutex<Option<String>>>,
     stats: Arc<Mutex<WriteStats>>,
+    queue: Arc<QueueGauge>,
+    outbox: RefCell<Outbox>,
+    sent_at: RefCell<Instant>,
     handle: Option<JoinHandle<()>>,
 }
 
 impl StoreThread {
     /// Open `url` on a new thread (creating and migrating it), load what the pipeline
-    /// needs, and start serving. `owner` names this crawler's leases; `lease` is how long
-    /// one lasts.
-    pub fn start(url: DbUrl, owner: String, lease: Duration) -> anyhow::Result<(Self, Opened)> {
-        let (tx, rx) = std_mpsc::channel::<Req>();
+    /// needs, sweep expired leases, and start serving.
+    pub fn start(url: DbUrl, cfg: StoreConfig) -> anyhow::Result<(Self, Opened)> {
+        Self::start_with(
+            move || {
+                url.open()
+                    .with_context(|| format!("cannot open the index `{url}`"))
+            },
+            cfg,
+        )
+    }
+
+    /// [`StoreThread::start`] over the store `open` gives.
+    pub(crate) fn start_with(
+        open: impl FnOnce() -> anyhow::Result<Box<dyn Store>> + Send + 'static,
+        cfg: StoreConfig,
+    ) -> anyhow::Result<(Self, Opened)> {
+        let (tx, rx) = std_mpsc::sync_channel::<Req>(QUEUE_CAP);
         let (known_tx, known_rx) = std_mpsc::channel();
         let (opened_tx, opened_rx) = std_mpsc::channel();
         let error = Arc::new(Mutex::new(None));
         let stats = Arc::new(Mutex::new(WriteStats::default()));
-        let (err2, stats2) = (error.clone(), stats.clone());
+        let queue = Arc::new(QueueGauge::default());
+        let (err2, stats2, queue2) = (error.clone(), stats.clone(), queue.clone());
+        let addresses = cfg.peer_addresses;
         let handle = std::thread::Builder::new()
             .name("estudely-store".into())
             .spawn(move || {
-                let mut store = match open(&url) {
+                let mut store = match open().and_then(load) {
                     Ok((store, opened)) => {
+                        stats2
+                            .lock()
+                            .unwrap_or_else(|p| p.into_inner())
+                            .leases_swept = opened.swept;
                         let _ = opened_tx.send(Ok(opened));
                         store
                     }
@@ -110,13 +219,13 @@ impl StoreThread {
                 };
                 let mut w = Writer {
                     store: store.as_mut(),
-                    owner,
-                    lease,
+                    cfg,
                     batch: Batch::default(),
                     batch_keys: HashSet::new(),
                     rows: 0,
                     stats: stats2,
                     known_tx,
+                    queue: queue2,
                 };
                 if let Err(e) = w.serve(&rx) {
                     warn!("index: {e:#}");
@@ -132,16 +241,89 @@ impl StoreThread {
             known_rx,
             error,
             stats,
+            queue,
+            outbox: RefCell::new(Outbox::new(addresses)),
+            sent_at: RefCell::new(Instant::now()),
             handle: Some(handle),
         };
         Ok((thread, opened))
     }
 
+    /// Queue `req`, waiting for room if the queue is full (the crawl waits for the store).
     pub(crate) fn send(&self, req: Req) -> anyhow::Result<()> {
         self.check()?;
-        self.tx
-            .send(req)
-            .map_err(|_| anyhow!("the index stopped (see above)"))
+        let gone = || anyhow!("the index stopped (see above)");
+        match self.tx.try_send(req) {
+            Ok(()) => {}
+            Err(std_mpsc::TrySendError::Full(req)) => {
+                self.queue.waits.fetch_add(1, Ordering::Relaxed);
+                self.tx.send(req).map_err(|_| gone())?;
+            }
+            Err(std_mpsc::TrySendError::Disconnected(_)) => return Err(gone()),
+        }
+        let len = self.queue.len.fetch_add(1, Ordering::Relaxed) + 1;
+        self.queue.max.fetch_max(len, Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// Record a sighting (summed with the others of its infohash and address, sent when
+    /// due).
+    pub fn sighting(&self, s: Sighting) -> anyhow::Result<()> {
+        let full = self.outbox.borrow_mut().sighting(s);
+        if full {
+            self.send_rows()?;
+        }
+        Ok(())
+    }
+
+    /// Add `n` to counter `name` (sent when due).
+    pub fn count(&self, name: Cow<'static, str>, n: u64) {
+        self.outbox.borrow_mut().count(name, n);
+    }
+
+    /// Ask whether `ih` is in the index (sent with the others at the next [`Self::poll`]);
+    /// a yes comes back on `known_rx`.
+    pub fn ask_known(&self, ih: InfoHash) -> anyhow::Result<()> {
+        let full = self.outbox.borrow_mut().check(ih);
+        if full {
+            self.send_checks()?;
+        }
+        Ok(())
+    }
+
+    /// Once per turn of the crawl loop: send the questions, and the sums when due.
+    pub fn poll(&self) -> anyhow::Result<()> {
+        self.send_checks()?;
+        if self.sent_at.borrow().elapsed() >= SEND_EVERY {
+            self.send_rows()?;
+        }
+        Ok(())
+    }
+
+    fn send_checks(&self) -> anyhow::Result<()> {
+        if !self.outbox.borrow().has_checks() {
+            return Ok(());
+        }
+        let checks = self.outbox.borrow_mut().take_checks();
+        self.send(Req::Check(checks))
+    }
+
+    fn send_rows(&self) -> anyhow::Result<()> {
+        *self.sent_at.borrow_mut() = Instant::now();
+        if !self.outbox.borrow().has_rows() {
+            return Ok(());
+        }
+        let (sightings, counters) = {
+            let mut o = self.outbox.borrow_mut();
+            (o.take_sightings(), o.take_counters())
+        };
+        if !sightings.is_empty() {
+            self.send(Req::Sightings(sightings))?;
+        }
+        if !counters.is_empty() {
+            self.send(Req::Counters(counters))?;
+        }
+        Ok(())
     }
 
     /// The store thread's error, if it stopped on one.
@@ -157,8 +339,10 @@ impl StoreThread {
         self.send(Req::SaveNodes(nodes))
     }
 
-    /// Commit what is waiting, and wait for it.
+    /// Send what waits, commit it, and wait for that.
     pub fn flush(&self) -> anyhow::Result<()> {
+        self.send_checks()?;
+        self.send_rows()?;
         let (ack_tx, ack_rx) = std_mpsc::channel();
         self.send(Req::Flush(ack_tx))?;
         let _ = ack_rx.recv();
@@ -170,28 +354,37 @@ impl StoreThread {
         self.stats.lock().unwrap_or_else(|p| p.into_inner()).clone()
     }
 
-    /// Commit everything and stop the thread.
+    /// The queue's length, now and at most.
+    pub fn queue(&self) -> Arc<QueueGauge> {
+        self.queue.clone()
+    }
+
+    /// Send what waits, commit everything and stop the thread.
     pub fn finish(mut self) -> anyhow::Result<WriteStats> {
+        let sent = self.send_checks().and_then(|()| self.send_rows());
         let stats = self.stats.clone();
-        drop(std::mem::replace(&mut self.tx, std_mpsc::channel().0));
+        drop(std::mem::replace(&mut self.tx, std_mpsc::sync_channel(0).0));
         if let Some(h) = self.handle.take() {
             h.join().map_err(|_| anyhow!("the store thread panicked"))?;
         }
         self.check()?;
+        sent?;
         let s = stats.lock().unwrap_or_else(|p| p.into_inner()).clone();
         Ok(s)
     }
 }
 
-fn open(url: &DbUrl) -> anyhow::Result<(Box<dyn Store>, Opened)> {
-    let mut store = url
-        .open()
-        .with_context(|| format!("cannot open the index `{url}`"))?;
-    // Two passes (count, then fill) so that no list of 10 M keys is ever held.
+/// Load what the pipeline needs from a freshly opened store, after sweeping expired
+/// leases.
+fn load(mut store: Box<dyn Store>) -> anyhow::Result<(Box<dyn Store>, Opened)> {
+    let swept = store.sweep_leases()?;
+    // Two passes (count, then fill) so that no list of 10 M keys is ever held; the first
+    // layer of the filter is sized for what is there with room to grow, so a restart
+    // leaves one layer however many the last run added.
     let mut torrents = 0usize;
     store.for_each_info_hash(&mut |_| torrents += 1)?;
     let key = rand::RngCore::next_u64(&mut rand::rngs::OsRng);
-    let mut known = KnownFilter::new((torrents * 2).max(1 << 20), key);
+    let mut known = KnownFilter::new((torrents + torrents / 2).max(1 << 20), key);
     store.for_each_info_hash(&mut |ih| known.insert(&ih))?;
     let nodes = store.load_nodes(crate::crawl::state::MAX_SAVED)?;
     let opened = Opened {
@@ -199,88 +392,134 @@ fn open(url: &DbUrl) -> anyhow::Result<(Box<dyn Store>, Opened)> {
         known,
         nodes,
         kind: store.kind(),
+        swept,
     };
     Ok((store, opened))
 }
 
 struct Writer<'a> {
     store: &'a mut dyn Store,
-    owner: String,
-    lease: Duration,
+    cfg: StoreConfig,
     batch: Batch,
     /// The keys of the torrents in `batch` (a hybrid's two), known before they are committed.
     batch_keys: HashSet<InfoHash>,
     rows: usize,
     stats: Arc<Mutex<WriteStats>>,
     known_tx: std_mpsc::Sender<InfoHash>,
+    queue: Arc<QueueGauge>,
 }
 
 impl Writer<'_> {
     fn serve(&mut self, rx: &std_mpsc::Receiver<Req>) -> anyhow::Result<()> {
         let mut due = Instant::now() + COMMIT_EVERY;
+        let mut sweep = Instant::now() + SWEEP_EVERY;
         loop {
             let wait = due.saturating_duration_since(Instant::now());
-            let req = match rx.recv_timeout(wait) {
-                Ok(req) => req,
-                Err(std_mpsc::RecvTimeoutError::Timeout) => {
-                    self.commit()?;
-                    due = Instant::now() + COMMIT_EVERY;
-                    continue;
+            match rx.recv_timeout(wait) {
+                Ok(req) => {
+                    self.queue.len.fetch_sub(1, Ordering::Relaxed);
+                    self.rows += req.rows();
+                    self.handle(req)?;
                 }
+                Err(std_mpsc::RecvTimeoutError::Timeout) => {}
                 Err(std_mpsc::RecvTimeoutError::Disconnected) => return self.commit(),
-            };
-            match req {
-                Req::Torrent(t) => {
-                    self.batch_keys.insert(t.info_hash);
-                    if let Some(v2) = t.info_hash_v2 {
-                        self.batch_keys.insert(InfoHash(truncated(&v2)));
-                    }
-                    self.batch.torrents.push(*t);
+            }
+            // Checked after every request too: under a steady flow the wait never times
+            // out, and the batch must still be committed on time.
+            let now = Instant::now();
+            if self.rows >= BATCH_ROWS || now >= due {
+                self.commit()?;
+                due = Instant::now() + COMMIT_EVERY;
+            }
+            if now >= sweep {
+                sweep = now + SWEEP_EVERY;
+                let n = self.store.sweep_leases()?;
+                self.lock_stats().leases_swept += n;
+            }
+        }
+    }
+
+    fn handle(&mut self, req: Req) -> anyhow::Result<()> {
+        match req {
+            Req::Torrent(t) => {
+                self.batch_keys.insert(t.info_hash);
+                if let Some(v2) = t.info_hash_v2 {
+                    self.batch_keys.insert(InfoHash(truncated(&v2)));
                 }
-                Req::Sighting(s) => self.batch.sightings.push(s),
-                Req::Counter(name, n) => {
+                self.batch.torrents.push(*t);
+            }
+            Req::Sightings(v) => self.batch.sighting_sums.extend(v),
+            Req::Counters(v) => {
+                for (name, n) in v {
                     match self.batch.counters.iter_mut().find(|c| *c.0 == *name) {
                         Some(c) => c.1 += n,
                         None => self.batch.counters.push((name.into_owned(), n)),
                     }
                 }
-                Req::Release(ih) => self.batch.release.push(ih),
-                Req::Check(ih) => {
-                    // Waiting in this batch, or committed.
-                    if self.batch_keys.contains(&ih) || self.store.contains(&ih)? {
-                        self.lock_stats().known += 1;
-                        self.batch.seen.push((ih, unix_now()));
-                        let _ = self.known_tx.send(ih);
-                    }
-                }
-                Req::Claim(job, to) => {
-                    // A release of this infohash may be waiting: commit it first.
-                    if self.batch.release.contains(&job.info_hash) {
-                        self.commit()?;
-                    }
-                    let waiting = self.batch_keys.contains(&job.info_hash);
-                    if !waiting && self.store.claim(&job.info_hash, &self.owner, self.lease)? {
-                        to.fetch(job);
-                    } else {
-                        self.lock_stats().claims_refused += 1;
-                        to.skip(job.info_hash);
-                    }
-                }
-                Req::SaveNodes(nodes) => {
-                    let keep = crate::crawl::state::MAX_SAVED * 4;
-                    self.store.save_nodes(&nodes, unix_now(), keep)?;
-                }
-                Req::Flush(ack) => {
+            }
+            Req::Release(ih) => self.batch.release.push(ih),
+            Req::Check(keys) => self.check(&keys)?,
+            Req::Claim(job, to) => {
+                // A release of this infohash may be waiting: commit it first.
+                if self.batch.release.contains(&job.info_hash) {
                     self.commit()?;
-                    let _ = ack.send(());
+                }
+                let waiting = self.batch_keys.contains(&job.info_hash);
+                if !waiting
+                    && self
+                        .store
+                        .claim(&job.info_hash, &self.cfg.owner, self.cfg.lease)?
+                {
+                    to.fetch(job);
+                } else {
+                    self.lock_stats().claims_refused += 1;
+                    to.skip(job.info_hash);
                 }
             }
-            self.rows += 1;
-            if self.rows >= BATCH_ROWS {
+            Req::SaveNodes(nodes) => {
+                let keep = crate::crawl::state::MAX_SAVED * 4;
+                self.store.save_nodes(&nodes, unix_now(), keep)?;
+            }
+            Req::Flush(ack) => {
                 self.commit()?;
-                due = Instant::now() + COMMIT_EVERY;
+                let _ = ack.send(());
             }
         }
+        Ok(())
+    }
+
+    /// Answer "is it known?" for `keys`: waiting in this batch, or committed (one query
+    /// per [`MAX_KEYS_PER_QUERY`] keys).
+    fn check(&mut self, keys: &[InfoHash]) -> anyhow::Result<()> {
+        let mut known: Vec<InfoHash> = Vec::new();
+        let mut ask: Vec<InfoHash> = Vec::with_capacity(keys.len());
+        for ih in keys {
+            if self.batch_keys.contains(ih) {
+                known.push(*ih);
+            } else {
+                ask.push(*ih);
+            }
+        }
+        for chunk in ask.chunks(MAX_KEYS_PER_QUERY) {
+            known.extend(self.store.known_among(chunk)?);
+        }
+        let now = unix_now();
+        let mut s = self.lock_stats();
+        s.lookups += keys.len() as u64;
+        s.known += known.len() as u64;
+        drop(s);
+        // Also in the index, for `estudely stats` (the ingest benchmark reads them there).
+        let counts = [(LOOKUPS_COUNTER, keys.len()), (KNOWN_COUNTER, known.len())];
+        self.handle(Req::Counters(
+            counts
+                .map(|(name, n)| (Cow::Borrowed(name), n as u64))
+                .to_vec(),
+        ))?;
+        for ih in known {
+            self.batch.seen.push((ih, now));
+            let _ = self.known_tx.send(ih);
+        }
+        Ok(())
     }
 
     fn lock_stats(&self) -> std::sync::MutexGuard<'_, WriteStats> {
@@ -292,16 +531,17 @@ impl Writer<'_> {
         if self.batch.is_empty() {
             return Ok(());
         }
-        let batch = std::mem::take(&mut self.batch);
+        let mut batch = std::mem::take(&mut self.batch);
+        batch.max_sightings = Some(self.cfg.max_sightings);
         self.batch_keys.clear();
         let start = Instant::now();
-        self.store.write(&self.owner, &batch)?;
+        self.store.write(&self.cfg.owner, &batch)?;
         let took = start.elapsed();
         record_write(took, &batch);
         let mut s = self.lock_stats();
         s.commits += 1;
         s.torrents += batch.torrents.len() as u64;
-        s.rows += (batch.torrents.len() + batch.sightings.len() + batch.seen.len()) as u64;
+        s.rows += (batch.torrents.len() + batch.sighting_rows() + batch.seen.len()) as u64;
         s.busy += took;
         Ok(())
     }
@@ -316,73 +556,9 @@ pub(crate) fn truncated(v2: &[u8; 32]) -> [u8; 20] {
 
 /// Write latency and rows, for the metrics.
 fn record_write(took: Duration, batch: &Batch) {
-    let rows = batch.torrents.len() + batch.sightings.len() + batch.seen.len();
+    let rows = batch.torrents.len() + batch.sighting_rows() + batch.seen.len();
     crate::metrics::record_db_write(took.as_secs_f64(), rows as u64);
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::store::sqlite::fixtures::torrent;
-    use crate::store::Source;
-    use tokio::sync::mpsc;
-
-    #[test]
-    fn writes_batches_answers_in_order_and_commits_at_the_end() {
-        let dir = tempfile::tempdir().unwrap();
-        let url = DbUrl::Sqlite(dir.path().join("i.sqlite"));
-        let hour = Duration::from_secs(3600);
-        let (st, opened) = StoreThread::start(url.clone(), "me".into(), hour).unwrap();
-        assert_eq!((opened.torrents, opened.kind), (0, "sqlite"));
-        let stored = torrent(1, b"one", 10);
-        st.send(Req::Torrent(Box::new(stored.clone()))).unwrap();
-        let sighting = Sighting {
-            info_hash: stored.info_hash,
-            addr: "127.0.0.1:6881".parse().unwrap(),
-            source: Source::GetPeers,
-            at: 10,
-        };
-        st.send(Req::Sighting(sighting)).unwrap();
-        st.send(Req::Counter("fetch_failed_timeout".into(), 2))
-            .unwrap();
-        // Asked after the write: the answer sees it (same thread, in order).
-        st.send(Req::Check(stored.info_hash)).unwrap();
-        st.send(Req::Check(InfoHash([2; 20]))).unwrap();
-        let (jobs_tx, mut jobs) = mpsc::channel(4);
-        let (skip_tx, mut skipped) = mpsc::channel(4);
-        let to = Handoff {
-            jobs: jobs_tx,
-            skipped: skip_tx,
-        };
-        let job = |i: u8| Job {
-            info_hash: InfoHash([i; 20]),
-            peers: vec![],
-        };
-        st.send(Req::Claim(job(1), to.clone())).unwrap();
-        st.send(Req::Claim(job(3), to)).unwrap();
-        st.flush().unwrap();
-        assert_eq!(st.known_rx.try_recv().ok(), Some(stored.info_hash), "known");
-        assert!(st.known_rx.try_recv().is_err(), "only the stored one");
-        assert_eq!(skipped.try_recv().ok(), Some(InfoHash([1; 20])), "stored");
-        assert_eq!(
-            jobs.try_recv().ok().map(|j| j.info_hash),
-            Some(InfoHash([3; 20]))
-        );
-        let stats = st.finish().unwrap();
-        assert_eq!(
-            (stats.torrents, stats.claims_refused, stats.known),
-            (1, 1, 1)
-        );
-
-        // Committed: a second start sees it, and a claim by another owner waits for ours.
-        let (st, opened) = StoreThread::start(url, "other".into(), hour).unwrap();
-        assert_eq!(opened.torrents, 1);
-        assert!(opened.known.maybe_contains(&stored.info_hash));
-        let mut s = DbUrl::Sqlite(dir.path().join("i.sqlite"))
-            .open_read_only()
-            .unwrap();
-        let counters = s.stats().unwrap().counters;
-        assert_eq!(counters, [("fetch_failed_timeout".to_owned(), 2)]);
-        st.finish().unwrap();
-    }
-}
+mod tests;

@@ -13,14 +13,19 @@
 //! - `files(info_hash, idx, path, path_raw, length)`: `path` is the components joined with
 //!   `/` (lossy UTF-8, searchable); `path_raw` the bencoded list of the raw components, so
 //!   that nothing is lost (components may hold `/` or NUL).
-//! - `sightings(info_hash, ip, port, source, first_seen, last_seen)`: one row per distinct
-//!   (infohash, address, source). For `announce` and `get_peers` the address is a peer;
-//!   for `sample` it is the node whose sample listed the infohash.
+//! - `sightings(info_hash, ip, port, source, first_seen, last_seen, count)`: one row per
+//!   distinct (infohash, address), seen `count` times. For `announce` and `get_peers` the
+//!   address is a peer; for `sample` it is the node whose sample listed the infohash (an
+//!   address seen both ways is a peer). `run` keeps at most `--max-sightings` rows per
+//!   infohash, the most recently seen; with `--no-peer-addresses` it stores one row per
+//!   infohash under `0.0.0.0` port 0 (never a real address), which only counts.
 //! - `nodes(ip, port, id, last_good)`: good DHT nodes, for warm starts.
 //! - `counters(name, value)`: totals that are counted, not stored (filtered torrents by
-//!   reason, failed fetches by reason).
+//!   reason, failed fetches by reason, `index_lookups`: infohashes the in-memory filter
+//!   sent to the database, `index_lookups_known`: those it held).
 //! - `leases(info_hash, owner, expires)`: who is fetching what, so that several crawlers on
-//!   one database never fetch one infohash at once. A crashed crawler's leases expire.
+//!   one database never fetch one infohash at once. A crashed crawler's leases expire,
+//!   and `run` deletes expired leases at start and every minute.
 //!
 //! Every method runs on the caller's thread and blocks: `run` keeps its store on a thread of
 //! its own (see the pipeline), the read commands call it directly.
@@ -40,6 +45,9 @@ pub mod sqlite;
 
 /// Most files stored per torrent; the rest are counted in `files_omitted`.
 pub const MAX_STORED_FILES: usize = 1_000;
+
+/// Most keys [`Store::known_among`] takes at once.
+pub const MAX_KEYS_PER_QUERY: usize = 500;
 
 /// The default `--db`: an SQLite file in the working directory.
 pub const DEFAULT_DB: &str = "estudely.sqlite";
@@ -149,15 +157,65 @@ pub struct Sighting {
     pub at: i64,
 }
 
+/// Sightings of one infohash through one address, summed: `count` sightings between
+/// `first_seen` and `last_seen` (see the schema). `source` is the one written: a peer
+/// source (`announce`, `get_peers`) over `sample`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SightingSum {
+    /// The infohash.
+    pub info_hash: InfoHash,
+    /// A peer, the node whose sample listed it, or `0.0.0.0:0` when no address is kept.
+    pub addr: SocketAddr,
+    /// How (a peer source wins over `sample`).
+    pub source: Source,
+    /// The first of them, unix seconds.
+    pub first_seen: i64,
+    /// The last of them, unix seconds.
+    pub last_seen: i64,
+    /// How many.
+    pub count: u64,
+}
+
+impl From<Sighting> for SightingSum {
+    fn from(s: Sighting) -> SightingSum {
+        SightingSum {
+            info_hash: s.info_hash,
+            addr: s.addr,
+            source: s.source,
+            first_seen: s.at,
+            last_seen: s.at,
+            count: 1,
+        }
+    }
+}
+
+impl SightingSum {
+    /// Add one more sighting of the same (infohash, address).
+    pub fn add(&mut self, s: &Sighting) {
+        self.first_seen = self.first_seen.min(s.at);
+        self.last_seen = self.last_seen.max(s.at);
+        self.count = self.count.saturating_add(1);
+        if self.source == Source::Sample {
+            self.source = s.source;
+        }
+    }
+}
+
 /// What one transaction writes.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Batch {
     /// New torrents. One already stored is left as it is (the first writer wins); its
     /// `last_seen` is updated.
     pub torrents: Vec<Torrent>,
-    /// Sightings: a new (infohash, address, source) is inserted, a known one gets its
-    /// `last_seen` raised. Sightings of infohashes not (yet) stored are kept too.
+    /// Sightings, one each: a new (infohash, address) is inserted, a known one gets its
+    /// `count` raised, `last_seen` raised, `first_seen` lowered (and `source` raised from
+    /// `sample` to a peer source). Sightings of infohashes not (yet) stored are kept too.
     pub sightings: Vec<Sighting>,
+    /// Sightings already summed, written as [`Batch::sightings`] are.
+    pub sighting_sums: Vec<SightingSum>,
+    /// Keep at most this many sightings per infohash written to in this batch, the
+    /// most recently seen (`None`: no limit).
+    pub max_sightings: Option<u32>,
     /// Infohashes seen again at `.1` (unix seconds): their torrent's `last_seen` is raised.
     pub seen: Vec<(InfoHash, i64)>,
     /// Counter increments, by name (e.g. `filtered_size`, `fetch_failed_timeout`).
@@ -167,10 +225,22 @@ pub struct Batch {
 }
 
 impl Batch {
+    /// Every sighting of the batch, summed or not.
+    pub fn all_sightings(&self) -> impl Iterator<Item = SightingSum> + '_ {
+        let one = self.sightings.iter().map(|&s| SightingSum::from(s));
+        one.chain(self.sighting_sums.iter().copied())
+    }
+
+    /// Rows of sightings to write.
+    pub fn sighting_rows(&self) -> usize {
+        self.sightings.len() + self.sighting_sums.len()
+    }
+
     /// Nothing to write.
     pub fn is_empty(&self) -> bool {
         self.torrents.is_empty()
             && self.sightings.is_empty()
+            && self.sighting_sums.is_empty()
             && self.seen.is_empty()
             && self.counters.is_empty()
             && self.release.is_empty()
@@ -221,6 +291,14 @@ pub trait Store: Send {
     /// Is a torrent with this key stored? A hybrid torrent answers to its v1 key and to its
     /// truncated v2 key.
     fn contains(&mut self, info_hash: &InfoHash) -> anyhow::Result<bool>;
+
+    /// Which of `keys` (at most [`MAX_KEYS_PER_QUERY`]) answer to a stored torrent, as
+    /// [`Store::contains`] would say, in one query.
+    fn known_among(&mut self, keys: &[InfoHash]) -> anyhow::Result<Vec<InfoHash>>;
+
+    /// Delete every expired lease, whoever's (a crawler killed while holding leases leaves
+    /// them behind), and say how many.
+    fn sweep_leases(&mut self) -> anyhow::Result<u64>;
 
     /// Call `f` with every key of every stored torrent (a hybrid's two), to fill the
     /// in-memory filter at start.
@@ -389,10 +467,13 @@ pub enum SearchSort {
 /// How many sightings a torrent has.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
 pub struct SightingCounts {
-    /// Sighting rows: (address, source) pairs, sampling nodes included.
+    /// Sighting rows with an address (one per address, sampling nodes included).
     pub total: u64,
     /// Distinct peer addresses (sources `announce` and `get_peers`).
     pub peers: u64,
+    /// Times it was seen in all (the sum of the rows' counts, rows without an address
+    /// included: with `run --no-peer-addresses` the only figure).
+    pub seen: u64,
 }
 
 /// One sighting of a torrent as read back.
@@ -400,7 +481,7 @@ pub struct SightingCounts {
 pub struct SightingRow {
     /// The peer, or the node whose sample listed it.
     pub addr: SocketAddr,
-    /// How.
+    /// How (a peer source when it was seen as a peer at least once).
     pub source: Source,
     /// First seen there, unix seconds.
     pub first_seen: i64,

@@ -66,15 +66,20 @@ pub fn sightings_of(
             }
         }
     }
+    // Port 0: a sighting stored without its address (`run --no-peer-addresses`): counted
+    // in `seen`, never listed.
     let counts = client.query_one(
-        "SELECT count(*), count(DISTINCT (ip, port)) FILTER (WHERE source <> 'sample')
+        "SELECT count(*) FILTER (WHERE port <> 0),
+             count(DISTINCT (ip, port)) FILTER (WHERE source <> 'sample' AND port <> 0),
+             coalesce(sum(count), 0)::bigint
          FROM sightings WHERE info_hash = ANY($1)",
         &[&keys],
     )?;
-    let (total, peers): (i64, i64) = (counts.try_get(0)?, counts.try_get(1)?);
+    let (total, peers, seen): (i64, i64, i64) =
+        (counts.try_get(0)?, counts.try_get(1)?, counts.try_get(2)?);
     let rows = client.query(
         "SELECT ip, port, source, first_seen, last_seen FROM sightings
-         WHERE info_hash = ANY($1)
+         WHERE info_hash = ANY($1) AND port <> 0
          ORDER BY last_seen DESC, first_seen DESC, ip, port, source LIMIT $2",
         &[&keys, &int(max)],
     )?;
@@ -99,6 +104,7 @@ pub fn sightings_of(
         SightingCounts {
             total: to_u64(total, "count")?,
             peers: to_u64(peers, "count")?,
+            seen: to_u64(seen, "count")?,
         },
     ))
 }

@@ -184,6 +184,38 @@ impl Store for PgStore {
         Ok(row.get(0))
     }
 
+    fn known_among(&mut self, keys: &[InfoHash]) -> anyhow::Result<Vec<InfoHash>> {
+        if keys.is_empty() {
+            return Ok(Vec::new());
+        }
+        let keys: Vec<&[u8]> = keys.iter().map(|k| &k.0[..]).collect();
+        let rows = self
+            .client
+            .query(
+                "SELECT info_hash FROM torrents WHERE info_hash = ANY($1::bytea[])
+                 UNION SELECT substring(info_hash_v2 from 1 for 20) FROM torrents
+                 WHERE substring(info_hash_v2 from 1 for 20) = ANY($1::bytea[])",
+                &[&keys],
+            )
+            .with_context(|| self.context("known_among"))?;
+        let mut out = Vec::with_capacity(rows.len());
+        for row in &rows {
+            let key: &[u8] = row.try_get(0)?;
+            if let Ok(key) = <[u8; 20]>::try_from(key) {
+                out.push(InfoHash(key));
+            }
+        }
+        Ok(out)
+    }
+
+    fn sweep_leases(&mut self) -> anyhow::Result<u64> {
+        let n = self
+            .client
+            .execute("DELETE FROM leases WHERE expires <= now()", &[])
+            .with_context(|| self.context("sweeping expired leases"))?;
+        Ok(n)
+    }
+
     fn for_each_info_hash(&mut self, f: &mut dyn FnMut(InfoHash)) -> anyhow::Result<()> {
         let context = self.context("reading the stored infohashes");
         read::each_key(&mut self.client, f).context(context)

@@ -209,6 +209,7 @@ pub fn export(
                     array_agg(port ORDER BY first, ip, port) AS ports
              FROM (SELECT ip, port, min(first_seen) AS first FROM sightings s
                    WHERE s.info_hash = t.info_hash AND s.source IN ('announce', 'get_peers')
+                       AND s.port <> 0
                    GROUP BY ip, port) p) pe ON true
          WHERE t.discovered >= $1
          ORDER BY t.discovered, t.info_hash"

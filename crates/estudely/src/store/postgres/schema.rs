@@ -80,6 +80,28 @@ const MIGRATIONS: &[&str] = &[
     "CREATE INDEX torrents_v2_key ON torrents ((substring(info_hash_v2 from 1 for 20)));",
     // 4: BEP 33 estimates of the swarm when the torrent was stored (null: unknown).
     "ALTER TABLE torrents ADD COLUMN seeds_estimate integer, ADD COLUMN peers_estimate integer;",
+    // 5: one sighting row per (infohash, address), with a count, instead of one per
+    // (infohash, address, source): the rows of an address are merged (their first and last
+    // seen, their number as the count, a peer source over `sample`). `run` keeps at most
+    // `--max-sightings` rows per infohash from its next write to that infohash on.
+    "CREATE TABLE sightings_new (
+        info_hash  bytea NOT NULL,
+        ip         inet NOT NULL,
+        port       integer NOT NULL,
+        source     text NOT NULL,
+        first_seen bigint NOT NULL,
+        last_seen  bigint NOT NULL,
+        count      bigint NOT NULL,
+        PRIMARY KEY (info_hash, ip, port)
+     );
+     INSERT INTO sightings_new (info_hash, ip, port, source, first_seen, last_seen, count)
+        SELECT info_hash, ip, port,
+            coalesce(max(CASE WHEN source <> 'sample' THEN source END), 'sample'),
+            min(first_seen), max(last_seen), count(*)
+        FROM sightings GROUP BY info_hash, ip, port;
+     DROP TABLE sightings;
+     ALTER TABLE sightings_new RENAME TO sightings;
+     ALTER INDEX sightings_new_pkey RENAME TO sightings_pkey;",
 ];
 
 /// The schema version this build reads and writes.

@@ -11,7 +11,7 @@ use postgres::error::SqlState;
 use postgres::Transaction;
 
 use super::text::{clamp_i64, path_raw, search_words};
-use crate::store::{version_str, Batch, Torrent, MAX_STORED_FILES};
+use crate::store::{version_str, Batch, SightingSum, Source, Torrent, MAX_STORED_FILES};
 
 /// Is `e` a deadlock or serialization failure (the transaction may simply be retried)?
 pub fn retryable(e: &postgres::Error) -> bool {
@@ -199,47 +199,74 @@ fn seen(
     raise_last_seen(tx, latest.iter().map(|(k, at)| (k, *at)))
 }
 
-/// [`Batch::sightings`]: upsert by (infohash, ip, port, source).
+/// [`Batch::sightings`] and [`Batch::sighting_sums`]: upsert by (infohash, ip, port), then
+/// keep the newest [`Batch::max_sightings`] of each infohash touched.
 fn sightings(tx: &mut Transaction<'_>, batch: &Batch) -> Result<(), postgres::Error> {
-    if batch.sightings.is_empty() {
+    if batch.sighting_rows() == 0 {
         return Ok(());
     }
-    type Key = ([u8; 20], IpAddr, u16, &'static str);
-    let mut rows: BTreeMap<Key, (i64, i64)> = BTreeMap::new();
-    for s in &batch.sightings {
-        let key = (s.info_hash.0, s.addr.ip(), s.addr.port(), s.source.as_str());
-        let e = rows.entry(key).or_insert((s.at, s.at));
-        e.0 = e.0.min(s.at);
-        e.1 = e.1.max(s.at);
+    // Summed here first: one statement may not update a row twice.
+    type Key = ([u8; 20], IpAddr, u16);
+    let mut rows: BTreeMap<Key, SightingSum> = BTreeMap::new();
+    for s in batch.all_sightings() {
+        rows.entry((s.info_hash.0, s.addr.ip(), s.addr.port()))
+            .and_modify(|e| {
+                e.first_seen = e.first_seen.min(s.first_seen);
+                e.last_seen = e.last_seen.max(s.last_seen);
+                e.count = e.count.saturating_add(s.count);
+                if e.source == Source::Sample {
+                    e.source = s.source;
+                }
+            })
+            .or_insert(s);
     }
     let n = rows.len();
-    let (mut keys, mut ips, mut ports, mut sources, mut first, mut last) = (
+    let (mut keys, mut ips, mut ports, mut sources) = (
         Vec::<&[u8]>::with_capacity(n),
         Vec::with_capacity(n),
         Vec::with_capacity(n),
         Vec::with_capacity(n),
+    );
+    let (mut first, mut last, mut counts) = (
+        Vec::with_capacity(n),
         Vec::with_capacity(n),
         Vec::with_capacity(n),
     );
-    for ((h, ip, port, source), (f, l)) in &rows {
+    for ((h, ip, port), s) in &rows {
         keys.push(&h[..]);
         ips.push(*ip);
         ports.push(i32::from(*port));
-        sources.push(*source);
-        first.push(*f);
-        last.push(*l);
+        sources.push(s.source.as_str());
+        first.push(s.first_seen);
+        last.push(s.last_seen);
+        counts.push(clamp_i64(s.count));
     }
     tx.execute(
-        "INSERT INTO sightings (info_hash, ip, port, source, first_seen, last_seen)
+        "INSERT INTO sightings (info_hash, ip, port, source, first_seen, last_seen, count)
          SELECT * FROM unnest($1::bytea[], $2::inet[], $3::int4[], $4::text[], $5::int8[],
-                              $6::int8[])
-         ON CONFLICT (info_hash, ip, port, source) DO UPDATE
+                              $6::int8[], $7::int8[])
+         ON CONFLICT (info_hash, ip, port) DO UPDATE
          SET first_seen = least(sightings.first_seen, EXCLUDED.first_seen),
-             last_seen = greatest(sightings.last_seen, EXCLUDED.last_seen)
-         WHERE EXCLUDED.last_seen > sightings.last_seen
-            OR EXCLUDED.first_seen < sightings.first_seen",
-        &[&keys, &ips, &ports, &sources, &first, &last],
+             last_seen = greatest(sightings.last_seen, EXCLUDED.last_seen),
+             count = sightings.count + EXCLUDED.count,
+             source = CASE WHEN sightings.source = 'sample' THEN EXCLUDED.source
+                           ELSE sightings.source END",
+        &[&keys, &ips, &ports, &sources, &first, &last, &counts],
     )?;
+    if let Some(max) = batch.max_sightings {
+        let mut touched: Vec<&[u8]> = keys;
+        touched.dedup();
+        tx.execute(
+            "DELETE FROM sightings s USING (
+                 SELECT info_hash, ip, port, row_number() OVER (
+                     PARTITION BY info_hash
+                     ORDER BY last_seen DESC, first_seen DESC, ip, port) AS rank
+                 FROM sightings WHERE info_hash = ANY($1::bytea[])) r
+             WHERE r.rank > $2 AND s.info_hash = r.info_hash AND s.ip = r.ip
+                 AND s.port = r.port",
+            &[&touched, &i64::from(max)],
+        )?;
+    }
     Ok(())
 }
 

@@ -130,16 +130,20 @@ pub fn sightings_of(
     max: usize,
 ) -> anyhow::Result<(Vec<SightingRow>, SightingCounts)> {
     let [a, b, c] = keys_of(conn, key)?;
-    let (total, peers): (i64, i64) = conn
+    // Port 0: a sighting stored without its address (`run --no-peer-addresses`): counted
+    // in `seen`, never listed.
+    let (total, peers, seen): (i64, i64, i64) = conn
         .prepare_cached(
-            "SELECT count(*), count(DISTINCT CASE WHEN source <> 'sample'
-                 THEN ip || ' ' || port END)
+            "SELECT count(*) FILTER (WHERE port <> 0),
+                 count(DISTINCT CASE WHEN source <> 'sample' AND port <> 0
+                     THEN ip || ' ' || port END),
+                 coalesce(sum(count), 0)
              FROM sightings WHERE info_hash IN (?1, ?2, ?3)",
         )?
-        .query_row([&a, &b, &c], |r| Ok((r.get(0)?, r.get(1)?)))?;
+        .query_row([&a, &b, &c], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
     let mut stmt = conn.prepare_cached(
         "SELECT ip, port, source, first_seen, last_seen FROM sightings
-         WHERE info_hash IN (?1, ?2, ?3)
+         WHERE info_hash IN (?1, ?2, ?3) AND port <> 0
          ORDER BY last_seen DESC, first_seen DESC, ip, port, source LIMIT ?4",
     )?;
     let rows = stmt.query_map(rusqlite::params![a, b, c, int(max)], |r| {
@@ -174,6 +178,7 @@ pub fn sightings_of(
         SightingCounts {
             total: uint(total),
             peers: uint(peers),
+            seen: uint(seen),
         },
     ))
 }

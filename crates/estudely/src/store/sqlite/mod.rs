@@ -144,6 +144,14 @@ impl Store for SqliteStore {
         self.guarded(true, |c| Ok(read::contains(c, info_hash)?))
     }
 
+    fn known_among(&mut self, keys: &[InfoHash]) -> anyhow::Result<Vec<InfoHash>> {
+        self.guarded(true, |c| read::known_among(c, keys))
+    }
+
+    fn sweep_leases(&mut self) -> anyhow::Result<u64> {
+        self.guarded(true, |c| write::sweep_leases(c, unix_now()))
+    }
+
     fn for_each_info_hash(&mut self, f: &mut dyn FnMut(InfoHash)) -> anyhow::Result<()> {
         self.guarded(false, |c| read::for_each_info_hash(c, f))
     }

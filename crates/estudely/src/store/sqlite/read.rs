@@ -79,7 +79,7 @@ fn files(conn: &Connection, id: i64) -> anyhow::Result<Vec<FileEntry>> {
 fn peers(conn: &Connection, info_hash: &InfoHash) -> anyhow::Result<Vec<SocketAddr>> {
     let mut stmt = conn.prepare_cached(
         "SELECT ip, port FROM sightings
-         WHERE info_hash = ?1 AND source IN ('announce', 'get_peers')
+         WHERE info_hash = ?1 AND source IN ('announce', 'get_peers') AND port <> 0
          GROUP BY ip, port ORDER BY min(first_seen), ip, port",
     )?;
     let rows = stmt.query_map([info_hash.as_bytes()], |r| {
@@ -103,6 +103,33 @@ pub const STORED: &str = "SELECT 1 FROM torrents WHERE info_hash = ?1
 /// Is a torrent with this key stored?
 pub fn contains(conn: &Connection, info_hash: &InfoHash) -> rusqlite::Result<bool> {
     conn.prepare_cached(STORED)?.exists([info_hash.as_bytes()])
+}
+
+/// Which of `keys` answer to a stored torrent: one query (a primary-key or v2-key index
+/// probe per key).
+pub fn known_among(conn: &Connection, keys: &[InfoHash]) -> anyhow::Result<Vec<InfoHash>> {
+    if keys.is_empty() {
+        return Ok(Vec::new());
+    }
+    let marks = (1..=keys.len())
+        .map(|i| format!("?{i}"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let sql = format!(
+        "SELECT info_hash FROM torrents WHERE info_hash IN ({marks})
+         UNION SELECT substr(info_hash_v2, 1, 20) FROM torrents
+         WHERE substr(info_hash_v2, 1, 20) IN ({marks})"
+    );
+    let mut stmt = conn.prepare_cached(&sql)?;
+    let params = rusqlite::params_from_iter(keys.iter().map(|k| k.as_bytes()));
+    let rows = stmt.query_map(params, |r| r.get::<_, Vec<u8>>(0))?;
+    let mut out = Vec::new();
+    for row in rows {
+        if let Ok(key) = <[u8; 20]>::try_from(row?) {
+            out.push(InfoHash(key));
+        }
+    }
+    Ok(out)
 }
 
 /// Call `f` with every stored key.

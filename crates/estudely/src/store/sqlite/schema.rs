@@ -79,6 +79,27 @@ pub const MIGRATIONS: &[&str] = &[
     // 3: BEP 33 estimates of the swarm when the torrent was stored (null: unknown).
     "ALTER TABLE torrents ADD COLUMN seeds_estimate INTEGER;
     ALTER TABLE torrents ADD COLUMN peers_estimate INTEGER;",
+    // 4: one sighting row per (infohash, address), with a count, instead of one per
+    // (infohash, address, source): the rows of an address are merged (their first and last
+    // seen, their number as the count, a peer source over `sample`). `run` keeps at most
+    // `--max-sightings` rows per infohash from its next write to that infohash on.
+    "CREATE TABLE sightings_new (
+        info_hash BLOB NOT NULL,
+        ip TEXT NOT NULL,
+        port INTEGER NOT NULL,
+        source TEXT NOT NULL,
+        first_seen INTEGER NOT NULL,
+        last_seen INTEGER NOT NULL,
+        count INTEGER NOT NULL,
+        PRIMARY KEY (info_hash, ip, port)
+    ) WITHOUT ROWID;
+    INSERT INTO sightings_new (info_hash, ip, port, source, first_seen, last_seen, count)
+        SELECT info_hash, ip, port,
+            coalesce(max(CASE WHEN source <> 'sample' THEN source END), 'sample'),
+            min(first_seen), max(last_seen), count(*)
+        FROM sightings GROUP BY info_hash, ip, port;
+    DROP TABLE sightings;
+    ALTER TABLE sightings_new RENAME TO sightings;",
 ];
 
 /// The schema version this binary writes and reads.
@@ -209,5 +230,81 @@ mod tests {
         other.execute_batch("CREATE TABLE t (x)").unwrap();
         assert_eq!(current_version(&other).unwrap(), None);
         let _ = &mut conn;
+    }
+
+    /// An index of schema version 3 (one sighting row per address and source) with data
+    /// in it: opened by this build, its sightings are merged per address, counted, and
+    /// everything else is still there.
+    #[test]
+    fn sightings_migrate_from_version_3() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("v3.sqlite");
+        {
+            let conn = Connection::open(&path).unwrap();
+            conn.execute_batch(
+                "CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, \
+                 applied_at INTEGER NOT NULL)",
+            )
+            .unwrap();
+            for (i, sql) in MIGRATIONS[..3].iter().enumerate() {
+                conn.execute_batch(sql).unwrap();
+                conn.execute("INSERT INTO schema_migrations VALUES (?1, 0)", [i + 1])
+                    .unwrap();
+            }
+            conn.execute_batch(
+                "INSERT INTO sightings VALUES
+                    (x'0101010101010101010101010101010101010101', '1.1.1.1', 1, 'sample', 5, 50),
+                    (x'0101010101010101010101010101010101010101', '1.1.1.1', 1, 'get_peers', 10, 20),
+                    (x'0101010101010101010101010101010101010101', '1.1.1.1', 1, 'announce', 7, 30),
+                    (x'0101010101010101010101010101010101010101', '2.2.2.2', 2, 'sample', 1, 2),
+                    (x'0202020202020202020202020202020202020202', '::1', 3, 'get_peers', 4, 4);
+                 INSERT INTO counters VALUES ('no_peers', 3);",
+            )
+            .unwrap();
+        }
+        let s = super::super::SqliteStore::open(&path).unwrap();
+        let rows: Vec<(String, u16, String, i64, i64, i64)> = s
+            .conn
+            .prepare(
+                "SELECT ip, port, source, first_seen, last_seen, count FROM sightings \
+                 ORDER BY info_hash, ip",
+            )
+            .unwrap()
+            .query_map([], |r| {
+                Ok((
+                    r.get(0)?,
+                    r.get(1)?,
+                    r.get(2)?,
+                    r.get(3)?,
+                    r.get(4)?,
+                    r.get(5)?,
+                ))
+            })
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        let row = |ip: &str, port, source: &str, f, l, c| {
+            (ip.to_owned(), port, source.to_owned(), f, l, c)
+        };
+        assert_eq!(
+            rows,
+            [
+                row("1.1.1.1", 1, "get_peers", 5, 50, 3),
+                row("2.2.2.2", 2, "sample", 1, 2, 1),
+                row("::1", 3, "get_peers", 4, 4, 1),
+            ]
+        );
+        let v: i64 = s
+            .conn
+            .query_row("SELECT max(version) FROM schema_migrations", [], |r| {
+                r.get(0)
+            })
+            .unwrap();
+        assert_eq!(v, latest());
+        let n: i64 = s
+            .conn
+            .query_row("SELECT value FROM counters", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(n, 3);
     }
 }

@@ -1,5 +1,6 @@
 //! Writes: a [`Batch`] in one transaction, leases, and the saved nodes.
 
+use std::collections::HashSet;
 use std::time::Duration;
 
 use estudely_krpc::{CompactNode, InfoHash};
@@ -23,11 +24,21 @@ const INSERT_FILE: &str = "INSERT INTO files (torrent_id, idx, info_hash, path, 
 const INSERT_FTS: &str = "INSERT INTO torrents_fts (rowid, name, paths) VALUES (?1, ?2, ?3)";
 
 const UPSERT_SIGHTING: &str =
-    "INSERT INTO sightings (info_hash, ip, port, source, first_seen, last_seen)
-    VALUES (?1, ?2, ?3, ?4, ?5, ?5)
-    ON CONFLICT (info_hash, ip, port, source) DO UPDATE SET
+    "INSERT INTO sightings (info_hash, ip, port, source, first_seen, last_seen, count)
+    VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+    ON CONFLICT (info_hash, ip, port) DO UPDATE SET
         first_seen = min(first_seen, excluded.first_seen),
-        last_seen = max(last_seen, excluded.last_seen)";
+        last_seen = max(last_seen, excluded.last_seen),
+        count = count + excluded.count,
+        source = CASE WHEN source = 'sample' THEN excluded.source ELSE source END";
+
+/// The sightings of infohash `?1`.
+const COUNT_SIGHTINGS: &str = "SELECT count(*) FROM sightings WHERE info_hash = ?1";
+
+/// Keep the `?2` most recently seen sightings of infohash `?1`.
+const PRUNE_SIGHTINGS: &str = "DELETE FROM sightings WHERE info_hash = ?1 AND (ip, port) IN
+    (SELECT ip, port FROM sightings WHERE info_hash = ?1
+     ORDER BY last_seen DESC, first_seen DESC, ip, port LIMIT -1 OFFSET ?2)";
 
 const ADD_COUNTER: &str = "INSERT INTO counters (name, value) VALUES (?1, ?2)
     ON CONFLICT (name) DO UPDATE SET value = value + excluded.value";
@@ -43,15 +54,7 @@ pub fn write(conn: &mut Connection, owner: &str, batch: &Batch) -> anyhow::Resul
     for t in &batch.torrents {
         insert_torrent(&tx, t)?;
     }
-    {
-        let mut stmt = tx.prepare_cached(UPSERT_SIGHTING)?;
-        for s in &batch.sightings {
-            let ip = s.addr.ip().to_string();
-            let at = s.at;
-            let key = s.info_hash.as_bytes();
-            stmt.execute(params![key, ip, s.addr.port(), s.source.as_str(), at])?;
-        }
-    }
+    sightings(&tx, batch)?;
     {
         let mut stmt = tx.prepare_cached(RAISE_LAST_SEEN)?;
         for (ih, at) in &batch.seen {
@@ -74,6 +77,42 @@ pub fn write(conn: &mut Connection, owner: &str, batch: &Batch) -> anyhow::Resul
         }
     }
     tx.commit()?;
+    Ok(())
+}
+
+/// Upsert the batch's sightings, then keep the newest `max_sightings` of each infohash
+/// they touched.
+fn sightings(tx: &Transaction<'_>, batch: &Batch) -> anyhow::Result<()> {
+    let mut touched = HashSet::new();
+    let mut stmt = tx.prepare_cached(UPSERT_SIGHTING)?;
+    for s in batch.all_sightings() {
+        let ip = s.addr.ip().to_string();
+        let key = s.info_hash.as_bytes();
+        let count = int(s.count, "sighting count")?;
+        let source = s.source.as_str();
+        stmt.execute(params![
+            key,
+            ip,
+            s.addr.port(),
+            source,
+            s.first_seen,
+            s.last_seen,
+            count
+        ])?;
+        touched.insert(s.info_hash);
+    }
+    if let Some(max) = batch.max_sightings {
+        // Counted first: most infohashes have fewer rows than the limit, and a count over
+        // the primary key costs a fraction of the delete's sort.
+        let mut count = tx.prepare_cached(COUNT_SIGHTINGS)?;
+        let mut prune = tx.prepare_cached(PRUNE_SIGHTINGS)?;
+        for ih in &touched {
+            let n: i64 = count.query_row([ih.as_bytes()], |r| r.get(0))?;
+            if n > i64::from(max) {
+                prune.execute(params![ih.as_bytes(), max])?;
+            }
+        }
+    }
     Ok(())
 }
 
@@ -159,6 +198,12 @@ pub fn claim(
     Ok(true)
 }
 
+/// Delete the leases that expired before `now`.
+pub fn sweep_leases(conn: &mut Connection, now: i64) -> anyhow::Result<u64> {
+    let n = conn.execute("DELETE FROM leases WHERE expires <= ?1", [now])?;
+    Ok(n as u64)
+}
+
 /// Upsert `nodes` as good at `at`, then keep the `keep` most recently good.
 pub fn save_nodes(
     conn: &mut Connection,
@@ -191,9 +236,10 @@ pub fn save_nodes(
 mod tests {
     use super::super::fixtures::{open, torrent};
     use super::*;
-    use crate::store::{Sighting, Source, Store as _};
+    use crate::store::{Sighting, SightingSum, Source, Store as _};
     use estudely_krpc::NodeId;
     use estudely_peer_wire::Version;
+    use std::net::SocketAddr;
 
     #[test]
     fn first_writer_wins_and_last_seen_rises() {
@@ -255,21 +301,119 @@ mod tests {
             ..Batch::default()
         };
         s.write("a", &batch).unwrap();
-        let rows: Vec<(String, i64, i64)> = s
+        let rows: Vec<(String, i64, i64, i64)> = s
             .conn
-            .prepare("SELECT source, first_seen, last_seen FROM sightings ORDER BY source")
+            .prepare("SELECT source, first_seen, last_seen, count FROM sightings")
             .unwrap()
-            .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
             .unwrap()
             .collect::<Result<_, _>>()
             .unwrap();
-        assert_eq!(rows, [("announce".into(), 5, 20), ("sample".into(), 1, 1)]);
+        // One row per (infohash, address): the node's sample does not hide the peer.
+        assert_eq!(rows, [("announce".into(), 1, 20, 4)]);
         let stats = s.stats().unwrap();
-        assert_eq!(stats.sightings, 2);
+        assert_eq!(stats.sightings, 1);
         assert_eq!(
             stats.counters,
             [("filtered_size".to_string(), 5), ("x".to_string(), 1)]
         );
+    }
+
+    #[test]
+    fn sightings_keep_the_newest_k_per_infohash() {
+        let (_dir, mut s) = open();
+        let sight = |ih: u8, port: u16, at| Sighting {
+            info_hash: InfoHash([ih; 20]),
+            addr: SocketAddr::new([10, 0, 0, 1].into(), port),
+            source: Source::GetPeers,
+            at,
+        };
+        // 40 addresses of one infohash over two batches, 3 of another; at most 8 kept.
+        let first: Vec<_> = (1..=30).map(|p| sight(1, p, i64::from(p))).collect();
+        let mut second: Vec<_> = (31..=40).map(|p| sight(1, p, i64::from(p))).collect();
+        second.extend((1..=3).map(|p| sight(2, p, 1)));
+        // An address kept from the first batch, seen again: the newest, counted twice.
+        second.push(sight(1, 30, 100));
+        for sightings in [first, second] {
+            let batch = Batch {
+                sightings,
+                max_sightings: Some(8),
+                ..Batch::default()
+            };
+            s.write("a", &batch).unwrap();
+        }
+        let (rows, n) = s.sightings_of(&InfoHash([1; 20]), 100).unwrap();
+        let ports: Vec<u16> = rows.iter().map(|r| r.addr.port()).collect();
+        assert_eq!(ports, [30, 40, 39, 38, 37, 36, 35, 34]);
+        assert_eq!((n.total, n.seen), (8, 9), "port 30 counted twice");
+        assert_eq!(s.sightings_of(&InfoHash([2; 20]), 100).unwrap().1.total, 3);
+        // Without a limit (other writers, tests), nothing is pruned.
+        let batch = Batch {
+            sightings: (41..=50).map(|p| sight(1, p, 200)).collect(),
+            ..Batch::default()
+        };
+        s.write("a", &batch).unwrap();
+        assert_eq!(s.sightings_of(&InfoHash([1; 20]), 100).unwrap().1.total, 18);
+    }
+
+    #[test]
+    fn sightings_without_addresses_only_count() {
+        let (_dir, mut s) = open();
+        let t = torrent(4, b"anonymous", 1);
+        let none = SightingSum {
+            info_hash: t.info_hash,
+            addr: crate::pipeline::store_thread::outbox::NO_ADDRESS,
+            source: Source::GetPeers,
+            first_seen: 5,
+            last_seen: 9,
+            count: 7,
+        };
+        let batch = Batch {
+            torrents: vec![t.clone()],
+            sighting_sums: vec![none],
+            max_sightings: Some(32),
+            ..Batch::default()
+        };
+        s.write("a", &batch).unwrap();
+        let (rows, n) = s.sightings_of(&t.info_hash, 10).unwrap();
+        assert!(rows.is_empty(), "no address listed: {rows:?}");
+        assert_eq!((n.total, n.peers, n.seen), (0, 0, 7));
+        let mut peers = Vec::new();
+        s.export(None, &mut |_, p| {
+            peers.extend_from_slice(p);
+            Ok(())
+        })
+        .unwrap();
+        assert!(peers.is_empty(), "export lists no peer: {peers:?}");
+    }
+
+    #[test]
+    fn expired_leases_are_swept_and_known_keys_found_at_once() {
+        let (_dir, mut s) = open();
+        let hour = Duration::from_secs(3600);
+        assert!(s.claim(&InfoHash([1; 20]), "dead", Duration::ZERO).unwrap());
+        assert!(s.claim(&InfoHash([2; 20]), "dead", Duration::ZERO).unwrap());
+        assert!(s.claim(&InfoHash([3; 20]), "alive", hour).unwrap());
+        assert_eq!(s.sweep_leases().unwrap(), 2);
+        assert_eq!(s.sweep_leases().unwrap(), 0);
+        let left: i64 = s
+            .conn
+            .query_row("SELECT count(*) FROM leases", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(left, 1, "the live lease stays");
+        let mut hybrid = torrent(7, b"hybrid", 1);
+        hybrid.version = Version::Hybrid;
+        hybrid.info_hash_v2 = Some([0x42; 32]);
+        let batch = Batch {
+            torrents: vec![hybrid, torrent(8, b"v1", 1)],
+            ..Batch::default()
+        };
+        s.write("a", &batch).unwrap();
+        let ask: Vec<InfoHash> = [7, 0x42, 8, 9].map(|b| InfoHash([b; 20])).to_vec();
+        let mut known = s.known_among(&ask).unwrap();
+        known.sort();
+        assert_eq!(known, [7, 8, 0x42].map(|b| InfoHash([b; 20])));
+        assert!(s.known_among(&[]).unwrap().is_empty());
     }
 
     #[test]

@@ -1,0 +1,292 @@
+//! The store thread: order of answers, batching of questions, and the bounded queue.
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, AtomicUsize};
+
+use super::*;
+use crate::store::sqlite::fixtures::torrent;
+use crate::store::{SearchSort, SightingCounts, SightingRow, Source, Stats, StoredTorrent};
+use tokio::sync::mpsc;
+
+fn config(owner: &str) -> StoreConfig {
+    StoreConfig {
+        owner: owner.into(),
+        lease: Duration::from_secs(3600),
+        max_sightings: 32,
+        peer_addresses: true,
+    }
+}
+
+#[test]
+fn writes_batches_answers_in_order_and_commits_at_the_end() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = DbUrl::Sqlite(dir.path().join("i.sqlite"));
+    let (st, opened) = StoreThread::start(url.clone(), config("me")).unwrap();
+    assert_eq!((opened.torrents, opened.kind), (0, "sqlite"));
+    let stored = torrent(1, b"one", 10);
+    st.send(Req::Torrent(Box::new(stored.clone()))).unwrap();
+    let sighting = Sighting {
+        info_hash: stored.info_hash,
+        addr: "127.0.0.1:6881".parse().unwrap(),
+        source: Source::GetPeers,
+        at: 10,
+    };
+    st.sighting(sighting).unwrap();
+    st.sighting(Sighting { at: 12, ..sighting }).unwrap();
+    st.count("fetch_failed_timeout".into(), 1);
+    st.count("fetch_failed_timeout".into(), 1);
+    // Asked after the write: the answer sees it (same thread, in order).
+    st.ask_known(stored.info_hash).unwrap();
+    st.ask_known(InfoHash([2; 20])).unwrap();
+    st.poll().unwrap();
+    let (jobs_tx, mut jobs) = mpsc::channel(4);
+    let (skip_tx, mut skipped) = mpsc::channel(4);
+    let to = Handoff {
+        jobs: jobs_tx,
+        skipped: skip_tx,
+    };
+    let job = |i: u8| Job {
+        info_hash: InfoHash([i; 20]),
+        peers: vec![],
+    };
+    st.send(Req::Claim(job(1), to.clone())).unwrap();
+    st.send(Req::Claim(job(3), to)).unwrap();
+    st.flush().unwrap();
+    assert_eq!(st.known_rx.try_recv().ok(), Some(stored.info_hash), "known");
+    assert!(st.known_rx.try_recv().is_err(), "only the stored one");
+    assert_eq!(skipped.try_recv().ok(), Some(InfoHash([1; 20])), "stored");
+    assert_eq!(
+        jobs.try_recv().ok().map(|j| j.info_hash),
+        Some(InfoHash([3; 20]))
+    );
+    let stats = st.finish().unwrap();
+    assert_eq!(
+        (
+            stats.torrents,
+            stats.claims_refused,
+            stats.lookups,
+            stats.known
+        ),
+        (1, 1, 2, 1)
+    );
+
+    // Committed: a second start sees it, and a claim by another owner waits for ours.
+    let (st, opened) = StoreThread::start(url, config("other")).unwrap();
+    assert_eq!(opened.torrents, 1);
+    assert!(opened.known.maybe_contains(&stored.info_hash));
+    let mut s = DbUrl::Sqlite(dir.path().join("i.sqlite"))
+        .open_read_only()
+        .unwrap();
+    let counters = s.stats().unwrap().counters;
+    let want = [
+        ("fetch_failed_timeout", 2),
+        ("index_lookups", 2),
+        ("index_lookups_known", 1),
+    ];
+    assert_eq!(counters, want.map(|(n, v)| (n.to_owned(), v)));
+    let (rows, n) = s.sightings_of(&stored.info_hash, 10).unwrap();
+    assert_eq!((rows.len(), n.seen), (1, 2), "summed: one row, seen twice");
+    assert_eq!((rows[0].first_seen, rows[0].last_seen), (10, 12));
+    st.finish().unwrap();
+}
+
+/// A store over SQLite whose writes wait while `blocked` is set, and that counts the
+/// lookups it is asked for.
+struct SlowStore {
+    inner: Box<dyn Store>,
+    blocked: Arc<AtomicBool>,
+    lookups: Arc<AtomicUsize>,
+}
+
+impl Store for SlowStore {
+    fn kind(&self) -> &'static str {
+        "slow"
+    }
+    fn write(&mut self, owner: &str, batch: &Batch) -> anyhow::Result<()> {
+        while self.blocked.load(Ordering::SeqCst) {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        self.inner.write(owner, batch)
+    }
+    fn contains(&mut self, ih: &InfoHash) -> anyhow::Result<bool> {
+        self.lookups.fetch_add(1, Ordering::SeqCst);
+        self.inner.contains(ih)
+    }
+    fn known_among(&mut self, keys: &[InfoHash]) -> anyhow::Result<Vec<InfoHash>> {
+        self.lookups.fetch_add(1, Ordering::SeqCst);
+        self.inner.known_among(keys)
+    }
+    fn sweep_leases(&mut self) -> anyhow::Result<u64> {
+        self.inner.sweep_leases()
+    }
+    fn for_each_info_hash(&mut self, f: &mut dyn FnMut(InfoHash)) -> anyhow::Result<()> {
+        self.inner.for_each_info_hash(f)
+    }
+    fn claim(&mut self, ih: &InfoHash, owner: &str, lease: Duration) -> anyhow::Result<bool> {
+        self.inner.claim(ih, owner, lease)
+    }
+    fn save_nodes(&mut self, nodes: &[CompactNode], at: i64, keep: usize) -> anyhow::Result<()> {
+        self.inner.save_nodes(nodes, at, keep)
+    }
+    fn load_nodes(&mut self, max: usize) -> anyhow::Result<Vec<CompactNode>> {
+        self.inner.load_nodes(max)
+    }
+    fn torrent(&mut self, ih: &InfoHash) -> anyhow::Result<Option<StoredTorrent>> {
+        self.inner.torrent(ih)
+    }
+    fn export(
+        &mut self,
+        since: Option<i64>,
+        f: &mut dyn FnMut(&StoredTorrent, &[SocketAddr]) -> anyhow::Result<()>,
+    ) -> anyhow::Result<()> {
+        self.inner.export(since, f)
+    }
+    fn stats(&mut self) -> anyhow::Result<Stats> {
+        self.inner.stats()
+    }
+    fn search_sorted(
+        &mut self,
+        q: &str,
+        sort: SearchSort,
+        limit: usize,
+        offset: usize,
+    ) -> anyhow::Result<Vec<StoredTorrent>> {
+        self.inner.search_sorted(q, sort, limit, offset)
+    }
+    fn recent(&mut self, limit: usize, offset: usize) -> anyhow::Result<Vec<StoredTorrent>> {
+        self.inner.recent(limit, offset)
+    }
+    fn sightings_of(
+        &mut self,
+        ih: &InfoHash,
+        max: usize,
+    ) -> anyhow::Result<(Vec<SightingRow>, SightingCounts)> {
+        self.inner.sightings_of(ih, max)
+    }
+    fn discovered_range(&mut self) -> anyhow::Result<Option<(i64, i64)>> {
+        self.inner.discovered_range()
+    }
+    fn timeline(&mut self, bucket_secs: i64) -> anyhow::Result<Vec<(i64, Source, u64)>> {
+        self.inner.timeline(bucket_secs)
+    }
+    fn size_histogram(&mut self) -> anyhow::Result<Vec<u64>> {
+        self.inner.size_histogram()
+    }
+    fn total_bytes(&mut self) -> anyhow::Result<u64> {
+        self.inner.total_bytes()
+    }
+    fn set_statement_timeout(&mut self, limit: Duration) -> anyhow::Result<()> {
+        self.inner.set_statement_timeout(limit)
+    }
+}
+
+/// A store thread over a [`SlowStore`] in `dir`.
+fn slow(dir: &std::path::Path) -> (StoreThread, Arc<AtomicBool>, Arc<AtomicUsize>) {
+    let url = DbUrl::Sqlite(dir.join("slow.sqlite"));
+    let blocked = Arc::new(AtomicBool::new(false));
+    let lookups = Arc::new(AtomicUsize::new(0));
+    let (b, l) = (blocked.clone(), lookups.clone());
+    let open = move || -> anyhow::Result<Box<dyn Store>> {
+        Ok(Box::new(SlowStore {
+            inner: url.open()?,
+            blocked: b,
+            lookups: l,
+        }))
+    };
+    let (st, _) = StoreThread::start_with(open, config("me")).unwrap();
+    (st, blocked, lookups)
+}
+
+fn numbered(i: u32) -> Torrent {
+    let mut t = torrent(0, b"flood", 1);
+    t.info_hash.0[..4].copy_from_slice(&i.to_be_bytes());
+    t
+}
+
+/// A database that stops writing while the crawl floods the store thread: the queue
+/// fills up to its cap and the sender waits there; nothing is lost once it writes again.
+#[test]
+fn a_stalled_database_makes_the_crawl_wait_at_the_queue_cap() {
+    let dir = tempfile::tempdir().unwrap();
+    let (st, blocked, _) = slow(dir.path());
+    blocked.store(true, Ordering::SeqCst);
+    // Enough for a full batch (the writer then blocks in its commit) and four queues more.
+    let total = (BATCH_ROWS + 4 * QUEUE_CAP) as u32;
+    let sent = Arc::new(AtomicUsize::new(0));
+    let (sent2, gauge) = (sent.clone(), st.queue());
+    let sender = std::thread::spawn(move || {
+        for i in 0..total {
+            st.send(Req::Torrent(Box::new(numbered(i)))).unwrap();
+            sent2.fetch_add(1, Ordering::SeqCst);
+        }
+        st
+    });
+    // Until the sender has sent everything, or fills the queue.
+    while sent.load(Ordering::SeqCst) < total as usize && gauge.len() < QUEUE_CAP {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    // The writer took at most one batch before blocking in its commit: the sender cannot
+    // have sent everything.
+    let n = sent.load(Ordering::SeqCst);
+    assert!(
+        n < total as usize,
+        "all {n} sent while the database wrote nothing: the queue reached {}",
+        gauge.max()
+    );
+    blocked.store(false, Ordering::SeqCst);
+    let st = sender.join().unwrap();
+    // The cap, plus the request the store thread has taken but not yet counted out.
+    let max = gauge.max();
+    assert!(max <= QUEUE_CAP + 1, "the queue reached {max}");
+    assert!(gauge.waits() > 0, "the sender waited");
+    let stats = st.finish().unwrap();
+    assert_eq!(stats.torrents, u64::from(total), "nothing lost");
+}
+
+/// Many "is it known?" questions in one turn of the crawl loop cost one query.
+#[test]
+fn questions_are_asked_in_one_query() {
+    let dir = tempfile::tempdir().unwrap();
+    let (st, _, lookups) = slow(dir.path());
+    let stored = numbered(7);
+    st.send(Req::Torrent(Box::new(stored.clone()))).unwrap();
+    st.flush().unwrap();
+    for i in 0..200 {
+        st.ask_known(numbered(i).info_hash).unwrap();
+    }
+    st.poll().unwrap();
+    st.flush().unwrap();
+    assert_eq!(
+        lookups.load(Ordering::SeqCst),
+        1,
+        "one query for 200 questions"
+    );
+    assert_eq!(st.known_rx.try_recv().ok(), Some(stored.info_hash));
+    assert!(st.known_rx.try_recv().is_err());
+    let stats = st.finish().unwrap();
+    assert_eq!((stats.lookups, stats.known), (200, 1));
+}
+
+/// A crawler killed while holding leases leaves them behind: the next start sweeps the
+/// expired ones (and leaves the live one of another crawler).
+#[test]
+fn expired_leases_are_swept_at_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = DbUrl::Sqlite(dir.path().join("i.sqlite"));
+    {
+        let mut s = url.open().unwrap();
+        for i in 1..=3 {
+            assert!(s
+                .claim(&InfoHash([i; 20]), "killed", Duration::ZERO)
+                .unwrap());
+        }
+        let hour = Duration::from_secs(3600);
+        assert!(s.claim(&InfoHash([4; 20]), "alive", hour).unwrap());
+    }
+    let (st, opened) = StoreThread::start(url.clone(), config("me")).unwrap();
+    assert_eq!(opened.swept, 3);
+    assert_eq!(st.finish().unwrap().leases_swept, 3);
+    let (st, opened) = StoreThread::start(url, config("me")).unwrap();
+    assert_eq!(opened.swept, 0, "the live lease stays");
+    st.finish().unwrap();
+}
