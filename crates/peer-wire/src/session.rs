@@ -835,15 +835,24 @@ mod tests {
         fn arbitrary_input_never_panics_and_stays_bounded(
             chunks in proptest::collection::vec(proptest::collection::vec(any::<u8>(), 0..300), 0..8),
             prefix in any::<bool>(),
+            hold_for_grant in any::<bool>(),
+            grant_at in 0..8usize,
         ) {
             let key = [3u8; 20];
-            let config = SessionConfig { max_frame_len: 200, ..SessionConfig::default() };
+            let config = SessionConfig {
+                max_frame_len: 200,
+                hold_for_grant,
+                ..SessionConfig::default()
+            };
             let mut s = MetadataSession::new(config, key, OUR_ID);
             if prefix {
                 s.handle_input(&peer_handshake(key, true));
                 s.handle_input(&peer_ext_handshake(Some(20_000)));
             }
-            for c in &chunks {
+            for (i, c) in chunks.iter().enumerate() {
+                if i == grant_at {
+                    s.grant();
+                }
                 s.handle_input(c);
                 prop_assert!(s.inbuf.len() <= 204);
                 let _ = s.poll_transmit();
