@@ -42,7 +42,9 @@ pub struct SessionConfig {
     /// Stop after the peer's extended handshake, in [`SessionState::AwaitingGrant`], until
     /// the driver calls [`MetadataSession::grant`]: nothing is allocated for the metadata
     /// and nothing requested before, so that a driver running many sessions can reserve
-    /// the announced size from a shared memory budget first. Default `false`.
+    /// the announced size from a shared memory budget first. Once granted, the metadata
+    /// is received into one buffer of that size ([`MetadataAssembler::buffered`]), so it
+    /// is never held twice. Default `false`.
     pub hold_for_grant: bool,
 }
 
@@ -349,7 +351,11 @@ impl MetadataSession {
             .config
             .expected
             .unwrap_or(Expected::DhtKey(self.info_hash));
-        let assembler = MetadataAssembler::new(expected, size, self.config.max_metadata_size)?;
+        let mut assembler = MetadataAssembler::new(expected, size, self.config.max_metadata_size)?;
+        if self.config.hold_for_grant {
+            // The driver has reserved `size`: one buffer, which becomes the info dict.
+            assembler = assembler.buffered();
+        }
         self.phase = Phase::Fetching {
             assembler,
             peer_id,
@@ -395,8 +401,12 @@ impl MetadataSession {
                     *in_flight -= 1;
                 }
                 if assembler.is_complete() {
-                    let result = assembler.finish();
-                    self.finish(result);
+                    // By value, so that a buffered assembler's buffer is the info dict.
+                    if let Phase::Fetching { assembler, .. } =
+                        mem::replace(&mut self.phase, Phase::Handshake)
+                    {
+                        self.finish(assembler.into_metadata());
+                    }
                     Ok(())
                 } else {
                     self.request_more()
