@@ -15,10 +15,10 @@
 //!   arrive, with follow-up jobs for peers that come later.
 //!
 //! Memory per connection is bounded by the session: one frame of at most 1 MiB in the input
-//! buffer plus the metadata received so far, which is at most
-//! [`FetchConfig::max_metadata_size`]. The metadata of all connections together is bounded
-//! by [`FetchConfig::memory`] ([`budget`]): each reserves the size its peer announces
-//! before receiving any of it.
+//! buffer plus one buffer of the announced metadata size, at most
+//! [`FetchConfig::max_metadata_size`], which becomes the info dict. The metadata of all
+//! connections together is bounded by [`FetchConfig::memory`] ([`budget`]): each reserves
+//! the size its peer announces before that buffer is allocated.
 
 mod batch;
 pub mod budget;
