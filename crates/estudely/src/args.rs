@@ -191,6 +191,33 @@ pub fn overall_limit(timeout: Duration) -> Option<Duration> {
     (!timeout.is_zero()).then_some(timeout)
 }
 
+/// A size in bytes: a whole number, optionally followed by `K`, `M` or `G` (binary: KiB,
+/// MiB, GiB; `KiB`, `MiB`, `GiB` are taken too). More than 0.
+pub fn parse_bytes(s: &str) -> Result<u64, String> {
+    let bad = || format!("`{s}` is not a size (bytes, or a number with K, M or G)");
+    let t = s.trim();
+    let digits = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (n, unit) = t.split_at(digits);
+    let shift = match unit
+        .trim()
+        .trim_end_matches("iB")
+        .to_ascii_uppercase()
+        .as_str()
+    {
+        "" | "B" => 0,
+        "K" => 10,
+        "M" => 20,
+        "G" => 30,
+        _ => return Err(bad()),
+    };
+    let n: u64 = n.parse().map_err(|_| bad())?;
+    let bytes = n.checked_mul(1 << shift).ok_or_else(bad)?;
+    if bytes == 0 {
+        return Err(format!("`{s}` must be more than 0 bytes"));
+    }
+    Ok(bytes)
+}
+
 /// 40 hex digits as a node id.
 pub fn parse_node_id(s: &str) -> Result<NodeId, String> {
     NodeId::from_hex(s).ok_or_else(|| format!("`{s}` is not 40 hex digits"))
@@ -223,5 +250,23 @@ pub fn info_hash_hex(s: &str) -> Option<InfoHash> {
         40 => InfoHash::from_hex(s),
         64 => InfoHash::from_hex(s.get(..40)?).filter(|_| hex::decode(s).is_ok()),
         _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes_take_binary_suffixes() {
+        assert_eq!(parse_bytes("1000"), Ok(1000));
+        assert_eq!(parse_bytes("64M"), Ok(64 << 20));
+        assert_eq!(parse_bytes("64MiB"), Ok(64 << 20));
+        assert_eq!(parse_bytes("2g"), Ok(2 << 30));
+        assert_eq!(parse_bytes("16 KiB"), Ok(16 << 10));
+        for bad in ["", "M", "-1", "1.5M", "3T", "99999999999G"] {
+            assert!(parse_bytes(bad).is_err(), "{bad}");
+        }
+        assert!(parse_bytes("0").unwrap_err().contains("more than 0"));
     }
 }

@@ -142,3 +142,49 @@ fn private_peers_are_refused_without_allow_private() {
         "no connection reached the refused peer"
     );
 }
+
+/// A peers CSV in which every peer is at a loopback address (a testnet's, fetched without
+/// the flag): besides the summary, one line says why and names `--allow-private`; with the
+/// flag, that line is gone (the attempts are made, and fail otherwise).
+#[test]
+fn a_file_of_private_peers_only_names_allow_private() {
+    // Ports nobody listens on: with --allow-private the connects are refused.
+    let closed: Vec<u16> = (0..3)
+        .map(|_| {
+            let l = std::net::TcpListener::bind("127.0.32.10:0").unwrap();
+            l.local_addr().unwrap().port()
+        })
+        .collect();
+    let mut csv = String::from("infohash,peer_ip,peer_port\n");
+    for (i, port) in closed.iter().enumerate() {
+        csv += &format!("{:040x},127.0.32.10,{port}\n", i + 1);
+        csv += &format!("{:040x},127.0.32.11,{port}\n", i + 1);
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("peers.csv");
+    std::fs::write(&file, csv).unwrap();
+    let path = file.to_str().unwrap();
+
+    let run = run_cli(&["metadata", path], None, LIMIT);
+    assert!(run.status.success(), "{}", run.stderr);
+    let lines: Vec<&str> = run.stderr.lines().collect();
+    assert!(
+        lines.contains(&"metadata: 0/3 infohashes, 6 attempts: 0 ok, 6 address_refused"),
+        "{}",
+        run.stderr
+    );
+    let hints: Vec<&&str> = lines
+        .iter()
+        .filter(|l| l.contains("--allow-private"))
+        .collect();
+    assert_eq!(hints.len(), 1, "{}", run.stderr);
+    assert!(hints[0].contains("every peer (6)"), "{}", hints[0]);
+
+    let run = run_cli(
+        &["metadata", "--allow-private", "--transport", "tcp", path],
+        None,
+        LIMIT,
+    );
+    assert!(run.status.success(), "{}", run.stderr);
+    assert!(!run.stderr.contains("--allow-private"), "{}", run.stderr);
+}

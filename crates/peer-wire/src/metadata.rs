@@ -3,7 +3,10 @@
 //! [`MetadataAssembler`] checks the announced size before allocating anything, keeps each
 //! 16 KiB piece only once it has arrived (so memory follows the data actually received, not
 //! the size a peer claims), accepts pieces in any order, and verifies the whole buffer
-//! against SHA-1 (v1) and/or SHA-256 (v2) when the last piece is in.
+//! against SHA-1 (v1) and/or SHA-256 (v2) when the last piece is in. A driver that has
+//! reserved memory for the announced size can ask for one buffer of that size instead
+//! ([`MetadataAssembler::buffered`]): the pieces are written into it and it becomes the
+//! info dict, so that a complete one is never held twice (pieces and joined copy).
 
 use sha1::{Digest, Sha1};
 use sha2::Sha256;
@@ -71,9 +74,13 @@ pub struct Metadata {
 pub struct MetadataAssembler {
     expected: Expected,
     size: usize,
+    /// Received pieces; in buffered mode, an empty marker (no allocation) per piece in
+    /// `buffer`.
     pieces: Vec<Option<Box<[u8]>>>,
     requested: Vec<bool>,
     received: u32,
+    /// The whole info dict, pieces written in place ([`Self::buffered`]).
+    buffer: Option<Vec<u8>>,
 }
 
 impl MetadataAssembler {
@@ -107,7 +114,25 @@ impl MetadataAssembler {
             pieces: vec![None; count],
             requested: vec![false; count],
             received: 0,
+            buffer: None,
         })
+    }
+
+    /// Receive into one buffer of the full size, allocated now (zeroed pages, which the
+    /// system maps as they are written), rather than piece by piece: for a driver that has
+    /// reserved the announced size. [`into_metadata`](Self::into_metadata) then returns
+    /// that buffer itself. Pieces received before are kept.
+    pub fn buffered(mut self) -> Self {
+        let mut buf = vec![0u8; self.size];
+        for (i, p) in self.pieces.iter_mut().enumerate() {
+            if let Some(data) = p.take() {
+                let at = i * METADATA_PIECE_LEN;
+                buf[at..at + data.len()].copy_from_slice(&data);
+                *p = Some(Box::default());
+            }
+        }
+        self.buffer = Some(buf);
+        self
     }
 
     /// Size of the info dict in bytes.
@@ -173,7 +198,14 @@ impl MetadataAssembler {
         if slot.is_some() {
             return Err(WireError::DuplicatePiece { piece });
         }
-        *slot = Some(data.into());
+        *slot = Some(match &mut self.buffer {
+            Some(buf) => {
+                let at = piece as usize * METADATA_PIECE_LEN;
+                buf[at..at + data.len()].copy_from_slice(data);
+                Box::default()
+            }
+            None => data.into(),
+        });
         self.received += 1;
         Ok(())
     }
@@ -181,15 +213,45 @@ impl MetadataAssembler {
     /// Join the pieces and verify them: returns the info dict or [`WireError::HashMismatch`]
     /// ([`WireError::Incomplete`] if pieces are missing).
     pub fn finish(&self) -> Result<Metadata, WireError> {
-        if !self.is_complete() {
-            return Err(WireError::Incomplete {
+        self.check_complete()?;
+        let info = match &self.buffer {
+            Some(buf) => buf.clone(),
+            None => self.joined(),
+        };
+        self.verified(info)
+    }
+
+    /// [`finish`](Self::finish) by value: a [`buffered`](Self::buffered) assembler's
+    /// buffer becomes the info dict without a copy.
+    pub fn into_metadata(mut self) -> Result<Metadata, WireError> {
+        self.check_complete()?;
+        let info = match self.buffer.take() {
+            Some(buf) => buf,
+            None => self.joined(),
+        };
+        self.verified(info)
+    }
+
+    fn check_complete(&self) -> Result<(), WireError> {
+        if self.is_complete() {
+            Ok(())
+        } else {
+            Err(WireError::Incomplete {
                 missing: self.piece_count() - self.received,
-            });
+            })
         }
+    }
+
+    /// The pieces, joined.
+    fn joined(&self) -> Vec<u8> {
         let mut info = Vec::with_capacity(self.size);
         for piece in self.pieces.iter().flatten() {
             info.extend_from_slice(piece);
         }
+        info
+    }
+
+    fn verified(&self, info: Vec<u8>) -> Result<Metadata, WireError> {
         let verified_by = verify(&self.expected, &info).ok_or(WireError::HashMismatch)?;
         Ok(Metadata { info, verified_by })
     }
@@ -255,6 +317,34 @@ mod tests {
             MetadataAssembler::new(InfoHashes::default(), 10, max).unwrap_err(),
             WireError::MissingField { field: "info_hash" }
         );
+    }
+
+    /// A buffered assembler takes pieces in any order (and those received before it was
+    /// buffered), refuses the same bad pieces, and its buffer is the info dict.
+    #[test]
+    fn buffered_assembly_matches_piecewise() {
+        let info = blob(3 * METADATA_PIECE_LEN + 5);
+        let (v1, _) = hashes(&info);
+        let mut a = MetadataAssembler::new(v1, info.len() as u64, 1 << 20).unwrap();
+        assemble(&mut a, &info, &[2]);
+        let mut a = a.buffered();
+        assert_eq!(
+            a.add_piece(2, &info[2 * METADATA_PIECE_LEN..3 * METADATA_PIECE_LEN]),
+            Err(WireError::DuplicatePiece { piece: 2 })
+        );
+        assert!(a.add_piece(3, &[0; 6]).is_err());
+        assert_eq!(
+            a.finish().unwrap_err(),
+            WireError::Incomplete { missing: 3 }
+        );
+        assemble(&mut a, &info, &[3, 0, 1]);
+        assert_eq!(a.finish().unwrap().info, info);
+        assert_eq!(a.into_metadata().unwrap().info, info);
+        let mut wrong = MetadataAssembler::new([9; 20], info.len() as u64, 1 << 20)
+            .unwrap()
+            .buffered();
+        assemble(&mut wrong, &info, &[0, 1, 2, 3]);
+        assert_eq!(wrong.into_metadata().unwrap_err(), WireError::HashMismatch);
     }
 
     #[test]

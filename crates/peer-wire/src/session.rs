@@ -39,6 +39,13 @@ pub struct SessionConfig {
     pub client: Option<String>,
     /// Set the BEP 52 v2 bit in our handshake. Default `false`.
     pub advertise_v2: bool,
+    /// Stop after the peer's extended handshake, in [`SessionState::AwaitingGrant`], until
+    /// the driver calls [`MetadataSession::grant`]: nothing is allocated for the metadata
+    /// and nothing requested before, so that a driver running many sessions can reserve
+    /// the announced size from a shared memory budget first. Once granted, the metadata
+    /// is received into one buffer of that size ([`MetadataAssembler::buffered`]), so it
+    /// is never held twice. Default `false`.
+    pub hold_for_grant: bool,
 }
 
 impl Default for SessionConfig {
@@ -50,6 +57,7 @@ impl Default for SessionConfig {
             expected: None,
             client: None,
             advertise_v2: false,
+            hold_for_grant: false,
         }
     }
 }
@@ -61,6 +69,12 @@ pub enum SessionState {
     Handshaking,
     /// Waiting for the peer's extended handshake.
     AwaitingExtHandshake,
+    /// The peer announced `size` bytes of metadata (within the cap); waiting for the
+    /// driver's [`MetadataSession::grant`] (only with [`SessionConfig::hold_for_grant`]).
+    AwaitingGrant {
+        /// The announced `metadata_size`.
+        size: u64,
+    },
     /// Downloading metadata pieces.
     Fetching {
         /// Pieces received so far.
@@ -78,6 +92,12 @@ pub enum SessionState {
 enum Phase {
     Handshake,
     ExtHandshake,
+    /// Announced size checked, nothing allocated yet.
+    Held {
+        size: u64,
+        peer_id: u8,
+        max_in_flight: u32,
+    },
     Fetching {
         assembler: MetadataAssembler,
         /// The peer's id for `ut_metadata`.
@@ -166,12 +186,29 @@ impl MetadataSession {
         match &self.phase {
             Phase::Handshake => SessionState::Handshaking,
             Phase::ExtHandshake => SessionState::AwaitingExtHandshake,
+            Phase::Held { size, .. } => SessionState::AwaitingGrant { size: *size },
             Phase::Fetching { assembler, .. } => SessionState::Fetching {
                 received: assembler.received_count(),
                 pieces: assembler.piece_count(),
             },
             Phase::Finished(Ok(_)) => SessionState::Done,
             Phase::Finished(Err(e)) => SessionState::Failed(e.kind()),
+        }
+    }
+
+    /// Go on from [`SessionState::AwaitingGrant`]: prepare to receive the metadata and
+    /// queue the first requests. Does nothing in any other state.
+    pub fn grant(&mut self) {
+        let Phase::Held {
+            size,
+            peer_id,
+            max_in_flight,
+        } = self.phase
+        else {
+            return;
+        };
+        if let Err(e) = self.start_fetching(size, peer_id, max_in_flight) {
+            self.finish(Err(e));
         }
     }
 
@@ -281,16 +318,44 @@ impl MetadataSession {
         self.peer_ext = Some(ext);
         let peer_id = peer_id.ok_or(WireError::NoUtMetadata)?;
         let size = size.ok_or(WireError::MissingMetadataSize)?;
-        let expected = self
-            .config
-            .expected
-            .unwrap_or(Expected::DhtKey(self.info_hash));
-        let assembler = MetadataAssembler::new(expected, size, self.config.max_metadata_size)?;
         let max_in_flight = self
             .config
             .max_outstanding
             .min(reqq.unwrap_or(u32::MAX))
             .max(1);
+        if self.config.hold_for_grant {
+            // The same check the assembler makes, so that a size it would refuse fails
+            // here and is never waited for.
+            let max = self.config.max_metadata_size;
+            if size == 0 || size > max {
+                return Err(WireError::BadMetadataSize { size, max });
+            }
+            self.phase = Phase::Held {
+                size,
+                peer_id,
+                max_in_flight,
+            };
+            return Ok(());
+        }
+        self.start_fetching(size, peer_id, max_in_flight)
+    }
+
+    /// Allocate the assembler for `size` bytes and request the first pieces.
+    fn start_fetching(
+        &mut self,
+        size: u64,
+        peer_id: u8,
+        max_in_flight: u32,
+    ) -> Result<(), WireError> {
+        let expected = self
+            .config
+            .expected
+            .unwrap_or(Expected::DhtKey(self.info_hash));
+        let mut assembler = MetadataAssembler::new(expected, size, self.config.max_metadata_size)?;
+        if self.config.hold_for_grant {
+            // The driver has reserved `size`: one buffer, which becomes the info dict.
+            assembler = assembler.buffered();
+        }
         self.phase = Phase::Fetching {
             assembler,
             peer_id,
@@ -336,8 +401,12 @@ impl MetadataSession {
                     *in_flight -= 1;
                 }
                 if assembler.is_complete() {
-                    let result = assembler.finish();
-                    self.finish(result);
+                    // By value, so that a buffered assembler's buffer is the info dict.
+                    if let Phase::Fetching { assembler, .. } =
+                        mem::replace(&mut self.phase, Phase::Handshake)
+                    {
+                        self.finish(assembler.into_metadata());
+                    }
                     Ok(())
                 } else {
                     self.request_more()
@@ -724,20 +793,76 @@ mod tests {
         assert_eq!(s.state(), SessionState::Failed(FailureKind::Protocol));
     }
 
+    /// With `hold_for_grant`, a claimed size stops the session before anything is
+    /// allocated or requested: pieces pushed unasked are dropped, not kept, until the
+    /// driver grants; then it fetches as usual.
+    #[test]
+    fn a_held_session_allocates_and_requests_nothing_until_granted() {
+        let info = info_blob(3 * METADATA_PIECE_LEN);
+        let hold = SessionConfig {
+            hold_for_grant: true,
+            ..SessionConfig::default()
+        };
+        let (mut s, first) = handshaken(hold.clone(), sha1(&info), info.len());
+        assert_eq!(first, Vec::<u32>::new());
+        let size = info.len() as u64;
+        assert_eq!(s.state(), SessionState::AwaitingGrant { size });
+        s.handle_input(&data_msg(&info, 0));
+        s.handle_input(&data_msg(&info, 1));
+        assert_eq!(s.state(), SessionState::AwaitingGrant { size });
+        assert!(matches!(s.phase, Phase::Held { .. }));
+        assert_eq!(s.poll_transmit(), None);
+        s.grant();
+        assert_eq!(
+            s.state(),
+            SessionState::Fetching {
+                received: 0,
+                pieces: 3
+            }
+        );
+        let first = requests(&s.poll_transmit().unwrap());
+        assert_eq!(first, [0, 1, 2]);
+        serve(&mut s, &info, first, 4096);
+        assert_eq!(s.outcome().unwrap().unwrap().info, info);
+        // A size over the cap fails at once: nothing to wait for.
+        let mut big = MetadataSession::new(
+            SessionConfig {
+                max_metadata_size: 1000,
+                ..hold
+            },
+            [4; 20],
+            OUR_ID,
+        );
+        big.handle_input(&peer_handshake([4; 20], true));
+        big.handle_input(&peer_ext_handshake(Some(1001)));
+        assert_eq!(big.state(), SessionState::Failed(FailureKind::TooLarge));
+        big.grant();
+        assert_eq!(big.state(), SessionState::Failed(FailureKind::TooLarge));
+    }
+
     proptest! {
         #[test]
         fn arbitrary_input_never_panics_and_stays_bounded(
             chunks in proptest::collection::vec(proptest::collection::vec(any::<u8>(), 0..300), 0..8),
             prefix in any::<bool>(),
+            hold_for_grant in any::<bool>(),
+            grant_at in 0..8usize,
         ) {
             let key = [3u8; 20];
-            let config = SessionConfig { max_frame_len: 200, ..SessionConfig::default() };
+            let config = SessionConfig {
+                max_frame_len: 200,
+                hold_for_grant,
+                ..SessionConfig::default()
+            };
             let mut s = MetadataSession::new(config, key, OUR_ID);
             if prefix {
                 s.handle_input(&peer_handshake(key, true));
                 s.handle_input(&peer_ext_handshake(Some(20_000)));
             }
-            for c in &chunks {
+            for (i, c) in chunks.iter().enumerate() {
+                if i == grant_at {
+                    s.grant();
+                }
                 s.handle_input(c);
                 prop_assert!(s.inbuf.len() <= 204);
                 let _ = s.poll_transmit();

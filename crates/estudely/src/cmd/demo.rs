@@ -45,6 +45,9 @@ pub struct DemoArgs {
     /// the testnet's seeders speak plaintext only, so `required` fetches nothing.
     #[arg(long, value_enum, value_name = "WHEN", default_value_t = EncryptionPolicy::Prefer)]
     pub encryption: EncryptionPolicy,
+    /// Most metadata in flight, all fetches together (bytes, or with K, M, G).
+    #[arg(long, value_name = "BYTES", default_value = "64M", value_parser = crate::args::parse_bytes)]
+    pub fetch_memory: u64,
 }
 
 /// Run `estudely demo`.
@@ -71,6 +74,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
         max_infohashes: args.torrents as usize,
         fetch: FetchFlags {
             encryption: args.encryption,
+            fetch_memory: args.fetch_memory,
             ..Default::default()
         },
         overall_timeout: args.overall_timeout,

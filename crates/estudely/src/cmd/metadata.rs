@@ -26,7 +26,7 @@ use estudely_peer_wire::{torrent_file_bytes, Version, DEFAULT_MAX_METADATA_SIZE}
 use serde::Serialize;
 use tokio::sync::mpsc;
 
-use crate::args::{overall_limit, parse_overall_timeout, parse_secs};
+use crate::args::{overall_limit, parse_bytes, parse_overall_timeout, parse_secs};
 use crate::crawl::driver::sleep_until_opt as until;
 use crate::crawl::setup::interrupted;
 use crate::fetch::peers_csv::{self, Line, RowReader};
@@ -74,6 +74,11 @@ pub struct MetadataArgs {
     /// Largest info dict accepted, in bytes.
     #[arg(long, value_name = "BYTES", default_value_t = DEFAULT_MAX_METADATA_SIZE, value_parser = clap::value_parser!(u64).range(1..))]
     pub max_metadata_size: u64,
+    /// Most metadata in flight, all fetches together: each reserves the size its peer
+    /// announces before receiving it, and waits (then fails as `memory_budget`) when
+    /// there is no room. Bytes, or with K, M, G (KiB, MiB, GiB).
+    #[arg(long, value_name = "BYTES", default_value = "64M", value_parser = parse_bytes)]
+    pub fetch_memory: u64,
     /// Write each verified torrent to DIR/<infohash>.torrent (created if missing).
     #[arg(long, value_name = "DIR")]
     pub save_torrents: Option<PathBuf>,
@@ -172,6 +177,7 @@ pub async fn run(args: MetadataArgs) -> anyhow::Result<()> {
         addr_policy: AddrPolicy::with_private(args.allow_private),
         transport: args.transport,
         encryption: args.encryption,
+        memory: fetch::MetadataBudget::new(args.fetch_memory),
         ..FetchConfig::default()
     };
     args.metrics.start()?;
@@ -180,6 +186,7 @@ pub async fn run(args: MetadataArgs) -> anyhow::Result<()> {
         printing: true,
         save_torrents: args.save_torrents.clone(),
         live: crate::progress::FetchProgress::new("metadata"),
+        refused_private: 0,
     };
     out.header()?;
     let stop = interrupted();
@@ -197,7 +204,25 @@ pub async fn run(args: MetadataArgs) -> anyhow::Result<()> {
     };
     out.live.finish(&stats);
     eprintln!("metadata: {stats}");
+    if let Some(hint) = private_hint(&stats, out.refused_private, args.allow_private) {
+        eprintln!("metadata: {hint}");
+    }
     Ok(())
+}
+
+/// The line that explains a run in which every attempt was refused for an address that
+/// `--allow-private` would have let through (a peers CSV from a loopback testnet or a lab
+/// network): without it the summary says only `0 ok, N address_refused`, which a new user
+/// reads as "every peer failed". `None` when anything else happened, or with the flag.
+fn private_hint(stats: &FetchStats, refused_private: u64, allow_private: bool) -> Option<String> {
+    let attempts = stats.attempts();
+    (!allow_private && attempts > 0 && refused_private == attempts).then(|| {
+        format!(
+            "every peer ({attempts}) is at a private, loopback, link-local or CGNAT address, \
+             which is refused by default; add --allow-private to fetch from a lab network or \
+             a loopback testnet"
+        )
+    })
 }
 
 /// The fetcher ends itself at its deadline; this long after it, we stop waiting for it.
@@ -337,6 +362,8 @@ struct Output {
     printing: bool,
     save_torrents: Option<PathBuf>,
     live: crate::progress::FetchProgress,
+    /// Attempts refused for an address that `--allow-private` lets through.
+    refused_private: u64,
 }
 
 impl Output {
@@ -349,6 +376,13 @@ impl Output {
     /// A finished infohash: its torrent saved and its row printed, if it was obtained.
     fn result(&mut self, r: &InfohashResult) -> anyhow::Result<()> {
         self.live.record(r);
+        let lab = AddrPolicy::with_private(true);
+        self.refused_private += r
+            .failed
+            .iter()
+            .filter(|a| a.failure.kind == fetch::FailureKind::AddressRefused)
+            .filter(|a| lab.check(&a.peer).is_ok())
+            .count() as u64;
         if let (Some(dir), Some(m)) = (&self.save_torrents, &r.metadata) {
             if let Err(e) = save_torrent(dir, &r.info_hash.to_hex(), &m.info) {
                 eprintln!("warning: {e:#}");

@@ -8,7 +8,7 @@ use estudely_peer_wire::{
 };
 use rand::RngCore as _;
 use tokio::io::{AsyncRead, AsyncReadExt as _, AsyncWrite, AsyncWriteExt as _};
-use tokio::net::TcpStream;
+use tokio::net::{TcpSocket, TcpStream};
 use tokio::time::{timeout_at, Instant};
 
 use super::encrypted::handshake as mse_handshake;
@@ -106,7 +106,7 @@ pub async fn fetch_one_until(
             Transport::Tcp => dial_tcp(peer, cfg, deadline, &timed_out).await,
             Transport::Utp => {
                 let connect_by = deadline.min(Instant::now() + cfg.connect_timeout);
-                cfg.utp.connect(peer, connect_by).await
+                cfg.utp.connect(peer, cfg.local_ip(&peer), connect_by).await
             }
         };
         let r = match stream {
@@ -159,7 +159,7 @@ async fn tcp_by(
     connect_by: Instant,
     timed_out: &impl Fn(String, Instant) -> FetchFailure,
 ) -> Result<Box<dyn PeerStream>, FetchFailure> {
-    match timeout_at(connect_by, TcpStream::connect(peer)).await {
+    match timeout_at(connect_by, tcp_connect(peer, cfg.local_ip(&peer))).await {
         Err(_) => {
             let what = format!("no TCP connection within {:?}", cfg.connect_timeout);
             Err(timed_out(what, connect_by))
@@ -173,6 +173,24 @@ async fn tcp_by(
             Ok(Box::new(s))
         }
     }
+}
+
+/// A TCP connection to `peer`, from `local` if given (any port).
+async fn tcp_connect(
+    peer: SocketAddr,
+    local: Option<std::net::IpAddr>,
+) -> std::io::Result<TcpStream> {
+    let socket = if peer.is_ipv4() {
+        TcpSocket::new_v4()?
+    } else {
+        TcpSocket::new_v6()?
+    };
+    if let Some(ip) = local {
+        socket
+            .bind(SocketAddr::new(ip, 0))
+            .map_err(|e| std::io::Error::new(e.kind(), format!("bind {ip}: {e}")))?;
+    }
+    socket.connect(peer).await
 }
 
 /// The metadata exchange over `stream`: in plaintext (`None`), or after an MSE handshake
@@ -272,14 +290,17 @@ async fn dial(
     let connect_by = deadline.min(start + cfg.connect_timeout);
     let tcp = || tcp_by(peer, cfg, connect_by, timed_out);
     let utp = || async {
-        cfg.utp.connect(peer, connect_by).await.map_err(|f| {
-            if f.kind == FailureKind::Timeout {
-                let what = format!("no uTP connection within {:?}", cfg.connect_timeout);
-                timed_out(what, connect_by)
-            } else {
-                f
-            }
-        })
+        cfg.utp
+            .connect(peer, cfg.local_ip(&peer), connect_by)
+            .await
+            .map_err(|f| {
+                if f.kind == FailureKind::Timeout {
+                    let what = format!("no uTP connection within {:?}", cfg.connect_timeout);
+                    timed_out(what, connect_by)
+                } else {
+                    f
+                }
+            })
     };
     match cfg.transport {
         TransportChoice::Tcp => tcp().await.map(|s| (s, Transport::Tcp)),
@@ -339,6 +360,9 @@ async fn exchange(
     let config = SessionConfig {
         max_metadata_size: cfg.max_metadata_size,
         client: cfg.client.clone(),
+        // The announced size is reserved from the shared budget before anything is
+        // allocated for it (see `budget.rs`).
+        hold_for_grant: true,
         ..SessionConfig::default()
     };
     let mut session = MetadataSession::new(config, info_hash, cfg.peer_id.unwrap_or_else(peer_id));
@@ -346,9 +370,20 @@ async fn exchange(
     let handshake_by = Instant::now() + cfg.handshake_timeout;
     // Deadline for the next metadata piece, and the count it was set at.
     let mut piece_by: Option<(Instant, u32)> = None;
+    // Held until the attempt ends, whatever its end.
+    let mut _reserved = None;
 
     while !session.is_finished() {
         let state = session.state();
+        if let SessionState::AwaitingGrant { size } = state {
+            // Wait for room no longer than the handshakes may take.
+            match cfg.memory.reserve(size, handshake_by.min(deadline)).await {
+                Ok(r) => _reserved = Some(r),
+                Err(e) => return Err(FetchFailure::new(FailureKind::MemoryBudget, e.to_string())),
+            }
+            session.grant();
+            continue;
+        }
         let (step_end, waiting_for) = match state {
             SessionState::Fetching { received, pieces } => {
                 let by = match piece_by {
@@ -429,6 +464,7 @@ fn closed(state: SessionState, why: &str) -> FetchFailure {
             )
         }
         SessionState::AwaitingExtHandshake => "before its extended handshake".to_owned(),
+        SessionState::AwaitingGrant { .. } => "before its metadata was requested".to_owned(),
         SessionState::Fetching { received, pieces } => {
             format!("after {received}/{pieces} metadata pieces")
         }
@@ -525,6 +561,36 @@ mod tests {
         assert_eq!(transport, Transport::Utp);
         let (_, transport) = dial_with(peer, &cfg(TransportChoice::Tcp)).await.unwrap();
         assert_eq!(transport, Transport::Tcp);
+    }
+
+    /// With a local address for the family (`--bind`), TCP and uTP connections leave from
+    /// it; without one, from the address the system picks (127.0.0.1 towards loopback).
+    #[tokio::test]
+    async fn connections_leave_from_the_local_address() {
+        let utp = UtpSocketUdp::new_udp("127.0.140.27:0".parse().unwrap())
+            .await
+            .unwrap();
+        let peer = utp.bind_addr();
+        let tcp = TcpListener::bind(peer).await.unwrap();
+        let local: std::net::IpAddr = "127.0.0.77".parse().unwrap();
+        let from = |transport| FetchConfig {
+            local_ips: vec!["0.0.0.0".parse().unwrap(), "::1".parse().unwrap(), local],
+            ..cfg(transport)
+        };
+        let (_conn, _) = dial_with(peer, &from(TransportChoice::Tcp)).await.unwrap();
+        let (_accepted, seen) = tcp.accept().await.unwrap();
+        assert_eq!(seen.ip(), local);
+        let (_conn, _) = dial_with(peer, &cfg(TransportChoice::Tcp)).await.unwrap();
+        let (_accepted, seen) = tcp.accept().await.unwrap();
+        assert_ne!(seen.ip(), local);
+
+        let accepting = tokio::spawn(async move {
+            let s = utp.accept().await.unwrap();
+            (s.remote_addr(), s, utp)
+        });
+        let (_conn, _) = dial_with(peer, &from(TransportChoice::Utp)).await.unwrap();
+        let (seen, _accepted, _utp) = accepting.await.unwrap();
+        assert_eq!(seen.ip(), local);
     }
 
     #[test]

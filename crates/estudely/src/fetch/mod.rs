@@ -15,10 +15,13 @@
 //!   arrive, with follow-up jobs for peers that come later.
 //!
 //! Memory per connection is bounded by the session: one frame of at most 1 MiB in the input
-//! buffer plus the metadata received so far, which is at most
-//! [`FetchConfig::max_metadata_size`].
+//! buffer plus one buffer of the announced metadata size, at most
+//! [`FetchConfig::max_metadata_size`], which becomes the info dict. The metadata of all
+//! connections together is bounded by [`FetchConfig::memory`] ([`budget`]): each reserves
+//! the size its peer announces before that buffer is allocated.
 
 mod batch;
+pub mod budget;
 mod conn;
 mod encrypted;
 pub mod peers_csv;
@@ -26,13 +29,14 @@ pub mod stream;
 mod utp;
 
 use std::fmt;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
 use estudely_dht_core::AddrPolicy;
 use estudely_peer_wire::{InfoSummary, DEFAULT_MAX_METADATA_SIZE};
 
 pub use batch::{fetch_many, fetch_stream, Attempt, FetchBatch, FetchStats, InfohashResult, Job};
+pub use budget::{MetadataBudget, DEFAULT_FETCH_MEMORY};
 pub use conn::{fetch_one, fetch_one_until, PeerStream};
 pub use utp::UtpDialer;
 
@@ -120,6 +124,26 @@ pub struct FetchConfig {
     /// Whether connections use Message Stream Encryption. Default
     /// [`EncryptionPolicy::Prefer`].
     pub encryption: EncryptionPolicy,
+    /// The budget of metadata in flight, shared by every attempt made with this
+    /// configuration (and its clones). Default [`DEFAULT_FETCH_MEMORY`].
+    pub memory: MetadataBudget,
+    /// Local addresses to connect from, TCP and uTP alike: the first of the peer's family
+    /// that is not unspecified (a crawler's `--bind`, so that on a host with one
+    /// `--shard` per IP each shard's fetches leave from its own IP). A peer of a family
+    /// without one is connected from the address the system picks. Default none. The
+    /// uTP socket of a family is bound on its first connection, with the address this
+    /// gave then.
+    pub local_ips: Vec<IpAddr>,
+}
+
+impl FetchConfig {
+    /// The address to connect to `peer` from, if [`local_ips`](Self::local_ips) names one.
+    pub fn local_ip(&self, peer: &SocketAddr) -> Option<IpAddr> {
+        self.local_ips
+            .iter()
+            .copied()
+            .find(|ip| ip.is_ipv4() == peer.is_ipv4() && !ip.is_unspecified())
+    }
 }
 
 /// When to use Message Stream Encryption (MSE, "protocol encryption") towards a peer.
@@ -199,6 +223,8 @@ impl Default for FetchConfig {
             transport: TransportChoice::Both,
             utp: UtpDialer::new(),
             encryption: EncryptionPolicy::default(),
+            memory: MetadataBudget::default(),
+            local_ips: Vec::new(),
         }
     }
 }
@@ -257,11 +283,14 @@ pub enum FailureKind {
     /// Not contacted: the address policy refuses its address (private, loopback,
     /// multicast, ..., or port 0; see `--allow-private`).
     AddressRefused,
+    /// The announced `metadata_size` found no room in the budget of metadata in flight
+    /// in time (`--fetch-memory`); nothing was requested.
+    MemoryBudget,
 }
 
 impl FailureKind {
     /// Every kind, in the order summaries list ties.
-    pub const ALL: [FailureKind; 10] = [
+    pub const ALL: [FailureKind; 11] = [
         FailureKind::Refused,
         FailureKind::Timeout,
         FailureKind::NoUtMetadata,
@@ -272,6 +301,7 @@ impl FailureKind {
         FailureKind::Protocol,
         FailureKind::Closed,
         FailureKind::AddressRefused,
+        FailureKind::MemoryBudget,
     ];
 
     /// The snake-case name used in summaries and JSON.
@@ -287,6 +317,7 @@ impl FailureKind {
             FailureKind::Protocol => "protocol",
             FailureKind::Closed => "closed",
             FailureKind::AddressRefused => "address_refused",
+            FailureKind::MemoryBudget => "memory_budget",
         }
     }
 }

@@ -2,7 +2,9 @@
 //!
 //! One [`UtpDialer`] is shared by every attempt of a fetcher (it travels in
 //! [`FetchConfig::utp`](super::FetchConfig::utp)): it binds one UDP socket per IP family, lazily,
-//! on the first connection of that family, on the unspecified address and an ephemeral port;
+//! on the first connection of that family, on the local address that connection asks for
+//! (`--bind`'s, see [`FetchConfig::local_ips`](super::FetchConfig::local_ips)) or else the
+//! unspecified one, and an ephemeral port;
 //! every outgoing uTP connection of that family is multiplexed over it (uTP tells connections
 //! apart by their connection ids).
 //!
@@ -65,12 +67,17 @@ impl UtpDialer {
         }
     }
 
-    /// The socket for `peer`'s family, bound now if it is not yet.
-    async fn socket(&self, peer: &SocketAddr) -> Result<Arc<UtpSocketUdp>, FetchFailure> {
-        let bind: SocketAddr = match peer {
-            SocketAddr::V4(_) => (IpAddr::V4(Ipv4Addr::UNSPECIFIED), 0).into(),
-            SocketAddr::V6(_) => (IpAddr::V6(Ipv6Addr::UNSPECIFIED), 0).into(),
+    /// The socket for `peer`'s family, bound now (on `local`, if given) if it is not yet.
+    async fn socket(
+        &self,
+        peer: &SocketAddr,
+        local: Option<IpAddr>,
+    ) -> Result<Arc<UtpSocketUdp>, FetchFailure> {
+        let any = match peer {
+            SocketAddr::V4(_) => IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+            SocketAddr::V6(_) => IpAddr::V6(Ipv6Addr::UNSPECIFIED),
         };
+        let bind = SocketAddr::new(local.unwrap_or(any), 0);
         let opts = SocketOpts {
             vsock_rx_bufsize_bytes: NonZeroUsize::new(RX_BUFFER),
             max_live_vsocks: NonZeroUsize::new(MAX_CONNECTIONS),
@@ -91,14 +98,16 @@ impl UtpDialer {
             })
     }
 
-    /// Open a uTP connection to `peer` by `connect_by`. Fails as `timeout` if no SYN is
-    /// answered by then, as `refused` if the peer resets it or the socket cannot send.
+    /// Open a uTP connection to `peer` by `connect_by`, from the family's socket (bound on
+    /// `local` if this is its first connection). Fails as `timeout` if no SYN is answered
+    /// by then, as `refused` if the peer resets it or the socket cannot send.
     pub async fn connect(
         &self,
         peer: SocketAddr,
+        local: Option<IpAddr>,
         connect_by: Instant,
     ) -> Result<Box<dyn PeerStream>, FetchFailure> {
-        let socket = self.socket(&peer).await?;
+        let socket = self.socket(&peer, local).await?;
         let start = Instant::now();
         let mut wait = FIRST_SYN_WAIT;
         loop {
@@ -168,7 +177,7 @@ mod tests {
         let dialer = UtpDialer::new();
         assert_eq!(dialer.local_addr(&peer), None);
         let deadline = Instant::now() + Duration::from_secs(30);
-        let mut stream = dialer.connect(peer, deadline).await.unwrap();
+        let mut stream = dialer.connect(peer, None, deadline).await.unwrap();
         assert!(dialer.local_addr(&peer).is_some());
         stream.write_all(b"hello").await.unwrap();
         let mut back = [0u8; 5];
@@ -186,7 +195,7 @@ mod tests {
         let dialer = UtpDialer::new();
         // Past the first wait for an answer, so that the SYN is sent twice.
         let deadline = Instant::now() + FIRST_SYN_WAIT + FIRST_SYN_WAIT.mul_f32(1.5);
-        let failure = match dialer.connect(peer, deadline).await {
+        let failure = match dialer.connect(peer, None, deadline).await {
             Ok(_) => panic!("a silent peer was connected to"),
             Err(f) => f,
         };

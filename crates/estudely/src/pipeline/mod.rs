@@ -181,6 +181,8 @@ pub struct PipelineConfig {
     pub caps: Caps,
     /// `--encryption`: when metadata connections use Message Stream Encryption.
     pub encryption: EncryptionPolicy,
+    /// `--fetch-memory`: bytes of metadata the fetches may be promised at once.
+    pub fetch_memory: u64,
 }
 
 /// How often progress (the stderr line, the metrics, the caller's hook) is updated.
@@ -213,6 +215,11 @@ pub struct FetchFlags {
     /// `required` (encrypted, RC4 only).
     #[arg(long, value_enum, value_name = "WHEN", default_value_t = EncryptionPolicy::Prefer)]
     pub encryption: EncryptionPolicy,
+    /// Most metadata in flight, all fetches together: each reserves the size its peer
+    /// announces before receiving it, and waits (then fails as `memory_budget`) when
+    /// there is no room. Bytes, or with K, M, G (KiB, MiB, GiB).
+    #[arg(long, value_name = "BYTES", default_value = "64M", value_parser = crate::args::parse_bytes)]
+    pub fetch_memory: u64,
 }
 
 impl Default for FetchFlags {
@@ -225,6 +232,7 @@ impl Default for FetchFlags {
             transport: TransportChoice::Both,
             save_torrents: None,
             encryption: EncryptionPolicy::Prefer,
+            fetch_memory: crate::fetch::DEFAULT_FETCH_MEMORY,
         }
     }
 }
@@ -255,6 +263,7 @@ impl FetchFlags {
             label,
             caps: Caps::default(),
             encryption: self.encryption,
+            fetch_memory: self.fetch_memory,
         }
     }
 }
@@ -452,6 +461,9 @@ pub async fn run<S: RowSink, G: Gate>(
         // The peers come from the crawler, under its address policy: the fetcher keeps it.
         addr_policy: driver.crawler().node().addr_policy().clone(),
         encryption: cfg.encryption,
+        memory: crate::fetch::MetadataBudget::new(cfg.fetch_memory),
+        // Fetches leave from the crawler's --bind address of their family.
+        local_ips: driver.local_addrs().iter().map(|a| a.ip()).collect(),
         ..FetchConfig::default()
     };
     let mut batch = fetch_stream(rx, fetch_cfg);

@@ -127,6 +127,16 @@ pub struct Report {
 impl Report {
     /// The report of an index: its [`Stats`], timeline and size histogram.
     pub fn from_store(store: &mut dyn Store, input: String, now: i64) -> anyhow::Result<Report> {
+        Ok(Report::with_stats(store, input, now)?.0)
+    }
+
+    /// [`from_store`](Self::from_store), and the [`Stats`] it was made from (the web
+    /// server caches both: they come from the same scans).
+    pub fn with_stats(
+        store: &mut dyn Store,
+        input: String,
+        now: i64,
+    ) -> anyhow::Result<(Report, Stats)> {
         let stats = store.stats()?;
         let (bucket, timeline) = match store.discovered_range()? {
             Some((first, last)) => {
@@ -137,15 +147,8 @@ impl Report {
         };
         let sizes = store.size_histogram()?;
         let total_bytes: u64 = store.total_bytes()?;
-        Ok(Report::from_parts(
-            input,
-            now,
-            &stats,
-            total_bytes,
-            bucket,
-            timeline,
-            sizes,
-        ))
+        let report = Report::from_parts(input, now, &stats, total_bytes, bucket, timeline, sizes);
+        Ok((report, stats))
     }
 
     /// Assemble a report from an index's stats and the series read beside them.

@@ -140,17 +140,13 @@ pub async fn torrent(State(st): State<Arc<AppState>>, Path(key): Path<String>) -
 }
 
 /// `GET /api/v1/stats`: `stats --format json`'s object plus `report` (the figures behind
-/// the charts).
+/// the charts), both from the cache `/stats` uses (they scan the whole index).
 pub async fn stats(State(st): State<Arc<AppState>>) -> Response {
-    let stats = match st.pool.run(|s| s.stats()).await {
-        Ok(s) => s,
+    let figures = match st.figures().await {
+        Ok(f) => f,
         Err(e) => return db_fail(e),
     };
-    let report = match st.report().await {
-        Ok(r) => r,
-        Err(e) => return db_fail(e),
-    };
-    let mut v = stats_cmd::to_json(&stats);
-    v["report"] = serde_json::to_value(&*report).unwrap_or(Value::Null);
+    let mut v = stats_cmd::to_json(&figures.stats);
+    v["report"] = serde_json::to_value(&figures.report).unwrap_or(Value::Null);
     Json(v).into_response()
 }

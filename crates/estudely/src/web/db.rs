@@ -30,7 +30,8 @@ impl std::fmt::Display for DbError {
 pub struct Pool {
     url: DbUrl,
     idle: Mutex<Vec<Box<dyn Store>>>,
-    permits: Semaphore,
+    /// One per connection; held by the blocking task that uses it, until it ends.
+    permits: Arc<Semaphore>,
     statement_timeout: Duration,
     wait: Duration,
 }
@@ -42,7 +43,7 @@ impl Pool {
         Pool {
             url,
             idle: Mutex::new(Vec::new()),
-            permits: Semaphore::new(max.max(1)),
+            permits: Arc::new(Semaphore::new(max.max(1))),
             statement_timeout,
             wait,
         }
@@ -75,17 +76,24 @@ impl Pool {
 
     /// Run `f` with a connection, on the blocking pool. A connection whose query failed is
     /// dropped rather than reused (it may be in a bad state).
+    ///
+    /// The connection's permit goes with `f` to the blocking task: if the request is
+    /// cancelled (its client went away, its time ran out), the query runs on until its
+    /// statement time limit, and its connection stays counted until then, so that at most
+    /// `max` queries ever run at once.
     pub async fn run<T, F>(self: &Arc<Self>, f: F) -> Result<T, DbError>
     where
         T: Send + 'static,
         F: FnOnce(&mut dyn Store) -> anyhow::Result<T> + Send + 'static,
     {
-        let permit = tokio::time::timeout(self.wait, self.permits.acquire())
+        let permits = Arc::clone(&self.permits);
+        let permit = tokio::time::timeout(self.wait, permits.acquire_owned())
             .await
             .map_err(|_| DbError::Busy("every database connection is busy".into()))?
             .map_err(|e| DbError::Failed(e.into()))?;
         let pool = Arc::clone(self);
         let out = tokio::task::spawn_blocking(move || {
+            let _permit = permit;
             let idle = pool.idle.lock().unwrap_or_else(|e| e.into_inner()).pop();
             let mut store = match idle {
                 Some(s) => s,
@@ -98,7 +106,6 @@ impl Pool {
             out
         })
         .await;
-        drop(permit);
         match out {
             Ok(Ok(v)) => Ok(v),
             Ok(Err(e)) if is_timeout(&e) => Err(DbError::Busy(format!("{e:#}"))),
@@ -125,4 +132,59 @@ impl Drop for Pool {
 fn is_timeout(e: &anyhow::Error) -> bool {
     let text = format!("{e:#}").to_ascii_lowercase();
     text.contains("too long") || text.contains("statement timeout") || text.contains("interrupted")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::sqlite::fixtures;
+
+    /// A request cancelled while its query runs (its client went away) leaves the
+    /// connection counted until the query ends: with one connection, the next request
+    /// finds it busy rather than opening a second one beside the query still running.
+    #[test]
+    fn a_cancelled_request_keeps_its_connection_until_its_query_ends() {
+        let (dir, store) = fixtures::open();
+        drop(store);
+        let url = DbUrl::Sqlite(dir.path().join("test.sqlite"));
+        let wait = Duration::from_millis(100);
+        let pool = Arc::new(Pool::new(url, 1, Duration::from_secs(3), wait));
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            let (started, has_started) = std::sync::mpsc::channel();
+            let (release, released) = std::sync::mpsc::channel::<()>();
+            let request = tokio::spawn({
+                let pool = Arc::clone(&pool);
+                async move {
+                    pool.run(move |_| {
+                        started.send(()).unwrap();
+                        let _ = released.recv();
+                        Ok(())
+                    })
+                    .await
+                }
+            });
+            tokio::task::spawn_blocking(move || has_started.recv().unwrap())
+                .await
+                .unwrap();
+            request.abort();
+            assert!(request.await.unwrap_err().is_cancelled());
+            match pool.run(|_| Ok(())).await {
+                Err(DbError::Busy(why)) => assert!(why.contains("busy"), "{why}"),
+                other => panic!("a second query ran beside the first: {:?}", other.err()),
+            }
+            release.send(()).unwrap();
+            // Once the query has ended, its connection serves the next request.
+            loop {
+                match pool.run(|_| Ok(())).await {
+                    Ok(()) => break,
+                    Err(DbError::Busy(_)) => continue,
+                    Err(e) => panic!("{e}"),
+                }
+            }
+        });
+    }
 }

@@ -9,6 +9,12 @@
 //! Content-Security-Policy forbids scripts outright; the index is opened read-only, each
 //! statement has a time limit and pages have size limits; the default address is loopback;
 //! `--auth USER:PASS` asks for HTTP basic authentication on everything.
+//!
+//! Load: the figures that scan the whole index (`/`, `/stats`, `/api/v1/stats`) come from
+//! one cache, recomputed at most once at a time; a query holds its connection's permit
+//! until it has really ended (a cancelled request does not free it while its query runs
+//! on); every request has a time limit ([`REQUEST_TIMEOUT`]) and at most
+//! [`MAX_REQUESTS`] are served at once, the others answered 503 at once.
 
 mod api;
 mod auth;
@@ -33,7 +39,7 @@ use tracing::{info, warn};
 
 use crate::report::Report;
 use crate::resolve::UsageError;
-use crate::store::DbUrl;
+use crate::store::{DbUrl, Stats};
 
 pub use auth::Credentials;
 pub use db::{DbError, Pool};
@@ -55,6 +61,20 @@ pub const STATEMENT_TIMEOUT: Duration = Duration::from_secs(3);
 pub const STATS_CACHE: Duration = Duration::from_secs(30);
 /// How long the stats report's statements may run (they scan the index).
 pub const REPORT_TIMEOUT: Duration = Duration::from_secs(120);
+/// How long one request may take before it is answered 503 (the stats report goes on
+/// being computed in the background, for the next request).
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+/// Most requests served at once; more are answered 503 at once.
+pub const MAX_REQUESTS: usize = 64;
+
+/// The figures that scan the whole index, computed together and cached together.
+#[derive(Debug)]
+pub struct Figures {
+    /// What `/stats` charts.
+    pub report: Report,
+    /// What `estudely stats` prints (`/api/v1/stats`).
+    pub stats: Stats,
+}
 
 /// The web server's flags, shared by `serve` and `run --serve`.
 #[derive(Debug, Clone, Args)]
@@ -71,8 +91,8 @@ pub struct WebArgs {
 pub struct AppState {
     /// The index.
     pub pool: Arc<Pool>,
-    /// The last stats report and when it was made.
-    stats: Mutex<Option<(Instant, Arc<Report>)>>,
+    /// The last figures and when they were made.
+    stats: Mutex<Option<(Instant, Arc<Figures>)>>,
     /// Held while the report is computed, so that it is computed once at a time.
     computing: Arc<tokio::sync::Mutex<()>>,
     /// Serve `/metrics` from this handle.
@@ -95,11 +115,13 @@ impl AppState {
         }
     }
 
-    /// The stats report. A fresh one (younger than [`STATS_CACHE`]) is served as it is; an
-    /// older one is served while a new one is computed in the background; only the very
-    /// first request waits for it. Its queries scan the whole index (seconds at millions of
-    /// torrents), so they get [`REPORT_TIMEOUT`] rather than the pages' limit.
-    pub async fn report(self: &Arc<Self>) -> Result<Arc<Report>, DbError> {
+    /// The stats report and counts. Fresh ones (younger than [`STATS_CACHE`]) are served as
+    /// they are; older ones are served while new ones are computed in the background; only
+    /// the very first requests wait for them. Their queries scan the whole index (seconds
+    /// at millions of torrents), so they get [`REPORT_TIMEOUT`] rather than the pages'
+    /// limit, and run in a task of their own: a request that times out or goes away does
+    /// not cancel them (their result is cached for the next one), nor start them again.
+    pub async fn figures(self: &Arc<Self>) -> Result<Arc<Figures>, DbError> {
         match self.cached() {
             Some((age, r)) if age < STATS_CACHE => Ok(r),
             Some((_, stale)) => {
@@ -115,35 +137,43 @@ impl AppState {
                 Ok(stale)
             }
             None => {
-                let _guard = self.computing.lock().await;
-                match self.cached() {
-                    Some((_, r)) => Ok(r),
-                    None => self.compute().await,
+                let guard = Arc::clone(&self.computing).lock_owned().await;
+                if let Some((_, r)) = self.cached() {
+                    return Ok(r);
+                }
+                let st = Arc::clone(self);
+                let computing = tokio::spawn(async move {
+                    let _guard = guard;
+                    st.compute().await
+                });
+                match computing.await {
+                    Ok(r) => r,
+                    Err(e) => Err(DbError::Failed(anyhow::anyhow!("stats report: {e}"))),
                 }
             }
         }
     }
 
-    /// The cached report and its age.
-    fn cached(&self) -> Option<(Duration, Arc<Report>)> {
+    /// The cached figures and their age.
+    fn cached(&self) -> Option<(Duration, Arc<Figures>)> {
         let cache = self.stats.lock().unwrap_or_else(|e| e.into_inner());
         cache.as_ref().map(|(at, r)| (at.elapsed(), Arc::clone(r)))
     }
 
-    /// Compute the report now and cache it.
-    async fn compute(&self) -> Result<Arc<Report>, DbError> {
+    /// Compute the figures now and cache them.
+    async fn compute(&self) -> Result<Arc<Figures>, DbError> {
         let input = self.pool.url().to_string();
         let now = unix_now();
-        let r = Arc::new(
-            self.pool
-                .run(move |s| {
-                    s.set_statement_timeout(REPORT_TIMEOUT)?;
-                    let r = Report::from_store(s, input, now);
-                    s.set_statement_timeout(STATEMENT_TIMEOUT)?;
-                    r
-                })
-                .await?,
-        );
+        let (report, stats) = self
+            .pool
+            .run(move |s| {
+                s.set_statement_timeout(REPORT_TIMEOUT)?;
+                let r = Report::with_stats(s, input, now);
+                s.set_statement_timeout(STATEMENT_TIMEOUT)?;
+                r
+            })
+            .await?;
+        let r = Arc::new(Figures { report, stats });
         *self.stats.lock().unwrap_or_else(|e| e.into_inner()) =
             Some((Instant::now(), Arc::clone(&r)));
         Ok(r)
@@ -178,8 +208,43 @@ pub fn router(state: Arc<AppState>, auth: Option<Credentials>) -> Router {
             auth::require,
         ));
     }
+    let app = limit(app, REQUEST_TIMEOUT, MAX_REQUESTS);
     app.layer(middleware::from_fn(security_headers))
         .layer(middleware::from_fn(track))
+}
+
+/// At most `max` requests at once, each answered within `timeout`: beyond either, 503
+/// (`{"error": ...}` under `/api/`, plain text elsewhere), so that a flood of requests or
+/// a slow index cannot pile up work, connections or memory. (Queries stopped this way
+/// end by their statement time limit; see [`Pool::run`].)
+pub fn limit(app: Router, timeout: Duration, max: usize) -> Router {
+    let slots = Arc::new(tokio::sync::Semaphore::new(max.max(1)));
+    app.layer(middleware::from_fn(move |req: Request, next: Next| {
+        let slots = Arc::clone(&slots);
+        async move {
+            let api = req.uri().path().starts_with("/api/");
+            let Ok(_slot) = slots.try_acquire_owned() else {
+                return unavailable(api, "too many requests at once; try again");
+            };
+            match tokio::time::timeout(timeout, next.run(req)).await {
+                Ok(res) => res,
+                Err(_) => unavailable(api, "the request took too long; try again"),
+            }
+        }
+    }))
+}
+
+/// A 503 saying `why`, with `Retry-After: 1`.
+fn unavailable(api: bool, why: &str) -> Response {
+    let mut res = if api {
+        axum::Json(serde_json::json!({ "error": why })).into_response()
+    } else {
+        format!("{why}\n").into_response()
+    };
+    *res.status_mut() = StatusCode::SERVICE_UNAVAILABLE;
+    res.headers_mut()
+        .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+    res
 }
 
 /// Count every request by route pattern (never the raw path: bounded labels) and status,
@@ -279,7 +344,7 @@ pub async fn serve(
     // Compute the stats report now, so that the first visit to /stats does not wait.
     let warm = Arc::clone(&state);
     tokio::spawn(async move {
-        if let Err(e) = warm.report().await {
+        if let Err(e) = warm.figures().await {
             warn!("stats report: {e}");
         }
     });

@@ -211,17 +211,17 @@ fn split_page(mut found: Vec<StoredTorrent>) -> (Vec<Row>, bool) {
 /// `GET /`
 pub async fn home(State(st): State<Arc<AppState>>) -> Response {
     let recent = st.pool.run(|s| s.recent(20, 0)).await;
-    let report = st.report().await;
-    let (recent, report) = match (recent, report) {
-        (Ok(r), Ok(p)) => (r, p),
+    let figures = st.figures().await;
+    let (recent, report) = match (recent, figures) {
+        (Ok(r), Ok(f)) => (r, f),
         (Err(e), _) | (_, Err(e)) => return db_error(e),
     };
     render(&HomePage {
         layout_query: String::new(),
         layout_footer: FOOTER,
-        torrents: report.total("torrents"),
-        files: report.total("files"),
-        total_size: human_bytes(report.total("total_bytes")),
+        torrents: report.report.total("torrents"),
+        files: report.report.total("files"),
+        total_size: human_bytes(report.report.total("total_bytes")),
         rows: recent.iter().map(Row::new).collect(),
         empty: "Nothing indexed yet: start `estudely run`.",
         first_rank: 1,
@@ -392,10 +392,11 @@ pub async fn torrent(State(st): State<Arc<AppState>>, Path(key): Path<String>) -
 
 /// `GET /stats`
 pub async fn stats(State(st): State<Arc<AppState>>) -> Response {
-    let report = match st.report().await {
-        Ok(r) => r,
+    let figures = match st.figures().await {
+        Ok(f) => f,
         Err(e) => return db_error(e),
     };
+    let report = &figures.report;
     let totals = report
         .totals
         .iter()
@@ -412,7 +413,7 @@ pub async fn stats(State(st): State<Arc<AppState>>) -> Response {
         layout_query: String::new(),
         layout_footer: FOOTER,
         totals,
-        charts: charts(&report),
+        charts: charts(report),
         generated: view::utc(report.generated),
         cache_secs: STATS_CACHE.as_secs(),
     })

@@ -253,3 +253,93 @@ fn auth_guards_everything() {
         assert_eq!(ok.0, StatusCode::OK, "{}", ok.2);
     });
 }
+
+/// `/api/v1/stats` comes from the cache `/stats` uses: a torrent written after the first
+/// call shows in neither until the cache expires (before, the API counted it at once with
+/// scans of its own on every call).
+#[test]
+fn api_stats_come_from_the_stats_cache() {
+    rt().block_on(async {
+        let (dir, app) = app(None);
+        let (_, _, body) = get(&app, "/api/v1/stats").await;
+        let s: Value = serde_json::from_str(&body).unwrap();
+        assert_eq!(s["torrents"], 3, "{body}");
+        let mut store = DbUrl::Sqlite(dir.path().join("test.sqlite"))
+            .open()
+            .unwrap();
+        let batch = Batch {
+            torrents: vec![fixtures::torrent(4, b"written later", 400)],
+            ..Batch::default()
+        };
+        store.write("t", &batch).unwrap();
+        drop(store);
+        let (status, _, body) = get(&app, "/api/v1/stats").await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        let s: Value = serde_json::from_str(&body).unwrap();
+        assert_eq!(s["torrents"], 3, "{body}");
+        assert_eq!(s["report"]["totals"][0], serde_json::json!(["torrents", 3]));
+        // Search reads the index itself: the torrent is there.
+        let (_, _, body) = get(&app, "/api/v1/search?q=later").await;
+        assert!(body.contains("written later"), "{body}");
+    });
+}
+
+type Signal = Arc<tokio::sync::Notify>;
+
+/// A dummy route, under the limits, that says when a request has come in and waits until
+/// told to answer.
+fn slow_app(timeout: std::time::Duration, max: usize) -> (axum::Router, Signal, Signal) {
+    let (go, entered) = (Signal::default(), Signal::default());
+    let (wait, enter) = (Arc::clone(&go), Arc::clone(&entered));
+    let app = axum::Router::new().route(
+        "/api/v1/slow",
+        axum::routing::get(move || {
+            let (wait, enter) = (Arc::clone(&wait), Arc::clone(&enter));
+            async move {
+                enter.notify_one();
+                wait.notified().await;
+                "done"
+            }
+        }),
+    );
+    (super::limit(app, timeout, max), go, entered)
+}
+
+/// Beyond the cap of requests at once, a request is answered 503 at once; a slot is free
+/// again once a request ends.
+#[test]
+fn requests_beyond_the_cap_are_refused_at_once() {
+    rt().block_on(async {
+        let (app, go, entered) = slow_app(std::time::Duration::from_secs(600), 1);
+        let first = tokio::spawn({
+            let app = app.clone();
+            async move { get(&app, "/api/v1/slow").await }
+        });
+        // The first request holds the only slot.
+        entered.notified().await;
+        let (status, headers, body) = tokio::select! {
+            r = get(&app, "/api/v1/slow") => r,
+            () = entered.notified() => panic!("a second request was let in"),
+        };
+        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+        assert_eq!(headers[header::RETRY_AFTER], "1");
+        let v: Value = serde_json::from_str(&body).unwrap();
+        assert_eq!(v["error"], "too many requests at once; try again");
+        go.notify_one();
+        let (status, _, body) = first.await.unwrap();
+        assert_eq!((status, body.as_str()), (StatusCode::OK, "done"));
+        go.notify_one();
+        assert_eq!(get(&app, "/api/v1/slow").await.0, StatusCode::OK);
+    });
+}
+
+/// A request that takes longer than the time limit is answered 503.
+#[test]
+fn a_slow_request_is_answered_503() {
+    rt().block_on(async {
+        let (app, _go, _entered) = slow_app(std::time::Duration::from_millis(50), 8);
+        let (status, _, body) = get(&app, "/api/v1/slow").await;
+        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+        assert!(body.contains("took too long"), "{body}");
+    });
+}
