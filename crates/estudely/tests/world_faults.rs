@@ -56,7 +56,9 @@ fn start_run(db: &Path, boot: &str, bind: &str) -> Proc {
     Proc(
         Command::new(BIN)
             .args(["run", "--db", &db_url, "--bootstrap", boot, "--bind", bind])
-            .args(["--rate", "5000"])
+            // Short leases: a killed run's claims on what it was fetching expire soon
+            // (the default, 300 s, is twice the longest fetch).
+            .args(["--rate", "5000", "--lease", "20"])
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
@@ -71,7 +73,9 @@ fn committed(db: &Path) -> (Vec<String>, String) {
     let check: String = c
         .query_row("PRAGMA integrity_check", [], |r| r.get(0))
         .expect("integrity_check");
-    let mut stmt = c.prepare("SELECT lower(hex(info_hash)) FROM torrents").expect("select");
+    let mut stmt = c
+        .prepare("SELECT lower(hex(info_hash)) FROM torrents")
+        .expect("select");
     let rows = stmt
         .query_map([], |r| r.get::<_, String>(0))
         .expect("rows")
@@ -105,7 +109,7 @@ fn sigint_and_wait(mut run: Proc) -> std::process::ExitStatus {
 
 #[test]
 fn kill_nine_five_times_then_a_clean_run_loses_and_refetches_nothing_committed() {
-    let (n, seed) = (4_000, 21);
+    let (n, seed) = (1_500, 21);
     let dir = tempfile::tempdir().unwrap();
     let (_world, boot) = start_world(dir.path(), n, seed, "127.5.60");
     let db = dir.path().join("index.sqlite");
@@ -126,7 +130,11 @@ fn kill_nine_five_times_then_a_clean_run_loses_and_refetches_nothing_committed()
         let (rows, check) = committed(&db);
         assert_eq!(check, "ok", "integrity_check after kill {kill}");
         let now: HashSet<String> = rows.iter().cloned().collect();
-        assert_eq!(now.len(), rows.len(), "a torrent stored twice after kill {kill}");
+        assert_eq!(
+            now.len(),
+            rows.len(),
+            "a torrent stored twice after kill {kill}"
+        );
         let lost: Vec<&String> = before.difference(&now).collect();
         assert!(lost.is_empty(), "kill {kill} lost committed rows: {lost:?}");
         eprintln!("kill {kill}: {} rows committed", now.len());
@@ -137,8 +145,9 @@ fn kill_nine_five_times_then_a_clean_run_loses_and_refetches_nothing_committed()
     let want = fetchable(n, seed);
     let run = start_run(&db, &boot, "127.5.80.1:0");
     wait_for("the clean run completes the index", || {
-        let c = rusqlite::Connection::open_with_flags(&db, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
-            .expect("open");
+        let c =
+            rusqlite::Connection::open_with_flags(&db, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
+                .expect("open");
         let count: i64 = c
             .query_row("SELECT count(*) FROM torrents", [], |r| r.get(0))
             .unwrap_or(0);
@@ -154,7 +163,10 @@ fn kill_nine_five_times_then_a_clean_run_loses_and_refetches_nothing_committed()
     // Nothing committed at a kill was served again after it.
     let log = served(dir.path());
     for (i, (committed, at)) in marks.iter().enumerate() {
-        let again: Vec<&String> = log[*at..].iter().filter(|ih| committed.contains(*ih)).collect();
+        let again: Vec<&String> = log[*at..]
+            .iter()
+            .filter(|ih| committed.contains(*ih))
+            .collect();
         assert!(
             again.is_empty(),
             "fetched again after kill {i} though committed: {:?}",
@@ -180,7 +192,11 @@ impl Tmpfs {
             .arg(dir)
             .status()
             .is_ok_and(|s| s.success());
-        assert!(ok, "mount a tmpfs at {} (this test needs root)", dir.display());
+        assert!(
+            ok,
+            "mount a tmpfs at {} (this test needs root)",
+            dir.display()
+        );
         Tmpfs(dir.to_owned())
     }
 
@@ -202,7 +218,7 @@ impl Drop for Tmpfs {
 
 #[test]
 fn a_full_disk_stops_run_with_a_clear_error_and_a_restart_carries_on() {
-    let (n, seed) = (3_000, 22);
+    let (n, seed) = (1_500, 22);
     let dir = tempfile::tempdir().unwrap();
     let (_world, boot) = start_world(dir.path(), n, seed, "127.5.70");
     let disk = Tmpfs::mount(&dir.path().join("disk"), "1m");
@@ -223,8 +239,14 @@ fn a_full_disk_stops_run_with_a_clear_error_and_a_restart_carries_on() {
     let last = stderr.lines().last().unwrap_or_default();
     eprintln!("run said: {last}");
     assert!(last.starts_with("error: "), "{stderr}");
-    assert!(last.contains("full"), "the error says the disk is full: {last}");
-    assert!(last.contains("index.sqlite"), "the error names the index: {last}");
+    assert!(
+        last.contains("full"),
+        "the error says the disk is full: {last}"
+    );
+    assert!(
+        last.contains("index.sqlite"),
+        "the error names the index: {last}"
+    );
     let (rows, check) = committed(&db);
     assert_eq!(check, "ok", "integrity_check after the full disk");
     let kept: HashSet<String> = rows.into_iter().collect();
