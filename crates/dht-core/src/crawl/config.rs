@@ -3,7 +3,7 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use estudely_krpc::InfoHash;
+use estudely_krpc::{CompactNode, InfoHash};
 
 use super::Shard;
 
@@ -14,13 +14,19 @@ pub struct CrawlConfig {
     pub max_infohashes: usize,
     /// Distinct peers wanted per infohash. Default 20.
     pub peers_per_infohash: usize,
+    /// Stop an infohash's peer search once it has this many peers, enough for a metadata
+    /// fetch (at most `peers_per_infohash`; 0: search on to `peers_per_infohash`), asking
+    /// the node that sampled it alone first; the caller continues the search with
+    /// [`Crawler::resume_search`](super::Crawler::resume_search) where the fetch fails.
+    /// Default 0 (`crawl`, which fetches nothing); the pipelines that fetch set 1.
+    pub peers_for_fetch: usize,
     /// Most `get_peers` sent per infohash. Default 8.
     pub max_get_peers_per_infohash: usize,
     /// Peer searches running at once. Default 16.
     pub max_concurrent_searches: usize,
     /// Infohashes waiting for a peer search. Sampling pauses while the queue could not take
-    /// the samples of every reply in flight, so it never grows past this nor drops one.
-    /// Default 8,192.
+    /// 20 samples (what libtorrent sends) of every reply in flight, and it never grows past
+    /// this: samples beyond it are reported without a search. Default 8,192.
     pub max_search_queue: usize,
     /// Crawler queries in flight at once. Default 32.
     pub max_in_flight: usize,
@@ -112,6 +118,7 @@ impl Default for CrawlConfig {
         CrawlConfig {
             max_infohashes: 20,
             peers_per_infohash: 20,
+            peers_for_fetch: 0,
             max_get_peers_per_infohash: 8,
             max_concurrent_searches: 16,
             max_search_queue: 8_192,
@@ -133,6 +140,10 @@ impl Default for CrawlConfig {
         }
     }
 }
+
+/// Nodes a search that stopped early hands on for its continuation (see
+/// [`CrawlEvent::SearchDone`]): two, fixed, so that the event allocates nothing.
+pub type NextNodes = [Option<CompactNode>; 2];
 
 /// What the crawler found.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -176,6 +187,11 @@ pub enum CrawlEvent {
         seeds_estimate: Option<u32>,
         /// BEP 33 estimate of the other peers (`BFpe`); `None` when none sent one.
         peers_estimate: Option<u32>,
+        /// The nodes it would have asked next, closest first, when it stopped at enough
+        /// peers for a fetch ([`CrawlConfig::peers_for_fetch`]): where to continue it
+        /// ([`Crawler::resume_search`](super::Crawler::resume_search)). Often the other
+        /// nodes that store the infohash, named by the first.
+        next_nodes: NextNodes,
     },
 }
 
@@ -241,6 +257,14 @@ pub struct CrawlStats {
     pub nodes_resting: u64,
     /// Nodes put to rest in the fixed-memory filter.
     pub nodes_rested: u64,
+    /// Peer searches that stopped at enough peers for a fetch, short of
+    /// `peers_per_infohash` ([`CrawlConfig::peers_for_fetch`]).
+    pub searches_stopped_early: u64,
+    /// Of them, continued by the caller after their fetch failed.
+    pub searches_resumed: u64,
+    /// New infohashes reported without a peer search because the search queue was full
+    /// (a reply with more samples than the room kept for it).
+    pub unsearched: u64,
     /// Peer searches stopped by the caller ([`Crawler::cancel_search`](super::Crawler::cancel_search)).
     pub searches_cancelled: u64,
 }

@@ -37,7 +37,7 @@ use estudely_krpc::{Body, CompactNode, InfoHash, Message, NodeId, Query};
 
 pub use config::{
     resting_bytes_for_rate, search_queue_for_rate, searches_for_rate, CrawlConfig, CrawlEvent,
-    CrawlStats, MAX_CONCURRENT_SEARCHES, MAX_SEARCH_QUEUE,
+    CrawlStats, NextNodes, MAX_CONCURRENT_SEARCHES, MAX_SEARCH_QUEUE,
 };
 pub use known::{Discovery, Known, KnownNodes};
 pub use resting::RestingNodes;
@@ -53,6 +53,12 @@ use crate::{Config, Event, Node, QueryError, QueryId, Transmit};
 /// Most samples one reply may carry: a KRPC datagram (at most 1,500 bytes on the wire, 2,048
 /// in our drivers' buffers) cannot hold more. A reply with more is a lie.
 pub const MAX_SAMPLES_PER_REPLY: usize = 128;
+
+/// Room in the search queue kept for each sample reply in flight: what libtorrent sends at
+/// most (20). Keeping [`MAX_SAMPLES_PER_REPLY`] instead held sampling to about 60 replies in
+/// flight (8,192 / 128) whatever the rate: once searches cost a query each, sampling was
+/// the bottleneck (BENCHMARKS.md, "Peer searches that stop at the first peer").
+const SAMPLES_RESERVED: usize = 20;
 
 #[derive(Debug, Clone, Copy)]
 enum Purpose {
@@ -75,6 +81,9 @@ pub struct Crawler {
     /// Peer searches, waiting and running.
     searches: Searches,
     retried: BoundedMap<InfoHash, ()>,
+    /// Infohashes queued to continue their search, with the peers their fetch tried
+    /// ([`Crawler::resume_search`]; one per queue entry, so bounded by the queue).
+    resuming: HashMap<InfoHash, (Vec<SocketAddr>, NextNodes)>,
     /// When the crawler last handled anything (a wake "now" for [`Crawler::poll_timeout`]).
     last_pump: Instant,
     next_walk: Instant,
@@ -120,6 +129,7 @@ impl Crawler {
             found: 0,
             searches: Searches::default(),
             retried: BoundedMap::new(4_096),
+            resuming: HashMap::new(),
             last_pump: now,
             next_walk: now,
             events: VecDeque::new(),
@@ -139,6 +149,13 @@ impl Crawler {
     /// The node inside (for its id and stats).
     pub fn node(&self) -> &Node {
         &self.node
+    }
+
+    /// Stop peer searches at `n` peers, enough for a fetch (see
+    /// [`CrawlConfig::peers_for_fetch`]; 0: search on to `peers_per_infohash`), from the
+    /// next search started.
+    pub fn set_peers_for_fetch(&mut self, n: usize) {
+        self.cfg.peers_for_fetch = n;
     }
 
     /// The nodes the crawler knows (for tests and diagnostics).
@@ -227,12 +244,13 @@ impl Crawler {
     }
 
     /// Whether the search queue could take the samples of every reply in flight plus one
-    /// more: sampling waits otherwise, so no sampled infohash is ever dropped. (Always,
-    /// without peer searches.)
+    /// more, at [`SAMPLES_RESERVED`] each: sampling waits otherwise. (Always, without peer
+    /// searches.) A reply with more samples than that, finding the queue full, has the rest
+    /// reported unsearched (`CrawlStats::unsearched`): never dropped.
     fn room_to_sample(&self) -> bool {
         !self.cfg.search_peers
-            || self.searches.queued() + (self.samples_in_flight + 1) * MAX_SAMPLES_PER_REPLY
-                <= self.cfg.max_search_queue.max(MAX_SAMPLES_PER_REPLY)
+            || self.searches.queued() + (self.samples_in_flight + 1) * SAMPLES_RESERVED
+                <= self.cfg.max_search_queue.max(SAMPLES_RESERVED)
     }
 
     /// Feed one datagram.
@@ -349,15 +367,23 @@ impl Crawler {
             return;
         }
         self.events.push_back(CrawlEvent::Peer { info_hash, peer });
+        self.enqueue_search(info_hash, from, Some(peer));
+    }
+
+    /// Queue the search of a new infohash; with the queue full, report it ended unsearched
+    /// (with its known peer, if any) rather than drop it or grow the queue.
+    fn enqueue_search(&mut self, ih: InfoHash, from: SocketAddr, peer: Option<SocketAddr>) {
         if self.searches.queued() < self.cfg.max_search_queue {
-            self.searches.enqueue((info_hash, from, Some(peer)));
+            self.searches.enqueue((ih, from, peer));
         } else {
+            self.stats.unsearched += 1;
             self.events.push_back(CrawlEvent::SearchDone {
-                info_hash,
-                peers: 1,
+                info_hash: ih,
+                peers: usize::from(peer.is_some()),
                 queries: 0,
                 seeds_estimate: None,
                 peers_estimate: None,
+                next_nodes: NextNodes::default(),
             });
         }
     }

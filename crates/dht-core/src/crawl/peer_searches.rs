@@ -1,12 +1,12 @@
 //! The crawler's peer searches: started from the routing table, tried once more when
-//! inconclusive, reported when done, cancelled on request.
+//! inconclusive, reported when done, cancelled or continued on request.
 
 use std::net::SocketAddr;
 use std::time::Instant;
 
 use estudely_krpc::InfoHash;
 
-use super::{CrawlEvent, Crawler, Search};
+use super::{CrawlEvent, Crawler, NextNodes, Search};
 
 /// A search that found no peer is tried once more only if fewer nodes than this answered it
 /// (half the 8 closest that a lookup trusts): otherwise "no peers" is its answer.
@@ -17,9 +17,44 @@ impl Crawler {
     /// [`CrawlEvent::SearchDone`] (the caller already knows it: e.g. its torrent is in an
     /// index). Returns whether there was one.
     pub fn cancel_search(&mut self, ih: &InfoHash) -> bool {
+        self.resuming.remove(ih);
         let cancelled = self.searches.cancel(ih);
         self.stats.searches_cancelled += u64::from(cancelled);
         cancelled
+    }
+
+    /// Continue the search of `ih`, which stopped at enough peers for a fetch
+    /// ([`CrawlConfig::peers_for_fetch`](super::CrawlConfig::peers_for_fetch)) that then
+    /// failed on every one of them (`tried`): queued like a new search from `from` (the node
+    /// that sampled it, not asked again), starting at `next` (the `next_nodes` of its
+    /// [`CrawlEvent::SearchDone`]) and the routing table's nodes closest to it, it looks for
+    /// up to `peers_per_infohash` peers in all, reports the new ones with [`CrawlEvent::Peer`] and ends with a second
+    /// [`CrawlEvent::SearchDone`]. Once per infohash is the caller's to keep. False, and
+    /// nothing happens: its search still runs or a resume waits, `tried` already holds
+    /// `peers_per_infohash` peers, or the search queue is full.
+    pub fn resume_search(
+        &mut self,
+        now: Instant,
+        ih: InfoHash,
+        from: SocketAddr,
+        tried: &[SocketAddr],
+        next: NextNodes,
+    ) -> bool {
+        if !self.cfg.search_peers
+            || tried.len() >= self.cfg.peers_per_infohash
+            || self.resuming.contains_key(&ih)
+            || self.searches.is_running(&ih)
+            || self.searches.queued() >= self.cfg.max_search_queue
+        {
+            return false;
+        }
+        self.resuming.insert(ih, (tried.to_vec(), next));
+        self.searches.enqueue((ih, from, None));
+        self.stats.searches_resumed += 1;
+        // Started now if a slot is free: no event may come to start it (the crawl may be
+        // otherwise idle).
+        self.pump(now);
+        true
     }
 
     pub(super) fn start_search(
@@ -32,14 +67,19 @@ impl Crawler {
         let mut known = std::mem::take(&mut self.scratch_nodes);
         self.node
             .closest_nodes_into(&ih.0, 8, from.is_ipv6(), now, &mut known);
-        let mut s = Search::with_parts(
-            self.search_pool.take(),
-            ih,
-            from,
-            &known,
+        let (wanted, max_queries) = (
             self.cfg.peers_per_infohash,
             self.cfg.max_get_peers_per_infohash,
         );
+        let parts = self.search_pool.take();
+        let mut s = match self.resuming.remove(&ih) {
+            Some((tried, next)) => {
+                known.extend(next.iter().flatten());
+                Search::resumed(parts, ih, from, &known, &tried, wanted, max_queries)
+            }
+            None => Search::with_parts(parts, ih, from, &known, wanted, max_queries)
+                .stop_at(self.cfg.peers_for_fetch),
+        };
         self.scratch_nodes = known;
         if let Some(p) = known_peer {
             s.add_known_peer(p);
@@ -73,6 +113,7 @@ impl Crawler {
                 restarted = true;
                 continue;
             }
+            self.stats.searches_stopped_early += u64::from(s.stopped_early());
             let (seeds_estimate, peers_estimate) = s.estimates();
             self.events.push_back(CrawlEvent::SearchDone {
                 info_hash: ih,
@@ -80,6 +121,11 @@ impl Crawler {
                 queries: s.queries(),
                 seeds_estimate,
                 peers_estimate,
+                next_nodes: if s.stopped_early() {
+                    s.next_nodes()
+                } else {
+                    NextNodes::default()
+                },
             });
             self.search_pool.put(s.into_parts());
         }

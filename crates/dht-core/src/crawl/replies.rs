@@ -169,7 +169,7 @@ impl Crawler {
                 announced: false,
             });
             if self.cfg.search_peers {
-                self.searches.enqueue((ih, addr, None));
+                self.enqueue_search(ih, addr, None);
             }
         }
     }

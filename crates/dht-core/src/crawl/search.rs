@@ -7,6 +7,15 @@
 //! search's end. Not all of them: libtorrent answers a scrape with the filters *instead of*
 //! `values`, and the first query, to the node that sampled the infohash, is the one most
 //! likely to give peers.
+//!
+//! **Enough for a fetch.** A caller that only wants the metadata needs one or two peers, and
+//! the node that sampled the infohash stores them: with [`Search::stop_at`] the search asks
+//! that node alone first and stops at the first reply that brings `enough` peers (the reply
+//! keeps all it brought, up to `wanted`). Most searches then cost one query instead of
+//! four or five (the rest went to replicas that only repeat the same peers); the caller
+//! continues the search ([`Search::resumed`]) only where the fetch fails. The trade-off: a
+//! search that stops after its first query never asks for a scrape, so BEP 33 estimates
+//! come only from searches that go on (no peers at the sampling node, or continued).
 
 use std::collections::HashSet;
 use std::net::SocketAddr;
@@ -40,6 +49,12 @@ pub struct Search {
     queries: usize,
     max_queries: usize,
     wanted: usize,
+    /// Stop at this many peers (0: at `wanted`): see [`Search::stop_at`].
+    enough: usize,
+    /// A continuation ([`Search::resumed`]): one query at a time, and it ends at the first
+    /// node that answers with peers, none of them new (`stale`).
+    resumed: bool,
+    stale: bool,
     dry: usize,
     /// Nodes that answered.
     answers: usize,
@@ -99,6 +114,9 @@ impl Search {
             queries: 0,
             max_queries,
             wanted,
+            enough: 0,
+            resumed: false,
+            stale: false,
             dry: 0,
             answers: 0,
             origin: first,
@@ -115,13 +133,52 @@ impl Search {
     /// as it is now), skipping every node this try asked, since each answered with nothing
     /// or not at all. With no new node to ask, it is done at once.
     pub fn retry(self, known: &[CompactNode]) -> Self {
-        let (info_hash, origin, wanted, max_queries) =
-            (self.info_hash, self.origin, self.wanted, self.max_queries);
+        let (info_hash, origin, wanted, max_queries, enough) = (
+            self.info_hash,
+            self.origin,
+            self.wanted,
+            self.max_queries,
+            self.enough,
+        );
         let mut parts = self.into_parts();
         let asked = std::mem::take(&mut parts.asked);
-        let mut s = Search::with_parts(parts, info_hash, origin, &[], wanted, max_queries);
+        let mut s =
+            Search::with_parts(parts, info_hash, origin, &[], wanted, max_queries).stop_at(enough);
         s.candidates.clear();
         s.asked = asked;
+        s.add_candidates(known);
+        s
+    }
+
+    /// Stop once `enough` peers are found (at most `wanted`; 0: search on to `wanted`), and
+    /// until the first query is answered (or lost), ask no other node than that first one
+    /// (the sampling node, which stores the infohash): see the module doc.
+    #[must_use]
+    pub fn stop_at(mut self, enough: usize) -> Self {
+        self.enough = enough.min(self.wanted);
+        self
+    }
+
+    /// The search of an infohash whose first search stopped at enough peers for a fetch
+    /// that then failed on all of them (`tried`): from `known` (the routing table), never
+    /// the first node again (it gave what it had), for up to `wanted` peers in all, the
+    /// `tried` ones counted as found and not reported again.
+    pub(crate) fn resumed(
+        parts: Parts,
+        info_hash: InfoHash,
+        first: SocketAddr,
+        known: &[CompactNode],
+        tried: &[SocketAddr],
+        wanted: usize,
+        max_queries: usize,
+    ) -> Self {
+        let mut s = Search::with_parts(parts, info_hash, first, &[], wanted, max_queries);
+        s.resumed = true;
+        s.candidates.clear();
+        s.asked.insert(first);
+        for p in tried.iter().take(wanted) {
+            s.add_known_peer(*p);
+        }
         s.add_candidates(known);
         s
     }
@@ -163,10 +220,17 @@ impl Search {
         if !self.wants_query() {
             return None;
         }
+        // Stopping early, the sampling node is worth waiting for: it most likely has the
+        // peers, where another node would cost a query and most likely have none.
+        let skip = if self.enough > 0 && self.queries == 0 {
+            1
+        } else {
+            SKIP
+        };
         let at = self
             .candidates
             .iter()
-            .take(SKIP)
+            .take(skip)
             .position(|(_, a)| allowed(a))?;
         Some(self.take(at))
     }
@@ -195,8 +259,15 @@ impl Search {
 
     /// Whether the search would send a query now (it has a candidate).
     pub(crate) fn wants_query(&self) -> bool {
+        // Stopping early, the first query goes alone: its node most likely has the peers.
+        let parallel = if (self.enough > 0 && self.queries == 1) || self.resumed {
+            1
+        } else {
+            PARALLEL
+        };
         !(self.satisfied()
-            || self.in_flight >= PARALLEL
+            || self.stale
+            || self.in_flight >= parallel
             || self.queries >= self.max_queries
             || self.dry >= MAX_DRY
             || self.candidates.is_empty())
@@ -246,6 +317,9 @@ impl Search {
                 new.push(*p);
             }
         }
+        // A second node that stores the infohash and knows no other peer than those tried:
+        // the DHT most likely knows no more.
+        self.stale |= self.resumed && new.is_empty() && !values.is_empty();
         let closer = self.add_candidates(nodes);
         if new.is_empty() && closer == 0 {
             self.dry += 1;
@@ -287,9 +361,15 @@ impl Search {
         self.origin
     }
 
-    /// Enough peers found.
+    /// Enough peers found: `wanted`, or the `enough` of [`Search::stop_at`].
     pub fn satisfied(&self) -> bool {
-        self.peers.len() >= self.wanted
+        self.peers.len() >= self.wanted || (self.enough > 0 && self.peers.len() >= self.enough)
+    }
+
+    /// Whether it ended at enough peers for a fetch, short of `wanted`
+    /// ([`Search::stop_at`]): it may be continued if the fetch fails.
+    pub fn stopped_early(&self) -> bool {
+        self.enough > 0 && self.peers.len() >= self.enough && self.peers.len() < self.wanted
     }
 
     /// Nothing more will happen: satisfied, out of queries or candidates, or replies have
@@ -297,9 +377,26 @@ impl Search {
     pub fn is_done(&self) -> bool {
         self.in_flight == 0
             && (self.satisfied()
+                || self.stale
                 || self.queries >= self.max_queries
                 || self.candidates.is_empty()
                 || self.dry >= MAX_DRY)
+    }
+
+    /// The first candidates, the nodes it would ask next (closest first).
+    pub fn next_nodes(&self) -> super::NextNodes {
+        let mut out = super::NextNodes::default();
+        for (slot, (d, addr)) in out.iter_mut().zip(&self.candidates) {
+            let mut id = *d;
+            for (b, h) in id.iter_mut().zip(self.info_hash.0) {
+                *b ^= h;
+            }
+            *slot = Some(CompactNode {
+                id: estudely_krpc::NodeId(id),
+                addr: *addr,
+            });
+        }
+        out
     }
 
     /// Distinct peers found.

@@ -229,6 +229,12 @@ impl Searches {
         self.queue.len == 0 && self.running.is_empty()
     }
 
+    /// Whether `ih`'s search runs (a queued one is not looked for: that would take a pass
+    /// over the queue).
+    pub fn is_running(&self, ih: &InfoHash) -> bool {
+        self.running.contains_key(ih)
+    }
+
     /// Queue an infohash for its search.
     pub fn enqueue(&mut self, q: Queued) {
         self.queue.push(q);

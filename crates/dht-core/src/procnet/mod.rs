@@ -24,6 +24,10 @@
 //!   size follows a power law (`P(size >= s) = s^-1.3`: most have one or two peers, a few
 //!   thousands), and is stored by the `8 + size / 16` (at most 64) slots nearest to it, as
 //!   popular torrents are on the real DHT. A node samples at most 20 of what it stores.
+//! - **Metadata.** Each peer serves the metadata of its torrent with probability
+//!   `serve_share` (by its address; a guess: the model has no peer wire). The simulated
+//!   pipeline ([`Simulation`]) counts a torrent fetched when one of the first peers it would
+//!   try serves.
 //! - **Link.** Each slot has a round-trip time of 20-500 ms; every datagram is lost with
 //!   probability `loss`, each way.
 
@@ -66,6 +70,7 @@ const TAG_SWARM: u64 = 12;
 const TAG_LOSS: u64 = 13;
 const TAG_PICK: u64 = 14;
 const TAG_PEER: u64 = 15;
+const TAG_SERVE: u64 = 16;
 
 /// The model's parameters. Every field documents its default.
 #[derive(Debug, Clone, PartialEq)]
@@ -84,6 +89,9 @@ pub struct ProcConfig {
     pub online_share: f64,
     /// Probability that a datagram is lost, each way. Default 0.02.
     pub loss: f64,
+    /// Share of peers that serve the metadata of their torrent (reachable, BEP 9).
+    /// Default 0.5.
+    pub serve_share: f64,
 }
 
 impl Default for ProcConfig {
@@ -96,6 +104,7 @@ impl Default for ProcConfig {
             nat_share: 0.3,
             online_share: 0.85,
             loss: 0.02,
+            serve_share: 0.5,
         }
     }
 }
@@ -290,6 +299,15 @@ impl ProcNet {
     pub fn swarm(&self, j: u64) -> u64 {
         let u = unit(self.h(TAG_SWARM, j, 0)).max(1e-12);
         (u.powf(-1.0 / 1.3) as u64).clamp(1, 100_000)
+    }
+
+    /// Whether the peer at `peer` would serve a metadata fetch (see the module doc).
+    pub fn serves_metadata(&self, peer: &SocketAddr) -> bool {
+        let ip = match peer.ip() {
+            IpAddr::V4(v4) => u64::from(u32::from(v4)),
+            IpAddr::V6(_) => return false,
+        };
+        unit(self.h(TAG_SERVE, ip, u64::from(peer.port()))) < self.cfg.serve_share
     }
 
     /// The slots storing infohash `j`: `lo..=hi`.

@@ -3,16 +3,24 @@
 //! delivered after each node's round trip. Coverage (the network's infohashes found by any
 //! of them) is recorded at checkpoints. No sockets, no clock, no global randomness: a seed
 //! replays exactly.
+//!
+//! With peer searches, a model of the pipeline of `run` and `collect` takes each search's
+//! peers: a "fetch" tries the first [`FETCH_ATTEMPTS`] of them (as `--metadata-peer-attempts`
+//! does) and succeeds if one serves the metadata ([`ProcNet::serves_metadata`]); a search that
+//! stopped at enough peers for a fetch, whose fetch failed, is continued once
+//! ([`Crawler::resume_search`]), as the pipeline does.
 
 use std::cmp::{Ordering, Reverse};
-use std::collections::BinaryHeap;
+use std::collections::{BinaryHeap, HashMap};
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
+
+use estudely_krpc::InfoHash;
 
 use super::{NetStats, ProcConfig, ProcNet};
 use crate::crawl::{
     resting_bytes_for_rate, search_queue_for_rate, searches_for_rate, CrawlConfig, CrawlEvent,
-    CrawlStats, Crawler, Shard,
+    CrawlStats, Crawler, NextNodes, Shard,
 };
 use crate::Config;
 
@@ -34,7 +42,14 @@ pub struct SimConfig {
     /// their searches at once: a quarter of the rate, 16 to 256; 8,192 queued); `false`
     /// samples only.
     pub search_peers: bool,
+    /// Search every infohash on to `peers_per_infohash` peers (as `crawl` does, and the
+    /// pipelines did before they stopped at enough peers for a fetch), never continued.
+    /// Default `false`: searches stop at one peer ([`CrawlConfig::peers_for_fetch`]).
+    pub full_searches: bool,
 }
+
+/// Peers a modelled fetch tries, in turn: `--metadata-peer-attempts`' default.
+pub const FETCH_ATTEMPTS: usize = 5;
 
 impl SimConfig {
     /// `net` crawled at `rate` by `shards` crawlers, with `run`'s defaults otherwise.
@@ -46,6 +61,7 @@ impl SimConfig {
             max_known_nodes: 100_000,
             check_etiquette: false,
             search_peers: false,
+            full_searches: false,
         }
     }
 }
@@ -67,6 +83,12 @@ pub struct Checkpoint {
     pub get_peers_sent: u64,
     /// Distinct (infohash, peer) pairs found.
     pub peers: u64,
+    /// Peer searches ended (a continued search counts twice).
+    pub searches_done: u64,
+    /// Infohashes whose modelled fetch succeeded (see the module doc).
+    pub fetched: u64,
+    /// Searches continued after their fetch failed.
+    pub resumed: u64,
     /// Nodes the crawlers remember in full, summed.
     pub nodes_known: usize,
     /// Nodes put to rest in the crawlers' fixed-memory filters, summed.
@@ -114,6 +136,24 @@ pub struct Simulation {
     seq: u64,
     found: Vec<u64>,
     found_count: u64,
+    /// Per crawler, the infohashes whose search runs (or whose fetch failed and search
+    /// goes on): the node that sampled it, its peers, how many were tried, continued yet.
+    /// Bounded by the crawler's searches.
+    searching: Vec<HashMap<InfoHash, Tracked>>,
+    searches_done: u64,
+    fetched: u64,
+    search_peers: bool,
+    /// Continue failed fetches' searches (not with `full_searches`).
+    resume: bool,
+}
+
+#[derive(Debug)]
+struct Tracked {
+    from: SocketAddr,
+    peers: Vec<SocketAddr>,
+    tried: usize,
+    resumed: bool,
+    next: NextNodes,
 }
 
 impl Simulation {
@@ -151,6 +191,7 @@ impl Simulation {
                 let crawl = CrawlConfig {
                     max_infohashes: 0,
                     search_peers: cfg.search_peers,
+                    peers_for_fetch: usize::from(!cfg.full_searches),
                     // As `run` sets them.
                     max_concurrent_searches: searches_for_rate(cfg.rate),
                     max_search_queue: search_queue_for_rate(cfg.rate),
@@ -184,6 +225,11 @@ impl Simulation {
             seq: 0,
             found: vec![0; words],
             found_count: 0,
+            searching: (0..cfg.shards).map(|_| HashMap::new()).collect(),
+            searches_done: 0,
+            fetched: 0,
+            search_peers: cfg.search_peers,
+            resume: !cfg.full_searches,
         }
     }
 
@@ -219,6 +265,9 @@ impl Simulation {
             samples_answered: sum(|s| s.samples_answered),
             get_peers_sent: sum(|s| s.get_peers_sent),
             peers: sum(|s| s.peers),
+            searches_done: self.searches_done,
+            fetched: self.fetched,
+            resumed: sum(|s| s.searches_resumed),
             nodes_known: stats.iter().map(|s| s.nodes_known).sum(),
             nodes_rested: sum(|s| s.nodes_rested),
             filter_bytes: self
@@ -280,6 +329,16 @@ impl Simulation {
     fn flush(&mut self) {
         let t = self.now - self.start;
         for k in 0..self.crawlers.len() {
+            // Again while a continued search may have queued datagrams and events.
+            let mut again = true;
+            while std::mem::take(&mut again) {
+                self.flush_one(k, t, &mut again);
+            }
+        }
+    }
+
+    fn flush_one(&mut self, k: usize, t: Duration, again: &mut bool) {
+        {
             while let Some(tx) = self.crawlers[k].poll_transmit() {
                 if let Some((rtt, reply)) = self.net.answer(k, t, &tx.to, &tx.bytes) {
                     self.seq += 1;
@@ -293,16 +352,76 @@ impl Simulation {
                 }
             }
             while let Some(e) = self.crawlers[k].poll_event() {
-                if let CrawlEvent::InfoHash { info_hash, .. } = e {
-                    if let Some(j) = self.net.infohash_index(&info_hash) {
-                        let (w, b) = ((j / 64) as usize, j % 64);
-                        if self.found[w] & (1 << b) == 0 {
-                            self.found[w] |= 1 << b;
-                            self.found_count += 1;
+                match e {
+                    CrawlEvent::InfoHash {
+                        info_hash, from, ..
+                    } => {
+                        if let Some(j) = self.net.infohash_index(&info_hash) {
+                            let (w, b) = ((j / 64) as usize, j % 64);
+                            if self.found[w] & (1 << b) == 0 {
+                                self.found[w] |= 1 << b;
+                                self.found_count += 1;
+                            }
+                        }
+                        if !self.search_peers {
+                            continue;
+                        }
+                        let t = Tracked {
+                            from,
+                            peers: Vec::new(),
+                            tried: 0,
+                            resumed: false,
+                            next: NextNodes::default(),
+                        };
+                        self.searching[k].insert(info_hash, t);
+                    }
+                    CrawlEvent::Peer { info_hash, peer } => {
+                        if let Some(t) = self.searching[k].get_mut(&info_hash) {
+                            t.peers.push(peer);
                         }
                     }
+                    CrawlEvent::SearchDone {
+                        info_hash,
+                        next_nodes,
+                        ..
+                    } => {
+                        self.searches_done += 1;
+                        if let Some(t) = self.searching[k].get_mut(&info_hash) {
+                            t.next = next_nodes;
+                        }
+                        *again |= self.fetch(k, info_hash);
+                    }
+                    CrawlEvent::NodeSampled { .. } => {}
                 }
             }
         }
+    }
+
+    /// The modelled pipeline at the end of `ih`'s search (see the module doc): fetch from
+    /// the peers not tried yet; on failure continue the search once. True: continued.
+    fn fetch(&mut self, k: usize, ih: InfoHash) -> bool {
+        let Some(mut t) = self.searching[k].remove(&ih) else {
+            return false;
+        };
+        let fresh = &t.peers[t.tried.min(t.peers.len())..];
+        let net = &self.net;
+        if fresh
+            .iter()
+            .take(FETCH_ATTEMPTS)
+            .any(|p| net.serves_metadata(p))
+        {
+            self.fetched += 1;
+            return false;
+        }
+        if fresh.is_empty() || t.resumed || !self.resume {
+            return false;
+        }
+        if !self.crawlers[k].resume_search(self.now, ih, t.from, &t.peers, t.next) {
+            return false;
+        }
+        t.tried = t.peers.len();
+        t.resumed = true;
+        self.searching[k].insert(ih, t);
+        true
     }
 }

@@ -241,3 +241,53 @@ fn four_shards_reach_the_same_coverage_three_and_a_half_times_sooner() {
         );
     }
 }
+
+/// Peer searches that stop at the first peer, continued only where the modelled fetch
+/// fails, cost at most 1.5 `get_peers` per infohash where fetches succeed, against over 4
+/// searching every infohash on to 20 peers, and fetch at least as many torrents in the
+/// same time; where half the peers serve no metadata, the continuations cost under one
+/// query more per infohash, and still fetch as large a share of what was found.
+#[test]
+fn searches_that_stop_at_the_first_peer_cost_a_query_and_fetch_no_fewer() {
+    let run = |full: bool, serve_share: f64| {
+        let net = ProcConfig {
+            seed: 51,
+            nodes: 100_000,
+            infohashes: 200_000,
+            serve_share,
+            ..ProcConfig::default()
+        };
+        let mut cfg = SimConfig::new(net, 200.0, 1);
+        cfg.search_peers = true;
+        cfg.full_searches = full;
+        let mut s = Simulation::new(&cfg);
+        s.run(
+            Duration::from_secs(1_200),
+            Duration::from_secs(1_200),
+            |_| {},
+        );
+        let c = s.checkpoint();
+        (c.get_peers_sent as f64 / c.found as f64, c)
+    };
+    for serve_share in [1.0, 0.5] {
+        let (full_cost, full) = run(true, serve_share);
+        let (cost, early) = run(false, serve_share);
+        eprintln!(
+            "serve share {serve_share}: full searches {full_cost:.2} get_peers per infohash, \
+             {} of {} fetched; stopping at the first peer {cost:.2}, {} of {} fetched, {} \
+             continued",
+            full.fetched, full.found, early.fetched, early.found, early.resumed
+        );
+        assert!(full_cost > 4.0, "{full_cost}");
+        assert!(early.fetched >= full.fetched);
+        let share = |c: &Checkpoint| c.fetched as f64 / c.found as f64;
+        assert!(share(&early) >= share(&full) - 0.01);
+        if serve_share == 1.0 {
+            assert!(cost <= 1.5, "{cost}");
+            assert_eq!(early.resumed, 0);
+        } else {
+            assert!(early.resumed > 0);
+            assert!(cost <= 2.5, "{cost}");
+        }
+    }
+}

@@ -397,6 +397,7 @@ mod tests {
             queries: 1,
             seeds_estimate: None,
             peers_estimate: None,
+            next_nodes: Default::default(),
         };
         let peer = |i: u8| CrawlEvent::Peer {
             info_hash: InfoHash([i; 20]),

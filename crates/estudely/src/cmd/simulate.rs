@@ -85,11 +85,19 @@ pub struct SimulateArgs {
     #[arg(long)]
     pub check_etiquette: bool,
     /// Also search the peers of each new infohash with `get_peers`, as `run` and `collect`
-    /// do before fetching metadata (a quarter of --rate searches at once, 16 to 256, up to
-    /// 8 queries each); the
-    /// default samples only.
+    /// do before fetching metadata (half of --rate searches at once, 16 to 8,192, up to 8
+    /// queries each, stopping at the first peer; a modelled fetch tries up to 5 of the
+    /// peers, and a failed one continues its search once); the default samples only.
     #[arg(long)]
     pub search_peers: bool,
+    /// With --search-peers: search every infohash on to 20 peers, as `crawl` does (and the
+    /// pipelines did before they stopped at the first peer), never continued.
+    #[arg(long, requires = "search_peers")]
+    pub full_searches: bool,
+    /// Share of peers that serve the metadata of their torrent, in the modelled fetches of
+    /// --search-peers (a guess: the model has no peer wire).
+    #[arg(long, value_name = "F", default_value_t = 0.5, value_parser = share)]
+    pub serve_share: f64,
     /// Output format.
     #[arg(long, value_enum, default_value_t = SimFormat::Table)]
     pub format: SimFormat,
@@ -153,11 +161,13 @@ pub fn run(args: SimulateArgs) -> anyhow::Result<()> {
         nat_share: args.nat_share,
         online_share: ProcConfig::default().online_share,
         loss: args.loss,
+        serve_share: args.serve_share,
     };
     let mut cfg = SimConfig::new(net, args.rate, args.shards);
     cfg.max_known_nodes = args.max_known_nodes as usize;
     cfg.check_etiquette = args.check_etiquette;
     cfg.search_peers = args.search_peers;
+    cfg.full_searches = args.full_searches;
     let wall = Instant::now();
     let mut sim = Simulation::new(&cfg);
     let total = sim.net().config().infohashes;
@@ -232,9 +242,14 @@ pub fn run(args: SimulateArgs) -> anyhow::Result<()> {
     if args.search_peers {
         writeln!(
             out,
-            "# peer searches: {} get_peers sent, {} (infohash, peer) pairs found",
+            "# peer searches: {} get_peers sent ({:.2} per infohash found), {} (infohash, peer) pairs found, {} searches ended, {} continued after a failed fetch; {} torrents fetched (modelled: {} of peers serve metadata)",
             thousands(end.get_peers_sent),
+            end.get_peers_sent as f64 / end.found.max(1) as f64,
             thousands(end.peers),
+            thousands(end.searches_done),
+            thousands(end.resumed),
+            thousands(end.fetched),
+            args.serve_share,
         )?;
     }
     let etiquette = if args.check_etiquette {

@@ -107,6 +107,13 @@ pub trait CrawlSink {
     fn poll_cancel(&mut self) -> Option<estudely_krpc::InfoHash> {
         None
     }
+
+    /// Called after every batch of events and cancels, to act on the crawler (e.g.
+    /// continue a search, [`Crawler::resume_search`]); true if it did anything (the new
+    /// datagrams and events are then handled at once, and it is called again).
+    fn steer(&mut self, _crawler: &mut Crawler) -> anyhow::Result<bool> {
+        Ok(false)
+    }
 }
 
 /// A crawler bound to its sockets, ready to [`run`](CrawlDriver::run).
@@ -170,6 +177,12 @@ impl CrawlDriver {
     /// The crawler inside (counters, its node).
     pub fn crawler(&self) -> &Crawler {
         &self.crawler
+    }
+
+    /// The crawler inside, to change its settings (e.g.
+    /// [`Crawler::set_peers_for_fetch`]).
+    pub fn crawler_mut(&mut self) -> &mut Crawler {
+        &mut self.crawler
     }
 
     /// Start from nodes saved by an earlier run (`--state`); returns how many were taken.
@@ -259,21 +272,25 @@ impl CrawlDriver {
     /// Send what the crawler queued, then hand its findings to the sink. False: the sink
     /// asked to stop.
     async fn flush(&mut self, sink: &mut impl CrawlSink) -> anyhow::Result<bool> {
-        while let Some(t) = self.crawler.poll_transmit() {
-            self.sockets.send(&t, &mut self.send_errors).await;
-            // Sent: the buffer goes back to the crawler for its next datagram.
-            self.crawler.recycle(t);
-        }
-        while let Some(event) = self.crawler.poll_event() {
-            debug!(?event, "found");
-            if !sink.event(&event)? {
-                return Ok(false);
+        loop {
+            while let Some(t) = self.crawler.poll_transmit() {
+                self.sockets.send(&t, &mut self.send_errors).await;
+                // Sent: the buffer goes back to the crawler for its next datagram.
+                self.crawler.recycle(t);
+            }
+            while let Some(event) = self.crawler.poll_event() {
+                debug!(?event, "found");
+                if !sink.event(&event)? {
+                    return Ok(false);
+                }
+            }
+            while let Some(ih) = sink.poll_cancel() {
+                self.crawler.cancel_search(&ih);
+            }
+            if !sink.steer(&mut self.crawler)? {
+                return Ok(true);
             }
         }
-        while let Some(ih) = sink.poll_cancel() {
-            self.crawler.cancel_search(&ih);
-        }
-        Ok(true)
     }
 }
 

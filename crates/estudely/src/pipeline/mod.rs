@@ -8,6 +8,13 @@
 //! dropped. At the overall timeout, or on Ctrl-C / SIGTERM, the fetches still running are
 //! stopped, everything still pending goes to the sink with what is known (no metadata), and
 //! the [`PipelineReport`] is returned.
+//!
+//! A fetch needs a peer or two, and the node that sampled an infohash stores its peers: so
+//! the crawler's searches stop at the first peers ([`PEERS_FOR_FETCH`]), most after one
+//! query, and only where the fetch then fails on all of them is the search continued
+//! (once, up to `--peers-per-infohash` peers in all) and the new peers fetched from. The
+//! price: a search that stops after its first query asks for no BEP 33 scrape, so swarm
+//! estimates come only from searches that go on, unless `--full-peer-searches`.
 
 pub mod filter;
 pub mod index;
@@ -16,7 +23,8 @@ mod pending;
 pub mod rows;
 pub mod store_thread;
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
+use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -34,7 +42,7 @@ use crate::fetch::{
     TransportChoice,
 };
 use crate::store::Source;
-use pending::{Next, Pending};
+use pending::{Known, Next, Pending, Resume};
 
 pub use rows::{Out, RowFormat, HEADER};
 
@@ -183,7 +191,20 @@ pub struct PipelineConfig {
     pub encryption: EncryptionPolicy,
     /// `--fetch-memory`: bytes of metadata the fetches may be promised at once.
     pub fetch_memory: u64,
+    /// Peers a search stops at ([`PEERS_FOR_FETCH`]; 0 with `--full-peer-searches`).
+    pub peers_for_fetch: usize,
 }
+
+/// Peers a search stops at, enough for a fetch
+/// ([`CrawlConfig::peers_for_fetch`](estudely_dht_core::crawl::CrawlConfig::peers_for_fetch)):
+/// one, since the reply that brings it brings every peer its node stores (up to
+/// `--peers-per-infohash`). Searching on for twenty cost 4.9 `get_peers` per infohash in
+/// simulation, most of them to replicas that repeat the same peers (BENCHMARKS.md).
+pub const PEERS_FOR_FETCH: usize = 1;
+
+/// Infohashes whose fetch failed, to continue their searches. At most one per infohash
+/// pending, so bounded by the fetch backlog.
+type Resumes = RefCell<VecDeque<Resume>>;
 
 /// How often progress (the stderr line, the metrics, the caller's hook) is updated.
 const PROGRESS_EVERY: Duration = Duration::from_secs(1);
@@ -220,6 +241,11 @@ pub struct FetchFlags {
     /// there is no room. Bytes, or with K, M, G (KiB, MiB, GiB).
     #[arg(long, value_name = "BYTES", default_value = "64M", value_parser = crate::args::parse_bytes)]
     pub fetch_memory: u64,
+    /// Search every infohash on to --peers-per-infohash peers, with BEP 33 scrapes (swarm
+    /// size estimates), before fetching: about four times the `get_peers` of the default,
+    /// which stops at the first peers and searches on only where the fetch fails.
+    #[arg(long)]
+    pub full_peer_searches: bool,
 }
 
 impl Default for FetchFlags {
@@ -233,6 +259,7 @@ impl Default for FetchFlags {
             save_torrents: None,
             encryption: EncryptionPolicy::Prefer,
             fetch_memory: crate::fetch::DEFAULT_FETCH_MEMORY,
+            full_peer_searches: false,
         }
     }
 }
@@ -264,6 +291,11 @@ impl FetchFlags {
             caps: Caps::default(),
             encryption: self.encryption,
             fetch_memory: self.fetch_memory,
+            peers_for_fetch: if self.full_peer_searches {
+                0
+            } else {
+                PEERS_FOR_FETCH
+            },
         }
     }
 }
@@ -329,6 +361,7 @@ struct Stage<'a, S: RowSink, G: Gate> {
     gate: &'a RefCell<G>,
     handoff: Option<Handoff>,
     cancels: Vec<InfoHash>,
+    resumes: &'a Resumes,
     dropped: u64,
     progress: &'a mut dyn FnMut(&Progress, &Crawler),
     last: Option<Progress>,
@@ -353,7 +386,7 @@ impl<S: RowSink, G: Gate> CrawlSink for Stage<'_, S, G> {
                 if !self.gate.borrow_mut().admit(info_hash, from, source) {
                     self.dropped += 1;
                     self.cancels.push(info_hash);
-                } else if pending.found(info_hash) {
+                } else if pending.found(info_hash, from) {
                     self.sink.borrow_mut().found(info_hash, from, source)?;
                 } else {
                     self.sink
@@ -371,6 +404,7 @@ impl<S: RowSink, G: Gate> CrawlSink for Stage<'_, S, G> {
                 info_hash,
                 seeds_estimate,
                 peers_estimate,
+                next_nodes,
                 ..
             } => match pending.search_done(
                 info_hash,
@@ -378,15 +412,24 @@ impl<S: RowSink, G: Gate> CrawlSink for Stage<'_, S, G> {
                     seeds: seeds_estimate,
                     peers: peers_estimate,
                 },
+                next_nodes,
             ) {
                 Next::Fetch(job) => {
                     if let Some(to) = &self.handoff {
                         self.gate.borrow_mut().claim(job, to);
                     }
                 }
+                Next::Refetch(job) => {
+                    // Claimed by the gate the first time: straight to the fetcher.
+                    if let Some(to) = &self.handoff {
+                        to.fetch(job);
+                    }
+                }
                 Next::Write(ih) => {
-                    let (_, scrape) = pending.remove(ih);
-                    self.sink.borrow_mut().done(ih, &[], None, None, scrape)?;
+                    let k = pending.remove(ih);
+                    self.sink
+                        .borrow_mut()
+                        .done(ih, &k.peers, None, k.failure, k.scrape)?;
                 }
                 Next::Nothing => {}
             },
@@ -413,6 +456,22 @@ impl<S: RowSink, G: Gate> CrawlSink for Stage<'_, S, G> {
         if let Some(p) = self.last.take() {
             (self.progress)(&p, crawler);
         }
+    }
+
+    fn steer(&mut self, crawler: &mut Crawler) -> anyhow::Result<bool> {
+        let mut any = false;
+        while let Some(r) = self.resumes.borrow_mut().pop_front() {
+            any = true;
+            let ih = r.info_hash;
+            if !crawler.resume_search(Instant::now(), ih, r.from, &r.tried, r.next) {
+                // Refused (queue full): its end, with what the first fetch found.
+                let k = self.pending.borrow_mut().remove(ih);
+                self.sink
+                    .borrow_mut()
+                    .done(ih, &k.peers, None, k.failure, k.scrape)?;
+            }
+        }
+        Ok(any)
     }
 
     fn poll_cancel(&mut self) -> Option<InfoHash> {
@@ -446,6 +505,12 @@ pub async fn run<S: RowSink, G: Gate>(
     let deadline = crawl_limit(cfg.overall_timeout).map(|t| start + t);
     // One watcher for the whole run: the signal stops the crawl and the fetches alike.
     let interrupt = Interrupt::watch();
+    driver
+        .crawler_mut()
+        .set_peers_for_fetch(cfg.peers_for_fetch);
+    let resumes: Resumes = RefCell::new(VecDeque::new());
+    // Set once the crawl has ended: a failed fetch can no longer continue its search.
+    let crawl_over = Cell::new(false);
     let pending = RefCell::new(Pending::new(
         caps.searching,
         caps.fetching,
@@ -479,6 +544,7 @@ pub async fn run<S: RowSink, G: Gate>(
             skipped: skipped_tx,
         }),
         cancels: Vec::new(),
+        resumes: &resumes,
         dropped: 0,
         progress,
         last: None,
@@ -491,6 +557,22 @@ pub async fn run<S: RowSink, G: Gate>(
             let run = driver.run(left, interrupt.fired(), Some(PROGRESS_EVERY), &mut stage);
             let report = match run.await {
                 Ok(r) if r.reason == StopReason::SinkClosed => r,
+                Ok(r) if r.reason == StopReason::Done => {
+                    // Every search ended; fetches still running may fail and continue theirs.
+                    let stop = interrupt.fired();
+                    tokio::pin!(stop);
+                    while resumes.borrow().is_empty() && pending.borrow().may_resume() {
+                        tokio::select! {
+                            () = room.notified() => {}
+                            () = &mut stop => break,
+                            () = crate::crawl::driver::sleep_until_opt(deadline) => break,
+                        }
+                    }
+                    if resumes.borrow().is_empty() {
+                        break Ok(r);
+                    }
+                    continue;
+                }
                 other => break other,
             };
             // Paused (pushed back): the fetch backlog is full. Resume once a fetch ends.
@@ -509,6 +591,7 @@ pub async fn run<S: RowSink, G: Gate>(
             }
         };
         // No more jobs: the fetcher ends when the last one does.
+        crawl_over.set(true);
         stage.handoff = None;
         gate.borrow_mut().close();
         report
@@ -523,7 +606,19 @@ pub async fn run<S: RowSink, G: Gate>(
             tokio::select! {
                 r = batch.next() => {
                     let Some(r) = r else { break };
-                    let (peers, scrape) = pending.borrow_mut().remove(r.info_hash);
+                    let failure = index::main_failure(&r.failed);
+                    if r.metadata.is_none() && !r.failed.is_empty() && !crawl_over.get() {
+                        let again = pending.borrow_mut().fetch_failed(r.info_hash, failure);
+                        if let Some(again) = again {
+                            // Its search goes on; the crawl loop hands it to the crawler.
+                            resumes.borrow_mut().push_back(again);
+                            room.notify_one();
+                            fetched.borrow_mut().clone_from(batch.stats());
+                            continue;
+                        }
+                    }
+                    let Known { peers, scrape, failure: first } =
+                        pending.borrow_mut().remove(r.info_hash);
                     room.notify_one();
                     fetched.borrow_mut().clone_from(batch.stats());
                     crate::metrics::publish_fetch(batch.stats());
@@ -531,7 +626,9 @@ pub async fn run<S: RowSink, G: Gate>(
                     if let (Some(dir), Some(m)) = (&cfg.save_torrents, &r.metadata) {
                         save_torrent(dir, &r.info_hash.to_hex(), &m.info)?;
                     }
-                    let failure = index::main_failure(&r.failed);
+                    // A second fetch that failed without a word (none of its attempts
+                    // ended) keeps the first's failure.
+                    let failure = if r.metadata.is_some() { failure } else { failure.or(first) };
                     sink.borrow_mut().done(
                         r.info_hash,
                         &peers,
@@ -563,8 +660,9 @@ pub async fn run<S: RowSink, G: Gate>(
     crate::metrics::publish_fetch(&fetch);
     crate::metrics::publish_node(&driver.crawler().node().stats());
     let mut pending = pending.into_inner();
-    for (ih, peers, scrape) in pending.drain() {
-        sink.borrow_mut().done(ih, &peers, None, None, scrape)?;
+    for (ih, k) in pending.drain() {
+        sink.borrow_mut()
+            .done(ih, &k.peers, None, k.failure, k.scrape)?;
     }
     sink.borrow_mut().flush()?;
     Ok(PipelineReport {
