@@ -17,7 +17,7 @@
 //! - **Peers.** `seeders` TCP listeners on the /24 after the nodes' (port 6881) serve the
 //!   info dict of any sampled `Ok` torrent: the handshake names the infohash. An `Ok`
 //!   torrent's swarm is 1-3 of them; a `NoMetadata` torrent's one peer is a port where
-//!   nothing listens; a `NoPeers` torrent has none.
+//!   nothing listens (a different one for each); a `NoPeers` torrent has none.
 //! - **Etiquette.** Every node counts, per source IP, `sample_infohashes` that arrive inside
 //!   the interval of its previous answer to that IP, and datagrams beyond 25 in any 10 s.
 //!   [`WorldStats`] holds them; `--status FILE` writes them every second.
@@ -46,8 +46,9 @@ use crate::testnet::node_ip;
 
 /// The seeders' TCP port.
 pub const SEEDER_PORT: u16 = 6881;
-/// Where `NoMetadata` torrents' one peer points: a port of seeder 0's IP with no listener.
-pub const DEAD_PORT: u16 = 6880;
+/// `NoMetadata` torrents' one peer is a port from here up (to 59,999) on a seeder's IP,
+/// where nothing listens: a different dead address for each, as on the real network.
+pub const DEAD_PORTS: u16 = 20_000;
 /// Nodes that hold a sampled torrent's peers besides the one that sampled it.
 const REPLICAS: usize = 8;
 /// Connections each seeder serves at once.
@@ -292,7 +293,14 @@ impl World {
     pub fn peers(&self, j: u64) -> Vec<SocketAddr> {
         match fate(self.cfg.seed, j) {
             Fate::NoPeers => Vec::new(),
-            Fate::NoMetadata => vec![SocketAddr::new(self.seeders[0].ip(), DEAD_PORT)],
+            Fate::NoMetadata => {
+                let h = mix(self.cfg.seed ^ mix(j ^ 0xdead));
+                let ip = self.seeders[(h % self.seeders.len() as u64) as usize].ip();
+                vec![SocketAddr::new(
+                    ip,
+                    DEAD_PORTS + ((h >> 32) % 40_000) as u16,
+                )]
+            }
             Fate::Ok => {
                 let s = self.seeders.len() as u64;
                 let h = mix(self.cfg.seed ^ mix(j ^ 0x5eed));

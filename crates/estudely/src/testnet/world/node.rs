@@ -142,7 +142,7 @@ impl Node {
         };
         let reply = Message {
             tid: msg.tid,
-            version: Version::new(b"EW01").ok(),
+            version: Version::new(b"EW\x00\x01").ok(),
             ip: Some(from),
             read_only: false,
             body,
