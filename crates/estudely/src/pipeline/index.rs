@@ -15,7 +15,6 @@ use anyhow::Context as _;
 use estudely_krpc::InfoHash;
 use estudely_peer_wire::{InfoSummary, Version};
 use sha2::Digest as _;
-use tracing::warn;
 
 use super::filter::{Filters, KnownFilter, Rejected};
 use super::nodes::NodeLabels;
@@ -260,11 +259,19 @@ impl Gate for IndexGate {
     }
 
     fn claim(&mut self, job: Job, to: &Handoff) {
-        let sh = self.0.borrow();
-        if sh.store.send(Req::Claim(job, to.clone())).is_err() {
-            // The index stopped: the error ends the run at the next row.
-            warn!("index stopped; not fetching");
-        }
+        // Sent with the others at the next poll, as the store's queue has room.
+        self.0.borrow().store.claim(job, to);
+    }
+
+    fn tick(&mut self) {
+        // An error stops the run at the next row.
+        let _ = self.0.borrow().store.poll();
+    }
+
+    fn close(&mut self) {
+        // The crawl is over: the claims still waiting go now (waiting for room if need be),
+        // and the store thread's requests then hold the last handoffs to the fetcher.
+        let _ = self.0.borrow().store.flush_claims();
     }
 }
 

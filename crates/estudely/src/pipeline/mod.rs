@@ -134,9 +134,16 @@ pub trait Gate {
         to.fetch(job);
     }
 
+    /// Called every [`GATE_TICK`] while the crawl waits (paused at the fetch backlog cap, or
+    /// waiting for fetches to end): send what waits to be sent (claims).
+    fn tick(&mut self) {}
+
     /// The crawl is over: hand on what is waiting, keep no [`Handoff`] clone.
     fn close(&mut self) {}
 }
+
+/// How often [`Gate::tick`] is called while the crawl waits.
+pub const GATE_TICK: Duration = Duration::from_millis(20);
 
 /// A gate that lets everything through.
 #[derive(Debug, Default)]
@@ -564,6 +571,7 @@ pub async fn run<S: RowSink, G: Gate>(
                     while resumes.borrow().is_empty() && pending.borrow().may_resume() {
                         tokio::select! {
                             () = room.notified() => {}
+                            () = tokio::time::sleep(GATE_TICK) => gate.borrow_mut().tick(),
                             () = &mut stop => break,
                             () = crate::crawl::driver::sleep_until_opt(deadline) => break,
                         }
@@ -582,6 +590,7 @@ pub async fn run<S: RowSink, G: Gate>(
             while pending.borrow().full() {
                 tokio::select! {
                     () = room.notified() => {}
+                    () = tokio::time::sleep(GATE_TICK) => gate.borrow_mut().tick(),
                     () = &mut stop => break,
                     () = crate::crawl::driver::sleep_until_opt(deadline) => break,
                 }

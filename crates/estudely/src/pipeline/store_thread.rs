@@ -40,6 +40,8 @@ pub const BATCH_ROWS: usize = 2_000;
 /// release, or a batch of at most [`outbox::SIGHTINGS_WAITING`] sightings or
 /// [`outbox::CHECKS_PER_REQUEST`] questions.
 pub const QUEUE_CAP: usize = 256;
+/// Most claims in one request.
+pub const CLAIMS_PER_REQUEST: usize = 64;
 /// How often expired leases are swept (and once at start).
 pub const SWEEP_EVERY: Duration = Duration::from_secs(60);
 /// The index counter of infohashes the known-filter sent to the database.
@@ -63,7 +65,7 @@ pub(crate) enum Req {
     Counters(Vec<(Cow<'static, str>, u64)>),
     Release(InfoHash),
     Check(Vec<InfoHash>),
-    Claim(Job, Handoff),
+    Claims(Vec<Job>, Handoff),
     SaveNodes(Vec<CompactNode>),
     Flush(std_mpsc::Sender<()>),
 }
@@ -172,6 +174,9 @@ pub struct StoreThread {
     outbox: RefCell<Outbox>,
     sent_at: RefCell<Instant>,
     handle: Option<JoinHandle<()>>,
+    /// Claims waiting to be sent, in order, with where their answers go (see
+    /// [`StoreThread::claim`]).
+    claims: RefCell<(Vec<Job>, Option<Handoff>)>,
 }
 
 impl StoreThread {
@@ -243,6 +248,7 @@ impl StoreThread {
             stats,
             queue,
             outbox: RefCell::new(Outbox::new(addresses)),
+            claims: RefCell::new((Vec::new(), None)),
             sent_at: RefCell::new(Instant::now()),
             handle: Some(handle),
         };
@@ -294,10 +300,58 @@ impl StoreThread {
     /// Once per turn of the crawl loop: send the questions, and the sums when due.
     pub fn poll(&self) -> anyhow::Result<()> {
         self.send_checks()?;
+        self.send_claims()?;
         if self.sent_at.borrow().elapsed() >= SEND_EVERY {
             self.send_rows()?;
         }
         Ok(())
+    }
+
+    /// Ask to claim `job` before fetching it; the answer goes to `to` (fetch or skip).
+    /// Claims are sent together, [`CLAIMS_PER_REQUEST`] at most to a request, at the next
+    /// [`Self::poll`], and only while the queue has room: a claim never makes the crawl
+    /// wait for the database (the claims waiting are bounded by the fetch backlog).
+    pub(crate) fn claim(&self, job: Job, to: &Handoff) {
+        let mut claims = self.claims.borrow_mut();
+        claims.0.push(job);
+        if claims.1.is_none() {
+            claims.1 = Some(to.clone());
+        }
+    }
+
+    /// Claims still waiting to be sent.
+    pub fn claims_waiting(&self) -> usize {
+        self.claims.borrow().0.len()
+    }
+
+    /// Send every claim waiting, waiting for room if need be, and let go of the handoff.
+    pub(crate) fn flush_claims(&self) -> anyhow::Result<()> {
+        let (jobs, to) = std::mem::take(&mut *self.claims.borrow_mut());
+        let Some(to) = to else {
+            return Ok(());
+        };
+        let mut jobs = jobs.into_iter().peekable();
+        while jobs.peek().is_some() {
+            let batch: Vec<Job> = jobs.by_ref().take(CLAIMS_PER_REQUEST).collect();
+            self.send(Req::Claims(batch, to.clone()))?;
+        }
+        Ok(())
+    }
+
+    fn send_claims(&self) -> anyhow::Result<()> {
+        loop {
+            let mut claims = self.claims.borrow_mut();
+            let Some(to) = claims.1.clone() else {
+                return Ok(());
+            };
+            if claims.0.is_empty() || self.queue.len() >= QUEUE_CAP / 2 {
+                return Ok(());
+            }
+            let n = claims.0.len().min(CLAIMS_PER_REQUEST);
+            let batch: Vec<Job> = claims.0.drain(..n).collect();
+            drop(claims);
+            self.send(Req::Claims(batch, to))?;
+        }
     }
 
     fn send_checks(&self) -> anyhow::Result<()> {
@@ -361,6 +415,7 @@ impl StoreThread {
 
     /// Send what waits, commit everything and stop the thread.
     pub fn finish(mut self) -> anyhow::Result<WriteStats> {
+        // Claims still waiting are not sent: the crawl is over, nothing more is fetched.
         let sent = self.send_checks().and_then(|()| self.send_rows());
         let stats = self.stats.clone();
         drop(std::mem::replace(&mut self.tx, std_mpsc::sync_channel(0).0));
@@ -459,21 +514,23 @@ impl Writer<'_> {
             }
             Req::Release(ih) => self.batch.release.push(ih),
             Req::Check(keys) => self.check(&keys)?,
-            Req::Claim(job, to) => {
-                // A release of this infohash may be waiting: commit it first.
-                if self.batch.release.contains(&job.info_hash) {
-                    self.commit()?;
-                }
-                let waiting = self.batch_keys.contains(&job.info_hash);
-                if !waiting
-                    && self
-                        .store
-                        .claim(&job.info_hash, &self.cfg.owner, self.cfg.lease)?
-                {
-                    to.fetch(job);
-                } else {
-                    self.lock_stats().claims_refused += 1;
-                    to.skip(job.info_hash);
+            Req::Claims(jobs, to) => {
+                for job in jobs {
+                    // A release of this infohash may be waiting: commit it first.
+                    if self.batch.release.contains(&job.info_hash) {
+                        self.commit()?;
+                    }
+                    let waiting = self.batch_keys.contains(&job.info_hash);
+                    if !waiting
+                        && self
+                            .store
+                            .claim(&job.info_hash, &self.cfg.owner, self.cfg.lease)?
+                    {
+                        to.fetch(job);
+                    } else {
+                        self.lock_stats().claims_refused += 1;
+                        to.skip(job.info_hash);
+                    }
                 }
             }
             Req::SaveNodes(nodes) => {

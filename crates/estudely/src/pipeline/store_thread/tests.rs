@@ -49,8 +49,7 @@ fn writes_batches_answers_in_order_and_commits_at_the_end() {
         info_hash: InfoHash([i; 20]),
         peers: vec![],
     };
-    st.send(Req::Claim(job(1), to.clone())).unwrap();
-    st.send(Req::Claim(job(3), to)).unwrap();
+    st.send(Req::Claims(vec![job(1), job(3)], to)).unwrap();
     st.flush().unwrap();
     assert_eq!(st.known_rx.try_recv().ok(), Some(stored.info_hash), "known");
     assert!(st.known_rx.try_recv().is_err(), "only the stored one");
@@ -288,5 +287,62 @@ fn expired_leases_are_swept_at_start() {
     assert_eq!(st.finish().unwrap().leases_swept, 3);
     let (st, opened) = StoreThread::start(url, config("me")).unwrap();
     assert_eq!(opened.swept, 0, "the live lease stays");
+    st.finish().unwrap();
+}
+
+/// Claims never make the crawl wait for a stalled database: they are held (bounded by the
+/// fetch backlog) while the queue is half full, go 64 to a request as it empties, and all
+/// are answered once it writes again.
+#[test]
+fn claims_wait_in_the_crawl_not_at_a_stalled_queue() {
+    let dir = tempfile::tempdir().unwrap();
+    let (st, blocked, _) = slow(dir.path());
+    blocked.store(true, Ordering::SeqCst);
+    // A full batch (the writer then blocks in its commit), then half a queue and one more
+    // that stay queued (sent in a few milliseconds, well within a batch's time).
+    for i in 0..(BATCH_ROWS + QUEUE_CAP / 2 + 1) as u32 {
+        st.send(Req::Torrent(Box::new(numbered(i)))).unwrap();
+    }
+    assert!(st.queue().len() > QUEUE_CAP / 2, "{}", st.queue().len());
+    let waits = st.queue().waits();
+    let (jobs_tx, mut jobs) = mpsc::channel(100_000);
+    let (skip_tx, _skipped) = mpsc::channel(100_000);
+    let to = Handoff {
+        jobs: jobs_tx,
+        skipped: skip_tx,
+    };
+    let claims = 20_000u32;
+    for i in 0..claims {
+        let ih = numbered(1_000_000 + i).info_hash;
+        st.claim(
+            Job {
+                info_hash: ih,
+                peers: vec![],
+            },
+            &to,
+        );
+        // The crawl loop polls every turn: it must return at once.
+        st.poll().unwrap();
+    }
+    drop(to);
+    assert_eq!(
+        st.claims_waiting(),
+        claims as usize,
+        "held while the queue is half full"
+    );
+    assert_eq!(st.queue().waits(), waits, "the crawl never waited");
+    blocked.store(false, Ordering::SeqCst);
+    // Polled as the crawl would, the held claims go as the queue drains.
+    while st.claims_waiting() > 0 {
+        st.poll().unwrap();
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    st.flush().unwrap();
+    let mut fetched = 0;
+    while jobs.try_recv().is_ok() {
+        fetched += 1;
+    }
+    assert_eq!(fetched, claims, "every claim answered");
+    assert!(st.queue().max() <= QUEUE_CAP + 1);
     st.finish().unwrap();
 }
