@@ -372,15 +372,16 @@ impl Search {
         self.enough > 0 && self.peers.len() >= self.enough && self.peers.len() < self.wanted
     }
 
-    /// Nothing more will happen: satisfied, out of queries or candidates, or replies have
-    /// stopped bringing anything new; and idle.
+    /// Nothing more will happen: satisfied (whatever is still in flight: its peers are not
+    /// wanted, and waiting for a lost query would hold a fetch back by a timeout); or idle
+    /// and out of queries or candidates, or with replies that stopped bringing anything new.
     pub fn is_done(&self) -> bool {
-        self.in_flight == 0
-            && (self.satisfied()
-                || self.stale
-                || self.queries >= self.max_queries
-                || self.candidates.is_empty()
-                || self.dry >= MAX_DRY)
+        self.satisfied()
+            || self.in_flight == 0
+                && (self.stale
+                    || self.queries >= self.max_queries
+                    || self.candidates.is_empty()
+                    || self.dry >= MAX_DRY)
     }
 
     /// The first candidates, the nodes it would ask next (closest first).
