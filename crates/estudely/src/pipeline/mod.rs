@@ -322,6 +322,13 @@ impl PipelineReport {
     /// The notes of a summary line after the counts (`; crawl paused ...`).
     pub fn notes(&self, caps: Caps) -> String {
         let mut s = crate::crawl::setup::network_note(&self.crawl.stats, self.crawl.shard);
+        let resumed = self.crawl.stats.searches_resumed;
+        if resumed > 0 {
+            let p = if resumed == 1 { "" } else { "es" };
+            s.push_str(&format!(
+                "; {resumed} peer search{p} continued after a failed fetch"
+            ));
+        }
         if self.port_zero > 0 {
             let n = self.port_zero;
             let p = if n == 1 { "" } else { "s" };
