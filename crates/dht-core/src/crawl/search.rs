@@ -509,4 +509,52 @@ mod tests {
         s.on_failure();
         assert!(s.is_done());
     }
+
+    #[test]
+    fn stopping_at_a_peer_asks_the_first_node_alone_and_ends_without_waiting() {
+        let near = |i: u8| CompactNode {
+            id: NodeId([i; 20]),
+            addr: addr(i),
+        };
+        let mut s = Search::new(InfoHash([0; 20]), addr(1), &[near(2), near(3)], 20, 8).stop_at(1);
+        assert_eq!(
+            s.next_query_if(|a| *a != addr(1)),
+            None,
+            "waits for the first node"
+        );
+        assert_eq!(s.next_query(), Some(addr(1)));
+        assert_eq!(s.next_query(), None, "alone until it answers");
+        s.on_failure();
+        // Lost: two at once from now on, as any search.
+        assert_eq!(s.next_query(), Some(addr(2)));
+        assert_eq!(s.next_query(), Some(addr(3)));
+        s.on_reply(&[addr(9)], &[]);
+        assert!(s.is_done(), "a peer: done, the other query not waited for");
+        assert!(s.stopped_early());
+        // Continued: not the first node again; one at a time; ends at a node with nothing new.
+        let tried = s.peers().to_vec();
+        let next = s.next_nodes();
+        let mut r = Search::resumed(
+            Parts::default(),
+            InfoHash([0; 20]),
+            addr(1),
+            &[near(1), near(4), near(5)],
+            &tried,
+            20,
+            8,
+        );
+        assert_eq!(
+            next.iter().flatten().count(),
+            0,
+            "no candidate left to hand on"
+        );
+        assert_eq!(r.next_query(), Some(addr(4)));
+        assert_eq!(r.next_query(), None, "one at a time");
+        r.on_reply(&[addr(9)], &[]);
+        assert!(
+            r.is_done(),
+            "a node with only the tried peer: the DHT knows no more"
+        );
+        assert_eq!(r.peers(), &[addr(9)]);
+    }
 }
