@@ -576,4 +576,20 @@ mod tests {
         assert!(s.is_empty());
         assert!(s.take_done().is_empty());
     }
+
+    #[test]
+    fn a_reply_to_a_search_that_ended_is_not_handed_to_its_successor() {
+        let mut s = Searches::default();
+        s.start(search(1, 1));
+        let first = s.running[&ih(1)].generation;
+        assert!(s.touch(&ih(1), first).is_some());
+        s.cancel(&ih(1));
+        s.start(search(1, 1));
+        let second = s.running[&ih(1)].generation;
+        assert!(
+            s.touch(&ih(1), first).is_none(),
+            "a late reply to the first search"
+        );
+        assert!(s.touch(&ih(1), second).is_some());
+    }
 }
