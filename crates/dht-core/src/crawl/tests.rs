@@ -934,3 +934,55 @@ fn a_lost_sample_is_asked_again_after_min_resample_then_twice_that() {
     assert_eq!(samples_to_2(&run(&mut r, 120)), 0);
     assert_eq!(samples_to_2(&run(&mut r, 3)), 1, "asked again 120 s on");
 }
+
+/// Sampling keeps room in the search queue for 20 samples per reply in flight (what
+/// libtorrent sends), not 128 (the most a datagram holds): with room for 160, eight samples
+/// go out at once where one did.
+#[test]
+fn sampling_reserves_search_room_for_twenty_samples_a_reply() {
+    let mut r = Rig::with(CrawlConfig {
+        max_search_queue: 160,
+        ..CrawlConfig::default()
+    });
+    let sent = r.sent();
+    let nodes: Vec<CompactNode> = (10..40).map(node).collect();
+    r.reply(
+        &sent[0],
+        Response {
+            id: NodeId([1; 20]),
+            nodes,
+            ..Response::default()
+        },
+    );
+    let samples = r
+        .sent()
+        .iter()
+        .filter(|(_, m)| matches!(m.body, Body::Query(Query::SampleInfohashes { .. })))
+        .count();
+    assert_eq!(samples, 8, "(8 + 1) x 20 > 160");
+}
+
+/// A reply with more samples than the search queue has room for: the rest are reported,
+/// each with a search that ended at once, never dropped, and the queue never outgrows its
+/// cap.
+#[test]
+fn samples_beyond_the_search_queue_are_reported_unsearched() {
+    let mut r = Rig::with(CrawlConfig {
+        max_search_queue: 40,
+        ..CrawlConfig::default()
+    });
+    let ihs: Vec<InfoHash> = (0..60).map(|i| InfoHash([i + 1; 20])).collect();
+    sample_reply(&mut r, &ihs);
+    let ev = r.events();
+    let found = ev
+        .iter()
+        .filter(|e| matches!(e, CrawlEvent::InfoHash { .. }))
+        .count();
+    let unsearched = ev
+        .iter()
+        .filter(|e| matches!(e, CrawlEvent::SearchDone { queries: 0, .. }))
+        .count();
+    assert_eq!((found, unsearched), (60, 20), "{ev:?}");
+    assert_eq!(r.c.stats().unsearched, 20);
+    assert!(r.c.stats().search_queue <= 40);
+}
