@@ -488,6 +488,25 @@ impl<S: RowSink, G: Gate> CrawlSink for Stage<'_, S, G> {
     }
 }
 
+/// Wait while `busy()` holds, looking again at each fetch's end (`room`), until Ctrl-C or
+/// the deadline.
+async fn wait_while(
+    busy: impl Fn() -> bool,
+    room: &Notify,
+    interrupt: &Interrupt,
+    deadline: Option<Instant>,
+) {
+    let stop = interrupt.fired();
+    tokio::pin!(stop);
+    while busy() {
+        tokio::select! {
+            () = room.notified() => {}
+            () = &mut stop => break,
+            () = crate::crawl::driver::sleep_until_opt(deadline) => break,
+        }
+    }
+}
+
 /// Run the pipeline on a bound crawl driver until the crawl and its fetches end, the
 /// overall timeout passes or Ctrl-C. `progress` is called every `progress_every`, with the
 /// crawler.
@@ -554,15 +573,8 @@ pub async fn run<S: RowSink, G: Gate>(
                 Ok(r) if r.reason == StopReason::SinkClosed => r,
                 Ok(r) if r.reason == StopReason::Done => {
                     // Every search ended; fetches still running may fail and continue theirs.
-                    let stop = interrupt.fired();
-                    tokio::pin!(stop);
-                    while resumes.borrow().is_empty() && pending.borrow().may_resume() {
-                        tokio::select! {
-                            () = room.notified() => {}
-                            () = &mut stop => break,
-                            () = crate::crawl::driver::sleep_until_opt(deadline) => break,
-                        }
-                    }
+                    let busy = || resumes.borrow().is_empty() && pending.borrow().may_resume();
+                    wait_while(busy, &room, &interrupt, deadline).await;
                     if resumes.borrow().is_empty() {
                         break Ok(r);
                     }
@@ -572,15 +584,7 @@ pub async fn run<S: RowSink, G: Gate>(
             };
             // Paused (pushed back): the fetch backlog is full. Resume once a fetch ends.
             pauses += 1;
-            let stop = interrupt.fired();
-            tokio::pin!(stop);
-            while pending.borrow().full() {
-                tokio::select! {
-                    () = room.notified() => {}
-                    () = &mut stop => break,
-                    () = crate::crawl::driver::sleep_until_opt(deadline) => break,
-                }
-            }
+            wait_while(|| pending.borrow().full(), &room, &interrupt, deadline).await;
             if pending.borrow().full() {
                 break Ok(report);
             }
