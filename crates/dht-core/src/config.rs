@@ -83,11 +83,17 @@ pub struct Config {
     /// multicast, broadcast, documentation or reserved address, no IPv4-mapped IPv6, no
     /// port 0. [`crate::crawl::Crawler`] adds the ranges of its bootstrap addresses.
     pub addr_policy: AddrPolicy,
-    /// Unanswered queries in a row after which an address counts as dead for the rest of
-    /// the run: no query is sent to it again. Twice as many for an address that answered
-    /// before. Default 4 (a live node behind 30 % loss each way misses 4 in a row about
-    /// 7 % of the time, 8 in a row 0.5 %).
+    /// Unanswered queries in a row after which an address counts as dead for
+    /// [`Config::dead_for`]: no query is sent to it meanwhile. Twice as many for an address
+    /// that answered before. Default 4 (a live node behind 30 % loss each way misses 4 in a
+    /// row about 7 % of the time, 8 in a row 0.5 %).
     pub dead_after: u8,
+    /// How long an address is dead the first time; then it gets one query, and if that goes
+    /// unanswered too it is dead again for twice as long (at most 256 times this); any
+    /// answer brings it back for good. So a live node that merely lost a few replies is
+    /// asked again a minute later, and a gone one costs a query per doubling. Default 60 s
+    /// (the crawler's shortest wait between two samples of a node).
+    pub dead_for: Duration,
     /// Most dead addresses remembered (the oldest half is forgotten when full).
     /// Default 1,000,000 (about 32 MB at most).
     pub max_dead: usize,
@@ -132,6 +138,7 @@ impl Default for Config {
             per_ip_datagrams: 25,
             addr_policy: AddrPolicy::strict(),
             dead_after: 4,
+            dead_for: Duration::from_secs(60),
             max_dead: 1_000_000,
             max_queued: 4_096,
             ipv4: true,

@@ -56,7 +56,8 @@ pub enum QueryError {
     /// other special-purpose address, or port 0).
     #[error("not sent: {0} address refused by the address policy (see --allow-private)")]
     Refused(crate::addr_policy::Range),
-    /// Not sent: the address stopped answering and counts as dead for this run.
+    /// Not sent: the address stopped answering and counts as dead for now (see
+    /// [`crate::Config::dead_for`]).
     #[error("not sent: the address did not answer several queries in a row")]
     Dead,
 }

@@ -25,6 +25,8 @@ mod events;
 pub mod lookup;
 mod lookups;
 mod node;
+#[cfg(test)]
+mod node_dead_tests;
 pub mod peer_store;
 pub mod politeness;
 pub mod procnet;

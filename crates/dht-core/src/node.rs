@@ -27,6 +27,19 @@ use crate::{Config, Event, LookupId, LookupKind, QueryError, QueryId, Transmit};
 /// `dead_after` leeway (a live node behind heavy loss should not be written off).
 const ANSWERED: u8 = 0x80;
 
+/// Most doublings of [`Config::dead_for`]: an address that keeps dying stays dead at most
+/// `dead_for` × 2^8 (about 4 h at the default minute), then gets one query again.
+const MAX_DEAD_DOUBLINGS: u8 = 8;
+
+/// An address written off: dead until `until`, for the `deaths`-th time in a row (each
+/// death after a revival doubles the wait). Kept after `until` passes, so that a revived
+/// address that misses its one query dies again at once, for twice as long.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Dead {
+    until: Instant,
+    deaths: u8,
+}
+
 /// How often routine maintenance (bucket refresh, peer expiry) runs.
 const MAINTENANCE: Duration = Duration::from_secs(60);
 
@@ -85,7 +98,8 @@ pub struct Stats {
     /// Addresses refused by the address policy, by range: datagrams from them ignored,
     /// queries to them not sent, nodes and peers listing them dropped.
     pub refused: Refusals,
-    /// Addresses that stopped answering and are now dead for this run.
+    /// Addresses written off as dead since they last answered (dead now, or asked once
+    /// again after their time: see [`Config::dead_for`]).
     pub dead: usize,
     /// Queries not sent because their address was dead.
     pub dead_refused: u64,
@@ -184,8 +198,10 @@ pub struct Node {
     /// Per address: unanswered queries in a row (low bits; cleared by any reply) and
     /// whether it ever answered ([`ANSWERED`]).
     strikes: BoundedMap<SocketAddr, u8>,
-    /// Addresses that stopped answering: never queried again in this run.
-    pub(crate) dead: BoundedMap<SocketAddr, ()>,
+    /// Addresses that stopped answering: not queried until their time is up (see [`Dead`]).
+    pub(crate) dead: BoundedMap<SocketAddr, Dead>,
+    /// The latest time the node was given (for [`Node::is_dead`], which takes none).
+    pub(crate) clock: Instant,
     pub(crate) queued: VecDeque<(SocketAddr, Query, Purpose)>,
     /// How many queries at the front of `queued` were already counted in
     /// [`Stats::rate_limited`].
@@ -233,6 +249,7 @@ impl Node {
             out_budget: IpBudget::new(config.per_ip_datagrams, config.per_ip_window, 65_536),
             strikes: BoundedMap::new(65_536),
             dead: BoundedMap::new(config.max_dead),
+            clock: now,
             incoming_budget: IpBudget::new(
                 config.max_incoming_per_ip,
                 config.per_ip_window,
@@ -372,6 +389,7 @@ impl Node {
     /// Send one query to `to`; the sender id inside `query` is replaced by ours. The outcome
     /// arrives as [`Event::QueryDone`].
     pub fn query(&mut self, now: Instant, to: SocketAddr, query: Query) -> QueryId {
+        self.clock = self.clock.max(now);
         let id = QueryId(self.handle());
         // The refusal as it is (policy, dead, budget): a caller retries only `Busy`.
         if let Err(e) = self.try_send_query(now, to, query, Purpose::Query(id)) {
@@ -435,9 +453,14 @@ impl Node {
         }
     }
 
-    /// Whether `addr` stopped answering and is dead for this run.
+    /// Whether `addr` stopped answering and is dead now (see [`Config::dead_for`]).
     pub fn is_dead(&self, addr: &SocketAddr) -> bool {
-        self.dead.contains(addr)
+        self.dead_at(addr, self.clock)
+    }
+
+    /// Whether `addr` is dead at `now`.
+    pub(crate) fn dead_at(&self, addr: &SocketAddr, now: Instant) -> bool {
+        self.dead.peek(addr).is_some_and(|d| d.until > now)
     }
 
     /// Take `addr` off the dead list (a crawler's bootstrap node while it is the only way
@@ -446,22 +469,54 @@ impl Node {
         self.dead.remove(addr);
     }
 
-    /// An address did not answer: after `dead_after` in a row it is dead.
-    fn note_timeout(&mut self, addr: SocketAddr) {
+    /// An address did not answer: after `dead_after` in a row it is dead for `dead_for`;
+    /// once that has passed, one more miss (before any answer) kills it again, for twice as
+    /// long each time.
+    fn note_timeout(&mut self, now: Instant, addr: SocketAddr) {
+        if let Some(d) = self.dead.peek(&addr).copied() {
+            // Revived, and its one query went unanswered (or it is still dead: a query sent
+            // before it died timed out since).
+            if d.until <= now {
+                self.kill(now, addr, d.deaths.saturating_add(1));
+            }
+            return;
+        }
         let entry = self.strikes.peek(&addr).copied().unwrap_or(0);
         let answered = entry & ANSWERED != 0;
         let n = (entry & !ANSWERED).saturating_add(1);
         let limit = self.config.dead_after.clamp(1, 63) * if answered { 2 } else { 1 };
         if n >= limit {
             self.strikes.remove(&addr);
-            self.dead.insert(addr, ());
+            self.kill(now, addr, 1);
         } else {
             self.strikes.insert(addr, n | (entry & ANSWERED));
         }
     }
 
+    /// `addr` is dead for the `deaths`-th time in a row.
+    fn kill(&mut self, now: Instant, addr: SocketAddr, deaths: u8) {
+        let wait = self
+            .config
+            .dead_for
+            .saturating_mul(1 << (deaths - 1).min(MAX_DEAD_DOUBLINGS));
+        self.dead.insert(
+            addr,
+            Dead {
+                until: now + wait,
+                deaths,
+            },
+        );
+    }
+
+    /// `addr` answered: whatever it missed, it is alive.
+    fn answered(&mut self, addr: SocketAddr) {
+        self.strikes.insert(addr, ANSWERED);
+        self.dead.remove(&addr);
+    }
+
     /// Feed one datagram that arrived from `from` at `now`.
     pub fn handle_datagram(&mut self, now: Instant, from: SocketAddr, bytes: &[u8]) {
+        self.clock = self.clock.max(now);
         self.stats.datagrams_received += 1;
         // A datagram from a refused address (spoofed from a private range, or a lab address
         // on a public node) is not answered: a reply would go where we must not send.
@@ -501,7 +556,7 @@ impl Node {
             Body::Response(r) => {
                 if let Some(p) = self.tx.take(&msg.tid, from) {
                     self.stats.responses_received += 1;
-                    self.strikes.insert(from, ANSWERED);
+                    self.answered(from);
                     self.heard(
                         now,
                         CompactNode {
@@ -525,7 +580,7 @@ impl Node {
             Body::Error(e) => {
                 if let Some(p) = self.tx.take(&msg.tid, from) {
                     self.stats.errors_received += 1;
-                    self.strikes.insert(from, ANSWERED);
+                    self.answered(from);
                     self.on_failure(now, from, p.purpose, QueryError::Remote(e));
                 }
             }
@@ -620,7 +675,7 @@ impl Node {
     ) {
         if err == QueryError::Timeout {
             self.table_mut(from.is_ipv6()).failed(&from, now);
-            self.note_timeout(from);
+            self.note_timeout(now, from);
         }
         match purpose {
             Purpose::Ping => {}
@@ -641,6 +696,7 @@ impl Node {
 
     /// Feed the passage of time.
     pub fn handle_timeout(&mut self, now: Instant) {
+        self.clock = self.clock.max(now);
         if self.budget_wake.get().is_some_and(|w| w <= now) {
             self.budget_wake.set(None);
         }

@@ -31,7 +31,7 @@ impl Node {
             self.stats.refused.add(r);
             return Err(QueryError::Refused(r));
         }
-        if self.dead.contains(&to) {
+        if self.dead_at(&to, now) {
             self.stats.dead_refused += 1;
             return Err(QueryError::Dead);
         }

@@ -7,6 +7,16 @@
 //! asked a silent bootstrap node again at once (and kept it off the dead list), a lost
 //! bootstrap reply stalled or killed whole crawls. The end-to-end twin, with real packet
 //! loss, is `estudely`'s `tests/faults.rs`. `ESTUDELY_SIM_SEED` replays one seed.
+//!
+//! `collect`'s side (searches that stop at the first peer, counted once they end with one)
+//! over 75 s, as `tests/faults.rs` runs it, against the clean run of the same seed
+//! (`SEEDS=200 cargo nextest run -p estudely-dht-core --test sim_loss --run-ignored only
+//! --no-capture`), 200 seeds: 40 or 39 of 40 on 196, 37 on 3, 36 on 1 (mean 0.989; `crawl`:
+//! mean 0.993, at least 37). Before three fixes it was 3 seeds under 90 % of 100 for
+//! `collect` and 5 for `crawl`, and one seed in 200 found nothing: a lost sample was asked
+//! again only after twice `min_resample` (now once), a silent bootstrap node got only two
+//! quick retries a round (now four), and a search that had its peer still waited for its
+//! other query to time out before the fetch could start (now it ends at once).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
@@ -77,17 +87,41 @@ fn crawl(seed: u64, loss: f64, secs: u64) -> (usize, BTreeSet<InfoHash>) {
 
 /// Crawl for `secs` over `link`; the torrents found with a peer.
 fn crawl_over(seed: u64, link: LinkModel, secs: u64) -> (usize, BTreeSet<InfoHash>) {
+    run_over(seed, link, secs, Side::Crawl, Config::default().dead_for)
+}
+
+/// `crawl` (every peer found counts) or `collect` (searches stop at the first peer, as for
+/// a fetch; an infohash counts once its search has ended with a peer, when `collect` would
+/// start its fetch: on the testnet every peer serves its metadata, over TCP, which the
+/// loss spares).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Side {
+    Crawl,
+    Collect,
+}
+
+/// Crawl for `secs` over `link` as `side`, addresses dead for `dead_for`; the torrents
+/// found with a peer.
+fn run_over(
+    seed: u64,
+    link: LinkModel,
+    secs: u64,
+    side: Side,
+    dead_for: Duration,
+) -> (usize, BTreeSet<InfoHash>) {
     let (mut sim, torrents) = testnet(seed);
     sim.set_link(link);
     let crawl = CrawlConfig {
         max_infohashes: 0,
         bootstrap: vec![sim.addr(0)],
+        peers_for_fetch: usize::from(side == Side::Collect),
         ..CrawlConfig::default()
     };
     // `estudely crawl`'s defaults: 25 queries/s.
     let node = Config {
         seed: seed ^ 0xc4a1,
         query_rate: 25.0,
+        dead_for,
         ..Config::default()
     };
     sim.add_crawler(node, crawl);
@@ -96,7 +130,10 @@ fn crawl_over(seed: u64, link: LinkModel, secs: u64) -> (usize, BTreeSet<InfoHas
         .take_crawl_events()
         .into_iter()
         .filter_map(|(_, e)| match e {
-            CrawlEvent::Peer { info_hash, .. } => Some(info_hash),
+            CrawlEvent::Peer { info_hash, .. } if side == Side::Crawl => Some(info_hash),
+            CrawlEvent::SearchDone {
+                info_hash, peers, ..
+            } if side == Side::Collect && peers > 0 => Some(info_hash),
             _ => None,
         })
         .collect();
@@ -132,6 +169,35 @@ fn thirty_percent_loss_still_finds_ninety_percent_in_45_s() {
     );
 }
 
+/// `collect`'s side (searches stop at the first peer; an infohash counts once its search
+/// has ended with one, when `collect` would fetch it), 75 s as in `tests/faults.rs`: with
+/// 30 % loss it keeps at least 95 % of what the clean run of the same seed gives on all but
+/// one seed in 40, and 98 % over all (see the module doc for the distribution).
+#[test]
+fn collect_at_thirty_percent_loss_keeps_ninety_five_percent_of_the_clean_run() {
+    let lossy = LinkModel {
+        loss: 0.3,
+        ..LinkModel::default()
+    };
+    let dead_for = Config::default().dead_for;
+    let (mut short, mut kept, mut clean_all) = (Vec::new(), 0, 0);
+    for seed in 0..40 {
+        let (_, clean) = run_over(seed, LinkModel::default(), 75, Side::Collect, dead_for);
+        let (_, found) = run_over(seed, lossy, 75, Side::Collect, dead_for);
+        if found.len() * 100 < clean.len() * 95 {
+            short.push((seed, found.len(), clean.len()));
+        }
+        kept += found.len();
+        clean_all += clean.len();
+    }
+    eprintln!("collect at 30 % loss: {kept} of the clean runs' {clean_all}; under 95 %: {short:?}");
+    assert!(
+        short.len() <= 1,
+        "seeds under 95 % of the clean run: {short:?}"
+    );
+    assert!(kept * 100 >= clean_all * 98, "{kept} of {clean_all}");
+}
+
 #[test]
 fn no_loss_finds_everything() {
     for seed in 0..5 {
@@ -163,4 +229,47 @@ fn slow_and_lossy_links_still_find_ninety_percent() {
     eprintln!("200 +/- 100 ms, 30 % loss: {all_found} of {all}; under 90 %: {short:?}");
     assert!(short.len() <= 1, "seeds under 90 %: {short:?}");
     assert!(all_found * 100 >= all * 95, "{all_found} of {all}");
+}
+
+/// Measures (run with `--ignored --nocapture`): `crawl` and `collect` at 30 % loss against
+/// the clean run of the same seed, 75 s as in `tests/faults.rs`, with dead addresses
+/// forgotten after a minute (now) and never (before).
+#[test]
+#[ignore]
+fn measure_loss_by_side_and_dead_rule() {
+    let seeds: u64 = std::env::var("SEEDS").map_or(40, |s| s.parse().unwrap());
+    let lossy = LinkModel {
+        loss: 0.3,
+        ..LinkModel::default()
+    };
+    let forever = Duration::from_secs(1_000_000);
+    for (name, dead_for) in [
+        ("dead for 60 s", Config::default().dead_for),
+        ("dead for the run", forever),
+    ] {
+        for side in [Side::Crawl, Side::Collect] {
+            let mut ratios = Vec::new();
+            for seed in 0..seeds {
+                let (_, clean) = run_over(seed, LinkModel::default(), 75, side, dead_for);
+                let (_, found) = run_over(seed, lossy, 75, side, dead_for);
+                let ratio = found.len() as f64 / clean.len().max(1) as f64;
+                if ratio < 0.95 {
+                    eprintln!("  seed {seed}: {} of {}", found.len(), clean.len());
+                }
+                ratios.push(ratio);
+            }
+            ratios.sort_by(f64::total_cmp);
+            let mean = ratios.iter().sum::<f64>() / ratios.len() as f64;
+            let under = |x: f64| ratios.iter().filter(|r| **r < x).count();
+            eprintln!(
+                "{name}, {side:?}: mean {mean:.3}, min {:.3}, 5th pct {:.3}, median {:.3}; under 0.98: {}, under 0.95: {}, under 0.90: {} of {seeds}",
+                ratios[0],
+                ratios[ratios.len() / 20],
+                ratios[ratios.len() / 2],
+                under(0.98),
+                under(0.95),
+                under(0.90),
+            );
+        }
+    }
 }

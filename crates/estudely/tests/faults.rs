@@ -3,8 +3,8 @@
 //! anything that is not loopback.
 //!
 //! - 30 % UDP loss: the same seeded `estudely testnet` in a clean namespace and in a lossy
-//!   one; `crawl` and `collect` with the same `--overall-timeout` must find at least 90 %
-//!   of what they find on the clean network.
+//!   one; with the same `--overall-timeout`, `crawl` must find at least 90 % of what it
+//!   finds on the clean network, and `collect` fetch at least 92 % (37 of 40).
 //! - Vanishing and returning nodes: while a crawl runs, some of the testnet's node IPs stop
 //!   answering (every packet to or from them is dropped) and some of them come back. This
 //!   models nodes that go away or restart at the network level: a node that comes back has
@@ -54,6 +54,12 @@ const T: u64 = 75;
 const LOSS: u32 = 30;
 /// Share of the clean figures the faulty runs must reach, percent.
 const KEEP: usize = 90;
+/// ... and `collect`'s at 30 % loss: 37 of 40. Its simulated twin (`dht-core`'s
+/// `tests/sim_loss.rs`, 75 s, 200 seeds) gives 40 or 39 of the clean run's 40 on 196 seeds,
+/// 37 on 3, 36 on 1; 98 % (every torrent, with 40) holds on only about two runs in three:
+/// a node whose one sample in the first minute is lost is asked again only after 60 s, and
+/// what it alone reported late may not be fetched by the end.
+const KEEP_COLLECT: usize = 92;
 
 const CRAWL_HEADER: &str = "infohash,peer_ip,peer_port";
 const COLLECT_HEADER: &str =
@@ -99,7 +105,12 @@ fn manifest_infohashes(manifest: &Value) -> BTreeSet<String> {
 
 /// `part` is at least [`KEEP`] % of `whole`.
 fn kept(part: usize, whole: usize) -> bool {
-    part * 100 >= whole * KEEP
+    kept_at(part, whole, KEEP)
+}
+
+/// `part` is at least `keep` % of `whole`.
+fn kept_at(part: usize, whole: usize, keep: usize) -> bool {
+    part * 100 >= whole * keep
 }
 
 /// `estudely crawl` (or `collect`) against `boot` from `bind`, no infohash limit.
@@ -216,8 +227,8 @@ fn thirty_percent_udp_loss_keeps_ninety_percent_of_the_results() {
         lossy.crawl.stderr
     );
     assert!(
-        kept(l_meta, c_meta),
-        "collect with {LOSS} % loss fetched {l_meta}, clean {c_meta}: under {KEEP} %\nlossy \
+        kept_at(l_meta, c_meta, KEEP_COLLECT),
+        "collect with {LOSS} % loss fetched {l_meta}, clean {c_meta}: under {KEEP_COLLECT} %\nlossy \
          stderr: {}",
         lossy.collect.stderr
     );

@@ -78,6 +78,67 @@ fn csv_rows(text: &str, header: &str) -> Vec<Vec<String>> {
         .collect()
 }
 
+/// Searches stop at the first peer; where the fetch fails on it (the testnet's
+/// `no_metadata` torrents: their one peer serves nothing), the search goes on once, finds no
+/// other peer, and the row is written with that peer and `metadata_ok=False`. `collect`
+/// ends by itself once every search and fetch has, well before its timeout.
+#[test]
+fn a_failed_fetch_continues_its_search_once_and_collect_still_ends() {
+    let dir = tempfile::tempdir().unwrap();
+    let args = [
+        "--nodes",
+        "20",
+        "--torrents",
+        "4",
+        "--no-metadata",
+        "4",
+        "--interval",
+        "60",
+        "--seconds",
+        "120",
+        "--base-ip",
+        "127.0.46",
+    ];
+    let (_net, boot, manifest) = common::testnet(&args, &dir.path().join("t.json"));
+    let torrents = common::torrents(&manifest);
+    let started = std::time::Instant::now();
+    let out = run(&[
+        "collect",
+        "--bootstrap",
+        &boot,
+        "--bind",
+        "127.0.44.3:0",
+        "--max-infohashes",
+        "8",
+        "--rate",
+        "200",
+        "--overall-timeout",
+        "90",
+    ]);
+    let took = started.elapsed();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let rows = csv_rows(&String::from_utf8(out.stdout).unwrap(), COLLECT_HEADER);
+    for t in &torrents {
+        let row = rows
+            .iter()
+            .find(|r| r[0] == t.infohash)
+            .unwrap_or_else(|| panic!("{} has a row: {rows:?}\n{stderr}", t.infohash));
+        let peer = format!("{}:{}", row[5], row[6]);
+        assert_eq!(peer, t.peers[0], "{row:?}");
+        let ok = if t.kind == TorrentKind::Ok {
+            "True"
+        } else {
+            "False"
+        };
+        assert_eq!(row[7], ok, "{:?}: {row:?}", t.kind);
+    }
+    assert!(
+        stderr.contains("4 peer searches continued after a failed fetch"),
+        "{stderr}"
+    );
+    assert!(took.as_secs() < 80, "ended by itself: {took:?}\n{stderr}");
+}
+
 #[test]
 fn collect_finds_every_torrent_with_its_metadata() {
     let dir = tempfile::tempdir().unwrap();

@@ -225,7 +225,8 @@ pub struct CrawlStats {
     pub nodes_retired: u64,
     /// Addresses refused by the address policy (nodes, peers, queries), by range.
     pub addr_refused: crate::Refusals,
-    /// Addresses that stopped answering and are dead for this run.
+    /// Addresses written off as dead since they last answered (for a while: see
+    /// [`crate::Config::dead_for`]).
     pub nodes_dead: usize,
     /// Nodes in our node's routing table with a BEP 42 secure id for their IP.
     pub table_secure: usize,

@@ -54,6 +54,12 @@ use crate::{Config, Event, Node, QueryError, QueryId, Transmit};
 /// in our drivers' buffers) cannot hold more. A reply with more is a lie.
 pub const MAX_SAMPLES_PER_REPLY: usize = 128;
 
+/// Quick retries of a silent bootstrap node per bootstrap round while no node is known
+/// (one per query timeout). With two, 30 % loss each way left about one crawl in 200 with
+/// no node at all after a minute (nine queries, all lost: sim_loss); with four, one in
+/// tens of thousands. Five queries in 15 s stay well inside a node's per-IP budget.
+const BOOTSTRAP_QUICK: usize = 4;
+
 /// Room in the search queue kept for each sample reply in flight: what libtorrent sends at
 /// most (20). Keeping [`MAX_SAMPLES_PER_REPLY`] instead held sampling to about 60 replies in
 /// flight (8,192 / 128) whatever the rate: once searches cost a query each, sampling was
@@ -64,7 +70,9 @@ const SAMPLES_RESERVED: usize = 20;
 enum Purpose {
     Sample(SocketAddr),
     Walk(SocketAddr),
-    GetPeers(InfoHash),
+    /// A search's query: its infohash and generation (a reply that comes after the search
+    /// ended, even if the same infohash is searched again, is ignored).
+    GetPeers(InfoHash, u64),
 }
 
 /// The crawler state machine. Drive it like a [`Node`]: `handle_*`, then `poll_*`.
@@ -421,7 +429,7 @@ impl Crawler {
         while self.room() && guard < 4 * self.cfg.max_in_flight {
             guard += 1;
             let node = &self.node;
-            if let Some((ih, to, scrape)) = self
+            if let Some((ih, generation, to, scrape)) = self
                 .searches
                 .next_query(now, |a| node.within_budget(a, now))
             {
@@ -433,7 +441,7 @@ impl Crawler {
                     noseed: false,
                     scrape,
                 };
-                self.send(now, to, q, Purpose::GetPeers(ih));
+                self.send(now, to, q, Purpose::GetPeers(ih, generation));
                 continue;
             }
             if self.sampling_done() || !self.room_to_sample() {
@@ -509,7 +517,7 @@ impl Crawler {
             let backoff = 1u32 << self.bootstrap_rounds.min(5);
             self.bootstrap_rounds += 1;
             self.next_bootstrap = now + self.cfg.bootstrap_retry * backoff;
-            self.bootstrap_quick = 2 * self.cfg.bootstrap.len();
+            self.bootstrap_quick = BOOTSTRAP_QUICK * self.cfg.bootstrap.len();
             for b in self.cfg.bootstrap.clone() {
                 self.walk(now, b);
             }
@@ -564,7 +572,7 @@ impl Crawler {
                 self.learn(now, addr, r);
                 self.add_nodes(now, &nodes);
             }
-            (Purpose::GetPeers(ih), Ok(r)) => {
+            (Purpose::GetPeers(ih, generation), Ok(r)) => {
                 self.admitted_nodes(r, &mut nodes);
                 self.learn(now, to, r);
                 self.add_nodes(now, &nodes);
@@ -572,7 +580,7 @@ impl Crawler {
                 values.clear();
                 values.extend(r.values.iter().copied().filter(|a| self.node.admit(a)));
                 let mut new = std::mem::take(&mut self.scratch_new_peers);
-                if let Some(s) = self.searches.touch(&ih) {
+                if let Some(s) = self.searches.touch(&ih, generation) {
                     s.on_scrape(r.bf_seeds.as_deref(), r.bf_peers.as_deref());
                     s.on_reply_into(&values, &nodes, &mut new);
                     for peer in new.drain(..) {
@@ -586,18 +594,18 @@ impl Crawler {
                 self.scratch_new_peers = new;
                 self.scratch_peers = values;
             }
-            (Purpose::GetPeers(ih), Err(QueryError::Busy)) => {
+            (Purpose::GetPeers(ih, generation), Err(QueryError::Busy)) => {
                 // Our own throttle, not the node's fault: ask it again later.
-                if let Some(s) = self.searches.touch(&ih) {
+                if let Some(s) = self.searches.touch(&ih, generation) {
                     s.unsent(to);
                 }
             }
             (Purpose::Sample(addr) | Purpose::Walk(addr), Err(QueryError::Busy)) => {
                 self.known.schedule(addr, now + Duration::from_secs(5));
             }
-            (Purpose::GetPeers(ih), Err(_)) => {
+            (Purpose::GetPeers(ih, generation), Err(_)) => {
                 self.stats.failures += 1;
-                if let Some(s) = self.searches.touch(&ih) {
+                if let Some(s) = self.searches.touch(&ih, generation) {
                     s.on_failure();
                 }
             }
@@ -610,9 +618,9 @@ impl Crawler {
                 // query or its reply is often lost): ask it again now rather than in
                 // `bootstrap_retry`, so one lost datagram does not stall the whole crawl.
                 // One query per bootstrap node is in flight, one per query timeout; the
-                // timed rounds wait while these retries go on. At most two such retries per
-                // bootstrap node per round (rounds back off); while it is our only way in, a
-                // bootstrap node is never written off as dead.
+                // timed rounds wait while these retries go on. At most [`BOOTSTRAP_QUICK`]
+                // such retries per bootstrap node per round (rounds back off); while it is
+                // our only way in, a bootstrap node is never written off as dead.
                 self.stats.failures += 1;
                 self.node.forgive(&addr);
                 if self.node.within_budget(&addr, now) {
@@ -632,10 +640,12 @@ impl Crawler {
                     // Crowded, and it never answered (often: behind a NAT): rest for the
                     // longest interval rather than take a slot with retries.
                 } else if let (Purpose::Sample(_), Some(k)) = (p, self.known.get_mut(&addr)) {
-                    // No usable reply (lost, malformed): back off, doubling the wait from
-                    // min_resample each time, up to max_interval.
+                    // No usable reply (lost, malformed): back off, min_resample after the
+                    // first, doubling each time after, up to max_interval. (Twice
+                    // min_resample after the first kept a node whose one sample was lost
+                    // out of a short crawl on a lossy network.)
                     k.failed_samples = k.failed_samples.saturating_add(1);
-                    let shift = u32::from(k.failed_samples.min(16));
+                    let shift = u32::from(k.failed_samples.min(16)) - 1;
                     let wait = self
                         .cfg
                         .min_resample

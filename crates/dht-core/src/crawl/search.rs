@@ -372,15 +372,16 @@ impl Search {
         self.enough > 0 && self.peers.len() >= self.enough && self.peers.len() < self.wanted
     }
 
-    /// Nothing more will happen: satisfied, out of queries or candidates, or replies have
-    /// stopped bringing anything new; and idle.
+    /// Nothing more will happen: satisfied (whatever is still in flight: its peers are not
+    /// wanted, and waiting for a lost query would hold a fetch back by a timeout); or idle
+    /// and out of queries or candidates, or with replies that stopped bringing anything new.
     pub fn is_done(&self) -> bool {
-        self.in_flight == 0
-            && (self.satisfied()
-                || self.stale
-                || self.queries >= self.max_queries
-                || self.candidates.is_empty()
-                || self.dry >= MAX_DRY)
+        self.satisfied()
+            || self.in_flight == 0
+                && (self.stale
+                    || self.queries >= self.max_queries
+                    || self.candidates.is_empty()
+                    || self.dry >= MAX_DRY)
     }
 
     /// The first candidates, the nodes it would ask next (closest first).
@@ -507,5 +508,53 @@ mod tests {
         assert!(s.next_query().is_none(), "max 2 queries");
         s.on_failure();
         assert!(s.is_done());
+    }
+
+    #[test]
+    fn stopping_at_a_peer_asks_the_first_node_alone_and_ends_without_waiting() {
+        let near = |i: u8| CompactNode {
+            id: NodeId([i; 20]),
+            addr: addr(i),
+        };
+        let mut s = Search::new(InfoHash([0; 20]), addr(1), &[near(2), near(3)], 20, 8).stop_at(1);
+        assert_eq!(
+            s.next_query_if(|a| *a != addr(1)),
+            None,
+            "waits for the first node"
+        );
+        assert_eq!(s.next_query(), Some(addr(1)));
+        assert_eq!(s.next_query(), None, "alone until it answers");
+        s.on_failure();
+        // Lost: two at once from now on, as any search.
+        assert_eq!(s.next_query(), Some(addr(2)));
+        assert_eq!(s.next_query(), Some(addr(3)));
+        s.on_reply(&[addr(9)], &[]);
+        assert!(s.is_done(), "a peer: done, the other query not waited for");
+        assert!(s.stopped_early());
+        // Continued: not the first node again; one at a time; ends at a node with nothing new.
+        let tried = s.peers().to_vec();
+        let next = s.next_nodes();
+        let mut r = Search::resumed(
+            Parts::default(),
+            InfoHash([0; 20]),
+            addr(1),
+            &[near(1), near(4), near(5)],
+            &tried,
+            20,
+            8,
+        );
+        assert_eq!(
+            next.iter().flatten().count(),
+            0,
+            "no candidate left to hand on"
+        );
+        assert_eq!(r.next_query(), Some(addr(4)));
+        assert_eq!(r.next_query(), None, "one at a time");
+        r.on_reply(&[addr(9)], &[]);
+        assert!(
+            r.is_done(),
+            "a node with only the tried peer: the DHT knows no more"
+        );
+        assert_eq!(r.peers(), &[addr(9)]);
     }
 }

@@ -272,9 +272,14 @@ impl Searches {
         self.queue.remove(ih)
     }
 
-    /// A running search, to hand it a reply or a failure; it is looked at again next.
-    pub fn touch(&mut self, ih: &InfoHash) -> Option<&mut Search> {
-        if !self.running.contains_key(ih) {
+    /// A running search of `generation`, to hand it a reply or a failure; it is looked at
+    /// again next. `None` for one that ended (or was cancelled) since the query was sent.
+    pub fn touch(&mut self, ih: &InfoHash, generation: u64) -> Option<&mut Search> {
+        if self
+            .running
+            .get(ih)
+            .is_none_or(|s| s.generation != generation)
+        {
             return None;
         }
         self.touched.push(*ih);
@@ -291,7 +296,7 @@ impl Searches {
         }
     }
 
-    /// The next `get_peers` to send, `(infohash, node, ask for a scrape)`: the ready
+    /// The next `get_peers` to send, `(infohash, generation, node, ask for a scrape)`: the ready
     /// searches in turn, each to the closest of its next nodes that `allowed` (the per-IP
     /// budget) accepts. Blocked searches come back to the turn [`BLOCKED_RECHECK`] after
     /// they were set aside.
@@ -299,7 +304,7 @@ impl Searches {
         &mut self,
         now: Instant,
         allowed: impl Fn(&SocketAddr) -> bool,
-    ) -> Option<(InfoHash, SocketAddr, bool)> {
+    ) -> Option<(InfoHash, u64, SocketAddr, bool)> {
         if self.next_recheck.is_some_and(|t| now >= t) {
             self.next_recheck = None;
             self.ready.extend(self.blocked.drain(..));
@@ -315,7 +320,7 @@ impl Searches {
             if let Some(to) = s.next_query_if(&allowed) {
                 let scrape = s.scrape_now();
                 self.ready.push_back((ih, generation));
-                return Some((ih, to, scrape));
+                return Some((ih, generation, to, scrape));
             }
             if s.wants_query() {
                 self.blocked.push((ih, generation));
@@ -484,8 +489,8 @@ mod tests {
         s.start(search(2, 2));
         let all = |_: &SocketAddr| true;
         // Each has one candidate (its source): one query each, in turn.
-        assert_eq!(s.next_query(now, all).map(|q| q.1), Some(addr(1)));
-        assert_eq!(s.next_query(now, all).map(|q| q.1), Some(addr(2)));
+        assert_eq!(s.next_query(now, all).map(|q| q.2), Some(addr(1)));
+        assert_eq!(s.next_query(now, all).map(|q| q.2), Some(addr(2)));
         assert_eq!(s.next_query(now, all), None, "both wait for replies");
         assert!(s.ready.is_empty(), "and are off the turn: {:?}", s.ready);
         // A reply to search 1 names two nodes: it is back in the turn.
@@ -495,12 +500,16 @@ mod tests {
                 addr: addr(i),
             })
             .collect();
-        s.touch(&ih(1)).unwrap().on_reply(&[], &nodes);
+        s.touch(&ih(1), s.running[&ih(1)].generation)
+            .unwrap()
+            .on_reply(&[], &nodes);
         let q = s.next_query(now, all).unwrap();
         assert_eq!(q.0, ih(1));
         assert!(s.take_done().is_empty(), "nothing ended");
         // Search 2's only node fails: it has nothing left, and ends.
-        s.touch(&ih(2)).unwrap().on_failure();
+        s.touch(&ih(2), s.running[&ih(2)].generation)
+            .unwrap()
+            .on_failure();
         let done = s.take_done();
         assert_eq!(done.len(), 1);
         assert_eq!(done[0].info_hash, ih(2));
@@ -521,7 +530,7 @@ mod tests {
         let all = |_: &SocketAddr| true;
         assert_eq!(s.next_query(now, all), None);
         let later = now + BLOCKED_RECHECK;
-        assert_eq!(s.next_query(later, all).map(|q| q.1), Some(addr(1)));
+        assert_eq!(s.next_query(later, all).map(|q| q.2), Some(addr(1)));
         assert_eq!(s.wake_at(), None);
     }
 
@@ -530,10 +539,12 @@ mod tests {
         let now = Instant::now();
         let mut s = Searches::default();
         s.start(search(1, 1));
-        assert_eq!(s.next_query(now, |_| true).map(|q| q.1), Some(addr(1)));
+        assert_eq!(s.next_query(now, |_| true).map(|q| q.2), Some(addr(1)));
         // Its one node fails: it ends, and starts again (as a search that found nobody does),
         // while its old entry is still in the turn.
-        s.touch(&ih(1)).unwrap().on_failure();
+        s.touch(&ih(1), s.running[&ih(1)].generation)
+            .unwrap()
+            .on_failure();
         let done = s.take_done();
         assert_eq!(done.len(), 1);
         assert!(
@@ -543,7 +554,7 @@ mod tests {
         s.start(search(1, 1));
         assert_eq!(s.queue.sources[&addr(1)].running, 1);
         assert_eq!(s.ready.len(), 2, "the old entry and the new");
-        assert_eq!(s.next_query(now, |_| true).map(|q| q.1), Some(addr(1)));
+        assert_eq!(s.next_query(now, |_| true).map(|q| q.2), Some(addr(1)));
         assert_eq!(
             s.next_query(now, |_| true),
             None,
@@ -564,5 +575,21 @@ mod tests {
         assert_eq!(s.next_query(now, |_| true), None);
         assert!(s.is_empty());
         assert!(s.take_done().is_empty());
+    }
+
+    #[test]
+    fn a_reply_to_a_search_that_ended_is_not_handed_to_its_successor() {
+        let mut s = Searches::default();
+        s.start(search(1, 1));
+        let first = s.running[&ih(1)].generation;
+        assert!(s.touch(&ih(1), first).is_some());
+        s.cancel(&ih(1));
+        s.start(search(1, 1));
+        let second = s.running[&ih(1)].generation;
+        assert!(
+            s.touch(&ih(1), first).is_none(),
+            "a late reply to the first search"
+        );
+        assert!(s.touch(&ih(1), second).is_some());
     }
 }

@@ -338,6 +338,13 @@ impl PipelineReport {
     /// The notes of a summary line after the counts (`; crawl paused ...`).
     pub fn notes(&self, caps: Caps) -> String {
         let mut s = crate::crawl::setup::network_note(&self.crawl.stats, self.crawl.shard);
+        let resumed = self.crawl.stats.searches_resumed;
+        if resumed > 0 {
+            let p = if resumed == 1 { "" } else { "es" };
+            s.push_str(&format!(
+                "; {resumed} peer search{p} continued after a failed fetch"
+            ));
+        }
         if self.port_zero > 0 {
             let n = self.port_zero;
             let p = if n == 1 { "" } else { "s" };
@@ -497,6 +504,27 @@ impl<S: RowSink, G: Gate> CrawlSink for Stage<'_, S, G> {
     }
 }
 
+/// Wait while `busy()` holds, looking again at each fetch's end (`room`), until Ctrl-C or
+/// the deadline.
+async fn wait_while(
+    busy: impl Fn() -> bool,
+    room: &Notify,
+    interrupt: &Interrupt,
+    deadline: Option<Instant>,
+    mut tick: impl FnMut(),
+) {
+    let stop = interrupt.fired();
+    tokio::pin!(stop);
+    while busy() {
+        tokio::select! {
+            () = room.notified() => {}
+            () = tokio::time::sleep(GATE_TICK) => tick(),
+            () = &mut stop => break,
+            () = crate::crawl::driver::sleep_until_opt(deadline) => break,
+        }
+    }
+}
+
 /// Run the pipeline on a bound crawl driver until the crawl and its fetches end, the
 /// overall timeout passes or Ctrl-C. `progress` is called every `progress_every`, with the
 /// crawler.
@@ -566,16 +594,11 @@ pub async fn run<S: RowSink, G: Gate>(
                 Ok(r) if r.reason == StopReason::SinkClosed => r,
                 Ok(r) if r.reason == StopReason::Done => {
                     // Every search ended; fetches still running may fail and continue theirs.
-                    let stop = interrupt.fired();
-                    tokio::pin!(stop);
-                    while resumes.borrow().is_empty() && pending.borrow().may_resume() {
-                        tokio::select! {
-                            () = room.notified() => {}
-                            () = tokio::time::sleep(GATE_TICK) => gate.borrow_mut().tick(),
-                            () = &mut stop => break,
-                            () = crate::crawl::driver::sleep_until_opt(deadline) => break,
-                        }
-                    }
+                    let busy = || resumes.borrow().is_empty() && pending.borrow().may_resume();
+                    wait_while(busy, &room, &interrupt, deadline, || {
+                        gate.borrow_mut().tick()
+                    })
+                    .await;
                     if resumes.borrow().is_empty() {
                         break Ok(r);
                     }
@@ -585,16 +608,15 @@ pub async fn run<S: RowSink, G: Gate>(
             };
             // Paused (pushed back): the fetch backlog is full. Resume once a fetch ends.
             pauses += 1;
-            let stop = interrupt.fired();
-            tokio::pin!(stop);
-            while pending.borrow().full() {
-                tokio::select! {
-                    () = room.notified() => {}
-                    () = tokio::time::sleep(GATE_TICK) => gate.borrow_mut().tick(),
-                    () = &mut stop => break,
-                    () = crate::crawl::driver::sleep_until_opt(deadline) => break,
-                }
-            }
+            let tick = || gate.borrow_mut().tick();
+            wait_while(
+                || pending.borrow().full(),
+                &room,
+                &interrupt,
+                deadline,
+                tick,
+            )
+            .await;
             if pending.borrow().full() {
                 break Ok(report);
             }
