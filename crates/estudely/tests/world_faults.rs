@@ -4,7 +4,7 @@
 //!   `PRAGMA integrity_check` after every kill, no row committed before a kill is lost, no
 //!   torrent is stored twice, nothing committed is fetched again (the world's seeders log
 //!   every info dict they serve), and the clean run completes the index;
-//! - SQLite on a full disk (a tmpfs of 1 MiB, as root): `run` stops with a one-line error
+//! - SQLite on a full disk (a tmpfs of 2 MiB, as root): `run` stops with a one-line error
 //!   that names the index and says the disk is full, the index is not corrupted and keeps
 //!   every committed row, and a restart after space is freed carries on to the end.
 //!
@@ -61,7 +61,8 @@ fn start_run(db: &Path, boot: &str, bind: &str) -> Proc {
             .args(["--rate", "5000", "--lease", "20"])
             .stdin(Stdio::null())
             .stdout(Stdio::null())
-            .stderr(Stdio::piped())
+            // To a file: progress lines would fill a pipe nobody reads during the run.
+            .stderr(std::fs::File::create(db.with_extension("log")).expect("run log"))
             .spawn()
             .expect("start run"),
     )
@@ -100,6 +101,12 @@ fn wait_for(what: &str, mut done: impl FnMut() -> bool) {
     }
 }
 
+/// What the last `run` on `db` printed (its stderr goes to `db` with extension `log`).
+fn run_log(db: &Path) -> String {
+    std::fs::read_to_string(db.with_extension("log")).unwrap_or_default()
+}
+
+/// Stop `run` with SIGINT (a clean stop) and return its exit status.
 fn sigint_and_wait(mut run: Proc) -> std::process::ExitStatus {
     let _ = Command::new("kill")
         .args(["-INT", &run.0.id().to_string()])
@@ -153,7 +160,8 @@ fn kill_nine_five_times_then_a_clean_run_loses_and_refetches_nothing_committed()
             .unwrap_or(0);
         count as usize >= want
     });
-    assert!(sigint_and_wait(run).success());
+    let status = sigint_and_wait(run);
+    assert!(status.success(), "run: {status}\n{}", run_log(&db));
     let (rows, check) = committed(&db);
     assert_eq!(check, "ok");
     let all: HashSet<String> = rows.iter().cloned().collect();
@@ -221,7 +229,7 @@ fn a_full_disk_stops_run_with_a_clear_error_and_a_restart_carries_on() {
     let (n, seed) = (1_500, 22);
     let dir = tempfile::tempdir().unwrap();
     let (_world, boot) = start_world(dir.path(), n, seed, "127.5.70");
-    let disk = Tmpfs::mount(&dir.path().join("disk"), "1m");
+    let disk = Tmpfs::mount(&dir.path().join("disk"), "2m");
     let db = disk.0.join("index.sqlite");
     let run = start_run(&db, &boot, "127.5.81.1:0");
     let started = Instant::now();
@@ -233,8 +241,7 @@ fn a_full_disk_stops_run_with_a_clear_error_and_a_restart_carries_on() {
         assert!(started.elapsed() < HANG, "run never noticed the full disk");
         thread::sleep(Duration::from_millis(200));
     };
-    let mut stderr = String::new();
-    std::io::Read::read_to_string(run.0.stderr.as_mut().unwrap(), &mut stderr).unwrap();
+    let stderr = run_log(&db);
     assert!(!status.success(), "run must fail on a full disk");
     let last = stderr.lines().last().unwrap_or_default();
     eprintln!("run said: {last}");
@@ -259,7 +266,8 @@ fn a_full_disk_stops_run_with_a_clear_error_and_a_restart_carries_on() {
     wait_for("the restart completes the index", || {
         committed(&db).0.len() >= want
     });
-    assert!(sigint_and_wait(run).success());
+    let status = sigint_and_wait(run);
+    assert!(status.success(), "run: {status}\n{}", run_log(&db));
     let (rows, check) = committed(&db);
     assert_eq!(check, "ok");
     let all: HashSet<String> = rows.iter().cloned().collect();

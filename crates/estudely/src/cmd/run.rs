@@ -125,6 +125,9 @@ const SAVE_NODES_EVERY: Duration = Duration::from_secs(300);
 
 /// Run `estudely run ...`.
 pub async fn run(args: RunArgs) -> anyhow::Result<()> {
+    // Opening and loading a large index takes a while: Ctrl-C / SIGTERM meanwhile must stop
+    // the run cleanly, not kill it.
+    crate::crawl::setup::Interrupt::watch_from_now();
     let bind = checked_bind(&args.bind)?;
     for b in &args.bootstrap {
         resolve::parse(b)?;

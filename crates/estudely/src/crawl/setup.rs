@@ -291,23 +291,65 @@ pub async fn interrupted() {
     }
 }
 
+/// The signal watch of a command that called [`Interrupt::watch_from_now`].
+static EARLY: std::sync::OnceLock<tokio::sync::watch::Receiver<bool>> = std::sync::OnceLock::new();
+
 /// Ctrl-C and SIGTERM, watched once for a whole command, so that every stage of it (the
 /// crawl, the fetches) sees the same signal, whenever it comes. Stops watching when dropped.
 #[derive(Debug)]
 pub struct Interrupt {
     rx: tokio::sync::watch::Receiver<bool>,
-    task: tokio::task::JoinHandle<()>,
+    task: Option<tokio::task::JoinHandle<()>>,
 }
 
 impl Interrupt {
-    /// Start watching (inside a tokio runtime).
+    /// Start watching (inside a tokio runtime). After [`Interrupt::watch_from_now`], the
+    /// watch that started then (it has seen any signal since).
     pub fn watch() -> Interrupt {
+        if let Some(rx) = EARLY.get() {
+            return Interrupt {
+                rx: rx.clone(),
+                task: None,
+            };
+        }
         let (tx, rx) = tokio::sync::watch::channel(false);
         let task = tokio::spawn(async move {
             interrupted().await;
             let _ = tx.send(true);
         });
-        Interrupt { rx, task }
+        Interrupt {
+            rx,
+            task: Some(task),
+        }
+    }
+
+    /// Catch Ctrl-C and SIGTERM from now on, for the rest of the process: a command whose
+    /// set-up takes a while (opening and loading an index) calls it first, so that a signal
+    /// during the set-up stops it cleanly instead of killing it. Only for commands that
+    /// watch the signal (through [`Interrupt::watch`]) once set up. Inside a tokio runtime.
+    pub fn watch_from_now() {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{signal, SignalKind};
+            // `signal` installs the handler when called, not when first polled.
+            let (Ok(mut int), Ok(mut term)) = (
+                signal(SignalKind::interrupt()),
+                signal(SignalKind::terminate()),
+            ) else {
+                return;
+            };
+            let (tx, rx) = tokio::sync::watch::channel(false);
+            if EARLY.set(rx).is_err() {
+                return;
+            }
+            tokio::spawn(async move {
+                tokio::select! {
+                    _ = int.recv() => {}
+                    _ = term.recv() => {}
+                }
+                let _ = tx.send(true);
+            });
+        }
     }
 
     /// Completes once the signal has come (at once if it already has).
@@ -328,7 +370,9 @@ impl Interrupt {
 
 impl Drop for Interrupt {
     fn drop(&mut self) {
-        self.task.abort();
+        if let Some(task) = &self.task {
+            task.abort();
+        }
     }
 }
 

@@ -177,19 +177,24 @@ pub struct StoreThread {
     /// Claims waiting to be sent, in order, with where their answers go (see
     /// [`StoreThread::claim`]).
     claims: RefCell<(Vec<Job>, Option<Handoff>)>,
+    /// The index's name for errors (its URL; empty when opened by a caller's function).
+    name: String,
 }
 
 impl StoreThread {
     /// Open `url` on a new thread (creating and migrating it), load what the pipeline
     /// needs, sweep expired leases, and start serving.
     pub fn start(url: DbUrl, cfg: StoreConfig) -> anyhow::Result<(Self, Opened)> {
-        Self::start_with(
+        let name = url.to_string();
+        let (mut thread, opened) = Self::start_with(
             move || {
                 url.open()
                     .with_context(|| format!("cannot open the index `{url}`"))
             },
             cfg,
-        )
+        )?;
+        thread.name = name;
+        Ok((thread, opened))
     }
 
     /// [`StoreThread::start`] over the store `open` gives.
@@ -208,7 +213,8 @@ impl StoreThread {
         let handle = std::thread::Builder::new()
             .name("estudely-store".into())
             .spawn(move || {
-                let mut store = match open().and_then(load) {
+                let owner = cfg.owner.clone();
+                let mut store = match open().and_then(|s| load(s, &owner)) {
                     Ok((store, opened)) => {
                         stats2
                             .lock()
@@ -249,6 +255,7 @@ impl StoreThread {
             queue,
             outbox: RefCell::new(Outbox::new(addresses)),
             claims: RefCell::new((Vec::new(), None)),
+            name: String::new(),
             sent_at: RefCell::new(Instant::now()),
             handle: Some(handle),
         };
@@ -383,6 +390,11 @@ impl StoreThread {
     /// The store thread's error, if it stopped on one.
     pub fn check(&self) -> anyhow::Result<()> {
         match &*self.error.lock().unwrap_or_else(|p| p.into_inner()) {
+            // A failed write names the index itself; other failures (a claim, a lookup) do
+            // not: say which index, once.
+            Some(e) if !self.name.is_empty() && !e.contains(&self.name) => {
+                Err(anyhow!("index `{}`: {e}", self.name))
+            }
             Some(e) => Err(anyhow!("index: {e}")),
             None => Ok(()),
         }
@@ -431,8 +443,15 @@ impl StoreThread {
 
 /// Load what the pipeline needs from a freshly opened store, after sweeping expired
 /// leases.
-fn load(mut store: Box<dyn Store>) -> anyhow::Result<(Box<dyn Store>, Opened)> {
-    let swept = store.sweep_leases()?;
+fn load(mut store: Box<dyn Store>, owner: &str) -> anyhow::Result<(Box<dyn Store>, Opened)> {
+    let mut swept = store.sweep_leases()?;
+    // A crawler of this host that is gone (killed, crashed) left leases that would keep
+    // what it was fetching from us until they expire: take them back now.
+    for other in store.lease_owners()? {
+        if owner_is_gone(&other, owner) {
+            swept += store.release_leases(&other)?;
+        }
+    }
     // Two passes (count, then fill) so that no list of 10 M keys is ever held; the first
     // layer of the filter is sized for what is there with room to grow, so a restart
     // leaves one layer however many the last run added.
@@ -450,6 +469,24 @@ fn load(mut store: Box<dyn Store>) -> anyhow::Result<(Box<dyn Store>, Opened)> {
         swept,
     };
     Ok((store, opened))
+}
+
+/// Whether the crawler named `other` (`host:pid:tag`, as `run` names itself) runs on this
+/// host (`me`'s) and is gone: its process is not running, or it had our pid (a pid is only
+/// reused once its process is gone). Owners named otherwise (`--owner`) are never judged.
+pub(crate) fn owner_is_gone(other: &str, me: &str) -> bool {
+    fn parts(o: &str) -> Option<(&str, u32)> {
+        let mut it = o.rsplitn(3, ':');
+        let _tag = it.next()?;
+        let pid = it.next()?.parse().ok()?;
+        Some((it.next()?, pid))
+    }
+    let (Some((host, pid)), Some((my_host, my_pid))) = (parts(other), parts(me)) else {
+        return false;
+    };
+    other != me
+        && host == my_host
+        && (pid == my_pid || !std::path::Path::new(&format!("/proc/{pid}")).exists())
 }
 
 struct Writer<'a> {

@@ -300,6 +300,16 @@ pub trait Store: Send {
     /// them behind), and say how many.
     fn sweep_leases(&mut self) -> anyhow::Result<u64>;
 
+    /// The owners holding leases now, expired or not (at most a few thousand are read).
+    fn lease_owners(&mut self) -> anyhow::Result<Vec<String>> {
+        Ok(Vec::new())
+    }
+
+    /// Delete every lease of `owner` (a crawler known to be gone), and say how many.
+    fn release_leases(&mut self, _owner: &str) -> anyhow::Result<u64> {
+        Ok(0)
+    }
+
     /// Call `f` with every key of every stored torrent (a hybrid's two), to fill the
     /// in-memory filter at start.
     fn for_each_info_hash(&mut self, f: &mut dyn FnMut(InfoHash)) -> anyhow::Result<()>;

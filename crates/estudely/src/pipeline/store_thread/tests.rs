@@ -346,3 +346,60 @@ fn claims_wait_in_the_crawl_not_at_a_stalled_queue() {
     assert!(st.queue().max() <= QUEUE_CAP + 1);
     st.finish().unwrap();
 }
+
+#[test]
+fn owners_of_this_host_that_are_gone_are_recognised() {
+    let me = format!("box:{}:0000beef", std::process::id());
+    // Our own name: never gone.
+    assert!(!owner_is_gone(&me, &me));
+    // Same host, a pid that cannot run (pid_max is below 2^22 on Linux).
+    assert!(owner_is_gone("box:4194999:12345678", &me));
+    // Same host, our pid but another tag: an earlier process that had our pid.
+    assert!(owner_is_gone(
+        &format!("box:{}:00000001", std::process::id()),
+        &me
+    ));
+    // Same host, a process that runs (pid 1).
+    assert!(!owner_is_gone("box:1:12345678", &me));
+    // Another host, or a name of the user's: never judged.
+    assert!(!owner_is_gone("other:4194999:12345678", &me));
+    assert!(!owner_is_gone("crawler-eu-1", &me));
+    assert!(!owner_is_gone("a:b:c", &me));
+}
+
+/// A crawler killed while holding leases: the next start on the same host takes them back
+/// at once (not after they expire), and only theirs.
+#[test]
+fn leases_of_a_gone_crawler_of_this_host_are_released_at_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = DbUrl::Sqlite(dir.path().join("i.sqlite"));
+    let mut store = url.open().unwrap();
+    let lease = Duration::from_secs(3_600);
+    assert!(store
+        .claim(&InfoHash([1; 20]), "box:4194999:12345678", lease)
+        .unwrap());
+    assert!(store
+        .claim(&InfoHash([2; 20]), "box:1:12345678", lease)
+        .unwrap());
+    assert!(store
+        .claim(&InfoHash([3; 20]), "elsewhere:4194999:1", lease)
+        .unwrap());
+    drop(store);
+    let me = format!("box:{}:0000beef", std::process::id());
+    let (st, opened) = StoreThread::start(url.clone(), config(&me)).unwrap();
+    assert_eq!(opened.swept, 1, "the gone crawler's lease");
+    st.finish().unwrap();
+    let mut store = url.open().unwrap();
+    assert!(
+        store.claim(&InfoHash([1; 20]), &me, lease).unwrap(),
+        "released"
+    );
+    assert!(
+        !store.claim(&InfoHash([2; 20]), &me, lease).unwrap(),
+        "pid 1 runs"
+    );
+    assert!(
+        !store.claim(&InfoHash([3; 20]), &me, lease).unwrap(),
+        "another host's"
+    );
+}

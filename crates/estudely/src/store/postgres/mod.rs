@@ -216,6 +216,22 @@ impl Store for PgStore {
         Ok(n)
     }
 
+    fn lease_owners(&mut self) -> anyhow::Result<Vec<String>> {
+        let rows = self
+            .client
+            .query("SELECT DISTINCT owner FROM leases LIMIT 4096", &[])
+            .with_context(|| self.context("reading the lease owners"))?;
+        Ok(rows.iter().map(|r| r.get::<_, String>(0)).collect())
+    }
+
+    fn release_leases(&mut self, owner: &str) -> anyhow::Result<u64> {
+        let n = self
+            .client
+            .execute("DELETE FROM leases WHERE owner = $1", &[&owner])
+            .with_context(|| self.context("releasing a gone crawler's leases"))?;
+        Ok(n)
+    }
+
     fn for_each_info_hash(&mut self, f: &mut dyn FnMut(InfoHash)) -> anyhow::Result<()> {
         let context = self.context("reading the stored infohashes");
         read::each_key(&mut self.client, f).context(context)

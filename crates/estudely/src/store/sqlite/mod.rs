@@ -152,6 +152,22 @@ impl Store for SqliteStore {
         self.guarded(true, |c| write::sweep_leases(c, unix_now()))
     }
 
+    fn lease_owners(&mut self) -> anyhow::Result<Vec<String>> {
+        self.guarded(false, |c| {
+            let mut stmt = c.prepare("SELECT DISTINCT owner FROM leases LIMIT 4096")?;
+            let owners = stmt
+                .query_map([], |r| r.get::<_, String>(0))?
+                .collect::<Result<Vec<_>, _>>()?;
+            Ok(owners)
+        })
+    }
+
+    fn release_leases(&mut self, owner: &str) -> anyhow::Result<u64> {
+        self.guarded(true, |c| {
+            Ok(c.execute("DELETE FROM leases WHERE owner = ?1", [owner])? as u64)
+        })
+    }
+
     fn for_each_info_hash(&mut self, f: &mut dyn FnMut(InfoHash)) -> anyhow::Result<()> {
         self.guarded(false, |c| read::for_each_info_hash(c, f))
     }
