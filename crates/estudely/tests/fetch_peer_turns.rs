@@ -217,3 +217,24 @@ async fn an_address_that_refused_is_not_tried_again() {
     );
     assert_eq!(batch.stats().failed(FailureKind::RefusedRecently), 1);
 }
+
+/// A connection that cannot start on our side (here: a `--bind` address this host does not
+/// have) fails as `local_error` and is not remembered as the peer's refusal: the next job
+/// of that peer tries again. (Counted as `refused`, a few failed binds once marked every
+/// seeder of a world as refusing for 10 minutes.)
+#[tokio::test]
+async fn a_local_failure_is_not_the_peers_refusal() {
+    let (jobs, _seeders) = fast_jobs("127.0.36.6", 4000, 1).await;
+    let jobs = vec![jobs[0].clone(), jobs[0].clone()];
+    let cfg = FetchConfig {
+        // A documentation address: the bind fails, nothing is sent.
+        local_ips: vec!["192.0.2.1".parse().unwrap()],
+        ..cfg(2, Duration::from_secs(10))
+    };
+    let mut batch = fetch_many(jobs, cfg);
+    let mut kinds = Vec::new();
+    while let Some(r) = batch.next().await {
+        kinds.extend(r.failed.iter().map(|a| a.failure.kind));
+    }
+    assert_eq!(kinds, [FailureKind::LocalError, FailureKind::LocalError]);
+}

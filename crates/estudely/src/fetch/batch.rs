@@ -443,6 +443,27 @@ fn refused_recently(peer: SocketAddr) -> Attempt {
 mod tests {
     use super::*;
 
+    /// What a task waiting for a peer's turn holds: its job and this future, not the
+    /// attempt's (boxed once it runs, tens of KB), so that thousands may wait.
+    #[test]
+    fn a_waiting_job_is_small() {
+        let shared = Shared {
+            cfg: FetchConfig::default(),
+            deadline: None,
+            locks: PeerLocks::default(),
+            permits: Semaphore::new(1),
+            refusals: Default::default(),
+        };
+        let job = Job {
+            info_hash: InfoHash([1; 20]),
+            peers: vec![],
+        };
+        let size = std::mem::size_of_val(&run_job(job, &shared));
+        assert!(size <= 1024, "{size} bytes");
+        assert_eq!(task_slots(32), 1024);
+        assert_eq!(task_slots(4096), MAX_TASKS);
+    }
+
     fn attempt(kind: FailureKind) -> Attempt {
         Attempt {
             peer: "127.0.0.1:1".parse().unwrap(),

@@ -267,7 +267,7 @@ impl FetchedMetadata {
 /// (`no_ut_metadata`), the words the summary line uses.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum FailureKind {
-    /// The connect failed (refused, unreachable, reset).
+    /// The connect failed at the peer's end (refused, unreachable, reset).
     Refused,
     /// A connect, handshake, piece or attempt timeout expired.
     Timeout,
@@ -295,11 +295,14 @@ pub enum FailureKind {
     /// less than 10 minutes before, in the same batch (the last 4,096 such addresses are
     /// remembered).
     RefusedRecently,
+    /// The connection could not even start on our side: no local port or address to
+    /// connect from (ports all taken, or a `--bind` address this host does not have).
+    LocalError,
 }
 
 impl FailureKind {
     /// Every kind, in the order summaries list ties.
-    pub const ALL: [FailureKind; 12] = [
+    pub const ALL: [FailureKind; 13] = [
         FailureKind::Refused,
         FailureKind::Timeout,
         FailureKind::NoUtMetadata,
@@ -312,6 +315,7 @@ impl FailureKind {
         FailureKind::AddressRefused,
         FailureKind::MemoryBudget,
         FailureKind::RefusedRecently,
+        FailureKind::LocalError,
     ];
 
     /// The snake-case name used in summaries and JSON.
@@ -329,6 +333,7 @@ impl FailureKind {
             FailureKind::AddressRefused => "address_refused",
             FailureKind::MemoryBudget => "memory_budget",
             FailureKind::RefusedRecently => "refused_recently",
+            FailureKind::LocalError => "local_error",
         }
     }
 }
