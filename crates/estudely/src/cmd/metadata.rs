@@ -64,7 +64,7 @@ pub struct MetadataArgs {
     /// Peers tried per infohash, in order, until one gives the metadata.
     #[arg(long, value_name = "N", default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..))]
     pub metadata_peer_attempts: u32,
-    /// Infohashes fetched at once.
+    /// Metadata fetches (connections) at once.
     #[arg(long, value_name = "N", default_value_t = 32, value_parser = clap::value_parser!(u32).range(1..=4096))]
     pub concurrency: u32,
     /// Stop after this many seconds, printing what was obtained (exit 0); 0 = no limit: until

@@ -1,8 +1,15 @@
-//! Many infohashes at once: [`fetch_many`] / [`fetch_stream`] run [`Job`]s under a
-//! semaphore and hand back [`InfohashResult`]s through a [`FetchBatch`] as they complete.
+//! Many infohashes at once: [`fetch_many`] / [`fetch_stream`] run [`Job`]s and hand back
+//! [`InfohashResult`]s through a [`FetchBatch`] as they complete.
+//!
+//! Two bounds, taken in this order per attempt: the peer's turn (one connection per peer
+//! address at a time, `peers.rs`), then one of [`FetchConfig::concurrency`] connection
+//! permits. A job waiting for a busy peer holds no permit, so jobs queued behind one peer
+//! (a seedbox with thousands of torrents, a dead address many torrents list) cannot take
+//! every connection while the others wait: that head-of-line blocking once held a run at
+//! 10 fetches/s with nothing connected. The jobs in progress are bounded apart (a few
+//! dozen per permit).
 
 use std::collections::BTreeMap;
-use std::collections::HashMap;
 use std::fmt;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -13,6 +20,7 @@ use tokio::sync::{mpsc, Semaphore};
 use tokio::task::{JoinHandle, JoinSet};
 use tokio::time::Instant;
 
+use super::peers::{PeerLocks, Refusals, REFUSAL_MEMORY};
 use super::{fetch_one_until, FailureKind, FetchConfig, FetchFailure, FetchedMetadata, Transport};
 
 /// One infohash and the peers to try for it, in order.
@@ -181,8 +189,8 @@ impl Drop for FetchBatch {
     }
 }
 
-/// Fetch the metadata of every job, [`FetchConfig::concurrency`] infohashes at a time.
-/// Must be called within a tokio runtime.
+/// Fetch the metadata of every job, over at most [`FetchConfig::concurrency`] connections
+/// at a time. Must be called within a tokio runtime.
 pub fn fetch_many(jobs: impl IntoIterator<Item = Job>, cfg: FetchConfig) -> FetchBatch {
     let (tx, rx) = mpsc::unbounded_channel();
     for job in jobs {
@@ -221,7 +229,7 @@ impl JobSource {
 
 fn spawn(jobs: JobSource, cfg: FetchConfig) -> FetchBatch {
     let (tx, rx) = mpsc::channel(cfg.concurrency.max(1));
-    let coordinator = tokio::spawn(coordinate(jobs, Arc::new(cfg), tx));
+    let coordinator = tokio::spawn(coordinate(jobs, cfg, tx));
     FetchBatch {
         results: rx,
         stats: FetchStats::default(),
@@ -237,48 +245,79 @@ async fn until(deadline: Option<Instant>) {
     }
 }
 
-/// One lock per peer address: a peer gets one metadata connection from us at a time, even
-/// when several of its torrents are being fetched. That is politer, and some clients
-/// (Transmission 3.00) close a second connection from an IP whose first is still open.
-#[derive(Default)]
-struct PeerLocks(std::sync::Mutex<HashMap<SocketAddr, Arc<tokio::sync::Mutex<()>>>>);
+/// Tasks (infohashes in progress) per connection permit: the ones beyond the permits wait
+/// for a peer another job is connected to. A waiting task is small (the attempt's future is
+/// boxed only once it runs), and the more may wait, the longer a busy peer can take before
+/// the jobs queued behind it fill every slot.
+const TASKS_PER_PERMIT: usize = 32;
 
-impl PeerLocks {
-    fn get(&self, peer: SocketAddr) -> Arc<tokio::sync::Mutex<()>> {
-        let mut map = self.0.lock().unwrap_or_else(|e| e.into_inner());
-        Arc::clone(map.entry(peer).or_default())
+/// Tasks at most, whatever the concurrency.
+const MAX_TASKS: usize = 16_384;
+
+/// How many jobs may be in progress at once under `concurrency` connection permits.
+fn task_slots(concurrency: usize) -> usize {
+    concurrency
+        .saturating_mul(TASKS_PER_PERMIT)
+        .min(MAX_TASKS)
+        .max(concurrency)
+}
+
+/// What a batch's jobs share.
+struct Shared {
+    cfg: FetchConfig,
+    deadline: Option<Instant>,
+    /// One connection per peer at a time.
+    locks: PeerLocks,
+    /// Connections at once ([`FetchConfig::concurrency`]), taken once a peer's turn is held.
+    permits: Semaphore,
+    /// Peers that refused lately.
+    refusals: std::sync::Mutex<Refusals>,
+}
+
+impl Shared {
+    fn refused(&self, peer: SocketAddr) -> bool {
+        let mut r = self.refusals.lock().unwrap_or_else(|e| e.into_inner());
+        r.refused(peer, Instant::now())
     }
 
-    /// Forget `peer`'s lock when nobody else holds or waits for it (keeps the map bounded).
-    fn release(&self, peer: SocketAddr, lock: Arc<tokio::sync::Mutex<()>>) {
-        let mut map = self.0.lock().unwrap_or_else(|e| e.into_inner());
-        if Arc::strong_count(&lock) <= 2 {
-            map.remove(&peer);
-        }
+    fn remember_refusal(&self, peer: SocketAddr) {
+        let mut r = self.refusals.lock().unwrap_or_else(|e| e.into_inner());
+        r.remember(peer, Instant::now());
     }
 }
 
-async fn coordinate(mut jobs: JobSource, cfg: Arc<FetchConfig>, out: mpsc::Sender<InfohashResult>) {
+async fn coordinate(mut jobs: JobSource, cfg: FetchConfig, out: mpsc::Sender<InfohashResult>) {
     let deadline = cfg.overall_timeout.map(|d| Instant::now() + d);
-    let locks = Arc::new(PeerLocks::default());
-    let permits = Arc::new(Semaphore::new(cfg.concurrency.max(1)));
+    let concurrency = cfg.concurrency.max(1);
+    let shared = Arc::new(Shared {
+        cfg,
+        deadline,
+        locks: PeerLocks::default(),
+        permits: Semaphore::new(concurrency),
+        refusals: Default::default(),
+    });
+    // Bounds the tasks in existence, not the connections: a job waiting for a busy peer
+    // holds a slot but no connection permit.
+    let slots = Arc::new(Semaphore::new(task_slots(concurrency)));
     let mut tasks = JoinSet::new();
     loop {
-        let permit = tokio::select! {
-            p = Arc::clone(&permits).acquire_owned() => p,
+        let slot = tokio::select! {
+            s = Arc::clone(&slots).acquire_owned() => s,
             () = until(deadline) => break,
         };
-        let Ok(permit) = permit else { break };
+        let Ok(slot) = slot else { break };
         let job = tokio::select! {
             j = jobs.recv() => j,
             () = until(deadline) => break,
         };
         let Some(job) = job else { break };
-        let (cfg, out, locks) = (Arc::clone(&cfg), out.clone(), Arc::clone(&locks));
+        let (shared, out) = (Arc::clone(&shared), out.clone());
         tasks.spawn(async move {
-            let result = run_job(job, &cfg, deadline, &locks).await;
-            drop(permit);
+            let result = run_job(job, &shared).await;
+            // The slot goes once the result is handed over: a consumer that does not keep
+            // up holds the batch back instead of finished tasks piling up.
             let _ = out.send(result).await;
+            drop(slot);
         });
         while tasks.try_join_next().is_some() {}
     }
@@ -300,15 +339,14 @@ async fn coordinate(mut jobs: JobSource, cfg: Arc<FetchConfig>, out: mpsc::Sende
     while tasks.join_next().await.is_some() {}
 }
 
-/// Try the job's peers in order until one gives the metadata.
-async fn run_job(
-    job: Job,
-    cfg: &FetchConfig,
-    deadline: Option<Instant>,
-    locks: &PeerLocks,
-) -> InfohashResult {
+/// Try the job's first [`FetchConfig::peer_attempts`] distinct peers until one gives the
+/// metadata: each in order, except that a peer another job is connected to is tried after
+/// those nobody is (and waited for only when all are busy). A peer that refused lately
+/// fails at once as `refused_recently`.
+async fn run_job(job: Job, shared: &Shared) -> InfohashResult {
+    let (cfg, deadline) = (&shared.cfg, shared.deadline);
     let start = Instant::now();
-    let far = start + Duration::from_secs(86_400 * 365);
+    let until = deadline.unwrap_or(start + Duration::from_secs(86_400 * 365));
     let mut result = InfohashResult {
         info_hash: job.info_hash,
         metadata: None,
@@ -316,28 +354,51 @@ async fn run_job(
         deadline_hit: false,
         elapsed: Duration::ZERO,
     };
-    let mut tried: Vec<SocketAddr> = Vec::new();
+    let mut left: Vec<SocketAddr> = Vec::new();
     for peer in job.peers {
-        if tried.len() >= cfg.peer_attempts || tried.contains(&peer) {
-            continue;
+        if left.len() >= cfg.peer_attempts {
+            break;
         }
-        if deadline.is_some_and(|d| Instant::now() >= d) {
+        if !left.contains(&peer) {
+            left.push(peer);
+        }
+    }
+    while !left.is_empty() {
+        if Instant::now() >= until {
             result.deadline_hit = true;
             break;
         }
-        tried.push(peer);
         let t0 = Instant::now();
-        let until = deadline.unwrap_or(far);
-        let lock = locks.get(peer);
-        let outcome = {
-            let Ok(_turn) = tokio::time::timeout_at(until, lock.lock()).await else {
-                result.deadline_hit = true;
-                locks.release(peer, lock);
-                break;
-            };
-            fetch_one_until(peer, job.info_hash.0, cfg, until).await
+        // Known to refuse: no need of its turn.
+        if let Some(i) = left.iter().position(|&p| shared.refused(p)) {
+            let peer = left.remove(i);
+            result.failed.push(refused_recently(peer));
+            continue;
+        }
+        let (i, turn) = match shared.locks.free(&left) {
+            Some(free) => free,
+            None => match tokio::time::timeout_at(until, shared.locks.first_free(&left)).await {
+                Ok(turn) => turn,
+                Err(_) => {
+                    result.deadline_hit = true;
+                    break;
+                }
+            },
         };
-        locks.release(peer, lock);
+        let peer = left.remove(i);
+        // It may have refused the job that held its turn while this one waited.
+        if shared.refused(peer) {
+            drop(turn);
+            result.failed.push(refused_recently(peer));
+            continue;
+        }
+        let Ok(Ok(permit)) = tokio::time::timeout_at(until, shared.permits.acquire()).await else {
+            result.deadline_hit = true;
+            break;
+        };
+        // Boxed: a task waiting for a turn stays small.
+        let outcome = Box::pin(fetch_one_until(peer, job.info_hash.0, cfg, until)).await;
+        drop(permit);
         match outcome {
             Ok(m) => {
                 tracing::debug!(%peer, info_hash = %job.info_hash, "metadata fetched");
@@ -346,6 +407,10 @@ async fn run_job(
             }
             Err(failure) => {
                 tracing::debug!(%peer, info_hash = %job.info_hash, %failure, "attempt failed");
+                if failure.kind == FailureKind::Refused {
+                    shared.remember_refusal(peer);
+                }
+                drop(turn);
                 result.deadline_hit |= deadline.is_some_and(|d| Instant::now() >= d);
                 result.failed.push(Attempt {
                     peer,
@@ -359,9 +424,45 @@ async fn run_job(
     result
 }
 
+/// The attempt not made at a peer that refused lately.
+fn refused_recently(peer: SocketAddr) -> Attempt {
+    Attempt {
+        peer,
+        failure: FetchFailure::new(
+            FailureKind::RefusedRecently,
+            format!(
+                "not contacted: refused a connection less than {} min ago",
+                REFUSAL_MEMORY.as_secs() / 60
+            ),
+        ),
+        elapsed: Duration::ZERO,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// What a task waiting for a peer's turn holds: its job and this future, not the
+    /// attempt's (boxed once it runs, tens of KB), so that thousands may wait.
+    #[test]
+    fn a_waiting_job_is_small() {
+        let shared = Shared {
+            cfg: FetchConfig::default(),
+            deadline: None,
+            locks: PeerLocks::default(),
+            permits: Semaphore::new(1),
+            refusals: Default::default(),
+        };
+        let job = Job {
+            info_hash: InfoHash([1; 20]),
+            peers: vec![],
+        };
+        let size = std::mem::size_of_val(&run_job(job, &shared));
+        assert!(size <= 1024, "{size} bytes");
+        assert_eq!(task_slots(32), 1024);
+        assert_eq!(task_slots(4096), MAX_TASKS);
+    }
 
     fn attempt(kind: FailureKind) -> Attempt {
         Attempt {

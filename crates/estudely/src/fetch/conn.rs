@@ -164,10 +164,7 @@ async fn tcp_by(
             let what = format!("no TCP connection within {:?}", cfg.connect_timeout);
             Err(timed_out(what, connect_by))
         }
-        Ok(Err(e)) => Err(FetchFailure::new(
-            FailureKind::Refused,
-            format!("connect: {e}"),
-        )),
+        Ok(Err(e)) => Err(e),
         Ok(Ok(s)) => {
             let _ = s.set_nodelay(true);
             Ok(Box::new(s))
@@ -175,23 +172,68 @@ async fn tcp_by(
     }
 }
 
-/// A TCP connection to `peer`, from `local` if given (any port).
+/// A TCP connection to `peer`, from `local` if given (any port). Fails as `local_error`
+/// when no local port or address could be had (nothing was sent to the peer), else as
+/// `refused`.
 async fn tcp_connect(
     peer: SocketAddr,
     local: Option<std::net::IpAddr>,
-) -> std::io::Result<TcpStream> {
+) -> Result<TcpStream, FetchFailure> {
+    let socket = tcp_socket(peer, local)
+        .map_err(|e| FetchFailure::new(FailureKind::LocalError, format!("connect: {e}")))?;
+    socket.connect(peer).await.map_err(|e| {
+        // The kernel picks the local port at connect time: none free is our failure.
+        let kind = match e.kind() {
+            std::io::ErrorKind::AddrInUse | std::io::ErrorKind::AddrNotAvailable => {
+                FailureKind::LocalError
+            }
+            _ => FailureKind::Refused,
+        };
+        FetchFailure::new(kind, format!("connect: {e}"))
+    })
+}
+
+/// A TCP socket for `peer`, bound to `local` if given. The port is left for `connect` to
+/// pick (`IP_BIND_ADDRESS_NO_PORT`): a bind to port 0 would otherwise take a port of its
+/// own for every connection, whatever the peer, and at thousands of fetches a minute from
+/// one `--bind` address the connections we closed (held in TIME_WAIT for 60 s) use up the
+/// 28,000 ports of the default range; `connect` may reuse a port towards another peer.
+fn tcp_socket(peer: SocketAddr, local: Option<std::net::IpAddr>) -> std::io::Result<TcpSocket> {
     let socket = if peer.is_ipv4() {
         TcpSocket::new_v4()?
     } else {
         TcpSocket::new_v6()?
     };
     if let Some(ip) = local {
+        bind_address_no_port(&socket);
         socket
             .bind(SocketAddr::new(ip, 0))
             .map_err(|e| std::io::Error::new(e.kind(), format!("bind {ip}: {e}")))?;
     }
-    socket.connect(peer).await
+    Ok(socket)
 }
+
+/// Ask Linux to choose the port at connect time (see [`tcp_socket`]); elsewhere, or if it
+/// fails, the bind takes a port as usual.
+#[cfg(target_os = "linux")]
+fn bind_address_no_port(socket: &TcpSocket) {
+    use std::os::fd::AsRawFd as _;
+    let on: libc::c_int = 1;
+    // SAFETY: setsockopt reads `size_of::<c_int>()` bytes from `&on`, which lives across
+    // the call; the descriptor is the socket's own, open for the call.
+    unsafe {
+        libc::setsockopt(
+            socket.as_raw_fd(),
+            libc::IPPROTO_IP,
+            libc::IP_BIND_ADDRESS_NO_PORT,
+            (&on as *const libc::c_int).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        );
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+fn bind_address_no_port(_socket: &TcpSocket) {}
 
 /// The metadata exchange over `stream`: in plaintext (`None`), or after an MSE handshake
 /// offering `provide`.
@@ -591,6 +633,37 @@ mod tests {
         let (_conn, _) = dial_with(peer, &from(TransportChoice::Utp)).await.unwrap();
         let (seen, _accepted, _utp) = accepting.await.unwrap();
         assert_eq!(seen.ip(), local);
+    }
+
+    /// From a `--bind` address, the port is picked at connect time, not at bind time (when
+    /// each bind took a port of its own, a fast fetcher ran out of them).
+    #[cfg(target_os = "linux")]
+    #[tokio::test]
+    async fn a_bound_socket_leaves_the_port_to_connect() {
+        let listener = TcpListener::bind("127.0.140.28:0").await.unwrap();
+        let peer = listener.local_addr().unwrap();
+        let local: std::net::IpAddr = "127.0.0.78".parse().unwrap();
+        let socket = tcp_socket(peer, Some(local)).unwrap();
+        assert_eq!(socket.local_addr().unwrap(), SocketAddr::new(local, 0));
+        let stream = socket.connect(peer).await.unwrap();
+        let from = stream.local_addr().unwrap();
+        assert_eq!(from.ip(), local);
+        assert_ne!(from.port(), 0);
+    }
+
+    /// No local address to connect from is our failure, not the peer's refusal.
+    #[tokio::test]
+    async fn a_bind_that_fails_is_a_local_error() {
+        let listener = TcpListener::bind("127.0.140.29:0").await.unwrap();
+        let peer = listener.local_addr().unwrap();
+        // A documentation address this host does not have: the bind fails, nothing is sent.
+        let f = tcp_connect(peer, Some("192.0.2.1".parse().unwrap()))
+            .await
+            .unwrap_err();
+        assert_eq!(f.kind, FailureKind::LocalError, "{f}");
+        drop(listener);
+        let f = tcp_connect(peer, None).await.unwrap_err();
+        assert_eq!(f.kind, FailureKind::Refused, "{f}");
     }
 
     #[test]

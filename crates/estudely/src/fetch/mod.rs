@@ -6,9 +6,11 @@
 //!   pieces, each step under its own timeout ([`FetchConfig`]), the whole attempt under a
 //!   deadline. Succeeds with [`FetchedMetadata`] (verified info bytes and their
 //!   [`InfoSummary`]) or fails with a [`FetchFailure`] of one [`FailureKind`].
-//! * [`fetch_many`] / [`fetch_stream`]: many infohashes at once under a semaphore, each
-//!   trying its peers in order until one succeeds; results come out of a [`FetchBatch`] as
-//!   they complete, and [`FetchStats`] counts attempts by outcome for a summary line.
+//! * [`fetch_many`] / [`fetch_stream`]: many infohashes at once, each trying its peers in
+//!   order until one succeeds, one connection per peer address at a time and at most
+//!   [`FetchConfig::concurrency`] in all (`peers`: whose turn, and which peers refused
+//!   lately); results come out of a [`FetchBatch`] as they complete, and [`FetchStats`]
+//!   counts attempts by outcome for a summary line.
 //! * [`peers_csv`]: reading the `infohash,peer_ip,peer_port` CSV that `crawl` writes into
 //!   [`Job`]s, from a whole file or row by row.
 //! * [`stream`]: grouping rows that arrive over time (a crawl piped in) into jobs as they
@@ -24,6 +26,7 @@ mod batch;
 pub mod budget;
 mod conn;
 mod encrypted;
+mod peers;
 pub mod peers_csv;
 pub mod stream;
 mod utp;
@@ -101,7 +104,9 @@ pub struct FetchConfig {
     /// Largest info dict accepted (a larger `metadata_size` fails as `too_large` before
     /// anything is allocated). Default 32 MiB.
     pub max_metadata_size: u64,
-    /// Infohashes fetched at once by [`fetch_many`] (0 counts as 1). Default 32.
+    /// Connections at once in [`fetch_many`] / [`fetch_stream`] (0 counts as 1). Default 32.
+    /// Up to 32 times as many infohashes may be in progress (at most 16,384): those beyond
+    /// wait for a peer that another job is connected to, without a connection permit.
     pub concurrency: usize,
     /// Peers tried per infohash, in order, until one succeeds. Default 5.
     pub peer_attempts: usize,
@@ -262,7 +267,7 @@ impl FetchedMetadata {
 /// (`no_ut_metadata`), the words the summary line uses.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum FailureKind {
-    /// The connect failed (refused, unreachable, reset).
+    /// The connect failed at the peer's end (refused, unreachable, reset).
     Refused,
     /// A connect, handshake, piece or attempt timeout expired.
     Timeout,
@@ -286,11 +291,18 @@ pub enum FailureKind {
     /// The announced `metadata_size` found no room in the budget of metadata in flight
     /// in time (`--fetch-memory`); nothing was requested.
     MemoryBudget,
+    /// Not contacted: the address refused a connection (as [`Refused`](Self::Refused))
+    /// less than 10 minutes before, in the same batch (the last 4,096 such addresses are
+    /// remembered).
+    RefusedRecently,
+    /// The connection could not even start on our side: no local port or address to
+    /// connect from (ports all taken, or a `--bind` address this host does not have).
+    LocalError,
 }
 
 impl FailureKind {
     /// Every kind, in the order summaries list ties.
-    pub const ALL: [FailureKind; 11] = [
+    pub const ALL: [FailureKind; 13] = [
         FailureKind::Refused,
         FailureKind::Timeout,
         FailureKind::NoUtMetadata,
@@ -302,6 +314,8 @@ impl FailureKind {
         FailureKind::Closed,
         FailureKind::AddressRefused,
         FailureKind::MemoryBudget,
+        FailureKind::RefusedRecently,
+        FailureKind::LocalError,
     ];
 
     /// The snake-case name used in summaries and JSON.
@@ -318,6 +332,8 @@ impl FailureKind {
             FailureKind::Closed => "closed",
             FailureKind::AddressRefused => "address_refused",
             FailureKind::MemoryBudget => "memory_budget",
+            FailureKind::RefusedRecently => "refused_recently",
+            FailureKind::LocalError => "local_error",
         }
     }
 }

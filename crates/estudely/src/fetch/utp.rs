@@ -92,7 +92,7 @@ impl UtpDialer {
             .cloned()
             .map_err(|e| {
                 FetchFailure::new(
-                    FailureKind::Refused,
+                    FailureKind::LocalError,
                     format!("cannot bind a uTP socket on {bind}: {e}"),
                 )
             })
