@@ -4,7 +4,7 @@
 //!   `PRAGMA integrity_check` after every kill, no row committed before a kill is lost, no
 //!   torrent is stored twice, nothing committed is fetched again (the world's seeders log
 //!   every info dict they serve), and the clean run completes the index;
-//! - SQLite on a full disk (a tmpfs of 2 MiB, as root): `run` stops with a one-line error
+//! - SQLite on a full disk (a tmpfs of 3 MiB, as root): `run` stops with a one-line error
 //!   that names the index and says the disk is full, the index is not corrupted and keeps
 //!   every committed row, and a restart after space is freed carries on to the end.
 //!
@@ -53,7 +53,8 @@ fn fetchable(n: u64, seed: u64) -> usize {
 
 fn start_run(db: &Path, boot: &str, bind: &str) -> Proc {
     let db_url = format!("sqlite:{}", db.display());
-    Proc(
+    let _ = std::fs::remove_file(db.with_extension("log"));
+    let run = Proc(
         Command::new(BIN)
             .args(["run", "--db", &db_url, "--bootstrap", boot, "--bind", bind])
             // Short leases: a killed run's claims on what it was fetching expire soon
@@ -65,7 +66,10 @@ fn start_run(db: &Path, boot: &str, bind: &str) -> Proc {
             .stderr(std::fs::File::create(db.with_extension("log")).expect("run log"))
             .spawn()
             .expect("start run"),
-    )
+    );
+    // Started: it has opened the index (its first line) and watches for Ctrl-C.
+    wait_for("run opens the index", || run_log(db).contains("run: index"));
+    run
 }
 
 /// The infohashes in the index, and `PRAGMA integrity_check`'s verdict.
@@ -116,7 +120,7 @@ fn sigint_and_wait(mut run: Proc) -> std::process::ExitStatus {
 
 #[test]
 fn kill_nine_five_times_then_a_clean_run_loses_and_refetches_nothing_committed() {
-    let (n, seed) = (1_500, 21);
+    let (n, seed) = (4_000, 21);
     let dir = tempfile::tempdir().unwrap();
     let (_world, boot) = start_world(dir.path(), n, seed, "127.5.60");
     let db = dir.path().join("index.sqlite");
@@ -229,7 +233,7 @@ fn a_full_disk_stops_run_with_a_clear_error_and_a_restart_carries_on() {
     let (n, seed) = (1_500, 22);
     let dir = tempfile::tempdir().unwrap();
     let (_world, boot) = start_world(dir.path(), n, seed, "127.5.70");
-    let disk = Tmpfs::mount(&dir.path().join("disk"), "2m");
+    let disk = Tmpfs::mount(&dir.path().join("disk"), "3m");
     let db = disk.0.join("index.sqlite");
     let run = start_run(&db, &boot, "127.5.81.1:0");
     let started = Instant::now();
