@@ -105,6 +105,23 @@ fn wait_for(what: &str, mut done: impl FnMut() -> bool) {
     }
 }
 
+/// Let `run` go on until the index holds `want` torrents, stop it cleanly, and check the
+/// index: intact, each torrent once, all of them, `kept` among them. Returns them.
+fn run_to_the_end(run: Proc, db: &Path, want: usize, kept: &HashSet<String>) -> HashSet<String> {
+    wait_for("the run completes the index", || {
+        committed(db).0.len() >= want
+    });
+    let status = sigint_and_wait(run);
+    assert!(status.success(), "run: {status}\n{}", run_log(db));
+    let (rows, check) = committed(db);
+    assert_eq!(check, "ok");
+    let all: HashSet<String> = rows.iter().cloned().collect();
+    assert_eq!(all.len(), rows.len(), "a torrent stored twice");
+    assert_eq!(all.len(), want, "every fetchable torrent stored");
+    assert!(kept.is_subset(&all), "committed rows lost");
+    all
+}
+
 /// What the last `run` on `db` printed (its stderr goes to `db` with extension `log`).
 fn run_log(db: &Path) -> String {
     std::fs::read_to_string(db.with_extension("log")).unwrap_or_default()
@@ -155,23 +172,7 @@ fn kill_nine_five_times_then_a_clean_run_loses_and_refetches_nothing_committed()
     // A clean run to the end.
     let want = fetchable(n, seed);
     let run = start_run(&db, &boot, "127.5.80.1:0");
-    wait_for("the clean run completes the index", || {
-        let c =
-            rusqlite::Connection::open_with_flags(&db, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
-                .expect("open");
-        let count: i64 = c
-            .query_row("SELECT count(*) FROM torrents", [], |r| r.get(0))
-            .unwrap_or(0);
-        count as usize >= want
-    });
-    let status = sigint_and_wait(run);
-    assert!(status.success(), "run: {status}\n{}", run_log(&db));
-    let (rows, check) = committed(&db);
-    assert_eq!(check, "ok");
-    let all: HashSet<String> = rows.iter().cloned().collect();
-    assert_eq!(all.len(), rows.len(), "a torrent stored twice");
-    assert_eq!(all.len(), want, "every fetchable torrent stored");
-    assert!(before.is_subset(&all), "the clean run lost committed rows");
+    let all = run_to_the_end(run, &db, want, &before);
     // Nothing committed at a kill was served again after it.
     let log = served(dir.path());
     for (i, (committed, at)) in marks.iter().enumerate() {
@@ -267,15 +268,5 @@ fn a_full_disk_stops_run_with_a_clear_error_and_a_restart_carries_on() {
     disk.resize("64m");
     let want = fetchable(n, seed);
     let run = start_run(&db, &boot, "127.5.81.1:0");
-    wait_for("the restart completes the index", || {
-        committed(&db).0.len() >= want
-    });
-    let status = sigint_and_wait(run);
-    assert!(status.success(), "run: {status}\n{}", run_log(&db));
-    let (rows, check) = committed(&db);
-    assert_eq!(check, "ok");
-    let all: HashSet<String> = rows.iter().cloned().collect();
-    assert_eq!(all.len(), rows.len(), "a torrent stored twice");
-    assert_eq!(all.len(), want);
-    assert!(kept.is_subset(&all), "the restart lost committed rows");
+    run_to_the_end(run, &db, want, &kept);
 }
