@@ -102,8 +102,10 @@ pub struct TestnetArgs {
     #[arg(long, value_name = "X", default_value_t = 0.0)]
     pub seconds: f64,
     /// First three octets of the nodes' addresses: node i gets <BASE>.(i+1).
-    #[arg(long, value_name = "A.B.C", default_value = "127.0.10", value_parser = parse_base_ip)]
-    pub base_ip: [u8; 3],
+    /// [default: 127.0.10; with --world 127.1.0, so that a world and a testnet started with
+    /// their defaults do not collide]
+    #[arg(long, value_name = "A.B.C", value_parser = parse_base_ip)]
+    pub base_ip: Option<[u8; 3]>,
     /// UDP port of every node (0 = an ephemeral port each).
     #[arg(long, value_name = "P", default_value_t = 0)]
     pub port: u16,
@@ -150,7 +152,7 @@ pub async fn run(args: TestnetArgs) -> anyhow::Result<()> {
         nodes: args.nodes.unwrap_or(16) as usize,
         torrents: args.torrents as usize,
         interval: args.interval,
-        base_ip: args.base_ip,
+        base_ip: args.base_ip.unwrap_or([127, 0, 10]),
         port: args.port,
         seed: args.seed,
         no_metadata: args.no_metadata as usize,
@@ -213,7 +215,7 @@ async fn run_world(args: TestnetArgs, n: u64, mut manifest_file: File) -> anyhow
         seeders: args.seeders as usize,
         interval: args.interval,
         samples: args.samples as usize,
-        base_ip: args.base_ip,
+        base_ip: args.base_ip.unwrap_or([127, 1, 0]),
         port: args.port,
         seed: args.seed.unwrap_or(1),
     };

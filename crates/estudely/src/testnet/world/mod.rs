@@ -72,7 +72,7 @@ pub struct WorldConfig {
     pub interval: u32,
     /// Infohashes in one `sample_infohashes` answer (default 20, as libtorrent).
     pub samples: usize,
-    /// First three octets of the nodes' addresses (default 127.0.10).
+    /// First three octets of the nodes' addresses (default 127.1.0).
     pub base_ip: [u8; 3],
     /// UDP port of every node (0: an ephemeral port each).
     pub port: u16,
@@ -88,7 +88,7 @@ impl Default for WorldConfig {
             seeders: 32,
             interval: 60,
             samples: 20,
-            base_ip: [127, 0, 10],
+            base_ip: [127, 1, 0],
             port: 0,
             seed: 1,
         }
