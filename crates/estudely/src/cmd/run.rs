@@ -181,7 +181,13 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
     let shared = Shared::new(store, opened.known, filters);
     let sink = RefCell::new(IndexSink(shared.clone()));
     let gate = RefCell::new(IndexGate(shared.clone()));
-    let caps = Caps::default();
+    // Infohashes waiting for a claim or a fetch: a minute of fetches at the default
+    // concurrency (about 300 a second on loopback), not collect's 73,728. The crawl pauses
+    // at the cap; each entry is its peers and bookkeeping, so this bounds run's memory.
+    let caps = Caps {
+        fetching: RUN_FETCH_BACKLOG.max(args.fetch.concurrency as usize * 512),
+        ..Caps::default()
+    };
     let cfg = PipelineConfig {
         caps,
         ..args.fetch.pipeline("run", args.overall_timeout)
@@ -280,6 +286,10 @@ async fn start_web(
     });
     Ok(())
 }
+
+/// Infohashes `run` keeps waiting for a claim or a fetch at the default `--concurrency` (more
+/// with more: 512 per connection).
+pub const RUN_FETCH_BACKLOG: usize = 16_384;
 
 /// `host:pid:random`, unique per process.
 fn default_owner() -> String {

@@ -108,14 +108,17 @@ pub fn latest() -> i64 {
 }
 
 /// Settings for every connection: a busy timeout (several crawlers may share a file),
-/// foreign keys on; for a writer also `synchronous=NORMAL`, a 64 MiB page cache and a
+/// foreign keys on; for a writer also `synchronous=NORMAL`, a 16 MiB page cache and a
 /// checkpoint every 64 MiB of WAL.
 pub fn configure(conn: &Connection, writer: bool) -> rusqlite::Result<()> {
     conn.busy_timeout(std::time::Duration::from_secs(10))?;
     conn.pragma_update(None, "foreign_keys", "ON")?;
     if writer {
         conn.pragma_update(None, "synchronous", "NORMAL")?;
-        conn.pragma_update(None, "cache_size", -65_536)?;
+        // 16 MiB: a crawler inserts hundreds of torrents a second, not the 20,000 a larger
+        // cache allows; the pages it misses come back from the OS's cache, which is not
+        // the crawler's memory (BENCHMARKS.md, "Ingest at scale").
+        conn.pragma_update(None, "cache_size", -16_384)?;
         conn.pragma_update(None, "temp_store", "MEMORY")?;
         // Checkpoint every 64 MiB of WAL rather than 4 MiB: the pages a batch touches (the
         // full-text index, the infohash index) are written back once per many batches.
