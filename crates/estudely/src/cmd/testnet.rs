@@ -138,7 +138,7 @@ pub async fn run(args: TestnetArgs) -> anyhow::Result<()> {
         return Err(UsageError(msg).into());
     }
     // Checked before anything starts: the manifest must be writable.
-    let mut manifest_file = File::create(&args.manifest).map_err(|e| {
+    let manifest_file = File::create(&args.manifest).map_err(|e| {
         let path = args.manifest.display();
         UsageError(format!("cannot write manifest `{path}`: {e}"))
     })?;
@@ -159,19 +159,13 @@ pub async fn run(args: TestnetArgs) -> anyhow::Result<()> {
         no_peers: args.no_peers as usize,
     };
     let net = Testnet::start(cfg.clone()).await?;
-    let manifest = serde_json::to_string_pretty(net.manifest())?;
-    manifest_file
-        .write_all(manifest.as_bytes())
-        .and_then(|()| manifest_file.write_all(b"\n"))
-        .and_then(|()| manifest_file.flush())
-        .with_context(|| format!("cannot write manifest `{}`", args.manifest.display()))?;
-    drop(manifest_file);
+    announce_ready(
+        manifest_file,
+        &args.manifest,
+        net.manifest(),
+        net.bootstrap(),
+    )?;
 
-    let mut out = std::io::stdout().lock();
-    writeln!(out, "bootstrap {}", net.bootstrap())
-        .and_then(|()| out.flush())
-        .context("cannot write to stdout")?;
-    drop(out);
     let nodes = net.nodes();
     let last = nodes.last().map(|n| n.local_addrs()[0].ip().to_string());
     let seeders = seeder_addr(cfg.base_ip, cfg.nodes, 0).map(|a| a.ip().to_string());
@@ -207,8 +201,27 @@ pub async fn run(args: TestnetArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Write `manifest` to its file, then the first line on stdout, `bootstrap ADDR`: a reader
+/// of that line finds the manifest complete.
+fn announce_ready(
+    mut file: File,
+    path: &std::path::Path,
+    manifest: &impl Serialize,
+    bootstrap: std::net::SocketAddr,
+) -> anyhow::Result<()> {
+    file.write_all(serde_json::to_string_pretty(manifest)?.as_bytes())
+        .and_then(|()| file.write_all(b"\n"))
+        .and_then(|()| file.flush())
+        .with_context(|| format!("cannot write manifest `{}`", path.display()))?;
+    drop(file);
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "bootstrap {bootstrap}")
+        .and_then(|()| out.flush())
+        .context("cannot write to stdout")
+}
+
 /// `estudely testnet --world N`.
-async fn run_world(args: TestnetArgs, n: u64, mut manifest_file: File) -> anyhow::Result<()> {
+async fn run_world(args: TestnetArgs, n: u64, manifest_file: File) -> anyhow::Result<()> {
     let cfg = WorldConfig {
         torrents: n,
         nodes: args.nodes.unwrap_or(2_000) as usize,
@@ -237,17 +250,12 @@ async fn run_world(args: TestnetArgs, n: u64, mut manifest_file: File) -> anyhow
         },
         interval: cfg.interval,
     };
-    manifest_file
-        .write_all(serde_json::to_string_pretty(&manifest)?.as_bytes())
-        .and_then(|()| manifest_file.write_all(b"\n"))
-        .and_then(|()| manifest_file.flush())
-        .with_context(|| format!("cannot write manifest `{}`", args.manifest.display()))?;
-    drop(manifest_file);
-    let mut out = std::io::stdout().lock();
-    writeln!(out, "bootstrap {}", running.bootstrap())
-        .and_then(|()| out.flush())
-        .context("cannot write to stdout")?;
-    drop(out);
+    announce_ready(
+        manifest_file,
+        &args.manifest,
+        &manifest,
+        running.bootstrap(),
+    )?;
     eprintln!(
         "testnet: world of {n} torrents (seed {}), {} nodes {}..{}, {} seeders from {}, \
          interval {} s, {} samples per answer, manifest {}",
