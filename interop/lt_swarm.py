@@ -42,6 +42,15 @@ def compact_nodes(b):
             for i in range(0, len(b) - 25, 26)]
 
 
+def parse_settings(kvs):
+    """KEY=VALUE strings -> a settings dict (int, true/false, or string values)."""
+    out = {}
+    for kv in kvs:
+        k, _, v = kv.partition("=")
+        out[k] = int(v) if v.lstrip("-").isdigit() else {"true": True, "false": False}.get(v, v)
+    return out
+
+
 def parse_ep(s):
     host, _, port = s.rpartition(":")
     host = host.strip("[]")
@@ -61,9 +70,7 @@ class Node:
         extra = {"dht_sample_infohashes_interval": args.sample_interval}
         if args.lt_defaults:  # as on the real network (each session has its own /24)
             extra.update(dht_restrict_routing_ips=True, dht_restrict_search_ips=True)
-        for kv in args.set:
-            k, _, v = kv.partition("=")
-            extra[k] = int(v) if v.lstrip("-").isdigit() else {"true": True, "false": False}.get(v, v)
+        extra.update(parse_settings(args.set))
         self.ses = lt.session(loopback_settings(listen, extra))
         self.cond = threading.Condition()
         self.ports = {}              # listen address -> UDP (DHT) port
@@ -76,6 +83,7 @@ class Node:
         self.traversals = {}         # traversal number -> target hex
         self.completed = set()       # targets whose traversal finished
         self.torrents = []
+        self.also_seeds = []         # other nodes' torrents this one seeds too (--seeders-per-torrent)
         self.running = True
         self.thread = threading.Thread(target=self._drain, daemon=True)
         self.thread.start()
@@ -189,23 +197,36 @@ class Swarm:
         # seed torrents and announce them explicitly (the automatic announce
         # of a newly added torrent is not immediate)
         kinds = self.args.kinds.split(",")
+        copies = min(self.args.seeders_per_torrent, len(self.nodes))
         for n in self.nodes:
             for j in range(self.args.torrents_per_node):
                 kind = kinds[(n.idx * self.args.torrents_per_node + j) % len(kinds)]
                 base = "Ünïcødé – 日本語" if kind == "utf8" else kind
                 ti, desc = make_torrent(self.tmp, kind, "%s-n%d-t%d" % (base, n.idx, j))
-                atp = lt.add_torrent_params()
-                atp.ti, atp.save_path, atp.flags = ti, self.tmp, lt.torrent_flags.seed_mode
-                n.ses.add_torrent(atp)
+                # node n and the next copies-1 nodes seed it (n's `torrents` lists only its own)
+                for c in range(copies):
+                    s = self.nodes[(n.idx + c) % len(self.nodes)]
+                    atp = lt.add_torrent_params()
+                    atp.ti, atp.save_path, atp.flags = ti, self.tmp, lt.torrent_flags.seed_mode
+                    s.ses.add_torrent(atp)
+                    if c:
+                        s.also_seeds.append(desc)
+                    for key in desc["dht_keys"]:
+                        s.ses.dht_announce(lt.sha1_hash(bytes.fromhex(key)), s.ses.listen_port(), 0)
+                desc["seeders"] = ["%s:%d" % (s.ip, s.ses.listen_port()) for s in
+                                   (self.nodes[(n.idx + c) % len(self.nodes)] for c in range(copies))]
                 n.torrents.append(desc)
-                for key in desc["dht_keys"]:
-                    n.ses.dht_announce(lt.sha1_hash(bytes.fromhex(key)), n.ses.listen_port(), 0)
         # ready when every key reached at least one other node (bounded wait)
         all_ok = len(self.nodes) < 2
         while not all_ok and time.monotonic() - t0 < 20:
             got = set().union(*(o.announced_to_me for o in self.nodes))
             all_ok = all(k in got for n in self.nodes for t in n.torrents for k in t["dht_keys"])
             time.sleep(0.1)
+        # settings that would slow the start down (e.g. libtorrent's DoS limits), from now on
+        later = parse_settings(self.args.set_after_start)
+        for n in self.nodes:
+            if later:
+                n.ses.apply_settings(later)
         return {"ready": True, "all_announced": all_ok, "pid": os.getpid(),
                 "startup_seconds": round(time.monotonic() - t0, 3),
                 "nodes": [n.describe() for n in self.nodes]}
@@ -321,6 +342,8 @@ def main():
                         "(on) and the sample interval (21600); needs --ip-per-slash24")
     p.add_argument("--port", type=int, default=0, help="0 = ephemeral port per node")
     p.add_argument("--torrents-per-node", type=int, default=2)
+    p.add_argument("--seeders-per-torrent", type=int, default=1,
+                   help="each torrent is seeded (and announced) by this many consecutive sessions")
     p.add_argument("--sample-interval", type=int, default=None,
                    help="dht_sample_infohashes_interval (default 0; 21600 with --lt-defaults)")
     p.add_argument("--bootstrap", action="append", default=[], metavar="HOST:PORT")
@@ -329,6 +352,9 @@ def main():
     p.add_argument("--kinds", default="v1", help="comma list of " + ",".join(KINDS))
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="extra libtorrent setting (repeatable)")
+    p.add_argument("--set-after-start", action="append", default=[], metavar="KEY=VALUE",
+                   help="a libtorrent setting applied once every torrent is announced (repeatable), "
+                        "e.g. the default DoS limits, which would slow the start down")
     args = p.parse_args()
     if args.sample_interval is None:
         args.sample_interval = 21600 if args.lt_defaults else 0
