@@ -453,6 +453,13 @@ impl Node {
         }
     }
 
+    /// Whether `addr` answered one of our queries (as far as the bounded memory of misses
+    /// and answers reaches) and is not dead: a query to it that timed out was most likely
+    /// lost on the way, not sent to a node that is gone.
+    pub fn has_answered(&self, addr: &SocketAddr) -> bool {
+        self.strikes.peek(addr).is_some_and(|e| e & ANSWERED != 0) && !self.is_dead(addr)
+    }
+
     /// Whether `addr` stopped answering and is dead now (see [`Config::dead_for`]).
     pub fn is_dead(&self, addr: &SocketAddr) -> bool {
         self.dead_at(addr, self.clock)

@@ -9,14 +9,21 @@
 //! loss, is `estudely`'s `tests/faults.rs`. `ESTUDELY_SIM_SEED` replays one seed.
 //!
 //! `collect`'s side (searches that stop at the first peer, counted once they end with one)
-//! over 75 s, as `tests/faults.rs` runs it, against the clean run of the same seed
-//! (`SEEDS=200 cargo nextest run -p estudely-dht-core --test sim_loss --run-ignored only
-//! --no-capture`), 200 seeds: 40 or 39 of 40 on 196, 37 on 3, 36 on 1 (mean 0.989; `crawl`:
-//! mean 0.993, at least 37). Before three fixes it was 3 seeds under 90 % of 100 for
-//! `collect` and 5 for `crawl`, and one seed in 200 found nothing: a lost sample was asked
-//! again only after twice `min_resample` (now once), a silent bootstrap node got only two
-//! quick retries a round (now four), and a search that had its peer still waited for its
-//! other query to time out before the fetch could start (now it ends at once).
+//! against the clean run of the same seed (`SEEDS=300 cargo nextest run -p
+//! estudely-dht-core --test sim_loss --run-ignored only --no-capture`; `SECS=100` for 100 s
+//! crawls as `tests/faults.rs` runs them), 300 seeds: over 100 s, 296 seeds at 40 of 40 and
+//! 4 at 39; over 75 s, mean 0.997, 287 at 40, 9 at 39, 4 under 95 %. Before the peer
+//! searches asked a node that had answered before once more after a lost query (and counted
+//! lost queries against twice their budget only), 37 seeds in 100 were short of 40 over
+//! 75 s (mean 0.989): 30 % loss each way loses half the queries, and a search that gave
+//! each of the 8 nodes storing an infohash one chance ended empty-handed for about one
+//! infohash in 200. What is
+//! left is sampling: a node whose one sample in the first minute is lost is asked again
+//! only after `min_resample` (60 s, an etiquette rule), and what it alone reported late may
+//! not be fetched by the end. Earlier fixes: a lost sample was asked again only after
+//! twice `min_resample` (now once), a silent bootstrap node got only two quick retries a
+//! round (now four), and a search that had its peer still waited for its other query to
+//! time out before the fetch could start (now it ends at once).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
@@ -172,7 +179,8 @@ fn thirty_percent_loss_still_finds_ninety_percent_in_45_s() {
 /// `collect`'s side (searches stop at the first peer; an infohash counts once its search
 /// has ended with one, when `collect` would fetch it), 75 s as in `tests/faults.rs`: with
 /// 30 % loss it keeps at least 95 % of what the clean run of the same seed gives on all but
-/// one seed in 40, and 98 % over all (see the module doc for the distribution).
+/// one seed in 40, and 99.5 % over all (see the module doc for the distribution; before
+/// lost queries were sent again, 98.9 %).
 #[test]
 fn collect_at_thirty_percent_loss_keeps_ninety_five_percent_of_the_clean_run() {
     let lossy = LinkModel {
@@ -195,7 +203,7 @@ fn collect_at_thirty_percent_loss_keeps_ninety_five_percent_of_the_clean_run() {
         short.len() <= 1,
         "seeds under 95 % of the clean run: {short:?}"
     );
-    assert!(kept * 100 >= clean_all * 98, "{kept} of {clean_all}");
+    assert!(kept * 1000 >= clean_all * 995, "{kept} of {clean_all}");
 }
 
 #[test]
@@ -238,6 +246,7 @@ fn slow_and_lossy_links_still_find_ninety_percent() {
 #[ignore]
 fn measure_loss_by_side_and_dead_rule() {
     let seeds: u64 = std::env::var("SEEDS").map_or(40, |s| s.parse().unwrap());
+    let secs: u64 = std::env::var("SECS").map_or(75, |s| s.parse().unwrap());
     let lossy = LinkModel {
         loss: 0.3,
         ..LinkModel::default()
@@ -250,8 +259,8 @@ fn measure_loss_by_side_and_dead_rule() {
         for side in [Side::Crawl, Side::Collect] {
             let mut ratios = Vec::new();
             for seed in 0..seeds {
-                let (_, clean) = run_over(seed, LinkModel::default(), 75, side, dead_for);
-                let (_, found) = run_over(seed, lossy, 75, side, dead_for);
+                let (_, clean) = run_over(seed, LinkModel::default(), secs, side, dead_for);
+                let (_, found) = run_over(seed, lossy, secs, side, dead_for);
                 let ratio = found.len() as f64 / clean.len().max(1) as f64;
                 if ratio < 0.95 {
                     eprintln!("  seed {seed}: {} of {}", found.len(), clean.len());

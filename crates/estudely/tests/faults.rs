@@ -4,7 +4,7 @@
 //!
 //! - 30 % UDP loss: the same seeded `estudely testnet` in a clean namespace and in a lossy
 //!   one; with the same `--overall-timeout`, `crawl` must find at least 90 % of what it
-//!   finds on the clean network, and `collect` fetch at least 92 % (37 of 40).
+//!   finds on the clean network, and `collect` fetch at least 97 % (39 of 40).
 //! - Vanishing and returning nodes: while a crawl runs, some of the testnet's node IPs stop
 //!   answering (every packet to or from them is dropped) and some of them come back. This
 //!   models nodes that go away or restart at the network level: a node that comes back has
@@ -31,7 +31,7 @@ use netns::{first_line, Finished, Netns, Running, GRACE};
 
 /// The testnet of the loss and vanish tests (the same in every namespace). The nodes
 /// advertise a 10 s interval, but the crawler waits at least `min_resample` (60 s) before
-/// sampling a node again, also after a lost sample: in a 75 s crawl a node whose sample was
+/// sampling a node again, also after a lost sample: in a 100 s crawl a node whose sample was
 /// lost is asked once more, and a lost torrent is also found through its other 7 nodes.
 const NET: [&str; 12] = [
     "--nodes",
@@ -47,19 +47,24 @@ const NET: [&str; 12] = [
     "--base-ip",
     "127.0.50",
 ];
-/// `--overall-timeout` of every crawl and collect of the loss and vanish tests, seconds.
+/// `--overall-timeout` of every crawl and collect of the vanish tests, seconds.
 const T: u64 = 75;
+/// ... and of the loss test: a node whose one sample is lost is asked again 66 s later
+/// (60 s, and a query timeout for a late reply), and what it alone reported needs time to
+/// be searched and fetched.
+const T_LOSS: u64 = 100;
 /// Loss on the lossy side, percent of UDP packets (each way: a query and its reply both get
 /// through about half the time).
 const LOSS: u32 = 30;
 /// Share of the clean figures the faulty runs must reach, percent.
 const KEEP: usize = 90;
-/// ... and `collect`'s at 30 % loss: 37 of 40. Its simulated twin (`dht-core`'s
-/// `tests/sim_loss.rs`, 75 s, 200 seeds) gives 40 or 39 of the clean run's 40 on 196 seeds,
-/// 37 on 3, 36 on 1; 98 % (every torrent, with 40) holds on only about two runs in three:
-/// a node whose one sample in the first minute is lost is asked again only after 60 s, and
-/// what it alone reported late may not be fetched by the end.
-const KEEP_COLLECT: usize = 92;
+/// ... and `collect`'s at 30 % loss: 39 of 40. Its simulated twin (`dht-core`'s
+/// `tests/sim_loss.rs`, 100 s, 300 seeds) gives all 40 of the clean run's 40 on 296 seeds
+/// and 39 on 4 (over 75 s, before lost `get_peers` were sent again, 37 seeds in 100 were
+/// short of 40, and this bar was 92 %): a node whose one sample in the first minute is lost
+/// is asked again only after 66 s, and what it alone reported late may not be fetched by
+/// the end.
+const KEEP_COLLECT: usize = 97;
 
 const CRAWL_HEADER: &str = "infohash,peer_ip,peer_port";
 const COLLECT_HEADER: &str =
@@ -163,22 +168,20 @@ fn loss_side(loss: u32) -> Side {
     let dir = tempfile::tempdir().unwrap();
     let (_net, boot, manifest) = ns.testnet(&NET, &dir.path().join("testnet.json"));
     if loss > 0 {
-        ns.nft_load(&format!(
-            "table inet faults {{
-               counter lost {{ }}
-               chain input {{
-                 type filter hook input priority 0; policy accept;
-                 meta l4proto udp numgen random mod 100 < {loss} counter name \"lost\" drop
-               }}
-             }}"
-        ));
+        ns.lose_udp(loss);
     }
     let peers = dir.path().join("peers.csv");
     let peers = peers.to_str().unwrap();
-    let crawl = start(&ns, &crawl_args("crawl", &boot, "127.0.52.1:0", T, peers));
-    let collect = start(&ns, &crawl_args("collect", &boot, "127.0.52.2:0", T, peers));
-    let crawl = finish(crawl, T);
-    let collect = finish(collect, T);
+    let crawl = start(
+        &ns,
+        &crawl_args("crawl", &boot, "127.0.52.1:0", T_LOSS, peers),
+    );
+    let collect = start(
+        &ns,
+        &crawl_args("collect", &boot, "127.0.52.2:0", T_LOSS, peers),
+    );
+    let crawl = finish(crawl, T_LOSS);
+    let collect = finish(collect, T_LOSS);
     let lost = (loss > 0).then(|| ns.counter("faults", "lost"));
     Side {
         torrents: manifest_infohashes(&manifest).len(),

@@ -603,10 +603,17 @@ impl Crawler {
             (Purpose::Sample(addr) | Purpose::Walk(addr), Err(QueryError::Busy)) => {
                 self.known.schedule(addr, now + Duration::from_secs(5));
             }
-            (Purpose::GetPeers(ih, generation), Err(_)) => {
+            (Purpose::GetPeers(ih, generation), Err(e)) => {
                 self.stats.failures += 1;
+                // A node that answered us before and now timed out most likely lost a
+                // datagram: the search may ask it once more (see `Search::on_lost`).
+                let lost = matches!(e, QueryError::Timeout) && self.node.has_answered(&to);
                 if let Some(s) = self.searches.touch(&ih, generation) {
-                    s.on_failure();
+                    if lost {
+                        s.on_lost(to);
+                    } else {
+                        s.on_failure();
+                    }
                 }
             }
             (Purpose::Walk(addr), Err(QueryError::Timeout))
@@ -644,13 +651,18 @@ impl Crawler {
                     // first, doubling each time after, up to max_interval. (Twice
                     // min_resample after the first kept a node whose one sample was lost
                     // out of a short crawl on a lossy network.)
+                    // Counted from the timeout plus one more query timeout: a node slow to
+                    // read its queries may have answered this one after we gave up on it,
+                    // and a retry min_resample after that answer is still polite (seen as
+                    // early samples in a loaded world: the reply left 3-6 s after the query).
                     k.failed_samples = k.failed_samples.saturating_add(1);
                     let shift = u32::from(k.failed_samples.min(16)) - 1;
                     let wait = self
                         .cfg
                         .min_resample
                         .saturating_mul(1 << shift)
-                        .min(self.cfg.max_interval);
+                        .min(self.cfg.max_interval)
+                        + self.node.config.query_timeout;
                     self.known.schedule(addr, now + wait);
                 }
                 // Dead or refused: never asked again.

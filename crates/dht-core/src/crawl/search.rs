@@ -27,6 +27,7 @@ use std::collections::HashSet;
 use std::net::SocketAddr;
 
 use estudely_krpc::{CompactNode, InfoHash};
+use smallvec::SmallVec;
 
 use super::search_pool::Parts;
 use crate::bloom::{Bloom, MAX_PLAUSIBLE};
@@ -40,6 +41,13 @@ const PARALLEL: usize = 2;
 const SKIP: usize = 8;
 /// Replies in a row that bring nothing new (no peer, no closer node) before giving up.
 const MAX_DRY: usize = 2;
+/// A search's query budget counts the nodes that answered; the queries that got no answer
+/// may take it to this many times the budget at most. On a lossy path half the queries may
+/// go unanswered, and the budget is for asking nodes, not for losing datagrams.
+const LOST_ALLOWANCE: usize = 2;
+/// Nodes asked a second time after a lost query ([`Search::on_lost`]), at most: an
+/// infohash is stored on about 8.
+const MAX_RESENT: usize = 8;
 
 /// One infohash's peer search.
 #[derive(Debug, Clone)]
@@ -61,6 +69,8 @@ pub struct Search {
     /// node that answers with peers, none of them new (`stale`).
     resumed: bool,
     stale: bool,
+    /// Nodes asked again after a lost query ([`Search::on_lost`]).
+    resent: SmallVec<[SocketAddr; MAX_RESENT]>,
     dry: usize,
     /// Nodes that answered.
     answers: usize,
@@ -123,6 +133,7 @@ impl Search {
             enough: 0,
             resumed: false,
             stale: false,
+            resent: SmallVec::new(),
             dry: 0,
             answers: 0,
             origin: first,
@@ -227,9 +238,10 @@ impl Search {
             return None;
         }
         if self.exhausted() {
-            // Only the sampling node is still to be asked (it is always the first candidate).
-            return (self.candidates.first().is_some_and(|(_, a)| allowed(a)))
-                .then(|| self.take(0));
+            // Only the sampling node is still to be asked.
+            let origin = self.origin;
+            let at = self.candidates.iter().position(|(_, a)| *a == origin)?;
+            return allowed(&origin).then(|| self.take(at));
         }
         // Stopping early, the sampling node is worth waiting for: it most likely has the
         // peers, where another node would cost a query and most likely have none.
@@ -260,7 +272,9 @@ impl Search {
     /// Out of queries, or the replies stopped bringing anything new: only the sampling node,
     /// if it was never asked, may still be.
     fn exhausted(&self) -> bool {
-        self.queries >= self.max_queries || self.dry >= MAX_DRY
+        self.answers >= self.max_queries
+            || self.queries >= self.max_queries * LOST_ALLOWANCE
+            || self.dry >= MAX_DRY
     }
 
     /// A peer known before the search starts (an announcer): counted as found, not
@@ -372,6 +386,26 @@ impl Search {
     /// A node did not answer (or refused).
     pub fn on_failure(&mut self) {
         self.in_flight = self.in_flight.saturating_sub(1);
+    }
+
+    /// A node that answered us before did not answer this query: on a lossy path the query
+    /// or its reply was most likely lost. While the search has no peer, it asks that node
+    /// once more, next (once per node, [`MAX_RESENT`] nodes at most, within the query
+    /// budget): the nodes that store an infohash are few, and 30 % loss each way loses half
+    /// the queries, so a search that gives each of them one chance ends empty-handed for
+    /// about one infohash in 200, though 8 nodes store its peers. Otherwise as
+    /// [`Search::on_failure`].
+    pub fn on_lost(&mut self, addr: SocketAddr) {
+        self.in_flight = self.in_flight.saturating_sub(1);
+        if self.peers.is_empty()
+            && !self.resent.contains(&addr)
+            && self.resent.len() < MAX_RESENT
+            && !self.exhausted()
+        {
+            self.resent.push(addr);
+            self.asked.remove(&addr);
+            self.candidates.insert(0, ([0; 20], addr));
+        }
     }
 
     /// The node the search started from (the one that sampled the infohash).
@@ -580,8 +614,43 @@ mod tests {
         s.on_reply(&[], &nodes);
         assert!(s.candidates.len() <= MAX_CANDIDATES);
         assert!(s.next_query().is_some());
-        assert!(s.next_query().is_none(), "max 2 queries");
+        assert!(s.next_query().is_some());
+        assert!(s.next_query().is_none(), "two in flight at most");
+        // Unanswered queries stretch the budget of 2 answers, to 4 queries sent at most.
         s.on_failure();
+        s.on_failure();
+        assert!(s.next_query().is_some());
+        assert!(s.next_query().is_none(), "4 sent: twice the budget");
+        s.on_failure();
+        assert!(s.is_done());
+        // Two answers: the budget is spent whatever was lost.
+        let mut s = Search::new(InfoHash([0; 20]), addr(1), &[], 100, 2);
+        assert!(s.next_query().is_some());
+        s.on_reply(&[], &nodes);
+        assert!(s.next_query().is_some());
+        s.on_reply(&[], &nodes[10..]);
+        assert!(s.next_query().is_none(), "2 answers: done");
+        assert!(s.is_done());
+    }
+
+    /// A node that answered before and lost this query is asked once more, next, while
+    /// the search has no peer; never a third time.
+    #[test]
+    fn a_lost_query_is_sent_once_more_while_no_peer_is_known() {
+        let near = |i: u8| CompactNode {
+            id: NodeId([i; 20]),
+            addr: addr(i),
+        };
+        let mut s = Search::new(InfoHash([0; 20]), addr(1), &[near(2), near(3)], 20, 8);
+        assert_eq!(s.next_query(), Some(addr(1)));
+        s.on_lost(addr(1));
+        assert_eq!(s.next_query(), Some(addr(1)), "once more, first");
+        s.on_lost(addr(1));
+        assert_eq!(s.next_query(), Some(addr(2)), "not a third time");
+        s.on_reply(&[addr(99)], &[]);
+        assert_eq!(s.next_query(), Some(addr(3)));
+        s.on_lost(addr(3));
+        assert_eq!(s.next_query(), None, "a peer is known: not again");
         assert!(s.is_done());
     }
 

@@ -167,6 +167,20 @@ impl Netns {
         check(self.command("nft").args(["-f", "-"]), Some(ruleset));
     }
 
+    /// Drop `percent` % of the UDP packets that arrive inside (input hook, at random),
+    /// counted by the counter `lost` of table `inet faults` (see [`Netns::counter`]).
+    pub fn lose_udp(&self, percent: u32) {
+        self.nft_load(&format!(
+            "table inet faults {{
+               counter lost {{ }}
+               chain input {{
+                 type filter hook input priority 0; policy accept;
+                 meta l4proto udp numgen random mod 100 < {percent} counter name \"lost\" drop
+               }}
+             }}"
+        ));
+    }
+
     /// One `nft` command inside, e.g. `["add", "element", "inet", "t", "gone", "{ ... }"]`.
     pub fn nft(&self, args: &[&str]) {
         check(self.command("nft").args(args), None);
