@@ -81,7 +81,7 @@ fn csv_rows(text: &str, header: &str) -> Vec<Vec<String>> {
 /// Searches stop at the first peer; where the fetch fails on it (the testnet's
 /// `no_metadata` torrents: their one peer serves nothing), the search goes on once, finds no
 /// other peer, and the row is written with that peer and `metadata_ok=False`. `collect`
-/// ends by itself once every search and fetch has, well before its timeout.
+/// ends by itself once every search and fetch has (it has no overall timeout here).
 #[test]
 fn a_failed_fetch_continues_its_search_once_and_collect_still_ends() {
     let dir = tempfile::tempdir().unwrap();
@@ -101,22 +101,26 @@ fn a_failed_fetch_continues_its_search_once_and_collect_still_ends() {
     ];
     let (_net, boot, manifest) = common::testnet(&args, &dir.path().join("t.json"));
     let torrents = common::torrents(&manifest);
-    let started = std::time::Instant::now();
-    let out = run(&[
-        "collect",
-        "--bootstrap",
-        &boot,
-        "--bind",
-        "127.0.44.3:0",
-        "--max-infohashes",
-        "8",
-        "--rate",
-        "200",
-        "--overall-timeout",
-        "90",
-    ]);
-    let took = started.elapsed();
-    let stderr = String::from_utf8_lossy(&out.stderr);
+    // No overall timeout: the run ends only by itself, once every search and fetch has (the
+    // limit below only guards against a hang).
+    let out = common::run_bounded(
+        &[
+            "collect",
+            "--bootstrap",
+            &boot,
+            "--bind",
+            "127.0.44.3:0",
+            "--max-infohashes",
+            "8",
+            "--rate",
+            "200",
+            "--overall-timeout",
+            "0",
+        ],
+        std::time::Duration::from_secs(240),
+    );
+    let stderr = out.stderr.clone();
+    assert!(out.status.success(), "{stderr}");
     let rows = csv_rows(&String::from_utf8(out.stdout).unwrap(), COLLECT_HEADER);
     for t in &torrents {
         let row = rows
@@ -136,7 +140,6 @@ fn a_failed_fetch_continues_its_search_once_and_collect_still_ends() {
         stderr.contains("4 peer searches continued after a failed fetch"),
         "{stderr}"
     );
-    assert!(took.as_secs() < 80, "ended by itself: {took:?}\n{stderr}");
 }
 
 #[test]
