@@ -244,14 +244,7 @@ pub fn parse_info_hash(s: &str) -> Result<InfoHash, String> {
     }
 }
 
-/// 40 hex digits, or 64 (a v2 infohash, truncated to its 20-byte DHT key).
-pub fn info_hash_hex(s: &str) -> Option<InfoHash> {
-    match s.len() {
-        40 => InfoHash::from_hex(s),
-        64 => InfoHash::from_hex(s.get(..40)?).filter(|_| hex::decode(s).is_ok()),
-        _ => None,
-    }
-}
+pub use estudely_fetch::info_hash_hex;
 
 #[cfg(test)]
 mod tests {

@@ -11,8 +11,6 @@ pub mod args;
 pub mod cli;
 pub mod cmd;
 pub mod crawl;
-pub mod dht;
-pub mod fetch;
 pub mod metrics;
 pub mod output;
 pub mod pipeline;
@@ -23,6 +21,11 @@ pub mod seeder;
 pub mod store;
 pub mod testnet;
 pub mod web;
+
+/// The tokio DHT node driver (the `estudely-dht` crate).
+pub use estudely_dht as dht;
+/// The metadata fetcher (the `estudely-fetch` crate).
+pub use estudely_fetch as fetch;
 
 use std::io::IsTerminal as _;
 use std::process::ExitCode;

@@ -281,7 +281,7 @@ impl DhtHandle {
 
 /// Create a non-blocking UDP socket; IPv6 sockets are IPv6-only so that an IPv4 and an IPv6
 /// socket can share a port.
-pub(crate) fn bind_udp(addr: SocketAddr) -> io::Result<UdpSocket> {
+pub fn bind_udp(addr: SocketAddr) -> io::Result<UdpSocket> {
     use socket2::{Domain, Protocol, Socket, Type};
     let socket = Socket::new(Domain::for_address(addr), Type::DGRAM, Some(Protocol::UDP))?;
     if addr.is_ipv6() {
@@ -299,11 +299,14 @@ fn short(id: &NodeId) -> String {
     id.to_hex()[..8].to_owned()
 }
 
-/// The node's UDP sockets, at most one per address family.
+/// The node's UDP sockets, at most one per address family (also for other drivers of a
+/// sans-IO state machine, such as a crawler's).
 #[derive(Debug)]
-pub(crate) struct Sockets {
-    pub(crate) v4: Option<UdpSocket>,
-    pub(crate) v6: Option<UdpSocket>,
+pub struct Sockets {
+    /// The IPv4 socket, if bound.
+    pub v4: Option<UdpSocket>,
+    /// The IPv6 socket, if bound.
+    pub v6: Option<UdpSocket>,
 }
 
 impl Sockets {
@@ -317,7 +320,7 @@ impl Sockets {
 
     /// Send one datagram on the socket of its family. A failure is counted in `errors` and
     /// logged (the 1st, 2nd, 4th, 8th... loudly, the rest quietly), never fatal.
-    pub(crate) async fn send(&self, t: &estudely_dht_core::Transmit, errors: &mut u64) {
+    pub async fn send(&self, t: &estudely_dht_core::Transmit, errors: &mut u64) {
         let Some(socket) = self.for_addr(&t.to) else {
             debug!(to = %t.to, "no socket for this address family; dropped");
             return;
@@ -334,10 +337,7 @@ impl Sockets {
 }
 
 /// Receive on `socket`, or never if there is none.
-pub(crate) async fn recv(
-    socket: Option<&UdpSocket>,
-    buf: &mut [u8],
-) -> io::Result<(usize, SocketAddr)> {
+pub async fn recv(socket: Option<&UdpSocket>, buf: &mut [u8]) -> io::Result<(usize, SocketAddr)> {
     match socket {
         Some(s) => s.recv_from(buf).await,
         None => std::future::pending().await,
@@ -345,7 +345,7 @@ pub(crate) async fn recv(
 }
 
 /// Sleep until `deadline`, or forever if there is none.
-pub(crate) async fn sleep_until(deadline: Option<Instant>) {
+pub async fn sleep_until(deadline: Option<Instant>) {
     match deadline {
         Some(d) => tokio::time::sleep_until(d.into()).await,
         None => std::future::pending().await,

@@ -160,6 +160,21 @@ pub fn read(input: impl Read, peers_per_infohash: usize) -> std::io::Result<Peer
     Ok(out)
 }
 
+/// An infohash as 40 hex digits, or 64 (a v2 infohash, truncated to its 20-byte DHT key).
+///
+/// ```
+/// use estudely_fetch::info_hash_hex;
+/// assert!(info_hash_hex("0123456789abcdef0123456789abcdef01234567").is_some());
+/// assert!(info_hash_hex("not hex").is_none());
+/// ```
+pub fn info_hash_hex(s: &str) -> Option<InfoHash> {
+    match s.len() {
+        40 => InfoHash::from_hex(s),
+        64 => InfoHash::from_hex(s.get(..40)?).filter(|_| hex::decode(s).is_ok()),
+        _ => None,
+    }
+}
+
 fn is_header(record: &csv::ByteRecord) -> bool {
     record.len() == 3
         && record
@@ -180,7 +195,7 @@ fn parse_row(record: &csv::ByteRecord) -> Result<(InfoHash, SocketAddr), String>
         std::str::from_utf8(&record[i]).map_err(|_| format!("column {} is not UTF-8", i + 1))
     };
     let (hash, ip, port) = (field(0)?, field(1)?, field(2)?);
-    let info_hash = crate::args::info_hash_hex(hash)
+    let info_hash = info_hash_hex(hash)
         .ok_or_else(|| format!("infohash `{hash}` is not 40 or 64 hex digits"))?;
     let ip: IpAddr = ip
         .strip_prefix('[')

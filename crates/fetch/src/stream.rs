@@ -281,7 +281,7 @@ impl Grouper {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::fetch::{Attempt, FailureKind, FetchFailure};
+    use crate::{Attempt, FailureKind, FetchFailure};
 
     fn ih(i: u8) -> InfoHash {
         InfoHash([i; 20])

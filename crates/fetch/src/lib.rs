@@ -21,6 +21,23 @@
 //! [`FetchConfig::max_metadata_size`], which becomes the info dict. The metadata of all
 //! connections together is bounded by [`FetchConfig::memory`] ([`budget`]): each reserves
 //! the size its peer announces before that buffer is allocated.
+//!
+//! ```no_run
+//! use estudely_fetch::{fetch_one, FetchConfig};
+//!
+//! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+//! let peer = "198.51.100.7:6881".parse()?;
+//! let info_hash = estudely_fetch::info_hash_hex("0123456789abcdef0123456789abcdef01234567")
+//!     .ok_or("not an infohash")?;
+//! match fetch_one(peer, info_hash.0, &FetchConfig::default()).await {
+//!     Ok(m) => println!("{:?}: {} files", m.summary.name, m.summary.file_count),
+//!     Err(e) => println!("failed: {e}"),
+//! }
+//! # Ok(())
+//! # }
+//! ```
+
+#![deny(missing_docs)]
 
 mod batch;
 pub mod budget;
@@ -41,10 +58,12 @@ use estudely_peer_wire::{InfoSummary, DEFAULT_MAX_METADATA_SIZE};
 pub use batch::{fetch_many, fetch_stream, Attempt, FetchBatch, FetchStats, InfohashResult, Job};
 pub use budget::{MetadataBudget, DEFAULT_FETCH_MEMORY};
 pub use conn::{fetch_one, fetch_one_until, PeerStream};
+pub use peers_csv::info_hash_hex;
 pub use utp::UtpDialer;
 
 /// Which transports an attempt may connect over (`--transport`).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
 pub enum TransportChoice {
     /// TCP only.
     Tcp,
@@ -152,7 +171,8 @@ impl FetchConfig {
 }
 
 /// When to use Message Stream Encryption (MSE, "protocol encryption") towards a peer.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
 pub enum EncryptionPolicy {
     /// Plaintext only (peers that require encryption close the connection).
     Off,
@@ -368,7 +388,9 @@ pub struct FetchFailure {
 }
 
 impl FetchFailure {
-    pub(crate) fn new(kind: FailureKind, detail: impl Into<String>) -> Self {
+    /// A failure of `kind`, with `detail` for the log (e.g. to stand in for a real attempt
+    /// in a caller's tests).
+    pub fn new(kind: FailureKind, detail: impl Into<String>) -> Self {
         FetchFailure {
             kind,
             detail: detail.into(),
