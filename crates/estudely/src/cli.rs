@@ -103,6 +103,30 @@ impl Command {
     }
 }
 
+impl Command {
+    /// Run one subcommand to completion.
+    pub async fn run(self) -> anyhow::Result<()> {
+        use crate::cmd::*;
+        match self {
+            Command::Query(args) => query::run(args).await,
+            Command::Node(args) => node::run(args).await,
+            Command::Metadata(args) => metadata::run(args).await,
+            Command::Crawl(args) => crawl::run(args).await,
+            Command::Testnet(args) => testnet::run(args).await,
+            Command::Collect(args) => collect::run(args).await,
+            Command::Demo(args) => demo::run(args).await,
+            Command::Run(args) => run::run(args).await,
+            Command::Serve(args) => serve::run(args).await,
+            // The index clients block (PostgreSQL's runs a runtime of its own): off the runtime.
+            Command::Export(args) => blocking(move || export::run(args)).await,
+            Command::Search(args) => blocking(move || search::run(args)).await,
+            Command::Stats(args) => blocking(move || stats::run(args)).await,
+            Command::Report(args) => blocking(move || report::run(args)).await,
+            Command::Simulate(args) => blocking(move || simulate::run(args)).await,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use std::net::SocketAddr;

@@ -45,7 +45,7 @@ pub fn main_with(cli: Cli) -> ExitCode {
         .build()
         .map_err(anyhow::Error::from)
         .and_then(|rt| {
-            let r = rt.block_on(cmd::run(cli.command));
+            let r = rt.block_on(cli.command.run());
             // Do not wait for a resolver thread stuck on an unreachable DNS server.
             rt.shutdown_background();
             r

@@ -7,14 +7,14 @@ use estudely_peer_wire::{
     CryptoProvide, InfoSummary, MetadataSession, SessionConfig, SessionState,
 };
 use rand::RngCore as _;
-use tokio::io::{AsyncRead, AsyncReadExt as _, AsyncWrite, AsyncWriteExt as _};
+use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::{TcpSocket, TcpStream};
 use tokio::time::{timeout_at, Instant};
 
 use super::encrypted::handshake as mse_handshake;
 use super::{
     Encryption, EncryptionPolicy, FailureKind, FetchConfig, FetchFailure, FetchedMetadata,
-    Transport, TransportChoice, TCP_HEAD_START,
+    PeerStream, Transport, TransportChoice, TCP_HEAD_START,
 };
 
 /// Bytes read from the socket at a time.
@@ -306,10 +306,6 @@ const SWITCH_PAUSE: std::time::Duration = std::time::Duration::from_millis(250);
 
 /// How [`closed`] starts the detail of a close before the peer's handshake.
 const CLOSED_BEFORE_HANDSHAKE: &str = "connection closed before its handshake";
-
-/// A connection to a peer, whatever carries it.
-pub trait PeerStream: AsyncRead + AsyncWrite + Unpin + Send {}
-impl<T: AsyncRead + AsyncWrite + Unpin + Send> PeerStream for T {}
 
 /// Open a connection to `peer` by the connect deadline, over the transports
 /// [`FetchConfig::transport`] allows.

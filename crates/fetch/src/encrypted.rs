@@ -13,7 +13,7 @@ use rand::RngCore as _;
 use tokio::io::{AsyncRead, AsyncReadExt as _, AsyncWrite, AsyncWriteExt as _, ReadBuf};
 use tokio::time::{timeout_at, Instant};
 
-use super::conn::PeerStream;
+use super::PeerStream;
 use super::{Encryption, FailureKind, FetchFailure};
 
 /// Largest write accepted (encrypted and buffered) at once.

@@ -57,9 +57,24 @@ use estudely_peer_wire::{InfoSummary, DEFAULT_MAX_METADATA_SIZE};
 
 pub use batch::{fetch_many, fetch_stream, Attempt, FetchBatch, FetchStats, InfohashResult, Job};
 pub use budget::{MetadataBudget, DEFAULT_FETCH_MEMORY};
-pub use conn::{fetch_one, fetch_one_until, PeerStream};
+pub use conn::{fetch_one, fetch_one_until};
 pub use peers_csv::info_hash_hex;
 pub use utp::UtpDialer;
+
+/// Write `DIR/<hex>.torrent`, a .torrent file holding the fetched info dict `info` (via a
+/// temporary name, so a reader never sees half a file). The name comes only from the
+/// infohash `hex`, never from the metadata. The error names the file.
+pub fn save_torrent(dir: &std::path::Path, hex: &str, info: &[u8]) -> std::io::Result<()> {
+    let path = dir.join(format!("{hex}.torrent"));
+    let part = dir.join(format!("{hex}.torrent.part"));
+    std::fs::write(&part, estudely_peer_wire::torrent_file_bytes(info))
+        .and_then(|()| std::fs::rename(&part, &path))
+        .map_err(|e| std::io::Error::new(e.kind(), format!("cannot write {}: {e}", path.display())))
+}
+
+/// A connection to a peer, whatever carries it (TCP, uTP, either encrypted).
+pub trait PeerStream: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send {}
+impl<T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send> PeerStream for T {}
 
 /// Which transports an attempt may connect over (`--transport`).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]

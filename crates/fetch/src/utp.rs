@@ -22,7 +22,7 @@ use librqbit_utp::{SocketOpts, UtpSocketUdp};
 use tokio::sync::OnceCell;
 use tokio::time::{timeout_at, Instant};
 
-use super::conn::PeerStream;
+use super::PeerStream;
 use super::{FailureKind, FetchFailure};
 
 /// Wait for the first SYN's answer; each later wait is twice the one before.

@@ -5,12 +5,12 @@ use std::io::{self, BufWriter, Write};
 use std::net::SocketAddr;
 
 use clap::{Args, ValueEnum};
-use serde::Serialize;
 
 use crate::cmd::collect::HEADER;
 use crate::cmd::db::DbArgs;
 use crate::output::csv_name;
-use crate::store::{version_str, StoredTorrent};
+use crate::store::json::torrent_line as json_line;
+use crate::store::StoredTorrent;
 
 /// `estudely export --help` epilogue.
 pub const EXAMPLES: &str = "CSV: collect's columns, one row per (torrent, peer), one row with empty
@@ -50,36 +50,6 @@ pub enum ExportFormat {
     Csv,
     /// One JSON object per torrent.
     Jsonl,
-}
-
-#[derive(Serialize)]
-struct JsonTorrent<'a> {
-    infohash: String,
-    infohash_v2: Option<String>,
-    name: String,
-    name_hex: String,
-    version: &'a str,
-    file_count: u64,
-    total_bytes: u64,
-    piece_length: u64,
-    metadata_ok: bool,
-    private: bool,
-    discovered: i64,
-    last_seen: i64,
-    source: &'a str,
-    seeds_estimate: Option<u32>,
-    peers_estimate: Option<u32>,
-    files: Vec<JsonFile>,
-    files_omitted: u64,
-    peers: Vec<String>,
-}
-
-#[derive(Serialize)]
-struct JsonFile {
-    path: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    path_hex: Option<Vec<String>>,
-    length: u64,
 }
 
 /// Run `estudely export ...`.
@@ -126,62 +96,6 @@ pub fn csv_rows(st: &StoredTorrent, peers: &[SocketAddr]) -> anyhow::Result<Vec<
         ])?;
     }
     Ok(w.into_inner().map_err(|e| e.into_error())?)
-}
-
-/// One JSON line for one torrent.
-pub fn json_line(st: &StoredTorrent, peers: &[SocketAddr]) -> anyhow::Result<Vec<u8>> {
-    let mut line = serde_json::to_vec(&json_row(st, peers))?;
-    line.push(b'\n');
-    Ok(line)
-}
-
-/// The JSON object of one torrent (the API's torrent object too).
-pub fn json_value(st: &StoredTorrent, peers: &[SocketAddr]) -> serde_json::Value {
-    serde_json::to_value(json_row(st, peers)).unwrap_or(serde_json::Value::Null)
-}
-
-/// The row [`json_line`] and [`json_value`] serialise.
-fn json_row<'a>(st: &'a StoredTorrent, peers: &[SocketAddr]) -> JsonTorrent<'a> {
-    let t = &st.torrent;
-    let files = t
-        .files
-        .iter()
-        .map(|f| {
-            let path = f.path_lossy();
-            let exact = f
-                .path
-                .iter()
-                .map(|c| std::str::from_utf8(c).ok())
-                .collect::<Option<Vec<_>>>();
-            let exact =
-                exact.is_some_and(|c| !c.iter().any(|s| s.contains('/')) && c.join("/") == path);
-            JsonFile {
-                path,
-                path_hex: (!exact).then(|| f.path.iter().map(hex::encode).collect()),
-                length: f.length,
-            }
-        })
-        .collect();
-    JsonTorrent {
-        infohash: t.info_hash.to_hex(),
-        infohash_v2: t.info_hash_v2.map(hex::encode),
-        name: estudely_peer_wire::info::display(&t.name),
-        name_hex: hex::encode(&t.name),
-        version: version_str(t.version),
-        file_count: t.file_count,
-        total_bytes: t.total_bytes,
-        piece_length: t.piece_length,
-        metadata_ok: true,
-        private: t.private,
-        discovered: t.discovered,
-        last_seen: st.last_seen,
-        source: t.source.as_str(),
-        seeds_estimate: t.seeds_estimate,
-        peers_estimate: t.peers_estimate,
-        files,
-        files_omitted: st.files_omitted,
-        peers: peers.iter().map(SocketAddr::to_string).collect(),
-    }
 }
 
 /// `--since`: unix seconds, `YYYY-MM-DD` (UTC midnight) or an RFC 3339 time.

@@ -22,7 +22,8 @@ use std::time::{Duration, Instant};
 use anyhow::Context as _;
 use clap::{Args, ValueEnum};
 use estudely_dht_core::AddrPolicy;
-use estudely_peer_wire::{torrent_file_bytes, Version, DEFAULT_MAX_METADATA_SIZE};
+use estudely_fetch::save_torrent;
+use estudely_peer_wire::{Version, DEFAULT_MAX_METADATA_SIZE};
 use serde::Serialize;
 use tokio::sync::mpsc;
 
@@ -395,16 +396,6 @@ impl Output {
         }
         Ok(())
     }
-}
-
-/// Write `DIR/<hex>.torrent` (via a temporary name, so a reader never sees half a file).
-/// The name comes only from the infohash, never from the metadata.
-pub(crate) fn save_torrent(dir: &Path, hex: &str, info: &[u8]) -> anyhow::Result<()> {
-    let path = dir.join(format!("{hex}.torrent"));
-    let part = dir.join(format!("{hex}.torrent.part"));
-    fs::write(&part, torrent_file_bytes(info))
-        .and_then(|()| fs::rename(&part, &path))
-        .with_context(|| format!("cannot write {}", path.display()))
 }
 
 fn is_broken_pipe(r: &io::Result<()>) -> bool {

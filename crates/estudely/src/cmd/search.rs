@@ -3,12 +3,11 @@
 use std::io::Write as _;
 
 use clap::{Args, ValueEnum};
-use serde_json::json;
 
 use crate::cmd::db::DbArgs;
 use crate::output::csv_name;
 use crate::report::format::human_bytes;
-use crate::store::{version_str, SearchSort, StoredTorrent};
+use crate::store::{SearchSort, StoredTorrent};
 
 /// `estudely search --help` epilogue.
 pub const EXAMPLES: &str = "The query is plain words (letters and digits; everything else separates
@@ -85,26 +84,7 @@ pub fn text_line(hit: &StoredTorrent) -> String {
 
 /// One JSON object, on one line.
 pub fn json_line(hit: &StoredTorrent) -> String {
-    json_value(hit).to_string()
-}
-
-/// One search result as a JSON object (the API's result objects too).
-pub fn json_value(hit: &StoredTorrent) -> serde_json::Value {
-    let t = &hit.torrent;
-    json!({
-        "infohash": t.info_hash.to_hex(),
-        "infohash_v2": t.info_hash_v2.map(hex::encode),
-        "name": estudely_peer_wire::info::display(&t.name),
-        "name_hex": hex::encode(&t.name),
-        "version": version_str(t.version),
-        "file_count": t.file_count,
-        "total_bytes": t.total_bytes,
-        "piece_length": t.piece_length,
-        "private": t.private,
-        "discovered": t.discovered,
-        "last_seen": hit.last_seen,
-        "source": t.source.as_str(),
-    })
+    crate::store::json::hit_value(hit).to_string()
 }
 
 #[cfg(test)]

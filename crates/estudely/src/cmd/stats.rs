@@ -3,9 +3,9 @@
 use std::io::Write as _;
 
 use clap::{Args, ValueEnum};
-use serde_json::{json, Map, Value};
 
 use crate::cmd::db::DbArgs;
+use crate::store::json::stats_value as to_json;
 use crate::store::Stats;
 
 /// `estudely stats --help` epilogue.
@@ -76,28 +76,6 @@ pub fn text(s: &Stats) -> String {
     out
 }
 
-/// The stats as one JSON object.
-pub fn to_json(s: &Stats) -> Value {
-    let obj = |pairs: &[(String, u64)]| -> Value {
-        Value::Object(
-            pairs
-                .iter()
-                .map(|(k, v)| (k.clone(), json!(v)))
-                .collect::<Map<_, _>>(),
-        )
-    };
-    json!({
-        "torrents": s.torrents,
-        "files": s.files,
-        "sightings": s.sightings,
-        "nodes": s.nodes,
-        "by_version": obj(&s.by_version),
-        "by_source": obj(&s.by_source),
-        "by_day": obj(&s.by_day),
-        "counters": obj(&s.counters),
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -120,6 +98,6 @@ mod tests {
         let j = to_json(&s);
         assert_eq!(j["by_day"]["2024-01-02"], 2);
         assert_eq!(j["counters"]["filtered_size"], 4);
-        assert_eq!(j["by_source"], json!({}));
+        assert_eq!(j["by_source"], serde_json::json!({}));
     }
 }

@@ -34,7 +34,6 @@ use estudely_krpc::InfoHash;
 use tokio::sync::{mpsc, Notify};
 
 use crate::args::overall_limit;
-use crate::cmd::metadata::save_torrent;
 use crate::crawl::setup::{crawl_limit, Interrupt, SEARCHES_CAP};
 use crate::crawl::{CrawlDriver, CrawlReport, CrawlSink, Progress, StopReason};
 use crate::fetch::{
@@ -655,7 +654,7 @@ pub async fn run<S: RowSink, G: Gate>(
                     crate::metrics::publish_fetch(batch.stats());
                     crate::metrics::publish_fetch_backlog(pending.borrow().fetching());
                     if let (Some(dir), Some(m)) = (&cfg.save_torrents, &r.metadata) {
-                        save_torrent(dir, &r.info_hash.to_hex(), &m.info)?;
+                        estudely_fetch::save_torrent(dir, &r.info_hash.to_hex(), &m.info)?;
                     }
                     // A second fetch that failed without a word (none of its attempts
                     // ended) keeps the first's failure.

@@ -17,39 +17,7 @@ use serde::Serialize;
 
 use crate::store::{Source, Stats, Store};
 
-/// Upper bounds (exclusive) of the size histogram's buckets, in bytes; the last bucket
-/// holds everything from the last edge up. `sizes[i]` counts `SIZE_EDGES[i-1] <= size <
-/// SIZE_EDGES[i]`.
-pub const SIZE_EDGES: [u64; 9] = [
-    1 << 20,   // < 1 MiB
-    10 << 20,  // < 10 MiB
-    100 << 20, // < 100 MiB
-    500 << 20, // < 500 MiB
-    1 << 30,   // < 1 GiB
-    4 << 30,   // < 4 GiB
-    10 << 30,  // < 10 GiB
-    50 << 30,  // < 50 GiB
-    100 << 30, // < 100 GiB
-];
-
-/// The labels of the size buckets, one more than [`SIZE_EDGES`].
-pub const SIZE_LABELS: [&str; 10] = [
-    "< 1 MiB",
-    "1–10 MiB",
-    "10–100 MiB",
-    "100–500 MiB",
-    "0.5–1 GiB",
-    "1–4 GiB",
-    "4–10 GiB",
-    "10–50 GiB",
-    "50–100 GiB",
-    "≥ 100 GiB",
-];
-
-/// The bucket of `SIZE_EDGES` that `bytes` falls in.
-pub fn size_bucket(bytes: u64) -> usize {
-    SIZE_EDGES.iter().take_while(|&&e| bytes >= e).count()
-}
+pub use crate::store::{size_bucket, SIZE_EDGES, SIZE_LABELS};
 
 /// Bucket widths of the discovery timeline, from a minute to a week.
 const BUCKETS: [i64; 9] = [

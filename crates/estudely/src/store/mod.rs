@@ -40,8 +40,51 @@ use estudely_peer_wire::{FileEntry, Version};
 
 use crate::resolve::UsageError;
 
+pub mod json;
 pub mod postgres;
 pub mod sqlite;
+
+/// The address stored for a sighting when peer addresses are not kept (`run
+/// --no-peer-addresses`): `0.0.0.0:0`, which no peer or node can have (the crawler refuses
+/// unspecified addresses), so readers know it for "no address".
+pub const NO_ADDRESS: std::net::SocketAddr = std::net::SocketAddr::V4(std::net::SocketAddrV4::new(
+    std::net::Ipv4Addr::UNSPECIFIED,
+    0,
+));
+
+/// Upper bounds (exclusive) of the size histogram's buckets, in bytes; the last bucket
+/// holds everything from the last edge up. `sizes[i]` counts `SIZE_EDGES[i-1] <= size <
+/// SIZE_EDGES[i]`.
+pub const SIZE_EDGES: [u64; 9] = [
+    1 << 20,   // < 1 MiB
+    10 << 20,  // < 10 MiB
+    100 << 20, // < 100 MiB
+    500 << 20, // < 500 MiB
+    1 << 30,   // < 1 GiB
+    4 << 30,   // < 4 GiB
+    10 << 30,  // < 10 GiB
+    50 << 30,  // < 50 GiB
+    100 << 30, // < 100 GiB
+];
+
+/// The labels of the size buckets, one more than [`SIZE_EDGES`].
+pub const SIZE_LABELS: [&str; 10] = [
+    "< 1 MiB",
+    "1–10 MiB",
+    "10–100 MiB",
+    "100–500 MiB",
+    "0.5–1 GiB",
+    "1–4 GiB",
+    "4–10 GiB",
+    "10–50 GiB",
+    "50–100 GiB",
+    "≥ 100 GiB",
+];
+
+/// The bucket of `SIZE_EDGES` that `bytes` falls in.
+pub fn size_bucket(bytes: u64) -> usize {
+    SIZE_EDGES.iter().take_while(|&&e| bytes >= e).count()
+}
 
 /// Most files stored per torrent; the rest are counted in `files_omitted`.
 pub const MAX_STORED_FILES: usize = 1_000;
@@ -386,7 +429,7 @@ pub trait Store: Send {
     /// A `bucket_secs` outside `1..=`[`MAX_BUCKET_SECS`] is an error.
     fn timeline(&mut self, bucket_secs: i64) -> anyhow::Result<Vec<(i64, Source, u64)>>;
 
-    /// Torrents per size bucket of [`crate::report::SIZE_EDGES`] (`SIZE_EDGES.len() + 1`
+    /// Torrents per size bucket of [`SIZE_EDGES`] (`SIZE_EDGES.len() + 1`
     /// counts).
     fn size_histogram(&mut self) -> anyhow::Result<Vec<u64>>;
 
@@ -417,12 +460,12 @@ fn bucket_start_sql(column: &str, b: &str) -> String {
 }
 
 /// The SQL select list (both dialects) of cumulative size counts over `column`: one
-/// `count(*) FILTER (WHERE column < edge)` per edge of [`crate::report::SIZE_EDGES`], then
+/// `count(*) FILTER (WHERE column < edge)` per edge of [`SIZE_EDGES`], then
 /// `count(*)`. One pass, no grouping (a GROUP BY on a bucket expression sorts every row);
 /// [`size_counts`] turns them into bucket counts.
 fn size_counts_sql(column: &str) -> String {
     let mut sql = String::new();
-    for edge in crate::report::SIZE_EDGES {
+    for edge in SIZE_EDGES {
         sql.push_str(&format!("count(*) FILTER (WHERE {column} < {edge}), "));
     }
     sql.push_str("count(*)");

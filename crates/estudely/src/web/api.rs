@@ -15,7 +15,7 @@ use tracing::warn;
 use super::pages::{clean_query, load_torrent};
 use super::view::{iso, magnet};
 use super::{AppState, DbError, MAX_LIMIT, MAX_OFFSET};
-use crate::cmd::{export, search as search_cmd, stats as stats_cmd};
+use crate::store::json;
 use crate::store::SearchSort;
 
 /// `?q=&limit=&offset=&sort=`
@@ -88,7 +88,7 @@ pub async fn search(
     let results: Vec<Value> = found
         .iter()
         .map(|hit| {
-            let mut v: Value = search_cmd::json_value(hit);
+            let mut v: Value = json::hit_value(hit);
             v["magnet"] = Value::String(magnet(hit));
             v
         })
@@ -123,7 +123,7 @@ pub async fn torrent(State(st): State<Arc<AppState>>, Path(key): Path<String>) -
         .filter(|s| s.source != crate::store::Source::Sample)
         .map(|s| s.addr)
         .collect();
-    let mut v = export::json_value(&t, &peers);
+    let mut v = json::torrent_value(&t, &peers);
     v["magnet"] = Value::String(magnet(&t));
     v["sightings"] = json!({
         "total": counts.total,
@@ -146,7 +146,7 @@ pub async fn stats(State(st): State<Arc<AppState>>) -> Response {
         Ok(f) => f,
         Err(e) => return db_fail(e),
     };
-    let mut v = stats_cmd::to_json(&figures.stats);
+    let mut v = json::stats_value(&figures.stats);
     v["report"] = serde_json::to_value(&figures.report).unwrap_or(Value::Null);
     Json(v).into_response()
 }

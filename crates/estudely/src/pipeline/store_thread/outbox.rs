@@ -9,7 +9,7 @@
 
 use std::borrow::Cow;
 use std::collections::HashMap;
-use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
+use std::net::SocketAddr;
 
 use estudely_krpc::InfoHash;
 
@@ -20,10 +20,7 @@ pub const SIGHTINGS_WAITING: usize = 2_048;
 /// Most infohashes in one "is it known?" request.
 pub const CHECKS_PER_REQUEST: usize = 256;
 
-/// The address stored for a sighting when peer addresses are not kept (`run
-/// --no-peer-addresses`): `0.0.0.0:0`, which no peer or node can have (the crawler refuses
-/// unspecified addresses), so readers know it for "no address".
-pub const NO_ADDRESS: SocketAddr = SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 0));
+pub use crate::store::NO_ADDRESS;
 
 /// Requests waiting to be sent.
 #[derive(Debug)]

@@ -362,7 +362,7 @@ mod tests {
         let t = torrent(4, b"anonymous", 1);
         let none = SightingSum {
             info_hash: t.info_hash,
-            addr: crate::pipeline::store_thread::outbox::NO_ADDRESS,
+            addr: crate::store::NO_ADDRESS,
             source: Source::GetPeers,
             first_seen: 5,
             last_seen: 9,
