@@ -18,7 +18,6 @@ pub mod progress;
 pub mod report;
 pub mod resolve;
 pub mod seeder;
-pub mod store;
 pub mod testnet;
 pub mod web;
 
@@ -26,6 +25,8 @@ pub mod web;
 pub use estudely_dht as dht;
 /// The metadata fetcher (the `estudely-fetch` crate).
 pub use estudely_fetch as fetch;
+/// The index, SQLite or PostgreSQL (the `estudely-store` crate).
+pub use estudely_store as store;
 
 use std::io::IsTerminal as _;
 use std::process::ExitCode;

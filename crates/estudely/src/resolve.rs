@@ -3,7 +3,6 @@
 //! Names are resolved at run time with the system resolver, bounded by [`RESOLVE_TIMEOUT`].
 //! Every failure is a [`UsageError`] naming the input, so the binary exits with code 2.
 
-use std::fmt;
 use std::net::SocketAddr;
 use std::time::Duration;
 
@@ -20,17 +19,9 @@ pub const DEFAULT_ROUTERS: [&str; 3] = [
     "router.utorrent.com:6881",
 ];
 
-/// Something the user typed is wrong (a bad address, an unknown name): exit code 2.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct UsageError(pub String);
-
-impl fmt::Display for UsageError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-impl std::error::Error for UsageError {}
+/// Something the user typed is wrong (a bad address, an unknown name, a bad `--db`): exit
+/// code 2. (Defined by the index crate, whose `--db` errors are usage errors too.)
+pub use estudely_store::UsageError;
 
 /// Check the syntax of `input` without resolving: a socket address, or `HOST:PORT`.
 /// Returns the literal address when there is one.

@@ -9,7 +9,7 @@ use estudely_peer_wire::FileEntry;
 use rusqlite::{Connection, OptionalExtension as _, Row};
 
 use super::codec::{decode_path, uint};
-use crate::store::{parse_version, Source, Stats, StoredTorrent, Torrent};
+use crate::{parse_version, Source, Stats, StoredTorrent, Torrent};
 
 /// The columns [`stored`] reads, in order, from `torrents t`.
 pub(super) const COLUMNS: &str =
@@ -253,7 +253,7 @@ pub fn stats(conn: &Connection) -> anyhow::Result<Stats> {
 mod tests {
     use super::super::fixtures::{open, torrent};
     use super::*;
-    use crate::store::{Batch, Sighting, Store as _, MAX_STORED_FILES};
+    use crate::{Batch, Sighting, Store as _, MAX_STORED_FILES};
     use estudely_peer_wire::Version;
 
     fn write(s: &mut super::super::SqliteStore, torrents: Vec<Torrent>) {

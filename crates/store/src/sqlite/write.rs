@@ -7,7 +7,7 @@ use estudely_krpc::{CompactNode, InfoHash};
 use rusqlite::{params, Connection, OptionalExtension as _, Transaction, TransactionBehavior};
 
 use super::codec::{encode_path, int, path_text};
-use crate::store::{version_str, Batch, Torrent, MAX_STORED_FILES};
+use crate::{version_str, Batch, Torrent, MAX_STORED_FILES};
 
 const INSERT_TORRENT: &str = "INSERT INTO torrents (info_hash, info_hash_v2, name, name_raw,
         total_bytes, piece_length, file_count, files_omitted, private, version, discovered,
@@ -236,7 +236,7 @@ pub fn save_nodes(
 mod tests {
     use super::super::fixtures::{open, torrent};
     use super::*;
-    use crate::store::{Sighting, SightingSum, Source, Store as _};
+    use crate::{Sighting, SightingSum, Source, Store as _};
     use estudely_krpc::NodeId;
     use estudely_peer_wire::Version;
     use std::net::SocketAddr;
@@ -362,7 +362,7 @@ mod tests {
         let t = torrent(4, b"anonymous", 1);
         let none = SightingSum {
             info_hash: t.info_hash,
-            addr: crate::store::NO_ADDRESS,
+            addr: crate::NO_ADDRESS,
             source: Source::GetPeers,
             first_seen: 5,
             last_seen: 9,
@@ -430,7 +430,7 @@ mod tests {
         let e = format!("{:#}", s.write("a", &batch).unwrap_err());
         assert!(e.contains("counter `huge`") && e.contains(".sqlite"), "{e}");
         assert!(!s.contains(&t.info_hash).unwrap());
-        assert_eq!(s.stats().unwrap(), crate::store::Stats::default());
+        assert_eq!(s.stats().unwrap(), crate::Stats::default());
         assert!(s.search("doomed", 10, 0).unwrap().is_empty());
         // And the next write works.
         s.write(

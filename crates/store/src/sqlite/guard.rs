@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use rusqlite::Connection;
 
-use crate::store::too_long;
+use crate::too_long;
 
 /// Virtual-machine steps between two looks at the clock (a few microseconds of work).
 const CHECK_OPS: i32 = 1_000;
@@ -71,7 +71,7 @@ impl Guard {
 #[cfg(test)]
 mod tests {
     use super::super::fixtures::open;
-    use crate::store::Store as _;
+    use crate::Store as _;
 
     use super::*;
 

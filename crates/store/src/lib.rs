@@ -29,6 +29,19 @@
 //!
 //! Every method runs on the caller's thread and blocks: `run` keeps its store on a thread of
 //! its own (see the pipeline), the read commands call it directly.
+//!
+//! ```
+//! use estudely_store::{DbUrl, Store};
+//!
+//! # fn main() -> anyhow::Result<()> {
+//! let dir = tempfile::tempdir()?;
+//! let path = dir.path().join("index.sqlite");
+//! let mut store = DbUrl::parse(path.to_str().unwrap())?.open()?;
+//! assert_eq!(store.stats()?.torrents, 0);
+//! # Ok(())
+//! # }
+//! ```
+#![deny(missing_docs)]
 
 use std::fmt;
 use std::net::SocketAddr;
@@ -38,11 +51,23 @@ use std::time::Duration;
 use estudely_krpc::{CompactNode, InfoHash};
 use estudely_peer_wire::{FileEntry, Version};
 
-use crate::resolve::UsageError;
-
 pub mod json;
 pub mod postgres;
 pub mod sqlite;
+
+/// Something the user gave is wrong (an empty `--db`, a file that is not an index, a URL
+/// that names nothing): front ends report it in one line and exit with a usage status (the
+/// `estudely` binary: 2).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UsageError(pub String);
+
+impl fmt::Display for UsageError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for UsageError {}
 
 /// The address stored for a sighting when peer addresses are not kept (`run
 /// --no-peer-addresses`): `0.0.0.0:0`, which no peer or node can have (the crawler refuses
@@ -495,17 +520,8 @@ fn too_long(limit: Duration) -> anyhow::Error {
 }
 
 /// Orders of search results.
-#[derive(
-    Debug,
-    Clone,
-    Copy,
-    Default,
-    PartialEq,
-    Eq,
-    serde::Serialize,
-    serde::Deserialize,
-    clap::ValueEnum,
-)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
 #[serde(rename_all = "lowercase")]
 pub enum SearchSort {
     /// Best match first (the backend's ranking).

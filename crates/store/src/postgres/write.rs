@@ -1,4 +1,4 @@
-//! [`Store::write`](crate::store::Store::write) and the other writes for PostgreSQL: each
+//! [`Store::write`](crate::Store::write) and the other writes for PostgreSQL: each
 //! kind of row goes in one statement over arrays (`unnest`), so that a batch of a
 //! thousand torrents costs a handful of round trips.
 
@@ -11,7 +11,7 @@ use postgres::error::SqlState;
 use postgres::Transaction;
 
 use super::text::{clamp_i64, path_raw, search_words};
-use crate::store::{version_str, Batch, SightingSum, Source, Torrent, MAX_STORED_FILES};
+use crate::{version_str, Batch, SightingSum, Source, Torrent, MAX_STORED_FILES};
 
 /// Is `e` a deadlock or serialization failure (the transaction may simply be retried)?
 pub fn retryable(e: &postgres::Error) -> bool {

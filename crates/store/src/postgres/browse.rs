@@ -8,7 +8,7 @@ use postgres::Client;
 
 use super::read::{stored, COLUMNS};
 use super::text::to_u64;
-use crate::store::{
+use crate::{
     bucket_start_sql, check_bucket, size_counts, size_counts_sql, SightingCounts, SightingRow,
     Source, StoredTorrent,
 };
@@ -139,7 +139,7 @@ pub fn timeline(client: &mut Client, bucket_secs: i64) -> anyhow::Result<Vec<(i6
 pub fn size_histogram(client: &mut Client) -> anyhow::Result<Vec<u64>> {
     let sql = format!("SELECT {} FROM torrents", size_counts_sql("total_bytes"));
     let row = client.query_one(&sql, &[])?;
-    let cumulative = (0..=crate::store::SIZE_EDGES.len())
+    let cumulative = (0..=crate::SIZE_EDGES.len())
         .map(|i| to_u64(row.try_get(i)?, "count"))
         .collect::<anyhow::Result<Vec<u64>>>()?;
     Ok(size_counts(&cumulative))

@@ -4,7 +4,7 @@ use estudely_krpc::InfoHash;
 use estudely_peer_wire::{FileEntry, Version};
 
 use super::SqliteStore;
-use crate::store::{Source, Torrent};
+use crate::{Source, Torrent};
 
 /// A fresh index in a temporary directory (kept alive by the first value).
 pub fn open() -> (tempfile::TempDir, SqliteStore) {

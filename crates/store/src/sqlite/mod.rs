@@ -1,4 +1,4 @@
-//! The SQLite backend: one file in WAL mode, the schema of [`crate::store`] created by
+//! The SQLite backend: one file in WAL mode, the schema of [the crate root](crate) created by
 //! versioned migrations ([`schema`]), full-text search with FTS5.
 //!
 //! [`write`] holds the writes (batches, leases, nodes), [`read`] the queries (search,
@@ -12,8 +12,8 @@ mod read;
 pub mod schema;
 mod write;
 
-#[cfg(test)]
-pub(crate) mod fixtures;
+#[cfg(any(test, feature = "test-fixtures"))]
+pub mod fixtures;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -24,7 +24,7 @@ use estudely_krpc::{CompactNode, InfoHash};
 use rusqlite::{Connection, OpenFlags};
 
 use super::{Batch, SearchSort, SightingCounts, SightingRow, Source, Stats, Store, StoredTorrent};
-use crate::resolve::UsageError;
+use crate::UsageError;
 
 /// An SQLite index, open for writing or for reading only.
 #[derive(Debug)]

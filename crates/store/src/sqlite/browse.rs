@@ -8,7 +8,7 @@ use rusqlite::Connection;
 
 use super::codec::{fts_query, uint};
 use super::read::{stored, COLUMNS};
-use crate::store::{
+use crate::{
     bucket_start_sql, check_bucket, size_counts, size_counts_sql, SearchSort, SightingCounts,
     SightingRow, Source, StoredTorrent,
 };
@@ -223,7 +223,7 @@ pub fn timeline(conn: &Connection, bucket_secs: i64) -> anyhow::Result<Vec<(i64,
 /// Torrents per size bucket, counted in SQL (one pass, see [`size_counts_sql`]).
 pub fn size_histogram(conn: &Connection) -> anyhow::Result<Vec<u64>> {
     let sql = format!("SELECT {} FROM torrents", size_counts_sql("total_bytes"));
-    let edges = crate::store::SIZE_EDGES.len();
+    let edges = crate::SIZE_EDGES.len();
     let cumulative = conn.query_row(&sql, [], |r| {
         (0..=edges)
             .map(|i| Ok(uint(r.get(i)?)))
@@ -250,8 +250,8 @@ pub fn total_bytes(conn: &Connection) -> anyhow::Result<u64> {
 mod tests {
     use super::super::fixtures::{open, torrent};
     use super::super::SqliteStore;
-    use crate::store::SIZE_EDGES;
-    use crate::store::{Batch, Sighting, Store as _, Torrent};
+    use crate::SIZE_EDGES;
+    use crate::{Batch, Sighting, Store as _, Torrent};
     use estudely_peer_wire::Version;
 
     use super::*;

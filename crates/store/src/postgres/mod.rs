@@ -1,6 +1,6 @@
 //! The PostgreSQL backend: one database shared by several crawlers.
 //!
-//! The schema is the one of [`crate::store`], with `bytea` keys, `bigint` sizes and times,
+//! The schema is the one of [the crate root](crate), with `bytea` keys, `bigint` sizes and times,
 //! `inet` addresses and `text` words; `leases.expires` is a `timestamptz` on the server's
 //! clock, so that crawlers on machines whose clocks disagree still agree on expiry.
 //! Search uses a `tsvector` over the name and file paths (GIN index) and, when the

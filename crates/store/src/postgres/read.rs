@@ -9,7 +9,7 @@ use estudely_peer_wire::FileEntry;
 use postgres::{Client, Row};
 
 use super::text::{parse_path_raw, search_words, substring_pattern, to_u64};
-use crate::store::{parse_version, SearchSort, Source, Stats, StoredTorrent, Torrent};
+use crate::{parse_version, SearchSort, Source, Stats, StoredTorrent, Torrent};
 
 /// The columns that [`stored`] reads, in its order, from `torrents t`.
 pub const COLUMNS: &str = "t.info_hash, t.info_hash_v2, t.name_raw, t.total_bytes, \

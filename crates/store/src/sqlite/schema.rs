@@ -4,7 +4,7 @@
 //! `schema_migrations`. An index whose highest version is newer than [`MIGRATIONS`] knows
 //! was written by a newer estudely: opening it is an error rather than a guess.
 //!
-//! Physical choices (the logical schema is in [`crate::store`]):
+//! Physical choices (the logical schema is in [the crate root](crate)):
 //! - `torrents` has an `id INTEGER PRIMARY KEY` besides its unique `info_hash`: the full-text
 //!   table's rowid, and the key of `files`. Infohashes are random, so a table keyed by them
 //!   takes inserts all over its B-tree; keyed by `id`, the file rows of a batch are appended.
