@@ -12,6 +12,14 @@
 //! * [`OwnedValue`] and [`Encoder`] produce canonical bencode (dict keys sorted).
 //!
 //! This crate depends on nothing but `std` and `thiserror`; every other unit builds on it.
+//!
+//! ```
+//! let v = estudely_bencode::decode(b"d4:name5:hello6:lengthi42ee").unwrap();
+//! assert_eq!(v.get_bytes(b"name"), Some(&b"hello"[..]));
+//! assert_eq!(v.get_int(b"length"), Some(42));
+//! assert_eq!(v.get(b"name").unwrap().raw(), b"5:hello");
+//! assert!(estudely_bencode::decode(b"d4:name").is_err());
+//! ```
 #![cfg_attr(not(test), deny(clippy::unwrap_used))]
 #![warn(missing_docs)]
 

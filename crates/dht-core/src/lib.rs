@@ -12,6 +12,21 @@
 //! every query a full node must answer, unless configured read-only (BEP 43).
 //!
 //! Layered on `krpc`; the tokio driver and the crawler sit above it.
+//!
+//! ```
+//! use std::time::Instant;
+//! use estudely_dht_core::krpc::{Message, NodeId, Query};
+//! use estudely_dht_core::{Config, Node};
+//!
+//! let now = Instant::now();
+//! let mut node = Node::new(Config::default(), now);
+//! let to = "93.184.216.34:6881".parse().unwrap(); // nothing is sent: the node has no socket
+//! node.query(now, to, Query::Ping { id: NodeId::default() });
+//! // The driver sends what the node asks for, and feeds it what arrives.
+//! let t = node.poll_transmit().expect("a ping to send");
+//! assert_eq!(t.to, to);
+//! assert!(Message::decode(&t.bytes).is_ok());
+//! ```
 #![cfg_attr(not(test), deny(clippy::unwrap_used))]
 #![warn(missing_docs)]
 

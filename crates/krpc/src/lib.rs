@@ -10,6 +10,15 @@
 //! whose length is not a multiple of 26 (or 38) is a typed [`Error`], never a panic or a
 //! silently truncated list. Sizes are bounded by the datagram itself and by explicit caps.
 //! Layered on `bencode`; used by `dht-core`.
+//!
+//! ```
+//! use estudely_krpc::{Body, Message, Query};
+//!
+//! let ping = b"d1:ad2:id20:abcdefghij0123456789e1:q4:ping1:t2:aa1:y1:qe";
+//! let m = Message::decode(ping).unwrap();
+//! assert!(matches!(m.body, Body::Query(Query::Ping { .. })));
+//! assert_eq!(Message::decode(&m.encode()).unwrap(), m);
+//! ```
 #![cfg_attr(not(test), deny(clippy::unwrap_used))]
 #![warn(missing_docs)]
 
