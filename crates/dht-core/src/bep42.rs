@@ -135,7 +135,7 @@ const MAX_VOTERS: usize = 64;
 ///
 /// Each voter is a /24 (IPv4) or /48 (IPv6) of responders, so that one host, or one network
 /// of them, has one voice; a voter's latest vote replaces its earlier one, and only the
-/// last [`MAX_VOTERS`] voters count. An IP wins once at least `quorum` voters name it and
+/// last `MAX_VOTERS` voters count. An IP wins once at least `quorum` voters name it and
 /// they are more than half of all voters. A single liar therefore never moves it, and
 /// neither does any minority.
 #[derive(Debug, Clone)]

@@ -205,7 +205,7 @@ impl Lookup {
         }
     }
 
-    /// `from` did not answer (it is asked again, up to [`MAX_ATTEMPTS`] times in all).
+    /// `from` did not answer (it is asked again, up to `MAX_ATTEMPTS` times in all).
     pub fn on_failure(&mut self, from: SocketAddr) {
         self.in_flight = self.in_flight.saturating_sub(1);
         if let Some(c) = self.candidates.iter_mut().find(|c| c.node.addr == from) {

@@ -2,7 +2,7 @@
 //!
 //! One task owns the node and its UDP sockets (at most one IPv4 and one IPv6 socket). It
 //! loops over: a datagram on either socket, the node's next deadline, a command from a
-//! [`DhtHandle`], or shutdown. After each step it sends every queued [`Transmit`] on the
+//! [`DhtHandle`], or shutdown. After each step it sends every queued [`Transmit`](estudely_dht_core::Transmit) on the
 //! socket of the destination's family and routes every [`Event`] to whoever waits for it.
 //! This is the only place that reads the clock.
 

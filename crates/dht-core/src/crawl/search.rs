@@ -229,7 +229,7 @@ impl Search {
     }
 
     /// The next node to ask, if the search wants one now: the closest of the first
-    /// [`SKIP`] candidates that `allowed` accepts. A node refused now (over its per-IP
+    /// `SKIP` candidates that `allowed` accepts. A node refused now (over its per-IP
     /// budget) keeps its place for later, and the search goes on with the next closest
     /// instead of waiting for it: many searches often start at one node (the one that
     /// sampled their infohashes), and would otherwise all wait on its budget.
@@ -390,7 +390,7 @@ impl Search {
 
     /// A node that answered us before did not answer this query: on a lossy path the query
     /// or its reply was most likely lost. While the search has no peer, it asks that node
-    /// once more, next (once per node, [`MAX_RESENT`] nodes at most, within the query
+    /// once more, next (once per node, `MAX_RESENT` nodes at most, within the query
     /// budget): the nodes that store an infohash are few, and 30 % loss each way loses half
     /// the queries, so a search that gives each of them one chance ends empty-handed for
     /// about one infohash in 200, though 8 nodes store its peers. Otherwise as

@@ -1,7 +1,7 @@
 //! The SQLite backend: one file in WAL mode, the schema of [the crate root](crate) created by
 //! versioned migrations ([`schema`]), full-text search with FTS5.
 //!
-//! [`write`] holds the writes (batches, leases, nodes), [`read`] the queries (search,
+//! `write` holds the writes (batches, leases, nodes), `read` the queries (search,
 //! export, stats). A writer opens with [`SqliteStore::open`]; `export`, `search` and
 //! `stats` open with [`SqliteStore::open_read_only`], which never creates a file.
 
