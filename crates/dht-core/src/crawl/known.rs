@@ -40,6 +40,9 @@ pub struct Known {
     pub failed_samples: u8,
     /// Reported in a [`super::CrawlEvent::NodeSampled`] already.
     pub sampled: bool,
+    /// The end of the interval of its last answered sample: never asked for samples
+    /// before, even once forgotten (it then rests until this; see [`KnownNodes::forget`]).
+    pub rest_until: Option<Instant>,
 }
 
 /// What [`KnownNodes::discover`] did with a node.
@@ -214,6 +217,7 @@ impl KnownNodes {
                 queued: true,
                 failed_samples: 0,
                 sampled: false,
+                rest_until: None,
             },
         );
         self.frontier.push_back(addr);
@@ -321,8 +325,20 @@ impl KnownNodes {
     }
 
     /// Forget a node (it is dead). Its stale heap entries are skipped later.
-    pub fn forget(&mut self, addr: &SocketAddr) {
-        self.nodes.remove(addr);
+    ///
+    /// A node inside the interval of a sample it answered rests until that ends (in the
+    /// fixed-memory filter, rounded up to its time slice): found again meanwhile (listed by
+    /// another node), it is not sampled early. A dead node comes back to life on the network
+    /// as soon as it answers, but its interval still holds.
+    pub fn forget(&mut self, now: Instant, addr: &SocketAddr) {
+        let Some(k) = self.nodes.remove(addr) else {
+            return;
+        };
+        if let (Some(r), Some(until)) = (self.resting.as_mut(), k.rest_until) {
+            if until > now {
+                r.rest(now, addr, until);
+            }
+        }
     }
 }
 
@@ -433,6 +449,33 @@ mod tests {
         let mut want: Vec<SocketAddr> = (0..10).map(b).collect();
         want.sort();
         assert_eq!(popped, want);
+    }
+
+    /// A node that answered a sample and is then forgotten (dead: its later queries were
+    /// lost) is not new when another node lists it inside that sample's interval: it rests
+    /// until the interval ends. Before, it was sampled again at once (seen as early samples
+    /// by the endless world when `run` lost replies under load).
+    #[test]
+    fn a_forgotten_node_rests_until_the_interval_of_its_last_sample_ends() {
+        let t0 = Instant::now();
+        let six = Duration::from_secs(21_600);
+        let mut k =
+            KnownNodes::new(100, 100, 4).with_resting(RestingNodes::new(t0, six, 1 << 16, 5));
+        assert_eq!(k.discover(t0, b(1), NodeId([1; 20])), Discovery::New);
+        assert_eq!(k.pop_next(t0), Some(b(1)));
+        let interval_end = t0 + Duration::from_secs(60);
+        k.get_mut(&b(1)).unwrap().rest_until = Some(interval_end);
+        k.forget(t0 + Duration::from_secs(5), &b(1));
+        assert!(k.peek(&b(1)).is_none(), "forgotten");
+        let soon = t0 + Duration::from_secs(10);
+        assert_eq!(k.discover(soon, b(1), NodeId([1; 20])), Discovery::Resting);
+        // Once the interval (rounded up to the filter's slice) is over, it is new again.
+        let later = t0 + six / 24 * 2 + Duration::from_secs(1);
+        assert_eq!(k.discover(later, b(1), NodeId([1; 20])), Discovery::New);
+        // A node that never answered a sample is simply forgotten.
+        assert_eq!(k.discover(later, b(2), NodeId([2; 20])), Discovery::New);
+        k.forget(later, &b(2));
+        assert_eq!(k.discover(later, b(2), NodeId([2; 20])), Discovery::New);
     }
 
     #[test]

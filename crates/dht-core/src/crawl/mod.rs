@@ -669,7 +669,7 @@ impl Crawler {
                 if matches!(e, QueryError::Dead | QueryError::Refused(_))
                     || self.node.is_dead(&addr)
                 {
-                    self.known.forget(&addr);
+                    self.known.forget(now, &addr);
                 }
             }
         }

@@ -133,6 +133,7 @@ impl Crawler {
         if let Some(k) = self.known.get_mut(&addr) {
             k.bep51 = Some(true);
             k.failed_samples = 0;
+            k.rest_until = Some(now + wait);
         }
         // A node cannot sample more infohashes than it says it stores, nor repeat one, nor
         // send more than a datagram holds.
