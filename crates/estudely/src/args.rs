@@ -246,6 +246,78 @@ pub fn parse_info_hash(s: &str) -> Result<InfoHash, String> {
 
 pub use estudely_fetch::info_hash_hex;
 
+/// `--transport`: the command line's names for the fetcher's
+/// [`TransportChoice`](estudely_fetch::TransportChoice) (the library crates take no clap).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum TransportArg {
+    /// TCP only.
+    Tcp,
+    /// uTP (BEP 29) only.
+    Utp,
+    /// TCP first; uTP too if TCP is refused or has not connected within a head start, the
+    /// first connection made winning (see [`TCP_HEAD_START`]).
+    #[default]
+    Both,
+}
+
+impl From<TransportArg> for estudely_fetch::TransportChoice {
+    fn from(a: TransportArg) -> Self {
+        match a {
+            TransportArg::Tcp => Self::Tcp,
+            TransportArg::Utp => Self::Utp,
+            TransportArg::Both => Self::Both,
+        }
+    }
+}
+
+/// `--encryption`: the command line's names for the fetcher's
+/// [`EncryptionPolicy`](estudely_fetch::EncryptionPolicy).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum EncryptionArg {
+    /// Plaintext only (peers that require encryption close the connection).
+    Off,
+    /// Plaintext first; if the peer closes the connection before answering our BitTorrent
+    /// handshake (the usual sign of a peer that requires encryption), once more with MSE
+    /// (offering RC4 or plaintext), within the same attempt deadline.
+    #[default]
+    Prefer,
+    /// MSE with RC4 only.
+    Required,
+}
+
+impl From<EncryptionArg> for estudely_fetch::EncryptionPolicy {
+    fn from(a: EncryptionArg) -> Self {
+        match a {
+            EncryptionArg::Off => Self::Off,
+            EncryptionArg::Prefer => Self::Prefer,
+            EncryptionArg::Required => Self::Required,
+        }
+    }
+}
+
+/// `--sort`: the command line's names for the index's
+/// [`SearchSort`](estudely_store::SearchSort).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum SortArg {
+    /// Best match first (the backend's ranking).
+    #[default]
+    Relevance,
+    /// Largest first.
+    Size,
+    /// Newest `discovered` first.
+    Discovered,
+}
+
+impl From<SortArg> for estudely_store::SearchSort {
+    fn from(a: SortArg) -> Self {
+        match a {
+            SortArg::Relevance => Self::Relevance,
+            SortArg::Size => Self::Size,
+            SortArg::Discovered => Self::Discovered,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

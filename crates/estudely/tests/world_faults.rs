@@ -16,7 +16,7 @@ use std::collections::HashSet;
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::thread;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use estudely::testnet::world::{self, Fate};
 use rand::{Rng as _, RngCore as _, SeedableRng as _};
@@ -24,8 +24,6 @@ use rand::{Rng as _, RngCore as _, SeedableRng as _};
 mod common;
 
 use common::{testnet, Proc, BIN};
-
-const HANG: Duration = Duration::from_secs(600);
 
 fn start_world(dir: &Path, n: u64, seed: u64, base: &str) -> (Proc, String) {
     let args = [
@@ -97,10 +95,15 @@ fn served(dir: &Path) -> Vec<String> {
         .collect()
 }
 
+/// Poll until `done`. No time limit of its own: a wait that never ends is a hang, which
+/// nextest's `slow-timeout` for this binary (`.config/nextest.toml`) reports and kills.
 fn wait_for(what: &str, mut done: impl FnMut() -> bool) {
-    let started = Instant::now();
+    let mut polls = 0u64;
     while !done() {
-        assert!(started.elapsed() < HANG, "{what}: not within {HANG:?}");
+        polls += 1;
+        if polls.is_multiple_of(120) {
+            eprintln!("still waiting: {what}");
+        }
         thread::sleep(Duration::from_millis(500));
     }
 }
@@ -237,15 +240,10 @@ fn a_full_disk_stops_run_with_a_clear_error_and_a_restart_carries_on() {
     let disk = Tmpfs::mount(&dir.path().join("disk"), "3m");
     let db = disk.0.join("index.sqlite");
     let run = start_run(&db, &boot, "127.5.81.1:0");
-    let started = Instant::now();
+    // `run` must notice the full disk and exit; if it never does, nextest's slow-timeout
+    // for this binary kills the test as a hang.
     let mut run = run;
-    let status = loop {
-        if let Some(s) = run.0.try_wait().unwrap() {
-            break s;
-        }
-        assert!(started.elapsed() < HANG, "run never noticed the full disk");
-        thread::sleep(Duration::from_millis(200));
-    };
+    let status = run.0.wait().unwrap();
     let stderr = run_log(&db);
     assert!(!status.success(), "run must fail on a full disk");
     let last = stderr.lines().last().unwrap_or_default();

@@ -78,7 +78,6 @@ impl<T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send> PeerStream 
 
 /// Which transports an attempt may connect over (`--transport`).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
-#[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
 pub enum TransportChoice {
     /// TCP only.
     Tcp,
@@ -187,7 +186,6 @@ impl FetchConfig {
 
 /// When to use Message Stream Encryption (MSE, "protocol encryption") towards a peer.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
-#[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
 pub enum EncryptionPolicy {
     /// Plaintext only (peers that require encryption close the connection).
     Off,

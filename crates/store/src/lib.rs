@@ -521,7 +521,6 @@ fn too_long(limit: Duration) -> anyhow::Error {
 
 /// Orders of search results.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-#[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
 #[serde(rename_all = "lowercase")]
 pub enum SearchSort {
     /// Best match first (the backend's ranking).

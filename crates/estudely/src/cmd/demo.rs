@@ -2,6 +2,7 @@
 //! own DHT nodes on loopback whose synthetic torrents are served by metadata seeders, then
 //! runs `collect` against it and prints the seed's CSV. One command for a fresh machine.
 
+use crate::args::EncryptionArg;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
@@ -10,7 +11,6 @@ use clap::Args;
 use crate::args::parse_overall_timeout;
 use crate::cmd::collect::{budgets, collect, CollectArgs, CollectFormat};
 use crate::crawl::setup::start_crawler;
-use crate::fetch::EncryptionPolicy;
 use crate::pipeline::FetchFlags;
 use crate::testnet::{Testnet, TestnetConfig};
 
@@ -43,8 +43,8 @@ pub struct DemoArgs {
     pub format: CollectFormat,
     /// Message Stream Encryption for metadata connections (`off`, `prefer`, `required`);
     /// the testnet's seeders speak plaintext only, so `required` fetches nothing.
-    #[arg(long, value_enum, value_name = "WHEN", default_value_t = EncryptionPolicy::Prefer)]
-    pub encryption: EncryptionPolicy,
+    #[arg(long, value_enum, value_name = "WHEN", default_value_t = EncryptionArg::Prefer)]
+    pub encryption: EncryptionArg,
     /// Most metadata in flight, all fetches together (bytes, or with K, M, G).
     #[arg(long, value_name = "BYTES", default_value = "64M", value_parser = crate::args::parse_bytes)]
     pub fetch_memory: u64,

@@ -12,6 +12,7 @@
 //! as soon as it is obtained, long before the input ends. Ctrl-C or SIGTERM stops either
 //! with the summary of what was obtained (exit 0).
 
+use crate::args::{EncryptionArg, TransportArg};
 use std::fs;
 use std::future::Future;
 use std::io::{self, Write as _};
@@ -32,7 +33,7 @@ use crate::crawl::driver::sleep_until_opt as until;
 use crate::crawl::setup::interrupted;
 use crate::fetch::peers_csv::{self, Line, RowReader};
 use crate::fetch::stream::{Grouper, GrouperConfig};
-use crate::fetch::{self, FetchConfig, FetchStats, InfohashResult, Job, TransportChoice};
+use crate::fetch::{self, FetchConfig, FetchStats, InfohashResult, Job};
 use crate::output::csv_name;
 use crate::resolve::UsageError;
 
@@ -88,8 +89,8 @@ pub struct MetadataArgs {
     pub connect_timeout: Duration,
     /// Transports to connect over: `both` tries TCP, and uTP (BEP 29) too when TCP is refused
     /// or has not connected within a second, using whichever connects first.
-    #[arg(long, value_enum, default_value_t = TransportChoice::Both)]
-    pub transport: TransportChoice,
+    #[arg(long, value_enum, default_value_t = TransportArg::Both)]
+    pub transport: TransportArg,
     /// Seconds allowed, once connected, for the peer's handshakes.
     #[arg(long, value_name = "SECS", default_value = "10", value_parser = parse_secs)]
     pub handshake_timeout: Duration,
@@ -107,8 +108,8 @@ pub struct MetadataArgs {
     pub allow_private: bool,
     /// Message Stream Encryption: `off` (plaintext only), `prefer` (plaintext, then once
     /// more encrypted if the peer closes at our handshake), `required` (encrypted, RC4 only).
-    #[arg(long, value_enum, value_name = "WHEN", default_value_t = fetch::EncryptionPolicy::Prefer)]
-    pub encryption: fetch::EncryptionPolicy,
+    #[arg(long, value_enum, value_name = "WHEN", default_value_t = EncryptionArg::Prefer)]
+    pub encryption: EncryptionArg,
     /// Prometheus metrics.
     #[command(flatten)]
     pub metrics: crate::metrics::MetricsArgs,
@@ -176,8 +177,8 @@ pub async fn run(args: MetadataArgs) -> anyhow::Result<()> {
         peer_attempts: args.metadata_peer_attempts as usize,
         overall_timeout: overall_limit(args.overall_timeout),
         addr_policy: AddrPolicy::with_private(args.allow_private),
-        transport: args.transport,
-        encryption: args.encryption,
+        transport: args.transport.into(),
+        encryption: args.encryption.into(),
         memory: fetch::MetadataBudget::new(args.fetch_memory),
         ..FetchConfig::default()
     };

@@ -1,5 +1,6 @@
 //! `estudely search`: full-text search over the names and file paths in the index.
 
+use crate::args::SortArg;
 use std::io::Write as _;
 
 use clap::{Args, ValueEnum};
@@ -7,7 +8,7 @@ use clap::{Args, ValueEnum};
 use crate::cmd::db::DbArgs;
 use crate::output::csv_name;
 use crate::report::format::human_bytes;
-use crate::store::{SearchSort, StoredTorrent};
+use crate::store::StoredTorrent;
 
 /// `estudely search --help` epilogue.
 pub const EXAMPLES: &str = "The query is plain words (letters and digits; everything else separates
@@ -37,8 +38,8 @@ pub struct SearchArgs {
     #[arg(long, value_name = "N", default_value_t = 0)]
     pub offset: usize,
     /// Order of the hits: best match, largest or newest first.
-    #[arg(long, value_enum, default_value_t = SearchSort::Relevance)]
-    pub sort: SearchSort,
+    #[arg(long, value_enum, default_value_t = SortArg::Relevance)]
+    pub sort: SortArg,
     /// How to print hits.
     #[arg(long, value_enum, default_value_t = SearchFormat::Text)]
     pub format: SearchFormat,
@@ -56,7 +57,12 @@ pub enum SearchFormat {
 /// Run `estudely search ...`.
 pub fn run(args: SearchArgs) -> anyhow::Result<()> {
     let mut store = args.db.open_read_only()?;
-    let hits = store.search_sorted(&args.query.join(" "), args.sort, args.limit, args.offset)?;
+    let hits = store.search_sorted(
+        &args.query.join(" "),
+        args.sort.into(),
+        args.limit,
+        args.offset,
+    )?;
     let mut out = Vec::new();
     for hit in &hits {
         let line = match args.format {

@@ -23,6 +23,7 @@ mod pending;
 pub mod rows;
 pub mod store_thread;
 
+use crate::args::{EncryptionArg, TransportArg};
 use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
 use std::net::SocketAddr;
@@ -232,16 +233,16 @@ pub struct FetchFlags {
     pub concurrency: u32,
     /// Transports metadata fetches connect over: `both` tries TCP, and uTP too when TCP is
     /// refused or slow to connect.
-    #[arg(long, value_enum, default_value_t = TransportChoice::Both)]
-    pub transport: TransportChoice,
+    #[arg(long, value_enum, default_value_t = TransportArg::Both)]
+    pub transport: TransportArg,
     /// Write each verified torrent as DIR/<infohash>.torrent.
     #[arg(long, value_name = "DIR")]
     pub save_torrents: Option<PathBuf>,
     /// Message Stream Encryption for metadata connections: `off` (plaintext only),
     /// `prefer` (plaintext, then once more encrypted if the peer closes at our handshake),
     /// `required` (encrypted, RC4 only).
-    #[arg(long, value_enum, value_name = "WHEN", default_value_t = EncryptionPolicy::Prefer)]
-    pub encryption: EncryptionPolicy,
+    #[arg(long, value_enum, value_name = "WHEN", default_value_t = EncryptionArg::Prefer)]
+    pub encryption: EncryptionArg,
     /// Most metadata in flight, all fetches together: each reserves the size its peer
     /// announces before receiving it, and waits (then fails as `memory_budget`) when
     /// there is no room. Bytes, or with K, M, G (KiB, MiB, GiB).
@@ -261,9 +262,9 @@ impl Default for FetchFlags {
             peers_per_infohash: 20,
             metadata_peer_attempts: 5,
             concurrency: 32,
-            transport: TransportChoice::Both,
+            transport: TransportArg::Both,
             save_torrents: None,
-            encryption: EncryptionPolicy::Prefer,
+            encryption: EncryptionArg::Prefer,
             fetch_memory: crate::fetch::DEFAULT_FETCH_MEMORY,
             full_peer_searches: false,
         }
@@ -290,12 +291,12 @@ impl FetchFlags {
             peers_per_infohash: self.peers_per_infohash as usize,
             metadata_peer_attempts: self.metadata_peer_attempts as usize,
             concurrency: self.concurrency as usize,
-            transport: self.transport,
+            transport: self.transport.into(),
             overall_timeout,
             save_torrents: self.save_torrents.clone(),
             label,
             caps: Caps::default(),
-            encryption: self.encryption,
+            encryption: self.encryption.into(),
             fetch_memory: self.fetch_memory,
             peers_for_fetch: if self.full_peer_searches {
                 0
