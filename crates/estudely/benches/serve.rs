@@ -16,7 +16,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use estudely::store::{Batch, DbUrl, Torrent};
-use estudely::web::{AppState, WebArgs};
+use estudely::web::{AppState, WebConfig};
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 
@@ -184,10 +184,7 @@ fn main() -> anyhow::Result<()> {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
-    let args = WebArgs {
-        auth: None,
-        db_connections: 4,
-    };
+    let args = WebConfig::default();
     let state = Arc::new(AppState::new(url.clone(), &args));
     // Dropped last, here, outside the runtime: the PostgreSQL client's connections block on
     // their own runtime when dropped, which panics inside another one.

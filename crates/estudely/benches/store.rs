@@ -10,7 +10,10 @@
 //! measuring `estudely run` over a big index), and a `postgres://` URL (or
 //! `postgres:host=DIR dbname=...`) benchmarks that backend. `--seed N` (default 1) picks
 //! other torrents, e.g. to add more to an index filled before; `--searches N` (default
-//! 1000) sets the number of searches, 0 for none.
+//! 1000) sets the number of searches, 0 for none. `--reclassify` then times `estudely
+//! reclassify` twice: with the rules the torrents were stored with (everything read and
+//! classified, nothing written), and with a rule that files every torrent under `other`
+//! (everything written).
 
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
@@ -31,13 +34,14 @@ const BATCH: usize = 1000;
 const SIGHTINGS_EACH: u16 = 200;
 
 /// The options, for messages.
-const USAGE: &str = "--db URL, --torrents N, --seed N, --searches N";
+const USAGE: &str = "--db URL, --torrents N, --seed N, --searches N, --reclassify";
 
 struct Opts {
     db: Option<String>,
     torrents: usize,
     seed: u64,
     searches: usize,
+    reclassify: bool,
 }
 
 fn parse_args() -> Result<Opts, String> {
@@ -46,6 +50,7 @@ fn parse_args() -> Result<Opts, String> {
         torrents: 1_000_000,
         seed: 1,
         searches: 1000,
+        reclassify: false,
     };
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
@@ -70,6 +75,7 @@ fn parse_args() -> Result<Opts, String> {
                     .parse()
                     .map_err(|_| format!("--searches `{n}` is not a number"))?;
             }
+            "--reclassify" => opts.reclassify = true,
             "--bench" => {} // passed by `cargo bench`
             other => return Err(format!("unknown argument `{other}` (use {USAGE})")),
         }
@@ -237,6 +243,9 @@ fn main() -> anyhow::Result<()> {
         );
     }
     drop(store);
+    if opts.reclassify {
+        reclassify(&url, tmp.path())?;
+    }
     if let DbUrl::Sqlite(path) = &url {
         let size: u64 = ["", "-wal", "-shm"]
             .iter()
@@ -247,6 +256,31 @@ fn main() -> anyhow::Result<()> {
             "size: {:.1} MiB ({:.0} bytes/torrent)",
             size as f64 / 1048576.0,
             size as f64 / done.max(1) as f64
+        );
+    }
+    Ok(())
+}
+
+/// Time `reclassify` with the built-in rules (nothing to write), then with a rule that
+/// changes every torrent's category (everything written).
+fn reclassify(url: &DbUrl, dir: &std::path::Path) -> anyhow::Result<()> {
+    use estudely::cmd::reclassify::reclassify;
+    use estudely_classify::Rules;
+    let rules = dir.join("all-other.toml");
+    std::fs::write(&rules, "[[rule]]\npattern = '.'\ncategory = \"other\"\n")?;
+    for (what, rules) in [
+        ("built-in rules", Rules::default()),
+        ("every torrent changed", Rules::with_file(&rules)?),
+    ] {
+        let classifier = estudely::store::Classifier::new(rules);
+        let t0 = Instant::now();
+        let done = reclassify(url, &classifier)?;
+        let secs = t0.elapsed().as_secs_f64();
+        println!(
+            "reclassify ({what}): {} torrents, {} changed in {secs:.1} s ({:.0} torrents/s)",
+            done.torrents,
+            done.changed,
+            done.torrents as f64 / secs
         );
     }
     Ok(())

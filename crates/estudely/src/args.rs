@@ -318,6 +318,42 @@ impl From<SortArg> for estudely_store::SearchSort {
     }
 }
 
+/// The classifier of `--classify-rules FILE` (that file's rules before the built-in ones),
+/// or of the built-in rules alone. A missing or malformed file is a usage error naming it.
+pub fn classifier(rules: Option<&std::path::Path>) -> anyhow::Result<crate::store::Classifier> {
+    use estudely_classify::Rules;
+    let rules = match rules {
+        Some(path) => Rules::with_file(path)
+            .map_err(|e| crate::resolve::UsageError(format!("--classify-rules: {e}")))?,
+        None => Rules::default(),
+    };
+    Ok(crate::store::Classifier::new(rules))
+}
+
+/// The web server's flags, shared by `serve` and `run --serve`.
+#[derive(Debug, Clone, Args)]
+pub struct WebArgs {
+    /// Ask for HTTP basic authentication with these credentials on every page and API call.
+    #[arg(long, value_name = "USER:PASS", value_parser = estudely_web::Credentials::parse)]
+    pub auth: Option<estudely_web::Credentials>,
+    /// Most index connections open at once.
+    #[arg(long, value_name = "N", default_value_t = 4)]
+    pub db_connections: usize,
+}
+
+impl WebArgs {
+    /// The web server's settings: these flags, and `/metrics` from the installed exporter
+    /// (see [`crate::metrics::install`]).
+    pub fn config(&self) -> estudely_web::WebConfig {
+        estudely_web::WebConfig {
+            auth: self.auth.clone(),
+            db_connections: self.db_connections,
+            metrics: crate::metrics::handle()
+                .map(|h| std::sync::Arc::new(move || h.render()) as estudely_web::RenderMetrics),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

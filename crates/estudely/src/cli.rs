@@ -51,6 +51,10 @@ pub enum Command {
     /// Full-text search over the names and file paths in the index.
     #[command(after_help = crate::cmd::search::EXAMPLES)]
     Search(crate::cmd::search::SearchArgs),
+    /// File every torrent of an index under a category again (after new rules, or for an
+    /// index built before classification).
+    #[command(after_help = crate::cmd::reclassify::EXAMPLES)]
+    Reclassify(crate::cmd::reclassify::ReclassifyArgs),
     /// Count what the index holds, by version, source and day.
     #[command(after_help = crate::cmd::stats::EXAMPLES)]
     Stats(crate::cmd::stats::StatsArgs),
@@ -95,6 +99,7 @@ impl Command {
             | Command::Run(_)
             | Command::Export(_)
             | Command::Search(_)
+            | Command::Reclassify(_)
             | Command::Stats(_)
             | Command::Report(_)
             | Command::Simulate(_) => "warn",
@@ -120,6 +125,7 @@ impl Command {
             // The index clients block (PostgreSQL's runs a runtime of its own): off the runtime.
             Command::Export(args) => blocking(move || export::run(args)).await,
             Command::Search(args) => blocking(move || search::run(args)).await,
+            Command::Reclassify(args) => blocking(move || reclassify::run(args)).await,
             Command::Stats(args) => blocking(move || stats::run(args)).await,
             Command::Report(args) => blocking(move || report::run(args)).await,
             Command::Simulate(args) => blocking(move || simulate::run(args)).await,

@@ -3,7 +3,9 @@
 //! The binary is a thin `main` over [`main_with`]; the pieces are public so that tests and
 //! benches reuse them: [`dht`] runs a `dht-core` node on tokio sockets, [`cli`] is the clap
 //! surface, [`cmd`] holds one module per subcommand, [`output`] renders replies, and
-//! [`resolve`] turns typed addresses into socket addresses.
+//! [`resolve`] turns typed addresses into socket addresses. [`embed`] runs the commands
+//! in-process for another program (the Python package): flags given as named values, rows
+//! into a writer, a stop flag in place of Ctrl-C.
 #![cfg_attr(not(test), deny(clippy::unwrap_used))]
 #![warn(missing_docs)]
 
@@ -11,22 +13,25 @@ pub mod args;
 pub mod cli;
 pub mod cmd;
 pub mod crawl;
+pub mod embed;
 pub mod metrics;
 pub mod output;
 pub mod pipeline;
 pub mod progress;
-pub mod report;
 pub mod resolve;
 pub mod seeder;
 pub mod testnet;
-pub mod web;
 
 /// The tokio DHT node driver (the `estudely-dht` crate).
 pub use estudely_dht as dht;
 /// The metadata fetcher (the `estudely-fetch` crate).
 pub use estudely_fetch as fetch;
+/// The figures and charts of an index or an output file (the `estudely-report` crate).
+pub use estudely_report as report;
 /// The index, SQLite or PostgreSQL (the `estudely-store` crate).
 pub use estudely_store as store;
+/// The web UI and JSON API (the `estudely-web` crate).
+pub use estudely_web as web;
 
 use std::io::IsTerminal as _;
 use std::process::ExitCode;

@@ -161,14 +161,8 @@ pub fn serve(addr: SocketAddr) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// One web request: counted by route pattern and status, timed by route.
-pub fn record_http(route: &'static str, status: u16, seconds: f64) {
-    counter!("estudely_http_requests_total", "route" => route, "status" => status.to_string())
-        .increment(1);
-    histogram!("estudely_http_request_seconds", "route" => route).record(seconds);
-}
-
-/// Help texts, shown as `# HELP` lines.
+/// Help texts, shown as `# HELP` lines (the two `estudely_http_*` series are recorded by the
+/// `estudely-web` crate).
 fn describe() {
     describe_counter!(
         "estudely_http_requests_total",

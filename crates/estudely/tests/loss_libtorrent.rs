@@ -1,9 +1,15 @@
 //! `collect` on a DHT of real libtorrent nodes with 30 % of UDP lost, as a new user would
 //! try it: 24 libtorrent nodes seeding 96 torrents in one network namespace, a clean twin in
-//! another, both crawled for the same 75 s. The lossy run must fetch at least 98 % of what
-//! the clean one fetches (94 of 96). Before `get_peers` lost on the way were sent once more
+//! another, both crawled for the same 140 s. The lossy run must fetch at least 98 % of what
+//! the clean one fetches (95 of 96). Before `get_peers` lost on the way were sent once more
 //! (`dht-core/src/crawl/search.rs`), it fetched 87 and 93 of 96 where the clean run fetched
-//! all 96; now 96 of 96 in each run tried by hand.
+//! all 96.
+//!
+//! Why 140 s: at 30 % loss each way about half the `sample_infohashes` go unanswered, and a
+//! node whose sample was lost is asked again only a minute later (BEP 51 etiquette: see
+//! `dht-core/src/crawl/mod.rs`). The first round of samples then sees 65-93 of the 96
+//! infohashes (71 in one CI run), and a 75 s crawl ended before the second round was over
+//! (94 of 96 here, 78 in CI). 140 s gives every node two or three samples.
 //!
 //! Needs root, `ip`, `nft` (see `netns`) and libtorrent's Python bindings. Each namespace
 //! holds only its loopback: the swarm on 127.0.2.x, the collect on 127.0.45.1.
@@ -19,7 +25,7 @@ use std::time::Duration;
 use netns::{first_line, Finished, Netns, GRACE};
 
 /// `--overall-timeout` of each collect, seconds.
-const T: u64 = 75;
+const T: u64 = 140;
 /// UDP packets lost on the lossy side, percent (input hook: a query and its reply both get
 /// through about half the time).
 const LOSS: u32 = 30;
@@ -100,12 +106,13 @@ fn collect_on_libtorrent_at_thirty_percent_loss_keeps_ninety_eight_percent() {
     });
     let (c, l) = (fetched(&clean.0), fetched(&lossy.0));
     eprintln!(
-        "clean: {} fetched ({}); {LOSS} % loss: {} fetched, {} packets dropped ({})",
+        "clean: {} fetched ({}); {LOSS} % loss: {} fetched, {} packets dropped ({})\n{}",
         c.len(),
         clean.0.summary(),
         l.len(),
         lossy.1,
-        lossy.0.summary()
+        lossy.0.summary(),
+        lossy.0.stderr
     );
     assert!(
         c.len() >= 94,

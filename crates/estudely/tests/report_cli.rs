@@ -40,7 +40,7 @@ fn check_page(page: &str) {
         .split("<figure class=\"chart\" id=\"chart-")
         .skip(1)
         .collect();
-    assert_eq!(figures.len(), 6);
+    assert_eq!(figures.len(), 7);
     for f in figures {
         let f = &f[..f.find("</figure>").expect("closed figure")];
         let svg = &f[f.find("<svg ").expect("an svg")..f.find("</svg>").expect("closed svg")];

@@ -185,24 +185,31 @@ fn build(dir: &Path) {
         file(&["<b>bold</b> & \"quoted\".txt"], 2_000),
     ];
     let img_files = vec![file(&[IMG_NAME], 3_000_000)];
-    let torrent = |key, v2, name: &str, files: Vec<FileEntry>, discovered| Torrent {
-        info_hash: InfoHash(key),
-        info_hash_v2: v2,
-        name: name.as_bytes().to_vec(),
-        total_bytes: files.iter().map(|f| f.length).sum(),
-        piece_length: 16_384,
-        file_count: files.len() as u64,
-        private: false,
-        version: if v2.is_some() {
-            Version::Hybrid
-        } else {
-            Version::V1
-        },
-        files,
-        discovered,
-        source: Source::Sample,
-        seeds_estimate: None,
-        peers_estimate: None,
+    let classifier = estudely::store::Classifier::default();
+    let torrent = |key, v2, name: &str, files: Vec<FileEntry>, discovered| {
+        let mut t = Torrent {
+            info_hash: InfoHash(key),
+            info_hash_v2: v2,
+            name: name.as_bytes().to_vec(),
+            total_bytes: files.iter().map(|f| f.length).sum(),
+            piece_length: 16_384,
+            file_count: files.len() as u64,
+            private: false,
+            version: if v2.is_some() {
+                Version::Hybrid
+            } else {
+                Version::V1
+            },
+            files,
+            discovered,
+            source: Source::Sample,
+            seeds_estimate: None,
+            peers_estimate: None,
+            category: None,
+            release: None,
+        };
+        t.classify(&classifier);
+        t
     };
     let batch = Batch {
         torrents: vec![
@@ -415,6 +422,7 @@ fn assert_charts(dom: &str, what: &str) -> BTreeSet<String> {
         "outcomes",
         "sizes",
         "versions",
+        "categories",
         "clients",
         "intervals",
     ] {

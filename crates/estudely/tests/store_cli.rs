@@ -20,7 +20,7 @@ fn estudely(args: &[&str]) -> Output {
 }
 
 fn torrent(key: u8, name: &[u8], at: i64) -> Torrent {
-    Torrent {
+    let mut t = Torrent {
         info_hash: InfoHash([key; 20]),
         info_hash_v2: None,
         name: name.to_vec(),
@@ -43,7 +43,11 @@ fn torrent(key: u8, name: &[u8], at: i64) -> Torrent {
         source: Source::Sample,
         seeds_estimate: None,
         peers_estimate: None,
-    }
+        category: None,
+        release: None,
+    };
+    t.classify(&estudely::store::Classifier::default());
+    t
 }
 
 /// An index with three torrents: a hostile name with two peers, a hybrid one, and an old one.

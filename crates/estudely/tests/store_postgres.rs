@@ -28,7 +28,7 @@ fn key(i: u32) -> InfoHash {
 }
 
 fn torrent(i: u32, name: &[u8]) -> Torrent {
-    Torrent {
+    let mut t = Torrent {
         info_hash: key(i),
         info_hash_v2: None,
         name: name.to_vec(),
@@ -45,7 +45,11 @@ fn torrent(i: u32, name: &[u8]) -> Torrent {
         source: Source::Sample,
         seeds_estimate: None,
         peers_estimate: None,
-    }
+        category: None,
+        release: None,
+    };
+    t.classify(&estudely::store::Classifier::default());
+    t
 }
 
 fn write_torrents(store: &mut PgStore, torrents: Vec<Torrent>) {
@@ -511,13 +515,14 @@ fn migrations_are_idempotent_and_safe_at_once() {
     }
     PgStore::connect(&url).expect("again");
     let mut client = sql(&url);
-    // One row per migration (5: the schema, `files` without its primary key, the v2-key
-    // index, the BEP 33 estimates, one sighting row per address), each applied once.
+    // One row per migration (6: the schema, `files` without its primary key, the v2-key
+    // index, the BEP 33 estimates, one sighting row per address, the categories), each
+    // applied once.
     let (n, max): (i64, i32) = client
         .query_one("SELECT count(*), max(version) FROM schema_migrations", &[])
         .map(|r| (r.get(0), r.get(1)))
         .unwrap();
-    assert_eq!((n, max), (5, 5));
+    assert_eq!((n, max), (6, 6));
     // A schema from a newer estudely is refused, in one line.
     client
         .execute("INSERT INTO schema_migrations VALUES (999, 0)", &[])
@@ -1103,6 +1108,8 @@ fn bench_million() {
                     source: Source::Sample,
                     seeds_estimate: None,
                     peers_estimate: None,
+                    category: None,
+                    release: None,
                 }
             })
             .collect();
@@ -1156,4 +1163,84 @@ fn bench_million() {
         EXT.iter().map(|e| e.to_string()).collect(),
     );
     time("absent", (0..50).map(|i| format!("zzq{i}absent")).collect());
+}
+
+#[test]
+fn categories_migrate_from_version_5_are_searched_counted_and_set() {
+    use estudely::store::{Category, Release};
+    let (url, mut store) = fresh();
+    let mut film = torrent(1, b"Silent.River.2019.1080p.BluRay.x264-GRP.mkv");
+    let show = torrent(2, b"Silent.River.S01E02.720p.WEB.x264-GRP.mkv");
+    film.files[0].length = 8 << 30;
+    assert_eq!(film.category, Some(Category::Movie));
+    write_torrents(&mut store, vec![film, show]);
+    drop(store);
+    // Back to version 5: no category columns, and a row written then.
+    let mut client = sql(&url);
+    client
+        .batch_execute(
+            "DROP INDEX torrents_category;
+             ALTER TABLE torrents DROP COLUMN category, DROP COLUMN release;
+             DELETE FROM schema_migrations WHERE version >= 6;",
+        )
+        .unwrap();
+    let mut store = PgStore::connect(&url).expect("migrate");
+    let t = store.torrent(&key(1)).unwrap().unwrap().torrent;
+    assert_eq!(
+        (t.category, t.release),
+        (None, None),
+        "unclassified after the migration"
+    );
+    let stats = store.stats().unwrap();
+    assert_eq!(stats.by_category, [("unclassified".to_owned(), 2)]);
+
+    // What `reclassify` writes: both, then one again (an unknown key is skipped).
+    let classifier = estudely::store::Classifier::default();
+    let rows: Vec<(InfoHash, Category, Release)> = [1, 2]
+        .into_iter()
+        .map(|i| {
+            let t = store.torrent(&key(i)).unwrap().unwrap().torrent;
+            let c = t.classification(&classifier);
+            (key(i), c.category, c.release)
+        })
+        .chain([(key(9), Category::Game, Release::default())])
+        .collect();
+    store.set_categories(&rows).unwrap();
+    let t = store.torrent(&key(2)).unwrap().unwrap().torrent;
+    assert_eq!(t.category, Some(Category::Tv));
+    let r = t.release.unwrap();
+    assert_eq!(
+        (r.season, r.episode, r.group.as_deref()),
+        (Some(1), Some(2), Some("GRP"))
+    );
+    let stats = store.stats().unwrap();
+    assert_eq!(
+        stats.by_category,
+        [("movie".to_owned(), 1), ("tv".to_owned(), 1)]
+    );
+
+    let keys = |hits: Vec<estudely::store::StoredTorrent>| -> Vec<InfoHash> {
+        hits.iter().map(|h| h.torrent.info_hash).collect()
+    };
+    let tv = store
+        .search_in("silent", Category::Tv, SearchSort::Relevance, 10, 0)
+        .unwrap();
+    assert_eq!(keys(tv), [key(2)]);
+    let movies = store
+        .search_in("", Category::Movie, SearchSort::Relevance, 10, 0)
+        .unwrap();
+    assert_eq!(keys(movies), [key(1)]);
+    let none = store
+        .search_in("silent", Category::Ebook, SearchSort::Size, 10, 0)
+        .unwrap();
+    assert!(none.is_empty());
+    // Substring search (pg_trgm) honours the category too.
+    let sub = store
+        .search_in("ilent.riv", Category::Movie, SearchSort::Relevance, 10, 0)
+        .unwrap();
+    assert!(
+        sub.iter()
+            .all(|h| h.torrent.category == Some(Category::Movie)),
+        "{sub:?}"
+    );
 }

@@ -525,7 +525,8 @@ fn peer_id() -> [u8; 20] {
     id
 }
 
-#[cfg(test)]
+// Every test here has a uTP side: they need the `utp` feature (the default).
+#[cfg(all(test, feature = "utp"))]
 mod tests {
     use std::time::Duration;
 

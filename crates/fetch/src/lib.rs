@@ -22,6 +22,9 @@
 //! connections together is bounded by [`FetchConfig::memory`] ([`budget`]): each reserves
 //! the size its peer announces before that buffer is allocated.
 //!
+//! Features: `utp` (default) brings uTP over `librqbit-utp`; without it the crate builds no
+//! uTP library and every uTP attempt fails at once as a local error naming the feature.
+//!
 //! ```no_run
 //! use estudely_fetch::{fetch_one, FetchConfig};
 //!
@@ -46,6 +49,10 @@ mod encrypted;
 mod peers;
 pub mod peers_csv;
 pub mod stream;
+#[cfg(not(feature = "utp"))]
+#[path = "no_utp.rs"]
+mod utp;
+#[cfg(feature = "utp")]
 mod utp;
 
 use std::fmt;

@@ -7,7 +7,7 @@ use std::net::SocketAddr;
 use serde::Serialize;
 use serde_json::{json, Map, Value};
 
-use super::{version_str, Stats, StoredTorrent};
+use super::{version_str, Category, Release, Stats, StoredTorrent};
 
 #[derive(Serialize)]
 struct JsonTorrent<'a> {
@@ -26,6 +26,10 @@ struct JsonTorrent<'a> {
     source: &'a str,
     seeds_estimate: Option<u32>,
     peers_estimate: Option<u32>,
+    /// `movie`, `tv`, ..., `other`; null for a torrent stored before classification.
+    category: Option<&'static str>,
+    /// The release fields parsed from the name (empty fields left out); null as `category`.
+    release: Option<&'a Release>,
     files: Vec<JsonFile>,
     files_omitted: u64,
     peers: Vec<String>,
@@ -89,6 +93,8 @@ fn json_row<'a>(st: &'a StoredTorrent, peers: &[SocketAddr]) -> JsonTorrent<'a> 
         source: t.source.as_str(),
         seeds_estimate: t.seeds_estimate,
         peers_estimate: t.peers_estimate,
+        category: t.category.map(Category::as_str),
+        release: t.release.as_ref(),
         files,
         files_omitted: st.files_omitted,
         peers: peers.iter().map(SocketAddr::to_string).collect(),
@@ -111,6 +117,8 @@ pub fn hit_value(hit: &StoredTorrent) -> serde_json::Value {
         "discovered": t.discovered,
         "last_seen": hit.last_seen,
         "source": t.source.as_str(),
+        "category": t.category.map(Category::as_str),
+        "release": t.release,
     })
 }
 
@@ -133,5 +141,6 @@ pub fn stats_value(s: &Stats) -> Value {
         "by_source": obj(&s.by_source),
         "by_day": obj(&s.by_day),
         "counters": obj(&s.counters),
+        "by_category": obj(&s.by_category),
     })
 }

@@ -1,6 +1,7 @@
 //! The index that `estudely run` builds, and that `export`, `search` and `stats` read: one
-//! [`Store`] trait with two backends, [`sqlite`] (embedded, the default) and [`postgres`]
-//! (shared by several crawlers).
+//! [`Store`] trait with two backends, [`sqlite`] (embedded, the default) and `postgres`
+//! (shared by several crawlers; the default feature `postgres`: without it the crate builds
+//! no PostgreSQL client, and a `postgres://` URL is a [`UsageError`]).
 //!
 //! # Schema (the same in both backends, created by versioned migrations)
 //! - `schema_migrations(version, applied_at)`: one row per applied migration.
@@ -51,7 +52,10 @@ use std::time::Duration;
 use estudely_krpc::{CompactNode, InfoHash};
 use estudely_peer_wire::{FileEntry, Version};
 
+pub use estudely_classify::{Category, Classification, Classifier, Release};
+
 pub mod json;
+#[cfg(feature = "postgres")]
 pub mod postgres;
 pub mod sqlite;
 
@@ -117,6 +121,15 @@ pub const MAX_STORED_FILES: usize = 1_000;
 /// Most keys [`Store::known_among`] takes at once.
 pub const MAX_KEYS_PER_QUERY: usize = 500;
 
+/// The header of `collect`'s CSV, which `export --format csv` also writes (the seed's
+/// columns, in its order).
+pub const COLLECT_CSV_HEADER: &str =
+    "infohash,name,file_count,total_bytes,piece_length,peer_ip,peer_port,metadata_ok";
+
+/// The header of `crawl`'s CSV of peers (one row per infohash and peer address), which
+/// `metadata` reads.
+pub const PEERS_CSV_HEADER: &str = "infohash,peer_ip,peer_port";
+
 /// The default `--db`: an SQLite file in the working directory.
 pub const DEFAULT_DB: &str = "estudely.sqlite";
 
@@ -168,6 +181,24 @@ pub fn version_str(v: Version) -> &'static str {
     }
 }
 
+/// A release as stored: compact JSON (`{}` when the name said nothing).
+pub fn release_json(r: &Release) -> String {
+    serde_json::to_string(r).unwrap_or_else(|_| "{}".to_owned())
+}
+
+/// A stored category and release back: `None` for an unclassified row, or one whose text no
+/// longer parses (a later version's word), which `reclassify` rewrites.
+pub fn parse_classification(
+    category: Option<&str>,
+    release: Option<&str>,
+) -> (Option<Category>, Option<Release>) {
+    let Some(category) = category.and_then(|c| c.parse().ok()) else {
+        return (None, None);
+    };
+    let release = release.and_then(|r| serde_json::from_str(r).ok());
+    (Some(category), Some(release.unwrap_or_default()))
+}
+
 /// The inverse of [`version_str`].
 pub fn parse_version(s: &str) -> Option<Version> {
     match s {
@@ -210,7 +241,37 @@ pub struct Torrent {
     pub seeds_estimate: Option<u32>,
     /// BEP 33 estimate of its other peers when it was stored; `None` when unknown.
     pub peers_estimate: Option<u32>,
+    /// What it holds (`estudely-classify`); `None` for a torrent stored before the index
+    /// classified (`estudely reclassify` fills it in).
+    pub category: Option<Category>,
+    /// What its name says (title, year, season, episode, ...); `None` as `category`.
+    pub release: Option<Release>,
 }
+
+impl Torrent {
+    /// Fill in [`Torrent::category`] and [`Torrent::release`] with `classifier`, from the
+    /// name and the files (all of them, stored or not: the bytes of each kind decide).
+    pub fn classify(&mut self, classifier: &Classifier) {
+        let c = self.classification(classifier);
+        self.category = Some(c.category);
+        self.release = Some(c.release);
+    }
+
+    /// What `classifier` makes of this torrent (its name and its files).
+    pub fn classification(&self, classifier: &Classifier) -> Classification {
+        let name = String::from_utf8_lossy(&self.name);
+        let paths: Vec<(String, u64)> = self
+            .files
+            .iter()
+            .map(|f| (f.path_lossy(), f.length))
+            .collect();
+        classifier.classify(&name, paths.iter().map(|(p, l)| (p.as_str(), *l)))
+    }
+}
+
+/// A torrent's key with the category and release to store for it
+/// ([`Store::set_categories`]).
+pub type InfoHashRelease = (InfoHash, Category, Release);
 
 /// One sighting: `info_hash` seen through `addr` at `at` (see the schema).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -345,6 +406,9 @@ pub struct Stats {
     pub by_day: Vec<(String, u64)>,
     /// Every counter, sorted by name.
     pub counters: Vec<(String, u64)>,
+    /// Torrents by category word (`movie`, `tv`, ...; `unclassified` for those stored before
+    /// classification), sorted by word.
+    pub by_category: Vec<(String, u64)>,
 }
 
 /// An index of torrents. Implementations keep every write of one [`Store::write`] in one
@@ -465,6 +529,21 @@ pub trait Store: Send {
     /// too long", not a hang): the web server's guard against costly queries. The
     /// connection stays usable. A zero limit counts as a millisecond.
     fn set_statement_timeout(&mut self, limit: Duration) -> anyhow::Result<()>;
+
+    /// Search as [`Store::search_sorted`], among the torrents of `category` only; with no
+    /// words, the newest torrents of that category.
+    fn search_in(
+        &mut self,
+        query: &str,
+        category: Category,
+        sort: SearchSort,
+        limit: usize,
+        offset: usize,
+    ) -> anyhow::Result<Vec<StoredTorrent>>;
+
+    /// Set the category and release fields of stored torrents (by their stored key), in one
+    /// transaction; keys that name no torrent are skipped.
+    fn set_categories(&mut self, rows: &[(InfoHash, Category, Release)]) -> anyhow::Result<()>;
 }
 
 /// The widest bucket [`Store::timeline`] takes: about a thousand years, far from overflow.
@@ -593,7 +672,10 @@ impl DbUrl {
     pub fn open(&self) -> anyhow::Result<Box<dyn Store>> {
         match self {
             DbUrl::Sqlite(path) => Ok(Box::new(sqlite::SqliteStore::open(path)?)),
+            #[cfg(feature = "postgres")]
             DbUrl::Postgres(url) => Ok(Box::new(postgres::PgStore::connect(url)?)),
+            #[cfg(not(feature = "postgres"))]
+            DbUrl::Postgres(_) => Err(no_postgres(self)),
         }
     }
 
@@ -602,9 +684,21 @@ impl DbUrl {
     pub fn open_read_only(&self) -> anyhow::Result<Box<dyn Store>> {
         match self {
             DbUrl::Sqlite(path) => Ok(Box::new(sqlite::SqliteStore::open_read_only(path)?)),
+            #[cfg(feature = "postgres")]
             DbUrl::Postgres(url) => Ok(Box::new(postgres::PgStore::connect_read_only(url)?)),
+            #[cfg(not(feature = "postgres"))]
+            DbUrl::Postgres(_) => Err(no_postgres(self)),
         }
     }
+}
+
+/// The error of a PostgreSQL URL in a build without the `postgres` feature.
+#[cfg(not(feature = "postgres"))]
+fn no_postgres(url: &DbUrl) -> anyhow::Error {
+    UsageError(format!(
+        "--db `{url}`: this build has no PostgreSQL support (estudely-store's `postgres` feature)"
+    ))
+    .into()
 }
 
 impl fmt::Display for DbUrl {
@@ -641,6 +735,22 @@ fn redact_password(url: &str) -> String {
 
 #[cfg(test)]
 mod tests {
+
+    #[cfg(not(feature = "postgres"))]
+    #[test]
+    fn without_the_feature_a_postgres_url_is_a_usage_error() {
+        let url = DbUrl::parse("postgres://me:secret@h/d").unwrap();
+        for e in [url.open().err(), url.open_read_only().err()] {
+            let e = e.expect("no PostgreSQL in this build");
+            assert!(e.is::<UsageError>(), "{e}");
+            assert_eq!(
+                e.to_string(),
+                "--db `postgres://me:***@h/d`: this build has no PostgreSQL support \
+                 (estudely-store's `postgres` feature)"
+            );
+        }
+    }
+
     use super::*;
 
     #[test]

@@ -20,7 +20,7 @@ use clap::Args;
 
 use crate::args::parse_overall_timeout;
 use crate::crawl::setup::{
-    checked_bind, parse_rate, start_crawler, Budgets, CrawlNetArgs, ShardArgs,
+    checked_bind, parse_rate, start_crawler, Budgets, CrawlNetArgs, ShardArgs, StopOn,
 };
 use crate::crawl::CrawlDriver;
 use crate::pipeline::{self, Caps, FetchFlags, OpenGate, Out, PipelineConfig, RowFormat};
@@ -84,13 +84,19 @@ pub type CollectFormat = RowFormat;
 
 /// Run `estudely collect ...`.
 pub async fn run(args: CollectArgs) -> anyhow::Result<()> {
+    run_with(args, io::stdout(), StopOn::Signals).await
+}
+
+/// [`run`] with the rows written to `out` instead of stdout, stopped early by `stop`
+/// instead of Ctrl-C: for a program that runs `collect` in-process (the Python package).
+pub async fn run_with<W: Write>(args: CollectArgs, out: W, stop: StopOn) -> anyhow::Result<()> {
     let bind = checked_bind(&args.bind)?;
     args.metrics.start()?;
     args.fetch.prepare()?;
     let saved = args.net.saved_nodes()?;
     let mut driver = start_crawler(bind, &args.bootstrap, budgets(&args)).await?;
     driver.warm_start(&saved);
-    collect(&mut driver, &args).await?;
+    collect_with(&mut driver, &args, Caps::default(), out, stop).await?;
     args.net.save_state(&driver)
 }
 
@@ -109,7 +115,7 @@ pub fn budgets(args: &CollectArgs) -> Budgets {
 
 /// The collect pipeline on an already bound crawl driver (also used by `estudely demo`).
 pub async fn collect(driver: &mut CrawlDriver, args: &CollectArgs) -> anyhow::Result<()> {
-    collect_with(driver, args, Caps::default(), io::stdout())
+    collect_with(driver, args, Caps::default(), io::stdout(), StopOn::Signals)
         .await
         .map(drop)
 }
@@ -129,6 +135,7 @@ async fn collect_with<W: Write>(
     args: &CollectArgs,
     caps: Caps,
     w: W,
+    stop: StopOn,
 ) -> anyhow::Result<Bookkeeping> {
     let out = RefCell::new(Out::new(args.format, w));
     out.borrow_mut()
@@ -136,6 +143,7 @@ async fn collect_with<W: Write>(
         .context("cannot write to stdout")?;
     let cfg = PipelineConfig {
         caps,
+        stop,
         ..args.fetch.pipeline("collect", args.overall_timeout)
     };
     let gate = RefCell::new(OpenGate);
@@ -208,7 +216,7 @@ mod tests {
                 fetching: 1,
             };
             let mut text = Vec::new();
-            let book = collect_with(&mut driver, &args, caps, &mut text)
+            let book = collect_with(&mut driver, &args, caps, &mut text, StopOn::Signals)
                 .await
                 .unwrap();
             net.shutdown().await;

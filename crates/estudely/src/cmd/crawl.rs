@@ -21,8 +21,8 @@ use estudely_krpc::InfoHash;
 
 use crate::args::parse_overall_timeout;
 use crate::crawl::setup::{
-    checked_bind, crawl_limit, interrupted, network_note, parse_rate, start_crawler, Budgets,
-    CrawlNetArgs, ShardArgs, SEARCHES_CAP,
+    checked_bind, crawl_limit, network_note, parse_rate, start_crawler, Budgets, CrawlNetArgs,
+    ShardArgs, StopOn, SEARCHES_CAP,
 };
 use crate::crawl::{
     writable_peer, CrawlReport, CrawlSink, PeerRow, PeersFile, Progress, CSV_HEADER,
@@ -98,12 +98,28 @@ pub enum CrawlFormat {
 
 /// Run `estudely crawl ...`.
 pub async fn run(args: CrawlArgs) -> anyhow::Result<()> {
+    run_with(args, io::stdout(), true, StopOn::Signals).await
+}
+
+/// [`run`] with the rows written to `out` instead of stdout, appended to `--peers-file`
+/// only if `peers_file`, and stopped early by `stop` instead of Ctrl-C: for a program that
+/// runs `crawl` in-process (the Python package).
+pub async fn run_with<W: Write>(
+    args: CrawlArgs,
+    mut out: W,
+    peers_file: bool,
+    stop: StopOn,
+) -> anyhow::Result<()> {
     let bind = checked_bind(&args.bind)?;
     // Everything the user typed is checked before the first packet.
     for b in &args.bootstrap {
         resolve::parse(b)?;
     }
-    let mut peers_file = PeersFile::open(&args.peers_file)?;
+    let mut peers_file = if peers_file {
+        Some(PeersFile::open(&args.peers_file)?)
+    } else {
+        None
+    };
     let saved = args.net.saved_nodes()?;
     let budgets = Budgets {
         max_infohashes: args.max_infohashes,
@@ -118,18 +134,19 @@ pub async fn run(args: CrawlArgs) -> anyhow::Result<()> {
     let mut driver = start_crawler(bind, &args.bootstrap, budgets).await?;
     driver.warm_start(&saved);
 
-    peers_file.start()?;
-    let mut stdout = io::stdout();
+    if let Some(file) = &mut peers_file {
+        file.start()?;
+    }
     if args.format == CrawlFormat::Csv {
-        writeln!(stdout, "{CSV_HEADER}")
-            .and_then(|()| stdout.flush())
+        writeln!(out, "{CSV_HEADER}")
+            .and_then(|()| out.flush())
             .context("cannot write to stdout")?;
     }
-    let mut sink = Rows::new(args.format, stdout, &mut peers_file);
+    let mut sink = Rows::new(args.format, out, peers_file.as_mut());
     let report = driver
         .run(
             crawl_limit(args.overall_timeout),
-            interrupted(),
+            stop.fired(),
             Some(PROGRESS_EVERY),
             &mut sink,
         )
@@ -190,7 +207,8 @@ struct Rows<'a, W: Write> {
     format: CrawlFormat,
     stdout: W,
     stdout_open: bool,
-    peers_file: &'a mut PeersFile,
+    /// The peers file, unless an embedder wants none.
+    peers_file: Option<&'a mut PeersFile>,
     /// The node that sampled each infohash whose search is pending (for `source`), at most
     /// `sources_cap` ([`SEARCHES_CAP`]) of them.
     sources: HashMap<InfoHash, SocketAddr>,
@@ -200,7 +218,7 @@ struct Rows<'a, W: Write> {
 }
 
 impl<'a, W: Write> Rows<'a, W> {
-    fn new(format: CrawlFormat, stdout: W, peers_file: &'a mut PeersFile) -> Rows<'a, W> {
+    fn new(format: CrawlFormat, stdout: W, peers_file: Option<&'a mut PeersFile>) -> Rows<'a, W> {
         Rows {
             format,
             stdout,
@@ -241,10 +259,11 @@ impl<W: Write> CrawlSink for Rows<'_, W> {
                     source: self.sources.get(&info_hash).copied(),
                 };
                 self.counts.rows += 1;
-                let path = self.peers_file.path().display().to_string();
-                self.peers_file
-                    .append(&row)
-                    .with_context(|| format!("cannot write peers file `{path}`"))?;
+                if let Some(file) = &mut self.peers_file {
+                    let path = file.path().display().to_string();
+                    file.append(&row)
+                        .with_context(|| format!("cannot write peers file `{path}`"))?;
+                }
                 let line = match self.format {
                     CrawlFormat::Csv => row.csv(),
                     CrawlFormat::Jsonl => row.jsonl(),
@@ -291,7 +310,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let mut file = PeersFile::open(&dir.path().join("peers.csv")).unwrap();
         file.start().unwrap();
-        let mut sink = Rows::new(CrawlFormat::Csv, Vec::new(), &mut file);
+        let mut sink = Rows::new(CrawlFormat::Csv, Vec::new(), Some(&mut file));
         for p in ["10.0.0.1:0", "10.0.0.1:6881", "[::1]:0"] {
             assert!(sink.event(&peer_event(p)).unwrap());
         }
@@ -383,7 +402,7 @@ mod tests {
         assert!(crate::crawl::setup::concurrency_for_rate(0.0).1 <= MAX_CONCURRENT_SEARCHES);
         let dir = tempfile::tempdir().unwrap();
         let mut file = PeersFile::open(&dir.path().join("peers.csv")).unwrap();
-        let mut sink = Rows::new(CrawlFormat::Jsonl, Vec::new(), &mut file);
+        let mut sink = Rows::new(CrawlFormat::Jsonl, Vec::new(), Some(&mut file));
         sink.sources_cap = 2;
         let from: SocketAddr = "10.0.0.9:6881".parse().unwrap();
         let found = |i: u8| CrawlEvent::InfoHash {

@@ -243,6 +243,8 @@ mod tests {
                 source: Source::Announce,
                 seeds_estimate: Some(4),
                 peers_estimate: None,
+                category: None,
+                release: None,
             },
             files_omitted: 1,
             last_seen: 20,

@@ -15,7 +15,7 @@
 use crate::args::{EncryptionArg, TransportArg};
 use std::fs;
 use std::future::Future;
-use std::io::{self, Write as _};
+use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 use std::pin::Pin;
 use std::time::{Duration, Instant};
@@ -30,7 +30,7 @@ use tokio::sync::mpsc;
 
 use crate::args::{overall_limit, parse_bytes, parse_overall_timeout, parse_secs};
 use crate::crawl::driver::sleep_until_opt as until;
-use crate::crawl::setup::interrupted;
+use crate::crawl::setup::StopOn;
 use crate::fetch::peers_csv::{self, Line, RowReader};
 use crate::fetch::stream::{Grouper, GrouperConfig};
 use crate::fetch::{self, FetchConfig, FetchStats, InfohashResult, Job};
@@ -156,12 +156,33 @@ const ROWS_BUFFERED: usize = 1_024;
 
 /// Run `estudely metadata ...`.
 pub async fn run(args: MetadataArgs) -> anyhow::Result<()> {
-    let from_stdin = args.file == Path::new("-");
+    run_with(args, None, io::stdout(), StopOn::Signals).await
+}
+
+/// A peers CSV held in memory, read instead of `FILE` (an embedder's rows).
+#[derive(Debug, Clone)]
+pub struct PeersCsv {
+    /// What warnings call it, in place of a file name.
+    pub label: String,
+    /// The CSV, as `estudely crawl` writes it.
+    pub bytes: Vec<u8>,
+}
+
+/// [`run`] with the peers read from `input` (when given) instead of `FILE`, the rows written
+/// to `out` instead of stdout, and stopped early by `stop` instead of Ctrl-C: for a program
+/// that runs `metadata` in-process (the Python package).
+pub async fn run_with<W: Write>(
+    args: MetadataArgs,
+    input: Option<PeersCsv>,
+    out: W,
+    stop: StopOn,
+) -> anyhow::Result<()> {
+    let per_infohash = args.peers_per_infohash as usize;
     // A file is read whole before anything is printed (a missing one is a usage error).
-    let jobs = if from_stdin {
-        None
-    } else {
-        Some(read_file(&args.file, args.peers_per_infohash as usize)?)
+    let jobs = match input {
+        Some(csv) => Some(read_peers(&csv.label, &csv.bytes, per_infohash)?),
+        None if args.file == Path::new("-") => None,
+        None => Some(read_file(&args.file, per_infohash)?),
     };
     if let Some(dir) = &args.save_torrents {
         fs::create_dir_all(dir)
@@ -184,14 +205,14 @@ pub async fn run(args: MetadataArgs) -> anyhow::Result<()> {
     };
     args.metrics.start()?;
     let mut out = Output {
-        printer: Printer::new(args.format),
+        printer: Printer::new(args.format, out),
         printing: true,
         save_torrents: args.save_torrents.clone(),
         live: crate::progress::FetchProgress::new("metadata"),
         refused_private: 0,
     };
     out.header()?;
-    let stop = interrupted();
+    let stop = stop.fired();
     tokio::pin!(stop);
     let stats = match jobs {
         Some(jobs) => whole(jobs, cfg, &mut out, stop).await?,
@@ -231,10 +252,10 @@ fn private_hint(stats: &FetchStats, refused_private: u64, allow_private: bool) -
 const BACKSTOP: Duration = Duration::from_secs(5);
 
 /// Fetch the jobs of a whole file, printing each torrent as it completes.
-async fn whole(
+async fn whole<W: Write>(
     jobs: Vec<Job>,
     cfg: FetchConfig,
-    out: &mut Output,
+    out: &mut Output<W>,
     mut stop: Pin<&mut impl Future<Output = ()>>,
 ) -> anyhow::Result<FetchStats> {
     let backstop = cfg.overall_timeout.map(|d| Instant::now() + d + BACKSTOP);
@@ -258,10 +279,10 @@ async fn whole(
 /// Fetch as rows arrive on stdin (a crawl piped in): rows are grouped into jobs by a
 /// [`Grouper`] and each torrent is printed as soon as it completes, while the input is
 /// still open. Malformed rows are warned about with their line and skipped, as in a file.
-async fn streamed(
+async fn streamed<W: Write>(
     grouping: GrouperConfig,
     cfg: FetchConfig,
-    out: &mut Output,
+    out: &mut Output<W>,
     mut stop: Pin<&mut impl Future<Output = ()>>,
 ) -> anyhow::Result<FetchStats> {
     let deadline = cfg.overall_timeout.map(|d| Instant::now() + d);
@@ -346,8 +367,14 @@ fn read_stdin() -> mpsc::Receiver<io::Result<Line>> {
 fn read_file(path: &Path, peers_per_infohash: usize) -> anyhow::Result<Vec<Job>> {
     let label = path.display().to_string();
     let bytes = fs::read(path).map_err(|e| UsageError(format!("cannot read `{label}`: {e}")))?;
-    let input = peers_csv::read(&bytes[..], peers_per_infohash)
-        .with_context(|| format!("reading {label}"))?;
+    read_peers(&label, &bytes, peers_per_infohash)
+}
+
+/// The jobs of a whole peers CSV called `label`, its malformed rows warned about with their
+/// line.
+fn read_peers(label: &str, bytes: &[u8], peers_per_infohash: usize) -> anyhow::Result<Vec<Job>> {
+    let input =
+        peers_csv::read(bytes, peers_per_infohash).with_context(|| format!("reading {label}"))?;
     for bad in &input.bad {
         eprintln!(
             "warning: {label}: line {}: {}; skipped",
@@ -358,8 +385,8 @@ fn read_file(path: &Path, peers_per_infohash: usize) -> anyhow::Result<Vec<Job>>
 }
 
 /// Where results go: rows on stdout (until its reader goes away), torrents to a directory.
-struct Output {
-    printer: Printer,
+struct Output<W: Write> {
+    printer: Printer<W>,
     /// False once stdout's reader went away (`| head`): fetching goes on, quietly.
     printing: bool,
     save_torrents: Option<PathBuf>,
@@ -368,7 +395,7 @@ struct Output {
     refused_private: u64,
 }
 
-impl Output {
+impl<W: Write> Output<W> {
     fn header(&mut self) -> anyhow::Result<()> {
         let printed = self.printer.header();
         self.printing = !is_broken_pipe(&printed);
@@ -412,40 +439,41 @@ fn ignore_broken_pipe(e: io::Error) -> anyhow::Result<()> {
     }
 }
 
-/// A csv error as the I/O error under it (keeping `BrokenPipe` recognisable).
-fn csv_io(e: csv::Error) -> io::Error {
-    match e.into_kind() {
-        csv::ErrorKind::Io(e) => e,
-        other => io::Error::other(format!("{other:?}")),
-    }
+/// One CSV record, built whole (quoted as RFC 4180 needs), with its line end.
+fn csv_line<const N: usize>(fields: [&str; N]) -> io::Result<Vec<u8>> {
+    let mut w = csv::WriterBuilder::new()
+        .has_headers(false)
+        .from_writer(Vec::new());
+    w.write_record(fields).map_err(io::Error::other)?;
+    w.into_inner().map_err(|e| e.into_error())
 }
 
-/// Writes rows to stdout, flushed one by one.
-struct Printer {
+/// Writes rows to stdout (`W`), each whole with one call and flushed.
+struct Printer<W: Write> {
     format: MetadataFormat,
-    csv: csv::Writer<io::Stdout>,
+    out: W,
 }
 
-impl Printer {
-    fn new(format: MetadataFormat) -> Printer {
-        Printer {
-            format,
-            csv: csv::Writer::from_writer(io::stdout()),
-        }
+impl<W: Write> Printer<W> {
+    fn new(format: MetadataFormat, out: W) -> Printer<W> {
+        Printer { format, out }
+    }
+
+    fn write(&mut self, line: &[u8]) -> io::Result<()> {
+        self.out.write_all(line)?;
+        self.out.flush()
     }
 
     fn header(&mut self) -> io::Result<()> {
         if self.format == MetadataFormat::Csv {
-            self.csv
-                .write_record([
-                    "infohash",
-                    "name",
-                    "file_count",
-                    "total_bytes",
-                    "piece_length",
-                ])
-                .map_err(csv_io)?;
-            self.csv.flush()?;
+            let line = csv_line([
+                "infohash",
+                "name",
+                "file_count",
+                "total_bytes",
+                "piece_length",
+            ])?;
+            self.write(&line)?;
         }
         Ok(())
     }
@@ -456,16 +484,14 @@ impl Printer {
         let infohash = r.info_hash.to_hex();
         match self.format {
             MetadataFormat::Csv => {
-                self.csv
-                    .write_record([
-                        infohash,
-                        csv_name(&s.name),
-                        s.file_count.to_string(),
-                        s.total_bytes.to_string(),
-                        s.piece_length.to_string(),
-                    ])
-                    .map_err(csv_io)?;
-                self.csv.flush()
+                let line = csv_line([
+                    &infohash,
+                    &csv_name(&s.name),
+                    &s.file_count.to_string(),
+                    &s.total_bytes.to_string(),
+                    &s.piece_length.to_string(),
+                ])?;
+                self.write(&line)
             }
             MetadataFormat::Jsonl => {
                 let row = JsonRow {
@@ -495,10 +521,9 @@ impl Printer {
                         })
                         .collect(),
                 };
-                let line = serde_json::to_string(&row).map_err(io::Error::other)?;
-                let mut stdout = io::stdout().lock();
-                writeln!(stdout, "{line}")?;
-                stdout.flush()
+                let mut line = serde_json::to_vec(&row).map_err(io::Error::other)?;
+                line.push(b'\n');
+                self.write(&line)
             }
         }
     }

@@ -8,6 +8,7 @@ pub mod export;
 pub mod metadata;
 pub mod node;
 pub mod query;
+pub mod reclassify;
 pub mod report;
 pub mod run;
 pub mod search;

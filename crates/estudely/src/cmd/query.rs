@@ -3,8 +3,8 @@
 //! The queries go out from a short-lived read-only node (BEP 43), so the node we ask does
 //! not put our ephemeral address in its routing table.
 
-use std::cell::Cell;
-use std::io::Write as _;
+use std::cell::{Cell, RefCell};
+use std::io::Write;
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::time::{Duration, Instant};
 
@@ -23,6 +23,12 @@ const SLACK: Duration = Duration::from_secs(2);
 
 /// Run `estudely query ...`.
 pub async fn run(args: QueryArgs) -> anyhow::Result<()> {
+    run_with(args, std::io::stdout()).await
+}
+
+/// [`run`] with the replies written to `out` instead of stdout: for a program that sends
+/// queries in-process (the Python package).
+pub async fn run_with<W: Write>(args: QueryArgs, out: W) -> anyhow::Result<()> {
     let addr = match &args.method {
         QueryMethod::Ping { addr }
         | QueryMethod::FindNode { addr, .. }
@@ -64,13 +70,18 @@ pub async fn run(args: QueryArgs) -> anyhow::Result<()> {
         timeout: args.timeout,
         format: args.output.format,
         printed: Cell::new(false),
+        out: RefCell::new(out),
     };
     let result = send(&asker, args.method, args.want.map(|w| w.to_want())).await;
     dht.shutdown().await;
     result
 }
 
-async fn send(asker: &Asker<'_>, method: QueryMethod, want: Option<Want>) -> anyhow::Result<()> {
+async fn send<W: Write>(
+    asker: &Asker<'_, W>,
+    method: QueryMethod,
+    want: Option<Want>,
+) -> anyhow::Result<()> {
     let want = want.unwrap_or_default();
     // Our id is filled in by the node.
     let id = NodeId::default();
@@ -136,16 +147,17 @@ async fn send(asker: &Asker<'_>, method: QueryMethod, want: Option<Want>) -> any
     asker.ask(query).await.map(drop)
 }
 
-/// Sends queries to one node and prints the replies.
-struct Asker<'a> {
+/// Sends queries to one node and prints the replies (to stdout, `W`).
+struct Asker<'a, W> {
     dht: &'a DhtHandle,
     to: SocketAddr,
     timeout: Duration,
     format: Format,
     printed: Cell<bool>,
+    out: RefCell<W>,
 }
 
-impl Asker<'_> {
+impl<W: Write> Asker<'_, W> {
     async fn ask(&self, query: Query) -> anyhow::Result<Message> {
         let method = String::from_utf8_lossy(query.method()).into_owned();
         let to = self.to;
@@ -183,7 +195,7 @@ impl Asker<'_> {
             Format::Human => view.to_human(),
             Format::Jsonl => view.to_json() + "\n",
         };
-        let mut out = std::io::stdout().lock();
+        let mut out = self.out.borrow_mut();
         out.write_all(text.as_bytes())
             .and_then(|()| out.flush())
             .context("cannot write to stdout")

@@ -108,6 +108,10 @@ pub struct RunArgs {
     /// often, when first and when last each infohash was seen; `export` lists no peers.
     #[arg(long)]
     pub no_peer_addresses: bool,
+    /// Classification rules tried before the built-in ones (TOML, the format of
+    /// crates/classify/default-rules.toml): extensions by kind, and name rules.
+    #[arg(long, value_name = "FILE")]
+    pub classify_rules: Option<std::path::PathBuf>,
     /// Prometheus metrics.
     #[command(flatten)]
     pub metrics: crate::metrics::MetricsArgs,
@@ -117,7 +121,7 @@ pub struct RunArgs {
     pub serve: Option<std::net::SocketAddr>,
     /// Web UI settings (with --serve).
     #[command(flatten)]
-    pub web: crate::web::WebArgs,
+    pub web: crate::args::WebArgs,
 }
 
 /// How often good nodes are saved to the index while running.
@@ -144,6 +148,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
             None => Default::default(),
         },
     };
+    let classifier = crate::args::classifier(args.classify_rules.as_deref())?;
     args.metrics.start()?;
     let owner = args.owner.clone().unwrap_or_else(default_owner);
     let store_cfg = StoreConfig {
@@ -178,7 +183,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
     };
     let mut driver = start_crawler(bind, &args.bootstrap, budgets).await?;
     driver.warm_start(&opened.nodes);
-    let shared = Shared::new(store, opened.known, filters);
+    let shared = Shared::new(store, opened.known, filters, classifier);
     let sink = RefCell::new(IndexSink(shared.clone()));
     let gate = RefCell::new(IndexGate(shared.clone()));
     // Infohashes waiting for a claim or a fetch: a minute of fetches at the default
@@ -271,11 +276,11 @@ fn publish_index(shared: &Shared) {
 async fn start_web(
     listen: std::net::SocketAddr,
     url: &DbUrl,
-    web: &crate::web::WebArgs,
+    web: &crate::args::WebArgs,
 ) -> anyhow::Result<()> {
     let listener = crate::web::bind(listen, web.auth.is_some()).await?;
     crate::metrics::install()?;
-    let state = std::sync::Arc::new(crate::web::AppState::new(url.clone(), web));
+    let state = std::sync::Arc::new(crate::web::AppState::new(url.clone(), &web.config()));
     eprintln!("run: web UI at http://{}/", listener.local_addr()?);
     let auth = web.auth.clone();
     tokio::spawn(async move {

@@ -8,18 +8,22 @@ use clap::{Args, ValueEnum};
 use crate::cmd::db::DbArgs;
 use crate::output::csv_name;
 use crate::report::format::human_bytes;
-use crate::store::StoredTorrent;
+use crate::store::{Category, StoredTorrent};
 
 /// `estudely search --help` epilogue.
 pub const EXAMPLES: &str = "The query is plain words (letters and digits; everything else separates
 words, nothing is search syntax); a torrent matches when its name or file paths hold every
-word. Best matches first. Text: one line per hit, `INFOHASH  SIZE  FILES  NAME`, the name
-with control characters and bytes that are not UTF-8 written \\xHH (as in collect's CSV).
-JSONL: one object per hit (infohash, name, name_hex, version, file_count, total_bytes,
-piece_length, private, discovered, last_seen, source).
+word. Best matches first. With --category, only torrents of that category (and with no
+words, its newest). Text: one line per hit, `INFOHASH  SIZE  FILES  CATEGORY  NAME`, the
+name with control characters and bytes that are not UTF-8 written \\xHH (as in collect's
+CSV; `-` for a torrent not classified yet). JSONL: one object per hit (infohash, name,
+name_hex, version, file_count, total_bytes, piece_length, private, discovered, last_seen,
+source, category, release).
 
 Examples:
   estudely search ubuntu iso
+  estudely search --category tv 'some show'
+  estudely search --category ebook
   estudely search --db crawl.sqlite 'debian 12' --limit 50 --offset 50 --format jsonl";
 
 /// `estudely search ...`
@@ -29,8 +33,12 @@ pub struct SearchArgs {
     #[command(flatten)]
     pub db: DbArgs,
     /// The words to look for.
-    #[arg(required = true, num_args = 1.., value_name = "QUERY")]
+    #[arg(required_unless_present = "category", num_args = 1.., value_name = "QUERY")]
     pub query: Vec<String>,
+    /// Only torrents of this category: movie, tv, music, audiobook, ebook, comic,
+    /// software, game, xxx, other.
+    #[arg(long, value_name = "CATEGORY", value_parser = parse_category)]
+    pub category: Option<Category>,
     /// Most hits to print.
     #[arg(long, value_name = "N", default_value_t = 20)]
     pub limit: usize,
@@ -57,12 +65,11 @@ pub enum SearchFormat {
 /// Run `estudely search ...`.
 pub fn run(args: SearchArgs) -> anyhow::Result<()> {
     let mut store = args.db.open_read_only()?;
-    let hits = store.search_sorted(
-        &args.query.join(" "),
-        args.sort.into(),
-        args.limit,
-        args.offset,
-    )?;
+    let query = args.query.join(" ");
+    let hits = match args.category {
+        Some(c) => store.search_in(&query, c, args.sort.into(), args.limit, args.offset)?,
+        None => store.search_sorted(&query, args.sort.into(), args.limit, args.offset)?,
+    };
     let mut out = Vec::new();
     for hit in &hits {
         let line = match args.format {
@@ -76,16 +83,23 @@ pub fn run(args: SearchArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// `INFOHASH  SIZE  FILES  NAME`, the name escaped.
+/// `INFOHASH  SIZE  FILES  CATEGORY  NAME`, the name escaped.
 pub fn text_line(hit: &StoredTorrent) -> String {
     let t = &hit.torrent;
     format!(
-        "{}  {:>10}  {:>6}  {}",
+        "{}  {:>10}  {:>6}  {:<9}  {}",
         t.info_hash.to_hex(),
         human_bytes(t.total_bytes),
         t.file_count,
+        t.category.map_or("-", Category::as_str),
         csv_name(&t.name)
     )
+}
+
+/// `--category`: a category name, or a one-line error listing them.
+pub fn parse_category(s: &str) -> Result<Category, String> {
+    s.parse()
+        .map_err(|e: estudely_classify::UnknownCategory| e.to_string())
 }
 
 /// One JSON object, on one line.
@@ -117,13 +131,15 @@ mod tests {
                 source: Source::Sample,
                 seeds_estimate: None,
                 peers_estimate: None,
+                category: None,
+                release: None,
             },
             files_omitted: 0,
             last_seen: 6,
         };
         let line = text_line(&hit);
         assert!(
-            line.ends_with("2 KiB       2  a\\x1b[31m\\x0ab\\xff"),
+            line.ends_with("2 KiB       2  -          a\\x1b[31m\\x0ab\\xff"),
             "{line}"
         );
         let json = json_line(&hit);

@@ -5,9 +5,10 @@ use std::sync::Arc;
 
 use clap::Args;
 
+use crate::args::WebArgs;
 use crate::cmd::db::DbArgs;
 use crate::store::DbUrl;
-use crate::web::{self, AppState, WebArgs};
+use crate::web::{self, AppState};
 
 /// `estudely serve --help` epilogue.
 pub const EXAMPLES: &str =
@@ -40,7 +41,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     let url = DbUrl::parse(&args.db.db)?;
     let listener = web::bind(args.listen, args.web.auth.is_some()).await?;
     crate::metrics::install()?;
-    let state = Arc::new(AppState::new(url, &args.web));
+    let state = Arc::new(AppState::new(url, &args.web.config()));
     let pool = Arc::clone(&state.pool);
     // Fail now on a missing file or a refused connection, not at the first page.
     tokio::task::spawn_blocking(move || pool.check()).await??;

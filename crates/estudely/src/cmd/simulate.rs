@@ -2,7 +2,7 @@
 //! (see [`estudely_dht_core::procnet`]), on a virtual clock: coverage over virtual time,
 //! queries sent, memory and wall time. Same seed, same figures (but memory and wall time).
 
-use std::io::{self, Write as _};
+use std::io;
 use std::time::{Duration, Instant};
 
 use clap::{Args, ValueEnum};
@@ -153,6 +153,13 @@ fn pct(part: u64, whole: u64) -> f64 {
 
 /// Run `estudely simulate ...`.
 pub fn run(args: SimulateArgs) -> anyhow::Result<()> {
+    run_with(args, io::stdout().lock())
+}
+
+/// [`run`] with the table and its summary lines written to `out` instead of stdout (for a
+/// program that runs `simulate` in-process, the Python package). Each row is written whole,
+/// with one `write_all`, as its checkpoint is reached.
+pub fn run_with(args: SimulateArgs, mut out: impl io::Write) -> anyhow::Result<()> {
     let net = ProcConfig {
         seed: args.seed,
         nodes: args.nodes,
@@ -171,8 +178,6 @@ pub fn run(args: SimulateArgs) -> anyhow::Result<()> {
     let wall = Instant::now();
     let mut sim = Simulation::new(&cfg);
     let total = sim.net().config().infohashes;
-    let out = io::stdout();
-    let mut out = out.lock();
     writeln!(
         out,
         "# simulate: {} nodes, {} infohashes, seed {}; {} crawler{} at {} queries/s each{}",
@@ -302,7 +307,7 @@ fn write_row(out: &mut impl io::Write, format: SimFormat, cells: &[String; 10]) 
             .join(" "),
         SimFormat::Csv => cells.join(","),
     };
-    writeln!(out, "{line}")
+    out.write_all(format!("{line}\n").as_bytes())
 }
 
 fn human_mb(bytes: usize) -> String {

@@ -10,14 +10,14 @@
 //! benchmarks.
 
 use std::fs::File;
-use std::io::Write as _;
+use std::io::Write;
 use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::Context as _;
 use clap::Args;
 
-use crate::crawl::setup::interrupted;
+use crate::crawl::setup::StopOn;
 use crate::resolve::UsageError;
 use crate::testnet::world::{RunningWorld, StatusSnapshot, WorldConfig};
 use crate::testnet::{seeder_addr, Testnet, TestnetConfig};
@@ -133,6 +133,13 @@ pub fn parse_base_ip(s: &str) -> Result<[u8; 3], String> {
 
 /// Run `estudely testnet ...`.
 pub async fn run(args: TestnetArgs) -> anyhow::Result<()> {
+    run_with(args, std::io::stdout(), StopOn::Signals).await
+}
+
+/// [`run`] with the `bootstrap IP:PORT` line written to `out` instead of stdout, and
+/// stopped by `stop` instead of Ctrl-C: for a program that runs a testnet in-process (the
+/// Python package).
+pub async fn run_with<W: Write>(args: TestnetArgs, out: W, stop: StopOn) -> anyhow::Result<()> {
     if !(args.seconds >= 0.0 && args.seconds <= 86_400.0 * 365.0) {
         let msg = format!("--seconds {} must be from 0 to a year", args.seconds);
         return Err(UsageError(msg).into());
@@ -143,7 +150,7 @@ pub async fn run(args: TestnetArgs) -> anyhow::Result<()> {
         UsageError(format!("cannot write manifest `{path}`: {e}"))
     })?;
     if let Some(n) = args.world {
-        return run_world(args, n, manifest_file).await;
+        return run_world(args, n, manifest_file, out, stop).await;
     }
     if args.nodes.is_some_and(|n| n > 10_000) {
         return Err(UsageError("--nodes is at most 10000 without --world".into()).into());
@@ -164,6 +171,7 @@ pub async fn run(args: TestnetArgs) -> anyhow::Result<()> {
         &args.manifest,
         net.manifest(),
         net.bootstrap(),
+        out,
     )?;
 
     let nodes = net.nodes();
@@ -192,36 +200,42 @@ pub async fn run(args: TestnetArgs) -> anyhow::Result<()> {
         let run_for = Duration::from_secs_f64(args.seconds);
         tokio::select! {
             () = tokio::time::sleep(run_for) => {}
-            () = interrupted() => {}
+            () = stop.fired() => {}
         }
     } else {
-        interrupted().await;
+        stop.fired().await;
     }
     net.shutdown().await;
     Ok(())
 }
 
-/// Write `manifest` to its file, then the first line on stdout, `bootstrap ADDR`: a reader
-/// of that line finds the manifest complete.
+/// Write `manifest` to its file, then the first line on stdout (`out`), `bootstrap ADDR`: a
+/// reader of that line finds the manifest complete.
 fn announce_ready(
     mut file: File,
     path: &std::path::Path,
     manifest: &impl Serialize,
     bootstrap: std::net::SocketAddr,
+    mut out: impl Write,
 ) -> anyhow::Result<()> {
     file.write_all(serde_json::to_string_pretty(manifest)?.as_bytes())
         .and_then(|()| file.write_all(b"\n"))
         .and_then(|()| file.flush())
         .with_context(|| format!("cannot write manifest `{}`", path.display()))?;
     drop(file);
-    let mut out = std::io::stdout().lock();
     writeln!(out, "bootstrap {bootstrap}")
         .and_then(|()| out.flush())
         .context("cannot write to stdout")
 }
 
 /// `estudely testnet --world N`.
-async fn run_world(args: TestnetArgs, n: u64, manifest_file: File) -> anyhow::Result<()> {
+async fn run_world(
+    args: TestnetArgs,
+    n: u64,
+    manifest_file: File,
+    out: impl Write,
+    stop: StopOn,
+) -> anyhow::Result<()> {
     let cfg = WorldConfig {
         torrents: n,
         nodes: args.nodes.unwrap_or(2_000) as usize,
@@ -255,6 +269,7 @@ async fn run_world(args: TestnetArgs, n: u64, manifest_file: File) -> anyhow::Re
         &args.manifest,
         &manifest,
         running.bootstrap(),
+        out,
     )?;
     eprintln!(
         "testnet: world of {n} torrents (seed {}), {} nodes {}..{}, {} seeders from {}, \
@@ -283,10 +298,10 @@ async fn run_world(args: TestnetArgs, n: u64, manifest_file: File) -> anyhow::Re
         if args.seconds > 0.0 {
             tokio::select! {
                 () = tokio::time::sleep(Duration::from_secs_f64(args.seconds)) => {}
-                () = interrupted() => {}
+                () = stop.fired() => {}
             }
         } else {
-            interrupted().await;
+            stop.fired().await;
         }
     };
     tokio::select! {

@@ -291,6 +291,61 @@ pub async fn interrupted() {
     }
 }
 
+/// What ends a command early, as Ctrl-C does: the process's signals (the binary), or a
+/// flag set by the program that runs the command in-process (the Python package), which
+/// must not take SIGINT and SIGTERM over from its host.
+#[derive(Debug, Clone, Default)]
+pub enum StopOn {
+    /// Ctrl-C or (on Unix) SIGTERM.
+    #[default]
+    Signals,
+    /// [`StopFlag::stop`] on the flag this came from.
+    Flag(tokio::sync::watch::Receiver<bool>),
+}
+
+impl StopOn {
+    /// A stop flag and what it stops.
+    pub fn flag() -> (StopFlag, StopOn) {
+        let (tx, rx) = tokio::sync::watch::channel(false);
+        (StopFlag(tx), StopOn::Flag(rx))
+    }
+
+    /// Completes when the command is to stop: [`interrupted`], or once the flag is set (at
+    /// once if it already is; never if its [`StopFlag`] is dropped unset).
+    pub fn fired(&self) -> impl std::future::Future<Output = ()> + 'static {
+        let flag = match self {
+            StopOn::Signals => None,
+            StopOn::Flag(rx) => Some(rx.clone()),
+        };
+        async move {
+            match flag {
+                None => interrupted().await,
+                Some(mut rx) => {
+                    if rx.wait_for(|&stop| stop).await.is_err() {
+                        std::future::pending::<()>().await;
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Stops the commands given its [`StopOn`], from any thread.
+#[derive(Debug)]
+pub struct StopFlag(tokio::sync::watch::Sender<bool>);
+
+impl StopFlag {
+    /// Stop: the commands end as on Ctrl-C (writing what they have).
+    pub fn stop(&self) {
+        self.0.send_replace(true);
+    }
+
+    /// Whether [`StopFlag::stop`] was called.
+    pub fn is_stopped(&self) -> bool {
+        *self.0.borrow()
+    }
+}
+
 /// The signal watch of a command that called [`Interrupt::watch_from_now`].
 static EARLY: std::sync::OnceLock<tokio::sync::watch::Receiver<bool>> = std::sync::OnceLock::new();
 
@@ -306,6 +361,18 @@ impl Interrupt {
     /// Start watching (inside a tokio runtime). After [`Interrupt::watch_from_now`], the
     /// watch that started then (it has seen any signal since).
     pub fn watch() -> Interrupt {
+        Interrupt::watch_on(&StopOn::Signals)
+    }
+
+    /// Watch what `stop` says: [`Interrupt::watch`] for the signals, else its flag (no
+    /// task, no signal handler).
+    pub fn watch_on(stop: &StopOn) -> Interrupt {
+        if let StopOn::Flag(rx) = stop {
+            return Interrupt {
+                rx: rx.clone(),
+                task: None,
+            };
+        }
         if let Some(rx) = EARLY.get() {
             return Interrupt {
                 rx: rx.clone(),

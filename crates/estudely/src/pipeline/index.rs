@@ -21,16 +21,17 @@ use super::nodes::NodeLabels;
 use super::store_thread::{truncated, unix_now, Req, StoreThread};
 use super::{Gate, Handoff, RowSink, Scrape};
 use crate::fetch::{Attempt, FailureKind, FetchedMetadata, Job};
-use crate::store::{Sighting, Source, Torrent, MAX_STORED_FILES};
+use crate::store::{Classifier, Sighting, Source, Torrent, MAX_STORED_FILES};
 
 /// A [`Torrent`] row from fetched metadata, found at `discovered` through `source`, with
-/// its swarm's BEP 33 estimates.
+/// its swarm's BEP 33 estimates, classified by `classifier`.
 pub fn torrent_row(
     ih: InfoHash,
     m: &FetchedMetadata,
     discovered: i64,
     source: Source,
     scrape: Scrape,
+    classifier: &Classifier,
 ) -> anyhow::Result<Torrent> {
     // The summary lists at most 100 files; the index keeps more.
     let full = InfoSummary::parse_with(&m.info, MAX_STORED_FILES)
@@ -46,7 +47,7 @@ pub fn torrent_row(
         .ok()
         .and_then(|d| d.get_int(b"private"))
         == Some(1);
-    Ok(Torrent {
+    let mut t = Torrent {
         info_hash: ih,
         info_hash_v2,
         name: full.name,
@@ -60,7 +61,11 @@ pub fn torrent_row(
         source,
         seeds_estimate: scrape.seeds,
         peers_estimate: scrape.peers,
-    })
+        category: None,
+        release: None,
+    };
+    t.classify(classifier);
+    Ok(t)
 }
 
 /// How the run went, as the sink saw it.
@@ -91,6 +96,8 @@ pub struct Shared {
     pub known: KnownFilter,
     /// The user's filters.
     pub filters: Filters,
+    /// Files every stored torrent under a category (`--classify-rules`).
+    pub classifier: Classifier,
     /// Counts.
     pub counts: IndexCounts,
     /// When and how each infohash in flight was found.
@@ -101,11 +108,17 @@ pub struct Shared {
 
 impl Shared {
     /// Shared state over a started store thread.
-    pub fn new(store: StoreThread, known: KnownFilter, filters: Filters) -> Rc<RefCell<Shared>> {
+    pub fn new(
+        store: StoreThread,
+        known: KnownFilter,
+        filters: Filters,
+        classifier: Classifier,
+    ) -> Rc<RefCell<Shared>> {
         Rc::new(RefCell::new(Shared {
             store,
             known,
             filters,
+            classifier,
             counts: IndexCounts::default(),
             found: HashMap::new(),
             nodes: NodeLabels::default(),
@@ -161,7 +174,7 @@ impl RowSink for IndexSink {
             *sh.counts.filtered.entry(why.counter()).or_default() += 1;
             return sh.count(why.counter());
         }
-        let row = torrent_row(ih, m, discovered, source, scrape)?;
+        let row = torrent_row(ih, m, discovered, source, scrape, &sh.classifier)?;
         // A hybrid's other key (v1, or the truncated v2) is known now too.
         sh.known.insert(&row.info_hash);
         if let Some(v2) = &row.info_hash_v2 {

@@ -35,7 +35,7 @@ use estudely_krpc::InfoHash;
 use tokio::sync::{mpsc, Notify};
 
 use crate::args::overall_limit;
-use crate::crawl::setup::{crawl_limit, Interrupt, SEARCHES_CAP};
+use crate::crawl::setup::{crawl_limit, Interrupt, StopOn, SEARCHES_CAP};
 use crate::crawl::{CrawlDriver, CrawlReport, CrawlSink, Progress, StopReason};
 use crate::fetch::{
     fetch_stream, EncryptionPolicy, FailureKind, FetchConfig, FetchStats, FetchedMetadata, Job,
@@ -200,6 +200,8 @@ pub struct PipelineConfig {
     pub fetch_memory: u64,
     /// Peers a search stops at ([`PEERS_FOR_FETCH`]; 0 with `--full-peer-searches`).
     pub peers_for_fetch: usize,
+    /// What stops the run early, as Ctrl-C does (the binary: the signals).
+    pub stop: StopOn,
 }
 
 /// Peers a search stops at, enough for a fetch
@@ -303,6 +305,7 @@ impl FetchFlags {
             } else {
                 PEERS_FOR_FETCH
             },
+            stop: StopOn::Signals,
         }
     }
 }
@@ -539,7 +542,7 @@ pub async fn run<S: RowSink, G: Gate>(
     let caps = cfg.caps;
     let deadline = crawl_limit(cfg.overall_timeout).map(|t| start + t);
     // One watcher for the whole run: the signal stops the crawl and the fetches alike.
-    let interrupt = Interrupt::watch();
+    let interrupt = Interrupt::watch_on(&cfg.stop);
     driver
         .crawler_mut()
         .set_peers_for_fetch(cfg.peers_for_fetch);

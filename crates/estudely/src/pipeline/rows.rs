@@ -19,8 +19,7 @@ use crate::output::csv_name;
 use crate::store::version_str;
 
 /// The seed's column order.
-pub const HEADER: &str =
-    "infohash,name,file_count,total_bytes,piece_length,peer_ip,peer_port,metadata_ok";
+pub use crate::store::COLLECT_CSV_HEADER as HEADER;
 
 /// Row formats of `estudely collect`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

@@ -22,7 +22,10 @@ use estudely_krpc::{CompactNode, InfoHash, NodeId};
 use postgres::config::Host;
 use postgres::{Client, Config, NoTls};
 
-use super::{Batch, SearchSort, SightingCounts, SightingRow, Source, Stats, Store, StoredTorrent};
+use super::{
+    Batch, Category, Release, SearchSort, SightingCounts, SightingRow, Source, Stats, Store,
+    StoredTorrent,
+};
 
 /// The longest lease taken (longer ones are cut to this): ten years.
 const MAX_LEASE_SECS: f64 = 10.0 * 365.0 * 86_400.0;
@@ -315,7 +318,15 @@ impl Store for PgStore {
         limit: usize,
         offset: usize,
     ) -> anyhow::Result<Vec<StoredTorrent>> {
-        let r = read::search(&mut self.client, self.trgm, query, sort, limit, offset);
+        let r = read::search(
+            &mut self.client,
+            self.trgm,
+            query,
+            None,
+            sort,
+            limit,
+            offset,
+        );
         self.check("search", r)
     }
 
@@ -382,6 +393,31 @@ impl Store for PgStore {
         self.check("setting the statement timeout", r)?;
         self.timeout = Some(limit);
         Ok(())
+    }
+
+    fn search_in(
+        &mut self,
+        query: &str,
+        category: Category,
+        sort: SearchSort,
+        limit: usize,
+        offset: usize,
+    ) -> anyhow::Result<Vec<StoredTorrent>> {
+        let r = read::search(
+            &mut self.client,
+            self.trgm,
+            query,
+            Some(category),
+            sort,
+            limit,
+            offset,
+        );
+        self.check("search", r)
+    }
+
+    fn set_categories(&mut self, rows: &[(InfoHash, Category, Release)]) -> anyhow::Result<()> {
+        let r = write::set_categories(&mut self.client, rows);
+        self.check("setting categories", r)
     }
 }
 

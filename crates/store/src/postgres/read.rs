@@ -9,12 +9,15 @@ use estudely_peer_wire::FileEntry;
 use postgres::{Client, Row};
 
 use super::text::{parse_path_raw, search_words, substring_pattern, to_u64};
-use crate::{parse_version, SearchSort, Source, Stats, StoredTorrent, Torrent};
+use crate::{
+    parse_classification, parse_version, Category, SearchSort, Source, Stats, StoredTorrent,
+    Torrent,
+};
 
 /// The columns that [`stored`] reads, in its order, from `torrents t`.
 pub const COLUMNS: &str = "t.info_hash, t.info_hash_v2, t.name_raw, t.total_bytes, \
     t.piece_length, t.file_count, t.files_omitted, t.private, t.version, t.discovered, \
-    t.last_seen, t.source, t.seeds_estimate, t.peers_estimate";
+    t.last_seen, t.source, t.seeds_estimate, t.peers_estimate, t.category, t.release";
 
 /// Matches ranked per search at least (see [`search`]). 1,000 rather than SQLite's 2,000:
 /// ranking reads each candidate's row and vector, and at 1 M torrents 2,000 put the p95 of a
@@ -41,6 +44,7 @@ pub fn stored(row: &Row) -> anyhow::Result<StoredTorrent> {
         };
     let version: &str = row.try_get(8)?;
     let source: &str = row.try_get(11)?;
+    let (category, release) = parse_classification(row.try_get(14)?, row.try_get(15)?);
     let torrent = Torrent {
         info_hash,
         info_hash_v2,
@@ -57,6 +61,8 @@ pub fn stored(row: &Row) -> anyhow::Result<StoredTorrent> {
             .ok_or_else(|| anyhow::anyhow!("corrupt index: source `{source}`"))?,
         seeds_estimate: estimate(row.try_get(12)?),
         peers_estimate: estimate(row.try_get(13)?),
+        category,
+        release,
     };
     Ok(StoredTorrent {
         torrent,
@@ -128,14 +134,32 @@ pub fn search(
     client: &mut Client,
     trgm: bool,
     query: &str,
+    category: Option<Category>,
     sort: SearchSort,
     limit: usize,
     offset: usize,
 ) -> anyhow::Result<Vec<StoredTorrent>> {
     let words = search_words([query]);
     let pattern = if trgm { substring_pattern(query) } else { None };
-    if (words.is_empty() && pattern.is_none()) || limit == 0 {
+    if limit == 0 {
         return Ok(Vec::new());
+    }
+    let cat = category.map(Category::as_str);
+    if words.is_empty() && pattern.is_none() {
+        let Some(cat) = cat else {
+            return Ok(Vec::new());
+        };
+        // A category alone: its newest torrents (index `torrents_category`).
+        let sql = format!(
+            "SELECT {COLUMNS} FROM torrents t WHERE t.category = $1
+             ORDER BY t.discovered DESC, t.info_hash DESC LIMIT $2 OFFSET $3"
+        );
+        let (limit, offset) = (
+            i64::try_from(limit).unwrap_or(i64::MAX),
+            i64::try_from(offset).unwrap_or(i64::MAX),
+        );
+        let rows = client.query(&sql, &[&cat, &limit, &offset])?;
+        return rows.iter().map(stored).collect();
     }
     // Ranking reads every match's vector: a word in a fifth of a million torrents would
     // take seconds. Rank the first CANDIDATES matches the indexes give (enough for any
@@ -156,7 +180,8 @@ pub fn search(
             let sql = format!(
                 "WITH q AS (SELECT plainto_tsquery('simple', $1) AS q),
                  hits AS (SELECT t.* FROM torrents t, q
-                          WHERE t.search @@ q.q OR t.name ILIKE $2 LIMIT $6)
+                          WHERE (t.search @@ q.q OR t.name ILIKE $2)
+                            AND ($7::text IS NULL OR t.category = $7) LIMIT $6)
                  SELECT {COLUMNS} FROM hits t, q
                  ORDER BY {}
                  LIMIT $4 OFFSET $5",
@@ -173,19 +198,20 @@ pub fn search(
             let plain: String = query.chars().filter(|c| !c.is_control()).collect();
             client.query(
                 &sql,
-                &[&words, &pattern, &plain, &limit, &offset, &candidates],
+                &[&words, &pattern, &plain, &limit, &offset, &candidates, &cat],
             )?
         }
         None => {
             let sql = format!(
                 "WITH q AS (SELECT plainto_tsquery('simple', $1) AS q),
-                 hits AS (SELECT t.* FROM torrents t, q WHERE t.search @@ q.q LIMIT $4)
+                 hits AS (SELECT t.* FROM torrents t, q WHERE t.search @@ q.q
+                          AND ($5::text IS NULL OR t.category = $5) LIMIT $4)
                  SELECT {COLUMNS} FROM hits t, q
                  ORDER BY {}
                  LIMIT $2 OFFSET $3",
                 order.unwrap_or("ts_rank(t.search, q.q) DESC, t.discovered, t.info_hash")
             );
-            client.query(&sql, &[&words, &limit, &offset, &candidates])?
+            client.query(&sql, &[&words, &limit, &offset, &candidates, &cat])?
         }
     };
     rows.iter().map(stored).collect()
@@ -224,11 +250,12 @@ pub fn export(
         }
         for row in &rows {
             let mut t = stored(row)?;
-            let raws: Option<Vec<Vec<u8>>> = row.try_get(14)?;
-            let lens: Option<Vec<i64>> = row.try_get(15)?;
+            // The columns after COLUMNS (16 of them).
+            let raws: Option<Vec<Vec<u8>>> = row.try_get(16)?;
+            let lens: Option<Vec<i64>> = row.try_get(17)?;
             t.torrent.files = files(raws.unwrap_or_default(), lens.unwrap_or_default())?;
-            let ips: Option<Vec<IpAddr>> = row.try_get(16)?;
-            let ports: Option<Vec<i32>> = row.try_get(17)?;
+            let ips: Option<Vec<IpAddr>> = row.try_get(18)?;
+            let ports: Option<Vec<i32>> = row.try_get(19)?;
             let peers: Vec<SocketAddr> = ips
                 .unwrap_or_default()
                 .into_iter()
@@ -312,6 +339,11 @@ pub fn stats(client: &mut Client) -> anyhow::Result<Stats> {
     stats.counters = pairs(
         &mut tx,
         "SELECT name, value FROM counters ORDER BY name COLLATE \"C\"",
+    )?;
+    stats.by_category = pairs(
+        &mut tx,
+        "SELECT coalesce(category, 'unclassified'), count(*) FROM torrents GROUP BY 1
+         ORDER BY coalesce(category, 'unclassified') COLLATE \"C\"",
     )?;
     tx.commit().context("stats")?;
     Ok(stats)

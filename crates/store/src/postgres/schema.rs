@@ -102,6 +102,12 @@ const MIGRATIONS: &[&str] = &[
      DROP TABLE sightings;
      ALTER TABLE sightings_new RENAME TO sightings;
      ALTER INDEX sightings_new_pkey RENAME TO sightings_pkey;",
+    // 6: what a torrent holds (`estudely-classify`): its category word and its release
+    // fields as JSON text; null for the torrents stored before (`estudely reclassify`).
+    // Browsing a category newest first reads `torrents_category`.
+    "ALTER TABLE torrents ADD COLUMN IF NOT EXISTS category text,
+         ADD COLUMN IF NOT EXISTS release text;
+     CREATE INDEX IF NOT EXISTS torrents_category ON torrents (category, discovered);",
 ];
 
 /// The schema version this build reads and writes.

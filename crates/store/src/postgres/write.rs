@@ -5,13 +5,16 @@
 use std::collections::BTreeMap;
 use std::net::IpAddr;
 
-use estudely_krpc::CompactNode;
+use estudely_krpc::{CompactNode, InfoHash};
 use estudely_peer_wire::info::display;
 use postgres::error::SqlState;
 use postgres::Transaction;
 
 use super::text::{clamp_i64, path_raw, search_words};
-use crate::{version_str, Batch, SightingSum, Source, Torrent, MAX_STORED_FILES};
+use crate::{
+    release_json, version_str, Batch, Category, Release, SightingSum, Source, Torrent,
+    MAX_STORED_FILES,
+};
 
 /// Is `e` a deadlock or serialization failure (the transaction may simply be retried)?
 pub fn retryable(e: &postgres::Error) -> bool {
@@ -66,6 +69,7 @@ fn torrents(tx: &mut Transaction<'_>, torrents: &[Torrent]) -> Result<(), postgr
     );
     let (mut name_words, mut path_words) = (Vec::with_capacity(n), Vec::with_capacity(n));
     let (mut seeds, mut peers) = (Vec::with_capacity(n), Vec::with_capacity(n));
+    let (mut categories, mut releases) = (Vec::with_capacity(n), Vec::with_capacity(n));
     for (key, t) in &by_key {
         let stored = t.files.len().min(MAX_STORED_FILES);
         let name = display(&t.name);
@@ -85,20 +89,26 @@ fn torrents(tx: &mut Transaction<'_>, torrents: &[Torrent]) -> Result<(), postgr
         let int4 = |e: Option<u32>| e.map(|e| i32::try_from(e).unwrap_or(i32::MAX));
         seeds.push(int4(t.seeds_estimate));
         peers.push(int4(t.peers_estimate));
+        categories.push(t.category.map(Category::as_str));
+        releases.push(
+            t.category
+                .map(|_| release_json(t.release.as_ref().unwrap_or(&Release::default()))),
+        );
         let paths: Vec<String> = t.files[..stored].iter().map(|f| f.path_lossy()).collect();
         path_words.push(search_words(paths.iter().map(String::as_str)));
     }
     let inserted = tx.query(
         "INSERT INTO torrents (info_hash, info_hash_v2, name, name_raw, total_bytes,
              piece_length, file_count, files_omitted, private, version, discovered,
-             last_seen, source, search, seeds_estimate, peers_estimate)
+             last_seen, source, search, seeds_estimate, peers_estimate, category, release)
          SELECT h, v2, n, nr, tb, pl, fc, fo, p, v, d, d, s,
-                setweight(to_tsvector('simple', nw), 'A') || to_tsvector('simple', pw), se, pe
+                setweight(to_tsvector('simple', nw), 'A') || to_tsvector('simple', pw), se, pe,
+                ca, re
          FROM unnest($1::bytea[], $2::bytea[], $3::text[], $4::bytea[], $5::int8[],
                      $6::int8[], $7::int8[], $8::int8[], $9::bool[], $10::text[],
                      $11::int8[], $12::text[], $13::text[], $14::text[], $15::int4[],
-                     $16::int4[])
-              AS u(h, v2, n, nr, tb, pl, fc, fo, p, v, d, s, nw, pw, se, pe)
+                     $16::int4[], $17::text[], $18::text[])
+              AS u(h, v2, n, nr, tb, pl, fc, fo, p, v, d, s, nw, pw, se, pe, ca, re)
          ON CONFLICT (info_hash) DO NOTHING
          RETURNING info_hash",
         &[
@@ -118,6 +128,8 @@ fn torrents(tx: &mut Transaction<'_>, torrents: &[Torrent]) -> Result<(), postgr
             &path_words,
             &seeds,
             &peers,
+            &categories,
+            &releases,
         ],
     )?;
     let mut new: Vec<[u8; 20]> = Vec::with_capacity(inserted.len());
@@ -184,10 +196,7 @@ fn raise_last_seen<'a>(
 }
 
 /// [`Batch::seen`]: one update per key, the latest time.
-fn seen(
-    tx: &mut Transaction<'_>,
-    seen: &[(estudely_krpc::InfoHash, i64)],
-) -> Result<(), postgres::Error> {
+fn seen(tx: &mut Transaction<'_>, seen: &[(InfoHash, i64)]) -> Result<(), postgres::Error> {
     if seen.is_empty() {
         return Ok(());
     }
@@ -291,6 +300,23 @@ fn counters(tx: &mut Transaction<'_>, counters: &[(String, u64)]) -> Result<(), 
 }
 
 /// Upsert `nodes` by address with `last_good = at`, then keep the `keep` most recently good.
+/// Set the category and release of stored torrents, in one transaction (one statement).
+pub fn set_categories(
+    client: &mut postgres::Client,
+    rows: &[(InfoHash, Category, Release)],
+) -> anyhow::Result<()> {
+    let keys: Vec<&[u8]> = rows.iter().map(|(k, _, _)| &k.0[..]).collect();
+    let cats: Vec<&str> = rows.iter().map(|(_, c, _)| c.as_str()).collect();
+    let rels: Vec<String> = rows.iter().map(|(_, _, r)| release_json(r)).collect();
+    client.execute(
+        "UPDATE torrents t SET category = u.c, release = u.r
+         FROM unnest($1::bytea[], $2::text[], $3::text[]) AS u(k, c, r)
+         WHERE t.info_hash = u.k",
+        &[&keys, &cats, &rels],
+    )?;
+    Ok(())
+}
+
 pub fn nodes(
     tx: &mut Transaction<'_>,
     nodes: &[CompactNode],

@@ -9,8 +9,8 @@ use rusqlite::Connection;
 use super::codec::{fts_query, uint};
 use super::read::{stored, COLUMNS};
 use crate::{
-    bucket_start_sql, check_bucket, size_counts, size_counts_sql, SearchSort, SightingCounts,
-    SightingRow, Source, StoredTorrent,
+    bucket_start_sql, check_bucket, size_counts, size_counts_sql, Category, SearchSort,
+    SightingCounts, SightingRow, Source, StoredTorrent,
 };
 
 /// Most full-text matches ranked per search by relevance. A common word matches millions
@@ -44,12 +44,30 @@ pub fn search_sorted(
     limit: usize,
     offset: usize,
 ) -> anyhow::Result<Vec<StoredTorrent>> {
-    let Some(expr) = fts_query(query) else {
-        return Ok(Vec::new());
-    };
+    search_in(conn, query, None, sort, limit, offset)
+}
+
+/// [`search_sorted`] among the torrents of `category` (all when `None`). The category is
+/// checked inside the candidate set, so a rare category among common words still fills its
+/// pages. With a category and no words: the newest torrents of the category (index
+/// `torrents_category`).
+pub fn search_in(
+    conn: &Connection,
+    query: &str,
+    category: Option<Category>,
+    sort: SearchSort,
+    limit: usize,
+    offset: usize,
+) -> anyhow::Result<Vec<StoredTorrent>> {
     if limit == 0 {
         return Ok(Vec::new());
     }
+    let Some(expr) = fts_query(query) else {
+        return match category {
+            Some(c) => recent_in(conn, c, limit, offset),
+            None => Ok(Vec::new()),
+        };
+    };
     let (score, order, candidates) = match sort {
         SearchSort::Relevance => (
             "bm25(torrents_fts, 2.0, 1.0)",
@@ -59,17 +77,55 @@ pub fn search_sorted(
         SearchSort::Size => ("0", "t.total_bytes DESC, t.id DESC", SORT_CANDIDATES),
         SearchSort::Discovered => ("0", "t.discovered DESC, t.id DESC", SORT_CANDIDATES),
     };
+    let (join, filter) = if category.is_some() {
+        (
+            "JOIN torrents c ON c.id = torrents_fts.rowid",
+            "AND c.category = ?5",
+        )
+    } else {
+        ("", "AND ?5 IS NULL")
+    };
     let sql = format!(
         "SELECT {COLUMNS} FROM (
-             SELECT rowid AS id, {score} AS score FROM torrents_fts
-             WHERE torrents_fts MATCH ?1 ORDER BY rowid DESC LIMIT ?2
+             SELECT torrents_fts.rowid AS id, {score} AS score FROM torrents_fts {join}
+             WHERE torrents_fts MATCH ?1 {filter}
+             ORDER BY torrents_fts.rowid DESC LIMIT ?2
          ) AS hits JOIN torrents t ON t.id = hits.id
          ORDER BY {order} LIMIT ?3 OFFSET ?4"
     );
     let candidates = int(candidates.max(offset.saturating_add(limit)));
     let mut stmt = conn.prepare_cached(&sql)?;
     let rows = stmt.query_map(
-        rusqlite::params![expr, candidates, int(limit), int(offset)],
+        rusqlite::params![
+            expr,
+            candidates,
+            int(limit),
+            int(offset),
+            category.map(Category::as_str)
+        ],
+        stored,
+    )?;
+    let mut out = Vec::new();
+    for row in rows {
+        out.push(row?.0);
+    }
+    Ok(out)
+}
+
+/// The newest torrents of `category`.
+fn recent_in(
+    conn: &Connection,
+    category: Category,
+    limit: usize,
+    offset: usize,
+) -> anyhow::Result<Vec<StoredTorrent>> {
+    let sql = format!(
+        "SELECT {COLUMNS} FROM torrents t WHERE t.category = ?3
+         ORDER BY t.discovered DESC, t.id DESC LIMIT ?1 OFFSET ?2"
+    );
+    let mut stmt = conn.prepare_cached(&sql)?;
+    let rows = stmt.query_map(
+        rusqlite::params![int(limit), int(offset), category.as_str()],
         stored,
     )?;
     let mut out = Vec::new();

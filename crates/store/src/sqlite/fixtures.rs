@@ -4,7 +4,7 @@ use estudely_krpc::InfoHash;
 use estudely_peer_wire::{FileEntry, Version};
 
 use super::SqliteStore;
-use crate::{Source, Torrent};
+use crate::{Classifier, Source, Torrent};
 
 /// A fresh index in a temporary directory (kept alive by the first value).
 pub fn open() -> (tempfile::TempDir, SqliteStore) {
@@ -13,9 +13,11 @@ pub fn open() -> (tempfile::TempDir, SqliteStore) {
     (dir, store)
 }
 
-/// A v1 single-file torrent keyed `[key; 20]`, named `name`, discovered at `at`.
+/// A v1 single-file torrent keyed `[key; 20]`, named `name`, discovered at `at`, classified
+/// by the built-in rules.
 pub fn torrent(key: u8, name: &[u8], at: i64) -> Torrent {
-    Torrent {
+    static CLASSIFIER: std::sync::OnceLock<Classifier> = std::sync::OnceLock::new();
+    let mut t = Torrent {
         info_hash: InfoHash([key; 20]),
         info_hash_v2: None,
         name: name.to_vec(),
@@ -32,5 +34,9 @@ pub fn torrent(key: u8, name: &[u8], at: i64) -> Torrent {
         source: Source::Sample,
         seeds_estimate: None,
         peers_estimate: None,
-    }
+        category: None,
+        release: None,
+    };
+    t.classify(CLASSIFIER.get_or_init(Classifier::default));
+    t
 }

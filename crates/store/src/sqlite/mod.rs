@@ -24,7 +24,7 @@ use estudely_krpc::{CompactNode, InfoHash};
 use rusqlite::{Connection, OpenFlags};
 
 use super::{Batch, SearchSort, SightingCounts, SightingRow, Source, Stats, Store, StoredTorrent};
-use crate::UsageError;
+use crate::{Category, Release, UsageError};
 
 /// An SQLite index, open for writing or for reading only.
 #[derive(Debug)]
@@ -253,6 +253,26 @@ impl Store for SqliteStore {
         self.guard.set(&self.conn, limit);
         Ok(())
     }
+
+    fn search_in(
+        &mut self,
+        query: &str,
+        category: Category,
+        sort: SearchSort,
+        limit: usize,
+        offset: usize,
+    ) -> anyhow::Result<Vec<StoredTorrent>> {
+        let what = format!("searching SQLite index `{}`", self.path.display());
+        self.guarded(true, |c| {
+            browse::search_in(c, query, Some(category), sort, limit, offset)
+        })
+        .context(what)
+    }
+
+    fn set_categories(&mut self, rows: &[(InfoHash, Category, Release)]) -> anyhow::Result<()> {
+        let what = format!("writing to SQLite index `{}`", self.path.display());
+        write::set_categories(&mut self.conn, rows).context(what)
+    }
 }
 
 #[cfg(test)]
@@ -330,5 +350,84 @@ mod tests {
                 "{msg}"
             );
         }
+    }
+}
+
+#[cfg(test)]
+mod category_tests {
+    use super::fixtures::{open, torrent};
+    use super::*;
+    use rusqlite::params;
+
+    fn write(s: &mut SqliteStore, torrents: Vec<crate::Torrent>) {
+        let batch = Batch {
+            torrents,
+            ..Batch::default()
+        };
+        s.write("t", &batch).unwrap();
+    }
+
+    #[test]
+    fn categories_are_stored_searched_counted_and_set_again() {
+        let (_dir, mut s) = open();
+        let film = torrent(1, b"Silent.River.2019.1080p.BluRay.x264-GRP.mkv", 10);
+        let show = torrent(2, b"Silent.River.S01E02.720p.WEB.x264-GRP.mkv", 20);
+        let book = torrent(3, b"Silent River.epub", 30);
+        assert_eq!(film.category, Some(Category::Movie));
+        assert_eq!(show.category, Some(Category::Tv));
+        write(&mut s, vec![film, show, book]);
+        // Round trip, release fields included.
+        let t = s.torrent(&InfoHash([2; 20])).unwrap().unwrap().torrent;
+        assert_eq!(t.category, Some(Category::Tv));
+        let r = t.release.unwrap();
+        assert_eq!(
+            (r.season, r.episode, r.title.as_deref()),
+            (Some(1), Some(2), Some("Silent River"))
+        );
+        // Search within a category, with words and without.
+        let keys = |hits: Vec<StoredTorrent>| -> Vec<u8> {
+            hits.iter().map(|h| h.torrent.info_hash.0[0]).collect()
+        };
+        let all = s
+            .search_sorted("silent", SearchSort::Discovered, 10, 0)
+            .unwrap();
+        assert_eq!(keys(all), [3, 2, 1]);
+        let tv = s
+            .search_in("silent", Category::Tv, SearchSort::Relevance, 10, 0)
+            .unwrap();
+        assert_eq!(keys(tv), [2]);
+        let ebooks = s
+            .search_in("", Category::Ebook, SearchSort::Relevance, 10, 0)
+            .unwrap();
+        assert_eq!(keys(ebooks), [3]);
+        assert!(s
+            .search_in("silent", Category::Game, SearchSort::Size, 10, 0)
+            .unwrap()
+            .is_empty());
+        // A row from before classification: null, counted as unclassified.
+        s.conn
+            .execute(
+                "UPDATE torrents SET category = NULL, release = NULL WHERE info_hash = ?1",
+                params![[3u8; 20]],
+            )
+            .unwrap();
+        let t = s.torrent(&InfoHash([3; 20])).unwrap().unwrap().torrent;
+        assert_eq!((t.category, t.release), (None, None));
+        let st = s.stats().unwrap();
+        let by = |w: &str| st.by_category.iter().find(|(k, _)| k == w).map(|(_, n)| *n);
+        assert_eq!(
+            (by("movie"), by("tv"), by("unclassified")),
+            (Some(1), Some(1), Some(1))
+        );
+        // Set again (reclassify): unknown keys are skipped.
+        let fix = (InfoHash([3; 20]), Category::Ebook, Release::default());
+        let ghost = (InfoHash([9; 20]), Category::Game, Release::default());
+        s.set_categories(&[fix, ghost]).unwrap();
+        let t = s.torrent(&InfoHash([3; 20])).unwrap().unwrap().torrent;
+        assert_eq!(
+            (t.category, t.release),
+            (Some(Category::Ebook), Some(Release::default()))
+        );
+        assert_eq!(s.stats().unwrap().torrents, 3);
     }
 }

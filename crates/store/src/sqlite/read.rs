@@ -9,13 +9,13 @@ use estudely_peer_wire::FileEntry;
 use rusqlite::{Connection, OptionalExtension as _, Row};
 
 use super::codec::{decode_path, uint};
-use crate::{parse_version, Source, Stats, StoredTorrent, Torrent};
+use crate::{parse_classification, parse_version, Source, Stats, StoredTorrent, Torrent};
 
 /// The columns [`stored`] reads, in order, from `torrents t`.
 pub(super) const COLUMNS: &str =
     "t.info_hash, t.info_hash_v2, t.name_raw, t.total_bytes, t.piece_length,
     t.file_count, t.files_omitted, t.private, t.version, t.discovered, t.last_seen, t.source,
-    t.id, t.seeds_estimate, t.peers_estimate";
+    t.id, t.seeds_estimate, t.peers_estimate, t.category, t.release";
 
 /// A `torrents` row (selected with [`COLUMNS`]) without files, and its `id`.
 pub(super) fn stored(row: &Row<'_>) -> rusqlite::Result<(StoredTorrent, i64)> {
@@ -35,6 +35,9 @@ pub(super) fn stored(row: &Row<'_>) -> rusqlite::Result<(StoredTorrent, i64)> {
     };
     let version: String = row.get(8)?;
     let source: String = row.get(11)?;
+    let category: Option<String> = row.get(15)?;
+    let release: Option<String> = row.get(16)?;
+    let (category, release) = parse_classification(category.as_deref(), release.as_deref());
     let torrent = Torrent {
         info_hash,
         info_hash_v2,
@@ -49,6 +52,8 @@ pub(super) fn stored(row: &Row<'_>) -> rusqlite::Result<(StoredTorrent, i64)> {
         source: Source::parse(&source).ok_or_else(|| bad(11, "source"))?,
         seeds_estimate: row.get(13)?,
         peers_estimate: row.get(14)?,
+        category,
+        release,
     };
     let st = StoredTorrent {
         torrent,
@@ -246,6 +251,10 @@ pub fn stats(conn: &Connection) -> anyhow::Result<Stats> {
              GROUP BY 1 ORDER BY 1",
         )?,
         counters: pairs("SELECT name, value FROM counters ORDER BY name")?,
+        by_category: pairs(
+            "SELECT coalesce(category, 'unclassified'), count(*) FROM torrents
+             GROUP BY 1 ORDER BY 1",
+        )?,
     })
 }
 

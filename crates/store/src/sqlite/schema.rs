@@ -100,6 +100,12 @@ pub const MIGRATIONS: &[&str] = &[
         FROM sightings GROUP BY info_hash, ip, port;
     DROP TABLE sightings;
     ALTER TABLE sightings_new RENAME TO sightings;",
+    // 5: what a torrent holds (`estudely-classify`): its category word and its release
+    // fields as JSON; null for the torrents stored before (`estudely reclassify`). Browsing
+    // a category newest first reads `torrents_category`.
+    "ALTER TABLE torrents ADD COLUMN category TEXT;
+    ALTER TABLE torrents ADD COLUMN release TEXT;
+    CREATE INDEX torrents_category ON torrents (category, discovered);",
 ];
 
 /// The schema version this binary writes and reads.

@@ -7,12 +7,12 @@ use estudely_krpc::{CompactNode, InfoHash};
 use rusqlite::{params, Connection, OptionalExtension as _, Transaction, TransactionBehavior};
 
 use super::codec::{encode_path, int, path_text};
-use crate::{version_str, Batch, Torrent, MAX_STORED_FILES};
+use crate::{release_json, version_str, Batch, Category, Release, Torrent, MAX_STORED_FILES};
 
 const INSERT_TORRENT: &str = "INSERT INTO torrents (info_hash, info_hash_v2, name, name_raw,
         total_bytes, piece_length, file_count, files_omitted, private, version, discovered,
-        last_seen, source, seeds_estimate, peers_estimate)
-    VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?11, ?12, ?13, ?14)
+        last_seen, source, seeds_estimate, peers_estimate, category, release)
+    VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?11, ?12, ?13, ?14, ?15, ?16)
     ON CONFLICT (info_hash) DO NOTHING";
 
 const RAISE_LAST_SEEN: &str =
@@ -44,6 +44,24 @@ const ADD_COUNTER: &str = "INSERT INTO counters (name, value) VALUES (?1, ?2)
     ON CONFLICT (name) DO UPDATE SET value = value + excluded.value";
 
 const RELEASE: &str = "DELETE FROM leases WHERE info_hash = ?1 AND owner = ?2";
+
+/// Set the category and release of stored torrents, in one IMMEDIATE transaction.
+pub fn set_categories(
+    conn: &mut Connection,
+    rows: &[(InfoHash, Category, Release)],
+) -> anyhow::Result<()> {
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    {
+        let mut stmt = tx.prepare_cached(
+            "UPDATE torrents SET category = ?2, release = ?3 WHERE info_hash = ?1",
+        )?;
+        for (key, c, r) in rows {
+            stmt.execute(params![key.as_bytes(), c.as_str(), release_json(r)])?;
+        }
+    }
+    tx.commit()?;
+    Ok(())
+}
 
 /// Write `batch` as `owner` in one IMMEDIATE transaction: on any error nothing of it stays.
 pub fn write(conn: &mut Connection, owner: &str, batch: &Batch) -> anyhow::Result<()> {
@@ -138,6 +156,9 @@ fn insert_torrent(tx: &Transaction<'_>, t: &Torrent) -> anyhow::Result<()> {
         t.source.as_str(),
         t.seeds_estimate,
         t.peers_estimate,
+        t.category.map(Category::as_str),
+        t.category
+            .map(|_| release_json(t.release.as_ref().unwrap_or(&Release::default()))),
     ])?;
     if inserted == 0 {
         tx.prepare_cached(RAISE_LAST_SEEN)?

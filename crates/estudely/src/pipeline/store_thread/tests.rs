@@ -155,6 +155,22 @@ impl Store for SlowStore {
     fn recent(&mut self, limit: usize, offset: usize) -> anyhow::Result<Vec<StoredTorrent>> {
         self.inner.recent(limit, offset)
     }
+    fn search_in(
+        &mut self,
+        q: &str,
+        category: estudely_store::Category,
+        sort: SearchSort,
+        limit: usize,
+        offset: usize,
+    ) -> anyhow::Result<Vec<StoredTorrent>> {
+        self.inner.search_in(q, category, sort, limit, offset)
+    }
+    fn set_categories(
+        &mut self,
+        rows: &[(InfoHash, estudely_store::Category, estudely_store::Release)],
+    ) -> anyhow::Result<()> {
+        self.inner.set_categories(rows)
+    }
     fn sightings_of(
         &mut self,
         ih: &InfoHash,

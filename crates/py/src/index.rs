@@ -1,0 +1,193 @@
+//! The index that `estudely run` builds, read from Python: one read-only connection for the
+//! small queries (`search`, `torrent`, `stats`), and for the whole index (`export`'s rows) a
+//! thread of its own with its own connection, handing over chunks of rows one at a time, so
+//! that no more than two chunks are ever in memory. Rows are the JSON views `export
+//! --format jsonl` and `search --format jsonl` write.
+
+use std::sync::Mutex;
+
+use estudely::cli::Command;
+use estudely_store::json::{hit_value, stats_value, torrent_value};
+use estudely_store::{DbUrl, Store};
+use pyo3::exceptions::{PyRuntimeError, PyTypeError, PyValueError};
+use pyo3::prelude::*;
+use pyo3::types::{PyDict, PyInt, PyString};
+
+use crate::convert;
+use crate::errors::command_error;
+use crate::kwargs;
+use crate::task::{spawn_buffered, Task};
+
+/// An index opened read-only: `sqlite:PATH`, a plain path, or `postgres://...`, as `--db`.
+#[pyclass(module = "estudely._native")]
+pub struct Index {
+    url: String,
+    store: Mutex<Option<Box<dyn Store>>>,
+}
+
+/// A chunk's sender found its reader gone: the iteration was closed, not failed.
+#[derive(Debug)]
+struct ReaderGone;
+
+impl std::fmt::Display for ReaderGone {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("the reader of the rows went away")
+    }
+}
+
+impl std::error::Error for ReaderGone {}
+
+impl Index {
+    /// Run `f` on the open store, detached from the interpreter.
+    fn with_store<T: Send>(
+        &self,
+        py: Python<'_>,
+        f: impl FnOnce(&mut dyn Store) -> anyhow::Result<T> + Send,
+    ) -> PyResult<T> {
+        let result = py.detach(|| {
+            let mut guard = self.store.lock().unwrap_or_else(|p| p.into_inner());
+            let store = guard
+                .as_mut()
+                .ok_or_else(|| anyhow::anyhow!("the index is closed"))?;
+            f(store.as_mut())
+        });
+        result.map_err(|e| command_error(&e))
+    }
+}
+
+/// `since` as unix seconds: an int, or a str as `export --since` takes it (a date, an RFC
+/// 3339 time, unix seconds).
+fn since_secs(since: Option<&Bound<'_, PyAny>>) -> PyResult<Option<i64>> {
+    let Some(since) = since.filter(|s| !s.is_none()) else {
+        return Ok(None);
+    };
+    if since.is_instance_of::<PyInt>() {
+        return since.extract().map(Some);
+    }
+    if let Ok(s) = since.cast::<PyString>() {
+        let s = s.to_cow()?;
+        let s: &str = &s;
+        return estudely::cmd::export::parse_since(s)
+            .map(Some)
+            .map_err(|e| PyValueError::new_err(format!("invalid value '{s}' for 'since': {e}")));
+    }
+    Err(PyTypeError::new_err(
+        "since must be unix seconds (int), a date or an RFC 3339 time (str)",
+    ))
+}
+
+#[pymethods]
+impl Index {
+    /// Open the index at `url` for reading (a missing SQLite file is a `ValueError`, never
+    /// a new empty index).
+    #[new]
+    fn new(py: Python<'_>, url: &str) -> PyResult<Self> {
+        let db = DbUrl::parse(url).map_err(|e| PyValueError::new_err(e.0))?;
+        let store = py
+            .detach(|| db.open_read_only())
+            .map_err(|e| command_error(&e))?;
+        Ok(Index {
+            url: url.to_owned(),
+            store: Mutex::new(Some(store)),
+        })
+    }
+
+    /// Search results as columns (the fields of `search --format jsonl`), with `search`'s
+    /// flags as keywords: `limit`, `offset`, `sort`.
+    #[pyo3(signature = (query, **kwargs))]
+    fn search<'py>(
+        &self,
+        py: Python<'py>,
+        query: String,
+        kwargs: Option<&Bound<'py, PyDict>>,
+    ) -> PyResult<Bound<'py, PyDict>> {
+        let fixed = ["--db", &self.url, "--format", "jsonl"];
+        let Command::Search(args) =
+            kwargs::command("search", &["search"], kwargs, &fixed, &[query])?
+        else {
+            return Err(PyRuntimeError::new_err("internal error: not a search"));
+        };
+        let hits = self.with_store(py, move |store| {
+            let hits = store.search_sorted(
+                &args.query.join(" "),
+                args.sort.into(),
+                args.limit,
+                args.offset,
+            )?;
+            Ok(hits.iter().map(hit_value).collect::<Vec<_>>())
+        })?;
+        convert::columns(py, &hits)
+    }
+
+    /// One torrent with its stored files (no peers), as `export --format jsonl` writes it;
+    /// `None` when the index does not hold it. `infohash`: 40 or 64 hex digits, or a magnet
+    /// link.
+    fn torrent<'py>(&self, py: Python<'py>, infohash: &str) -> PyResult<Bound<'py, PyAny>> {
+        let key = estudely::args::parse_info_hash(infohash).map_err(PyValueError::new_err)?;
+        let found = self.with_store(py, move |store| {
+            Ok(store.torrent(&key)?.map(|st| torrent_value(&st, &[])))
+        })?;
+        match found {
+            Some(v) => convert::to_py(py, &v),
+            None => Ok(py.None().into_bound(py)),
+        }
+    }
+
+    /// The counts of `stats --format json`, as a dict.
+    fn stats<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        let stats = self.with_store(py, |store| store.stats())?;
+        convert::to_py(py, &stats_value(&stats))
+    }
+
+    /// Every torrent discovered at or after `since`, oldest first, as `export --format
+    /// jsonl` writes them: a task yielding chunks of `chunk_size` rows as columns, read on
+    /// a connection of its own.
+    #[pyo3(signature = (since=None, chunk_size=65_536))]
+    fn torrent_chunks(
+        &self,
+        since: Option<&Bound<'_, PyAny>>,
+        chunk_size: usize,
+    ) -> PyResult<Task> {
+        if chunk_size == 0 {
+            return Err(PyValueError::new_err("chunk_size must be at least 1"));
+        }
+        let since = since_secs(since)?;
+        let db = DbUrl::parse(&self.url).map_err(|e| PyValueError::new_err(e.0))?;
+        spawn_buffered("export", 1, move |out, stop| {
+            let mut store = db.open_read_only()?;
+            let mut chunk = Vec::with_capacity(chunk_size.min(65_536));
+            let result = store.export(since, &mut |st, peers| {
+                chunk.push(torrent_value(st, peers));
+                if chunk.len() == chunk_size {
+                    let full = std::mem::replace(&mut chunk, Vec::with_capacity(chunk_size));
+                    out.send_rows(full).map_err(|_| ReaderGone)?;
+                }
+                if matches!(&stop, estudely::crawl::setup::StopOn::Flag(rx) if *rx.borrow()) {
+                    return Err(ReaderGone.into());
+                }
+                Ok(())
+            });
+            match result {
+                Err(e) if e.is::<ReaderGone>() => return Ok(()),
+                other => other?,
+            }
+            if !chunk.is_empty() {
+                let _ = out.send_rows(chunk);
+            }
+            Ok(())
+        })
+    }
+
+    /// Close the connection (later calls fail; iterations already started go on).
+    fn close(&self, py: Python<'_>) {
+        py.detach(|| {
+            self.store.lock().unwrap_or_else(|p| p.into_inner()).take();
+        });
+    }
+
+    /// The `url` it was opened with.
+    #[getter]
+    fn url(&self) -> &str {
+        &self.url
+    }
+}

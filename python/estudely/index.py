@@ -1,0 +1,196 @@
+"""An index built by ``estudely run``, read from Python: :class:`Index`."""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import os
+from typing import TYPE_CHECKING, Any, Iterable, Iterator, Optional, Union
+
+import pandas as pd
+
+from . import _frames, _native
+
+if TYPE_CHECKING:
+    import pyarrow
+    from typing_extensions import Self
+
+Since = Union[int, str, _dt.date, _dt.datetime, pd.Timestamp, None]
+
+
+def _since(since: Since) -> Union[int, str, None]:
+    """Unix seconds, or the text ``export --since`` takes, for the native side."""
+    if since is None or isinstance(since, (int, str)):
+        return since
+    if isinstance(since, _dt.datetime):
+        if since.tzinfo is None:
+            since = since.replace(tzinfo=_dt.timezone.utc)
+        return int(since.timestamp())
+    if isinstance(since, _dt.date):
+        return int(_dt.datetime(since.year, since.month, since.day, tzinfo=_dt.timezone.utc).timestamp())
+    raise TypeError(f"since must be an int, a str, a date or a datetime, not {type(since).__name__}")
+
+
+def _arrow_schema(pa: Any, columns: Iterable[str]) -> "pyarrow.Schema":
+    """The Arrow types of :data:`_frames.TORRENTS` for a table of ``columns``: one schema
+    for every chunk, whatever its values (a chunk whose files all have exact paths has no
+    ``path_hex`` to infer). ``release`` is kept as JSON text."""
+    text, whole = pa.string(), pa.int64()
+    files = pa.list_(
+        pa.struct([("path", text), ("length", whole), ("path_hex", pa.list_(text))])
+    )
+    types = {"str": text, "int64": whole, "Int64": whole, "bool": pa.bool_()}
+    special = {
+        "files": files,
+        "peers": pa.list_(text),
+        "name_bytes": pa.binary(),
+        "release": text,
+    }
+    present = set(columns)
+    return pa.schema(
+        [
+            (name, special.get(name) or types[dtype])
+            for name, dtype in _frames.TORRENTS
+            if name in present
+        ]
+    )
+
+
+class Index:
+    """A torrent index, opened read-only (``estudely run`` may write to it meanwhile).
+
+    ``url`` is what ``--db`` takes: ``sqlite:PATH``, a plain path, or ``postgres://...``.
+    A missing SQLite file raises ``ValueError`` (never creates an index). Every method
+    returns a DataFrame; :meth:`torrents` and :meth:`to_arrow` read the index in chunks of
+    ``chunk_size`` torrents, on a connection of their own, so that no more than two chunks
+    are in memory while reading.
+    """
+
+    def __init__(self, url: Union[str, "os.PathLike[str]"]) -> None:
+        self._index = _native.Index(os.fspath(url))
+
+    @property
+    def url(self) -> str:
+        """The ``url`` it was opened with."""
+        return self._index.url
+
+    def search(
+        self, query: str, limit: int = 20, offset: int = 0, sort: str = "relevance"
+    ) -> pd.DataFrame:
+        """Full-text search over names and file paths, as ``estudely search``: ``query`` is
+        plain words, ``sort`` ``"relevance"``, ``"size"`` or ``"discovered"``. One row per
+        hit: ``infohash``, ``infohash_v2``, ``name``, ``name_hex``, ``version``,
+        ``file_count``, ``total_bytes``, ``piece_length``, ``private``, ``discovered``,
+        ``last_seen`` (unix seconds), ``source``, ``name_bytes``."""
+        columns = self._index.search(query, limit=limit, offset=offset, sort=sort)
+        return _frames.frame(_frames.HITS, columns)
+
+    def iter_torrents(
+        self, since: Since = None, chunk_size: int = 65_536
+    ) -> Iterator[pd.DataFrame]:
+        """The torrents discovered at or after ``since`` (unix seconds, a date or datetime
+        (UTC when naive), or text as ``export --since`` takes it), oldest first, as
+        DataFrames of at most ``chunk_size`` rows. Each row holds the fields ``estudely
+        export --format jsonl`` writes: ``infohash``, ``infohash_v2``, ``name``,
+        ``name_hex``, ``version``, ``file_count``, ``total_bytes``, ``piece_length``,
+        ``metadata_ok``, ``private``, ``discovered``, ``last_seen``, ``source``,
+        ``seeds_estimate``, ``peers_estimate``, ``category`` and ``release`` (where the
+        index classifies torrents), ``files`` (a list of ``{path, length}``
+        dicts, with ``path_hex`` where ``path`` is not exact), ``files_omitted``, ``peers``
+        (``"IP:PORT"`` strings); then ``name_bytes``."""
+        task = self._index.torrent_chunks(since=_since(since), chunk_size=chunk_size)
+        try:
+            for columns in task:
+                yield _frames.frame(_frames.TORRENTS, columns)
+        finally:
+            task.close()
+
+    def torrents(self, since: Since = None, chunk_size: int = 65_536) -> pd.DataFrame:
+        """Every torrent (discovered at or after ``since``) in one DataFrame: the chunks of
+        :meth:`iter_torrents`, concatenated."""
+        chunks = list(self.iter_torrents(since, chunk_size))
+        if not chunks:
+            return _frames.frame(_frames.TORRENTS, {})
+        return pd.concat(chunks, ignore_index=True)
+
+    def to_arrow(self, since: Since = None, chunk_size: int = 65_536) -> "pyarrow.Table":
+        """:meth:`torrents` as a pyarrow Table, built chunk by chunk (needs ``pyarrow``:
+        ``pip install './python[arrow]'``)."""
+        try:
+            import pyarrow as pa
+        except ImportError as e:
+            raise ImportError(
+                "Index.to_arrow() needs pyarrow: pip install pyarrow"
+            ) from e
+        schema, batches = None, []
+        for chunk in self.iter_torrents(since, chunk_size):
+            if "release" in chunk:
+                chunk["release"] = [
+                    None if r is None else json.dumps(r) for r in chunk["release"]
+                ]
+            schema = schema or _arrow_schema(pa, chunk.columns)
+            batches.append(
+                pa.RecordBatch.from_pandas(chunk, schema=schema, preserve_index=False)
+            )
+        empty = _frames.frame(_frames.TORRENTS, {}).columns
+        return pa.Table.from_batches(batches, schema=schema or _arrow_schema(pa, empty))
+
+    def torrent(self, infohash: str) -> Optional[dict[str, Any]]:
+        """One torrent as ``export --format jsonl`` writes it (with its stored files, no
+        peers), or ``None`` when the index does not hold it. ``infohash``: 40 or 64 hex
+        digits, or a magnet link (``ValueError`` otherwise)."""
+        return self._index.torrent(infohash)
+
+    def files(self, infohash: str) -> pd.DataFrame:
+        """The stored files of one torrent: ``infohash``, ``path`` (components joined with
+        ``/``, for display), ``length``, ``path_hex`` (the raw components in hex where
+        ``path`` is not exact, else ``None``). ``KeyError`` when the index does not hold
+        it; ``df.attrs["files_omitted"]`` counts files beyond the stored ones."""
+        torrent = self.torrent(infohash)
+        if torrent is None:
+            raise KeyError(f"{infohash} is not in the index")
+        files = torrent["files"]
+        df = _frames.frame(
+            _frames.FILES,
+            {
+                "infohash": [torrent["infohash"]] * len(files),
+                "path": [f["path"] for f in files],
+                "length": [f["length"] for f in files],
+                "path_hex": [f.get("path_hex") for f in files],
+            },
+        )
+        df.attrs["files_omitted"] = torrent["files_omitted"]
+        return df
+
+    def stats(self) -> pd.DataFrame:
+        """What ``estudely stats`` counts, one row per count: ``group`` (``totals``,
+        ``by_version``, ``by_source``, ``by_day``, ``counters``), ``key`` and ``count``;
+        e.g. ``s.set_index(["group", "key"])["count"]["totals", "torrents"]``."""
+        stats = self._index.stats()
+        rows = []
+        for key, value in stats.items():
+            if isinstance(value, dict):
+                rows += [(key, k, v) for k, v in value.items()]
+            else:
+                rows.append(("totals", key, value))
+        return _frames.frame(
+            _frames.STATS,
+            {
+                "group": [r[0] for r in rows],
+                "key": [r[1] for r in rows],
+                "count": [r[2] for r in rows],
+            },
+        )
+
+    def close(self) -> None:
+        """Close the connection."""
+        self._index.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"<estudely.Index {self.url!r}>"
