@@ -339,18 +339,51 @@ pub struct WebArgs {
     /// Most index connections open at once.
     #[arg(long, value_name = "N", default_value_t = 4)]
     pub db_connections: usize,
+    /// An API key (16 or more printable characters; repeatable): with one, Torznab
+    /// (/torznab/api), RSS (/feed) and the JSON API (/api/) want `apikey=KEY` or an
+    /// X-Api-Key header. Prefer --api-key-file: a command line is visible to other users.
+    #[arg(long, value_name = "KEY", value_parser = estudely_web::keys::ApiKey::parse)]
+    pub api_key: Vec<estudely_web::keys::ApiKey>,
+    /// A file of API keys, one per line (blank lines and lines starting with # skipped).
+    #[arg(long, value_name = "FILE")]
+    pub api_key_file: Option<std::path::PathBuf>,
 }
 
 impl WebArgs {
-    /// The web server's settings: these flags, and `/metrics` from the installed exporter
-    /// (see [`crate::metrics::install`]).
-    pub fn config(&self) -> estudely_web::WebConfig {
-        estudely_web::WebConfig {
+    /// The web server's settings: these flags, the keys of --api-key-file, and `/metrics`
+    /// from the installed exporter (see [`crate::metrics::install`]). A missing key file,
+    /// or a bad key in it, is a usage error naming the file and line.
+    pub fn config(&self) -> anyhow::Result<estudely_web::WebConfig> {
+        let mut api_keys = self.api_key.clone();
+        if let Some(path) = &self.api_key_file {
+            let text = std::fs::read_to_string(path).map_err(|e| {
+                crate::resolve::UsageError(format!(
+                    "cannot read --api-key-file {}: {e}",
+                    path.display()
+                ))
+            })?;
+            for (i, line) in text.lines().enumerate() {
+                let line = line.trim();
+                if line.is_empty() || line.starts_with('#') {
+                    continue;
+                }
+                let key = estudely_web::keys::ApiKey::parse(line).map_err(|e| {
+                    crate::resolve::UsageError(format!(
+                        "--api-key-file {}:{}: {e}",
+                        path.display(),
+                        i + 1
+                    ))
+                })?;
+                api_keys.push(key);
+            }
+        }
+        Ok(estudely_web::WebConfig {
             auth: self.auth.clone(),
             db_connections: self.db_connections,
             metrics: crate::metrics::handle()
                 .map(|h| std::sync::Arc::new(move || h.render()) as estudely_web::RenderMetrics),
-        }
+            api_keys,
+        })
     }
 }
 

@@ -2,8 +2,10 @@
 //!
 //! - Pages (server-rendered HTML from askama templates in `templates/`, no JavaScript):
 //!   `/`, `/search?q=&sort=&page=`, `/torrent/{infohash}`, `/recent?page=`, `/stats`.
-//! - API: `/api/v1/search?q=&limit=&offset=&sort=`, `/api/v1/torrents/{infohash}`,
+//! - API: `/api/v1/search?q=&category=&limit=&offset=&sort=`, `/api/v1/torrents/{infohash}`,
 //!   `/api/v1/stats`; `/metrics` (Prometheus) when [`WebConfig::metrics`] is set.
+//! - [`torznab`]: `/torznab/api` (Torznab / Newznab, for Prowlarr, Sonarr, Radarr) and
+//!   `/feed` (RSS 2.0); [`keys`]: the API keys that guard them and the JSON API.
 //!
 //! Safety: templates escape every string (names and paths are hostile input); a
 //! Content-Security-Policy forbids scripts outright; the index is opened read-only, each
@@ -40,9 +42,11 @@
 mod api;
 mod auth;
 mod db;
+pub mod keys;
 mod pages;
 #[cfg(test)]
 mod tests;
+pub mod torznab;
 pub mod view;
 
 use std::net::SocketAddr;
@@ -108,6 +112,9 @@ pub struct WebConfig {
     pub db_connections: usize,
     /// Serve `/metrics` with this (404 when `None`).
     pub metrics: Option<RenderMetrics>,
+    /// API keys: when there are any, `/torznab/`, `/feed` and `/api/` want one (see
+    /// [`keys`]).
+    pub api_keys: Vec<keys::ApiKey>,
 }
 
 impl Default for WebConfig {
@@ -117,6 +124,7 @@ impl Default for WebConfig {
             auth: None,
             db_connections: 4,
             metrics: None,
+            api_keys: Vec::new(),
         }
     }
 }
@@ -127,6 +135,7 @@ impl std::fmt::Debug for WebConfig {
             .field("auth", &self.auth.as_ref().map(|_| "<redacted>"))
             .field("db_connections", &self.db_connections)
             .field("metrics", &self.metrics.is_some())
+            .field("api_keys", &self.api_keys.len())
             .finish()
     }
 }
@@ -141,6 +150,8 @@ pub struct AppState {
     computing: Arc<tokio::sync::Mutex<()>>,
     /// Serve `/metrics` with this.
     metrics: Option<RenderMetrics>,
+    /// The API keys and the failed attempts.
+    keys: Arc<keys::KeyGuard>,
 }
 
 impl AppState {
@@ -156,6 +167,7 @@ impl AppState {
             stats: Mutex::new(None),
             computing: Arc::new(tokio::sync::Mutex::new(())),
             metrics: config.metrics.clone(),
+            keys: Arc::new(keys::KeyGuard::new(config.api_keys.clone())),
         }
     }
 
@@ -243,15 +255,24 @@ pub fn router(state: Arc<AppState>, auth: Option<Credentials>) -> Router {
         .route("/api/v1/search", get(api::search))
         .route("/api/v1/torrents/{key}", get(api::torrent))
         .route("/api/v1/stats", get(api::stats))
+        .route("/torznab/api", get(torznab::api))
+        .route("/feed", get(torznab::rss))
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
         .fallback(pages::not_found)
-        .with_state(state);
+        .with_state(Arc::clone(&state));
     if let Some(creds) = auth {
         app = app.layer(middleware::from_fn_with_state(
             Arc::new(creds),
             auth::require,
         ));
     }
+    // Outside basic authentication: a right key lets a machine route past it.
+    app = app.layer(middleware::from_fn_with_state(
+        Arc::clone(&state.keys),
+        keys::require,
+    ));
     let app = limit(app, REQUEST_TIMEOUT, MAX_REQUESTS);
     app.layer(middleware::from_fn(security_headers))
         .layer(middleware::from_fn(track))
@@ -313,7 +334,7 @@ async fn track(req: Request, next: Next) -> Response {
 
 /// The label of a route pattern: one of the router's own, else `other`.
 fn route_label(pattern: &str) -> &'static str {
-    const ROUTES: [&str; 10] = [
+    const ROUTES: [&str; 14] = [
         "/",
         "/search",
         "/recent",
@@ -323,12 +344,37 @@ fn route_label(pattern: &str) -> &'static str {
         "/api/v1/search",
         "/api/v1/torrents/{key}",
         "/api/v1/stats",
+        "/torznab/api",
+        "/feed",
+        "/healthz",
+        "/readyz",
         "/metrics",
     ];
     ROUTES
         .into_iter()
         .find(|r| *r == pattern)
         .unwrap_or("other")
+}
+
+/// `GET /healthz`: the process answers (for supervisors; no authentication).
+async fn healthz() -> Response {
+    (StatusCode::OK, "ok\n").into_response()
+}
+
+/// `GET /readyz`: 200 when the index answers a query, else 503 with why (no
+/// authentication; the why never holds a password: see `DbUrl`'s `Display`).
+async fn readyz(State(st): State<Arc<AppState>>) -> Response {
+    match st
+        .pool
+        .run(|s| s.contains(&estudely_krpc::InfoHash([0; 20])))
+        .await
+    {
+        Ok(_) => (StatusCode::OK, "ready\n").into_response(),
+        Err(e) => {
+            warn!("readyz: {e}");
+            (StatusCode::SERVICE_UNAVAILABLE, "index unavailable\n").into_response()
+        }
+    }
 }
 
 /// `GET /metrics`: the Prometheus text, or 404 when metrics are off.
@@ -391,7 +437,8 @@ pub async fn serve(
             warn!("stats report: {e}");
         }
     });
-    axum::serve(listener, router(state, auth))
+    let app = router(state, auth).into_make_service_with_connect_info::<SocketAddr>();
+    axum::serve(listener, app)
         .with_graceful_shutdown(shutdown)
         .await?;
     Ok(())

@@ -55,7 +55,7 @@ fn app(auth: Option<Credentials>) -> (tempfile::TempDir, axum::Router) {
     let args = WebConfig {
         auth: auth.clone(),
         db_connections: 2,
-        metrics: None,
+        ..WebConfig::default()
     };
     (dir, router(Arc::new(AppState::new(url, &args)), auth))
 }
@@ -84,7 +84,8 @@ async fn get_with(
     (status, headers, String::from_utf8(body.to_vec()).unwrap())
 }
 
-fn rt() -> tokio::runtime::Runtime {
+/// A runtime for one test.
+pub(crate) fn rt() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -411,5 +412,28 @@ fn categories_filter_search_and_show_on_pages() {
             page.contains("<td id=\"release\">Silent River · S01E02 · 720p · x264 · GRP</td>"),
             "{page}"
         );
+    });
+}
+
+/// Supervisors' probes answer without credentials; readyz says when the index is gone.
+#[test]
+fn probes_answer_without_credentials() {
+    rt().block_on(async {
+        let creds = Credentials::parse("me:secret").unwrap();
+        let (dir, app) = app(Some(creds));
+        assert_eq!(get(&app, "/").await.0, StatusCode::UNAUTHORIZED);
+        let (status, _, body) = get(&app, "/healthz").await;
+        assert_eq!((status, body.as_str()), (StatusCode::OK, "ok\n"));
+        let (status, _, body) = get(&app, "/readyz").await;
+        assert_eq!((status, body.as_str()), (StatusCode::OK, "ready\n"));
+        // Over an index that cannot be opened: not ready, still healthy.
+        let url = DbUrl::Sqlite(dir.path().join("missing.sqlite"));
+        let gone = router(Arc::new(AppState::new(url, &WebConfig::default())), None);
+        let (status, _, body) = get(&gone, "/readyz").await;
+        assert_eq!(
+            (status, body.as_str()),
+            (StatusCode::SERVICE_UNAVAILABLE, "index unavailable\n")
+        );
+        assert_eq!(get(&gone, "/healthz").await.0, StatusCode::OK);
     });
 }

@@ -149,6 +149,10 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
         },
     };
     let classifier = crate::args::classifier(args.classify_rules.as_deref())?;
+    if args.serve.is_some() {
+        // A bad --api-key-file is refused before the index is opened.
+        args.web.config()?;
+    }
     args.metrics.start()?;
     let owner = args.owner.clone().unwrap_or_else(default_owner);
     let store_cfg = StoreConfig {
@@ -280,7 +284,7 @@ async fn start_web(
 ) -> anyhow::Result<()> {
     let listener = crate::web::bind(listen, web.auth.is_some()).await?;
     crate::metrics::install()?;
-    let state = std::sync::Arc::new(crate::web::AppState::new(url.clone(), &web.config()));
+    let state = std::sync::Arc::new(crate::web::AppState::new(url.clone(), &web.config()?));
     eprintln!("run: web UI at http://{}/", listener.local_addr()?);
     let auth = web.auth.clone();
     tokio::spawn(async move {

@@ -39,9 +39,10 @@ pub struct ServeArgs {
 /// Run `estudely serve ...` until Ctrl-C.
 pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     let url = DbUrl::parse(&args.db.db)?;
-    let listener = web::bind(args.listen, args.web.auth.is_some()).await?;
     crate::metrics::install()?;
-    let state = Arc::new(AppState::new(url, &args.web.config()));
+    let config = args.web.config()?;
+    let listener = web::bind(args.listen, args.web.auth.is_some()).await?;
+    let state = Arc::new(AppState::new(url, &config));
     let pool = Arc::clone(&state.pool);
     // Fail now on a missing file or a refused connection, not at the first page.
     tokio::task::spawn_blocking(move || pool.check()).await??;
