@@ -353,6 +353,11 @@ fn assert_clean(dom: &str, what: &str) {
 }
 
 /// The torrent links of a list page: (key, name) in order.
+/// The inside of the category links of a search page.
+fn facets_of(dom: &str) -> String {
+    by_id(dom, "categories").expect("category links").inner
+}
+
 fn listed(dom: &str) -> Vec<(String, String)> {
     all(dom, "<a class=\"name\"")
         .iter()
@@ -462,6 +467,29 @@ fn search_finds_a_name_and_its_page_shows_files_and_magnet() {
     // Its whole name finds it alone (the words of it: `estudely`, `dataset`, `0NN`).
     let dom = web.dom(&format!("/search?q={name}"));
     assert_eq!(listed(&dom), [(key.to_owned(), name.to_owned())]);
+
+    // The category links: `all` and each category; the one of the known torrent lists the
+    // dataset torrents of that category (as export files them), each row saying so.
+    let dom = web.dom("/search?q=dataset");
+    let facets = by_id(&dom, "categories").expect("category links");
+    assert_eq!(all(&facets.inner, "<a href=").len(), 10, "{}", facets.inner);
+    let cat = known["category"].as_str().expect("a category in export");
+    let dom = web.dom(&format!("/search?q=dataset&category={cat}"));
+    let want: BTreeSet<&str> = fx
+        .by_name_prefix("estudely-dataset-")
+        .iter()
+        .filter(|t| t["category"] == cat)
+        .map(|t| t["infohash"].as_str().unwrap())
+        .collect();
+    let found = listed(&dom);
+    let got: BTreeSet<&str> = found.iter().map(|(k, _)| k.as_str()).collect();
+    assert_eq!(got, want, "the dataset torrents filed under {cat}");
+    let shown = all(&dom, "<span class=\"category\"");
+    assert_eq!(shown.len(), want.len());
+    assert!(shown.iter().all(|s| s.text() == cat), "{cat}");
+    let current = all(&facets_of(&dom), "<strong");
+    assert_eq!(current.len(), 1);
+    assert_eq!(current[0].text(), cat);
 
     // Its page: name, infohash, magnet, files.
     let dom = web.dom(&format!("/torrent/{key}"));
@@ -705,6 +733,7 @@ fn pages_render_at_phone_width() {
     for path in [
         "/",
         "/search?q=dataset",
+        "/search?q=dataset&category=other",
         &format!("/torrent/{key}"),
         "/stats",
     ] {
