@@ -138,6 +138,17 @@ fn reclassify_then_search_export_and_stats_by_category() {
     ]));
     assert!(out.is_empty(), "{out}");
 
+    // An infohash or a magnet link as the query: that torrent alone.
+    let hex = "02".repeat(20);
+    let magnet = format!("magnet:?xt=urn:btih:{hex}&dn=whatever");
+    for q in [hex.as_str(), magnet.as_str()] {
+        let (out, _) = ok(&estudely(&["search", "--db", db, q]));
+        assert_eq!(out.lines().count(), 1, "{q}: {out}");
+        assert!(out.starts_with(&hex), "{q}: {out}");
+    }
+    let (out, _) = ok(&estudely(&["search", "--db", db, &"09".repeat(20)]));
+    assert!(out.is_empty(), "not stored: no hit: {out}");
+
     let (out, _) = ok(&estudely(&["export", "--db", db, "--format", "jsonl"]));
     let rows: Vec<serde_json::Value> = out
         .lines()

@@ -81,14 +81,30 @@ pub async fn search(
     }
     let sort = q.sort.unwrap_or_default();
     let text = query.clone();
-    let mut found = match st
-        .pool
-        .run(move |s| match category {
-            Some(c) => s.search_in(&text, c, sort, limit + 1, offset),
-            None => s.search_sorted(&text, sort, limit + 1, offset),
-        })
-        .await
-    {
+    // An infohash or a magnet link of a stored torrent: that torrent alone.
+    let key = estudely_store::key_in_query(&query);
+    let named = match key {
+        Some(key) => match st.pool.run(move |s| s.torrent(&key)).await {
+            Ok(t) => t.map(|mut t| {
+                t.torrent.files.clear();
+                t
+            }),
+            Err(e) => return db_fail(e),
+        },
+        None => None,
+    };
+    let searched = match named {
+        Some(t) => Ok(if offset == 0 { vec![t] } else { Vec::new() }),
+        None => {
+            st.pool
+                .run(move |s| match category {
+                    Some(c) => s.search_in(&text, c, sort, limit + 1, offset),
+                    None => s.search_sorted(&text, sort, limit + 1, offset),
+                })
+                .await
+        }
+    };
+    let mut found = match searched {
         Ok(f) => f,
         Err(e) => return db_fail(e),
     };

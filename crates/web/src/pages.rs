@@ -17,7 +17,9 @@ use super::view::{self, file_tree, parse_key, Row, TreeItem};
 use super::{AppState, DbError, MAX_OFFSET, MAX_QUERY, PAGE_SIZE, STATS_CACHE};
 use estudely_report::charts::{charts, Chart};
 use estudely_report::format::human_bytes;
-use estudely_store::{Category, SearchSort, SightingCounts, SightingRow, StoredTorrent};
+use estudely_store::{
+    key_in_query, Category, SearchSort, SightingCounts, SightingRow, StoredTorrent,
+};
 
 /// Most sightings listed on a torrent's page.
 const SIGHTINGS_SHOWN: usize = 50;
@@ -267,6 +269,17 @@ pub async fn search(
             format!("Only the first {MAX_OFFSET} results are served: refine the query."),
         );
     };
+    // An infohash or a magnet link of a stored torrent: its page.
+    if let Some(key) = key_in_query(&query) {
+        match st.pool.run(move |s| s.torrent(&key)).await {
+            Ok(Some(t)) => {
+                let to = format!("/torrent/{}", t.torrent.info_hash.to_hex());
+                return axum::response::Redirect::to(&to).into_response();
+            }
+            Ok(None) => {}
+            Err(e) => return db_error(e),
+        }
+    }
     let found = if query.is_empty() && category.is_none() {
         Ok(Vec::new())
     } else {

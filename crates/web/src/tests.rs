@@ -405,7 +405,21 @@ fn categories_filter_search_and_show_on_pages() {
         let (status, _, _) = get(&app, "/api/v1/search?q=x&category=nope").await;
         assert_eq!(status, StatusCode::BAD_REQUEST);
 
+        // An infohash or a magnet link as the query: the page of that torrent, or alone in
+        // the API's results.
         let key = hex::encode([1u8; 20]);
+        let (status, headers, _) = get(&app, &format!("/search?q={key}")).await;
+        assert_eq!(status, StatusCode::SEE_OTHER);
+        assert_eq!(headers["location"], format!("/torrent/{key}").as_str());
+        let magnet = format!("magnet%3A%3Fxt%3Durn%3Abtih%3A{key}%26dn%3Dx");
+        let (status, _, body) = get(&app, &format!("/api/v1/search?q={magnet}")).await;
+        assert_eq!(status, StatusCode::OK);
+        let v: Value = serde_json::from_str(&body).unwrap();
+        assert_eq!(v["results"].as_array().unwrap().len(), 1, "{v}");
+        assert_eq!(v["results"][0]["infohash"], key.as_str());
+        let (status, _, _) = get(&app, &format!("/search?q={}", "09".repeat(20))).await;
+        assert_eq!(status, StatusCode::OK, "not stored: a word search");
+
         let (_, _, page) = get(&app, &format!("/torrent/{key}")).await;
         assert!(page.contains("<td id=\"category\">tv</td>"), "{page}");
         assert!(

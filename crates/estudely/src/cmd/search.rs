@@ -14,7 +14,8 @@ use crate::store::{Category, StoredTorrent};
 pub const EXAMPLES: &str = "The query is plain words (letters and digits; everything else separates
 words, nothing is search syntax); a torrent matches when its name or file paths hold every
 word. Best matches first. With --category, only torrents of that category (and with no
-words, its newest). Text: one line per hit, `INFOHASH  SIZE  FILES  CATEGORY  NAME`, the
+words, its newest). An infohash (hex or base32) or a magnet link as the query: that
+torrent alone, when it is stored. Text: one line per hit, `INFOHASH  SIZE  FILES  CATEGORY  NAME`, the
 name with control characters and bytes that are not UTF-8 written \\xHH (as in collect's
 CSV; `-` for a torrent not classified yet). JSONL: one object per hit (infohash, name,
 name_hex, version, file_count, total_bytes, piece_length, private, discovered, last_seen,
@@ -66,9 +67,23 @@ pub enum SearchFormat {
 pub fn run(args: SearchArgs) -> anyhow::Result<()> {
     let mut store = args.db.open_read_only()?;
     let query = args.query.join(" ");
-    let hits = match args.category {
-        Some(c) => store.search_in(&query, c, args.sort.into(), args.limit, args.offset)?,
-        None => store.search_sorted(&query, args.sort.into(), args.limit, args.offset)?,
+    // An infohash or a magnet link of a stored torrent: that torrent alone.
+    let named = match crate::store::key_in_query(&query) {
+        Some(key) => store.torrent(&key)?,
+        None => None,
+    };
+    let hits = match (named, args.category) {
+        (Some(t), _) => {
+            if args.offset == 0 && args.limit > 0 {
+                vec![t]
+            } else {
+                Vec::new()
+            }
+        }
+        (None, c) => match c {
+            Some(c) => store.search_in(&query, c, args.sort.into(), args.limit, args.offset)?,
+            None => store.search_sorted(&query, args.sort.into(), args.limit, args.offset)?,
+        },
     };
     let mut out = Vec::new();
     for hit in &hits {
