@@ -280,6 +280,41 @@ fn main() -> anyhow::Result<()> {
     ));
     rows.push(time(
         addr,
+        "`/torznab/api?t=search&q=<common word>` (limit 50)",
+        &mut |_| format!("/torznab/api?t=search&q={}", enc(word(rng))),
+        n,
+    ));
+    rows.push(time(
+        addr,
+        "`/torznab/api?t=search&q=<common word>&cat=2000`",
+        &mut |_| format!("/torznab/api?t=search&q={}&cat=2000", enc(word(rng))),
+        n,
+    ));
+    rows.push(time(
+        addr,
+        "`/torznab/api?t=movie&q=<common word>&year=<y>` (1,000 candidates filtered)",
+        &mut |i| {
+            format!(
+                "/torznab/api?t=movie&q={}&year={}",
+                enc(word(rng)),
+                1990 + i % 30
+            )
+        },
+        n,
+    ));
+    rows.push(time(
+        addr,
+        "`/feed?category=<category>`",
+        &mut |i| {
+            format!(
+                "/feed?category={}",
+                ["movie", "music", "ebook", "software", "other"][i % 5]
+            )
+        },
+        n,
+    ));
+    rows.push(time(
+        addr,
         "`/api/v1/torrents/<infohash>`",
         &mut |i| format!("/api/v1/torrents/{}", keys[(i * 7) % keys.len()]),
         n,
