@@ -84,7 +84,6 @@ impl Classifier {
         let mut video_names: [&str; EPISODE_PROBES] = [""; EPISODE_PROBES];
         let mut videos = 0;
         let mut paths: Vec<&'a str> = Vec::new();
-        let want_paths = self.rules.rules.iter().any(|r| r.files.is_some());
         for (path, length) in files {
             if let Some(kind) = self.rules.kind_of(path) {
                 let b = &mut bytes[kind.index()];
@@ -94,7 +93,7 @@ impl Classifier {
                     videos += 1;
                 }
             }
-            if want_paths && paths.len() < 64 {
+            if self.rules.reads_paths && paths.len() < 64 {
                 paths.push(path);
             }
         }

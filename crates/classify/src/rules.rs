@@ -62,6 +62,8 @@ pub struct Rules {
     pub(crate) extensions: HashMap<Box<str>, Kind>,
     pub(crate) rules: Vec<Rule>,
     pub(crate) set: RegexSet,
+    /// Whether any rule reads the file paths (`files = true`).
+    pub(crate) reads_paths: bool,
 }
 
 impl Default for Rules {
@@ -142,10 +144,12 @@ impl Rules {
             .size_limit(MAX_COMPILED * 4)
             .build()
             .map_err(|e| RulesError(one_line("rules", &format!("{e}"))))?;
+        let reads_paths = rules.iter().any(|r| r.files.is_some());
         Ok(Rules {
             extensions,
             rules,
             set,
+            reads_paths,
         })
     }
 

@@ -259,6 +259,13 @@ impl Torrent {
         self.release = Some(c.release);
     }
 
+    /// The `release` column as stored: its JSON when classified (`{}` for a release that
+    /// says nothing), null otherwise.
+    pub fn release_column(&self) -> Option<String> {
+        self.category
+            .map(|_| release_json(self.release.as_ref().unwrap_or(&Release::default())))
+    }
+
     /// What `classifier` makes of this torrent (its name and its files).
     pub fn classification(&self, classifier: &Classifier) -> Classification {
         let name = String::from_utf8_lossy(&self.name);

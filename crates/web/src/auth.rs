@@ -38,12 +38,19 @@ impl Credentials {
 
     /// Does this `Authorization` header value match? Compared in constant time.
     pub fn accepts(&self, given: &[u8]) -> bool {
-        let mut diff = self.expected.len() ^ given.len();
-        for (i, &b) in self.expected.iter().enumerate() {
-            diff |= usize::from(b ^ given.get(i).copied().unwrap_or(0));
-        }
-        diff == 0
+        same_bytes(&self.expected, given)
     }
+}
+
+/// Whether `given` is `expected`, in a time that depends on `expected`'s length only (no
+/// early exit on the first difference). Written out rather than taken from a crate: five
+/// lines. Also the API keys' comparison.
+pub(crate) fn same_bytes(expected: &[u8], given: &[u8]) -> bool {
+    let mut diff = expected.len() ^ given.len();
+    for (i, &b) in expected.iter().enumerate() {
+        diff |= usize::from(b ^ given.get(i).copied().unwrap_or(0));
+    }
+    diff == 0
 }
 
 /// Let the request through with the right credentials, else 401 with a challenge.

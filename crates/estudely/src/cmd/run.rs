@@ -149,10 +149,15 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
         },
     };
     let classifier = crate::args::classifier(args.classify_rules.as_deref())?;
-    if args.serve.is_some() {
-        // A bad --api-key-file is refused before the index is opened.
-        args.web.config()?;
-    }
+    // The web UI's settings, read now: a bad --api-key-file is refused before the index is
+    // opened. (The recorder first, for its /metrics.)
+    let web = match args.serve {
+        Some(_) => {
+            crate::metrics::install()?;
+            Some(args.web.config()?)
+        }
+        None => None,
+    };
     args.metrics.start()?;
     let owner = args.owner.clone().unwrap_or_else(default_owner);
     let store_cfg = StoreConfig {
@@ -173,8 +178,8 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
         opened.nodes.len(),
         shard_note(args.shard.shard)
     );
-    if let Some(listen) = args.serve {
-        start_web(listen, &url, &args.web).await?;
+    if let (Some(listen), Some(web)) = (args.serve, web) {
+        start_web(listen, &url, web).await?;
     }
     let budgets = Budgets {
         max_infohashes: 0,
@@ -280,11 +285,10 @@ fn publish_index(shared: &Shared) {
 async fn start_web(
     listen: std::net::SocketAddr,
     url: &DbUrl,
-    web: &crate::args::WebArgs,
+    web: crate::web::WebConfig,
 ) -> anyhow::Result<()> {
     let listener = crate::web::bind(listen, web.auth.is_some()).await?;
-    crate::metrics::install()?;
-    let state = std::sync::Arc::new(crate::web::AppState::new(url.clone(), &web.config()?));
+    let state = std::sync::Arc::new(crate::web::AppState::new(url.clone(), &web));
     eprintln!("run: web UI at http://{}/", listener.local_addr()?);
     let auth = web.auth.clone();
     tokio::spawn(async move {

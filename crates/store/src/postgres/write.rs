@@ -90,10 +90,7 @@ fn torrents(tx: &mut Transaction<'_>, torrents: &[Torrent]) -> Result<(), postgr
         seeds.push(int4(t.seeds_estimate));
         peers.push(int4(t.peers_estimate));
         categories.push(t.category.map(Category::as_str));
-        releases.push(
-            t.category
-                .map(|_| release_json(t.release.as_ref().unwrap_or(&Release::default()))),
-        );
+        releases.push(t.release_column());
         let paths: Vec<String> = t.files[..stored].iter().map(|f| f.path_lossy()).collect();
         path_words.push(search_words(paths.iter().map(String::as_str)));
     }

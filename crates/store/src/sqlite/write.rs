@@ -157,8 +157,7 @@ fn insert_torrent(tx: &Transaction<'_>, t: &Torrent) -> anyhow::Result<()> {
         t.seeds_estimate,
         t.peers_estimate,
         t.category.map(Category::as_str),
-        t.category
-            .map(|_| release_json(t.release.as_ref().unwrap_or(&Release::default()))),
+        t.release_column(),
     ])?;
     if inserted == 0 {
         tx.prepare_cached(RAISE_LAST_SEEN)?
