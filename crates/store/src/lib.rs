@@ -54,11 +54,13 @@ use estudely_peer_wire::{FileEntry, Version};
 
 pub use estudely_classify::{Category, Classification, Classifier, Release};
 pub use query_key::key_in_query;
+pub use search_query::{QueryError, SearchQuery};
 
 pub mod json;
 #[cfg(feature = "postgres")]
 pub mod postgres;
 mod query_key;
+pub mod search_query;
 pub mod sqlite;
 
 /// Something the user gave is wrong (an empty `--db`, a file that is not an index, a URL

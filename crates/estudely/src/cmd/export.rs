@@ -10,6 +10,7 @@ use crate::cmd::collect::HEADER;
 use crate::cmd::db::DbArgs;
 use crate::output::csv_name;
 use crate::store::json::torrent_line as json_line;
+use crate::store::search_query::{days_from_civil, days_in};
 use crate::store::StoredTorrent;
 
 /// `estudely export --help` epilogue.
@@ -160,27 +161,6 @@ pub fn parse_since(s: &str) -> Result<i64, String> {
         _ => return Err(bad()),
     };
     Ok(day + hh * 3600 + mm * 60 + ss - offset)
-}
-
-/// Days in month `m` of year `y` (proleptic Gregorian).
-fn days_in(y: i64, m: i64) -> i64 {
-    match m {
-        2 if (y % 4 == 0 && y % 100 != 0) || y % 400 == 0 => 29,
-        2 => 28,
-        4 | 6 | 9 | 11 => 30,
-        _ => 31,
-    }
-}
-
-/// Days since 1970-01-01 of a civil date (Howard Hinnant's `days_from_civil`).
-fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let mp = (m + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + d - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
 }
 
 #[cfg(test)]
