@@ -497,18 +497,65 @@ pub trait Store: Send {
     /// Counts by kind, source and day, and the counters.
     fn stats(&mut self) -> anyhow::Result<Stats>;
 
-    /// Search as [`Store::search`], in the order `sort` asks for. The query is read as plain
-    /// words (nothing the user types is query syntax). A query matching more torrents than
-    /// a backend orders at once is answered from a bounded set of candidate matches (the
-    /// newest in SQLite, the first the index gives in PostgreSQL), so that a common word
-    /// costs no more than a rare one; see each backend's `search_sorted`.
+    /// Search as [`Store::find`] for `query` read as [`SearchQuery`] syntax (a query that
+    /// cannot be read is a [`UsageError`] naming the token).
     fn search_sorted(
         &mut self,
         query: &str,
         sort: SearchSort,
         limit: usize,
         offset: usize,
+    ) -> anyhow::Result<Vec<StoredTorrent>> {
+        let q = parse_query(query)?;
+        self.find(&q, sort, limit, offset)
+    }
+
+    /// Full-text search with filters, in the order `sort` asks for, no files. The included
+    /// words and phrases must all match (in the name or a file path), the excluded ones
+    /// none, and the fields filter the matches. A query matching more torrents than a
+    /// backend orders at once is answered from a bounded set of candidate matches (the
+    /// newest in SQLite, the first the index gives in PostgreSQL), so that a common word
+    /// costs no more than a rare one. A query without included words (fields or exclusions
+    /// only) looks at the newest torrents only (of its category, when it has one), as many
+    /// as a sort by size orders; an empty query finds nothing. See each backend.
+    fn find(
+        &mut self,
+        query: &SearchQuery,
+        sort: SearchSort,
+        limit: usize,
+        offset: usize,
     ) -> anyhow::Result<Vec<StoredTorrent>>;
+
+    /// How many hits `query` has in each category (its own categories ignored), counted
+    /// among the same bounded candidates as [`Store::find`]: categories without hits are
+    /// left out, unclassified torrents are not counted.
+    fn category_counts(&mut self, query: &SearchQuery) -> anyhow::Result<CategoryCounts>;
+
+    /// For each of `hits`, the path of the file that explains why it matched `query` when
+    /// its name alone does not (see [`SearchQuery::matched_file`]). Reads the stored files
+    /// of those hits only, so meant for a page of results.
+    fn matched_files(
+        &mut self,
+        query: &SearchQuery,
+        hits: &[StoredTorrent],
+    ) -> anyhow::Result<Vec<Option<String>>> {
+        let mut out = Vec::with_capacity(hits.len());
+        for hit in hits {
+            let name = String::from_utf8_lossy(&hit.torrent.name);
+            if query.name_explains(&name) {
+                out.push(None);
+                continue;
+            }
+            let files = match self.torrent(&hit.torrent.info_hash)? {
+                Some(t) => t.torrent.files,
+                None => Vec::new(),
+            };
+            let paths: Vec<String> = files.iter().map(sqlite::codec::path_text).collect();
+            let i = query.matched_file(&name, paths.iter().map(String::as_str));
+            out.push(i.map(|i| paths[i].clone()));
+        }
+        Ok(out)
+    }
 
     /// The newest torrents (by `discovered`, then newest row), no files.
     fn recent(&mut self, limit: usize, offset: usize) -> anyhow::Result<Vec<StoredTorrent>>;
@@ -542,7 +589,8 @@ pub trait Store: Send {
     fn set_statement_timeout(&mut self, limit: Duration) -> anyhow::Result<()>;
 
     /// Search as [`Store::search_sorted`], among the torrents of `category` only; with no
-    /// words, the newest torrents of that category.
+    /// words, the newest torrents of that category. A `category:` field in the query that
+    /// names another category: nothing is found.
     fn search_in(
         &mut self,
         query: &str,
@@ -550,11 +598,55 @@ pub trait Store: Send {
         sort: SearchSort,
         limit: usize,
         offset: usize,
-    ) -> anyhow::Result<Vec<StoredTorrent>>;
+    ) -> anyhow::Result<Vec<StoredTorrent>> {
+        let mut q = parse_query(query)?;
+        q.and_category(category);
+        self.find(&q, sort, limit, offset)
+    }
 
     /// Set the category and release fields of stored torrents (by their stored key), in one
     /// transaction; keys that name no torrent are skipped.
     fn set_categories(&mut self, rows: &[(InfoHash, Category, Release)]) -> anyhow::Result<()>;
+}
+
+/// `text` as a [`SearchQuery`]; an error is a [`UsageError`] (the user typed it).
+pub fn parse_query(text: &str) -> anyhow::Result<SearchQuery> {
+    SearchQuery::parse(text).map_err(|e| UsageError(e.to_string()).into())
+}
+
+/// Hits per category of a query, from [`Store::category_counts`].
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct CategoryCounts {
+    /// Categories with at least one hit and their counts, in [`Category::ALL`] order.
+    pub counts: Vec<(Category, u64)>,
+    /// Were there more candidates than counted? Then each count is a lower bound.
+    pub capped: bool,
+}
+
+impl CategoryCounts {
+    /// The count of `category` (0 when it has no hit).
+    pub fn of(&self, category: Category) -> u64 {
+        self.counts
+            .iter()
+            .find(|(c, _)| *c == category)
+            .map_or(0, |(_, n)| *n)
+    }
+
+    /// From `(category word, count)` rows: words that name no category are skipped.
+    pub(crate) fn from_rows(rows: impl IntoIterator<Item = (String, u64)>, capped: bool) -> Self {
+        let rows: Vec<(Category, u64)> = rows
+            .into_iter()
+            .filter_map(|(w, n)| Some((w.parse().ok()?, n)))
+            .collect();
+        let counts = Category::ALL
+            .into_iter()
+            .filter_map(|c| {
+                let n: u64 = rows.iter().filter(|r| r.0 == c).map(|r| r.1).sum();
+                (n > 0).then_some((c, n))
+            })
+            .collect();
+        CategoryCounts { counts, capped }
+    }
 }
 
 /// The widest bucket [`Store::timeline`] takes: about a thousand years, far from overflow.
@@ -620,6 +712,8 @@ pub enum SearchSort {
     Size,
     /// Newest `discovered` first.
     Discovered,
+    /// Most seeders first (the BEP 33 estimate); torrents without one last.
+    Seeders,
 }
 
 /// How many sightings a torrent has.

@@ -10,6 +10,7 @@
 mod browse;
 mod read;
 mod schema;
+mod search;
 mod text;
 mod write;
 
@@ -23,7 +24,7 @@ use postgres::config::Host;
 use postgres::{Client, Config, NoTls};
 
 use super::{
-    Batch, Category, Release, SearchSort, SightingCounts, SightingRow, Source, Stats, Store,
+    Batch, Category, CategoryCounts, Release, SearchQuery, SearchSort, SightingCounts, SightingRow, Source, Stats, Store,
     StoredTorrent,
 };
 
@@ -311,22 +312,19 @@ impl Store for PgStore {
         Ok(nodes)
     }
 
-    fn search_sorted(
+    fn find(
         &mut self,
-        query: &str,
+        query: &SearchQuery,
         sort: SearchSort,
         limit: usize,
         offset: usize,
     ) -> anyhow::Result<Vec<StoredTorrent>> {
-        let r = read::search(
-            &mut self.client,
-            self.trgm,
-            query,
-            None,
-            sort,
-            limit,
-            offset,
-        );
+        let r = search::find(&mut self.client, self.trgm, query, sort, limit, offset);
+        self.check("search", r)
+    }
+
+    fn category_counts(&mut self, query: &SearchQuery) -> anyhow::Result<CategoryCounts> {
+        let r = search::category_counts(&mut self.client, self.trgm, query);
         self.check("search", r)
     }
 
@@ -393,26 +391,6 @@ impl Store for PgStore {
         self.check("setting the statement timeout", r)?;
         self.timeout = Some(limit);
         Ok(())
-    }
-
-    fn search_in(
-        &mut self,
-        query: &str,
-        category: Category,
-        sort: SearchSort,
-        limit: usize,
-        offset: usize,
-    ) -> anyhow::Result<Vec<StoredTorrent>> {
-        let r = read::search(
-            &mut self.client,
-            self.trgm,
-            query,
-            Some(category),
-            sort,
-            limit,
-            offset,
-        );
-        self.check("search", r)
     }
 
     fn set_categories(&mut self, rows: &[(InfoHash, Category, Release)]) -> anyhow::Result<()> {

@@ -1,4 +1,4 @@
-//! The reads of the PostgreSQL backend: rows back into [`StoredTorrent`]s, search, export
+//! The reads of the PostgreSQL backend: rows back into [`StoredTorrent`]s, export
 //! (through a portal, a few hundred rows in memory at a time) and stats.
 
 use std::net::{IpAddr, SocketAddr};
@@ -8,21 +8,13 @@ use estudely_krpc::InfoHash;
 use estudely_peer_wire::FileEntry;
 use postgres::{Client, Row};
 
-use super::text::{parse_path_raw, search_words, substring_pattern, to_u64};
-use crate::{
-    parse_classification, parse_version, Category, SearchSort, Source, Stats, StoredTorrent,
-    Torrent,
-};
+use super::text::{parse_path_raw, to_u64};
+use crate::{parse_classification, parse_version, Source, Stats, StoredTorrent, Torrent};
 
 /// The columns that [`stored`] reads, in its order, from `torrents t`.
 pub const COLUMNS: &str = "t.info_hash, t.info_hash_v2, t.name_raw, t.total_bytes, \
     t.piece_length, t.file_count, t.files_omitted, t.private, t.version, t.discovered, \
     t.last_seen, t.source, t.seeds_estimate, t.peers_estimate, t.category, t.release";
-
-/// Matches ranked per search at least (see [`search`]). 1,000 rather than SQLite's 2,000:
-/// ranking reads each candidate's row and vector, and at 1 M torrents 2,000 put the p95 of a
-/// common word at 50-57 ms, 1,000 at 42 ms (BENCHMARKS.md).
-const CANDIDATES: usize = 1_000;
 
 /// Rows fetched from a portal at a time.
 const PORTAL_ROWS: i32 = 500;
@@ -118,103 +110,6 @@ pub fn torrent(client: &mut Client, key: &InfoHash) -> anyhow::Result<Option<Sto
     }
     found.torrent.files = files(raws, lengths)?;
     Ok(Some(found))
-}
-
-/// Matches ordered per search by size or discovery at least: the first `SORT_CANDIDATES`
-/// the indexes give. A query with fewer matches is ordered exactly. At 200,000 torrents,
-/// 5,000 put the p95 of a common word at 38 ms (each candidate's row is read).
-const SORT_CANDIDATES: usize = 2_000;
-
-/// Words (and substrings of the name with trigrams), in `sort` order. By relevance, best
-/// first: the best of the first [`CANDIDATES`] matches (or `offset + limit`, if more) when
-/// a query matches more. By size (largest first) or discovery (newest first; ties: the
-/// greater infohash first, PostgreSQL rows having no insertion order), the first
-/// [`SORT_CANDIDATES`] matches ordered so.
-pub fn search(
-    client: &mut Client,
-    trgm: bool,
-    query: &str,
-    category: Option<Category>,
-    sort: SearchSort,
-    limit: usize,
-    offset: usize,
-) -> anyhow::Result<Vec<StoredTorrent>> {
-    let words = search_words([query]);
-    let pattern = if trgm { substring_pattern(query) } else { None };
-    if limit == 0 {
-        return Ok(Vec::new());
-    }
-    let cat = category.map(Category::as_str);
-    if words.is_empty() && pattern.is_none() {
-        let Some(cat) = cat else {
-            return Ok(Vec::new());
-        };
-        // A category alone: its newest torrents (index `torrents_category`).
-        let sql = format!(
-            "SELECT {COLUMNS} FROM torrents t WHERE t.category = $1
-             ORDER BY t.discovered DESC, t.info_hash DESC LIMIT $2 OFFSET $3"
-        );
-        let (limit, offset) = (
-            i64::try_from(limit).unwrap_or(i64::MAX),
-            i64::try_from(offset).unwrap_or(i64::MAX),
-        );
-        let rows = client.query(&sql, &[&cat, &limit, &offset])?;
-        return rows.iter().map(stored).collect();
-    }
-    // Ranking reads every match's vector: a word in a fifth of a million torrents would
-    // take seconds. Rank the first CANDIDATES matches the indexes give (enough for any
-    // page a person reads), and always enough for the page asked for.
-    let (at_least, order) = match sort {
-        SearchSort::Relevance => (CANDIDATES, None),
-        SearchSort::Size => (
-            SORT_CANDIDATES,
-            Some("t.total_bytes DESC, t.discovered DESC, t.info_hash DESC"),
-        ),
-        SearchSort::Discovered => (SORT_CANDIDATES, Some("t.discovered DESC, t.info_hash DESC")),
-    };
-    let candidates = i64::try_from(offset.saturating_add(limit).max(at_least)).unwrap_or(i64::MAX);
-    let limit = i64::try_from(limit).unwrap_or(i64::MAX);
-    let offset = i64::try_from(offset).unwrap_or(i64::MAX);
-    let rows = match pattern {
-        Some(pattern) => {
-            let sql = format!(
-                "WITH q AS (SELECT plainto_tsquery('simple', $1) AS q),
-                 hits AS (SELECT t.* FROM torrents t, q
-                          WHERE (t.search @@ q.q OR t.name ILIKE $2)
-                            AND ($7::text IS NULL OR t.category = $7) LIMIT $6)
-                 SELECT {COLUMNS} FROM hits t, q
-                 ORDER BY {}
-                 LIMIT $4 OFFSET $5",
-                // Every parameter must be used (for its type): by size or discovery,
-                // similarity is a last tie-break that never decides (infohashes are
-                // unique).
-                match order {
-                    Some(order) => format!("{order}, similarity(t.name, $3) DESC"),
-                    None => "ts_rank(t.search, q.q) DESC, similarity(t.name, $3) DESC, \
-                             t.discovered, t.info_hash"
-                        .to_owned(),
-                }
-            );
-            let plain: String = query.chars().filter(|c| !c.is_control()).collect();
-            client.query(
-                &sql,
-                &[&words, &pattern, &plain, &limit, &offset, &candidates, &cat],
-            )?
-        }
-        None => {
-            let sql = format!(
-                "WITH q AS (SELECT plainto_tsquery('simple', $1) AS q),
-                 hits AS (SELECT t.* FROM torrents t, q WHERE t.search @@ q.q
-                          AND ($5::text IS NULL OR t.category = $5) LIMIT $4)
-                 SELECT {COLUMNS} FROM hits t, q
-                 ORDER BY {}
-                 LIMIT $2 OFFSET $3",
-                order.unwrap_or("ts_rank(t.search, q.q) DESC, t.discovered, t.info_hash")
-            );
-            client.query(&sql, &[&words, &limit, &offset, &candidates, &cat])?
-        }
-    };
-    rows.iter().map(stored).collect()
 }
 
 /// Every torrent discovered at or after `since`, oldest first, with files and peers.

@@ -2,6 +2,8 @@
 
 use estudely_bencode::{Encoder, Kind};
 
+use crate::search_query::Term;
+
 /// Most characters of words fed to `to_tsvector` per torrent (a `tsvector` holds at most
 /// 1 MiB; the first files are enough to find a torrent by).
 const MAX_SEARCH_CHARS: usize = 64 * 1024;
@@ -90,6 +92,25 @@ pub fn substring_pattern(query: &str) -> Option<String> {
     Some(pattern)
 }
 
+/// The `to_tsquery('simple', …)` text of `terms` joined by `op` (`&` or `|`): each term's
+/// words in lower case, quoted, a phrase's joined by `<->`. Words are runs of letters and
+/// digits (see [`crate::SearchQuery`]), so no quote or operator of the user's reaches the
+/// parser. `None` without terms.
+pub fn tsquery(terms: &[Term], op: &str) -> Option<String> {
+    let parts: Vec<String> = terms
+        .iter()
+        .map(|t| {
+            let words: Vec<String> = t
+                .words
+                .iter()
+                .map(|w| format!("'{}'", search_words([w.as_str()])))
+                .collect();
+            format!("({})", words.join(" <-> "))
+        })
+        .collect();
+    (!parts.is_empty()).then(|| parts.join(&format!(" {op} ")))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -105,6 +126,17 @@ mod tests {
         assert_eq!(search_words(["Ärger"]), "ärger");
         let long = "x ".repeat(MAX_SEARCH_CHARS);
         assert!(search_words([long.as_str()]).len() <= MAX_SEARCH_CHARS);
+    }
+
+    #[test]
+    fn tsqueries() {
+        let q = crate::SearchQuery::parse(r#"Ubuntu "Server Guide" -beta -"rc one""#).unwrap();
+        assert_eq!(
+            tsquery(&q.include, "&").unwrap(),
+            "('ubuntu') & ('server' <-> 'guide')"
+        );
+        assert_eq!(tsquery(&q.exclude, "|").unwrap(), "('beta') | ('rc' <-> 'one')");
+        assert_eq!(tsquery(&[], "&"), None);
     }
 
     #[test]

@@ -219,10 +219,16 @@ impl SearchQuery {
         }
     }
 
+    /// Does `name` alone hold every included term (words compared in lower case, a
+    /// phrase's words in a row)? Then no file needs showing for a match.
+    pub fn name_explains(&self, name: &str) -> bool {
+        let name = lower_words(name);
+        self.include_lower().all(|t| holds(&name, &t))
+    }
+
     /// Which of `paths` explains a match when `name` alone does not: the index of the
-    /// first path that holds every included term the name lacks (words compared in lower
-    /// case, a phrase's words in a row), else of the first holding one of them. `None` when
-    /// the name holds every term, or no path holds any.
+    /// first path that holds every included term the name lacks, else of the first holding
+    /// one of them. `None` when the name holds every term, or no path holds any.
     pub fn matched_file<'a>(
         &self,
         name: &str,
@@ -230,10 +236,8 @@ impl SearchQuery {
     ) -> Option<usize> {
         let name = lower_words(name);
         let missing: Vec<Vec<String>> = self
-            .include
-            .iter()
-            .map(|t| t.words.iter().map(|w| w.to_lowercase()).collect())
-            .filter(|t: &Vec<String>| !holds(&name, t))
+            .include_lower()
+            .filter(|t| !holds(&name, t))
             .collect();
         if missing.is_empty() {
             return None;
@@ -250,6 +254,13 @@ impl SearchQuery {
             }
         }
         some
+    }
+
+    /// The included terms' words in lower case.
+    fn include_lower(&self) -> impl Iterator<Item = Vec<String>> + '_ {
+        self.include
+            .iter()
+            .map(|t| t.words.iter().map(|w| w.to_lowercase()).collect())
     }
 }
 

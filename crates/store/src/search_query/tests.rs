@@ -133,6 +133,7 @@ fn the_file_that_explains_a_match() {
     assert_eq!(q.matched_file("nothing", paths), Some(2));
     assert_eq!(q.matched_file("nothing", ["ubuntu.txt", "x"]), Some(0));
     assert_eq!(q.matched_file("Ubuntu Server Guide", paths), None);
+    assert!(q.name_explains("ubuntu: the server guide") && !q.name_explains("ubuntu guide"));
     assert_eq!(q.matched_file("Ubuntu", ["guide server"]), None);
     assert_eq!(parse("category:tv").matched_file("x", ["x"]), None);
 }

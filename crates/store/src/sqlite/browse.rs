@@ -1,138 +1,22 @@
-//! The reads behind search and the web UI: sorted search, the newest torrents, a torrent's
-//! sightings, and the aggregates of the stats page (timeline, size histogram, total size).
+//! The reads behind the web UI: the newest torrents, a torrent's sightings, and the
+//! aggregates of the stats page (timeline, size histogram, total size). Search is in
+//! [`super::search`].
 
 use std::net::{IpAddr, SocketAddr};
 
 use estudely_krpc::InfoHash;
 use rusqlite::Connection;
 
-use super::codec::{fts_query, uint};
+use super::codec::uint;
 use super::read::{stored, COLUMNS};
 use crate::{
-    bucket_start_sql, check_bucket, size_counts, size_counts_sql, Category, SearchSort,
-    SightingCounts, SightingRow, Source, StoredTorrent,
+    bucket_start_sql, check_bucket, size_counts, size_counts_sql, SightingCounts, SightingRow,
+    Source, StoredTorrent,
 };
 
-/// Most full-text matches ranked per search by relevance. A common word matches millions
-/// of torrents; ranking them all (bm25 for each) takes seconds. The newest
-/// `RANK_CANDIDATES` matches are ranked instead, so a search costs at most this much work;
-/// rarer queries, with fewer matches, are ranked exactly.
-pub const RANK_CANDIDATES: usize = 2_000;
-
-/// Most full-text matches ordered per search by size or by discovery: the newest
-/// `SORT_CANDIDATES` matches (by row, that is by when they were stored). Ordering reads
-/// each match's row; at 1 M torrents a common word matches 100,000 of them, which takes a
-/// tenth of a second and more. Queries with fewer matches are ordered exactly; by
-/// discovery, the newest rows are the newest discovered ones, so that order is exact but
-/// for torrents stored long after their discovery.
-pub const SORT_CANDIDATES: usize = 10_000;
-
 /// An SQLite integer from a count or an offset (saturating).
-fn int(n: usize) -> i64 {
+pub(super) fn int(n: usize) -> i64 {
     i64::try_from(n).unwrap_or(i64::MAX)
-}
-
-/// Full-text search for `query` as plain words (see [`fts_query`]), no files, in `sort`
-/// order: by relevance, the best of the newest [`RANK_CANDIDATES`] matches by bm25 (a name
-/// match weighs twice a path match), then newest first; by size or discovery, the newest
-/// [`SORT_CANDIDATES`] matches ordered so (largest `total_bytes` / newest `discovered`
-/// first, then newest row). Always enough candidates for the page asked for.
-pub fn search_sorted(
-    conn: &Connection,
-    query: &str,
-    sort: SearchSort,
-    limit: usize,
-    offset: usize,
-) -> anyhow::Result<Vec<StoredTorrent>> {
-    search_in(conn, query, None, sort, limit, offset)
-}
-
-/// [`search_sorted`] among the torrents of `category` (all when `None`). The category is
-/// checked inside the candidate set, so a rare category among common words still fills its
-/// pages. With a category and no words: the newest torrents of the category (index
-/// `torrents_category`).
-pub fn search_in(
-    conn: &Connection,
-    query: &str,
-    category: Option<Category>,
-    sort: SearchSort,
-    limit: usize,
-    offset: usize,
-) -> anyhow::Result<Vec<StoredTorrent>> {
-    if limit == 0 {
-        return Ok(Vec::new());
-    }
-    let Some(expr) = fts_query(query) else {
-        return match category {
-            Some(c) => recent_in(conn, c, limit, offset),
-            None => Ok(Vec::new()),
-        };
-    };
-    let (score, order, candidates) = match sort {
-        SearchSort::Relevance => (
-            "bm25(torrents_fts, 2.0, 1.0)",
-            "hits.score, t.id DESC",
-            RANK_CANDIDATES,
-        ),
-        SearchSort::Size => ("0", "t.total_bytes DESC, t.id DESC", SORT_CANDIDATES),
-        SearchSort::Discovered => ("0", "t.discovered DESC, t.id DESC", SORT_CANDIDATES),
-    };
-    let (join, filter) = if category.is_some() {
-        (
-            "JOIN torrents c ON c.id = torrents_fts.rowid",
-            "AND c.category = ?5",
-        )
-    } else {
-        ("", "AND ?5 IS NULL")
-    };
-    let sql = format!(
-        "SELECT {COLUMNS} FROM (
-             SELECT torrents_fts.rowid AS id, {score} AS score FROM torrents_fts {join}
-             WHERE torrents_fts MATCH ?1 {filter}
-             ORDER BY torrents_fts.rowid DESC LIMIT ?2
-         ) AS hits JOIN torrents t ON t.id = hits.id
-         ORDER BY {order} LIMIT ?3 OFFSET ?4"
-    );
-    let candidates = int(candidates.max(offset.saturating_add(limit)));
-    let mut stmt = conn.prepare_cached(&sql)?;
-    let rows = stmt.query_map(
-        rusqlite::params![
-            expr,
-            candidates,
-            int(limit),
-            int(offset),
-            category.map(Category::as_str)
-        ],
-        stored,
-    )?;
-    let mut out = Vec::new();
-    for row in rows {
-        out.push(row?.0);
-    }
-    Ok(out)
-}
-
-/// The newest torrents of `category`.
-fn recent_in(
-    conn: &Connection,
-    category: Category,
-    limit: usize,
-    offset: usize,
-) -> anyhow::Result<Vec<StoredTorrent>> {
-    let sql = format!(
-        "SELECT {COLUMNS} FROM torrents t WHERE t.category = ?3
-         ORDER BY t.discovered DESC, t.id DESC LIMIT ?1 OFFSET ?2"
-    );
-    let mut stmt = conn.prepare_cached(&sql)?;
-    let rows = stmt.query_map(
-        rusqlite::params![int(limit), int(offset), category.as_str()],
-        stored,
-    )?;
-    let mut out = Vec::new();
-    for row in rows {
-        out.push(row?.0);
-    }
-    Ok(out)
 }
 
 /// The newest torrents by `discovered`, then newest row (index `torrents_discovered`).
@@ -326,59 +210,6 @@ mod tests {
         let mut t = torrent(key, name.as_bytes(), at);
         t.total_bytes = bytes;
         t
-    }
-
-    #[test]
-    fn search_sorts_by_size_and_discovery() {
-        let (_dir, mut s) = open();
-        let torrents = vec![
-            sized(1, "linux small", 300, 10),
-            sized(2, "linux big", 100, 5_000),
-            sized(3, "linux mid", 200, 700),
-            sized(4, "linux late", 300, 1),
-            sized(5, "other", 999, 1 << 40),
-        ];
-        write(
-            &mut s,
-            Batch {
-                torrents,
-                ..Batch::default()
-            },
-        );
-        let by = |s: &mut SqliteStore, sort, limit, offset| {
-            names(s.search_sorted("LINUX", sort, limit, offset).unwrap())
-        };
-        assert_eq!(
-            by(&mut s, SearchSort::Size, 10, 0),
-            ["linux big", "linux mid", "linux small", "linux late"]
-        );
-        assert_eq!(
-            by(&mut s, SearchSort::Size, 2, 1),
-            ["linux mid", "linux small"]
-        );
-        // Ties on `discovered`: the newest row first.
-        assert_eq!(
-            by(&mut s, SearchSort::Discovered, 10, 0),
-            ["linux late", "linux small", "linux mid", "linux big"]
-        );
-        assert_eq!(by(&mut s, SearchSort::Relevance, 10, 0).len(), 4);
-        assert_eq!(
-            by(&mut s, SearchSort::Relevance, 10, 0),
-            names(s.search("linux", 10, 0).unwrap())
-        );
-        for sort in [
-            SearchSort::Relevance,
-            SearchSort::Size,
-            SearchSort::Discovered,
-        ] {
-            for q in ["\"", "*", "NEAR(", "-x", "a:b", "", "🙂", "\u{301}", "x\0y"] {
-                s.search_sorted(q, sort, 10, 0)
-                    .unwrap_or_else(|e| panic!("{q:?}: {e:#}"));
-            }
-            assert!(by(&mut s, sort, 0, 0).is_empty());
-            assert!(by(&mut s, sort, 10, usize::MAX).is_empty());
-            assert!(by(&mut s, sort, usize::MAX, usize::MAX).is_empty());
-        }
     }
 
     #[test]

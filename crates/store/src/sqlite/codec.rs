@@ -1,11 +1,10 @@
 //! Values between Rust and SQLite: raw paths as bencoded lists, integers that must fit in
-//! an SQLite INTEGER, and user queries turned into safe FTS5 expressions.
+//! an SQLite INTEGER, and search queries turned into safe FTS5 expressions.
 
 use estudely_bencode::Encoder;
 use estudely_peer_wire::FileEntry;
 
-/// Most words of a query that are searched for; the rest are ignored.
-pub const MAX_QUERY_WORDS: usize = 16;
+use crate::search_query::{SearchQuery, Term};
 
 /// The bencoded list of `components`: `l3:abc4:defge`.
 pub fn encode_path(components: &[Vec<u8>]) -> Vec<u8> {
@@ -49,18 +48,31 @@ pub fn uint(v: i64) -> u64 {
     u64::try_from(v).unwrap_or(0)
 }
 
-/// The FTS5 expression for a user's query, read as plain words: every run of letters and
-/// digits becomes a quoted term, all terms must match. Nothing the user types (quotes,
-/// `*`, `-`, `:`, `NEAR(`, `AND`) is FTS5 syntax any more. `None` when the query has no
-/// letter or digit: nothing to search for.
-pub fn fts_query(query: &str) -> Option<String> {
-    let words: Vec<String> = query
-        .split(|c: char| !c.is_alphanumeric())
-        .filter(|w| !w.is_empty())
-        .take(MAX_QUERY_WORDS)
-        .map(|w| format!("\"{w}\""))
-        .collect();
-    (!words.is_empty()).then(|| words.join(" "))
+/// A term as an FTS5 phrase: its words in one quoted string. Words are runs of letters and
+/// digits (see [`SearchQuery`]), so nothing the user typed is FTS5 syntax.
+fn fts_phrase(t: &Term) -> String {
+    format!("\"{}\"", t.words.join(" "))
+}
+
+/// The FTS5 expression of a query's words: every included term, then `NOT` each excluded
+/// one (FTS5's `NOT` is binary: `("a" AND "b c") NOT "d"`). `None` without included terms.
+pub fn fts_match(q: &SearchQuery) -> Option<String> {
+    if q.include.is_empty() {
+        return None;
+    }
+    let all: Vec<String> = q.include.iter().map(fts_phrase).collect();
+    let mut expr = format!("({})", all.join(" AND "));
+    for t in &q.exclude {
+        expr.push_str(" NOT ");
+        expr.push_str(&fts_phrase(t));
+    }
+    Some(expr)
+}
+
+/// The FTS5 expression matching any of `terms`; `None` when there are none.
+pub fn fts_any(terms: &[Term]) -> Option<String> {
+    let any: Vec<String> = terms.iter().map(fts_phrase).collect();
+    (!any.is_empty()).then(|| any.join(" OR "))
 }
 
 #[cfg(test)]
@@ -84,21 +96,21 @@ mod tests {
     }
 
     #[test]
-    fn queries_are_plain_words() {
-        assert_eq!(fts_query("Ubuntu 24.04").unwrap(), r#""Ubuntu" "24" "04""#);
+    fn queries_become_fts5_expressions() {
+        let q = |s: &str| SearchQuery::parse(s).unwrap();
         assert_eq!(
-            fts_query(r#"a"b NEAR(c* -d e:f 'g'"#).unwrap(),
-            r#""a" "b" "NEAR" "c" "d" "e" "f" "g""#
+            fts_match(&q(r#"Ubuntu 24.04 "a b" -c -"d e" size:>1GB"#)).unwrap(),
+            r#"("Ubuntu" AND "24" AND "04" AND "a b") NOT "c" NOT "d e""#
         );
-        assert_eq!(fts_query("Café Noël").unwrap(), r#""Café" "Noël""#);
-        for nothing in ["", "   ", "\"", "*", "-", "()", "'\"*:-^"] {
-            assert_eq!(fts_query(nothing), None, "{nothing:?}");
+        assert_eq!(
+            fts_match(&q(r#"a"b NEAR(c* AND e:f 'g'"#)).unwrap(),
+            r#"("a" AND "b" AND "NEAR" AND "c" AND "AND" AND "e" AND "f" AND "g")"#
+        );
+        for nothing in ["", "-x", "category:tv", "*", "'\"*:-^"] {
+            assert_eq!(fts_match(&q(nothing)), None, "{nothing:?}");
         }
-        let many = "w ".repeat(100);
-        assert_eq!(
-            fts_query(&many).unwrap().matches('w').count(),
-            MAX_QUERY_WORDS
-        );
+        assert_eq!(fts_any(&q("-x -\"y z\"").exclude).unwrap(), r#""x" OR "y z""#);
+        assert_eq!(fts_any(&[]), None);
     }
 
     #[test]

@@ -6,10 +6,11 @@
 //! `stats` open with [`SqliteStore::open_read_only`], which never creates a file.
 
 mod browse;
-mod codec;
+pub(crate) mod codec;
 mod guard;
 mod read;
 pub mod schema;
+mod search;
 mod write;
 
 #[cfg(any(test, feature = "test-fixtures"))]
@@ -24,7 +25,7 @@ use estudely_krpc::{CompactNode, InfoHash};
 use rusqlite::{Connection, OpenFlags};
 
 use super::{Batch, SearchSort, SightingCounts, SightingRow, Source, Stats, Store, StoredTorrent};
-use crate::{Category, Release, UsageError};
+use crate::{Category, CategoryCounts, Release, SearchQuery, UsageError};
 
 /// An SQLite index, open for writing or for reading only.
 #[derive(Debug)]
@@ -191,18 +192,22 @@ impl Store for SqliteStore {
         self.guarded(true, |c| read::load_nodes(c, max))
     }
 
-    fn search_sorted(
+    fn find(
         &mut self,
-        query: &str,
+        query: &SearchQuery,
         sort: SearchSort,
         limit: usize,
         offset: usize,
     ) -> anyhow::Result<Vec<StoredTorrent>> {
         let what = format!("searching SQLite index `{}`", self.path.display());
-        self.guarded(true, |c| {
-            browse::search_sorted(c, query, sort, limit, offset)
-        })
-        .context(what)
+        self.guarded(true, |c| search::find(c, query, sort, limit, offset))
+            .context(what)
+    }
+
+    fn category_counts(&mut self, query: &SearchQuery) -> anyhow::Result<CategoryCounts> {
+        let what = format!("searching SQLite index `{}`", self.path.display());
+        self.guarded(true, |c| search::category_counts(c, query))
+            .context(what)
     }
 
     fn torrent(&mut self, info_hash: &InfoHash) -> anyhow::Result<Option<StoredTorrent>> {
@@ -252,21 +257,6 @@ impl Store for SqliteStore {
     fn set_statement_timeout(&mut self, limit: Duration) -> anyhow::Result<()> {
         self.guard.set(&self.conn, limit);
         Ok(())
-    }
-
-    fn search_in(
-        &mut self,
-        query: &str,
-        category: Category,
-        sort: SearchSort,
-        limit: usize,
-        offset: usize,
-    ) -> anyhow::Result<Vec<StoredTorrent>> {
-        let what = format!("searching SQLite index `{}`", self.path.display());
-        self.guarded(true, |c| {
-            browse::search_in(c, query, Some(category), sort, limit, offset)
-        })
-        .context(what)
     }
 
     fn set_categories(&mut self, rows: &[(InfoHash, Category, Release)]) -> anyhow::Result<()> {
