@@ -306,6 +306,8 @@ pub enum SortArg {
     Size,
     /// Newest `discovered` first.
     Discovered,
+    /// Most seeders first (the BEP 33 estimate; torrents without one last).
+    Seeders,
 }
 
 impl From<SortArg> for estudely_store::SearchSort {
@@ -314,6 +316,7 @@ impl From<SortArg> for estudely_store::SearchSort {
             SortArg::Relevance => Self::Relevance,
             SortArg::Size => Self::Size,
             SortArg::Discovered => Self::Discovered,
+            SortArg::Seeders => Self::Seeders,
         }
     }
 }

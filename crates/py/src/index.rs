@@ -92,8 +92,10 @@ impl Index {
         })
     }
 
-    /// Search results as columns (the fields of `search --format jsonl`), with `search`'s
-    /// flags as keywords: `limit`, `offset`, `sort`.
+    /// Search results as columns (the fields of `search --format jsonl` but
+    /// `matched_file`), with `search`'s flags as keywords: `limit`, `offset`, `sort`
+    /// (`relevance`, `size`, `discovered`, `seeders`), `category`. The query is in
+    /// `estudely search`'s syntax (phrases, exclusions, fields).
     #[pyo3(signature = (query, **kwargs))]
     fn search<'py>(
         &self,
@@ -108,12 +110,11 @@ impl Index {
             return Err(PyRuntimeError::new_err("internal error: not a search"));
         };
         let hits = self.with_store(py, move |store| {
-            let hits = store.search_sorted(
-                &args.query.join(" "),
-                args.sort.into(),
-                args.limit,
-                args.offset,
-            )?;
+            let mut q = estudely_store::parse_query(&args.query.join(" "))?;
+            if let Some(c) = args.category {
+                q.and_category(c);
+            }
+            let hits = store.find(&q, args.sort.into(), args.limit, args.offset)?;
             Ok(hits.iter().map(hit_value).collect::<Vec<_>>())
         })?;
         convert::columns(py, &hits)

@@ -12,6 +12,7 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 use tracing::warn;
 
+use super::found::{find, parse_search, Found};
 use super::pages::{clean_query, load_torrent};
 use super::view::{iso, magnet};
 use super::{AppState, DbError, MAX_LIMIT, MAX_OFFSET};
@@ -47,8 +48,14 @@ fn db_fail(e: DbError) -> Response {
 }
 
 /// `GET /api/v1/search?q=&category=&limit=&offset=&sort=`: `{query, category, sort, limit,
-/// offset, results, next_offset}`; `limit` defaults to 20, at most 100; `offset` at most
-/// 10,000. With a category and no words: that category's newest.
+/// offset, results, category_counts, next_offset}`; `q` in the search language (see
+/// [`estudely_store::SearchQuery`]; a query that cannot be read is a 400 naming the token);
+/// `sort` one of `relevance`, `size`, `discovered`, `seeders`; `limit` defaults to 20, at
+/// most 100; `offset` at most 10,000. With a category and no words: that category's newest.
+/// Each result has `matched_file`: the file path that explains the match when the name does
+/// not, else null. `category_counts` (on the first page only, else null): `{counts: {movie:
+/// 12, ...}, capped}`, the hits per category among the bounded candidates (lower bounds
+/// when `capped`).
 pub async fn search(
     State(st): State<Arc<AppState>>,
     q: Result<Query<ApiSearch>, QueryRejection>,
@@ -93,31 +100,46 @@ pub async fn search(
         },
         None => None,
     };
-    let searched = match named {
-        Some(t) => Ok(if offset == 0 { vec![t] } else { Vec::new() }),
+    let found = match named {
+        Some(t) => Ok(Found {
+            hits: if offset == 0 { vec![t] } else { Vec::new() },
+            ..Found::default()
+        }),
         None => {
-            st.pool
-                .run(move |s| match category {
-                    Some(c) => s.search_in(&text, c, sort, limit + 1, offset),
-                    None => s.search_sorted(&text, sort, limit + 1, offset),
-                })
-                .await
+            let parsed = match parse_search(&text, category) {
+                Ok(q) => q,
+                Err(e) => return fail(StatusCode::BAD_REQUEST, e),
+            };
+            find(&st, parsed, sort, (limit + 1, offset, limit), offset == 0).await
         }
     };
-    let mut found = match searched {
+    let found = match found {
         Ok(f) => f,
         Err(e) => return db_fail(e),
     };
-    let more = found.len() > limit;
-    found.truncate(limit);
+    let more = found.hits.len() > limit;
     let results: Vec<Value> = found
+        .hits
         .iter()
-        .map(|hit| {
+        .take(limit)
+        .enumerate()
+        .map(|(i, hit)| {
             let mut v: Value = json::hit_value(hit);
             v["magnet"] = Value::String(magnet(hit));
+            v["matched_file"] = found.matched_file(i).map_or(Value::Null, Value::String);
             v
         })
         .collect();
+    let counts = found.counts.map(|c| {
+        json!({
+            "counts": c
+                .counts
+                .iter()
+                .map(|(c, n)| (c.as_str().to_owned(), Value::from(*n)))
+                .collect::<serde_json::Map<_, _>>(),
+            "capped": c.capped,
+        })
+    });
     Json(json!({
         "query": query,
         "category": category,
@@ -125,6 +147,7 @@ pub async fn search(
         "limit": limit,
         "offset": offset,
         "results": results,
+        "category_counts": counts,
         "next_offset": (more && offset + limit <= MAX_OFFSET).then_some(offset + limit),
     }))
     .into_response()

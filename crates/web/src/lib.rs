@@ -42,6 +42,7 @@
 mod api;
 mod auth;
 mod db;
+mod found;
 pub mod keys;
 mod pages;
 #[cfg(test)]

@@ -13,6 +13,7 @@ use percent_encoding::{utf8_percent_encode, NON_ALPHANUMERIC};
 use serde::Deserialize;
 use tracing::warn;
 
+use super::found::{find, parse_search};
 use super::view::{self, file_tree, parse_key, Row, TreeItem};
 use super::{AppState, DbError, MAX_OFFSET, MAX_QUERY, PAGE_SIZE, STATS_CACHE};
 use estudely_report::charts::{charts, Chart};
@@ -78,6 +79,8 @@ struct SortLink {
     label: &'static str,
     href: String,
     current: bool,
+    /// Hits in this category (`12`, or `12+` when the count was capped); empty for none.
+    count: String,
 }
 
 #[derive(Template)]
@@ -217,6 +220,7 @@ fn sort_word(s: SearchSort) -> &'static str {
         SearchSort::Relevance => "relevance",
         SearchSort::Size => "size",
         SearchSort::Discovered => "discovered",
+        SearchSort::Seeders => "seeders",
     }
 }
 
@@ -280,41 +284,52 @@ pub async fn search(
             Err(e) => return db_error(e),
         }
     }
-    let found = if query.is_empty() && category.is_none() {
-        Ok(Vec::new())
-    } else {
-        let text = query.clone();
-        st.pool
-            .run(move |s| match category {
-                Some(c) => s.search_in(&text, c, sort, PAGE_SIZE + 1, offset),
-                None => s.search_sorted(&text, sort, PAGE_SIZE + 1, offset),
-            })
-            .await
+    let parsed = match parse_search(&query, category) {
+        Ok(q) => q,
+        Err(e) => return error(StatusCode::BAD_REQUEST, "Bad query", e),
     };
-    let found = match found {
+    let found = match find(&st, parsed, sort, (PAGE_SIZE + 1, offset, PAGE_SIZE), true).await {
         Ok(f) => f,
         Err(e) => return db_error(e),
     };
-    let (rows, more) = split_page(found);
+    let more = found.hits.len() > PAGE_SIZE;
+    let rows: Vec<Row> = found
+        .hits
+        .iter()
+        .take(PAGE_SIZE)
+        .enumerate()
+        .map(|(i, hit)| Row {
+            matched_file: found.matched_file(i),
+            ..Row::new(hit)
+        })
+        .collect();
     let sorts = [
         ("relevance", SearchSort::Relevance),
         ("size", SearchSort::Size),
         ("newest", SearchSort::Discovered),
+        ("seeders", SearchSort::Seeders),
     ]
     .into_iter()
     .map(|(label, s)| SortLink {
         label,
         href: search_href(&query, category, s, 1),
         current: s == sort,
+        count: String::new(),
     })
     .collect();
-    // Facets: the same words in every category, or in all.
+    // Facets: the same words in every category, or in all, with the hits of each.
+    let counts = found.counts.unwrap_or_default();
     let categories = std::iter::once(("all", None))
         .chain(Category::ALL.into_iter().map(|c| (c.as_str(), Some(c))))
         .map(|(label, c)| SortLink {
             label,
             href: search_href(&query, c, sort, 1),
             current: c == category,
+            count: match c.map(|c| counts.of(c)) {
+                Some(n) if n > 0 && counts.capped => format!("{n}+"),
+                Some(n) if n > 0 => n.to_string(),
+                _ => String::new(),
+            },
         })
         .collect();
     let next_ok = more && offset + PAGE_SIZE <= MAX_OFFSET;

@@ -48,6 +48,8 @@ pub struct Row {
     /// What the name says, for people: `Title (2019) · S01E02 · 1080p · x264 · GROUP`;
     /// empty when it says nothing.
     pub release: String,
+    /// In search results: the file whose path explains the match, when the name does not.
+    pub matched_file: Option<String>,
 }
 
 impl Row {
@@ -69,6 +71,7 @@ impl Row {
             total_bytes: t.total_bytes,
             category: t.category.map_or("unclassified", Category::as_str),
             release: t.release.as_ref().map(release_line).unwrap_or_default(),
+            matched_file: None,
         }
     }
 }

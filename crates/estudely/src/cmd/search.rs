@@ -11,20 +11,34 @@ use crate::report::format::human_bytes;
 use crate::store::{Category, StoredTorrent};
 
 /// `estudely search --help` epilogue.
-pub const EXAMPLES: &str = "The query is plain words (letters and digits; everything else separates
-words, nothing is search syntax); a torrent matches when its name or file paths hold every
-word. Best matches first. With --category, only torrents of that category (and with no
-words, its newest). An infohash (hex or base32) or a magnet link as the query: that
-torrent alone, when it is stored. Text: one line per hit, `INFOHASH  SIZE  FILES  CATEGORY  NAME`, the
-name with control characters and bytes that are not UTF-8 written \\xHH (as in collect's
-CSV; `-` for a torrent not classified yet). JSONL: one object per hit (infohash, name,
-name_hex, version, file_count, total_bytes, piece_length, private, discovered, last_seen,
-source, category, release).
+pub const EXAMPLES: &str = "Query syntax (words are letters and digits; everything else separates them):
+  ubuntu desktop        every word, in the name or a file path (any case)
+  \"ubuntu desktop\"      the words in a row (an unclosed quote runs to the end)
+  -beta  -\"rc one\"      without that word or phrase
+  category:tv           movie tv music audiobook ebook comic software game xxx other
+  size:>1GB  size:<700MB  size:1GB..4GB   (also >= <=; KB MB GB TB = 1000s, KiB MiB GiB TiB = 1024s)
+  after:2026-01-01  before:2026-02-01     discovered on or after / before that UTC day
+  files:>10  files:<3  files:5  files:2..5
+A field with a value it cannot read is an error naming it; any other `word:` is words.
+--category and a category: field naming another category find nothing. Without words
+(fields or exclusions only), the newest 10,000 torrents (of the category) are looked at.
+A query matching very many torrents is ordered among its newest matches (SQLite) or the
+first the index gives (PostgreSQL). An infohash (hex or base32) or a magnet link as the
+query: that torrent alone, when it is stored.
+
+Text: one line per hit, `INFOHASH  SIZE  FILES  CATEGORY  NAME`, the name with control
+characters and bytes that are not UTF-8 written \\xHH (as in collect's CSV; `-` for a
+torrent not classified yet); when a file path, not the name, explains the match, a second
+line `    file: PATH`. JSONL: one object per hit (infohash, name, name_hex, version,
+file_count, total_bytes, piece_length, private, discovered, last_seen, source, category,
+release, matched_file: the path or null).
 
 Examples:
   estudely search ubuntu iso
-  estudely search --category tv 'some show'
+  estudely search '\"ubuntu desktop\" -beta size:>1GB'
+  estudely search --category tv 'some show' --sort seeders
   estudely search --category ebook
+  estudely search 'category:movie after:2026-01-01 files:<3'
   estudely search --db crawl.sqlite 'debian 12' --limit 50 --offset 50 --format jsonl";
 
 /// `estudely search ...`
@@ -33,7 +47,7 @@ pub struct SearchArgs {
     /// Which index.
     #[command(flatten)]
     pub db: DbArgs,
-    /// The words to look for.
+    /// What to look for: words, \"phrases\", -exclusions and fields (see below).
     #[arg(required_unless_present = "category", num_args = 1.., value_name = "QUERY")]
     pub query: Vec<String>,
     /// Only torrents of this category: movie, tv, music, audiobook, ebook, comic,
@@ -46,7 +60,7 @@ pub struct SearchArgs {
     /// Hits to skip first (for the next page).
     #[arg(long, value_name = "N", default_value_t = 0)]
     pub offset: usize,
-    /// Order of the hits: best match, largest or newest first.
+    /// Order of the hits: best match, largest, newest or most seeders first.
     #[arg(long, value_enum, default_value_t = SortArg::Relevance)]
     pub sort: SortArg,
     /// How to print hits.
@@ -72,30 +86,47 @@ pub fn run(args: SearchArgs) -> anyhow::Result<()> {
         Some(key) => store.torrent(&key)?,
         None => None,
     };
-    let hits = match (named, args.category) {
-        (Some(t), _) => {
-            if args.offset == 0 && args.limit > 0 {
+    let (hits, matched) = match named {
+        Some(t) => {
+            let hits = if args.offset == 0 && args.limit > 0 {
                 vec![t]
             } else {
                 Vec::new()
-            }
+            };
+            let none = vec![None; hits.len()];
+            (hits, none)
         }
-        (None, c) => match c {
-            Some(c) => store.search_in(&query, c, args.sort.into(), args.limit, args.offset)?,
-            None => store.search_sorted(&query, args.sort.into(), args.limit, args.offset)?,
-        },
+        None => {
+            let mut q = crate::store::parse_query(&query)?;
+            if let Some(c) = args.category {
+                q.and_category(c);
+            }
+            let hits = store.find(&q, args.sort.into(), args.limit, args.offset)?;
+            let matched = store.matched_files(&q, &hits)?;
+            (hits, matched)
+        }
     };
     let mut out = Vec::new();
-    for hit in &hits {
+    for (hit, file) in hits.iter().zip(&matched) {
         let line = match args.format {
-            SearchFormat::Text => text_line(hit),
-            SearchFormat::Jsonl => json_line(hit),
+            SearchFormat::Text => text_lines(hit, file.as_deref()),
+            SearchFormat::Jsonl => json_line(hit, file.as_deref()),
         };
         out.extend_from_slice(line.as_bytes());
         out.push(b'\n');
     }
     std::io::stdout().lock().write_all(&out)?;
     Ok(())
+}
+
+/// [`text_line`], then `    file: PATH` (escaped as the name) when a file explains the hit.
+pub fn text_lines(hit: &StoredTorrent, file: Option<&str>) -> String {
+    let mut out = text_line(hit);
+    if let Some(f) = file {
+        out.push_str("\n    file: ");
+        out.push_str(&csv_name(f.as_bytes()));
+    }
+    out
 }
 
 /// `INFOHASH  SIZE  FILES  CATEGORY  NAME`, the name escaped.
@@ -117,9 +148,11 @@ pub fn parse_category(s: &str) -> Result<Category, String> {
         .map_err(|e: estudely_classify::UnknownCategory| e.to_string())
 }
 
-/// One JSON object, on one line.
-pub fn json_line(hit: &StoredTorrent) -> String {
-    crate::store::json::hit_value(hit).to_string()
+/// One JSON object, on one line, with `matched_file` (the path or null).
+pub fn json_line(hit: &StoredTorrent, file: Option<&str>) -> String {
+    let mut v = crate::store::json::hit_value(hit);
+    v["matched_file"] = file.map_or(serde_json::Value::Null, |f| f.into());
+    v.to_string()
 }
 
 #[cfg(test)]
@@ -157,7 +190,11 @@ mod tests {
             line.ends_with("2 KiB       2  -          a\\x1b[31m\\x0ab\\xff"),
             "{line}"
         );
-        let json = json_line(&hit);
+        let lines = text_lines(&hit, Some("d/\x1b.mkv"));
+        assert!(lines.ends_with("\\xff\n    file: d/\\x1b.mkv"), "{lines}");
+        let json = json_line(&hit, Some("d/e.mkv"));
+        assert!(json.contains(r#""matched_file":"d/e.mkv""#), "{json}");
+        let json = json_line(&hit, None);
         assert!(!json.contains('\n') && json.contains("\"name_hex\":\"611b5b33316d0a62ff\""));
         assert!(!json.chars().any(char::is_control), "{json}");
     }

@@ -94,13 +94,13 @@ impl Sql {
         };
         let all = self.bind(all);
         let words = format!("to_tsquery('simple', {all})");
-        let plain = q
+        let words_typed: Vec<&str> = q
             .include
             .iter()
-            .map(|t| t.words.join(" "))
-            .collect::<Vec<_>>()
-            .join(" ");
-        let (matches, rank) = match substring_pattern(&plain).filter(|_| trgm) {
+            .flat_map(|t| t.words.iter().map(String::as_str))
+            .collect();
+        let plain = words_typed.join(" ");
+        let (matches, rank) = match substring_pattern(&words_typed).filter(|_| trgm) {
             // Every parameter must be used (for its type): `plain` only when ranking.
             Some(pattern) if rank => {
                 let (pattern, plain) = (self.bind(pattern), self.bind(plain));

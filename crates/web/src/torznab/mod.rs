@@ -25,7 +25,7 @@ use std::sync::Arc;
 use axum::extract::{Query, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use estudely_store::{Category, SearchSort, StoredTorrent};
+use estudely_store::{Category, SearchQuery, SearchSort, StoredTorrent};
 
 use crate::pages::clean_query;
 use crate::{AppState, DbError, MAX_OFFSET};
@@ -197,7 +197,9 @@ async fn search(
         ));
     }
     let words = clean_query(p.get("q").map(String::as_str));
-    let found = candidates(st, &words, &want, offset + limit + 1)
+    let words = SearchQuery::parse(&words)
+        .map_err(|e| Ok(Bad(201, format!("Incorrect parameter: q: {e}"))))?;
+    let found = candidates(st, words, &want, offset + limit + 1)
         .await
         .map_err(Err)?;
     let mut page: Vec<StoredTorrent> = found
@@ -234,7 +236,11 @@ pub async fn rss(
         Err(e) => return error(201, &format!("Incorrect parameter: category: {e}")),
     };
     let words = clean_query(p.get("q").map(String::as_str));
-    match candidates(&st, &words, &want, limit).await {
+    let words = match SearchQuery::parse(&words) {
+        Ok(q) => q,
+        Err(e) => return error(201, &format!("Incorrect parameter: q: {e}")),
+    };
+    match candidates(&st, words, &want, limit).await {
         Ok(mut found) => {
             found.truncate(limit);
             let mut res =
@@ -253,7 +259,7 @@ pub async fn rss(
 /// least `need` of them when the filters on release fields are off, newest first.
 async fn candidates(
     st: &Arc<AppState>,
-    words: &str,
+    words: SearchQuery,
     want: &Want,
     need: usize,
 ) -> Result<Vec<StoredTorrent>, DbError> {
@@ -267,7 +273,6 @@ async fn candidates(
             .filter(|c| seen.insert(*c))
             .collect()
     };
-    let words = words.to_owned();
     let mut found = st
         .pool
         .run(move |s| {
@@ -276,11 +281,13 @@ async fn candidates(
                 out = if words.is_empty() {
                     s.recent(n, 0)?
                 } else {
-                    s.search_sorted(&words, SearchSort::Discovered, n, 0)?
+                    s.find(&words, SearchSort::Discovered, n, 0)?
                 };
             } else {
                 for c in categories {
-                    out.extend(s.search_in(&words, c, SearchSort::Discovered, n, 0)?);
+                    let mut q = words.clone();
+                    q.and_category(c);
+                    out.extend(s.find(&q, SearchSort::Discovered, n, 0)?);
                 }
             }
             Ok(out)

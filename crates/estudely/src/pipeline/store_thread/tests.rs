@@ -143,27 +143,23 @@ impl Store for SlowStore {
     fn stats(&mut self) -> anyhow::Result<Stats> {
         self.inner.stats()
     }
-    fn search_sorted(
+    fn find(
         &mut self,
-        q: &str,
+        q: &estudely_store::SearchQuery,
         sort: SearchSort,
         limit: usize,
         offset: usize,
     ) -> anyhow::Result<Vec<StoredTorrent>> {
-        self.inner.search_sorted(q, sort, limit, offset)
+        self.inner.find(q, sort, limit, offset)
+    }
+    fn category_counts(
+        &mut self,
+        q: &estudely_store::SearchQuery,
+    ) -> anyhow::Result<estudely_store::CategoryCounts> {
+        self.inner.category_counts(q)
     }
     fn recent(&mut self, limit: usize, offset: usize) -> anyhow::Result<Vec<StoredTorrent>> {
         self.inner.recent(limit, offset)
-    }
-    fn search_in(
-        &mut self,
-        q: &str,
-        category: estudely_store::Category,
-        sort: SearchSort,
-        limit: usize,
-        offset: usize,
-    ) -> anyhow::Result<Vec<StoredTorrent>> {
-        self.inner.search_in(q, category, sort, limit, offset)
     }
     fn set_categories(
         &mut self,
