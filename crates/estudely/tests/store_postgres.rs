@@ -1244,3 +1244,123 @@ fn categories_migrate_from_version_5_are_searched_counted_and_set() {
         "{sub:?}"
     );
 }
+
+/// The query language: phrases (`<->`), exclusions (`!`), fields as conditions, sort by
+/// seeders (unknown last), counts per category and the file that explains a hit.
+#[test]
+fn search_language_seeders_counts_and_matched_files() {
+    use estudely::store::{Category, SearchQuery};
+    let (_url, mut store) = fresh();
+    let jan = 1_767_225_600; // 2026-01-01
+    let spec: [(&str, i64, u64, u64, Option<u32>, Category); 5] = [
+        ("ubuntu desktop amd64", jan - 1, 2_000_000_000, 1, Some(5), Category::Software),
+        ("desktop ubuntu", jan, 500_000_000, 12, None, Category::Software),
+        ("Ubuntu Server", jan + 86_400, 3_000_000_000, 2, Some(40), Category::Other),
+        ("kubuntu desktop", jan + 40 * 86_400, 700, 1, Some(0), Category::Software),
+        ("Pack", jan + 50 * 86_400, 10, 2, None, Category::Ebook),
+    ];
+    let torrents = spec
+        .iter()
+        .enumerate()
+        .map(|(i, &(name, at, bytes, files, seeds, c))| {
+            let mut t = torrent(u32::try_from(i).unwrap() + 1, name.as_bytes());
+            (t.discovered, t.total_bytes, t.file_count) = (at, bytes, files);
+            t.seeds_estimate = seeds;
+            t.category = Some(c);
+            // Paths unlike the names: the vector holds the name then the paths in one run,
+            // so a phrase may span the end of the name and the start of a path.
+            t.files = vec![FileEntry {
+                path: vec![format!("f{i}.bin").into_bytes()],
+                length: 5,
+            }];
+            if name == "Pack" {
+                t.files = ["readme.txt", "docs/Ubuntu Server Guide.pdf"]
+                    .iter()
+                    .map(|p| FileEntry {
+                        path: p.split('/').map(|c| c.as_bytes().to_vec()).collect(),
+                        length: 5,
+                    })
+                    .collect();
+            }
+            t
+        })
+        .collect();
+    write_torrents(&mut store, torrents);
+    let newest = |store: &mut PgStore, q: &str| {
+        names(store.search_sorted(q, SearchSort::Discovered, 10, 0).unwrap())
+    };
+    assert_eq!(newest(&mut store, r#""ubuntu desktop""#), ["ubuntu desktop amd64"]);
+    // With pg_trgm, `ubuntu` is also a substring of `kubuntu` (not for a phrase).
+    let sub: &[&str] = if store.substring_search() {
+        &["kubuntu desktop"]
+    } else {
+        &[]
+    };
+    let with_sub = |rest: &[&str]| -> Vec<String> {
+        sub.iter().chain(rest).map(|s| (*s).to_owned()).collect()
+    };
+    assert_eq!(
+        newest(&mut store, "ubuntu -server"),
+        with_sub(&["desktop ubuntu", "ubuntu desktop amd64"])
+    );
+    let mut want = vec!["Pack".to_owned()];
+    want.extend(with_sub(&["Ubuntu Server", "desktop ubuntu"]));
+    assert_eq!(newest(&mut store, r#"ubuntu -"desktop amd64""#), want);
+    assert_eq!(newest(&mut store, "-ubuntu"), ["kubuntu desktop"]);
+    assert_eq!(newest(&mut store, "ubuntu size:>1GB"), ["Ubuntu Server", "ubuntu desktop amd64"]);
+    assert_eq!(newest(&mut store, "size:<1MB"), ["Pack", "kubuntu desktop"]);
+    assert_eq!(
+        newest(&mut store, "after:2026-01-01 before:2026-02-01"),
+        ["Ubuntu Server", "desktop ubuntu"]
+    );
+    assert_eq!(newest(&mut store, "files:>10"), ["desktop ubuntu"]);
+    assert_eq!(newest(&mut store, "desktop files:1"), ["kubuntu desktop", "ubuntu desktop amd64"]);
+    assert_eq!(newest(&mut store, "category:other"), ["Ubuntu Server"]);
+    assert_eq!(newest(&mut store, "desktop category:software -amd64"), ["kubuntu desktop", "desktop ubuntu"]);
+    assert!(newest(&mut store, "ubuntu category:other category:ebook").is_empty());
+    assert!(store
+        .search_in("server category:other", Category::Ebook, SearchSort::Size, 10, 0)
+        .unwrap()
+        .is_empty());
+    let e = store
+        .search_sorted("ubuntu files:many", SearchSort::Relevance, 10, 0)
+        .unwrap_err();
+    assert!(e.is::<estudely::store::UsageError>(), "{e}");
+    for sort in [SearchSort::Relevance, SearchSort::Size, SearchSort::Seeders] {
+        for q in ["-", "-x", "\"", "size:>1 -\"", "category:tv", "-\"a b\" c"] {
+            store
+                .search_sorted(q, sort, 10, 0)
+                .unwrap_or_else(|e| panic!("{q:?}: {e:#}"));
+        }
+    }
+    assert_eq!(
+        names(store.search_sorted("desktop", SearchSort::Seeders, 10, 0).unwrap()),
+        ["ubuntu desktop amd64", "kubuntu desktop", "desktop ubuntu"]
+    );
+    assert_eq!(
+        names(store.search_sorted("size:>1", SearchSort::Seeders, 10, 0).unwrap()),
+        ["Ubuntu Server", "ubuntu desktop amd64", "kubuntu desktop", "Pack", "desktop ubuntu"]
+    );
+
+    let q = SearchQuery::parse("ubuntu category:ebook").unwrap();
+    let counts = store.category_counts(&q).unwrap();
+    let software = 2 + sub.len() as u64;
+    assert_eq!(
+        counts.counts,
+        [(Category::Ebook, 1), (Category::Software, software), (Category::Other, 1)]
+    );
+    assert!(!counts.capped);
+    let q = SearchQuery::parse("-amd64").unwrap();
+    assert_eq!(
+        store.category_counts(&q).unwrap().counts,
+        [(Category::Ebook, 1), (Category::Software, 2), (Category::Other, 1)]
+    );
+
+    let q = SearchQuery::parse(r#""server guide""#).unwrap();
+    let hits = store.find(&q, SearchSort::Discovered, 10, 0).unwrap();
+    assert_eq!(names(hits.clone()), ["Pack"]);
+    assert_eq!(
+        store.matched_files(&q, &hits).unwrap(),
+        [Some("docs/Ubuntu Server Guide.pdf".to_owned())]
+    );
+}

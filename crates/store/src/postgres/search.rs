@@ -8,6 +8,11 @@
 //! included words (fields or exclusions only), they are the newest [`SORT_CANDIDATES`]
 //! torrents (of the query's category, index `torrents_category`, else index
 //! `torrents_discovered`) that pass the other fields and hold no excluded term.
+//!
+//! The `search` vector holds the name's words then the paths' in one run, so a phrase may
+//! match across the end of the name and the start of the first path (a single-file
+//! torrent's file is usually named as the torrent): a phrase is a little looser here than
+//! in SQLite, where name and paths are separate columns.
 
 use postgres::types::ToSql;
 use postgres::Client;
@@ -69,8 +74,8 @@ impl Sql {
     }
 
     /// The subquery of `q`'s candidate rows (`torrents` columns), at most `window`; also
-    /// the ranking terms for relevance. With `trgm`, a name holding the included words as
-    /// one substring matches too.
+    /// the ranking terms for relevance (`rank`). With `trgm` and no phrase, a name holding
+    /// the included words as substrings, in order, matches too.
     fn candidates(
         &mut self,
         q: &SearchQuery,
@@ -100,7 +105,10 @@ impl Sql {
             .flat_map(|t| t.words.iter().map(String::as_str))
             .collect();
         let plain = words_typed.join(" ");
-        let (matches, rank) = match substring_pattern(&words_typed).filter(|_| trgm) {
+        // Substrings for words only: a phrase asks for whole words in a row.
+        let phrases = q.include.iter().any(|t| t.words.len() > 1);
+        let pattern = substring_pattern(&words_typed).filter(|_| trgm && !phrases);
+        let (matches, rank) = match pattern {
             // Every parameter must be used (for its type): `plain` only when ranking.
             Some(pattern) if rank => {
                 let (pattern, plain) = (self.bind(pattern), self.bind(plain));
