@@ -245,6 +245,71 @@ fn search_finds_hostile_names_and_shrugs_at_hostile_queries() {
     assert_eq!(page.lines().count(), 1);
 }
 
+/// The query language from the command line: phrases, exclusions, fields, the file that
+/// explains a hit, sort by seeders, and a field it cannot read as a usage error.
+#[test]
+fn search_reads_the_query_language() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("index.sqlite");
+    build(&db);
+    let db = db.to_str().unwrap();
+    let jsonl = |args: &[&str]| -> Vec<(String, serde_json::Value)> {
+        let mut all = vec!["search", "--db", db, "--format", "jsonl"];
+        all.extend(args);
+        stdout(&estudely(&all))
+            .lines()
+            .map(|l| {
+                let v: serde_json::Value = serde_json::from_str(l).unwrap();
+                (v["name"].as_str().unwrap().to_owned(), v["matched_file"].clone())
+            })
+            .collect()
+    };
+    let null = serde_json::Value::Null;
+    assert_eq!(
+        jsonl(&["\"24.04 desktop\""]),
+        [("Ubuntu 24.04 Desktop".to_owned(), null.clone())]
+    );
+    assert!(jsonl(&["\"desktop 24.04\""]).is_empty());
+    assert_eq!(jsonl(&["ubuntu -desktop"]), [("old ubuntu".to_owned(), null.clone())]);
+    // Exclusions alone: the newest torrents without them.
+    let names: Vec<String> = jsonl(&["--", "-desktop"]).into_iter().map(|h| h.0).collect();
+    assert_eq!(names.len(), 2, "{names:?}");
+    assert!(names[0].starts_with("a,\"b\"") && names[1] == "old ubuntu", "{names:?}");
+    assert_eq!(
+        jsonl(&["ubuntu after:2023-01-01"]),
+        [("Ubuntu 24.04 Desktop".to_owned(), null.clone())]
+    );
+    assert_eq!(
+        jsonl(&["before:2021-01-01", "files:2", "size:>1MiB"]),
+        [("old ubuntu".to_owned(), null.clone())]
+    );
+    let readme = serde_json::Value::from("docs/readme.txt");
+    assert_eq!(
+        jsonl(&["ubuntu", "readme", "--sort", "discovered"]),
+        [
+            ("Ubuntu 24.04 Desktop".to_owned(), readme.clone()),
+            ("old ubuntu".to_owned(), readme.clone())
+        ]
+    );
+    assert_eq!(jsonl(&["ubuntu", "--sort", "seeders"]).len(), 2);
+    // Text: the matched file on a line of its own under the hit.
+    let text = stdout(&estudely(&[
+        "search", "--db", db, "desktop readme",
+    ]));
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 2, "{text}");
+    assert!(lines[0].ends_with("Ubuntu 24.04 Desktop"), "{text}");
+    assert_eq!(lines[1], "    file: docs/readme.txt");
+
+    let out = estudely(&["search", "--db", db, "ubuntu size:abc"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(
+        String::from_utf8(out.stderr).unwrap(),
+        "error: size: expects a size like >1GB, <700MB or 1GB..4GB, got \"abc\"\n"
+    );
+    assert!(out.stdout.is_empty());
+}
+
 #[test]
 fn stats_text_and_json() {
     let dir = tempfile::tempdir().unwrap();

@@ -20,6 +20,7 @@ pub const EXAMPLES: &str = "Query syntax (words are letters and digits; everythi
   after:2026-01-01  before:2026-02-01     discovered on or after / before that UTC day
   files:>10  files:<3  files:5  files:2..5
 A field with a value it cannot read is an error naming it; any other `word:` is words.
+Quote the query, or put `--` before it, when it starts with `-`.
 --category and a category: field naming another category find nothing. Without words
 (fields or exclusions only), the newest 10,000 torrents (of the category) are looked at.
 A query matching very many torrents is ordered among its newest matches (SQLite) or the
