@@ -16,7 +16,12 @@ fuzz_target!(|data: &[u8]| {
     let Ok(q) = SearchQuery::parse(query) else {
         return;
     };
-    let words: usize = q.include.iter().chain(&q.exclude).map(|t| t.words.len()).sum();
+    let words: usize = q
+        .include
+        .iter()
+        .chain(&q.exclude)
+        .map(|t| t.words.len())
+        .sum();
     assert!(words <= MAX_WORDS);
     let again = SearchQuery::parse(&q.to_string());
     assert_eq!(again.as_ref(), Ok(&q), "{query:?} printed as {}", q);

@@ -491,8 +491,15 @@ fn search_finds_a_name_and_its_page_shows_files_and_magnet() {
     assert_eq!(current.len(), 1);
     assert_eq!(current[0].text(), cat);
     // Beside it, its hit count: as many as listed.
-    let count = format!("<strong>{cat}</strong> <span class=\"count\">{}</span>", want.len());
-    assert!(facets_of(&dom).contains(&count), "{count} in {}", facets_of(&dom));
+    let count = format!(
+        "<strong>{cat}</strong> <span class=\"count\">{}</span>",
+        want.len()
+    );
+    assert!(
+        facets_of(&dom).contains(&count),
+        "{count} in {}",
+        facets_of(&dom)
+    );
 
     // Its page: name, infohash, magnet, files.
     let dom = web.dom(&format!("/torrent/{key}"));

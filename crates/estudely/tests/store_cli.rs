@@ -260,7 +260,10 @@ fn search_reads_the_query_language() {
             .lines()
             .map(|l| {
                 let v: serde_json::Value = serde_json::from_str(l).unwrap();
-                (v["name"].as_str().unwrap().to_owned(), v["matched_file"].clone())
+                (
+                    v["name"].as_str().unwrap().to_owned(),
+                    v["matched_file"].clone(),
+                )
             })
             .collect()
     };
@@ -270,11 +273,20 @@ fn search_reads_the_query_language() {
         [("Ubuntu 24.04 Desktop".to_owned(), null.clone())]
     );
     assert!(jsonl(&["\"desktop 24.04\""]).is_empty());
-    assert_eq!(jsonl(&["ubuntu -desktop"]), [("old ubuntu".to_owned(), null.clone())]);
+    assert_eq!(
+        jsonl(&["ubuntu -desktop"]),
+        [("old ubuntu".to_owned(), null.clone())]
+    );
     // Exclusions alone: the newest torrents without them.
-    let names: Vec<String> = jsonl(&["--", "-desktop"]).into_iter().map(|h| h.0).collect();
+    let names: Vec<String> = jsonl(&["--", "-desktop"])
+        .into_iter()
+        .map(|h| h.0)
+        .collect();
     assert_eq!(names.len(), 2, "{names:?}");
-    assert!(names[0].starts_with("a,\"b\"") && names[1] == "old ubuntu", "{names:?}");
+    assert!(
+        names[0].starts_with("a,\"b\"") && names[1] == "old ubuntu",
+        "{names:?}"
+    );
     assert_eq!(
         jsonl(&["ubuntu after:2023-01-01"]),
         [("Ubuntu 24.04 Desktop".to_owned(), null.clone())]
@@ -293,9 +305,7 @@ fn search_reads_the_query_language() {
     );
     assert_eq!(jsonl(&["ubuntu", "--sort", "seeders"]).len(), 2);
     // Text: the matched file on a line of its own under the hit.
-    let text = stdout(&estudely(&[
-        "search", "--db", db, "desktop readme",
-    ]));
+    let text = stdout(&estudely(&["search", "--db", db, "desktop readme"]));
     let lines: Vec<&str> = text.lines().collect();
     assert_eq!(lines.len(), 2, "{text}");
     assert!(lines[0].ends_with("Ubuntu 24.04 Desktop"), "{text}");

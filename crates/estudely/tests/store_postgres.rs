@@ -1253,10 +1253,38 @@ fn search_language_seeders_counts_and_matched_files() {
     let (_url, mut store) = fresh();
     let jan = 1_767_225_600; // 2026-01-01
     let spec: [(&str, i64, u64, u64, Option<u32>, Category); 5] = [
-        ("ubuntu desktop amd64", jan - 1, 2_000_000_000, 1, Some(5), Category::Software),
-        ("desktop ubuntu", jan, 500_000_000, 12, None, Category::Software),
-        ("Ubuntu Server", jan + 86_400, 3_000_000_000, 2, Some(40), Category::Other),
-        ("kubuntu desktop", jan + 40 * 86_400, 700, 1, Some(0), Category::Software),
+        (
+            "ubuntu desktop amd64",
+            jan - 1,
+            2_000_000_000,
+            1,
+            Some(5),
+            Category::Software,
+        ),
+        (
+            "desktop ubuntu",
+            jan,
+            500_000_000,
+            12,
+            None,
+            Category::Software,
+        ),
+        (
+            "Ubuntu Server",
+            jan + 86_400,
+            3_000_000_000,
+            2,
+            Some(40),
+            Category::Other,
+        ),
+        (
+            "kubuntu desktop",
+            jan + 40 * 86_400,
+            700,
+            1,
+            Some(0),
+            Category::Software,
+        ),
         ("Pack", jan + 50 * 86_400, 10, 2, None, Category::Ebook),
     ];
     let torrents = spec
@@ -1287,9 +1315,16 @@ fn search_language_seeders_counts_and_matched_files() {
         .collect();
     write_torrents(&mut store, torrents);
     let newest = |store: &mut PgStore, q: &str| {
-        names(store.search_sorted(q, SearchSort::Discovered, 10, 0).unwrap())
+        names(
+            store
+                .search_sorted(q, SearchSort::Discovered, 10, 0)
+                .unwrap(),
+        )
     };
-    assert_eq!(newest(&mut store, r#""ubuntu desktop""#), ["ubuntu desktop amd64"]);
+    assert_eq!(
+        newest(&mut store, r#""ubuntu desktop""#),
+        ["ubuntu desktop amd64"]
+    );
     // With pg_trgm, `ubuntu` is also a substring of `kubuntu` (not for a phrase).
     let sub: &[&str] = if store.substring_search() {
         &["kubuntu desktop"]
@@ -1307,19 +1342,34 @@ fn search_language_seeders_counts_and_matched_files() {
     want.extend(with_sub(&["Ubuntu Server", "desktop ubuntu"]));
     assert_eq!(newest(&mut store, r#"ubuntu -"desktop amd64""#), want);
     assert_eq!(newest(&mut store, "-ubuntu"), ["kubuntu desktop"]);
-    assert_eq!(newest(&mut store, "ubuntu size:>1GB"), ["Ubuntu Server", "ubuntu desktop amd64"]);
+    assert_eq!(
+        newest(&mut store, "ubuntu size:>1GB"),
+        ["Ubuntu Server", "ubuntu desktop amd64"]
+    );
     assert_eq!(newest(&mut store, "size:<1MB"), ["Pack", "kubuntu desktop"]);
     assert_eq!(
         newest(&mut store, "after:2026-01-01 before:2026-02-01"),
         ["Ubuntu Server", "desktop ubuntu"]
     );
     assert_eq!(newest(&mut store, "files:>10"), ["desktop ubuntu"]);
-    assert_eq!(newest(&mut store, "desktop files:1"), ["kubuntu desktop", "ubuntu desktop amd64"]);
+    assert_eq!(
+        newest(&mut store, "desktop files:1"),
+        ["kubuntu desktop", "ubuntu desktop amd64"]
+    );
     assert_eq!(newest(&mut store, "category:other"), ["Ubuntu Server"]);
-    assert_eq!(newest(&mut store, "desktop category:software -amd64"), ["kubuntu desktop", "desktop ubuntu"]);
+    assert_eq!(
+        newest(&mut store, "desktop category:software -amd64"),
+        ["kubuntu desktop", "desktop ubuntu"]
+    );
     assert!(newest(&mut store, "ubuntu category:other category:ebook").is_empty());
     assert!(store
-        .search_in("server category:other", Category::Ebook, SearchSort::Size, 10, 0)
+        .search_in(
+            "server category:other",
+            Category::Ebook,
+            SearchSort::Size,
+            10,
+            0
+        )
         .unwrap()
         .is_empty());
     let e = store
@@ -1334,12 +1384,26 @@ fn search_language_seeders_counts_and_matched_files() {
         }
     }
     assert_eq!(
-        names(store.search_sorted("desktop", SearchSort::Seeders, 10, 0).unwrap()),
+        names(
+            store
+                .search_sorted("desktop", SearchSort::Seeders, 10, 0)
+                .unwrap()
+        ),
         ["ubuntu desktop amd64", "kubuntu desktop", "desktop ubuntu"]
     );
     assert_eq!(
-        names(store.search_sorted("size:>1", SearchSort::Seeders, 10, 0).unwrap()),
-        ["Ubuntu Server", "ubuntu desktop amd64", "kubuntu desktop", "Pack", "desktop ubuntu"]
+        names(
+            store
+                .search_sorted("size:>1", SearchSort::Seeders, 10, 0)
+                .unwrap()
+        ),
+        [
+            "Ubuntu Server",
+            "ubuntu desktop amd64",
+            "kubuntu desktop",
+            "Pack",
+            "desktop ubuntu"
+        ]
     );
 
     let q = SearchQuery::parse("ubuntu category:ebook").unwrap();
@@ -1347,13 +1411,21 @@ fn search_language_seeders_counts_and_matched_files() {
     let software = 2 + sub.len() as u64;
     assert_eq!(
         counts.counts,
-        [(Category::Ebook, 1), (Category::Software, software), (Category::Other, 1)]
+        [
+            (Category::Ebook, 1),
+            (Category::Software, software),
+            (Category::Other, 1)
+        ]
     );
     assert!(!counts.capped);
     let q = SearchQuery::parse("-amd64").unwrap();
     assert_eq!(
         store.category_counts(&q).unwrap().counts,
-        [(Category::Ebook, 1), (Category::Software, 2), (Category::Other, 1)]
+        [
+            (Category::Ebook, 1),
+            (Category::Software, 2),
+            (Category::Other, 1)
+        ]
     );
 
     let q = SearchQuery::parse(r#""server guide""#).unwrap();

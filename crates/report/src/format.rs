@@ -108,16 +108,9 @@ impl Utc {
     pub fn from_unix(t: i64) -> Utc {
         let days = t.div_euclid(86_400);
         let secs = t.rem_euclid(86_400) as u32;
-        // The inverse of days_from_civil (the proleptic Gregorian calendar in 400-year eras).
-        let z = days + 719_468;
-        let era = z.div_euclid(146_097);
-        let doe = z - era * 146_097;
-        let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
-        let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-        let mp = (5 * doy + 2) / 153;
-        let day = (doy - (153 * mp + 2) / 5 + 1) as u32;
-        let month = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-        let year = yoe + era * 400 + i64::from(month <= 2);
+        let (year, month, day) = estudely_store::search_query::civil_from_days(days);
+        // In range: a month is 1 to 12 and a day 1 to 31.
+        let (month, day) = (month as u32, day as u32);
         Utc {
             year,
             month,

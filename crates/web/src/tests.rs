@@ -60,6 +60,19 @@ fn app(auth: Option<Credentials>) -> (tempfile::TempDir, axum::Router) {
     (dir, router(Arc::new(AppState::new(url, &args)), auth))
 }
 
+/// An index of `torrents` and a router over it, without authentication.
+fn app_over(torrents: Vec<estudely_store::Torrent>) -> (tempfile::TempDir, axum::Router) {
+    let (dir, mut store) = fixtures::open();
+    let batch = Batch {
+        torrents,
+        ..Batch::default()
+    };
+    store.write("t", &batch).unwrap();
+    let url = DbUrl::Sqlite(dir.path().join("test.sqlite"));
+    let app = router(Arc::new(AppState::new(url, &WebConfig::default())), None);
+    (dir, app)
+}
+
 async fn get(app: &axum::Router, uri: &str) -> (StatusCode, axum::http::HeaderMap, String) {
     get_with(app, uri, None).await
 }
@@ -351,19 +364,11 @@ fn a_slow_request_is_answered_503() {
 #[test]
 fn categories_filter_search_and_show_on_pages() {
     rt().block_on(async {
-        let (dir, mut store) = fixtures::open();
-        let torrents = vec![
+        let (_dir, app) = app_over(vec![
             fixtures::torrent(1, b"Silent.River.S01E02.720p.WEB.x264-GRP.mkv", 100),
             fixtures::torrent(2, b"Silent.River.2019.1080p.BluRay.x264-GRP.mkv", 200),
             fixtures::torrent(3, b"Silent River.epub", 300),
-        ];
-        let batch = Batch {
-            torrents,
-            ..Batch::default()
-        };
-        store.write("t", &batch).unwrap();
-        let url = DbUrl::Sqlite(dir.path().join("test.sqlite"));
-        let app = router(Arc::new(AppState::new(url, &WebConfig::default())), None);
+        ]);
 
         let (status, _, page) = get(&app, "/search?q=silent&category=tv").await;
         assert_eq!(status, StatusCode::OK);
@@ -458,7 +463,6 @@ fn probes_answer_without_credentials() {
 fn search_syntax_matched_files_counts_and_seeders() {
     use estudely_store::Category;
     rt().block_on(async {
-        let (dir, mut store) = fixtures::open();
         let mut torrents = vec![
             fixtures::torrent(1, b"Silent River S01E02", 100),
             fixtures::torrent(2, b"Silent River 2019 BluRay", 200),
@@ -476,20 +480,26 @@ fn search_syntax_matched_files_counts_and_seeders() {
             },
         ];
         torrents[2].file_count = 2;
-        let cats = [Category::Tv, Category::Movie, Category::Ebook, Category::Game];
-        for ((t, c), seeds) in torrents.iter_mut().zip(cats).zip([Some(5), Some(50), None, Some(9)]) {
+        let cats = [
+            Category::Tv,
+            Category::Movie,
+            Category::Ebook,
+            Category::Game,
+        ];
+        for ((t, c), seeds) in torrents
+            .iter_mut()
+            .zip(cats)
+            .zip([Some(5), Some(50), None, Some(9)])
+        {
             t.category = Some(c);
             t.seeds_estimate = seeds;
         }
-        let batch = Batch {
-            torrents,
-            ..Batch::default()
-        };
-        store.write("t", &batch).unwrap();
-        let url = DbUrl::Sqlite(dir.path().join("test.sqlite"));
-        let app = router(Arc::new(AppState::new(url, &WebConfig::default())), None);
+        let (_dir, app) = app_over(torrents);
         let order = |page: &str, names: &[&str]| -> Vec<usize> {
-            names.iter().filter_map(|n| page.find(&format!("\">{n}</a>"))).collect()
+            names
+                .iter()
+                .filter_map(|n| page.find(&format!("\">{n}</a>")))
+                .collect()
         };
 
         let (status, _, page) =
@@ -499,7 +509,9 @@ fn search_syntax_matched_files_counts_and_seeders() {
         let at = order(&page, &["Pack", "Silent River S01E02"]);
         assert!(at.len() == 2 && at[0] < at[1], "{page}");
         assert!(
-            page.contains("<span class=\"matched\">file: <code>docs/silent river notes.txt</code></span>"),
+            page.contains(
+                "<span class=\"matched\">file: <code>docs/silent river notes.txt</code></span>"
+            ),
             "{page}"
         );
         assert_eq!(page.matches("class=\"matched\"").count(), 1, "{page}");
@@ -510,7 +522,9 @@ fn search_syntax_matched_files_counts_and_seeders() {
         for (c, n) in [("tv", 1), ("movie", 1), ("ebook", 1), ("game", 1)] {
             assert!(
                 page.contains(&format!("{c}</a> <span class=\"count\">{n}</span>"))
-                    || page.contains(&format!("<strong>{c}</strong> <span class=\"count\">{n}</span>")),
+                    || page.contains(&format!(
+                        "<strong>{c}</strong> <span class=\"count\">{n}</span>"
+                    )),
                 "{c}: {page}"
             );
         }
@@ -518,7 +532,12 @@ fn search_syntax_matched_files_counts_and_seeders() {
 
         // By seeders: most first, unknown last.
         let (_, _, page) = get(&app, "/search?q=silent&sort=seeders").await;
-        let names = ["Silent River 2019 BluRay", "Silent Hill", "Silent River S01E02", "Pack"];
+        let names = [
+            "Silent River 2019 BluRay",
+            "Silent Hill",
+            "Silent River S01E02",
+            "Pack",
+        ];
         let at = order(&page, &names);
         assert_eq!(at.len(), 4, "{page}");
         assert!(at.windows(2).all(|w| w[0] < w[1]), "{page}");
@@ -533,8 +552,11 @@ fn search_syntax_matched_files_counts_and_seeders() {
         assert_eq!(status, StatusCode::BAD_REQUEST);
         assert!(page.contains("size: expects a size like"), "{page}");
 
-        let (status, _, body) =
-            get(&app, "/api/v1/search?q=%22silent+river%22+-bluray&sort=seeders").await;
+        let (status, _, body) = get(
+            &app,
+            "/api/v1/search?q=%22silent+river%22+-bluray&sort=seeders",
+        )
+        .await;
         assert_eq!(status, StatusCode::OK, "{body}");
         let v: Value = serde_json::from_str(&body).unwrap();
         assert_eq!(v["sort"], "seeders");

@@ -11,7 +11,8 @@ use crate::report::format::human_bytes;
 use crate::store::{Category, StoredTorrent};
 
 /// `estudely search --help` epilogue.
-pub const EXAMPLES: &str = "Query syntax (words are letters and digits; everything else separates them):
+pub const EXAMPLES: &str =
+    "Query syntax (words are letters and digits; everything else separates them):
   ubuntu desktop        every word, in the name or a file path (any case)
   \"ubuntu desktop\"      the words in a row (an unclosed quote runs to the end)
   -beta  -\"rc one\"      without that word or phrase

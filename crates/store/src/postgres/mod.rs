@@ -24,8 +24,8 @@ use postgres::config::Host;
 use postgres::{Client, Config, NoTls};
 
 use super::{
-    Batch, Category, CategoryCounts, Release, SearchQuery, SearchSort, SightingCounts, SightingRow, Source, Stats, Store,
-    StoredTorrent,
+    Batch, Category, CategoryCounts, Release, SearchQuery, SearchSort, SightingCounts, SightingRow,
+    Source, Stats, Store, StoredTorrent,
 };
 
 /// The longest lease taken (longer ones are cut to this): ten years.

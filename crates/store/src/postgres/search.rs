@@ -49,23 +49,12 @@ impl Sql {
         format!("${}", self.params.len())
     }
 
-    /// ` AND col >= min AND col <= max` for the ends given (saturated to `bigint`).
-    fn range<T: TryInto<i64>>(&mut self, col: &str, min: Option<T>, max: Option<T>) -> String {
-        let mut out = String::new();
-        for (op, v) in [(">=", min), ("<=", max)] {
-            if let Some(v) = v {
-                let v: i64 = v.try_into().unwrap_or(i64::MAX);
-                out.push_str(&format!(" AND {col} {op} {}", self.bind(v)));
-            }
-        }
-        out
-    }
-
     /// The conditions of `q`'s fields but categories, and of its exclusions, on `t`.
     fn filters(&mut self, q: &SearchQuery) -> String {
-        let mut out = self.range("t.total_bytes", q.size.min, q.size.max);
-        out += &self.range("t.discovered", q.discovered.min, q.discovered.max);
-        out += &self.range("t.file_count", q.files.min, q.files.max);
+        let mut out = String::new();
+        for (column, op, v) in q.range_conditions() {
+            out += &format!(" AND t.{column} {op} {}", self.bind(v));
+        }
         if let Some(any) = tsquery(&q.exclude, "|") {
             let any = self.bind(any);
             out += &format!(" AND NOT t.search @@ to_tsquery('simple', {any})");
@@ -131,9 +120,8 @@ impl Sql {
             ),
         };
         let n = self.bind(big(window));
-        let sql = format!(
-            "SELECT t.* FROM torrents t WHERE {matches}{category}{filters} LIMIT {n}"
-        );
+        let sql =
+            format!("SELECT t.* FROM torrents t WHERE {matches}{category}{filters} LIMIT {n}");
         (sql, rank)
     }
 

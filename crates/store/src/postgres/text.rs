@@ -121,14 +121,20 @@ mod tests {
             tsquery(&q.include, "&").unwrap(),
             "('ubuntu') & ('server' <-> 'guide')"
         );
-        assert_eq!(tsquery(&q.exclude, "|").unwrap(), "('beta') | ('rc' <-> 'one')");
+        assert_eq!(
+            tsquery(&q.exclude, "|").unwrap(),
+            "('beta') | ('rc' <-> 'one')"
+        );
         assert_eq!(tsquery(&[], "&"), None);
     }
 
     #[test]
     fn patterns() {
         assert_eq!(substring_pattern(&["buntu"]), Some("%buntu%".into()));
-        assert_eq!(substring_pattern(&["ilent", "riv"]), Some("%ilent%riv%".into()));
+        assert_eq!(
+            substring_pattern(&["ilent", "riv"]),
+            Some("%ilent%riv%".into())
+        );
         assert_eq!(substring_pattern(&["ab", "c"]), None);
         assert_eq!(substring_pattern(&[]), None);
     }

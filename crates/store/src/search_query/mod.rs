@@ -74,7 +74,11 @@ pub struct QueryError {
 
 impl fmt::Display for QueryError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}: expects {}, got {:?}", self.field, self.expected, self.got)
+        write!(
+            f,
+            "{}: expects {}, got {:?}",
+            self.field, self.expected, self.got
+        )
     }
 }
 
@@ -160,15 +164,29 @@ impl SearchQuery {
                 let c: Category = value.parse().map_err(|_| bad())?;
                 self.and_category(c);
             }
-            "size" => self.size = self.size.and(value::bounds(value, false, value::size).ok_or_else(bad)?),
-            "files" => self.files = self.files.and(value::bounds(value, true, value::count).ok_or_else(bad)?),
+            "size" => {
+                self.size = self
+                    .size
+                    .and(value::bounds(value, false, value::size).ok_or_else(bad)?)
+            }
+            "files" => {
+                self.files = self
+                    .files
+                    .and(value::bounds(value, true, value::count).ok_or_else(bad)?)
+            }
             "after" => {
                 let day = value::date(value).ok_or_else(bad)?;
-                self.discovered = self.discovered.and(Bounds { min: Some(day), max: None });
+                self.discovered = self.discovered.and(Bounds {
+                    min: Some(day),
+                    max: None,
+                });
             }
             _ => {
                 let day = value::date(value).ok_or_else(bad)?;
-                self.discovered = self.discovered.and(Bounds { min: None, max: Some(day - 1) });
+                self.discovered = self.discovered.and(Bounds {
+                    min: None,
+                    max: Some(day - 1),
+                });
             }
         }
         Ok(())
@@ -211,6 +229,32 @@ impl SearchQuery {
             || !self.files.is_open()
     }
 
+    /// The conditions of the size, date and file-count fields: `(column, ">=" or "<=",
+    /// value)` on the `torrents` columns `total_bytes`, `discovered`, `file_count`, values
+    /// saturated to SQL integers. Categories are not among them.
+    pub fn range_conditions(&self) -> Vec<(&'static str, &'static str, i64)> {
+        let wide = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
+        let ranges = [
+            (
+                "total_bytes",
+                self.size.min.map(wide),
+                self.size.max.map(wide),
+            ),
+            ("discovered", self.discovered.min, self.discovered.max),
+            (
+                "file_count",
+                self.files.min.map(wide),
+                self.files.max.map(wide),
+            ),
+        ];
+        let mut out = Vec::new();
+        for (column, min, max) in ranges {
+            out.extend(min.map(|v| (column, ">=", v)));
+            out.extend(max.map(|v| (column, "<=", v)));
+        }
+        out
+    }
+
     /// The same query without its categories (for counting hits per category).
     pub fn without_categories(&self) -> SearchQuery {
         SearchQuery {
@@ -235,10 +279,7 @@ impl SearchQuery {
         paths: impl IntoIterator<Item = &'a str>,
     ) -> Option<usize> {
         let name = lower_words(name);
-        let missing: Vec<Vec<String>> = self
-            .include_lower()
-            .filter(|t| !holds(&name, t))
-            .collect();
+        let missing: Vec<Vec<String>> = self.include_lower().filter(|t| !holds(&name, t)).collect();
         if missing.is_empty() {
             return None;
         }

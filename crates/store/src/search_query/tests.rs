@@ -24,7 +24,10 @@ fn words_phrases_and_exclusions() {
             words(&["ubuntu", "desktop"])
         ]
     );
-    assert_eq!(q.exclude, [words(&["beta"]), words(&["release", "candidate"])]);
+    assert_eq!(
+        q.exclude,
+        [words(&["beta"]), words(&["release", "candidate"])]
+    );
     assert!(!q.has_fields() && !q.matches_nothing());
     // An unclosed quote runs to the end; an excluded token of several words is a phrase.
     let q = parse(r#"a -x.y "b c"#);
@@ -81,6 +84,15 @@ fn fields() {
     assert!(!parse("after:2026-02-01 before:2026-02-02").matches_nothing());
     assert!(parse("category:tv category:game").matches_nothing());
     assert_eq!(parse("x category:tv").without_categories(), parse("x"));
+    assert_eq!(
+        parse("files:2..5 size:>=18446744073709551615 before:1970-01-02").range_conditions(),
+        [
+            ("total_bytes", ">=", i64::MAX),
+            ("discovered", "<=", 86_399),
+            ("file_count", ">=", 2),
+            ("file_count", "<=", 5)
+        ]
+    );
 }
 
 #[test]
@@ -107,7 +119,14 @@ fn bad_fields_are_errors_naming_the_token() {
         err("-size:>1GB"),
         r#"size: expects no `-` before it (a field cannot be excluded), got "-size:>1GB""#
     );
-    for bad in ["size:", "size:1GB", "before:", "files:>", "category:", "SIZE:>1XB"] {
+    for bad in [
+        "size:",
+        "size:1GB",
+        "before:",
+        "files:>",
+        "category:",
+        "SIZE:>1XB",
+    ] {
         assert!(SearchQuery::parse(bad).is_err(), "{bad:?}");
     }
 }
@@ -117,7 +136,12 @@ fn work_is_bounded() {
     let q = parse(&"w ".repeat(100));
     assert_eq!(q.include.len(), MAX_WORDS);
     let q = parse(&format!("\"{}\" more", "p ".repeat(100)));
-    assert_eq!(q.include, [Term { words: vec!["p".into(); MAX_WORDS] }]);
+    assert_eq!(
+        q.include,
+        [Term {
+            words: vec!["p".into(); MAX_WORDS]
+        }]
+    );
     let long = "x".repeat(1_000);
     assert_eq!(parse(&long).include[0].words[0].len(), MAX_WORD_CHARS);
     // Fields beyond MAX_FIELDS are not read (not even checked).
@@ -128,7 +152,11 @@ fn work_is_bounded() {
 #[test]
 fn the_file_that_explains_a_match() {
     let q = parse(r#"ubuntu "server guide" -beta"#);
-    let paths = ["a/readme.txt", "docs/Server-Guide.pdf", "ubuntu server guide.iso"];
+    let paths = [
+        "a/readme.txt",
+        "docs/Server-Guide.pdf",
+        "ubuntu server guide.iso",
+    ];
     assert_eq!(q.matched_file("Ubuntu 24.04", paths), Some(1));
     assert_eq!(q.matched_file("nothing", paths), Some(2));
     assert_eq!(q.matched_file("nothing", ["ubuntu.txt", "x"]), Some(0));
@@ -140,7 +168,9 @@ fn the_file_that_explains_a_match() {
 
 #[test]
 fn displays_its_own_syntax() {
-    let q = parse(r#"a "b c" -d -"e f" category:tv size:1KB..2KB files:>3 after:2026-01-01 before:2026-02-01"#);
+    let q = parse(
+        r#"a "b c" -d -"e f" category:tv size:1KB..2KB files:>3 after:2026-01-01 before:2026-02-01"#,
+    );
     assert_eq!(
         q.to_string(),
         r#"a "b c" -d -"e f" category:tv size:1000..2000 files:>=4 after:2026-01-01 before:2026-02-01"#

@@ -103,7 +103,11 @@ pub fn size(s: &str) -> Option<u64> {
         return None;
     }
     let scale = 10u128.pow(u32::try_from(frac.len()).ok()?);
-    let frac: u128 = if frac.is_empty() { 0 } else { frac.parse().ok()? };
+    let frac: u128 = if frac.is_empty() {
+        0
+    } else {
+        frac.parse().ok()?
+    };
     let bytes = whole * unit + frac * unit / scale;
     u64::try_from(bytes).ok()
 }
@@ -149,7 +153,11 @@ pub fn date(s: &str) -> Option<i64> {
         return None;
     }
     let (y, m, d) = (count(&s[..4])?, count(&s[5..7])?, count(&s[8..])?);
-    let (y, m, d) = (i64::try_from(y).ok()?, i64::try_from(m).ok()?, i64::try_from(d).ok()?);
+    let (y, m, d) = (
+        i64::try_from(y).ok()?,
+        i64::try_from(m).ok()?,
+        i64::try_from(d).ok()?,
+    );
     if !(1..=12).contains(&m) || d < 1 || d > days_in(y, m) {
         return None;
     }
@@ -176,7 +184,17 @@ mod tests {
         assert_eq!(size("12"), Some(12));
         assert_eq!(size("12b"), Some(12));
         assert_eq!(size("3TiB"), Some(3 << 40));
-        for bad in ["", "GB", "abc", "1.2.3GB", "1PB", "-1GB", "1 GB", ".", "1.0000000001GB"] {
+        for bad in [
+            "",
+            "GB",
+            "abc",
+            "1.2.3GB",
+            "1PB",
+            "-1GB",
+            "1 GB",
+            ".",
+            "1.0000000001GB",
+        ] {
             assert_eq!(size(bad), None, "{bad:?}");
         }
         assert_eq!(size("999999999999999999TB"), None);
@@ -205,7 +223,13 @@ mod tests {
             min: Some(4),
             max: None,
         });
-        assert_eq!(narrowed, Bounds { min: Some(4), max: Some(9) });
+        assert_eq!(
+            narrowed,
+            Bounds {
+                min: Some(4),
+                max: Some(9)
+            }
+        );
         assert!(narrowed.contains(4) && narrowed.contains(9) && !narrowed.contains(3));
         assert!(Bounds::<u64>::default().is_open());
     }
@@ -215,7 +239,14 @@ mod tests {
         assert_eq!(date("1970-01-01"), Some(0));
         assert_eq!(date("2026-01-01"), Some(1_767_225_600));
         assert_eq!(date("2024-02-29"), Some(1_709_164_800));
-        for bad in ["2023-02-29", "2026-13-01", "2026-00-10", "2026-1-01", "26-01-01", "x"] {
+        for bad in [
+            "2023-02-29",
+            "2026-13-01",
+            "2026-00-10",
+            "2026-1-01",
+            "26-01-01",
+            "x",
+        ] {
             assert_eq!(date(bad), None, "{bad:?}");
         }
         for t in [0, 1_767_225_600, 1_709_164_800, -86_400, 253_402_214_400] {

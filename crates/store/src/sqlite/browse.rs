@@ -188,7 +188,7 @@ pub fn total_bytes(conn: &Connection) -> anyhow::Result<u64> {
 
 #[cfg(test)]
 mod tests {
-    use super::super::fixtures::{open, torrent};
+    use super::super::fixtures::{names, open, torrent};
     use super::super::SqliteStore;
     use crate::SIZE_EDGES;
     use crate::{Batch, Sighting, Store as _, Torrent};
@@ -198,12 +198,6 @@ mod tests {
 
     fn write(s: &mut SqliteStore, batch: Batch) {
         s.write("t", &batch).unwrap();
-    }
-
-    fn names(hits: Vec<StoredTorrent>) -> Vec<String> {
-        hits.into_iter()
-            .map(|h| String::from_utf8(h.torrent.name).unwrap())
-            .collect()
     }
 
     fn sized(key: u8, name: &str, at: i64, bytes: u64) -> Torrent {

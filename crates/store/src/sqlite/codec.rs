@@ -109,7 +109,10 @@ mod tests {
         for nothing in ["", "-x", "category:tv", "*", "'\"*:-^"] {
             assert_eq!(fts_match(&q(nothing)), None, "{nothing:?}");
         }
-        assert_eq!(fts_any(&q("-x -\"y z\"").exclude).unwrap(), r#""x" OR "y z""#);
+        assert_eq!(
+            fts_any(&q("-x -\"y z\"").exclude).unwrap(),
+            r#""x" OR "y z""#
+        );
         assert_eq!(fts_any(&[]), None);
     }
 

@@ -4,7 +4,7 @@ use estudely_krpc::InfoHash;
 use estudely_peer_wire::{FileEntry, Version};
 
 use super::SqliteStore;
-use crate::{Classifier, Source, Torrent};
+use crate::{Classifier, Source, StoredTorrent, Torrent};
 
 /// A fresh index in a temporary directory (kept alive by the first value).
 pub fn open() -> (tempfile::TempDir, SqliteStore) {
@@ -39,4 +39,11 @@ pub fn torrent(key: u8, name: &[u8], at: i64) -> Torrent {
     };
     t.classify(CLASSIFIER.get_or_init(Classifier::default));
     t
+}
+
+/// The names of `hits`, in order (UTF-8 names only).
+pub fn names(hits: Vec<StoredTorrent>) -> Vec<String> {
+    hits.into_iter()
+        .map(|h| String::from_utf8_lossy(&h.torrent.name).into_owned())
+        .collect()
 }

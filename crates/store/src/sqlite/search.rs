@@ -44,27 +44,12 @@ impl Sql {
         format!("?{}", self.params.len())
     }
 
-    /// ` AND col >= min AND col <= max` for the ends given (saturated to SQLite integers).
-    fn range<T: TryInto<i64>>(&mut self, col: &str, min: Option<T>, max: Option<T>) -> String {
-        let mut out = String::new();
-        for (op, v) in [(">=", min), ("<=", max)] {
-            if let Some(v) = v {
-                let v: i64 = v.try_into().unwrap_or(i64::MAX);
-                out.push_str(&format!(" AND {col} {op} {}", self.bind(v)));
-            }
-        }
-        out
-    }
-
     /// The conditions of `q`'s size, date and file-count fields on table `alias`.
     fn fields(&mut self, q: &SearchQuery, alias: &str) -> String {
-        let mut out = self.range(&format!("{alias}.total_bytes"), q.size.min, q.size.max);
-        out += &self.range(
-            &format!("{alias}.discovered"),
-            q.discovered.min,
-            q.discovered.max,
-        );
-        out += &self.range(&format!("{alias}.file_count"), q.files.min, q.files.max);
+        let mut out = String::new();
+        for (column, op, v) in q.range_conditions() {
+            out += &format!(" AND {alias}.{column} {op} {}", self.bind(v));
+        }
         out
     }
 

@@ -1,7 +1,7 @@
 use estudely_krpc::InfoHash;
 use estudely_peer_wire::FileEntry;
 
-use super::super::fixtures::{open, torrent};
+use super::super::fixtures::{names, open, torrent};
 use super::super::SqliteStore;
 use super::*;
 use crate::{Batch, Category, Store as _, Torrent};
@@ -12,12 +12,6 @@ fn write(s: &mut SqliteStore, torrents: Vec<Torrent>) {
         ..Batch::default()
     };
     s.write("t", &batch).unwrap();
-}
-
-fn names(hits: Vec<StoredTorrent>) -> Vec<String> {
-    hits.into_iter()
-        .map(|h| String::from_utf8(h.torrent.name).unwrap())
-        .collect()
 }
 
 fn sized(key: u8, name: &str, at: i64, bytes: u64) -> Torrent {
@@ -77,7 +71,9 @@ fn search_sorts_by_size_discovery_and_seeders() {
         SearchSort::Discovered,
         SearchSort::Seeders,
     ] {
-        for q in ["\"", "*", "NEAR(", "-x", "a:b", "", "🙂", "\u{301}", "x\0y", "-", "-\""] {
+        for q in [
+            "\"", "*", "NEAR(", "-x", "a:b", "", "🙂", "\u{301}", "x\0y", "-", "-\"",
+        ] {
             s.search_sorted(q, sort, 10, 0)
                 .unwrap_or_else(|e| panic!("{q:?}: {e:#}"));
         }
@@ -99,7 +95,10 @@ fn phrases_and_exclusions() {
             torrent(4, b"kubuntu desktop", 4),
         ],
     );
-    assert_eq!(newest(&mut s, r#""ubuntu desktop""#), ["ubuntu desktop amd64"]);
+    assert_eq!(
+        newest(&mut s, r#""ubuntu desktop""#),
+        ["ubuntu desktop amd64"]
+    );
     assert_eq!(
         newest(&mut s, "ubuntu -server"),
         ["desktop ubuntu", "ubuntu desktop amd64"]
@@ -110,14 +109,8 @@ fn phrases_and_exclusions() {
     );
     assert_eq!(newest(&mut s, r#"desktop -"ubuntu"#), ["kubuntu desktop"]);
     // Exclusions alone: the newest torrents without them.
-    assert_eq!(
-        newest(&mut s, "-ubuntu"),
-        ["kubuntu desktop"]
-    );
-    assert_eq!(
-        newest(&mut s, "-desktop -amd64"),
-        ["Ubuntu Server"]
-    );
+    assert_eq!(newest(&mut s, "-ubuntu"), ["kubuntu desktop"]);
+    assert_eq!(newest(&mut s, "-desktop -amd64"), ["Ubuntu Server"]);
     assert!(newest(&mut s, "").is_empty());
     assert!(newest(&mut s, "-").is_empty());
     let e = s.search_sorted("ubuntu size:big", SearchSort::Relevance, 10, 0);
@@ -161,7 +154,10 @@ fn fields_filter_the_matches() {
     assert_eq!(newest(&mut s, "files:1"), ["film three", "film one"]);
     assert_eq!(newest(&mut s, "category:tv"), ["show one"]);
     assert_eq!(newest(&mut s, "one category:movie"), ["film one"]);
-    assert_eq!(newest(&mut s, "category:movie -two size:>1GB"), ["film three", "film one"]);
+    assert_eq!(
+        newest(&mut s, "category:movie -two size:>1GB"),
+        ["film three", "film one"]
+    );
     assert!(newest(&mut s, "category:movie category:tv").is_empty());
     assert!(newest(&mut s, "one size:>2GB size:<1GB").is_empty());
     // The category parameter and a category field: the same is fine, two are nothing.
@@ -170,10 +166,16 @@ fn fields_filter_the_matches() {
     };
     assert_eq!(inn(&mut s, "one category:tv", Category::Tv), ["show one"]);
     assert!(inn(&mut s, "one category:tv", Category::Movie).is_empty());
-    assert_eq!(inn(&mut s, "", Category::Movie), ["film three", "film one", "film two"]);
+    assert_eq!(
+        inn(&mut s, "", Category::Movie),
+        ["film three", "film one", "film two"]
+    );
     // Sorts other than relevance with fields only.
     assert_eq!(
-        names(s.search_sorted("size:>1GB", SearchSort::Size, 10, 0).unwrap()),
+        names(
+            s.search_sorted("size:>1GB", SearchSort::Size, 10, 0)
+                .unwrap()
+        ),
         ["film three", "film one", "show one"]
     );
 }
@@ -198,7 +200,8 @@ fn category_counts_within_the_candidates() {
         t.category = c;
     }
     write(&mut s, torrents);
-    let counts = |s: &mut SqliteStore, q: &str| s.category_counts(&SearchQuery::parse(q).unwrap()).unwrap();
+    let counts =
+        |s: &mut SqliteStore, q: &str| s.category_counts(&SearchQuery::parse(q).unwrap()).unwrap();
     let live = counts(&mut s, "live category:tv");
     assert_eq!(live.counts, [(Category::Movie, 2), (Category::Tv, 1)]);
     assert!(!live.capped);
