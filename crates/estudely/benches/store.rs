@@ -145,6 +145,7 @@ fn main() -> anyhow::Result<()> {
         ("search", SearchSort::Relevance),
         ("search by size", SearchSort::Size),
         ("search by discovered", SearchSort::Discovered),
+        ("search by seeders", SearchSort::Seeders),
     ] {
         let mut times = Vec::with_capacity(searches);
         let mut hits = 0;
@@ -156,6 +157,31 @@ fn main() -> anyhow::Result<()> {
         }
         report(&format!("{label} (one word)"), &mut times, hits);
     }
+    // The query language: a word, an excluded word and a field; and the counts per
+    // category of one word (what every search page also asks).
+    let mut times = Vec::with_capacity(searches);
+    let mut hits = 0;
+    for _ in 0..searches {
+        let (a, b) = (
+            VOCAB[rng.gen_range(0..VOCAB.len())],
+            VOCAB[rng.gen_range(0..VOCAB.len())],
+        );
+        let q = format!("{a} -{b} size:>1MB");
+        let t0 = Instant::now();
+        hits += store.search_sorted(&q, SearchSort::Relevance, 20, 0)?.len();
+        times.push(t0.elapsed());
+    }
+    report("search with exclusion and field", &mut times, hits);
+    let mut times = Vec::with_capacity(searches);
+    let mut counted = 0;
+    for _ in 0..searches {
+        let q = estudely::store::SearchQuery::parse(VOCAB[rng.gen_range(0..VOCAB.len())])?;
+        let t0 = Instant::now();
+        let counts = store.category_counts(&q)?;
+        counted += counts.counts.len();
+        times.push(t0.elapsed());
+    }
+    report("category counts (one word)", &mut times, counted);
     // Pages of the newest torrents: mostly the first ones, some deep.
     let mut times = Vec::with_capacity(searches);
     let mut rows = 0;

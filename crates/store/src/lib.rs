@@ -470,9 +470,9 @@ pub trait Store: Send {
     /// Up to `max` saved nodes, the most recently good first.
     fn load_nodes(&mut self, max: usize) -> anyhow::Result<Vec<CompactNode>>;
 
-    /// Full-text search over names and file paths (words; substrings where the backend
-    /// can), best first. No files in the results. The same as [`Store::search_sorted`] with
-    /// [`SearchSort::Relevance`].
+    /// Full-text search over names and file paths (the [`SearchQuery`] language; substrings
+    /// where the backend can), best first. No files in the results. The same as
+    /// [`Store::search_sorted`] with [`SearchSort::Relevance`].
     fn search(
         &mut self,
         query: &str,
