@@ -1252,7 +1252,7 @@ fn search_language_seeders_counts_and_matched_files() {
     use estudely::store::{Category, SearchQuery};
     let (_url, mut store) = fresh();
     let jan = 1_767_225_600; // 2026-01-01
-    let spec: [(&str, i64, u64, u64, Option<u32>, Category); 5] = [
+    let spec = [
         (
             "ubuntu desktop amd64",
             jan - 1,

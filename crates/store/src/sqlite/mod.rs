@@ -1,8 +1,8 @@
 //! The SQLite backend: one file in WAL mode, the schema of [the crate root](crate) created by
 //! versioned migrations ([`schema`]), full-text search with FTS5.
 //!
-//! `write` holds the writes (batches, leases, nodes), `read` the queries (search,
-//! export, stats). A writer opens with [`SqliteStore::open`]; `export`, `search` and
+//! `write` holds the writes (batches, leases, nodes), `read` the reads (a torrent, export,
+//! stats), `search` the searches, `browse` the web UI's other reads. A writer opens with [`SqliteStore::open`]; `export`, `search` and
 //! `stats` open with [`SqliteStore::open_read_only`], which never creates a file.
 
 mod browse;

@@ -82,21 +82,23 @@ impl Sql {
             );
         }
         let n = self.bind(int(window));
+        let newest = format!(
+            "SELECT c.id, c.total_bytes, c.discovered, c.file_count FROM torrents c
+             WHERE 1{category} ORDER BY c.discovered DESC, c.id DESC LIMIT {n}"
+        );
         let fields = self.fields(q, "w");
+        // The matches of the excluded terms from the window's oldest row on: one read of
+        // the tail of their doclists, where a lookup per row (NOT EXISTS ... rowid = w.id)
+        // cost 70-180 µs a row (0.7-1.8 s for 10,000 rows of 200,000).
         let without = match fts_any(&q.exclude) {
             Some(any) => format!(
-                " AND NOT EXISTS (SELECT 1 FROM torrents_fts
-                     WHERE torrents_fts MATCH {} AND torrents_fts.rowid = w.id)",
+                " AND w.id NOT IN (SELECT rowid FROM torrents_fts WHERE torrents_fts MATCH {}
+                     AND rowid >= (SELECT min(m.id) FROM ({newest}) AS m))",
                 self.bind(any)
             ),
             None => String::new(),
         };
-        format!(
-            "SELECT w.id AS id, 0 AS score FROM (
-                 SELECT c.id, c.total_bytes, c.discovered, c.file_count FROM torrents c
-                 WHERE 1{category} ORDER BY c.discovered DESC, c.id DESC LIMIT {n}
-             ) AS w WHERE 1{fields}{without}"
-        )
+        format!("SELECT w.id AS id, 0 AS score FROM ({newest}) AS w WHERE 1{fields}{without}")
     }
 }
 
