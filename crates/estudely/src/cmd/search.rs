@@ -21,9 +21,10 @@ pub const EXAMPLES: &str =
   after:2026-01-01  before:2026-02-01     discovered on or after / before that UTC day
   files:>10  files:<3  files:5  files:2..5
 A field with a value it cannot read is an error naming it; any other `word:` is words.
-Quote the query, or put `--` before it, when it starts with `-`.
+A query that starts with `-` needs `--` before it: estudely search -- -beta.
 --category and a category: field naming another category find nothing. Without words
-(fields or exclusions only), the newest 10,000 torrents (of the category) are looked at.
+(fields or exclusions only), the newest 10,000 torrents (PostgreSQL: 2,000) of the
+category, or of all, are looked at.
 A query matching very many torrents is ordered among its newest matches (SQLite) or the
 first the index gives (PostgreSQL). An infohash (hex or base32) or a magnet link as the
 query: that torrent alone, when it is stored.
