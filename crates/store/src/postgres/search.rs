@@ -131,11 +131,6 @@ impl Sql {
     }
 }
 
-/// Does `q` look for nothing (empty, or fields that contradict each other)?
-fn nothing(q: &SearchQuery) -> bool {
-    q.is_empty() || q.matches_nothing()
-}
-
 /// Search for `q` in `sort` order (see the module docs), no files. By relevance, best
 /// first (`ts_rank`, then trigram similarity of the name); without included words, newest
 /// first. By size (largest first), discovery (newest first) or seeders (most first,
@@ -149,7 +144,7 @@ pub fn find(
     limit: usize,
     offset: usize,
 ) -> anyhow::Result<Vec<StoredTorrent>> {
-    if limit == 0 || nothing(q) {
+    if limit == 0 || q.finds_nothing() {
         return Ok(Vec::new());
     }
     let (order, at_least) = match sort {
@@ -185,7 +180,7 @@ pub fn category_counts(
     q: &SearchQuery,
 ) -> anyhow::Result<CategoryCounts> {
     let q = q.without_categories();
-    if nothing(&q) {
+    if q.finds_nothing() {
         return Ok(CategoryCounts::default());
     }
     let mut sql = Sql::default();

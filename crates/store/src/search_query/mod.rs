@@ -216,6 +216,11 @@ impl SearchQuery {
             || self.discovered.is_empty()
     }
 
+    /// Is there nothing to look for: an empty query, or one that matches nothing?
+    pub fn finds_nothing(&self) -> bool {
+        self.is_empty() || self.matches_nothing()
+    }
+
     /// Does it ask for nothing at all (no words, no exclusions, no fields)?
     pub fn is_empty(&self) -> bool {
         *self == SearchQuery::default()

@@ -102,11 +102,6 @@ impl Sql {
     }
 }
 
-/// Does `q` look for nothing (empty, or fields that contradict each other)?
-fn nothing(q: &SearchQuery) -> bool {
-    q.is_empty() || q.matches_nothing()
-}
-
 /// Search for `q` in `sort` order (see the module docs), no files. By relevance, the best
 /// candidates by bm25 (a name match weighs twice a path match), then newest first; without
 /// included words, relevance is newest first. By size, discovery or seeders: largest
@@ -119,7 +114,7 @@ pub fn find(
     limit: usize,
     offset: usize,
 ) -> anyhow::Result<Vec<StoredTorrent>> {
-    if limit == 0 || nothing(q) {
+    if limit == 0 || q.finds_nothing() {
         return Ok(Vec::new());
     }
     let words = !q.include.is_empty();
@@ -165,7 +160,7 @@ fn counts_within(
     window: usize,
 ) -> anyhow::Result<CategoryCounts> {
     let q = q.without_categories();
-    if nothing(&q) {
+    if q.finds_nothing() {
         return Ok(CategoryCounts::default());
     }
     let mut sql = Sql::default();
