@@ -272,6 +272,53 @@ fn search_gives_items_with_categories_and_attributes() {
     });
 }
 
+/// Torznab's `q` and the feed's are in the search language too; a field it cannot read is
+/// Torznab error 201 naming it.
+#[test]
+fn queries_are_in_the_search_language() {
+    rt().block_on(async {
+        let (_dir, app) = app();
+        let (_, body) = get(
+            &app,
+            "/torznab/api?t=search&q=silent+river+size%3A10GiB..12GiB",
+        )
+        .await;
+        assert_eq!(
+            titles(&body),
+            ["Silent.River.S02.1080p.WEB.x264-GRP"],
+            "{body}"
+        );
+        let (_, body) = get(
+            &app,
+            "/torznab/api?t=search&q=%22silent+river%22+-s02&cat=5000",
+        )
+        .await;
+        assert_eq!(
+            titles(&body),
+            [
+                "Silent.River.S02E04-E06.2160p.WEB.x265-GRP",
+                "Silent.River.S01E05.720p.WEB.x264-GRP",
+                "Silent.River.S02E05.720p.WEB.x264-GRP"
+            ],
+            "{body}"
+        );
+        let (status, body) = get(&app, "/torznab/api?t=search&q=silent+files%3Amany").await;
+        assert_eq!(status, StatusCode::OK);
+        assert!(
+            body.contains("code=\"201\"") && body.contains("files: expects a file count"),
+            "{body}"
+        );
+        let (_, body) = get(&app, "/feed?q=silent+files%3A2").await;
+        assert_eq!(
+            titles(&body),
+            ["Silent.River.S02.1080p.WEB.x264-GRP"],
+            "{body}"
+        );
+        let (_, body) = get(&app, "/feed?q=size%3Aabc").await;
+        assert!(body.contains("code=\"201\""), "{body}");
+    });
+}
+
 #[test]
 fn tv_and_movie_searches_match_seasons_episodes_and_years() {
     rt().block_on(async {
