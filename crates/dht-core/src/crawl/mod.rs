@@ -92,6 +92,9 @@ pub struct Crawler {
     /// Infohashes queued to continue their search, with the peers their fetch tried
     /// ([`Crawler::resume_search`]; one per queue entry, so bounded by the queue).
     resuming: HashMap<InfoHash, (Vec<SocketAddr>, NextNodes)>,
+    /// Re-scrapes queued (false) or running (true) ([`Crawler::scrape`]; at most
+    /// [`CrawlConfig::max_scrapes`]).
+    scraping: HashMap<InfoHash, bool>,
     /// When the crawler last handled anything (a wake "now" for [`Crawler::poll_timeout`]).
     last_pump: Instant,
     next_walk: Instant,
@@ -138,6 +141,7 @@ impl Crawler {
             searches: Searches::default(),
             retried: BoundedMap::new(4_096),
             resuming: HashMap::new(),
+            scraping: HashMap::new(),
             last_pump: now,
             next_walk: now,
             events: VecDeque::new(),
