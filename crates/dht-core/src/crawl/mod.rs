@@ -383,20 +383,16 @@ impl Crawler {
     }
 
     /// Queue the search of a new infohash; with the queue full, report it ended unsearched
-    /// (with its known peer, if any) rather than drop it or grow the queue.
+    /// (with its known peer, if any) rather than drop it or grow the queue. One being
+    /// re-scraped ([`Crawler::scrape`]: the caller knows it) is reported ended at once too.
     fn enqueue_search(&mut self, ih: InfoHash, from: SocketAddr, peer: Option<SocketAddr>) {
-        if self.searches.queued() < self.cfg.max_search_queue {
+        if self.scraping.contains_key(&ih) {
+            self.events.push_back(unsearched(ih, peer));
+        } else if self.searches.queued() < self.cfg.max_search_queue {
             self.searches.enqueue((ih, from, peer));
         } else {
             self.stats.unsearched += 1;
-            self.events.push_back(CrawlEvent::SearchDone {
-                info_hash: ih,
-                peers: usize::from(peer.is_some()),
-                queries: 0,
-                seeds_estimate: None,
-                peers_estimate: None,
-                next_nodes: NextNodes::default(),
-            });
+            self.events.push_back(unsearched(ih, peer));
         }
     }
 
@@ -681,5 +677,17 @@ impl Crawler {
         if let Ok(r) = reply {
             self.node.recycle_reply(r);
         }
+    }
+}
+
+/// The end of a search that never ran, with its known peer, if any.
+fn unsearched(info_hash: InfoHash, peer: Option<SocketAddr>) -> CrawlEvent {
+    CrawlEvent::SearchDone {
+        info_hash,
+        peers: usize::from(peer.is_some()),
+        queries: 0,
+        seeds_estimate: None,
+        peers_estimate: None,
+        next_nodes: NextNodes::default(),
     }
 }

@@ -16,10 +16,13 @@ const RETRY_BELOW_ANSWERS: usize = 4;
 impl Crawler {
     /// Stop the peer search of `ih`, queued or running, without a
     /// [`CrawlEvent::SearchDone`] (the caller already knows it: e.g. its torrent is in an
-    /// index). Returns whether there was one.
+    /// index). Returns whether there was one. A re-scrape ([`Crawler::scrape`]) is not
+    /// stopped: while it waits or runs, a new discovery of `ih` gets no search at all.
     pub fn cancel_search(&mut self, ih: &InfoHash) -> bool {
+        if self.scraping.contains_key(ih) {
+            return false;
+        }
         self.resuming.remove(ih);
-        self.scraping.remove(ih);
         let cancelled = self.searches.cancel(ih);
         self.stats.searches_cancelled += u64::from(cancelled);
         cancelled

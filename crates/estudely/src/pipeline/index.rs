@@ -282,6 +282,10 @@ impl Gate for IndexGate {
             let _ = sh.count(Rejected::Blocklist.counter());
             return false;
         }
+        if sh.rescrapes.as_ref().is_some_and(|r| r.is_out(&ih)) {
+            // Stored (it is being re-scraped): known, and the crawler gives it no search.
+            return false;
+        }
         if sh.known.maybe_contains(&ih) {
             // Probably known: the database decides (its answer cancels the search). The
             // sighting is recorded by the sink either way.

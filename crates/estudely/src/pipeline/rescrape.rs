@@ -133,6 +133,11 @@ impl Rescrapes {
         self.out.retain(|_, at| now < *at + OUT_FOR);
     }
 
+    /// Whether `ih`'s re-scrape is out (the crawler gives a new discovery of it no search).
+    pub fn is_out(&self, ih: &InfoHash) -> bool {
+        self.out.contains_key(ih)
+    }
+
     /// What the crawler made of the key [`Rescrapes::next`] gave: taken (`accepted`), or
     /// refused (it comes back in a later batch).
     pub fn sent(&mut self, ih: InfoHash, now: Instant, accepted: bool) {

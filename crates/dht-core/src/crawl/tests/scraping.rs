@@ -10,6 +10,15 @@ use crate::bloom::Bloom;
 
 /// A crawler whose routing table holds nodes 1 to 6 (each answered a query).
 fn with_table(node_config: Config, cfg: CrawlConfig) -> Rig {
+    with_table_but(node_config, cfg, None).0
+}
+
+/// [`with_table`], the sample query to node `held` (if any) left unanswered and returned.
+fn with_table_but(
+    node_config: Config,
+    cfg: CrawlConfig,
+    held: Option<u8>,
+) -> (Rig, Option<(SocketAddr, Message)>) {
     let mut r = Rig::with_node(node_config, cfg);
     let sent = r.sent();
     r.reply(
@@ -20,8 +29,13 @@ fn with_table(node_config: Config, cfg: CrawlConfig) -> Rig {
             ..Response::default()
         },
     );
+    let mut kept = None;
     for q in r.sent() {
         let i = (1..=6).find(|&i| addr(i) == q.0).expect("a known node");
+        if Some(i) == held {
+            kept = Some(q);
+            continue;
+        }
         r.reply(
             &q,
             Response {
@@ -33,7 +47,7 @@ fn with_table(node_config: Config, cfg: CrawlConfig) -> Rig {
         );
     }
     let _ = (r.sent(), r.events());
-    r
+    (r, kept)
 }
 
 /// What the crawler sends within the next second (its rate limit holds some queries back
@@ -163,16 +177,120 @@ fn a_rescrape_asks_the_closest_nodes_for_filters_and_reports_their_union() {
     );
     assert_eq!(r.c.stats().searches, 0);
 
-    // Bounded: two re-scrapes at once, then refused; cancelled ones free their place and
-    // report nothing.
+    // Bounded: two re-scrapes at once, then refused; not cancelled as peer searches; once
+    // they end (their queries unanswered), there is room again.
     let (a, b, c) = (InfoHash([4; 20]), InfoHash([5; 20]), InfoHash([6; 20]));
+    let now = r.now;
     assert!(r.c.scrape(now, a));
     assert!(r.c.scrape(now, b));
     assert!(!r.c.scrape(now, c), "max_scrapes reached");
-    assert!(r.c.cancel_search(&a));
-    assert!(r.c.scrape(now, c));
-    let _ = r.sent();
-    assert!(r.events().is_empty());
+    assert!(!r.c.cancel_search(&a));
+    let mut ended = Vec::new();
+    for _ in 0..600 {
+        let _ = sent_soon(&mut r);
+        for e in r.events() {
+            if let CrawlEvent::ScrapeDone {
+                info_hash,
+                seeds_estimate: None,
+                peers_estimate: None,
+                ..
+            } = e
+            {
+                ended.push(info_hash);
+            }
+        }
+        if ended.len() == 2 {
+            break;
+        }
+        assert!(!r.c.scrape(r.now, c), "still two out");
+    }
+    ended.sort_by_key(|ih| ih.0);
+    assert_eq!(ended, [a, b], "ended empty-handed");
+    assert!(r.c.scrape(r.now, c));
+}
+
+/// A torrent sampled while it is being re-scraped gets no peer search (its end is
+/// reported at once), and the caller's cancel leaves the re-scrape running to its end.
+#[test]
+fn a_discovery_during_a_rescrape_gets_no_search() {
+    let (mut r, held) = with_table_but(Config::default(), CrawlConfig::default(), Some(5));
+    let sample = held.expect("node 5's sample query");
+    let ih = InfoHash([3; 20]);
+    let now = r.now;
+    assert!(r.c.scrape(now, ih));
+    let sent = r.sent();
+    r.reply(
+        &sample,
+        Response {
+            id: NodeId([5; 20]),
+            samples: vec![ih],
+            interval: Some(300),
+            num: Some(1),
+            ..Response::default()
+        },
+    );
+    let ev = r.events();
+    assert!(ev.contains(&CrawlEvent::InfoHash {
+        info_hash: ih,
+        from: addr(5),
+        announced: false
+    }));
+    assert!(
+        ev.iter().any(|e| matches!(
+            e,
+            CrawlEvent::SearchDone { info_hash, queries: 0, .. } if *info_hash == ih
+        )),
+        "{ev:?}"
+    );
+    assert!(
+        !r.c.cancel_search(&ih),
+        "the re-scrape is not a peer search"
+    );
+    let mut sent = [sent, sent_soon(&mut r)].concat();
+    let mut answered = 0;
+    while !sent.is_empty() {
+        // Each round answered at once, in order, within the query timeout.
+        for q in sent.drain(..) {
+            let Body::Query(Query::GetPeers {
+                info_hash, scrape, ..
+            }) = q.1.body
+            else {
+                continue;
+            };
+            assert!(info_hash == ih && scrape, "no search but the re-scrape");
+            let i = (1..=6).find(|&i| addr(i) == q.0).expect("a table node");
+            r.reply(
+                &q,
+                Response {
+                    id: NodeId([i; 20]),
+                    bf_seeds: bloom(0..3),
+                    ..Response::default()
+                },
+            );
+            answered += 1;
+        }
+        sent = sent_soon(&mut r);
+    }
+    assert_eq!(
+        answered, 5,
+        "each node of the table once (node 5 answered later)"
+    );
+    let done: Vec<CrawlEvent> = r
+        .events()
+        .into_iter()
+        .filter(|e| matches!(e, CrawlEvent::ScrapeDone { .. }))
+        .collect();
+    assert_eq!(
+        done,
+        [CrawlEvent::ScrapeDone {
+            info_hash: ih,
+            queries: answered,
+            answers: answered,
+            filters: answered,
+            seeds_estimate: Some(3),
+            peers_estimate: None,
+        }]
+    );
 }
 
 /// Many re-scrapes towards the same few nodes wait on their per-IP budget (here 2 queries
