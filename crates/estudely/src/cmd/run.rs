@@ -262,8 +262,8 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
     };
     if let Some(r) = rescraped {
         first.push_str(&format!(
-            "; re-scrapes: {} sent, {} with estimates, {} empty, {} refused",
-            r.sent, r.answered, r.empty, r.refused
+            "; re-scrapes: {} sent, {} with estimates, {} empty, {} refused, {} get_peers",
+            r.sent, r.answered, r.empty, r.refused, r.queries
         ));
     }
     eprintln!(

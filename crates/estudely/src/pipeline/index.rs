@@ -203,7 +203,7 @@ impl RowSink for IndexSink {
         sh.counts.dropped += 1;
     }
 
-    fn rescraped(&mut self, ih: InfoHash, scrape: Scrape) -> anyhow::Result<()> {
+    fn rescraped(&mut self, ih: InfoHash, scrape: Scrape, queries: usize) -> anyhow::Result<()> {
         let mut sh = self.0.borrow_mut();
         let e = Estimate {
             info_hash: ih,
@@ -214,7 +214,7 @@ impl RowSink for IndexSink {
         let ours = sh
             .rescrapes
             .as_mut()
-            .is_some_and(|r| r.ended(&ih, e.answered()));
+            .is_some_and(|r| r.ended(&ih, e.answered(), queries));
         if ours {
             let name = if e.answered() {
                 "rescrapes_answered"

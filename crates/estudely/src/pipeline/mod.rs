@@ -88,9 +88,9 @@ pub trait RowSink {
     /// known, or it is not to be fetched here.
     fn dropped(&mut self, _ih: InfoHash) {}
 
-    /// The re-scrape of a stored torrent ([`Gate::next_rescrape`]) ended with these
-    /// estimates (both `None`: no node sent a filter).
-    fn rescraped(&mut self, _ih: InfoHash, _scrape: Scrape) -> anyhow::Result<()> {
+    /// The re-scrape of a stored torrent ([`Gate::next_rescrape`]) ended after `queries`
+    /// `get_peers` with these estimates (both `None`: no node sent a filter).
+    fn rescraped(&mut self, _ih: InfoHash, _scrape: Scrape, _queries: usize) -> anyhow::Result<()> {
         Ok(())
     }
 
@@ -437,13 +437,16 @@ impl<S: RowSink, G: Gate> CrawlSink for Stage<'_, S, G> {
                 info_hash,
                 seeds_estimate,
                 peers_estimate,
+                queries,
                 ..
             } => {
                 let scrape = Scrape {
                     seeds: seeds_estimate,
                     peers: peers_estimate,
                 };
-                self.sink.borrow_mut().rescraped(info_hash, scrape)?;
+                self.sink
+                    .borrow_mut()
+                    .rescraped(info_hash, scrape, queries)?;
             }
             CrawlEvent::NodeSampled {
                 ref version,

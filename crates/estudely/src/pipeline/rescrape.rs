@@ -51,6 +51,8 @@ pub struct RescrapeCounts {
     pub empty: u64,
     /// Refused by the crawler (its queue full, no node in its routing table yet).
     pub refused: u64,
+    /// `get_peers` the ended ones sent.
+    pub queries: u64,
 }
 
 /// The re-scrape schedule: see the module doc.
@@ -149,12 +151,13 @@ impl Rescrapes {
         }
     }
 
-    /// A re-scrape ended, with estimates (`answered`) or without; false (not counted) for
-    /// one not out (forgotten after [`OUT_FOR`]).
-    pub fn ended(&mut self, ih: &InfoHash, answered: bool) -> bool {
+    /// A re-scrape ended after `queries` `get_peers`, with estimates (`answered`) or
+    /// without; false (not counted) for one not out (forgotten after [`OUT_FOR`]).
+    pub fn ended(&mut self, ih: &InfoHash, answered: bool, queries: usize) -> bool {
         if self.out.remove(ih).is_none() {
             return false;
         }
+        self.counts.queries += queries as u64;
         if answered {
             self.counts.answered += 1;
         } else {
@@ -208,17 +211,18 @@ mod tests {
         let t4 = t0 + Duration::from_secs(4);
         assert_eq!(r.next(t4, busy), Some(ih(4)));
         r.sent(ih(4), t4, true);
-        assert!(r.ended(&ih(2), true));
-        assert!(r.ended(&ih(4), false));
-        assert!(!r.ended(&ih(4), false), "once");
-        assert!(!r.ended(&ih(9), true), "not ours");
+        assert!(r.ended(&ih(2), true, 5));
+        assert!(r.ended(&ih(4), false, 3));
+        assert!(!r.ended(&ih(4), false, 3), "once");
+        assert!(!r.ended(&ih(9), true, 1), "not ours");
         assert_eq!(
             r.counts,
             RescrapeCounts {
                 sent: 2,
                 answered: 1,
                 empty: 1,
-                refused: 1
+                refused: 1,
+                queries: 8
             }
         );
         assert!(r.wants_keys(t4), "the batch is used up: ask for the next");
@@ -250,7 +254,7 @@ mod tests {
         assert!(r.wants_keys(t + IDLE));
         r.keys(t + IDLE, vec![ih(200)]);
         assert_eq!(r.next(t + IDLE, |_| false), None, "16 out");
-        assert!(r.ended(&out[0], true));
+        assert!(r.ended(&out[0], true, 1));
         assert_eq!(r.next(t + IDLE, |_| false), Some(ih(200)));
         r.sent(ih(200), t + IDLE, true);
         let late = t + OUT_FOR + IDLE;
