@@ -1,6 +1,7 @@
 //! The crawler: a sans-IO state machine that walks the keyspace with BEP 51
 //! `sample_infohashes`, falls back to `find_node` for nodes that do not speak BEP 51, and
-//! runs a bounded `get_peers` search for every new infohash.
+//! runs a bounded `get_peers` search for every new infohash; on request it also re-scrapes a
+//! known torrent for fresh BEP 33 estimates ([`Crawler::scrape`]).
 //!
 //! It wraps a [`Node`], so while it crawls it also answers every query like a full node, and
 //! every query it sends passes the node's politeness (global rate limit, per-IP budget).

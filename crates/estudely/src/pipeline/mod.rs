@@ -14,7 +14,9 @@
 //! query, and only where the fetch then fails on all of them is the search continued
 //! (once, up to `--peers-per-infohash` peers in all) and the new peers fetched from. The
 //! price: a search that stops after its first query asks for no BEP 33 scrape, so swarm
-//! estimates come only from searches that go on, unless `--full-peer-searches`.
+//! estimates come only from searches that go on, unless `--full-peer-searches`. `run` keeps
+//! them fresh apart from discovery: its [`Gate`] hands the crawler stored torrents to
+//! re-scrape ([`rescrape`]), whose results go to [`RowSink::rescraped`].
 
 pub mod filter;
 pub mod index;
