@@ -293,16 +293,10 @@ fn a_discovery_during_a_rescrape_gets_no_search() {
     );
 }
 
-/// Many re-scrapes towards the same few nodes wait on their per-IP budget (here 2 queries
-/// in 10 s): never more than that to one IP, and every one ends, with its event, once the
-/// budgets (and the query timeouts of the unanswered queries) have let it through.
-#[test]
-fn rescrapes_keep_to_the_per_ip_budget_and_all_end() {
-    let node_config = Config {
-        per_ip_queries: 3,
-        per_ip_burst: 0,
-        ..Config::default()
-    };
+/// Eight re-scrapes (2 answers each at most) under `node_config`, their queries never
+/// answered, for 100 s of simulated time in steps of 250 ms: when each `get_peers` went
+/// out, by node (each ended, with its event), and when they started.
+fn eight_unanswered_rescrapes(node_config: Config) -> (Instant, HashMap<SocketAddr, Vec<Instant>>) {
     let cfg = CrawlConfig {
         max_scrapes: 8,
         max_scrape_queries: 2,
@@ -339,6 +333,21 @@ fn rescrapes_keep_to_the_per_ip_budget_and_all_end() {
     }
     done.sort_by_key(|ih| ih.0);
     assert_eq!(done, ihs, "every re-scrape ended once");
+    let sent: usize = per_ip.values().map(Vec::len).sum();
+    assert!(sent >= 8, "each asked at least one node: {sent}");
+    (start, per_ip)
+}
+
+/// Many re-scrapes towards the same few nodes wait on their per-IP budget (here 3 queries
+/// in 10 s): never more than that to one IP, and every one ends, with its event, once the
+/// budgets (and the query timeouts of the unanswered queries) have let it through.
+#[test]
+fn rescrapes_keep_to_the_per_ip_budget_and_all_end() {
+    let (start, per_ip) = eight_unanswered_rescrapes(Config {
+        per_ip_queries: 3,
+        per_ip_burst: 0,
+        ..Config::default()
+    });
     for (to, times) in &per_ip {
         for w in times.windows(4) {
             assert!(
@@ -348,6 +357,24 @@ fn rescrapes_keep_to_the_per_ip_budget_and_all_end() {
             );
         }
     }
-    let sent: usize = per_ip.values().map(Vec::len).sum();
-    assert!(sent >= 8, "each asked at least one node: {sent}");
+}
+
+/// ... and to the global query rate (here 2 a second, 1 at once): never 5 `get_peers` in
+/// less than a second, whatever their nodes.
+#[test]
+fn rescrapes_keep_to_the_global_rate() {
+    let (start, per_ip) = eight_unanswered_rescrapes(Config {
+        query_rate: 2.0,
+        query_burst: 1.0,
+        ..Config::default()
+    });
+    let mut times: Vec<Instant> = per_ip.into_values().flatten().collect();
+    times.sort();
+    for w in times.windows(5) {
+        assert!(
+            w[4] - w[0] >= Duration::from_secs(1),
+            "5 queries within 1 s: {:?}",
+            w.iter().map(|t| *t - start).collect::<Vec<_>>()
+        );
+    }
 }
