@@ -246,10 +246,10 @@ pub struct Torrent {
     pub discovered: i64,
     /// How it was first discovered.
     pub source: Source,
-    /// BEP 33 estimate of its seeds when it was stored (scrape filters of the nodes its
-    /// peer search asked); `None` when none sent one.
+    /// BEP 33 estimate of its seeds (scrape filters of the nodes its peer search asked, or
+    /// a later re-scrape's: see [`StoredTorrent::estimated_at`]); `None` when none sent one.
     pub seeds_estimate: Option<u32>,
-    /// BEP 33 estimate of its other peers when it was stored; `None` when unknown.
+    /// BEP 33 estimate of its other peers, as `seeds_estimate`; `None` when unknown.
     pub peers_estimate: Option<u32>,
     /// What it holds (`estudely-classify`); `None` for a torrent stored before the index
     /// classified (`estudely reclassify` fills it in).
