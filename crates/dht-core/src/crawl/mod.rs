@@ -682,7 +682,7 @@ impl Crawler {
 }
 
 /// The end of a search that never ran, with its known peer, if any.
-fn unsearched(info_hash: InfoHash, peer: Option<SocketAddr>) -> CrawlEvent {
+pub(super) fn unsearched(info_hash: InfoHash, peer: Option<SocketAddr>) -> CrawlEvent {
     CrawlEvent::SearchDone {
         info_hash,
         peers: usize::from(peer.is_some()),

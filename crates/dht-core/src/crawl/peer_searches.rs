@@ -48,6 +48,7 @@ impl Crawler {
         if !self.cfg.search_peers
             || tried.len() >= self.cfg.peers_per_infohash
             || self.resuming.contains_key(&ih)
+            || self.scraping.contains_key(&ih)
             || self.searches.is_running(&ih)
             || self.searches.queued() >= self.cfg.max_search_queue
         {
@@ -68,14 +69,15 @@ impl Crawler {
     /// [`CrawlConfig::max_scrape_queries`](super::CrawlConfig::max_scrape_queries) of them
     /// answering; no peer is reported, and it ends with a [`CrawlEvent::ScrapeDone`].
     /// False, and nothing happens: [`CrawlConfig::max_scrapes`](super::CrawlConfig::max_scrapes)
-    /// re-scrapes are queued or running, `ih`'s search (or re-scrape) runs or waits to be
-    /// continued, the search queue is full, or the routing table is empty.
+    /// re-scrapes are queued or running, `ih`'s search (or re-scrape) runs or waits (to
+    /// start, or to be continued), the search queue is full, or the routing table is empty.
     pub fn scrape(&mut self, now: Instant, ih: InfoHash) -> bool {
         if self.scraping.len() >= self.cfg.max_scrapes
             || self.scraping.contains_key(&ih)
             || self.resuming.contains_key(&ih)
             || self.searches.is_running(&ih)
             || self.searches.queued() >= self.cfg.max_search_queue
+            || self.searches.is_queued(&ih)
         {
             return false;
         }
@@ -123,11 +125,10 @@ impl Crawler {
                 true
             }
             Some(true) => {
-                // A search of `ih` (sampled again meanwhile) takes its re-scrape's place.
-                self.scraping.remove(&ih);
-                self.events
-                    .push_back(scrape_done(ih, 0, 0, 0, (None, None)));
-                false
+                // A second entry while its re-scrape runs (never: `scrape` refuses a queued
+                // infohash, `enqueue_search` queues none being re-scraped): no search.
+                self.events.push_back(super::unsearched(ih, known_peer));
+                return;
             }
             None => false,
         };

@@ -293,6 +293,27 @@ fn a_discovery_during_a_rescrape_gets_no_search() {
     );
 }
 
+/// A discovery still queued is not re-scraped (its search will ask for scrapes itself);
+/// once it has started and ended, it may be.
+#[test]
+fn a_queued_discovery_is_not_rescraped() {
+    let mut r = Rig::with(CrawlConfig {
+        max_concurrent_searches: 1,
+        ..CrawlConfig::default()
+    });
+    let (ih1, ih2) = (InfoHash([0x41; 20]), InfoHash([0x42; 20]));
+    let sent = sample_reply(&mut r, &[ih1, ih2]);
+    assert!(!get_peers(&sent, ih1).is_empty());
+    assert!(get_peers(&sent, ih2).is_empty(), "one search at a time");
+    let now = r.now;
+    assert!(!r.c.scrape(now, ih2), "queued");
+    assert!(!r.c.scrape(now, ih1), "running");
+    assert!(r.c.cancel_search(&ih1));
+    assert!(r.c.cancel_search(&ih2));
+    assert!(r.c.scrape(now, ih2), "neither queued nor running now");
+    assert_eq!(r.c.stats().scrapes, 1);
+}
+
 /// Eight re-scrapes (2 answers each at most) under `node_config`, their queries never
 /// answered, for 100 s of simulated time in steps of 250 ms: when each `get_peers` went
 /// out, by node (each ended, with its event), and when they started.
