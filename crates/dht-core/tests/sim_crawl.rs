@@ -127,7 +127,9 @@ fn crawler_finds_every_infohash_politely_on_2000_nodes() {
                         .expect("peer after its infohash")
                         .insert(peer);
                 }
-                CrawlEvent::SearchDone { .. } | CrawlEvent::NodeSampled { .. } => {}
+                CrawlEvent::SearchDone { .. }
+                | CrawlEvent::NodeSampled { .. }
+                | CrawlEvent::ScrapeDone { .. } => {}
             }
         }
         if std::env::var("SIMDBG").is_ok() {

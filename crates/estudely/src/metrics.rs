@@ -305,6 +305,11 @@ fn describe() {
         "estudely_leases_swept_total",
         "Expired leases deleted (left by crawlers that stopped while fetching)."
     );
+    describe_counter!(
+        "estudely_rescrapes_total",
+        "Re-scrapes of stored torrents (run --rescrape-rate), by outcome: sent, answered \
+         (with estimates), empty (no node sent a filter)."
+    );
 }
 
 /// Publish a crawl's progress: the crawler's counters and its node's.
@@ -386,6 +391,12 @@ pub struct IndexFigures {
     pub queue_waits: u64,
     /// Expired leases swept.
     pub leases_swept: u64,
+    /// Re-scrapes of stored torrents sent (`run --rescrape-rate`).
+    pub rescrapes_sent: u64,
+    /// Of them, ended with estimates.
+    pub rescrapes_answered: u64,
+    /// Of them, ended without (no node sent a filter).
+    pub rescrapes_empty: u64,
 }
 
 /// Publish the index side of `run`.
@@ -396,6 +407,9 @@ pub fn publish_index(f: &IndexFigures) {
     gauge!("estudely_store_queue").set(f.queue as f64);
     counter!("estudely_store_queue_waits_total").absolute(f.queue_waits);
     counter!("estudely_leases_swept_total").absolute(f.leases_swept);
+    counter!("estudely_rescrapes_total", "outcome" => "sent").absolute(f.rescrapes_sent);
+    counter!("estudely_rescrapes_total", "outcome" => "answered").absolute(f.rescrapes_answered);
+    counter!("estudely_rescrapes_total", "outcome" => "empty").absolute(f.rescrapes_empty);
 }
 
 /// Record one database write of `rows` rows that took `seconds`.
@@ -568,6 +582,9 @@ mod tests {
                 queue: 3,
                 queue_waits: 7,
                 leases_swept: 2,
+                rescrapes_sent: 9,
+                rescrapes_answered: 6,
+                rescrapes_empty: 3,
             })
         });
         for line in [
@@ -577,6 +594,9 @@ mod tests {
             "estudely_store_queue 3",
             "estudely_store_queue_waits_total 7",
             "estudely_leases_swept_total 2",
+            "estudely_rescrapes_total{outcome=\"sent\"} 9",
+            "estudely_rescrapes_total{outcome=\"answered\"} 6",
+            "estudely_rescrapes_total{outcome=\"empty\"} 3",
         ] {
             assert!(has(&text, line), "no `{line}` in:\n{text}");
         }

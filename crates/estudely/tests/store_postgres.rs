@@ -515,14 +515,14 @@ fn migrations_are_idempotent_and_safe_at_once() {
     }
     PgStore::connect(&url).expect("again");
     let mut client = sql(&url);
-    // One row per migration (6: the schema, `files` without its primary key, the v2-key
-    // index, the BEP 33 estimates, one sighting row per address, the categories), each
-    // applied once.
+    // One row per migration (7: the schema, `files` without its primary key, the v2-key
+    // index, the BEP 33 estimates, one sighting row per address, the categories, the
+    // estimates' times), each applied once.
     let (n, max): (i64, i32) = client
         .query_one("SELECT count(*), max(version) FROM schema_migrations", &[])
         .map(|r| (r.get(0), r.get(1)))
         .unwrap();
-    assert_eq!((n, max), (6, 6));
+    assert_eq!((n, max), (7, 7));
     // A schema from a newer estudely is refused, in one line.
     client
         .execute("INSERT INTO schema_migrations VALUES (999, 0)", &[])
@@ -1434,5 +1434,100 @@ fn search_language_seeders_counts_and_matched_files() {
     assert_eq!(
         store.matched_files(&q, &hits).unwrap(),
         [Some("docs/Ubuntu Server Guide.pdf".to_owned())]
+    );
+}
+
+/// Re-scrapes (`run --rescrape-rate`): the never scraped first, then the longest ago; a
+/// result with figures replaces them and their time, one without (no node sent a filter)
+/// only sends the torrent to the back of the line; an index from before the estimates'
+/// times gets them from `discovered`.
+#[test]
+fn estimates_are_refreshed_stalest_first_and_never_erased() {
+    use estudely::store::Estimate;
+    let (url, mut store) = fresh();
+    let figures = |s: &mut PgStore, i: u32| {
+        let t = s.torrent(&key(i)).unwrap().expect("stored");
+        (
+            t.torrent.seeds_estimate,
+            t.torrent.peers_estimate,
+            t.estimated_at,
+        )
+    };
+    let estimate = |i: u32, seeds, peers, at| Estimate {
+        info_hash: key(i),
+        seeds,
+        peers,
+        at,
+    };
+    let mut with = torrent(1, b"with");
+    with.seeds_estimate = Some(5);
+    with.peers_estimate = Some(2);
+    let mut later = torrent(2, b"later");
+    later.seeds_estimate = Some(1);
+    write_torrents(&mut store, vec![with, later, torrent(3, b"without")]);
+    let t1 = 1_700_000_001;
+    assert_eq!(figures(&mut store, 1), (Some(5), Some(2), Some(t1)));
+    assert_eq!(figures(&mut store, 3), (None, None, None));
+    let all = i64::MAX;
+    assert_eq!(
+        store.stale_estimates(all, 10).unwrap(),
+        [key(3), key(1), key(2)]
+    );
+    assert_eq!(store.stale_estimates(all, 1).unwrap(), [key(3)]);
+    assert_eq!(store.stale_estimates(t1 + 1, 10).unwrap(), [key(3), key(1)]);
+    let batch = Batch {
+        estimates: vec![
+            estimate(3, Some(7), Some(0), 1_800_000_000),
+            estimate(1, None, None, 1_800_000_100),
+            // Twice in one batch: the later wins.
+            estimate(2, Some(8), None, 1_800_000_050),
+            estimate(2, Some(4), None, 1_800_000_010),
+            estimate(99, Some(1), None, 1_800_000_000),
+        ],
+        ..Batch::default()
+    };
+    store.write("me", &batch).unwrap();
+    assert_eq!(
+        figures(&mut store, 3),
+        (Some(7), Some(0), Some(1_800_000_000))
+    );
+    assert_eq!(
+        figures(&mut store, 1),
+        (Some(5), Some(2), Some(t1)),
+        "an empty re-scrape erases nothing"
+    );
+    assert_eq!(figures(&mut store, 2), (Some(8), None, Some(1_800_000_050)));
+    assert_eq!(
+        store.stale_estimates(all, 10).unwrap(),
+        [key(3), key(2), key(1)]
+    );
+    let json = estudely::store::json::torrent_value(&store.torrent(&key(3)).unwrap().unwrap(), &[]);
+    assert_eq!(json["estimated_at"], 1_800_000_000);
+
+    // From the version before: the columns gone, the migration (the latest) not applied.
+    drop(store);
+    let mut client = sql(&url);
+    client
+        .batch_execute(
+            "DROP INDEX torrents_scraped_at;
+             ALTER TABLE torrents DROP COLUMN estimated_at, DROP COLUMN scraped_at;
+             DELETE FROM schema_migrations
+                 WHERE version = (SELECT max(version) FROM schema_migrations);",
+        )
+        .unwrap();
+    let mut store = PgStore::connect(&url).expect("migrate");
+    assert_eq!(figures(&mut store, 1), (Some(5), Some(2), Some(t1)));
+    assert_eq!(
+        figures(&mut store, 3),
+        (Some(7), Some(0), Some(1_700_000_003)),
+        "stored with estimates: measured at discovery"
+    );
+    let mut bare = torrent(4, b"bare");
+    bare.discovered = 1;
+    write_torrents(&mut store, vec![bare]);
+    assert_eq!(
+        store.stale_estimates(all, 10).unwrap()[0],
+        key(4),
+        "never scraped: first"
     );
 }

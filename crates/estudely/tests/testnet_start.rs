@@ -157,7 +157,9 @@ impl CrawlSink for Found {
             CrawlEvent::InfoHash { info_hash, .. } => {
                 self.sampled.insert(info_hash.to_hex());
             }
-            CrawlEvent::SearchDone { .. } | CrawlEvent::NodeSampled { .. } => {}
+            CrawlEvent::SearchDone { .. }
+            | CrawlEvent::NodeSampled { .. }
+            | CrawlEvent::ScrapeDone { .. } => {}
         }
         Ok(true)
     }

@@ -26,6 +26,8 @@ struct JsonTorrent<'a> {
     source: &'a str,
     seeds_estimate: Option<u32>,
     peers_estimate: Option<u32>,
+    /// When the estimates were measured (unix seconds); null when there are none.
+    estimated_at: Option<i64>,
     /// `movie`, `tv`, ..., `other`; null for a torrent stored before classification.
     category: Option<&'static str>,
     /// The release fields parsed from the name (empty fields left out); null as `category`.
@@ -93,6 +95,7 @@ fn json_row<'a>(st: &'a StoredTorrent, peers: &[SocketAddr]) -> JsonTorrent<'a> 
         source: t.source.as_str(),
         seeds_estimate: t.seeds_estimate,
         peers_estimate: t.peers_estimate,
+        estimated_at: st.estimated_at,
         category: t.category.map(Category::as_str),
         release: t.release.as_ref(),
         files,
@@ -117,6 +120,9 @@ pub fn hit_value(hit: &StoredTorrent) -> serde_json::Value {
         "discovered": t.discovered,
         "last_seen": hit.last_seen,
         "source": t.source.as_str(),
+        "seeds_estimate": t.seeds_estimate,
+        "peers_estimate": t.peers_estimate,
+        "estimated_at": hit.estimated_at,
         "category": t.category.map(Category::as_str),
         "release": t.release,
     })

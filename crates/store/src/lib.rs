@@ -10,7 +10,15 @@
 //!   `name` (lossy UTF-8, for display and search), `name_raw` (bytes as in the info dict),
 //!   `total_bytes`, `piece_length`, `file_count`, `files_omitted` (files not stored beyond
 //!   [`MAX_STORED_FILES`]), `private`, `version` (`v1` / `v2` / `hybrid`), `discovered` and
-//!   `last_seen` (unix seconds), `source` (how it was first discovered).
+//!   `last_seen` (unix seconds), `source` (how it was first discovered),
+//!   `seeds_estimate` and `peers_estimate` (BEP 33 swarm estimates, null: unknown),
+//!   `estimated_at` (unix seconds: when those figures were measured; null: never) and
+//!   `scraped_at` (unix seconds: when the torrent was last scraped, whether any node sent
+//!   filters or not; 0: never). A torrent stored with estimates has both at `discovered`;
+//!   one stored without has `scraped_at` 0, so `run --rescrape-rate` re-scrapes it first
+//!   ([`Store::stale_estimates`]: the lowest `scraped_at` first). A re-scrape that brings
+//!   no filter only raises `scraped_at` (the figures and `estimated_at` are kept), so a
+//!   dead torrent goes to the back of the line instead of being asked again and again.
 //! - `files(info_hash, idx, path, path_raw, length)`: `path` is the components joined with
 //!   `/` (lossy UTF-8, searchable); `path_raw` the bencoded list of the raw components, so
 //!   that nothing is lost (components may hold `/` or NUL).
@@ -240,10 +248,10 @@ pub struct Torrent {
     pub discovered: i64,
     /// How it was first discovered.
     pub source: Source,
-    /// BEP 33 estimate of its seeds when it was stored (scrape filters of the nodes its
-    /// peer search asked); `None` when none sent one.
+    /// BEP 33 estimate of its seeds (scrape filters of the nodes its peer search asked, or
+    /// a later re-scrape's: see [`StoredTorrent::estimated_at`]); `None` when none sent one.
     pub seeds_estimate: Option<u32>,
-    /// BEP 33 estimate of its other peers when it was stored; `None` when unknown.
+    /// BEP 33 estimate of its other peers, as `seeds_estimate`; `None` when unknown.
     pub peers_estimate: Option<u32>,
     /// What it holds (`estudely-classify`); `None` for a torrent stored before the index
     /// classified (`estudely reclassify` fills it in).
@@ -362,6 +370,32 @@ pub struct Batch {
     pub counters: Vec<(String, u64)>,
     /// Leases of this owner to give up (fetched, or failed for now).
     pub release: Vec<InfoHash>,
+    /// Re-scrapes of stored torrents ([`Estimate`]); keys that name no torrent are
+    /// skipped.
+    pub estimates: Vec<Estimate>,
+}
+
+/// The result of a re-scrape of a stored torrent (`run --rescrape-rate`), written by
+/// [`Batch::estimates`]: `scraped_at` is raised to `at`; each figure received replaces the
+/// stored one, and with any figure `estimated_at` becomes `at`; a figure not received
+/// (no node sent that filter) keeps the stored one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Estimate {
+    /// The torrent's stored key.
+    pub info_hash: InfoHash,
+    /// BEP 33 estimate of the seeds (`None`: no seed filter came).
+    pub seeds: Option<u32>,
+    /// BEP 33 estimate of the other peers (`None`: no peer filter came).
+    pub peers: Option<u32>,
+    /// When, unix seconds.
+    pub at: i64,
+}
+
+impl Estimate {
+    /// Whether it brought any figure.
+    pub fn answered(&self) -> bool {
+        self.seeds.is_some() || self.peers.is_some()
+    }
 }
 
 impl Batch {
@@ -384,6 +418,7 @@ impl Batch {
             && self.seen.is_empty()
             && self.counters.is_empty()
             && self.release.is_empty()
+            && self.estimates.is_empty()
     }
 }
 
@@ -396,6 +431,10 @@ pub struct StoredTorrent {
     pub files_omitted: u64,
     /// Last seen, unix seconds.
     pub last_seen: i64,
+    /// When its BEP 33 estimates (`torrent.seeds_estimate`, `peers_estimate`) were
+    /// measured, unix seconds: at discovery, or at a later re-scrape; `None` when it has
+    /// none.
+    pub estimated_at: Option<i64>,
 }
 
 /// Counts for `estudely stats`.
@@ -607,6 +646,11 @@ pub trait Store: Send {
     /// Set the category and release fields of stored torrents (by their stored key), in one
     /// transaction; keys that name no torrent are skipped.
     fn set_categories(&mut self, rows: &[(InfoHash, Category, Release)]) -> anyhow::Result<()>;
+
+    /// The stored keys of up to `limit` torrents last scraped before `before` (unix
+    /// seconds), the never scraped first, then the longest ago: the next to re-scrape. One
+    /// range read of an index, however many torrents are stored.
+    fn stale_estimates(&mut self, before: i64, limit: usize) -> anyhow::Result<Vec<InfoHash>>;
 }
 
 /// `text` as a [`SearchQuery`]; an error is a [`UsageError`] (the user typed it).

@@ -114,8 +114,10 @@ struct TorrentPage {
     sightings: Vec<SightingView>,
     sighting_total: u64,
     peer_total: u64,
-    seeds_estimate: Option<u32>,
-    peers_estimate: Option<u32>,
+    /// The swarm's estimates and their age ([`view::swarm`]), or `unknown`.
+    swarm: String,
+    /// When they were measured (`YYYY-MM-DD HH:MM:SS UTC`), if known.
+    estimated: Option<String>,
 }
 
 struct SightingView {
@@ -448,8 +450,8 @@ pub async fn torrent(State(st): State<Arc<AppState>>, Path(key): Path<String>) -
             .collect(),
         sighting_total: counts.total,
         peer_total: counts.peers,
-        seeds_estimate: t.torrent.seeds_estimate,
-        peers_estimate: t.torrent.peers_estimate,
+        swarm: view::swarm(&t, crate::unix_now()).unwrap_or_else(|| "unknown".to_owned()),
+        estimated: t.estimated_at.map(view::utc),
     })
 }
 

@@ -50,11 +50,18 @@ pub struct Row {
     pub release: String,
     /// In search results: the file whose path explains the match, when the name does not.
     pub matched_file: Option<String>,
+    /// Its swarm's BEP 33 estimates and their age (see [`swarm`]); empty when it has none.
+    pub swarm: String,
 }
 
 impl Row {
-    /// The row of a stored torrent.
+    /// The row of a stored torrent, now.
     pub fn new(st: &StoredTorrent) -> Row {
+        Row::at(st, crate::unix_now())
+    }
+
+    /// The row of a stored torrent, at `now` (unix seconds: the estimates' age).
+    pub fn at(st: &StoredTorrent, now: i64) -> Row {
         let t = &st.torrent;
         Row {
             key: t.info_hash.to_hex(),
@@ -72,7 +79,44 @@ impl Row {
             category: t.category.map_or("unclassified", Category::as_str),
             release: t.release.as_ref().map(release_line).unwrap_or_default(),
             matched_file: None,
+            swarm: swarm(st, now).unwrap_or_default(),
         }
+    }
+}
+
+/// The BEP 33 estimates of a torrent's swarm for people, with their age at `now` (unix
+/// seconds): `~12 seeds, ~3 peers, 2 h ago`, `~12 seeds, peers unknown, 5 min ago`;
+/// `None` when it has none.
+pub fn swarm(st: &StoredTorrent, now: i64) -> Option<String> {
+    let t = &st.torrent;
+    if t.seeds_estimate.is_none() && t.peers_estimate.is_none() {
+        return None;
+    }
+    let figure = |n: Option<u32>, what: &str| match n {
+        Some(n) => format!("~{n} {what}"),
+        None => format!("{what} unknown"),
+    };
+    let mut out = format!(
+        "{}, {}",
+        figure(t.seeds_estimate, "seeds"),
+        figure(t.peers_estimate, "peers")
+    );
+    if let Some(at) = st.estimated_at {
+        out.push_str(", ");
+        out.push_str(&age(now.saturating_sub(at)));
+    }
+    Some(out)
+}
+
+/// `secs` ago for people, in the largest whole unit: `just now`, `40 s ago`, `12 min ago`,
+/// `2 h ago`, `3 d ago` (a time in the future, a clock's error, is `just now`).
+pub fn age(secs: i64) -> String {
+    match secs {
+        ..=0 => "just now".to_owned(),
+        1..60 => format!("{secs} s ago"),
+        60..3_600 => format!("{} min ago", secs / 60),
+        3_600..86_400 => format!("{} h ago", secs / 3_600),
+        _ => format!("{} d ago", secs / 86_400),
     }
 }
 
@@ -249,7 +293,29 @@ mod tests {
             },
             files_omitted: 0,
             last_seen: 0,
+            estimated_at: None,
         }
+    }
+
+    #[test]
+    fn swarm_estimates_with_their_age() {
+        let mut st = stored(Version::V1, b"x", Vec::new());
+        assert_eq!(swarm(&st, 10_000), None);
+        assert_eq!(Row::at(&st, 10_000).swarm, "");
+        st.torrent.seeds_estimate = Some(12);
+        assert_eq!(
+            swarm(&st, 10_000).as_deref(),
+            Some("~12 seeds, peers unknown"),
+            "no time (outside edits only): no age"
+        );
+        st.torrent.peers_estimate = Some(3);
+        st.estimated_at = Some(10_000 - 2 * 3_600 - 59);
+        assert_eq!(Row::at(&st, 10_000).swarm, "~12 seeds, ~3 peers, 2 h ago");
+        let ages: Vec<String> = [-5, 0, 40, 720, 86_400 * 3 + 1].map(age).to_vec();
+        assert_eq!(
+            ages,
+            ["just now", "just now", "40 s ago", "12 min ago", "3 d ago"]
+        );
     }
 
     fn file(path: &[&[u8]], length: u64) -> FileEntry {

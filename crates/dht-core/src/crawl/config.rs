@@ -76,6 +76,12 @@ pub struct CrawlConfig {
     /// needs about `Q × 21,600` bytes ([`resting_bytes_for_rate`]: 22 MB at 1,000/s).
     /// Default 8 MiB.
     pub max_resting_bytes: usize,
+    /// Re-scrapes ([`Crawler::scrape`](super::Crawler::scrape)) queued or running at once;
+    /// beyond it `scrape` refuses. Default 16.
+    pub max_scrapes: usize,
+    /// Most nodes a re-scrape hears from (the queries it sends: twice that at most, on a
+    /// lossy path). About the 8 nodes that store an infohash. Default 8.
+    pub max_scrape_queries: usize,
 }
 
 /// Bytes of resting filter for a crawl sending `rate` queries a second against six-hour
@@ -137,6 +143,8 @@ impl Default for CrawlConfig {
             shard: Shard::all(),
             search_peers: true,
             max_resting_bytes: 8 << 20,
+            max_scrapes: 16,
+            max_scrape_queries: 8,
         }
     }
 }
@@ -192,6 +200,22 @@ pub enum CrawlEvent {
         /// ([`Crawler::resume_search`](super::Crawler::resume_search)). Often the other
         /// nodes that store the infohash, named by the first.
         next_nodes: NextNodes,
+    },
+    /// A re-scrape ([`Crawler::scrape`](super::Crawler::scrape)) ended. Never followed by
+    /// a [`CrawlEvent::SearchDone`], and it reports no peer.
+    ScrapeDone {
+        /// The infohash.
+        info_hash: InfoHash,
+        /// `get_peers` (all with `scrape=1`) it sent.
+        queries: usize,
+        /// Nodes that answered.
+        answers: usize,
+        /// Of them, nodes that sent a usable BEP 33 filter.
+        filters: usize,
+        /// BEP 33 estimate of the seeds (`None`: no node sent a seed filter).
+        seeds_estimate: Option<u32>,
+        /// BEP 33 estimate of the other peers (`None`: no node sent a peer filter).
+        peers_estimate: Option<u32>,
     },
 }
 
@@ -268,4 +292,6 @@ pub struct CrawlStats {
     pub unsearched: u64,
     /// Peer searches stopped by the caller ([`Crawler::cancel_search`](super::Crawler::cancel_search)).
     pub searches_cancelled: u64,
+    /// Re-scrapes queued ([`Crawler::scrape`](super::Crawler::scrape)).
+    pub scrapes: u64,
 }

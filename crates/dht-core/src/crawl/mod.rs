@@ -1,6 +1,7 @@
 //! The crawler: a sans-IO state machine that walks the keyspace with BEP 51
 //! `sample_infohashes`, falls back to `find_node` for nodes that do not speak BEP 51, and
-//! runs a bounded `get_peers` search for every new infohash.
+//! runs a bounded `get_peers` search for every new infohash; on request it also re-scrapes a
+//! known torrent for fresh BEP 33 estimates ([`Crawler::scrape`]).
 //!
 //! It wraps a [`Node`], so while it crawls it also answers every query like a full node, and
 //! every query it sends passes the node's politeness (global rate limit, per-IP budget).
@@ -92,6 +93,9 @@ pub struct Crawler {
     /// Infohashes queued to continue their search, with the peers their fetch tried
     /// ([`Crawler::resume_search`]; one per queue entry, so bounded by the queue).
     resuming: HashMap<InfoHash, (Vec<SocketAddr>, NextNodes)>,
+    /// Re-scrapes queued (false) or running (true) ([`Crawler::scrape`]; at most
+    /// [`CrawlConfig::max_scrapes`]).
+    scraping: HashMap<InfoHash, bool>,
     /// When the crawler last handled anything (a wake "now" for [`Crawler::poll_timeout`]).
     last_pump: Instant,
     next_walk: Instant,
@@ -138,6 +142,7 @@ impl Crawler {
             searches: Searches::default(),
             retried: BoundedMap::new(4_096),
             resuming: HashMap::new(),
+            scraping: HashMap::new(),
             last_pump: now,
             next_walk: now,
             events: VecDeque::new(),
@@ -379,20 +384,16 @@ impl Crawler {
     }
 
     /// Queue the search of a new infohash; with the queue full, report it ended unsearched
-    /// (with its known peer, if any) rather than drop it or grow the queue.
+    /// (with its known peer, if any) rather than drop it or grow the queue. One being
+    /// re-scraped ([`Crawler::scrape`]: the caller knows it) is reported ended at once too.
     fn enqueue_search(&mut self, ih: InfoHash, from: SocketAddr, peer: Option<SocketAddr>) {
-        if self.searches.queued() < self.cfg.max_search_queue {
+        if self.scraping.contains_key(&ih) {
+            self.events.push_back(unsearched(ih, peer));
+        } else if self.searches.queued() < self.cfg.max_search_queue {
             self.searches.enqueue((ih, from, peer));
         } else {
             self.stats.unsearched += 1;
-            self.events.push_back(CrawlEvent::SearchDone {
-                info_hash: ih,
-                peers: usize::from(peer.is_some()),
-                queries: 0,
-                seeds_estimate: None,
-                peers_estimate: None,
-                next_nodes: NextNodes::default(),
-            });
+            self.events.push_back(unsearched(ih, peer));
         }
     }
 
@@ -677,5 +678,17 @@ impl Crawler {
         if let Ok(r) = reply {
             self.node.recycle_reply(r);
         }
+    }
+}
+
+/// The end of a search that never ran, with its known peer, if any.
+pub(super) fn unsearched(info_hash: InfoHash, peer: Option<SocketAddr>) -> CrawlEvent {
+    CrawlEvent::SearchDone {
+        info_hash,
+        peers: usize::from(peer.is_some()),
+        queries: 0,
+        seeds_estimate: None,
+        peers_estimate: None,
+        next_nodes: NextNodes::default(),
     }
 }

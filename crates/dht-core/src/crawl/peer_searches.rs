@@ -1,5 +1,6 @@
 //! The crawler's peer searches: started from the routing table, tried once more when
-//! inconclusive, reported when done, cancelled or continued on request.
+//! inconclusive, reported when done, cancelled or continued on request; and the re-scrapes
+//! of known torrents that the caller asks for.
 
 use std::net::SocketAddr;
 use std::time::Instant;
@@ -15,8 +16,12 @@ const RETRY_BELOW_ANSWERS: usize = 4;
 impl Crawler {
     /// Stop the peer search of `ih`, queued or running, without a
     /// [`CrawlEvent::SearchDone`] (the caller already knows it: e.g. its torrent is in an
-    /// index). Returns whether there was one.
+    /// index). Returns whether there was one. A re-scrape ([`Crawler::scrape`]) is not
+    /// stopped: while it waits or runs, a new discovery of `ih` gets no search at all.
     pub fn cancel_search(&mut self, ih: &InfoHash) -> bool {
+        if self.scraping.contains_key(ih) {
+            return false;
+        }
         self.resuming.remove(ih);
         let cancelled = self.searches.cancel(ih);
         self.stats.searches_cancelled += u64::from(cancelled);
@@ -43,6 +48,7 @@ impl Crawler {
         if !self.cfg.search_peers
             || tried.len() >= self.cfg.peers_per_infohash
             || self.resuming.contains_key(&ih)
+            || self.scraping.contains_key(&ih)
             || self.searches.is_running(&ih)
             || self.searches.queued() >= self.cfg.max_search_queue
         {
@@ -57,6 +63,55 @@ impl Crawler {
         true
     }
 
+    /// Re-scrape `ih`, a torrent the caller knows, for fresh BEP 33 estimates: a search
+    /// queued like the others (same query rate limit and per-IP budgets), from the nodes of
+    /// our routing table closest to `ih`, each asked `get_peers` with `scrape=1`, at most
+    /// [`CrawlConfig::max_scrape_queries`](super::CrawlConfig::max_scrape_queries) of them
+    /// answering; no peer is reported, and it ends with a [`CrawlEvent::ScrapeDone`].
+    /// False, and nothing happens: [`CrawlConfig::max_scrapes`](super::CrawlConfig::max_scrapes)
+    /// re-scrapes are queued or running, `ih`'s search (or re-scrape) runs or waits (to
+    /// start, or to be continued), the search queue is full, or the routing table is empty.
+    pub fn scrape(&mut self, now: Instant, ih: InfoHash) -> bool {
+        if self.scraping.len() >= self.cfg.max_scrapes
+            || self.scraping.contains_key(&ih)
+            || self.resuming.contains_key(&ih)
+            || self.searches.is_running(&ih)
+            || self.searches.queued() >= self.cfg.max_search_queue
+            || self.searches.is_queued(&ih)
+        {
+            return false;
+        }
+        let Some(first) = self.closest_known(now, &ih) else {
+            return false;
+        };
+        self.scraping.insert(ih, false);
+        self.searches.enqueue((ih, first, None));
+        self.stats.scrapes += 1;
+        // Started now if a slot is free (the crawl may be otherwise idle).
+        self.pump(now);
+        true
+    }
+
+    /// Our routing table's nodes closest to `ih` (into `scratch_nodes`), from the IPv4
+    /// table, or the IPv6 one when the other is empty or off; the closest of them.
+    fn closest_known(&mut self, now: Instant, ih: &InfoHash) -> Option<SocketAddr> {
+        let mut known = std::mem::take(&mut self.scratch_nodes);
+        known.clear();
+        for v6 in [false, true] {
+            let on = if v6 {
+                self.node.config.ipv6
+            } else {
+                self.node.config.ipv4
+            };
+            if on && known.is_empty() {
+                self.node.closest_nodes_into(&ih.0, 8, v6, now, &mut known);
+            }
+        }
+        let first = known.first().map(|n| n.addr);
+        self.scratch_nodes = known;
+        first
+    }
+
     pub(super) fn start_search(
         &mut self,
         now: Instant,
@@ -64,6 +119,23 @@ impl Crawler {
         from: SocketAddr,
         known_peer: Option<SocketAddr>,
     ) {
+        let scrape = match self.scraping.get_mut(&ih) {
+            Some(started @ false) => {
+                *started = true;
+                true
+            }
+            Some(true) => {
+                // A second entry while its re-scrape runs (never: `scrape` refuses a queued
+                // infohash, `enqueue_search` queues none being re-scraped): no search.
+                self.events.push_back(super::unsearched(ih, known_peer));
+                return;
+            }
+            None => false,
+        };
+        if scrape {
+            self.start_scrape(now, ih);
+            return;
+        }
         let mut known = std::mem::take(&mut self.scratch_nodes);
         self.node
             .closest_nodes_into(&ih.0, 8, from.is_ipv6(), now, &mut known);
@@ -87,6 +159,21 @@ impl Crawler {
         self.searches.start(s);
     }
 
+    /// Start the re-scrape of `ih` from the routing table as it is now.
+    fn start_scrape(&mut self, now: Instant, ih: InfoHash) {
+        self.closest_known(now, &ih);
+        let parts = self.search_pool.take();
+        match Search::scrape(parts, ih, &self.scratch_nodes, self.cfg.max_scrape_queries) {
+            Some(s) => self.searches.start(s),
+            None => {
+                // The table emptied since it was queued: it ends at once, empty-handed.
+                self.scraping.remove(&ih);
+                self.events
+                    .push_back(scrape_done(ih, 0, 0, 0, (None, None)));
+            }
+        }
+    }
+
     /// Report the searches that ended; true if one was started again.
     pub(super) fn finish_searches(&mut self, now: Instant) -> bool {
         let mut restarted = false;
@@ -94,6 +181,14 @@ impl Crawler {
         self.searches.take_done_into(&mut done);
         for s in done.drain(..) {
             let ih = s.info_hash;
+            if s.is_scrape() {
+                self.scraping.remove(&ih);
+                let figures = (s.queries(), s.answers(), s.filters(), s.estimates());
+                self.events
+                    .push_back(scrape_done(ih, figures.0, figures.1, figures.2, figures.3));
+                self.search_pool.put(s.into_parts());
+                continue;
+            }
             // A search that found nobody and heard from few nodes (often: our routing table
             // was still nearly empty when it started) gets one more try from the table as it
             // is now, in the slot it frees (so retries never grow the queue), asking only
@@ -131,5 +226,23 @@ impl Crawler {
         }
         self.scratch_done = done;
         restarted
+    }
+}
+
+/// The end of a re-scrape.
+fn scrape_done(
+    info_hash: InfoHash,
+    queries: usize,
+    answers: usize,
+    filters: usize,
+    (seeds_estimate, peers_estimate): (Option<u32>, Option<u32>),
+) -> CrawlEvent {
+    CrawlEvent::ScrapeDone {
+        info_hash,
+        queries,
+        answers,
+        filters,
+        seeds_estimate,
+        peers_estimate,
     }
 }

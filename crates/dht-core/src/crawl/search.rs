@@ -22,6 +22,11 @@
 //! continues the search ([`Search::resumed`]) only where the fetch fails. The trade-off: a
 //! search that stops after its first query never asks for a scrape, so BEP 33 estimates
 //! come only from searches that go on (no peers at the sampling node, or continued).
+//!
+//! **Re-scrapes** ([`Search::scrape`]): the search of a torrent already known, for fresh
+//! estimates only. It starts at the nodes of our routing table closest to the infohash
+//! (those store its announces), asks every node for a scrape, keeps no peer, and ends at
+//! its query budget or after replies that bring neither a filter nor a closer node.
 
 use std::collections::HashSet;
 use std::net::SocketAddr;
@@ -83,6 +88,12 @@ pub struct Search {
     pub(crate) listed: bool,
     /// Which start of the search this is (a search may be started again).
     pub(crate) generation: u64,
+    /// A re-scrape ([`Search::scrape`]): scrapes only, no peers.
+    scrape_only: bool,
+    /// Replies that brought a usable filter.
+    filters: usize,
+    /// The reply being handled brought a usable filter (see [`Search::on_scrape`]).
+    fresh_filter: bool,
 }
 
 impl Search {
@@ -141,9 +152,38 @@ impl Search {
             leechers: None,
             listed: false,
             generation: 0,
+            scrape_only: false,
+            filters: 0,
+            fresh_filter: false,
         };
         s.add_candidates(known);
         s
+    }
+
+    /// The re-scrape of a known torrent: BEP 33 estimates only (see the module doc), from
+    /// `known` (our routing table's nodes closest to the infohash, closest first; the first
+    /// is its "sampling node", asked whatever its budget says before the search ends), at
+    /// most `max_queries` nodes answering.
+    pub(crate) fn scrape(
+        parts: Parts,
+        info_hash: InfoHash,
+        known: &[CompactNode],
+        max_queries: usize,
+    ) -> Option<Self> {
+        let first = known.first()?;
+        let mut s = Search::with_parts(parts, info_hash, first.addr, &known[1..], 0, max_queries);
+        s.scrape_only = true;
+        Some(s)
+    }
+
+    /// Whether it is a re-scrape ([`Search::scrape`]).
+    pub fn is_scrape(&self) -> bool {
+        self.scrape_only
+    }
+
+    /// Replies that brought a usable BEP 33 filter.
+    pub fn filters(&self) -> usize {
+        self.filters
     }
 
     /// The search once more, after it ended empty-handed: from `known` (the routing table
@@ -261,7 +301,7 @@ impl Search {
     /// Whether the query just handed out by [`Search::next_query`] should ask for a scrape
     /// (see the module doc).
     pub fn scrape_now(&self) -> bool {
-        !self.peers.is_empty() && self.queries.is_multiple_of(2)
+        self.scrape_only || !self.peers.is_empty() && self.queries.is_multiple_of(2)
     }
 
     /// The sampling node is not asked yet (it waits for its per-IP budget).
@@ -340,6 +380,8 @@ impl Search {
         self.in_flight = self.in_flight.saturating_sub(1);
         self.answers += 1;
         new.clear();
+        // A re-scrape keeps no peer (none is wanted, and it must never be "satisfied").
+        let values = if self.scrape_only { &[] } else { values };
         for p in values {
             if self.peers.len() >= self.wanted {
                 break;
@@ -353,7 +395,9 @@ impl Search {
         // the DHT most likely knows no more.
         self.stale |= self.resumed && new.is_empty() && !values.is_empty();
         let closer = self.add_candidates(nodes);
-        if new.is_empty() && closer == 0 {
+        // For a re-scrape, a node that sent its filters brought something too.
+        let filter = std::mem::take(&mut self.fresh_filter) && self.scrape_only;
+        if new.is_empty() && closer == 0 && !filter {
             self.dry += 1;
         } else {
             self.dry = 0;
@@ -363,7 +407,9 @@ impl Search {
     /// A node's BEP 33 filters (`BFsd`, `BFpe`), merged into the search's. A filter whose
     /// estimate is beyond what BEP 33 lets a node store ([`MAX_PLAUSIBLE`]) is ignored: one
     /// full filter would otherwise saturate the union.
+    /// Call it before [`Search::on_reply`] for the same reply.
     pub fn on_scrape(&mut self, seeds: Option<&[u8; 256]>, peers: Option<&[u8; 256]>) {
+        let mut used = false;
         for (got, into) in [(seeds, &mut self.seeds), (peers, &mut self.leechers)] {
             let Some(bits) = got else { continue };
             let b = Bloom::from(*bits);
@@ -371,7 +417,10 @@ impl Search {
                 continue;
             }
             into.get_or_insert_with(Bloom::new).union(&b);
+            used = true;
         }
+        self.filters += usize::from(used);
+        self.fresh_filter = used;
     }
 
     /// The BEP 33 estimates of the seeds and of the other peers, from the filters received
@@ -415,7 +464,9 @@ impl Search {
 
     /// Enough peers found: `wanted`, or the `enough` of [`Search::stop_at`].
     pub fn satisfied(&self) -> bool {
-        self.peers.len() >= self.wanted || (self.enough > 0 && self.peers.len() >= self.enough)
+        !self.scrape_only
+            && (self.peers.len() >= self.wanted
+                || (self.enough > 0 && self.peers.len() >= self.enough))
     }
 
     /// Whether it ended at enough peers for a fetch, short of `wanted`
@@ -700,5 +751,48 @@ mod tests {
             "a node with only the tried peer: the DHT knows no more"
         );
         assert_eq!(r.peers(), &[addr(9)]);
+    }
+
+    /// A re-scrape asks every node for a scrape (the first too), keeps no peer, goes on
+    /// while nodes send filters (even with no closer node), and stops at its budget.
+    #[test]
+    fn a_rescrape_asks_every_node_for_filters_and_keeps_no_peer() {
+        let near = |i: u8| CompactNode {
+            id: NodeId([i; 20]),
+            addr: addr(i),
+        };
+        let known: Vec<CompactNode> = (1..9).map(near).collect();
+        assert!(Search::scrape(Parts::default(), InfoHash([0; 20]), &[], 4).is_none());
+        let mut s = Search::scrape(Parts::default(), InfoHash([0; 20]), &known, 4).unwrap();
+        assert!(s.is_scrape());
+        let filter = [0x0f; 256];
+        let mut asked = Vec::new();
+        while let Some(a) = s.next_query() {
+            assert!(s.scrape_now(), "every query asks for a scrape");
+            asked.push(a);
+            // Filters, a peer, no closer node: not dry, no peer kept.
+            s.on_scrape(Some(&filter), None);
+            s.on_reply(&[addr(99)], &[]);
+        }
+        assert_eq!(
+            asked,
+            [addr(1), addr(2), addr(3), addr(4)],
+            "closest first, 4 answers"
+        );
+        assert!(s.peers().is_empty());
+        assert!(!s.satisfied());
+        assert!(s.is_done());
+        assert_eq!(s.filters(), 4);
+        assert!(s.estimates().0.is_some() && s.estimates().1.is_none());
+        // Replies with neither filter nor closer node: dry after two.
+        let mut s = Search::scrape(Parts::default(), InfoHash([0; 20]), &known, 8).unwrap();
+        for _ in 0..MAX_DRY {
+            assert!(s.next_query().is_some());
+            s.on_reply(&[], &[]);
+        }
+        assert_eq!(s.next_query(), None);
+        assert!(s.is_done());
+        assert_eq!((s.queries(), s.filters()), (2, 0));
+        assert_eq!(s.estimates(), (None, None));
     }
 }

@@ -235,6 +235,15 @@ impl Searches {
         self.running.contains_key(ih)
     }
 
+    /// Whether `ih` waits in the queue: a pass over it (at most `max_search_queue` entries),
+    /// for callers as rare as a re-scrape.
+    pub fn is_queued(&self, ih: &InfoHash) -> bool {
+        self.queue
+            .sources
+            .values()
+            .any(|s| s.waiting.iter().any(|q| q.0 == *ih))
+    }
+
     /// Queue an infohash for its search.
     pub fn enqueue(&mut self, q: Queued) {
         self.queue.push(q);

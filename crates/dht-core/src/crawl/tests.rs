@@ -27,13 +27,18 @@ impl Rig {
 
     /// A crawler with `cfg` (no infohash limit, bootstrapping from node 1), started.
     fn with(cfg: CrawlConfig) -> Rig {
+        Rig::with_node(Config::default(), cfg)
+    }
+
+    /// [`Rig::with`], its node configured by `node_config`.
+    fn with_node(node_config: Config, cfg: CrawlConfig) -> Rig {
         let now = Instant::now();
         let cfg = CrawlConfig {
             max_infohashes: 0,
             bootstrap: vec![addr(1)],
             ..cfg
         };
-        let mut c = Crawler::new(Config::default(), cfg, now);
+        let mut c = Crawler::new(node_config, cfg, now);
         c.handle_timeout(now);
         Rig { c, now }
     }
@@ -792,4 +797,5 @@ fn a_lost_sample_is_asked_again_after_min_resample_then_twice_that() {
     assert_eq!(samples_to_2(&run(&mut r, 3)), 1, "asked again 123 s on");
 }
 
+mod scraping;
 mod searching;

@@ -391,7 +391,7 @@ impl Simulation {
                         }
                         *again |= self.fetch(k, info_hash);
                     }
-                    CrawlEvent::NodeSampled { .. } => {}
+                    CrawlEvent::NodeSampled { .. } | CrawlEvent::ScrapeDone { .. } => {}
                 }
             }
         }

@@ -248,7 +248,8 @@ impl<W: Write> CrawlSink for Rows<'_, W> {
             CrawlEvent::SearchDone { info_hash, .. } => {
                 self.sources.remove(&info_hash);
             }
-            CrawlEvent::NodeSampled { .. } => {}
+            // `crawl` never re-scrapes.
+            CrawlEvent::NodeSampled { .. } | CrawlEvent::ScrapeDone { .. } => {}
             CrawlEvent::Peer { peer, .. } if !writable_peer(&peer) => {
                 self.counts.port_zero += 1;
             }

@@ -228,6 +228,7 @@ mod tests {
             },
             files_omitted: 1,
             last_seen: 20,
+            estimated_at: Some(15),
         }
     }
 
@@ -267,6 +268,7 @@ mod tests {
         assert_eq!(v["files_omitted"], 1);
         assert_eq!(v["seeds_estimate"], 4);
         assert!(v["peers_estimate"].is_null());
+        assert_eq!(v["estimated_at"], 15);
         assert_eq!(
             (v["private"].clone(), v["source"].clone()),
             (true.into(), "announce".into())

@@ -18,6 +18,7 @@ use crate::crawl::setup::{
 use crate::crawl::state::MAX_SAVED;
 use crate::pipeline::filter::{parse_regex, parse_size, read_blocklist, Filters};
 use crate::pipeline::index::{IndexGate, IndexSink, Shared};
+use crate::pipeline::rescrape::{RescrapeConfig, Rescrapes};
 use crate::pipeline::store_thread::{StoreConfig, StoreThread};
 use crate::pipeline::{self, Caps, FetchFlags, PipelineConfig};
 use crate::resolve::{self, DEFAULT_ROUTERS};
@@ -39,7 +40,8 @@ Examples:
   estudely run --db postgres://crawler@db.example/estudely --bind 0.0.0.0:6881
   estudely run --db 'postgres:host=/var/run/postgresql dbname=estudely'
   estudely run --db postgres://crawler@db.example/estudely --shard 3/4   # third of 4 crawlers
-  estudely run --no-peer-addresses    # a public index: sightings counted, no address kept";
+  estudely run --no-peer-addresses    # a public index: sightings counted, no address kept
+  estudely run --rescrape-rate 60     # fresher swarm estimates: a re-scrape a second";
 
 /// `estudely run ...`
 #[derive(Debug, Args)]
@@ -122,6 +124,16 @@ pub struct RunArgs {
     /// Web UI settings (with --serve).
     #[command(flatten)]
     pub web: crate::args::WebArgs,
+    /// Keep the swarm estimates of stored torrents fresh: re-scrape this many a minute at
+    /// most (BEP 33 `get_peers` with `scrape=1` to the nodes closest to each, up to 8 of
+    /// them, under --rate and the per-node budgets; no peer or metadata fetch), the never
+    /// estimated first, then the oldest estimates. 0: never.
+    #[arg(long, value_name = "N", default_value_t = 20,
+          value_parser = clap::value_parser!(u32).range(0..=600))]
+    pub rescrape_rate: u32,
+    /// Re-scrape a torrent at most once in this many seconds.
+    #[arg(long, value_name = "SECS", default_value = "21600", value_parser = crate::args::parse_secs)]
+    pub rescrape_after: Duration,
 }
 
 /// How often good nodes are saved to the index while running.
@@ -193,6 +205,13 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
     let mut driver = start_crawler(bind, &args.bootstrap, budgets).await?;
     driver.warm_start(&opened.nodes);
     let shared = Shared::new(store, opened.known, filters, classifier);
+    shared.borrow_mut().rescrapes = Rescrapes::new(
+        RescrapeConfig {
+            per_minute: args.rescrape_rate,
+            after: args.rescrape_after,
+        },
+        Instant::now(),
+    );
     let sink = RefCell::new(IndexSink(shared.clone()));
     let gate = RefCell::new(IndexGate(shared.clone()));
     // Infohashes waiting for a claim or a fetch: a minute of fetches at the default
@@ -227,6 +246,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
         .store
         .save_nodes(driver.crawler().good_nodes(MAX_SAVED))?;
     let counts = shared.counts.clone();
+    let rescraped = shared.rescrapes.as_ref().map(|r| r.counts);
     publish_index(&shared);
     let filter_bytes = shared.known.bytes();
     let (queue_max, queue_waits) = (shared.store.queue().max(), shared.store.queue().waits());
@@ -236,10 +256,16 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
         eprintln!("run: interrupted; committed what is known");
     }
     let filtered: u64 = counts.filtered.values().sum();
-    let first = match report.crawl.stats.walks_before_first_sample {
+    let mut first = match report.crawl.stats.walks_before_first_sample {
         Some(n) => format!("; first sample after {n} find_node queries"),
         None => String::new(),
     };
+    if let Some(r) = rescraped {
+        first.push_str(&format!(
+            "; re-scrapes: {} sent, {} with estimates, {} empty, {} refused, {} get_peers",
+            r.sent, r.answered, r.empty, r.refused, r.queries
+        ));
+    }
     eprintln!(
         "run: {} infohashes, {} stored, {} known or fetched elsewhere, {} filtered, {} \
          blocklisted, {} fetches failed, {} without peers; {} DHT queries; metadata {}; index: \
@@ -271,6 +297,11 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
 fn publish_index(shared: &Shared) {
     let w = shared.store.stats();
     let q = shared.store.queue();
+    let r = shared
+        .rescrapes
+        .as_ref()
+        .map(|r| r.counts)
+        .unwrap_or_default();
     crate::metrics::publish_index(&crate::metrics::IndexFigures {
         filter_lookups: w.lookups,
         filter_known: w.known,
@@ -278,6 +309,9 @@ fn publish_index(shared: &Shared) {
         queue: q.len() as u64,
         queue_waits: q.waits(),
         leases_swept: w.leases_swept,
+        rescrapes_sent: r.sent,
+        rescrapes_answered: r.answered,
+        rescrapes_empty: r.empty,
     });
 }
 

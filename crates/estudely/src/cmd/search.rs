@@ -187,6 +187,7 @@ mod tests {
             },
             files_omitted: 0,
             last_seen: 6,
+            estimated_at: None,
         };
         let line = text_line(&hit);
         assert!(

@@ -18,10 +18,11 @@ use sha2::Digest as _;
 
 use super::filter::{Filters, KnownFilter, Rejected};
 use super::nodes::NodeLabels;
+use super::rescrape::{Rescrapes, BATCH};
 use super::store_thread::{truncated, unix_now, Req, StoreThread};
 use super::{Gate, Handoff, RowSink, Scrape};
 use crate::fetch::{Attempt, FailureKind, FetchedMetadata, Job};
-use crate::store::{Classifier, Sighting, Source, Torrent, MAX_STORED_FILES};
+use crate::store::{Classifier, Estimate, Sighting, Source, Torrent, MAX_STORED_FILES};
 
 /// A [`Torrent`] row from fetched metadata, found at `discovered` through `source`, with
 /// its swarm's BEP 33 estimates, classified by `classifier`.
@@ -100,6 +101,8 @@ pub struct Shared {
     pub classifier: Classifier,
     /// Counts.
     pub counts: IndexCounts,
+    /// The re-scrapes of stored torrents (`--rescrape-rate`; `None`: off).
+    pub rescrapes: Option<Rescrapes>,
     /// When and how each infohash in flight was found.
     found: HashMap<InfoHash, (i64, Source)>,
     /// The client labels of the nodes counted.
@@ -120,6 +123,7 @@ impl Shared {
             filters,
             classifier,
             counts: IndexCounts::default(),
+            rescrapes: None,
             found: HashMap::new(),
             nodes: NodeLabels::default(),
         }))
@@ -199,6 +203,30 @@ impl RowSink for IndexSink {
         sh.counts.dropped += 1;
     }
 
+    fn rescraped(&mut self, ih: InfoHash, scrape: Scrape, queries: usize) -> anyhow::Result<()> {
+        let mut sh = self.0.borrow_mut();
+        let e = Estimate {
+            info_hash: ih,
+            seeds: scrape.seeds,
+            peers: scrape.peers,
+            at: unix_now(),
+        };
+        let ours = sh
+            .rescrapes
+            .as_mut()
+            .is_some_and(|r| r.ended(&ih, e.answered(), queries));
+        if ours {
+            let name = if e.answered() {
+                "rescrapes_answered"
+            } else {
+                "rescrapes_empty"
+            };
+            sh.count(name)?;
+        }
+        // Written even when it came back too late to count: the figures are fresh.
+        sh.store.estimate(e)
+    }
+
     fn flush(&mut self) -> anyhow::Result<()> {
         self.0.borrow().store.flush()
     }
@@ -254,6 +282,10 @@ impl Gate for IndexGate {
             let _ = sh.count(Rejected::Blocklist.counter());
             return false;
         }
+        if sh.rescrapes.as_ref().is_some_and(|r| r.is_out(&ih)) {
+            // Stored (it is being re-scraped): known, and the crawler gives it no search.
+            return false;
+        }
         if sh.known.maybe_contains(&ih) {
             // Probably known: the database decides (its answer cancels the search). The
             // sighting is recorded by the sink either way.
@@ -285,6 +317,37 @@ impl Gate for IndexGate {
         // The crawl is over: the claims still waiting go now (waiting for room if need be),
         // and the store thread's requests then hold the last handoffs to the fetcher.
         let _ = self.0.borrow().store.flush_claims();
+    }
+
+    fn next_rescrape(
+        &mut self,
+        now: std::time::Instant,
+        busy: &dyn Fn(&InfoHash) -> bool,
+    ) -> Option<InfoHash> {
+        let mut sh = self.0.borrow_mut();
+        let sh = &mut *sh;
+        let r = sh.rescrapes.as_mut()?;
+        if let Ok(keys) = sh.store.stale_rx.try_recv() {
+            r.keys(now, keys);
+        }
+        if r.wants_keys(now) {
+            let before = unix_now().saturating_sub(r.config().after.as_secs() as i64);
+            // An error stops the run at the next row.
+            let _ = sh.store.ask_stale(before, BATCH);
+        }
+        // Never a key the pipeline is searching or fetching, nor one found in this run and
+        // not written yet.
+        r.next(now, |ih| busy(ih) || sh.found.contains_key(ih))
+    }
+
+    fn rescrape_sent(&mut self, ih: InfoHash, now: std::time::Instant, accepted: bool) {
+        let mut sh = self.0.borrow_mut();
+        if let Some(r) = sh.rescrapes.as_mut() {
+            r.sent(ih, now, accepted);
+        }
+        if accepted {
+            let _ = sh.count("rescrapes_sent");
+        }
     }
 }
 

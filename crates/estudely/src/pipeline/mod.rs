@@ -14,12 +14,15 @@
 //! query, and only where the fetch then fails on all of them is the search continued
 //! (once, up to `--peers-per-infohash` peers in all) and the new peers fetched from. The
 //! price: a search that stops after its first query asks for no BEP 33 scrape, so swarm
-//! estimates come only from searches that go on, unless `--full-peer-searches`.
+//! estimates come only from searches that go on, unless `--full-peer-searches`. `run` keeps
+//! them fresh apart from discovery: its [`Gate`] hands the crawler stored torrents to
+//! re-scrape ([`rescrape`]), whose results go to [`RowSink::rescraped`].
 
 pub mod filter;
 pub mod index;
 pub mod nodes;
 mod pending;
+pub mod rescrape;
 pub mod rows;
 pub mod store_thread;
 
@@ -87,6 +90,12 @@ pub trait RowSink {
     /// known, or it is not to be fetched here.
     fn dropped(&mut self, _ih: InfoHash) {}
 
+    /// The re-scrape of a stored torrent ([`Gate::next_rescrape`]) ended after `queries`
+    /// `get_peers` with these estimates (both `None`: no node sent a filter).
+    fn rescraped(&mut self, _ih: InfoHash, _scrape: Scrape, _queries: usize) -> anyhow::Result<()> {
+        Ok(())
+    }
+
     /// Called at the end.
     fn flush(&mut self) -> anyhow::Result<()> {
         Ok(())
@@ -140,6 +149,20 @@ pub trait Gate {
 
     /// The crawl is over: hand on what is waiting, keep no [`Handoff`] clone.
     fn close(&mut self) {}
+
+    /// A known torrent to re-scrape now for fresh swarm estimates, if the re-scrape budget
+    /// allows one at `now` (`run --rescrape-rate`); never one `busy` says is being
+    /// discovered or fetched. The crawler's answer goes to [`Gate::rescrape_sent`].
+    fn next_rescrape(
+        &mut self,
+        _now: Instant,
+        _busy: &dyn Fn(&InfoHash) -> bool,
+    ) -> Option<InfoHash> {
+        None
+    }
+
+    /// Whether the crawler took the re-scrape of `ih` ([`Crawler::scrape`]).
+    fn rescrape_sent(&mut self, _ih: InfoHash, _now: Instant, _accepted: bool) {}
 }
 
 /// How often [`Gate::tick`] is called while the crawl waits.
@@ -412,6 +435,21 @@ impl<S: RowSink, G: Gate> CrawlSink for Stage<'_, S, G> {
                 }
             }
             CrawlEvent::Peer { info_hash, peer } => pending.peer(info_hash, peer),
+            CrawlEvent::ScrapeDone {
+                info_hash,
+                seeds_estimate,
+                peers_estimate,
+                queries,
+                ..
+            } => {
+                let scrape = Scrape {
+                    seeds: seeds_estimate,
+                    peers: peers_estimate,
+                };
+                self.sink
+                    .borrow_mut()
+                    .rescraped(info_hash, scrape, queries)?;
+            }
             CrawlEvent::NodeSampled {
                 ref version,
                 interval,
@@ -476,7 +514,18 @@ impl<S: RowSink, G: Gate> CrawlSink for Stage<'_, S, G> {
     }
 
     fn steer(&mut self, crawler: &mut Crawler) -> anyhow::Result<bool> {
+        let now = Instant::now();
+        let next = {
+            let pending = self.pending.borrow();
+            let busy = |ih: &InfoHash| pending.contains(ih);
+            self.gate.borrow_mut().next_rescrape(now, &busy)
+        };
         let mut any = false;
+        if let Some(ih) = next {
+            let accepted = crawler.scrape(now, ih);
+            self.gate.borrow_mut().rescrape_sent(ih, now, accepted);
+            any |= accepted;
+        }
         while let Some(r) = self.resumes.borrow_mut().pop_front() {
             any = true;
             let ih = r.info_hash;

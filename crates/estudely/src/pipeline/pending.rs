@@ -261,6 +261,11 @@ impl Pending {
         }
     }
 
+    /// Whether `ih` is being searched or fetched.
+    pub(crate) fn contains(&self, ih: &InfoHash) -> bool {
+        self.entries.contains_key(ih)
+    }
+
     /// The fetch backlog is full: stop taking infohashes from the crawler.
     pub(crate) fn full(&self) -> bool {
         self.fetching >= self.fetching_cap

@@ -30,7 +30,9 @@ use self::outbox::Outbox;
 use super::filter::KnownFilter;
 use super::Handoff;
 use crate::fetch::Job;
-use crate::store::{Batch, DbUrl, Sighting, SightingSum, Store, Torrent, MAX_KEYS_PER_QUERY};
+use crate::store::{
+    Batch, DbUrl, Estimate, Sighting, SightingSum, Store, Torrent, MAX_KEYS_PER_QUERY,
+};
 
 /// Longest time a written row waits for its transaction.
 pub const COMMIT_EVERY: Duration = Duration::from_millis(500);
@@ -68,6 +70,11 @@ pub(crate) enum Req {
     Claims(Vec<Job>, Handoff),
     SaveNodes(Vec<CompactNode>),
     Flush(std_mpsc::Sender<()>),
+    /// The keys of up to `.1` torrents last scraped before `.0` (unix seconds), answered on
+    /// `stale_rx`, after committing what waits (so a re-scrape result sent before is seen).
+    Stale(i64, usize),
+    /// A re-scrape's result.
+    Estimate(Estimate),
 }
 
 impl Req {
@@ -168,6 +175,8 @@ impl QueueGauge {
 pub struct StoreThread {
     tx: std_mpsc::SyncSender<Req>,
     pub(crate) known_rx: std_mpsc::Receiver<InfoHash>,
+    /// The answers to [`StoreThread::ask_stale`].
+    pub(crate) stale_rx: std_mpsc::Receiver<Vec<InfoHash>>,
     error: Arc<Mutex<Option<String>>>,
     stats: Arc<Mutex<WriteStats>>,
     queue: Arc<QueueGauge>,
@@ -204,6 +213,7 @@ impl StoreThread {
     ) -> anyhow::Result<(Self, Opened)> {
         let (tx, rx) = std_mpsc::sync_channel::<Req>(QUEUE_CAP);
         let (known_tx, known_rx) = std_mpsc::channel();
+        let (stale_tx, stale_rx) = std_mpsc::channel();
         let (opened_tx, opened_rx) = std_mpsc::channel();
         let error = Arc::new(Mutex::new(None));
         let stats = Arc::new(Mutex::new(WriteStats::default()));
@@ -236,6 +246,7 @@ impl StoreThread {
                     rows: 0,
                     stats: stats2,
                     known_tx,
+                    stale_tx,
                     queue: queue2,
                 };
                 if let Err(e) = w.serve(&rx) {
@@ -250,6 +261,7 @@ impl StoreThread {
         let thread = StoreThread {
             tx,
             known_rx,
+            stale_rx,
             error,
             stats,
             queue,
@@ -400,6 +412,17 @@ impl StoreThread {
         }
     }
 
+    /// Ask for the keys of up to `limit` torrents last scraped before `before` (unix
+    /// seconds), the stalest first; the answer comes on `stale_rx`.
+    pub fn ask_stale(&self, before: i64, limit: usize) -> anyhow::Result<()> {
+        self.send(Req::Stale(before, limit))
+    }
+
+    /// Store a re-scrape's result.
+    pub fn estimate(&self, e: Estimate) -> anyhow::Result<()> {
+        self.send(Req::Estimate(e))
+    }
+
     /// Save good nodes for the next start.
     pub fn save_nodes(&self, nodes: Vec<CompactNode>) -> anyhow::Result<()> {
         self.send(Req::SaveNodes(nodes))
@@ -498,6 +521,7 @@ struct Writer<'a> {
     rows: usize,
     stats: Arc<Mutex<WriteStats>>,
     known_tx: std_mpsc::Sender<InfoHash>,
+    stale_tx: std_mpsc::Sender<Vec<InfoHash>>,
     queue: Arc<QueueGauge>,
 }
 
@@ -578,6 +602,12 @@ impl Writer<'_> {
                 self.commit()?;
                 let _ = ack.send(());
             }
+            Req::Stale(before, limit) => {
+                self.commit()?;
+                let keys = self.store.stale_estimates(before, limit)?;
+                let _ = self.stale_tx.send(keys);
+            }
+            Req::Estimate(e) => self.batch.estimates.push(e),
         }
         Ok(())
     }

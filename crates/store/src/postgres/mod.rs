@@ -8,6 +8,7 @@
 //! name for substrings.
 
 mod browse;
+mod estimates;
 mod read;
 mod schema;
 mod search;
@@ -396,6 +397,11 @@ impl Store for PgStore {
     fn set_categories(&mut self, rows: &[(InfoHash, Category, Release)]) -> anyhow::Result<()> {
         let r = write::set_categories(&mut self.client, rows);
         self.check("setting categories", r)
+    }
+
+    fn stale_estimates(&mut self, before: i64, limit: usize) -> anyhow::Result<Vec<InfoHash>> {
+        let r = estimates::stale(&mut self.client, before, limit);
+        self.check("stale estimates", r)
     }
 }
 

@@ -14,7 +14,11 @@ use crate::{parse_classification, parse_version, Source, Stats, StoredTorrent, T
 /// The columns that [`stored`] reads, in its order, from `torrents t`.
 pub const COLUMNS: &str = "t.info_hash, t.info_hash_v2, t.name_raw, t.total_bytes, \
     t.piece_length, t.file_count, t.files_omitted, t.private, t.version, t.discovered, \
-    t.last_seen, t.source, t.seeds_estimate, t.peers_estimate, t.category, t.release";
+    t.last_seen, t.source, t.seeds_estimate, t.peers_estimate, t.category, t.release, \
+    t.estimated_at";
+
+/// How many columns [`COLUMNS`] names (a query's own columns come after them).
+const NCOLS: usize = 17;
 
 /// Rows fetched from a portal at a time.
 const PORTAL_ROWS: i32 = 500;
@@ -60,6 +64,7 @@ pub fn stored(row: &Row) -> anyhow::Result<StoredTorrent> {
         torrent,
         files_omitted: to_u64(row.try_get(6)?, "files_omitted")?,
         last_seen: row.try_get(10)?,
+        estimated_at: row.try_get(16)?,
     })
 }
 
@@ -145,12 +150,12 @@ pub fn export(
         }
         for row in &rows {
             let mut t = stored(row)?;
-            // The columns after COLUMNS (16 of them).
-            let raws: Option<Vec<Vec<u8>>> = row.try_get(16)?;
-            let lens: Option<Vec<i64>> = row.try_get(17)?;
+            // The columns after COLUMNS.
+            let raws: Option<Vec<Vec<u8>>> = row.try_get(NCOLS)?;
+            let lens: Option<Vec<i64>> = row.try_get(NCOLS + 1)?;
             t.torrent.files = files(raws.unwrap_or_default(), lens.unwrap_or_default())?;
-            let ips: Option<Vec<IpAddr>> = row.try_get(18)?;
-            let ports: Option<Vec<i32>> = row.try_get(19)?;
+            let ips: Option<Vec<IpAddr>> = row.try_get(NCOLS + 2)?;
+            let ports: Option<Vec<i32>> = row.try_get(NCOLS + 3)?;
             let peers: Vec<SocketAddr> = ips
                 .unwrap_or_default()
                 .into_iter()

@@ -108,6 +108,17 @@ const MIGRATIONS: &[&str] = &[
     "ALTER TABLE torrents ADD COLUMN IF NOT EXISTS category text,
          ADD COLUMN IF NOT EXISTS release text;
      CREATE INDEX IF NOT EXISTS torrents_category ON torrents (category, discovered);",
+    // 7 (8 once the blocklist migration of another branch is merged before it): swarm
+    // estimates kept fresh. `estimated_at`: when the figures were measured (null: never);
+    // `scraped_at`: when the torrent was last scraped, answered or not (0: never). A
+    // torrent with estimates got them at discovery. `run --rescrape-rate` reads
+    // `torrents_scraped_at`, the lowest first. Safe to run twice.
+    "ALTER TABLE torrents ADD COLUMN IF NOT EXISTS estimated_at bigint,
+         ADD COLUMN IF NOT EXISTS scraped_at bigint NOT NULL DEFAULT 0;
+     UPDATE torrents SET estimated_at = discovered, scraped_at = discovered
+         WHERE estimated_at IS NULL
+           AND (seeds_estimate IS NOT NULL OR peers_estimate IS NOT NULL);
+     CREATE INDEX IF NOT EXISTS torrents_scraped_at ON torrents (scraped_at);",
 ];
 
 /// The schema version this build reads and writes.

@@ -30,6 +30,7 @@ pub fn batch(tx: &mut Transaction<'_>, owner: &str, batch: &Batch) -> Result<(),
     seen(tx, &batch.seen)?;
     sightings(tx, batch)?;
     counters(tx, &batch.counters)?;
+    super::estimates::write(tx, &batch.estimates)?;
     if !batch.release.is_empty() {
         let keys: Vec<&[u8]> = batch.release.iter().map(|h| &h.0[..]).collect();
         tx.execute(
@@ -97,10 +98,13 @@ fn torrents(tx: &mut Transaction<'_>, torrents: &[Torrent]) -> Result<(), postgr
     let inserted = tx.query(
         "INSERT INTO torrents (info_hash, info_hash_v2, name, name_raw, total_bytes,
              piece_length, file_count, files_omitted, private, version, discovered,
-             last_seen, source, search, seeds_estimate, peers_estimate, category, release)
+             last_seen, source, search, seeds_estimate, peers_estimate, category, release,
+             estimated_at, scraped_at)
          SELECT h, v2, n, nr, tb, pl, fc, fo, p, v, d, d, s,
                 setweight(to_tsvector('simple', nw), 'A') || to_tsvector('simple', pw), se, pe,
-                ca, re
+                ca, re,
+                CASE WHEN se IS NULL AND pe IS NULL THEN NULL ELSE d END,
+                CASE WHEN se IS NULL AND pe IS NULL THEN 0 ELSE d END
          FROM unnest($1::bytea[], $2::bytea[], $3::text[], $4::bytea[], $5::int8[],
                      $6::int8[], $7::int8[], $8::int8[], $9::bool[], $10::text[],
                      $11::int8[], $12::text[], $13::text[], $14::text[], $15::int4[],

@@ -7,6 +7,7 @@
 
 mod browse;
 pub(crate) mod codec;
+mod estimates;
 mod guard;
 mod read;
 pub mod schema;
@@ -262,6 +263,10 @@ impl Store for SqliteStore {
     fn set_categories(&mut self, rows: &[(InfoHash, Category, Release)]) -> anyhow::Result<()> {
         let what = format!("writing to SQLite index `{}`", self.path.display());
         write::set_categories(&mut self.conn, rows).context(what)
+    }
+
+    fn stale_estimates(&mut self, before: i64, limit: usize) -> anyhow::Result<Vec<InfoHash>> {
+        self.guarded(true, |c| estimates::stale(c, before, limit))
     }
 }
 

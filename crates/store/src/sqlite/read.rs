@@ -15,7 +15,7 @@ use crate::{parse_classification, parse_version, Source, Stats, StoredTorrent, T
 pub(super) const COLUMNS: &str =
     "t.info_hash, t.info_hash_v2, t.name_raw, t.total_bytes, t.piece_length,
     t.file_count, t.files_omitted, t.private, t.version, t.discovered, t.last_seen, t.source,
-    t.id, t.seeds_estimate, t.peers_estimate, t.category, t.release";
+    t.id, t.seeds_estimate, t.peers_estimate, t.category, t.release, t.estimated_at";
 
 /// A `torrents` row (selected with [`COLUMNS`]) without files, and its `id`.
 pub(super) fn stored(row: &Row<'_>) -> rusqlite::Result<(StoredTorrent, i64)> {
@@ -59,6 +59,7 @@ pub(super) fn stored(row: &Row<'_>) -> rusqlite::Result<(StoredTorrent, i64)> {
         torrent,
         files_omitted: uint(row.get(6)?),
         last_seen: row.get(10)?,
+        estimated_at: row.get(17)?,
     };
     Ok((st, row.get(12)?))
 }

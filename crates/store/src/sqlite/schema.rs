@@ -106,6 +106,16 @@ pub const MIGRATIONS: &[&str] = &[
     "ALTER TABLE torrents ADD COLUMN category TEXT;
     ALTER TABLE torrents ADD COLUMN release TEXT;
     CREATE INDEX torrents_category ON torrents (category, discovered);",
+    // 6 (7 once the blocklist migration of another branch is merged before it): swarm
+    // estimates kept fresh. `estimated_at`: when the figures were measured (null: never);
+    // `scraped_at`: when the torrent was last scraped, answered or not (0: never). A
+    // torrent with estimates got them at discovery. `run --rescrape-rate` reads
+    // `torrents_scraped_at`, the lowest first.
+    "ALTER TABLE torrents ADD COLUMN estimated_at INTEGER;
+    ALTER TABLE torrents ADD COLUMN scraped_at INTEGER NOT NULL DEFAULT 0;
+    UPDATE torrents SET estimated_at = discovered, scraped_at = discovered
+        WHERE seeds_estimate IS NOT NULL OR peers_estimate IS NOT NULL;
+    CREATE INDEX IF NOT EXISTS torrents_scraped_at ON torrents (scraped_at);",
 ];
 
 /// The schema version this binary writes and reads.
@@ -315,5 +325,51 @@ mod tests {
             .query_row("SELECT value FROM counters", [], |r| r.get(0))
             .unwrap();
         assert_eq!(n, 3);
+    }
+
+    /// An index from before the estimates' times: a torrent with estimates got them at
+    /// discovery (`estimated_at` and `scraped_at` = `discovered`); one without was never
+    /// scraped (null, 0), so it is re-scraped first.
+    #[test]
+    fn estimate_times_migrate_from_the_version_before() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("old.sqlite");
+        let before = MIGRATIONS
+            .iter()
+            .position(|m| m.contains("scraped_at"))
+            .unwrap();
+        {
+            let conn = Connection::open(&path).unwrap();
+            conn.execute_batch(
+                "CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, \
+                 applied_at INTEGER NOT NULL)",
+            )
+            .unwrap();
+            for (i, sql) in MIGRATIONS[..before].iter().enumerate() {
+                conn.execute_batch(sql).unwrap();
+                conn.execute("INSERT INTO schema_migrations VALUES (?1, 0)", [i + 1])
+                    .unwrap();
+            }
+            for (key, seeds) in [(1u8, Some(4)), (2, None)] {
+                conn.execute(
+                    "INSERT INTO torrents (info_hash, name, name_raw, total_bytes, \
+                     piece_length, file_count, files_omitted, private, version, discovered, \
+                     last_seen, source, seeds_estimate) \
+                     VALUES (?1, 'x', x'78', 1, 1, 1, 0, 0, 'v1', ?2, ?2, 'sample', ?3)",
+                    rusqlite::params![[key; 20], 100 * i64::from(key), seeds],
+                )
+                .unwrap();
+            }
+        }
+        let s = super::super::SqliteStore::open(&path).unwrap();
+        let rows: Vec<(Option<i64>, i64)> = s
+            .conn
+            .prepare("SELECT estimated_at, scraped_at FROM torrents ORDER BY info_hash")
+            .unwrap()
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert_eq!(rows, [(Some(100), 100), (None, 0)]);
     }
 }

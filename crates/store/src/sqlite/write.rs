@@ -11,8 +11,11 @@ use crate::{release_json, version_str, Batch, Category, Release, Torrent, MAX_ST
 
 const INSERT_TORRENT: &str = "INSERT INTO torrents (info_hash, info_hash_v2, name, name_raw,
         total_bytes, piece_length, file_count, files_omitted, private, version, discovered,
-        last_seen, source, seeds_estimate, peers_estimate, category, release)
-    VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?11, ?12, ?13, ?14, ?15, ?16)
+        last_seen, source, seeds_estimate, peers_estimate, category, release, estimated_at,
+        scraped_at)
+    VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?11, ?12, ?13, ?14, ?15, ?16,
+        CASE WHEN ?13 IS NULL AND ?14 IS NULL THEN NULL ELSE ?11 END,
+        CASE WHEN ?13 IS NULL AND ?14 IS NULL THEN 0 ELSE ?11 END)
     ON CONFLICT (info_hash) DO NOTHING";
 
 const RAISE_LAST_SEEN: &str =
@@ -73,6 +76,7 @@ pub fn write(conn: &mut Connection, owner: &str, batch: &Batch) -> anyhow::Resul
         insert_torrent(&tx, t)?;
     }
     sightings(&tx, batch)?;
+    super::estimates::write(&tx, &batch.estimates)?;
     {
         let mut stmt = tx.prepare_cached(RAISE_LAST_SEEN)?;
         for (ih, at) in &batch.seen {

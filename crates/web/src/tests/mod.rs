@@ -156,7 +156,17 @@ fn torrent_page_has_tree_magnet_and_sightings() {
         assert!(page.contains("b&#60;i&#62;.jpg"), "{page}");
         assert!(page.contains("192.0.2.7:6881"), "{page}");
         assert!(page.contains("<td id=\"peer-count\">1</td>"), "{page}");
-        assert!(page.contains("~12 seeds, peers unknown"), "{page}");
+        assert!(page.contains("~12 seeds, peers unknown, "), "{page}");
+        assert!(
+            page.contains("(BEP 33 estimates, measured 1970-01-01 00:05:00 UTC)"),
+            "measured at discovery: {page}"
+        );
+        let (_, _, list) = get(&app, "/search?q=photos").await;
+        assert!(
+            list.contains("<span class=\"swarm\">~12 seeds, peers unknown, ")
+                && list.contains(" d ago</span>"),
+            "{list}"
+        );
         let (status, _, _) = get(&app, &format!("/torrent/{}", "ab".repeat(20))).await;
         assert_eq!(status, StatusCode::NOT_FOUND);
         let (status, _, _) = get(&app, "/torrent/nothex").await;
@@ -194,6 +204,8 @@ fn api_answers_json_with_limits() {
         let v: Value = serde_json::from_str(&body).unwrap();
         assert_eq!(v["results"][0]["name"], "Holiday Photos");
         assert_eq!(v["results"][0]["infohash_v2"], "ee".repeat(32));
+        assert_eq!(v["results"][0]["seeds_estimate"], 12);
+        assert_eq!(v["results"][0]["estimated_at"], 300);
         assert!(v["results"][0]["magnet"]
             .as_str()
             .unwrap()
@@ -216,6 +228,10 @@ fn api_answers_json_with_limits() {
         assert_eq!(t["files"].as_array().unwrap().len(), 2);
         assert_eq!(t["sightings"]["total"], 1);
         assert_eq!(t["peers"][0], "192.0.2.7:6881");
+        assert_eq!(
+            (t["seeds_estimate"].clone(), t["estimated_at"].clone()),
+            (12.into(), 300.into())
+        );
         let (status, _, _) = get(&app, &format!("/api/v1/torrents/{}", "0f".repeat(20))).await;
         assert_eq!(status, StatusCode::NOT_FOUND);
         let (status, _, body) = get(&app, "/api/v1/stats").await;

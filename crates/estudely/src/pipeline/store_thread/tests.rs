@@ -167,6 +167,9 @@ impl Store for SlowStore {
     ) -> anyhow::Result<()> {
         self.inner.set_categories(rows)
     }
+    fn stale_estimates(&mut self, before: i64, limit: usize) -> anyhow::Result<Vec<InfoHash>> {
+        self.inner.stale_estimates(before, limit)
+    }
     fn sightings_of(
         &mut self,
         ih: &InfoHash,

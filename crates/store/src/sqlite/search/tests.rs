@@ -245,6 +245,7 @@ fn the_file_that_matched() {
         torrent: torrent(9, b"x", 1),
         files_omitted: 0,
         last_seen: 0,
+        estimated_at: None,
     };
     assert_eq!(s.matched_files(&q, &[gone]).unwrap(), [None]);
     assert!(s.torrent(&InfoHash([9; 20])).unwrap().is_none());
