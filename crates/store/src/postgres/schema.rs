@@ -108,6 +108,11 @@ const MIGRATIONS: &[&str] = &[
     "ALTER TABLE torrents ADD COLUMN IF NOT EXISTS category text,
          ADD COLUMN IF NOT EXISTS release text;
      CREATE INDEX IF NOT EXISTS torrents_category ON torrents (category, discovered);",
+    // 7: the blocklist of pruned torrents: their keys are never fetched or stored again.
+    "CREATE TABLE deleted (
+        info_hash  bytea PRIMARY KEY CHECK (length(info_hash) = 20),
+        deleted_at bigint NOT NULL
+     );",
 ];
 
 /// The schema version this build reads and writes.
