@@ -10,49 +10,15 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use estudely::store::postgres::PgStore;
-use estudely::store::prune::{prune, PruneFilter, PruneOptions, PruneReport, PruneRules};
-use estudely::store::{Batch, Category, Sighting, Source, Store, Torrent};
+use estudely::store::prune::{prune, PruneOptions, PruneReport, PruneRules};
+use estudely::store::sqlite::fixtures::{self, torrent};
+use estudely::store::{Batch, Sighting, Source, Store, Torrent};
 use estudely_krpc::InfoHash;
 use estudely_peer_wire::{FileEntry, Version};
 use pg::PgServer;
 
 fn key(i: u8) -> InfoHash {
     InfoHash([i; 20])
-}
-
-/// Torrent `i`: discovered at 100 * i, 1000 * i bytes; odd ones are films.
-fn torrent(i: u8) -> Torrent {
-    let name = if i % 2 == 1 {
-        format!("Film{i}.2019.1080p.BluRay.x264.mkv")
-    } else {
-        format!("notes {i}.pdf")
-    };
-    named(i, &name)
-}
-
-fn named(i: u8, name: &str) -> Torrent {
-    let mut t = Torrent {
-        info_hash: key(i),
-        info_hash_v2: None,
-        name: name.as_bytes().to_vec(),
-        total_bytes: 1000 * u64::from(i),
-        piece_length: 16384,
-        file_count: 1,
-        private: false,
-        version: Version::V1,
-        files: vec![FileEntry {
-            path: vec![name.as_bytes().to_vec()],
-            length: 1000 * u64::from(i),
-        }],
-        discovered: 100 * i64::from(i),
-        source: Source::Sample,
-        seeds_estimate: None,
-        peers_estimate: None,
-        category: None,
-        release: None,
-    };
-    t.classify(&estudely::store::Classifier::default());
-    t
 }
 
 fn fresh_with(torrents: Vec<Torrent>) -> PgStore {
@@ -84,61 +50,8 @@ fn run(s: &mut PgStore, rules: &PruneRules, dry_run: bool) -> PruneReport {
 
 #[test]
 fn each_rule_alone_and_together() {
-    let filter = |f: PruneFilter| PruneRules {
-        filter: f,
-        ..PruneRules::default()
-    };
-    let cases: Vec<(PruneRules, Vec<u8>)> = vec![
-        (
-            filter(PruneFilter {
-                discovered_before: Some(400),
-                ..PruneFilter::default()
-            }),
-            vec![4, 5, 6, 7, 8, 9, 10],
-        ),
-        (
-            filter(PruneFilter {
-                categories: vec![Category::Movie],
-                ..PruneFilter::default()
-            }),
-            vec![2, 4, 6, 8, 10],
-        ),
-        (
-            filter(PruneFilter {
-                larger_than: Some(8000),
-                smaller_than: Some(10_000),
-                ..PruneFilter::default()
-            }),
-            vec![1, 2, 3, 4, 5, 6, 7, 8, 10],
-        ),
-        (
-            PruneRules {
-                name: Some(regex::Regex::new("(?i)^NOTES [1-4]\\.PDF$").unwrap()),
-                ..PruneRules::default()
-            },
-            vec![1, 3, 5, 6, 7, 8, 9, 10],
-        ),
-        (
-            PruneRules {
-                max_torrents: Some(3),
-                ..PruneRules::default()
-            },
-            vec![8, 9, 10],
-        ),
-        (
-            PruneRules {
-                filter: PruneFilter {
-                    categories: vec![Category::Movie],
-                    ..PruneFilter::default()
-                },
-                max_torrents: Some(8),
-                ..PruneRules::default()
-            },
-            vec![2, 4, 5, 6, 7, 8, 9, 10],
-        ),
-    ];
-    for (i, (rules, left)) in cases.into_iter().enumerate() {
-        let mut s = fresh_with((1..=10).map(torrent).collect());
+    for (i, (rules, left)) in fixtures::prune_cases().into_iter().enumerate() {
+        let mut s = fresh_with(fixtures::ten());
         let report = run(&mut s, &rules, false);
         assert_eq!(stored(&mut s), left, "case {i}");
         let gone = 10 - left.len() as u64;
@@ -152,7 +65,7 @@ fn each_rule_alone_and_together() {
 
 #[test]
 fn a_dry_run_changes_nothing_and_a_size_cap_deletes_the_oldest() {
-    let mut s = fresh_with((1..=10).map(torrent).collect());
+    let mut s = fresh_with(fixtures::ten());
     let before = s.stats().unwrap();
     let rules = PruneRules {
         max_torrents: Some(7),
@@ -181,14 +94,14 @@ fn a_dry_run_changes_nothing_and_a_size_cap_deletes_the_oldest() {
 
 #[test]
 fn deleted_keys_are_blocked_everywhere_and_leave_no_trace() {
-    let mut hybrid = named(7, "Hybrid Sunflower");
+    let mut hybrid = torrent(7, b"Hybrid Sunflower", 1);
     hybrid.version = Version::Hybrid;
     hybrid.info_hash_v2 = Some([0x42; 32]);
     hybrid.files = vec![FileEntry {
         path: vec![b"disc".to_vec(), b"sunflower petals.flac".to_vec()],
         length: 1,
     }];
-    let mut s = fresh_with(vec![hybrid, named(8, "Daisy")]);
+    let mut s = fresh_with(vec![hybrid, torrent(8, b"Daisy", 2)]);
     let sight = |k: u8, port| Sighting {
         info_hash: key(k),
         addr: SocketAddr::new([10, 0, 0, 1].into(), port),
@@ -239,7 +152,7 @@ fn deleted_keys_are_blocked_everywhere_and_leave_no_trace() {
     }
     // A new torrent with the same words is found.
     let batch = Batch {
-        torrents: vec![named(10, "Sunflower Petals")],
+        torrents: vec![torrent(10, b"Sunflower Petals", 3)],
         ..Batch::default()
     };
     s.write("me", &batch).unwrap();

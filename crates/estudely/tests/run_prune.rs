@@ -12,12 +12,11 @@ use std::process::Command;
 use std::time::Duration;
 
 use estudely::store::{DbUrl, Store};
-use estudely::testnet::TorrentKind;
 use estudely_krpc::InfoHash;
 
 mod common;
 
-use common::{run_bounded, torrents, Finished, BIN};
+use common::{run_bounded, Finished, BIN};
 
 const HANG: Duration = Duration::from_secs(120);
 
@@ -57,11 +56,7 @@ fn pruned_torrents_never_come_back() {
                --seconds 600 --base-ip 127.0.180";
     let words: Vec<&str> = net.split_whitespace().collect();
     let (_net, boot, manifest) = common::testnet(&words, &dir.path().join("testnet.json"));
-    let served: BTreeSet<String> = torrents(&manifest)
-        .into_iter()
-        .filter(|t| t.kind == TorrentKind::Ok)
-        .map(|t| t.infohash)
-        .collect();
+    let served = common::served_keys(&manifest);
     assert_eq!(served.len(), 6);
     let db = dir.path().join("index.sqlite");
     let db_s = db.to_str().unwrap();

@@ -19,6 +19,17 @@ fn config(owner: &str) -> StoreConfig {
     }
 }
 
+/// Where claims' answers go: the jobs to fetch and the infohashes skipped.
+fn handoff() -> (Handoff, mpsc::Receiver<Job>, mpsc::Receiver<InfoHash>) {
+    let (jobs_tx, jobs) = mpsc::channel(4);
+    let (skip_tx, skipped) = mpsc::channel(4);
+    let to = Handoff {
+        jobs: jobs_tx,
+        skipped: skip_tx,
+    };
+    (to, jobs, skipped)
+}
+
 #[test]
 fn writes_batches_answers_in_order_and_commits_at_the_end() {
     let dir = tempfile::tempdir().unwrap();
@@ -41,12 +52,7 @@ fn writes_batches_answers_in_order_and_commits_at_the_end() {
     st.ask_known(stored.info_hash).unwrap();
     st.ask_known(InfoHash([2; 20])).unwrap();
     st.poll().unwrap();
-    let (jobs_tx, mut jobs) = mpsc::channel(4);
-    let (skip_tx, mut skipped) = mpsc::channel(4);
-    let to = Handoff {
-        jobs: jobs_tx,
-        skipped: skip_tx,
-    };
+    let (to, mut jobs, mut skipped) = handoff();
     let job = |i: u8| Job {
         info_hash: InfoHash([i; 20]),
         peers: vec![],
@@ -487,12 +493,7 @@ fn caps_prune_the_oldest_and_pruned_keys_stay_known() {
     st.ask_known(InfoHash([4; 20])).unwrap();
     st.ask_known(InfoHash([9; 20])).unwrap();
     st.poll().unwrap();
-    let (jobs_tx, mut jobs) = mpsc::channel(4);
-    let (skip_tx, mut skipped) = mpsc::channel(4);
-    let to = Handoff {
-        jobs: jobs_tx,
-        skipped: skip_tx,
-    };
+    let (to, mut jobs, mut skipped) = handoff();
     let job = Job {
         info_hash: InfoHash([2; 20]),
         peers: vec![],

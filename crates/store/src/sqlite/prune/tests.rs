@@ -3,10 +3,10 @@ use std::time::Duration;
 use estudely_krpc::InfoHash;
 use estudely_peer_wire::{FileEntry, Version};
 
-use super::super::fixtures::{open, torrent};
+use super::super::fixtures::{self, open, torrent};
 use super::super::SqliteStore;
-use crate::prune::{prune, PruneFilter, PruneOptions, PruneReport, PruneRules};
-use crate::{Batch, Category, Sighting, Source, Store as _, Torrent};
+use crate::prune::{prune, PruneOptions, PruneReport, PruneRules};
+use crate::{Batch, Sighting, Source, Store as _, Torrent};
 
 fn write(s: &mut SqliteStore, torrents: Vec<Torrent>) {
     let batch = Batch {
@@ -43,92 +43,15 @@ fn fts_hits(s: &SqliteStore, word: &str) -> i64 {
         .unwrap()
 }
 
-/// Ten torrents: key i discovered at 100 * i, of 1000 * i bytes; odd keys are films.
 fn ten() -> (tempfile::TempDir, SqliteStore) {
     let (dir, mut s) = open();
-    let ts = (1..=10u8)
-        .map(|i| {
-            let name = if i % 2 == 1 {
-                format!("Film{i}.2019.1080p.BluRay.x264.mkv")
-            } else {
-                format!("notes {i}.pdf")
-            };
-            let mut t = torrent(i, name.as_bytes(), 100 * i64::from(i));
-            t.total_bytes = 1000 * u64::from(i);
-            t
-        })
-        .collect();
-    write(&mut s, ts);
+    write(&mut s, fixtures::ten());
     (dir, s)
 }
 
 #[test]
 fn each_rule_alone_and_together() {
-    let filter = |f: PruneFilter| PruneRules {
-        filter: f,
-        ..PruneRules::default()
-    };
-    let cases: Vec<(PruneRules, Vec<u8>)> = vec![
-        (
-            filter(PruneFilter {
-                discovered_before: Some(400),
-                ..PruneFilter::default()
-            }),
-            vec![4, 5, 6, 7, 8, 9, 10],
-        ),
-        (
-            filter(PruneFilter {
-                categories: vec![Category::Movie],
-                ..PruneFilter::default()
-            }),
-            vec![2, 4, 6, 8, 10],
-        ),
-        (
-            filter(PruneFilter {
-                larger_than: Some(8000),
-                ..PruneFilter::default()
-            }),
-            vec![1, 2, 3, 4, 5, 6, 7, 8],
-        ),
-        (
-            filter(PruneFilter {
-                smaller_than: Some(3000),
-                ..PruneFilter::default()
-            }),
-            vec![3, 4, 5, 6, 7, 8, 9, 10],
-        ),
-        (
-            PruneRules {
-                name: Some(regex::Regex::new("(?i)^NOTES [1-4]\\.PDF$").unwrap()),
-                ..PruneRules::default()
-            },
-            vec![1, 3, 5, 6, 7, 8, 9, 10],
-        ),
-        (
-            PruneRules {
-                max_torrents: Some(3),
-                ..PruneRules::default()
-            },
-            vec![8, 9, 10],
-        ),
-        // AND: films older than 800 and smaller than 6000 bytes, at most 2 of them (the
-        // oldest), whatever the cap of 9 torrents asks.
-        (
-            PruneRules {
-                filter: PruneFilter {
-                    discovered_before: Some(800),
-                    categories: vec![Category::Movie],
-                    smaller_than: Some(6000),
-                    ..PruneFilter::default()
-                },
-                name: Some(regex::Regex::new("Film").unwrap()),
-                max_torrents: Some(8),
-                ..PruneRules::default()
-            },
-            vec![2, 4, 5, 6, 7, 8, 9, 10],
-        ),
-    ];
-    for (i, (rules, left)) in cases.into_iter().enumerate() {
+    for (i, (rules, left)) in fixtures::prune_cases().into_iter().enumerate() {
         let (_dir, mut s) = ten();
         let report = run(&mut s, &rules);
         assert_eq!(stored(&mut s), left, "case {i}");
