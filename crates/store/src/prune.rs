@@ -166,6 +166,36 @@ pub fn quota(rules: &PruneRules, torrents: u64, used: u64) -> Option<u64> {
     }
 }
 
+/// `run --max-db-size` as a torrent count. A crawl cannot measure again after each prune as
+/// `estudely prune` does (with a VACUUM between): deleted rows leave partly empty pages
+/// (SQLite's random-keyed indexes, the full-text index's delete markers) or dead tuples
+/// (PostgreSQL, until autovacuum), so the used size drops less than the rows, and a cap
+/// measured again each minute would prune more each minute. The bytes per torrent are
+/// measured until the first prune of the run, then kept.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RunningSizeCap {
+    per_torrent: Option<u64>,
+    frozen: bool,
+}
+
+impl RunningSizeCap {
+    /// The torrents `cap` bytes hold, with `torrents` stored in `used` bytes now (`None`
+    /// before anything is stored).
+    pub fn max_torrents(&mut self, cap: u64, torrents: u64, used: u64) -> Option<u64> {
+        if !self.frozen && torrents > 0 {
+            self.per_torrent = Some(used.div_ceil(torrents).max(1));
+        }
+        self.per_torrent.map(|b| cap / b)
+    }
+
+    /// A prune happened: keep the bytes per torrent measured so far.
+    pub fn freeze(&mut self) {
+        if self.per_torrent.is_some() {
+            self.frozen = true;
+        }
+    }
+}
+
 /// Most rounds of `--max-db-size` on a store whose used size drops live: each deletes the
 /// estimate of what is still over, then measures again.
 const SIZE_ROUNDS: usize = 4;
@@ -299,6 +329,20 @@ mod tests {
             quota(&caps(None, Some(0)), u64::MAX, u64::MAX),
             Some(u64::MAX)
         );
+    }
+
+    #[test]
+    fn a_running_size_cap_keeps_its_bytes_per_torrent_after_a_prune() {
+        let mut cap = RunningSizeCap::default();
+        assert_eq!(cap.max_torrents(1000, 0, 50), None);
+        cap.freeze();
+        // 10 torrents in 1000 bytes: 100 each; 750 bytes hold 7.
+        assert_eq!(cap.max_torrents(750, 10, 1000), Some(7));
+        assert_eq!(cap.max_torrents(750, 10, 2000), Some(3), "measured again");
+        cap.freeze();
+        // After a prune the used size stays high: the count does not fall further.
+        assert_eq!(cap.max_torrents(750, 3, 1900), Some(3));
+        assert_eq!(cap.max_torrents(750, 0, 1900), Some(3));
     }
 
     #[test]

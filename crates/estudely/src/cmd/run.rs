@@ -114,9 +114,9 @@ pub struct RunArgs {
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
     pub max_torrents: Option<u64>,
     /// Keep the index's used size under SIZE (e.g. 20GB, 500MiB), pruning the oldest as
-    /// --max-torrents does. The count to prune is estimated from the average bytes per
-    /// torrent; the space is reused by the next torrents (`estudely prune` also shrinks an
-    /// SQLite file).
+    /// --max-torrents does: the cap becomes a count of torrents by the average bytes per
+    /// torrent, measured until the run's first prune. The space is reused by the next
+    /// torrents (`estudely prune` also shrinks an SQLite file).
     #[arg(long, value_name = "SIZE", value_parser = crate::pipeline::filter::parse_size)]
     pub max_db_size: Option<u64>,
     /// Classification rules tried before the built-in ones (TOML, the format of

@@ -259,6 +259,7 @@ impl StoreThread {
                     known_tx,
                     queue: queue2,
                     since_cap: 0,
+                    size_cap: prune::RunningSizeCap::default(),
                 };
                 if let Err(e) = w.serve(&rx) {
                     warn!("index: {e:#}");
@@ -525,6 +526,8 @@ struct Writer<'a> {
     queue: Arc<QueueGauge>,
     /// Torrents written since the caps were last checked.
     since_cap: u64,
+    /// `--max-db-size` as a count of torrents.
+    size_cap: prune::RunningSizeCap,
 }
 
 impl Writer<'_> {
@@ -667,16 +670,23 @@ impl Writer<'_> {
 
     /// Prune the oldest torrents beyond `--max-torrents` / `--max-db-size`, if set (the
     /// blocklist keeps them out after), in transactions of
-    /// [`crate::store::prune::PRUNE_CHUNK`]. The space freed is reused by the next rows; the
-    /// file is not rewritten while the crawl runs.
+    /// [`crate::store::prune::PRUNE_CHUNK`]. The size cap is a count of torrents (see
+    /// [`prune::RunningSizeCap`]). The space freed is reused by the next rows; the file is
+    /// not rewritten while the crawl runs.
     fn enforce_caps(&mut self) -> anyhow::Result<()> {
         self.since_cap = 0;
         if self.cfg.max_torrents.is_none() && self.cfg.max_db_size.is_none() {
             return Ok(());
         }
+        let mut max = self.cfg.max_torrents;
+        if let Some(cap) = self.cfg.max_db_size {
+            let (torrents, used) = (self.store.torrent_count()?, self.store.db_size()?.used);
+            if let Some(n) = self.size_cap.max_torrents(cap, torrents, used) {
+                max = Some(max.map_or(n, |m| m.min(n)));
+            }
+        }
         let rules = prune::PruneRules {
-            max_torrents: self.cfg.max_torrents,
-            max_db_size: self.cfg.max_db_size,
+            max_torrents: max,
             ..prune::PruneRules::default()
         };
         let opts = prune::PruneOptions {
@@ -688,6 +698,7 @@ impl Writer<'_> {
         let report = prune::prune(self.store, &rules, &opts)?;
         let n = report.deleted.torrents;
         if n > 0 {
+            self.size_cap.freeze();
             tracing::info!("pruned the {n} oldest torrents to keep under the caps");
             self.lock_stats().pruned += n;
             let c = (Cow::Borrowed(PRUNED_COUNTER), n);

@@ -514,3 +514,38 @@ fn caps_prune_the_oldest_and_pruned_keys_stay_known() {
     let counters = url.open().unwrap().stats().unwrap().counters;
     assert!(counters.contains(&(SKIPPED_DELETED_COUNTER.into(), 1)));
 }
+
+/// `run --max-db-size`: the cap becomes a count of torrents by the bytes per torrent at
+/// start; the oldest beyond it are pruned.
+#[test]
+fn a_size_cap_prunes_the_oldest_by_the_bytes_per_torrent() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = DbUrl::Sqlite(dir.path().join("size.sqlite"));
+    let used = {
+        let mut s = url.open().unwrap();
+        let torrents = (1..=10u8)
+            .map(|i| torrent(i, format!("t{i}").as_bytes(), i64::from(i)))
+            .collect();
+        let batch = Batch {
+            torrents,
+            ..Batch::default()
+        };
+        s.write("me", &batch).unwrap();
+        s.db_size().unwrap().used
+    };
+    let cfg = StoreConfig {
+        max_db_size: Some(used * 65 / 100),
+        ..config("me")
+    };
+    let (st, opened) = StoreThread::start(url.clone(), cfg).unwrap();
+    assert_eq!(opened.torrents, 10);
+    let stats = st.finish().unwrap();
+    assert_eq!(stats.pruned, 4);
+    let mut left = Vec::new();
+    url.open()
+        .unwrap()
+        .for_each_info_hash(&mut |k| left.push(k.0[0]))
+        .unwrap();
+    left.sort();
+    assert_eq!(left, [5, 6, 7, 8, 9, 10]);
+}
