@@ -114,8 +114,16 @@ pub fn run(args: PruneArgs) -> anyhow::Result<()> {
         .into());
     }
     let url = DbUrl::parse(&args.db.db)?;
-    // A missing file is an error, never a new empty index.
-    drop(url.open_read_only()?);
+    // A missing file is an error, never a new empty index (an older one is migrated).
+    if let DbUrl::Sqlite(path) = &url {
+        if !path.is_file() {
+            return Err(UsageError(format!(
+                "cannot open SQLite index `{}`: no such file",
+                path.display()
+            ))
+            .into());
+        }
+    }
     let mut store = url.open()?;
     let opts = PruneOptions {
         dry_run: args.dry_run,
