@@ -149,15 +149,18 @@ pub struct PruneReport {
 
 /// How many torrents the caps ask to delete, given `torrents` stored in `used` bytes:
 /// `None` when no cap is set (every match goes). `--max-db-size` is turned into a count by
-/// the average bytes per torrent, rounded up.
-pub fn quota(rules: &PruneRules, torrents: u64, used: u64) -> Option<u64> {
+/// the bytes a deleted torrent gives back, `freed_each` when a previous round measured it,
+/// else the average bytes per torrent; rounded up.
+pub fn quota(rules: &PruneRules, torrents: u64, used: u64, freed_each: Option<u64>) -> Option<u64> {
     let by_count = rules.max_torrents.map(|n| torrents.saturating_sub(n));
     let by_size = rules.max_db_size.map(|cap| {
         if used <= cap || torrents == 0 {
             return 0;
         }
-        let over = u128::from(used - cap) * u128::from(torrents);
-        let n = over.div_ceil(u128::from(used));
+        let n = match freed_each {
+            Some(each) => u128::from(used - cap).div_ceil(u128::from(each.max(1))),
+            None => (u128::from(used - cap) * u128::from(torrents)).div_ceil(u128::from(used)),
+        };
         u64::try_from(n).unwrap_or(u64::MAX).min(torrents)
     });
     match (by_count, by_size) {
@@ -198,7 +201,7 @@ impl RunningSizeCap {
 
 /// Most rounds of `--max-db-size` on a store whose used size drops live: each deletes the
 /// estimate of what is still over, then measures again.
-const SIZE_ROUNDS: usize = 4;
+const SIZE_ROUNDS: usize = 8;
 
 /// Apply `rules` to `store`: delete (or count, dry) the matching torrents oldest first, as
 /// many as the caps ask, in transactions of `opts.chunk`, and say what went.
@@ -213,6 +216,9 @@ pub fn prune(
     };
     // Deleted since the space was last given back.
     let mut dirty = false;
+    // The torrents and used bytes of the previous round, to learn what a deleted torrent
+    // gives back (less than the average: the blocklist grows, the schema stays).
+    let mut last: Option<(u64, u64)> = None;
     for round in 0..SIZE_ROUNDS {
         let size = if round == 0 {
             report.before
@@ -221,7 +227,15 @@ pub fn prune(
         };
         let want = match (rules.max_torrents, rules.max_db_size) {
             (None, None) => None,
-            _ => quota(rules, store.torrent_count()?, size.used),
+            _ => {
+                let torrents = store.torrent_count()?;
+                let freed_each = last.and_then(|(t, u)| {
+                    let (gone, freed) = (t.checked_sub(torrents)?, u.checked_sub(size.used)?);
+                    (gone > 0 && freed > 0).then(|| freed.div_ceil(gone))
+                });
+                last = Some((torrents, size.used));
+                quota(rules, torrents, size.used, freed_each)
+            }
         };
         if want == Some(0) {
             break;
@@ -314,19 +328,22 @@ mod tests {
 
     #[test]
     fn caps_become_counts() {
-        assert_eq!(quota(&PruneRules::default(), 10, 1000), None);
-        assert_eq!(quota(&caps(Some(4), None), 10, 1000), Some(6));
-        assert_eq!(quota(&caps(Some(40), None), 10, 1000), Some(0));
+        assert_eq!(quota(&PruneRules::default(), 10, 1000, None), None);
+        assert_eq!(quota(&caps(Some(4), None), 10, 1000, None), Some(6));
+        assert_eq!(quota(&caps(Some(40), None), 10, 1000, None), Some(0));
         // 1000 bytes for 10 torrents, 100 each: 250 over is 3 torrents (rounded up).
-        assert_eq!(quota(&caps(None, Some(750)), 10, 1000), Some(3));
-        assert_eq!(quota(&caps(None, Some(1000)), 10, 1000), Some(0));
-        assert_eq!(quota(&caps(None, Some(1)), 10, 1000), Some(10));
-        assert_eq!(quota(&caps(None, Some(1)), 0, 1000), Some(0));
+        assert_eq!(quota(&caps(None, Some(750)), 10, 1000, None), Some(3));
+        assert_eq!(quota(&caps(None, Some(1000)), 10, 1000, None), Some(0));
+        assert_eq!(quota(&caps(None, Some(1)), 10, 1000, None), Some(10));
+        assert_eq!(quota(&caps(None, Some(1)), 0, 1000, None), Some(0));
         // Both: the larger count.
-        assert_eq!(quota(&caps(Some(8), Some(750)), 10, 1000), Some(3));
-        assert_eq!(quota(&caps(Some(2), Some(750)), 10, 1000), Some(8));
+        assert_eq!(quota(&caps(Some(8), Some(750)), 10, 1000, None), Some(3));
+        assert_eq!(quota(&caps(Some(2), Some(750)), 10, 1000, None), Some(8));
+        // What a deleted torrent gave back last round: 50 bytes each, 250 over is 5.
+        assert_eq!(quota(&caps(None, Some(750)), 10, 1000, Some(50)), Some(5));
+        assert_eq!(quota(&caps(None, Some(750)), 10, 1000, Some(0)), Some(10));
         assert_eq!(
-            quota(&caps(None, Some(0)), u64::MAX, u64::MAX),
+            quota(&caps(None, Some(0)), u64::MAX, u64::MAX, None),
             Some(u64::MAX)
         );
     }
