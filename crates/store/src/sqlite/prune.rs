@@ -149,7 +149,9 @@ pub fn size(conn: &Connection, path: &Path) -> anyhow::Result<DbSize> {
 /// Rewrite the file without its free pages (`VACUUM`), then copy the WAL back and empty
 /// it, so that the file really shrinks. The copy VACUUM builds goes to a temporary file, not
 /// to memory as the writer's other temporary tables do: it is as large as the index (900
-/// MiB of memory for a 500 k-torrent index otherwise).
+/// MiB of memory for a 500 k-torrent index otherwise). A reader still on an older snapshot
+/// makes the checkpoint wait up to the busy timeout (10 s), then the file shrinks at a later
+/// checkpoint.
 pub fn reclaim(conn: &Connection) -> anyhow::Result<()> {
     conn.pragma_update(None, "temp_store", "FILE")?;
     let vacuumed = conn.execute_batch("VACUUM");

@@ -238,3 +238,35 @@ fn blake_ish(i: u32) -> Box<[u8; 20]> {
     k[..4].copy_from_slice(&i.to_be_bytes());
     Box::new(k)
 }
+
+/// A reader in the middle of a query (the web server) does not stop a prune and its
+/// VACUUM; it goes on reading what it had. (The checkpoint after the VACUUM waits for the
+/// reader's old snapshot up to the busy timeout, 10 s, then leaves the rest of the WAL to a
+/// later checkpoint.)
+#[test]
+fn a_prune_goes_on_beside_a_reader() {
+    let (dir, mut s) = ten();
+    let reader = SqliteStore::open_read_only(&dir.path().join("test.sqlite")).unwrap();
+    let mut stmt = reader
+        .conn
+        .prepare("SELECT info_hash FROM torrents ORDER BY discovered")
+        .unwrap();
+    let mut rows = stmt.query([]).unwrap();
+    assert!(
+        rows.next().unwrap().is_some(),
+        "the reader's snapshot is open"
+    );
+    let rules = PruneRules {
+        max_torrents: Some(4),
+        ..PruneRules::default()
+    };
+    assert_eq!(run(&mut s, &rules).deleted.torrents, 6);
+    let mut seen = 1;
+    while rows.next().unwrap().is_some() {
+        seen += 1;
+    }
+    assert_eq!(seen, 10, "the reader's snapshot is whole");
+    drop(rows);
+    drop(stmt);
+    assert_eq!(stored(&mut s), [7, 8, 9, 10]);
+}
