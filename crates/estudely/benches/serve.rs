@@ -249,6 +249,33 @@ fn main() -> anyhow::Result<()> {
     ));
     rows.push(time(
         addr,
+        "`/search?q=<common word>&sort=seeders`",
+        &mut |_| format!("/search?q={}&sort=seeders", enc(word(rng))),
+        n,
+    ));
+    rows.push(time(
+        addr,
+        "`/search?q=<common word> -<common word> size:>100MB files:>2`",
+        &mut |_| {
+            let q = format!("{} -{} size:>100MB files:>2", word(rng), word(rng));
+            format!("/search?q={}", enc(&q))
+        },
+        n,
+    ));
+    rows.push(time(
+        addr,
+        "`/search?q=category:<category> size:>1GB` (no words: newest 10,000)",
+        &mut |i| {
+            let c = estudely::store::Category::ALL[i % estudely::store::Category::ALL.len()];
+            format!(
+                "/search?q={}",
+                enc(&format!("category:{} size:>1GB", c.as_str()))
+            )
+        },
+        n,
+    ));
+    rows.push(time(
+        addr,
         "`/torrent/<infohash>`",
         &mut |i| format!("/torrent/{}", keys[i % keys.len()]),
         n,

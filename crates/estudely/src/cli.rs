@@ -55,6 +55,10 @@ pub enum Command {
     /// index built before classification).
     #[command(after_help = crate::cmd::reclassify::EXAMPLES)]
     Reclassify(crate::cmd::reclassify::ReclassifyArgs),
+    /// Delete torrents by age, category, name or size, or down to a cap, and never fetch
+    /// them again.
+    #[command(after_help = crate::cmd::prune::EXAMPLES)]
+    Prune(crate::cmd::prune::PruneArgs),
     /// Count what the index holds, by version, source and day.
     #[command(after_help = crate::cmd::stats::EXAMPLES)]
     Stats(crate::cmd::stats::StatsArgs),
@@ -100,6 +104,7 @@ impl Command {
             | Command::Export(_)
             | Command::Search(_)
             | Command::Reclassify(_)
+            | Command::Prune(_)
             | Command::Stats(_)
             | Command::Report(_)
             | Command::Simulate(_) => "warn",
@@ -126,6 +131,7 @@ impl Command {
             Command::Export(args) => blocking(move || export::run(args)).await,
             Command::Search(args) => blocking(move || search::run(args)).await,
             Command::Reclassify(args) => blocking(move || reclassify::run(args)).await,
+            Command::Prune(args) => blocking(move || prune::run(args)).await,
             Command::Stats(args) => blocking(move || stats::run(args)).await,
             Command::Report(args) => blocking(move || report::run(args)).await,
             Command::Simulate(args) => blocking(move || simulate::run(args)).await,

@@ -41,11 +41,7 @@ fn two_crawlers_on_one_postgres_index_split_the_work() {
     let net = "--nodes 20 --torrents 30 --interval 10 --seconds 600 --base-ip 127.0.100";
     let words: Vec<&str> = net.split_whitespace().collect();
     let (_net, boot, manifest) = common::testnet(&words, &dir.path().join("testnet.json"));
-    let served: BTreeSet<String> = torrents(&manifest)
-        .into_iter()
-        .filter(|t| t.kind == TorrentKind::Ok)
-        .map(|t| t.infohash)
-        .collect();
+    let served = common::served_keys(&manifest);
     assert_eq!(served.len(), 30);
 
     let runs: Vec<_> = ["127.0.102.1:0", "127.0.102.2:0"]

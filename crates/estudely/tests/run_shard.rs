@@ -21,10 +21,9 @@ mod common;
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
-use estudely::testnet::TorrentKind;
 use estudely_dht_core::crawl::Shard;
 
-use common::{spawn_bounded, torrents, Finished};
+use common::{spawn_bounded, Finished};
 use pg::PgServer;
 
 const HANG: Duration = Duration::from_secs(120);
@@ -89,11 +88,7 @@ fn two_sharded_crawlers_on_one_postgres_index_split_the_network() {
     let net = "--nodes 32 --torrents 40 --interval 10 --seconds 600 --base-ip 127.0.171 --seed 11";
     let words: Vec<&str> = net.split_whitespace().collect();
     let (_net, boot, manifest) = common::testnet(&words, &dir.path().join("testnet.json"));
-    let served: BTreeSet<String> = torrents(&manifest)
-        .into_iter()
-        .filter(|t| t.kind == TorrentKind::Ok)
-        .map(|t| t.infohash)
-        .collect();
+    let served = common::served_keys(&manifest);
     assert_eq!(served.len(), 40);
     let nodes = node_ids(&manifest);
     assert_eq!(nodes.len(), 32);

@@ -148,5 +148,6 @@ pub fn stats_value(s: &Stats) -> Value {
         "by_day": obj(&s.by_day),
         "counters": obj(&s.counters),
         "by_category": obj(&s.by_category),
+        "deleted": s.deleted,
     })
 }

@@ -32,6 +32,8 @@
 //! - `counters(name, value)`: totals that are counted, not stored (filtered torrents by
 //!   reason, failed fetches by reason, `index_lookups`: infohashes the in-memory filter
 //!   sent to the database, `index_lookups_known`: those it held).
+//! - `deleted(info_hash, deleted_at)`: the blocklist of pruned torrents (both keys of a
+//!   hybrid), so that no crawl stores them again (see [`prune`]).
 //! - `leases(info_hash, owner, expires)`: who is fetching what, so that several crawlers on
 //!   one database never fetch one infohash at once. A crashed crawler's leases expire,
 //!   and `run` deletes expired leases at start and every minute.
@@ -61,12 +63,14 @@ use estudely_krpc::{CompactNode, InfoHash};
 use estudely_peer_wire::{FileEntry, Version};
 
 pub use estudely_classify::{Category, Classification, Classifier, Release};
+pub use prune::{Candidate, DbSize, Deleted, PruneFilter};
 pub use query_key::key_in_query;
 pub use search_query::{QueryError, SearchQuery};
 
 pub mod json;
 #[cfg(feature = "postgres")]
 pub mod postgres;
+pub mod prune;
 mod query_key;
 pub mod search_query;
 pub mod sqlite;
@@ -459,6 +463,8 @@ pub struct Stats {
     /// Torrents by category word (`movie`, `tv`, ...; `unclassified` for those stored before
     /// classification), sorted by word.
     pub by_category: Vec<(String, u64)>,
+    /// Keys in the blocklist of pruned torrents (not torrents: a hybrid has two).
+    pub deleted: u64,
 }
 
 /// An index of torrents. Implementations keep every write of one [`Store::write`] in one
@@ -475,8 +481,41 @@ pub trait Store: Send {
     fn contains(&mut self, info_hash: &InfoHash) -> anyhow::Result<bool>;
 
     /// Which of `keys` (at most [`MAX_KEYS_PER_QUERY`]) answer to a stored torrent, as
-    /// [`Store::contains`] would say, in one query.
+    /// [`Store::contains`] would say, or are in the blocklist of pruned torrents, in one
+    /// query: for a crawl, both are known.
     fn known_among(&mut self, keys: &[InfoHash]) -> anyhow::Result<Vec<InfoHash>>;
+
+    /// Which of `keys` (at most [`MAX_KEYS_PER_QUERY`]) are in the blocklist of pruned
+    /// torrents.
+    fn deleted_among(&mut self, keys: &[InfoHash]) -> anyhow::Result<Vec<InfoHash>>;
+
+    /// Call `f` with every key in the blocklist of pruned torrents.
+    fn for_each_deleted(&mut self, f: &mut dyn FnMut(InfoHash)) -> anyhow::Result<()>;
+
+    /// Up to `limit` torrents matching `filter`, oldest first (by `discovered`, then the
+    /// backend's tie-breaker), after `after` (the last of the previous call's).
+    fn prune_scan(
+        &mut self,
+        filter: &PruneFilter,
+        after: Option<&Candidate>,
+        limit: usize,
+    ) -> anyhow::Result<Vec<Candidate>>;
+
+    /// Delete the torrents stored under `keys` with every trace of them (files, sightings
+    /// and leases of either key, the full-text entry) and put their keys in the blocklist
+    /// at `at` (unix seconds), in one transaction. Keys that name no torrent are skipped.
+    fn delete_torrents(&mut self, keys: &[InfoHash], at: i64) -> anyhow::Result<Deleted>;
+
+    /// The torrents stored.
+    fn torrent_count(&mut self) -> anyhow::Result<u64>;
+
+    /// How big the database is.
+    fn db_size(&mut self) -> anyhow::Result<DbSize>;
+
+    /// Give the space of deleted rows back to the file system where the backend can
+    /// (SQLite: `VACUUM`, which rewrites the file; PostgreSQL: nothing, autovacuum makes the
+    /// space reusable by later rows).
+    fn reclaim(&mut self) -> anyhow::Result<()>;
 
     /// Delete every expired lease, whoever's (a crawler killed while holding leases leaves
     /// them behind), and say how many.
@@ -497,7 +536,8 @@ pub trait Store: Send {
     fn for_each_info_hash(&mut self, f: &mut dyn FnMut(InfoHash)) -> anyhow::Result<()>;
 
     /// Try to take the lease on `info_hash` for `owner`, for `lease`: true when no torrent
-    /// answers to this key (see [`Store::contains`]) and no other owner holds a lease that has not expired (an
+    /// answers to this key (see [`Store::contains`]), it is not in the blocklist of pruned
+    /// torrents, and no other owner holds a lease that has not expired (an
     /// owner may renew its own). Safe against several processes claiming at once.
     fn claim(&mut self, info_hash: &InfoHash, owner: &str, lease: Duration)
         -> anyhow::Result<bool>;

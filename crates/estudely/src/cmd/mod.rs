@@ -7,6 +7,7 @@ pub mod demo;
 pub mod export;
 pub mod metadata;
 pub mod node;
+pub mod prune;
 pub mod query;
 pub mod reclassify;
 pub mod report;

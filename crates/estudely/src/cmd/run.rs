@@ -110,6 +110,17 @@ pub struct RunArgs {
     /// often, when first and when last each infohash was seen; `export` lists no peers.
     #[arg(long)]
     pub no_peer_addresses: bool,
+    /// Keep at most N torrents: the oldest (by discovery) beyond it are pruned at start,
+    /// every minute (or 10,000 torrents written) and at the end, and never fetched again
+    /// (see `estudely prune`).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    pub max_torrents: Option<u64>,
+    /// Keep the index's used size under SIZE (e.g. 20GB, 500MiB), pruning the oldest as
+    /// --max-torrents does: the cap becomes a count of torrents by the average bytes per
+    /// torrent, measured until the run's first prune. The space is reused by the next
+    /// torrents (`estudely prune` also shrinks an SQLite file).
+    #[arg(long, value_name = "SIZE", value_parser = crate::pipeline::filter::parse_size)]
+    pub max_db_size: Option<u64>,
     /// Classification rules tried before the built-in ones (TOML, the format of
     /// crates/classify/default-rules.toml): extensions by kind, and name rules.
     #[arg(long, value_name = "FILE")]
@@ -177,6 +188,8 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
         lease: args.lease,
         max_sightings: args.max_sightings,
         peer_addresses: !args.no_peer_addresses,
+        max_torrents: args.max_torrents,
+        max_db_size: args.max_db_size,
     };
     let (store, opened) = StoreThread::start(url.clone(), store_cfg)?;
     let swept = match opened.swept {

@@ -9,7 +9,9 @@ use crate::store::json::stats_value as to_json;
 use crate::store::Stats;
 
 /// `estudely stats --help` epilogue.
-pub const EXAMPLES: &str = "Days are UTC days of discovery. JSON: one object with the totals and
+pub const EXAMPLES: &str =
+    "Days are UTC days of discovery. `deleted` counts the keys in the blocklist
+of pruned torrents (`estudely prune`; not torrents). JSON: one object with the totals and
 `by_version`, `by_source`, `by_day`, `counters` as objects of counts.
 
 Examples:
@@ -55,6 +57,7 @@ pub fn text(s: &Stats) -> String {
         ("files", s.files),
         ("sightings", s.sightings),
         ("nodes", s.nodes),
+        ("deleted", s.deleted),
     ] {
         out.push_str(&format!("{k:<12}{v}\n"));
     }
@@ -84,12 +87,14 @@ mod tests {
     fn renders_both_formats() {
         let s = Stats {
             torrents: 3,
+            deleted: 2,
             by_day: vec![("2024-01-01".into(), 1), ("2024-01-02".into(), 2)],
             counters: vec![("filtered_size".into(), 4)],
             ..Stats::default()
         };
         let t = text(&s);
         assert!(t.starts_with("torrents    3\n"), "{t}");
+        assert!(t.contains("deleted     2\n"), "{t}");
         assert!(
             t.contains("by day (UTC)\n  2024-01-01  1\n  2024-01-02  2\n"),
             "{t}"
@@ -97,6 +102,7 @@ mod tests {
         assert!(!t.contains("by version"), "{t}");
         let j = to_json(&s);
         assert_eq!(j["by_day"]["2024-01-02"], 2);
+        assert_eq!(j["deleted"], 2);
         assert_eq!(j["counters"]["filtered_size"], 4);
         assert_eq!(j["by_source"], serde_json::json!({}));
     }

@@ -31,7 +31,7 @@ use super::filter::KnownFilter;
 use super::Handoff;
 use crate::fetch::Job;
 use crate::store::{
-    Batch, DbUrl, Estimate, Sighting, SightingSum, Store, Torrent, MAX_KEYS_PER_QUERY,
+    prune, Batch, DbUrl, Estimate, Sighting, SightingSum, Store, Torrent, MAX_KEYS_PER_QUERY,
 };
 
 /// Longest time a written row waits for its transaction.
@@ -50,6 +50,16 @@ pub const SWEEP_EVERY: Duration = Duration::from_secs(60);
 pub const LOOKUPS_COUNTER: &str = "index_lookups";
 /// The index counter of those the database knew (the rest were false positives).
 pub const KNOWN_COUNTER: &str = "index_lookups_known";
+/// The index counter of infohashes found again after they were pruned (never searched or
+/// fetched again).
+pub const SKIPPED_DELETED_COUNTER: &str = "skipped_deleted";
+/// The index counter of torrents `run` pruned to keep under `--max-torrents` /
+/// `--max-db-size`.
+pub const PRUNED_COUNTER: &str = "pruned_by_cap";
+/// How often the caps are checked, at most (and at start, and at the end).
+pub const CAP_EVERY: Duration = Duration::from_secs(60);
+/// Torrents written after which the caps are checked sooner than [`CAP_EVERY`].
+pub const CAP_EVERY_TORRENTS: u64 = 10_000;
 /// How often the crawl side sends its summed sightings and counters, at most.
 const SEND_EVERY: Duration = Duration::from_millis(250);
 
@@ -101,6 +111,11 @@ pub struct StoreConfig {
     /// Keep peer and node addresses in sightings (false: `run --no-peer-addresses`, only
     /// counts, under [`outbox::NO_ADDRESS`]).
     pub peer_addresses: bool,
+    /// Keep at most this many torrents, pruning the oldest (`run --max-torrents`).
+    pub max_torrents: Option<u64>,
+    /// Keep the index's used size under this many bytes, pruning the oldest (`run
+    /// --max-db-size`).
+    pub max_db_size: Option<u64>,
 }
 
 /// What the store thread found at start.
@@ -137,6 +152,10 @@ pub struct WriteStats {
     pub known: u64,
     /// Expired leases swept.
     pub leases_swept: u64,
+    /// Infohashes found again after they were pruned.
+    pub skipped_deleted: u64,
+    /// Torrents pruned to keep under the caps.
+    pub pruned: u64,
 }
 
 /// The queue's length, measured: requests in the queue, plus the one the store thread is
@@ -248,6 +267,8 @@ impl StoreThread {
                     known_tx,
                     stale_tx,
                     queue: queue2,
+                    since_cap: 0,
+                    size_cap: prune::RunningSizeCap::default(),
                 };
                 if let Err(e) = w.serve(&rx) {
                     warn!("index: {e:#}");
@@ -483,6 +504,8 @@ fn load(mut store: Box<dyn Store>, owner: &str) -> anyhow::Result<(Box<dyn Store
     let key = rand::RngCore::next_u64(&mut rand::rngs::OsRng);
     let mut known = KnownFilter::new((torrents + torrents / 2).max(1 << 20), key);
     store.for_each_info_hash(&mut |ih| known.insert(&ih))?;
+    // Pruned keys are known too: the database's answer for them stops the search.
+    store.for_each_deleted(&mut |ih| known.insert(&ih))?;
     let nodes = store.load_nodes(crate::crawl::state::MAX_SAVED)?;
     let opened = Opened {
         torrents,
@@ -523,12 +546,18 @@ struct Writer<'a> {
     known_tx: std_mpsc::Sender<InfoHash>,
     stale_tx: std_mpsc::Sender<Vec<InfoHash>>,
     queue: Arc<QueueGauge>,
+    /// Torrents written since the caps were last checked.
+    since_cap: u64,
+    /// `--max-db-size` as a count of torrents.
+    size_cap: prune::RunningSizeCap,
 }
 
 impl Writer<'_> {
     fn serve(&mut self, rx: &std_mpsc::Receiver<Req>) -> anyhow::Result<()> {
         let mut due = Instant::now() + COMMIT_EVERY;
         let mut sweep = Instant::now() + SWEEP_EVERY;
+        let mut cap = Instant::now() + CAP_EVERY;
+        self.enforce_caps()?;
         loop {
             let wait = due.saturating_duration_since(Instant::now());
             match rx.recv_timeout(wait) {
@@ -538,7 +567,10 @@ impl Writer<'_> {
                     self.handle(req)?;
                 }
                 Err(std_mpsc::RecvTimeoutError::Timeout) => {}
-                Err(std_mpsc::RecvTimeoutError::Disconnected) => return self.commit(),
+                Err(std_mpsc::RecvTimeoutError::Disconnected) => {
+                    self.commit()?;
+                    return self.enforce_caps();
+                }
             }
             // Checked after every request too: under a steady flow the wait never times
             // out, and the batch must still be committed on time.
@@ -551,6 +583,11 @@ impl Writer<'_> {
                 sweep = now + SWEEP_EVERY;
                 let n = self.store.sweep_leases()?;
                 self.lock_stats().leases_swept += n;
+            }
+            if self.since_cap >= CAP_EVERY_TORRENTS || (now >= cap && self.since_cap > 0) {
+                cap = now + CAP_EVERY;
+                self.commit()?;
+                self.enforce_caps()?;
             }
         }
     }
@@ -624,24 +661,77 @@ impl Writer<'_> {
                 ask.push(*ih);
             }
         }
+        let mut deleted = HashSet::new();
         for chunk in ask.chunks(MAX_KEYS_PER_QUERY) {
-            known.extend(self.store.known_among(chunk)?);
+            let found = self.store.known_among(chunk)?;
+            // Asked again only of the known ones (a few): pruned keys are counted apart.
+            if !found.is_empty() {
+                deleted.extend(self.store.deleted_among(&found)?);
+            }
+            known.extend(found);
         }
         let now = unix_now();
         let mut s = self.lock_stats();
         s.lookups += keys.len() as u64;
         s.known += known.len() as u64;
+        s.skipped_deleted += deleted.len() as u64;
         drop(s);
         // Also in the index, for `estudely stats` (the ingest benchmark reads them there).
-        let counts = [(LOOKUPS_COUNTER, keys.len()), (KNOWN_COUNTER, known.len())];
+        let mut counts = vec![(LOOKUPS_COUNTER, keys.len()), (KNOWN_COUNTER, known.len())];
+        if !deleted.is_empty() {
+            counts.push((SKIPPED_DELETED_COUNTER, deleted.len()));
+        }
         self.handle(Req::Counters(
             counts
+                .into_iter()
                 .map(|(name, n)| (Cow::Borrowed(name), n as u64))
-                .to_vec(),
+                .collect(),
         ))?;
         for ih in known {
-            self.batch.seen.push((ih, now));
+            if !deleted.contains(&ih) {
+                self.batch.seen.push((ih, now));
+            }
             let _ = self.known_tx.send(ih);
+        }
+        Ok(())
+    }
+
+    /// Prune the oldest torrents beyond `--max-torrents` / `--max-db-size`, if set (the
+    /// blocklist keeps them out after), in transactions of
+    /// [`crate::store::prune::PRUNE_CHUNK`]. The size cap is a count of torrents (see
+    /// [`prune::RunningSizeCap`]). The space freed is reused by the next rows; the file is
+    /// not rewritten while the crawl runs.
+    fn enforce_caps(&mut self) -> anyhow::Result<()> {
+        self.since_cap = 0;
+        if self.cfg.max_torrents.is_none() && self.cfg.max_db_size.is_none() {
+            return Ok(());
+        }
+        let mut max = self.cfg.max_torrents;
+        if let Some(cap) = self.cfg.max_db_size {
+            let (torrents, used) = (self.store.torrent_count()?, self.store.db_size()?.used);
+            if let Some(n) = self.size_cap.max_torrents(cap, torrents, used) {
+                max = Some(max.map_or(n, |m| m.min(n)));
+            }
+        }
+        let rules = prune::PruneRules {
+            max_torrents: max,
+            ..prune::PruneRules::default()
+        };
+        let opts = prune::PruneOptions {
+            reclaim: false,
+            examples: 0,
+            now: unix_now(),
+            ..prune::PruneOptions::default()
+        };
+        let report = prune::prune(self.store, &rules, &opts)?;
+        let n = report.deleted.torrents;
+        if n > 0 {
+            self.size_cap.freeze();
+            tracing::info!("pruned the {n} oldest torrents to keep under the caps");
+            self.lock_stats().pruned += n;
+            let c = (Cow::Borrowed(PRUNED_COUNTER), n);
+            self.handle(Req::Counters(vec![c]))?;
+            self.commit()?;
         }
         Ok(())
     }
@@ -662,6 +752,7 @@ impl Writer<'_> {
         self.store.write(&self.cfg.owner, &batch)?;
         let took = start.elapsed();
         record_write(took, &batch);
+        self.since_cap += batch.torrents.len() as u64;
         let mut s = self.lock_stats();
         s.commits += 1;
         s.torrents += batch.torrents.len() as u64;

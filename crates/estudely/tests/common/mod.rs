@@ -77,6 +77,15 @@ pub fn torrents(manifest: &Value) -> Vec<estudely::testnet::ManifestTorrent> {
     serde_json::from_value(manifest["torrents"].clone()).expect("manifest torrents")
 }
 
+/// The infohashes (hex) of the manifest's torrents that are served (metadata and peers).
+pub fn served_keys(manifest: &Value) -> std::collections::BTreeSet<String> {
+    torrents(manifest)
+        .into_iter()
+        .filter(|t| t.kind == estudely::testnet::TorrentKind::Ok)
+        .map(|t| t.infohash)
+        .collect()
+}
+
 /// A torrent's exact name bytes, from the manifest's `name_hex`.
 pub fn name_bytes(t: &estudely::testnet::ManifestTorrent) -> Vec<u8> {
     hex::decode(&t.name_hex).expect("name_hex is hex")

@@ -9,6 +9,7 @@
 
 mod browse;
 mod estimates;
+mod prune;
 mod read;
 mod schema;
 mod search;
@@ -23,6 +24,8 @@ use anyhow::Context;
 use estudely_krpc::{CompactNode, InfoHash, NodeId};
 use postgres::config::Host;
 use postgres::{Client, Config, NoTls};
+
+use crate::prune::{Candidate, DbSize, Deleted, PruneFilter};
 
 use super::{
     Batch, Category, CategoryCounts, Release, SearchQuery, SearchSort, SightingCounts, SightingRow,
@@ -199,18 +202,56 @@ impl Store for PgStore {
             .query(
                 "SELECT info_hash FROM torrents WHERE info_hash = ANY($1::bytea[])
                  UNION SELECT substring(info_hash_v2 from 1 for 20) FROM torrents
-                 WHERE substring(info_hash_v2 from 1 for 20) = ANY($1::bytea[])",
+                 WHERE substring(info_hash_v2 from 1 for 20) = ANY($1::bytea[])
+                 UNION SELECT info_hash FROM deleted WHERE info_hash = ANY($1::bytea[])",
                 &[&keys],
             )
             .with_context(|| self.context("known_among"))?;
-        let mut out = Vec::with_capacity(rows.len());
-        for row in &rows {
-            let key: &[u8] = row.try_get(0)?;
-            if let Ok(key) = <[u8; 20]>::try_from(key) {
-                out.push(InfoHash(key));
-            }
-        }
-        Ok(out)
+        prune::keys_of(&rows)
+    }
+
+    fn deleted_among(&mut self, keys: &[InfoHash]) -> anyhow::Result<Vec<InfoHash>> {
+        let context = self.context("reading the blocklist");
+        prune::deleted_among(&mut self.client, keys).context(context)
+    }
+
+    fn for_each_deleted(&mut self, f: &mut dyn FnMut(InfoHash)) -> anyhow::Result<()> {
+        let context = self.context("reading the blocklist");
+        prune::for_each_deleted(&mut self.client, f).context(context)
+    }
+
+    fn prune_scan(
+        &mut self,
+        filter: &PruneFilter,
+        after: Option<&Candidate>,
+        limit: usize,
+    ) -> anyhow::Result<Vec<Candidate>> {
+        let context = self.context("reading the torrents to prune");
+        prune::scan(&mut self.client, filter, after, limit).context(context)
+    }
+
+    fn delete_torrents(&mut self, keys: &[InfoHash], at: i64) -> anyhow::Result<Deleted> {
+        let context = self.context("deleting torrents");
+        prune::delete(&mut self.client, keys, at).context(context)
+    }
+
+    fn torrent_count(&mut self) -> anyhow::Result<u64> {
+        let row = self
+            .client
+            .query_one("SELECT count(*) FROM torrents", &[])
+            .with_context(|| self.context("counting torrents"))?;
+        Ok(u64::try_from(row.get::<_, i64>(0)).unwrap_or(0))
+    }
+
+    fn db_size(&mut self) -> anyhow::Result<DbSize> {
+        let context = self.context("measuring the database");
+        prune::size(&mut self.client).context(context)
+    }
+
+    fn reclaim(&mut self) -> anyhow::Result<()> {
+        // Deleted rows' space is reused by later rows once autovacuum has passed; giving it
+        // back to the file system would need VACUUM FULL, which locks the tables.
+        Ok(())
     }
 
     fn sweep_leases(&mut self) -> anyhow::Result<u64> {
@@ -256,7 +297,8 @@ impl Store for PgStore {
             .query_one(
                 "WITH stored AS (SELECT 1 FROM torrents WHERE info_hash = $1
                                  UNION ALL SELECT 1 FROM torrents
-                                 WHERE substring(info_hash_v2 from 1 for 20) = $1),
+                                 WHERE substring(info_hash_v2 from 1 for 20) = $1
+                                 UNION ALL SELECT 1 FROM deleted WHERE info_hash = $1),
                  cur AS (
                      SELECT owner, expires FROM leases
                      WHERE info_hash = $1 AND NOT EXISTS (SELECT 1 FROM stored)

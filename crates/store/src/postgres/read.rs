@@ -214,6 +214,7 @@ pub fn stats(client: &mut Client) -> anyhow::Result<Stats> {
         files: count(&mut tx, "files")?,
         sightings: count(&mut tx, "sightings")?,
         nodes: count(&mut tx, "nodes")?,
+        deleted: count(&mut tx, "deleted")?,
         ..Stats::default()
     };
     let pairs =

@@ -108,7 +108,13 @@ const MIGRATIONS: &[&str] = &[
     "ALTER TABLE torrents ADD COLUMN IF NOT EXISTS category text,
          ADD COLUMN IF NOT EXISTS release text;
      CREATE INDEX IF NOT EXISTS torrents_category ON torrents (category, discovered);",
-    // 7 (8 once the blocklist migration of another branch is merged before it): swarm
+    // 7: the blocklist of pruned torrents: their keys are never fetched or stored again.
+    // 113 bytes a key with its index (BENCHMARKS.md).
+    "CREATE TABLE IF NOT EXISTS deleted (
+        info_hash  bytea PRIMARY KEY CHECK (length(info_hash) = 20),
+        deleted_at bigint NOT NULL
+     );",
+    // 8: swarm
     // estimates kept fresh. `estimated_at`: when the figures were measured (null: never);
     // `scraped_at`: when the torrent was last scraped, answered or not (0: never). A
     // torrent with estimates got them at discovery. `run --rescrape-rate` reads

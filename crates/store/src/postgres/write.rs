@@ -254,7 +254,8 @@ fn sightings(tx: &mut Transaction<'_>, batch: &Batch) -> Result<(), postgres::Er
     tx.execute(
         "INSERT INTO sightings (info_hash, ip, port, source, first_seen, last_seen, count)
          SELECT * FROM unnest($1::bytea[], $2::inet[], $3::int4[], $4::text[], $5::int8[],
-                              $6::int8[], $7::int8[])
+                              $6::int8[], $7::int8[]) AS s (info_hash)
+         WHERE NOT EXISTS (SELECT 1 FROM deleted d WHERE d.info_hash = s.info_hash)
          ON CONFLICT (info_hash, ip, port) DO UPDATE
          SET first_seen = least(sightings.first_seen, EXCLUDED.first_seen),
              last_seen = greatest(sightings.last_seen, EXCLUDED.last_seen),

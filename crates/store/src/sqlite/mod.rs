@@ -9,6 +9,7 @@ mod browse;
 pub(crate) mod codec;
 mod estimates;
 mod guard;
+mod prune;
 mod read;
 pub mod schema;
 mod search;
@@ -26,6 +27,7 @@ use estudely_krpc::{CompactNode, InfoHash};
 use rusqlite::{Connection, OpenFlags};
 
 use super::{Batch, SearchSort, SightingCounts, SightingRow, Source, Stats, Store, StoredTorrent};
+use crate::prune::{Candidate, DbSize, Deleted, PruneFilter};
 use crate::{Category, CategoryCounts, Release, SearchQuery, UsageError};
 
 /// An SQLite index, open for writing or for reading only.
@@ -152,6 +154,45 @@ impl Store for SqliteStore {
 
     fn sweep_leases(&mut self) -> anyhow::Result<u64> {
         self.guarded(true, |c| write::sweep_leases(c, unix_now()))
+    }
+
+    fn deleted_among(&mut self, keys: &[InfoHash]) -> anyhow::Result<Vec<InfoHash>> {
+        self.guarded(true, |c| prune::deleted_among(c, keys))
+    }
+
+    fn for_each_deleted(&mut self, f: &mut dyn FnMut(InfoHash)) -> anyhow::Result<()> {
+        self.guarded(false, |c| prune::for_each_deleted(c, f))
+    }
+
+    fn prune_scan(
+        &mut self,
+        filter: &PruneFilter,
+        after: Option<&Candidate>,
+        limit: usize,
+    ) -> anyhow::Result<Vec<Candidate>> {
+        self.guarded(false, |c| prune::scan(c, filter, after, limit))
+    }
+
+    fn delete_torrents(&mut self, keys: &[InfoHash], at: i64) -> anyhow::Result<Deleted> {
+        let what = format!("deleting from SQLite index `{}`", self.path.display());
+        self.guarded(false, |c| prune::delete(c, keys, at))
+            .context(what)
+    }
+
+    fn torrent_count(&mut self) -> anyhow::Result<u64> {
+        self.guarded(false, |c| {
+            let n: i64 = c.query_row("SELECT count(*) FROM torrents", [], |r| r.get(0))?;
+            Ok(u64::try_from(n).unwrap_or(0))
+        })
+    }
+
+    fn db_size(&mut self) -> anyhow::Result<DbSize> {
+        prune::size(&self.conn, &self.path)
+    }
+
+    fn reclaim(&mut self) -> anyhow::Result<()> {
+        let what = format!("vacuuming SQLite index `{}`", self.path.display());
+        self.guarded(false, |c| prune::reclaim(c)).context(what)
     }
 
     fn lease_owners(&mut self) -> anyhow::Result<Vec<String>> {

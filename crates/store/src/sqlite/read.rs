@@ -124,18 +124,13 @@ pub fn known_among(conn: &Connection, keys: &[InfoHash]) -> anyhow::Result<Vec<I
     let sql = format!(
         "SELECT info_hash FROM torrents WHERE info_hash IN ({marks})
          UNION SELECT substr(info_hash_v2, 1, 20) FROM torrents
-         WHERE substr(info_hash_v2, 1, 20) IN ({marks})"
+         WHERE substr(info_hash_v2, 1, 20) IN ({marks})
+         UNION SELECT info_hash FROM deleted WHERE info_hash IN ({marks})"
     );
     let mut stmt = conn.prepare_cached(&sql)?;
     let params = rusqlite::params_from_iter(keys.iter().map(|k| k.as_bytes()));
     let rows = stmt.query_map(params, |r| r.get::<_, Vec<u8>>(0))?;
-    let mut out = Vec::new();
-    for row in rows {
-        if let Ok(key) = <[u8; 20]>::try_from(row?) {
-            out.push(InfoHash(key));
-        }
-    }
-    Ok(out)
+    super::prune::keys_of(rows)
 }
 
 /// Call `f` with every stored key.
@@ -256,6 +251,7 @@ pub fn stats(conn: &Connection) -> anyhow::Result<Stats> {
             "SELECT coalesce(category, 'unclassified'), count(*) FROM torrents
              GROUP BY 1 ORDER BY 1",
         )?,
+        deleted: count("deleted")?,
     })
 }
 

@@ -106,7 +106,13 @@ pub const MIGRATIONS: &[&str] = &[
     "ALTER TABLE torrents ADD COLUMN category TEXT;
     ALTER TABLE torrents ADD COLUMN release TEXT;
     CREATE INDEX torrents_category ON torrents (category, discovered);",
-    // 6 (7 once the blocklist migration of another branch is merged before it): swarm
+    // 6: the blocklist of pruned torrents (`estudely prune`, `run --max-torrents`): their
+    // keys are never fetched or stored again. 34 bytes a key on disk (BENCHMARKS.md).
+    "CREATE TABLE deleted (
+        info_hash BLOB PRIMARY KEY CHECK (length(info_hash) = 20),
+        deleted_at INTEGER NOT NULL
+    ) WITHOUT ROWID;",
+    // 7: swarm
     // estimates kept fresh. `estimated_at`: when the figures were measured (null: never);
     // `scraped_at`: when the torrent was last scraped, answered or not (0: never). A
     // torrent with estimates got them at discovery. `run --rescrape-rate` reads

@@ -26,9 +26,11 @@ const INSERT_FILE: &str = "INSERT INTO files (torrent_id, idx, info_hash, path, 
 
 const INSERT_FTS: &str = "INSERT INTO torrents_fts (rowid, name, paths) VALUES (?1, ?2, ?3)";
 
+/// A sighting of a pruned torrent's key is dropped: nothing of it is stored again.
 const UPSERT_SIGHTING: &str =
     "INSERT INTO sightings (info_hash, ip, port, source, first_seen, last_seen, count)
-    VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+    SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7
+    WHERE NOT EXISTS (SELECT 1 FROM deleted WHERE info_hash = ?1)
     ON CONFLICT (info_hash, ip, port) DO UPDATE SET
         first_seen = min(first_seen, excluded.first_seen),
         last_seen = max(last_seen, excluded.last_seen),
@@ -169,27 +171,34 @@ fn insert_torrent(tx: &Transaction<'_>, t: &Torrent) -> anyhow::Result<()> {
         return Ok(());
     }
     let id = tx.last_insert_rowid();
-    let mut paths = String::new();
+    let mut texts = Vec::with_capacity(stored.len());
     let mut stmt = tx.prepare_cached(INSERT_FILE)?;
     for (idx, f) in stored.iter().enumerate() {
         let text = path_text(f);
         let length = int(f.length, "file length")?;
         stmt.execute(params![id, idx, key, text, encode_path(&f.path), length])?;
-        // A single file named as the torrent adds nothing to search.
-        if !(stored.len() == 1 && text == name) {
-            if !paths.is_empty() {
-                paths.push('\n');
-            }
-            paths.push_str(&text);
-        }
+        texts.push(text);
     }
     tx.prepare_cached(INSERT_FTS)?
-        .execute(params![id, name, paths])?;
+        .execute(params![id, name, fts_paths(&name, &texts)])?;
     Ok(())
 }
 
+/// The `paths` column of a torrent's full-text row: its stored paths (as in `files.path`),
+/// one per line. A single file named as the torrent adds nothing to search. Deleting the row
+/// from the contentless table needs this exact text again (see `sqlite::prune`).
+pub(super) fn fts_paths(name: &str, paths: &[String]) -> String {
+    if let [only] = paths {
+        if only == name {
+            return String::new();
+        }
+    }
+    paths.join("\n")
+}
+
 /// Take the lease on `info_hash` for `owner` until `now + lease`, in one IMMEDIATE
-/// transaction; false if the torrent is stored or another owner's lease runs past `now`.
+/// transaction; false if the torrent is stored, was pruned, or another owner's lease runs
+/// past `now`.
 pub fn claim(
     conn: &mut Connection,
     info_hash: &InfoHash,
@@ -200,7 +209,10 @@ pub fn claim(
     let key = info_hash.as_bytes();
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
     let stored = tx.prepare_cached(super::read::STORED)?.exists([key])?;
-    if stored {
+    let deleted = tx
+        .prepare_cached("SELECT 1 FROM deleted WHERE info_hash = ?1")?
+        .exists([key])?;
+    if stored || deleted {
         return Ok(false);
     }
     let holder: Option<(String, i64)> = tx

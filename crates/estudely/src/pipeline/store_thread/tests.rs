@@ -14,7 +14,20 @@ fn config(owner: &str) -> StoreConfig {
         lease: Duration::from_secs(3600),
         max_sightings: 32,
         peer_addresses: true,
+        max_torrents: None,
+        max_db_size: None,
     }
+}
+
+/// Where claims' answers go: the jobs to fetch and the infohashes skipped.
+fn handoff() -> (Handoff, mpsc::Receiver<Job>, mpsc::Receiver<InfoHash>) {
+    let (jobs_tx, jobs) = mpsc::channel(4);
+    let (skip_tx, skipped) = mpsc::channel(4);
+    let to = Handoff {
+        jobs: jobs_tx,
+        skipped: skip_tx,
+    };
+    (to, jobs, skipped)
 }
 
 #[test]
@@ -39,12 +52,7 @@ fn writes_batches_answers_in_order_and_commits_at_the_end() {
     st.ask_known(stored.info_hash).unwrap();
     st.ask_known(InfoHash([2; 20])).unwrap();
     st.poll().unwrap();
-    let (jobs_tx, mut jobs) = mpsc::channel(4);
-    let (skip_tx, mut skipped) = mpsc::channel(4);
-    let to = Handoff {
-        jobs: jobs_tx,
-        skipped: skip_tx,
-    };
+    let (to, mut jobs, mut skipped) = handoff();
     let job = |i: u8| Job {
         info_hash: InfoHash([i; 20]),
         peers: vec![],
@@ -117,6 +125,36 @@ impl Store for SlowStore {
     }
     fn sweep_leases(&mut self) -> anyhow::Result<u64> {
         self.inner.sweep_leases()
+    }
+    fn deleted_among(&mut self, keys: &[InfoHash]) -> anyhow::Result<Vec<InfoHash>> {
+        self.inner.deleted_among(keys)
+    }
+    fn for_each_deleted(&mut self, f: &mut dyn FnMut(InfoHash)) -> anyhow::Result<()> {
+        self.inner.for_each_deleted(f)
+    }
+    fn prune_scan(
+        &mut self,
+        filter: &estudely_store::PruneFilter,
+        after: Option<&estudely_store::Candidate>,
+        limit: usize,
+    ) -> anyhow::Result<Vec<estudely_store::Candidate>> {
+        self.inner.prune_scan(filter, after, limit)
+    }
+    fn delete_torrents(
+        &mut self,
+        keys: &[InfoHash],
+        at: i64,
+    ) -> anyhow::Result<estudely_store::Deleted> {
+        self.inner.delete_torrents(keys, at)
+    }
+    fn torrent_count(&mut self) -> anyhow::Result<u64> {
+        self.inner.torrent_count()
+    }
+    fn db_size(&mut self) -> anyhow::Result<estudely_store::DbSize> {
+        self.inner.db_size()
+    }
+    fn reclaim(&mut self) -> anyhow::Result<()> {
+        self.inner.reclaim()
     }
     fn for_each_info_hash(&mut self, f: &mut dyn FnMut(InfoHash)) -> anyhow::Result<()> {
         self.inner.for_each_info_hash(f)
@@ -417,4 +455,96 @@ fn leases_of_a_gone_crawler_of_this_host_are_released_at_start() {
         !store.claim(&InfoHash([3; 20]), &me, lease).unwrap(),
         "another host's"
     );
+}
+
+/// `run --max-torrents`: the oldest beyond the cap are pruned (at the end at the latest),
+/// and a pruned key asked again is known (its search stops), counted, and never claimed.
+#[test]
+fn caps_prune_the_oldest_and_pruned_keys_stay_known() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = DbUrl::Sqlite(dir.path().join("cap.sqlite"));
+    let cfg = StoreConfig {
+        max_torrents: Some(2),
+        ..config("me")
+    };
+    let (st, _) = StoreThread::start(url.clone(), cfg.clone()).unwrap();
+    for i in 1..=5u8 {
+        let t = torrent(i, format!("t{i}").as_bytes(), i64::from(i));
+        st.send(Req::Torrent(Box::new(t))).unwrap();
+    }
+    let stats = st.finish().unwrap();
+    assert_eq!(stats.pruned, 3);
+    let mut s = url.open().unwrap();
+    let mut left = Vec::new();
+    s.for_each_info_hash(&mut |k| left.push(k.0[0])).unwrap();
+    left.sort();
+    assert_eq!(left, [4, 5]);
+    let st_ = s.stats().unwrap();
+    assert_eq!(st_.deleted, 3);
+    assert!(st_.counters.contains(&(PRUNED_COUNTER.into(), 3)));
+    drop(s);
+
+    // Started again: the pruned keys are in the filter, known to the database, skipped.
+    let (st, opened) = StoreThread::start(url.clone(), cfg).unwrap();
+    assert_eq!(opened.torrents, 2, "pruned keys are not torrents");
+    assert!(opened.known.maybe_contains(&InfoHash([1; 20])));
+    st.ask_known(InfoHash([1; 20])).unwrap();
+    st.ask_known(InfoHash([4; 20])).unwrap();
+    st.ask_known(InfoHash([9; 20])).unwrap();
+    st.poll().unwrap();
+    let (to, mut jobs, mut skipped) = handoff();
+    let job = Job {
+        info_hash: InfoHash([2; 20]),
+        peers: vec![],
+    };
+    st.send(Req::Claims(vec![job], to)).unwrap();
+    st.flush().unwrap();
+    let mut known: Vec<u8> = st.known_rx.try_iter().map(|k| k.0[0]).collect();
+    known.sort();
+    assert_eq!(known, [1, 4]);
+    assert_eq!(
+        skipped.try_recv().ok(),
+        Some(InfoHash([2; 20])),
+        "never claimed"
+    );
+    assert!(jobs.try_recv().is_err());
+    let stats = st.finish().unwrap();
+    assert_eq!((stats.skipped_deleted, stats.pruned), (1, 0));
+    let counters = url.open().unwrap().stats().unwrap().counters;
+    assert!(counters.contains(&(SKIPPED_DELETED_COUNTER.into(), 1)));
+}
+
+/// `run --max-db-size`: the cap becomes a count of torrents by the bytes per torrent at
+/// start; the oldest beyond it are pruned.
+#[test]
+fn a_size_cap_prunes_the_oldest_by_the_bytes_per_torrent() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = DbUrl::Sqlite(dir.path().join("size.sqlite"));
+    let used = {
+        let mut s = url.open().unwrap();
+        let torrents = (1..=10u8)
+            .map(|i| torrent(i, format!("t{i}").as_bytes(), i64::from(i)))
+            .collect();
+        let batch = Batch {
+            torrents,
+            ..Batch::default()
+        };
+        s.write("me", &batch).unwrap();
+        s.db_size().unwrap().used
+    };
+    let cfg = StoreConfig {
+        max_db_size: Some(used * 65 / 100),
+        ..config("me")
+    };
+    let (st, opened) = StoreThread::start(url.clone(), cfg).unwrap();
+    assert_eq!(opened.torrents, 10);
+    let stats = st.finish().unwrap();
+    assert_eq!(stats.pruned, 4);
+    let mut left = Vec::new();
+    url.open()
+        .unwrap()
+        .for_each_info_hash(&mut |k| left.push(k.0[0]))
+        .unwrap();
+    left.sort();
+    assert_eq!(left, [5, 6, 7, 8, 9, 10]);
 }
