@@ -160,7 +160,7 @@ pub fn find(
         ),
     };
     let mut sql = Sql::default();
-    let window = at_least.max(offset.saturating_add(limit));
+    let window = q.window(sort, at_least, limit, offset);
     let (hits, rank) = sql.candidates(q, trgm, order.is_none(), window);
     let (l, o) = (sql.bind(big(limit)), sql.bind(big(offset)));
     let text = format!(

@@ -226,6 +226,37 @@ impl SearchQuery {
         *self == SearchQuery::default()
     }
 
+    /// Is it a browse, newest first: no words, no exclusions, no field but a category?
+    /// Its candidates in discovery order are its hits, so a page needs no more of them.
+    pub fn is_browse(&self) -> bool {
+        self.include.is_empty()
+            && self.exclude.is_empty()
+            && self.size.is_open()
+            && self.discovered.is_open()
+            && self.files.is_open()
+    }
+
+    /// The candidates a search in `sort` order needs for a page of `limit` from `offset`:
+    /// `at_least` (the backend's bounded set), or just the page for a browse newest first.
+    pub fn window(
+        &self,
+        sort: crate::SearchSort,
+        at_least: usize,
+        limit: usize,
+        offset: usize,
+    ) -> usize {
+        let page = offset.saturating_add(limit);
+        let newest_first = matches!(
+            sort,
+            crate::SearchSort::Relevance | crate::SearchSort::Discovered
+        );
+        if self.is_browse() && newest_first {
+            page
+        } else {
+            at_least.max(page)
+        }
+    }
+
     /// Does it have filters besides words (a category, a size, dates, a file count)?
     pub fn has_fields(&self) -> bool {
         !self.categories.is_empty()

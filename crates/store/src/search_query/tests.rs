@@ -205,3 +205,26 @@ proptest! {
         let _ = SearchQuery::parse(&String::from_utf8_lossy(&b));
     }
 }
+
+#[test]
+fn a_browse_needs_only_its_page() {
+    use crate::SearchSort::{Discovered, Relevance, Seeders, Size};
+    for q in ["", "category:tv"] {
+        assert!(parse(q).is_browse(), "{q}");
+        assert_eq!(parse(q).window(Discovered, 10_000, 20, 40), 60);
+        assert_eq!(parse(q).window(Relevance, 10_000, 20, 40), 60);
+        assert_eq!(parse(q).window(Size, 10_000, 20, 40), 10_000);
+        assert_eq!(parse(q).window(Seeders, 10_000, 20, 40), 10_000);
+    }
+    for q in [
+        "a",
+        "-a",
+        "size:>1GB",
+        "files:2",
+        "after:2026-01-01 category:tv",
+    ] {
+        assert!(!parse(q).is_browse(), "{q}");
+        assert_eq!(parse(q).window(Discovered, 10_000, 20, 40), 10_000);
+        assert_eq!(parse(q).window(Discovered, 10, 20, usize::MAX), usize::MAX);
+    }
+}

@@ -130,7 +130,7 @@ pub fn find(
         ),
     };
     let mut sql = Sql::default();
-    let window = at_least.max(offset.saturating_add(limit));
+    let window = q.window(sort, at_least, limit, offset);
     let hits = sql.candidates(q, sort == SearchSort::Relevance, window);
     let (l, o) = (sql.bind(int(limit)), sql.bind(int(offset)));
     let text = format!(

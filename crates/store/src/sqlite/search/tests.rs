@@ -159,6 +159,22 @@ fn fields_filter_the_matches() {
         ["film three", "film one"]
     );
     assert!(newest(&mut s, "category:movie category:tv").is_empty());
+    // A browse reads only its page: each page of one is the next newest.
+    let page = |s: &mut SqliteStore, sort, offset| {
+        names(s.search_sorted("category:movie", sort, 1, offset).unwrap())
+    };
+    for sort in [SearchSort::Discovered, SearchSort::Relevance] {
+        let pages: Vec<Vec<String>> = (0..4).map(|o| page(&mut s, sort, o)).collect();
+        assert_eq!(
+            pages,
+            [
+                vec!["film three"],
+                vec!["film two"],
+                vec!["film one"],
+                vec![]
+            ]
+        );
+    }
     assert!(newest(&mut s, "one size:>2GB size:<1GB").is_empty());
     // The category parameter and a category field: the same is fine, two are nothing.
     let inn = |s: &mut SqliteStore, q: &str, c| {
