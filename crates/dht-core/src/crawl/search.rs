@@ -176,7 +176,7 @@ impl Search {
         Some(s)
     }
 
-    /// Whether it is a re-scrape ([`Search::scrape`]).
+    /// Whether it is a re-scrape (asks every node for a BEP 33 scrape, keeps no peers).
     pub fn is_scrape(&self) -> bool {
         self.scrape_only
     }
