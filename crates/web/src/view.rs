@@ -52,6 +52,8 @@ pub struct Row {
     pub matched_file: Option<String>,
     /// Its swarm's BEP 33 estimates and their age (see [`swarm`]); empty when it has none.
     pub swarm: String,
+    /// Its magnet link (see [`magnet`]).
+    pub magnet: String,
 }
 
 impl Row {
@@ -80,6 +82,7 @@ impl Row {
             release: t.release.as_ref().map(release_line).unwrap_or_default(),
             matched_file: None,
             swarm: swarm(st, now).unwrap_or_default(),
+            magnet: magnet(st),
         }
     }
 }

@@ -413,6 +413,13 @@ fn categories_filter_search_and_show_on_pages() {
         // Every category word, and `all`.
         let (_, _, page) = get(&app, "/search?q=silent&category=all").await;
         assert_eq!(page.matches("<a class=\"name\"").count(), 3, "{page}");
+        // Each row has its magnet link.
+        assert_eq!(
+            page.matches("<a class=\"magnet\" href=\"magnet:?xt=urn:btih:")
+                .count(),
+            3,
+            "{page}"
+        );
         let (status, _, page) = get(&app, "/search?q=silent&category=films").await;
         assert_eq!(status, StatusCode::BAD_REQUEST);
         assert!(page.contains("unknown category"), "{page}");
