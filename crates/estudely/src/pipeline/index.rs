@@ -214,7 +214,7 @@ impl RowSink for IndexSink {
         let ours = sh
             .rescrapes
             .as_mut()
-            .is_some_and(|r| r.ended(&ih, e.answered(), queries));
+            .is_some_and(|r| r.ended(&ih, e.answered(), queries, std::time::Instant::now()));
         if ours {
             let name = if e.answered() {
                 "rescrapes_answered"

@@ -8,8 +8,11 @@
 //! same rate limit and per-IP budgets as the crawl) every `60 s / rate` at most; never one
 //! whose torrent is being discovered or fetched now, nor one already out; at most
 //! [`MAX_OUT`] out at once. A re-scrape whose end never comes (its search replaced by a
-//! discovery search of the same infohash) is forgotten after [`OUT_FOR`]. When the store has
-//! nothing stale, or only keys already out, it is asked again after [`IDLE`].
+//! discovery search of the same infohash) is forgotten after [`OUT_FOR`]. A key whose
+//! re-scrape ended is not taken again for [`OUT_FOR`] (or `--rescrape-after`, if shorter):
+//! its result may still be on its way to the store, which then still calls it stale. When
+//! the store has nothing stale, or only keys already out or just done, it is asked again
+//! after [`IDLE`].
 //!
 //! Sans-IO: the caller passes the time, asks the store, and talks to the crawler.
 //!
@@ -65,6 +68,9 @@ pub struct Rescrapes {
     asking: bool,
     ask_after: Instant,
     out: HashMap<InfoHash, Instant>,
+    /// Keys whose re-scrape ended, and when: not taken again while their result may not be
+    /// stored yet.
+    done: HashMap<InfoHash, Instant>,
     /// The outcomes so far.
     pub counts: RescrapeCounts,
 }
@@ -80,6 +86,7 @@ impl Rescrapes {
             asking: false,
             ask_after: now,
             out: HashMap::new(),
+            done: HashMap::new(),
             counts: RescrapeCounts::default(),
         })
     }
@@ -102,9 +109,11 @@ impl Rescrapes {
         self.asking = false;
         self.expire(now);
         let before = self.waiting.len();
-        let out = &self.out;
-        self.waiting
-            .extend(keys.into_iter().filter(|k| !out.contains_key(k)));
+        let (out, done) = (&self.out, &self.done);
+        self.waiting.extend(
+            keys.into_iter()
+                .filter(|k| !out.contains_key(k) && !done.contains_key(k)),
+        );
         if self.waiting.len() == before {
             self.ask_after = now + IDLE;
         }
@@ -130,9 +139,12 @@ impl Rescrapes {
         None
     }
 
-    /// Forget the re-scrapes out for [`OUT_FOR`].
+    /// Forget the re-scrapes out for [`OUT_FOR`], and the ended ones once their results
+    /// are surely stored.
     fn expire(&mut self, now: Instant) {
         self.out.retain(|_, at| now < *at + OUT_FOR);
+        let keep = OUT_FOR.min(self.cfg.after);
+        self.done.retain(|_, at| now < *at + keep);
     }
 
     /// Whether `ih`'s re-scrape is out (the crawler gives a new discovery of it no search).
@@ -151,12 +163,15 @@ impl Rescrapes {
         }
     }
 
-    /// A re-scrape ended after `queries` `get_peers`, with estimates (`answered`) or
+    /// A re-scrape ended at `now` after `queries` `get_peers`, with estimates (`answered`) or
     /// without; false (not counted) for one not out (forgotten after [`OUT_FOR`]).
-    pub fn ended(&mut self, ih: &InfoHash, answered: bool, queries: usize) -> bool {
+    pub fn ended(&mut self, ih: &InfoHash, answered: bool, queries: usize, now: Instant) -> bool {
         if self.out.remove(ih).is_none() {
             return false;
         }
+        // Bounded by the rate: one entry per re-scrape ended, each dropped by `expire`
+        // after at most OUT_FOR (6,000 at most at 600 a minute).
+        self.done.insert(*ih, now);
         self.counts.queries += queries as u64;
         if answered {
             self.counts.answered += 1;
@@ -211,10 +226,10 @@ mod tests {
         let t4 = t0 + Duration::from_secs(4);
         assert_eq!(r.next(t4, busy), Some(ih(4)));
         r.sent(ih(4), t4, true);
-        assert!(r.ended(&ih(2), true, 5));
-        assert!(r.ended(&ih(4), false, 3));
-        assert!(!r.ended(&ih(4), false, 3), "once");
-        assert!(!r.ended(&ih(9), true, 1), "not ours");
+        assert!(r.ended(&ih(2), true, 5, t0));
+        assert!(r.ended(&ih(4), false, 3, t0));
+        assert!(!r.ended(&ih(4), false, 3, t0), "once");
+        assert!(!r.ended(&ih(9), true, 1, t0), "not ours");
         assert_eq!(
             r.counts,
             RescrapeCounts {
@@ -254,7 +269,7 @@ mod tests {
         assert!(r.wants_keys(t + IDLE));
         r.keys(t + IDLE, vec![ih(200)]);
         assert_eq!(r.next(t + IDLE, |_| false), None, "16 out");
-        assert!(r.ended(&out[0], true, 1));
+        assert!(r.ended(&out[0], true, 1, t + IDLE));
         assert_eq!(r.next(t + IDLE, |_| false), Some(ih(200)));
         r.sent(ih(200), t + IDLE, true);
         let late = t + OUT_FOR + IDLE;
@@ -265,5 +280,58 @@ mod tests {
             Some(out[1]),
             "forgotten: taken again"
         );
+    }
+
+    /// A key whose re-scrape just ended is not taken again from a batch in which the store
+    /// still calls it stale (its result on its way), until its result is surely stored.
+    #[test]
+    fn an_ended_key_is_not_taken_again_before_its_result_is_stored() {
+        let t0 = Instant::now();
+        let mut r = Rescrapes::new(cfg(600), t0).unwrap();
+        assert!(r.wants_keys(t0));
+        r.keys(t0, vec![ih(1), ih(2)]);
+        assert_eq!(r.next(t0, |_| false), Some(ih(1)));
+        r.sent(ih(1), t0, true);
+        let t1 = t0 + Duration::from_secs(1);
+        assert!(r.ended(&ih(1), true, 8, t1));
+        assert_eq!(r.next(t1, |_| false), Some(ih(2)));
+        r.sent(ih(2), t1, true);
+        // The store has not written ih(1)'s result yet.
+        assert!(r.wants_keys(t1));
+        r.keys(t1, vec![ih(1), ih(3)]);
+        let t2 = t1 + Duration::from_secs(1);
+        assert_eq!(
+            r.next(t2, |_| false),
+            Some(ih(3)),
+            "ih(1) just done: skipped"
+        );
+        r.sent(ih(3), t2, true);
+        assert_eq!(r.next(t2 + Duration::from_secs(1), |_| false), None);
+        // Once OUT_FOR has passed (shorter than --rescrape-after here), it may come again.
+        let later = t1 + OUT_FOR;
+        assert!(r.wants_keys(later));
+        r.keys(later, vec![ih(1)]);
+        assert_eq!(r.next(later, |_| false), Some(ih(1)));
+        // With a --rescrape-after shorter than OUT_FOR, after that long.
+        let mut short = Rescrapes::new(
+            RescrapeConfig {
+                per_minute: 600,
+                after: Duration::from_secs(30),
+            },
+            t0,
+        )
+        .unwrap();
+        assert!(short.wants_keys(t0));
+        short.keys(t0, vec![ih(1)]);
+        assert_eq!(short.next(t0, |_| false), Some(ih(1)));
+        short.sent(ih(1), t0, true);
+        assert!(short.ended(&ih(1), true, 8, t0));
+        assert!(short.wants_keys(t0));
+        short.keys(t0, vec![ih(1)]);
+        assert_eq!(short.next(t0 + Duration::from_secs(29), |_| false), None);
+        let t30 = t0 + Duration::from_secs(30);
+        assert!(short.wants_keys(t30 + IDLE));
+        short.keys(t30 + IDLE, vec![ih(1)]);
+        assert_eq!(short.next(t30 + IDLE, |_| false), Some(ih(1)));
     }
 }
