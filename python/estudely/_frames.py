@@ -75,6 +75,7 @@ TORRENTS: Spec = (
     ("source", "str"),
     ("seeds_estimate", "Int64"),
     ("peers_estimate", "Int64"),
+    ("estimated_at", "Int64"),
     ("category", "str"),
     ("release", "object"),
     ("files", "object"),
@@ -97,8 +98,12 @@ HITS: Spec = (
     ("discovered", "int64"),
     ("last_seen", "int64"),
     ("source", "str"),
+    ("seeds_estimate", "Int64"),
+    ("peers_estimate", "Int64"),
+    ("estimated_at", "Int64"),
     ("category", "str"),
     ("release", "object"),
+    ("matched_file", "str"),
     ("name_bytes", "object"),
 )
 

@@ -75,14 +75,25 @@ class Index:
         return self._index.url
 
     def search(
-        self, query: str, limit: int = 20, offset: int = 0, sort: str = "relevance"
+        self,
+        query: str,
+        limit: int = 20,
+        offset: int = 0,
+        sort: str = "relevance",
+        category: str | None = None,
     ) -> pd.DataFrame:
-        """Full-text search over names and file paths, as ``estudely search``: ``query`` is
-        plain words, ``sort`` ``"relevance"``, ``"size"`` or ``"discovered"``. One row per
-        hit: ``infohash``, ``infohash_v2``, ``name``, ``name_hex``, ``version``,
-        ``file_count``, ``total_bytes``, ``piece_length``, ``private``, ``discovered``,
-        ``last_seen`` (unix seconds), ``source``, ``name_bytes``."""
-        columns = self._index.search(query, limit=limit, offset=offset, sort=sort)
+        """Search over names and file paths, as ``estudely search``: ``query`` is in its
+        query language (words, ``"a phrase"``, ``-word``, ``category:tv``, ``size:>1GB``,
+        ``after:2026-01-01``, ``files:>10``; a field it cannot read raises ``ValueError``),
+        ``sort`` ``"relevance"``, ``"size"``, ``"discovered"`` or ``"seeders"``,
+        ``category`` one of ``movie``, ``tv``, ... (as ``--category``). One row per hit:
+        ``infohash``, ``infohash_v2``, ``name``, ``name_hex``, ``version``, ``file_count``,
+        ``total_bytes``, ``piece_length``, ``private``, ``discovered``, ``last_seen`` (unix
+        seconds), ``source``, ``seeds_estimate``, ``peers_estimate``, ``estimated_at``,
+        ``category``, ``release``, ``matched_file`` (the stored path that explains the hit
+        when the name does not, else None), ``name_bytes``."""
+        extra = {} if category is None else {"category": category}
+        columns = self._index.search(query, limit=limit, offset=offset, sort=sort, **extra)
         return _frames.frame(_frames.HITS, columns)
 
     def iter_torrents(
@@ -94,8 +105,8 @@ class Index:
         export --format jsonl`` writes: ``infohash``, ``infohash_v2``, ``name``,
         ``name_hex``, ``version``, ``file_count``, ``total_bytes``, ``piece_length``,
         ``metadata_ok``, ``private``, ``discovered``, ``last_seen``, ``source``,
-        ``seeds_estimate``, ``peers_estimate``, ``category`` and ``release`` (where the
-        index classifies torrents), ``files`` (a list of ``{path, length}``
+        ``seeds_estimate``, ``peers_estimate``, ``estimated_at``, ``category`` and
+        ``release`` (where the index classifies torrents), ``files`` (a list of ``{path, length}``
         dicts, with ``path_hex`` where ``path`` is not exact), ``files_omitted``, ``peers``
         (``"IP:PORT"`` strings); then ``name_bytes``."""
         task = self._index.torrent_chunks(since=_since(since), chunk_size=chunk_size)

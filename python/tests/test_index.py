@@ -114,6 +114,18 @@ def test_search_files_and_stats(index_path, estudely_bin):
     assert len(index.search("estudely", limit=2, offset=1, sort="size")) == 2
     with pytest.raises(ValueError, match="invalid value 'best'"):
         index.search("x", sort="best")
+    # The query language, read as the CLI reads it.
+    q = "estudely -sample files:>1"
+    hits = index.search(q, limit=50)
+    cli = run_cli(estudely_bin, "search", "--db", str(index_path), q, "--limit", "50",
+                  "--format", "jsonl")
+    assert cli.returncode == 0, cli.stderr
+    assert plain(hits) == [json.loads(line) for line in cli.stdout.splitlines()]
+    assert len(hits) > 0
+    assert not any("sample" in n for n in hits["name"]) and (hits["file_count"] > 1).all()
+    assert len(index.search("estudely", limit=50, category="movie")) == 0
+    with pytest.raises(ValueError, match="size: expects"):
+        index.search("estudely size:abc")
 
     torrents = index.torrents()
     multi = torrents[torrents["file_count"] > 1].iloc[0]

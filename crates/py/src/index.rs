@@ -7,7 +7,7 @@
 use std::sync::Mutex;
 
 use estudely::cli::Command;
-use estudely_store::json::{hit_value, stats_value, torrent_value};
+use estudely_store::json::{hit_with_file, stats_value, torrent_value};
 use estudely_store::{DbUrl, Store};
 use pyo3::exceptions::{PyRuntimeError, PyTypeError, PyValueError};
 use pyo3::prelude::*;
@@ -115,7 +115,12 @@ impl Index {
                 q.and_category(c);
             }
             let hits = store.find(&q, args.sort.into(), args.limit, args.offset)?;
-            Ok(hits.iter().map(hit_value).collect::<Vec<_>>())
+            let matched = store.matched_files(&q, &hits)?;
+            Ok(hits
+                .iter()
+                .zip(&matched)
+                .map(|(hit, file)| hit_with_file(hit, file.as_deref()))
+                .collect::<Vec<_>>())
         })?;
         convert::columns(py, &hits)
     }

@@ -128,6 +128,14 @@ pub fn hit_value(hit: &StoredTorrent) -> serde_json::Value {
     })
 }
 
+/// [`hit_value`] with `matched_file`: the stored path that explains the hit (see
+/// [`crate::Store::matched_files`]), or null. `search --format jsonl`'s objects.
+pub fn hit_with_file(hit: &StoredTorrent, file: Option<&str>) -> serde_json::Value {
+    let mut v = hit_value(hit);
+    v["matched_file"] = file.map_or(serde_json::Value::Null, |f| f.into());
+    v
+}
+
 /// The stats as one JSON object.
 pub fn stats_value(s: &Stats) -> Value {
     let obj = |pairs: &[(String, u64)]| -> Value {

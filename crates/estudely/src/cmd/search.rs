@@ -153,9 +153,7 @@ pub fn parse_category(s: &str) -> Result<Category, String> {
 
 /// One JSON object, on one line, with `matched_file` (the path or null).
 pub fn json_line(hit: &StoredTorrent, file: Option<&str>) -> String {
-    let mut v = crate::store::json::hit_value(hit);
-    v["matched_file"] = file.map_or(serde_json::Value::Null, |f| f.into());
-    v.to_string()
+    crate::store::json::hit_with_file(hit, file).to_string()
 }
 
 #[cfg(test)]
