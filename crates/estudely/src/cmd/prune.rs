@@ -156,8 +156,9 @@ pub fn summary(r: &PruneReport, dry_run: bool, kind: &str) -> String {
             thousands(d.sightings),
         )
     };
+    // Escaped as `search` prints names: a name may hold newlines and control bytes.
     for name in &r.examples {
-        out.push_str(&format!("  {name}\n"));
+        out.push_str(&format!("  {}\n", crate::output::csv_name(name.as_bytes())));
     }
     let size = |s: &crate::store::DbSize| {
         format!(
