@@ -522,7 +522,7 @@ fn migrations_are_idempotent_and_safe_at_once() {
         .query_one("SELECT count(*), max(version) FROM schema_migrations", &[])
         .map(|r| (r.get(0), r.get(1)))
         .unwrap();
-    assert_eq!((n, max), (8, 8));
+    assert_eq!((n, max), (9, 9));
     // A schema from a newer estudely is refused, in one line.
     client
         .execute("INSERT INTO schema_migrations VALUES (999, 0)", &[])
@@ -534,9 +534,9 @@ fn migrations_are_idempotent_and_safe_at_once() {
     assert!(err.contains("newer"), "{err}");
 }
 
-/// Writers on several connections storing the same torrents at once: each torrent and each
-/// of its files is stored once (`files` has no unique key: only the writer whose torrent
-/// insert succeeded writes the files).
+/// Writers on several connections storing the same torrents at once: each torrent is stored
+/// once, with the files of the writer whose insert won (held in its row since schema 9;
+/// nothing goes to the old `files` table).
 #[test]
 fn concurrent_writers_store_files_once() {
     let (url, _store) = fresh();
@@ -575,17 +575,20 @@ fn concurrent_writers_store_files_once() {
     let row = client
         .query_one(
             "SELECT (SELECT count(*) FROM torrents), (SELECT count(*) FROM files),
-                    (SELECT count(*) FROM (SELECT 1 FROM files GROUP BY info_hash, idx
-                                           HAVING count(*) > 1) d)",
+                    (SELECT count(*) FROM torrents WHERE files IS NULL)",
             &[],
         )
         .unwrap();
-    let (torrents, files, dups): (i64, i64, i64) = (row.get(0), row.get(1), row.get(2));
-    assert_eq!((torrents, files, dups), (400, 800, 0));
+    let (torrents, rows, without): (i64, i64, i64) = (row.get(0), row.get(1), row.get(2));
+    assert_eq!((torrents, rows, without), (400, 0, 0));
+    let mut store = PgStore::connect(&url).unwrap();
+    for i in [0u32, 199, 399] {
+        let t = store.torrent(&key(i)).unwrap().expect("stored");
+        assert_eq!(t.torrent.files.len(), 2, "{i}");
+        assert_eq!(t.torrent.files[0].path, [format!("t{i}").into_bytes()]);
+    }
 }
 
-/// An index of schema version 1 (`files` keyed by (info_hash, idx)) is migrated with its
-/// rows; a torrent written again afterwards still has its files once.
 /// A schema-4 index (one sighting row per address and source) with data in it: this
 /// build merges its rows per address, with their count.
 #[test]
@@ -729,6 +732,10 @@ fn expired_leases_are_swept_and_known_keys_found_at_once() {
     assert!(store.known_among(&[]).unwrap().is_empty());
 }
 
+/// An index of schema version 1 (`files` keyed by (info_hash, idx), a row per file) is
+/// migrated with its rows: the old torrent's files are still read from `files` (by
+/// `torrent`, `export`, `stats` and `delete_torrents`), a torrent written again afterwards
+/// keeps them once, and a new torrent holds its files in its row (schema 9).
 #[test]
 fn version_1_files_are_migrated() {
     let (url, mut store) = fresh();
@@ -741,12 +748,18 @@ fn version_1_files_are_migrated() {
     write_torrents(&mut store, vec![t.clone()]);
     drop(store);
     let mut client = sql(&url);
+    // Back to schema 1: the files as rows, keyed by (info_hash, idx).
     client
         .batch_execute(
             "DROP INDEX files_info_hash;
              DROP INDEX torrents_v2_key;
              ALTER TABLE files ADD CONSTRAINT files_pkey PRIMARY KEY (info_hash, idx);
-             ALTER TABLE torrents DROP COLUMN seeds_estimate, DROP COLUMN peers_estimate;
+             ALTER TABLE torrents DROP COLUMN seeds_estimate, DROP COLUMN peers_estimate,
+                 DROP COLUMN files;
+             INSERT INTO files (info_hash, idx, path, path_raw, length)
+                 SELECT info_hash, 0, 'old', 'l3:olde'::bytea, 1001 FROM torrents
+                 UNION ALL
+                 SELECT info_hash, 1, 'dir/second', 'l3:dir6:seconde'::bytea, 7 FROM torrents;
              DELETE FROM schema_migrations WHERE version >= 2;",
         )
         .unwrap();
@@ -772,6 +785,44 @@ fn version_1_files_are_migrated() {
         .unwrap()
         .get(0);
     assert_eq!(n, 2);
+    // A new torrent: its files in its row; both read back alike.
+    let mut new = torrent(2, b"new");
+    new.files.push(FileEntry {
+        path: vec![b"x".to_vec()],
+        length: 3,
+    });
+    new.file_count = 2;
+    write_torrents(&mut store, vec![new.clone()]);
+    assert_eq!(
+        store
+            .torrent(&new.info_hash)
+            .unwrap()
+            .expect("new")
+            .torrent
+            .files,
+        new.files
+    );
+    let mut exported = Vec::new();
+    store
+        .export(None, &mut |s, _| {
+            exported.push((s.torrent.info_hash, s.torrent.files.clone()));
+            Ok(())
+        })
+        .unwrap();
+    exported.sort_by_key(|(k, _)| *k);
+    assert_eq!(
+        exported,
+        [
+            (t.info_hash, t.files.clone()),
+            (new.info_hash, new.files.clone())
+        ]
+    );
+    assert_eq!(store.stats().unwrap().files, 4);
+    let deleted = store
+        .delete_torrents(&[t.info_hash, new.info_hash], 99)
+        .unwrap();
+    assert_eq!((deleted.torrents, deleted.files), (2, 4));
+    assert_eq!(store.stats().unwrap().files, 0);
 }
 
 #[test]
@@ -1504,15 +1555,14 @@ fn estimates_are_refreshed_stalest_first_and_never_erased() {
     let json = estudely::store::json::torrent_value(&store.torrent(&key(3)).unwrap().unwrap(), &[]);
     assert_eq!(json["estimated_at"], 1_800_000_000);
 
-    // From the version before: the columns gone, the migration (the latest) not applied.
+    // From the version before: the columns gone, migration 8 (and those after) not applied.
     drop(store);
     let mut client = sql(&url);
     client
         .batch_execute(
             "DROP INDEX torrents_scraped_at;
              ALTER TABLE torrents DROP COLUMN estimated_at, DROP COLUMN scraped_at;
-             DELETE FROM schema_migrations
-                 WHERE version = (SELECT max(version) FROM schema_migrations);",
+             DELETE FROM schema_migrations WHERE version >= 8;",
         )
         .unwrap();
     let mut store = PgStore::connect(&url).expect("migrate");

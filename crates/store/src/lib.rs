@@ -21,7 +21,11 @@
 //!   dead torrent goes to the back of the line instead of being asked again and again.
 //! - `files(info_hash, idx, path, path_raw, length)`: `path` is the components joined with
 //!   `/` (lossy UTF-8, searchable); `path_raw` the bencoded list of the raw components, so
-//!   that nothing is lost (components may hold `/` or NUL).
+//!   that nothing is lost (components may hold `/` or NUL). PostgreSQL (from its schema
+//!   9) holds a torrent's files in one compact column of its `torrents` row instead (the
+//!   raw paths and lengths as one bencoded list), and keeps the `files` table only for the
+//!   torrents stored before: a row per file made every insert write ten rows, ten index
+//!   entries and each path twice.
 //! - `sightings(info_hash, ip, port, source, first_seen, last_seen, count)`: one row per
 //!   distinct (infohash, address), seen `count` times. For `announce` and `get_peers` the
 //!   address is a peer; for `sample` it is the node whose sample listed the infohash (an

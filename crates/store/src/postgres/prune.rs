@@ -69,7 +69,8 @@ pub fn delete(client: &mut Client, keys: &[InfoHash], at: i64) -> anyhow::Result
     let mut tx = client.transaction()?;
     let rows = tx.query(
         "DELETE FROM torrents WHERE info_hash = ANY($1::bytea[])
-         RETURNING info_hash, substring(info_hash_v2 from 1 for 20)",
+         RETURNING info_hash, substring(info_hash_v2 from 1 for 20),
+             CASE WHEN files IS NULL THEN 0 ELSE file_count - files_omitted END",
         &[&keys],
     )?;
     let gone: Vec<&[u8]> = rows.iter().map(|r| r.get(0)).collect();
@@ -78,10 +79,13 @@ pub fn delete(client: &mut Client, keys: &[InfoHash], at: i64) -> anyhow::Result
         let v2: Option<&[u8]> = row.get(1);
         all.extend(v2.filter(|v2| !gone.contains(v2)));
     }
-    let files = tx.execute(
-        "DELETE FROM files WHERE info_hash = ANY($1::bytea[])",
-        &[&gone],
-    )?;
+    // Files held in the rows (schema 9), and rows of `files` (torrents stored before).
+    let held: i64 = rows.iter().map(|r| r.get::<_, i64>(2)).sum();
+    let files = u64::try_from(held).unwrap_or(0)
+        + tx.execute(
+            "DELETE FROM files WHERE info_hash = ANY($1::bytea[])",
+            &[&gone],
+        )?;
     let sightings = tx.execute(
         "DELETE FROM sightings WHERE info_hash = ANY($1::bytea[])",
         &[&all],

@@ -8,7 +8,7 @@ use estudely_krpc::InfoHash;
 use estudely_peer_wire::FileEntry;
 use postgres::{Client, Row};
 
-use super::text::{parse_path_raw, to_u64};
+use super::text::{parse_files_blob, parse_path_raw, to_u64};
 use crate::{parse_classification, parse_version, Source, Stats, StoredTorrent, Torrent};
 
 /// The columns that [`stored`] reads, in its order, from `torrents t`.
@@ -86,12 +86,13 @@ fn files(raws: Vec<Vec<u8>>, lengths: Vec<i64>) -> anyhow::Result<Vec<FileEntry>
         .collect()
 }
 
-/// One torrent with its files.
+/// One torrent with its files: from its `files` value, or from the `files` table for a
+/// torrent stored before schema 9.
 pub fn torrent(client: &mut Client, key: &InfoHash) -> anyhow::Result<Option<StoredTorrent>> {
-    let by_v1 = format!("SELECT {COLUMNS} FROM torrents t WHERE t.info_hash = $1");
+    let by_v1 = format!("SELECT {COLUMNS}, t.files FROM torrents t WHERE t.info_hash = $1");
     // A hybrid's truncated v2 key (index `torrents_v2_key`).
     let by_v2 = format!(
-        "SELECT {COLUMNS} FROM torrents t
+        "SELECT {COLUMNS}, t.files FROM torrents t
          WHERE substring(t.info_hash_v2 from 1 for 20) = $1 LIMIT 1"
     );
     let row = match client.query_opt(&by_v1, &[&&key.0[..]])? {
@@ -102,6 +103,10 @@ pub fn torrent(client: &mut Client, key: &InfoHash) -> anyhow::Result<Option<Sto
         },
     };
     let mut found = stored(&row)?;
+    if let Some(blob) = row.try_get::<_, Option<&[u8]>>(NCOLS)? {
+        found.torrent.files = parse_files_blob(blob)?;
+        return Ok(Some(found));
+    }
     let own = found.torrent.info_hash;
     let rows = client.query(
         "SELECT path_raw, length FROM files WHERE info_hash = $1 ORDER BY idx",
@@ -124,12 +129,12 @@ pub fn export(
     f: &mut dyn FnMut(&StoredTorrent, &[SocketAddr]) -> anyhow::Result<()>,
 ) -> anyhow::Result<()> {
     let sql = format!(
-        "SELECT {COLUMNS}, fl.raws, fl.lens, pe.ips, pe.ports
+        "SELECT {COLUMNS}, fl.raws, fl.lens, pe.ips, pe.ports, t.files
          FROM torrents t
          LEFT JOIN LATERAL (
              SELECT array_agg(path_raw ORDER BY idx) AS raws,
                     array_agg(length ORDER BY idx) AS lens
-             FROM files f WHERE f.info_hash = t.info_hash) fl ON true
+             FROM files f WHERE t.files IS NULL AND f.info_hash = t.info_hash) fl ON true
          LEFT JOIN LATERAL (
              SELECT array_agg(ip ORDER BY first, ip, port) AS ips,
                     array_agg(port ORDER BY first, ip, port) AS ports
@@ -151,9 +156,14 @@ pub fn export(
         for row in &rows {
             let mut t = stored(row)?;
             // The columns after COLUMNS.
-            let raws: Option<Vec<Vec<u8>>> = row.try_get(NCOLS)?;
-            let lens: Option<Vec<i64>> = row.try_get(NCOLS + 1)?;
-            t.torrent.files = files(raws.unwrap_or_default(), lens.unwrap_or_default())?;
+            t.torrent.files = match row.try_get::<_, Option<&[u8]>>(NCOLS + 4)? {
+                Some(blob) => parse_files_blob(blob)?,
+                None => {
+                    let raws: Option<Vec<Vec<u8>>> = row.try_get(NCOLS)?;
+                    let lens: Option<Vec<i64>> = row.try_get(NCOLS + 1)?;
+                    files(raws.unwrap_or_default(), lens.unwrap_or_default())?
+                }
+            };
             let ips: Option<Vec<IpAddr>> = row.try_get(NCOLS + 2)?;
             let ports: Option<Vec<i32>> = row.try_get(NCOLS + 3)?;
             let peers: Vec<SocketAddr> = ips
@@ -211,7 +221,16 @@ pub fn stats(client: &mut Client) -> anyhow::Result<Stats> {
     };
     let mut stats = Stats {
         torrents: count(&mut tx, "torrents")?,
-        files: count(&mut tx, "files")?,
+        // Rows of `files` (torrents stored before schema 9) and files held in `torrents`.
+        files: count(&mut tx, "files")?.saturating_add(to_u64(
+            tx.query_one(
+                "SELECT coalesce(sum(file_count - files_omitted), 0)::int8 FROM torrents
+                 WHERE files IS NOT NULL",
+                &[],
+            )?
+            .get(0),
+            "file count",
+        )?),
         sightings: count(&mut tx, "sightings")?,
         nodes: count(&mut tx, "nodes")?,
         deleted: count(&mut tx, "deleted")?,

@@ -125,6 +125,12 @@ const MIGRATIONS: &[&str] = &[
          WHERE estimated_at IS NULL
            AND (seeds_estimate IS NOT NULL OR peers_estimate IS NOT NULL);
      CREATE INDEX IF NOT EXISTS torrents_scraped_at ON torrents (scraped_at);",
+    // 9: a torrent's files as one compact value in its row (`text::files_blob`), written
+    // with the torrent: a row per file made every insert pay for ten rows, ten index
+    // entries and each path twice (BENCHMARKS.md, "PostgreSQL writes"). Null for the
+    // torrents stored before, whose files stay in `files` and are read from there. Adding
+    // a nullable column without a default rewrites nothing: instant at any size.
+    "ALTER TABLE torrents ADD COLUMN IF NOT EXISTS files bytea;",
 ];
 
 /// The schema version this build reads and writes.

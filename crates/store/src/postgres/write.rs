@@ -10,7 +10,7 @@ use estudely_peer_wire::info::display;
 use postgres::error::SqlState;
 use postgres::Transaction;
 
-use super::text::{clamp_i64, path_raw, search_words};
+use super::text::{clamp_i64, files_blob, search_words};
 use crate::{
     release_json, version_str, Batch, Category, Release, SightingSum, Source, Torrent,
     MAX_STORED_FILES,
@@ -41,7 +41,8 @@ pub fn batch(tx: &mut Transaction<'_>, owner: &str, batch: &Batch) -> Result<(),
     Ok(())
 }
 
-/// Insert new torrents and their files; raise `last_seen` of those already stored.
+/// Insert new torrents with their files (one `files` value each, see
+/// [`files_blob`]); raise `last_seen` of those already stored.
 fn torrents(tx: &mut Transaction<'_>, torrents: &[Torrent]) -> Result<(), postgres::Error> {
     if torrents.is_empty() {
         return Ok(());
@@ -71,6 +72,7 @@ fn torrents(tx: &mut Transaction<'_>, torrents: &[Torrent]) -> Result<(), postgr
     let (mut name_words, mut path_words) = (Vec::with_capacity(n), Vec::with_capacity(n));
     let (mut seeds, mut peers) = (Vec::with_capacity(n), Vec::with_capacity(n));
     let (mut categories, mut releases) = (Vec::with_capacity(n), Vec::with_capacity(n));
+    let mut file_lists = Vec::with_capacity(n);
     for (key, t) in &by_key {
         let stored = t.files.len().min(MAX_STORED_FILES);
         let name = display(&t.name);
@@ -94,22 +96,23 @@ fn torrents(tx: &mut Transaction<'_>, torrents: &[Torrent]) -> Result<(), postgr
         releases.push(t.release_column());
         let paths: Vec<String> = t.files[..stored].iter().map(|f| f.path_lossy()).collect();
         path_words.push(search_words(paths.iter().map(String::as_str)));
+        file_lists.push(files_blob(&t.files[..stored]));
     }
     let inserted = tx.query(
         "INSERT INTO torrents (info_hash, info_hash_v2, name, name_raw, total_bytes,
              piece_length, file_count, files_omitted, private, version, discovered,
              last_seen, source, search, seeds_estimate, peers_estimate, category, release,
-             estimated_at, scraped_at)
+             estimated_at, scraped_at, files)
          SELECT h, v2, n, nr, tb, pl, fc, fo, p, v, d, d, s,
                 setweight(to_tsvector('simple', nw), 'A') || to_tsvector('simple', pw), se, pe,
                 ca, re,
                 CASE WHEN se IS NULL AND pe IS NULL THEN NULL ELSE d END,
-                CASE WHEN se IS NULL AND pe IS NULL THEN 0 ELSE d END
+                CASE WHEN se IS NULL AND pe IS NULL THEN 0 ELSE d END, fl
          FROM unnest($1::bytea[], $2::bytea[], $3::text[], $4::bytea[], $5::int8[],
                      $6::int8[], $7::int8[], $8::int8[], $9::bool[], $10::text[],
                      $11::int8[], $12::text[], $13::text[], $14::text[], $15::int4[],
-                     $16::int4[], $17::text[], $18::text[])
-              AS u(h, v2, n, nr, tb, pl, fc, fo, p, v, d, s, nw, pw, se, pe, ca, re)
+                     $16::int4[], $17::text[], $18::text[], $19::bytea[])
+              AS u(h, v2, n, nr, tb, pl, fc, fo, p, v, d, s, nw, pw, se, pe, ca, re, fl)
          ON CONFLICT (info_hash) DO NOTHING
          RETURNING info_hash",
         &[
@@ -131,6 +134,7 @@ fn torrents(tx: &mut Transaction<'_>, torrents: &[Torrent]) -> Result<(), postgr
             &peers,
             &categories,
             &releases,
+            &file_lists,
         ],
     )?;
     let mut new: Vec<[u8; 20]> = Vec::with_capacity(inserted.len());
@@ -152,32 +156,6 @@ fn torrents(tx: &mut Transaction<'_>, torrents: &[Torrent]) -> Result<(), postgr
         raise_last_seen(tx, again.into_iter())?;
     }
 
-    // The files of the torrents this statement inserted: no other transaction can have
-    // written files under these keys (see migration 2).
-    let (mut fkeys, mut idx, mut paths, mut praws, mut lens) = (
-        Vec::<&[u8]>::new(),
-        Vec::new(),
-        Vec::new(),
-        Vec::new(),
-        Vec::new(),
-    );
-    for key in &new {
-        let t = by_key[key];
-        for (i, f) in t.files.iter().take(MAX_STORED_FILES).enumerate() {
-            fkeys.push(&t.info_hash.0[..]);
-            idx.push(i as i32);
-            paths.push(f.path_lossy());
-            praws.push(path_raw(&f.path));
-            lens.push(clamp_i64(f.length));
-        }
-    }
-    if !fkeys.is_empty() {
-        tx.execute(
-            "INSERT INTO files (info_hash, idx, path, path_raw, length)
-             SELECT * FROM unnest($1::bytea[], $2::int4[], $3::text[], $4::bytea[], $5::int8[])",
-            &[&fkeys, &idx, &paths, &praws, &lens],
-        )?;
-    }
     Ok(())
 }
 
