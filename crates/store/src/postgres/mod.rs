@@ -236,11 +236,8 @@ impl Store for PgStore {
     }
 
     fn torrent_count(&mut self) -> anyhow::Result<u64> {
-        let row = self
-            .client
-            .query_one("SELECT count(*) FROM torrents", &[])
-            .with_context(|| self.context("counting torrents"))?;
-        Ok(u64::try_from(row.get::<_, i64>(0)).unwrap_or(0))
+        let r = read::torrent_count(&mut self.client);
+        self.check("counting torrents", r)
     }
 
     fn db_size(&mut self) -> anyhow::Result<DbSize> {

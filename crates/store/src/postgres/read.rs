@@ -1,6 +1,7 @@
 //! The reads of the PostgreSQL backend: rows back into [`StoredTorrent`]s, export
 //! (through a portal, a few hundred rows in memory at a time) and stats.
 
+use std::collections::BTreeMap;
 use std::net::{IpAddr, SocketAddr};
 
 use anyhow::Context;
@@ -210,61 +211,53 @@ pub fn each_key(client: &mut Client, f: &mut dyn FnMut(InfoHash)) -> anyhow::Res
     Ok(())
 }
 
-/// The counts of `estudely stats`.
+/// The counts of `estudely stats`: from `totals` (kept by triggers, migration 10), so a
+/// few hundred rows are read whatever the index's size; `nodes` (at most a few thousand
+/// rows) and the counters as they are.
 pub fn stats(client: &mut Client) -> anyhow::Result<Stats> {
     let mut tx = client.build_transaction().read_only(true).start()?;
-    let count = |tx: &mut postgres::Transaction<'_>, table: &str| -> anyhow::Result<u64> {
-        let n: i64 = tx
-            .query_one(&format!("SELECT count(*) FROM {table}"), &[])?
-            .get(0);
-        to_u64(n, "count")
+    let mut totals = BTreeMap::new();
+    for row in tx.query("SELECT key, value FROM totals WHERE value <> 0", &[])? {
+        let (key, value): (String, i64) = (row.try_get(0)?, row.try_get(1)?);
+        totals.insert(key, to_u64(value, "total")?);
+    }
+    let total = |key: &str| totals.get(key).copied().unwrap_or(0);
+    // Keys in byte order, as the scans' `COLLATE "C"` sorted them; days sort as dates.
+    let with = |prefix: &str| -> Vec<(String, u64)> {
+        totals
+            .range(prefix.to_owned()..)
+            .take_while(|(k, _)| k.starts_with(prefix))
+            .map(|(k, v)| (k[prefix.len()..].to_owned(), *v))
+            .collect()
     };
-    let mut stats = Stats {
-        torrents: count(&mut tx, "torrents")?,
-        // Rows of `files` (torrents stored before schema 9) and files held in `torrents`.
-        files: count(&mut tx, "files")?.saturating_add(to_u64(
-            tx.query_one(
-                "SELECT coalesce(sum(file_count - files_omitted), 0)::int8 FROM torrents
-                 WHERE files IS NOT NULL",
-                &[],
-            )?
-            .get(0),
-            "file count",
-        )?),
-        sightings: count(&mut tx, "sightings")?,
-        nodes: count(&mut tx, "nodes")?,
-        deleted: count(&mut tx, "deleted")?,
-        ..Stats::default()
-    };
-    let pairs =
-        |tx: &mut postgres::Transaction<'_>, sql: &str| -> anyhow::Result<Vec<(String, u64)>> {
-            tx.query(sql, &[])?
-                .iter()
-                .map(|r| Ok((r.try_get(0)?, to_u64(r.try_get(1)?, "count")?)))
-                .collect()
-        };
-    stats.by_version = pairs(
-        &mut tx,
-        "SELECT version, count(*) FROM torrents GROUP BY version ORDER BY version COLLATE \"C\"",
-    )?;
-    stats.by_source = pairs(
-        &mut tx,
-        "SELECT source, count(*) FROM torrents GROUP BY source ORDER BY source COLLATE \"C\"",
-    )?;
-    stats.by_day = pairs(
-        &mut tx,
-        "SELECT to_char(to_timestamp(discovered) AT TIME ZONE 'UTC', 'YYYY-MM-DD'), count(*)
-         FROM torrents GROUP BY 1 ORDER BY 1",
-    )?;
-    stats.counters = pairs(
-        &mut tx,
-        "SELECT name, value FROM counters ORDER BY name COLLATE \"C\"",
-    )?;
-    stats.by_category = pairs(
-        &mut tx,
-        "SELECT coalesce(category, 'unclassified'), count(*) FROM torrents GROUP BY 1
-         ORDER BY coalesce(category, 'unclassified') COLLATE \"C\"",
-    )?;
+    let nodes: i64 = tx.query_one("SELECT count(*) FROM nodes", &[])?.get(0);
+    let counters = tx
+        .query(
+            "SELECT name, value FROM counters ORDER BY name COLLATE \"C\"",
+            &[],
+        )?
+        .iter()
+        .map(|r| Ok((r.try_get(0)?, to_u64(r.try_get(1)?, "count")?)))
+        .collect::<anyhow::Result<_>>()?;
     tx.commit().context("stats")?;
-    Ok(stats)
+    Ok(Stats {
+        torrents: total("torrents"),
+        files: total("files"),
+        sightings: total("sightings"),
+        nodes: to_u64(nodes, "count")?,
+        deleted: total("deleted"),
+        by_version: with("version:"),
+        by_source: with("source:"),
+        by_day: with("day:"),
+        counters,
+        by_category: with("category:"),
+    })
+}
+
+/// Torrents stored, from `totals`.
+pub fn torrent_count(client: &mut Client) -> anyhow::Result<u64> {
+    let n: Option<i64> = client
+        .query_opt("SELECT value FROM totals WHERE key = 'torrents'", &[])?
+        .map(|r| r.get(0));
+    to_u64(n.unwrap_or(0), "total")
 }

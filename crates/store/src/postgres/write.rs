@@ -280,7 +280,8 @@ fn counters(tx: &mut Transaction<'_>, counters: &[(String, u64)]) -> Result<(), 
 }
 
 /// Upsert `nodes` by address with `last_good = at`, then keep the `keep` most recently good.
-/// Set the category and release of stored torrents, in one transaction (one statement).
+/// Set the category and release of stored torrents, in one transaction, and move their
+/// counts in `totals` (migration 10) from the old category to the new.
 pub fn set_categories(
     client: &mut postgres::Client,
     rows: &[(InfoHash, Category, Release)],
@@ -288,15 +289,34 @@ pub fn set_categories(
     let keys: Vec<&[u8]> = rows.iter().map(|(k, _, _)| &k.0[..]).collect();
     let cats: Vec<&str> = rows.iter().map(|(_, c, _)| c.as_str()).collect();
     let rels: Vec<String> = rows.iter().map(|(_, _, r)| release_json(r)).collect();
-    client.execute(
+    let mut tx = client.transaction()?;
+    // `o` is read with the statement's snapshot: the category before this update.
+    let changed = tx.query(
         "UPDATE torrents t SET category = u.c, release = u.r
-         FROM unnest($1::bytea[], $2::text[], $3::text[]) AS u(k, c, r)
-         WHERE t.info_hash = u.k",
+         FROM unnest($1::bytea[], $2::text[], $3::text[]) AS u(k, c, r), torrents o
+         WHERE t.info_hash = u.k AND o.info_hash = u.k
+         RETURNING o.category, t.category",
         &[&keys, &cats, &rels],
     )?;
+    let mut deltas: BTreeMap<String, i64> = BTreeMap::new();
+    for row in &changed {
+        let (old, new): (Option<String>, Option<String>) = (row.try_get(0)?, row.try_get(1)?);
+        if old != new {
+            let key =
+                |c: Option<String>| format!("category:{}", c.as_deref().unwrap_or("unclassified"));
+            *deltas.entry(key(old)).or_default() -= 1;
+            *deltas.entry(key(new)).or_default() += 1;
+        }
+    }
+    if !deltas.is_empty() {
+        let json = serde_json::to_string(&deltas)?;
+        tx.execute("SELECT estudely_add_totals($1::text::jsonb)", &[&json])?;
+    }
+    tx.commit()?;
     Ok(())
 }
 
+/// Upsert `nodes` by address with `last_good = at`, then keep the `keep` most recently good.
 pub fn nodes(
     tx: &mut Transaction<'_>,
     nodes: &[CompactNode],

@@ -1,0 +1,242 @@
+//! The PostgreSQL index's `stats` come from `totals`, kept by triggers (schema 10) instead
+//! of scans: after every kind of write (new torrents, ones stored again, sightings trimmed
+//! to `max_sightings`, reclassification, prune, writers on four connections at once) they
+//! equal a recount by scans of the tables, and an index migrated from schema 9 with data in
+//! it is backfilled.
+
+#[path = "common/pg.rs"]
+mod pg;
+
+use std::net::SocketAddr;
+use std::sync::{Arc, Barrier};
+use std::thread;
+
+use estudely::store::postgres::PgStore;
+use estudely::store::{Batch, Category, Release, Sighting, Source, Stats, Store, Torrent};
+use estudely_krpc::InfoHash;
+use estudely_peer_wire::{FileEntry, Version};
+use pg::PgServer;
+
+fn key(i: u32) -> InfoHash {
+    let mut k = [0u8; 20];
+    k[..4].copy_from_slice(&i.to_be_bytes());
+    k[19] = 0xcd;
+    InfoHash(k)
+}
+
+/// Torrent `i`: its version, source, day of discovery and number of files vary with `i`.
+fn torrent(i: u32) -> Torrent {
+    let files = (0..i % 4 + 1)
+        .map(|f| FileEntry {
+            path: vec![format!("t{i}").into_bytes(), format!("f{f}").into_bytes()],
+            length: u64::from(f + 1),
+        })
+        .collect::<Vec<_>>();
+    Torrent {
+        info_hash: key(i),
+        info_hash_v2: None,
+        name: format!("t{i}").into_bytes(),
+        total_bytes: 10,
+        piece_length: 16384,
+        file_count: files.len() as u64 + u64::from(i.is_multiple_of(3)),
+        private: false,
+        version: [Version::V1, Version::V2, Version::Hybrid][i as usize % 3],
+        files,
+        discovered: 1_700_000_000 + i64::from(i % 5) * 86_400,
+        source: [Source::Sample, Source::GetPeers, Source::Announce][i as usize % 3],
+        seeds_estimate: None,
+        peers_estimate: None,
+        category: [None, Some(Category::Movie), Some(Category::Music)][i as usize % 3],
+        release: None,
+    }
+}
+
+fn sight(i: u32, port: u16, at: i64) -> Sighting {
+    Sighting {
+        info_hash: key(i),
+        addr: SocketAddr::from(([10, 0, 0, 1], port)),
+        source: Source::GetPeers,
+        at,
+    }
+}
+
+fn sql(url: &str) -> postgres::Client {
+    postgres::Client::connect(url, postgres::NoTls).expect("connect")
+}
+
+/// The figures of `stats` counted by scans, as the backend did before schema 10.
+fn recount(url: &str) -> Stats {
+    let mut c = sql(url);
+    let n = |c: &mut postgres::Client, q: &str| -> u64 {
+        let v: i64 = c.query_one(q, &[]).unwrap().get(0);
+        v as u64
+    };
+    let pairs = |c: &mut postgres::Client, q: &str| -> Vec<(String, u64)> {
+        c.query(q, &[])
+            .unwrap()
+            .iter()
+            .map(|r| (r.get(0), r.get::<_, i64>(1) as u64))
+            .collect()
+    };
+    Stats {
+        torrents: n(&mut c, "SELECT count(*) FROM torrents"),
+        files: n(
+            &mut c,
+            "SELECT coalesce(sum(file_count - files_omitted), 0)::int8 FROM torrents",
+        ),
+        sightings: n(&mut c, "SELECT count(*) FROM sightings"),
+        nodes: n(&mut c, "SELECT count(*) FROM nodes"),
+        deleted: n(&mut c, "SELECT count(*) FROM deleted"),
+        by_version: pairs(
+            &mut c,
+            "SELECT version, count(*) FROM torrents GROUP BY 1 ORDER BY version COLLATE \"C\"",
+        ),
+        by_source: pairs(
+            &mut c,
+            "SELECT source, count(*) FROM torrents GROUP BY 1 ORDER BY source COLLATE \"C\"",
+        ),
+        by_day: pairs(
+            &mut c,
+            "SELECT to_char(to_timestamp(discovered) AT TIME ZONE 'UTC', 'YYYY-MM-DD'),
+                    count(*) FROM torrents GROUP BY 1 ORDER BY 1",
+        ),
+        counters: pairs(
+            &mut c,
+            "SELECT name, value FROM counters ORDER BY name COLLATE \"C\"",
+        ),
+        by_category: pairs(
+            &mut c,
+            "SELECT coalesce(category, 'unclassified'), count(*) FROM torrents GROUP BY 1
+             ORDER BY coalesce(category, 'unclassified') COLLATE \"C\"",
+        ),
+    }
+}
+
+fn check(url: &str, store: &mut PgStore, when: &str) -> Stats {
+    let stats = store.stats().unwrap();
+    assert_eq!(stats, recount(url), "{when}");
+    assert_eq!(store.torrent_count().unwrap(), stats.torrents, "{when}");
+    stats
+}
+
+#[test]
+fn totals_follow_every_write() {
+    let url = PgServer::shared().database();
+    let mut store = PgStore::connect(&url).unwrap();
+    assert_eq!(check(&url, &mut store, "empty"), Stats::default());
+
+    // New torrents (one twice in the batch), with sightings trimmed to 3 per torrent.
+    let mut torrents: Vec<Torrent> = (0..30).map(torrent).collect();
+    torrents.push(torrent(4));
+    let sightings = (0..30)
+        .flat_map(|i| (1..=5).map(move |p| sight(i, p, i64::from(p))))
+        .collect();
+    let batch = Batch {
+        torrents,
+        sightings,
+        max_sightings: Some(3),
+        counters: vec![("filtered_size".into(), 2)],
+        ..Batch::default()
+    };
+    store.write("me", &batch).unwrap();
+    let stats = check(&url, &mut store, "first batch");
+    assert_eq!((stats.torrents, stats.sightings), (30, 90));
+    assert_eq!(stats.by_day.len(), 5);
+
+    // Stored again (nothing counted twice), new ones, sightings of known addresses again.
+    let batch = Batch {
+        torrents: (20..40).map(torrent).collect(),
+        sightings: (0..10).map(|i| sight(i, 5, 99)).collect(),
+        max_sightings: Some(3),
+        ..Batch::default()
+    };
+    store.write("me", &batch).unwrap();
+    let stats = check(&url, &mut store, "second batch");
+    assert_eq!((stats.torrents, stats.sightings), (40, 90));
+
+    // Reclassified: some change category, one keeps it, an unknown key is skipped.
+    let rows: Vec<(InfoHash, Category, Release)> = [0, 1, 2, 3, 99]
+        .into_iter()
+        .map(|i| (key(i), Category::Game, Release::default()))
+        .chain([(key(4), Category::Movie, Release::default())])
+        .collect();
+    store.set_categories(&rows).unwrap();
+    store.set_categories(&rows).unwrap();
+    check(&url, &mut store, "reclassified");
+
+    // Pruned: torrents, their files and sightings go; their keys join the blocklist.
+    let gone: Vec<InfoHash> = (0..12).map(key).collect();
+    store.delete_torrents(&gone, 5).unwrap();
+    store.delete_torrents(&gone[..3], 6).unwrap();
+    let stats = check(&url, &mut store, "pruned");
+    assert_eq!((stats.torrents, stats.deleted), (28, 12));
+
+    // Four writers at once, overlapping keys in different orders.
+    let barrier = Arc::new(Barrier::new(4));
+    let writers: Vec<_> = (0..4u32)
+        .map(|w| {
+            let (url, barrier) = (url.clone(), barrier.clone());
+            thread::spawn(move || {
+                let mut store = PgStore::connect(&url).unwrap();
+                barrier.wait();
+                for round in 0..5u32 {
+                    let mut keys: Vec<u32> = (100 + round * 20..100 + round * 20 + 60).collect();
+                    if w % 2 == 1 {
+                        keys.reverse();
+                    }
+                    let batch = Batch {
+                        torrents: keys.iter().map(|&i| torrent(i)).collect(),
+                        sightings: keys.iter().map(|&i| sight(i, w as u16 + 1, 1)).collect(),
+                        max_sightings: Some(3),
+                        ..Batch::default()
+                    };
+                    store.write("w", &batch).unwrap();
+                }
+            })
+        })
+        .collect();
+    for w in writers {
+        w.join().unwrap();
+    }
+    let stats = check(&url, &mut store, "four writers");
+    assert_eq!(stats.torrents, 28 + 140);
+}
+
+/// An index of schema 9 with data: migration 10 counts what is there.
+#[test]
+fn an_index_from_schema_9_is_backfilled() {
+    let url = PgServer::shared().database();
+    let mut store = PgStore::connect(&url).unwrap();
+    let batch = Batch {
+        torrents: (0..25).map(torrent).collect(),
+        sightings: (0..25).map(|i| sight(i, 1, 1)).collect(),
+        ..Batch::default()
+    };
+    store.write("me", &batch).unwrap();
+    store.delete_torrents(&[key(3)], 1).unwrap();
+    drop(store);
+    sql(&url)
+        .batch_execute(
+            "DROP TABLE totals CASCADE;
+             DROP FUNCTION estudely_torrents_totals, estudely_rows_totals,
+                 estudely_add_totals, estudely_torrent_keys CASCADE;
+             DELETE FROM schema_migrations WHERE version >= 10;",
+        )
+        .unwrap();
+    let mut store = PgStore::connect(&url).expect("migrate");
+    let stats = check(&url, &mut store, "backfilled");
+    assert_eq!(
+        (stats.torrents, stats.sightings, stats.deleted),
+        (24, 24, 1)
+    );
+    store
+        .write(
+            "me",
+            &Batch {
+                torrents: vec![torrent(50)],
+                ..Batch::default()
+            },
+        )
+        .unwrap();
+    check(&url, &mut store, "written after");
+}
