@@ -187,9 +187,7 @@ pub fn parse_overall_timeout(s: &str) -> Result<Duration, String> {
 }
 
 /// The deadline an `--overall-timeout` stands for: `None` (no limit) for 0.
-pub fn overall_limit(timeout: Duration) -> Option<Duration> {
-    (!timeout.is_zero()).then_some(timeout)
-}
+pub use estudely_crawl::setup::overall_limit;
 
 /// A size in bytes: a whole number, optionally followed by `K`, `M` or `G` (binary: KiB,
 /// MiB, GiB; `KiB`, `MiB`, `GiB` are taken too). More than 0.
@@ -387,6 +385,76 @@ impl WebArgs {
                 .map(|h| std::sync::Arc::new(move || h.render()) as estudely_web::RenderMetrics),
             api_keys,
         })
+    }
+}
+
+/// The flags `crawl` and `collect` share about the network: which addresses to follow,
+/// whether to harvest announces, and the warm-start file. The crawl crate takes them as a
+/// [`CrawlNet`](estudely_crawl::setup::CrawlNet) ([`CrawlNetArgs::config`]).
+#[derive(Debug, Clone, Default, Args)]
+pub struct CrawlNetArgs {
+    /// Also follow private, loopback, link-local and CGNAT addresses learned from the
+    /// network (your own lab network). Without it they are refused (and counted), except in
+    /// the ranges of the --bootstrap addresses. Multicast, broadcast, unspecified,
+    /// documentation, reserved, IPv4-mapped addresses and port 0 are always refused.
+    #[arg(long)]
+    pub allow_private: bool,
+    /// Do not report infohashes that other nodes announce to our node (announce
+    /// harvesting; on by default: each announce with a valid token is a discovery, with
+    /// the announcer as its first peer). Announces are still stored and served.
+    #[arg(long)]
+    pub no_harvest: bool,
+    /// Save the good nodes found to FILE at the end, and start from the nodes saved there
+    /// (before the bootstrap routers) when it exists: a warm start.
+    #[arg(long, value_name = "FILE")]
+    pub state: Option<std::path::PathBuf>,
+}
+
+impl CrawlNetArgs {
+    /// As the crawl crate's configuration.
+    pub fn config(&self) -> estudely_crawl::setup::CrawlNet {
+        self.into()
+    }
+
+    /// The nodes saved in `--state FILE` (none without the flag or the file); a malformed
+    /// file is a usage error, before any packet is sent.
+    pub fn saved_nodes(&self) -> anyhow::Result<Vec<estudely_krpc::CompactNode>> {
+        self.config().saved_nodes()
+    }
+
+    /// Save the crawl's good nodes to `--state FILE`, if given.
+    pub fn save_state(&self, driver: &estudely_crawl::CrawlDriver) -> anyhow::Result<()> {
+        self.config().save_state(driver)
+    }
+}
+
+impl From<&CrawlNetArgs> for estudely_crawl::setup::CrawlNet {
+    fn from(a: &CrawlNetArgs) -> Self {
+        estudely_crawl::setup::CrawlNet {
+            allow_private: a.allow_private,
+            no_harvest: a.no_harvest,
+            state: a.state.clone(),
+        }
+    }
+}
+
+/// `--shard K/N`, shared by `crawl`, `collect` and `run`.
+#[derive(Debug, Clone, Copy, Args)]
+pub struct ShardArgs {
+    /// Sample only the K-th of N equal slices of the node-id space (1 <= K <= N <= 65536).
+    /// N crawlers, on one IP or many, each given a different K, sample disjoint sets of
+    /// nodes and so never ask one node twice within its interval; nodes outside the slice
+    /// are only used to find others (counted in the summary). With a shared PostgreSQL
+    /// index (`run --db postgres:...`) they also fetch nothing twice.
+    #[arg(long, value_name = "K/N", default_value = "1/1")]
+    pub shard: estudely_dht_core::crawl::Shard,
+}
+
+impl Default for ShardArgs {
+    fn default() -> Self {
+        ShardArgs {
+            shard: estudely_dht_core::crawl::Shard::all(),
+        }
     }
 }
 

@@ -12,16 +12,18 @@
 pub mod args;
 pub mod cli;
 pub mod cmd;
-pub mod crawl;
 pub mod embed;
 pub mod metrics;
 pub mod output;
 pub mod pipeline;
 pub mod progress;
-pub mod resolve;
 pub mod seeder;
 pub mod testnet;
 
+/// The tokio crawl driver and its set-up (the `estudely-crawl` crate).
+pub use estudely_crawl as crawl;
+/// Turning typed addresses into socket addresses (in the `estudely-crawl` crate).
+pub use estudely_crawl::resolve;
 /// The tokio DHT node driver (the `estudely-dht` crate).
 pub use estudely_dht as dht;
 /// The metadata fetcher (the `estudely-fetch` crate).

@@ -18,10 +18,8 @@ use std::time::Duration;
 use anyhow::Context as _;
 use clap::Args;
 
-use crate::args::parse_overall_timeout;
-use crate::crawl::setup::{
-    checked_bind, parse_rate, start_crawler, Budgets, CrawlNetArgs, ShardArgs, StopOn,
-};
+use crate::args::{parse_overall_timeout, CrawlNetArgs, ShardArgs};
+use crate::crawl::setup::{checked_bind, parse_rate, start_crawler, Budgets, StopOn};
 use crate::crawl::CrawlDriver;
 use crate::pipeline::{self, Caps, FetchFlags, OpenGate, Out, PipelineConfig, RowFormat};
 use crate::resolve::DEFAULT_ROUTERS;

@@ -11,10 +11,8 @@ use std::time::{Duration, Instant};
 use clap::Args;
 use regex::Regex;
 
-use crate::args::parse_overall_timeout;
-use crate::crawl::setup::{
-    checked_bind, parse_rate, shard_note, start_crawler, Budgets, ShardArgs,
-};
+use crate::args::{parse_overall_timeout, ShardArgs};
+use crate::crawl::setup::{checked_bind, parse_rate, shard_note, start_crawler, Budgets};
 use crate::crawl::state::MAX_SAVED;
 use crate::pipeline::filter::{parse_regex, parse_size, read_blocklist, Filters};
 use crate::pipeline::index::{IndexGate, IndexSink, Shared};
