@@ -17,8 +17,6 @@ pub mod metrics;
 pub mod output;
 pub mod pipeline;
 pub mod progress;
-pub mod seeder;
-pub mod testnet;
 
 /// The tokio crawl driver and its set-up (the `estudely-crawl` crate).
 pub use estudely_crawl as crawl;
@@ -32,6 +30,10 @@ pub use estudely_fetch as fetch;
 pub use estudely_report as report;
 /// The index, SQLite or PostgreSQL (the `estudely-store` crate).
 pub use estudely_store as store;
+/// Loopback test networks (the `estudely-testnet` crate).
+pub use estudely_testnet as testnet;
+/// The metadata-only seeder of the test networks (in the `estudely-testnet` crate).
+pub use estudely_testnet::seeder;
 /// The web UI and JSON API (the `estudely-web` crate).
 pub use estudely_web as web;
 
