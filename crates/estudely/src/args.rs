@@ -458,6 +458,99 @@ impl Default for ShardArgs {
     }
 }
 
+/// The flags of the commands that fetch what they find (`collect`, `run`). The pipeline
+/// crate takes them as a [`FetchOptions`](estudely_pipeline::FetchOptions)
+/// ([`FetchFlags::options`]).
+#[derive(Debug, Clone, Args)]
+pub struct FetchFlags {
+    /// Distinct peers kept per infohash.
+    #[arg(long, value_name = "N", default_value_t = 20,
+          value_parser = clap::value_parser!(u32).range(1..=10_000))]
+    pub peers_per_infohash: u32,
+    /// Peers tried for an infohash's metadata, in turn, until one succeeds.
+    #[arg(long, value_name = "N", default_value_t = 5,
+          value_parser = clap::value_parser!(u32).range(1..=1_000))]
+    pub metadata_peer_attempts: u32,
+    /// Metadata fetches (connections) at once.
+    #[arg(long, value_name = "N", default_value_t = 32,
+          value_parser = clap::value_parser!(u32).range(1..=4_096))]
+    pub concurrency: u32,
+    /// Transports metadata fetches connect over: `both` tries TCP, and uTP too when TCP is
+    /// refused or slow to connect.
+    #[arg(long, value_enum, default_value_t = TransportArg::Both)]
+    pub transport: TransportArg,
+    /// Write each verified torrent as DIR/<infohash>.torrent.
+    #[arg(long, value_name = "DIR")]
+    pub save_torrents: Option<std::path::PathBuf>,
+    /// Message Stream Encryption for metadata connections: `off` (plaintext only),
+    /// `prefer` (plaintext, then once more encrypted if the peer closes at our handshake),
+    /// `required` (encrypted, RC4 only).
+    #[arg(long, value_enum, value_name = "WHEN", default_value_t = EncryptionArg::Prefer)]
+    pub encryption: EncryptionArg,
+    /// Most metadata in flight, all fetches together: each reserves the size its peer
+    /// announces before receiving it, and waits (then fails as `memory_budget`) when
+    /// there is no room. Bytes, or with K, M, G (KiB, MiB, GiB).
+    #[arg(long, value_name = "BYTES", default_value = "64M", value_parser = parse_bytes)]
+    pub fetch_memory: u64,
+    /// Search every infohash on to --peers-per-infohash peers, with BEP 33 scrapes (swarm
+    /// size estimates), before fetching: about four times the `get_peers` of the default,
+    /// which stops at the first peers and searches on only where the fetch fails.
+    #[arg(long)]
+    pub full_peer_searches: bool,
+}
+
+impl Default for FetchFlags {
+    /// The flags' defaults.
+    fn default() -> Self {
+        FetchFlags {
+            peers_per_infohash: 20,
+            metadata_peer_attempts: 5,
+            concurrency: 32,
+            transport: TransportArg::Both,
+            save_torrents: None,
+            encryption: EncryptionArg::Prefer,
+            fetch_memory: estudely_fetch::DEFAULT_FETCH_MEMORY,
+            full_peer_searches: false,
+        }
+    }
+}
+
+impl FetchFlags {
+    /// As the pipeline crate's options.
+    pub fn options(&self) -> estudely_pipeline::FetchOptions {
+        self.into()
+    }
+
+    /// Create the `--save-torrents` directory (a usage error naming it if it cannot be).
+    pub fn prepare(&self) -> anyhow::Result<()> {
+        self.options().prepare()
+    }
+
+    /// The pipeline's configuration, labelled `label`, with the default caps.
+    pub fn pipeline(
+        &self,
+        label: &'static str,
+        overall_timeout: Duration,
+    ) -> estudely_pipeline::PipelineConfig {
+        self.options().pipeline(label, overall_timeout)
+    }
+}
+
+impl From<&FetchFlags> for estudely_pipeline::FetchOptions {
+    fn from(f: &FetchFlags) -> Self {
+        estudely_pipeline::FetchOptions {
+            peers_per_infohash: f.peers_per_infohash as usize,
+            metadata_peer_attempts: f.metadata_peer_attempts as usize,
+            concurrency: f.concurrency as usize,
+            transport: f.transport.into(),
+            save_torrents: f.save_torrents.clone(),
+            encryption: f.encryption.into(),
+            fetch_memory: f.fetch_memory,
+            full_peer_searches: f.full_peer_searches,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

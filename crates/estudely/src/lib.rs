@@ -15,8 +15,6 @@ pub mod cmd;
 pub mod embed;
 pub mod metrics;
 pub mod output;
-pub mod pipeline;
-pub mod progress;
 
 /// The tokio crawl driver and its set-up (the `estudely-crawl` crate).
 pub use estudely_crawl as crawl;
@@ -26,6 +24,10 @@ pub use estudely_crawl::resolve;
 pub use estudely_dht as dht;
 /// The metadata fetcher (the `estudely-fetch` crate).
 pub use estudely_fetch as fetch;
+/// The crawl → peers → metadata → rows pipeline (the `estudely-pipeline` crate).
+pub use estudely_pipeline as pipeline;
+/// Progress on stderr for long-running commands (in the `estudely-pipeline` crate).
+pub use estudely_pipeline::progress;
 /// The figures and charts of an index or an output file (the `estudely-report` crate).
 pub use estudely_report as report;
 /// The index, SQLite or PostgreSQL (the `estudely-store` crate).
