@@ -1,5 +1,5 @@
 //! The pipeline's index side (`estudely run`): the [`IndexSink`] that turns results into
-//! rows for the [`StoreThread`](super::store_thread::StoreThread), and the [`IndexGate`]
+//! rows for the [`StoreThread`], and the [`IndexGate`]
 //! that keeps known infohashes from being searched or fetched again.
 //!
 //! The gate asks the database only when the in-memory [`KnownFilter`] says "maybe": at

@@ -261,7 +261,7 @@ pub struct PipelineConfig {
     pub transport: TransportChoice,
     /// `--overall-timeout` (zero: none).
     pub overall_timeout: Duration,
-    /// Write each verified torrent as DIR/<infohash>.torrent.
+    /// Write each verified torrent as `DIR/<infohash>.torrent`.
     pub save_torrents: Option<PathBuf>,
     /// The progress line's label (`collect`, `run`).
     pub label: &'static str,
@@ -304,7 +304,7 @@ pub struct FetchOptions {
     pub concurrency: usize,
     /// Transports metadata fetches connect over (default: both, TCP first).
     pub transport: TransportChoice,
-    /// Write each verified torrent as DIR/<infohash>.torrent (default: none).
+    /// Write each verified torrent as `DIR/<infohash>.torrent` (default: none).
     pub save_torrents: Option<PathBuf>,
     /// Message Stream Encryption for metadata connections (default: prefer plaintext,
     /// then encrypted).
