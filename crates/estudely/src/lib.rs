@@ -6,6 +6,12 @@
 //! [`resolve`] turns typed addresses into socket addresses. [`embed`] runs the commands
 //! in-process for another program (the Python package): flags given as named values, rows
 //! into a writer, a stop flag in place of Ctrl-C.
+//!
+//! The library work lives in crates of its own, re-exported here under their old module
+//! paths: [`crawl`] and [`resolve`] (`estudely-crawl`), [`pipeline`] and [`progress`]
+//! (`estudely-pipeline`), [`testnet`] and [`seeder`] (`estudely-testnet`). They take no
+//! clap: [`args`] holds the command line's structs and maps them onto their plain
+//! configurations.
 #![cfg_attr(not(test), deny(clippy::unwrap_used))]
 #![warn(missing_docs)]
 
