@@ -187,9 +187,7 @@ pub fn parse_overall_timeout(s: &str) -> Result<Duration, String> {
 }
 
 /// The deadline an `--overall-timeout` stands for: `None` (no limit) for 0.
-pub fn overall_limit(timeout: Duration) -> Option<Duration> {
-    (!timeout.is_zero()).then_some(timeout)
-}
+pub use estudely_crawl::setup::overall_limit;
 
 /// A size in bytes: a whole number, optionally followed by `K`, `M` or `G` (binary: KiB,
 /// MiB, GiB; `KiB`, `MiB`, `GiB` are taken too). More than 0.
@@ -387,6 +385,169 @@ impl WebArgs {
                 .map(|h| std::sync::Arc::new(move || h.render()) as estudely_web::RenderMetrics),
             api_keys,
         })
+    }
+}
+
+/// The flags `crawl` and `collect` share about the network: which addresses to follow,
+/// whether to harvest announces, and the warm-start file. The crawl crate takes them as a
+/// [`CrawlNet`](estudely_crawl::setup::CrawlNet) ([`CrawlNetArgs::config`]).
+#[derive(Debug, Clone, Default, Args)]
+pub struct CrawlNetArgs {
+    /// Also follow private, loopback, link-local and CGNAT addresses learned from the
+    /// network (your own lab network). Without it they are refused (and counted), except in
+    /// the ranges of the --bootstrap addresses. Multicast, broadcast, unspecified,
+    /// documentation, reserved, IPv4-mapped addresses and port 0 are always refused.
+    #[arg(long)]
+    pub allow_private: bool,
+    /// Do not report infohashes that other nodes announce to our node (announce
+    /// harvesting; on by default: each announce with a valid token is a discovery, with
+    /// the announcer as its first peer). Announces are still stored and served.
+    #[arg(long)]
+    pub no_harvest: bool,
+    /// Save the good nodes found to FILE at the end, and start from the nodes saved there
+    /// (before the bootstrap routers) when it exists: a warm start.
+    #[arg(long, value_name = "FILE")]
+    pub state: Option<std::path::PathBuf>,
+}
+
+impl CrawlNetArgs {
+    /// As the crawl crate's configuration.
+    pub fn config(&self) -> estudely_crawl::setup::CrawlNet {
+        self.into()
+    }
+
+    /// The nodes saved in `--state FILE` (none without the flag or the file); a malformed
+    /// file is a usage error, before any packet is sent.
+    pub fn saved_nodes(&self) -> anyhow::Result<Vec<estudely_krpc::CompactNode>> {
+        self.config().saved_nodes()
+    }
+
+    /// Save the crawl's good nodes to `--state FILE`, if given.
+    pub fn save_state(&self, driver: &estudely_crawl::CrawlDriver) -> anyhow::Result<()> {
+        self.config().save_state(driver)
+    }
+}
+
+impl From<&CrawlNetArgs> for estudely_crawl::setup::CrawlNet {
+    fn from(a: &CrawlNetArgs) -> Self {
+        estudely_crawl::setup::CrawlNet {
+            allow_private: a.allow_private,
+            no_harvest: a.no_harvest,
+            state: a.state.clone(),
+        }
+    }
+}
+
+/// `--shard K/N`, shared by `crawl`, `collect` and `run`.
+#[derive(Debug, Clone, Copy, Args)]
+pub struct ShardArgs {
+    /// Sample only the K-th of N equal slices of the node-id space (1 <= K <= N <= 65536).
+    /// N crawlers, on one IP or many, each given a different K, sample disjoint sets of
+    /// nodes and so never ask one node twice within its interval; nodes outside the slice
+    /// are only used to find others (counted in the summary). With a shared PostgreSQL
+    /// index (`run --db postgres:...`) they also fetch nothing twice.
+    #[arg(long, value_name = "K/N", default_value = "1/1")]
+    pub shard: estudely_dht_core::crawl::Shard,
+}
+
+impl Default for ShardArgs {
+    fn default() -> Self {
+        ShardArgs {
+            shard: estudely_dht_core::crawl::Shard::all(),
+        }
+    }
+}
+
+/// The flags of the commands that fetch what they find (`collect`, `run`). The pipeline
+/// crate takes them as a [`FetchOptions`](estudely_pipeline::FetchOptions)
+/// ([`FetchFlags::options`]).
+#[derive(Debug, Clone, Args)]
+pub struct FetchFlags {
+    /// Distinct peers kept per infohash.
+    #[arg(long, value_name = "N", default_value_t = 20,
+          value_parser = clap::value_parser!(u32).range(1..=10_000))]
+    pub peers_per_infohash: u32,
+    /// Peers tried for an infohash's metadata, in turn, until one succeeds.
+    #[arg(long, value_name = "N", default_value_t = 5,
+          value_parser = clap::value_parser!(u32).range(1..=1_000))]
+    pub metadata_peer_attempts: u32,
+    /// Metadata fetches (connections) at once.
+    #[arg(long, value_name = "N", default_value_t = 32,
+          value_parser = clap::value_parser!(u32).range(1..=4_096))]
+    pub concurrency: u32,
+    /// Transports metadata fetches connect over: `both` tries TCP, and uTP too when TCP is
+    /// refused or slow to connect.
+    #[arg(long, value_enum, default_value_t = TransportArg::Both)]
+    pub transport: TransportArg,
+    /// Write each verified torrent as DIR/<infohash>.torrent.
+    #[arg(long, value_name = "DIR")]
+    pub save_torrents: Option<std::path::PathBuf>,
+    /// Message Stream Encryption for metadata connections: `off` (plaintext only),
+    /// `prefer` (plaintext, then once more encrypted if the peer closes at our handshake),
+    /// `required` (encrypted, RC4 only).
+    #[arg(long, value_enum, value_name = "WHEN", default_value_t = EncryptionArg::Prefer)]
+    pub encryption: EncryptionArg,
+    /// Most metadata in flight, all fetches together: each reserves the size its peer
+    /// announces before receiving it, and waits (then fails as `memory_budget`) when
+    /// there is no room. Bytes, or with K, M, G (KiB, MiB, GiB).
+    #[arg(long, value_name = "BYTES", default_value = "64M", value_parser = parse_bytes)]
+    pub fetch_memory: u64,
+    /// Search every infohash on to --peers-per-infohash peers, with BEP 33 scrapes (swarm
+    /// size estimates), before fetching: about four times the `get_peers` of the default,
+    /// which stops at the first peers and searches on only where the fetch fails.
+    #[arg(long)]
+    pub full_peer_searches: bool,
+}
+
+impl Default for FetchFlags {
+    /// The flags' defaults.
+    fn default() -> Self {
+        FetchFlags {
+            peers_per_infohash: 20,
+            metadata_peer_attempts: 5,
+            concurrency: 32,
+            transport: TransportArg::Both,
+            save_torrents: None,
+            encryption: EncryptionArg::Prefer,
+            fetch_memory: estudely_fetch::DEFAULT_FETCH_MEMORY,
+            full_peer_searches: false,
+        }
+    }
+}
+
+impl FetchFlags {
+    /// As the pipeline crate's options.
+    pub fn options(&self) -> estudely_pipeline::FetchOptions {
+        self.into()
+    }
+
+    /// Create the `--save-torrents` directory (a usage error naming it if it cannot be).
+    pub fn prepare(&self) -> anyhow::Result<()> {
+        self.options().prepare()
+    }
+
+    /// The pipeline's configuration, labelled `label`, with the default caps.
+    pub fn pipeline(
+        &self,
+        label: &'static str,
+        overall_timeout: Duration,
+    ) -> estudely_pipeline::PipelineConfig {
+        self.options().pipeline(label, overall_timeout)
+    }
+}
+
+impl From<&FetchFlags> for estudely_pipeline::FetchOptions {
+    fn from(f: &FetchFlags) -> Self {
+        estudely_pipeline::FetchOptions {
+            peers_per_infohash: f.peers_per_infohash as usize,
+            metadata_peer_attempts: f.metadata_peer_attempts as usize,
+            concurrency: f.concurrency as usize,
+            transport: f.transport.into(),
+            save_torrents: f.save_torrents.clone(),
+            encryption: f.encryption.into(),
+            fetch_memory: f.fetch_memory,
+            full_peer_searches: f.full_peer_searches,
+        }
     }
 }
 

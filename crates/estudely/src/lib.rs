@@ -6,30 +6,42 @@
 //! [`resolve`] turns typed addresses into socket addresses. [`embed`] runs the commands
 //! in-process for another program (the Python package): flags given as named values, rows
 //! into a writer, a stop flag in place of Ctrl-C.
+//!
+//! The library work lives in crates of its own, re-exported here under their old module
+//! paths: [`crawl`] and [`resolve`] (`estudely-crawl`), [`pipeline`] and [`progress`]
+//! (`estudely-pipeline`), [`testnet`] and [`seeder`] (`estudely-testnet`). They take no
+//! clap: [`args`] holds the command line's structs and maps them onto their plain
+//! configurations.
 #![cfg_attr(not(test), deny(clippy::unwrap_used))]
 #![warn(missing_docs)]
 
 pub mod args;
 pub mod cli;
 pub mod cmd;
-pub mod crawl;
 pub mod embed;
 pub mod metrics;
 pub mod output;
-pub mod pipeline;
-pub mod progress;
-pub mod resolve;
-pub mod seeder;
-pub mod testnet;
 
+/// The tokio crawl driver and its set-up (the `estudely-crawl` crate).
+pub use estudely_crawl as crawl;
+/// Turning typed addresses into socket addresses (in the `estudely-crawl` crate).
+pub use estudely_crawl::resolve;
 /// The tokio DHT node driver (the `estudely-dht` crate).
 pub use estudely_dht as dht;
 /// The metadata fetcher (the `estudely-fetch` crate).
 pub use estudely_fetch as fetch;
+/// The crawl → peers → metadata → rows pipeline (the `estudely-pipeline` crate).
+pub use estudely_pipeline as pipeline;
+/// Progress on stderr for long-running commands (in the `estudely-pipeline` crate).
+pub use estudely_pipeline::progress;
 /// The figures and charts of an index or an output file (the `estudely-report` crate).
 pub use estudely_report as report;
 /// The index, SQLite or PostgreSQL (the `estudely-store` crate).
 pub use estudely_store as store;
+/// Loopback test networks (the `estudely-testnet` crate).
+pub use estudely_testnet as testnet;
+/// The metadata-only seeder of the test networks (in the `estudely-testnet` crate).
+pub use estudely_testnet::seeder;
 /// The web UI and JSON API (the `estudely-web` crate).
 pub use estudely_web as web;
 

@@ -18,12 +18,11 @@ use std::time::Duration;
 use anyhow::Context as _;
 use clap::Args;
 
-use crate::args::parse_overall_timeout;
-use crate::crawl::setup::{
-    checked_bind, parse_rate, start_crawler, Budgets, CrawlNetArgs, ShardArgs, StopOn,
-};
+use crate::args::FetchFlags;
+use crate::args::{parse_overall_timeout, CrawlNetArgs, ShardArgs};
+use crate::crawl::setup::{checked_bind, parse_rate, start_crawler, Budgets, StopOn};
 use crate::crawl::CrawlDriver;
-use crate::pipeline::{self, Caps, FetchFlags, OpenGate, Out, PipelineConfig, RowFormat};
+use crate::pipeline::{self, Caps, OpenGate, Out, PipelineConfig, RowFormat};
 use crate::resolve::DEFAULT_ROUTERS;
 
 pub use crate::pipeline::HEADER;
@@ -79,8 +78,25 @@ pub struct CollectArgs {
     pub metrics: crate::metrics::MetricsArgs,
 }
 
-/// Row formats of `estudely collect` (the pipeline's).
-pub type CollectFormat = RowFormat;
+/// Row formats of `estudely collect`: the command line's names for the pipeline's
+/// [`RowFormat`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum CollectFormat {
+    /// The seed's CSV, with a header line.
+    Csv,
+    /// One JSON object per row, the same fields plus `name_hex`, `version`,
+    /// `seeds_estimate` and `peers_estimate`.
+    Jsonl,
+}
+
+impl From<CollectFormat> for RowFormat {
+    fn from(f: CollectFormat) -> Self {
+        match f {
+            CollectFormat::Csv => RowFormat::Csv,
+            CollectFormat::Jsonl => RowFormat::Jsonl,
+        }
+    }
+}
 
 /// Run `estudely collect ...`.
 pub async fn run(args: CollectArgs) -> anyhow::Result<()> {
@@ -137,7 +153,7 @@ async fn collect_with<W: Write>(
     w: W,
     stop: StopOn,
 ) -> anyhow::Result<Bookkeeping> {
-    let out = RefCell::new(Out::new(args.format, w));
+    let out = RefCell::new(Out::new(args.format.into(), w));
     out.borrow_mut()
         .header()
         .context("cannot write to stdout")?;

@@ -19,10 +19,10 @@ use clap::{Args, ValueEnum};
 use estudely_dht_core::crawl::CrawlEvent;
 use estudely_krpc::InfoHash;
 
-use crate::args::parse_overall_timeout;
+use crate::args::{parse_overall_timeout, CrawlNetArgs, ShardArgs};
 use crate::crawl::setup::{
-    checked_bind, crawl_limit, network_note, parse_rate, start_crawler, Budgets, CrawlNetArgs,
-    ShardArgs, StopOn, SEARCHES_CAP,
+    checked_bind, crawl_limit, network_note, parse_rate, start_crawler, Budgets, StopOn,
+    SEARCHES_CAP,
 };
 use crate::crawl::{
     writable_peer, CrawlReport, CrawlSink, PeerRow, PeersFile, Progress, CSV_HEADER,

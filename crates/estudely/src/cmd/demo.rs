@@ -9,9 +9,9 @@ use std::time::{Duration, Instant};
 use clap::Args;
 
 use crate::args::parse_overall_timeout;
+use crate::args::FetchFlags;
 use crate::cmd::collect::{budgets, collect, CollectArgs, CollectFormat};
 use crate::crawl::setup::start_crawler;
-use crate::pipeline::FetchFlags;
 use crate::testnet::{Testnet, TestnetConfig};
 
 /// `estudely demo --help` epilogue.

@@ -11,16 +11,15 @@ use std::time::{Duration, Instant};
 use clap::Args;
 use regex::Regex;
 
-use crate::args::parse_overall_timeout;
-use crate::crawl::setup::{
-    checked_bind, parse_rate, shard_note, start_crawler, Budgets, ShardArgs,
-};
+use crate::args::FetchFlags;
+use crate::args::{parse_overall_timeout, ShardArgs};
+use crate::crawl::setup::{checked_bind, parse_rate, shard_note, start_crawler, Budgets};
 use crate::crawl::state::MAX_SAVED;
 use crate::pipeline::filter::{parse_regex, parse_size, read_blocklist, Filters};
 use crate::pipeline::index::{IndexGate, IndexSink, Shared};
 use crate::pipeline::rescrape::{RescrapeConfig, Rescrapes};
 use crate::pipeline::store_thread::{StoreConfig, StoreThread};
-use crate::pipeline::{self, Caps, FetchFlags, PipelineConfig};
+use crate::pipeline::{self, Caps, PipelineConfig};
 use crate::resolve::{self, DEFAULT_ROUTERS};
 use crate::store::{DbUrl, DEFAULT_DB};
 

@@ -16,7 +16,7 @@
 //!
 //! Sans-IO: the caller passes the time, asks the store, and talks to the crawler.
 //!
-//! [`Store::stale_estimates`]: crate::store::Store::stale_estimates
+//! [`Store::stale_estimates`]: estudely_store::Store::stale_estimates
 //! [`Crawler::scrape`]: estudely_dht_core::crawl::Crawler::scrape
 
 use std::collections::{HashMap, VecDeque};

@@ -29,10 +29,14 @@ use tracing::warn;
 use self::outbox::Outbox;
 use super::filter::KnownFilter;
 use super::Handoff;
-use crate::fetch::Job;
-use crate::store::{
+use estudely_fetch::Job;
+use estudely_store::{
     prune, Batch, DbUrl, Estimate, Sighting, SightingSum, Store, Torrent, MAX_KEYS_PER_QUERY,
 };
+
+/// The target of this module's log lines: its path from before it left the `estudely`
+/// crate, so that `RUST_LOG` filters naming it still select them.
+const LOG_TARGET: &str = "estudely::pipeline::store_thread";
 
 /// Longest time a written row waits for its transaction.
 pub const COMMIT_EVERY: Duration = Duration::from_millis(500);
@@ -271,7 +275,7 @@ impl StoreThread {
                     size_cap: prune::RunningSizeCap::default(),
                 };
                 if let Err(e) = w.serve(&rx) {
-                    warn!("index: {e:#}");
+                    warn!(target: LOG_TARGET, "index: {e:#}");
                     *err2.lock().unwrap_or_else(|p| p.into_inner()) = Some(format!("{e:#}"));
                 }
             })
@@ -506,7 +510,7 @@ fn load(mut store: Box<dyn Store>, owner: &str) -> anyhow::Result<(Box<dyn Store
     store.for_each_info_hash(&mut |ih| known.insert(&ih))?;
     // Pruned keys are known too: the database's answer for them stops the search.
     store.for_each_deleted(&mut |ih| known.insert(&ih))?;
-    let nodes = store.load_nodes(crate::crawl::state::MAX_SAVED)?;
+    let nodes = store.load_nodes(estudely_crawl::state::MAX_SAVED)?;
     let opened = Opened {
         torrents,
         known,
@@ -632,7 +636,7 @@ impl Writer<'_> {
                 }
             }
             Req::SaveNodes(nodes) => {
-                let keep = crate::crawl::state::MAX_SAVED * 4;
+                let keep = estudely_crawl::state::MAX_SAVED * 4;
                 self.store.save_nodes(&nodes, unix_now(), keep)?;
             }
             Req::Flush(ack) => {
@@ -698,7 +702,7 @@ impl Writer<'_> {
 
     /// Prune the oldest torrents beyond `--max-torrents` / `--max-db-size`, if set (the
     /// blocklist keeps them out after), in transactions of
-    /// [`crate::store::prune::PRUNE_CHUNK`]. The size cap is a count of torrents (see
+    /// [`estudely_store::prune::PRUNE_CHUNK`]. The size cap is a count of torrents (see
     /// [`prune::RunningSizeCap`]). The space freed is reused by the next rows; the file is
     /// not rewritten while the crawl runs.
     fn enforce_caps(&mut self) -> anyhow::Result<()> {
@@ -727,7 +731,7 @@ impl Writer<'_> {
         let n = report.deleted.torrents;
         if n > 0 {
             self.size_cap.freeze();
-            tracing::info!("pruned the {n} oldest torrents to keep under the caps");
+            tracing::info!(target: LOG_TARGET, "pruned the {n} oldest torrents to keep under the caps");
             self.lock_stats().pruned += n;
             let c = (Cow::Borrowed(PRUNED_COUNTER), n);
             self.handle(Req::Counters(vec![c]))?;

@@ -1,5 +1,5 @@
 //! The pipeline's index side (`estudely run`): the [`IndexSink`] that turns results into
-//! rows for the [`StoreThread`](super::store_thread::StoreThread), and the [`IndexGate`]
+//! rows for the [`StoreThread`], and the [`IndexGate`]
 //! that keeps known infohashes from being searched or fetched again.
 //!
 //! The gate asks the database only when the in-memory [`KnownFilter`] says "maybe": at
@@ -21,8 +21,8 @@ use super::nodes::NodeLabels;
 use super::rescrape::{Rescrapes, BATCH};
 use super::store_thread::{truncated, unix_now, Req, StoreThread};
 use super::{Gate, Handoff, RowSink, Scrape};
-use crate::fetch::{Attempt, FailureKind, FetchedMetadata, Job};
-use crate::store::{Classifier, Estimate, Sighting, Source, Torrent, MAX_STORED_FILES};
+use estudely_fetch::{Attempt, FailureKind, FetchedMetadata, Job};
+use estudely_store::{Classifier, Estimate, Sighting, Source, Torrent, MAX_STORED_FILES};
 
 /// A [`Torrent`] row from fetched metadata, found at `discovered` through `source`, with
 /// its swarm's BEP 33 estimates, classified by `classifier`.
@@ -356,7 +356,7 @@ mod tests {
     use std::time::Duration;
 
     use super::*;
-    use crate::fetch::FetchFailure;
+    use estudely_fetch::FetchFailure;
 
     fn attempt(kind: FailureKind) -> Attempt {
         Attempt {

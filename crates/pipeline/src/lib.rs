@@ -17,16 +17,67 @@
 //! estimates come only from searches that go on, unless `--full-peer-searches`. `run` keeps
 //! them fresh apart from discovery: its [`Gate`] hands the crawler stored torrents to
 //! re-scrape ([`rescrape`]), whose results go to [`RowSink::rescraped`].
+//!
+//! Around it: the [`index`] gate and sink of `run` (with its [`store_thread`], [`filter`]s,
+//! [`nodes`] and [`rescrape`] budget), the CSV and JSON [`rows`] of `collect` and `demo`
+//! (torrent names escaped by [`names`]), the [`progress`] line on stderr and the
+//! Prometheus [`metrics`] it publishes. The crate takes no command-line parser: the
+//! `estudely` binary turns its flags into a [`FetchOptions`] and a [`PipelineConfig`].
+//!
+//! The index is reached through `estudely-store`'s `Store` trait; its PostgreSQL backend is
+//! behind this crate's `postgres` feature (on by default).
+//!
+//! # Example
+//!
+//! Crawl for five minutes and write every infohash found, with its metadata when a fetch
+//! got it, as CSV on stdout (what `estudely collect` does):
+//!
+//! ```no_run
+//! use std::cell::RefCell;
+//! use std::time::Duration;
+//!
+//! use estudely_crawl::setup::{start_crawler, Budgets};
+//! use estudely_dht_core::crawl::Shard;
+//! use estudely_pipeline::{FetchOptions, OpenGate, Out, RowFormat};
+//!
+//! # async fn collect() -> anyhow::Result<()> {
+//! let fetch = FetchOptions::default();
+//! let cfg = fetch.pipeline("collect", Duration::from_secs(300));
+//! let budgets = Budgets {
+//!     max_infohashes: 0, // no limit: until the timeout
+//!     peers_per_infohash: cfg.peers_per_infohash,
+//!     rate: 25.0,
+//!     allow_private: false,
+//!     harvest: true,
+//!     forget_seen_when_full: false,
+//!     shard: Shard::all(),
+//! };
+//! let bootstrap: Vec<String> = estudely_crawl::resolve::DEFAULT_ROUTERS
+//!     .iter()
+//!     .map(|r| r.to_string())
+//!     .collect();
+//! let mut driver = start_crawler(vec!["0.0.0.0:0".parse()?], &bootstrap, budgets).await?;
+//! let out = RefCell::new(Out::new(RowFormat::Csv, std::io::stdout()));
+//! let gate = RefCell::new(OpenGate);
+//! let report = estudely_pipeline::run(&mut driver, &cfg, &out, &gate, &mut |_, _| {}).await?;
+//! eprintln!("{} infohashes found", report.found);
+//! # Ok(())
+//! # }
+//! ```
+#![deny(missing_docs)]
+#![cfg_attr(not(test), deny(clippy::unwrap_used))]
 
 pub mod filter;
 pub mod index;
+pub mod metrics;
+pub mod names;
 pub mod nodes;
 mod pending;
+pub mod progress;
 pub mod rescrape;
 pub mod rows;
 pub mod store_thread;
 
-use crate::args::{EncryptionArg, TransportArg};
 use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
 use std::net::SocketAddr;
@@ -37,14 +88,13 @@ use estudely_dht_core::crawl::{CrawlEvent, Crawler};
 use estudely_krpc::InfoHash;
 use tokio::sync::{mpsc, Notify};
 
-use crate::args::overall_limit;
-use crate::crawl::setup::{crawl_limit, Interrupt, StopOn, SEARCHES_CAP};
-use crate::crawl::{CrawlDriver, CrawlReport, CrawlSink, Progress, StopReason};
-use crate::fetch::{
+use estudely_crawl::setup::{crawl_limit, overall_limit, Interrupt, StopOn, SEARCHES_CAP};
+use estudely_crawl::{CrawlDriver, CrawlReport, CrawlSink, Progress, StopReason};
+use estudely_fetch::{
     fetch_stream, EncryptionPolicy, FailureKind, FetchConfig, FetchStats, FetchedMetadata, Job,
     TransportChoice,
 };
-use crate::store::Source;
+use estudely_store::Source;
 use pending::{Known, Next, Pending, Resume};
 
 pub use rows::{Out, RowFormat, HEADER};
@@ -211,7 +261,7 @@ pub struct PipelineConfig {
     pub transport: TransportChoice,
     /// `--overall-timeout` (zero: none).
     pub overall_timeout: Duration,
-    /// Write each verified torrent as DIR/<infohash>.torrent.
+    /// Write each verified torrent as `DIR/<infohash>.torrent`.
     pub save_torrents: Option<PathBuf>,
     /// The progress line's label (`collect`, `run`).
     pub label: &'static str,
@@ -241,67 +291,54 @@ type Resumes = RefCell<VecDeque<Resume>>;
 /// How often progress (the stderr line, the metrics, the caller's hook) is updated.
 const PROGRESS_EVERY: Duration = Duration::from_secs(1);
 
-/// The flags of the commands that fetch what they find (`collect`, `run`).
-#[derive(Debug, Clone, clap::Args)]
-pub struct FetchFlags {
-    /// Distinct peers kept per infohash.
-    #[arg(long, value_name = "N", default_value_t = 20,
-          value_parser = clap::value_parser!(u32).range(1..=10_000))]
-    pub peers_per_infohash: u32,
-    /// Peers tried for an infohash's metadata, in turn, until one succeeds.
-    #[arg(long, value_name = "N", default_value_t = 5,
-          value_parser = clap::value_parser!(u32).range(1..=1_000))]
-    pub metadata_peer_attempts: u32,
-    /// Metadata fetches (connections) at once.
-    #[arg(long, value_name = "N", default_value_t = 32,
-          value_parser = clap::value_parser!(u32).range(1..=4_096))]
-    pub concurrency: u32,
-    /// Transports metadata fetches connect over: `both` tries TCP, and uTP too when TCP is
-    /// refused or slow to connect.
-    #[arg(long, value_enum, default_value_t = TransportArg::Both)]
-    pub transport: TransportArg,
-    /// Write each verified torrent as DIR/<infohash>.torrent.
-    #[arg(long, value_name = "DIR")]
+/// What the commands that fetch what they find (`collect`, `run`) ask of the fetches: the
+/// plain form of their fetch flags (`--peers-per-infohash`, `--transport`, ...), which the
+/// `estudely` binary parses. The default is those flags' defaults.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FetchOptions {
+    /// Distinct peers kept per infohash (default 20).
+    pub peers_per_infohash: usize,
+    /// Peers tried for an infohash's metadata, in turn, until one succeeds (default 5).
+    pub metadata_peer_attempts: usize,
+    /// Metadata fetches (connections) at once (default 32).
+    pub concurrency: usize,
+    /// Transports metadata fetches connect over (default: both, TCP first).
+    pub transport: TransportChoice,
+    /// Write each verified torrent as `DIR/<infohash>.torrent` (default: none).
     pub save_torrents: Option<PathBuf>,
-    /// Message Stream Encryption for metadata connections: `off` (plaintext only),
-    /// `prefer` (plaintext, then once more encrypted if the peer closes at our handshake),
-    /// `required` (encrypted, RC4 only).
-    #[arg(long, value_enum, value_name = "WHEN", default_value_t = EncryptionArg::Prefer)]
-    pub encryption: EncryptionArg,
-    /// Most metadata in flight, all fetches together: each reserves the size its peer
-    /// announces before receiving it, and waits (then fails as `memory_budget`) when
-    /// there is no room. Bytes, or with K, M, G (KiB, MiB, GiB).
-    #[arg(long, value_name = "BYTES", default_value = "64M", value_parser = crate::args::parse_bytes)]
+    /// Message Stream Encryption for metadata connections (default: prefer plaintext,
+    /// then encrypted).
+    pub encryption: EncryptionPolicy,
+    /// Most metadata in flight, all fetches together, in bytes (default
+    /// [`DEFAULT_FETCH_MEMORY`](estudely_fetch::DEFAULT_FETCH_MEMORY), 64 MiB).
     pub fetch_memory: u64,
-    /// Search every infohash on to --peers-per-infohash peers, with BEP 33 scrapes (swarm
-    /// size estimates), before fetching: about four times the `get_peers` of the default,
-    /// which stops at the first peers and searches on only where the fetch fails.
-    #[arg(long)]
+    /// Search every infohash on to `peers_per_infohash` peers, with BEP 33 scrapes, before
+    /// fetching, instead of stopping at the first peers (default false).
     pub full_peer_searches: bool,
 }
 
-impl Default for FetchFlags {
+impl Default for FetchOptions {
     /// The flags' defaults.
     fn default() -> Self {
-        FetchFlags {
+        FetchOptions {
             peers_per_infohash: 20,
             metadata_peer_attempts: 5,
             concurrency: 32,
-            transport: TransportArg::Both,
+            transport: TransportChoice::Both,
             save_torrents: None,
-            encryption: EncryptionArg::Prefer,
-            fetch_memory: crate::fetch::DEFAULT_FETCH_MEMORY,
+            encryption: EncryptionPolicy::Prefer,
+            fetch_memory: estudely_fetch::DEFAULT_FETCH_MEMORY,
             full_peer_searches: false,
         }
     }
 }
 
-impl FetchFlags {
+impl FetchOptions {
     /// Create the `--save-torrents` directory (a usage error naming it if it cannot be).
     pub fn prepare(&self) -> anyhow::Result<()> {
         if let Some(dir) = &self.save_torrents {
             std::fs::create_dir_all(dir).map_err(|e| {
-                crate::resolve::UsageError(format!(
+                estudely_store::UsageError(format!(
                     "cannot create --save-torrents directory `{}`: {e}",
                     dir.display()
                 ))
@@ -313,15 +350,15 @@ impl FetchFlags {
     /// The pipeline's configuration, labelled `label`, with the default caps.
     pub fn pipeline(&self, label: &'static str, overall_timeout: Duration) -> PipelineConfig {
         PipelineConfig {
-            peers_per_infohash: self.peers_per_infohash as usize,
-            metadata_peer_attempts: self.metadata_peer_attempts as usize,
-            concurrency: self.concurrency as usize,
-            transport: self.transport.into(),
+            peers_per_infohash: self.peers_per_infohash,
+            metadata_peer_attempts: self.metadata_peer_attempts,
+            concurrency: self.concurrency,
+            transport: self.transport,
             overall_timeout,
             save_torrents: self.save_torrents.clone(),
             label,
             caps: Caps::default(),
-            encryption: self.encryption.into(),
+            encryption: self.encryption,
             fetch_memory: self.fetch_memory,
             peers_for_fetch: if self.full_peer_searches {
                 0
@@ -363,7 +400,7 @@ pub struct PipelineReport {
 impl PipelineReport {
     /// The notes of a summary line after the counts (`; crawl paused ...`).
     pub fn notes(&self, caps: Caps) -> String {
-        let mut s = crate::crawl::setup::network_note(&self.crawl.stats, self.crawl.shard);
+        let mut s = estudely_crawl::setup::network_note(&self.crawl.stats, self.crawl.shard);
         let resumed = self.crawl.stats.searches_resumed;
         if resumed > 0 {
             let p = if resumed == 1 { "" } else { "es" };
@@ -572,7 +609,7 @@ async fn wait_while(
             () = room.notified() => {}
             () = tokio::time::sleep(GATE_TICK) => tick(),
             () = &mut stop => break,
-            () = crate::crawl::driver::sleep_until_opt(deadline) => break,
+            () = estudely_crawl::driver::sleep_until_opt(deadline) => break,
         }
     }
 }
@@ -613,7 +650,7 @@ pub async fn run<S: RowSink, G: Gate>(
         // The peers come from the crawler, under its address policy: the fetcher keeps it.
         addr_policy: driver.crawler().node().addr_policy().clone(),
         encryption: cfg.encryption,
-        memory: crate::fetch::MetadataBudget::new(cfg.fetch_memory),
+        memory: estudely_fetch::MetadataBudget::new(cfg.fetch_memory),
         // Fetches leave from the crawler's --bind address of their family.
         local_ips: driver.local_addrs().iter().map(|a| a.ip()).collect(),
         ..FetchConfig::default()

@@ -15,7 +15,7 @@ use estudely_krpc::InfoHash;
 use estudely_peer_wire::InfoSummary;
 use regex::Regex;
 
-use crate::resolve::UsageError;
+use estudely_store::UsageError;
 
 pub mod known;
 pub use known::KnownFilter;
@@ -131,7 +131,7 @@ pub fn read_blocklist(path: &Path) -> anyhow::Result<HashSet<InfoHash>> {
         if line.is_empty() || line.starts_with('#') {
             continue;
         }
-        let ih = crate::args::info_hash_hex(line).ok_or_else(|| {
+        let ih = estudely_fetch::info_hash_hex(line).ok_or_else(|| {
             let shown: String = line.chars().take(60).collect();
             UsageError(format!(
                 "--blocklist `{}` line {}: `{}` is not an infohash (40 or 64 hex digits)",

@@ -24,7 +24,7 @@ const IDLE: Duration = Duration::from_secs(30);
 const MAX_CONNECTIONS: usize = 64;
 
 /// Where a seeder finds the info dict of the torrent a handshake names: a fixed map, or a
-/// world that makes it when asked (see [`crate::testnet::world`]).
+/// world that makes it when asked (see [`crate::world`]).
 pub trait InfoSource: Send + Sync + 'static {
     /// The bencoded info dict of `info_hash`, if this source has it.
     fn info(&self, info_hash: &[u8; 20]) -> Option<Arc<[u8]>>;
@@ -65,7 +65,7 @@ impl Seeder {
         let addr = listener.local_addr()?;
         let torrents = source;
         let slots = Arc::new(tokio::sync::Semaphore::new(connections.max(1)));
-        let span = tracing::info_span!("seeder", %addr);
+        let span = tracing::info_span!(target: "estudely::seeder", "seeder", %addr);
         let task = tokio::spawn(
             async move {
                 loop {
@@ -81,7 +81,7 @@ impl Seeder {
                     let torrents = Arc::clone(&torrents);
                     tokio::spawn(async move {
                         if let Err(e) = serve(stream, &*torrents).await {
-                            debug!(%peer, "seeder connection ended: {e:#}");
+                            debug!(target: "estudely::seeder", %peer, "seeder connection ended: {e:#}");
                         }
                         drop(permit);
                     });

@@ -9,7 +9,7 @@
 //! the name and in file paths). Sizes and piece lengths are in the ranges real torrents
 //! use (about 1,000 pieces each, so an info dict is 10-40 KB, as on the network).
 //!
-//! Why not [`crate::testnet::synthetic_torrent`]: that one is fixed (the README's demo shows
+//! Why not [`crate::synthetic_torrent`]: that one is fixed (the README's demo shows
 //! its infohashes), small, and hashes every piece; this one must be varied and cheap.
 
 use estudely_bencode::Encoder;
@@ -403,7 +403,7 @@ fn archive(rng: &mut SmallRng) -> (Vec<u8>, Files) {
 
 /// A hostile name (one of three variants, as the fixed testnet's) and hostile paths.
 fn hostile(rng: &mut SmallRng, j: u64) -> (Vec<u8>, Files) {
-    let name = crate::testnet::hostile_name(5 * (j as usize % 3 + 1));
+    let name = crate::hostile_name(5 * (j as usize % 3 + 1));
     let mut name = [format!("world-{j}-").as_bytes(), &name[..]].concat();
     name.truncate(200);
     let files = (0..rng.gen_range(1..=4))

@@ -4,8 +4,8 @@ use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicUsize};
 
 use super::*;
-use crate::store::sqlite::fixtures::torrent;
-use crate::store::{SearchSort, SightingCounts, SightingRow, Source, Stats, StoredTorrent};
+use estudely_store::sqlite::fixtures::torrent;
+use estudely_store::{SearchSort, SightingCounts, SightingRow, Source, Stats, StoredTorrent};
 use tokio::sync::mpsc;
 
 fn config(owner: &str) -> StoreConfig {

@@ -22,7 +22,35 @@
 //!
 //! [`Testnet::start`] returns once all of that is done; its [`Manifest`] says what a perfect
 //! crawl must find.
+//!
+//! [`world`] is the other test network: an endless one whose torrents exist only when
+//! touched, for runs of hours. [`seeder`] is the metadata-only BitTorrent peer both use.
+//!
+//! # Example
+//!
+//! Start a small testnet on loopback and print what a perfect crawl of it finds:
+//!
+//! ```no_run
+//! use estudely_testnet::{Testnet, TestnetConfig};
+//!
+//! # async fn start() -> anyhow::Result<()> {
+//! let testnet = Testnet::start(TestnetConfig {
+//!     nodes: 8,
+//!     torrents: 4,
+//!     ..TestnetConfig::default()
+//! })
+//! .await?;
+//! println!("bootstrap from {}", testnet.bootstrap());
+//! for t in &testnet.manifest().torrents {
+//!     println!("{} {:?}", t.infohash, t.kind);
+//! }
+//! # Ok(())
+//! # }
+//! ```
+#![deny(missing_docs)]
+#![cfg_attr(not(test), deny(clippy::unwrap_used))]
 
+pub mod seeder;
 pub mod world;
 
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4};
@@ -39,8 +67,9 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 
-use crate::dht::{DhtHandle, DriverConfig};
-use crate::resolve::UsageError;
+use estudely_dht::{DhtHandle, DriverConfig};
+use estudely_store::UsageError;
+
 use crate::seeder::Seeder;
 
 /// First TCP port of the synthetic seeders: torrent `t` is served on port `6881 + t`.
@@ -454,7 +483,7 @@ impl Testnet {
             for n in &net.nodes {
                 sizes.push(n.stats().await.map_or(0, |s| s.nodes_v4 + s.nodes_v6));
             }
-            tracing::debug!(?sizes, "testnet ready: routing-table sizes");
+            tracing::debug!(target: "estudely::testnet", ?sizes, "testnet ready: routing-table sizes");
         }
         Ok(net)
     }

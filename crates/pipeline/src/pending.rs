@@ -14,8 +14,8 @@ use estudely_dht_core::crawl::NextNodes;
 use estudely_krpc::InfoHash;
 
 use super::Scrape;
-use crate::crawl::writable_peer;
-use crate::fetch::{FailureKind, Job};
+use estudely_crawl::writable_peer;
+use estudely_fetch::{FailureKind, Job};
 
 /// Bookkeeping of the infohashes in flight.
 #[derive(Debug)]

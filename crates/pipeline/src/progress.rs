@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
-use crate::fetch::{FetchStats, InfohashResult};
+use estudely_fetch::{FetchStats, InfohashResult};
 
 /// Shortest gap between two plain progress lines, and the time before the first.
 pub const PLAIN_EVERY: Duration = Duration::from_secs(10);
@@ -42,7 +42,7 @@ pub struct Snapshot {
 
 impl Snapshot {
     /// A crawl's progress; `peers` as the caller counts them (rows written).
-    pub fn crawl(p: &crate::crawl::Progress, peers: u64) -> Snapshot {
+    pub fn crawl(p: &estudely_crawl::Progress, peers: u64) -> Snapshot {
         Snapshot {
             infohashes: Some(p.stats.infohashes as u64),
             peers: Some(peers),
@@ -246,11 +246,11 @@ mod tests {
     use estudely_dht_core::crawl::CrawlStats;
 
     use super::*;
-    use crate::fetch::FailureKind;
+    use estudely_fetch::FailureKind;
 
     #[test]
     fn a_crawl_line_has_every_crawl_count() {
-        let p = crate::crawl::Progress {
+        let p = estudely_crawl::Progress {
             stats: CrawlStats {
                 infohashes: 120,
                 nodes_known: 5000,

@@ -40,9 +40,9 @@ use serde::Serialize;
 
 pub use gen::{fate, torrent, Content, Fate, WorldTorrent};
 
-use crate::resolve::UsageError;
+use crate::node_ip;
 use crate::seeder::{InfoSource, Seeder};
-use crate::testnet::node_ip;
+use estudely_store::UsageError;
 
 /// The seeders' TCP port.
 pub const SEEDER_PORT: u16 = 6881;

@@ -13,14 +13,14 @@ use std::net::SocketAddr;
 
 use estudely_krpc::InfoHash;
 
-use crate::store::{Sighting, SightingSum};
+use estudely_store::{Sighting, SightingSum};
 
 /// Most distinct (infohash, address) pairs summed before they are sent.
 pub const SIGHTINGS_WAITING: usize = 2_048;
 /// Most infohashes in one "is it known?" request.
 pub const CHECKS_PER_REQUEST: usize = 256;
 
-pub use crate::store::NO_ADDRESS;
+pub use estudely_store::NO_ADDRESS;
 
 /// Requests waiting to be sent.
 #[derive(Debug)]
@@ -96,7 +96,7 @@ impl Outbox {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::Source;
+    use estudely_store::Source;
 
     fn sight(ih: u8, addr: &str, at: i64) -> Sighting {
         Sighting {

@@ -8,23 +8,23 @@ use std::io::{self, Write};
 use std::net::SocketAddr;
 
 use anyhow::Context as _;
-use clap::ValueEnum;
 use estudely_krpc::InfoHash;
 use estudely_peer_wire::InfoSummary;
 use serde::Serialize;
 
 use super::{RowSink, Scrape};
-use crate::fetch::FetchedMetadata;
-use crate::output::csv_name;
-use crate::store::version_str;
+use crate::names::csv_name;
+use estudely_fetch::FetchedMetadata;
+use estudely_store::version_str;
 
 /// The seed's column order.
-pub use crate::store::COLLECT_CSV_HEADER as HEADER;
+pub use estudely_store::COLLECT_CSV_HEADER as HEADER;
 
 /// Row formats of `estudely collect`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub enum RowFormat {
     /// The seed's CSV, with a header line.
+    #[default]
     Csv,
     /// One JSON object per row, the same fields plus `name_hex`, `version`,
     /// `seeds_estimate` and `peers_estimate`.
@@ -158,7 +158,7 @@ impl<W: Write> RowSink for Out<W> {
         ih: InfoHash,
         peers: &[SocketAddr],
         fetched: Option<&FetchedMetadata>,
-        _failure: Option<crate::fetch::FailureKind>,
+        _failure: Option<estudely_fetch::FailureKind>,
         scrape: Scrape,
     ) -> anyhow::Result<()> {
         self.infohash(
@@ -175,7 +175,7 @@ impl<W: Write> RowSink for Out<W> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::output::csv_name_unescape;
+    use crate::names::csv_name_unescape;
 
     #[test]
     fn rows_escape_the_name_in_csv_and_keep_it_in_jsonl() {

@@ -6,7 +6,6 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use clap::Args;
 use estudely_dht_core::crawl::{
     resting_bytes_for_rate, searches_for_rate, CrawlConfig, CrawlStats, Shard,
 };
@@ -16,68 +15,46 @@ pub use estudely_dht_core::crawl::{
 };
 use estudely_dht_core::{AddrPolicy, Config};
 
-use crate::args::overall_limit;
-use crate::crawl::{CrawlDriver, CrawlDriverConfig};
 use crate::resolve::{self, UsageError};
+use crate::{CrawlDriver, CrawlDriverConfig};
 
-/// The flags `crawl` and `collect` share about the network: which addresses to follow,
-/// whether to harvest announces, and the warm-start file.
-#[derive(Debug, Clone, Default, Args)]
-pub struct CrawlNetArgs {
+/// What `crawl` and `collect` share about the network: which addresses to follow, whether
+/// to harvest announces, and the warm-start file (the binary's `--allow-private`,
+/// `--no-harvest` and `--state FILE`). The default follows public addresses only, harvests
+/// announces and keeps no state file.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CrawlNet {
     /// Also follow private, loopback, link-local and CGNAT addresses learned from the
     /// network (your own lab network). Without it they are refused (and counted), except in
-    /// the ranges of the --bootstrap addresses. Multicast, broadcast, unspecified,
-    /// documentation, reserved, IPv4-mapped addresses and port 0 are always refused.
-    #[arg(long)]
+    /// the ranges of the bootstrap addresses.
     pub allow_private: bool,
     /// Do not report infohashes that other nodes announce to our node (announce
-    /// harvesting; on by default: each announce with a valid token is a discovery, with
-    /// the announcer as its first peer). Announces are still stored and served.
-    #[arg(long)]
+    /// harvesting, on by default).
     pub no_harvest: bool,
-    /// Save the good nodes found to FILE at the end, and start from the nodes saved there
-    /// (before the bootstrap routers) when it exists: a warm start.
-    #[arg(long, value_name = "FILE")]
+    /// Save the good nodes found to this file at the end, and start from the nodes saved
+    /// there (before the bootstrap routers) when it exists: a warm start (see
+    /// [`crate::state`]).
     pub state: Option<PathBuf>,
 }
 
-impl CrawlNetArgs {
-    /// The nodes saved in `--state FILE` (none without the flag or the file); a malformed
-    /// file is a usage error, before any packet is sent.
+impl CrawlNet {
+    /// The nodes saved in the [`state`](CrawlNet::state) file (none without one, or when
+    /// the file does not exist); a malformed file is a usage error, before any packet is
+    /// sent.
     pub fn saved_nodes(&self) -> anyhow::Result<Vec<estudely_krpc::CompactNode>> {
         match &self.state {
-            Some(path) => crate::crawl::state::load(path),
+            Some(path) => crate::state::load(path),
             None => Ok(Vec::new()),
         }
     }
 
-    /// Save the crawl's good nodes to `--state FILE`, if given.
+    /// Save the crawl's good nodes to the [`state`](CrawlNet::state) file, if there is one.
     pub fn save_state(&self, driver: &CrawlDriver) -> anyhow::Result<()> {
         let Some(path) = &self.state else {
             return Ok(());
         };
-        let nodes = driver.crawler().good_nodes(crate::crawl::state::MAX_SAVED);
-        crate::crawl::state::save(path, &nodes)
-    }
-}
-
-/// `--shard K/N`, shared by `crawl`, `collect` and `run`.
-#[derive(Debug, Clone, Copy, Args)]
-pub struct ShardArgs {
-    /// Sample only the K-th of N equal slices of the node-id space (1 <= K <= N <= 65536).
-    /// N crawlers, on one IP or many, each given a different K, sample disjoint sets of
-    /// nodes and so never ask one node twice within its interval; nodes outside the slice
-    /// are only used to find others (counted in the summary). With a shared PostgreSQL
-    /// index (`run --db postgres:...`) they also fetch nothing twice.
-    #[arg(long, value_name = "K/N", default_value = "1/1")]
-    pub shard: Shard,
-}
-
-impl Default for ShardArgs {
-    fn default() -> Self {
-        ShardArgs {
-            shard: Shard::all(),
-        }
+        let nodes = driver.crawler().good_nodes(crate::state::MAX_SAVED);
+        crate::state::save(path, &nodes)
     }
 }
 
@@ -168,6 +145,11 @@ pub const SEARCHES_CAP: usize = MAX_CONCURRENT_SEARCHES + MAX_SEARCH_QUEUE;
 /// and never fewer than 10 (the node's default, so every rate up to 1,000 q/s keeps it).
 pub fn query_burst_for_rate(rate: f64) -> f64 {
     (rate / 100.0).max(10.0)
+}
+
+/// The deadline an `--overall-timeout` stands for: `None` (no limit) for 0.
+pub fn overall_limit(timeout: Duration) -> Option<Duration> {
+    (!timeout.is_zero()).then_some(timeout)
 }
 
 /// The crawl driver's timeout for an `--overall-timeout` (0 = none: until Ctrl-C).

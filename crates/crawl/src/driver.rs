@@ -1,7 +1,7 @@
 //! The tokio loop around the sans-IO [`Crawler`]: one UDP socket per address family, the
 //! clock, and a [`CrawlSink`] that receives every finding as soon as it is made.
 //!
-//! Like [`crate::dht::driver`], but the loop is run by the caller (no task, no handle): the
+//! Like [`estudely_dht::driver`], but the loop is run by the caller (no task, no handle): the
 //! crawl is the whole program, so [`CrawlDriver::run`] simply returns when the crawler is
 //! done, the time is up, the caller's stop future fires, or the sink asks to stop.
 
@@ -18,8 +18,12 @@ use tokio::net::UdpSocket;
 use tokio::time::MissedTickBehavior;
 use tracing::{debug, trace};
 
-use crate::dht::driver::{bind_udp, recv, sleep_until, Sockets};
 use crate::resolve::UsageError;
+use estudely_dht::driver::{bind_udp, recv, sleep_until, Sockets};
+
+/// The target of this module's log lines: the module's path from before it left the
+/// `estudely` crate, so that `RUST_LOG=estudely::crawl::driver=debug` still selects them.
+pub const LOG_TARGET: &str = "estudely::crawl::driver";
 
 /// Receive buffer size: larger than any KRPC datagram we accept.
 const RECV_BUF: usize = 2048;
@@ -243,7 +247,7 @@ impl CrawlDriver {
             }
         };
         let node = self.crawler.node().stats();
-        debug!(?reason, stats = ?self.crawler.stats(), ?node, "crawl stopped");
+        debug!(target: LOG_TARGET, ?reason, stats = ?self.crawler.stats(), ?node, "crawl stopped");
         Ok(CrawlReport {
             reason,
             stats: self.crawler.stats(),
@@ -260,12 +264,12 @@ impl CrawlDriver {
     fn received(&mut self, r: io::Result<(usize, SocketAddr)>, buf: &[u8]) {
         match r {
             Ok((len, from)) => {
-                trace!(%from, len, "datagram");
+                trace!(target: LOG_TARGET, %from, len, "datagram");
                 self.crawler
                     .handle_datagram(Instant::now(), from, &buf[..len]);
             }
             // E.g. ICMP errors surfacing on some platforms: never fatal.
-            Err(e) => debug!("recv error: {e}"),
+            Err(e) => debug!(target: LOG_TARGET, "recv error: {e}"),
         }
     }
 
@@ -279,7 +283,7 @@ impl CrawlDriver {
                 self.crawler.recycle(t);
             }
             while let Some(event) = self.crawler.poll_event() {
-                debug!(?event, "found");
+                debug!(target: LOG_TARGET, ?event, "found");
                 if !sink.event(&event)? {
                     return Ok(false);
                 }

@@ -119,7 +119,7 @@ pub async fn resolve_bootstrap(
                     }
                 }
             }
-            Err(e) => warn!("skipping bootstrap node: {e}"),
+            Err(e) => warn!(target: "estudely::resolve", "skipping bootstrap node: {e}"),
         }
     }
     if addrs.is_empty() {
