@@ -21,7 +21,7 @@ pub const DEFAULT_ROUTERS: [&str; 3] = [
 
 /// Something the user typed is wrong (a bad address, an unknown name, a bad `--db`): exit
 /// code 2. (Defined by the index crate, whose `--db` errors are usage errors too.)
-pub use estudely_store::UsageError;
+pub use estudely_usage::UsageError;
 
 /// Check the syntax of `input` without resolving: a socket address, or `HOST:PORT`.
 /// Returns the literal address when there is one.

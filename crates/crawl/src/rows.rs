@@ -16,7 +16,7 @@ use serde::Serialize;
 use crate::resolve::UsageError;
 
 /// The CSV header, on stdout and at the top of a new peers file.
-pub use estudely_store::PEERS_CSV_HEADER as CSV_HEADER;
+pub use estudely_usage::PEERS_CSV_HEADER as CSV_HEADER;
 
 /// One (infohash, peer) finding.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

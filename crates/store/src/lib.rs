@@ -79,19 +79,9 @@ mod query_key;
 pub mod search_query;
 pub mod sqlite;
 
-/// Something the user gave is wrong (an empty `--db`, a file that is not an index, a URL
-/// that names nothing): front ends report it in one line and exit with a usage status (the
-/// `estudely` binary: 2).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct UsageError(pub String);
-
-impl fmt::Display for UsageError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-impl std::error::Error for UsageError {}
+/// Something the user gave is wrong: front ends report it in one line and exit with a
+/// usage status (the `estudely-usage` crate, shared with the crawl and the test networks).
+pub use estudely_usage::UsageError;
 
 /// The address stored for a sighting when peer addresses are not kept (`run
 /// --no-peer-addresses`): `0.0.0.0:0`, which no peer or node can have (the crawler refuses
@@ -141,14 +131,7 @@ pub const MAX_STORED_FILES: usize = 1_000;
 /// Most keys [`Store::known_among`] takes at once.
 pub const MAX_KEYS_PER_QUERY: usize = 500;
 
-/// The header of `collect`'s CSV, which `export --format csv` also writes (the seed's
-/// columns, in its order).
-pub const COLLECT_CSV_HEADER: &str =
-    "infohash,name,file_count,total_bytes,piece_length,peer_ip,peer_port,metadata_ok";
-
-/// The header of `crawl`'s CSV of peers (one row per infohash and peer address), which
-/// `metadata` reads.
-pub const PEERS_CSV_HEADER: &str = "infohash,peer_ip,peer_port";
+pub use estudely_usage::{COLLECT_CSV_HEADER, PEERS_CSV_HEADER};
 
 /// The default `--db`: an SQLite file in the working directory.
 pub const DEFAULT_DB: &str = "estudely.sqlite";

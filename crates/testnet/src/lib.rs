@@ -68,7 +68,7 @@ use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 
 use estudely_dht::{DhtHandle, DriverConfig};
-use estudely_store::UsageError;
+use estudely_usage::UsageError;
 
 use crate::seeder::Seeder;
 

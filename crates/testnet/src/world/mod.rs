@@ -42,7 +42,7 @@ pub use gen::{fate, torrent, Content, Fate, WorldTorrent};
 
 use crate::node_ip;
 use crate::seeder::{InfoSource, Seeder};
-use estudely_store::UsageError;
+use estudely_usage::UsageError;
 
 /// The seeders' TCP port.
 pub const SEEDER_PORT: u16 = 6881;
