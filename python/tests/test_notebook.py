@@ -22,3 +22,4 @@ def test_example_notebook_runs():
     outputs = [o for cell in nb.cells if cell.cell_type == "code" for o in cell.outputs]
     assert not [o for o in outputs if o.get("output_type") == "error"]
     assert any("127.77.60.1:" in str(o) for o in outputs), "the bootstrap address was shown"
+    assert any("image/png" in o.get("data", {}) for o in outputs), "the chart was drawn"
