@@ -72,6 +72,24 @@ def test_ctrl_c_while_iterating_a_crawl(net, capfd):
     assert seconds < 120, summary
 
 
+def test_ctrl_c_stops_a_query_waiting_for_its_reply():
+    # A socket that never answers, and a 60 s timeout: only a stop ends the wait sooner.
+    import socket
+    import time
+
+    silent = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    silent.bind(("127.77.52.1", 0))
+    addr = "%s:%d" % silent.getsockname()
+    timer = interrupt_after(1.0)
+    started = time.monotonic()
+    with pytest.raises(KeyboardInterrupt):
+        estudely.query.ping(addr, timeout=60, bind="127.77.200.53:0")
+    timer.join()
+    silent.close()
+    assert time.monotonic() - started < 30, "stopped long before the timeout"
+    assert ours() == [], "the query thread was joined"
+
+
 def test_ctrl_c_stops_a_simulation():
     # A virtual hour, a row every virtual minute: 61 rows and over a minute of wall time
     # to the end, had Ctrl-C not stopped it at its next row.

@@ -112,10 +112,46 @@ fn recount(url: &str) -> Stats {
     }
 }
 
+/// The report's figures counted by scans: sizes per bucket, their sum (saturated), and the
+/// timeline in `bucket` seconds.
+fn recount_report(url: &str, bucket: i64) -> (Vec<u64>, u64, Vec<(i64, Source, u64)>) {
+    let mut c = sql(url);
+    let mut sizes = vec![0u64; estudely::store::SIZE_EDGES.len() + 1];
+    let mut bytes: u128 = 0;
+    let mut timeline = std::collections::BTreeMap::new();
+    for row in c
+        .query("SELECT total_bytes, discovered, source FROM torrents", &[])
+        .unwrap()
+    {
+        let (size, at, source): (i64, i64, String) = (row.get(0), row.get(1), row.get(2));
+        sizes[estudely::store::size_bucket(size as u64)] += 1;
+        bytes += size as u128;
+        let start = at - at.rem_euclid(bucket);
+        *timeline
+            .entry((start, Source::parse(&source).unwrap()))
+            .or_insert(0u64) += 1;
+    }
+    let bytes = if bytes >= i64::MAX as u128 {
+        u64::MAX
+    } else {
+        bytes as u64
+    };
+    let timeline = timeline.into_iter().map(|((t, s), n)| (t, s, n)).collect();
+    (sizes, bytes, timeline)
+}
+
 fn check(url: &str, store: &mut PgStore, when: &str) -> Stats {
     let stats = store.stats().unwrap();
     assert_eq!(stats, recount(url), "{when}");
     assert_eq!(store.torrent_count().unwrap(), stats.torrents, "{when}");
+    for bucket in [3600, 86_400, 900] {
+        let (sizes, bytes, timeline) = recount_report(url, bucket);
+        let mut got = store.timeline(bucket).unwrap();
+        got.sort();
+        assert_eq!(got, timeline, "{when}: timeline in {bucket} s");
+        assert_eq!(store.size_histogram().unwrap(), sizes, "{when}");
+        assert_eq!(store.total_bytes().unwrap(), bytes, "{when}");
+    }
     stats
 }
 
@@ -128,6 +164,11 @@ fn totals_follow_every_write() {
     // New torrents (one twice in the batch), with sightings trimmed to 3 per torrent.
     let mut torrents: Vec<Torrent> = (0..30).map(torrent).collect();
     torrents.push(torrent(4));
+    // Sizes in several buckets, and discoveries in several hours.
+    for (i, t) in torrents.iter_mut().enumerate() {
+        t.total_bytes = [10, 5 << 20, 700 << 20, 3 << 30, 200 << 30][i % 5];
+        t.discovered += (i as i64 % 7) * 3_000;
+    }
     let sightings = (0..30)
         .flat_map(|i| (1..=5).map(move |p| sight(i, p, i64::from(p))))
         .collect();
@@ -141,7 +182,11 @@ fn totals_follow_every_write() {
     store.write("me", &batch).unwrap();
     let stats = check(&url, &mut store, "first batch");
     assert_eq!((stats.torrents, stats.sightings), (30, 90));
-    assert_eq!(stats.by_day.len(), 5);
+    assert_eq!(
+        stats.by_day.len(),
+        6,
+        "five days, and hours past the last midnight"
+    );
 
     // Stored again (nothing counted twice), new ones, sightings of known addresses again.
     let batch = Batch {
@@ -170,6 +215,26 @@ fn totals_follow_every_write() {
     store.delete_torrents(&gone[..3], 6).unwrap();
     let stats = check(&url, &mut store, "pruned");
     assert_eq!((stats.torrents, stats.deleted), (28, 12));
+
+    // Hostile sizes: the write goes through, the sum read saturates, and it is exact again
+    // once they are gone.
+    let mut huge: Vec<Torrent> = (60..63).map(torrent).collect();
+    for t in &mut huge {
+        t.total_bytes = u64::MAX;
+    }
+    let keys: Vec<InfoHash> = huge.iter().map(|t| t.info_hash).collect();
+    store
+        .write(
+            "me",
+            &Batch {
+                torrents: huge,
+                ..Batch::default()
+            },
+        )
+        .unwrap();
+    check(&url, &mut store, "hostile sizes");
+    assert_eq!(store.total_bytes().unwrap(), u64::MAX);
+    store.delete_torrents(&keys, 7).unwrap();
 
     // Four writers at once, overlapping keys in different orders.
     let barrier = Arc::new(Barrier::new(4));
@@ -200,6 +265,7 @@ fn totals_follow_every_write() {
     }
     let stats = check(&url, &mut store, "four writers");
     assert_eq!(stats.torrents, 28 + 140);
+    assert!(recount_report(&url, 3600).2.len() > 5, "several hours");
 }
 
 /// An index of schema 9 with data: migration 10 counts what is there.

@@ -125,8 +125,14 @@ pub fn query(
     else {
         return Err(mismatch(method));
     };
-    spawn("query", move |out, _stop| {
-        block_on(cmd::query::run_with(query, out))
+    // A query waits for its reply up to its `--timeout`: a stop (Ctrl-C) ends the wait.
+    spawn("query", move |out, stop| {
+        block_on(async move {
+            tokio::select! {
+                r = cmd::query::run_with(query, out) => r,
+                () = stop.fired() => Ok(()),
+            }
+        })
     })
 }
 

@@ -1,17 +1,16 @@
 //! The reads of the PostgreSQL backend behind the web UI: the newest torrents, a
 //! torrent's sightings, and the aggregates of the stats page.
 
+use std::collections::BTreeMap;
 use std::net::{IpAddr, SocketAddr};
 
+use anyhow::bail;
 use estudely_krpc::InfoHash;
 use postgres::Client;
 
 use super::read::{stored, COLUMNS};
 use super::text::to_u64;
-use crate::{
-    bucket_start_sql, check_bucket, size_counts, size_counts_sql, SightingCounts, SightingRow,
-    Source, StoredTorrent,
-};
+use crate::{bucket_start_sql, check_bucket, SightingCounts, SightingRow, Source, StoredTorrent};
 
 /// A `bigint` from a count or an offset (saturating).
 fn int(n: usize) -> i64 {
@@ -117,9 +116,27 @@ pub fn discovered_range(client: &mut Client) -> anyhow::Result<Option<(i64, i64)
     Ok(first.zip(last))
 }
 
-/// Torrents per `bucket_secs` bucket of `discovered` and first source.
+/// Torrents per `bucket_secs` bucket of `discovered` and first source: added up from the
+/// hours in `totals` (migration 11) when the bucket is a whole number of hours, else
+/// counted by a scan.
 pub fn timeline(client: &mut Client, bucket_secs: i64) -> anyhow::Result<Vec<(i64, Source, u64)>> {
     check_bucket(bucket_secs)?;
+    let mut sums: BTreeMap<(i64, Source), u64> = BTreeMap::new();
+    if bucket_secs % 3600 == 0 {
+        for row in client.query(
+            "SELECT key, value::int8 FROM totals
+             WHERE key >= 'hour:' AND key < 'hour;' AND value <> 0",
+            &[],
+        )? {
+            let key: &str = row.try_get(0)?;
+            let Some((hour, source)) = parse_hour_key(key) else {
+                bail!("corrupt index: a total named `{key}`");
+            };
+            let start = hour - hour.rem_euclid(bucket_secs);
+            *sums.entry((start, source)).or_default() += to_u64(row.try_get(1)?, "total")?;
+        }
+        return Ok(sums.into_iter().map(|((t, s), n)| (t, s, n)).collect());
+    }
     let sql = format!(
         "SELECT {}, source, count(*) FROM torrents GROUP BY 1, 2",
         bucket_start_sql("discovered", "$1::bigint")
@@ -135,25 +152,40 @@ pub fn timeline(client: &mut Client, bucket_secs: i64) -> anyhow::Result<Vec<(i6
     Ok(out)
 }
 
-/// Torrents per size bucket, counted in SQL (one pass, see [`size_counts_sql`]).
-pub fn size_histogram(client: &mut Client) -> anyhow::Result<Vec<u64>> {
-    let sql = format!("SELECT {} FROM torrents", size_counts_sql("total_bytes"));
-    let row = client.query_one(&sql, &[])?;
-    let cumulative = (0..=crate::SIZE_EDGES.len())
-        .map(|i| to_u64(row.try_get(i)?, "count"))
-        .collect::<anyhow::Result<Vec<u64>>>()?;
-    Ok(size_counts(&cumulative))
+/// `hour:START:SOURCE` (a key of `totals`) to its hour and source.
+fn parse_hour_key(key: &str) -> Option<(i64, Source)> {
+    let (hour, source) = key.strip_prefix("hour:")?.split_once(':')?;
+    Some((hour.parse().ok()?, Source::parse(source)?))
 }
 
-/// The sum of `total_bytes` (a `numeric`, read as text), saturated to `u64`.
+/// Torrents per size bucket, from `totals` (`size:I`, migration 11).
+pub fn size_histogram(client: &mut Client) -> anyhow::Result<Vec<u64>> {
+    let mut out = vec![0; crate::SIZE_EDGES.len() + 1];
+    for row in client.query(
+        "SELECT key, value::int8 FROM totals WHERE key >= 'size:' AND key < 'size;'",
+        &[],
+    )? {
+        let key: &str = row.try_get(0)?;
+        let slot = key
+            .strip_prefix("size:")
+            .and_then(|i| i.parse::<usize>().ok())
+            .and_then(|i| out.get_mut(i));
+        let Some(slot) = slot else {
+            bail!("corrupt index: a total named `{key}`");
+        };
+        *slot = to_u64(row.try_get(1)?, "total")?;
+    }
+    Ok(out)
+}
+
+/// The sum of `total_bytes`, from `totals` (migration 11; a `numeric`, read as text),
+/// saturated to `u64`.
 pub fn total_bytes(client: &mut Client) -> anyhow::Result<u64> {
-    let sum: String = client
-        .query_one(
-            "SELECT coalesce(sum(total_bytes), 0)::text FROM torrents",
-            &[],
-        )?
-        .try_get(0)?;
-    Ok(parse_sum(&sum))
+    let sum: Option<String> = client
+        .query_opt("SELECT value::text FROM totals WHERE key = 'bytes'", &[])?
+        .map(|r| r.try_get(0))
+        .transpose()?;
+    Ok(sum.map_or(0, |s| parse_sum(&s)))
 }
 
 /// A non-negative decimal integer, saturated to `u64`; anything else (negative sums exist

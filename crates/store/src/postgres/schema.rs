@@ -138,7 +138,81 @@ const MIGRATIONS: &[&str] = &[
     // The backfill counts what is there, under the triggers' lock (writers wait for it).
     // Safe to run twice (it starts over).
     TOTALS,
+    // 11: `totals` in `numeric` (exact sums of sizes), and the report's figures there
+    // too: the sum of sizes (`bytes`), torrents per
+    // size bucket (`size:I`, `crate::SIZE_EDGES`) and per hour of discovery and source
+    // (`hour:START:SOURCE`), which the timeline adds up into its buckets of an hour or
+    // more. The torrent keys are counted again, under the triggers' lock.
+    TOTALS_11,
 ];
+
+/// Migration 11 (see [`MIGRATIONS`]): the keys of a torrent with its size bucket and hour,
+/// `bytes` beside `files`, and a recount of every torrent key. The size edges are
+/// [`crate::SIZE_EDGES`] (a test checks).
+const TOTALS_11: &str = "
+    LOCK TABLE torrents IN SHARE ROW EXCLUSIVE MODE;
+    DROP FUNCTION IF EXISTS estudely_torrent_keys(text, text, text, bigint);
+    -- Exact sums at any size: one hostile torrent may claim 2^63 bytes, and a sum past
+    -- bigint must neither fail the write that adds it nor be wrong once it is deleted.
+    ALTER TABLE totals ALTER COLUMN value TYPE numeric;
+    CREATE OR REPLACE FUNCTION estudely_add_totals(deltas jsonb) RETURNS void LANGUAGE sql AS $$
+        INSERT INTO totals (key, value)
+        SELECT key, sum(value::numeric) FROM jsonb_each_text(deltas) GROUP BY key
+        HAVING sum(value::numeric) <> 0 ORDER BY key
+        ON CONFLICT (key) DO UPDATE SET value = totals.value + EXCLUDED.value
+    $$;
+    CREATE OR REPLACE FUNCTION estudely_torrent_keys(version text, source text, category text,
+                                                     discovered bigint, total_bytes bigint)
+        RETURNS text[] LANGUAGE sql STABLE AS $$
+        SELECT ARRAY['torrents', 'version:' || version, 'source:' || source,
+                     'category:' || coalesce(category, 'unclassified'),
+                     'day:' || to_char(to_timestamp(discovered) AT TIME ZONE 'UTC',
+                                       'YYYY-MM-DD'),
+                     'hour:' || (discovered - ((discovered % 3600) + 3600) % 3600)
+                         || ':' || source,
+                     'size:' || width_bucket(total_bytes, ARRAY[1048576, 10485760,
+                         104857600, 524288000, 1073741824, 4294967296, 10737418240,
+                         53687091200, 107374182400]::bigint[])]
+    $$;
+    CREATE OR REPLACE FUNCTION estudely_torrents_totals() RETURNS trigger LANGUAGE plpgsql AS $$
+    DECLARE deltas jsonb;
+    BEGIN
+        IF TG_OP = 'INSERT' THEN
+            SELECT jsonb_object_agg(key, n) INTO deltas FROM (
+                SELECT k AS key, count(*) AS n FROM new_rows r,
+                    unnest(estudely_torrent_keys(r.version, r.source, r.category,
+                                                 r.discovered, r.total_bytes)) k GROUP BY k
+                UNION ALL
+                SELECT 'files', sum(r.file_count - r.files_omitted) FROM new_rows r
+                UNION ALL
+                SELECT 'bytes', sum(r.total_bytes) FROM new_rows r) d
+            WHERE n IS NOT NULL;
+        ELSE
+            SELECT jsonb_object_agg(key, -n) INTO deltas FROM (
+                SELECT k AS key, count(*) AS n FROM old_rows r,
+                    unnest(estudely_torrent_keys(r.version, r.source, r.category,
+                                                 r.discovered, r.total_bytes)) k GROUP BY k
+                UNION ALL
+                SELECT 'files', sum(r.file_count - r.files_omitted) FROM old_rows r
+                UNION ALL
+                SELECT 'bytes', sum(r.total_bytes) FROM old_rows r) d
+            WHERE n IS NOT NULL;
+        END IF;
+        IF deltas IS NOT NULL THEN
+            PERFORM estudely_add_totals(deltas);
+        END IF;
+        RETURN NULL;
+    END $$;
+    DELETE FROM totals WHERE key NOT IN ('sightings', 'deleted');
+    INSERT INTO totals (key, value)
+        SELECT k, count(*) FROM torrents t,
+            unnest(estudely_torrent_keys(t.version, t.source, t.category, t.discovered,
+                                         t.total_bytes)) k
+        GROUP BY k
+        UNION ALL
+        SELECT 'files', coalesce(sum(file_count - files_omitted), 0) FROM torrents
+        UNION ALL
+        SELECT 'bytes', coalesce(sum(total_bytes), 0) FROM torrents;";
 
 /// Migration 10: the `totals` table, its triggers and its backfill (see [`MIGRATIONS`]).
 /// Keys: `torrents`, `files` (stored files, `file_count - files_omitted`, wherever they are
@@ -342,6 +416,13 @@ fn newer(current: i32) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn size_buckets_are_the_crates() {
+        let edges = crate::SIZE_EDGES.map(|e| e.to_string()).join(", ");
+        let sql: String = TOTALS_11.split_whitespace().collect::<Vec<_>>().join(" ");
+        assert!(sql.contains(&format!("ARRAY[{edges}]::bigint[]")), "{sql}");
+    }
 
     #[test]
     fn migrations_are_numbered_from_one() {

@@ -31,6 +31,14 @@ const CANDIDATES: usize = 1_000;
 /// the p95 of a common word at 38 ms (each candidate's row is read).
 const SORT_CANDIDATES: usize = 2_000;
 
+/// The columns a candidate carries: every one but `files` (a torrent's file list, up to
+/// kilobytes, read by none of the filters, sorts or ranks; with it 2,000 candidates made
+/// a sort by size spill to disk: p50 8 → 40 ms at 1 M torrents).
+const CANDIDATE: &str = "t.info_hash, t.info_hash_v2, t.name, t.name_raw, t.total_bytes, \
+    t.piece_length, t.file_count, t.files_omitted, t.private, t.version, t.discovered, \
+    t.last_seen, t.source, t.search, t.seeds_estimate, t.peers_estimate, t.category, \
+    t.release, t.estimated_at, t.scraped_at";
+
 /// A count or offset as a `bigint` (saturating).
 fn big(n: usize) -> i64 {
     i64::try_from(n).unwrap_or(i64::MAX)
@@ -80,7 +88,7 @@ impl Sql {
         let Some(all) = tsquery(&q.include, "&") else {
             let n = self.bind(big(window));
             let sql = format!(
-                "SELECT t.* FROM (SELECT * FROM torrents t WHERE true{category}
+                "SELECT t.* FROM (SELECT {CANDIDATE} FROM torrents t WHERE true{category}
                      ORDER BY t.discovered DESC, t.info_hash DESC LIMIT {n}) AS t
                  WHERE true{filters}"
             );
@@ -120,8 +128,9 @@ impl Sql {
             ),
         };
         let n = self.bind(big(window));
-        let sql =
-            format!("SELECT t.* FROM torrents t WHERE {matches}{category}{filters} LIMIT {n}");
+        let sql = format!(
+            "SELECT {CANDIDATE} FROM torrents t WHERE {matches}{category}{filters} LIMIT {n}"
+        );
         (sql, rank)
     }
 
