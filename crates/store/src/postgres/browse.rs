@@ -117,7 +117,7 @@ pub fn discovered_range(client: &mut Client) -> anyhow::Result<Option<(i64, i64)
 }
 
 /// Torrents per `bucket_secs` bucket of `discovered` and first source: added up from the
-/// hours in `totals` (migration 11) when the bucket is a whole number of hours, else
+/// hours in `totals` (migration 10) when the bucket is a whole number of hours, else
 /// counted by a scan.
 pub fn timeline(client: &mut Client, bucket_secs: i64) -> anyhow::Result<Vec<(i64, Source, u64)>> {
     check_bucket(bucket_secs)?;
@@ -158,7 +158,7 @@ fn parse_hour_key(key: &str) -> Option<(i64, Source)> {
     Some((hour.parse().ok()?, Source::parse(source)?))
 }
 
-/// Torrents per size bucket, from `totals` (`size:I`, migration 11).
+/// Torrents per size bucket, from `totals` (`size:I`, migration 10).
 pub fn size_histogram(client: &mut Client) -> anyhow::Result<Vec<u64>> {
     let mut out = vec![0; crate::SIZE_EDGES.len() + 1];
     for row in client.query(
@@ -178,7 +178,7 @@ pub fn size_histogram(client: &mut Client) -> anyhow::Result<Vec<u64>> {
     Ok(out)
 }
 
-/// The sum of `total_bytes`, from `totals` (migration 11; a `numeric`, read as text),
+/// The sum of `total_bytes`, from `totals` (migration 10; a `numeric`, read as text),
 /// saturated to `u64`.
 pub fn total_bytes(client: &mut Client) -> anyhow::Result<u64> {
     let sum: Option<String> = client

@@ -131,30 +131,34 @@ const MIGRATIONS: &[&str] = &[
     // torrents stored before, whose files stay in `files` and are read from there. Adding
     // a nullable column without a default rewrites nothing: instant at any size.
     "ALTER TABLE torrents ADD COLUMN IF NOT EXISTS files bytea;",
-    // 10: the figures of `stats` kept as they change, so that reading them costs a few rows
-    // instead of scans of every table (2-3 s at 1 M torrents, ten times that at 10 M).
+    // 10: the figures of `stats` and of the report kept as they change, so that reading
+    // them costs a few rows instead of scans of every table (3 s at 1 M torrents, 12 s at
+    // 10 M).
     // Statement-level triggers with transition tables add each statement's rows, whatever
     // wrote them; keys are taken in order, so concurrent writers cannot deadlock on them.
     // The backfill counts what is there, under the triggers' lock (writers wait for it).
     // Safe to run twice (it starts over).
     TOTALS,
-    // 11: `totals` in `numeric` (exact sums of sizes), and the report's figures there
-    // too: the sum of sizes (`bytes`), torrents per
-    // size bucket (`size:I`, `crate::SIZE_EDGES`) and per hour of discovery and source
-    // (`hour:START:SOURCE`), which the timeline adds up into its buckets of an hour or
-    // more. The torrent keys are counted again, under the triggers' lock.
-    TOTALS_11,
 ];
 
-/// Migration 11 (see [`MIGRATIONS`]): the keys of a torrent with its size bucket and hour,
-/// `bytes` beside `files`, and a recount of every torrent key. The size edges are
-/// [`crate::SIZE_EDGES`] (a test checks).
-const TOTALS_11: &str = "
-    LOCK TABLE torrents IN SHARE ROW EXCLUSIVE MODE;
-    DROP FUNCTION IF EXISTS estudely_torrent_keys(text, text, text, bigint);
+/// Migration 10: the `totals` table, its triggers and its backfill (see [`MIGRATIONS`]).
+/// Keys: `torrents`, `files` (stored files, `file_count - files_omitted`, wherever they are
+/// held), `bytes` (the sum of sizes, exact in `numeric`), `sightings`, `deleted`, and per
+/// torrent `version:`, `source:`, `category:` (`category:unclassified` without one),
+/// `day:YYYY-MM-DD` (UTC day of `discovered`), `hour:START:SOURCE` (the hour of discovery,
+/// which the report's timeline adds up into its buckets of whole hours) and `size:I` (its
+/// bucket of [`crate::SIZE_EDGES`]; a test checks the edges).
+/// Inserts and deletes are counted by the triggers; a category changes only through
+/// [`Store::set_categories`](crate::Store::set_categories), which counts it (an UPDATE
+/// trigger would make every `last_seen` update keep both versions of its rows).
+const TOTALS: &str = "
+    DROP TABLE IF EXISTS totals;
+    CREATE TABLE totals (
+        key   text PRIMARY KEY,
+        value numeric NOT NULL
+    );
     -- Exact sums at any size: one hostile torrent may claim 2^63 bytes, and a sum past
     -- bigint must neither fail the write that adds it nor be wrong once it is deleted.
-    ALTER TABLE totals ALTER COLUMN value TYPE numeric;
     CREATE OR REPLACE FUNCTION estudely_add_totals(deltas jsonb) RETURNS void LANGUAGE sql AS $$
         INSERT INTO totals (key, value)
         SELECT key, sum(value::numeric) FROM jsonb_each_text(deltas) GROUP BY key
@@ -203,69 +207,6 @@ const TOTALS_11: &str = "
         END IF;
         RETURN NULL;
     END $$;
-    DELETE FROM totals WHERE key NOT IN ('sightings', 'deleted');
-    INSERT INTO totals (key, value)
-        SELECT k, count(*) FROM torrents t,
-            unnest(estudely_torrent_keys(t.version, t.source, t.category, t.discovered,
-                                         t.total_bytes)) k
-        GROUP BY k
-        UNION ALL
-        SELECT 'files', coalesce(sum(file_count - files_omitted), 0) FROM torrents
-        UNION ALL
-        SELECT 'bytes', coalesce(sum(total_bytes), 0) FROM torrents;";
-
-/// Migration 10: the `totals` table, its triggers and its backfill (see [`MIGRATIONS`]).
-/// Keys: `torrents`, `files` (stored files, `file_count - files_omitted`, wherever they are
-/// held), `sightings`, `deleted`, and per torrent `version:`, `source:`, `category:`
-/// (`category:unclassified` without one) and `day:YYYY-MM-DD` (UTC day of `discovered`).
-/// Inserts and deletes are counted by the triggers; a category changes only through
-/// [`Store::set_categories`](crate::Store::set_categories), which counts it (an UPDATE
-/// trigger would make every `last_seen` update keep both versions of its rows).
-const TOTALS: &str = "
-    DROP TABLE IF EXISTS totals;
-    CREATE TABLE totals (
-        key   text PRIMARY KEY,
-        value bigint NOT NULL
-    );
-    CREATE OR REPLACE FUNCTION estudely_add_totals(deltas jsonb) RETURNS void LANGUAGE sql AS $$
-        INSERT INTO totals (key, value)
-        SELECT key, sum(value::bigint) FROM jsonb_each_text(deltas) GROUP BY key
-        HAVING sum(value::bigint) <> 0 ORDER BY key
-        ON CONFLICT (key) DO UPDATE SET value = totals.value + EXCLUDED.value
-    $$;
-    CREATE OR REPLACE FUNCTION estudely_torrent_keys(version text, source text, category text,
-                                          discovered bigint)
-        RETURNS text[] LANGUAGE sql STABLE AS $$
-        SELECT ARRAY['torrents', 'version:' || version, 'source:' || source,
-                     'category:' || coalesce(category, 'unclassified'),
-                     'day:' || to_char(to_timestamp(discovered) AT TIME ZONE 'UTC',
-                                       'YYYY-MM-DD')]
-    $$;
-    CREATE OR REPLACE FUNCTION estudely_torrents_totals() RETURNS trigger LANGUAGE plpgsql AS $$
-    DECLARE deltas jsonb;
-    BEGIN
-        IF TG_OP = 'INSERT' THEN
-            SELECT jsonb_object_agg(key, n) INTO deltas FROM (
-                SELECT k AS key, count(*) AS n FROM new_rows r,
-                    unnest(estudely_torrent_keys(r.version, r.source, r.category,
-                                                 r.discovered)) k GROUP BY k
-                UNION ALL
-                SELECT 'files', sum(r.file_count - r.files_omitted) FROM new_rows r) d
-            WHERE n IS NOT NULL;
-        ELSE
-            SELECT jsonb_object_agg(key, -n) INTO deltas FROM (
-                SELECT k AS key, count(*) AS n FROM old_rows r,
-                    unnest(estudely_torrent_keys(r.version, r.source, r.category,
-                                                 r.discovered)) k GROUP BY k
-                UNION ALL
-                SELECT 'files', sum(r.file_count - r.files_omitted) FROM old_rows r) d
-            WHERE n IS NOT NULL;
-        END IF;
-        IF deltas IS NOT NULL THEN
-            PERFORM estudely_add_totals(deltas);
-        END IF;
-        RETURN NULL;
-    END $$;
     CREATE OR REPLACE FUNCTION estudely_rows_totals() RETURNS trigger LANGUAGE plpgsql AS $$
     DECLARE n bigint;
     BEGIN
@@ -306,10 +247,13 @@ const TOTALS: &str = "
         FOR EACH STATEMENT EXECUTE FUNCTION estudely_rows_totals('deleted');
     INSERT INTO totals (key, value)
         SELECT k, count(*) FROM torrents t,
-            unnest(estudely_torrent_keys(t.version, t.source, t.category, t.discovered)) k
+            unnest(estudely_torrent_keys(t.version, t.source, t.category, t.discovered,
+                                         t.total_bytes)) k
         GROUP BY k
         UNION ALL
         SELECT 'files', coalesce(sum(file_count - files_omitted), 0) FROM torrents
+        UNION ALL
+        SELECT 'bytes', coalesce(sum(total_bytes), 0) FROM torrents
         UNION ALL
         SELECT 'sightings', count(*) FROM sightings
         UNION ALL
@@ -420,7 +364,7 @@ mod tests {
     #[test]
     fn size_buckets_are_the_crates() {
         let edges = crate::SIZE_EDGES.map(|e| e.to_string()).join(", ");
-        let sql: String = TOTALS_11.split_whitespace().collect::<Vec<_>>().join(" ");
+        let sql: String = TOTALS.split_whitespace().collect::<Vec<_>>().join(" ");
         assert!(sql.contains(&format!("ARRAY[{edges}]::bigint[]")), "{sql}");
     }
 
