@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import pathlib
+import signal
 import subprocess
 from typing import Any, Iterator
 
@@ -19,6 +20,11 @@ import pytest
 import estudely
 
 REPO = pathlib.Path(__file__).resolve().parents[2]
+
+# Ctrl-C as in a terminal, whoever started the tests: a shell that starts a job in the
+# background without job control (`cmd &` in a script, nohup) makes it ignore SIGINT, and
+# Python then keeps it ignored, so the Ctrl-C tests would see no KeyboardInterrupt.
+signal.signal(signal.SIGINT, signal.default_int_handler)
 
 #: Nodes and torrents of the shared testnet: t = 5 and t = 10 have hostile names.
 NODES, TORRENTS = 20, 12
