@@ -9,7 +9,8 @@ use estudely_krpc::InfoHash;
 use estudely_peer_wire::FileEntry;
 use postgres::{Client, Row};
 
-use super::text::{parse_files_blob, parse_path_raw, to_u64};
+use super::text::{parse_files_blob, to_u64};
+use crate::sqlite::codec::decode_path;
 use crate::{parse_classification, parse_version, Source, Stats, StoredTorrent, Torrent};
 
 /// The columns that [`stored`] reads, in its order, from `torrents t`.
@@ -80,7 +81,9 @@ fn files(raws: Vec<Vec<u8>>, lengths: Vec<i64>) -> anyhow::Result<Vec<FileEntry>
         .zip(lengths)
         .map(|(raw, length)| {
             Ok(FileEntry {
-                path: parse_path_raw(&raw)?,
+                path: decode_path(&raw).ok_or_else(|| {
+                    anyhow::anyhow!("corrupt index: a file's path_raw is not a bencoded list")
+                })?,
                 length: to_u64(length, "file length")?,
             })
         })

@@ -1,9 +1,11 @@
-//! Pure helpers of the PostgreSQL backend: numbers, raw paths and search text.
+//! Pure helpers of the PostgreSQL backend: numbers, file lists and search text (raw paths
+//! are the SQLite backend's codec: `sqlite::codec`).
 
-use estudely_bencode::{Encoder, Kind};
+use estudely_bencode::Encoder;
 use estudely_peer_wire::FileEntry;
 
 use crate::search_query::Term;
+use crate::sqlite::codec::{path_of, write_path};
 
 /// Most characters of words fed to `to_tsvector` per torrent (a `tsvector` holds at most
 /// 1 MiB; the first files are enough to find a torrent by).
@@ -17,33 +19,6 @@ pub fn clamp_i64(n: u64) -> i64 {
 /// A stored `bigint` back to `u64`; negative only if someone else wrote the row.
 pub fn to_u64(n: i64, what: &str) -> anyhow::Result<u64> {
     u64::try_from(n).map_err(|_| anyhow::anyhow!("corrupt index: negative {what} {n}"))
-}
-
-/// The raw components of a path as a bencoded list: `files.path_raw`, written by builds
-/// before schema 9 (and read by this one); here to test the reader.
-#[cfg(test)]
-pub fn path_raw(components: &[Vec<u8>]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(components.iter().map(|c| c.len() + 4).sum::<usize>() + 2);
-    let mut e = Encoder(&mut out);
-    e.begin_list();
-    for c in components {
-        e.bytes(c);
-    }
-    e.end();
-    out
-}
-
-/// The inverse of [`path_raw`].
-pub fn parse_path_raw(raw: &[u8]) -> anyhow::Result<Vec<Vec<u8>>> {
-    let bad = || anyhow::anyhow!("corrupt index: a file's path_raw is not a bencoded list");
-    let value = estudely_bencode::decode(raw).map_err(|_| bad())?;
-    let Kind::List(items) = value.kind() else {
-        return Err(bad());
-    };
-    items
-        .iter()
-        .map(|v| v.as_bytes().map(<[u8]>::to_vec).ok_or_else(bad))
-        .collect()
 }
 
 /// A torrent's stored files as one value (`torrents.files`, schema 9): a bencoded list
@@ -62,11 +37,7 @@ pub fn files_blob(files: &[FileEntry]) -> Vec<u8> {
     e.begin_list();
     for f in files {
         e.begin_list();
-        e.begin_list();
-        for c in &f.path {
-            e.bytes(c);
-        }
-        e.end();
+        write_path(&mut e, &f.path);
         e.int(clamp_i64(f.length));
         e.end();
     }
@@ -84,12 +55,7 @@ pub fn parse_files_blob(raw: &[u8]) -> anyhow::Result<Vec<FileEntry>> {
             let [path, length] = file.as_list().ok_or_else(bad)? else {
                 return Err(bad());
             };
-            let path = path
-                .as_list()
-                .ok_or_else(bad)?
-                .iter()
-                .map(|c| c.as_bytes().map(<[u8]>::to_vec).ok_or_else(bad))
-                .collect::<anyhow::Result<Vec<_>>>()?;
+            let path = path_of(path).ok_or_else(bad)?;
             let length = to_u64(length.as_int().ok_or_else(bad)?, "file length")?;
             Ok(FileEntry { path, length })
         })
@@ -190,17 +156,6 @@ mod tests {
         );
         assert_eq!(substring_pattern(&["ab", "c"]), None);
         assert_eq!(substring_pattern(&[]), None);
-    }
-
-    #[test]
-    fn raw_paths() {
-        let path = vec![b"a/b".to_vec(), vec![0, 0xff], Vec::new()];
-        let raw = path_raw(&path);
-        assert_eq!(raw, b"l3:a/b2:\0\xff0:e");
-        assert_eq!(parse_path_raw(&raw).unwrap(), path);
-        assert!(parse_path_raw(b"3:abc").is_err());
-        assert!(parse_path_raw(b"li1ee").is_err());
-        assert!(parse_path_raw(b"l").is_err());
     }
 
     #[test]

@@ -298,12 +298,11 @@ pub fn set_categories(
          RETURNING o.category, t.category",
         &[&keys, &cats, &rels],
     )?;
+    let key = |c: Option<String>| format!("category:{}", c.as_deref().unwrap_or("unclassified"));
     let mut deltas: BTreeMap<String, i64> = BTreeMap::new();
     for row in &changed {
         let (old, new): (Option<String>, Option<String>) = (row.try_get(0)?, row.try_get(1)?);
         if old != new {
-            let key =
-                |c: Option<String>| format!("category:{}", c.as_deref().unwrap_or("unclassified"));
             *deltas.entry(key(old)).or_default() -= 1;
             *deltas.entry(key(new)).or_default() += 1;
         }

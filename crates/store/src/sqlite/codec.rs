@@ -1,7 +1,8 @@
-//! Values between Rust and SQLite: raw paths as bencoded lists, integers that must fit in
+//! Values between Rust and SQLite: raw paths as bencoded lists (also PostgreSQL's
+//! `files.path_raw` and the paths inside its `torrents.files`), integers that must fit in
 //! an SQLite INTEGER, and search queries turned into safe FTS5 expressions.
 
-use estudely_bencode::Encoder;
+use estudely_bencode::{Encoder, Value};
 use estudely_peer_wire::FileEntry;
 
 use crate::search_query::{SearchQuery, Term};
@@ -9,18 +10,27 @@ use crate::search_query::{SearchQuery, Term};
 /// The bencoded list of `components`: `l3:abc4:defge`.
 pub fn encode_path(components: &[Vec<u8>]) -> Vec<u8> {
     let mut out = Vec::with_capacity(2 + components.iter().map(|c| c.len() + 3).sum::<usize>());
-    let mut enc = Encoder(&mut out);
+    write_path(&mut Encoder(&mut out), components);
+    out
+}
+
+/// [`encode_path`] into an encoder (a path inside a larger value).
+pub fn write_path(enc: &mut Encoder<'_>, components: &[Vec<u8>]) {
     enc.begin_list();
     for c in components {
         enc.bytes(c);
     }
     enc.end();
-    out
 }
 
 /// The inverse of [`encode_path`]; `None` if `raw` is not a list of byte strings.
 pub fn decode_path(raw: &[u8]) -> Option<Vec<Vec<u8>>> {
-    let value = estudely_bencode::decode(raw).ok()?;
+    path_of(&estudely_bencode::decode(raw).ok()?)
+}
+
+/// The components of a path decoded in place (see [`write_path`]); `None` if `value` is not
+/// a list of byte strings.
+pub fn path_of(value: &Value<'_>) -> Option<Vec<Vec<u8>>> {
     value
         .as_list()?
         .iter()
@@ -88,6 +98,10 @@ mod tests {
         assert_eq!(decode_path(b"le"), Some(vec![]));
         assert_eq!(decode_path(b"li1ee"), None);
         assert_eq!(decode_path(b"junk"), None);
+        assert_eq!(decode_path(b"3:abc"), None);
+        assert_eq!(decode_path(b"l"), None);
+        let hostile = vec![b"a/b".to_vec(), vec![0, 0xff], Vec::new()];
+        assert_eq!(encode_path(&hostile), b"l3:a/b2:\0\xff0:e");
         let f = FileEntry {
             path: comps,
             length: 1,
