@@ -394,6 +394,78 @@ fn etiquette_holds_when_replies_are_lost_malformed_or_odd() {
     }
 }
 
+/// A node that stops answering in time (a busy host reads its queries late: they reach
+/// it, its answers come after our timeout) is not sampled again inside the interval its
+/// last answer asked for: not by the retry of a timed-out sample, and not when, written off
+/// as dead, it is listed again by the nodes around it. The node counts every query that
+/// reached it, answered or not.
+#[test]
+fn a_node_that_answers_too_late_is_not_sampled_inside_its_interval() {
+    let crawl = CrawlConfig {
+        max_infohashes: 0,
+        bootstrap: vec![public(1)],
+        ..CrawlConfig::default()
+    };
+    let mut w = World::new(Config::default(), crawl);
+    let (late, lister) = (public(2), public(3));
+    let interval = 300u32;
+    let mut samples_answered = 0u32;
+    let mut script = |s: &Sent| -> Vec<Vec<u8>> {
+        let base = Response {
+            id: NodeId([s.to.ip().to_string().len() as u8; 20]),
+            // Everyone keeps listing the late node.
+            nodes: vec![compact(2, late), compact(3, lister)],
+            ..Response::default()
+        };
+        if s.to == late {
+            // Its first sample is answered in time; after that, every answer is too late.
+            if !is_sample(&s.msg) || samples_answered > 0 {
+                return vec![];
+            }
+            samples_answered += 1;
+            return vec![reply(
+                s,
+                Response {
+                    samples: vec![InfoHash([2; 20])],
+                    num: Some(1),
+                    interval: Some(interval),
+                    ..base
+                },
+            )];
+        }
+        let r = if is_sample(&s.msg) {
+            Response {
+                samples: vec![InfoHash([3; 20])],
+                num: Some(1),
+                interval: Some(60),
+                ..base
+            }
+        } else {
+            base
+        };
+        vec![reply(s, r)]
+    };
+    w.run(
+        Duration::from_secs(4 * 3_600),
+        Duration::from_millis(250),
+        &mut script,
+    );
+    let times = w.samples_to(late);
+    eprintln!("samples to the late node at {times:?}");
+    assert!(
+        times.len() >= 2,
+        "it was sampled again once its interval ended"
+    );
+    for pair in times.windows(2) {
+        assert!(
+            pair[1] - pair[0] >= Duration::from_secs(u64::from(interval)),
+            "sampled at {:?} and again at {:?}: inside its {interval} s interval",
+            pair[0],
+            pair[1]
+        );
+    }
+}
+
 /// A flood of junk from hostile nodes: garbage, deep nesting, unknown and repeated
 /// transaction ids, samples of bad length, absurd `num`, a 10,000-peer answer over several
 /// datagrams, one host under hundreds of ids. The crawler's state stays within its caps,

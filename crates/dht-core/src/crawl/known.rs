@@ -16,7 +16,7 @@
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap, VecDeque};
 use std::net::{IpAddr, SocketAddr};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use estudely_krpc::NodeId;
 
@@ -38,11 +38,29 @@ pub struct Known {
     pub queued: bool,
     /// `sample_infohashes` in a row that brought no usable reply (lost, malformed).
     pub failed_samples: u8,
+    /// The wait its last answered sample asked for, in seconds (its `interval`, clamped to
+    /// the crawler's bounds); 0 before any. A sample sent later and never answered may
+    /// still have reached it, so the next one waits as long (see [`Known::wait`]).
+    pub interval_secs: u32,
     /// Reported in a [`super::CrawlEvent::NodeSampled`] already.
     pub sampled: bool,
     /// The end of the interval of its last answered sample: never asked for samples
     /// before, even once forgotten (it then rests until this; see [`KnownNodes::forget`]).
     pub rest_until: Option<Instant>,
+}
+
+impl Known {
+    /// How long after a sample sent to it the next may go: the interval its last answer
+    /// asked for, or `floor` (the crawler's `min_resample`) before any answer.
+    pub fn wait(&self, floor: Duration) -> Duration {
+        Duration::from_secs(u64::from(self.interval_secs)).max(floor)
+    }
+
+    /// Never sample it before `until`, even once forgotten and found again (keeps the
+    /// later of this and what was set before).
+    pub fn rest_at_least_until(&mut self, until: Instant) {
+        self.rest_until = Some(self.rest_until.map_or(until, |t| t.max(until)));
+    }
 }
 
 /// What [`KnownNodes::discover`] did with a node.
@@ -216,6 +234,7 @@ impl KnownNodes {
                 bep51: None,
                 queued: true,
                 failed_samples: 0,
+                interval_secs: 0,
                 sampled: false,
                 rest_until: None,
             },
@@ -326,11 +345,28 @@ impl KnownNodes {
 
     /// Forget a node (it is dead). Its stale heap entries are skipped later.
     ///
-    /// A node inside the interval of a sample it answered rests until that ends (in the
-    /// fixed-memory filter, rounded up to its time slice): found again meanwhile (listed by
-    /// another node), it is not sampled early. A dead node comes back to life on the network
-    /// as soon as it answers, but its interval still holds.
+    /// A node inside the interval of a sample sent to it (answered or not: the query may
+    /// have reached it) must not be sampled before that ends, even if another node lists
+    /// it meanwhile. When the rest ends within one time slice of the filter (or there is no
+    /// filter) it stays in the table, due when the rest ends: a query then finds it dead or
+    /// alive. A longer rest is kept in the fixed-memory filter (rounded up to its time
+    /// slice). A dead node comes back to life on the network as soon as it answers, but its
+    /// interval still holds.
     pub fn forget(&mut self, now: Instant, addr: &SocketAddr) {
+        let Some(k) = self.nodes.get(addr) else {
+            return;
+        };
+        if let Some(until) = k.rest_until.filter(|t| *t > now) {
+            let short = self
+                .resting
+                .as_ref()
+                .is_none_or(|r| until - now < r.slice());
+            if short {
+                let at = k.next_sample.map_or(until, |t| t.max(until));
+                self.schedule(*addr, at);
+                return;
+            }
+        }
         let Some(k) = self.nodes.remove(addr) else {
             return;
         };
@@ -345,7 +381,6 @@ impl KnownNodes {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::time::Duration;
 
     fn a(port: u16) -> SocketAddr {
         SocketAddr::from(([1, 0, 0, 1], port))
@@ -463,19 +498,55 @@ mod tests {
             KnownNodes::new(100, 100, 4).with_resting(RestingNodes::new(t0, six, 1 << 16, 5));
         assert_eq!(k.discover(t0, b(1), NodeId([1; 20])), Discovery::New);
         assert_eq!(k.pop_next(t0), Some(b(1)));
-        let interval_end = t0 + Duration::from_secs(60);
+        // A rest longer than a slice of the filter (15 min here) goes to the filter.
+        let interval_end = t0 + Duration::from_secs(7_200);
         k.get_mut(&b(1)).unwrap().rest_until = Some(interval_end);
         k.forget(t0 + Duration::from_secs(5), &b(1));
         assert!(k.peek(&b(1)).is_none(), "forgotten");
         let soon = t0 + Duration::from_secs(10);
         assert_eq!(k.discover(soon, b(1), NodeId([1; 20])), Discovery::Resting);
         // Once the interval (rounded up to the filter's slice) is over, it is new again.
-        let later = t0 + six / 24 * 2 + Duration::from_secs(1);
+        let later = t0 + six / 24 * 9 + Duration::from_secs(1);
         assert_eq!(k.discover(later, b(1), NodeId([1; 20])), Discovery::New);
         // A node that never answered a sample is simply forgotten.
         assert_eq!(k.discover(later, b(2), NodeId([2; 20])), Discovery::New);
         k.forget(later, &b(2));
         assert_eq!(k.discover(later, b(2), NodeId([2; 20])), Discovery::New);
+    }
+
+    /// A dead node whose rest ends within a slice of the filter stays in the table, due
+    /// when its rest ends (not sooner, whoever lists it), instead of resting up to a whole
+    /// slice longer in the filter.
+    #[test]
+    fn a_dead_node_with_a_short_rest_stays_due_when_it_ends() {
+        let t0 = Instant::now();
+        let six = Duration::from_secs(21_600);
+        let mut k =
+            KnownNodes::new(100, 100, 4).with_resting(RestingNodes::new(t0, six, 1 << 16, 5));
+        assert_eq!(k.discover(t0, b(1), NodeId([1; 20])), Discovery::New);
+        assert_eq!(k.pop_next(t0), Some(b(1)));
+        let minute = Duration::from_secs(60);
+        k.get_mut(&b(1)).unwrap().rest_at_least_until(t0 + minute);
+        k.schedule(b(1), t0 + Duration::from_secs(10));
+        k.forget(t0 + Duration::from_secs(5), &b(1));
+        assert!(k.peek(&b(1)).is_some(), "kept");
+        assert_eq!(
+            k.discover(t0 + Duration::from_secs(6), b(1), NodeId([1; 20])),
+            Discovery::Known
+        );
+        assert_eq!(k.pop_next(t0 + minute - Duration::from_secs(1)), None);
+        assert_eq!(k.pop_next(t0 + minute), Some(b(1)));
+        // Past its rest, a dead node is forgotten.
+        k.forget(t0 + minute, &b(1));
+        assert!(k.peek(&b(1)).is_none());
+        // Without a filter every rest is kept in the table.
+        let mut k = KnownNodes::new(100, 100, 4);
+        assert_eq!(k.discover(t0, b(2), NodeId([2; 20])), Discovery::New);
+        assert_eq!(k.pop_next(t0), Some(b(2)));
+        k.get_mut(&b(2)).unwrap().rest_at_least_until(t0 + six);
+        k.forget(t0, &b(2));
+        assert_eq!(k.pop_next(t0 + six - minute), None);
+        assert_eq!(k.pop_next(t0 + six), Some(b(2)));
     }
 
     #[test]

@@ -482,9 +482,16 @@ impl Crawler {
                 .schedule(addr, now + self.cfg.rewalk.max(self.cfg.min_resample));
             self.walk(now, addr);
         } else {
-            // Provisionally: not before min_resample, whatever becomes of this query (lost,
-            // malformed, timed out: a retry counts as a second query).
-            self.known.schedule(addr, now + self.cfg.min_resample);
+            // Provisionally: not before the node's interval (min_resample before its first
+            // answer), whatever becomes of this query (lost, malformed, timed out: a retry
+            // counts as a second query). It rests as long if it is forgotten meanwhile
+            // (dead) and listed again: the query may have reached it even if no answer
+            // reached us.
+            let wait = k.wait(self.cfg.min_resample);
+            self.known.schedule(addr, now + wait);
+            if let Some(k) = self.known.get_mut(&addr) {
+                k.rest_at_least_until(now + wait);
+            }
             self.stats.samples_sent += 1;
             let q = Query::SampleInfohashes {
                 id: NodeId::default(),
@@ -648,22 +655,24 @@ impl Crawler {
                     // Crowded, and it never answered (often: behind a NAT): rest for the
                     // longest interval rather than take a slot with retries.
                 } else if let (Purpose::Sample(_), Some(k)) = (p, self.known.get_mut(&addr)) {
-                    // No usable reply (lost, malformed): back off, min_resample after the
-                    // first, doubling each time after, up to max_interval. (Twice
-                    // min_resample after the first kept a node whose one sample was lost
-                    // out of a short crawl on a lossy network.)
+                    // No usable reply (lost, malformed): back off, the node's interval
+                    // (min_resample before its first answer) after the first, doubling
+                    // each time after, up to max_interval. (Twice the interval after the
+                    // first kept a node whose one sample was lost out of a short crawl on a
+                    // lossy network.) The query may have reached the node even though no
+                    // answer reached us, so its interval holds from it.
                     // Counted from the timeout plus one more query timeout: a node slow to
                     // read its queries may have answered this one after we gave up on it,
-                    // and a retry min_resample after that answer is still polite (seen as
+                    // and a retry an interval after that answer is still polite (seen as
                     // early samples in a loaded world: the reply left 3-6 s after the query).
                     k.failed_samples = k.failed_samples.saturating_add(1);
                     let shift = u32::from(k.failed_samples.min(16)) - 1;
-                    let wait = self
-                        .cfg
-                        .min_resample
+                    let wait = k
+                        .wait(self.cfg.min_resample)
                         .saturating_mul(1 << shift)
                         .min(self.cfg.max_interval)
                         + self.node.config.query_timeout;
+                    k.rest_at_least_until(now + wait);
                     self.known.schedule(addr, now + wait);
                 }
                 // Dead or refused: never asked again.

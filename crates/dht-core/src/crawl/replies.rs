@@ -133,6 +133,7 @@ impl Crawler {
         if let Some(k) = self.known.get_mut(&addr) {
             k.bep51 = Some(true);
             k.failed_samples = 0;
+            k.interval_secs = u32::try_from(wait.as_secs()).unwrap_or(u32::MAX);
             k.rest_until = Some(now + wait);
         }
         // A node cannot sample more infohashes than it says it stores, nor repeat one, nor

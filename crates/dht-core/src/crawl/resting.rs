@@ -74,6 +74,11 @@ impl RestingNodes {
         }
     }
 
+    /// The length of one time slice: how much longer than asked a node may rest.
+    pub fn slice(&self) -> Duration {
+        self.slice
+    }
+
     /// Whether it remembers anything at all.
     pub fn enabled(&self) -> bool {
         self.words > 0

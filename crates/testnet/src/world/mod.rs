@@ -19,13 +19,16 @@
 //!   torrent's swarm is 1-3 of them; a `NoMetadata` torrent's one peer is a port where
 //!   nothing listens (a different one for each); a `NoPeers` torrent has none.
 //! - **Etiquette.** Every node counts, per source IP, `sample_infohashes` that arrive inside
-//!   the interval of its previous answer to that IP, and datagrams beyond 25 in any 10 s.
+//!   the interval after the previous one from that IP, and datagrams beyond 25 in any 10 s.
+//!   Arrival is the kernel's stamp, not the time the node reads the query (see `arrival`), so
+//!   a world too busy to read on time does not blame the crawler for its own lateness.
 //!   [`WorldStats`] holds them; `--status FILE` writes them every second.
 //!
 //! Memory: the world remembers each infohash it has handed out (8 + 4 bytes and a hash
 //! table's overhead, about 25 bytes), so that `get_peers` and the seeders can find the
 //! torrent again: 25 MB per million sampled, whatever `N`.
 
+mod arrival;
 pub mod gen;
 mod node;
 

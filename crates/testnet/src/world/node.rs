@@ -1,6 +1,6 @@
 //! One node of the endless world: a UDP socket whose every answer is computed from the
-//! [`World`], plus its etiquette ledger (per source IP: when it last answered a sample, and
-//! the arrival times of the last 25 datagrams).
+//! [`World`], plus its etiquette ledger (per source IP: when its last sample query arrived,
+//! and the arrival times of its last 25 datagrams).
 //!
 //! The answering is sans-IO ([`Node::answer`] takes the time and the bytes, returns the
 //! reply); [`serve`] is the socket loop around it.
@@ -15,7 +15,7 @@ use estudely_krpc::{
     codes, Body, ErrorMsg, InfoHash, Message, NodeId, Query, Response, Token, Version,
 };
 
-use super::{torrent, World};
+use super::{arrival, torrent, World};
 
 /// Datagrams one IP may send one node in [`WINDOW`] before each more is counted as over
 /// budget (the crawler promises at most 25 of any kind).
@@ -31,7 +31,7 @@ const K: usize = 8;
 /// What a node remembers of one source IP.
 #[derive(Debug)]
 struct Ledger {
-    /// When its last `sample_infohashes` was answered.
+    /// When its last `sample_infohashes` arrived.
     last_sample: Option<Instant>,
     /// Arrival times of its last [`BUDGET`] datagrams, a ring.
     arrivals: [Option<Instant>; BUDGET],
@@ -217,16 +217,20 @@ impl Node {
 
 /// Answer every datagram that reaches node `k`'s socket, until the task is aborted.
 pub(super) async fn serve(world: Arc<World>, k: usize, socket: tokio::net::UdpSocket) {
+    if let Err(e) = arrival::enable(&socket) {
+        tracing::warn!("world node {k}: no kernel arrival times ({e}); judging by read times");
+    }
     let mut node = Node::new(world, k);
     let mut buf = vec![0u8; 2048];
     let mut out = Vec::with_capacity(1500);
     loop {
-        let Ok((n, from)) = socket.recv_from(&mut buf).await else {
+        // Judged by when each query arrived, not when this (perhaps busy) task read it.
+        let Ok((n, from, arrived)) = arrival::recv(&socket, &mut buf).await else {
             // An ICMP error from an earlier send shows up here: ignore it and go on.
             continue;
         };
         out.clear();
-        node.answer(Instant::now(), from, &buf[..n], &mut out);
+        node.answer(arrived, from, &buf[..n], &mut out);
         if !out.is_empty() {
             let _ = socket.send_to(&out, from).await;
         }
