@@ -306,3 +306,140 @@ fn an_index_from_schema_9_is_backfilled() {
         .unwrap();
     check(&url, &mut store, "written after");
 }
+
+/// Drop what schema 10 made, so the index is at schema 9 again.
+fn back_to_schema_9(url: &str) {
+    sql(url)
+        .batch_execute(
+            "DROP TABLE totals CASCADE;
+             DROP FUNCTION estudely_torrents_totals, estudely_rows_totals,
+                 estudely_add_totals, estudely_torrent_keys CASCADE;
+             DELETE FROM schema_migrations WHERE version >= 10;",
+        )
+        .unwrap();
+}
+
+/// A writer of an older build (plain SQL on its own connection) keeps inserting torrents
+/// and sightings, and deleting some, while migration 10 counts what was there: the
+/// triggers start while it is held back for a moment, the backfill counts a snapshot taken
+/// in that moment, and after the migration the totals equal a recount (no row counted
+/// twice or missed, whenever the writer's statements fell).
+#[test]
+fn writes_during_the_totals_migration_are_counted_once() {
+    let url = PgServer::shared().database();
+    let mut store = PgStore::connect(&url).unwrap();
+    let batch = Batch {
+        torrents: (0..400).map(torrent).collect(),
+        sightings: (0..400).map(|i| sight(i, 1, 1)).collect(),
+        ..Batch::default()
+    };
+    store.write("me", &batch).unwrap();
+    drop(store);
+    back_to_schema_9(&url);
+
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let writer = {
+        let (url, stop) = (url.clone(), stop.clone());
+        thread::spawn(move || {
+            let mut c = sql(&url);
+            let mut i = 10_000u32;
+            let mut after_stop = 0;
+            while after_stop < 20 {
+                if stop.load(std::sync::atomic::Ordering::SeqCst) {
+                    after_stop += 1;
+                }
+                let k = key(i).0.to_vec();
+                c.execute(
+                    "INSERT INTO torrents (info_hash, name, name_raw, total_bytes,
+                         piece_length, file_count, files_omitted, private, version,
+                         discovered, last_seen, source, search)
+                     VALUES ($1, 'w', 'w', 5, 16384, 1, 0, false, 'v1', 1700000000,
+                         1700000000, 'sample', to_tsvector('simple', 'w'))",
+                    &[&k],
+                )
+                .unwrap();
+                c.execute(
+                    "INSERT INTO sightings (info_hash, ip, port, source, first_seen,
+                         last_seen, count) VALUES ($1, '10.0.0.2', 2, 'sample', 1, 1, 1)",
+                    &[&k],
+                )
+                .unwrap();
+                // Now and then one of the torrents that were there before goes.
+                if i.is_multiple_of(7) {
+                    let old = key(i % 400).0.to_vec();
+                    c.execute("DELETE FROM torrents WHERE info_hash = $1", &[&old])
+                        .unwrap();
+                }
+                i += 1;
+            }
+            i - 10_000
+        })
+    };
+    let mut store = PgStore::connect(&url).expect("migrate while a writer writes");
+    stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    let written = writer.join().unwrap();
+    eprintln!("the writer inserted {written} torrents around the migration");
+    check(&url, &mut store, "writes during the migration");
+}
+
+/// An upgrade interrupted after migration 10's triggers started (its version not yet
+/// recorded) starts that migration over: nothing counted twice.
+#[test]
+fn an_interrupted_totals_migration_starts_over() {
+    let url = PgServer::shared().database();
+    let mut store = PgStore::connect(&url).unwrap();
+    let batch = Batch {
+        torrents: (0..30).map(torrent).collect(),
+        ..Batch::default()
+    };
+    store.write("me", &batch).unwrap();
+    drop(store);
+    // As if it stopped before recording version 10: triggers and totals in place.
+    sql(&url)
+        .batch_execute("DELETE FROM schema_migrations WHERE version >= 10")
+        .unwrap();
+    let mut store = PgStore::connect(&url).expect("migrate again");
+    let stats = check(&url, &mut store, "after starting over");
+    assert_eq!(stats.torrents, 30);
+}
+
+/// An index build that was interrupted leaves an invalid index under its name: the next
+/// start drops it and builds it again (a check of its name alone would keep it for ever).
+#[test]
+fn an_index_left_invalid_is_built_again() {
+    let url = PgServer::shared().database();
+    let mut store = PgStore::connect(&url).unwrap();
+    store
+        .write(
+            "me",
+            &Batch {
+                torrents: (0..3).map(torrent).collect(),
+                ..Batch::default()
+            },
+        )
+        .unwrap();
+    drop(store);
+    let mut c = sql(&url);
+    c.batch_execute("DROP INDEX torrents_scraped_at").unwrap();
+    // A concurrent build that fails (duplicate keys) leaves its index behind, invalid.
+    let failed = c.batch_execute(
+        "CREATE UNIQUE INDEX CONCURRENTLY torrents_scraped_at ON torrents (scraped_at)",
+    );
+    assert!(
+        failed.is_err(),
+        "every scraped_at is 0: the unique build fails"
+    );
+    let state = |c: &mut postgres::Client| -> (bool, bool) {
+        let r = c
+            .query_one(
+                "SELECT i.indisvalid, i.indisunique FROM pg_index i
+                 JOIN pg_class x ON x.oid = i.indexrelid WHERE x.relname = 'torrents_scraped_at'",
+                &[],
+            )
+            .unwrap();
+        (r.get(0), r.get(1))
+    };
+    assert_eq!(state(&mut c), (false, true), "left invalid");
+    PgStore::connect(&url).expect("start again");
+    assert_eq!(state(&mut c), (true, false), "built again, as it should be");
+}

@@ -9,6 +9,7 @@
 
 mod browse;
 mod estimates;
+mod migrate;
 mod prune;
 mod read;
 mod schema;
@@ -68,8 +69,9 @@ impl PgStore {
     /// `host=/dir` is a unix socket directory), creating or migrating the schema as needed.
     pub fn connect(url: &str) -> anyhow::Result<PgStore> {
         let (mut client, target) = open(url)?;
-        let trgm =
-            schema::migrate(&mut client).with_context(|| format!("PostgreSQL index {target}"))?;
+        let another = || open(url).map(|(c, _)| c);
+        let trgm = migrate::migrate(&mut client, &another)
+            .with_context(|| format!("PostgreSQL index {target}"))?;
         Ok(PgStore {
             client,
             trgm,

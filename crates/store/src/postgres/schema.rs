@@ -1,20 +1,51 @@
-//! The PostgreSQL schema: versioned migrations, applied under an advisory lock so that
-//! crawlers starting at once on one database do not race, and the optional trigram index.
+//! The PostgreSQL schema: its versioned migrations and the indexes built beside them (the
+//! engine that applies them, without holding writers back, is [`super::migrate`]).
 
-use anyhow::{bail, Context};
+use anyhow::bail;
 use postgres::{Client, GenericClient};
 
-/// The key of the transaction-level advisory lock held while migrating (any constant that
-/// other applications on the same database are unlikely to use: "estudely" in ASCII).
-const MIGRATION_LOCK: i64 = 0x6573_7475_6465_6c79;
+/// One step of a migration.
+#[derive(Debug)]
+pub(super) enum Step {
+    /// SQL run in one short transaction, which gives up on a lock it cannot have within a
+    /// second (and is tried again) rather than queue writers behind it. Safe to run twice.
+    Sql(&'static str),
+    /// SQL run once per range of keys, each range its own transaction, so that no lock on
+    /// many rows is held for long: `$1` is the range's first key (inclusive), `$2` its end
+    /// (exclusive; null for the last). Runs only while the table `table` exists. Safe to
+    /// run twice.
+    Ranges {
+        /// The table the step reads (skipped when it does not exist).
+        table: &'static str,
+        /// The statement.
+        sql: &'static str,
+    },
+    /// The totals: triggers in place first, then what was there counted on a snapshot
+    /// taken as they started (see `migrate::totals`).
+    Totals,
+}
+
+/// An index built after the migrations, with `CREATE INDEX CONCURRENTLY` (writers go on
+/// while it is built), from schema version `since` on; an index left invalid by an
+/// interrupted build is dropped and built again.
+#[derive(Debug)]
+pub(super) struct Index {
+    /// The schema version that needs it.
+    pub since: i32,
+    /// Its name.
+    pub name: &'static str,
+    /// What follows `CREATE INDEX CONCURRENTLY IF NOT EXISTS name ON`.
+    pub on: &'static str,
+}
 
 /// The migrations, in order: version `i + 1` is `MIGRATIONS[i]`.
-const MIGRATIONS: &[&str] = &[
+pub(super) const MIGRATIONS: &[&[Step]] = &[
     // 1: the schema described in `store`'s module doc. `search` is the full-text vector
     // over the name (weight A) and the file paths, written with each torrent. `files` has
     // no foreign key: its rows are written with their torrent's, in one transaction, and a
     // per-row key check would cost as much as the insert itself.
-    "CREATE TABLE torrents (
+    &[Step::Sql(
+        "CREATE TABLE torrents (
         info_hash     bytea PRIMARY KEY CHECK (length(info_hash) = 20),
         info_hash_v2  bytea CHECK (length(info_hash_v2) = 32),
         name          text NOT NULL,
@@ -66,80 +97,152 @@ const MIGRATIONS: &[&str] = &[
         owner     text NOT NULL,
         expires   timestamptz NOT NULL
      );",
+    )],
     // 2: `files` keyed by a plain index on `info_hash` instead of the primary key
     // (info_hash, idx). Infohashes are random, so each batch's files land on as many
     // pages of that index as it has torrents: at 1 M torrents (10 M files) the primary key
     // was 760 MiB, out of any cache, and its upkeep most of an insert's time. The plain
     // index stores each infohash once for all of its files (B-tree deduplication), about
     // a fifth of the size. Uniqueness needs no index: files are only ever inserted with
-    // their torrent, by the transaction whose insert of that torrent succeeded.
-    "ALTER TABLE files DROP CONSTRAINT files_pkey;
-     CREATE INDEX files_info_hash ON files (info_hash);",
+    // their torrent, by the transaction whose insert of that torrent succeeded. (The
+    // index: `files_info_hash` in [`INDEXES`].)
+    &[Step::Sql(
+        "ALTER TABLE files DROP CONSTRAINT IF EXISTS files_pkey",
+    )],
     // 3: a hybrid torrent is stored under its v1 infohash, but the DHT also knows it under
-    // its truncated v2 one: that key must find it too.
-    "CREATE INDEX torrents_v2_key ON torrents ((substring(info_hash_v2 from 1 for 20)));",
+    // its truncated v2 one: that key must find it too (`torrents_v2_key` in [`INDEXES`]).
+    &[],
     // 4: BEP 33 estimates of the swarm when the torrent was stored (null: unknown).
-    "ALTER TABLE torrents ADD COLUMN seeds_estimate integer, ADD COLUMN peers_estimate integer;",
+    &[Step::Sql(
+        "ALTER TABLE torrents ADD COLUMN IF NOT EXISTS seeds_estimate integer,
+             ADD COLUMN IF NOT EXISTS peers_estimate integer",
+    )],
     // 5: one sighting row per (infohash, address), with a count, instead of one per
     // (infohash, address, source): the rows of an address are merged (their first and last
     // seen, their number as the count, a peer source over `sample`). `run` keeps at most
     // `--max-sightings` rows per infohash from its next write to that infohash on.
-    "CREATE TABLE sightings_new (
-        info_hash  bytea NOT NULL,
-        ip         inet NOT NULL,
-        port       integer NOT NULL,
-        source     text NOT NULL,
-        first_seen bigint NOT NULL,
-        last_seen  bigint NOT NULL,
-        count      bigint NOT NULL,
-        PRIMARY KEY (info_hash, ip, port)
-     );
-     INSERT INTO sightings_new (info_hash, ip, port, source, first_seen, last_seen, count)
-        SELECT info_hash, ip, port,
-            coalesce(max(CASE WHEN source <> 'sample' THEN source END), 'sample'),
-            min(first_seen), max(last_seen), count(*)
-        FROM sightings GROUP BY info_hash, ip, port;
-     DROP TABLE sightings;
-     ALTER TABLE sightings_new RENAME TO sightings;
-     ALTER INDEX sightings_new_pkey RENAME TO sightings_pkey;",
+    // The old table is renamed and its rows moved over a range of keys at a time.
+    &[
+        Step::Sql(
+            "DO $$ BEGIN
+             IF NOT EXISTS (SELECT 1 FROM information_schema.columns
+                            WHERE table_schema = current_schema()
+                              AND table_name = 'sightings' AND column_name = 'count') THEN
+                 ALTER TABLE sightings RENAME TO sightings_v4;
+                 ALTER INDEX sightings_pkey RENAME TO sightings_v4_pkey;
+                 CREATE TABLE sightings (
+                    info_hash  bytea NOT NULL,
+                    ip         inet NOT NULL,
+                    port       integer NOT NULL,
+                    source     text NOT NULL,
+                    first_seen bigint NOT NULL,
+                    last_seen  bigint NOT NULL,
+                    count      bigint NOT NULL,
+                    PRIMARY KEY (info_hash, ip, port)
+                 );
+             END IF;
+             END $$",
+        ),
+        Step::Ranges {
+            table: "sightings_v4",
+            sql: "WITH moved AS (
+                    DELETE FROM sightings_v4
+                    WHERE info_hash >= $1 AND ($2::bytea IS NULL OR info_hash < $2)
+                    RETURNING *)
+                  INSERT INTO sightings (info_hash, ip, port, source, first_seen, last_seen, count)
+                  SELECT info_hash, ip, port,
+                      coalesce(max(CASE WHEN source <> 'sample' THEN source END), 'sample'),
+                      min(first_seen), max(last_seen), count(*)
+                  FROM moved GROUP BY info_hash, ip, port
+                  ON CONFLICT (info_hash, ip, port) DO UPDATE SET
+                      source = CASE WHEN sightings.source = 'sample' THEN EXCLUDED.source
+                                    WHEN EXCLUDED.source = 'sample' THEN sightings.source
+                                    ELSE greatest(sightings.source, EXCLUDED.source) END,
+                      first_seen = least(sightings.first_seen, EXCLUDED.first_seen),
+                      last_seen = greatest(sightings.last_seen, EXCLUDED.last_seen),
+                      count = sightings.count + EXCLUDED.count",
+        },
+        Step::Sql("DROP TABLE IF EXISTS sightings_v4"),
+    ],
     // 6: what a torrent holds (`estudely-classify`): its category word and its release
     // fields as JSON text; null for the torrents stored before (`estudely reclassify`).
-    // Browsing a category newest first reads `torrents_category`.
-    "ALTER TABLE torrents ADD COLUMN IF NOT EXISTS category text,
-         ADD COLUMN IF NOT EXISTS release text;
-     CREATE INDEX IF NOT EXISTS torrents_category ON torrents (category, discovered);",
+    // Browsing a category newest first reads `torrents_category` ([`INDEXES`]).
+    &[Step::Sql(
+        "ALTER TABLE torrents ADD COLUMN IF NOT EXISTS category text,
+             ADD COLUMN IF NOT EXISTS release text",
+    )],
     // 7: the blocklist of pruned torrents: their keys are never fetched or stored again.
     // 113 bytes a key with its index (BENCHMARKS.md).
-    "CREATE TABLE IF NOT EXISTS deleted (
-        info_hash  bytea PRIMARY KEY CHECK (length(info_hash) = 20),
-        deleted_at bigint NOT NULL
-     );",
-    // 8: swarm
-    // estimates kept fresh. `estimated_at`: when the figures were measured (null: never);
-    // `scraped_at`: when the torrent was last scraped, answered or not (0: never). A
-    // torrent with estimates got them at discovery. `run --rescrape-rate` reads
-    // `torrents_scraped_at`, the lowest first. Safe to run twice.
-    "ALTER TABLE torrents ADD COLUMN IF NOT EXISTS estimated_at bigint,
-         ADD COLUMN IF NOT EXISTS scraped_at bigint NOT NULL DEFAULT 0;
-     UPDATE torrents SET estimated_at = discovered, scraped_at = discovered
-         WHERE estimated_at IS NULL
-           AND (seeds_estimate IS NOT NULL OR peers_estimate IS NOT NULL);
-     CREATE INDEX IF NOT EXISTS torrents_scraped_at ON torrents (scraped_at);",
+    &[Step::Sql(
+        "CREATE TABLE IF NOT EXISTS deleted (
+            info_hash  bytea PRIMARY KEY CHECK (length(info_hash) = 20),
+            deleted_at bigint NOT NULL
+         )",
+    )],
+    // 8: swarm estimates kept fresh. `estimated_at`: when the figures were measured (null:
+    // never); `scraped_at`: when the torrent was last scraped, answered or not (0: never).
+    // A torrent with estimates got them at discovery (set a range of keys at a time).
+    // `run --rescrape-rate` reads `torrents_scraped_at` ([`INDEXES`]), the lowest first.
+    &[
+        Step::Sql(
+            "ALTER TABLE torrents ADD COLUMN IF NOT EXISTS estimated_at bigint,
+                 ADD COLUMN IF NOT EXISTS scraped_at bigint NOT NULL DEFAULT 0",
+        ),
+        Step::Ranges {
+            table: "torrents",
+            sql: "UPDATE torrents SET estimated_at = discovered, scraped_at = discovered
+                  WHERE info_hash >= $1 AND ($2::bytea IS NULL OR info_hash < $2)
+                    AND estimated_at IS NULL
+                    AND (seeds_estimate IS NOT NULL OR peers_estimate IS NOT NULL)",
+        },
+    ],
     // 9: a torrent's files as one compact value in its row (`text::files_blob`), written
     // with the torrent: a row per file made every insert pay for ten rows, ten index
     // entries and each path twice (BENCHMARKS.md, "PostgreSQL writes"). Null for the
     // torrents stored before, whose files stay in `files` and are read from there. Adding
     // a nullable column without a default rewrites nothing: instant at any size.
-    "ALTER TABLE torrents ADD COLUMN IF NOT EXISTS files bytea;",
+    &[Step::Sql(
+        "ALTER TABLE torrents ADD COLUMN IF NOT EXISTS files bytea",
+    )],
     // 10: the figures of `stats` and of the report kept as they change, so that reading
     // them costs a few rows instead of scans of every table (3 s at 1 M torrents, 12 s at
-    // 10 M).
-    // Statement-level triggers with transition tables add each statement's rows, whatever
-    // wrote them; keys are taken in order, so concurrent writers cannot deadlock on them.
-    // The backfill counts what is there, under the triggers' lock (writers wait for it).
-    // Safe to run twice (it starts over).
-    TOTALS,
+    // 10 M). Statement-level triggers with transition tables add each statement's rows,
+    // whatever wrote them; keys are taken in order, so concurrent writers cannot deadlock
+    // on them. What was there before is counted on a snapshot taken as the triggers
+    // started, while writers go on ([`TOTALS`], `migrate::totals`). Starts over if run twice.
+    &[Step::Totals],
 ];
+
+/// The indexes built after the migrations (see [`Index`]).
+pub(super) const INDEXES: &[Index] = &[
+    Index {
+        since: 2,
+        name: "files_info_hash",
+        on: "files (info_hash)",
+    },
+    Index {
+        since: 3,
+        name: "torrents_v2_key",
+        on: "torrents ((substring(info_hash_v2 from 1 for 20)))",
+    },
+    Index {
+        since: 6,
+        name: "torrents_category",
+        on: "torrents (category, discovered)",
+    },
+    Index {
+        since: 8,
+        name: "torrents_scraped_at",
+        on: "torrents (scraped_at)",
+    },
+];
+
+/// The trigram index on names, built like [`INDEXES`] when `pg_trgm` can be had.
+pub(super) const TRGM_INDEX: Index = Index {
+    since: 1,
+    name: "torrents_name_trgm",
+    on: "torrents USING gin (name gin_trgm_ops)",
+};
 
 /// Migration 10: the `totals` table, its triggers and its backfill (see [`MIGRATIONS`]).
 /// Keys: `torrents`, `files` (stored files, `file_count - files_omitted`, wherever they are
@@ -151,7 +254,9 @@ const MIGRATIONS: &[&str] = &[
 /// Inserts and deletes are counted by the triggers; a category changes only through
 /// [`Store::set_categories`](crate::Store::set_categories), which counts it (an UPDATE
 /// trigger would make every `last_seen` update keep both versions of its rows).
-const TOTALS: &str = "
+/// Run with the three tables locked against writers (only while it runs: milliseconds).
+pub(super) const TOTALS: &str = "
+    LOCK TABLE torrents, sightings, deleted IN SHARE ROW EXCLUSIVE MODE;
     DROP TABLE IF EXISTS totals;
     CREATE TABLE totals (
         key   text PRIMARY KEY,
@@ -220,7 +325,6 @@ const TOTALS: &str = "
         END IF;
         RETURN NULL;
     END $$;
-    LOCK TABLE torrents, sightings, deleted IN SHARE ROW EXCLUSIVE MODE;
     DROP TRIGGER IF EXISTS torrents_totals_insert ON torrents;
     CREATE TRIGGER torrents_totals_insert AFTER INSERT ON torrents
         REFERENCING NEW TABLE AS new_rows
@@ -244,74 +348,29 @@ const TOTALS: &str = "
     DROP TRIGGER IF EXISTS deleted_totals_delete ON deleted;
     CREATE TRIGGER deleted_totals_delete AFTER DELETE ON deleted
         REFERENCING OLD TABLE AS old_rows
-        FOR EACH STATEMENT EXECUTE FUNCTION estudely_rows_totals('deleted');
-    INSERT INTO totals (key, value)
-        SELECT k, count(*) FROM torrents t,
-            unnest(estudely_torrent_keys(t.version, t.source, t.category, t.discovered,
-                                         t.total_bytes)) k
-        GROUP BY k
-        UNION ALL
-        SELECT 'files', coalesce(sum(file_count - files_omitted), 0) FROM torrents
-        UNION ALL
-        SELECT 'bytes', coalesce(sum(total_bytes), 0) FROM torrents
-        UNION ALL
-        SELECT 'sightings', count(*) FROM sightings
-        UNION ALL
-        SELECT 'deleted', count(*) FROM deleted;";
+        FOR EACH STATEMENT EXECUTE FUNCTION estudely_rows_totals('deleted');";
+
+/// What was there before the totals' triggers: `(key, value as text)` rows, added to
+/// `totals` (see `migrate::totals`).
+pub(super) const TOTALS_COUNT: &str = "
+    SELECT k, count(*)::text FROM torrents t,
+        unnest(estudely_torrent_keys(t.version, t.source, t.category, t.discovered,
+                                     t.total_bytes)) k
+    GROUP BY k
+    UNION ALL
+    SELECT 'files', coalesce(sum(file_count - files_omitted), 0)::text FROM torrents
+    UNION ALL
+    SELECT 'bytes', coalesce(sum(total_bytes), 0)::text FROM torrents
+    UNION ALL
+    SELECT 'sightings', count(*)::text FROM sightings
+    UNION ALL
+    SELECT 'deleted', count(*)::text FROM deleted";
 
 /// The schema version this build reads and writes.
 pub const LATEST: i32 = MIGRATIONS.len() as i32;
 
-/// Bring the schema up to [`LATEST`], in one transaction under an advisory lock; then
-/// create the trigram index when `pg_trgm` can be had. Returns whether it can.
-pub fn migrate(client: &mut Client) -> anyhow::Result<bool> {
-    let mut tx = client.transaction()?;
-    tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK])?;
-    tx.batch_execute(
-        "CREATE TABLE IF NOT EXISTS schema_migrations (
-            version    integer PRIMARY KEY,
-            applied_at bigint NOT NULL
-         )",
-    )?;
-    let current = version(&mut tx)?;
-    for (i, sql) in MIGRATIONS.iter().enumerate().skip(current as usize) {
-        let version = i as i32 + 1;
-        tx.batch_execute(sql)
-            .with_context(|| format!("schema migration {version}"))?;
-        tx.execute(
-            "INSERT INTO schema_migrations (version, applied_at)
-             VALUES ($1, extract(epoch FROM now())::bigint)",
-            &[&version],
-        )?;
-    }
-    // pg_trgm is in postgresql-contrib, and creating it needs the CREATE privilege: try,
-    // and search by words only without it.
-    let mut sp = tx.savepoint("trgm")?;
-    let trgm = match sp.batch_execute("CREATE EXTENSION IF NOT EXISTS pg_trgm") {
-        Ok(()) => {
-            sp.commit()?;
-            true
-        }
-        Err(e) => {
-            sp.rollback()?;
-            tracing::warn!(
-                "PostgreSQL extension pg_trgm unavailable ({e}): search finds whole words \
-                 only (install postgresql-contrib to search substrings)"
-            );
-            false
-        }
-    };
-    if trgm && !has_trgm_index(&mut tx)? {
-        tx.batch_execute(
-            "CREATE INDEX torrents_name_trgm ON torrents USING gin (name gin_trgm_ops)",
-        )?;
-    }
-    tx.commit()?;
-    Ok(trgm)
-}
-
 /// The schema's version (0: none applied); one newer than [`LATEST`] is an error.
-fn version(c: &mut impl GenericClient) -> anyhow::Result<i32> {
+pub(super) fn version(c: &mut impl GenericClient) -> anyhow::Result<i32> {
     let current: i32 = c
         .query_one(
             "SELECT coalesce(max(version), 0) FROM schema_migrations",
@@ -344,7 +403,7 @@ pub fn check(client: &mut Client) -> anyhow::Result<bool> {
 }
 
 /// Is the trigram index on names there (and so `pg_trgm`)?
-fn has_trgm_index(client: &mut impl postgres::GenericClient) -> anyhow::Result<bool> {
+pub(super) fn has_trgm_index(client: &mut impl postgres::GenericClient) -> anyhow::Result<bool> {
     Ok(client
         .query_one("SELECT to_regclass('torrents_name_trgm') IS NOT NULL", &[])?
         .get(0))
@@ -365,6 +424,10 @@ mod tests {
     fn size_buckets_are_the_crates() {
         let edges = crate::SIZE_EDGES.map(|e| e.to_string()).join(", ");
         let sql: String = TOTALS.split_whitespace().collect::<Vec<_>>().join(" ");
+        assert!(
+            sql.starts_with("LOCK TABLE"),
+            "writers wait before anything is dropped"
+        );
         assert!(sql.contains(&format!("ARRAY[{edges}]::bigint[]")), "{sql}");
     }
 
