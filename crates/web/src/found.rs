@@ -1,6 +1,6 @@
 //! One search as the pages and the API run it: the query read in the search language, the
-//! hits, the file that explains each shown hit, and the hits per category, in one trip to
-//! the index.
+//! hits, the file that explains each shown hit, and the hits per category (beside the hits,
+//! on a second connection).
 
 use std::sync::Arc;
 
@@ -39,6 +39,12 @@ impl Found {
 
 /// Run `q` (nothing when it is empty): `limit` hits from `offset` in `sort` order, the
 /// matched files of the first `shown`, and the counts per category when `counts`.
+///
+/// The counts run beside the hits, on a second connection of the pool: on a large index
+/// each is a query of its own over the same matches, and one after the other they made the
+/// slowest pages (two common words at 10 M torrents: 82 ms where each alone is under 50).
+/// Each holds its own permit only while it runs, so pages asking for two cannot starve
+/// each other out of the pool.
 pub async fn find(
     st: &Arc<AppState>,
     q: SearchQuery,
@@ -49,20 +55,25 @@ pub async fn find(
     if q.is_empty() {
         return Ok(Found::default());
     }
-    st.pool
-        .run(move |s| {
+    let hits = {
+        let q = q.clone();
+        st.pool.run(move |s| {
             let hits = s.find(&q, sort, limit, offset)?;
             let matched = s.matched_files(&q, &hits[..shown.min(hits.len())])?;
-            let counts = if counts {
-                Some(s.category_counts(&q)?)
-            } else {
-                None
-            };
-            Ok(Found {
-                hits,
-                matched,
-                counts,
-            })
+            Ok((hits, matched))
         })
-        .await
+    };
+    let counts = async {
+        if counts {
+            st.pool.run(move |s| s.category_counts(&q)).await.map(Some)
+        } else {
+            Ok(None)
+        }
+    };
+    let ((hits, matched), counts) = tokio::try_join!(hits, counts)?;
+    Ok(Found {
+        hits,
+        matched,
+        counts,
+    })
 }
