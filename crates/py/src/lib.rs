@@ -33,6 +33,7 @@ fn native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(commands::collect, m)?)?;
     m.add_function(wrap_pyfunction!(commands::crawl, m)?)?;
     m.add_function(wrap_pyfunction!(commands::metadata, m)?)?;
+    m.add_function(wrap_pyfunction!(commands::run, m)?)?;
     m.add_function(wrap_pyfunction!(commands::testnet, m)?)?;
     m.add_function(wrap_pyfunction!(commands::simulate, m)?)?;
     m.add_function(wrap_pyfunction!(commands::query, m)?)?;
