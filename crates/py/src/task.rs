@@ -36,6 +36,8 @@ pub enum Item {
     Line(String),
     /// Rows, each a JSON object (the index's JSON views).
     Rows(Vec<serde_json::Value>),
+    /// Torrents of the index as columns (Arrow's layouts).
+    Columns(Box<crate::columns::Chunk>),
 }
 
 /// A command's stdout: complete lines go to the task's channel.
@@ -53,6 +55,11 @@ impl LineWriter {
     /// Hand a chunk of rows to Python (waiting while the reader is a chunk behind).
     pub fn send_rows(&self, rows: Vec<serde_json::Value>) -> io::Result<()> {
         self.send_item(Item::Rows(rows))
+    }
+
+    /// Hand a chunk of columns to Python (waiting while the reader is a chunk behind).
+    pub fn send_columns(&self, chunk: crate::columns::Chunk) -> io::Result<()> {
+        self.send_item(Item::Columns(Box::new(chunk)))
     }
 
     fn send_item(&self, item: Item) -> io::Result<()> {
@@ -297,6 +304,7 @@ fn item_to_py(py: Python<'_>, item: Item) -> PyResult<Bound<'_, PyAny>> {
     match item {
         Item::Line(line) => Ok(line.into_pyobject(py)?.into_any()),
         Item::Rows(rows) => Ok(crate::convert::columns(py, &rows)?.into_any()),
+        Item::Columns(chunk) => Ok(chunk.into_py(py)?.into_any()),
     }
 }
 
