@@ -6,7 +6,7 @@
 Each run is a fresh Python process (so that one run's memory does not hide the next's):
 it imports estudely and pandas, opens the index, resets the kernel's peak-RSS mark
 (/proc/self/clear_refs), then reads every torrent. It reports the rows, the seconds of the
-call, the peak RSS above what the process held before the call (VmHWM - VmRSS), and the
+call (and the CPU seconds of the process, every thread, which a busy machine inflates less), the peak RSS above what the process held before the call (VmHWM - VmRSS), and the
 DataFrame's own size (``memory_usage(deep=True)``). One more run under ``tracemalloc``
 gives the peak of Python's allocations (numpy and pandas report theirs to it); it is not
 timed, tracing slows it down. The medians of the timed runs are printed last.
@@ -45,13 +45,14 @@ def child(db: str, chunk_size: int, method: str, trace: bool) -> dict:
     with open("/proc/self/clear_refs", "w") as f:
         f.write("5")
     before = status_kb("VmRSS:")
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), time.process_time()
     result = getattr(index, method)(chunk_size=chunk_size)
-    seconds = time.perf_counter() - started
+    seconds, cpu = time.perf_counter() - started, time.process_time() - cpu
     peak = status_kb("VmHWM:")
     out = {
         "rows": len(result) if method == "torrents" else result.num_rows,
         "seconds": seconds,
+        "cpu_seconds": cpu,
         "peak_rss_delta_mb": (peak - before) / 1024,
         "result_mb": (
             result.memory_usage(deep=True).sum() if method == "torrents" else result.nbytes
@@ -87,7 +88,7 @@ def main() -> None:
     med = {k: statistics.median(r[k] for r in runs) for k in runs[0]}
     print(
         f"Index.{a.method}(): {med['rows']:,.0f} rows in {med['seconds']:.2f} s (median of "
-        f"{a.runs}); peak RSS +{med['peak_rss_delta_mb']:.0f} MB; result "
+        f"{a.runs}; {med['cpu_seconds']:.2f} s of CPU, all threads); peak RSS +{med['peak_rss_delta_mb']:.0f} MB; result "
         f"{med['result_mb']:.0f} MB; tracemalloc peak {r['tracemalloc_peak_mb']:.0f} MB"
     )
 
