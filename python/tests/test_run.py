@@ -13,7 +13,7 @@ import time
 import pytest
 
 import estudely
-from conftest import estudely_threads
+from conftest import estudely_threads, run_cli
 from test_index import export_rows, plain
 
 TORRENTS = 9
@@ -82,9 +82,12 @@ def test_run_builds_the_index_export_writes(run_net, estudely_bin, tmp_path, cap
     ]
 
 
-def test_run_arguments_are_the_cli_flags(tmp_path):
-    with pytest.raises(ValueError, match="invalid value 'lots' for '--min-size <SIZE>'"):
+def test_run_arguments_are_the_cli_flags(tmp_path, estudely_bin):
+    with pytest.raises(ValueError, match="invalid value 'lots' for '--min-size <SIZE>'") as e:
         estudely.run(db=str(tmp_path / "x.sqlite"), min_size="lots")
+    cli = run_cli(estudely_bin, "run", "--db", str(tmp_path / "x.sqlite"), "--min-size", "lots")
+    assert cli.returncode == 2
+    assert cli.stderr.splitlines()[0] == f"error: {e.value}", "the CLI's one line"
     with pytest.raises(ValueError, match="bad address `127.77.1.1`"):
         estudely.run(db=str(tmp_path / "x.sqlite"), bootstrap=["127.77.1.1"])
     with pytest.raises(TypeError, match="run"):
