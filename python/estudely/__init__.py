@@ -11,7 +11,8 @@ a running command cleanly and raises ``KeyboardInterrupt``.
 - :func:`crawl`: (infohash, peer) rows as they are found; :func:`fetch_metadata` from them.
 - :func:`testnet`: a DHT with seeded torrents on loopback, to crawl with no network.
 - :func:`simulate`: coverage of a simulated 10-million-node DHT over virtual time.
-- :class:`Index`: an index built by ``estudely run`` (SQLite or PostgreSQL), in chunks.
+- :func:`run`: crawl into a torrent index (SQLite or PostgreSQL), as ``estudely run``.
+- :class:`Index`: an index built by :func:`run` (SQLite or PostgreSQL), read in chunks.
 - :mod:`estudely.query`, :mod:`estudely.bencode`, :func:`parse_info`: for learning.
 
 Example::
@@ -33,7 +34,7 @@ import pandas as pd
 from . import bencode, query
 from ._native import EstudelyError, __version__
 from ._native import parse_info as _parse_info
-from .commands import Crawl, CrawlRow, collect, crawl, fetch_metadata, simulate
+from .commands import Crawl, CrawlRow, collect, crawl, fetch_metadata, run, simulate
 from .index import Index
 from ._testnet import Testnet, testnet
 
@@ -51,6 +52,7 @@ __all__ = [
     "options",
     "parse_info",
     "query",
+    "run",
     "simulate",
     "testnet",
 ]
@@ -67,10 +69,10 @@ def parse_info(data: bytes) -> dict[str, Any]:
 
 def options(command: str) -> pd.DataFrame:
     """The keyword arguments of a command (``"collect"``, ``"crawl"``, ``"metadata"``,
-    ``"testnet"``, ``"simulate"``, ``"query ping"``, ...), read from the command line's own
-    definition: ``name``, ``flag``, ``kind`` (``switch``: a bool; ``one``: a value;
-    ``many``: a list), ``value_name``, ``default``, ``choices`` and ``help``. ``format`` is
-    set by the package itself."""
+    ``"run"``, ``"testnet"``, ``"simulate"``, ``"query ping"``, ...), read from the command
+    line's own definition: ``name``, ``flag``, ``kind`` (``switch``: a bool; ``one``: a
+    value; ``many``: a list), ``value_name``, ``default``, ``choices`` and ``help``.
+    ``format`` is set by the package itself."""
     from ._native import flags
 
     return pd.DataFrame(flags(command))

@@ -4,7 +4,8 @@ Each table's first columns are the command line's CSV columns, in their order; t
 its JSON lines add come after, then ``name_bytes`` (the exact name bytes, decoded from
 ``name_hex``). Whole numbers are ``int64``; numbers that may be missing (a row without a
 peer, an unknown swarm estimate) are pandas' nullable ``Int64``; flags are ``bool``; text
-is pandas' default string dtype; lists (``files``, ``peers``) are Python objects.
+is pandas' default string dtype; lists (``files``, ``peers``) are Python objects here (the
+index's torrents read with pyarrow keep them in Arrow instead: ``_arrow.py``).
 """
 
 from __future__ import annotations

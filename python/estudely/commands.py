@@ -1,5 +1,5 @@
-"""The crawling commands: :func:`collect`, :func:`crawl`, :func:`fetch_metadata` and
-:func:`simulate`.
+"""The crawling commands: :func:`collect`, :func:`crawl`, :func:`fetch_metadata`,
+:func:`run` and :func:`simulate`.
 
 Each runs the ``estudely`` command line's own code in this process, on a thread of its own
 (the interpreter is free meanwhile), with the command's flags as keyword arguments:
@@ -28,7 +28,13 @@ from . import _frames, _native
 if TYPE_CHECKING:
     from typing_extensions import Self, Unpack
 
-    from .types import CollectOptions, CrawlOptions, MetadataOptions, SimulateOptions
+    from .types import (
+        CollectOptions,
+        CrawlOptions,
+        MetadataOptions,
+        RunOptions,
+        SimulateOptions,
+    )
 
 
 def collect(**options: Unpack[CollectOptions]) -> pd.DataFrame:
@@ -194,6 +200,36 @@ def fetch_metadata(peers: PeerRows, **options: Unpack[MetadataOptions]) -> pd.Da
     return _frames.from_records(_frames.METADATA, rows)
 
 
+def run(**options: Unpack[RunOptions]) -> dict[str, Any]:
+    """Crawl and build a torrent index: ``estudely run``, until ``overall_timeout`` seconds
+    have passed (the default, 0, runs until Ctrl-C).
+
+    Every torrent fetched goes into the index ``db`` (an SQLite file, ``"sqlite:PATH"``,
+    or ``"postgres://..."``), each once, with its files, peers and classification; read it
+    with :class:`estudely.Index`. Ctrl-C stops it as it stops the CLI: what is known is
+    committed, then ``KeyboardInterrupt`` is raised (every committed row stays, and a later
+    ``run`` on the same index carries on).
+
+    Returns the figures of the CLI's summary line as a dict: ``infohashes`` (found),
+    ``stored``, ``known`` (already in the index, or fetched by another crawler),
+    ``filtered``, ``blocklisted``, ``fetch_failed``, ``no_peers``, ``dht_queries``,
+    ``transactions`` (committed), ``interrupted`` and ``seconds``. Against a loopback
+    testnet::
+
+        with estudely.testnet(torrents=8, base_ip="127.0.77") as net:
+            summary = estudely.run(db="sqlite:index.sqlite", bootstrap=[net.bootstrap],
+                                   bind=["127.0.79.1:0"], rate=200, overall_timeout=20)
+        torrents = estudely.Index("sqlite:index.sqlite").torrents()
+    """
+    task = _native.run(**options)
+    try:
+        lines = list(task)
+    finally:
+        task.close()
+    summary: dict[str, Any] = json.loads(lines[-1])
+    return summary
+
+
 def simulate(**options: Unpack[SimulateOptions]) -> pd.DataFrame:
     """Crawl a simulated DHT in virtual time: ``estudely simulate --format csv``.
 
@@ -201,7 +237,8 @@ def simulate(**options: Unpack[SimulateOptions]) -> pd.DataFrame:
     ``queries``, ``samples_sent``, ``samples_answered``, ``found``, ``coverage_pct``,
     ``nodes_known``, ``nodes_rested``, ``rss_mb``, ``wall_s``. The summary lines the CLI
     prints with ``#`` are in ``df.attrs["summary"]``. The same options and ``seed`` give
-    the same figures (memory and wall time aside). Ctrl-C stops it at its next row.
+    the same figures (memory and wall time aside). Ctrl-C stops it within a step of its
+virtual clock, however far off its next row is, and raises ``KeyboardInterrupt``.
     """
     task = _native.simulate(**options)
     try:

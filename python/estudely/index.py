@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import datetime as _dt
-import json
 import os
-from typing import TYPE_CHECKING, Any, Iterable, Iterator, Optional, Union
+from typing import TYPE_CHECKING, Any, Iterator, Optional, Union
 
 import pandas as pd
 
-from . import _frames, _native
+from . import _arrow, _frames, _native
 
 if TYPE_CHECKING:
     import pyarrow
@@ -31,29 +30,13 @@ def _since(since: Since) -> Union[int, str, None]:
     raise TypeError(f"since must be an int, a str, a date or a datetime, not {type(since).__name__}")
 
 
-def _arrow_schema(pa: Any, columns: Iterable[str]) -> "pyarrow.Schema":
-    """The Arrow types of :data:`_frames.TORRENTS` for a table of ``columns``: one schema
-    for every chunk, whatever its values (a chunk whose files all have exact paths has no
-    ``path_hex`` to infer). ``release`` is kept as JSON text."""
-    text, whole = pa.string(), pa.int64()
-    files = pa.list_(
-        pa.struct([("path", text), ("length", whole), ("path_hex", pa.list_(text))])
-    )
-    types = {"str": text, "int64": whole, "Int64": whole, "bool": pa.bool_()}
-    special = {
-        "files": files,
-        "peers": pa.list_(text),
-        "name_bytes": pa.binary(),
-        "release": text,
-    }
-    present = set(columns)
-    return pa.schema(
-        [
-            (name, special.get(name) or types[dtype])
-            for name, dtype in _frames.TORRENTS
-            if name in present
-        ]
-    )
+def _pyarrow() -> Any:
+    """pyarrow, or None where it is not installed (then rows come as Python objects)."""
+    try:
+        import pyarrow
+    except ImportError:
+        return None
+    return pyarrow
 
 
 class Index:
@@ -96,6 +79,17 @@ class Index:
         columns = self._index.search(query, limit=limit, offset=offset, sort=sort, **extra)
         return _frames.frame(_frames.HITS, columns)
 
+    def _batches(self, since: Since, chunk_size: int) -> Iterator[Any]:
+        """The torrents as pyarrow RecordBatches of at most ``chunk_size`` rows (at least
+        one, maybe empty, so that even no torrent has its schema)."""
+        pa = _pyarrow()
+        task = self._index.torrent_columns(since=_since(since), chunk_size=chunk_size)
+        try:
+            for chunk in task:
+                yield _arrow.batch(pa, chunk)
+        finally:
+            task.close()
+
     def iter_torrents(
         self, since: Since = None, chunk_size: int = 65_536
     ) -> Iterator[pd.DataFrame]:
@@ -106,9 +100,22 @@ class Index:
         ``name_hex``, ``version``, ``file_count``, ``total_bytes``, ``piece_length``,
         ``metadata_ok``, ``private``, ``discovered``, ``last_seen``, ``source``,
         ``seeds_estimate``, ``peers_estimate``, ``estimated_at``, ``category`` and
-        ``release`` (where the index classifies torrents), ``files`` (a list of ``{path, length}``
-        dicts, with ``path_hex`` where ``path`` is not exact), ``files_omitted``, ``peers``
-        (``"IP:PORT"`` strings); then ``name_bytes``."""
+        ``release`` (where the index classifies torrents), ``files`` (a list of ``{path,
+        length}`` dicts, with ``path_hex`` where ``path`` is not exact), ``files_omitted``,
+        ``peers`` (``"IP:PORT"`` strings); then ``name_bytes``.
+
+        Where pyarrow is installed, ``files``, ``peers`` and ``release`` are Arrow columns
+        (``pd.ArrowDtype``), built with no Python object per row, file or peer: an element
+        read from them is a list or dict as above, with every field present (``None``
+        where the JSON view leaves one out: ``path_hex`` of an exact path, the release
+        fields a name does not have). Without pyarrow they are Python objects, as the
+        JSON view has them, built row by row (much slower on a big index)."""
+        pa = _pyarrow()
+        if pa is not None:
+            for batch in self._batches(since, chunk_size):
+                if batch.num_rows:
+                    yield _arrow.frame(pa, batch)
+            return
         task = self._index.torrent_chunks(since=_since(since), chunk_size=chunk_size)
         try:
             for columns in task:
@@ -117,8 +124,12 @@ class Index:
             task.close()
 
     def torrents(self, since: Since = None, chunk_size: int = 65_536) -> pd.DataFrame:
-        """Every torrent (discovered at or after ``since``) in one DataFrame: the chunks of
-        :meth:`iter_torrents`, concatenated."""
+        """Every torrent (discovered at or after ``since``) in one DataFrame: the rows of
+        :meth:`iter_torrents`, read a chunk at a time (with pyarrow: gathered as Arrow
+        batches, then made a DataFrame once)."""
+        pa = _pyarrow()
+        if pa is not None:
+            return _arrow.frame(pa, pa.Table.from_batches(list(self._batches(since, chunk_size))))
         chunks = list(self.iter_torrents(since, chunk_size))
         if not chunks:
             return _frames.frame(_frames.TORRENTS, {})
@@ -126,25 +137,14 @@ class Index:
 
     def to_arrow(self, since: Since = None, chunk_size: int = 65_536) -> "pyarrow.Table":
         """:meth:`torrents` as a pyarrow Table, built chunk by chunk (needs ``pyarrow``:
-        ``pip install './python[arrow]'``)."""
-        try:
-            import pyarrow as pa
-        except ImportError as e:
-            raise ImportError(
-                "Index.to_arrow() needs pyarrow: pip install pyarrow"
-            ) from e
-        schema, batches = None, []
-        for chunk in self.iter_torrents(since, chunk_size):
-            if "release" in chunk:
-                chunk["release"] = [
-                    None if r is None else json.dumps(r) for r in chunk["release"]
-                ]
-            schema = schema or _arrow_schema(pa, chunk.columns)
-            batches.append(
-                pa.RecordBatch.from_pandas(chunk, schema=schema, preserve_index=False)
-            )
-        empty = _frames.frame(_frames.TORRENTS, {}).columns
-        return pa.Table.from_batches(batches, schema=schema or _arrow_schema(pa, empty))
+        ``pip install './python[arrow]'``): text as ``large_string``, whole numbers
+        ``int64``, ``files`` a ``large_list`` of ``struct<path, path_hex, length>``,
+        ``peers`` a ``large_list`` of ``large_string``, ``release`` a struct of its
+        fields, ``name_bytes`` ``large_binary``."""
+        pa = _pyarrow()
+        if pa is None:
+            raise ImportError("Index.to_arrow() needs pyarrow: pip install pyarrow")
+        return pa.Table.from_batches(list(self._batches(since, chunk_size)))
 
     def torrent(self, infohash: str) -> Optional[dict[str, Any]]:
         """One torrent as ``export --format jsonl`` writes it (with its stored files, no

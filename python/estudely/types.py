@@ -96,6 +96,75 @@ class MetadataOptions(_FetchCommon, total=False):
     """``"IP:PORT"`` to serve Prometheus metrics on while it runs."""
 
 
+class RunOptions(_FetchCommon, total=False):
+    """Keyword arguments of :func:`estudely.run` (``estudely run``)."""
+
+    db: Optional[str]
+    """The index: an SQLite file (``PATH`` or ``"sqlite:PATH"``) or a PostgreSQL URL
+    (``"postgres://..."``, or ``"postgres:"`` and libpq settings). Default
+    ``estudely.sqlite`` in the working directory."""
+    bootstrap: Optional[List[str]]
+    """Nodes to start from, ``"HOST:PORT"`` each, after the nodes saved in the index.
+    Default: the public routers."""
+    bind: Optional[List[str]]
+    """Local addresses to crawl from, at most one IPv4 and one IPv6. Default 0.0.0.0:0."""
+    rate: Optional[float]
+    """Global limit on DHT queries sent, per second. Default 25."""
+    peers_per_infohash: Optional[int]
+    """Distinct peers kept per infohash. Default 20."""
+    full_peer_searches: Optional[bool]
+    """Search every infohash on to ``peers_per_infohash`` peers, with BEP 33 scrapes."""
+    overall_timeout: Optional[Seconds]
+    """Stop after this many seconds (0, the default: until Ctrl-C)."""
+    allow_private: Optional[bool]
+    """Also follow private, loopback, link-local and CGNAT addresses learned from the
+    network."""
+    no_harvest: Optional[bool]
+    """Do not take infohashes announced to our node as discoveries."""
+    shard: Optional[str]
+    """``"K/N"``: sample only the K-th of N slices of the node-id space."""
+    min_size: Optional[Bytes]
+    """Keep only torrents of at least this total size (bytes, or ``"700MB"``)."""
+    max_size: Optional[Bytes]
+    """Keep only torrents of at most this total size."""
+    include: Optional[str]
+    """Keep only torrents whose name matches this regex."""
+    exclude: Optional[str]
+    """Drop torrents whose name matches this regex."""
+    blocklist: Optional[Path]
+    """A file of infohashes never searched, fetched or stored."""
+    lease: Optional[Seconds]
+    """How long a claim on an infohash lasts, seconds. Default 300."""
+    owner: Optional[str]
+    """This crawler's name in the index's leases. Default ``host:pid:random``."""
+    max_sightings: Optional[int]
+    """Sightings (peer or node addresses) kept per infohash. Default 32."""
+    no_peer_addresses: Optional[bool]
+    """Store no peer or node address at all, only counts."""
+    max_torrents: Optional[int]
+    """Keep at most this many torrents, pruning the oldest."""
+    max_db_size: Optional[Bytes]
+    """Keep the index's used size under this size, pruning the oldest."""
+    classify_rules: Optional[Path]
+    """Classification rules (TOML) tried before the built-in ones."""
+    metrics: Optional[str]
+    """``"IP:PORT"`` to serve Prometheus metrics on while it runs."""
+    serve: Optional[str]
+    """``"IP:PORT"`` to serve the web UI and API on while it runs."""
+    auth: Optional[str]
+    """``"USER:PASS"``: HTTP basic authentication for the web UI (with ``serve``)."""
+    db_connections: Optional[int]
+    """Most index connections the web UI opens at once. Default 4."""
+    api_key: Optional[List[str]]
+    """API keys of the web UI's Torznab, RSS and JSON API (with ``serve``)."""
+    api_key_file: Optional[Path]
+    """A file of API keys, one per line."""
+    rescrape_rate: Optional[int]
+    """Re-scrapes of stored torrents' swarm estimates a minute (0: never). Default 20."""
+    rescrape_after: Optional[Seconds]
+    """Re-scrape a torrent at most once in this many seconds. Default 21600."""
+
+
 class TestnetOptions(TypedDict, total=False):
     """Keyword arguments of :func:`estudely.testnet` (``estudely testnet``)."""
 

@@ -85,6 +85,7 @@ def test_none_is_the_default_and_paths_are_taken(tmp_path):
         ("collect", opts.CollectOptions, {"format"}),
         ("crawl", opts.CrawlOptions, {"format"}),
         ("metadata", opts.MetadataOptions, {"format"}),
+        ("run", opts.RunOptions, set()),
         ("testnet", opts.TestnetOptions, set()),
         ("simulate", opts.SimulateOptions, {"format"}),
         ("query ping", opts.QueryOptions, {"format"}),

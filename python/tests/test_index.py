@@ -64,8 +64,16 @@ def export_rows(bin: str, path, *extra: str) -> list[dict]:
 
 
 def plain(df: pd.DataFrame) -> list[dict]:
-    """Rows as the JSON objects they came from: NA as None, numpy scalars as Python's."""
+    """Rows as the JSON objects they came from: NA as None, numpy scalars as Python's, and
+    the fields an Arrow column has as None where the JSON view leaves them out (`path_hex`
+    of an exact path, the release fields a name does not have) left out."""
     rows = json.loads(df.drop(columns=["name_bytes"]).to_json(orient="records"))
+    for row in rows:
+        for f in row.get("files") or []:
+            if f.get("path_hex", 0) is None:
+                del f["path_hex"]
+        if isinstance(row.get("release"), dict):
+            row["release"] = {k: v for k, v in row["release"].items() if v is not None}
     return rows
 
 
@@ -83,6 +91,22 @@ def test_torrents_are_what_export_writes(index_path, estudely_bin):
     assert df["discovered"].dtype == "int64" and df["private"].dtype == bool
     assert df["seeds_estimate"].dtype == "Int64"
     assert all(isinstance(f, list) for f in df["files"])
+
+
+def test_without_pyarrow_the_same_rows(index_path, monkeypatch):
+    """The rows built as Python objects (no pyarrow) are the rows built in Arrow."""
+    with estudely.Index(index_path) as index:
+        arrow = index.torrents()
+        monkeypatch.setattr(estudely.index, "_pyarrow", lambda: None)
+        objects = index.torrents()
+        chunks = [len(c) for c in index.iter_torrents(chunk_size=4)]
+    assert plain(objects) == plain(arrow)
+    assert list(objects.columns) == list(arrow.columns)
+    assert [str(t) for t in objects.dtypes[:17]] == [str(t) for t in arrow.dtypes[:17]]
+    assert list(objects["name_bytes"]) == list(arrow["name_bytes"])
+    assert chunks == [4, 4, 1]
+    assert isinstance(arrow["files"].dtype, pd.ArrowDtype)
+    assert objects["files"].dtype == object
 
 
 def test_chunks_since_and_arrow(index_path, estudely_bin):

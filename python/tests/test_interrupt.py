@@ -103,3 +103,37 @@ def test_ctrl_c_stops_a_simulation():
     assert not task.running and ours() == []
     assert len([r for r in rows if r[:1].isdigit()]) < 61, "stopped before the end"
     task.close()
+
+
+# A big simulation with a row a virtual day: its first row is hours of wall time away.
+BIG = dict(nodes=1_000_000, rate=2_000, hours=720, every=1_440)
+
+
+def test_ctrl_c_stops_a_big_simulation_between_its_rows():
+    task = _native.simulate(**BIG)
+    lines = []
+    timer = interrupt_after(1.0)
+    with pytest.raises(KeyboardInterrupt):
+        for line in task:
+            lines.append(line)
+    timer.join()
+    assert not task.running and ours() == [], "the simulation's thread was joined"
+    assert [l for l in lines if l[:1].isdigit()] == [], "not one of its 30 rows was due"
+    task.close()
+
+
+def test_a_stopped_simulation_ends_within_a_step_of_its_virtual_clock():
+    # Told to stop (as Ctrl-C does) right after it wrote its header: it ends where its
+    # virtual clock stands then, long before its first row (24 virtual hours), and says
+    # so; it did not run on to that row.
+    task = _native.simulate(**BIG)
+    assert next(task).startswith("# simulate: ")
+    assert next(task).startswith("hours,")
+    task.stop()
+    rest = list(task)
+    assert not task.running and ours() == []
+    assert rest[-1].startswith("# stopped at ") and rest[-1].endswith(" of 720 virtual hours")
+    rows = [l for l in rest if l[:1].isdigit()]
+    assert len(rows) == 1, rest
+    assert float(rows[0].split(",")[0]) < 24, "stopped before its first row was due"
+    task.close()

@@ -1,4 +1,5 @@
-"""The example notebook runs top to bottom (its last cells check what it found)."""
+"""The example notebook runs top to bottom (its cells check what it found: by `collect`,
+then in the index `run` built)."""
 
 from __future__ import annotations
 
@@ -22,4 +23,6 @@ def test_example_notebook_runs():
     outputs = [o for cell in nb.cells if cell.cell_type == "code" for o in cell.outputs]
     assert not [o for o in outputs if o.get("output_type") == "error"]
     assert any("127.77.60.1:" in str(o) for o in outputs), "the bootstrap address was shown"
-    assert any("image/png" in o.get("data", {}) for o in outputs), "the chart was drawn"
+    charts = [o for o in outputs if "image/png" in o.get("data", {})]
+    assert len(charts) == 2, "the chart was drawn from collect's rows and from the index"
+    assert any("'stored': 10" in str(o) for o in outputs), "run's summary was shown"

@@ -3,8 +3,11 @@
 //! ([`crate::task`]), its stdout going to the returned [`Task`] (JSON lines, or CSV for
 //! `simulate`) and Ctrl-C replaced by the task's stop flag.
 
+use std::io::Write as _;
+
 use estudely::cli::Command;
 use estudely::cmd;
+use estudely::crawl::setup::StopOn;
 use estudely::embed::{self, FlagKind};
 use pyo3::exceptions::PyRuntimeError;
 use pyo3::prelude::*;
@@ -79,6 +82,23 @@ pub fn metadata(
     })
 }
 
+/// `estudely run ...`: builds the index `db` until its `overall_timeout` or a stop; its
+/// one line, at the end, is the summary as a JSON object (the fields of
+/// [`cmd::run::RunSummary`]). A stop (Ctrl-C) ends it as Ctrl-C ends the CLI: what is
+/// known is committed first.
+#[pyfunction]
+#[pyo3(signature = (**kwargs))]
+pub fn run(kwargs: Option<&Bound<'_, PyDict>>) -> PyResult<Task> {
+    let Command::Run(args) = kwargs::command("run", &["run"], kwargs, &[], &[])? else {
+        return Err(mismatch("run"));
+    };
+    spawn("run", move |mut out, stop| {
+        let summary = block_on(cmd::run::run_with(args, stop))?;
+        serde_json::to_writer(&mut out, &summary)?;
+        Ok(out.write_all(b"\n")?)
+    })
+}
+
 /// `estudely testnet ...`: its first line is `bootstrap IP:PORT`, once the network is
 /// ready and its manifest written; it runs until stopped (or `seconds`).
 #[pyfunction]
@@ -93,7 +113,8 @@ pub fn testnet(kwargs: Option<&Bound<'_, PyDict>>) -> PyResult<Task> {
 }
 
 /// `estudely simulate --format csv ...`: `#` summary lines and the coverage table's CSV.
-/// Stopping it ends it at its next row.
+/// Stopping it ends it within a step of its virtual clock (not at its next row, which may
+/// be far off in a big network): the row of where it stopped, then `# stopped at ...`.
 #[pyfunction]
 #[pyo3(signature = (**kwargs))]
 pub fn simulate(kwargs: Option<&Bound<'_, PyDict>>) -> PyResult<Task> {
@@ -102,9 +123,12 @@ pub fn simulate(kwargs: Option<&Bound<'_, PyDict>>) -> PyResult<Task> {
     else {
         return Err(mismatch("simulate"));
     };
-    // The simulation has no stop of its own: its writer unwinds out of it once stopped.
     spawn("simulate", move |out, stop| {
-        cmd::simulate::run_with(args, out.unwinding_on(&stop))
+        // Asked before every step: a load of the flag, no lock held between steps.
+        cmd::simulate::run_until_stopped(args, out, move || match &stop {
+            StopOn::Flag(rx) => *rx.borrow(),
+            StopOn::Signals => false,
+        })
     })
 }
 

@@ -6,12 +6,14 @@
 //! Layers: [`kwargs`] parses keyword arguments with the command line's own parser
 //! (through `estudely::embed`); [`task`] runs a command on a thread, hands its stdout over
 //! line by line and stops it on Ctrl-C; [`commands`] wires each command; [`index`] reads an
-//! index; [`codec`] is bencode and info dicts; [`errors`] maps failures to exceptions with
-//! the CLI's messages. The interpreter is never held while Rust works.
+//! index, whose torrents [`columns`] lays out in Arrow's buffers; [`codec`] is bencode and
+//! info dicts; [`errors`] maps failures to exceptions with the CLI's messages. The
+//! interpreter is never held while Rust works.
 #![deny(missing_docs)]
 #![cfg_attr(not(test), deny(clippy::unwrap_used))]
 
 mod codec;
+mod columns;
 mod commands;
 mod convert;
 mod errors;
@@ -33,6 +35,7 @@ fn native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(commands::collect, m)?)?;
     m.add_function(wrap_pyfunction!(commands::crawl, m)?)?;
     m.add_function(wrap_pyfunction!(commands::metadata, m)?)?;
+    m.add_function(wrap_pyfunction!(commands::run, m)?)?;
     m.add_function(wrap_pyfunction!(commands::testnet, m)?)?;
     m.add_function(wrap_pyfunction!(commands::simulate, m)?)?;
     m.add_function(wrap_pyfunction!(commands::query, m)?)?;

@@ -29,11 +29,6 @@ const SLICE: Duration = Duration::from_millis(50);
 /// Lines the command may write ahead of the reader.
 const LINES_BUFFERED: usize = 4_096;
 
-/// The payload a [`LineWriter`] unwinds with to stop a command that has no stop of its
-/// own (`simulate`, whose virtual clock runs to the end): caught by [`spawn`], it means
-/// "stopped", not "failed".
-struct Stopped;
-
 /// What a task hands to Python: a line of output, or a chunk of rows (JSON objects) that
 /// Python gets as columns.
 pub enum Item {
@@ -41,25 +36,17 @@ pub enum Item {
     Line(String),
     /// Rows, each a JSON object (the index's JSON views).
     Rows(Vec<serde_json::Value>),
+    /// Torrents of the index as columns (Arrow's layouts).
+    Columns(Box<crate::columns::Chunk>),
 }
 
 /// A command's stdout: complete lines go to the task's channel.
 pub struct LineWriter {
     tx: SyncSender<Item>,
     partial: Vec<u8>,
-    /// For commands that only stop by unwinding: the flag to look at before each write.
-    unwind_on: Option<StopOn>,
 }
 
 impl LineWriter {
-    /// Make every later write unwind out of the command once its stop flag is set: for a
-    /// command that cannot be stopped otherwise. The command must own nothing that an
-    /// unwind would leave broken (it is dropped whole).
-    pub fn unwinding_on(mut self, stop: &StopOn) -> LineWriter {
-        self.unwind_on = Some(stop.clone());
-        self
-    }
-
     fn send(&self, line: &[u8]) -> io::Result<()> {
         let text = String::from_utf8_lossy(line).into_owned();
         self.send_item(Item::Line(text))
@@ -68,6 +55,11 @@ impl LineWriter {
     /// Hand a chunk of rows to Python (waiting while the reader is a chunk behind).
     pub fn send_rows(&self, rows: Vec<serde_json::Value>) -> io::Result<()> {
         self.send_item(Item::Rows(rows))
+    }
+
+    /// Hand a chunk of columns to Python (waiting while the reader is a chunk behind).
+    pub fn send_columns(&self, chunk: crate::columns::Chunk) -> io::Result<()> {
+        self.send_item(Item::Columns(Box::new(chunk)))
     }
 
     fn send_item(&self, item: Item) -> io::Result<()> {
@@ -80,11 +72,6 @@ impl LineWriter {
 
 impl io::Write for LineWriter {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        if let Some(StopOn::Flag(rx)) = &self.unwind_on {
-            if *rx.borrow() {
-                std::panic::resume_unwind(Box::new(Stopped));
-            }
-        }
         self.partial.extend_from_slice(buf);
         while let Some(end) = self.partial.iter().position(|&b| b == b'\n') {
             let line: Vec<u8> = self.partial.drain(..=end).collect();
@@ -139,7 +126,6 @@ where
     let writer = LineWriter {
         tx,
         partial: Vec::new(),
-        unwind_on: None,
     };
     let thread = std::thread::Builder::new()
         .name(format!("estudely-{name}"))
@@ -148,7 +134,6 @@ where
                 match std::panic::catch_unwind(AssertUnwindSafe(move || job(writer, stop))) {
                     Ok(Ok(())) => Outcome::Done,
                     Ok(Err(e)) => Outcome::Failed(e),
-                    Err(payload) if payload.is::<Stopped>() => Outcome::Done,
                     Err(payload) => Outcome::Panicked(panic_message(payload.as_ref())),
                 };
             ended_by_thread.store(true, Ordering::Release);
@@ -168,7 +153,7 @@ where
 }
 
 /// Run an async command on a current-thread tokio runtime, as the binary does.
-pub fn block_on<F: std::future::Future<Output = anyhow::Result<()>>>(f: F) -> anyhow::Result<()> {
+pub fn block_on<T, F: std::future::Future<Output = anyhow::Result<T>>>(f: F) -> anyhow::Result<T> {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
@@ -319,6 +304,7 @@ fn item_to_py(py: Python<'_>, item: Item) -> PyResult<Bound<'_, PyAny>> {
     match item {
         Item::Line(line) => Ok(line.into_pyobject(py)?.into_any()),
         Item::Rows(rows) => Ok(crate::convert::columns(py, &rows)?.into_any()),
+        Item::Columns(chunk) => Ok(chunk.into_py(py)?.into_any()),
     }
 }
 

@@ -281,11 +281,31 @@ impl Simulation {
 
     /// Run until `until` of virtual time has passed since the start, calling `each` with
     /// a checkpoint every `every` of virtual time (and at the end).
-    pub fn run(&mut self, until: Duration, every: Duration, mut each: impl FnMut(&Checkpoint)) {
+    pub fn run(&mut self, until: Duration, every: Duration, each: impl FnMut(&Checkpoint)) {
+        self.run_until_stopped(until, every, each, || false);
+    }
+
+    /// [`Simulation::run`], ending early, with a last checkpoint, once `stopped` returns
+    /// true: it is asked before every step of the virtual clock, so that a caller can stop
+    /// a long run between two checkpoints (the Python package's Ctrl-C, through a flag set
+    /// by another thread; the simulation itself knows nothing of signals). Returns whether
+    /// it was stopped before `until`.
+    pub fn run_until_stopped(
+        &mut self,
+        until: Duration,
+        every: Duration,
+        mut each: impl FnMut(&Checkpoint),
+        mut stopped: impl FnMut() -> bool,
+    ) -> bool {
         let end = self.start + until;
         let every = every.max(Duration::from_secs(1));
         let mut next_report = self.now + every;
         loop {
+            if stopped() {
+                self.flush();
+                each(&self.checkpoint());
+                return true;
+            }
             self.flush();
             let mut next = end;
             if let Some(Reverse(a)) = self.queue.peek() {
@@ -320,7 +340,7 @@ impl Simulation {
             if self.now >= end {
                 self.flush();
                 each(&self.checkpoint());
-                return;
+                return false;
             }
         }
     }

@@ -163,6 +163,44 @@ fn curve(s: &mut Simulation, secs: u64) -> Vec<Checkpoint> {
     out
 }
 
+/// A run told to stop ends at once, between two checkpoints, with a checkpoint of where it
+/// stopped: the stop is asked before every step of the virtual clock, not at checkpoints.
+#[test]
+fn a_stopped_run_ends_between_checkpoints() {
+    let mut s = sim(41, 20_000, 100.0, 1, 100_000);
+    let (mut steps, mut points) = (0, Vec::new());
+    let half_hour = Duration::from_secs(1_800);
+    let stopped = s.run_until_stopped(
+        Duration::from_secs(3_600),
+        half_hour,
+        |c| points.push(c.clone()),
+        || {
+            steps += 1;
+            steps > 500
+        },
+    );
+    assert!(stopped);
+    assert_eq!(steps, 501, "asked once a step, and not again once stopped");
+    assert_eq!(points.len(), 1, "only the stop's checkpoint: {points:?}");
+    assert!(
+        points[0].at < half_hour,
+        "before the first checkpoint was due"
+    );
+    assert!(points[0].queries > 0 && points[0].at == s.elapsed());
+    // Never stopped: to the end, as `run`.
+    let mut s = sim(41, 20_000, 100.0, 1, 100_000);
+    let mut points = Vec::new();
+    let stopped = s.run_until_stopped(
+        Duration::from_secs(3_600),
+        half_hour,
+        |c| points.push(c.clone()),
+        || false,
+    );
+    assert!(!stopped);
+    assert_eq!(points.len(), 2);
+    assert_eq!(s.elapsed(), Duration::from_secs(3_600));
+}
+
 #[test]
 fn same_seed_same_run() {
     let a = curve(&mut sim(21, 20_000, 100.0, 2, 100_000), 1_200);

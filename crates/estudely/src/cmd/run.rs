@@ -13,7 +13,7 @@ use regex::Regex;
 
 use crate::args::FetchFlags;
 use crate::args::{parse_overall_timeout, ShardArgs};
-use crate::crawl::setup::{checked_bind, parse_rate, shard_note, start_crawler, Budgets};
+use crate::crawl::setup::{checked_bind, parse_rate, shard_note, start_crawler, Budgets, StopOn};
 use crate::crawl::state::MAX_SAVED;
 use crate::pipeline::filter::{parse_regex, parse_size, read_blocklist, Filters};
 use crate::pipeline::index::{IndexGate, IndexSink, Shared};
@@ -149,11 +149,45 @@ pub struct RunArgs {
 /// How often good nodes are saved to the index while running.
 const SAVE_NODES_EVERY: Duration = Duration::from_secs(300);
 
+/// The figures of `run`'s closing summary line, for a program that runs it in-process.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize)]
+pub struct RunSummary {
+    /// Infohashes found (blocklisted ones included).
+    pub infohashes: u64,
+    /// Torrents written to the index.
+    pub stored: u64,
+    /// Infohashes dropped as already in the index, or fetched by another crawler.
+    pub known: u64,
+    /// Torrents fetched but left out by `--min-size`, `--max-size`, `--include`, `--exclude`.
+    pub filtered: u64,
+    /// Infohashes dropped by `--blocklist`.
+    pub blocklisted: u64,
+    /// Infohashes with peers whose metadata could not be fetched.
+    pub fetch_failed: u64,
+    /// Infohashes whose search found no peer.
+    pub no_peers: u64,
+    /// DHT queries sent.
+    pub dht_queries: u64,
+    /// Index transactions committed.
+    pub transactions: u64,
+    /// Whether Ctrl-C (or the caller's stop) ended it, rather than `--overall-timeout`.
+    pub interrupted: bool,
+    /// Seconds it ran.
+    pub seconds: f64,
+}
+
 /// Run `estudely run ...`.
 pub async fn run(args: RunArgs) -> anyhow::Result<()> {
     // Opening and loading a large index takes a while: Ctrl-C / SIGTERM meanwhile must stop
     // the run cleanly, not kill it.
     crate::crawl::setup::Interrupt::watch_from_now();
+    run_with(args, StopOn::Signals).await.map(drop)
+}
+
+/// [`run`] stopped early by `stop` instead of Ctrl-C (for a program that runs `run`
+/// in-process and keeps its signals, the Python package), returning its summary's figures.
+/// The summary line still goes to stderr.
+pub async fn run_with(args: RunArgs, stop: StopOn) -> anyhow::Result<RunSummary> {
     let bind = checked_bind(&args.bind)?;
     for b in &args.bootstrap {
         resolve::parse(b)?;
@@ -235,6 +269,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
     };
     let cfg = PipelineConfig {
         caps,
+        stop,
         ..args.fetch.pipeline("run", args.overall_timeout)
     };
     let mut saved_at = Instant::now();
@@ -302,7 +337,19 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
         report.elapsed.as_secs_f64(),
         report.notes(caps)
     );
-    Ok(())
+    Ok(RunSummary {
+        infohashes: report.found + counts.blocklisted,
+        stored: counts.stored,
+        known: counts.dropped,
+        filtered,
+        blocklisted: counts.blocklisted,
+        fetch_failed: counts.fetch_failed,
+        no_peers: counts.no_peers,
+        dht_queries: report.crawl.queries_sent,
+        transactions: written.commits,
+        interrupted: report.interrupted,
+        seconds: report.elapsed.as_secs_f64(),
+    })
 }
 
 /// Publish the index side's figures (filter, store queue) as metrics.

@@ -159,7 +159,18 @@ pub fn run(args: SimulateArgs) -> anyhow::Result<()> {
 /// [`run`] with the table and its summary lines written to `out` instead of stdout (for a
 /// program that runs `simulate` in-process, the Python package). Each row is written whole,
 /// with one `write_all`, as its checkpoint is reached.
-pub fn run_with(args: SimulateArgs, mut out: impl io::Write) -> anyhow::Result<()> {
+pub fn run_with(args: SimulateArgs, out: impl io::Write) -> anyhow::Result<()> {
+    run_until_stopped(args, out, || false)
+}
+
+/// [`run_with`], ending early once `stopped` returns true (asked before every step of the
+/// virtual clock, from the simulation's thread): the row of where it stopped is written,
+/// then `# stopped at H of N virtual hours`, and no summary.
+pub fn run_until_stopped(
+    args: SimulateArgs,
+    mut out: impl io::Write,
+    stopped: impl FnMut() -> bool,
+) -> anyhow::Result<()> {
     let net = ProcConfig {
         seed: args.seed,
         nodes: args.nodes,
@@ -236,9 +247,15 @@ pub fn run_with(args: SimulateArgs, mut out: impl io::Write) -> anyhow::Result<(
         }
     };
     let until = Duration::from_secs_f64(args.hours * 3_600.0);
-    sim.run(until, Duration::from_secs(args.every * 60), &mut line);
+    let every = Duration::from_secs(args.every * 60);
+    let stopped = sim.run_until_stopped(until, every, &mut line, stopped);
     if let Some(e) = failed {
         return Err(e.into());
+    }
+    if stopped {
+        let at = sim.elapsed().as_secs_f64() / 3_600.0;
+        writeln!(out, "# stopped at {at:.3} of {} virtual hours", args.hours)?;
+        return Ok(());
     }
     let end = sim.checkpoint();
     let elapsed = wall.elapsed().as_secs_f64();
