@@ -87,6 +87,7 @@ impl PgStore {
             .batch_execute("SET SESSION default_transaction_read_only = on")
             .map_err(anyhow::Error::from)
             .and_then(|()| schema::check(&mut client))
+            .map_err(|e| on_standby(&mut client, e))
             .with_context(|| format!("PostgreSQL index {target}"))?;
         Ok(PgStore {
             client,
@@ -122,6 +123,21 @@ impl PgStore {
             (r, _) => r.with_context(|| self.context(what)),
         }
     }
+}
+
+/// `e` (the schema cannot be read), with what to do when the server is a hot standby: a
+/// standby cannot be migrated, its primary can, and the standby then replays that.
+fn on_standby(client: &mut Client, e: anyhow::Error) -> anyhow::Error {
+    let standby = client
+        .query_one("SELECT pg_is_in_recovery()", &[])
+        .is_ok_and(|r| r.get::<_, bool>(0));
+    if !standby {
+        return e;
+    }
+    anyhow::anyhow!(
+        "{e:#}; this server is a read-only standby: run `estudely run` on its primary, \
+         whose migration the standby then replays"
+    )
 }
 
 /// Parse and connect; return the client and a description of the target for messages.
