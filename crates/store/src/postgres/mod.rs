@@ -332,7 +332,27 @@ impl Store for PgStore {
             )
             .with_context(|| self.context("claim"))?;
         let n: i64 = row.get(0);
-        Ok(n > 0)
+        if n == 0 {
+            return Ok(false);
+        }
+        // The statement above saw the index as it was when it started. Another crawler
+        // committing this torrent meanwhile deletes its lease in the same transaction:
+        // the insert above waited for that commit and then found no lease in its way, yet
+        // `stored` could not see the torrent. This statement starts after that commit, so
+        // it sees the torrent: give the lease back and refuse (a grant would be a second
+        // fetch).
+        let undone = self
+            .client
+            .execute(
+                "DELETE FROM leases WHERE info_hash = $1 AND owner = $2
+                 AND (EXISTS (SELECT 1 FROM torrents WHERE info_hash = $1)
+                      OR EXISTS (SELECT 1 FROM torrents
+                                 WHERE substring(info_hash_v2 from 1 for 20) = $1)
+                      OR EXISTS (SELECT 1 FROM deleted WHERE info_hash = $1))",
+                &[&&info_hash.0[..], &owner],
+            )
+            .with_context(|| self.context("claim"))?;
+        Ok(undone == 0)
     }
 
     fn save_nodes(&mut self, nodes: &[CompactNode], at: i64, keep: usize) -> anyhow::Result<()> {
