@@ -281,7 +281,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
     eprintln!(
         "run: {} infohashes, {} stored, {} known or fetched elsewhere, {} filtered, {} \
          blocklisted, {} fetches failed, {} without peers; {} DHT queries; metadata {}; index: \
-         {} transactions, {:.1} s writing; filter: {} bytes, {} lookups, {} known; queue: {} at \
+         {} transactions, {:.1} s writing, {} claims refused; filter: {} bytes, {} lookups, {} known; queue: {} at \
          most, {} waits; {:.1} s{first}{}",
         report.found + counts.blocklisted,
         counts.stored,
@@ -294,6 +294,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
         report.fetch,
         written.commits,
         written.busy.as_secs_f64(),
+        written.claims_refused,
         filter_bytes,
         written.lookups,
         written.known,
@@ -321,6 +322,7 @@ fn publish_index(shared: &Shared) {
         queue: q.len() as u64,
         queue_waits: q.waits(),
         leases_swept: w.leases_swept,
+        claims_refused: w.claims_refused,
         rescrapes_sent: r.sent,
         rescrapes_answered: r.answered,
         rescrapes_empty: r.empty,
