@@ -2,11 +2,16 @@
 //! 127.x address, crawl one endless loopback world (`estudely testnet --world N`) into one
 //! PostgreSQL index (a throwaway server) until it holds [`TARGET`] torrents. Then:
 //!
-//! - no torrent was fetched twice: the world's `--served-log` (one line per info dict its
-//!   seeders served) holds each infohash once, and the four runs' fetch counts add up to
-//!   the rows stored;
+//! - no torrent was fetched twice: the four runs' fetch counts add up to the rows stored,
+//!   and the world's `--served-log` (a line per connection its seeders served) names an
+//!   infohash again only as often as an attempt failed after reaching a seeder;
 //! - every stored torrent is stored once, every field as the world made it;
 //! - no run logged a deadlock or a serialization failure, and all four exit 0 on SIGINT.
+//!
+//! The world gives each torrent to the nodes of one shard, so sharded crawlers never want
+//! the same torrent. The same four without `--shard`, on a small world whose nodes start
+//! their lists over within seconds, all meet every torrent: the same checks then hold
+//! through the leases alone, to the last fetchable torrent.
 //!
 //! And, against the store itself, the race a sharded index meets at full rate: a crawler
 //! claims an infohash at the moment another commits it (the torrent and the release of its
@@ -50,11 +55,12 @@ struct Run {
     log: std::path::PathBuf,
 }
 
-fn start_run(db: &str, boot: &str, shard: &str, bind: &str, log: &Path) -> Run {
+fn start_run(db: &str, boot: &str, shard: Option<&str>, bind: &str, log: &Path) -> Run {
     let out = std::fs::File::create(log).unwrap();
     let child = Command::new(BIN)
         .args(["run", "--db", db, "--bootstrap", boot, "--bind", bind])
-        .args(["--shard", shard, "--rate", "5000"])
+        .args(shard.map(|s| ["--shard", s]).into_iter().flatten())
+        .args(["--rate", "5000"])
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(out)
@@ -82,6 +88,31 @@ fn fetched(log: &str) -> u64 {
     after.split('/').next().unwrap().parse().expect("a count")
 }
 
+/// Fetch attempts that failed after reaching a peer (timed out, closed, ...), from a run's
+/// summary (`attempts: N ok, R refused, T timeout, ...`): each may have had the info dict
+/// served before it failed, and then again to the next attempt. Refusals never reach the
+/// handshake.
+fn failed_after_connect(log: &str) -> u64 {
+    let line = log
+        .lines()
+        .rfind(|l| l.starts_with("run: ") && l.contains(" stored"))
+        .unwrap_or_else(|| panic!("no summary:\n{log}"));
+    let attempts = line
+        .split(" attempts: ")
+        .nth(1)
+        .expect("attempts in summary");
+    let attempts = attempts.split(';').next().unwrap();
+    attempts
+        .split(", ")
+        .filter_map(|part| {
+            let (n, kind) = part.trim().split_once(' ')?;
+            let n: u64 = n.parse().ok()?;
+            let refused = ["ok", "refused", "refused_recently", "address_refused"];
+            (!refused.contains(&kind)).then_some(n)
+        })
+        .sum()
+}
+
 /// Check one `export --format jsonl` object against the world's torrent.
 fn check_row(row: &Value, t: &WorldTorrent) {
     let ih = row["infohash"].as_str().unwrap();
@@ -104,8 +135,48 @@ fn check_row(row: &Value, t: &WorldTorrent) {
     }
 }
 
+/// What four runs did, from their summaries.
+#[derive(Debug, Default)]
+struct Summary {
+    /// Claims refused (stored already, or another crawler's lease).
+    claims_refused: u64,
+    /// Infohashes dropped as stored by another crawler, or known.
+    known_elsewhere: u64,
+}
+
+/// The count before `word` in `line` (`12 claims refused` -> 12 for ` claims refused`).
+fn count_before(line: &str, word: &str) -> u64 {
+    let before = line
+        .split(word)
+        .next()
+        .unwrap_or_else(|| panic!("no `{word}` in {line}"));
+    before.rsplit([' ', ',']).next().unwrap().parse().unwrap()
+}
+
 #[test]
 fn four_sharded_crawlers_on_one_world_and_one_index_fetch_nothing_twice() {
+    let s = four_runs(true, WORLD, 400, Some(TARGET));
+    // The world gives each torrent to the nodes of one shard: nothing to contend for.
+    eprintln!("{s:?}");
+}
+
+/// Four runs without shards on a small world whose nodes start their lists over within
+/// seconds: every crawler meets the torrents the others fetched, and only the leases (and
+/// the index's answers) keep it from fetching them again. Until every fetchable torrent is
+/// stored.
+#[test]
+fn four_unsharded_crawlers_contend_for_every_torrent_and_fetch_each_once() {
+    let s = four_runs(false, 1_500, 100, None);
+    assert!(
+        s.claims_refused + s.known_elsewhere > 0,
+        "the crawlers met each other's torrents: {s:?}"
+    );
+}
+
+/// Four `run` (`--shard K/4` when `sharded`) on a world of `n` torrents and `nodes` nodes
+/// into one index, until it holds `target` torrents (all the fetchable ones when `None`),
+/// then SIGINT; check everything the file's doc says.
+fn four_runs(sharded: bool, n: u64, nodes: u32, target: Option<u64>) -> Summary {
     let server = PgServer::start();
     let conn = server.database();
     let db = format!("postgres:{conn}");
@@ -113,9 +184,9 @@ fn four_sharded_crawlers_on_one_world_and_one_index_fetch_nothing_twice() {
     let served_log = dir.path().join("served.log");
     let world_args = [
         "--world".to_string(),
-        WORLD.to_string(),
+        n.to_string(),
         "--nodes".into(),
-        "400".into(),
+        nodes.to_string(),
         "--interval".into(),
         "10".into(),
         "--seed".into(),
@@ -127,15 +198,13 @@ fn four_sharded_crawlers_on_one_world_and_one_index_fetch_nothing_twice() {
     ];
     let world_args: Vec<&str> = world_args.iter().map(String::as_str).collect();
     let (_world, boot, _manifest) = testnet(&world_args, &dir.path().join("manifest.json"));
-    let fetchable: HashMap<InfoHash, WorldTorrent> = (0..WORLD)
+    let fetchable: HashMap<InfoHash, WorldTorrent> = (0..n)
         .map(|j| world::torrent(SEED, j))
         .filter(|t| t.fate == Fate::Ok)
         .map(|t| (t.info_hash, t))
         .collect();
-    assert!(
-        fetchable.len() as u64 > TARGET + TARGET / 2,
-        "a world big enough"
-    );
+    let target = target.unwrap_or(fetchable.len() as u64);
+    assert!(fetchable.len() as u64 >= target, "a world big enough");
 
     // The schema first, so that four first starts do not race to create it.
     drop(PgStore::connect(&conn).expect("create the index"));
@@ -143,7 +212,7 @@ fn four_sharded_crawlers_on_one_world_and_one_index_fetch_nothing_twice() {
         .map(|k| {
             let (shard, bind) = (format!("{k}/4"), format!("127.6.40.{k}:0"));
             let log = dir.path().join(format!("run-{k}.log"));
-            start_run(&db, &boot, &shard, &bind, &log)
+            start_run(&db, &boot, sharded.then_some(&*shard), &bind, &log)
         })
         .collect();
     let mut client = postgres::Client::connect(&conn, postgres::NoTls).unwrap();
@@ -151,7 +220,7 @@ fn four_sharded_crawlers_on_one_world_and_one_index_fetch_nothing_twice() {
     let mut polls = 0u64;
     loop {
         let n = stored_count(&mut client);
-        if n >= TARGET {
+        if n >= target {
             break;
         }
         for (k, r) in runs.iter_mut().enumerate() {
@@ -164,14 +233,14 @@ fn four_sharded_crawlers_on_one_world_and_one_index_fetch_nothing_twice() {
         polls += 1;
         if polls.is_multiple_of(20) {
             eprintln!(
-                "{:.0} s: {n} of {TARGET} stored",
+                "{:.0} s: {n} of {target} stored",
                 started.elapsed().as_secs_f64()
             );
         }
         thread::sleep(Duration::from_millis(500));
     }
     eprintln!(
-        "{TARGET} stored in {:.0} s",
+        "{target} stored in {:.0} s",
         started.elapsed().as_secs_f64()
     );
     // SIGINT to all four at once: each commits what it has and exits 0.
@@ -180,7 +249,8 @@ fn four_sharded_crawlers_on_one_world_and_one_index_fetch_nothing_twice() {
             .args(["-INT", &r.proc.0.id().to_string()])
             .status();
     }
-    let mut total_fetched = 0;
+    let (mut total_fetched, mut failed) = (0, 0);
+    let mut summary = Summary::default();
     for (k, mut r) in runs.into_iter().enumerate() {
         let status = r.proc.0.wait().expect("run exits");
         let mut log = String::new();
@@ -197,6 +267,13 @@ fn four_sharded_crawlers_on_one_world_and_one_index_fetch_nothing_twice() {
             k + 1
         );
         total_fetched += fetched(&log);
+        failed += failed_after_connect(&log);
+        let line = log
+            .lines()
+            .rfind(|l| l.starts_with("run: ") && l.contains(" stored"))
+            .unwrap();
+        summary.claims_refused += count_before(line, " claims refused");
+        summary.known_elsewhere += count_before(line, " known or fetched elsewhere");
     }
 
     // The index: every row a fetchable torrent of the world, once, every field right.
@@ -215,37 +292,38 @@ fn four_sharded_crawlers_on_one_world_and_one_index_fetch_nothing_twice() {
             .unwrap_or_else(|| panic!("{ih} is not a fetchable torrent of the world"));
         check_row(&row, t);
     }
-    assert!(stored.len() as u64 >= TARGET);
+    assert!(stored.len() as u64 >= target);
     assert_eq!(stored.len() as u64, stored_count(&mut client));
 
-    // Fetched once each: by the world's count, and by the runs'.
+    // Fetched once each, by the runs' count: a torrent two crawlers fetched is counted by
+    // both and stored once.
+    assert_eq!(
+        total_fetched,
+        stored.len() as u64,
+        "the runs' fetches add up to the rows stored"
+    );
+    // And by the world's: an info dict is handed out once per connection that names it, so
+    // one served twice is a second fetch, unless an attempt failed after its handshake (a
+    // time-out under load) and the torrent was fetched again from its next peer.
     let served: Vec<String> = std::fs::read_to_string(&served_log)
         .unwrap()
         .lines()
         .map(str::to_owned)
         .collect();
     let distinct: HashSet<&String> = served.iter().collect();
-    let twice: Vec<&String> = {
-        let mut seen = HashSet::new();
-        served.iter().filter(|ih| !seen.insert(*ih)).collect()
-    };
+    let twice = served.len() - distinct.len();
     eprintln!(
-        "{} stored; {} info dicts served, {} distinct; the runs fetched {total_fetched}",
+        "{} stored; {} info dicts served, {} distinct, {twice} again; the runs fetched \
+         {total_fetched}, {failed} attempts failed after reaching a peer",
         stored.len(),
         served.len(),
         distinct.len()
     );
     assert!(
-        twice.is_empty(),
-        "info dicts served twice (fetched by two crawlers): {} of them, e.g. {:?}",
-        twice.len(),
-        &twice[..twice.len().min(5)]
+        twice as u64 <= failed,
+        "{twice} info dicts served again, only {failed} failed attempts to explain them"
     );
-    assert_eq!(
-        total_fetched,
-        stored.len() as u64,
-        "the runs' fetches add up to the rows stored"
-    );
+    summary
 }
 
 fn key(i: u32) -> InfoHash {
