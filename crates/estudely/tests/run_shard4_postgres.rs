@@ -6,12 +6,13 @@
 //!   and the world's `--served-log` (a line per connection its seeders served) names an
 //!   infohash again only as often as an attempt failed after reaching a seeder;
 //! - every stored torrent is stored once, every field as the world made it;
-//! - no run logged a deadlock or a serialization failure, and all four exit 0 on SIGINT.
+//! - no deadlock or serialization failure, in the runs' logs or the server's (a write
+//!   that hits one is retried), and all four exit 0 on SIGINT.
 //!
 //! The world gives each torrent to the nodes of one shard, so sharded crawlers never want
 //! the same torrent. The same four without `--shard`, on a small world whose nodes start
 //! their lists over within seconds, all meet every torrent: the same checks then hold
-//! through the leases alone, to the last fetchable torrent.
+//! through the leases alone.
 //!
 //! And, against the store itself, the race a sharded index meets at full rate: a crawler
 //! claims an infohash at the moment another commits it (the torrent and the release of its
@@ -162,8 +163,8 @@ fn four_sharded_crawlers_on_one_world_and_one_index_fetch_nothing_twice() {
 
 /// Four runs without shards on a small world whose nodes start their lists over within
 /// seconds: every crawler meets the torrents the others fetched, and only the leases (and
-/// the index's answers) keep it from fetching them again. Until every fetchable torrent is
-/// stored.
+/// the index's answers) keep it from fetching them again. Until nine tenths of the
+/// fetchable torrents are stored.
 #[test]
 fn four_unsharded_crawlers_contend_for_every_torrent_and_fetch_each_once() {
     let s = four_runs(false, 1_500, 100, None);
@@ -174,8 +175,8 @@ fn four_unsharded_crawlers_contend_for_every_torrent_and_fetch_each_once() {
 }
 
 /// Four `run` (`--shard K/4` when `sharded`) on a world of `n` torrents and `nodes` nodes
-/// into one index, until it holds `target` torrents (all the fetchable ones when `None`),
-/// then SIGINT; check everything the file's doc says.
+/// into one index, until it holds `target` torrents (nine tenths of the fetchable ones
+/// when `None`), then SIGINT; check everything the file's doc says.
 fn four_runs(sharded: bool, n: u64, nodes: u32, target: Option<u64>) -> Summary {
     let server = PgServer::start();
     let conn = server.database();
@@ -203,7 +204,9 @@ fn four_runs(sharded: bool, n: u64, nodes: u32, target: Option<u64>) -> Summary 
         .filter(|t| t.fate == Fate::Ok)
         .map(|t| (t.info_hash, t))
         .collect();
-    let target = target.unwrap_or(fetchable.len() as u64);
+    // Not every one: a torrent whose fetch failed (a time-out on a loaded machine) is not
+    // fetched again before the crawlers' seen-sets start over.
+    let target = target.unwrap_or(fetchable.len() as u64 * 9 / 10);
     assert!(fetchable.len() as u64 >= target, "a world big enough");
 
     // The schema first, so that four first starts do not race to create it.
@@ -274,6 +277,12 @@ fn four_runs(sharded: bool, n: u64, nodes: u32, target: Option<u64>) -> Summary 
             .unwrap();
         summary.claims_refused += count_before(line, " claims refused");
         summary.known_elsewhere += count_before(line, " known or fetched elsewhere");
+    }
+
+    // Nor in the server's log: a write that hit one is retried without a word from `run`.
+    let log = server.log();
+    for bad in ["deadlock detected", "could not serialize"] {
+        assert!(!log.contains(bad), "the server's log:\n{log}");
     }
 
     // The index: every row a fetchable torrent of the world, once, every field right.
