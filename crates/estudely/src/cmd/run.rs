@@ -281,8 +281,8 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
     eprintln!(
         "run: {} infohashes, {} stored, {} known or fetched elsewhere, {} filtered, {} \
          blocklisted, {} fetches failed, {} without peers; {} DHT queries; metadata {}; index: \
-         {} transactions, {:.1} s writing, {} claims refused; filter: {} bytes, {} lookups, {} known; queue: {} at \
-         most, {} waits; {:.1} s{first}{}",
+         {} transactions, {:.1} s writing, {} claims refused; filter: {} bytes, {} lookups, {} \
+         known; queue: {} at most, {} waits; {:.1} s{first}{}",
         report.found + counts.blocklisted,
         counts.stored,
         counts.dropped,
