@@ -162,8 +162,8 @@ impl RowSink for IndexSink {
     ) -> anyhow::Result<()> {
         let mut sh = self.0.borrow_mut();
         let (discovered, source) = sh.found.remove(&ih).unwrap_or((unix_now(), Source::Sample));
-        sh.store.send(Req::Release(ih))?;
         let Some(m) = fetched else {
+            sh.store.send(Req::Release(ih))?;
             if peers.is_empty() {
                 sh.counts.no_peers += 1;
                 return sh.count("no_peers");
@@ -176,6 +176,7 @@ impl RowSink for IndexSink {
         sh.known.insert(&ih);
         if let Some(why) = sh.filters.reject(&m.summary) {
             *sh.counts.filtered.entry(why.counter()).or_default() += 1;
+            sh.store.send(Req::Release(ih))?;
             return sh.count(why.counter());
         }
         let row = torrent_row(ih, m, discovered, source, scrape, &sh.classifier)?;
@@ -186,6 +187,10 @@ impl RowSink for IndexSink {
         }
         sh.counts.stored += 1;
         sh.store.send(Req::Torrent(Box::new(row)))?;
+        // The lease goes after the row: should a commit fall between the two, the index
+        // holds the torrent still leased (claims refused either way), never neither, when
+        // another crawler's claim would be granted and fetch it a second time.
+        sh.store.send(Req::Release(ih))?;
         peer_sightings(&sh, ih, peers)
     }
 
@@ -386,5 +391,94 @@ mod tests {
             "fetch_failed_address_refused"
         );
         assert_eq!(fetch_failed_counter(None), "fetch_failed_unfinished");
+    }
+
+    /// The lease of a fetched torrent is released no sooner than the torrent is written:
+    /// whatever falls between two commits, the index never shows it neither leased nor
+    /// stored (when another crawler's claim would be granted: a second fetch). A trigger
+    /// in the index records, at each lease's deletion, whether its torrent is there (same
+    /// transaction included). Each round fills the batch to one row short of
+    /// [`BATCH_ROWS`], so that the first request of `done` ends a transaction.
+    #[test]
+    fn a_fetched_torrents_lease_goes_with_or_after_its_row() {
+        use super::super::store_thread::{StoreConfig, BATCH_ROWS};
+        use estudely_fetch::Encryption;
+        use estudely_store::DbUrl;
+
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("order.sqlite");
+        let url = DbUrl::Sqlite(path.clone());
+        let cfg = StoreConfig {
+            owner: "me".into(),
+            lease: Duration::from_secs(3600),
+            max_sightings: 32,
+            peer_addresses: true,
+            max_torrents: None,
+            max_db_size: None,
+        };
+        let info = |i: u8| {
+            format!("d6:lengthi1000e4:name5:ord{i:02}12:piece lengthi16384e6:pieces20:aaaaaaaaaaaaaaaaaaaae")
+                .into_bytes()
+        };
+        let keys: Vec<InfoHash> = (0..5u8)
+            .map(|i| InfoHash(sha1::Sha1::digest(info(i)).into()))
+            .collect();
+        {
+            let mut store = url.open().unwrap();
+            for k in &keys {
+                assert!(store.claim(k, "me", Duration::from_secs(3600)).unwrap());
+            }
+        }
+        let db = rusqlite::Connection::open(&path).unwrap();
+        db.execute_batch(
+            "CREATE TABLE released (info_hash BLOB, stored INTEGER);
+             CREATE TRIGGER log_release AFTER DELETE ON leases BEGIN
+                 INSERT INTO released SELECT old.info_hash,
+                     EXISTS (SELECT 1 FROM torrents WHERE info_hash = old.info_hash);
+             END;",
+        )
+        .unwrap();
+        let (store, opened) = StoreThread::start(url, cfg).unwrap();
+        let shared = Shared::new(
+            store,
+            opened.known,
+            Filters::default(),
+            Classifier::default(),
+        );
+        let mut sink = IndexSink(shared.clone());
+        let peer: SocketAddr = "127.0.0.1:6881".parse().unwrap();
+        for (i, k) in keys.iter().enumerate() {
+            let counters = (0..BATCH_ROWS - 1)
+                .map(|n| (Cow::Owned(format!("filler_{n}")), 1))
+                .collect();
+            shared.borrow().store.send(Req::Counters(counters)).unwrap();
+            let info = info(i as u8);
+            let m = FetchedMetadata {
+                peer,
+                summary: estudely_peer_wire::InfoSummary::parse(&info).unwrap(),
+                info,
+                client: None,
+                encryption: Encryption::Plaintext,
+                transport: estudely_fetch::Transport::Tcp,
+            };
+            sink.done(*k, &[peer], Some(&m), None, Scrape::default())
+                .unwrap();
+        }
+        sink.flush().unwrap();
+        let rows: Vec<(Vec<u8>, bool)> = db
+            .prepare("SELECT info_hash, stored FROM released")
+            .unwrap()
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert_eq!(rows.len(), keys.len(), "every lease released: {rows:?}");
+        for (k, stored) in rows {
+            assert!(
+                stored,
+                "{}: lease released before its row was written",
+                hex::encode(k)
+            );
+        }
     }
 }

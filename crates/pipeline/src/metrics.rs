@@ -195,6 +195,11 @@ pub fn describe() {
         "Times the crawl found the store queue full and waited for the database."
     );
     describe_counter!(
+        "estudely_claims_refused_total",
+        "Claims refused before a fetch: the torrent was stored, or another crawler on the \
+         same index holds its lease (the contention of sharded crawlers)."
+    );
+    describe_counter!(
         "estudely_leases_swept_total",
         "Expired leases deleted (left by crawlers that stopped while fetching)."
     );
@@ -284,6 +289,8 @@ pub struct IndexFigures {
     pub queue_waits: u64,
     /// Expired leases swept.
     pub leases_swept: u64,
+    /// Claims refused (stored already, or another crawler's lease).
+    pub claims_refused: u64,
     /// Re-scrapes of stored torrents sent (`run --rescrape-rate`).
     pub rescrapes_sent: u64,
     /// Of them, ended with estimates.
@@ -300,6 +307,7 @@ pub fn publish_index(f: &IndexFigures) {
     gauge!("estudely_store_queue").set(f.queue as f64);
     counter!("estudely_store_queue_waits_total").absolute(f.queue_waits);
     counter!("estudely_leases_swept_total").absolute(f.leases_swept);
+    counter!("estudely_claims_refused_total").absolute(f.claims_refused);
     counter!("estudely_rescrapes_total", "outcome" => "sent").absolute(f.rescrapes_sent);
     counter!("estudely_rescrapes_total", "outcome" => "answered").absolute(f.rescrapes_answered);
     counter!("estudely_rescrapes_total", "outcome" => "empty").absolute(f.rescrapes_empty);
@@ -488,6 +496,7 @@ mod tests {
                 queue: 3,
                 queue_waits: 7,
                 leases_swept: 2,
+                claims_refused: 4,
                 rescrapes_sent: 9,
                 rescrapes_answered: 6,
                 rescrapes_empty: 3,
@@ -500,6 +509,7 @@ mod tests {
             "estudely_store_queue 3",
             "estudely_store_queue_waits_total 7",
             "estudely_leases_swept_total 2",
+            "estudely_claims_refused_total 4",
             "estudely_rescrapes_total{outcome=\"sent\"} 9",
             "estudely_rescrapes_total{outcome=\"answered\"} 6",
             "estudely_rescrapes_total{outcome=\"empty\"} 3",

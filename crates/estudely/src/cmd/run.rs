@@ -316,8 +316,8 @@ pub async fn run_with(args: RunArgs, stop: StopOn) -> anyhow::Result<RunSummary>
     eprintln!(
         "run: {} infohashes, {} stored, {} known or fetched elsewhere, {} filtered, {} \
          blocklisted, {} fetches failed, {} without peers; {} DHT queries; metadata {}; index: \
-         {} transactions, {:.1} s writing; filter: {} bytes, {} lookups, {} known; queue: {} at \
-         most, {} waits; {:.1} s{first}{}",
+         {} transactions, {:.1} s writing, {} claims refused; filter: {} bytes, {} lookups, {} \
+         known; queue: {} at most, {} waits; {:.1} s{first}{}",
         report.found + counts.blocklisted,
         counts.stored,
         counts.dropped,
@@ -329,6 +329,7 @@ pub async fn run_with(args: RunArgs, stop: StopOn) -> anyhow::Result<RunSummary>
         report.fetch,
         written.commits,
         written.busy.as_secs_f64(),
+        written.claims_refused,
         filter_bytes,
         written.lookups,
         written.known,
@@ -368,6 +369,7 @@ fn publish_index(shared: &Shared) {
         queue: q.len() as u64,
         queue_waits: q.waits(),
         leases_swept: w.leases_swept,
+        claims_refused: w.claims_refused,
         rescrapes_sent: r.sent,
         rescrapes_answered: r.answered,
         rescrapes_empty: r.empty,

@@ -55,6 +55,59 @@ impl PgServer {
         PgServer { dir, url }
     }
 
+    /// A hot standby of this server (`pg-test-server standby`: `pg_basebackup -R`,
+    /// streaming replication over a slot), on a new temporary directory; panic, saying
+    /// why, if it cannot. Its connection string names the same database `estudely`; it is
+    /// read-only, and sees the primary's writes once it has replayed them
+    /// ([`PgServer::wait_replayed`]).
+    pub fn standby(&self) -> PgServer {
+        let dir = temp_dir();
+        let out = Command::new("bash")
+            .arg(script())
+            .arg("standby")
+            .arg(&self.dir)
+            .arg(&dir)
+            .arg(std::process::id().to_string())
+            .output()
+            .expect("run scripts/pg-test-server");
+        finish_start(dir, out, "a streaming standby")
+    }
+
+    /// Wait until `standby` has replayed everything this server (its primary) had written
+    /// when called: its replay position reaches the primary's WAL insert position. No
+    /// time limit of its own (a standby that never catches up is a hang, for the test
+    /// runner's timeout).
+    pub fn wait_replayed(&self, standby: &PgServer) {
+        let mut primary = postgres::Client::connect(&self.url, postgres::NoTls)
+            .unwrap_or_else(|e| panic!("connect to the primary: {e}"));
+        let target: String = primary
+            // The insert position: with `synchronous_commit=off` (these servers) a commit
+            // returns before its WAL is written, so the write position may be short of it.
+            .query_one("SELECT pg_current_wal_insert_lsn()::text", &[])
+            .expect("the primary's WAL position")
+            .get(0);
+        let mut replica = postgres::Client::connect(&standby.url, postgres::NoTls)
+            .unwrap_or_else(|e| panic!("connect to the standby: {e}"));
+        loop {
+            let caught_up: bool = replica
+                .query_one(
+                    "SELECT coalesce(pg_last_wal_replay_lsn() >= $1::text::pg_lsn, false)",
+                    &[&target],
+                )
+                .expect("the standby's replay position")
+                .get(0);
+            if caught_up {
+                return;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+    }
+
+    /// Its server log (where PostgreSQL writes every statement that failed).
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.join("server.log")).unwrap_or_default()
+    }
+
     /// One server for the whole test binary, started on first use; each test takes a
     /// database of its own with [`PgServer::database`]. Stopped by the watchdog when the
     /// test binary exits.
@@ -85,6 +138,34 @@ impl PgServer {
         self.url
             .replace("dbname=estudely", &format!("dbname={name}"))
     }
+}
+
+/// A new temporary directory for a server: a short path (unix socket paths are limited),
+/// kept (the watchdog or `Drop` removes it).
+fn temp_dir() -> PathBuf {
+    tempfile::Builder::new()
+        .prefix("estudely-pg")
+        .tempdir_in("/tmp")
+        .expect("create a temporary directory")
+        .keep()
+}
+
+/// The server `pg-test-server` started in `dir` (its output `out`), or a panic saying why
+/// not.
+fn finish_start(dir: PathBuf, out: std::process::Output, what: &str) -> PgServer {
+    if !out.status.success() {
+        let _ = std::fs::remove_dir_all(&dir);
+        panic!(
+            "cannot start {what} (these tests need one; scripts/test installs postgresql): {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+    }
+    let url = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+    assert!(
+        url.starts_with("host="),
+        "unexpected output of pg-test-server: {url:?}"
+    );
+    PgServer { dir, url }
 }
 
 impl Drop for PgServer {

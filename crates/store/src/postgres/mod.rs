@@ -89,6 +89,7 @@ impl PgStore {
             .batch_execute("SET SESSION default_transaction_read_only = on")
             .map_err(anyhow::Error::from)
             .and_then(|()| schema::check(&mut client))
+            .map_err(|e| on_standby(&mut client, e))
             .with_context(|| format!("PostgreSQL index {target}"))?;
         Ok(PgStore {
             client,
@@ -124,6 +125,21 @@ impl PgStore {
             (r, _) => r.with_context(|| self.context(what)),
         }
     }
+}
+
+/// `e` (the schema cannot be read), with what to do when the server is a hot standby: a
+/// standby cannot be migrated, its primary can, and the standby then replays that.
+fn on_standby(client: &mut Client, e: anyhow::Error) -> anyhow::Error {
+    let standby = client
+        .query_one("SELECT pg_is_in_recovery()", &[])
+        .is_ok_and(|r| r.get::<_, bool>(0));
+    if !standby {
+        return e;
+    }
+    anyhow::anyhow!(
+        "{e:#}; this server is a read-only standby: run `estudely run` on its primary, \
+         whose migration the standby then replays"
+    )
 }
 
 /// Parse and connect; return the client and a description of the target for messages.
@@ -318,7 +334,27 @@ impl Store for PgStore {
             )
             .with_context(|| self.context("claim"))?;
         let n: i64 = row.get(0);
-        Ok(n > 0)
+        if n == 0 {
+            return Ok(false);
+        }
+        // The statement above saw the index as it was when it started. Another crawler
+        // committing this torrent meanwhile deletes its lease in the same transaction:
+        // the insert above waited for that commit and then found no lease in its way, yet
+        // `stored` could not see the torrent. This statement starts after that commit, so
+        // it sees the torrent: give the lease back and refuse (a grant would be a second
+        // fetch).
+        let undone = self
+            .client
+            .execute(
+                "DELETE FROM leases WHERE info_hash = $1 AND owner = $2
+                 AND (EXISTS (SELECT 1 FROM torrents WHERE info_hash = $1)
+                      OR EXISTS (SELECT 1 FROM torrents
+                                 WHERE substring(info_hash_v2 from 1 for 20) = $1)
+                      OR EXISTS (SELECT 1 FROM deleted WHERE info_hash = $1))",
+                &[&&info_hash.0[..], &owner],
+            )
+            .with_context(|| self.context("claim"))?;
+        Ok(undone == 0)
     }
 
     fn save_nodes(&mut self, nodes: &[CompactNode], at: i64, keep: usize) -> anyhow::Result<()> {
