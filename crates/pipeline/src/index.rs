@@ -286,6 +286,10 @@ impl Gate for IndexGate {
             // Stored (it is being re-scraped): known, and the crawler gives it no search.
             return false;
         }
+        if !sh.store.admits_new() {
+            // The index is away with many claims waiting: not searched (see store_thread).
+            return false;
+        }
         if sh.known.maybe_contains(&ih) {
             // Probably known: the database decides (its answer cancels the search). The
             // sighting is recorded by the sink either way.
