@@ -344,6 +344,11 @@ impl Gate for IndexGate {
         r.next(now, |ih| busy(ih) || sh.found.contains_key(ih))
     }
 
+    fn status(&self) -> Option<&'static str> {
+        let away = !self.0.borrow().store.available();
+        away.then_some("index unavailable: reconnecting, new fetches paused")
+    }
+
     fn rescrape_sent(&mut self, ih: InfoHash, now: std::time::Instant, accepted: bool) {
         let mut sh = self.0.borrow_mut();
         if let Some(r) = sh.rescrapes.as_mut() {

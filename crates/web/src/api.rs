@@ -36,7 +36,9 @@ fn fail(status: StatusCode, message: impl Into<String>) -> Response {
 
 fn db_fail(e: DbError) -> Response {
     match e {
-        DbError::Busy(why) => fail(StatusCode::SERVICE_UNAVAILABLE, why),
+        DbError::Busy(why) | DbError::Unavailable(why) => {
+            fail(StatusCode::SERVICE_UNAVAILABLE, why)
+        }
         DbError::Failed(e) => {
             warn!("index query failed: {e:#}");
             fail(

@@ -177,6 +177,11 @@ fn db_error(e: DbError) -> Response {
             "Too slow",
             format!("The index did not answer in time ({why}). Try a more specific query."),
         ),
+        DbError::Unavailable(why) => error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "Index unavailable",
+            format!("The index cannot be reached right now ({why})."),
+        ),
         DbError::Failed(e) => {
             warn!("index query failed: {e:#}");
             error(
