@@ -243,7 +243,10 @@ fn run_goes_on_through_a_postgres_restart_and_loses_nothing() {
     let before = stored(&server);
     assert_eq!(before, 0, "the server is stopped");
     // Away for a while, as a restart under load is: run goes on crawling meanwhile.
-    wait_for("run notices", || run_log().contains("index unavailable"));
+    wait_for("run notices", || {
+        alive(&mut run);
+        run_log().contains("index unavailable")
+    });
     thread::sleep(Duration::from_secs(4));
     alive(&mut run);
     server.restart();
