@@ -177,6 +177,20 @@ pub struct WriteStats {
     pub unavailable: Duration,
 }
 
+/// How [`StoreThread::queue_req`] waits for room in a full queue.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Wait {
+    /// Not at all: the request comes back.
+    No,
+    /// While the index is available; once it is away, the request comes back.
+    WhileAvailable,
+    /// As long as it takes (the last resort, when what is held reaches its cap).
+    Always,
+    /// As long as the store thread tries: the run is ending, so an index that is away is
+    /// given up after [`GIVE_UP_AT_STOP`].
+    Ending,
+}
+
 /// The queue's length, measured: requests in the queue, plus the one the store thread is
 /// taking (counted out just after it has it). Signed: the store thread may count a request
 /// out just before the crawl side has counted it in.
@@ -328,9 +342,9 @@ impl StoreThread {
         self.check()?;
         if self.status.available() {
             // What was held goes first, in order.
-            self.release_held(true)?;
+            self.release_held(Wait::WhileAvailable)?;
             if self.held.borrow().is_empty() {
-                match self.queue_req(req, true)? {
+                match self.queue_req(req, Wait::WhileAvailable)? {
                     None => return Ok(()),
                     Some(back) => req = back,
                 }
@@ -340,13 +354,16 @@ impl StoreThread {
         match kept {
             Ok(()) => Ok(()),
             // Held to the cap: the crawl waits for the index after all (the last resort).
-            Err(req) => self.send_now(req),
+            Err(req) => {
+                self.release_held(Wait::Always)?;
+                self.queue_req(req, Wait::Always).map(drop)
+            }
         }
     }
 
-    /// Queue `req`. When the queue is full, wait for room, or, with `unless_away`, give
-    /// `req` back as soon as the index is away (a store thread reconnecting reads nothing).
-    fn queue_req(&self, mut req: Req, unless_away: bool) -> anyhow::Result<Option<Req>> {
+    /// Queue `req`; when the queue is full, wait for room as `wait` says, or give `req`
+    /// back. Polled rather than blocked in `send`, so that the index going away is seen.
+    fn queue_req(&self, mut req: Req, wait: Wait) -> anyhow::Result<Option<Req>> {
         let gone = || anyhow!("the index stopped (see above)");
         let mut pause = Duration::from_micros(50);
         let mut waited = false;
@@ -354,18 +371,17 @@ impl StoreThread {
             match self.tx.try_send(req) {
                 Ok(()) => break,
                 Err(std_mpsc::TrySendError::Full(back)) => {
+                    let away = !self.status.available();
+                    match wait {
+                        Wait::No => return Ok(Some(back)),
+                        Wait::WhileAvailable if away => return Ok(Some(back)),
+                        Wait::Ending if away => self.status.stop(),
+                        _ => {}
+                    }
                     if !waited {
                         waited = true;
                         self.queue.waits.fetch_add(1, Ordering::Relaxed);
                     }
-                    if unless_away && !self.status.available() {
-                        return Ok(Some(back));
-                    }
-                    if !unless_away {
-                        self.tx.send(back).map_err(|_| gone())?;
-                        break;
-                    }
-                    // Polled, not blocked in `send`: the index may go away meanwhile.
                     std::thread::sleep(pause);
                     pause = (pause * 2).min(Duration::from_millis(2));
                     req = back;
@@ -378,40 +394,18 @@ impl StoreThread {
         Ok(None)
     }
 
-    /// Queue what is held, in order: all of it, waiting for room (`wait`: and for the
-    /// index, should it go away), or what fits now.
-    fn release_held(&self, wait: bool) -> anyhow::Result<()> {
+    /// Queue what is held, in order, waiting for room as `wait` says; what cannot be
+    /// queued stays held.
+    fn release_held(&self, wait: Wait) -> anyhow::Result<()> {
         loop {
             let Some(req) = self.held.borrow_mut().pop() else {
                 return Ok(());
             };
-            let back = match wait {
-                true => self.queue_req(req, false)?,
-                false => match self.tx.try_send(req) {
-                    Ok(()) => {
-                        let len = self.queue.len.fetch_add(1, Ordering::Relaxed) + 1;
-                        self.queue.max.fetch_max(len, Ordering::Relaxed);
-                        None
-                    }
-                    Err(std_mpsc::TrySendError::Full(back)) => Some(back),
-                    Err(std_mpsc::TrySendError::Disconnected(_)) => {
-                        return Err(anyhow!("the index stopped (see above)"))
-                    }
-                },
-            };
-            if let Some(back) = back {
+            if let Some(back) = self.queue_req(req, wait)? {
                 self.held.borrow_mut().unpop(back);
                 return Ok(());
             }
         }
-    }
-
-    /// Queue what is held and then `req`, waiting as long as it takes (at the end of the
-    /// run; and when the holding is full).
-    fn send_now(&self, req: Req) -> anyhow::Result<()> {
-        self.release_held(true)?;
-        self.queue_req(req, false)?;
-        Ok(())
     }
 
     /// Whether the index answers (false while the store thread reconnects).
@@ -477,7 +471,7 @@ impl StoreThread {
         self.check()?;
         if self.status.available() {
             // Back: what was held goes as the queue takes it, never waiting.
-            self.release_held(false)?;
+            self.release_held(Wait::No)?;
         }
         self.send_checks()?;
         self.send_claims()?;
@@ -594,14 +588,20 @@ impl StoreThread {
     /// Send what waits (held included), commit it, and wait for that. Called at the end of
     /// a run: an index that is away then is waited for [`GIVE_UP_AT_STOP`] at most.
     pub fn flush(&self) -> anyhow::Result<()> {
-        if !self.status.available() {
-            self.status.stop();
-        }
         self.send_checks()?;
         self.send_rows()?;
         let (ack_tx, ack_rx) = std_mpsc::channel();
-        self.send_now(Req::Flush(ack_tx))?;
-        let _ = ack_rx.recv();
+        self.release_held(Wait::Ending)?;
+        self.queue_req(Req::Flush(ack_tx), Wait::Ending)?;
+        loop {
+            match ack_rx.recv_timeout(Duration::from_millis(100)) {
+                Err(std_mpsc::RecvTimeoutError::Timeout) if !self.status.available() => {
+                    self.status.stop()
+                }
+                Err(std_mpsc::RecvTimeoutError::Timeout) => {}
+                Ok(()) | Err(std_mpsc::RecvTimeoutError::Disconnected) => break,
+            }
+        }
         self.check()
     }
 
@@ -622,7 +622,7 @@ impl StoreThread {
         let sent = self
             .send_checks()
             .and_then(|()| self.send_rows())
-            .and_then(|()| self.release_held(true));
+            .and_then(|()| self.release_held(Wait::Ending));
         let stats = self.stats.clone();
         drop(std::mem::replace(&mut self.tx, std_mpsc::sync_channel(0).0));
         if let Some(h) = self.handle.take() {

@@ -78,6 +78,10 @@ pub(crate) struct Conn<'a> {
     stats: Arc<Mutex<WriteStats>>,
     /// Since when the index is away, if it is.
     away_since: Option<Instant>,
+    /// The wait before the next attempt to reconnect: zero at the first, then doubling, for
+    /// the whole outage (a server that takes connections but drops them at once is not
+    /// hammered).
+    retry: Duration,
 }
 
 impl<'a> Conn<'a> {
@@ -91,6 +95,7 @@ impl<'a> Conn<'a> {
             status,
             stats,
             away_since: None,
+            retry: Duration::ZERO,
         }
     }
 
@@ -127,7 +132,6 @@ impl<'a> Conn<'a> {
         });
         // The first attempt at once: a connection closed on its own (an idle timeout, a
         // proxy restarted) is usually back on the next try.
-        let mut wait = Duration::ZERO;
         let mut stop_seen: Option<Instant> = None;
         loop {
             if self.status.stopping() {
@@ -138,10 +142,10 @@ impl<'a> Conn<'a> {
                         "the index was still unavailable at exit, after {away:.1} s"
                     )));
                 }
-                wait = wait.min(GIVE_UP_AT_STOP / 4);
+                self.retry = self.retry.min(GIVE_UP_AT_STOP / 4);
             }
-            std::thread::sleep(wait);
-            wait = (wait * 2).clamp(FIRST_RETRY, MAX_RETRY);
+            std::thread::sleep(self.retry);
+            self.retry = (self.retry * 2).clamp(FIRST_RETRY, MAX_RETRY);
             match self.store.reconnect() {
                 Ok(()) => return Ok(()),
                 Err(e) if connection_lost(&e) => lost = e,
@@ -153,6 +157,7 @@ impl<'a> Conn<'a> {
     /// A call succeeded: if the index was away, it is back.
     fn back(&mut self) {
         if let Some(since) = self.away_since.take() {
+            self.retry = Duration::ZERO;
             let took = since.elapsed();
             self.status.away.store(false, Ordering::Release);
             self.stats
