@@ -898,11 +898,10 @@ impl Writer<'_> {
             return Ok(());
         }
         self.batch.max_sightings = Some(self.cfg.max_sightings);
-        let start = Instant::now();
         // Kept until written: after a lost connection, the same batch is written again.
         let (owner, batch) = (&self.cfg.owner, &self.batch);
         self.conn.run(|s| s.write(owner, batch))?;
-        let took = start.elapsed();
+        let took = self.conn.last_took();
         let batch = std::mem::take(&mut self.batch);
         self.batch_keys.clear();
         record_write(took, &batch);

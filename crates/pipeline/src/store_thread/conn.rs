@@ -82,6 +82,8 @@ pub(crate) struct Conn<'a> {
     /// the whole outage (a server that takes connections but drops them at once is not
     /// hammered).
     retry: Duration,
+    /// How long the last successful call took (its own attempt, not the outage before).
+    last: Duration,
 }
 
 impl<'a> Conn<'a> {
@@ -96,6 +98,7 @@ impl<'a> Conn<'a> {
             stats,
             away_since: None,
             retry: Duration::ZERO,
+            last: Duration::ZERO,
         }
     }
 
@@ -106,8 +109,10 @@ impl<'a> Conn<'a> {
         mut op: impl FnMut(&mut dyn Store) -> anyhow::Result<T>,
     ) -> anyhow::Result<T> {
         loop {
+            let start = Instant::now();
             match op(&mut *self.store) {
                 Ok(v) => {
+                    self.last = start.elapsed();
                     self.back();
                     return Ok(v);
                 }
@@ -115,6 +120,11 @@ impl<'a> Conn<'a> {
                 Err(e) => return Err(e),
             }
         }
+    }
+
+    /// How long the last successful [`Conn::run`] took, without the outage it waited out.
+    pub(crate) fn last_took(&self) -> Duration {
+        self.last
     }
 
     /// Reconnect after `lost`, waiting longer each time; an error only for a failure that
