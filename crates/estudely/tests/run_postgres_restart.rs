@@ -8,7 +8,8 @@
 //!   of rows (nothing it fetched was lost);
 //! - `estudely serve` answers 503 while the server is away (the API with a JSON error,
 //!   pages with a short HTML page, `/readyz` too; `/healthz` stays 200), and 200 again once
-//!   it is back, without being restarted.
+//!   it is back, without being restarted; after a restart no request saw, the first
+//!   request is answered (the dead idle connections are not used).
 //!
 //! The servers are throwaway ones from `scripts/pg-test-server` (unix socket only). They
 //! are started without the script's watchdog, which would delete a stopped server's
@@ -466,6 +467,16 @@ fn serve_answers_503_while_postgres_is_away_and_recovers_by_itself() {
     assert!(found(&body), "{body}");
     assert_eq!(get(addr, page).0, 200);
     assert_eq!(get(addr, "/readyz").0, 200);
+
+    // A restart that no request saw: the idle connections died meanwhile, and are found
+    // dead before use (they are checked once idle for a second), so the first request
+    // after it is answered.
+    server.stop();
+    server.restart();
+    thread::sleep(Duration::from_millis(1_500));
+    let (status, _, body) = get(addr, api);
+    assert_eq!(status, 200, "the first request after a restart: {body}");
+    assert!(found(&body), "{body}");
     assert!(
         serve.0.try_wait().unwrap().is_none(),
         "serve exited:\n{}",
