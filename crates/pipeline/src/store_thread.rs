@@ -171,7 +171,7 @@ pub struct WriteStats {
     pub skipped_deleted: u64,
     /// Torrents pruned to keep under the caps.
     pub pruned: u64,
-    /// Times the index went away (a lost connection), and how long in all.
+    /// Times the index went away (a lost connection).
     pub outages: u64,
     /// Time the index was away, in all (outages that ended).
     pub unavailable: Duration,
@@ -874,7 +874,7 @@ impl Writer<'_> {
             ..prune::PruneOptions::default()
         };
         // Pruning again from the start after a lost connection is harmless: it reads what
-        // is there.
+        // is there (what a lost attempt had already pruned is not counted, though).
         let report = self.conn.run(|s| prune::prune(s, &rules, &opts))?;
         let n = report.deleted.torrents;
         if n > 0 {

@@ -156,11 +156,10 @@ impl PgStore {
 
 /// Parse and connect; return the client and a description of the target for messages.
 fn open(url: &str) -> anyhow::Result<(Client, String)> {
-    let config = Config::from_str(url).map_err(|e| {
+    let mut config = Config::from_str(url).map_err(|e| {
         anyhow::anyhow!("--db: not a PostgreSQL connection string ({e}): use postgres://USER@HOST/DB or `host=... dbname=...`")
     })?;
     let target = describe(&config);
-    let mut config = config;
     if config.get_connect_timeout().is_none() {
         // A server behind a dead route would hold a (re)connection for minutes.
         config.connect_timeout(CONNECT_TIMEOUT);
