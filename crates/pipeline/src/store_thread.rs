@@ -12,9 +12,9 @@
 //! one request (one query) per turn of the crawl loop.
 //!
 //! A PostgreSQL server that goes away (restarted, failed over) does not end the run: the
-//! store thread keeps its batch and reconnects ([`conn`]), and meanwhile the crawl side
-//! never waits for it: it pauses new fetches and holds what was fetched, in bounded memory
-//! ([`held`]).
+//! store thread keeps its batch and reconnects (`store_thread/conn.rs`), and meanwhile the
+//! crawl side never waits for it: it pauses new fetches and holds what was fetched, in
+//! bounded memory (`store_thread/held.rs`).
 
 mod conn;
 mod held;
@@ -337,7 +337,7 @@ impl StoreThread {
     }
 
     /// Queue `req`, waiting for room if the queue is full (the crawl waits for the store),
-    /// unless the index is away: then `req` is held or dropped (see [`held`]).
+    /// unless the index is away: then `req` is held or dropped (see `held.rs`).
     pub(crate) fn send(&self, mut req: Req) -> anyhow::Result<()> {
         self.check()?;
         if self.status.available() {
