@@ -599,7 +599,17 @@ impl StoreThread {
                     self.status.stop()
                 }
                 Err(std_mpsc::RecvTimeoutError::Timeout) => {}
-                Ok(()) | Err(std_mpsc::RecvTimeoutError::Disconnected) => break,
+                Ok(()) => break,
+                Err(std_mpsc::RecvTimeoutError::Disconnected) => {
+                    // No answer: the thread is ending on an error, which it records last.
+                    while let Some(h) = &self.handle {
+                        if h.is_finished() {
+                            break;
+                        }
+                        std::thread::sleep(Duration::from_millis(1));
+                    }
+                    break;
+                }
             }
         }
         self.check()

@@ -84,6 +84,8 @@ pub(crate) struct Conn<'a> {
     retry: Duration,
     /// How long the last successful call took (its own attempt, not the outage before).
     last: Duration,
+    /// When a stopping run gives up on an index that is away.
+    give_up_at: Option<Instant>,
 }
 
 impl<'a> Conn<'a> {
@@ -99,6 +101,7 @@ impl<'a> Conn<'a> {
             away_since: None,
             retry: Duration::ZERO,
             last: Duration::ZERO,
+            give_up_at: None,
         }
     }
 
@@ -142,25 +145,39 @@ impl<'a> Conn<'a> {
         });
         // The first attempt at once: a connection closed on its own (an idle timeout, a
         // proxy restarted) is usually back on the next try.
-        let mut stop_seen: Option<Instant> = None;
         loop {
             if self.status.stopping() {
-                let at = *stop_seen.get_or_insert_with(Instant::now);
-                if at.elapsed() >= GIVE_UP_AT_STOP {
+                let give_up = *self
+                    .give_up_at
+                    .get_or_insert_with(|| Instant::now() + GIVE_UP_AT_STOP);
+                if Instant::now() >= give_up {
                     let away = since.elapsed().as_secs_f64();
                     return Err(lost.context(format!(
                         "the index was still unavailable at exit, after {away:.1} s"
                     )));
                 }
-                self.retry = self.retry.min(GIVE_UP_AT_STOP / 4);
             }
-            std::thread::sleep(self.retry);
+            self.pause(self.retry);
             self.retry = (self.retry * 2).clamp(FIRST_RETRY, MAX_RETRY);
             match self.store.reconnect() {
                 Ok(()) => return Ok(()),
                 Err(e) if connection_lost(&e) => lost = e,
                 Err(e) => return Err(e.context("reconnecting to the index")),
             }
+        }
+    }
+
+    /// Sleep `wait`, in short steps: cut short when the run starts stopping (to set its
+    /// deadline at once) or reaches that deadline.
+    fn pause(&self, wait: Duration) {
+        let end = Instant::now() + wait;
+        loop {
+            let end = self.give_up_at.map_or(end, |g| g.min(end));
+            let now = Instant::now();
+            if now >= end || (self.give_up_at.is_none() && self.status.stopping()) {
+                return;
+            }
+            std::thread::sleep((end - now).min(Duration::from_millis(100)));
         }
     }
 
