@@ -291,6 +291,10 @@ impl Gate for IndexGate {
             // Stored (it is being re-scraped): known, and the crawler gives it no search.
             return false;
         }
+        if !sh.store.admits_new() {
+            // The index is away with many claims waiting: not searched (see store_thread).
+            return false;
+        }
         if sh.known.maybe_contains(&ih) {
             // Probably known: the database decides (its answer cancels the search). The
             // sighting is recorded by the sink either way.
@@ -343,6 +347,11 @@ impl Gate for IndexGate {
         // Never a key the pipeline is searching or fetching, nor one found in this run and
         // not written yet.
         r.next(now, |ih| busy(ih) || sh.found.contains_key(ih))
+    }
+
+    fn status(&self) -> Option<&'static str> {
+        let away = !self.0.borrow().store.available();
+        away.then_some("index unavailable: reconnecting, new fetches paused")
     }
 
     fn rescrape_sent(&mut self, ih: InfoHash, now: std::time::Instant, accepted: bool) {

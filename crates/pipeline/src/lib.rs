@@ -213,6 +213,11 @@ pub trait Gate {
 
     /// Whether the crawler took the re-scrape of `ih` ([`Crawler::scrape`]).
     fn rescrape_sent(&mut self, _ih: InfoHash, _now: Instant, _accepted: bool) {}
+
+    /// Something wrong for the progress line (e.g. `index unavailable`), if anything.
+    fn status(&self) -> Option<&'static str> {
+        None
+    }
 }
 
 /// How often [`Gate::tick`] is called while the crawl waits.
@@ -538,6 +543,7 @@ impl<S: RowSink, G: Gate> CrawlSink for Stage<'_, S, G> {
                 fetched.obtained,
                 fetched.infohashes.saturating_sub(fetched.obtained),
             )),
+            status: self.gate.borrow().status(),
             ..crate::progress::Snapshot::crawl(progress, progress.stats.peers)
         };
         self.display.update(&snapshot);

@@ -297,6 +297,12 @@ pub struct IndexFigures {
     pub rescrapes_answered: u64,
     /// Of them, ended without (no node sent a filter).
     pub rescrapes_empty: u64,
+    /// Whether the index answers (false while `run` reconnects to it).
+    pub available: bool,
+    /// Requests held on the crawl side while the index is away.
+    pub held: u64,
+    /// Times the index went away.
+    pub outages: u64,
 }
 
 /// Publish the index side of `run`.
@@ -311,6 +317,9 @@ pub fn publish_index(f: &IndexFigures) {
     counter!("estudely_rescrapes_total", "outcome" => "sent").absolute(f.rescrapes_sent);
     counter!("estudely_rescrapes_total", "outcome" => "answered").absolute(f.rescrapes_answered);
     counter!("estudely_rescrapes_total", "outcome" => "empty").absolute(f.rescrapes_empty);
+    gauge!("estudely_index_available").set(if f.available { 1.0 } else { 0.0 });
+    gauge!("estudely_store_held").set(f.held as f64);
+    counter!("estudely_index_outages_total").absolute(f.outages);
 }
 
 /// Record one database write of `rows` rows that took `seconds`.
@@ -500,6 +509,9 @@ mod tests {
                 rescrapes_sent: 9,
                 rescrapes_answered: 6,
                 rescrapes_empty: 3,
+                available: false,
+                held: 12,
+                outages: 1,
             })
         });
         for line in [
@@ -513,6 +525,9 @@ mod tests {
             "estudely_rescrapes_total{outcome=\"sent\"} 9",
             "estudely_rescrapes_total{outcome=\"answered\"} 6",
             "estudely_rescrapes_total{outcome=\"empty\"} 3",
+            "estudely_index_available 0",
+            "estudely_store_held 12",
+            "estudely_index_outages_total 1",
         ] {
             assert!(has(&text, line), "no `{line}` in:\n{text}");
         }

@@ -38,6 +38,8 @@ pub struct Snapshot {
     pub nodes: Option<u64>,
     /// Queries per second, recently.
     pub rate: Option<f64>,
+    /// Something wrong the user should see (e.g. `index unavailable`), shown last.
+    pub status: Option<&'static str>,
 }
 
 impl Snapshot {
@@ -79,6 +81,9 @@ impl Snapshot {
         }
         if let Some(q) = self.rate {
             parts.push(format!("{q:.1} q/s"));
+        }
+        if let Some(status) = self.status {
+            parts.push(status.to_owned());
         }
         parts.join(", ")
     }
@@ -294,10 +299,12 @@ mod tests {
             metadata: Some((80, 12)),
             nodes: Some(5000),
             rate: Some(24.8),
+            status: Some("index unavailable"),
         };
         assert_eq!(
             s.render(),
-            "120 infohashes, 300 peers, 80 metadata ok / 12 failed, 5000 nodes, 24.8 q/s"
+            "120 infohashes, 300 peers, 80 metadata ok / 12 failed, 5000 nodes, 24.8 q/s, \
+             index unavailable"
         );
         assert_eq!(
             plain_line("run", Duration::ZERO, &Snapshot::default()),

@@ -10,7 +10,14 @@
 //! memory. To keep requests few, the crawl side ([`outbox`]) sums sightings per
 //! (infohash, address) and counters per name, and gathers "is it known?" questions into
 //! one request (one query) per turn of the crawl loop.
+//!
+//! A PostgreSQL server that goes away (restarted, failed over) does not end the run: the
+//! store thread keeps its batch and reconnects (`store_thread/conn.rs`), and meanwhile the
+//! crawl side never waits for it: it pauses new fetches and holds what was fetched, in
+//! bounded memory (`store_thread/held.rs`).
 
+mod conn;
+mod held;
 pub mod outbox;
 
 use std::borrow::Cow;
@@ -26,6 +33,10 @@ use anyhow::{anyhow, Context as _};
 use estudely_krpc::{CompactNode, InfoHash};
 use tracing::warn;
 
+use self::conn::Conn;
+pub use self::conn::{IndexStatus, FIRST_RETRY, GIVE_UP_AT_STOP, MAX_RETRY};
+use self::held::Held;
+pub use self::held::{AwayCounts, CLAIMS_WHILE_AWAY, HELD_BYTES, HELD_REQUESTS};
 use self::outbox::Outbox;
 use super::filter::KnownFilter;
 use super::Handoff;
@@ -160,6 +171,24 @@ pub struct WriteStats {
     pub skipped_deleted: u64,
     /// Torrents pruned to keep under the caps.
     pub pruned: u64,
+    /// Times the index went away (a lost connection).
+    pub outages: u64,
+    /// Time the index was away, in all (outages that ended).
+    pub unavailable: Duration,
+}
+
+/// How [`StoreThread::queue_req`] waits for room in a full queue.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Wait {
+    /// Not at all: the request comes back.
+    No,
+    /// While the index is available; once it is away, the request comes back.
+    WhileAvailable,
+    /// As long as it takes (the last resort, when what is held reaches its cap).
+    Always,
+    /// As long as the store thread tries: the run is ending, so an index that is away is
+    /// given up after [`GIVE_UP_AT_STOP`].
+    Ending,
 }
 
 /// The queue's length, measured: requests in the queue, plus the one the store thread is
@@ -211,6 +240,10 @@ pub struct StoreThread {
     claims: RefCell<(Vec<Job>, Option<Handoff>)>,
     /// The index's name for errors (its URL; empty when opened by a caller's function).
     name: String,
+    /// Whether the store thread can reach the index.
+    status: Arc<IndexStatus>,
+    /// What waits for the index while it is away.
+    held: RefCell<Held>,
 }
 
 impl StoreThread {
@@ -241,7 +274,9 @@ impl StoreThread {
         let error = Arc::new(Mutex::new(None));
         let stats = Arc::new(Mutex::new(WriteStats::default()));
         let queue = Arc::new(QueueGauge::default());
+        let status = Arc::new(IndexStatus::default());
         let (err2, stats2, queue2) = (error.clone(), stats.clone(), queue.clone());
+        let status2 = status.clone();
         let addresses = cfg.peer_addresses;
         let handle = std::thread::Builder::new()
             .name("estudely-store".into())
@@ -262,7 +297,7 @@ impl StoreThread {
                     }
                 };
                 let mut w = Writer {
-                    store: store.as_mut(),
+                    conn: Conn::new(store.as_mut(), status2, stats2.clone()),
                     cfg,
                     batch: Batch::default(),
                     batch_keys: HashSet::new(),
@@ -295,30 +330,119 @@ impl StoreThread {
             name: String::new(),
             sent_at: RefCell::new(Instant::now()),
             handle: Some(handle),
+            status,
+            held: RefCell::new(Held::default()),
         };
         Ok((thread, opened))
     }
 
-    /// Queue `req`, waiting for room if the queue is full (the crawl waits for the store).
-    pub(crate) fn send(&self, req: Req) -> anyhow::Result<()> {
+    /// Queue `req`, waiting for room if the queue is full (the crawl waits for the store),
+    /// unless the index is away: then `req` is held or dropped (see `held.rs`).
+    pub(crate) fn send(&self, mut req: Req) -> anyhow::Result<()> {
         self.check()?;
-        let gone = || anyhow!("the index stopped (see above)");
-        match self.tx.try_send(req) {
-            Ok(()) => {}
-            Err(std_mpsc::TrySendError::Full(req)) => {
-                self.queue.waits.fetch_add(1, Ordering::Relaxed);
-                self.tx.send(req).map_err(|_| gone())?;
+        if self.status.available() {
+            // What was held goes first, in order.
+            self.release_held(Wait::WhileAvailable)?;
+            if self.held.borrow().is_empty() {
+                match self.queue_req(req, Wait::WhileAvailable)? {
+                    None => return Ok(()),
+                    Some(back) => req = back,
+                }
             }
-            Err(std_mpsc::TrySendError::Disconnected(_)) => return Err(gone()),
+        }
+        let kept = self.held.borrow_mut().keep(req);
+        match kept {
+            Ok(()) => Ok(()),
+            // Held to the cap: the crawl waits for the index after all (the last resort).
+            Err(req) => {
+                self.release_held(Wait::Always)?;
+                self.queue_req(req, Wait::Always).map(drop)
+            }
+        }
+    }
+
+    /// Queue `req`; when the queue is full, wait for room as `wait` says, or give `req`
+    /// back. Polled rather than blocked in `send`, so that the index going away is seen.
+    fn queue_req(&self, mut req: Req, wait: Wait) -> anyhow::Result<Option<Req>> {
+        let gone = || anyhow!("the index stopped (see above)");
+        let mut pause = Duration::from_micros(50);
+        let mut waited = false;
+        loop {
+            match self.tx.try_send(req) {
+                Ok(()) => break,
+                Err(std_mpsc::TrySendError::Full(back)) => {
+                    let away = !self.status.available();
+                    match wait {
+                        Wait::No => return Ok(Some(back)),
+                        Wait::WhileAvailable if away => return Ok(Some(back)),
+                        Wait::Ending if away => self.status.stop(),
+                        _ => {}
+                    }
+                    if !waited {
+                        waited = true;
+                        self.queue.waits.fetch_add(1, Ordering::Relaxed);
+                    }
+                    std::thread::sleep(pause);
+                    pause = (pause * 2).min(Duration::from_millis(2));
+                    req = back;
+                }
+                Err(std_mpsc::TrySendError::Disconnected(_)) => return Err(gone()),
+            }
         }
         let len = self.queue.len.fetch_add(1, Ordering::Relaxed) + 1;
         self.queue.max.fetch_max(len, Ordering::Relaxed);
-        Ok(())
+        Ok(None)
+    }
+
+    /// Queue what is held, in order, waiting for room as `wait` says; what cannot be
+    /// queued stays held.
+    fn release_held(&self, wait: Wait) -> anyhow::Result<()> {
+        loop {
+            let Some(req) = self.held.borrow_mut().pop() else {
+                return Ok(());
+            };
+            if let Some(back) = self.queue_req(req, wait)? {
+                self.held.borrow_mut().unpop(back);
+                return Ok(());
+            }
+        }
+    }
+
+    /// Whether the index answers (false while the store thread reconnects).
+    pub fn available(&self) -> bool {
+        self.status.available()
+    }
+
+    /// The index's status, shared with the store thread.
+    pub fn index_status(&self) -> Arc<IndexStatus> {
+        self.status.clone()
+    }
+
+    /// What was held or dropped while the index was away.
+    pub fn away(&self) -> AwayCounts {
+        self.held.borrow().counts.clone()
+    }
+
+    /// Whether a new infohash may be searched: not while the index is away with
+    /// [`CLAIMS_WHILE_AWAY`] claims waiting already (it is then counted as not searched).
+    pub fn admits_new(&self) -> bool {
+        if self.status.available() || self.claims_waiting() < CLAIMS_WHILE_AWAY {
+            return true;
+        }
+        self.held.borrow_mut().counts.not_searched += 1;
+        false
     }
 
     /// Record a sighting (summed with the others of its infohash and address, sent when
     /// due).
     pub fn sighting(&self, s: Sighting) -> anyhow::Result<()> {
+        if !self.status.available() {
+            // Nothing is sent while the index is away: summed within the outbox's room.
+            if !self.outbox.borrow_mut().sighting_within_cap(s) {
+                self.held.borrow_mut().counts.sightings_dropped += 1;
+            }
+            return Ok(());
+        }
         let full = self.outbox.borrow_mut().sighting(s);
         if full {
             self.send_rows()?;
@@ -341,11 +465,17 @@ impl StoreThread {
         Ok(())
     }
 
-    /// Once per turn of the crawl loop: send the questions, and the sums when due.
+    /// Once per turn of the crawl loop: send the questions, and the sums when due. While
+    /// the index is away, only what must be held is (questions are dropped, sums wait).
     pub fn poll(&self) -> anyhow::Result<()> {
+        self.check()?;
+        if self.status.available() {
+            // Back: what was held goes as the queue takes it, never waiting.
+            self.release_held(Wait::No)?;
+        }
         self.send_checks()?;
         self.send_claims()?;
-        if self.sent_at.borrow().elapsed() >= SEND_EVERY {
+        if self.sent_at.borrow().elapsed() >= SEND_EVERY && self.status.available() {
             self.send_rows()?;
         }
         Ok(())
@@ -388,7 +518,9 @@ impl StoreThread {
             let Some(to) = claims.1.clone() else {
                 return Ok(());
             };
-            if claims.0.is_empty() || self.queue.len() >= QUEUE_CAP / 2 {
+            // No new fetch while the index is away, nor before what was held is sent.
+            let paused = !self.status.available() || !self.held.borrow().is_empty();
+            if claims.0.is_empty() || self.queue.len() >= QUEUE_CAP / 2 || paused {
                 return Ok(());
             }
             let n = claims.0.len().min(CLAIMS_PER_REQUEST);
@@ -453,13 +585,33 @@ impl StoreThread {
         self.send(Req::SaveNodes(nodes))
     }
 
-    /// Send what waits, commit it, and wait for that.
+    /// Send what waits (held included), commit it, and wait for that. Called at the end of
+    /// a run: an index that is away then is waited for [`GIVE_UP_AT_STOP`] at most.
     pub fn flush(&self) -> anyhow::Result<()> {
         self.send_checks()?;
         self.send_rows()?;
         let (ack_tx, ack_rx) = std_mpsc::channel();
-        self.send(Req::Flush(ack_tx))?;
-        let _ = ack_rx.recv();
+        self.release_held(Wait::Ending)?;
+        self.queue_req(Req::Flush(ack_tx), Wait::Ending)?;
+        loop {
+            match ack_rx.recv_timeout(Duration::from_millis(100)) {
+                Err(std_mpsc::RecvTimeoutError::Timeout) if !self.status.available() => {
+                    self.status.stop()
+                }
+                Err(std_mpsc::RecvTimeoutError::Timeout) => {}
+                Ok(()) => break,
+                Err(std_mpsc::RecvTimeoutError::Disconnected) => {
+                    // No answer: the thread is ending on an error, which it records last.
+                    while let Some(h) = &self.handle {
+                        if h.is_finished() {
+                            break;
+                        }
+                        std::thread::sleep(Duration::from_millis(1));
+                    }
+                    break;
+                }
+            }
+        }
         self.check()
     }
 
@@ -476,7 +628,11 @@ impl StoreThread {
     /// Send what waits, commit everything and stop the thread.
     pub fn finish(mut self) -> anyhow::Result<WriteStats> {
         // Claims still waiting are not sent: the crawl is over, nothing more is fetched.
-        let sent = self.send_checks().and_then(|()| self.send_rows());
+        self.status.stop();
+        let sent = self
+            .send_checks()
+            .and_then(|()| self.send_rows())
+            .and_then(|()| self.release_held(Wait::Ending));
         let stats = self.stats.clone();
         drop(std::mem::replace(&mut self.tx, std_mpsc::sync_channel(0).0));
         if let Some(h) = self.handle.take() {
@@ -540,7 +696,8 @@ pub(crate) fn owner_is_gone(other: &str, me: &str) -> bool {
 }
 
 struct Writer<'a> {
-    store: &'a mut dyn Store,
+    /// The store, every call through [`Conn::run`] (it reconnects).
+    conn: Conn<'a>,
     cfg: StoreConfig,
     batch: Batch,
     /// The keys of the torrents in `batch` (a hybrid's two), known before they are committed.
@@ -585,7 +742,7 @@ impl Writer<'_> {
             }
             if now >= sweep {
                 sweep = now + SWEEP_EVERY;
-                let n = self.store.sweep_leases()?;
+                let n = self.conn.run(|s| s.sweep_leases())?;
                 self.lock_stats().leases_swept += n;
             }
             if self.since_cap >= CAP_EVERY_TORRENTS || (now >= cap && self.since_cap > 0) {
@@ -623,11 +780,8 @@ impl Writer<'_> {
                         self.commit()?;
                     }
                     let waiting = self.batch_keys.contains(&job.info_hash);
-                    if !waiting
-                        && self
-                            .store
-                            .claim(&job.info_hash, &self.cfg.owner, self.cfg.lease)?
-                    {
+                    let (owner, lease) = (&self.cfg.owner, self.cfg.lease);
+                    if !waiting && self.conn.run(|s| s.claim(&job.info_hash, owner, lease))? {
                         to.fetch(job);
                     } else {
                         self.lock_stats().claims_refused += 1;
@@ -637,7 +791,8 @@ impl Writer<'_> {
             }
             Req::SaveNodes(nodes) => {
                 let keep = estudely_crawl::state::MAX_SAVED * 4;
-                self.store.save_nodes(&nodes, unix_now(), keep)?;
+                let now = unix_now();
+                self.conn.run(|s| s.save_nodes(&nodes, now, keep))?;
             }
             Req::Flush(ack) => {
                 self.commit()?;
@@ -645,7 +800,7 @@ impl Writer<'_> {
             }
             Req::Stale(before, limit) => {
                 self.commit()?;
-                let keys = self.store.stale_estimates(before, limit)?;
+                let keys = self.conn.run(|s| s.stale_estimates(before, limit))?;
                 let _ = self.stale_tx.send(keys);
             }
             Req::Estimate(e) => self.batch.estimates.push(e),
@@ -667,10 +822,10 @@ impl Writer<'_> {
         }
         let mut deleted = HashSet::new();
         for chunk in ask.chunks(MAX_KEYS_PER_QUERY) {
-            let found = self.store.known_among(chunk)?;
+            let found = self.conn.run(|s| s.known_among(chunk))?;
             // Asked again only of the known ones (a few): pruned keys are counted apart.
             if !found.is_empty() {
-                deleted.extend(self.store.deleted_among(&found)?);
+                deleted.extend(self.conn.run(|s| s.deleted_among(&found))?);
             }
             known.extend(found);
         }
@@ -712,7 +867,8 @@ impl Writer<'_> {
         }
         let mut max = self.cfg.max_torrents;
         if let Some(cap) = self.cfg.max_db_size {
-            let (torrents, used) = (self.store.torrent_count()?, self.store.db_size()?.used);
+            let torrents = self.conn.run(|s| s.torrent_count())?;
+            let used = self.conn.run(|s| s.db_size())?.used;
             if let Some(n) = self.size_cap.max_torrents(cap, torrents, used) {
                 max = Some(max.map_or(n, |m| m.min(n)));
             }
@@ -727,7 +883,9 @@ impl Writer<'_> {
             now: unix_now(),
             ..prune::PruneOptions::default()
         };
-        let report = prune::prune(self.store, &rules, &opts)?;
+        // Pruning again from the start after a lost connection is harmless: it reads what
+        // is there (what a lost attempt had already pruned is not counted, though).
+        let report = self.conn.run(|s| prune::prune(s, &rules, &opts))?;
         let n = report.deleted.torrents;
         if n > 0 {
             self.size_cap.freeze();
@@ -749,12 +907,13 @@ impl Writer<'_> {
         if self.batch.is_empty() {
             return Ok(());
         }
-        let mut batch = std::mem::take(&mut self.batch);
-        batch.max_sightings = Some(self.cfg.max_sightings);
+        self.batch.max_sightings = Some(self.cfg.max_sightings);
+        // Kept until written: after a lost connection, the same batch is written again.
+        let (owner, batch) = (&self.cfg.owner, &self.batch);
+        self.conn.run(|s| s.write(owner, batch))?;
+        let took = self.conn.last_took();
+        let batch = std::mem::take(&mut self.batch);
         self.batch_keys.clear();
-        let start = Instant::now();
-        self.store.write(&self.cfg.owner, &batch)?;
-        let took = start.elapsed();
         record_write(took, &batch);
         self.since_cap += batch.torrents.len() as u64;
         let mut s = self.lock_stats();

@@ -67,11 +67,13 @@ use estudely_krpc::{CompactNode, InfoHash};
 use estudely_peer_wire::{FileEntry, Version};
 
 pub use estudely_classify::{Category, Classification, Classifier, Release};
+pub use lost::{connection_lost, Unreachable};
 pub use prune::{Candidate, DbSize, Deleted, PruneFilter};
 pub use query_key::key_in_query;
 pub use search_query::{QueryError, SearchQuery};
 
 pub mod json;
+mod lost;
 #[cfg(feature = "postgres")]
 pub mod postgres;
 pub mod prune;
@@ -461,7 +463,19 @@ pub trait Store: Send {
     fn kind(&self) -> &'static str;
 
     /// Write `batch` in one transaction, as `owner` (for its leases).
+    ///
+    /// After a write that failed with a lost connection ([`connection_lost`]), the next
+    /// write (after [`Store::reconnect`]) must be the same batch: if the lost one was in
+    /// fact committed (only its acknowledgement was lost), it is not written twice.
     fn write(&mut self, owner: &str, batch: &Batch) -> anyhow::Result<()>;
+
+    /// Connect again after an error that [`connection_lost`] recognises, as the store was
+    /// first opened (read-only or not, with its statement timeout). Fails, leaving the
+    /// store to try again later, while the server cannot be reached. Nothing to do for a
+    /// store without a connection (SQLite).
+    fn reconnect(&mut self) -> anyhow::Result<()> {
+        Ok(())
+    }
 
     /// Is a torrent with this key stored? A hybrid torrent answers to its v1 key and to its
     /// truncated v2 key.

@@ -13,7 +13,7 @@ use serde_json::{json, Value};
 use tracing::warn;
 
 use super::found::{find, parse_search, Found};
-use super::pages::{clean_query, load_torrent};
+use super::pages::{clean_query, query_torrent};
 use super::view::{iso, magnet};
 use super::{AppState, DbError, MAX_LIMIT, MAX_OFFSET};
 use estudely_store::json;
@@ -36,7 +36,9 @@ fn fail(status: StatusCode, message: impl Into<String>) -> Response {
 
 fn db_fail(e: DbError) -> Response {
     match e {
-        DbError::Busy(why) => fail(StatusCode::SERVICE_UNAVAILABLE, why),
+        DbError::Busy(why) | DbError::Unavailable(why) => {
+            fail(StatusCode::SERVICE_UNAVAILABLE, why)
+        }
         DbError::Failed(e) => {
             warn!("index query failed: {e:#}");
             fail(
@@ -156,16 +158,16 @@ pub async fn search(
 /// `GET /api/v1/torrents/{infohash}`: the torrent as `export --format jsonl` writes it
 /// (files included), plus `magnet` and `sightings: {total, peers, newest: [...]}`.
 pub async fn torrent(State(st): State<Arc<AppState>>, Path(key): Path<String>) -> Response {
-    let (t, seen, counts) = match load_torrent(&st, &key).await {
+    let Some(ih) = super::view::parse_key(&key) else {
+        return fail(
+            StatusCode::BAD_REQUEST,
+            "not an infohash: 40 or 64 hex digits",
+        );
+    };
+    let (t, seen, counts) = match query_torrent(&st, ih).await {
         Ok(Some(found)) => found,
         Ok(None) => return fail(StatusCode::NOT_FOUND, "no such torrent in the index"),
-        Err(_) if super::view::parse_key(&key).is_none() => {
-            return fail(
-                StatusCode::BAD_REQUEST,
-                "not an infohash: 40 or 64 hex digits",
-            )
-        }
-        Err(page) => return page,
+        Err(e) => return db_fail(e),
     };
     let peers: Vec<_> = seen
         .iter()

@@ -1,18 +1,37 @@
 //! Read-only index connections for the web server: a small pool, each query on tokio's
 //! blocking pool (the store clients block), each connection with a statement time limit.
+//!
+//! A PostgreSQL server that goes away (restarted, failed over) does not stop the server:
+//! a query that finds the connection lost answers [`DbError::Unavailable`] (a 503) and
+//! every idle connection is dropped with it (they went to the same server). While the
+//! server stays away, requests answer 503 at once for [`RETRY_OPEN`] after each failed
+//! connection attempt, instead of each waiting on one. Once it is back, the next request
+//! opens a new connection: nothing needs restarting. A connection idle for
+//! [`CHECK_IDLE_AFTER`] is checked before it serves a request, so that the first requests
+//! after a restart do not fail on connections that died while idle.
 
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use tokio::sync::Semaphore;
 
-use estudely_store::{DbUrl, Store};
+use estudely_krpc::InfoHash;
+use estudely_store::{connection_lost, DbUrl, Store};
+
+/// How long requests answer 503 at once after a connection attempt failed on a server
+/// that is away, before the next request tries again.
+pub const RETRY_OPEN: Duration = Duration::from_secs(1);
+/// An idle PostgreSQL connection older than this is checked (one primary-key lookup)
+/// before it is used.
+pub const CHECK_IDLE_AFTER: Duration = Duration::from_secs(1);
 
 /// Why a request's query failed.
 #[derive(Debug)]
 pub enum DbError {
     /// The query ran out of time, or every connection stayed busy too long.
     Busy(String),
+    /// The index's server cannot be reached now (restarting, away): try again later.
+    Unavailable(String),
     /// Anything else (the message is for the log, not the page).
     Failed(anyhow::Error),
 }
@@ -20,7 +39,7 @@ pub enum DbError {
 impl std::fmt::Display for DbError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            DbError::Busy(why) => f.write_str(why),
+            DbError::Busy(why) | DbError::Unavailable(why) => f.write_str(why),
             DbError::Failed(e) => write!(f, "{e:#}"),
         }
     }
@@ -29,11 +48,14 @@ impl std::fmt::Display for DbError {
 /// Connections to one index, opened read-only on demand, at most `max` at once.
 pub struct Pool {
     url: DbUrl,
-    idle: Mutex<Vec<Box<dyn Store>>>,
+    /// Idle connections, each with when it was last used.
+    idle: Mutex<Vec<(Box<dyn Store>, Instant)>>,
     /// One per connection; held by the blocking task that uses it, until it ends.
     permits: Arc<Semaphore>,
     statement_timeout: Duration,
     wait: Duration,
+    /// Until when requests answer [`DbError::Unavailable`] without trying to connect.
+    away_until: Mutex<Option<Instant>>,
 }
 
 impl Pool {
@@ -46,6 +68,7 @@ impl Pool {
             permits: Arc::new(Semaphore::new(max.max(1))),
             statement_timeout,
             wait,
+            away_until: Mutex::new(None),
         }
     }
 
@@ -71,11 +94,61 @@ impl Pool {
         self.idle
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .push(store);
+            .push((store, Instant::now()));
+    }
+
+    /// The server went away: its idle connections are dead too; a new connection is not
+    /// tried before [`RETRY_OPEN`] if `retry_later`. Called on the blocking pool (closing
+    /// a PostgreSQL connection may not happen on a tokio thread, see [`Pool::drop`]).
+    fn lost(&self, retry_later: bool) {
+        let idle = std::mem::take(&mut *self.idle.lock().unwrap_or_else(|e| e.into_inner()));
+        drop(idle);
+        if retry_later {
+            *self.away_until.lock().unwrap_or_else(|e| e.into_inner()) =
+                Some(Instant::now() + RETRY_OPEN);
+        }
+    }
+
+    /// Whether the server was found away less than [`RETRY_OPEN`] ago.
+    fn known_away(&self) -> bool {
+        let mut until = self.away_until.lock().unwrap_or_else(|e| e.into_inner());
+        match *until {
+            Some(t) if Instant::now() < t => true,
+            Some(_) => {
+                *until = None;
+                false
+            }
+            None => false,
+        }
+    }
+
+    /// A connection to use: an idle one (checked first if it has been idle long), else a
+    /// new one.
+    fn take(&self) -> anyhow::Result<Box<dyn Store>> {
+        loop {
+            let idle = self.idle.lock().unwrap_or_else(|e| e.into_inner()).pop();
+            let Some((mut store, since)) = idle else {
+                return self.open();
+            };
+            let postgres = matches!(self.url, DbUrl::Postgres(_));
+            if !postgres || since.elapsed() < CHECK_IDLE_AFTER {
+                return Ok(store);
+            }
+            match store.contains(&InfoHash([0; 20])) {
+                Ok(_) => return Ok(store),
+                // Died while idle (the server restarted): so did the others.
+                Err(e) if connection_lost(&e) => {
+                    drop(store);
+                    self.lost(false);
+                }
+                Err(e) => return Err(e),
+            }
+        }
     }
 
     /// Run `f` with a connection, on the blocking pool. A connection whose query failed is
-    /// dropped rather than reused (it may be in a bad state).
+    /// dropped rather than reused (it may be in a bad state); a lost connection is
+    /// [`DbError::Unavailable`].
     ///
     /// The connection's permit goes with `f` to the blocking task: if the request is
     /// cancelled (its client went away, its time ran out), the query runs on until its
@@ -86,6 +159,9 @@ impl Pool {
         T: Send + 'static,
         F: FnOnce(&mut dyn Store) -> anyhow::Result<T> + Send + 'static,
     {
+        if self.known_away() {
+            return Err(DbError::Unavailable(UNAVAILABLE.into()));
+        }
         let permits = Arc::clone(&self.permits);
         let permit = tokio::time::timeout(self.wait, permits.acquire_owned())
             .await
@@ -94,26 +170,40 @@ impl Pool {
         let pool = Arc::clone(self);
         let out = tokio::task::spawn_blocking(move || {
             let _permit = permit;
-            let idle = pool.idle.lock().unwrap_or_else(|e| e.into_inner()).pop();
-            let mut store = match idle {
-                Some(s) => s,
-                None => pool.open()?,
-            };
+            let mut store = pool.take().inspect_err(|e| {
+                if connection_lost(e) {
+                    pool.lost(true);
+                }
+            })?;
             let out = f(store.as_mut());
-            if out.is_ok() {
-                pool.give_back(store);
+            // A connection whose query failed is dropped rather than reused (it may be in
+            // a bad state); a lost one takes the idle ones with it.
+            match &out {
+                Ok(_) => pool.give_back(store),
+                Err(e) if connection_lost(e) => {
+                    drop(store);
+                    pool.lost(false);
+                }
+                Err(_) => drop(store),
             }
             out
         })
         .await;
         match out {
             Ok(Ok(v)) => Ok(v),
+            Ok(Err(e)) if connection_lost(&e) => {
+                tracing::warn!("index unavailable: {e:#}");
+                Err(DbError::Unavailable(UNAVAILABLE.into()))
+            }
             Ok(Err(e)) if is_timeout(&e) => Err(DbError::Busy(format!("{e:#}"))),
             Ok(Err(e)) => Err(DbError::Failed(e)),
             Err(e) => Err(DbError::Failed(anyhow::anyhow!("a query panicked: {e}"))),
         }
     }
 }
+
+/// What a request is told while the index's server is away (the log says why).
+const UNAVAILABLE: &str = "the index is unavailable for now; try again shortly";
 
 impl Drop for Pool {
     /// Close the idle connections on a thread of their own: PostgreSQL's blocking client

@@ -177,6 +177,11 @@ fn db_error(e: DbError) -> Response {
             "Too slow",
             format!("The index did not answer in time ({why}). Try a more specific query."),
         ),
+        DbError::Unavailable(why) => error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "Index unavailable",
+            format!("The index cannot be reached right now ({why})."),
+        ),
         DbError::Failed(e) => {
             warn!("index query failed: {e:#}");
             error(
@@ -401,6 +406,14 @@ pub async fn load_torrent(st: &AppState, key: &str) -> Result<TorrentData, Respo
             "A torrent's address is its infohash: 40 or 64 hexadecimal digits.".into(),
         ));
     };
+    query_torrent(st, ih).await.map_err(db_error)
+}
+
+/// [`load_torrent`] by key, its error left to the caller (the API answers JSON).
+pub async fn query_torrent(
+    st: &AppState,
+    ih: estudely_krpc::InfoHash,
+) -> Result<TorrentData, DbError> {
     st.pool
         .run(move |s| {
             let Some(t) = s.torrent(&ih)? else {
@@ -410,7 +423,6 @@ pub async fn load_torrent(st: &AppState, key: &str) -> Result<TorrentData, Respo
             Ok(Some((t, seen, total)))
         })
         .await
-        .map_err(db_error)
 }
 
 /// `GET /torrent/{infohash}`

@@ -297,6 +297,7 @@ pub async fn run_with(args: RunArgs, stop: StopOn) -> anyhow::Result<RunSummary>
     publish_index(&shared);
     let filter_bytes = shared.known.bytes();
     let (queue_max, queue_waits) = (shared.store.queue().max(), shared.store.queue().waits());
+    let away = shared.store.away();
     let written = shared.store.finish()?;
     let report = report?;
     if report.interrupted {
@@ -307,6 +308,9 @@ pub async fn run_with(args: RunArgs, stop: StopOn) -> anyhow::Result<RunSummary>
         Some(n) => format!("; first sample after {n} find_node queries"),
         None => String::new(),
     };
+    if written.outages > 0 {
+        first.push_str(&away_note(&written, &away));
+    }
     if let Some(r) = rescraped {
         first.push_str(&format!(
             "; re-scrapes: {} sent, {} with estimates, {} empty, {} refused, {} get_peers",
@@ -353,6 +357,29 @@ pub async fn run_with(args: RunArgs, stop: StopOn) -> anyhow::Result<RunSummary>
     })
 }
 
+/// The summary's note on the index's outages: how many, how long, what was held and
+/// dropped meanwhile.
+fn away_note(
+    w: &crate::pipeline::store_thread::WriteStats,
+    a: &crate::pipeline::store_thread::AwayCounts,
+) -> String {
+    let p = if w.outages == 1 { "" } else { "s" };
+    format!(
+        "; index unavailable {} time{p}, {:.1} s in all: held at most {} requests ({:.1} MB), \
+         dropped {} sightings, {} lookups, {} lease releases, {} node saves; {} infohashes \
+         not searched",
+        w.outages,
+        w.unavailable.as_secs_f64(),
+        a.most_held,
+        a.most_held_bytes as f64 / 1e6,
+        a.sightings_dropped,
+        a.lookups_dropped,
+        a.releases_dropped,
+        a.node_saves_dropped,
+        a.not_searched
+    )
+}
+
 /// Publish the index side's figures (filter, store queue) as metrics.
 fn publish_index(shared: &Shared) {
     let w = shared.store.stats();
@@ -373,6 +400,9 @@ fn publish_index(shared: &Shared) {
         rescrapes_sent: r.sent,
         rescrapes_answered: r.answered,
         rescrapes_empty: r.empty,
+        available: shared.store.available(),
+        held: shared.store.away().held as u64,
+        outages: shared.store.index_status().outages(),
     });
 }
 

@@ -55,6 +55,24 @@ impl Outbox {
         self.sightings.len() >= SIGHTINGS_WAITING
     }
 
+    /// Add a sighting if its (infohash, address) is summed already or the outbox has
+    /// room; false when it is dropped (the index is away and nothing is sent).
+    pub fn sighting_within_cap(&mut self, mut s: Sighting) -> bool {
+        if !self.addresses {
+            s.addr = NO_ADDRESS;
+        }
+        if let Some(sum) = self.sightings.get_mut(&(s.info_hash, s.addr)) {
+            sum.add(&s);
+            return true;
+        }
+        if self.sightings.len() >= SIGHTINGS_WAITING {
+            return false;
+        }
+        self.sightings
+            .insert((s.info_hash, s.addr), SightingSum::from(s));
+        true
+    }
+
     /// Add `n` to counter `name`.
     pub fn count(&mut self, name: Cow<'static, str>, n: u64) {
         *self.counters.entry(name).or_default() += n;
@@ -128,6 +146,20 @@ mod tests {
             assert!(!o.sighting(sight(1, &format!("1.1.1.1:{}", i + 1), 1)));
         }
         assert!(o.sighting(sight(3, "1.1.1.1:1", 1)), "full");
+    }
+
+    #[test]
+    fn within_the_cap_known_pairs_are_summed_and_new_ones_dropped() {
+        let mut o = Outbox::new(true);
+        for i in 0..SIGHTINGS_WAITING {
+            assert!(o.sighting_within_cap(sight(1, &format!("1.1.1.1:{}", i + 1), 1)));
+        }
+        assert!(!o.sighting_within_cap(sight(2, "1.1.1.1:1", 5)), "full");
+        assert!(o.sighting_within_cap(sight(1, "1.1.1.1:1", 5)), "summed");
+        let got = o.take_sightings();
+        assert_eq!(got.len(), SIGHTINGS_WAITING);
+        let first = got.iter().find(|s| s.addr.port() == 1).unwrap();
+        assert_eq!((first.count, first.last_seen), (2, 5));
     }
 
     #[test]

@@ -98,14 +98,40 @@ fn writes_batches_answers_in_order_and_commits_at_the_end() {
 }
 
 /// A store over SQLite whose writes wait while `blocked` is set, and that counts the
-/// lookups it is asked for.
+/// lookups it is asked for. Its `health` makes it fail as a server that went away would
+/// ([`LOST`]) or with another error ([`BROKEN`]).
 struct SlowStore {
     inner: Box<dyn Store>,
     blocked: Arc<AtomicBool>,
     lookups: Arc<AtomicUsize>,
+    health: Arc<std::sync::atomic::AtomicU8>,
+}
+
+/// [`SlowStore::health`]: answers.
+const UP: u8 = 0;
+/// [`SlowStore::health`]: every call fails as on a lost connection.
+const LOST: u8 = 1;
+/// [`SlowStore::health`]: every call fails with an error that is not a lost connection.
+const BROKEN: u8 = 2;
+
+impl SlowStore {
+    fn up(&self) -> anyhow::Result<()> {
+        match self.health.load(Ordering::SeqCst) {
+            LOST => Err(anyhow::Error::from(std::io::Error::new(
+                std::io::ErrorKind::ConnectionRefused,
+                "connection refused",
+            ))
+            .context("slow index: cannot connect")),
+            BROKEN => Err(anyhow!("slow index: no space left on device")),
+            _ => Ok(()),
+        }
+    }
 }
 
 impl Store for SlowStore {
+    fn reconnect(&mut self) -> anyhow::Result<()> {
+        self.up()
+    }
     fn kind(&self) -> &'static str {
         "slow"
     }
@@ -113,17 +139,21 @@ impl Store for SlowStore {
         while self.blocked.load(Ordering::SeqCst) {
             std::thread::sleep(Duration::from_millis(5));
         }
+        self.up()?;
         self.inner.write(owner, batch)
     }
     fn contains(&mut self, ih: &InfoHash) -> anyhow::Result<bool> {
         self.lookups.fetch_add(1, Ordering::SeqCst);
+        self.up()?;
         self.inner.contains(ih)
     }
     fn known_among(&mut self, keys: &[InfoHash]) -> anyhow::Result<Vec<InfoHash>> {
         self.lookups.fetch_add(1, Ordering::SeqCst);
+        self.up()?;
         self.inner.known_among(keys)
     }
     fn sweep_leases(&mut self) -> anyhow::Result<u64> {
+        self.up()?;
         self.inner.sweep_leases()
     }
     fn deleted_among(&mut self, keys: &[InfoHash]) -> anyhow::Result<Vec<InfoHash>> {
@@ -160,6 +190,7 @@ impl Store for SlowStore {
         self.inner.for_each_info_hash(f)
     }
     fn claim(&mut self, ih: &InfoHash, owner: &str, lease: Duration) -> anyhow::Result<bool> {
+        self.up()?;
         self.inner.claim(ih, owner, lease)
     }
     fn save_nodes(&mut self, nodes: &[CompactNode], at: i64, keep: usize) -> anyhow::Result<()> {
@@ -234,19 +265,34 @@ impl Store for SlowStore {
 
 /// A store thread over a [`SlowStore`] in `dir`.
 fn slow(dir: &std::path::Path) -> (StoreThread, Arc<AtomicBool>, Arc<AtomicUsize>) {
+    let (st, blocked, lookups, _) = slow_with_health(dir);
+    (st, blocked, lookups)
+}
+
+/// [`slow`], with the store's health.
+fn slow_with_health(
+    dir: &std::path::Path,
+) -> (
+    StoreThread,
+    Arc<AtomicBool>,
+    Arc<AtomicUsize>,
+    Arc<std::sync::atomic::AtomicU8>,
+) {
     let url = DbUrl::Sqlite(dir.join("slow.sqlite"));
     let blocked = Arc::new(AtomicBool::new(false));
     let lookups = Arc::new(AtomicUsize::new(0));
-    let (b, l) = (blocked.clone(), lookups.clone());
+    let health = Arc::new(std::sync::atomic::AtomicU8::new(UP));
+    let (b, l, h) = (blocked.clone(), lookups.clone(), health.clone());
     let open = move || -> anyhow::Result<Box<dyn Store>> {
         Ok(Box::new(SlowStore {
             inner: url.open()?,
             blocked: b,
             lookups: l,
+            health: h,
         }))
     };
     let (st, _) = StoreThread::start_with(open, config("me")).unwrap();
-    (st, blocked, lookups)
+    (st, blocked, lookups, health)
 }
 
 fn numbered(i: u32) -> Torrent {
@@ -548,3 +594,5 @@ fn a_size_cap_prunes_the_oldest_by_the_bytes_per_torrent() {
     left.sort();
     assert_eq!(left, [5, 6, 7, 8, 9, 10]);
 }
+
+mod away;

@@ -8,6 +8,7 @@
 //! name for substrings.
 
 mod browse;
+mod conn;
 mod estimates;
 mod migrate;
 mod prune;
@@ -36,6 +37,10 @@ use super::{
 /// The longest lease taken (longer ones are cut to this): ten years.
 const MAX_LEASE_SECS: f64 = 10.0 * 365.0 * 86_400.0;
 
+/// How long a connection attempt may take, unless the connection string says
+/// (`connect_timeout`).
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// Most attempts at one batch that hits a deadlock or serialization failure.
 const WRITE_ATTEMPTS: usize = 5;
 
@@ -53,6 +58,27 @@ pub struct PgStore {
     target: String,
     /// The statement timeout, once set.
     timeout: Option<Duration>,
+    /// How it was opened, to open it again ([`Store::reconnect`]).
+    reopen: Reopen,
+    /// The transaction of the last batch when its commit went unanswered (the connection
+    /// was lost): committed or not, the server knows, and the batch written again is
+    /// skipped if it was (see [`conn::lost_commit`]).
+    unacked: Option<i64>,
+}
+
+/// The connection string and the mode of a store, to connect again.
+struct Reopen {
+    url: String,
+    read_only: bool,
+}
+
+impl Reopen {
+    fn new(url: &str, read_only: bool) -> Reopen {
+        Reopen {
+            url: url.to_owned(),
+            read_only,
+        }
+    }
 }
 
 impl std::fmt::Debug for PgStore {
@@ -77,6 +103,8 @@ impl PgStore {
             trgm,
             target,
             timeout: None,
+            reopen: Reopen::new(url, false),
+            unacked: None,
         })
     }
 
@@ -96,6 +124,8 @@ impl PgStore {
             trgm,
             target,
             timeout: None,
+            reopen: Reopen::new(url, true),
+            unacked: None,
         })
     }
 
@@ -144,10 +174,14 @@ fn on_standby(client: &mut Client, e: anyhow::Error) -> anyhow::Error {
 
 /// Parse and connect; return the client and a description of the target for messages.
 fn open(url: &str) -> anyhow::Result<(Client, String)> {
-    let config = Config::from_str(url).map_err(|e| {
+    let mut config = Config::from_str(url).map_err(|e| {
         anyhow::anyhow!("--db: not a PostgreSQL connection string ({e}): use postgres://USER@HOST/DB or `host=... dbname=...`")
     })?;
     let target = describe(&config);
+    if config.get_connect_timeout().is_none() {
+        // A server behind a dead route would hold a (re)connection for minutes.
+        config.connect_timeout(CONNECT_TIMEOUT);
+    }
     let client = config
         .connect(NoTls)
         .with_context(|| format!("PostgreSQL index {target}: cannot connect"))?;
@@ -184,17 +218,50 @@ impl Store for PgStore {
         if batch.is_empty() {
             return Ok(());
         }
+        if let Some(xid) = self.unacked {
+            // The same batch again, after a lost connection: written already if its
+            // transaction committed.
+            let committed = conn::lost_commit(&mut self.client, xid);
+            match committed.with_context(|| self.context("write"))? {
+                true => {
+                    self.unacked = None;
+                    return Ok(());
+                }
+                false => self.unacked = None,
+            }
+        }
         let mut attempt = 1;
         loop {
+            let mut xid = None;
             let result = self.client.transaction().and_then(|mut tx| {
+                xid = Some(conn::xid(&mut tx)?);
                 write::batch(&mut tx, owner, batch)?;
                 tx.commit()
             });
             match result {
                 Err(e) if write::retryable(&e) && attempt < WRITE_ATTEMPTS => attempt += 1,
+                Err(e) if xid.is_some() && crate::lost::pg_is_lost(&e) => {
+                    // The COMMIT may have reached the server: ask it after reconnecting.
+                    self.unacked = xid;
+                    return Err(e).with_context(|| self.context("write"));
+                }
                 r => return r.with_context(|| self.context("write")),
             }
         }
+    }
+
+    fn reconnect(&mut self) -> anyhow::Result<()> {
+        let fresh = match self.reopen.read_only {
+            true => PgStore::connect_read_only(&self.reopen.url)?,
+            false => PgStore::connect(&self.reopen.url)?,
+        };
+        // The old client (closed) goes; the new one takes the session settings.
+        self.client = fresh.client;
+        self.trgm = fresh.trgm;
+        if let Some(limit) = self.timeout {
+            self.set_statement_timeout(limit)?;
+        }
+        Ok(())
     }
 
     fn contains(&mut self, info_hash: &InfoHash) -> anyhow::Result<bool> {

@@ -318,7 +318,7 @@ fn base(headers: &HeaderMap) -> String {
 
 fn db_error(e: DbError) -> Response {
     match e {
-        DbError::Busy(why) => {
+        DbError::Busy(why) | DbError::Unavailable(why) => {
             let mut r = error(900, &format!("Busy: {why}"));
             *r.status_mut() = StatusCode::SERVICE_UNAVAILABLE;
             r
