@@ -37,6 +37,11 @@ const MIGRATION_LOCK: i64 = 0x6573_7475_6465_6c79;
 
 /// How long a step waits for a lock before it gives up and is tried again.
 const LOCK_TIMEOUT: &str = "1s";
+/// The wait let run past `deadlock_timeout` after [`PATIENT_AFTER`] tries in a row, so
+/// that PostgreSQL cancels an autovacuum in the way (see [`retrying`]).
+const LONG_LOCK_TIMEOUT: &str = "3s";
+/// Tries with [`LOCK_TIMEOUT`] before [`LONG_LOCK_TIMEOUT`].
+const PATIENT_AFTER: u32 = 25;
 /// How long a step keeps trying to have its locks before the upgrade fails.
 const LOCK_PATIENCE: Duration = Duration::from_secs(600);
 /// Between tries.
@@ -150,9 +155,9 @@ fn apply(
 /// Run `sql` (and record `version`, if any) in one transaction that gives up on a lock it
 /// cannot have within [`LOCK_TIMEOUT`]; try again until [`LOCK_PATIENCE`] is spent.
 fn short(client: &mut Client, sql: &str, version: Option<i32>) -> anyhow::Result<()> {
-    retrying(|| {
+    retrying(client, |client, timeout| {
         let mut tx = client.transaction()?;
-        tx.batch_execute(&format!("SET LOCAL lock_timeout = '{LOCK_TIMEOUT}'"))?;
+        tx.batch_execute(&format!("SET LOCAL lock_timeout = '{timeout}'"))?;
         if !sql.is_empty() {
             tx.batch_execute(sql)?;
         }
@@ -163,16 +168,30 @@ fn short(client: &mut Client, sql: &str, version: Option<i32>) -> anyhow::Result
     })
 }
 
-/// `attempt` again while it fails for a lock not had in time, a deadlock or a
-/// serialization failure, until [`LOCK_PATIENCE`] is spent.
-fn retrying<T>(mut attempt: impl FnMut() -> Result<T, postgres::Error>) -> anyhow::Result<T> {
+/// `attempt` (given the client and the `lock_timeout` to set) again while it fails for a
+/// lock not had in time, a deadlock or a serialization failure, until [`LOCK_PATIENCE`] is
+/// spent.
+///
+/// A lock held by autovacuum is the usual long wait (say, after a step rewrote millions of
+/// rows): PostgreSQL cancels an autovacuum that blocks a lock request, but only once the
+/// request has waited `deadlock_timeout` (1 s by default), which a 1 s `lock_timeout`
+/// never lets happen. So after a lock not had in time, autovacuum workers in this database
+/// are asked to stop (`pg_cancel_backend`, as PostgreSQL itself would; refused without the
+/// privilege, and never for one that prevents wraparound), and after [`PATIENT_AFTER`]
+/// tries in a row the wait is let run past `deadlock_timeout` ([`LONG_LOCK_TIMEOUT`]).
+fn retrying<T>(
+    client: &mut Client,
+    mut attempt: impl FnMut(&mut Client, &str) -> Result<T, postgres::Error>,
+) -> anyhow::Result<T> {
     let start = Instant::now();
+    let mut tries = 0u32;
     loop {
-        match attempt() {
+        match attempt(client, lock_timeout(tries)) {
             Ok(v) => return Ok(v),
             Err(e) if retryable(&e) && start.elapsed() < LOCK_PATIENCE => {
                 tracing::debug!("schema migration: {e}; trying again");
-                std::thread::sleep(RETRY_PAUSE);
+                tries += 1;
+                make_way(client, &e);
             }
             Err(e) if retryable(&e) => {
                 bail!(
@@ -183,6 +202,29 @@ fn retrying<T>(mut attempt: impl FnMut() -> Result<T, postgres::Error>) -> anyho
             Err(e) => return Err(e.into()),
         }
     }
+}
+
+/// The `lock_timeout` of try `tries` (from 0) of a step.
+fn lock_timeout(tries: u32) -> &'static str {
+    if tries < PATIENT_AFTER {
+        LOCK_TIMEOUT
+    } else {
+        LONG_LOCK_TIMEOUT
+    }
+}
+
+/// After a try failed with `e`: ask autovacuum to make way if `e` is a lock not had in time
+/// (see [`retrying`]; errors ignored), then pause.
+fn make_way(client: &mut Client, e: &postgres::Error) {
+    if e.code() == Some(&SqlState::LOCK_NOT_AVAILABLE) {
+        let _ = client.batch_execute(
+            "SELECT pg_cancel_backend(pid) FROM pg_stat_activity
+             WHERE datname = current_database()
+               AND backend_type = 'autovacuum worker'
+               AND query NOT LIKE '%wraparound%'",
+        );
+    }
+    std::thread::sleep(RETRY_PAUSE);
 }
 
 fn retryable(e: &postgres::Error) -> bool {
@@ -222,9 +264,9 @@ fn ranges(client: &mut Client, table: &str, sql: &str) -> anyhow::Result<()> {
     let statement = client.prepare(sql)?;
     for k in 0..RANGES {
         let (lo, hi) = range(k);
-        retrying(|| {
+        retrying(client, |client, timeout| {
             let mut tx = client.transaction()?;
-            tx.batch_execute(&format!("SET LOCAL lock_timeout = '{LOCK_TIMEOUT}'"))?;
+            tx.batch_execute(&format!("SET LOCAL lock_timeout = '{timeout}'"))?;
             tx.execute(&statement, &[&lo, &hi])?;
             tx.commit()
         })?;
@@ -244,14 +286,19 @@ fn totals(
 ) -> anyhow::Result<()> {
     let mut reader = another().context("a second connection for the totals")?;
     let start = Instant::now();
+    let mut tries = 0;
     let counts: Vec<(String, String)> = loop {
         let mut tx = client.transaction()?;
-        tx.batch_execute(&format!("SET LOCAL lock_timeout = '{LOCK_TIMEOUT}'"))?;
+        tx.batch_execute(&format!(
+            "SET LOCAL lock_timeout = '{}'",
+            lock_timeout(tries)
+        ))?;
         match tx.batch_execute(TOTALS) {
             Ok(()) => {}
             Err(e) if retryable(&e) && start.elapsed() < LOCK_PATIENCE => {
                 drop(tx);
-                std::thread::sleep(RETRY_PAUSE);
+                tries += 1;
+                make_way(client, &e);
                 continue;
             }
             Err(e) => return Err(e.into()),
@@ -270,9 +317,9 @@ fn totals(
         break rows.iter().map(|r| (r.get(0), r.get(1))).collect();
     };
     let (keys, values): (Vec<String>, Vec<String>) = counts.into_iter().unzip();
-    retrying(|| {
+    retrying(client, |client, timeout| {
         let mut tx = client.transaction()?;
-        tx.batch_execute(&format!("SET LOCAL lock_timeout = '{LOCK_TIMEOUT}'"))?;
+        tx.batch_execute(&format!("SET LOCAL lock_timeout = '{timeout}'"))?;
         tx.execute(
             "INSERT INTO totals (key, value)
              SELECT k, v::numeric FROM unnest($1::text[], $2::text[]) AS c(k, v)
