@@ -94,12 +94,8 @@ fn export_counted(
             head = next_file(&mut file_rows)?;
             counts.seeks += 1;
         }
-        while let Some((_, raw, length)) = head.take_if(|h| h.0 == id) {
-            let path = decode_path(&raw).context("a stored file path is not a bencoded list")?;
-            st.torrent.files.push(FileEntry {
-                path,
-                length: uint(length),
-            });
+        while let Some((_, file)) = head.take_if(|h| h.0 == id) {
+            st.torrent.files.push(file);
             head = next_file(&mut file_rows)?;
         }
         peers.clear();
@@ -116,15 +112,22 @@ fn export_counted(
     Ok(counts)
 }
 
-/// One file row: its torrent's id, the bencoded path, the length.
-type FileRow = (i64, Vec<u8>, i64);
+/// One file row: its torrent's id and the file.
+type FileRow = (i64, FileEntry);
 
-/// The next row of the file cursor.
-fn next_file(rows: &mut Rows<'_>) -> rusqlite::Result<Option<FileRow>> {
-    match rows.next()? {
-        Some(r) => Ok(Some((r.get(0)?, r.get(1)?, r.get(2)?))),
-        None => Ok(None),
-    }
+/// The next row of the file cursor, its path decoded where SQLite holds it (not copied
+/// first: this runs once per file).
+fn next_file(rows: &mut Rows<'_>) -> anyhow::Result<Option<FileRow>> {
+    let Some(r) = rows.next()? else {
+        return Ok(None);
+    };
+    let path = decode_path(r.get_ref(1)?.as_blob()?)
+        .context("a stored file path is not a bencoded list")?;
+    let file = FileEntry {
+        path,
+        length: uint(r.get(2)?),
+    };
+    Ok(Some((r.get(0)?, file)))
 }
 
 /// Can the file cursor, placed at torrent id `start` with its next row for torrent `next`
