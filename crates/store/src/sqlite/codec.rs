@@ -24,41 +24,73 @@ pub fn write_path(enc: &mut Encoder<'_>, components: &[Vec<u8>]) {
 }
 
 /// The inverse of [`encode_path`]; `None` if `raw` is not a list of byte strings.
-///
-/// An export decodes every stored path (10 M at 1 M torrents), so what [`encode_path`]
-/// writes is read directly ([`direct_path`]) rather than through the generic bencode tree;
-/// anything else goes to the generic decoder, which so stays the one judge of odd input.
 pub fn decode_path(raw: &[u8]) -> Option<Vec<Vec<u8>>> {
-    if let Some(path) = direct_path(raw) {
-        return Some(path);
+    let mut path = Vec::new();
+    decode_path_into(raw, &mut path).then_some(path)
+}
+
+/// [`decode_path`] into `path`, reusing its buffers (false, `path` left unspecified, where
+/// that gives `None`).
+///
+/// An export decodes every stored path (10 M at 1 M torrents): what [`encode_path`] writes
+/// is read directly ([`direct_path`]) rather than through the generic bencode tree, into the
+/// previous file's buffers rather than new ones. Anything else goes to the generic decoder,
+/// which so stays the one judge of odd input.
+pub fn decode_path_into(raw: &[u8], path: &mut Vec<Vec<u8>>) -> bool {
+    let mut n = 0;
+    let direct = direct_path(raw, |c| {
+        match path.get_mut(n) {
+            Some(buf) => {
+                buf.clear();
+                buf.extend_from_slice(c);
+            }
+            None => path.push(c.to_vec()),
+        }
+        n += 1;
+    });
+    if direct {
+        path.truncate(n);
+        return true;
     }
-    path_of(&estudely_bencode::decode(raw).ok()?)
+    match estudely_bencode::decode(raw)
+        .ok()
+        .as_ref()
+        .and_then(path_of)
+    {
+        Some(p) => {
+            *path = p;
+            true
+        }
+        None => false,
+    }
 }
 
 /// Longest input [`direct_path`] reads: far below the generic decoder's limits (64 MiB, 4 M
 /// values; a component takes at least 2 bytes), so that both accept what it accepts.
 const DIRECT_MAX: usize = 1 << 20;
 
-/// The components of `raw` if it is exactly `l`, canonical `<len>:<bytes>` strings, `e`
-/// (what [`encode_path`] writes); `None` for anything else, valid or not.
-fn direct_path(raw: &[u8]) -> Option<Vec<Vec<u8>>> {
+/// Call `each` with the components of `raw`, and say whether it was exactly `l`, canonical
+/// `<len>:<bytes>` strings, `e` (what [`encode_path`] writes); false for anything else,
+/// valid or not, maybe after calls for a first few components.
+fn direct_path<'a>(raw: &'a [u8], mut each: impl FnMut(&'a [u8])) -> bool {
     if raw.len() > DIRECT_MAX {
-        return None;
+        return false;
     }
-    let mut rest = raw.strip_prefix(b"l")?;
-    let mut out = Vec::new();
+    let Some(mut rest) = raw.strip_prefix(b"l") else {
+        return false;
+    };
     loop {
-        let len = match *rest.first()? {
-            b'e' => return (rest.len() == 1).then_some(out),
-            b'0' => {
+        let len = match rest.first() {
+            Some(b'e') => return rest.len() == 1,
+            Some(b'0') => {
                 rest = &rest[1..];
                 0
             }
-            b'1'..=b'9' => {
+            Some(b'1'..=b'9') => {
                 let digits = rest.iter().take_while(|b| b.is_ascii_digit()).count();
                 // At most 7 digits: the input is at most 1 MiB, and no overflow.
                 if digits > 7 {
-                    return None;
+                    return false;
                 }
                 let len = rest[..digits]
                     .iter()
@@ -66,14 +98,16 @@ fn direct_path(raw: &[u8]) -> Option<Vec<Vec<u8>>> {
                 rest = &rest[digits..];
                 len
             }
-            _ => return None,
+            _ => return false,
         };
-        rest = rest.strip_prefix(b":")?;
-        if len > rest.len() {
-            return None;
+        let Some(tail) = rest.strip_prefix(b":") else {
+            return false;
+        };
+        if len > tail.len() {
+            return false;
         }
-        let (component, tail) = rest.split_at(len);
-        out.push(component.to_vec());
+        let (component, tail) = tail.split_at(len);
+        each(component);
         rest = tail;
     }
 }
@@ -203,11 +237,17 @@ mod tests {
             );
         }
         for v in &valid {
-            assert!(direct_path(v).is_some(), "{v:?} is read directly");
+            assert!(direct_path(v, |_| ()), "{v:?} is read directly");
         }
         let big = encode_path(&[vec![b'a'; DIRECT_MAX]]);
-        assert_eq!(direct_path(&big), None);
+        assert!(!direct_path(&big, |_| ()));
         assert_eq!(decode_path(&big), generic(&big));
+        // Into buffers holding another path, longer or shorter, valid input or not.
+        let mut path = vec![b"old".to_vec(); 5];
+        for raw in inputs.iter().chain([&big]) {
+            let ok = decode_path_into(raw, &mut path);
+            assert_eq!(ok.then(|| path.clone()), generic(raw), "{raw:?}");
+        }
     }
 
     #[test]

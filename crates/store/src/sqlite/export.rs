@@ -16,11 +16,10 @@
 
 use std::net::{IpAddr, SocketAddr};
 
-use anyhow::Context as _;
 use estudely_peer_wire::FileEntry;
 use rusqlite::{Connection, Rows, Statement};
 
-use super::codec::{decode_path, uint};
+use super::codec::{decode_path_into, uint};
 use super::read::{stored, COLUMNS};
 use crate::StoredTorrent;
 
@@ -83,20 +82,25 @@ fn export_counted(
     let mut file_stmt = conn.prepare(FILES_FROM)?;
     let mut start = id;
     let mut file_rows = file_stmt.query([start])?;
-    let mut head = next_file(&mut file_rows)?;
+    // The files of the torrent exported last, their buffers used again for the next ones':
+    // the export then allocates for a file only when it holds more than any before.
+    let mut spare: Vec<FileEntry> = Vec::new();
+    let mut head = next_file(&mut file_rows, &mut spare)?;
     counts.seeks += 1;
     let mut peers = Vec::new();
+    let mut files = Vec::new();
     loop {
         if !placed(start, head.as_ref().map(|h| h.0), id) {
             drop(file_rows);
             start = id;
             file_rows = file_stmt.query([start])?;
-            head = next_file(&mut file_rows)?;
+            head = next_file(&mut file_rows, &mut spare)?;
             counts.seeks += 1;
         }
+        st.torrent.files = std::mem::take(&mut files);
         while let Some((_, file)) = head.take_if(|h| h.0 == id) {
             st.torrent.files.push(file);
-            head = next_file(&mut file_rows)?;
+            head = next_file(&mut file_rows, &mut spare)?;
         }
         peers.clear();
         if may_have_peers.get(bit_of(st.torrent.info_hash.as_bytes())) {
@@ -104,6 +108,8 @@ fn export_counted(
             peers_of(&mut peer_stmt, st.torrent.info_hash.as_bytes(), &mut peers)?;
         }
         f(&st, &peers)?;
+        files = std::mem::take(&mut st.torrent.files);
+        spare.append(&mut files);
         match rows.next()? {
             Some(row) => (st, id) = stored(row)?,
             None => break,
@@ -115,18 +121,21 @@ fn export_counted(
 /// One file row: its torrent's id and the file.
 type FileRow = (i64, FileEntry);
 
-/// The next row of the file cursor, its path decoded where SQLite holds it (not copied
-/// first: this runs once per file).
-fn next_file(rows: &mut Rows<'_>) -> anyhow::Result<Option<FileRow>> {
+/// The next row of the file cursor, in a file of `spare` if there is one, its path decoded
+/// where SQLite holds it (not copied first: this runs once per file).
+fn next_file(rows: &mut Rows<'_>, spare: &mut Vec<FileEntry>) -> anyhow::Result<Option<FileRow>> {
     let Some(r) = rows.next()? else {
         return Ok(None);
     };
-    let path = decode_path(r.get_ref(1)?.as_blob()?)
-        .context("a stored file path is not a bencoded list")?;
-    let file = FileEntry {
-        path,
-        length: uint(r.get(2)?),
-    };
+    let mut file = spare.pop().unwrap_or(FileEntry {
+        path: Vec::new(),
+        length: 0,
+    });
+    anyhow::ensure!(
+        decode_path_into(r.get_ref(1)?.as_blob()?, &mut file.path),
+        "a stored file path is not a bencoded list"
+    );
+    file.length = uint(r.get(2)?);
     Ok(Some((r.get(0)?, file)))
 }
 
