@@ -248,7 +248,14 @@ mod tests {
         let mut t = torrent(key, format!("t{key}").as_bytes(), at);
         t.files = (0..n)
             .map(|i| FileEntry {
-                path: vec![format!("d{key}").into_bytes(), vec![b'f', i as u8, 0xff]],
+                // 1 to 3 components: the reused buffers of one torrent's files fit
+                // another's only after growing or shrinking.
+                path: [
+                    format!("d{key}").into_bytes(),
+                    vec![b'f', i as u8, 0xff],
+                    vec![b'x'; i],
+                ][..1 + (usize::from(key) + i) % 3]
+                    .to_vec(),
                 length: i as u64 * 7,
             })
             .collect();
