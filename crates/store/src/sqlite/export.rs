@@ -13,6 +13,12 @@
 //! fixed bitmap indexed by the infohash's leading bits, which infohashes may have any: a
 //! torrent whose bit is clear has none and skips its query (the infohashes are hashes, so
 //! the bits spread evenly; a set bit that belongs to another infohash only costs a query).
+//! That scan reads every announce and get_peers sighting once, sequentially: cheap beside a
+//! query per torrent, and what the queries of the torrents with peers read anyway.
+//!
+//! Each file's buffers (its path's components) are those of an earlier torrent's files,
+//! overwritten ([`decode_path_into`]): at 10 M files, allocating and freeing them again was
+//! a fifth of the export's time. What is kept is bounded by the largest torrent's files.
 
 use std::net::{IpAddr, SocketAddr};
 
