@@ -17,8 +17,8 @@
 //! query per torrent, and what the queries of the torrents with peers read anyway.
 //!
 //! Each file's buffers (its path's components) are those of an earlier torrent's files,
-//! overwritten ([`decode_path_into`]): at 10 M files, allocating and freeing them again was
-//! a fifth of the export's time. What is kept is bounded by the largest torrent's files.
+//! overwritten ([`decode_path_into`]): at 10 M files, allocating and freeing them anew took
+//! about a fifth of the export's time. What is kept is bounded by the largest torrent's files.
 
 use std::net::{IpAddr, SocketAddr};
 
