@@ -25,7 +25,91 @@ pub fn write_path(enc: &mut Encoder<'_>, components: &[Vec<u8>]) {
 
 /// The inverse of [`encode_path`]; `None` if `raw` is not a list of byte strings.
 pub fn decode_path(raw: &[u8]) -> Option<Vec<Vec<u8>>> {
-    path_of(&estudely_bencode::decode(raw).ok()?)
+    let mut path = Vec::new();
+    decode_path_into(raw, &mut path).then_some(path)
+}
+
+/// [`decode_path`] into `path`, reusing its buffers (false, `path` left unspecified, where
+/// that gives `None`).
+///
+/// An export decodes every stored path (10 M at 1 M torrents): what [`encode_path`] writes
+/// is read directly ([`direct_path`]) rather than through the generic bencode tree, into the
+/// previous file's buffers rather than new ones. Anything else goes to the generic decoder,
+/// which so stays the one judge of odd input.
+pub fn decode_path_into(raw: &[u8], path: &mut Vec<Vec<u8>>) -> bool {
+    let mut n = 0;
+    let direct = direct_path(raw, |c| {
+        match path.get_mut(n) {
+            Some(buf) => {
+                buf.clear();
+                buf.extend_from_slice(c);
+            }
+            None => path.push(c.to_vec()),
+        }
+        n += 1;
+    });
+    if direct {
+        path.truncate(n);
+        return true;
+    }
+    match estudely_bencode::decode(raw)
+        .ok()
+        .as_ref()
+        .and_then(path_of)
+    {
+        Some(p) => {
+            *path = p;
+            true
+        }
+        None => false,
+    }
+}
+
+/// Longest input [`direct_path`] reads: far below the generic decoder's limits (64 MiB, 4 M
+/// values; a component takes at least 2 bytes), so that both accept what it accepts.
+const DIRECT_MAX: usize = 1 << 20;
+
+/// Call `each` with the components of `raw`, and say whether it was exactly `l`, canonical
+/// `<len>:<bytes>` strings, `e` (what [`encode_path`] writes); false for anything else,
+/// valid or not, maybe after calls for a first few components.
+fn direct_path<'a>(raw: &'a [u8], mut each: impl FnMut(&'a [u8])) -> bool {
+    if raw.len() > DIRECT_MAX {
+        return false;
+    }
+    let Some(mut rest) = raw.strip_prefix(b"l") else {
+        return false;
+    };
+    loop {
+        let len = match rest.first() {
+            Some(b'e') => return rest.len() == 1,
+            Some(b'0') => {
+                rest = &rest[1..];
+                0
+            }
+            Some(b'1'..=b'9') => {
+                let digits = rest.iter().take_while(|b| b.is_ascii_digit()).count();
+                // At most 7 digits: the input is at most 1 MiB, and no overflow.
+                if digits > 7 {
+                    return false;
+                }
+                let len = rest[..digits]
+                    .iter()
+                    .fold(0usize, |n, d| n * 10 + usize::from(d - b'0'));
+                rest = &rest[digits..];
+                len
+            }
+            _ => return false,
+        };
+        let Some(tail) = rest.strip_prefix(b":") else {
+            return false;
+        };
+        if len > tail.len() {
+            return false;
+        }
+        let (component, tail) = tail.split_at(len);
+        each(component);
+        rest = tail;
+    }
 }
 
 /// The components of a path decoded in place (see [`write_path`]); `None` if `value` is not
@@ -107,6 +191,63 @@ mod tests {
             length: 1,
         };
         assert_eq!(path_text(&f), "a/b/\0//\u{fffd}\u{fffd}");
+    }
+
+    /// The direct reader and the generic decoder agree on every input: valid paths, and
+    /// each of their truncations and one-byte changes (non-canonical lengths, other values,
+    /// trailing bytes).
+    #[test]
+    fn direct_path_agrees_with_the_generic_decoder() {
+        let generic = |raw: &[u8]| path_of(&estudely_bencode::decode(raw).ok()?);
+        let valid: Vec<Vec<u8>> = vec![
+            encode_path(&[]),
+            encode_path(&[vec![]]),
+            encode_path(&[b"a".to_vec(), b"0123456789:e".to_vec()]),
+            encode_path(&[vec![b'x'; 12], vec![0xff; 300], b"l1:ae".to_vec()]),
+        ];
+        let mut inputs = valid.clone();
+        for v in &valid {
+            for cut in 0..v.len() {
+                inputs.push(v[..cut].to_vec());
+            }
+            for i in 0..v.len() {
+                for b in [b'0', b'1', b'9', b':', b'e', b'l', b'i', b'd', b'-', b'x'] {
+                    let mut m = v.clone();
+                    m[i] = b;
+                    inputs.push(m);
+                }
+            }
+            inputs.push([v.as_slice(), b"e"].concat());
+        }
+        inputs.extend([
+            b"l01:ae".to_vec(),
+            b"l00:e".to_vec(),
+            b"l-1:ae".to_vec(),
+            b"l1:a".to_vec(),
+            b"li0ee".to_vec(),
+            b"l99999999999999999999:ae".to_vec(),
+            b"l1:al1:bee".to_vec(),
+        ]);
+        for raw in &inputs {
+            assert_eq!(
+                decode_path(raw),
+                generic(raw),
+                "{:?}",
+                String::from_utf8_lossy(raw)
+            );
+        }
+        for v in &valid {
+            assert!(direct_path(v, |_| ()), "{v:?} is read directly");
+        }
+        let big = encode_path(&[vec![b'a'; DIRECT_MAX]]);
+        assert!(!direct_path(&big, |_| ()));
+        assert_eq!(decode_path(&big), generic(&big));
+        // Into buffers holding another path, longer or shorter, valid input or not.
+        let mut path = vec![b"old".to_vec(); 5];
+        for raw in inputs.iter().chain([&big]) {
+            let ok = decode_path_into(raw, &mut path);
+            assert_eq!(ok.then(|| path.clone()), generic(raw), "{raw:?}");
+        }
     }
 
     #[test]

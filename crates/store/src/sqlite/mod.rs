@@ -1,13 +1,14 @@
 //! The SQLite backend: one file in WAL mode, the schema of [the crate root](crate) created by
 //! versioned migrations ([`schema`]), full-text search with FTS5.
 //!
-//! `write` holds the writes (batches, leases, nodes), `read` the reads (a torrent, export,
-//! stats), `search` the searches, `browse` the web UI's other reads. A writer opens with [`SqliteStore::open`]; `export`, `search` and
+//! `write` holds the writes (batches, leases, nodes), `read` the reads (a torrent, the
+//! stats), `export` the streaming export, `search` the searches, `browse` the web UI's other reads. A writer opens with [`SqliteStore::open`]; `export`, `search` and
 //! `stats` open with [`SqliteStore::open_read_only`], which never creates a file.
 
 mod browse;
 pub(crate) mod codec;
 mod estimates;
+mod export;
 mod guard;
 mod prune;
 mod read;
@@ -261,7 +262,7 @@ impl Store for SqliteStore {
         since: Option<i64>,
         f: &mut dyn FnMut(&StoredTorrent, &[SocketAddr]) -> anyhow::Result<()>,
     ) -> anyhow::Result<()> {
-        self.guarded(false, |c| read::export(c, since, f))
+        self.guarded(false, |c| export::export(c, since, f))
     }
 
     fn stats(&mut self) -> anyhow::Result<Stats> {

@@ -1,5 +1,5 @@
-//! Queries: lookups, the streaming export and the stats (search and the web UI's reads
-//! are in [`super::browse`]).
+//! Queries: lookups and the stats (the streaming export is in [`super::export`], search
+//! and the web UI's reads in [`super::browse`]).
 
 use std::net::{IpAddr, SocketAddr};
 
@@ -65,7 +65,7 @@ pub(super) fn stored(row: &Row<'_>) -> rusqlite::Result<(StoredTorrent, i64)> {
 }
 
 /// The stored files of torrent `id`, in order.
-fn files(conn: &Connection, id: i64) -> anyhow::Result<Vec<FileEntry>> {
+pub(super) fn files(conn: &Connection, id: i64) -> anyhow::Result<Vec<FileEntry>> {
     let mut stmt = conn
         .prepare_cached("SELECT path_raw, length FROM files WHERE torrent_id = ?1 ORDER BY idx")?;
     let rows = stmt.query_map([id], |r| Ok((r.get::<_, Vec<u8>>(0)?, r.get::<_, i64>(1)?)))?;
@@ -77,27 +77,6 @@ fn files(conn: &Connection, id: i64) -> anyhow::Result<Vec<FileEntry>> {
             path,
             length: uint(length),
         });
-    }
-    Ok(out)
-}
-
-/// The peers of `info_hash` (sightings by announce or get_peers), first seen first.
-fn peers(conn: &Connection, info_hash: &InfoHash) -> anyhow::Result<Vec<SocketAddr>> {
-    let mut stmt = conn.prepare_cached(
-        "SELECT ip, port FROM sightings
-         WHERE info_hash = ?1 AND source IN ('announce', 'get_peers') AND port <> 0
-         GROUP BY ip, port ORDER BY min(first_seen), ip, port",
-    )?;
-    let rows = stmt.query_map([info_hash.as_bytes()], |r| {
-        Ok((r.get::<_, String>(0)?, r.get::<_, u16>(1)?))
-    })?;
-    let mut out = Vec::new();
-    for row in rows {
-        let (ip, port) = row?;
-        // Only outside edits write an address that does not parse: skip it.
-        if let Ok(ip) = ip.parse::<IpAddr>() {
-            out.push(SocketAddr::new(ip, port));
-        }
     }
     Ok(out)
 }
@@ -201,27 +180,6 @@ pub fn torrent(conn: &Connection, info_hash: &InfoHash) -> anyhow::Result<Option
     };
     st.torrent.files = files(conn, id)?;
     Ok(Some(st))
-}
-
-/// Call `f` with every torrent discovered at or after `since`, oldest first, with its files
-/// and peers; one row at a time.
-pub fn export(
-    conn: &Connection,
-    since: Option<i64>,
-    f: &mut dyn FnMut(&StoredTorrent, &[SocketAddr]) -> anyhow::Result<()>,
-) -> anyhow::Result<()> {
-    let sql = format!(
-        "SELECT {COLUMNS} FROM torrents t WHERE t.discovered >= ?1 ORDER BY t.discovered, t.id"
-    );
-    let mut stmt = conn.prepare(&sql)?;
-    let mut rows = stmt.query([since.unwrap_or(i64::MIN)])?;
-    while let Some(row) = rows.next()? {
-        let (mut st, id) = stored(row)?;
-        st.torrent.files = files(conn, id)?;
-        let peers = peers(conn, &st.torrent.info_hash)?;
-        f(&st, &peers)?;
-    }
-    Ok(())
 }
 
 /// The counts of `estudely stats`.
