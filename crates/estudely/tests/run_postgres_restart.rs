@@ -20,6 +20,9 @@
 
 mod common;
 
+#[path = "common/world_rows.rs"]
+mod world_rows;
+
 use std::collections::{HashMap, HashSet};
 use std::io::{Read as _, Write as _};
 use std::net::{SocketAddr, TcpStream};
@@ -160,28 +163,6 @@ fn wait_for(what: &str, mut done: impl FnMut() -> bool) {
             eprintln!("still waiting: {what}");
         }
         thread::sleep(Duration::from_millis(50));
-    }
-}
-
-/// Check one `export --format jsonl` object against the world's torrent.
-fn check_row(row: &Value, t: &WorldTorrent) {
-    let ih = row["infohash"].as_str().unwrap();
-    assert_eq!(row["name_hex"], hex::encode(&t.name), "{ih}: name");
-    assert_eq!(row["file_count"], t.files.len() as u64, "{ih}: file_count");
-    assert_eq!(row["total_bytes"], t.total_bytes(), "{ih}: total_bytes");
-    assert_eq!(row["piece_length"], t.piece_length, "{ih}: piece_length");
-    let files = row["files"].as_array().unwrap();
-    for (f, (path, len)) in files.iter().zip(&t.files) {
-        let got = match f["path_hex"].as_array() {
-            Some(parts) => parts
-                .iter()
-                .map(|p| hex::decode(p.as_str().unwrap()).unwrap())
-                .collect::<Vec<_>>()
-                .join(&b'/'),
-            None => f["path"].as_str().unwrap().as_bytes().to_vec(),
-        };
-        assert_eq!(&got, path, "{ih}: path");
-        assert_eq!(f["length"], *len, "{ih}: length");
     }
 }
 
@@ -343,7 +324,7 @@ fn run_goes_on_through_a_postgres_restart_and_loses_nothing() {
         let t = fetchable
             .get(&ih)
             .unwrap_or_else(|| panic!("{ih} is not a fetchable torrent of the world"));
-        check_row(&row, t);
+        world_rows::check_row(&row, t);
     }
     let rows: i64 = server
         .client()

@@ -27,6 +27,9 @@ mod pg;
 
 mod common;
 
+#[path = "common/world_rows.rs"]
+mod world_rows;
+
 use std::collections::{HashMap, HashSet};
 use std::io::Read as _;
 use std::path::Path;
@@ -112,28 +115,6 @@ fn failed_after_connect(log: &str) -> u64 {
             (!refused.contains(&kind)).then_some(n)
         })
         .sum()
-}
-
-/// Check one `export --format jsonl` object against the world's torrent.
-fn check_row(row: &Value, t: &WorldTorrent) {
-    let ih = row["infohash"].as_str().unwrap();
-    assert_eq!(row["name_hex"], hex::encode(&t.name), "{ih}: name");
-    assert_eq!(row["file_count"], t.files.len() as u64, "{ih}: file_count");
-    assert_eq!(row["total_bytes"], t.total_bytes(), "{ih}: total_bytes");
-    assert_eq!(row["piece_length"], t.piece_length, "{ih}: piece_length");
-    let files = row["files"].as_array().unwrap();
-    for (f, (path, len)) in files.iter().zip(&t.files) {
-        let got = match f["path_hex"].as_array() {
-            Some(parts) => parts
-                .iter()
-                .map(|p| hex::decode(p.as_str().unwrap()).unwrap())
-                .collect::<Vec<_>>()
-                .join(&b'/'),
-            None => f["path"].as_str().unwrap().as_bytes().to_vec(),
-        };
-        assert_eq!(&got, path, "{ih}: path");
-        assert_eq!(f["length"], *len, "{ih}: length");
-    }
 }
 
 /// What four runs did, from their summaries.
@@ -299,7 +280,7 @@ fn four_runs(sharded: bool, n: u64, nodes: u32, target: Option<u64>) -> Summary 
         let t = fetchable
             .get(&ih)
             .unwrap_or_else(|| panic!("{ih} is not a fetchable torrent of the world"));
-        check_row(&row, t);
+        world_rows::check_row(&row, t);
     }
     assert!(stored.len() as u64 >= target);
     assert_eq!(stored.len() as u64, stored_count(&mut client));
