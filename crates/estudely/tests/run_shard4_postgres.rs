@@ -101,10 +101,11 @@ fn failed_after_connect(log: &str) -> u64 {
         .lines()
         .rfind(|l| l.starts_with("run: ") && l.contains(" stored"))
         .unwrap_or_else(|| panic!("no summary:\n{log}"));
-    let attempts = line
-        .split(" attempts: ")
-        .nth(1)
-        .expect("attempts in summary");
+    assert!(line.contains(" attempts"), "attempts in summary: {line}");
+    // A run that fetched nothing says `0 attempts;`, with no list of outcomes.
+    let Some(attempts) = line.split(" attempts: ").nth(1) else {
+        return 0;
+    };
     let attempts = attempts.split(';').next().unwrap();
     attempts
         .split(", ")
