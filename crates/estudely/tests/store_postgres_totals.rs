@@ -281,14 +281,7 @@ fn an_index_from_schema_9_is_backfilled() {
     store.write("me", &batch).unwrap();
     store.delete_torrents(&[key(3)], 1).unwrap();
     drop(store);
-    sql(&url)
-        .batch_execute(
-            "DROP TABLE totals CASCADE;
-             DROP FUNCTION estudely_torrents_totals, estudely_rows_totals,
-                 estudely_add_totals, estudely_torrent_keys CASCADE;
-             DELETE FROM schema_migrations WHERE version >= 10;",
-        )
-        .unwrap();
+    back_to_schema_9(&url);
     let mut store = PgStore::connect(&url).expect("migrate");
     let stats = check(&url, &mut store, "backfilled");
     assert_eq!(
