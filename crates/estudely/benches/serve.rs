@@ -186,8 +186,7 @@ fn main() -> anyhow::Result<()> {
         .build()?;
     let args = WebConfig::default();
     let state = Arc::new(AppState::new(url.clone(), &args));
-    // Dropped last, here, outside the runtime: the PostgreSQL client's connections block on
-    // their own runtime when dropped, which panics inside another one.
+    // Dropped last, here, after the server has stopped.
     let keep = Arc::clone(&state);
     let listener = rt.block_on(estudely::web::bind("127.0.113.200:0".parse()?, false))?;
     let addr = listener.local_addr()?;

@@ -127,7 +127,7 @@ impl Command {
             Command::Demo(args) => demo::run(args).await,
             Command::Run(args) => run::run(args).await,
             Command::Serve(args) => serve::run(args).await,
-            // The index clients block (PostgreSQL's runs a runtime of its own): off the runtime.
+            // The index clients' calls block (SQLite's, and the PostgreSQL store's blocking face): off the runtime.
             Command::Export(args) => blocking(move || export::run(args)).await,
             Command::Search(args) => blocking(move || search::run(args)).await,
             Command::Reclassify(args) => blocking(move || reclassify::run(args)).await,

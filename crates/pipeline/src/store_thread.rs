@@ -1,5 +1,5 @@
-//! The store thread of `estudely run`: it owns the index's connection (a blocking SQLite or
-//! PostgreSQL client must not run on the crawl's tokio thread) and batches writes: a
+//! The store thread of `estudely run`: it owns the index's connection (the store's calls block,
+//! SQLite's and PostgreSQL's alike, and must not run on the crawl's tokio thread) and batches writes: a
 //! transaction every [`COMMIT_EVERY`] or [`BATCH_ROWS`] rows, whichever comes first, so a
 //! `kill -9` loses at most that much and never a committed row. Questions (is it known? may
 //! I fetch it?) are answered in order with the writes, so an answer sees every torrent

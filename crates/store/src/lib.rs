@@ -477,6 +477,13 @@ pub trait Store: Send {
         Ok(())
     }
 
+    /// Is its connection known to have ended (the server closed it), so that a query on it
+    /// would fail? Known without a query; `false` when not known (a store without a
+    /// connection, or a peer gone silently).
+    fn connection_closed(&self) -> bool {
+        false
+    }
+
     /// Is a torrent with this key stored? A hybrid torrent answers to its v1 key and to its
     /// truncated v2 key.
     fn contains(&mut self, info_hash: &InfoHash) -> anyhow::Result<bool>;

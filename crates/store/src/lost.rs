@@ -42,7 +42,7 @@ fn cause_is_lost(cause: &(dyn StdError + 'static)) -> bool {
         return io_is_lost(io);
     }
     #[cfg(feature = "postgres")]
-    if let Some(pg) = cause.downcast_ref::<postgres::Error>() {
+    if let Some(pg) = cause.downcast_ref::<crate::postgres::client::Error>() {
         return pg_is_lost(pg);
     }
     false
@@ -71,8 +71,8 @@ fn io_is_lost(e: &io::Error) -> bool {
 
 /// [`connection_lost`] for one PostgreSQL error.
 #[cfg(feature = "postgres")]
-pub(crate) fn pg_is_lost(e: &postgres::Error) -> bool {
-    use postgres::error::SqlState;
+pub(crate) fn pg_is_lost(e: &crate::postgres::client::Error) -> bool {
+    use crate::postgres::client::SqlState;
     if e.is_closed() {
         return true;
     }

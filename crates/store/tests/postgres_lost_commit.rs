@@ -10,59 +10,18 @@
 
 use std::io::{Read, Write};
 use std::os::unix::net::{UnixListener, UnixStream};
-use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::thread;
 use std::time::Duration;
 
+mod common;
+
+use common::Server;
 use estudely_krpc::InfoHash;
 use estudely_store::postgres::PgStore;
 use estudely_store::{connection_lost, Batch, SightingSum, Source, Store};
-
-fn script() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scripts/pg-test-server")
-}
-
-/// A throwaway server in a temporary directory, stopped and removed when dropped (or by
-/// the script's watchdog, should this test be killed).
-struct Server(PathBuf);
-
-impl Server {
-    fn start() -> (Server, String) {
-        let dir = tempfile::Builder::new()
-            .prefix("estudely-pg")
-            .tempdir_in("/tmp")
-            .unwrap()
-            .keep();
-        let out = Command::new("bash")
-            .arg(script())
-            .arg("start")
-            .arg(&dir)
-            .arg(std::process::id().to_string())
-            .output()
-            .expect("run scripts/pg-test-server");
-        assert!(
-            out.status.success(),
-            "cannot start a throwaway PostgreSQL server: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let url = String::from_utf8_lossy(&out.stdout).trim().to_owned();
-        (Server(dir), url)
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = Command::new("bash")
-            .arg(script())
-            .arg("stop")
-            .arg(&self.0)
-            .output();
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
 
 /// A proxy from `listen` (a socket directory of its own) to the server's socket in
 /// `server`; when `armed`, the next `COMMIT` is forwarded and its connection cut before any
@@ -135,7 +94,7 @@ fn batch(count: u64, counter: u64) -> Batch {
 
 /// (the sighting's count, the counter), read on a connection of their own.
 fn figures(url: &str) -> (i64, i64) {
-    let mut c = postgres::Client::connect(url, postgres::NoTls).unwrap();
+    let mut c = estudely_store::postgres::client::Client::connect(&url.parse().unwrap()).unwrap();
     let count = c
         .query_opt("SELECT count FROM sightings", &[])
         .unwrap()

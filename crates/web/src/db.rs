@@ -6,9 +6,10 @@
 //! every idle connection is dropped with it (they went to the same server). While the
 //! server stays away, requests answer 503 at once for [`RETRY_OPEN`] after each failed
 //! connection attempt, instead of each waiting on one. Once it is back, the next request
-//! opens a new connection: nothing needs restarting. A connection idle for
-//! [`CHECK_IDLE_AFTER`] is checked before it serves a request, so that the first requests
-//! after a restart do not fail on connections that died while idle.
+//! opens a new connection: nothing needs restarting. An idle connection the server closed
+//! is known closed without a query (each PostgreSQL connection is driven by the store's I/O
+//! thread, which sees its socket close) and is dropped; one idle for [`CHECK_IDLE_AFTER`]
+//! is also checked by a query before it serves a request, for a server gone silently.
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -98,8 +99,7 @@ impl Pool {
     }
 
     /// The server went away: its idle connections are dead too; a new connection is not
-    /// tried before [`RETRY_OPEN`] if `retry_later`. Called on the blocking pool (closing
-    /// a PostgreSQL connection may not happen on a tokio thread, see [`Pool::drop`]).
+    /// tried before [`RETRY_OPEN`] if `retry_later`.
     fn lost(&self, retry_later: bool) {
         let idle = std::mem::take(&mut *self.idle.lock().unwrap_or_else(|e| e.into_inner()));
         drop(idle);
@@ -130,6 +130,12 @@ impl Pool {
             let Some((mut store, since)) = idle else {
                 return self.open();
             };
+            if store.connection_closed() {
+                // The server closed it (restarted): so went the others; no query needed.
+                drop(store);
+                self.lost(false);
+                continue;
+            }
             let postgres = matches!(self.url, DbUrl::Postgres(_));
             if !postgres || since.elapsed() < CHECK_IDLE_AFTER {
                 return Ok(store);
@@ -204,18 +210,6 @@ impl Pool {
 
 /// What a request is told while the index's server is away (the log says why).
 const UNAVAILABLE: &str = "the index is unavailable for now; try again shortly";
-
-impl Drop for Pool {
-    /// Close the idle connections on a thread of their own: PostgreSQL's blocking client
-    /// runs a runtime of its own when it closes, which may not happen on a tokio thread.
-    fn drop(&mut self) {
-        let idle = std::mem::take(self.idle.get_mut().unwrap_or_else(|e| e.into_inner()));
-        if idle.is_empty() {
-            return;
-        }
-        let _ = std::thread::spawn(move || drop(idle)).join();
-    }
-}
 
 /// Did the statement time limit stop this query (SQLite's interrupt, PostgreSQL's
 /// `statement_timeout`)?

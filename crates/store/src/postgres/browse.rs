@@ -4,9 +4,9 @@
 use std::collections::BTreeMap;
 use std::net::{IpAddr, SocketAddr};
 
+use super::client::Client;
 use anyhow::bail;
 use estudely_krpc::InfoHash;
-use postgres::Client;
 
 use super::read::{stored, COLUMNS};
 use super::text::to_u64;

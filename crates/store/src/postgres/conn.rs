@@ -10,12 +10,12 @@
 
 use std::time::Duration;
 
-use postgres::{Client, Transaction};
+use super::client::{Client, Transaction};
 
 use crate::Unreachable;
 
 /// The id of the transaction `tx` (assigned now if it had none).
-pub fn xid(tx: &mut Transaction<'_>) -> Result<i64, postgres::Error> {
+pub fn xid(tx: &mut Transaction<'_>) -> Result<i64, super::client::Error> {
     tx.query_one("SELECT txid_current()", &[])?.try_get(0)
 }
 

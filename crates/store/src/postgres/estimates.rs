@@ -4,13 +4,13 @@
 
 use std::collections::BTreeMap;
 
+use super::client::{Client, Transaction};
 use estudely_krpc::InfoHash;
-use postgres::{Client, Transaction};
 
 use crate::Estimate;
 
 /// Write re-scrape results inside `tx` (see [`Estimate`]).
-pub fn write(tx: &mut Transaction<'_>, estimates: &[Estimate]) -> Result<(), postgres::Error> {
+pub fn write(tx: &mut Transaction<'_>, estimates: &[Estimate]) -> Result<(), super::client::Error> {
     if estimates.is_empty() {
         return Ok(());
     }

@@ -23,9 +23,9 @@
 
 use std::time::{Duration, Instant};
 
+use super::client::SqlState;
+use super::client::{Client, IsolationLevel};
 use anyhow::{bail, Context};
-use postgres::error::SqlState;
-use postgres::{Client, IsolationLevel};
 
 use super::schema::{self, Index, Step, INDEXES, MIGRATIONS, TOTALS, TOTALS_COUNT, TRGM_INDEX};
 
@@ -181,7 +181,7 @@ fn short(client: &mut Client, sql: &str, version: Option<i32>) -> anyhow::Result
 /// tries in a row the wait is let run past `deadlock_timeout` ([`LONG_LOCK_TIMEOUT`]).
 fn retrying<T>(
     client: &mut Client,
-    mut attempt: impl FnMut(&mut Client, &str) -> Result<T, postgres::Error>,
+    mut attempt: impl FnMut(&mut Client, &str) -> Result<T, super::client::Error>,
 ) -> anyhow::Result<T> {
     let start = Instant::now();
     let mut tries = 0u32;
@@ -215,7 +215,7 @@ fn lock_timeout(tries: u32) -> &'static str {
 
 /// After a try failed with `e`: ask autovacuum to make way if `e` is a lock not had in time
 /// (see [`retrying`]; errors ignored), then pause.
-fn make_way(client: &mut Client, e: &postgres::Error) {
+fn make_way(client: &mut Client, e: &super::client::Error) {
     if e.code() == Some(&SqlState::LOCK_NOT_AVAILABLE) {
         let _ = client.batch_execute(
             "SELECT pg_cancel_backend(pid) FROM pg_stat_activity
@@ -227,7 +227,7 @@ fn make_way(client: &mut Client, e: &postgres::Error) {
     std::thread::sleep(RETRY_PAUSE);
 }
 
-fn retryable(e: &postgres::Error) -> bool {
+fn retryable(e: &super::client::Error) -> bool {
     matches!(
         e.code(),
         Some(c) if *c == SqlState::LOCK_NOT_AVAILABLE
@@ -236,7 +236,10 @@ fn retryable(e: &postgres::Error) -> bool {
     )
 }
 
-fn record(tx: &mut postgres::Transaction<'_>, version: i32) -> Result<u64, postgres::Error> {
+fn record(
+    tx: &mut super::client::Transaction<'_>,
+    version: i32,
+) -> Result<u64, super::client::Error> {
     tx.execute(
         "INSERT INTO schema_migrations (version, applied_at)
          VALUES ($1, extract(epoch FROM now())::bigint)",

@@ -8,6 +8,7 @@
 //! name for substrings.
 
 mod browse;
+pub mod client;
 mod conn;
 mod estimates;
 mod migrate;
@@ -23,9 +24,9 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use anyhow::Context;
+use client::{Client, Config};
 use estudely_krpc::{CompactNode, InfoHash, NodeId};
-use postgres::config::Host;
-use postgres::{Client, Config, NoTls};
+use tokio_postgres::config::Host;
 
 use crate::prune::{Candidate, DbSize, Deleted, PruneFilter};
 
@@ -46,10 +47,10 @@ const WRITE_ATTEMPTS: usize = 5;
 
 /// A PostgreSQL index, over one connection.
 ///
-/// Blocking: it uses the synchronous `postgres` client, which runs a small Tokio runtime of
-/// its own on each call, so it must never be called from a thread that is running a Tokio
-/// runtime (it would panic). `estudely run` keeps its store on a std thread of its own; the
-/// read commands call it from `main` before any runtime starts.
+/// Blocking: its calls wait on the asynchronous client's futures (see [`client`]), so it
+/// must never be called from inside an asynchronous task (it would panic). `estudely run`
+/// keeps its store on a std thread of its own, `serve` calls it on tokio's blocking pool, and
+/// the read commands call it from `main`.
 pub struct PgStore {
     client: Client,
     /// Is the trigram index there (substring search)?
@@ -129,6 +130,18 @@ impl PgStore {
         })
     }
 
+    /// Has its connection ended (the server closed it, or it was lost)? Known at once, without
+    /// a query: the connection's task on the I/O thread sees the socket close.
+    pub fn is_closed(&self) -> bool {
+        self.client.is_closed()
+    }
+
+    /// The asynchronous client of its connection, whose queries can be awaited from inside a
+    /// runtime (see [`client`]).
+    pub fn async_client(&self) -> &tokio_postgres::Client {
+        self.client.inner()
+    }
+
     /// Does search find substrings of names (is `pg_trgm` there)?
     pub fn substring_search(&self) -> bool {
         self.trgm
@@ -143,9 +156,9 @@ impl PgStore {
     fn check<T>(&self, what: &str, result: anyhow::Result<T>) -> anyhow::Result<T> {
         let cancelled = |e: &anyhow::Error| {
             e.chain().any(|c| {
-                c.downcast_ref::<postgres::Error>()
-                    .and_then(postgres::Error::code)
-                    == Some(&postgres::error::SqlState::QUERY_CANCELED)
+                c.downcast_ref::<client::Error>()
+                    .and_then(client::Error::code)
+                    == Some(&client::SqlState::QUERY_CANCELED)
             })
         };
         match (result, self.timeout) {
@@ -182,8 +195,7 @@ fn open(url: &str) -> anyhow::Result<(Client, String)> {
         // A server behind a dead route would hold a (re)connection for minutes.
         config.connect_timeout(CONNECT_TIMEOUT);
     }
-    let client = config
-        .connect(NoTls)
+    let client = Client::connect(&config)
         .with_context(|| format!("PostgreSQL index {target}: cannot connect"))?;
     Ok((client, target))
 }
@@ -262,6 +274,10 @@ impl Store for PgStore {
             self.set_statement_timeout(limit)?;
         }
         Ok(())
+    }
+
+    fn connection_closed(&self) -> bool {
+        self.is_closed()
     }
 
     fn contains(&mut self, info_hash: &InfoHash) -> anyhow::Result<bool> {

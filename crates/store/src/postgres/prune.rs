@@ -2,8 +2,8 @@
 //! full-text `search` tsvector and the trigram index live on the `torrents` row: deleting
 //! the row deletes them.
 
+use super::client::{Client, Row};
 use estudely_krpc::InfoHash;
-use postgres::{Client, Row};
 
 use super::text::to_u64;
 use crate::prune::{Candidate, DbSize, Deleted, PruneFilter};

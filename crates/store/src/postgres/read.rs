@@ -4,10 +4,10 @@
 use std::collections::BTreeMap;
 use std::net::{IpAddr, SocketAddr};
 
+use super::client::{Client, Row};
 use anyhow::Context;
 use estudely_krpc::InfoHash;
 use estudely_peer_wire::FileEntry;
-use postgres::{Client, Row};
 
 use super::text::{parse_files_blob, to_u64};
 use crate::sqlite::codec::decode_path;

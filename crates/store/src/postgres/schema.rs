@@ -1,8 +1,8 @@
 //! The PostgreSQL schema: its versioned migrations and the indexes built beside them (the
 //! engine that applies them, without holding writers back, is [`super::migrate`]).
 
+use super::client::{Client, GenericClient};
 use anyhow::bail;
-use postgres::{Client, GenericClient};
 
 /// One step of a migration.
 #[derive(Debug)]
@@ -403,7 +403,9 @@ pub fn check(client: &mut Client) -> anyhow::Result<bool> {
 }
 
 /// Is the trigram index on names there (and so `pg_trgm`)?
-pub(super) fn has_trgm_index(client: &mut impl postgres::GenericClient) -> anyhow::Result<bool> {
+pub(super) fn has_trgm_index(
+    client: &mut impl super::client::GenericClient,
+) -> anyhow::Result<bool> {
     Ok(client
         .query_one("SELECT to_regclass('torrents_name_trgm') IS NOT NULL", &[])?
         .get(0))

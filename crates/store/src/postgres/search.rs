@@ -16,8 +16,8 @@
 //! torrent's file is usually named as the torrent): a phrase is a little looser here than
 //! in SQLite, where name and paths are separate columns.
 
-use postgres::types::ToSql;
-use postgres::Client;
+use super::client::Client;
+use super::client::ToSql;
 
 use super::read::{stored, COLUMNS};
 use super::text::{substring_pattern, to_u64, tsquery};

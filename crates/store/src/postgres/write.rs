@@ -5,10 +5,10 @@
 use std::collections::BTreeMap;
 use std::net::IpAddr;
 
+use super::client::SqlState;
+use super::client::Transaction;
 use estudely_krpc::{CompactNode, InfoHash};
 use estudely_peer_wire::info::display;
-use postgres::error::SqlState;
-use postgres::Transaction;
 
 use super::text::{clamp_i64, files_blob, search_words};
 use crate::{
@@ -17,7 +17,7 @@ use crate::{
 };
 
 /// Is `e` a deadlock or serialization failure (the transaction may simply be retried)?
-pub fn retryable(e: &postgres::Error) -> bool {
+pub fn retryable(e: &super::client::Error) -> bool {
     matches!(
         e.code(),
         Some(&SqlState::T_R_DEADLOCK_DETECTED) | Some(&SqlState::T_R_SERIALIZATION_FAILURE)
@@ -25,7 +25,11 @@ pub fn retryable(e: &postgres::Error) -> bool {
 }
 
 /// Write `batch` inside `tx` (the caller commits).
-pub fn batch(tx: &mut Transaction<'_>, owner: &str, batch: &Batch) -> Result<(), postgres::Error> {
+pub fn batch(
+    tx: &mut Transaction<'_>,
+    owner: &str,
+    batch: &Batch,
+) -> Result<(), super::client::Error> {
     torrents(tx, &batch.torrents)?;
     seen(tx, &batch.seen)?;
     sightings(tx, batch)?;
@@ -43,7 +47,7 @@ pub fn batch(tx: &mut Transaction<'_>, owner: &str, batch: &Batch) -> Result<(),
 
 /// Insert new torrents with their files (one `files` value each, see
 /// [`files_blob`]); raise `last_seen` of those already stored.
-fn torrents(tx: &mut Transaction<'_>, torrents: &[Torrent]) -> Result<(), postgres::Error> {
+fn torrents(tx: &mut Transaction<'_>, torrents: &[Torrent]) -> Result<(), super::client::Error> {
     if torrents.is_empty() {
         return Ok(());
     }
@@ -163,7 +167,7 @@ fn torrents(tx: &mut Transaction<'_>, torrents: &[Torrent]) -> Result<(), postgr
 fn raise_last_seen<'a>(
     tx: &mut Transaction<'_>,
     seen: impl Iterator<Item = (&'a [u8; 20], i64)>,
-) -> Result<(), postgres::Error> {
+) -> Result<(), super::client::Error> {
     let (keys, at): (Vec<&[u8]>, Vec<i64>) = seen.map(|(k, at)| (&k[..], at)).unzip();
     tx.execute(
         "UPDATE torrents t SET last_seen = u.at
@@ -175,7 +179,7 @@ fn raise_last_seen<'a>(
 }
 
 /// [`Batch::seen`]: one update per key, the latest time.
-fn seen(tx: &mut Transaction<'_>, seen: &[(InfoHash, i64)]) -> Result<(), postgres::Error> {
+fn seen(tx: &mut Transaction<'_>, seen: &[(InfoHash, i64)]) -> Result<(), super::client::Error> {
     if seen.is_empty() {
         return Ok(());
     }
@@ -189,7 +193,7 @@ fn seen(tx: &mut Transaction<'_>, seen: &[(InfoHash, i64)]) -> Result<(), postgr
 
 /// [`Batch::sightings`] and [`Batch::sighting_sums`]: upsert by (infohash, ip, port), then
 /// keep the newest [`Batch::max_sightings`] of each infohash touched.
-fn sightings(tx: &mut Transaction<'_>, batch: &Batch) -> Result<(), postgres::Error> {
+fn sightings(tx: &mut Transaction<'_>, batch: &Batch) -> Result<(), super::client::Error> {
     if batch.sighting_rows() == 0 {
         return Ok(());
     }
@@ -260,7 +264,10 @@ fn sightings(tx: &mut Transaction<'_>, batch: &Batch) -> Result<(), postgres::Er
 }
 
 /// [`Batch::counters`]: add, by name.
-fn counters(tx: &mut Transaction<'_>, counters: &[(String, u64)]) -> Result<(), postgres::Error> {
+fn counters(
+    tx: &mut Transaction<'_>,
+    counters: &[(String, u64)],
+) -> Result<(), super::client::Error> {
     if counters.is_empty() {
         return Ok(());
     }
@@ -283,7 +290,7 @@ fn counters(tx: &mut Transaction<'_>, counters: &[(String, u64)]) -> Result<(), 
 /// Set the category and release of stored torrents, in one transaction, and move their
 /// counts in `totals` (migration 10) from the old category to the new.
 pub fn set_categories(
-    client: &mut postgres::Client,
+    client: &mut super::client::Client,
     rows: &[(InfoHash, Category, Release)],
 ) -> anyhow::Result<()> {
     let keys: Vec<&[u8]> = rows.iter().map(|(k, _, _)| &k.0[..]).collect();
@@ -321,7 +328,7 @@ pub fn nodes(
     nodes: &[CompactNode],
     at: i64,
     keep: usize,
-) -> Result<(), postgres::Error> {
+) -> Result<(), super::client::Error> {
     let mut by_addr: BTreeMap<(IpAddr, u16), [u8; 20]> = BTreeMap::new();
     for n in nodes {
         by_addr.insert((n.addr.ip(), n.addr.port()), n.id.0);

@@ -1,0 +1,320 @@
+//! The PostgreSQL client: asynchronous `tokio-postgres`, every connection driven by one
+//! I/O thread shared by the whole process, and a blocking face for the [`Store`](crate::Store)
+//! trait.
+//!
+//! Why not the synchronous `postgres` crate: it builds a Tokio runtime inside each client and
+//! drives the connection only while a call blocks on it. Inside a Tokio application (`run`,
+//! `serve`, the Python package) that is a runtime inside the runtime: closing a client may not
+//! happen on a Tokio thread (the web pool had to drop its connections on a thread of their
+//! own), and a connection the server closed while idle is noticed only at its next query.
+//!
+//! Here each connection's task runs on [`io`]'s thread from connect to close, so a server
+//! that goes away is seen at once ([`Client::is_closed`]) and a client can be dropped on any
+//! thread, runtime or not. [`Client::inner`] is the asynchronous client itself, whose queries
+//! can be awaited from any executor (they only talk to the connection task through
+//! channels). The blocking methods ([`Client::query`], [`Transaction::commit`], ...) have the
+//! names and signatures of the `postgres` crate's: they wait on the same futures, and must not
+//! be called from inside an asynchronous task (as with that crate, they panic there); the
+//! store calls them from its own thread, tokio's blocking pool, or the CLI's `main`.
+//!
+//! This face is written here rather than taken from the `postgres` crate because that crate's
+//! is tied to its per-client runtime; it is a few dozen forwarding lines.
+
+use std::future::Future;
+use std::sync::{mpsc, OnceLock};
+use std::time::Duration;
+
+use tokio::runtime::{Builder, Runtime};
+pub use tokio_postgres::error::SqlState;
+pub use tokio_postgres::types::ToSql;
+pub use tokio_postgres::{Config, Error, IsolationLevel, Portal, Row, Statement, ToStatement};
+
+/// Parameters of a statement.
+type Params<'p> = &'p [&'p (dyn ToSql + Sync)];
+
+/// The process's PostgreSQL I/O runtime: one thread that drives every connection (sockets,
+/// framing; rows are decoded by whoever reads them). Started by the first connection.
+pub fn io() -> std::io::Result<&'static Runtime> {
+    static IO: OnceLock<Result<Runtime, String>> = OnceLock::new();
+    let rt = IO.get_or_init(|| {
+        Builder::new_multi_thread()
+            .worker_threads(1)
+            .thread_name("estudely-pg")
+            .enable_io()
+            .enable_time()
+            .build()
+            .map_err(|e| e.to_string())
+    });
+    rt.as_ref()
+        .map_err(|e| std::io::Error::other(format!("cannot start PostgreSQL's I/O thread: {e}")))
+}
+
+/// Wait for `f` on this thread. Only called once [`io`] has started (a client exists).
+fn wait<F: Future>(f: F) -> F::Output {
+    match io() {
+        Ok(rt) => rt.block_on(f),
+        // Unreachable: a client exists only once the runtime has started.
+        Err(e) => panic!("{e}"),
+    }
+}
+
+/// The statement methods of [`Client`] and [`Transaction`]: each waits on its inner
+/// asynchronous one.
+macro_rules! statements {
+    () => {
+        /// The rows of one statement.
+        pub fn query<T: ?Sized + ToStatement>(
+            &mut self,
+            sql: &T,
+            params: Params<'_>,
+        ) -> Result<Vec<Row>, Error> {
+            wait(self.inner.query(sql, params))
+        }
+
+        /// The one row of a statement (an error if it returns none or several).
+        pub fn query_one<T: ?Sized + ToStatement>(
+            &mut self,
+            sql: &T,
+            params: Params<'_>,
+        ) -> Result<Row, Error> {
+            wait(self.inner.query_one(sql, params))
+        }
+
+        /// The row of a statement, if any (an error if several).
+        pub fn query_opt<T: ?Sized + ToStatement>(
+            &mut self,
+            sql: &T,
+            params: Params<'_>,
+        ) -> Result<Option<Row>, Error> {
+            wait(self.inner.query_opt(sql, params))
+        }
+
+        /// Run one statement; the rows it changed.
+        pub fn execute<T: ?Sized + ToStatement>(
+            &mut self,
+            sql: &T,
+            params: Params<'_>,
+        ) -> Result<u64, Error> {
+            wait(self.inner.execute(sql, params))
+        }
+
+        /// Run statements separated by `;`, without parameters.
+        pub fn batch_execute(&mut self, sql: &str) -> Result<(), Error> {
+            wait(self.inner.batch_execute(sql))
+        }
+
+        /// Prepare a statement.
+        pub fn prepare(&mut self, sql: &str) -> Result<Statement, Error> {
+            wait(self.inner.prepare(sql))
+        }
+    };
+}
+
+/// A connection, its task on the I/O thread.
+///
+/// Dropping it closes the connection and waits (a second at most) until its task has
+/// ended, as the synchronous client did: the server's last answers (to the statements the
+/// client closes as it goes) are read and the connection ends cleanly, even when the
+/// process exits right after, instead of the server finding the socket gone while it
+/// writes ("could not send data to client").
+pub struct Client {
+    // Dropped first: that ends the connection's task.
+    inner: tokio_postgres::Client,
+    // Then this waits for the task's end.
+    _ended: Ended,
+}
+
+/// How long dropping a [`Client`] waits for its connection's task to end.
+const CLOSE_WAIT: Duration = Duration::from_secs(1);
+
+/// The end of a connection's task, which dropping it waits for.
+struct Ended(mpsc::Receiver<()>);
+
+impl Drop for Ended {
+    fn drop(&mut self) {
+        // Disconnected (the task is gone) or told: either way it has ended.
+        let _ = self.0.recv_timeout(CLOSE_WAIT);
+    }
+}
+
+impl Client {
+    /// Connect as `config` says (no TLS: a unix socket or a trusted network).
+    pub fn connect(config: &Config) -> Result<Client, anyhow::Error> {
+        let rt = io()?;
+        let config = config.clone();
+        let (done, ended) = mpsc::sync_channel(1);
+        let connected = rt.block_on(async move {
+            let (client, connection) = config.connect(tokio_postgres::NoTls).await?;
+            tokio::spawn(async move {
+                // Its end (closed by us or by the server) is seen by the client's calls.
+                let _ = connection.await;
+                let _ = done.send(());
+            });
+            Ok::<_, Error>(client)
+        })?;
+        Ok(Client {
+            inner: connected,
+            _ended: Ended(ended),
+        })
+    }
+
+    /// The asynchronous client, for callers inside a runtime.
+    pub fn inner(&self) -> &tokio_postgres::Client {
+        &self.inner
+    }
+
+    /// Has the connection ended (closed by the server, or lost)?
+    pub fn is_closed(&self) -> bool {
+        self.inner.is_closed()
+    }
+
+    statements!();
+
+    /// Begin a transaction (rolled back if dropped uncommitted).
+    pub fn transaction(&mut self) -> Result<Transaction<'_>, Error> {
+        wait(self.inner.transaction()).map(|inner| Transaction { inner })
+    }
+
+    /// A transaction with options (read-only, isolation level).
+    pub fn build_transaction(&mut self) -> TransactionBuilder<'_> {
+        TransactionBuilder {
+            inner: self.inner.build_transaction(),
+        }
+    }
+}
+
+/// Options of a transaction to begin: [`Client::build_transaction`].
+pub struct TransactionBuilder<'a> {
+    inner: tokio_postgres::TransactionBuilder<'a>,
+}
+
+impl<'a> TransactionBuilder<'a> {
+    /// Read-only or not.
+    pub fn read_only(self, on: bool) -> Self {
+        TransactionBuilder {
+            inner: self.inner.read_only(on),
+        }
+    }
+
+    /// Its isolation level.
+    pub fn isolation_level(self, level: IsolationLevel) -> Self {
+        TransactionBuilder {
+            inner: self.inner.isolation_level(level),
+        }
+    }
+
+    /// Begin it.
+    pub fn start(self) -> Result<Transaction<'a>, Error> {
+        wait(self.inner.start()).map(|inner| Transaction { inner })
+    }
+}
+
+/// An open transaction: rolled back if dropped without [`Transaction::commit`] (the
+/// `ROLLBACK` is queued on the connection, whose task sends it).
+pub struct Transaction<'a> {
+    inner: tokio_postgres::Transaction<'a>,
+}
+
+impl Transaction<'_> {
+    /// The asynchronous transaction, for callers inside a runtime.
+    pub fn inner(&self) -> &tokio_postgres::Transaction<'_> {
+        &self.inner
+    }
+
+    statements!();
+
+    /// Bind a statement to a portal, whose rows are then read a few at a time.
+    pub fn bind<T: ?Sized + ToStatement>(
+        &mut self,
+        sql: &T,
+        params: Params<'_>,
+    ) -> Result<Portal, Error> {
+        wait(self.inner.bind(sql, params))
+    }
+
+    /// The next `max_rows` rows of `portal` (none once it is exhausted).
+    pub fn query_portal(&mut self, portal: &Portal, max_rows: i32) -> Result<Vec<Row>, Error> {
+        wait(self.inner.query_portal(portal, max_rows))
+    }
+
+    /// Commit it.
+    pub fn commit(self) -> Result<(), Error> {
+        wait(self.inner.commit())
+    }
+
+    /// Roll it back.
+    pub fn rollback(self) -> Result<(), Error> {
+        wait(self.inner.rollback())
+    }
+}
+
+/// What a connection and a transaction both do, for code that runs in either.
+pub trait GenericClient {
+    /// The rows of one statement.
+    fn query<T: ?Sized + ToStatement>(
+        &mut self,
+        sql: &T,
+        params: Params<'_>,
+    ) -> Result<Vec<Row>, Error>;
+    /// The one row of a statement.
+    fn query_one<T: ?Sized + ToStatement>(
+        &mut self,
+        sql: &T,
+        params: Params<'_>,
+    ) -> Result<Row, Error>;
+    /// The row of a statement, if any.
+    fn query_opt<T: ?Sized + ToStatement>(
+        &mut self,
+        sql: &T,
+        params: Params<'_>,
+    ) -> Result<Option<Row>, Error>;
+    /// Run one statement; the rows it changed.
+    fn execute<T: ?Sized + ToStatement>(
+        &mut self,
+        sql: &T,
+        params: Params<'_>,
+    ) -> Result<u64, Error>;
+    /// Run statements separated by `;`, without parameters.
+    fn batch_execute(&mut self, sql: &str) -> Result<(), Error>;
+}
+
+/// [`GenericClient`] for a type whose inherent methods have its names.
+macro_rules! generic {
+    ($ty:ty) => {
+        impl GenericClient for $ty {
+            fn query<T: ?Sized + ToStatement>(
+                &mut self,
+                sql: &T,
+                params: Params<'_>,
+            ) -> Result<Vec<Row>, Error> {
+                <$ty>::query(self, sql, params)
+            }
+            fn query_one<T: ?Sized + ToStatement>(
+                &mut self,
+                sql: &T,
+                params: Params<'_>,
+            ) -> Result<Row, Error> {
+                <$ty>::query_one(self, sql, params)
+            }
+            fn query_opt<T: ?Sized + ToStatement>(
+                &mut self,
+                sql: &T,
+                params: Params<'_>,
+            ) -> Result<Option<Row>, Error> {
+                <$ty>::query_opt(self, sql, params)
+            }
+            fn execute<T: ?Sized + ToStatement>(
+                &mut self,
+                sql: &T,
+                params: Params<'_>,
+            ) -> Result<u64, Error> {
+                <$ty>::execute(self, sql, params)
+            }
+            fn batch_execute(&mut self, sql: &str) -> Result<(), Error> {
+                <$ty>::batch_execute(self, sql)
+            }
+        }
+    };
+}
+generic!(Client);
+generic!(Transaction<'_>);
