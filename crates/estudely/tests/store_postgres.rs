@@ -334,6 +334,91 @@ fn claims_are_exclusive_across_connections() {
         .unwrap());
 }
 
+/// `claim_many` (one request of `run`'s claims, in two statements) answers each key as
+/// `claim` would one at a time: stored, deleted and live-leased keys refused; expired,
+/// own and new ones granted; a key asked twice answered twice.
+#[test]
+fn claim_many_answers_each_key_as_claim_would() {
+    let (url, mut store) = fresh();
+    let hour = Duration::from_secs(3600);
+    write_torrents(
+        &mut store,
+        vec![torrent(1, b"stored"), torrent(2, b"pruned")],
+    );
+    store.delete_torrents(&[key(2)], 99).unwrap();
+    assert!(store.claim(&key(3), "other", hour).unwrap());
+    assert!(store.claim(&key(4), "other", Duration::ZERO).unwrap());
+    assert!(store.claim(&key(5), "me", hour).unwrap());
+    let asked = [key(1), key(2), key(3), key(4), key(5), key(6), key(6)];
+    let granted = store.claim_many(&asked, "me", hour).unwrap();
+    assert_eq!(granted, [false, false, false, true, true, true, true]);
+    assert!(store.claim_many(&[], "me", hour).unwrap().is_empty());
+    let mut owners: Vec<(Vec<u8>, String)> = sql(&url)
+        .query(
+            "SELECT info_hash, owner FROM leases ORDER BY info_hash",
+            &[],
+        )
+        .unwrap()
+        .iter()
+        .map(|r| (r.get(0), r.get(1)))
+        .collect();
+    owners.sort();
+    let want = |i: u32, o: &str| (key(i).0.to_vec(), o.to_owned());
+    let mut expected = vec![
+        want(3, "other"),
+        want(4, "me"),
+        want(5, "me"),
+        want(6, "me"),
+    ];
+    expected.sort();
+    assert_eq!(owners, expected);
+}
+
+/// Two crawlers claiming the same 64 keys at once, round after round, one in the
+/// opposite order to the other: every key is won exactly once, and no request fails (no
+/// deadlock: new leases are inserted in key order, whatever the order asked).
+#[test]
+fn claims_in_requests_are_exclusive_and_never_deadlock() {
+    let (url, _store) = fresh();
+    const ROUNDS: u32 = 150;
+    let round_keys = |r: u32| -> Vec<InfoHash> { (0..64).map(|i| key(r * 100 + i)).collect() };
+    let barrier = Arc::new(Barrier::new(2));
+    let claimers: Vec<_> = ["a", "b"]
+        .into_iter()
+        .map(|owner| {
+            let (url, barrier) = (url.clone(), barrier.clone());
+            thread::spawn(move || {
+                let mut store = PgStore::connect(&url).expect("connect");
+                let mut won = HashSet::new();
+                for r in 0..ROUNDS {
+                    let mut keys = round_keys(r);
+                    if owner == "b" {
+                        keys.reverse();
+                    }
+                    barrier.wait();
+                    let granted = store
+                        .claim_many(&keys, owner, Duration::from_secs(600))
+                        .expect("claim_many");
+                    won.extend(
+                        keys.iter()
+                            .zip(granted)
+                            .filter(|(_, g)| *g)
+                            .map(|(k, _)| *k),
+                    );
+                }
+                won
+            })
+        })
+        .collect();
+    let won: Vec<HashSet<InfoHash>> = claimers.into_iter().map(|t| t.join().unwrap()).collect();
+    assert!(won[0].is_disjoint(&won[1]), "an infohash claimed twice");
+    assert_eq!(
+        won[0].len() + won[1].len(),
+        64 * ROUNDS as usize,
+        "every infohash claimed once"
+    );
+}
+
 #[test]
 fn expired_leases_are_taken_over() {
     let (url, mut a) = fresh();

@@ -774,14 +774,32 @@ impl Writer<'_> {
             Req::Release(ih) => self.batch.release.push(ih),
             Req::Check(keys) => self.check(&keys)?,
             Req::Claims(jobs, to) => {
+                // A release of one of these infohashes may be waiting: commit it first.
+                if jobs
+                    .iter()
+                    .any(|j| self.batch.release.contains(&j.info_hash))
+                {
+                    self.commit()?;
+                }
+                // Those whose row waits in the batch are stored already: not asked. The
+                // others in one request to the index.
+                let asked: Vec<InfoHash> = jobs
+                    .iter()
+                    .map(|j| j.info_hash)
+                    .filter(|k| !self.batch_keys.contains(k))
+                    .collect();
+                let (owner, lease) = (&self.cfg.owner, self.cfg.lease);
+                let answers = match asked.is_empty() {
+                    true => Vec::new(),
+                    false => self.conn.run(|s| s.claim_many(&asked, owner, lease))?,
+                };
+                let granted: HashSet<InfoHash> = asked
+                    .iter()
+                    .zip(answers)
+                    .filter_map(|(k, yes)| yes.then_some(*k))
+                    .collect();
                 for job in jobs {
-                    // A release of this infohash may be waiting: commit it first.
-                    if self.batch.release.contains(&job.info_hash) {
-                        self.commit()?;
-                    }
-                    let waiting = self.batch_keys.contains(&job.info_hash);
-                    let (owner, lease) = (&self.cfg.owner, self.cfg.lease);
-                    if !waiting && self.conn.run(|s| s.claim(&job.info_hash, owner, lease))? {
+                    if granted.contains(&job.info_hash) {
                         to.fetch(job);
                     } else {
                         self.lock_stats().claims_refused += 1;

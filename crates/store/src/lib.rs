@@ -550,6 +550,18 @@ pub trait Store: Send {
     fn claim(&mut self, info_hash: &InfoHash, owner: &str, lease: Duration)
         -> anyhow::Result<bool>;
 
+    /// [`Store::claim`] each of `keys`, in as few round trips as the backend can (one
+    /// request of `run`'s is up to 64 claims): whether each was granted, in order. A key
+    /// given twice gets the same answer twice (an owner may renew its own lease).
+    fn claim_many(
+        &mut self,
+        keys: &[InfoHash],
+        owner: &str,
+        lease: Duration,
+    ) -> anyhow::Result<Vec<bool>> {
+        keys.iter().map(|k| self.claim(k, owner, lease)).collect()
+    }
+
     /// Save good nodes (upsert by address, `last_good` = `at`), keeping at most `keep` rows
     /// (the most recently good).
     fn save_nodes(&mut self, nodes: &[CompactNode], at: i64, keep: usize) -> anyhow::Result<()>;

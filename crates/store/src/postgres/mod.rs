@@ -11,6 +11,7 @@ mod browse;
 pub mod client;
 mod conn;
 mod estimates;
+mod lease;
 mod migrate;
 mod prune;
 mod read;
@@ -34,9 +35,6 @@ use super::{
     Batch, Category, CategoryCounts, Release, SearchQuery, SearchSort, SightingCounts, SightingRow,
     Source, Stats, Store, StoredTorrent,
 };
-
-/// The longest lease taken (longer ones are cut to this): ten years.
-const MAX_LEASE_SECS: f64 = 10.0 * 365.0 * 86_400.0;
 
 /// How long a connection attempt may take, unless the connection string says
 /// (`connect_timeout`).
@@ -387,57 +385,19 @@ impl Store for PgStore {
         owner: &str,
         lease: Duration,
     ) -> anyhow::Result<bool> {
-        // One statement: a lease row locked by another claimer right now is skipped (it is
-        // theirs), and then the insert finds it there and does nothing.
-        let secs = lease.as_secs_f64().min(MAX_LEASE_SECS);
-        let row = self
-            .client
-            .query_one(
-                "WITH stored AS (SELECT 1 FROM torrents WHERE info_hash = $1
-                                 UNION ALL SELECT 1 FROM torrents
-                                 WHERE substring(info_hash_v2 from 1 for 20) = $1
-                                 UNION ALL SELECT 1 FROM deleted WHERE info_hash = $1),
-                 cur AS (
-                     SELECT owner, expires FROM leases
-                     WHERE info_hash = $1 AND NOT EXISTS (SELECT 1 FROM stored)
-                     FOR UPDATE SKIP LOCKED),
-                 taken AS (
-                     UPDATE leases l SET owner = $2, expires = now() + make_interval(secs => $3)
-                     FROM cur
-                     WHERE l.info_hash = $1 AND (cur.owner = $2 OR cur.expires <= now())
-                     RETURNING 1),
-                 fresh AS (
-                     INSERT INTO leases (info_hash, owner, expires)
-                     SELECT $1, $2, now() + make_interval(secs => $3)
-                     WHERE NOT EXISTS (SELECT 1 FROM stored) AND NOT EXISTS (SELECT 1 FROM cur)
-                     ON CONFLICT (info_hash) DO NOTHING
-                     RETURNING 1)
-                 SELECT (SELECT count(*) FROM taken) + (SELECT count(*) FROM fresh)",
-                &[&&info_hash.0[..], &owner, &secs],
-            )
-            .with_context(|| self.context("claim"))?;
-        let n: i64 = row.get(0);
-        if n == 0 {
-            return Ok(false);
-        }
-        // The statement above saw the index as it was when it started. Another crawler
-        // committing this torrent meanwhile deletes its lease in the same transaction:
-        // the insert above waited for that commit and then found no lease in its way, yet
-        // `stored` could not see the torrent. This statement starts after that commit, so
-        // it sees the torrent: give the lease back and refuse (a grant would be a second
-        // fetch).
-        let undone = self
-            .client
-            .execute(
-                "DELETE FROM leases WHERE info_hash = $1 AND owner = $2
-                 AND (EXISTS (SELECT 1 FROM torrents WHERE info_hash = $1)
-                      OR EXISTS (SELECT 1 FROM torrents
-                                 WHERE substring(info_hash_v2 from 1 for 20) = $1)
-                      OR EXISTS (SELECT 1 FROM deleted WHERE info_hash = $1))",
-                &[&&info_hash.0[..], &owner],
-            )
-            .with_context(|| self.context("claim"))?;
-        Ok(undone == 0)
+        let r = lease::claim_many(&mut self.client, &[*info_hash], owner, lease);
+        let granted = r.with_context(|| self.context("claim"))?;
+        Ok(granted.first().copied().unwrap_or(false))
+    }
+
+    fn claim_many(
+        &mut self,
+        keys: &[InfoHash],
+        owner: &str,
+        lease: Duration,
+    ) -> anyhow::Result<Vec<bool>> {
+        let r = lease::claim_many(&mut self.client, keys, owner, lease);
+        r.with_context(|| self.context("claim"))
     }
 
     fn save_nodes(&mut self, nodes: &[CompactNode], at: i64, keep: usize) -> anyhow::Result<()> {
