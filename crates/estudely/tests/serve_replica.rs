@@ -16,22 +16,19 @@ mod pg;
 #[path = "common/chromium.rs"]
 mod chromium;
 mod common;
+#[path = "common/web.rs"]
+mod web;
 
-use std::io::{BufRead, BufReader};
-use std::net::SocketAddr;
-use std::process::{Command, Stdio};
-use std::sync::{mpsc, Arc, Mutex};
-use std::thread;
 use std::time::Duration;
 
-use chromium::http;
-use common::{run_bounded, Proc, BIN};
+use common::run_bounded;
 use estudely::store::postgres::PgStore;
 use estudely::store::{Batch, Classifier, Source, Store, Torrent};
 use estudely_krpc::InfoHash;
 use estudely_peer_wire::{FileEntry, Version};
 use pg::PgServer;
 use serde_json::Value;
+use web::Web;
 
 /// Only guards the processes run to their end against a hang.
 const HANG: Duration = Duration::from_secs(120);
@@ -77,68 +74,6 @@ fn write(store: &mut PgStore, torrents: Vec<Torrent>) {
     store.write("primary-writer", &batch).expect("write");
 }
 
-/// `estudely serve` on `db`, killed when dropped.
-struct Serve {
-    _proc: Proc,
-    addr: SocketAddr,
-    log: Arc<Mutex<String>>,
-}
-
-impl Serve {
-    fn start(db: &str, ip: &str) -> Serve {
-        let listen = format!("{ip}:0");
-        let mut child = Command::new(BIN)
-            .args(["serve", "--db", db, "--listen", &listen])
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("start estudely serve");
-        let err = child.stderr.take().unwrap();
-        let proc = Proc(child);
-        let log = Arc::new(Mutex::new(String::new()));
-        let (tx, rx) = mpsc::channel();
-        let keep = Arc::clone(&log);
-        thread::spawn(move || {
-            for line in BufReader::new(err).lines() {
-                let Ok(line) = line else { break };
-                if let Some(rest) = line.split("web UI at http://").nth(1) {
-                    let _ = tx.send(rest.trim_end_matches('/').to_owned());
-                }
-                let mut log = keep.lock().unwrap();
-                log.push_str(&line);
-                log.push('\n');
-            }
-        });
-        let addr = match rx.recv_timeout(HANG) {
-            Ok(a) => a.parse().expect("an address"),
-            Err(_) => panic!("serve named no address:\n{}", log.lock().unwrap()),
-        };
-        Serve {
-            _proc: proc,
-            addr,
-            log,
-        }
-    }
-
-    /// `GET path`, expecting 200.
-    fn ok(&self, path: &str) -> http::Response {
-        let r = http::get(self.addr, path, None);
-        assert_eq!(
-            r.status,
-            200,
-            "{path}: {}\nserve's log:\n{}",
-            r.text(),
-            self.log.lock().unwrap()
-        );
-        r
-    }
-
-    fn json(&self, path: &str) -> Value {
-        self.ok(path).json()
-    }
-}
-
 /// The infohashes (hex) of a search API answer.
 fn hits(v: &Value) -> Vec<String> {
     let list = v["results"]
@@ -171,7 +106,13 @@ fn serve_reads_a_streaming_standby_and_never_writes_there() {
     write(&mut store, first);
     primary.wait_replayed(&standby);
 
-    let web = Serve::start(&format!("postgres:{}", standby.url()), "127.6.50.1");
+    let web = Web::start(&[
+        "serve",
+        "--db",
+        &format!("postgres:{}", standby.url()),
+        "--listen",
+        "127.6.50.1:0",
+    ]);
     let found = hits(&web.json("/api/v1/search?q=alpha&limit=100"));
     assert_eq!(found.len(), 30, "{found:?}");
     let one = hex::encode(key(7).0);
@@ -218,7 +159,7 @@ fn serve_reads_a_streaming_standby_and_never_writes_there() {
     // Nothing was written, nor attempted, on the standby; serve logged no failure.
     let log = standby.log();
     assert!(errors(&log).is_empty(), "the standby's log:\n{log}");
-    let served = web.log.lock().unwrap().clone();
+    let served = web.log();
     assert!(
         !served.contains("ERROR") && !served.contains("error"),
         "serve's log:\n{served}"

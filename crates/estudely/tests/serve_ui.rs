@@ -20,11 +20,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs::File;
-use std::io::{BufRead as _, BufReader};
-use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
-use std::sync::{mpsc, Arc, Mutex};
 use std::thread;
 use std::time::Duration;
 
@@ -36,10 +32,13 @@ use serde_json::Value;
 #[path = "common/chromium.rs"]
 mod chromium;
 mod common;
+#[path = "common/web.rs"]
+mod web;
 
-use chromium::http::{self, Response};
+use chromium::http::{self};
 use chromium::{all, by_id, dump_dom};
-use common::{run_bounded, Proc, BIN};
+use common::run_bounded;
+use web::Web;
 
 const HANG: Duration = Duration::from_secs(120);
 
@@ -243,49 +242,7 @@ fn run_ok(args: &[&str]) -> common::Finished {
     done
 }
 
-/// A web server (`serve`, or `run --serve`), killed when dropped.
-struct Web {
-    proc: Proc,
-    addr: SocketAddr,
-    log: Arc<Mutex<String>>,
-}
-
 impl Web {
-    /// `estudely ARGS`, whose stderr names its address in a `web UI at http://ADDR/` line.
-    fn start(args: &[&str]) -> Web {
-        let mut child = Command::new(BIN)
-            .args(args)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("start estudely");
-        let err = child.stderr.take().unwrap();
-        let proc = Proc(child);
-        let log = Arc::new(Mutex::new(String::new()));
-        let (tx, rx) = mpsc::channel();
-        let keep = Arc::clone(&log);
-        thread::spawn(move || {
-            for line in BufReader::new(err).lines() {
-                let Ok(line) = line else { break };
-                if let Some(rest) = line.split("web UI at http://").nth(1) {
-                    let _ = tx.send(rest.trim_end_matches('/').to_owned());
-                }
-                let mut log = keep.lock().unwrap();
-                log.push_str(&line);
-                log.push('\n');
-            }
-        });
-        let addr = match rx.recv_timeout(HANG) {
-            Ok(a) => a.parse().expect("an address"),
-            Err(_) => panic!(
-                "estudely {args:?} named no address:\n{}",
-                log.lock().unwrap()
-            ),
-        };
-        Web { proc, addr, log }
-    }
-
     /// `estudely serve --db DB --listen IP:0 EXTRA...`
     fn serve(db: &Path, ip: &str, extra: &[&str]) -> Web {
         let listen = format!("{ip}:0");
@@ -294,43 +251,9 @@ impl Web {
         Web::start(&args)
     }
 
-    fn url(&self, path: &str) -> String {
-        format!("http://{}{path}", self.addr)
-    }
-
-    fn get(&self, path: &str) -> Response {
-        http::get(self.addr, path, None)
-    }
-
-    /// `GET path`, expecting 200 and JSON.
-    fn json(&self, path: &str) -> Value {
-        let r = self.get(path);
-        assert_eq!(
-            r.status,
-            200,
-            "{path}: {}\nserver log:\n{}",
-            r.text(),
-            self.log.lock().unwrap()
-        );
-        assert!(
-            r.header("content-type")
-                .is_some_and(|c| c.starts_with("application/json")),
-            "{path}: {:?}",
-            r.headers
-        );
-        r.json()
-    }
-
     /// The page's DOM after chromium loaded it, checked for injected markup.
     fn dom(&self, path: &str) -> String {
-        let r = self.get(path);
-        assert_eq!(
-            r.status,
-            200,
-            "{path}: {}\nserver log:\n{}",
-            r.text(),
-            self.log.lock().unwrap()
-        );
+        self.ok(path);
         let dom = dump_dom(&self.url(path));
         assert_clean(&dom, path);
         dom
