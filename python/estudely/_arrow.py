@@ -98,7 +98,11 @@ def frame(pa: Any, table: Any) -> pd.DataFrame:
             values = column.to_numpy(zero_copy_only=False)
         elif dtype == "Int64":
             values = column.to_pandas(types_mapper=nullable)
-        elif dtype == "str" or name == "name_bytes":
+        elif name == "name_bytes":
+            # A bytes object per row, without looking for equal names to share one
+            # (pyarrow's default): that hashing was most of this function's time.
+            values = column.to_pandas(deduplicate_objects=False)
+        elif dtype == "str":
             values = column.to_pandas()
         else:
             values = pd.arrays.ArrowExtensionArray(column)

@@ -10,6 +10,7 @@
 //! the Python tests check row by row.
 
 use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
 
 use estudely_peer_wire::FileEntry;
 use estudely_store::{Release, StoredTorrent};
@@ -39,10 +40,24 @@ impl Bits {
         self.len += 1;
     }
 
+    fn clear(&mut self) {
+        self.bytes.clear();
+        self.len = 0;
+        self.nulls = 0;
+    }
+
     /// The bitmap, or `None` (every value present) where Arrow needs none.
     fn validity<'py>(&self, py: Python<'py>) -> Option<Bound<'py, PyBytes>> {
         (self.nulls > 0).then(|| PyBytes::new(py, &self.bytes))
     }
+}
+
+/// Is `raw` text that `estudely_peer_wire::info::display` leaves as it is: UTF-8 without
+/// control characters? One pass over the bytes for printable ASCII, the usual case (this
+/// runs for every name and path component, 10 M at 1 M torrents).
+fn printable(raw: &[u8]) -> bool {
+    raw.iter().all(|b| (0x20..0x7f).contains(b))
+        || std::str::from_utf8(raw).is_ok_and(|s| !s.chars().any(char::is_control))
 }
 
 /// Optional strings or bytes: Arrow's `large_string` / `large_binary`.
@@ -61,6 +76,12 @@ impl Text {
             valid: Bits::default(),
             binary,
         }
+    }
+
+    fn clear(&mut self) {
+        self.offsets.truncate(1);
+        self.data.clear();
+        self.valid.clear();
     }
 
     fn push(&mut self, value: Option<&[u8]>) {
@@ -88,15 +109,7 @@ impl Text {
     /// `path_hex` where not). Components that are plain text are copied as they are,
     /// without the allocations of `FileEntry::path_lossy`.
     fn push_path(&mut self, file: &FileEntry) -> bool {
-        let plain = |c: &[u8]| {
-            std::str::from_utf8(c).is_ok_and(|s| {
-                if s.is_ascii() {
-                    !c.iter().any(|&b| b == b'/' || b < 0x20 || b == 0x7f)
-                } else {
-                    !s.chars().any(|ch| ch == '/' || ch.is_control())
-                }
-            })
-        };
+        let plain = |c: &[u8]| printable(c) && !c.contains(&b'/');
         if file.path.iter().all(|c| plain(c)) {
             for (i, c) in file.path.iter().enumerate() {
                 if i > 0 {
@@ -120,14 +133,14 @@ impl Text {
     }
 
     /// `("text" | "binary", validity, offsets, data, nulls)`.
-    fn into_py<'py>(self, py: Python<'py>) -> PyResult<Bound<'py, PyTuple>> {
+    fn to_py<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyTuple>> {
         let kind = if self.binary { "binary" } else { "text" };
         PyTuple::new(
             py,
             [
                 kind.into_pyobject(py)?.into_any(),
                 self.valid.validity(py).into_pyobject(py)?.into_any(),
-                PyBytes::new(py, &bytes_of(&self.offsets)).into_any(),
+                bytes_of(py, &self.offsets)?.into_any(),
                 PyBytes::new(py, &self.data).into_any(),
                 self.valid.nulls.into_pyobject(py)?.into_any(),
             ],
@@ -143,19 +156,24 @@ struct Ints {
 }
 
 impl Ints {
+    fn clear(&mut self) {
+        self.values.clear();
+        self.valid.clear();
+    }
+
     fn push(&mut self, value: Option<i64>) {
         self.values.push(value.unwrap_or(0));
         self.valid.push(value.is_some());
     }
 
     /// `("int", validity, values, nulls)`.
-    fn into_py<'py>(self, py: Python<'py>) -> PyResult<Bound<'py, PyTuple>> {
+    fn to_py<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyTuple>> {
         PyTuple::new(
             py,
             [
                 "int".into_pyobject(py)?.into_any(),
                 self.valid.validity(py).into_pyobject(py)?.into_any(),
-                PyBytes::new(py, &bytes_of(&self.values)).into_any(),
+                bytes_of(py, &self.values)?.into_any(),
                 self.valid.nulls.into_pyobject(py)?.into_any(),
             ],
         )
@@ -176,6 +194,11 @@ impl Lists {
         }
     }
 
+    fn clear(&mut self) {
+        self.offsets.truncate(1);
+        self.valid.clear();
+    }
+
     /// End the current list (null when `present` is false) at `len` values.
     fn end(&mut self, len: usize, present: bool) {
         self.offsets.push(len as i64);
@@ -183,8 +206,8 @@ impl Lists {
     }
 
     /// `("list", validity, offsets, values, nulls)`.
-    fn into_py<'py>(
-        self,
+    fn to_py<'py>(
+        &self,
         py: Python<'py>,
         values: Bound<'py, PyTuple>,
     ) -> PyResult<Bound<'py, PyTuple>> {
@@ -193,7 +216,7 @@ impl Lists {
             [
                 "list".into_pyobject(py)?.into_any(),
                 self.valid.validity(py).into_pyobject(py)?.into_any(),
-                PyBytes::new(py, &bytes_of(&self.offsets)).into_any(),
+                bytes_of(py, &self.offsets)?.into_any(),
                 values.into_any(),
                 self.valid.nulls.into_pyobject(py)?.into_any(),
             ],
@@ -233,9 +256,15 @@ fn bools_py<'py>(py: Python<'py>, bits: &Bits) -> PyResult<Bound<'py, PyTuple>> 
     )
 }
 
-/// The values as Arrow's little-endian buffer.
-fn bytes_of(values: &[i64]) -> Vec<u8> {
-    values.iter().flat_map(|v| v.to_le_bytes()).collect()
+/// The values as Arrow's little-endian buffer, written straight into the `bytes` object
+/// (no intermediate buffer: at 10 M files these are hundreds of MB).
+fn bytes_of<'py>(py: Python<'py>, values: &[i64]) -> PyResult<Bound<'py, PyBytes>> {
+    PyBytes::new_with(py, values.len() * 8, |buf| {
+        for (out, v) in buf.chunks_exact_mut(8).zip(values) {
+            out.copy_from_slice(&v.to_le_bytes());
+        }
+        Ok(())
+    })
 }
 
 /// The release fields, one column each (the `Release` struct's, in its order).
@@ -266,6 +295,26 @@ impl Releases {
         }
     }
 
+    fn clear(&mut self) {
+        self.valid.clear();
+        for t in [
+            &mut self.title,
+            &mut self.resolution,
+            &mut self.video_codec,
+            &mut self.group,
+        ] {
+            t.clear();
+        }
+        for i in [
+            &mut self.year,
+            &mut self.season,
+            &mut self.episode,
+            &mut self.episode_end,
+        ] {
+            i.clear();
+        }
+    }
+
     fn push(&mut self, r: Option<&Release>) {
         self.valid.push(r.is_some());
         let text = |f: fn(&Release) -> &Option<String>| r.and_then(|r| f(r).as_deref());
@@ -285,7 +334,11 @@ impl Releases {
 
 /// One chunk of torrents, column by column, in `export --format jsonl`'s field order.
 pub struct Chunk {
+    /// Where the chunk goes once handed over, emptied (see [`Spares`]).
+    spares: Option<Spares>,
     rows: usize,
+    /// Which range of a split export it belongs to (0 when not split).
+    part: usize,
     infohash: Text,
     infohash_v2: Text,
     name: Text,
@@ -315,10 +368,13 @@ pub struct Chunk {
     name_bytes: Text,
 }
 
-impl Default for Chunk {
-    fn default() -> Self {
+impl Chunk {
+    /// An empty chunk of range `part`.
+    pub fn new(part: usize) -> Self {
         Chunk {
+            spares: None,
             rows: 0,
+            part,
             infohash: Text::new(false),
             infohash_v2: Text::new(false),
             name: Text::new(false),
@@ -350,12 +406,83 @@ impl Default for Chunk {
     }
 }
 
+/// Emptied chunks, for the export threads to fill again: a chunk of 65,536 torrents holds
+/// tens of MB of buffers, and allocating them anew for each chunk (pages the kernel must
+/// zero, buffers grown by copying) cost the export threads about a tenth of their time
+/// (BENCHMARKS.md, "Python"). Holds at most [`Spares::MAX`] chunks.
+// Boxed: a chunk travels to Python and back as a `Box` (one pointer through the channel).
+#[allow(clippy::vec_box)]
+#[derive(Clone, Default)]
+pub struct Spares(Arc<Mutex<Vec<Box<Chunk>>>>);
+
+impl Spares {
+    /// Chunks kept: one per export thread and one being handed over is enough.
+    const MAX: usize = 4;
+
+    /// An empty chunk of range `part`, from the spares if there is one; it goes back to
+    /// them once handed over.
+    pub fn take(&self, part: usize) -> Box<Chunk> {
+        let spare = self.0.lock().unwrap_or_else(|p| p.into_inner()).pop();
+        let mut chunk = spare.unwrap_or_else(|| Box::new(Chunk::new(part)));
+        chunk.part = part;
+        chunk.spares = Some(self.clone());
+        chunk
+    }
+
+    fn put(&self, chunk: Box<Chunk>) {
+        let mut spares = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        if spares.len() < Self::MAX {
+            spares.push(chunk);
+        }
+    }
+}
+
 /// Numbers the index keeps as `u64` but never beyond `i64` (sizes, counts): saturated.
 fn int(n: u64) -> Option<i64> {
     Some(i64::try_from(n).unwrap_or(i64::MAX))
 }
 
 impl Chunk {
+    /// Empty, its buffers kept.
+    fn clear(&mut self) {
+        self.rows = 0;
+        for t in [
+            &mut self.infohash,
+            &mut self.infohash_v2,
+            &mut self.name,
+            &mut self.name_hex,
+            &mut self.version,
+            &mut self.source,
+            &mut self.category,
+            &mut self.file_path,
+            &mut self.file_path_hex_parts,
+            &mut self.peer,
+            &mut self.name_bytes,
+        ] {
+            t.clear();
+        }
+        for i in [
+            &mut self.file_count,
+            &mut self.total_bytes,
+            &mut self.piece_length,
+            &mut self.discovered,
+            &mut self.last_seen,
+            &mut self.seeds_estimate,
+            &mut self.peers_estimate,
+            &mut self.estimated_at,
+            &mut self.file_length,
+            &mut self.files_omitted,
+        ] {
+            i.clear();
+        }
+        self.metadata_ok.clear();
+        self.private.clear();
+        self.release.clear();
+        for l in [&mut self.files, &mut self.file_path_hex, &mut self.peers] {
+            l.clear();
+        }
+    }
+
     /// Rows so far.
     pub fn len(&self) -> usize {
         self.rows
@@ -368,8 +495,13 @@ impl Chunk {
         self.infohash.push_hex(&t.info_hash.0);
         let v2 = t.info_hash_v2.map(hex::encode);
         self.infohash_v2.push(v2.as_deref().map(str::as_bytes));
-        self.name
-            .push_str(&estudely_peer_wire::info::display(&t.name));
+        if printable(&t.name) {
+            // What `display` would give: the bytes as they are.
+            self.name.push(Some(&t.name));
+        } else {
+            self.name
+                .push_str(&estudely_peer_wire::info::display(&t.name));
+        }
         self.name_hex.push_hex(&t.name);
         self.version
             .push_str(estudely_store::version_str(t.version));
@@ -409,62 +541,75 @@ impl Chunk {
         self.name_bytes.push(Some(&t.name));
     }
 
-    /// The chunk as Python sees it: `{"rows": n, "columns": [(name, column), ...]}`, each
-    /// column a tuple that `estudely._arrow` turns into a pyarrow array.
-    pub fn into_py(self, py: Python<'_>) -> PyResult<Bound<'_, PyDict>> {
-        let r = self.release;
+    /// The chunk as Python sees it: `{"rows": n, "part": p, "columns": [(name, column),
+    /// ...]}`, each column a tuple that `estudely._arrow` turns into a pyarrow array (its
+    /// buffers copied into `bytes` objects). The chunk, emptied, then goes back to its
+    /// spares, if it came from some.
+    pub fn into_py(mut self: Box<Self>, py: Python<'_>) -> PyResult<Bound<'_, PyDict>> {
+        let out = self.to_py(py);
+        if let Some(spares) = self.spares.take() {
+            self.clear();
+            spares.put(self);
+        }
+        out
+    }
+
+    /// [`Chunk::into_py`], the chunk kept.
+    fn to_py<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        let r = &self.release;
         let release = struct_py(
             py,
             &r.valid,
             vec![
-                ("title", r.title.into_py(py)?),
-                ("year", r.year.into_py(py)?),
-                ("season", r.season.into_py(py)?),
-                ("episode", r.episode.into_py(py)?),
-                ("episode_end", r.episode_end.into_py(py)?),
-                ("resolution", r.resolution.into_py(py)?),
-                ("video_codec", r.video_codec.into_py(py)?),
-                ("group", r.group.into_py(py)?),
+                ("title", r.title.to_py(py)?),
+                ("year", r.year.to_py(py)?),
+                ("season", r.season.to_py(py)?),
+                ("episode", r.episode.to_py(py)?),
+                ("episode_end", r.episode_end.to_py(py)?),
+                ("resolution", r.resolution.to_py(py)?),
+                ("video_codec", r.video_codec.to_py(py)?),
+                ("group", r.group.to_py(py)?),
             ],
         )?;
         let path_hex = self
             .file_path_hex
-            .into_py(py, self.file_path_hex_parts.into_py(py)?)?;
+            .to_py(py, self.file_path_hex_parts.to_py(py)?)?;
         let file = struct_py(
             py,
             &Bits::default(),
             vec![
-                ("path", self.file_path.into_py(py)?),
+                ("path", self.file_path.to_py(py)?),
                 ("path_hex", path_hex),
-                ("length", self.file_length.into_py(py)?),
+                ("length", self.file_length.to_py(py)?),
             ],
         )?;
         let columns: Vec<(&str, Bound<'_, PyTuple>)> = vec![
-            ("infohash", self.infohash.into_py(py)?),
-            ("infohash_v2", self.infohash_v2.into_py(py)?),
-            ("name", self.name.into_py(py)?),
-            ("name_hex", self.name_hex.into_py(py)?),
-            ("version", self.version.into_py(py)?),
-            ("file_count", self.file_count.into_py(py)?),
-            ("total_bytes", self.total_bytes.into_py(py)?),
-            ("piece_length", self.piece_length.into_py(py)?),
+            ("infohash", self.infohash.to_py(py)?),
+            ("infohash_v2", self.infohash_v2.to_py(py)?),
+            ("name", self.name.to_py(py)?),
+            ("name_hex", self.name_hex.to_py(py)?),
+            ("version", self.version.to_py(py)?),
+            ("file_count", self.file_count.to_py(py)?),
+            ("total_bytes", self.total_bytes.to_py(py)?),
+            ("piece_length", self.piece_length.to_py(py)?),
             ("metadata_ok", bools_py(py, &self.metadata_ok)?),
             ("private", bools_py(py, &self.private)?),
-            ("discovered", self.discovered.into_py(py)?),
-            ("last_seen", self.last_seen.into_py(py)?),
-            ("source", self.source.into_py(py)?),
-            ("seeds_estimate", self.seeds_estimate.into_py(py)?),
-            ("peers_estimate", self.peers_estimate.into_py(py)?),
-            ("estimated_at", self.estimated_at.into_py(py)?),
-            ("category", self.category.into_py(py)?),
+            ("discovered", self.discovered.to_py(py)?),
+            ("last_seen", self.last_seen.to_py(py)?),
+            ("source", self.source.to_py(py)?),
+            ("seeds_estimate", self.seeds_estimate.to_py(py)?),
+            ("peers_estimate", self.peers_estimate.to_py(py)?),
+            ("estimated_at", self.estimated_at.to_py(py)?),
+            ("category", self.category.to_py(py)?),
             ("release", release),
-            ("files", self.files.into_py(py, file)?),
-            ("files_omitted", self.files_omitted.into_py(py)?),
-            ("peers", self.peers.into_py(py, self.peer.into_py(py)?)?),
-            ("name_bytes", self.name_bytes.into_py(py)?),
+            ("files", self.files.to_py(py, file)?),
+            ("files_omitted", self.files_omitted.to_py(py)?),
+            ("peers", self.peers.to_py(py, self.peer.to_py(py)?)?),
+            ("name_bytes", self.name_bytes.to_py(py)?),
         ];
         let out = PyDict::new(py);
         out.set_item("rows", self.rows)?;
+        out.set_item("part", self.part)?;
         out.set_item("columns", columns)?;
         Ok(out)
     }
