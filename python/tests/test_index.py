@@ -19,6 +19,13 @@ from conftest import REPO, run_cli
 TORRENTS = 9
 
 
+@pytest.fixture(autouse=True)
+def full_check(monkeypatch):
+    """Every value of every chunk checked (offsets in order, text valid UTF-8), which the
+    package leaves to the native side's construction."""
+    monkeypatch.setattr(estudely._arrow, "FULL_CHECK", True)
+
+
 @pytest.fixture(scope="module")
 def index_net():
     with estudely.testnet(nodes=16, torrents=TORRENTS, base_ip="127.77.40") as net:

@@ -5,12 +5,12 @@
 //! files; BENCHMARKS.md ("Python") has the figures of this path.
 //!
 //! A chunk is built on the export thread, detached from the interpreter; [`Chunk::into_py`]
-//! then hands each buffer over as one `bytes` (a copy of each buffer, not of each value).
+//! then hands each buffer over as it is, a [`Buffer`] that pyarrow wraps without a copy
+//! (validity bitmaps, small, as `bytes`).
 //! The fields and their text are `export --format jsonl`'s (`estudely_store::json`), which
 //! the Python tests check row by row.
 
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex};
 
 use estudely_peer_wire::FileEntry;
 use estudely_store::{Release, StoredTorrent};
@@ -40,12 +40,6 @@ impl Bits {
         self.len += 1;
     }
 
-    fn clear(&mut self) {
-        self.bytes.clear();
-        self.len = 0;
-        self.nulls = 0;
-    }
-
     /// The bitmap, or `None` (every value present) where Arrow needs none.
     fn validity<'py>(&self, py: Python<'py>) -> Option<Bound<'py, PyBytes>> {
         (self.nulls > 0).then(|| PyBytes::new(py, &self.bytes))
@@ -56,8 +50,14 @@ impl Bits {
 /// control characters? One pass over the bytes for printable ASCII, the usual case (this
 /// runs for every name and path component, 10 M at 1 M torrents).
 fn printable(raw: &[u8]) -> bool {
-    raw.iter().all(|b| (0x20..0x7f).contains(b))
-        || std::str::from_utf8(raw).is_ok_and(|s| !s.chars().any(char::is_control))
+    // A test of every byte of a block, not stopping at the first that fails, compiles to
+    // vector instructions (stopping at each byte did not).
+    let ascii = raw.chunks(32).all(|block| {
+        block
+            .iter()
+            .fold(true, |ok, &b| ok & (b.wrapping_sub(0x20) < 0x5f))
+    });
+    ascii || std::str::from_utf8(raw).is_ok_and(|s| !s.chars().any(char::is_control))
 }
 
 /// Optional strings or bytes: Arrow's `large_string` / `large_binary`.
@@ -76,12 +76,6 @@ impl Text {
             valid: Bits::default(),
             binary,
         }
-    }
-
-    fn clear(&mut self) {
-        self.offsets.truncate(1);
-        self.data.clear();
-        self.valid.clear();
     }
 
     fn push(&mut self, value: Option<&[u8]>) {
@@ -133,15 +127,15 @@ impl Text {
     }
 
     /// `("text" | "binary", validity, offsets, data, nulls)`.
-    fn to_py<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyTuple>> {
+    fn into_py<'py>(self, py: Python<'py>) -> PyResult<Bound<'py, PyTuple>> {
         let kind = if self.binary { "binary" } else { "text" };
         PyTuple::new(
             py,
             [
                 kind.into_pyobject(py)?.into_any(),
                 self.valid.validity(py).into_pyobject(py)?.into_any(),
-                bytes_of(py, &self.offsets)?.into_any(),
-                PyBytes::new(py, &self.data).into_any(),
+                Buffer::ints(py, self.offsets)?.into_any(),
+                Buffer::bytes(py, self.data)?.into_any(),
                 self.valid.nulls.into_pyobject(py)?.into_any(),
             ],
         )
@@ -156,24 +150,19 @@ struct Ints {
 }
 
 impl Ints {
-    fn clear(&mut self) {
-        self.values.clear();
-        self.valid.clear();
-    }
-
     fn push(&mut self, value: Option<i64>) {
         self.values.push(value.unwrap_or(0));
         self.valid.push(value.is_some());
     }
 
     /// `("int", validity, values, nulls)`.
-    fn to_py<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyTuple>> {
+    fn into_py<'py>(self, py: Python<'py>) -> PyResult<Bound<'py, PyTuple>> {
         PyTuple::new(
             py,
             [
                 "int".into_pyobject(py)?.into_any(),
                 self.valid.validity(py).into_pyobject(py)?.into_any(),
-                bytes_of(py, &self.values)?.into_any(),
+                Buffer::ints(py, self.values)?.into_any(),
                 self.valid.nulls.into_pyobject(py)?.into_any(),
             ],
         )
@@ -194,11 +183,6 @@ impl Lists {
         }
     }
 
-    fn clear(&mut self) {
-        self.offsets.truncate(1);
-        self.valid.clear();
-    }
-
     /// End the current list (null when `present` is false) at `len` values.
     fn end(&mut self, len: usize, present: bool) {
         self.offsets.push(len as i64);
@@ -206,8 +190,8 @@ impl Lists {
     }
 
     /// `("list", validity, offsets, values, nulls)`.
-    fn to_py<'py>(
-        &self,
+    fn into_py<'py>(
+        self,
         py: Python<'py>,
         values: Bound<'py, PyTuple>,
     ) -> PyResult<Bound<'py, PyTuple>> {
@@ -216,7 +200,7 @@ impl Lists {
             [
                 "list".into_pyobject(py)?.into_any(),
                 self.valid.validity(py).into_pyobject(py)?.into_any(),
-                bytes_of(py, &self.offsets)?.into_any(),
+                Buffer::ints(py, self.offsets)?.into_any(),
                 values.into_any(),
                 self.valid.nulls.into_pyobject(py)?.into_any(),
             ],
@@ -256,15 +240,49 @@ fn bools_py<'py>(py: Python<'py>, bits: &Bits) -> PyResult<Bound<'py, PyTuple>> 
     )
 }
 
-/// The values as Arrow's little-endian buffer, written straight into the `bytes` object
-/// (no intermediate buffer: at 10 M files these are hundreds of MB).
-fn bytes_of<'py>(py: Python<'py>, values: &[i64]) -> PyResult<Bound<'py, PyBytes>> {
-    PyBytes::new_with(py, values.len() * 8, |buf| {
-        for (out, v) in buf.chunks_exact_mut(8).zip(values) {
-            out.copy_from_slice(&v.to_le_bytes());
+/// A column's buffer handed to Python without a copy: pyarrow wraps its memory
+/// (`pyarrow.foreign_buffer(address, size, base=buffer)`), and this object, kept as that
+/// buffer's base, keeps the memory alive and unchanged (nothing can change it). Copying
+/// each buffer into a `bytes` object instead (a GB at 1 M torrents, into freshly faulted
+/// pages) was most of the reading thread's work (BENCHMARKS.md, "Python").
+#[pyclass(module = "estudely._native", frozen)]
+pub struct Buffer(Owned);
+
+/// What a [`Buffer`] holds.
+enum Owned {
+    Bytes(Vec<u8>),
+    /// Whole numbers in the machine's order, as Arrow (and pyarrow) read them.
+    Ints(Vec<i64>),
+}
+
+impl Buffer {
+    fn bytes(py: Python<'_>, data: Vec<u8>) -> PyResult<Bound<'_, Buffer>> {
+        Bound::new(py, Buffer(Owned::Bytes(data)))
+    }
+
+    fn ints(py: Python<'_>, data: Vec<i64>) -> PyResult<Bound<'_, Buffer>> {
+        Bound::new(py, Buffer(Owned::Ints(data)))
+    }
+}
+
+#[pymethods]
+impl Buffer {
+    /// Where the memory starts.
+    #[getter]
+    fn address(&self) -> usize {
+        match &self.0 {
+            Owned::Bytes(v) => v.as_ptr() as usize,
+            Owned::Ints(v) => v.as_ptr() as usize,
         }
-        Ok(())
-    })
+    }
+
+    /// Its size in bytes.
+    fn __len__(&self) -> usize {
+        match &self.0 {
+            Owned::Bytes(v) => v.len(),
+            Owned::Ints(v) => std::mem::size_of_val(v.as_slice()),
+        }
+    }
 }
 
 /// The release fields, one column each (the `Release` struct's, in its order).
@@ -295,26 +313,6 @@ impl Releases {
         }
     }
 
-    fn clear(&mut self) {
-        self.valid.clear();
-        for t in [
-            &mut self.title,
-            &mut self.resolution,
-            &mut self.video_codec,
-            &mut self.group,
-        ] {
-            t.clear();
-        }
-        for i in [
-            &mut self.year,
-            &mut self.season,
-            &mut self.episode,
-            &mut self.episode_end,
-        ] {
-            i.clear();
-        }
-    }
-
     fn push(&mut self, r: Option<&Release>) {
         self.valid.push(r.is_some());
         let text = |f: fn(&Release) -> &Option<String>| r.and_then(|r| f(r).as_deref());
@@ -334,8 +332,6 @@ impl Releases {
 
 /// One chunk of torrents, column by column, in `export --format jsonl`'s field order.
 pub struct Chunk {
-    /// Where the chunk goes once handed over, emptied (see [`Spares`]).
-    spares: Option<Spares>,
     rows: usize,
     /// Which range of a split export it belongs to (0 when not split).
     part: usize,
@@ -372,7 +368,6 @@ impl Chunk {
     /// An empty chunk of range `part`.
     pub fn new(part: usize) -> Self {
         Chunk {
-            spares: None,
             rows: 0,
             part,
             infohash: Text::new(false),
@@ -406,83 +401,12 @@ impl Chunk {
     }
 }
 
-/// Emptied chunks, for the export threads to fill again: a chunk of 65,536 torrents holds
-/// tens of MB of buffers, and allocating them anew for each chunk (pages the kernel must
-/// zero, buffers grown by copying) cost the export threads about a tenth of their time
-/// (BENCHMARKS.md, "Python"). Holds at most [`Spares::MAX`] chunks.
-// Boxed: a chunk travels to Python and back as a `Box` (one pointer through the channel).
-#[allow(clippy::vec_box)]
-#[derive(Clone, Default)]
-pub struct Spares(Arc<Mutex<Vec<Box<Chunk>>>>);
-
-impl Spares {
-    /// Chunks kept: one per export thread and one being handed over is enough.
-    const MAX: usize = 4;
-
-    /// An empty chunk of range `part`, from the spares if there is one; it goes back to
-    /// them once handed over.
-    pub fn take(&self, part: usize) -> Box<Chunk> {
-        let spare = self.0.lock().unwrap_or_else(|p| p.into_inner()).pop();
-        let mut chunk = spare.unwrap_or_else(|| Box::new(Chunk::new(part)));
-        chunk.part = part;
-        chunk.spares = Some(self.clone());
-        chunk
-    }
-
-    fn put(&self, chunk: Box<Chunk>) {
-        let mut spares = self.0.lock().unwrap_or_else(|p| p.into_inner());
-        if spares.len() < Self::MAX {
-            spares.push(chunk);
-        }
-    }
-}
-
 /// Numbers the index keeps as `u64` but never beyond `i64` (sizes, counts): saturated.
 fn int(n: u64) -> Option<i64> {
     Some(i64::try_from(n).unwrap_or(i64::MAX))
 }
 
 impl Chunk {
-    /// Empty, its buffers kept.
-    fn clear(&mut self) {
-        self.rows = 0;
-        for t in [
-            &mut self.infohash,
-            &mut self.infohash_v2,
-            &mut self.name,
-            &mut self.name_hex,
-            &mut self.version,
-            &mut self.source,
-            &mut self.category,
-            &mut self.file_path,
-            &mut self.file_path_hex_parts,
-            &mut self.peer,
-            &mut self.name_bytes,
-        ] {
-            t.clear();
-        }
-        for i in [
-            &mut self.file_count,
-            &mut self.total_bytes,
-            &mut self.piece_length,
-            &mut self.discovered,
-            &mut self.last_seen,
-            &mut self.seeds_estimate,
-            &mut self.peers_estimate,
-            &mut self.estimated_at,
-            &mut self.file_length,
-            &mut self.files_omitted,
-        ] {
-            i.clear();
-        }
-        self.metadata_ok.clear();
-        self.private.clear();
-        self.release.clear();
-        for l in [&mut self.files, &mut self.file_path_hex, &mut self.peers] {
-            l.clear();
-        }
-    }
-
     /// Rows so far.
     pub fn len(&self) -> usize {
         self.rows
@@ -542,70 +466,58 @@ impl Chunk {
     }
 
     /// The chunk as Python sees it: `{"rows": n, "part": p, "columns": [(name, column),
-    /// ...]}`, each column a tuple that `estudely._arrow` turns into a pyarrow array (its
-    /// buffers copied into `bytes` objects). The chunk, emptied, then goes back to its
-    /// spares, if it came from some.
-    pub fn into_py(mut self: Box<Self>, py: Python<'_>) -> PyResult<Bound<'_, PyDict>> {
-        let out = self.to_py(py);
-        if let Some(spares) = self.spares.take() {
-            self.clear();
-            spares.put(self);
-        }
-        out
-    }
-
-    /// [`Chunk::into_py`], the chunk kept.
-    fn to_py<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
-        let r = &self.release;
+    /// ...]}`, each column a tuple that `estudely._arrow` turns into a pyarrow array.
+    pub fn into_py(self, py: Python<'_>) -> PyResult<Bound<'_, PyDict>> {
+        let r = self.release;
         let release = struct_py(
             py,
             &r.valid,
             vec![
-                ("title", r.title.to_py(py)?),
-                ("year", r.year.to_py(py)?),
-                ("season", r.season.to_py(py)?),
-                ("episode", r.episode.to_py(py)?),
-                ("episode_end", r.episode_end.to_py(py)?),
-                ("resolution", r.resolution.to_py(py)?),
-                ("video_codec", r.video_codec.to_py(py)?),
-                ("group", r.group.to_py(py)?),
+                ("title", r.title.into_py(py)?),
+                ("year", r.year.into_py(py)?),
+                ("season", r.season.into_py(py)?),
+                ("episode", r.episode.into_py(py)?),
+                ("episode_end", r.episode_end.into_py(py)?),
+                ("resolution", r.resolution.into_py(py)?),
+                ("video_codec", r.video_codec.into_py(py)?),
+                ("group", r.group.into_py(py)?),
             ],
         )?;
         let path_hex = self
             .file_path_hex
-            .to_py(py, self.file_path_hex_parts.to_py(py)?)?;
+            .into_py(py, self.file_path_hex_parts.into_py(py)?)?;
         let file = struct_py(
             py,
             &Bits::default(),
             vec![
-                ("path", self.file_path.to_py(py)?),
+                ("path", self.file_path.into_py(py)?),
                 ("path_hex", path_hex),
-                ("length", self.file_length.to_py(py)?),
+                ("length", self.file_length.into_py(py)?),
             ],
         )?;
         let columns: Vec<(&str, Bound<'_, PyTuple>)> = vec![
-            ("infohash", self.infohash.to_py(py)?),
-            ("infohash_v2", self.infohash_v2.to_py(py)?),
-            ("name", self.name.to_py(py)?),
-            ("name_hex", self.name_hex.to_py(py)?),
-            ("version", self.version.to_py(py)?),
-            ("file_count", self.file_count.to_py(py)?),
-            ("total_bytes", self.total_bytes.to_py(py)?),
-            ("piece_length", self.piece_length.to_py(py)?),
+            ("infohash", self.infohash.into_py(py)?),
+            ("infohash_v2", self.infohash_v2.into_py(py)?),
+            ("name", self.name.into_py(py)?),
+            ("name_hex", self.name_hex.into_py(py)?),
+            ("version", self.version.into_py(py)?),
+            ("file_count", self.file_count.into_py(py)?),
+            ("total_bytes", self.total_bytes.into_py(py)?),
+            ("piece_length", self.piece_length.into_py(py)?),
             ("metadata_ok", bools_py(py, &self.metadata_ok)?),
             ("private", bools_py(py, &self.private)?),
-            ("discovered", self.discovered.to_py(py)?),
-            ("last_seen", self.last_seen.to_py(py)?),
-            ("source", self.source.to_py(py)?),
-            ("seeds_estimate", self.seeds_estimate.to_py(py)?),
-            ("peers_estimate", self.peers_estimate.to_py(py)?),
-            ("estimated_at", self.estimated_at.to_py(py)?),
-            ("category", self.category.to_py(py)?),
+            ("discovered", self.discovered.into_py(py)?),
+            ("last_seen", self.last_seen.into_py(py)?),
+            ("source", self.source.into_py(py)?),
+            ("seeds_estimate", self.seeds_estimate.into_py(py)?),
+            ("peers_estimate", self.peers_estimate.into_py(py)?),
+            ("estimated_at", self.estimated_at.into_py(py)?),
+            ("category", self.category.into_py(py)?),
             ("release", release),
-            ("files", self.files.to_py(py, file)?),
-            ("files_omitted", self.files_omitted.to_py(py)?),
-            ("peers", self.peers.to_py(py, self.peer.to_py(py)?)?),
-            ("name_bytes", self.name_bytes.to_py(py)?),
+            ("files", self.files.into_py(py, file)?),
+            ("files_omitted", self.files_omitted.into_py(py)?),
+            ("peers", self.peers.into_py(py, self.peer.into_py(py)?)?),
+            ("name_bytes", self.name_bytes.into_py(py)?),
         ];
         let out = PyDict::new(py);
         out.set_item("rows", self.rows)?;

@@ -17,7 +17,7 @@ use pyo3::exceptions::{PyRuntimeError, PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyInt, PyString};
 
-use crate::columns::Spares;
+use crate::columns::Chunk;
 use crate::convert;
 use crate::errors::command_error;
 use crate::kwargs;
@@ -285,12 +285,11 @@ impl Index {
         chunk_size: usize,
         parts: usize,
     ) -> PyResult<Task> {
-        let spares = Spares::default();
         self.export_task(
             since,
             chunk_size,
             parts,
-            move |part| spares.take(part),
+            |part| Box::new(Chunk::new(part)),
             |c| c.len(),
             |c, st, peers| c.push(st, peers),
             LineWriter::send_columns,
