@@ -1,7 +1,7 @@
 """Time `estudely.Index(db).torrents()` into pandas, and measure its memory.
 
     python3 python/bench/bench_index.py --db sqlite:/tmp/index.sqlite [--runs 3]
-        [--chunk-size 65536] [--method torrents|to_arrow]
+        [--chunk-size 65536] [--method torrents|to_arrow] [--parts N]
 
 Each run is a fresh Python process (so that one run's memory does not hide the next's):
 it imports estudely and pandas, opens the index, resets the kernel's peak-RSS mark
@@ -33,8 +33,13 @@ def status_kb(field: str) -> int:
     return 0
 
 
-def child(db: str, chunk_size: int, method: str, trace: bool) -> dict:
+def child(db: str, chunk_size: int, method: str, trace: bool, parts: int) -> dict:
     import estudely
+    import estudely.index
+
+    if parts:
+        # Threads reading the index at once (default: one per core, at most 4).
+        estudely.index._PARTS = parts
 
     index = estudely.Index(db)
     if trace:
@@ -70,17 +75,19 @@ def main() -> None:
     p.add_argument("--runs", type=int, default=3)
     p.add_argument("--chunk-size", type=int, default=65_536)
     p.add_argument("--method", choices=["torrents", "to_arrow"], default="torrents")
+    p.add_argument("--parts", type=int, default=0, help="threads reading the index (0: the default)")
     p.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     p.add_argument("--trace", action="store_true", help=argparse.SUPPRESS)
     a = p.parse_args()
     if a.child:
-        print(json.dumps(child(a.db, a.chunk_size, a.method, a.trace)))
+        print(json.dumps(child(a.db, a.chunk_size, a.method, a.trace, a.parts)))
         return
     runs = []
     for i in range(a.runs + 1):
         trace = i == a.runs
         cmd = [sys.executable, __file__, "--child", "--db", a.db, "--chunk-size",
-               str(a.chunk_size), "--method", a.method] + (["--trace"] if trace else [])
+               str(a.chunk_size), "--method", a.method, "--parts", str(a.parts)]
+        cmd += ["--trace"] if trace else []
         r = json.loads(subprocess.run(cmd, check=True, capture_output=True, text=True).stdout)
         print(("traced " if trace else f"run {i + 1} ") + json.dumps(r), flush=True)
         if not trace:

@@ -7,6 +7,12 @@ __version__: str
 class EstudelyError(RuntimeError):
     """A failure of an Estudely command, with the CLI's one-line message."""
 
+class Buffer:
+    """A column's memory laid out by the native side, for ``pyarrow.foreign_buffer``."""
+    @property
+    def address(self) -> int: ...
+    def __len__(self) -> int: ...
+
 class Task(Iterator[Any]):
     """A command running on a thread of its own; iterate for its output lines (``str``)
     or chunks of rows (``dict`` of column lists)."""
@@ -27,7 +33,7 @@ class Index:
         self, since: Union[int, str, None] = None, chunk_size: int = 65536
     ) -> Task: ...
     def torrent_columns(
-        self, since: Union[int, str, None] = None, chunk_size: int = 65536
+        self, since: Union[int, str, None] = None, chunk_size: int = 65536, parts: int = 1
     ) -> Task: ...
     def close(self) -> None: ...
     @property

@@ -30,6 +30,12 @@ def _since(since: Since) -> Union[int, str, None]:
     raise TypeError(f"since must be an int, a str, a date or a datetime, not {type(since).__name__}")
 
 
+# Threads reading the index at once for :meth:`Index.torrents` and :meth:`Index.to_arrow`
+# (one per core, at most 4): the export is CPU-bound, and its thread was the critical path
+# (BENCHMARKS.md, "Python").
+_PARTS = max(1, min(4, os.cpu_count() or 1))
+
+
 def _pyarrow() -> Any:
     """pyarrow, or None where it is not installed (then rows come as Python objects)."""
     try:
@@ -44,9 +50,12 @@ class Index:
 
     ``url`` is what ``--db`` takes: ``sqlite:PATH``, a plain path, or ``postgres://...``.
     A missing SQLite file raises ``ValueError`` (never creates an index). Every method
-    returns a DataFrame; :meth:`torrents` and :meth:`to_arrow` read the index in chunks of
-    ``chunk_size`` torrents, on a connection of their own, so that no more than two chunks
-    are in memory while reading.
+    returns a DataFrame; :meth:`iter_torrents` reads the index in chunks of ``chunk_size``
+    torrents, on a connection of its own, so that no more than two chunks are in memory
+    while reading. :meth:`torrents` and :meth:`to_arrow`, which keep every row anyway,
+    split an SQLite index into ranges read at once by a thread each (one per core, at
+    most 4), each on a connection of its own; with ``estudely run`` writing meanwhile, each
+    range reads the index as it was when that range started.
     """
 
     def __init__(self, url: Union[str, "os.PathLike[str]"]) -> None:
@@ -90,6 +99,24 @@ class Index:
         finally:
             task.close()
 
+    def _all_batches(self, since: Since, chunk_size: int) -> list[Any]:
+        """Every batch of :meth:`_batches`, in order, read by up to :data:`_PARTS`
+        threads at once (each a range of the index, on a connection of its own; their
+        chunks arrive interleaved and are put back in order here)."""
+        pa = _pyarrow()
+        task = self._index.torrent_columns(
+            since=_since(since), chunk_size=chunk_size, parts=_PARTS
+        )
+        parts: list[tuple[int, Any]] = []
+        try:
+            for chunk in task:
+                parts.append((chunk["part"], _arrow.batch(pa, chunk)))
+        finally:
+            task.close()
+        # Stable: a part's chunks stay in the order they came.
+        parts.sort(key=lambda p: p[0])
+        return [b for _, b in parts]
+
     def iter_torrents(
         self, since: Since = None, chunk_size: int = 65_536
     ) -> Iterator[pd.DataFrame]:
@@ -129,7 +156,7 @@ class Index:
         batches, then made a DataFrame once)."""
         pa = _pyarrow()
         if pa is not None:
-            return _arrow.frame(pa, pa.Table.from_batches(list(self._batches(since, chunk_size))))
+            return _arrow.frame(pa, pa.Table.from_batches(self._all_batches(since, chunk_size)))
         chunks = list(self.iter_torrents(since, chunk_size))
         if not chunks:
             return _frames.frame(_frames.TORRENTS, {})
@@ -144,7 +171,7 @@ class Index:
         pa = _pyarrow()
         if pa is None:
             raise ImportError("Index.to_arrow() needs pyarrow: pip install pyarrow")
-        return pa.Table.from_batches(list(self._batches(since, chunk_size)))
+        return pa.Table.from_batches(self._all_batches(since, chunk_size))
 
     def torrent(self, infohash: str) -> Optional[dict[str, Any]]:
         """One torrent as ``export --format jsonl`` writes it (with its stored files, no

@@ -19,6 +19,13 @@ from conftest import REPO, run_cli
 TORRENTS = 9
 
 
+@pytest.fixture(autouse=True)
+def full_check(monkeypatch):
+    """Every value of every chunk checked (offsets in order, text valid UTF-8), which the
+    package leaves to the native side's construction."""
+    monkeypatch.setattr(estudely._arrow, "FULL_CHECK", True)
+
+
 @pytest.fixture(scope="module")
 def index_net():
     with estudely.testnet(nodes=16, torrents=TORRENTS, base_ip="127.77.40") as net:
@@ -91,6 +98,28 @@ def test_torrents_are_what_export_writes(index_path, estudely_bin):
     assert df["discovered"].dtype == "int64" and df["private"].dtype == bool
     assert df["seeds_estimate"].dtype == "Int64"
     assert all(isinstance(f, list) for f in df["files"])
+
+
+@pytest.mark.parametrize("parts", [1, 2, 3, 5])
+def test_torrents_read_in_parts_are_in_order(index_path, estudely_bin, monkeypatch, parts):
+    """`torrents()` read by several threads, each a range of the index (SQLite; PostgreSQL
+    does not split): the chunks of the ranges come interleaved, and the frame holds the
+    rows `export` writes, in its order, whatever the chunk size."""
+    want = export_rows(estudely_bin, index_path)
+    monkeypatch.setattr(estudely.index, "_PARTS", parts)
+    with estudely.Index(index_path) as index:
+        for chunk_size in (1, 2, 4, 100):
+            df = index.torrents(chunk_size=chunk_size)
+            assert plain(df) == want, chunk_size
+            assert [bytes.fromhex(w["name_hex"]) for w in want] == list(df["name_bytes"])
+            assert index.to_arrow(chunk_size=chunk_size).equals(
+                index.to_arrow(chunk_size=TORRENTS)
+            )
+        task = index._index.torrent_columns(chunk_size=1, parts=parts)
+        chunks = [(c["part"], c["rows"]) for c in task]
+    split = 1 if index_path.startswith("postgres:") else parts
+    assert sorted({p for p, _ in chunks}) == list(range(split))
+    assert sum(r for _, r in chunks) == TORRENTS
 
 
 def test_without_pyarrow_the_same_rows(index_path, monkeypatch):

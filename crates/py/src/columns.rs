@@ -5,7 +5,8 @@
 //! files; BENCHMARKS.md ("Python") has the figures of this path.
 //!
 //! A chunk is built on the export thread, detached from the interpreter; [`Chunk::into_py`]
-//! then hands each buffer over as one `bytes` (a copy of each buffer, not of each value).
+//! then hands each buffer over as it is, a [`Buffer`] that pyarrow wraps without a copy
+//! (validity bitmaps, small, as `bytes`).
 //! The fields and their text are `export --format jsonl`'s (`estudely_store::json`), which
 //! the Python tests check row by row.
 
@@ -43,6 +44,20 @@ impl Bits {
     fn validity<'py>(&self, py: Python<'py>) -> Option<Bound<'py, PyBytes>> {
         (self.nulls > 0).then(|| PyBytes::new(py, &self.bytes))
     }
+}
+
+/// Is `raw` text that `estudely_peer_wire::info::display` leaves as it is: UTF-8 without
+/// control characters? One pass over the bytes for printable ASCII, the usual case (this
+/// runs for every name and path component, 10 M at 1 M torrents).
+fn printable(raw: &[u8]) -> bool {
+    // A test of every byte of a block, not stopping at the first that fails, compiles to
+    // vector instructions (stopping at each byte did not).
+    let ascii = raw.chunks(32).all(|block| {
+        block
+            .iter()
+            .fold(true, |ok, &b| ok & (b.wrapping_sub(0x20) < 0x5f))
+    });
+    ascii || std::str::from_utf8(raw).is_ok_and(|s| !s.chars().any(char::is_control))
 }
 
 /// Optional strings or bytes: Arrow's `large_string` / `large_binary`.
@@ -88,15 +103,7 @@ impl Text {
     /// `path_hex` where not). Components that are plain text are copied as they are,
     /// without the allocations of `FileEntry::path_lossy`.
     fn push_path(&mut self, file: &FileEntry) -> bool {
-        let plain = |c: &[u8]| {
-            std::str::from_utf8(c).is_ok_and(|s| {
-                if s.is_ascii() {
-                    !c.iter().any(|&b| b == b'/' || b < 0x20 || b == 0x7f)
-                } else {
-                    !s.chars().any(|ch| ch == '/' || ch.is_control())
-                }
-            })
-        };
+        let plain = |c: &[u8]| printable(c) && !c.contains(&b'/');
         if file.path.iter().all(|c| plain(c)) {
             for (i, c) in file.path.iter().enumerate() {
                 if i > 0 {
@@ -127,8 +134,8 @@ impl Text {
             [
                 kind.into_pyobject(py)?.into_any(),
                 self.valid.validity(py).into_pyobject(py)?.into_any(),
-                PyBytes::new(py, &bytes_of(&self.offsets)).into_any(),
-                PyBytes::new(py, &self.data).into_any(),
+                Buffer::ints(py, self.offsets)?.into_any(),
+                Buffer::bytes(py, self.data)?.into_any(),
                 self.valid.nulls.into_pyobject(py)?.into_any(),
             ],
         )
@@ -155,7 +162,7 @@ impl Ints {
             [
                 "int".into_pyobject(py)?.into_any(),
                 self.valid.validity(py).into_pyobject(py)?.into_any(),
-                PyBytes::new(py, &bytes_of(&self.values)).into_any(),
+                Buffer::ints(py, self.values)?.into_any(),
                 self.valid.nulls.into_pyobject(py)?.into_any(),
             ],
         )
@@ -193,7 +200,7 @@ impl Lists {
             [
                 "list".into_pyobject(py)?.into_any(),
                 self.valid.validity(py).into_pyobject(py)?.into_any(),
-                PyBytes::new(py, &bytes_of(&self.offsets)).into_any(),
+                Buffer::ints(py, self.offsets)?.into_any(),
                 values.into_any(),
                 self.valid.nulls.into_pyobject(py)?.into_any(),
             ],
@@ -233,9 +240,49 @@ fn bools_py<'py>(py: Python<'py>, bits: &Bits) -> PyResult<Bound<'py, PyTuple>> 
     )
 }
 
-/// The values as Arrow's little-endian buffer.
-fn bytes_of(values: &[i64]) -> Vec<u8> {
-    values.iter().flat_map(|v| v.to_le_bytes()).collect()
+/// A column's buffer handed to Python without a copy: pyarrow wraps its memory
+/// (`pyarrow.foreign_buffer(address, size, base=buffer)`), and this object, kept as that
+/// buffer's base, keeps the memory alive and unchanged (nothing can change it). Copying
+/// each buffer into a `bytes` object instead (a GB at 1 M torrents, into freshly faulted
+/// pages) was most of the reading thread's work (BENCHMARKS.md, "Python").
+#[pyclass(module = "estudely._native", frozen)]
+pub struct Buffer(Owned);
+
+/// What a [`Buffer`] holds.
+enum Owned {
+    Bytes(Vec<u8>),
+    /// Whole numbers in the machine's order, as Arrow (and pyarrow) read them.
+    Ints(Vec<i64>),
+}
+
+impl Buffer {
+    fn bytes(py: Python<'_>, data: Vec<u8>) -> PyResult<Bound<'_, Buffer>> {
+        Bound::new(py, Buffer(Owned::Bytes(data)))
+    }
+
+    fn ints(py: Python<'_>, data: Vec<i64>) -> PyResult<Bound<'_, Buffer>> {
+        Bound::new(py, Buffer(Owned::Ints(data)))
+    }
+}
+
+#[pymethods]
+impl Buffer {
+    /// Where the memory starts.
+    #[getter]
+    fn address(&self) -> usize {
+        match &self.0 {
+            Owned::Bytes(v) => v.as_ptr() as usize,
+            Owned::Ints(v) => v.as_ptr() as usize,
+        }
+    }
+
+    /// Its size in bytes.
+    fn __len__(&self) -> usize {
+        match &self.0 {
+            Owned::Bytes(v) => v.len(),
+            Owned::Ints(v) => std::mem::size_of_val(v.as_slice()),
+        }
+    }
 }
 
 /// The release fields, one column each (the `Release` struct's, in its order).
@@ -286,6 +333,8 @@ impl Releases {
 /// One chunk of torrents, column by column, in `export --format jsonl`'s field order.
 pub struct Chunk {
     rows: usize,
+    /// Which range of a split export it belongs to (0 when not split).
+    part: usize,
     infohash: Text,
     infohash_v2: Text,
     name: Text,
@@ -315,10 +364,12 @@ pub struct Chunk {
     name_bytes: Text,
 }
 
-impl Default for Chunk {
-    fn default() -> Self {
+impl Chunk {
+    /// An empty chunk of range `part`.
+    pub fn new(part: usize) -> Self {
         Chunk {
             rows: 0,
+            part,
             infohash: Text::new(false),
             infohash_v2: Text::new(false),
             name: Text::new(false),
@@ -368,8 +419,13 @@ impl Chunk {
         self.infohash.push_hex(&t.info_hash.0);
         let v2 = t.info_hash_v2.map(hex::encode);
         self.infohash_v2.push(v2.as_deref().map(str::as_bytes));
-        self.name
-            .push_str(&estudely_peer_wire::info::display(&t.name));
+        if printable(&t.name) {
+            // What `display` would give: the bytes as they are.
+            self.name.push(Some(&t.name));
+        } else {
+            self.name
+                .push_str(&estudely_peer_wire::info::display(&t.name));
+        }
         self.name_hex.push_hex(&t.name);
         self.version
             .push_str(estudely_store::version_str(t.version));
@@ -409,8 +465,8 @@ impl Chunk {
         self.name_bytes.push(Some(&t.name));
     }
 
-    /// The chunk as Python sees it: `{"rows": n, "columns": [(name, column), ...]}`, each
-    /// column a tuple that `estudely._arrow` turns into a pyarrow array.
+    /// The chunk as Python sees it: `{"rows": n, "part": p, "columns": [(name, column),
+    /// ...]}`, each column a tuple that `estudely._arrow` turns into a pyarrow array.
     pub fn into_py(self, py: Python<'_>) -> PyResult<Bound<'_, PyDict>> {
         let r = self.release;
         let release = struct_py(
@@ -465,6 +521,7 @@ impl Chunk {
         ];
         let out = PyDict::new(py);
         out.set_item("rows", self.rows)?;
+        out.set_item("part", self.part)?;
         out.set_item("columns", columns)?;
         Ok(out)
     }

@@ -6,6 +6,7 @@
 //! much faster on a big index) the same fields in Arrow's buffers ([`crate::columns`]).
 
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
 
 use estudely::cli::Command;
@@ -45,11 +46,20 @@ impl Index {
     /// A task reading the whole index (from `since`) on a connection of its own, its
     /// torrents gathered `chunk_size` at a time into chunks (`new`, `len`, `push`) that
     /// `send` hands to Python one at a time.
+    ///
+    /// With `parts` above 1, the index is split into that many ranges of about as many
+    /// torrents ([`Store::export_bounds`]; a backend that cannot split gives one), each read
+    /// by a thread on a connection of its own: the chunks of a range come in its order, but
+    /// those of different ranges interleave, each made by `new(part)` so that the reader
+    /// can put them back in order. The export is mostly CPU (SQLite, the layout), so a
+    /// second core halves the export thread's share, the critical path on a big index.
+    #[allow(clippy::too_many_arguments)]
     fn export_task<C: Send + 'static>(
         &self,
         since: Option<&Bound<'_, PyAny>>,
         chunk_size: usize,
-        new: fn() -> C,
+        parts: usize,
+        new: impl Fn(usize) -> C + Send + Sync + 'static,
         len: fn(&C) -> usize,
         push: fn(&mut C, &StoredTorrent, &[SocketAddr]),
         send: fn(&LineWriter, C) -> std::io::Result<()>,
@@ -57,32 +67,82 @@ impl Index {
         if chunk_size == 0 {
             return Err(PyValueError::new_err("chunk_size must be at least 1"));
         }
+        if parts == 0 {
+            return Err(PyValueError::new_err("parts must be at least 1"));
+        }
         let since = since_secs(since)?;
         let db = DbUrl::parse(&self.url).map_err(|e| PyValueError::new_err(e.0))?;
-        spawn_buffered("export", 1, move |out, stop| {
+        // A chunk ahead of the reader for each range's thread.
+        spawn_buffered("export", parts, move |out, stop| {
             let mut store = db.open_read_only()?;
-            let (mut chunk, mut sent) = (new(), false);
-            let result = store.export(since, &mut |st, peers| {
-                push(&mut chunk, st, peers);
-                if len(&chunk) == chunk_size {
-                    send(&out, std::mem::replace(&mut chunk, new())).map_err(|_| ReaderGone)?;
-                    sent = true;
+            let keys = if parts > 1 {
+                store.export_bounds(since, parts)?
+            } else {
+                Vec::new()
+            };
+            let mut ends = vec![None];
+            ends.extend(keys.into_iter().map(Some));
+            ends.push(None);
+            let ranges: Vec<_> = ends.windows(2).map(|w| (w[0], w[1])).collect();
+            // Set by a range that failed: the others stop at their next torrent.
+            let halt = AtomicBool::new(false);
+            let range = |part: usize, store: &mut dyn Store| -> anyhow::Result<()> {
+                let (from, to) = ranges[part];
+                let (mut chunk, mut sent) = (new(part), false);
+                let result = store.export_range(since, from, to, &mut |st, peers| {
+                    push(&mut chunk, st, peers);
+                    if len(&chunk) == chunk_size {
+                        send(&out, std::mem::replace(&mut chunk, new(part)))
+                            .map_err(|_| ReaderGone)?;
+                        sent = true;
+                    }
+                    if halt.load(Ordering::Relaxed)
+                        || matches!(&stop, StopOn::Flag(rx) if *rx.borrow())
+                    {
+                        return Err(ReaderGone.into());
+                    }
+                    Ok(())
+                });
+                match result {
+                    Err(e) if e.is::<ReaderGone>() => return Ok(()),
+                    Err(e) => {
+                        halt.store(true, Ordering::Relaxed);
+                        return Err(e);
+                    }
+                    Ok(()) => {}
                 }
-                if matches!(&stop, StopOn::Flag(rx) if *rx.borrow()) {
-                    return Err(ReaderGone.into());
+                // The last chunk, or an empty one when there was none: the columns' types
+                // then still reach Python (an empty table keeps its schema).
+                if len(&chunk) > 0 || !sent {
+                    let _ = send(&out, chunk);
                 }
                 Ok(())
-            });
-            match result {
-                Err(e) if e.is::<ReaderGone>() => return Ok(()),
-                other => other?,
-            }
-            // The last chunk, or an empty one when there was none: the columns' types then
-            // still reach Python (an empty table keeps its schema).
-            if len(&chunk) > 0 || !sent {
-                let _ = send(&out, chunk);
-            }
-            Ok(())
+            };
+            std::thread::scope(|scope| {
+                let others: Vec<_> = (1..ranges.len())
+                    .map(|part| {
+                        let (db, range, halt) = (&db, &range, &halt);
+                        scope.spawn(move || {
+                            let result = db
+                                .open_read_only()
+                                .and_then(|mut store| range(part, store.as_mut()));
+                            if result.is_err() {
+                                halt.store(true, Ordering::Relaxed);
+                            }
+                            result
+                        })
+                    })
+                    .collect();
+                let mut result = range(0, store.as_mut());
+                for thread in others {
+                    let other = thread
+                        .join()
+                        .unwrap_or_else(|_| Err(anyhow::anyhow!("an export thread panicked")));
+                    // The first range's error first.
+                    result = result.and(other);
+                }
+                result
+            })
         })
     }
 
@@ -205,7 +265,8 @@ impl Index {
         self.export_task(
             since,
             chunk_size,
-            Vec::new,
+            1,
+            |_| Vec::new(),
             Vec::len,
             |rows, st, peers| rows.push(torrent_value(st, peers)),
             LineWriter::send_rows,
@@ -213,19 +274,24 @@ impl Index {
     }
 
     /// [`Index::torrent_chunks`] with each chunk in Arrow's buffers (see
-    /// [`crate::columns`]): `{"rows": n, "columns": [(name, column), ...]}`, for pyarrow.
-    #[pyo3(signature = (since=None, chunk_size=65_536))]
+    /// [`crate::columns`]): `{"rows": n, "part": p, "columns": [(name, column), ...]}`, for
+    /// pyarrow. With `parts` above 1, read by up to that many threads, each a range of
+    /// the index (see [`Index::export_task`]): the chunks of part 0, then of part 1, ...
+    /// are the torrents in order, but the parts' chunks come interleaved.
+    #[pyo3(signature = (since=None, chunk_size=65_536, parts=1))]
     fn torrent_columns(
         &self,
         since: Option<&Bound<'_, PyAny>>,
         chunk_size: usize,
+        parts: usize,
     ) -> PyResult<Task> {
         self.export_task(
             since,
             chunk_size,
-            Chunk::default,
-            Chunk::len,
-            Chunk::push,
+            parts,
+            |part| Box::new(Chunk::new(part)),
+            |c| c.len(),
+            |c, st, peers| c.push(st, peers),
             LineWriter::send_columns,
         )
     }

@@ -58,8 +58,8 @@ impl LineWriter {
     }
 
     /// Hand a chunk of columns to Python (waiting while the reader is a chunk behind).
-    pub fn send_columns(&self, chunk: crate::columns::Chunk) -> io::Result<()> {
-        self.send_item(Item::Columns(Box::new(chunk)))
+    pub fn send_columns(&self, chunk: Box<crate::columns::Chunk>) -> io::Result<()> {
+        self.send_item(Item::Columns(chunk))
     }
 
     fn send_item(&self, item: Item) -> io::Result<()> {

@@ -430,6 +430,17 @@ pub struct StoredTorrent {
     pub estimated_at: Option<i64>,
 }
 
+/// A torrent's place in [`Store::export`]'s order: when it was discovered, then the
+/// backend's tie-breaker between torrents discovered in the same second (SQLite: the row
+/// id). Only a backend's own [`Store::export_bounds`] makes them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct ExportKey {
+    /// `discovered`, unix seconds.
+    pub discovered: i64,
+    /// The tie-breaker.
+    pub tie: i64,
+}
+
 /// Counts for `estudely stats`.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Stats {
@@ -592,6 +603,38 @@ pub trait Store: Send {
         since: Option<i64>,
         f: &mut dyn FnMut(&StoredTorrent, &[SocketAddr]) -> anyhow::Result<()>,
     ) -> anyhow::Result<()>;
+
+    /// Keys that split the torrents [`Store::export`] gives (from `since`) into up to
+    /// `parts` ranges of about as many torrents each, for a reader that exports the ranges
+    /// at once, each on a connection of its own ([`Store::export_range`]): ascending, at
+    /// most `parts - 1` of them. None where the backend does not split (the default): then
+    /// the whole is one range.
+    fn export_bounds(
+        &mut self,
+        _since: Option<i64>,
+        _parts: usize,
+    ) -> anyhow::Result<Vec<ExportKey>> {
+        Ok(Vec::new())
+    }
+
+    /// [`Store::export`] of the torrents from key `from` (included) up to key `to`
+    /// (excluded), an end `None` being open: the ranges between consecutive keys of
+    /// [`Store::export_bounds`], one after the other, are [`Store::export`]'s rows in its
+    /// order (of the same index: each range reads the index as it is when that range
+    /// starts). A backend that does not split (the default) exports the whole when both
+    /// ends are open, and refuses any other range.
+    fn export_range(
+        &mut self,
+        since: Option<i64>,
+        from: Option<ExportKey>,
+        to: Option<ExportKey>,
+        f: &mut dyn FnMut(&StoredTorrent, &[SocketAddr]) -> anyhow::Result<()>,
+    ) -> anyhow::Result<()> {
+        match (from, to) {
+            (None, None) => self.export(since, f),
+            _ => anyhow::bail!("the {} backend does not export ranges", self.kind()),
+        }
+    }
 
     /// Counts by kind, source and day, and the counters.
     fn stats(&mut self) -> anyhow::Result<Stats>;

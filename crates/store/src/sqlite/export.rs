@@ -27,7 +27,7 @@ use rusqlite::{Connection, Rows, Statement};
 
 use super::codec::{decode_path_into, uint};
 use super::read::{stored, COLUMNS};
-use crate::StoredTorrent;
+use crate::{ExportKey, StoredTorrent};
 
 /// The files of torrents `?1` and after, in key order.
 const FILES_FROM: &str =
@@ -52,7 +52,102 @@ pub fn export(
     since: Option<i64>,
     f: &mut dyn FnMut(&StoredTorrent, &[SocketAddr]) -> anyhow::Result<()>,
 ) -> anyhow::Result<()> {
-    export_counted(conn, since, f).map(|_| ())
+    export_counted(conn, &Range::since(since), f).map(|_| ())
+}
+
+/// [`export`] of the torrents from key `from` (included) to key `to` (excluded).
+pub fn export_range(
+    conn: &Connection,
+    since: Option<i64>,
+    from: Option<ExportKey>,
+    to: Option<ExportKey>,
+    f: &mut dyn FnMut(&StoredTorrent, &[SocketAddr]) -> anyhow::Result<()>,
+) -> anyhow::Result<()> {
+    let range = Range { since, from, to };
+    export_counted(conn, &range, f).map(|_| ())
+}
+
+/// Up to `parts - 1` keys splitting the torrents of [`export`] into ranges of about as many
+/// torrents each (see [`crate::Store::export_bounds`]): one count, then a step of the
+/// `discovered` index to each key (a scan of that index, no table row read).
+pub fn bounds(
+    conn: &Connection,
+    since: Option<i64>,
+    parts: usize,
+) -> anyhow::Result<Vec<ExportKey>> {
+    let since = since.unwrap_or(i64::MIN);
+    let n: i64 = conn.query_row(
+        "SELECT count(*) FROM torrents WHERE discovered >= ?1",
+        [since],
+        |r| r.get(0),
+    )?;
+    let mut stmt = conn.prepare(
+        "SELECT discovered, id FROM torrents WHERE discovered >= ?1
+         ORDER BY discovered, id LIMIT 1 OFFSET ?2",
+    )?;
+    let parts = i64::try_from(parts.max(1)).unwrap_or(i64::MAX);
+    let mut keys = Vec::new();
+    for i in 1..parts {
+        // i < parts, n a row count: no overflow in i128.
+        let offset = (i128::from(n) * i128::from(i) / i128::from(parts)) as i64;
+        if offset == 0 {
+            continue;
+        }
+        let key = stmt.query_row([since, offset], |r| {
+            Ok(ExportKey {
+                discovered: r.get(0)?,
+                tie: r.get(1)?,
+            })
+        });
+        match key {
+            // Deleted meanwhile: fewer ranges.
+            Err(rusqlite::Error::QueryReturnedNoRows) => break,
+            key => {
+                let key = key?;
+                if keys.last().is_none_or(|last| *last < key) {
+                    keys.push(key);
+                }
+            }
+        }
+    }
+    Ok(keys)
+}
+
+/// Which torrents an export gives: discovered at or after `since`, with a key from `from`
+/// (included) to `to` (excluded).
+#[derive(Debug, Default, Clone, Copy)]
+struct Range {
+    since: Option<i64>,
+    from: Option<ExportKey>,
+    to: Option<ExportKey>,
+}
+
+impl Range {
+    fn since(since: Option<i64>) -> Self {
+        Range {
+            since,
+            ..Range::default()
+        }
+    }
+
+    /// The torrents' query and its parameters: `discovered` bounds that the index on it
+    /// answers, then the ties at each end by `id`.
+    fn query(&self) -> (String, Vec<i64>) {
+        let mut sql = format!("SELECT {COLUMNS} FROM torrents t WHERE t.discovered >= ?1");
+        let mut params = vec![self.since.unwrap_or(i64::MIN)];
+        if let Some(from) = self.from {
+            params.extend([from.discovered, from.tie]);
+            let (d, id) = (params.len() - 1, params.len());
+            sql += &format!(" AND t.discovered >= ?{d} AND (t.discovered > ?{d} OR t.id >= ?{id})");
+        }
+        if let Some(to) = self.to {
+            params.extend([to.discovered, to.tie]);
+            let (d, id) = (params.len() - 1, params.len());
+            sql += &format!(" AND t.discovered <= ?{d} AND (t.discovered < ?{d} OR t.id < ?{id})");
+        }
+        sql += " ORDER BY t.discovered, t.id";
+        (sql, params)
+    }
 }
 
 /// What [`export`] ran, for the tests: how many times the file cursor was placed, and how
@@ -63,18 +158,16 @@ struct Counts {
     peer_queries: u64,
 }
 
-/// [`export`], counting its statements.
+/// [`export`] of `range`, counting its statements.
 fn export_counted(
     conn: &Connection,
-    since: Option<i64>,
+    range: &Range,
     f: &mut dyn FnMut(&StoredTorrent, &[SocketAddr]) -> anyhow::Result<()>,
 ) -> anyhow::Result<Counts> {
     let mut counts = Counts::default();
-    let sql = format!(
-        "SELECT {COLUMNS} FROM torrents t WHERE t.discovered >= ?1 ORDER BY t.discovered, t.id"
-    );
+    let (sql, params) = range.query();
     let mut stmt = conn.prepare(&sql)?;
-    let mut rows = stmt.query([since.unwrap_or(i64::MIN)])?;
+    let mut rows = stmt.query(rusqlite::params_from_iter(params))?;
     // Read once the first row holds the read transaction: every query below sees the same
     // snapshot as the torrents.
     let Some(first) = rows.next()? else {
@@ -240,7 +333,7 @@ mod tests {
 
     fn merged(conn: &Connection, since: Option<i64>) -> (Exported, Counts) {
         let mut out = Vec::new();
-        let counts = export_counted(conn, since, &mut |st, peers| {
+        let counts = export_counted(conn, &Range::since(since), &mut |st, peers| {
             out.push((st.clone(), peers.to_vec()));
             Ok(())
         })
@@ -279,18 +372,19 @@ mod tests {
     }
 
     /// Torrents discovered in an order unrelated to their ids (written in three batches, ids
-    /// in writing order), with and without files and peers: the merge gives exactly what a
-    /// query per torrent gives, whatever `since`.
-    #[test]
-    fn any_order_exports_as_a_query_per_torrent() {
-        let (_dir, mut s) = open();
+    /// in writing order), with and without files and peers; two with hostile names.
+    fn scattered(s: &mut super::super::SqliteStore) {
         for batch in 0..3u8 {
             let torrents = (0..20u8)
                 .map(|i| {
                     let key = batch * 20 + i + 1;
                     // Discovered times scattered over the keys, some equal.
                     let at = i64::from((u32::from(key) * 37) % 23) * 100;
-                    with_files(key, at, usize::from(key % 4))
+                    let mut t = with_files(key, at, usize::from(key % 4));
+                    if key % 29 == 0 {
+                        t.name = vec![b'a', b'/', 0, 0xff, b'\n', b'"', b','];
+                    }
+                    t
                 })
                 .collect();
             s.write(
@@ -317,6 +411,14 @@ mod tests {
             },
         )
         .unwrap();
+    }
+
+    /// The torrents of [`scattered`]: the merge gives exactly what a query per torrent
+    /// gives, whatever `since`.
+    #[test]
+    fn any_order_exports_as_a_query_per_torrent() {
+        let (_dir, mut s) = open();
+        scattered(&mut s);
         for since in [None, Some(0), Some(1_000), Some(2_200), Some(2_201)] {
             let (got, counts) = merged(&s.conn, since);
             assert_eq!(got, reference(&s.conn, since), "since {since:?}");
@@ -334,6 +436,72 @@ mod tests {
             .iter()
             .any(|(st, p)| st.torrent.files.is_empty() && p.is_empty()));
         assert_eq!(all.iter().filter(|(_, p)| !p.is_empty()).count(), 2);
+    }
+
+    /// The ranges of [`export_range`], one after the other, are [`export`]'s rows in its
+    /// order: split at the keys [`bounds`] gives for any number of parts, and at every
+    /// torrent's key (the files of torrents out of key order, peers, hostile names).
+    #[test]
+    fn ranges_one_after_the_other_are_the_export() {
+        let (_dir, mut s) = open();
+        scattered(&mut s);
+        let ranged = |since, keys: &[Option<ExportKey>]| {
+            let mut out = Vec::new();
+            for pair in keys.windows(2) {
+                export_range(&s.conn, since, pair[0], pair[1], &mut |st, peers| {
+                    out.push((st.clone(), peers.to_vec()));
+                    Ok(())
+                })
+                .unwrap();
+            }
+            out
+        };
+        let key_of = |st: &StoredTorrent| {
+            let id = s
+                .conn
+                .query_row(
+                    "SELECT id FROM torrents WHERE info_hash = ?1",
+                    [st.torrent.info_hash.as_bytes()],
+                    |r| r.get(0),
+                )
+                .unwrap();
+            ExportKey {
+                discovered: st.torrent.discovered,
+                tie: id,
+            }
+        };
+        for since in [None, Some(1_000), Some(2_200), Some(2_201)] {
+            let want = reference(&s.conn, since);
+            for parts in 1..=8 {
+                let keys = bounds(&s.conn, since, parts).unwrap();
+                assert!(
+                    keys.len() < parts.max(1) || keys.is_empty(),
+                    "{parts}: {keys:?}"
+                );
+                assert!(keys.windows(2).all(|k| k[0] < k[1]), "{keys:?}");
+                if want.len() >= parts {
+                    assert_eq!(keys.len(), parts - 1, "{parts} parts of {}", want.len());
+                }
+                let mut ends = vec![None];
+                ends.extend(keys.into_iter().map(Some));
+                ends.push(None);
+                assert_eq!(ranged(since, &ends), want, "since {since:?}, {parts} parts");
+            }
+            // Split at each torrent's key: it starts the second range.
+            for (i, (st, _)) in want.iter().enumerate() {
+                let k = Some(key_of(st));
+                let mut first = Vec::new();
+                export_range(&s.conn, since, None, k, &mut |st, p| {
+                    first.push((st.clone(), p.to_vec()));
+                    Ok(())
+                })
+                .unwrap();
+                assert_eq!(first, want[..i], "before torrent {i}");
+                assert_eq!(ranged(since, &[None, k, None]), want, "at torrent {i}");
+            }
+        }
+        assert!(bounds(&s.conn, Some(5_000), 4).unwrap().is_empty());
+        assert!(bounds(&s.conn, None, 0).unwrap().is_empty());
     }
 
     /// Torrents discovered in the order they were written, the usual case: the files come

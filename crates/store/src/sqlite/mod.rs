@@ -27,7 +27,9 @@ use anyhow::Context as _;
 use estudely_krpc::{CompactNode, InfoHash};
 use rusqlite::{Connection, OpenFlags};
 
-use super::{Batch, SearchSort, SightingCounts, SightingRow, Source, Stats, Store, StoredTorrent};
+use super::{
+    Batch, ExportKey, SearchSort, SightingCounts, SightingRow, Source, Stats, Store, StoredTorrent,
+};
 use crate::prune::{Candidate, DbSize, Deleted, PruneFilter};
 use crate::{Category, CategoryCounts, Release, SearchQuery, UsageError};
 
@@ -263,6 +265,24 @@ impl Store for SqliteStore {
         f: &mut dyn FnMut(&StoredTorrent, &[SocketAddr]) -> anyhow::Result<()>,
     ) -> anyhow::Result<()> {
         self.guarded(false, |c| export::export(c, since, f))
+    }
+
+    fn export_bounds(
+        &mut self,
+        since: Option<i64>,
+        parts: usize,
+    ) -> anyhow::Result<Vec<ExportKey>> {
+        self.guarded(false, |c| export::bounds(c, since, parts))
+    }
+
+    fn export_range(
+        &mut self,
+        since: Option<i64>,
+        from: Option<ExportKey>,
+        to: Option<ExportKey>,
+        f: &mut dyn FnMut(&StoredTorrent, &[SocketAddr]) -> anyhow::Result<()>,
+    ) -> anyhow::Result<()> {
+        self.guarded(false, |c| export::export_range(c, since, from, to, f))
     }
 
     fn stats(&mut self) -> anyhow::Result<Stats> {
