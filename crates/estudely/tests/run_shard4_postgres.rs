@@ -101,9 +101,14 @@ fn failed_after_connect(log: &str) -> u64 {
         .lines()
         .rfind(|l| l.starts_with("run: ") && l.contains(" stored"))
         .unwrap_or_else(|| panic!("no summary:\n{log}"));
-    assert!(line.contains(" attempts"), "attempts in summary: {line}");
-    // A run that fetched nothing says `0 attempts;`, with no list of outcomes.
-    let Some(attempts) = line.split(" attempts: ").nth(1) else {
+    assert!(line.contains(" attempt"), "attempts in summary: {line}");
+    // A run that fetched nothing says `0 attempts;`, with no list of outcomes; one that
+    // made a single attempt says `1 attempt: 1 ok`.
+    let Some(attempts) = line
+        .split(" attempts: ")
+        .nth(1)
+        .or_else(|| line.split(" attempt: ").nth(1))
+    else {
         return 0;
     };
     let attempts = attempts.split(';').next().unwrap();
@@ -116,6 +121,19 @@ fn failed_after_connect(log: &str) -> u64 {
             (!refused.contains(&kind)).then_some(n)
         })
         .sum()
+}
+
+/// The summary parser on the three shapes a run's summary takes: no attempt, one, many.
+#[test]
+fn failed_attempts_are_read_from_every_shape_of_summary() {
+    let run = |tail: &str| format!("run: 9 infohashes, 1 stored, {tail}; index: 1 transactions");
+    assert_eq!(failed_after_connect(&run("0 attempts")), 0);
+    assert_eq!(failed_after_connect(&run("1 attempt: 1 ok")), 0);
+    assert_eq!(failed_after_connect(&run("1 attempt: 1 timeout")), 1);
+    assert_eq!(
+        failed_after_connect(&run("7 attempts: 4 ok, 1 refused, 2 timeout")),
+        2
+    );
 }
 
 /// What four runs did, from their summaries.

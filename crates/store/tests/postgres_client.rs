@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use common::Server;
 use estudely_krpc::InfoHash;
+use estudely_store::postgres::client::Client;
 use estudely_store::postgres::PgStore;
 use estudely_store::Store;
 
@@ -64,7 +65,7 @@ fn a_connection_the_server_ends_is_seen_closed_while_idle() {
     let mut store = PgStore::connect(&url).unwrap();
     assert!(!store.is_closed());
     // Ends every other session of this database.
-    let mut c = estudely_store::postgres::client::Client::connect(&url.parse().unwrap()).unwrap();
+    let mut c = Client::connect(&url.parse().unwrap()).unwrap();
     let ended = c
         .query_one(
             "SELECT count(*) FROM (SELECT pg_terminate_backend(pid) FROM pg_stat_activity
@@ -89,4 +90,40 @@ fn a_connection_the_server_ends_is_seen_closed_while_idle() {
     assert!(estudely_store::connection_lost(&e), "{e:#}");
     store.reconnect().unwrap();
     assert!(!store.contains(&InfoHash([1; 20])).unwrap());
+}
+
+/// The statements this session has prepared, among those whose text starts with `prefix`.
+fn prepared(c: &mut Client, prefix: &str) -> i64 {
+    c.query_one(
+        "SELECT count(*) FROM pg_prepared_statements WHERE starts_with(statement, $1)",
+        &[&prefix],
+    )
+    .unwrap()
+    .get(0)
+}
+
+/// A text run again (on the connection or in a transaction) is prepared once and kept:
+/// one round trip per run instead of two. The kept ones stay bounded.
+#[test]
+fn a_statement_run_again_is_prepared_once_and_the_kept_ones_are_bounded() {
+    let (_server, url) = Server::start();
+    let mut c = Client::connect(&url.parse().unwrap()).unwrap();
+    for i in 0..3i32 {
+        let n: i32 = c
+            .query_one("SELECT 1 + $1::int /* kept */", &[&i])
+            .unwrap()
+            .get(0);
+        assert_eq!(n, 1 + i);
+    }
+    let mut tx = c.transaction().unwrap();
+    tx.execute("SELECT 1 + $1::int /* kept */", &[&5i32])
+        .unwrap();
+    tx.rollback().unwrap();
+    assert_eq!(prepared(&mut c, "SELECT 1 + $1::int /* kept */"), 1);
+    // Many texts: the connection forgets them all past its bound.
+    for i in 0..600 {
+        c.execute(&format!("SELECT {i} /* many */"), &[]).unwrap();
+    }
+    let kept = prepared(&mut c, "SELECT ");
+    assert!(kept > 0 && kept <= 256, "{kept} statements kept");
 }

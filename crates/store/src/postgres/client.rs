@@ -20,6 +20,7 @@
 //! This face is written here rather than taken from the `postgres` crate because that crate's
 //! is tied to its per-client runtime; it is a few dozen forwarding lines.
 
+use std::collections::HashMap;
 use std::future::Future;
 use std::sync::{mpsc, OnceLock};
 use std::time::Duration;
@@ -27,7 +28,7 @@ use std::time::Duration;
 use tokio::runtime::{Builder, Runtime};
 pub use tokio_postgres::error::SqlState;
 pub use tokio_postgres::types::ToSql;
-pub use tokio_postgres::{Config, Error, IsolationLevel, Portal, Row, Statement, ToStatement};
+pub use tokio_postgres::{Config, Error, IsolationLevel, Portal, Row, Statement};
 
 /// Parameters of a statement.
 type Params<'p> = &'p [&'p (dyn ToSql + Sync)];
@@ -59,55 +60,128 @@ fn wait<F: Future>(f: F) -> F::Output {
 }
 
 /// The statement methods of [`Client`] and [`Transaction`]: each waits on its inner
-/// asynchronous one.
+/// asynchronous one, with the statement from the connection's [`Cache`].
 macro_rules! statements {
     () => {
+        /// The statement `sql` names: prepared now, or earlier on this connection.
+        fn statement<S: ?Sized + Sql>(&mut self, sql: &S) -> Result<Statement, Error> {
+            let inner = &self.inner;
+            sql.statement(&mut self.cache, |text| wait(inner.prepare(text)))
+        }
+
         /// The rows of one statement.
-        pub fn query<T: ?Sized + ToStatement>(
+        pub fn query<S: ?Sized + Sql>(
             &mut self,
-            sql: &T,
+            sql: &S,
             params: Params<'_>,
         ) -> Result<Vec<Row>, Error> {
-            wait(self.inner.query(sql, params))
+            let st = self.statement(sql)?;
+            wait(self.inner.query(&st, params))
         }
 
         /// The one row of a statement (an error if it returns none or several).
-        pub fn query_one<T: ?Sized + ToStatement>(
+        pub fn query_one<S: ?Sized + Sql>(
             &mut self,
-            sql: &T,
+            sql: &S,
             params: Params<'_>,
         ) -> Result<Row, Error> {
-            wait(self.inner.query_one(sql, params))
+            let st = self.statement(sql)?;
+            wait(self.inner.query_one(&st, params))
         }
 
         /// The row of a statement, if any (an error if several).
-        pub fn query_opt<T: ?Sized + ToStatement>(
+        pub fn query_opt<S: ?Sized + Sql>(
             &mut self,
-            sql: &T,
+            sql: &S,
             params: Params<'_>,
         ) -> Result<Option<Row>, Error> {
-            wait(self.inner.query_opt(sql, params))
+            let st = self.statement(sql)?;
+            wait(self.inner.query_opt(&st, params))
         }
 
         /// Run one statement; the rows it changed.
-        pub fn execute<T: ?Sized + ToStatement>(
+        pub fn execute<S: ?Sized + Sql>(
             &mut self,
-            sql: &T,
+            sql: &S,
             params: Params<'_>,
         ) -> Result<u64, Error> {
-            wait(self.inner.execute(sql, params))
+            let st = self.statement(sql)?;
+            wait(self.inner.execute(&st, params))
         }
 
-        /// Run statements separated by `;`, without parameters.
+        /// Run statements separated by `;`, without parameters (nothing prepared).
         pub fn batch_execute(&mut self, sql: &str) -> Result<(), Error> {
             wait(self.inner.batch_execute(sql))
         }
 
-        /// Prepare a statement.
+        /// Prepare a statement (or take it from the connection's cache).
         pub fn prepare(&mut self, sql: &str) -> Result<Statement, Error> {
-            wait(self.inner.prepare(sql))
+            self.statement(sql)
         }
     };
+}
+
+/// Most statements a connection keeps prepared; past that it forgets them all (statements
+/// built with values in their text, if any, must not pile up on the server).
+const CACHED: usize = 256;
+
+/// The statements a connection has prepared, by their text.
+///
+/// A query given as text costs two round trips, one to prepare it and one to run it; the
+/// store runs the same few dozen texts over and over (a claim, a lookup, a page's
+/// queries), so each connection keeps what it prepared and runs it in one. Prepared
+/// statements belong to the session, not to a transaction: one prepared in a transaction
+/// that rolls back is still there.
+#[derive(Default)]
+pub struct Cache(HashMap<String, Statement>);
+
+/// A statement to run: its text (prepared once per connection, see [`Cache`]) or one
+/// prepared already.
+pub trait Sql {
+    /// The prepared statement, `prepare` making it if need be.
+    fn statement(
+        &self,
+        cache: &mut Cache,
+        prepare: impl FnOnce(&str) -> Result<Statement, Error>,
+    ) -> Result<Statement, Error>;
+}
+
+impl Sql for str {
+    fn statement(
+        &self,
+        cache: &mut Cache,
+        prepare: impl FnOnce(&str) -> Result<Statement, Error>,
+    ) -> Result<Statement, Error> {
+        if let Some(st) = cache.0.get(self) {
+            return Ok(st.clone());
+        }
+        let st = prepare(self)?;
+        if cache.0.len() >= CACHED {
+            cache.0.clear();
+        }
+        cache.0.insert(self.to_owned(), st.clone());
+        Ok(st)
+    }
+}
+
+impl Sql for String {
+    fn statement(
+        &self,
+        cache: &mut Cache,
+        prepare: impl FnOnce(&str) -> Result<Statement, Error>,
+    ) -> Result<Statement, Error> {
+        self.as_str().statement(cache, prepare)
+    }
+}
+
+impl Sql for Statement {
+    fn statement(
+        &self,
+        _: &mut Cache,
+        _: impl FnOnce(&str) -> Result<Statement, Error>,
+    ) -> Result<Statement, Error> {
+        Ok(self.clone())
+    }
 }
 
 /// A connection, its task on the I/O thread.
@@ -120,6 +194,7 @@ macro_rules! statements {
 pub struct Client {
     // Dropped first: that ends the connection's task.
     inner: tokio_postgres::Client,
+    cache: Cache,
     // Then this waits for the task's end.
     _ended: Ended,
 }
@@ -154,6 +229,7 @@ impl Client {
         })?;
         Ok(Client {
             inner: connected,
+            cache: Cache::default(),
             _ended: Ended(ended),
         })
     }
@@ -172,13 +248,15 @@ impl Client {
 
     /// Begin a transaction (rolled back if dropped uncommitted).
     pub fn transaction(&mut self) -> Result<Transaction<'_>, Error> {
-        wait(self.inner.transaction()).map(|inner| Transaction { inner })
+        let cache = &mut self.cache;
+        wait(self.inner.transaction()).map(|inner| Transaction { inner, cache })
     }
 
     /// A transaction with options (read-only, isolation level).
     pub fn build_transaction(&mut self) -> TransactionBuilder<'_> {
         TransactionBuilder {
             inner: self.inner.build_transaction(),
+            cache: &mut self.cache,
         }
     }
 }
@@ -186,6 +264,7 @@ impl Client {
 /// Options of a transaction to begin: [`Client::build_transaction`].
 pub struct TransactionBuilder<'a> {
     inner: tokio_postgres::TransactionBuilder<'a>,
+    cache: &'a mut Cache,
 }
 
 impl<'a> TransactionBuilder<'a> {
@@ -193,6 +272,7 @@ impl<'a> TransactionBuilder<'a> {
     pub fn read_only(self, on: bool) -> Self {
         TransactionBuilder {
             inner: self.inner.read_only(on),
+            cache: self.cache,
         }
     }
 
@@ -200,12 +280,14 @@ impl<'a> TransactionBuilder<'a> {
     pub fn isolation_level(self, level: IsolationLevel) -> Self {
         TransactionBuilder {
             inner: self.inner.isolation_level(level),
+            cache: self.cache,
         }
     }
 
     /// Begin it.
     pub fn start(self) -> Result<Transaction<'a>, Error> {
-        wait(self.inner.start()).map(|inner| Transaction { inner })
+        let cache = self.cache;
+        wait(self.inner.start()).map(|inner| Transaction { inner, cache })
     }
 }
 
@@ -213,6 +295,7 @@ impl<'a> TransactionBuilder<'a> {
 /// `ROLLBACK` is queued on the connection, whose task sends it).
 pub struct Transaction<'a> {
     inner: tokio_postgres::Transaction<'a>,
+    cache: &'a mut Cache,
 }
 
 impl Transaction<'_> {
@@ -224,12 +307,9 @@ impl Transaction<'_> {
     statements!();
 
     /// Bind a statement to a portal, whose rows are then read a few at a time.
-    pub fn bind<T: ?Sized + ToStatement>(
-        &mut self,
-        sql: &T,
-        params: Params<'_>,
-    ) -> Result<Portal, Error> {
-        wait(self.inner.bind(sql, params))
+    pub fn bind<S: ?Sized + Sql>(&mut self, sql: &S, params: Params<'_>) -> Result<Portal, Error> {
+        let st = self.statement(sql)?;
+        wait(self.inner.bind(&st, params))
     }
 
     /// The next `max_rows` rows of `portal` (none once it is exhausted).
@@ -251,29 +331,17 @@ impl Transaction<'_> {
 /// What a connection and a transaction both do, for code that runs in either.
 pub trait GenericClient {
     /// The rows of one statement.
-    fn query<T: ?Sized + ToStatement>(
-        &mut self,
-        sql: &T,
-        params: Params<'_>,
-    ) -> Result<Vec<Row>, Error>;
+    fn query<S: ?Sized + Sql>(&mut self, sql: &S, params: Params<'_>) -> Result<Vec<Row>, Error>;
     /// The one row of a statement.
-    fn query_one<T: ?Sized + ToStatement>(
-        &mut self,
-        sql: &T,
-        params: Params<'_>,
-    ) -> Result<Row, Error>;
+    fn query_one<S: ?Sized + Sql>(&mut self, sql: &S, params: Params<'_>) -> Result<Row, Error>;
     /// The row of a statement, if any.
-    fn query_opt<T: ?Sized + ToStatement>(
+    fn query_opt<S: ?Sized + Sql>(
         &mut self,
-        sql: &T,
+        sql: &S,
         params: Params<'_>,
     ) -> Result<Option<Row>, Error>;
     /// Run one statement; the rows it changed.
-    fn execute<T: ?Sized + ToStatement>(
-        &mut self,
-        sql: &T,
-        params: Params<'_>,
-    ) -> Result<u64, Error>;
+    fn execute<S: ?Sized + Sql>(&mut self, sql: &S, params: Params<'_>) -> Result<u64, Error>;
     /// Run statements separated by `;`, without parameters.
     fn batch_execute(&mut self, sql: &str) -> Result<(), Error>;
 }
@@ -282,30 +350,30 @@ pub trait GenericClient {
 macro_rules! generic {
     ($ty:ty) => {
         impl GenericClient for $ty {
-            fn query<T: ?Sized + ToStatement>(
+            fn query<S: ?Sized + Sql>(
                 &mut self,
-                sql: &T,
+                sql: &S,
                 params: Params<'_>,
             ) -> Result<Vec<Row>, Error> {
                 <$ty>::query(self, sql, params)
             }
-            fn query_one<T: ?Sized + ToStatement>(
+            fn query_one<S: ?Sized + Sql>(
                 &mut self,
-                sql: &T,
+                sql: &S,
                 params: Params<'_>,
             ) -> Result<Row, Error> {
                 <$ty>::query_one(self, sql, params)
             }
-            fn query_opt<T: ?Sized + ToStatement>(
+            fn query_opt<S: ?Sized + Sql>(
                 &mut self,
-                sql: &T,
+                sql: &S,
                 params: Params<'_>,
             ) -> Result<Option<Row>, Error> {
                 <$ty>::query_opt(self, sql, params)
             }
-            fn execute<T: ?Sized + ToStatement>(
+            fn execute<S: ?Sized + Sql>(
                 &mut self,
-                sql: &T,
+                sql: &S,
                 params: Params<'_>,
             ) -> Result<u64, Error> {
                 <$ty>::execute(self, sql, params)
