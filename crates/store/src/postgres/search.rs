@@ -13,14 +13,15 @@
 //!
 //! A query whose words are *dense* (in at least one row in [`DENSE_SHARE`] of a sample of
 //! the table's first rows, [`PROBE_ROWS`]: two common words, a common word) takes its
-//! candidates from a scan in table order instead, which stops at the window: the first
-//! matches of its words (substrings of names are left out), among at most
-//! [`DENSE_ROWS_PER_CANDIDATE`] rows per candidate. The GIN index cannot stop early: for
-//! two words it reads and intersects both posting lists whole, a cost that grows with the
-//! index (56,000 matches read to keep 2,000 at 1 M torrents), where the scan reads about
-//! as many rows at 10 M as at 1 M. When that scan finds fewer matches than the window, the
-//! statement falls back to the indexes as above, so every query with fewer matches than
-//! its window (exact results) is answered exactly as without this path.
+//! candidates from a scan in table order instead (from the first page, the same on every
+//! reload), which stops at the window: the first matches of its words (substrings of
+//! names are left out), among at most [`DENSE_ROWS_PER_CANDIDATE`] rows per candidate.
+//! The GIN index cannot stop early: for two words it reads and intersects both posting
+//! lists whole, a cost that grows with the index (56,000 matches read to keep 2,000 at
+//! 1 M torrents), where the scan reads as many rows at 10 M as at 1 M. When that scan
+//! finds fewer matches than the window, the statement falls back to the indexes as above,
+//! so every query with fewer matches than its window (exact results) is answered exactly
+//! as without this path.
 //!
 //! The `search` vector holds the name's words then the paths' in one run, so a phrase may
 //! match across the end of the name and the start of the first path (a single-file
@@ -189,14 +190,15 @@ impl Sql {
             return (indexed, rank);
         }
         // The first rows in table order (a subquery with a limit: no index can be used
-        // for the words, and the scan stops once the window is full), then the indexes
+        // for the words, and the scan stops once the window is full; `*`, the table's own
+        // columns, costs no projection of the rows that do not match), then the indexes
         // only when they were too few: a query with fewer matches than the window gets
         // the same candidates as without this path. `dense` is read three times, so it
         // is computed once (also before PostgreSQL 12, where every CTE is).
         let rows = self.bind(big(window.saturating_mul(DENSE_ROWS_PER_CANDIDATE)));
         let sql = format!(
             "WITH dense AS (
-                 SELECT t.* FROM (SELECT {CANDIDATE} FROM torrents t LIMIT {rows}) AS t
+                 SELECT {CANDIDATE} FROM (SELECT * FROM torrents t LIMIT {rows}) AS t
                  WHERE t.search @@ {words}{category}{filters} LIMIT {n})
              SELECT * FROM dense WHERE (SELECT count(*) FROM dense) >= {n}
              UNION ALL
@@ -213,7 +215,8 @@ impl Sql {
 
 /// Are `q`'s included words dense (see the module docs)? Counts their matches, with the
 /// query's category and fields, among the table's first [`PROBE_ROWS`] rows (always the
-/// same pages, so they stay cached). False without included words.
+/// same pages, so they stay cached), and turns `synchronize_seqscans` off for the
+/// connection. False without included words.
 fn probe(client: &mut Client, q: &SearchQuery) -> anyhow::Result<bool> {
     let Some(all) = tsquery(&q.include, "&") else {
         return Ok(false);
@@ -226,10 +229,14 @@ fn probe(client: &mut Client, q: &SearchQuery) -> anyhow::Result<bool> {
     };
     let filters = sql.filters(q);
     let rows = sql.bind(big(PROBE_ROWS));
+    // Sequential scans of this connection start at the table's first page from now on:
+    // by default one of a large table starts where another one is, so the probe and the
+    // scan after it would look at other rows, and a page reloaded would show other hits
+    // and counts.
     let text = format!(
         "SELECT count(*) FILTER (WHERE t.search @@ to_tsquery('simple', {all}){category}{filters}),
-             count(*)
-         FROM (SELECT {CANDIDATE} FROM torrents t LIMIT {rows}) AS t"
+             count(*), set_config('synchronize_seqscans', 'off', false)
+         FROM (SELECT * FROM torrents t LIMIT {rows}) AS t"
     );
     let row = client.query_one(&text, &sql.params())?;
     let (hits, probed): (i64, i64) = (row.try_get(0)?, row.try_get(1)?);
@@ -340,7 +347,7 @@ mod tests {
         let (text, rank) = sql.candidates(&q, true, true, 1_000, true);
         // The scan in table order has no word condition inside its limit (so no index
         // serves it), and the indexed candidates are there for when it finds too few.
-        assert!(text.contains("FROM torrents t LIMIT $"), "{text}");
+        assert!(text.contains("(SELECT * FROM torrents t LIMIT $"), "{text}");
         assert!(text.contains("UNION ALL"), "{text}");
         assert!(text.contains("ILIKE"), "{text}");
         let mut plain = Sql::default();
