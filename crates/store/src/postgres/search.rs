@@ -19,7 +19,7 @@
 //! The GIN index cannot stop early: for two words it reads and intersects both posting
 //! lists whole, a cost that grows with the index (56,000 matches read to keep 2,000 at
 //! 1 M torrents), where the scan reads as many rows at 10 M as at 1 M. When that scan
-//! finds fewer matches than the window, the statement falls back to the indexes as above,
+//! finds fewer matches than the window, the query is asked again of the indexes as above,
 //! so every query with fewer matches than its window (exact results) is answered exactly
 //! as without this path.
 //!
@@ -122,9 +122,9 @@ impl Sql {
     /// the ranking terms for relevance (`rank`). With `trgm` and no phrase, a name holding
     /// the included words as substrings, in order, matches too.
     ///
-    /// With `dense` (see [`probe`]), the first `window` matches of the words in table
-    /// order, among [`DENSE_ROWS_PER_CANDIDATE`] rows per candidate; when these are fewer
-    /// than `window`, the candidates above instead.
+    /// With `dense` (see [`probe`]), the first `window` matches of the words alone in
+    /// table order, among [`DENSE_ROWS_PER_CANDIDATE`] rows per candidate: when these are
+    /// fewer than `window`, the caller asks again without `dense`.
     fn candidates(
         &mut self,
         q: &SearchQuery,
@@ -158,51 +158,42 @@ impl Sql {
         // Substrings for words only: a phrase asks for whole words in a row.
         let phrases = q.include.iter().any(|t| t.words.len() > 1);
         let pattern = substring_pattern(&words_typed).filter(|_| trgm && !phrases);
-        let (matches, rank) = match pattern {
-            // Every parameter must be used (for its type): `plain` only when ranking.
-            Some(pattern) if rank => {
-                let (pattern, plain) = (self.bind(pattern), self.bind(plain));
-                (
-                    format!("(t.search @@ {words} OR t.name ILIKE {pattern})"),
-                    format!(
-                        "ts_rank(t.search, {words}) DESC, similarity(t.name, {plain}) DESC, \
-                         t.discovered, t.info_hash"
-                    ),
+        // Every parameter must be used (for its type): `plain` only when ranking by
+        // similarity, the pattern only when substrings are looked for (not when dense).
+        let rank = match &pattern {
+            Some(_) if rank => {
+                let plain = self.bind(plain);
+                format!(
+                    "ts_rank(t.search, {words}) DESC, similarity(t.name, {plain}) DESC, \
+                     t.discovered, t.info_hash"
                 )
             }
+            Some(_) => String::new(),
+            None => format!("ts_rank(t.search, {words}) DESC, t.discovered, t.info_hash"),
+        };
+        let matches = match pattern.filter(|_| !dense) {
             Some(pattern) => {
                 let pattern = self.bind(pattern);
-                let matches = format!("(t.search @@ {words} OR t.name ILIKE {pattern})");
-                (matches, String::new())
+                format!("(t.search @@ {words} OR t.name ILIKE {pattern})")
             }
-            None => (
-                format!("t.search @@ {words}"),
-                format!("ts_rank(t.search, {words}) DESC, t.discovered, t.info_hash"),
-            ),
+            None => format!("t.search @@ {words}"),
         };
         let n = self.bind(big(window));
+        if dense {
+            // The first rows in table order: a subquery with a limit, so no index can be
+            // used for the words, and the scan stops once the window is full (`*`, the
+            // table's own columns, costs no projection of the rows that do not match).
+            let rows = self.bind(big(window.saturating_mul(DENSE_ROWS_PER_CANDIDATE)));
+            let sql = format!(
+                "SELECT {CANDIDATE} FROM (SELECT * FROM torrents t LIMIT {rows}) AS t
+                 WHERE {matches}{category}{filters} LIMIT {n}"
+            );
+            return (sql, rank);
+        }
         let raw = self.bind(big(raw_matches(window)));
-        let indexed = format!(
+        let sql = format!(
             "SELECT t.* FROM (SELECT {CANDIDATE} FROM torrents t WHERE {matches} LIMIT {raw}) AS t
              WHERE true{category}{filters} LIMIT {n}"
-        );
-        if !dense {
-            return (indexed, rank);
-        }
-        // The first rows in table order (a subquery with a limit: no index can be used
-        // for the words, and the scan stops once the window is full; `*`, the table's own
-        // columns, costs no projection of the rows that do not match), then the indexes
-        // only when they were too few: a query with fewer matches than the window gets
-        // the same candidates as without this path. `dense` is read three times, so it
-        // is computed once (also before PostgreSQL 12, where every CTE is).
-        let rows = self.bind(big(window.saturating_mul(DENSE_ROWS_PER_CANDIDATE)));
-        let sql = format!(
-            "WITH dense AS (
-                 SELECT {CANDIDATE} FROM (SELECT * FROM torrents t LIMIT {rows}) AS t
-                 WHERE t.search @@ {words}{category}{filters} LIMIT {n})
-             SELECT * FROM dense WHERE (SELECT count(*) FROM dense) >= {n}
-             UNION ALL
-             SELECT * FROM ({indexed}) AS t WHERE (SELECT count(*) FROM dense) < {n}"
         );
         (sql, rank)
     }
@@ -271,17 +262,29 @@ pub fn find(
             SORT_CANDIDATES,
         ),
     };
-    let mut sql = Sql::default();
     let window = q.window(sort, at_least, limit, offset);
-    let dense = probe(client, q)?;
-    let (hits, rank) = sql.candidates(q, trgm, order.is_none(), window, dense);
-    let (l, o) = (sql.bind(big(limit)), sql.bind(big(offset)));
-    let text = format!(
-        "SELECT {COLUMNS} FROM ({hits}) AS t ORDER BY {} LIMIT {l} OFFSET {o}",
-        order.unwrap_or(&rank)
-    );
-    let rows = client.query(&text, &sql.params())?;
-    rows.iter().map(stored).collect()
+    let mut dense = probe(client, q)?;
+    loop {
+        let mut sql = Sql::default();
+        let (hits, rank) = sql.candidates(q, trgm, order.is_none(), window, dense);
+        let (l, o) = (sql.bind(big(limit)), sql.bind(big(offset)));
+        // The number of candidates comes after the columns: a dense scan that found
+        // fewer than the window is asked again of the indexes (none on the page: as few).
+        let text = format!(
+            "SELECT {COLUMNS}, count(*) OVER () FROM ({hits}) AS t ORDER BY {} LIMIT {l} OFFSET {o}",
+            order.unwrap_or(&rank)
+        );
+        let rows = client.query(&text, &sql.params())?;
+        let found = match rows.first() {
+            Some(row) => to_u64(row.try_get(COLUMNS.split(',').count())?, "count")?,
+            None => 0,
+        };
+        if dense && found < window as u64 {
+            dense = false;
+            continue;
+        }
+        return rows.iter().map(stored).collect();
+    }
 }
 
 /// Hits of `q` per category (its own categories ignored) among its [`SORT_CANDIDATES`]
@@ -296,17 +299,25 @@ pub fn category_counts(
     if q.finds_nothing() {
         return Ok(CategoryCounts::default());
     }
-    let dense = probe(client, &q)?;
-    let mut sql = Sql::default();
-    let (hits, _) = sql.candidates(&q, trgm, false, SORT_CANDIDATES, dense);
-    let text = format!("SELECT t.category, count(*) FROM ({hits}) AS t GROUP BY 1");
-    let (mut counted, mut total) = (Vec::new(), 0);
-    for row in client.query(&text, &sql.params())? {
-        let (category, n): (Option<String>, i64) = (row.try_get(0)?, row.try_get(1)?);
-        let n = to_u64(n, "count")?;
-        total += n;
-        counted.extend(category.map(|c| (c, n)));
-    }
+    let mut dense = probe(client, &q)?;
+    let (counted, total) = loop {
+        let mut sql = Sql::default();
+        let (hits, _) = sql.candidates(&q, trgm, false, SORT_CANDIDATES, dense);
+        let text = format!("SELECT t.category, count(*) FROM ({hits}) AS t GROUP BY 1");
+        let (mut counted, mut total) = (Vec::new(), 0);
+        for row in client.query(&text, &sql.params())? {
+            let (category, n): (Option<String>, i64) = (row.try_get(0)?, row.try_get(1)?);
+            let n = to_u64(n, "count")?;
+            total += n;
+            counted.extend(category.map(|c| (c, n)));
+        }
+        // A dense scan that found fewer than the window: the indexes count them all.
+        if dense && total < SORT_CANDIDATES as u64 {
+            dense = false;
+            continue;
+        }
+        break (counted, total);
+    };
     let looked_at = if q.include.is_empty() {
         let n: i64 = client
             .query_one(
@@ -341,18 +352,17 @@ mod tests {
     }
 
     #[test]
-    fn dense_candidates_fall_back_to_the_indexes() {
+    fn dense_candidates_are_a_scan_in_table_order() {
         let q = SearchQuery::parse("alpha beta").unwrap();
         let mut sql = Sql::default();
         let (text, rank) = sql.candidates(&q, true, true, 1_000, true);
-        // The scan in table order has no word condition inside its limit (so no index
-        // serves it), and the indexed candidates are there for when it finds too few.
+        // No word condition inside the scan's limit (so no index serves it), and no
+        // substrings.
         assert!(text.contains("(SELECT * FROM torrents t LIMIT $"), "{text}");
-        assert!(text.contains("UNION ALL"), "{text}");
-        assert!(text.contains("ILIKE"), "{text}");
+        assert!(!text.contains("ILIKE"), "{text}");
         let mut plain = Sql::default();
         let (indexed, _) = plain.candidates(&q, true, true, 1_000, false);
-        assert!(!indexed.contains("UNION ALL"), "{indexed}");
+        assert!(indexed.contains("ILIKE"), "{indexed}");
         // Every bound parameter is used (the ranking's by the caller).
         let all = format!("{text} ORDER BY {rank}");
         for i in 1..=sql.params.len() {
