@@ -268,16 +268,18 @@ pub fn find(
         let mut sql = Sql::default();
         let (hits, rank) = sql.candidates(q, trgm, order.is_none(), window, dense);
         let (l, o) = (sql.bind(big(limit)), sql.bind(big(offset)));
-        // The number of candidates comes after the columns: a dense scan that found
-        // fewer than the window is asked again of the indexes (none on the page: as few).
+        // With a dense scan, the number of candidates comes after the columns: one that
+        // found fewer than the window is asked again of the indexes (none on the page: as
+        // few).
+        let found = if dense { ", count(*) OVER ()" } else { "" };
         let text = format!(
-            "SELECT {COLUMNS}, count(*) OVER () FROM ({hits}) AS t ORDER BY {} LIMIT {l} OFFSET {o}",
+            "SELECT {COLUMNS}{found} FROM ({hits}) AS t ORDER BY {} LIMIT {l} OFFSET {o}",
             order.unwrap_or(&rank)
         );
         let rows = client.query(&text, &sql.params())?;
         let found = match rows.first() {
-            Some(row) => to_u64(row.try_get(COLUMNS.split(',').count())?, "count")?,
-            None => 0,
+            Some(row) if dense => to_u64(row.try_get(COLUMNS.split(',').count())?, "count")?,
+            _ => 0,
         };
         if dense && found < window as u64 {
             dense = false;
