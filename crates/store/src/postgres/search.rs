@@ -11,6 +11,18 @@
 //! torrents (of the query's category, index `torrents_category`, else index
 //! `torrents_discovered`) that pass the other fields and hold no excluded term.
 //!
+//! A query whose words are *dense* (in at least one row in [`DENSE_SHARE`] of a sample of
+//! the table's first rows, [`PROBE_ROWS`]: two common words, a common word) takes its
+//! candidates from a scan in table order instead (from the first page, the same on every
+//! reload), which stops at the window: the first matches of its words (substrings of
+//! names are left out), among at most [`DENSE_ROWS_PER_CANDIDATE`] rows per candidate.
+//! The GIN index cannot stop early: for two words it reads and intersects both posting
+//! lists whole, a cost that grows with the index (56,000 matches read to keep 2,000 at
+//! 1 M torrents), where the scan reads as many rows at 10 M as at 1 M. When that scan
+//! finds fewer matches than the window, the query is asked again of the indexes as above,
+//! so every query with fewer matches than its window (exact results) is answered exactly
+//! as without this path.
+//!
 //! The `search` vector holds the name's words then the paths' in one run, so a phrase may
 //! match across the end of the name and the start of the first path (a single-file
 //! torrent's file is usually named as the torrent): a phrase is a little looser here than
@@ -55,6 +67,26 @@ fn raw_matches(window: usize) -> usize {
     window.saturating_mul(RAW_PER_CANDIDATE).max(MIN_RAW)
 }
 
+/// Rows at the start of the table in which a query's words are looked for, to tell whether
+/// they are dense (see the module docs): a scan of cached pages, well under a millisecond.
+const PROBE_ROWS: usize = 1_000;
+
+/// Words are dense when at least one probed row in this many matches them (with the
+/// query's category and fields): then a scan in table order finds a window of `n`
+/// candidates in about `DENSE_SHARE * n` rows, expected half its bound below.
+const DENSE_SHARE: usize = 25;
+
+/// Rows read at most, per candidate wanted, by the scan in table order of dense words
+/// (twice the expected count, for a sample that flattered them): past it, the statement
+/// asks the indexes.
+const DENSE_ROWS_PER_CANDIDATE: usize = 2 * DENSE_SHARE;
+
+/// Are `hits` matches among `probed` rows dense enough for a scan in table order? Never
+/// for a table smaller than the probe (its indexes are cheap).
+fn dense(hits: u64, probed: u64) -> bool {
+    probed >= PROBE_ROWS as u64 && hits.saturating_mul(DENSE_SHARE as u64) >= probed
+}
+
 /// A count or offset as a `bigint` (saturating).
 fn big(n: usize) -> i64 {
     i64::try_from(n).unwrap_or(i64::MAX)
@@ -89,12 +121,17 @@ impl Sql {
     /// The subquery of `q`'s candidate rows (`torrents` columns), at most `window`; also
     /// the ranking terms for relevance (`rank`). With `trgm` and no phrase, a name holding
     /// the included words as substrings, in order, matches too.
+    ///
+    /// With `dense` (see [`probe`]), the first `window` matches of the words alone in
+    /// table order, among [`DENSE_ROWS_PER_CANDIDATE`] rows per candidate: when these are
+    /// fewer than `window`, the caller asks again without `dense`.
     fn candidates(
         &mut self,
         q: &SearchQuery,
         trgm: bool,
         rank: bool,
         window: usize,
+        dense: bool,
     ) -> (String, String) {
         let category = match q.category() {
             Some(c) => format!(" AND t.category = {}", self.bind(c.as_str().to_owned())),
@@ -121,29 +158,38 @@ impl Sql {
         // Substrings for words only: a phrase asks for whole words in a row.
         let phrases = q.include.iter().any(|t| t.words.len() > 1);
         let pattern = substring_pattern(&words_typed).filter(|_| trgm && !phrases);
-        let (matches, rank) = match pattern {
-            // Every parameter must be used (for its type): `plain` only when ranking.
-            Some(pattern) if rank => {
-                let (pattern, plain) = (self.bind(pattern), self.bind(plain));
-                (
-                    format!("(t.search @@ {words} OR t.name ILIKE {pattern})"),
-                    format!(
-                        "ts_rank(t.search, {words}) DESC, similarity(t.name, {plain}) DESC, \
-                         t.discovered, t.info_hash"
-                    ),
+        // Every parameter must be used (for its type): `plain` only when ranking by
+        // similarity, the pattern only when substrings are looked for (not when dense).
+        let rank = match &pattern {
+            Some(_) if rank => {
+                let plain = self.bind(plain);
+                format!(
+                    "ts_rank(t.search, {words}) DESC, similarity(t.name, {plain}) DESC, \
+                     t.discovered, t.info_hash"
                 )
             }
+            Some(_) => String::new(),
+            None => format!("ts_rank(t.search, {words}) DESC, t.discovered, t.info_hash"),
+        };
+        let matches = match pattern.filter(|_| !dense) {
             Some(pattern) => {
                 let pattern = self.bind(pattern);
-                let matches = format!("(t.search @@ {words} OR t.name ILIKE {pattern})");
-                (matches, String::new())
+                format!("(t.search @@ {words} OR t.name ILIKE {pattern})")
             }
-            None => (
-                format!("t.search @@ {words}"),
-                format!("ts_rank(t.search, {words}) DESC, t.discovered, t.info_hash"),
-            ),
+            None => format!("t.search @@ {words}"),
         };
         let n = self.bind(big(window));
+        if dense {
+            // The first rows in table order: a subquery with a limit, so no index can be
+            // used for the words, and the scan stops once the window is full (`*`, the
+            // table's own columns, costs no projection of the rows that do not match).
+            let rows = self.bind(big(window.saturating_mul(DENSE_ROWS_PER_CANDIDATE)));
+            let sql = format!(
+                "SELECT {CANDIDATE} FROM (SELECT * FROM torrents t LIMIT {rows}) AS t
+                 WHERE {matches}{category}{filters} LIMIT {n}"
+            );
+            return (sql, rank);
+        }
         let raw = self.bind(big(raw_matches(window)));
         let sql = format!(
             "SELECT t.* FROM (SELECT {CANDIDATE} FROM torrents t WHERE {matches} LIMIT {raw}) AS t
@@ -156,6 +202,36 @@ impl Sql {
     fn params(&self) -> Vec<&(dyn ToSql + Sync)> {
         self.params.iter().map(|p| &**p as _).collect()
     }
+}
+
+/// Are `q`'s included words dense (see the module docs)? Counts their matches, with the
+/// query's category and fields, among the table's first [`PROBE_ROWS`] rows (always the
+/// same pages, so they stay cached), and turns `synchronize_seqscans` off for the
+/// connection. False without included words.
+fn probe(client: &mut Client, q: &SearchQuery) -> anyhow::Result<bool> {
+    let Some(all) = tsquery(&q.include, "&") else {
+        return Ok(false);
+    };
+    let mut sql = Sql::default();
+    let all = sql.bind(all);
+    let category = match q.category() {
+        Some(c) => format!(" AND t.category = {}", sql.bind(c.as_str().to_owned())),
+        None => String::new(),
+    };
+    let filters = sql.filters(q);
+    let rows = sql.bind(big(PROBE_ROWS));
+    // Sequential scans of this connection start at the table's first page from now on:
+    // by default one of a large table starts where another one is, so the probe and the
+    // scan after it would look at other rows, and a page reloaded would show other hits
+    // and counts.
+    let text = format!(
+        "SELECT count(*) FILTER (WHERE t.search @@ to_tsquery('simple', {all}){category}{filters}),
+             count(*), set_config('synchronize_seqscans', 'off', false)
+         FROM (SELECT * FROM torrents t LIMIT {rows}) AS t"
+    );
+    let row = client.query_one(&text, &sql.params())?;
+    let (hits, probed): (i64, i64) = (row.try_get(0)?, row.try_get(1)?);
+    Ok(dense(to_u64(hits, "count")?, to_u64(probed, "count")?))
 }
 
 /// Search for `q` in `sort` order (see the module docs), no files. By relevance, best
@@ -186,16 +262,31 @@ pub fn find(
             SORT_CANDIDATES,
         ),
     };
-    let mut sql = Sql::default();
     let window = q.window(sort, at_least, limit, offset);
-    let (hits, rank) = sql.candidates(q, trgm, order.is_none(), window);
-    let (l, o) = (sql.bind(big(limit)), sql.bind(big(offset)));
-    let text = format!(
-        "SELECT {COLUMNS} FROM ({hits}) AS t ORDER BY {} LIMIT {l} OFFSET {o}",
-        order.unwrap_or(&rank)
-    );
-    let rows = client.query(&text, &sql.params())?;
-    rows.iter().map(stored).collect()
+    let mut dense = probe(client, q)?;
+    loop {
+        let mut sql = Sql::default();
+        let (hits, rank) = sql.candidates(q, trgm, order.is_none(), window, dense);
+        let (l, o) = (sql.bind(big(limit)), sql.bind(big(offset)));
+        // With a dense scan, the number of candidates comes after the columns: one that
+        // found fewer than the window is asked again of the indexes (none on the page: as
+        // few).
+        let found = if dense { ", count(*) OVER ()" } else { "" };
+        let text = format!(
+            "SELECT {COLUMNS}{found} FROM ({hits}) AS t ORDER BY {} LIMIT {l} OFFSET {o}",
+            order.unwrap_or(&rank)
+        );
+        let rows = client.query(&text, &sql.params())?;
+        let found = match rows.first() {
+            Some(row) if dense => to_u64(row.try_get(COLUMNS.split(',').count())?, "count")?,
+            _ => 0,
+        };
+        if dense && found < window as u64 {
+            dense = false;
+            continue;
+        }
+        return rows.iter().map(stored).collect();
+    }
 }
 
 /// Hits of `q` per category (its own categories ignored) among its [`SORT_CANDIDATES`]
@@ -210,16 +301,25 @@ pub fn category_counts(
     if q.finds_nothing() {
         return Ok(CategoryCounts::default());
     }
-    let mut sql = Sql::default();
-    let (hits, _) = sql.candidates(&q, trgm, false, SORT_CANDIDATES);
-    let text = format!("SELECT t.category, count(*) FROM ({hits}) AS t GROUP BY 1");
-    let (mut counted, mut total) = (Vec::new(), 0);
-    for row in client.query(&text, &sql.params())? {
-        let (category, n): (Option<String>, i64) = (row.try_get(0)?, row.try_get(1)?);
-        let n = to_u64(n, "count")?;
-        total += n;
-        counted.extend(category.map(|c| (c, n)));
-    }
+    let mut dense = probe(client, &q)?;
+    let (counted, total) = loop {
+        let mut sql = Sql::default();
+        let (hits, _) = sql.candidates(&q, trgm, false, SORT_CANDIDATES, dense);
+        let text = format!("SELECT t.category, count(*) FROM ({hits}) AS t GROUP BY 1");
+        let (mut counted, mut total) = (Vec::new(), 0);
+        for row in client.query(&text, &sql.params())? {
+            let (category, n): (Option<String>, i64) = (row.try_get(0)?, row.try_get(1)?);
+            let n = to_u64(n, "count")?;
+            total += n;
+            counted.extend(category.map(|c| (c, n)));
+        }
+        // A dense scan that found fewer than the window: the indexes count them all.
+        if dense && total < SORT_CANDIDATES as u64 {
+            dense = false;
+            continue;
+        }
+        break (counted, total);
+    };
     let looked_at = if q.include.is_empty() {
         let n: i64 = client
             .query_one(
@@ -233,4 +333,42 @@ pub fn category_counts(
     };
     let capped = looked_at >= SORT_CANDIDATES as u64;
     Ok(CategoryCounts::from_rows(counted, capped))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn density() {
+        let n = PROBE_ROWS as u64;
+        // One row in 25 of a full probe is dense; one fewer match is not.
+        assert!(dense(n / 25, n));
+        assert!(!dense(n / 25 - 1, n));
+        assert!(dense(n, n));
+        assert!(!dense(0, n));
+        // A table smaller than the probe never is: its indexes are cheap.
+        assert!(!dense(999, 999));
+        assert!(!dense(u64::MAX, 0));
+        assert!(dense(u64::MAX, u64::MAX));
+    }
+
+    #[test]
+    fn dense_candidates_are_a_scan_in_table_order() {
+        let q = SearchQuery::parse("alpha beta").unwrap();
+        let mut sql = Sql::default();
+        let (text, rank) = sql.candidates(&q, true, true, 1_000, true);
+        // No word condition inside the scan's limit (so no index serves it), and no
+        // substrings.
+        assert!(text.contains("(SELECT * FROM torrents t LIMIT $"), "{text}");
+        assert!(!text.contains("ILIKE"), "{text}");
+        let mut plain = Sql::default();
+        let (indexed, _) = plain.candidates(&q, true, true, 1_000, false);
+        assert!(indexed.contains("ILIKE"), "{indexed}");
+        // Every bound parameter is used (the ranking's by the caller).
+        let all = format!("{text} ORDER BY {rank}");
+        for i in 1..=sql.params.len() {
+            assert!(all.contains(&format!("${i}")), "${i} unused in {all}");
+        }
+    }
 }

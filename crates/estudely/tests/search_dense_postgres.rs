@@ -1,0 +1,106 @@
+//! PostgreSQL search of dense words (in many rows: two common words): candidates from a
+//! scan in table order that stops at the window, without the GIN index, whose posting
+//! lists it would read whole; and the same exact results as before whenever a query has
+//! fewer matches than its window.
+
+#[path = "common/pg.rs"]
+mod pg;
+
+use estudely::store::postgres::PgStore;
+use estudely::store::{Batch, Category, SearchQuery, SearchSort, Source, Store, Torrent};
+use estudely_krpc::InfoHash;
+use estudely_peer_wire::{FileEntry, Version};
+use pg::PgServer;
+
+/// A torrent named `name`, of `bytes`, classified `other`.
+fn torrent(i: u32, name: &str, bytes: u64) -> Torrent {
+    let mut key = [0u8; 20];
+    key[..4].copy_from_slice(&i.to_be_bytes());
+    Torrent {
+        info_hash: InfoHash(key),
+        info_hash_v2: None,
+        name: name.as_bytes().to_vec(),
+        total_bytes: bytes,
+        piece_length: 16384,
+        file_count: 1,
+        private: false,
+        version: Version::V1,
+        files: vec![FileEntry {
+            path: vec![name.as_bytes().to_vec()],
+            length: bytes,
+        }],
+        discovered: 1_700_000_000 + i64::from(i),
+        source: Source::Sample,
+        seeds_estimate: None,
+        peers_estimate: None,
+        category: Some(Category::Other),
+        release: None,
+    }
+}
+
+/// A fresh index whose first row (in table order: written first, into an empty table) is
+/// the largest torrent and matches `alpha beta` only as substrings of its name, followed
+/// by `words` torrents holding both words.
+fn index(words: u32) -> PgStore {
+    let mut store = PgStore::connect(&PgServer::shared().database()).expect("connect");
+    assert!(store.substring_search(), "pg_trgm should be installed here");
+    let mut batches = vec![vec![torrent(0, "Alphabetical Betamax", 1 << 40)]];
+    let rest: Vec<Torrent> = (1..=words)
+        .map(|i| torrent(i, &format!("alpha beta {i}"), 1000 + u64::from(i)))
+        .collect();
+    batches.extend(rest.chunks(500).map(<[Torrent]>::to_vec));
+    for torrents in batches {
+        let batch = Batch {
+            torrents,
+            ..Batch::default()
+        };
+        store.write("me", &batch).expect("write");
+    }
+    store
+}
+
+fn largest(store: &mut PgStore) -> String {
+    let hits = store
+        .search_sorted("alpha beta", SearchSort::Size, 1, 0)
+        .expect("search");
+    String::from_utf8_lossy(&hits[0].torrent.name).into_owned()
+}
+
+#[test]
+fn dense_words_take_the_first_word_matches_in_table_order() {
+    // 2,500 matches: more than any window (1,000 ranked, 2,000 sorted or counted).
+    let mut store = index(2_500);
+    // The candidates are the first 2,000 matches of the words themselves: the substring
+    // match, first in the table, is not one of them (through the indexes, it was, and
+    // came first by size).
+    assert_eq!(largest(&mut store), "alpha beta 2000");
+    let q = SearchQuery::parse("alpha beta").unwrap();
+    let counts = store.category_counts(&q).unwrap();
+    assert!(counts.capped);
+    assert_eq!(counts.of(Category::Other), 2_000);
+    // By relevance: the best of the first 1,000 (equal ranks: the oldest first).
+    let hits = store.search("alpha beta", 3, 0).unwrap();
+    let names: Vec<String> = hits
+        .iter()
+        .map(|h| String::from_utf8_lossy(&h.torrent.name).into_owned())
+        .collect();
+    assert_eq!(names, ["alpha beta 1", "alpha beta 2", "alpha beta 3"]);
+}
+
+#[test]
+fn fewer_matches_than_the_window_are_found_exactly() {
+    // 1,500 word matches and the substring match: dense at the start of the table, but
+    // fewer than the 2,000 a sort by size orders, so every match is a candidate.
+    let mut store = index(1_500);
+    assert_eq!(largest(&mut store), "Alphabetical Betamax");
+    let q = SearchQuery::parse("alpha beta").unwrap();
+    let counts = store.category_counts(&q).unwrap();
+    assert!(!counts.capped);
+    assert_eq!(counts.of(Category::Other), 1_501);
+    // Words alone (a phrase finds no substrings): exact too.
+    let q = SearchQuery::parse("\"alpha beta\"").unwrap();
+    assert_eq!(
+        store.category_counts(&q).unwrap().of(Category::Other),
+        1_500
+    );
+}
