@@ -109,10 +109,12 @@ const PLAIN_WORD_BYTES: usize = 255;
 pub struct SearchVector(Vec<u8>);
 
 /// The vector of `name` (words of [`search_words`], weight A) followed by `paths` (weight
-/// D), exactly as PostgreSQL builds it, or `None` when a word is not plain: ASCII letters
-/// and digits, not over [`PLAIN_WORD_BYTES`], and not a digit followed by an `e` later
-/// (`1e5x`: the parser reads a number in scientific notation, then another word). Those
-/// rules mirror PostgreSQL's `parsetext`/`uniqueWORD` (positions from 1, at most 255 a
+/// D), exactly as PostgreSQL builds it, or `None` when a word is not plain: ASCII digits
+/// and lower-case letters of a few common alphabets ([`plain_char`]), not over
+/// [`PLAIN_WORD_BYTES`], and not a digit followed by an `e` later (`1e5x`: the parser reads
+/// a number in scientific notation, then another word). A vector with letters outside
+/// ASCII is only PostgreSQL's in a UTF-8 database (the caller checks). The other rules
+/// mirror PostgreSQL's `parsetext`/`uniqueWORD` (positions from 1, at most 255 a
 /// word, the last one at 16383 shared by every later word) and `tsvector_concat` (the
 /// second vector's positions moved past the first's highest, at most 256 a word).
 pub fn search_vector(name: &str, paths: &str) -> Option<SearchVector> {
@@ -182,9 +184,26 @@ fn word_positions(words: &str) -> Option<BTreeMap<&str, Vec<u16>>> {
 fn plain(w: &str) -> bool {
     let b = w.as_bytes();
     b.len() <= PLAIN_WORD_BYTES
-        && b.iter()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit())
+        && w.chars().all(plain_char)
         && !(b[0].is_ascii_digit() && b.contains(&b'e'))
+}
+
+/// A character PostgreSQL's parser takes for a letter or digit in a UTF-8 database under
+/// any locale (the C locale takes every non-ASCII character for a letter; the others ask
+/// the C library, whose tables agree on these long-assigned blocks), and which lower-casing
+/// leaves as it is: ASCII digits and lower-case letters, the lower-case letters of Latin-1
+/// and Latin Extended-A, Greek and Cyrillic, the CJK ideographs, kana and Hangul syllables.
+/// Other words (marks, other scripts, numbers such as `²`) are left to the server.
+fn plain_char(c: char) -> bool {
+    let lower = || c.is_lowercase() && c.to_lowercase().eq([c]);
+    match c {
+        'a'..='z' | '0'..='9' => true,
+        '\u{df}'..='\u{ff}' | '\u{100}'..='\u{17f}' => c != '\u{f7}' && lower(),
+        '\u{3ac}'..='\u{3ce}' | '\u{430}'..='\u{45f}' => lower(),
+        '\u{4e00}'..='\u{9fff}' | '\u{3041}'..='\u{3096}' | '\u{30a1}'..='\u{30fa}' => true,
+        '\u{ac00}'..='\u{d7a3}' => true,
+        _ => false,
+    }
 }
 
 impl ToSql for SearchVector {
@@ -348,7 +367,10 @@ mod tests {
         assert_eq!(v.0, want);
         assert_eq!(search_vector("", "").unwrap().0, 0i32.to_be_bytes());
         // Left to the server: not ASCII, a number with an exponent, a long word.
-        assert_eq!(search_vector("ärger", ""), None);
+        assert!(search_vector("ärger мир ελλάδα 東京 ひらがな カタカナ 한국어", "").is_some());
+        for w in ["ǆ", "x²y", "ﬁ", "ÿ̈", "Ärger", "ー"] {
+            assert_eq!(search_vector(w, ""), None, "{w}");
+        }
         assert_eq!(search_vector("a", "1e5x"), None);
         assert!(search_vector("x1e5", "").is_some());
         assert_eq!(search_vector(&"x".repeat(PLAIN_WORD_BYTES + 1), ""), None);

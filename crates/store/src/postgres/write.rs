@@ -97,11 +97,12 @@ fn torrents(tx: &mut Transaction<'_>, torrents: &[Torrent]) -> Result<(), postgr
         releases.push(t.release_column());
         let paths: Vec<String> = t.files[..stored].iter().map(|f| f.path_lossy()).collect();
         let paths = search_words(paths.iter().map(String::as_str));
-        // Built here when its words allow, else by the server from the words.
+        // Built here when its words allow, else by the server from the words; a vector
+        // with letters outside ASCII goes with its words, for a database not in UTF-8.
         let vector = search_vector(&words, &paths);
         let (words, paths) = match vector {
-            Some(_) => (None, None),
-            None => (Some(words), Some(paths)),
+            Some(_) if words.is_ascii() && paths.is_ascii() => (None, None),
+            _ => (Some(words), Some(paths)),
         };
         vectors.push(vector);
         name_words.push(words);
@@ -114,12 +115,15 @@ fn torrents(tx: &mut Transaction<'_>, torrents: &[Torrent]) -> Result<(), postgr
              last_seen, source, search, seeds_estimate, peers_estimate, category, release,
              estimated_at, scraped_at, files)
          SELECT h, v2, n, nr, tb, pl, fc, fo, p, v, d, d, s,
-                coalesce(sv, setweight(to_tsvector('simple', nw), 'A')
-                             || to_tsvector('simple', pw)), se, pe,
+                CASE WHEN sv IS NOT NULL AND (nw IS NULL OR db.utf8)
+                     THEN sv
+                     ELSE setweight(to_tsvector('simple', nw), 'A') || to_tsvector('simple', pw)
+                END, se, pe,
                 ca, re,
                 CASE WHEN se IS NULL AND pe IS NULL THEN NULL ELSE d END,
                 CASE WHEN se IS NULL AND pe IS NULL THEN 0 ELSE d END, fl
-         FROM unnest($1::bytea[], $2::bytea[], $3::text[], $4::bytea[], $5::int8[],
+         FROM (SELECT current_setting('server_encoding') = 'UTF8' AS utf8) db,
+              unnest($1::bytea[], $2::bytea[], $3::text[], $4::bytea[], $5::int8[],
                      $6::int8[], $7::int8[], $8::int8[], $9::bool[], $10::text[],
                      $11::int8[], $12::text[], $13::text[], $14::text[], $15::int4[],
                      $16::int4[], $17::text[], $18::text[], $19::bytea[], $20::tsvector[])
