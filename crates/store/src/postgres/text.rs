@@ -185,7 +185,7 @@ fn plain(w: &str) -> bool {
     let b = w.as_bytes();
     b.len() <= PLAIN_WORD_BYTES
         && w.chars().all(plain_char)
-        && !(b[0].is_ascii_digit() && b.contains(&b'e'))
+        && !(b.first().is_some_and(u8::is_ascii_digit) && b.contains(&b'e'))
 }
 
 /// A character PostgreSQL's parser takes for a letter or digit in a UTF-8 database under
