@@ -10,7 +10,7 @@ use super::client::Transaction;
 use estudely_krpc::{CompactNode, InfoHash};
 use estudely_peer_wire::info::display;
 
-use super::text::{clamp_i64, files_blob, search_words};
+use super::text::{clamp_i64, files_blob, search_vector, search_words};
 use crate::{
     release_json, version_str, Batch, Category, Release, SightingSum, Source, Torrent,
     MAX_STORED_FILES,
@@ -74,6 +74,7 @@ fn torrents(tx: &mut Transaction<'_>, torrents: &[Torrent]) -> Result<(), super:
         Vec::new(),
     );
     let (mut name_words, mut path_words) = (Vec::with_capacity(n), Vec::with_capacity(n));
+    let mut vectors = Vec::with_capacity(n);
     let (mut seeds, mut peers) = (Vec::with_capacity(n), Vec::with_capacity(n));
     let (mut categories, mut releases) = (Vec::with_capacity(n), Vec::with_capacity(n));
     let mut file_lists = Vec::with_capacity(n);
@@ -82,7 +83,7 @@ fn torrents(tx: &mut Transaction<'_>, torrents: &[Torrent]) -> Result<(), super:
         let name = display(&t.name);
         keys.push(&key[..]);
         v2.push(t.info_hash_v2.as_ref().map(|h| &h[..]));
-        name_words.push(search_words([name.as_str()]));
+        let words = search_words([name.as_str()]);
         names.push(name);
         raws.push(&t.name[..]);
         total.push(clamp_i64(t.total_bytes));
@@ -99,7 +100,17 @@ fn torrents(tx: &mut Transaction<'_>, torrents: &[Torrent]) -> Result<(), super:
         categories.push(t.category.map(Category::as_str));
         releases.push(t.release_column());
         let paths: Vec<String> = t.files[..stored].iter().map(|f| f.path_lossy()).collect();
-        path_words.push(search_words(paths.iter().map(String::as_str)));
+        let paths = search_words(paths.iter().map(String::as_str));
+        // Built here when its words allow, else by the server from the words; a vector
+        // with letters outside ASCII goes with its words, for a database not in UTF-8.
+        let vector = search_vector(&words, &paths);
+        let (words, paths) = match vector {
+            Some(_) if words.is_ascii() && paths.is_ascii() => (None, None),
+            _ => (Some(words), Some(paths)),
+        };
+        vectors.push(vector);
+        name_words.push(words);
+        path_words.push(paths);
         file_lists.push(files_blob(&t.files[..stored]));
     }
     let inserted = tx.query(
@@ -108,15 +119,19 @@ fn torrents(tx: &mut Transaction<'_>, torrents: &[Torrent]) -> Result<(), super:
              last_seen, source, search, seeds_estimate, peers_estimate, category, release,
              estimated_at, scraped_at, files)
          SELECT h, v2, n, nr, tb, pl, fc, fo, p, v, d, d, s,
-                setweight(to_tsvector('simple', nw), 'A') || to_tsvector('simple', pw), se, pe,
+                CASE WHEN sv IS NOT NULL AND (nw IS NULL OR db.utf8)
+                     THEN sv
+                     ELSE setweight(to_tsvector('simple', nw), 'A') || to_tsvector('simple', pw)
+                END, se, pe,
                 ca, re,
                 CASE WHEN se IS NULL AND pe IS NULL THEN NULL ELSE d END,
                 CASE WHEN se IS NULL AND pe IS NULL THEN 0 ELSE d END, fl
-         FROM unnest($1::bytea[], $2::bytea[], $3::text[], $4::bytea[], $5::int8[],
+         FROM (SELECT current_setting('server_encoding') = 'UTF8' AS utf8) db,
+              unnest($1::bytea[], $2::bytea[], $3::text[], $4::bytea[], $5::int8[],
                      $6::int8[], $7::int8[], $8::int8[], $9::bool[], $10::text[],
                      $11::int8[], $12::text[], $13::text[], $14::text[], $15::int4[],
-                     $16::int4[], $17::text[], $18::text[], $19::bytea[])
-              AS u(h, v2, n, nr, tb, pl, fc, fo, p, v, d, s, nw, pw, se, pe, ca, re, fl)
+                     $16::int4[], $17::text[], $18::text[], $19::bytea[], $20::tsvector[])
+              AS u(h, v2, n, nr, tb, pl, fc, fo, p, v, d, s, nw, pw, se, pe, ca, re, fl, sv)
          ON CONFLICT (info_hash) DO NOTHING
          RETURNING info_hash",
         &[
@@ -139,6 +154,7 @@ fn torrents(tx: &mut Transaction<'_>, torrents: &[Torrent]) -> Result<(), super:
             &categories,
             &releases,
             &file_lists,
+            &vectors,
         ],
     )?;
     let mut new: Vec<[u8; 20]> = Vec::with_capacity(inserted.len());
