@@ -8,7 +8,7 @@
 //! happen on a Tokio thread (the web pool had to drop its connections on a thread of their
 //! own), and a connection the server closed while idle is noticed only at its next query.
 //!
-//! Here each connection's task runs on [`io`]'s thread from connect to close, so a server
+//! Here each connection's task runs on the I/O thread ([`super::io`]) from connect to close, so a server
 //! that goes away is seen at once ([`Client::is_closed`]) and a client can be dropped on any
 //! thread, runtime or not. [`Client::inner`] is the asynchronous client itself, whose queries
 //! can be awaited from any executor (they only talk to the connection task through
@@ -21,11 +21,10 @@
 //! is tied to its per-client runtime; it is a few dozen forwarding lines.
 
 use std::collections::HashMap;
-use std::future::Future;
-use std::sync::{mpsc, OnceLock};
+use std::sync::mpsc;
 use std::time::Duration;
 
-use tokio::runtime::{Builder, Runtime};
+use super::io::IoRef;
 pub use tokio_postgres::error::SqlState;
 pub use tokio_postgres::types::ToSql;
 pub use tokio_postgres::{Config, Error, IsolationLevel, Portal, Row, Statement};
@@ -33,40 +32,14 @@ pub use tokio_postgres::{Config, Error, IsolationLevel, Portal, Row, Statement};
 /// Parameters of a statement.
 type Params<'p> = &'p [&'p (dyn ToSql + Sync)];
 
-/// The process's PostgreSQL I/O runtime: one thread that drives every connection (sockets,
-/// framing; rows are decoded by whoever reads them). Started by the first connection.
-pub fn io() -> std::io::Result<&'static Runtime> {
-    static IO: OnceLock<Result<Runtime, String>> = OnceLock::new();
-    let rt = IO.get_or_init(|| {
-        Builder::new_multi_thread()
-            .worker_threads(1)
-            .thread_name("estudely-pg")
-            .enable_io()
-            .enable_time()
-            .build()
-            .map_err(|e| e.to_string())
-    });
-    rt.as_ref()
-        .map_err(|e| std::io::Error::other(format!("cannot start PostgreSQL's I/O thread: {e}")))
-}
-
-/// Wait for `f` on this thread. Only called once [`io`] has started (a client exists).
-fn wait<F: Future>(f: F) -> F::Output {
-    match io() {
-        Ok(rt) => rt.block_on(f),
-        // Unreachable: a client exists only once the runtime has started.
-        Err(e) => panic!("{e}"),
-    }
-}
-
 /// The statement methods of [`Client`] and [`Transaction`]: each waits on its inner
 /// asynchronous one, with the statement from the connection's [`Cache`].
 macro_rules! statements {
     () => {
         /// The statement `sql` names: prepared now, or earlier on this connection.
         fn statement<S: ?Sized + Sql>(&mut self, sql: &S) -> Result<Statement, Error> {
-            let inner = &self.inner;
-            sql.statement(&mut self.cache, |text| wait(inner.prepare(text)))
+            let (inner, io) = (&self.inner, &self.io);
+            sql.statement(&mut self.cache, |text| io.wait(inner.prepare(text)))
         }
 
         /// The rows of one statement.
@@ -76,7 +49,7 @@ macro_rules! statements {
             params: Params<'_>,
         ) -> Result<Vec<Row>, Error> {
             let st = self.statement(sql)?;
-            wait(self.inner.query(&st, params))
+            self.io.wait(self.inner.query(&st, params))
         }
 
         /// The one row of a statement (an error if it returns none or several).
@@ -86,7 +59,7 @@ macro_rules! statements {
             params: Params<'_>,
         ) -> Result<Row, Error> {
             let st = self.statement(sql)?;
-            wait(self.inner.query_one(&st, params))
+            self.io.wait(self.inner.query_one(&st, params))
         }
 
         /// The row of a statement, if any (an error if several).
@@ -96,7 +69,7 @@ macro_rules! statements {
             params: Params<'_>,
         ) -> Result<Option<Row>, Error> {
             let st = self.statement(sql)?;
-            wait(self.inner.query_opt(&st, params))
+            self.io.wait(self.inner.query_opt(&st, params))
         }
 
         /// Run one statement; the rows it changed.
@@ -106,12 +79,12 @@ macro_rules! statements {
             params: Params<'_>,
         ) -> Result<u64, Error> {
             let st = self.statement(sql)?;
-            wait(self.inner.execute(&st, params))
+            self.io.wait(self.inner.execute(&st, params))
         }
 
         /// Run statements separated by `;`, without parameters (nothing prepared).
         pub fn batch_execute(&mut self, sql: &str) -> Result<(), Error> {
-            wait(self.inner.batch_execute(sql))
+            self.io.wait(self.inner.batch_execute(sql))
         }
 
         /// Prepare a statement (or take it from the connection's cache).
@@ -195,8 +168,10 @@ pub struct Client {
     // Dropped first: that ends the connection's task.
     inner: tokio_postgres::Client,
     cache: Cache,
-    // Then this waits for the task's end.
+    // Then this waits for the task's end,
     _ended: Ended,
+    // and then the I/O thread is let go (joined if this was its last connection).
+    io: IoRef,
 }
 
 /// How long dropping a [`Client`] waits for its connection's task to end.
@@ -215,10 +190,11 @@ impl Drop for Ended {
 impl Client {
     /// Connect as `config` says (no TLS: a unix socket or a trusted network).
     pub fn connect(config: &Config) -> Result<Client, anyhow::Error> {
-        let rt = io()?;
+        let io = IoRef::acquire()?;
         let config = config.clone();
         let (done, ended) = mpsc::sync_channel(1);
-        let connected = rt.block_on(async move {
+        // Connected on the I/O thread, whose runtime has the sockets and timers.
+        let connecting = io.spawn(async move {
             let (client, connection) = config.connect(tokio_postgres::NoTls).await?;
             tokio::spawn(async move {
                 // Its end (closed by us or by the server) is seen by the client's calls.
@@ -226,11 +202,15 @@ impl Client {
                 let _ = done.send(());
             });
             Ok::<_, Error>(client)
-        })?;
+        });
+        let connected = io
+            .wait(connecting)
+            .map_err(|e| anyhow::anyhow!("the connection attempt failed: {e}"))??;
         Ok(Client {
             inner: connected,
             cache: Cache::default(),
             _ended: Ended(ended),
+            io,
         })
     }
 
@@ -248,8 +228,9 @@ impl Client {
 
     /// Begin a transaction (rolled back if dropped uncommitted).
     pub fn transaction(&mut self) -> Result<Transaction<'_>, Error> {
-        let cache = &mut self.cache;
-        wait(self.inner.transaction()).map(|inner| Transaction { inner, cache })
+        let (cache, io) = (&mut self.cache, &self.io);
+        io.wait(self.inner.transaction())
+            .map(|inner| Transaction { inner, cache, io })
     }
 
     /// A transaction with options (read-only, isolation level).
@@ -257,6 +238,7 @@ impl Client {
         TransactionBuilder {
             inner: self.inner.build_transaction(),
             cache: &mut self.cache,
+            io: &self.io,
         }
     }
 }
@@ -265,6 +247,7 @@ impl Client {
 pub struct TransactionBuilder<'a> {
     inner: tokio_postgres::TransactionBuilder<'a>,
     cache: &'a mut Cache,
+    io: &'a IoRef,
 }
 
 impl<'a> TransactionBuilder<'a> {
@@ -273,6 +256,7 @@ impl<'a> TransactionBuilder<'a> {
         TransactionBuilder {
             inner: self.inner.read_only(on),
             cache: self.cache,
+            io: self.io,
         }
     }
 
@@ -281,13 +265,15 @@ impl<'a> TransactionBuilder<'a> {
         TransactionBuilder {
             inner: self.inner.isolation_level(level),
             cache: self.cache,
+            io: self.io,
         }
     }
 
     /// Begin it.
     pub fn start(self) -> Result<Transaction<'a>, Error> {
-        let cache = self.cache;
-        wait(self.inner.start()).map(|inner| Transaction { inner, cache })
+        let (cache, io) = (self.cache, self.io);
+        io.wait(self.inner.start())
+            .map(|inner| Transaction { inner, cache, io })
     }
 }
 
@@ -296,6 +282,7 @@ impl<'a> TransactionBuilder<'a> {
 pub struct Transaction<'a> {
     inner: tokio_postgres::Transaction<'a>,
     cache: &'a mut Cache,
+    io: &'a IoRef,
 }
 
 impl Transaction<'_> {
@@ -309,22 +296,22 @@ impl Transaction<'_> {
     /// Bind a statement to a portal, whose rows are then read a few at a time.
     pub fn bind<S: ?Sized + Sql>(&mut self, sql: &S, params: Params<'_>) -> Result<Portal, Error> {
         let st = self.statement(sql)?;
-        wait(self.inner.bind(&st, params))
+        self.io.wait(self.inner.bind(&st, params))
     }
 
     /// The next `max_rows` rows of `portal` (none once it is exhausted).
     pub fn query_portal(&mut self, portal: &Portal, max_rows: i32) -> Result<Vec<Row>, Error> {
-        wait(self.inner.query_portal(portal, max_rows))
+        self.io.wait(self.inner.query_portal(portal, max_rows))
     }
 
     /// Commit it.
     pub fn commit(self) -> Result<(), Error> {
-        wait(self.inner.commit())
+        self.io.wait(self.inner.commit())
     }
 
     /// Roll it back.
     pub fn rollback(self) -> Result<(), Error> {
-        wait(self.inner.rollback())
+        self.io.wait(self.inner.rollback())
     }
 }
 

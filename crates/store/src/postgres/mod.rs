@@ -11,6 +11,7 @@ mod browse;
 pub mod client;
 mod conn;
 mod estimates;
+mod io;
 mod lease;
 mod migrate;
 mod prune;
