@@ -8,7 +8,8 @@
 //! happen on a Tokio thread (the web pool had to drop its connections on a thread of their
 //! own), and a connection the server closed while idle is noticed only at its next query.
 //!
-//! Here each connection's task runs on the I/O thread ([`super::io`]) from connect to close, so a server
+//! Here each connection's task runs on the I/O thread (`postgres/io.rs`: one while any
+//! connection is open, joined with the last) from connect to close, so a server
 //! that goes away is seen at once ([`Client::is_closed`]) and a client can be dropped on any
 //! thread, runtime or not. [`Client::inner`] is the asynchronous client itself, whose queries
 //! can be awaited from any executor (they only talk to the connection task through
