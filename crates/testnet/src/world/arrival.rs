@@ -150,13 +150,27 @@ mod tests {
         let rx = UdpSocket::bind("127.0.0.1:0").await.unwrap();
         enable(&rx).unwrap();
         let tx = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        // Linux turns receive stamps on for the whole system a moment after the first
+        // socket asks (a deferred switch): until then a datagram is stamped when read.
+        // Wait until one that waited 20 ms is dated by its arrival.
+        let mut buf = [0u8; 64];
+        let mut on = false;
+        for _ in 0..100 {
+            tx.send_to(b"warm", rx.local_addr().unwrap()).await.unwrap();
+            std::thread::sleep(Duration::from_millis(20));
+            let (_, _, arrived) = recv(&rx, &mut buf).await.unwrap();
+            if arrived.elapsed() >= Duration::from_millis(20) {
+                on = true;
+                break;
+            }
+        }
+        assert!(on, "no datagram was ever dated by its arrival");
         let wait = Duration::from_millis(300);
         tx.send_to(b"d1:ai0ee", rx.local_addr().unwrap())
             .await
             .unwrap();
         // The reader is busy elsewhere while the datagram waits in the queue.
         std::thread::sleep(wait);
-        let mut buf = [0u8; 64];
         let (n, from, arrived) = recv(&rx, &mut buf).await.unwrap();
         let read = Instant::now();
         assert_eq!(&buf[..n], b"d1:ai0ee");
