@@ -279,13 +279,18 @@ fn race(url: &str, keys: &[InfoHash], opposite: bool) -> Vec<HashSet<InfoHash>> 
         })
         .collect();
     let won: Vec<HashSet<InfoHash>> = claimers.into_iter().map(|t| t.join().unwrap()).collect();
+    assert_won_once(&won, keys.len());
+    won
+}
+
+/// Two claimers' winnings: no key won by both, and all `keys` keys won.
+fn assert_won_once(won: &[HashSet<InfoHash>], keys: usize) {
     assert!(won[0].is_disjoint(&won[1]), "an infohash claimed twice");
     assert_eq!(
         won[0].len() + won[1].len(),
-        keys.len(),
+        keys,
         "every infohash claimed once"
     );
-    won
 }
 
 #[test]
@@ -411,12 +416,7 @@ fn claims_in_requests_are_exclusive_and_never_deadlock() {
         })
         .collect();
     let won: Vec<HashSet<InfoHash>> = claimers.into_iter().map(|t| t.join().unwrap()).collect();
-    assert!(won[0].is_disjoint(&won[1]), "an infohash claimed twice");
-    assert_eq!(
-        won[0].len() + won[1].len(),
-        64 * ROUNDS as usize,
-        "every infohash claimed once"
-    );
+    assert_won_once(&won, 64 * ROUNDS as usize);
 }
 
 #[test]
