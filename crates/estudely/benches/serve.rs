@@ -248,6 +248,19 @@ fn main() -> anyhow::Result<()> {
     ));
     rows.push(time(
         addr,
+        "`/search?q=<part of a word>` (substring: a word less its first and last letters)",
+        &mut |_| {
+            let w = VOCAB
+                .iter()
+                .filter(|w| w.is_ascii() && w.len() >= 6)
+                .nth(rng.gen_range(0..30))
+                .expect("thirty long ASCII words in the vocabulary");
+            format!("/search?q={}", enc(&w[1..w.len() - 1]))
+        },
+        n,
+    ));
+    rows.push(time(
+        addr,
         "`/search?q=<common word>&sort=seeders`",
         &mut |_| format!("/search?q={}&sort=seeders", enc(word(rng))),
         n,

@@ -13,9 +13,14 @@
 //! 1000) sets the number of searches, 0 for none. `--reclassify` then times `estudely
 //! reclassify` twice: with the rules the torrents were stored with (everything read and
 //! classified, nothing written), and with a rule that files every torrent under `other`
-//! (everything written).
+//! (everything written). `--writers N` (default 1) writes the batches through N stores
+//! (N connections) at once, as N crawlers sharing one index do; the rate is then the
+//! torrents over the write phase's wall time, the batches made by one generator thread
+//! ahead of the writers.
 
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{mpsc, Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use estudely::report::Report;
@@ -34,13 +39,14 @@ const BATCH: usize = 1000;
 const SIGHTINGS_EACH: u16 = 200;
 
 /// The options, for messages.
-const USAGE: &str = "--db URL, --torrents N, --seed N, --searches N, --reclassify";
+const USAGE: &str = "--db URL, --torrents N, --seed N, --searches N, --writers N, --reclassify";
 
 struct Opts {
     db: Option<String>,
     torrents: usize,
     seed: u64,
     searches: usize,
+    writers: usize,
     reclassify: bool,
 }
 
@@ -50,6 +56,7 @@ fn parse_args() -> Result<Opts, String> {
         torrents: 1_000_000,
         seed: 1,
         searches: 1000,
+        writers: 1,
         reclassify: false,
     };
     let mut args = std::env::args().skip(1);
@@ -75,6 +82,14 @@ fn parse_args() -> Result<Opts, String> {
                     .parse()
                     .map_err(|_| format!("--searches `{n}` is not a number"))?;
             }
+            "--writers" => {
+                let n = args.next().ok_or("--writers needs a number")?;
+                opts.writers = n
+                    .parse()
+                    .ok()
+                    .filter(|&n| n > 0)
+                    .ok_or_else(|| format!("--writers `{n}` is not a number above 0"))?;
+            }
             "--reclassify" => opts.reclassify = true,
             "--bench" => {} // passed by `cargo bench`
             other => return Err(format!("unknown argument `{other}` (use {USAGE})")),
@@ -95,37 +110,13 @@ fn main() -> anyhow::Result<()> {
         opts.torrents,
         url_kind(&url)
     );
-    let mut store = url.open()?;
     let mut rng = SmallRng::seed_from_u64(opts.seed);
-    let (mut files, mut busy) = (0usize, Duration::ZERO);
-    let start = Instant::now();
-    let mut done = 0;
-    while done < opts.torrents {
-        let n = BATCH.min(opts.torrents - done);
-        let torrents: Vec<Torrent> = (done..done + n).map(|i| synthetic(&mut rng, i)).collect();
-        files += torrents.iter().map(|t| t.files.len()).sum::<usize>();
-        let batch = Batch {
-            torrents,
-            ..Batch::default()
-        };
-        let t0 = Instant::now();
-        store.write("bench", &batch)?;
-        busy += t0.elapsed();
-        done += n;
-        if done % 100_000 == 0 {
-            eprintln!(
-                "  {done} torrents, {:.0}/s so far",
-                done as f64 / busy.as_secs_f64()
-            );
-        }
-    }
-    let wall = start.elapsed();
-    println!(
-        "insert: {done} torrents, {files} files in {:.1} s of writes ({:.1} s with generation): {:.0} torrents/s",
-        busy.as_secs_f64(),
-        wall.as_secs_f64(),
-        done as f64 / busy.as_secs_f64()
-    );
+    let done = if opts.writers > 1 {
+        fill_concurrently(&url, &opts, &mut rng)?
+    } else {
+        fill(&url, &opts, &mut rng)?
+    };
+    let mut store = url.open()?;
     let searches = opts.searches;
     let ms = |d: Duration| d.as_secs_f64() * 1e3;
     let report = |label: &str, times: &mut Vec<Duration>, rows: usize| {
@@ -310,6 +301,112 @@ fn reclassify(url: &DbUrl, dir: &std::path::Path) -> anyhow::Result<()> {
         );
     }
     Ok(())
+}
+
+/// Insert `opts.torrents` through one store, timing the writes alone; the torrents inserted.
+fn fill(url: &DbUrl, opts: &Opts, rng: &mut SmallRng) -> anyhow::Result<usize> {
+    let mut store = url.open()?;
+    let (mut files, mut busy) = (0usize, Duration::ZERO);
+    let start = Instant::now();
+    let mut done = 0;
+    while done < opts.torrents {
+        let n = BATCH.min(opts.torrents - done);
+        let torrents: Vec<Torrent> = (done..done + n).map(|i| synthetic(rng, i)).collect();
+        files += torrents.iter().map(|t| t.files.len()).sum::<usize>();
+        let batch = Batch {
+            torrents,
+            ..Batch::default()
+        };
+        let t0 = Instant::now();
+        store.write("bench", &batch)?;
+        busy += t0.elapsed();
+        done += n;
+        if done % 100_000 == 0 {
+            eprintln!(
+                "  {done} torrents, {:.0}/s so far",
+                done as f64 / busy.as_secs_f64()
+            );
+        }
+    }
+    let wall = start.elapsed();
+    println!(
+        "insert: {done} torrents, {files} files in {:.1} s of writes ({:.1} s with generation): {:.0} torrents/s",
+        busy.as_secs_f64(),
+        wall.as_secs_f64(),
+        done as f64 / busy.as_secs_f64()
+    );
+    Ok(done)
+}
+
+/// Insert `opts.torrents` through `opts.writers` stores at once, each on its own thread and
+/// connection, taking the batches one generator thread makes ahead of them (the same
+/// torrents as [`fill`] for the same seed); timed by the write phase's wall clock.
+fn fill_concurrently(url: &DbUrl, opts: &Opts, rng: &mut SmallRng) -> anyhow::Result<usize> {
+    let (tx, rx) = mpsc::sync_channel::<Batch>(2 * opts.writers);
+    // Each writer holds the receiver: when all have stopped, the generator's send fails.
+    let rx = Arc::new(Mutex::new(rx));
+    let (written, files) = (AtomicUsize::new(0), AtomicUsize::new(0));
+    let stores = (0..opts.writers)
+        .map(|_| url.open())
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let start = Instant::now();
+    let total = opts.torrents;
+    std::thread::scope(|scope| -> anyhow::Result<()> {
+        let writers: Vec<_> = stores
+            .into_iter()
+            .map(|mut store| {
+                let (rx, written, files) = (Arc::clone(&rx), &written, &files);
+                scope.spawn(move || -> anyhow::Result<()> {
+                    loop {
+                        let next = rx.lock().expect("no writer panics").recv();
+                        let Ok(batch) = next else { return Ok(()) };
+                        let n = batch.torrents.len();
+                        let f = batch.torrents.iter().map(|t| t.files.len()).sum();
+                        store.write("bench", &batch)?;
+                        files.fetch_add(f, Ordering::Relaxed);
+                        let before = written.fetch_add(n, Ordering::Relaxed);
+                        if (before + n) / 100_000 > before / 100_000 {
+                            let secs = start.elapsed().as_secs_f64();
+                            eprintln!(
+                                "  {} torrents, {:.0}/s so far ({secs:.1} s)",
+                                before + n,
+                                (before + n) as f64 / secs
+                            );
+                        }
+                    }
+                })
+            })
+            .collect();
+        drop(rx);
+        let mut made = 0;
+        while made < total {
+            let n = BATCH.min(total - made);
+            let torrents: Vec<Torrent> = (made..made + n).map(|i| synthetic(rng, i)).collect();
+            made += n;
+            let batch = Batch {
+                torrents,
+                ..Batch::default()
+            };
+            if tx.send(batch).is_err() {
+                break; // every writer stopped: their errors are below
+            }
+        }
+        drop(tx);
+        for w in writers {
+            w.join().expect("no writer panics")?;
+        }
+        Ok(())
+    })?;
+    let wall = start.elapsed();
+    let done = written.into_inner();
+    println!(
+        "insert: {done} torrents, {} files in {:.1} s with {} writers: {:.0} torrents/s",
+        files.into_inner(),
+        wall.as_secs_f64(),
+        opts.writers,
+        done as f64 / wall.as_secs_f64()
+    );
+    Ok(done)
 }
 
 fn url_kind(url: &DbUrl) -> &'static str {
