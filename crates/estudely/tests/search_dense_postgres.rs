@@ -104,3 +104,66 @@ fn fewer_matches_than_the_window_are_found_exactly() {
         1_500
     );
 }
+
+/// A fresh index whose first row is the largest torrent and holds the word `lphabet` only
+/// in its file's path, followed by `names` torrents whose names hold it only as a
+/// substring (`Alphabetical N`).
+fn fragment_index(names: u32) -> PgStore {
+    let mut store = PgStore::connect(&PgServer::shared().database()).expect("connect");
+    let mut first = torrent(0, "Zither first", 1 << 40);
+    first.files[0].path = vec![b"lphabet.txt".to_vec()];
+    let mut batches = vec![vec![first]];
+    let rest: Vec<Torrent> = (1..=names)
+        .map(|i| torrent(i, &format!("Alphabetical {i}"), 1000 + u64::from(i)))
+        .collect();
+    batches.extend(rest.chunks(500).map(<[Torrent]>::to_vec));
+    for torrents in batches {
+        let batch = Batch {
+            torrents,
+            ..Batch::default()
+        };
+        store.write("me", &batch).expect("write");
+    }
+    store
+}
+
+fn largest_of(store: &mut PgStore, query: &str) -> String {
+    let hits = store
+        .search_sorted(query, SearchSort::Size, 1, 0)
+        .expect("search");
+    String::from_utf8_lossy(&hits[0].torrent.name).into_owned()
+}
+
+#[test]
+fn a_dense_substring_takes_the_first_names_holding_it_in_table_order() {
+    // 2,500 names hold the fragment: more than any window. The words are not dense (one
+    // path in the table holds `lphabet` as a word), the substring is.
+    let mut store = fragment_index(2_500);
+    // The candidates are the first 2,000 names holding it: the path's word, first in
+    // the table and the largest, is not one of them (through the indexes, it was).
+    assert_eq!(largest_of(&mut store, "lphabet"), "Alphabetical 2000");
+    let q = SearchQuery::parse("lphabet").unwrap();
+    let counts = store.category_counts(&q).unwrap();
+    assert!(counts.capped);
+    assert_eq!(counts.of(Category::Other), 2_000);
+    // By relevance: the best of the first 1,000 names (equal ranks and similarities: the
+    // oldest first).
+    let hits = store.search("lphabet", 2, 0).unwrap();
+    let names: Vec<String> = hits
+        .iter()
+        .map(|h| String::from_utf8_lossy(&h.torrent.name).into_owned())
+        .collect();
+    assert_eq!(names, ["Alphabetical 1", "Alphabetical 2"]);
+}
+
+#[test]
+fn fewer_names_than_the_window_holding_a_substring_are_found_exactly() {
+    // 1,500 names: dense at the start of the table, but fewer than a sort's 2,000, so
+    // every match is a candidate, the path's word among them.
+    let mut store = fragment_index(1_500);
+    assert_eq!(largest_of(&mut store, "lphabet"), "Zither first");
+    let q = SearchQuery::parse("lphabet").unwrap();
+    let counts = store.category_counts(&q).unwrap();
+    assert!(!counts.capped);
+    assert_eq!(counts.of(Category::Other), 1_501);
+}
