@@ -22,7 +22,10 @@
 //! is tied to its per-client runtime; it is a few dozen forwarding lines.
 
 use std::collections::HashMap;
+use std::future::Future;
+use std::pin::pin;
 use std::sync::mpsc;
+use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
 use super::io::IoRef;
@@ -293,6 +296,51 @@ impl Transaction<'_> {
     }
 
     statements!();
+
+    /// The rows of `sql` run with `first`, then with the parameters of what `later` builds
+    /// (`params` lists them). `first` is sent before `later` runs, so the server executes
+    /// it while this thread builds the next; both answers come back in one wait. What a
+    /// long write gains: the client's work on its second half off the server's path.
+    pub fn query_then<S: ?Sized + Sql, D>(
+        &mut self,
+        sql: &S,
+        first: Params<'_>,
+        later: impl FnOnce() -> D,
+        params: impl for<'d> Fn(&'d D) -> Vec<&'d (dyn ToSql + Sync)>,
+    ) -> Result<(Vec<Row>, Vec<Row>), Error> {
+        let st = self.statement(sql)?;
+        let mut cx = Context::from_waker(Waker::noop());
+        // A first poll encodes the statement and hands it to the connection's task (which
+        // sends it at once); the answer is awaited below.
+        let mut one = pin!(self.inner.query(&st, first));
+        let early = match one.as_mut().poll(&mut cx) {
+            Poll::Ready(rows) => Some(rows),
+            Poll::Pending => None,
+        };
+        let data = later();
+        let values = params(&data);
+        // Failed at once (the transaction is aborted): the second is not sent.
+        let early = match early {
+            Some(Err(e)) => return Err(e),
+            other => other,
+        };
+        let mut two = pin!(self.inner.query(&st, &values));
+        let early_two = match two.as_mut().poll(&mut cx) {
+            Poll::Ready(rows) => Some(rows),
+            Poll::Pending => None,
+        };
+        self.io.wait(async move {
+            let one = match early {
+                Some(rows) => rows?,
+                None => one.await?,
+            };
+            let two = match early_two {
+                Some(rows) => rows?,
+                None => two.await?,
+            };
+            Ok((one, two))
+        })
+    }
 
     /// Bind a statement to a portal, whose rows are then read a few at a time.
     pub fn bind<S: ?Sized + Sql>(&mut self, sql: &S, params: Params<'_>) -> Result<Portal, Error> {

@@ -6,11 +6,11 @@ use std::collections::BTreeMap;
 use std::net::IpAddr;
 
 use super::client::SqlState;
-use super::client::Transaction;
+use super::client::{ToSql, Transaction};
 use estudely_krpc::{CompactNode, InfoHash};
 use estudely_peer_wire::info::display;
 
-use super::text::{clamp_i64, files_blob, search_vector, search_words};
+use super::text::{clamp_i64, files_blob, search_vector, search_words, SearchVector};
 use crate::{
     release_json, version_str, Batch, Category, Release, SightingSum, Source, Torrent,
     MAX_STORED_FILES,
@@ -57,106 +57,24 @@ fn torrents(tx: &mut Transaction<'_>, torrents: &[Torrent]) -> Result<(), super:
     for t in torrents {
         by_key.entry(t.info_hash.0).or_insert(t);
     }
-    let n = by_key.len();
-    let mut keys: Vec<&[u8]> = Vec::with_capacity(n);
-    let mut v2: Vec<Option<&[u8]>> = Vec::with_capacity(n);
-    let (mut names, mut raws) = (Vec::with_capacity(n), Vec::with_capacity(n));
-    let (mut total, mut piece, mut count, mut omitted) = (
-        Vec::with_capacity(n),
-        Vec::with_capacity(n),
-        Vec::with_capacity(n),
-        Vec::new(),
-    );
-    let (mut private, mut version, mut discovered, mut source) = (
-        Vec::with_capacity(n),
-        Vec::with_capacity(n),
-        Vec::with_capacity(n),
-        Vec::new(),
-    );
-    let (mut name_words, mut path_words) = (Vec::with_capacity(n), Vec::with_capacity(n));
-    let mut vectors = Vec::with_capacity(n);
-    let (mut seeds, mut peers) = (Vec::with_capacity(n), Vec::with_capacity(n));
-    let (mut categories, mut releases) = (Vec::with_capacity(n), Vec::with_capacity(n));
-    let mut file_lists = Vec::with_capacity(n);
-    for (key, t) in &by_key {
-        let stored = t.files.len().min(MAX_STORED_FILES);
-        let name = display(&t.name);
-        keys.push(&key[..]);
-        v2.push(t.info_hash_v2.as_ref().map(|h| &h[..]));
-        let words = search_words([name.as_str()]);
-        names.push(name);
-        raws.push(&t.name[..]);
-        total.push(clamp_i64(t.total_bytes));
-        piece.push(clamp_i64(t.piece_length));
-        count.push(clamp_i64(t.file_count));
-        omitted.push(clamp_i64(t.file_count.saturating_sub(stored as u64)));
-        private.push(t.private);
-        version.push(version_str(t.version));
-        discovered.push(t.discovered);
-        source.push(t.source.as_str());
-        let int4 = |e: Option<u32>| e.map(|e| i32::try_from(e).unwrap_or(i32::MAX));
-        seeds.push(int4(t.seeds_estimate));
-        peers.push(int4(t.peers_estimate));
-        categories.push(t.category.map(Category::as_str));
-        releases.push(t.release_column());
-        let paths: Vec<String> = t.files[..stored].iter().map(|f| f.path_lossy()).collect();
-        let paths = search_words(paths.iter().map(String::as_str));
-        // Built here when its words allow, else by the server from the words; a vector
-        // with letters outside ASCII goes with its words, for a database not in UTF-8.
-        let vector = search_vector(&words, &paths);
-        let (words, paths) = match vector {
-            Some(_) if words.is_ascii() && paths.is_ascii() => (None, None),
-            _ => (Some(words), Some(paths)),
-        };
-        vectors.push(vector);
-        name_words.push(words);
-        path_words.push(paths);
-        file_lists.push(files_blob(&t.files[..stored]));
-    }
-    let inserted = tx.query(
-        "INSERT INTO torrents (info_hash, info_hash_v2, name, name_raw, total_bytes,
-             piece_length, file_count, files_omitted, private, version, discovered,
-             last_seen, source, search, seeds_estimate, peers_estimate, category, release,
-             estimated_at, scraped_at, files)
-         SELECT h, v2, n, nr, tb, pl, fc, fo, p, v, d, d, s,
-                CASE WHEN sv IS NOT NULL AND (nw IS NULL OR db.utf8)
-                     THEN sv
-                     ELSE setweight(to_tsvector('simple', nw), 'A') || to_tsvector('simple', pw)
-                END, se, pe,
-                ca, re,
-                CASE WHEN se IS NULL AND pe IS NULL THEN NULL ELSE d END,
-                CASE WHEN se IS NULL AND pe IS NULL THEN 0 ELSE d END, fl
-         FROM (SELECT current_setting('server_encoding') = 'UTF8' AS utf8) db,
-              unnest($1::bytea[], $2::bytea[], $3::text[], $4::bytea[], $5::int8[],
-                     $6::int8[], $7::int8[], $8::int8[], $9::bool[], $10::text[],
-                     $11::int8[], $12::text[], $13::text[], $14::text[], $15::int4[],
-                     $16::int4[], $17::text[], $18::text[], $19::bytea[], $20::tsvector[])
-              AS u(h, v2, n, nr, tb, pl, fc, fo, p, v, d, s, nw, pw, se, pe, ca, re, fl, sv)
-         ON CONFLICT (info_hash) DO NOTHING
-         RETURNING info_hash",
-        &[
-            &keys,
-            &v2,
-            &names,
-            &raws,
-            &total,
-            &piece,
-            &count,
-            &omitted,
-            &private,
-            &version,
-            &discovered,
-            &source,
-            &name_words,
-            &path_words,
-            &seeds,
-            &peers,
-            &categories,
-            &releases,
-            &file_lists,
-            &vectors,
-        ],
-    )?;
+    let entries: Vec<(&[u8; 20], &Torrent)> = by_key.iter().map(|(k, t)| (k, *t)).collect();
+    // A long batch goes in two statements, the second half's rows built while the server
+    // writes the first (`query_then`): the client's share (words, vectors, file lists,
+    // encoding) is off the server's path.
+    let inserted = if entries.len() >= 2 * PIPELINED_HALF {
+        let (first, second) = entries.split_at(entries.len() / 2);
+        let first = Rows::of(first);
+        let (mut one, two) = tx.query_then(
+            INSERT_TORRENTS,
+            &first.params(),
+            || Rows::of(second),
+            Rows::params,
+        )?;
+        one.extend(two);
+        one
+    } else {
+        tx.query(INSERT_TORRENTS, &Rows::of(&entries).params())?
+    };
     let mut new: Vec<[u8; 20]> = Vec::with_capacity(inserted.len());
     for row in &inserted {
         let key: &[u8] = row.get(0);
@@ -177,6 +95,149 @@ fn torrents(tx: &mut Transaction<'_>, torrents: &[Torrent]) -> Result<(), super:
     }
 
     Ok(())
+}
+
+/// Torrents a batch must hold for its insert to go in two statements (see [`torrents`]):
+/// half of this at least in each.
+const PIPELINED_HALF: usize = 128;
+
+/// Insert torrents from the arrays of [`Rows::params`]; the keys of those inserted.
+const INSERT_TORRENTS: &str =
+    "INSERT INTO torrents (info_hash, info_hash_v2, name, name_raw, total_bytes,
+             piece_length, file_count, files_omitted, private, version, discovered,
+             last_seen, source, search, seeds_estimate, peers_estimate, category, release,
+             estimated_at, scraped_at, files)
+         SELECT h, v2, n, nr, tb, pl, fc, fo, p, v, d, d, s,
+                CASE WHEN sv IS NOT NULL AND (nw IS NULL OR db.utf8)
+                     THEN sv
+                     ELSE setweight(to_tsvector('simple', nw), 'A') || to_tsvector('simple', pw)
+                END, se, pe,
+                ca, re,
+                CASE WHEN se IS NULL AND pe IS NULL THEN NULL ELSE d END,
+                CASE WHEN se IS NULL AND pe IS NULL THEN 0 ELSE d END, fl
+         FROM (SELECT current_setting('server_encoding') = 'UTF8' AS utf8) db,
+              unnest($1::bytea[], $2::bytea[], $3::text[], $4::bytea[], $5::int8[],
+                     $6::int8[], $7::int8[], $8::int8[], $9::bool[], $10::text[],
+                     $11::int8[], $12::text[], $13::text[], $14::text[], $15::int4[],
+                     $16::int4[], $17::text[], $18::text[], $19::bytea[], $20::tsvector[])
+              AS u(h, v2, n, nr, tb, pl, fc, fo, p, v, d, s, nw, pw, se, pe, ca, re, fl, sv)
+         ON CONFLICT (info_hash) DO NOTHING
+         RETURNING info_hash";
+
+/// The columns of some torrents (in key order) as the arrays [`INSERT_TORRENTS`] takes.
+struct Rows<'t> {
+    keys: Vec<&'t [u8]>,
+    v2: Vec<Option<&'t [u8]>>,
+    names: Vec<String>,
+    raws: Vec<&'t [u8]>,
+    total: Vec<i64>,
+    piece: Vec<i64>,
+    count: Vec<i64>,
+    omitted: Vec<i64>,
+    private: Vec<bool>,
+    version: Vec<&'static str>,
+    discovered: Vec<i64>,
+    source: Vec<&'static str>,
+    name_words: Vec<Option<String>>,
+    path_words: Vec<Option<String>>,
+    seeds: Vec<Option<i32>>,
+    peers: Vec<Option<i32>>,
+    categories: Vec<Option<&'static str>>,
+    releases: Vec<Option<String>>,
+    file_lists: Vec<Vec<u8>>,
+    vectors: Vec<Option<SearchVector>>,
+}
+
+impl<'t> Rows<'t> {
+    /// The columns of `entries`: display names, search words or vectors, file lists.
+    fn of(entries: &[(&'t [u8; 20], &'t Torrent)]) -> Rows<'t> {
+        let n = entries.len();
+        let mut r = Rows {
+            keys: Vec::with_capacity(n),
+            v2: Vec::with_capacity(n),
+            names: Vec::with_capacity(n),
+            raws: Vec::with_capacity(n),
+            total: Vec::with_capacity(n),
+            piece: Vec::with_capacity(n),
+            count: Vec::with_capacity(n),
+            omitted: Vec::with_capacity(n),
+            private: Vec::with_capacity(n),
+            version: Vec::with_capacity(n),
+            discovered: Vec::with_capacity(n),
+            source: Vec::with_capacity(n),
+            name_words: Vec::with_capacity(n),
+            path_words: Vec::with_capacity(n),
+            seeds: Vec::with_capacity(n),
+            peers: Vec::with_capacity(n),
+            categories: Vec::with_capacity(n),
+            releases: Vec::with_capacity(n),
+            file_lists: Vec::with_capacity(n),
+            vectors: Vec::with_capacity(n),
+        };
+        for &(key, t) in entries {
+            let stored = t.files.len().min(MAX_STORED_FILES);
+            let name = display(&t.name);
+            r.keys.push(&key[..]);
+            r.v2.push(t.info_hash_v2.as_ref().map(|h| &h[..]));
+            let words = search_words([name.as_str()]);
+            r.names.push(name);
+            r.raws.push(&t.name[..]);
+            r.total.push(clamp_i64(t.total_bytes));
+            r.piece.push(clamp_i64(t.piece_length));
+            r.count.push(clamp_i64(t.file_count));
+            r.omitted
+                .push(clamp_i64(t.file_count.saturating_sub(stored as u64)));
+            r.private.push(t.private);
+            r.version.push(version_str(t.version));
+            r.discovered.push(t.discovered);
+            r.source.push(t.source.as_str());
+            let int4 = |e: Option<u32>| e.map(|e| i32::try_from(e).unwrap_or(i32::MAX));
+            r.seeds.push(int4(t.seeds_estimate));
+            r.peers.push(int4(t.peers_estimate));
+            r.categories.push(t.category.map(Category::as_str));
+            r.releases.push(t.release_column());
+            let paths: Vec<String> = t.files[..stored].iter().map(|f| f.path_lossy()).collect();
+            let paths = search_words(paths.iter().map(String::as_str));
+            // Built here when its words allow, else by the server from the words; a vector
+            // with letters outside ASCII goes with its words, for a database not in UTF-8.
+            let vector = search_vector(&words, &paths);
+            let (words, paths) = match vector {
+                Some(_) if words.is_ascii() && paths.is_ascii() => (None, None),
+                _ => (Some(words), Some(paths)),
+            };
+            r.vectors.push(vector);
+            r.name_words.push(words);
+            r.path_words.push(paths);
+            r.file_lists.push(files_blob(&t.files[..stored]));
+        }
+        r
+    }
+
+    /// The arrays, in the order of [`INSERT_TORRENTS`]'s parameters.
+    fn params(&self) -> Vec<&(dyn ToSql + Sync)> {
+        vec![
+            &self.keys,
+            &self.v2,
+            &self.names,
+            &self.raws,
+            &self.total,
+            &self.piece,
+            &self.count,
+            &self.omitted,
+            &self.private,
+            &self.version,
+            &self.discovered,
+            &self.source,
+            &self.name_words,
+            &self.path_words,
+            &self.seeds,
+            &self.peers,
+            &self.categories,
+            &self.releases,
+            &self.file_lists,
+            &self.vectors,
+        ]
+    }
 }
 
 /// Raise `last_seen` of stored torrents (keys in ascending order).
