@@ -42,12 +42,17 @@ fn torrent(i: u32, name: &str, bytes: u64) -> Torrent {
 /// the largest torrent and matches `alpha beta` only as substrings of its name, followed
 /// by `words` torrents holding both words.
 fn index(words: u32) -> PgStore {
-    let mut store = PgStore::connect(&PgServer::shared().database()).expect("connect");
-    assert!(store.substring_search(), "pg_trgm should be installed here");
-    let mut batches = vec![vec![torrent(0, "Alphabetical Betamax", 1 << 40)]];
-    let rest: Vec<Torrent> = (1..=words)
+    let rest = (1..=words)
         .map(|i| torrent(i, &format!("alpha beta {i}"), 1000 + u64::from(i)))
         .collect();
+    filled(torrent(0, "Alphabetical Betamax", 1 << 40), rest)
+}
+
+/// A fresh index holding `first`, then `rest` (in table order).
+fn filled(first: Torrent, rest: Vec<Torrent>) -> PgStore {
+    let mut store = PgStore::connect(&PgServer::shared().database()).expect("connect");
+    assert!(store.substring_search(), "pg_trgm should be installed here");
+    let mut batches = vec![vec![first]];
     batches.extend(rest.chunks(500).map(<[Torrent]>::to_vec));
     for torrents in batches {
         let batch = Batch {
@@ -109,22 +114,12 @@ fn fewer_matches_than_the_window_are_found_exactly() {
 /// in its file's path, followed by `names` torrents whose names hold it only as a
 /// substring (`Alphabetical N`).
 fn fragment_index(names: u32) -> PgStore {
-    let mut store = PgStore::connect(&PgServer::shared().database()).expect("connect");
     let mut first = torrent(0, "Zither first", 1 << 40);
     first.files[0].path = vec![b"lphabet.txt".to_vec()];
-    let mut batches = vec![vec![first]];
-    let rest: Vec<Torrent> = (1..=names)
+    let rest = (1..=names)
         .map(|i| torrent(i, &format!("Alphabetical {i}"), 1000 + u64::from(i)))
         .collect();
-    batches.extend(rest.chunks(500).map(<[Torrent]>::to_vec));
-    for torrents in batches {
-        let batch = Batch {
-            torrents,
-            ..Batch::default()
-        };
-        store.write("me", &batch).expect("write");
-    }
-    store
+    filled(first, rest)
 }
 
 fn largest_of(store: &mut PgStore, query: &str) -> String {
