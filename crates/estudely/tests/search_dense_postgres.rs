@@ -162,3 +162,23 @@ fn fewer_names_than_the_window_holding_a_substring_are_found_exactly() {
     assert!(!counts.capped);
     assert_eq!(counts.of(Category::Other), 1_501);
 }
+
+/// A search plans its statements for their values: a generic plan of a prepared statement
+/// (PostgreSQL's choice from its sixth run) evaluated `to_tsquery($1)` on every row of a
+/// scan in table order, doubling it.
+#[test]
+fn searches_plan_each_statement_for_its_values() {
+    let mut store = index(10);
+    let mode = |store: &PgStore| -> String {
+        let rows = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap()
+            .block_on(store.async_client().query_one("SHOW plan_cache_mode", &[]))
+            .unwrap();
+        rows.get(0)
+    };
+    assert_eq!(mode(&store), "auto");
+    store.search("alpha beta", 3, 0).unwrap();
+    assert_eq!(mode(&store), "force_custom_plan");
+}
