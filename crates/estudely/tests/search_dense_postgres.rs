@@ -64,13 +64,6 @@ fn filled(first: Torrent, rest: Vec<Torrent>) -> PgStore {
     store
 }
 
-fn largest(store: &mut PgStore) -> String {
-    let hits = store
-        .search_sorted("alpha beta", SearchSort::Size, 1, 0)
-        .expect("search");
-    String::from_utf8_lossy(&hits[0].torrent.name).into_owned()
-}
-
 #[test]
 fn dense_words_take_the_first_word_matches_in_table_order() {
     // 2,500 matches: more than any window (1,000 ranked, 2,000 sorted or counted).
@@ -78,18 +71,16 @@ fn dense_words_take_the_first_word_matches_in_table_order() {
     // The candidates are the first 2,000 matches of the words themselves: the substring
     // match, first in the table, is not one of them (through the indexes, it was, and
     // came first by size).
-    assert_eq!(largest(&mut store), "alpha beta 2000");
+    assert_eq!(largest_of(&mut store, "alpha beta"), "alpha beta 2000");
     let q = SearchQuery::parse("alpha beta").unwrap();
     let counts = store.category_counts(&q).unwrap();
     assert!(counts.capped);
     assert_eq!(counts.of(Category::Other), 2_000);
     // By relevance: the best of the first 1,000 (equal ranks: the oldest first).
-    let hits = store.search("alpha beta", 3, 0).unwrap();
-    let names: Vec<String> = hits
-        .iter()
-        .map(|h| String::from_utf8_lossy(&h.torrent.name).into_owned())
-        .collect();
-    assert_eq!(names, ["alpha beta 1", "alpha beta 2", "alpha beta 3"]);
+    assert_eq!(
+        best_names(&mut store, "alpha beta", 3),
+        ["alpha beta 1", "alpha beta 2", "alpha beta 3"]
+    );
 }
 
 #[test]
@@ -97,7 +88,7 @@ fn fewer_matches_than_the_window_are_found_exactly() {
     // 1,500 word matches and the substring match: dense at the start of the table, but
     // fewer than the 2,000 a sort by size orders, so every match is a candidate.
     let mut store = index(1_500);
-    assert_eq!(largest(&mut store), "Alphabetical Betamax");
+    assert_eq!(largest_of(&mut store, "alpha beta"), "Alphabetical Betamax");
     let q = SearchQuery::parse("alpha beta").unwrap();
     let counts = store.category_counts(&q).unwrap();
     assert!(!counts.capped);
@@ -129,6 +120,14 @@ fn largest_of(store: &mut PgStore, query: &str) -> String {
     String::from_utf8_lossy(&hits[0].torrent.name).into_owned()
 }
 
+/// The names of the best `n` hits of `query` by relevance.
+fn best_names(store: &mut PgStore, query: &str, n: usize) -> Vec<String> {
+    let hits = store.search(query, n, 0).expect("search");
+    hits.iter()
+        .map(|h| String::from_utf8_lossy(&h.torrent.name).into_owned())
+        .collect()
+}
+
 #[test]
 fn a_dense_substring_takes_the_first_names_holding_it_in_table_order() {
     // 2,500 names hold the fragment: more than any window. The words are not dense (one
@@ -143,12 +142,10 @@ fn a_dense_substring_takes_the_first_names_holding_it_in_table_order() {
     assert_eq!(counts.of(Category::Other), 2_000);
     // By relevance: the best of the first 1,000 names (equal ranks and similarities: the
     // oldest first).
-    let hits = store.search("lphabet", 2, 0).unwrap();
-    let names: Vec<String> = hits
-        .iter()
-        .map(|h| String::from_utf8_lossy(&h.torrent.name).into_owned())
-        .collect();
-    assert_eq!(names, ["Alphabetical 1", "Alphabetical 2"]);
+    assert_eq!(
+        best_names(&mut store, "lphabet", 2),
+        ["Alphabetical 1", "Alphabetical 2"]
+    );
 }
 
 #[test]

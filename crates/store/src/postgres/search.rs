@@ -115,16 +115,19 @@ impl Density {
     }
 }
 
+/// `q`'s included words as typed, in order.
+fn typed_words(q: &SearchQuery) -> Vec<&str> {
+    q.include
+        .iter()
+        .flat_map(|t| t.words.iter().map(String::as_str))
+        .collect()
+}
+
 /// The `ILIKE` pattern of `q`'s included words, when `trgm` and no phrase (a phrase asks
 /// for whole words in a row).
 fn pattern_of(q: &SearchQuery, trgm: bool) -> Option<String> {
-    let words: Vec<&str> = q
-        .include
-        .iter()
-        .flat_map(|t| t.words.iter().map(String::as_str))
-        .collect();
     let phrases = q.include.iter().any(|t| t.words.len() > 1);
-    substring_pattern(&words).filter(|_| trgm && !phrases)
+    substring_pattern(&typed_words(q)).filter(|_| trgm && !phrases)
 }
 
 /// A count or offset as a `bigint` (saturating).
@@ -198,12 +201,7 @@ impl Sql {
         } else {
             format!("to_tsquery('simple', {})", self.bind(all))
         };
-        let words_typed: Vec<&str> = q
-            .include
-            .iter()
-            .flat_map(|t| t.words.iter().map(String::as_str))
-            .collect();
-        let plain = words_typed.join(" ");
+        let plain = typed_words(q).join(" ");
         let rank = match &pattern {
             Some(_) if rank => {
                 let plain = self.bind(plain);
